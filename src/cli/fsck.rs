@@ -1,0 +1,44 @@
+//! `mreg fsck`: verify every object and manifest in the registry.
+
+use anyhow::Result;
+
+use super::{Ctx, output};
+use crate::error::Failure;
+use crate::store::check;
+
+/// Verify the registry: re-hash every object, parse every manifest, walk every tree
+///
+/// Exits 1 and names each bad file when anything is wrong. Temp files left by an
+/// interrupted command are reported but are not errors.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  mreg fsck\n  mreg fsck --json | jq '.problems[].path'")]
+pub struct FsckArgs {}
+
+/// Runs `mreg fsck`.
+pub fn run(ctx: &Ctx, _args: &FsckArgs) -> Result<()> {
+    let reg = ctx.registry()?;
+    let report = check::check(&reg, &ctx.out.progress())?;
+    ctx.out.emit(&report, || {
+        report.problems.iter().map(|p| format!("{}: {}\n", p.path.display(), p.message)).collect()
+    })?;
+    if !report.leftovers.is_empty() {
+        ctx.out.status(&format!(
+            "{} temp file(s) left by interrupted commands in {} (safe to delete).",
+            report.leftovers.len(),
+            reg.tmp_dir().display()
+        ));
+    }
+    if report.problems.is_empty() {
+        ctx.out.status(&format!(
+            "Checked {} objects ({}) and {} manifests: all good.",
+            report.objects,
+            output::bytes(report.bytes),
+            report.manifests
+        ));
+        Ok(())
+    } else {
+        Err(Failure::error(format!("fsck found {} problem(s)", report.problems.len()))
+            .hint("each line above names a bad file; restore it from a copy of the registry")
+            .into())
+    }
+}

@@ -1,0 +1,130 @@
+//! The command line: global flags, the command list, and dispatch.
+//!
+//! Only this module knows about clap, terminals, color and progress bars.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::store::Registry;
+
+mod demo;
+mod fsck;
+mod init;
+mod ls;
+pub mod output;
+mod pull;
+mod push;
+mod show;
+
+use output::Printer;
+
+const AFTER_HELP: &str = "\
+Examples:
+  mreg init
+  mreg push ./out --model churn --message 'lr sweep winner'
+  mreg ls churn
+  mreg pull churn@latest --to /srv/model
+  mreg push ./out --model churn --json | jq -r .version
+
+Exit codes: 0 done, 1 error, 2 usage error, 3 a gate did not hold, 4 a conflict.
+The registry is the nearest .mreg folder above the current one, unless --registry
+or MREG_REGISTRY names one.";
+
+/// A model registry in one binary: which files, built how, promoted by whom
+#[derive(Debug, Parser)]
+#[command(name = "mreg", version, about, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, clap::Args)]
+struct Global {
+    /// Registry to use: a folder holding .mreg, the .mreg folder, or a file:// URL
+    #[arg(long, global = true, env = "MREG_REGISTRY", value_name = "PATH")]
+    registry: Option<String>,
+    /// Print machine-readable JSON on stdout instead of text
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print no status lines, only data and errors
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Never draw progress bars
+    #[arg(long, global = true)]
+    no_progress: bool,
+    /// When to use color on stderr
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    color: ColorChoice,
+}
+
+/// Returns when color is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set
+    Auto,
+    /// Always
+    Always,
+    /// Never
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Init(init::InitArgs),
+    Push(push::PushArgs),
+    Pull(pull::PullArgs),
+    Ls(ls::LsArgs),
+    Show(show::ShowArgs),
+    Fsck(fsck::FsckArgs),
+    Demo(demo::DemoArgs),
+}
+
+/// What every command gets: the printer and the way to the registry.
+pub struct Ctx {
+    /// Where output goes.
+    pub out: Printer,
+    registry: Option<String>,
+    cwd: PathBuf,
+}
+
+impl Ctx {
+    /// Returns the registry named by `--registry`/`MREG_REGISTRY` or found above the
+    /// current folder.
+    pub fn registry(&self) -> Result<Registry> {
+        Registry::locate(self.registry.as_deref().filter(|s| !s.is_empty()), &self.cwd)
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let g = cli.global;
+    let ctx = Ctx {
+        out: Printer::new(g.json, g.quiet, g.no_progress, g.color),
+        registry: g.registry,
+        cwd: std::env::current_dir().context("reading the current folder")?,
+    };
+    match cli.command {
+        Command::Init(args) => init::run(&ctx, &args),
+        Command::Push(args) => push::run(&ctx, &args),
+        Command::Pull(args) => pull::run(&ctx, &args),
+        Command::Ls(args) => ls::run(&ctx, &args),
+        Command::Show(args) => show::run(&ctx, &args),
+        Command::Fsck(args) => fsck::run(&ctx, &args),
+        Command::Demo(args) => demo::run(&ctx, &args),
+    }
+}
+
+/// Prints an error the way every command does: `error: …` and `hint: …` on stderr.
+pub fn report_error(err: &anyhow::Error) {
+    let color = output::stderr_color(ColorChoice::Auto);
+    let paint = |code: &str, text: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() };
+    eprintln!("{} {err:#}", paint("1;31", "error:"));
+    if let Some(hint) = crate::error::failure_of(err).and_then(|f| f.hint.as_deref()) {
+        eprintln!("{} {hint}", paint("1;36", "hint:"));
+    }
+}

@@ -1,0 +1,68 @@
+//! The current time and actor, overridable through `MREG_NOW` and `MREG_ACTOR`.
+//!
+//! Records carry who wrote them and when. CI systems and tests pin both through
+//! the environment so that records, and therefore hashes, are reproducible.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+
+use crate::error::Failure;
+
+/// Returns the current time, or the one `MREG_NOW` names (RFC 3339 or Unix seconds).
+pub fn now() -> Result<SystemTime> {
+    match std::env::var("MREG_NOW") {
+        Ok(text) if !text.is_empty() => parse_time(&text)
+            .with_context(|| format!("reading MREG_NOW={text:?}"))
+            .map_err(|err| {
+                anyhow::Error::new(Failure::usage(format!("{err:#}")).hint(
+                    "set MREG_NOW to an RFC 3339 time such as 2026-01-02T03:04:05Z, or unset it",
+                ))
+            }),
+        _ => Ok(SystemTime::now()),
+    }
+}
+
+fn parse_time(text: &str) -> Result<SystemTime> {
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+    }
+    Ok(humantime::parse_rfc3339_weak(text)?)
+}
+
+/// Returns a time as RFC 3339 in UTC with seconds, the form every manifest uses.
+pub fn format_time(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// Returns who is acting: `MREG_ACTOR`, else `user@host`.
+pub fn actor() -> String {
+    if let Ok(actor) = std::env::var("MREG_ACTOR")
+        && !actor.is_empty()
+    {
+        return actor;
+    }
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    format!("{user}@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rfc3339_and_unix_seconds_alike() {
+        let a = parse_time("2026-01-02T03:04:05Z").unwrap();
+        let b = parse_time("1767323045").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(format_time(a), "2026-01-02T03:04:05Z");
+    }
+
+    #[test]
+    fn rejects_garbage_time() {
+        assert!(parse_time("yesterday").is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! mreg: a model registry in one binary.
+//!
+//! The library holds everything but the command line: the content-addressed
+//! [`store`], the TOML [`manifest`]s, and [`refspec`] parsing. The `cli` module turns
+//! them into commands; nothing outside it prints.
+
+pub mod cli;
+pub mod clock;
+pub mod error;
+pub mod manifest;
+pub mod refspec;
+pub mod store;

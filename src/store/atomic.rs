@@ -1,0 +1,80 @@
+//! Crash-safe publishing: temp file beside the target, fsync, rename or exclusive link.
+//!
+//! Whatever a crash interrupts, a published path holds either nothing or complete
+//! content. Immutable records are published with an exclusive hard link, so two
+//! writers racing for one name never overwrite each other: one wins, the other is told.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// Returns a new temp file in `tmp_dir`, removed when dropped unless persisted.
+pub fn temp_file(tmp_dir: &Path) -> Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix("tmp-")
+        .tempfile_in(tmp_dir)
+        .with_context(|| format!("creating a temp file in {}", tmp_dir.display()))
+}
+
+/// Publishes `bytes` at `target` only if nothing is there yet.
+///
+/// Returns `false`, writing nothing, when `target` already exists. The content is
+/// durable before the name appears, and the name is durable when this returns `true`.
+pub fn create_exclusive(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> Result<bool> {
+    let mut temp = temp_file(tmp_dir)?;
+    temp.write_all(bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .with_context(|| format!("writing {}", temp.path().display()))?;
+    match fs::hard_link(temp.path(), target) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(err) => {
+            return Err(err).with_context(|| format!("publishing {}", target.display()));
+        }
+    }
+    drop(temp);
+    sync_parent(target)?;
+    Ok(true)
+}
+
+/// Publishes `bytes` at `target`, replacing what was there, atomically and durably.
+pub fn replace(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> Result<()> {
+    let mut temp = temp_file(tmp_dir)?;
+    temp.write_all(bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .with_context(|| format!("writing {}", temp.path().display()))?;
+    temp.persist(target).with_context(|| format!("publishing {}", target.display()))?;
+    sync_parent(target)
+}
+
+/// Makes the entry of `path` in its folder durable.
+pub fn sync_parent(path: &Path) -> Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    sync_dir(parent)
+}
+
+/// Makes a folder's entries durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing folder {}", dir.display()))
+}
+
+/// Flushes everything written on the filesystem holding `path` to stable storage.
+///
+/// One call replaces thousands of per-file fsyncs when a push stores many small files.
+pub fn sync_filesystem(path: &Path) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let dir = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        rustix::fs::syncfs(&dir).with_context(|| format!("syncing the filesystem of {}", path.display()))?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        rustix::fs::sync();
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Checking a registry: every object re-hashed, every manifest parsed, every version's
+//! tree walked, with each problem named by its path.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::object::{self, Encoding, ObjectId};
+use super::tree::{Kind, Tree, TreeId};
+use super::{Progress, Registry, models, read};
+
+/// Returns one thing found wrong.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    /// The file at fault.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Returns what a check looked at and found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Objects re-hashed.
+    pub objects: u64,
+    /// Their content bytes.
+    pub bytes: u64,
+    /// Manifests parsed (config and version records).
+    pub manifests: u64,
+    /// Problems, in path order.
+    pub problems: Vec<Problem>,
+    /// Temp files left by interrupted commands, harmless and safe to delete.
+    pub leftovers: Vec<PathBuf>,
+}
+
+/// Checks the whole registry.
+pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
+    let mut problems = Vec::new();
+    let stored = list_objects(reg, &mut problems)?;
+    let total: u64 = stored.iter().map(|(_, _, _, len)| len).sum();
+    progress.start("checking", total);
+    let results: Vec<(ObjectId, Result<u64>)> = stored
+        .par_iter()
+        .map(|(path, id, encoding, len)| {
+            let mut sink = std::io::sink();
+            let r = object::copy_verified(path, *encoding, *id, *len, &mut sink, &|_| {});
+            progress.advance(*len);
+            (*id, r)
+        })
+        .collect();
+    progress.finish();
+    let mut good = HashSet::new();
+    let mut bytes = 0;
+    for ((path, ..), (id, result)) in stored.iter().zip(results) {
+        match result {
+            Ok(n) => {
+                bytes += n;
+                good.insert(id);
+            }
+            Err(err) => problems.push(Problem { path: path.clone(), message: format!("{err:#}") }),
+        }
+    }
+    let mut manifests = 1;
+    if let Err(err) = reg.config() {
+        problems.push(Problem { path: reg.root().join("config.toml"), message: format!("{err:#}") });
+    }
+    let mut walked = HashSet::new();
+    for model in models::list_models(reg)? {
+        for n in models::list_versions(reg, &model)? {
+            manifests += 1;
+            let path = models::version_path(reg, &model, n);
+            match models::load_version(reg, &model, n) {
+                Ok(record) => check_tree(reg, record.tree, &good, &mut walked, &path, &mut problems),
+                Err(err) => problems.push(Problem { path, message: format!("{err:#}") }),
+            }
+        }
+    }
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    problems.dedup();
+    let leftovers = list_dir(&reg.tmp_dir())?;
+    Ok(Report { objects: good.len() as u64, bytes, manifests, problems, leftovers })
+}
+
+fn check_tree(
+    reg: &Registry,
+    root: TreeId,
+    good: &HashSet<ObjectId>,
+    walked: &mut HashSet<ObjectId>,
+    record: &Path,
+    problems: &mut Vec<Problem>,
+) {
+    let mut stack = vec![(root.0, String::new())];
+    while let Some((id, prefix)) = stack.pop() {
+        if !walked.insert(id) {
+            continue;
+        }
+        let tree = match read::read_small(reg, id).and_then(|b| Tree::parse(&b)) {
+            Ok(tree) => tree,
+            Err(err) => {
+                let at = if prefix.is_empty() { "its tree".to_owned() } else { format!("folder {prefix}") };
+                problems.push(Problem { path: record.to_path_buf(), message: format!("{at}: {err:#}") });
+                continue;
+            }
+        };
+        for entry in tree.entries {
+            let path = format!("{prefix}{}", entry.name);
+            if entry.kind == Kind::Dir {
+                stack.push((entry.id, format!("{path}/")));
+            } else if !good.contains(&entry.id) && !walked.contains(&entry.id) {
+                walked.insert(entry.id);
+                let state = if reg.has_object(entry.id) { "corrupt" } else { "missing" };
+                problems.push(Problem {
+                    path: record.to_path_buf(),
+                    message: format!("{path}: object {} is {state}", entry.id.short(16)),
+                });
+            }
+        }
+    }
+}
+
+type StoredObject = (PathBuf, ObjectId, Encoding, u64);
+
+fn list_objects(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<StoredObject>> {
+    let mut out = Vec::new();
+    for fan in list_dir(&reg.objects_dir())? {
+        let Some(prefix) = fan.file_name().and_then(|n| n.to_str()).filter(|n| n.len() == 2).map(str::to_owned) else {
+            problems.push(Problem { path: fan, message: "unexpected entry in objects/".into() });
+            continue;
+        };
+        if !fan.is_dir() {
+            problems.push(Problem { path: fan, message: "unexpected file in objects/".into() });
+            continue;
+        }
+        for path in list_dir(&fan)? {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let (rest, encoding) = match name.strip_suffix(".zst") {
+                Some(rest) => (rest, Encoding::Zstd),
+                None => (name, Encoding::Raw),
+            };
+            let Ok(id) = format!("{prefix}{rest}").parse::<ObjectId>() else {
+                problems.push(Problem { path, message: "not an object name".into() });
+                continue;
+            };
+            let len = fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len();
+            out.push((path, id, encoding, len));
+        }
+    }
+    Ok(out)
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        out.push(entry.with_context(|| format!("listing {}", dir.display()))?.path());
+    }
+    out.sort();
+    Ok(out)
+}

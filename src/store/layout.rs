@@ -1,0 +1,189 @@
+//! The registry folder: where it is found, what it holds, and its format version.
+//!
+//! ```text
+//! .mreg/config.toml                   format version (later: stages, remotes)
+//! .mreg/objects/ab/cdef…[.zst]        blobs and trees, immutable
+//! .mreg/models/NAME/versions/N.toml   version records, created exclusively
+//! .mreg/tmp/                          temp files, for atomic publishing
+//! .mreg/cache/                        local caches; never needed for correctness
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::atomic;
+use super::object::{Encoding, ObjectId};
+use crate::error::Failure;
+
+/// The layout format this build reads and writes.
+pub const FORMAT: u32 = 1;
+
+/// The name of the registry folder inside a project.
+pub const DIR_NAME: &str = ".mreg";
+
+/// Returns the registry's `config.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// Layout format version; a registry newer than this build is refused.
+    pub format: u32,
+}
+
+/// A registry on the local filesystem: the `.mreg` folder and the paths inside it.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    root: PathBuf,
+}
+
+impl Registry {
+    /// Creates `.mreg` inside `dir` (made if missing).
+    ///
+    /// Returns the registry and whether it was newly created; an existing registry
+    /// is left as it is.
+    pub fn init(dir: &Path) -> Result<(Registry, bool)> {
+        let root = dir.join(DIR_NAME);
+        if root.join("config.toml").is_file() {
+            return Ok((Registry::open_root(&root)?, false));
+        }
+        fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+        let reg = Registry { root: root.canonicalize()? };
+        for sub in ["objects", "models", "tmp", "cache"] {
+            fs::create_dir_all(reg.root.join(sub))
+                .with_context(|| format!("creating {}", reg.root.join(sub).display()))?;
+        }
+        let config = format!(
+            "# mreg registry configuration\n{}",
+            toml::to_string(&Config { format: FORMAT })?
+        );
+        atomic::replace(&reg.tmp_dir(), &reg.root.join("config.toml"), config.as_bytes())?;
+        Ok((reg, true))
+    }
+
+    /// Finds the registry named on the command line, or else by walking up from `start`.
+    pub fn locate(explicit: Option<&str>, start: &Path) -> Result<Registry> {
+        match explicit {
+            Some(spec) => Registry::open(spec),
+            None => Registry::discover(start),
+        }
+    }
+
+    /// Opens the registry `spec` names: a folder holding `.mreg`, the `.mreg` folder
+    /// itself, or a `file://` URL of either.
+    pub fn open(spec: &str) -> Result<Registry> {
+        if let Some((scheme, _)) = spec.split_once("://")
+            && scheme != "file"
+        {
+            return Err(Failure::usage(format!(
+                "registry {spec:?} uses the {scheme}:// scheme, which this mreg cannot open"
+            ))
+            .hint("name a local folder, e.g. --registry /srv/registry")
+            .into());
+        }
+        let path = Path::new(spec.strip_prefix("file://").unwrap_or(spec));
+        for candidate in [path.join(DIR_NAME), path.to_path_buf()] {
+            if candidate.join("config.toml").is_file() {
+                return Registry::open_root(&candidate);
+            }
+        }
+        Err(Failure::error(format!("no mreg registry at {}", path.display()))
+            .hint(format!("create one with `mreg init {}`", path.display()))
+            .into())
+    }
+
+    /// Finds `.mreg` in `start` or the nearest folder above it.
+    pub fn discover(start: &Path) -> Result<Registry> {
+        let start = start.canonicalize().unwrap_or_else(|_| start.to_path_buf());
+        for dir in start.ancestors() {
+            let root = dir.join(DIR_NAME);
+            if root.join("config.toml").is_file() {
+                return Registry::open_root(&root);
+            }
+        }
+        Err(Failure::error(format!(
+            "no mreg registry in {} or any folder above it",
+            start.display()
+        ))
+        .hint("create one with `mreg init`, or name one with --registry PATH or MREG_REGISTRY")
+        .into())
+    }
+
+    fn open_root(root: &Path) -> Result<Registry> {
+        let reg = Registry { root: root.canonicalize()? };
+        let config = reg.config()?;
+        if config.format > FORMAT {
+            return Err(Failure::error(format!(
+                "the registry at {} has layout format {}, newer than this mreg reads ({FORMAT})",
+                reg.root.display(),
+                config.format
+            ))
+            .hint("upgrade mreg")
+            .into());
+        }
+        for sub in ["objects", "models", "tmp", "cache"] {
+            let dir = reg.root.join(sub);
+            if !dir.is_dir() {
+                fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+        }
+        Ok(reg)
+    }
+
+    /// Returns the registry's parsed `config.toml`.
+    pub fn config(&self) -> Result<Config> {
+        let path = self.root.join("config.toml");
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("reading registry config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing registry config {}", path.display()))
+    }
+
+    /// Returns the `.mreg` folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Returns the folder of temp files, on the same filesystem as everything else.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Returns the folder of objects.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.root.join("objects")
+    }
+
+    /// Returns the folder of local caches.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
+    /// Returns the folder holding every model.
+    pub fn models_dir(&self) -> PathBuf {
+        self.root.join("models")
+    }
+
+    /// Returns the folder of one model's version records.
+    pub fn versions_dir(&self, model: &str) -> PathBuf {
+        self.models_dir().join(model).join("versions")
+    }
+
+    /// Returns where an object is stored in the given encoding.
+    pub fn object_path(&self, id: ObjectId, encoding: Encoding) -> PathBuf {
+        let hex = id.to_hex();
+        self.objects_dir().join(&hex[..2]).join(format!("{}{}", &hex[2..], encoding.suffix()))
+    }
+
+    /// Returns where and how an object is stored, or `None` when it is absent.
+    pub fn find_object(&self, id: ObjectId) -> Option<(PathBuf, Encoding)> {
+        [Encoding::Raw, Encoding::Zstd].into_iter().find_map(|encoding| {
+            let path = self.object_path(id, encoding);
+            path.is_file().then_some((path, encoding))
+        })
+    }
+
+    /// Returns whether the object is stored.
+    pub fn has_object(&self, id: ObjectId) -> bool {
+        self.find_object(id).is_some()
+    }
+}

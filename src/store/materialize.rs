@@ -1,0 +1,193 @@
+//! Materializing a tree into a folder: the core of `mreg pull`.
+//!
+//! A tree is untrusted input. Every tree and link target below the root is read,
+//! verified and checked before anything is written: names must be single safe path
+//! components (no `..`, no `/`, no duplicates), links must stay inside the folder.
+//! The folder is then built beside the target and swapped in with one rename, so a
+//! reader sees the old folder or the new one, never half of one.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use rayon::prelude::*;
+
+use super::read::{self, copy_to_file};
+use super::tree::{self, Kind, TreeId};
+use super::{ObjectId, Progress, Registry, atomic};
+use crate::error::Failure;
+
+/// A tree nested deeper than this is refused.
+const MAX_DEPTH: usize = 512;
+/// A tree with more entries than this, counted through every folder, is refused.
+const MAX_ENTRIES: usize = 20_000_000;
+
+/// Returns everything a tree asks to create, checked and in creation order.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Folders, parents before children, as relative `/`-separated paths.
+    pub dirs: Vec<String>,
+    /// Files: relative path, object, size and whether executable.
+    pub files: Vec<PlanFile>,
+    /// Symlinks: relative path and target.
+    pub links: Vec<(String, String)>,
+    /// Bytes of all files.
+    pub bytes: u64,
+}
+
+/// One file of a [`Plan`].
+#[derive(Debug, Clone)]
+pub struct PlanFile {
+    /// Relative `/`-separated path.
+    pub path: String,
+    /// The object holding the content.
+    pub id: ObjectId,
+    /// Content bytes.
+    pub size: u64,
+    /// Whether it gets executable permissions.
+    pub exec: bool,
+}
+
+/// Reads and checks every tree below `root`, returning what to create.
+pub fn plan(reg: &Registry, root: TreeId) -> Result<Plan> {
+    let mut plan = Plan::default();
+    let mut stack: Vec<(TreeId, String, usize)> = vec![(root, String::new(), 0)];
+    let mut count = 0usize;
+    while let Some((id, prefix, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            bail!("tree {} nests folders deeper than {MAX_DEPTH} levels", root.0.short(16));
+        }
+        let tree = read::read_tree(reg, id)?;
+        count += tree.entries.len();
+        if count > MAX_ENTRIES {
+            bail!("tree {} holds more than {MAX_ENTRIES} entries", root.0.short(16));
+        }
+        for entry in tree.entries {
+            let path = format!("{prefix}{}", entry.name);
+            match entry.kind {
+                Kind::Dir => {
+                    plan.dirs.push(path.clone());
+                    stack.push((TreeId(entry.id), format!("{path}/"), depth + 1));
+                }
+                Kind::File | Kind::Exec => {
+                    plan.bytes += entry.size;
+                    plan.files.push(PlanFile { path, id: entry.id, size: entry.size, exec: entry.kind == Kind::Exec });
+                }
+                Kind::Link => {
+                    let bytes = read::read_small(reg, entry.id)
+                        .with_context(|| format!("reading the target of link {path}"))?;
+                    let Ok(target) = String::from_utf8(bytes) else {
+                        bail!("link {path} has a target that is not UTF-8");
+                    };
+                    if let Err(why) = tree::check_link_target(depth, &target) {
+                        return Err(Failure::error(format!("refusing to create link {path}: {why}"))
+                            .hint("the version's tree is unsafe to materialize; nothing was written")
+                            .into());
+                    }
+                    plan.links.push((path, target));
+                }
+            }
+        }
+    }
+    plan.dirs.sort_by_key(|d| d.matches('/').count());
+    Ok(plan)
+}
+
+/// Options of [`materialize`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Replace a folder that is not empty.
+    pub force: bool,
+    /// Flush the new files to stable storage before they appear.
+    pub durable: bool,
+}
+
+/// Creates the planned folder at `dest`, replacing it whole or not at all.
+pub fn materialize(reg: &Registry, plan: &Plan, dest: &Path, opts: Options, progress: &dyn Progress) -> Result<()> {
+    let dest = absolute(dest)?;
+    let existing = check_target(reg, &dest, opts.force)?;
+    let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+    let parent = dest.parent().expect("an absolute path that is not / has a parent");
+    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{name}.mreg-"))
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a temp folder in {}", parent.display()))?;
+    let base = staging.path();
+    for dir in &plan.dirs {
+        let path = base.join(dir);
+        fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
+    }
+    progress.start("writing", plan.bytes);
+    let written: Result<()> = plan.files.par_iter().try_for_each(|f| {
+        let mode = if f.exec { 0o755 } else { 0o644 };
+        copy_to_file(reg, f.id, f.size, &base.join(&f.path), mode, &|n| progress.advance(n))
+            .with_context(|| format!("writing {}", f.path))
+    });
+    progress.finish();
+    written?;
+    for (path, target) in &plan.links {
+        let link = base.join(path);
+        std::os::unix::fs::symlink(target, &link).with_context(|| format!("creating link {}", link.display()))?;
+    }
+    if opts.durable {
+        atomic::sync_filesystem(base)?;
+    }
+    swap_in(staging, &dest, existing)
+}
+
+fn absolute(dest: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(dest).with_context(|| format!("resolving {}", dest.display()))?;
+    if abs.parent().is_none() || abs.file_name().is_none() {
+        bail!(Failure::usage(format!("cannot pull into {}", dest.display())).hint("name a folder such as ./model"));
+    }
+    Ok(abs)
+}
+
+/// Returns whether `dest` exists, refusing a non-folder, a non-empty folder without
+/// `force`, and any place inside the registry.
+fn check_target(reg: &Registry, dest: &Path, force: bool) -> Result<bool> {
+    let resolved = dest.parent().and_then(|p| p.canonicalize().ok()).map(|p| p.join(dest.file_name().unwrap_or_default()));
+    if resolved.as_deref().is_some_and(|p| p.starts_with(reg.root())) {
+        bail!(Failure::usage(format!("{} is inside the registry", dest.display())).hint("pull into a folder outside .mreg"));
+    }
+    match fs::symlink_metadata(dest) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err).with_context(|| format!("reading {}", dest.display())),
+        Ok(meta) if !meta.is_dir() => Err(Failure::error(format!("{} exists and is not a folder", dest.display()))
+            .hint("remove it or pull somewhere else")
+            .into()),
+        Ok(_) => {
+            let empty = fs::read_dir(dest).with_context(|| format!("reading {}", dest.display()))?.next().is_none();
+            if !empty && !force {
+                return Err(Failure::error(format!("{} is not empty", dest.display()))
+                    .hint("pass --force to replace its contents, or pull into a new folder")
+                    .into());
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Puts the finished folder at `dest` in one step.
+fn swap_in(staging: tempfile::TempDir, dest: &Path, existing: bool) -> Result<()> {
+    if !existing {
+        fs::rename(staging.path(), dest).with_context(|| format!("moving the new folder to {}", dest.display()))?;
+        let _ = staging.keep();
+        return atomic::sync_parent(dest);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        if renameat_with(CWD, staging.path(), CWD, dest, RenameFlags::EXCHANGE).is_ok() {
+            // The old contents now sit at the temp path, removed when `staging` drops.
+            return atomic::sync_parent(dest);
+        }
+    }
+    let old = staging.path().with_extension("old");
+    fs::rename(dest, &old).with_context(|| format!("moving {} aside", dest.display()))?;
+    fs::rename(staging.path(), dest).with_context(|| format!("moving the new folder to {}", dest.display()))?;
+    let _ = staging.keep();
+    let _ = fs::remove_dir_all(&old);
+    atomic::sync_parent(dest)
+}

@@ -1,0 +1,38 @@
+//! The store: registry layout, objects, trees, and the operations built on them.
+//!
+//! Nothing here prints; long work reports through [`Progress`].
+
+pub mod atomic;
+pub mod check;
+pub mod layout;
+pub mod materialize;
+pub mod models;
+pub mod object;
+pub mod read;
+pub mod snapshot;
+pub mod statcache;
+pub mod tree;
+pub mod write;
+
+pub use layout::Registry;
+pub use object::ObjectId;
+pub use tree::TreeId;
+
+/// Receives news of long work, for a progress bar.
+pub trait Progress: Sync {
+    /// Starts a phase that will process `total` bytes.
+    fn start(&self, what: &str, total: u64);
+    /// Reports `bytes` more processed.
+    fn advance(&self, bytes: u64);
+    /// Ends the current phase.
+    fn finish(&self);
+}
+
+/// Returns a [`Progress`] that ignores everything.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}

@@ -1,0 +1,209 @@
+//! Models and their versions: listing, loading, numbering, and resolving references.
+//!
+//! A version number is allocated by publishing `versions/N.toml` with an exclusive
+//! create: two pushes racing for one number never both get it, and the loser takes
+//! the next free one. There is no counter to lose.
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::{Registry, TreeId, atomic};
+use crate::error::Failure;
+use crate::manifest::VersionRecord;
+use crate::manifest::version::FORMAT;
+use crate::refspec::{ModelName, ModelRef, Selector};
+
+/// How many numbers a push tries before giving up on a storm of concurrent pushes.
+const ALLOCATION_TRIES: u32 = 1000;
+
+/// Returns the names of all models, sorted.
+pub fn list_models(reg: &Registry) -> Result<Vec<String>> {
+    let dir = reg.models_dir();
+    let mut names = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        if let Some(name) = entry.file_name().to_str()
+            && ModelName::parse(name).is_ok()
+            && entry.path().join("versions").is_dir()
+        {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Returns a model's version numbers, ascending; empty when the model is unknown.
+pub fn list_versions(reg: &Registry, model: &str) -> Result<Vec<u64>> {
+    let dir = reg.versions_dir(model);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut numbers = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let name = entry.file_name();
+        if let Some(n) = name.to_str().and_then(|n| n.strip_suffix(".toml")).and_then(|n| n.parse().ok())
+        {
+            numbers.push(n);
+        }
+    }
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// Returns where a version record lives.
+pub fn version_path(reg: &Registry, model: &str, version: u64) -> PathBuf {
+    reg.versions_dir(model).join(format!("{version}.toml"))
+}
+
+/// Returns a version record, checked to be the one its path says.
+pub fn load_version(reg: &Registry, model: &str, version: u64) -> Result<VersionRecord> {
+    let path = version_path(reg, model, version);
+    let text = fs::read_to_string(&path)
+        .with_context(|| format!("reading the record of {model}@{version} at {}", path.display()))?;
+    let record = VersionRecord::parse(&text)
+        .with_context(|| format!("parsing the record of {model}@{version} at {}", path.display()))?;
+    if record.model != model || record.version != version {
+        anyhow::bail!(
+            "the record at {} says it is {}, not {model}@{version}",
+            path.display(),
+            record.reference()
+        );
+    }
+    Ok(record)
+}
+
+/// Returns every version record of a model, ascending.
+pub fn load_versions(reg: &Registry, model: &str) -> Result<Vec<VersionRecord>> {
+    list_versions(reg, model)?.into_iter().map(|n| load_version(reg, model, n)).collect()
+}
+
+/// What a new version records, apart from its number.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    /// The model.
+    pub model: ModelName,
+    /// Its content.
+    pub tree: TreeId,
+    /// Regular files in the tree.
+    pub files: u64,
+    /// Bytes of those files.
+    pub bytes: u64,
+    /// RFC 3339 time of the push.
+    pub created: String,
+    /// Who pushed.
+    pub actor: String,
+    /// The push message.
+    pub message: Option<String>,
+}
+
+/// Publishes a new version under the next free number and returns its record.
+///
+/// The tree and every object it names must already be durable in the registry.
+pub fn create_version(reg: &Registry, new: NewVersion) -> Result<VersionRecord> {
+    let model = new.model.as_str();
+    let dir = reg.versions_dir(model);
+    if !dir.is_dir() {
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        atomic::sync_dir(&reg.models_dir())?;
+        atomic::sync_parent(&dir)?;
+    }
+    let mut record = VersionRecord {
+        format: FORMAT,
+        model: model.to_owned(),
+        version: 0,
+        tree: new.tree,
+        files: new.files,
+        bytes: new.bytes,
+        created: new.created,
+        actor: new.actor,
+        message: new.message,
+    };
+    let mut next = list_versions(reg, model)?.last().map_or(1, |n| n + 1);
+    for _ in 0..ALLOCATION_TRIES {
+        record.version = next;
+        let path = version_path(reg, model, next);
+        if atomic::create_exclusive(&reg.tmp_dir(), &path, record.to_toml()?.as_bytes())? {
+            return Ok(record);
+        }
+        next += 1;
+    }
+    Err(Failure::conflict(format!(
+        "could not allocate a version number for {model}: {ALLOCATION_TRIES} numbers were taken while trying"
+    ))
+    .hint("push again")
+    .into())
+}
+
+/// Returns the version a reference names, or an error saying what it could mean.
+pub fn resolve(reg: &Registry, reference: &ModelRef) -> Result<VersionRecord> {
+    let model = reference.model.as_str();
+    let numbers = list_versions(reg, model)?;
+    if numbers.is_empty() {
+        let models = list_models(reg)?;
+        let known = if models.is_empty() {
+            "the registry holds no models yet".to_owned()
+        } else {
+            format!("models: {}", models.join(", "))
+        };
+        return Err(Failure::error(format!("no model named {model:?}"))
+            .hint(format!("{known}; `mreg ls` lists them"))
+            .into());
+    }
+    let range = describe_versions(&numbers);
+    match &reference.selector {
+        Selector::Latest => load_version(reg, model, *numbers.last().expect("numbers is not empty")),
+        Selector::Number(n) => {
+            if numbers.binary_search(n).is_ok() {
+                load_version(reg, model, *n)
+            } else {
+                Err(Failure::error(format!("{model}@{n} does not exist"))
+                    .hint(format!("{model} has versions {range}"))
+                    .into())
+            }
+        }
+        Selector::TreePrefix(prefix) => {
+            let matches: Vec<VersionRecord> = load_versions(reg, model)?
+                .into_iter()
+                .filter(|r| r.tree.to_string().starts_with(prefix.as_str()))
+                .collect();
+            match matches.as_slice() {
+                [one] => Ok(one.clone()),
+                [] => Err(Failure::error(format!("no version of {model} has a tree hash starting with {prefix}"))
+                    .hint(format!("{model} has versions {range}; `mreg ls {model}` shows their trees"))
+                    .into()),
+                many => {
+                    let list: Vec<String> = many
+                        .iter()
+                        .map(|r| format!("{} (tree {})", r.reference(), r.tree.0.short(12)))
+                        .collect();
+                    Err(Failure::usage(format!("{reference} is ambiguous: it matches {}", list.join(", ")))
+                        .hint("use a version number or a longer hash prefix")
+                        .into())
+                }
+            }
+        }
+        Selector::Name(word) => Err(Failure::usage(format!("{reference} names no version: {word:?} is not a version number, `latest` or a tree-hash prefix"))
+            .hint(format!(
+                "{model} has versions {range}; write {model}@3, {model}@v3, {model}@latest or {model}@<first {} or more hex digits of a tree hash>",
+                crate::refspec::MIN_HASH_PREFIX
+            ))
+            .into()),
+    }
+}
+
+/// Returns "1 to 5" or "1, 3 and 4" for a list of version numbers.
+fn describe_versions(numbers: &[u64]) -> String {
+    let (first, last) = (numbers[0], numbers[numbers.len() - 1]);
+    if last - first + 1 == numbers.len() as u64 {
+        if first == last { format!("{first} only") } else { format!("{first} to {last}") }
+    } else {
+        let list: Vec<String> = numbers.iter().map(u64::to_string).collect();
+        list.join(", ")
+    }
+}

@@ -1,0 +1,125 @@
+//! Reading objects back: always verified against their hash.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use super::layout::Registry;
+use super::object::{self, Encoding, ObjectId};
+use super::tree::{Tree, TreeId};
+use crate::error::Failure;
+
+/// Trees and link targets larger than this are refused: they are not trees.
+const SMALL_OBJECT_LIMIT: u64 = 256 << 20;
+
+/// Returns the failure for an object the registry does not hold.
+pub fn missing(id: ObjectId) -> anyhow::Error {
+    Failure::error(format!("object {} is missing from the registry", id.short(16)))
+        .hint("run `mreg fsck` to see what else is missing")
+        .into()
+}
+
+/// Returns the verified content of a small object (a tree or a link target).
+pub fn read_small(reg: &Registry, id: ObjectId) -> Result<Vec<u8>> {
+    let (path, encoding) = reg.find_object(id).ok_or_else(|| missing(id))?;
+    let len = fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len();
+    if len > SMALL_OBJECT_LIMIT {
+        bail!("object {} is {len} bytes, too large for a tree or link", id.short(16));
+    }
+    let mut out = Vec::with_capacity(len as usize);
+    let mut limited = LimitedWriter { inner: &mut out, left: SMALL_OBJECT_LIMIT };
+    object::copy_verified(&path, encoding, id, len, &mut limited, &|_| {})?;
+    Ok(out)
+}
+
+/// Returns a parsed, verified tree.
+pub fn read_tree(reg: &Registry, id: TreeId) -> Result<Tree> {
+    let bytes = read_small(reg, id.0).with_context(|| format!("reading tree {}", id.0.short(16)))?;
+    Tree::parse(&bytes).with_context(|| format!("parsing tree {}", id.0.short(16)))
+}
+
+struct LimitedWriter<'a> {
+    inner: &'a mut Vec<u8>,
+    left: u64,
+}
+
+impl Write for LimitedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(std::io::Error::other("object decodes to more bytes than a tree may hold"));
+        }
+        self.left -= buf.len() as u64;
+        self.inner.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes an object's content to a new file at `dest` with the given mode, verified.
+///
+/// Raw objects are cloned (reflink) or copied in the kernel (`copy_file_range`), then
+/// the new file is hashed; compressed ones are decoded and hashed in one pass. `dest`
+/// must not exist. On a mismatch the error names the corrupt object.
+pub fn copy_to_file(
+    reg: &Registry,
+    id: ObjectId,
+    size: u64,
+    dest: &Path,
+    mode: u32,
+    progress: &dyn Fn(u64),
+) -> Result<()> {
+    let (stored, encoding) = reg.find_object(id).ok_or_else(|| missing(id))?;
+    let out = OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .mode(mode)
+        .open(dest)
+        .with_context(|| format!("creating {}", dest.display()))?;
+    match encoding {
+        Encoding::Raw => {
+            let src = File::open(&stored).with_context(|| format!("opening object {}", stored.display()))?;
+            clone_or_copy(&src, &out).with_context(|| format!("copying object {} to {}", stored.display(), dest.display()))?;
+            let (actual, n) = object::hash_reader(&mut &out_reader(dest)?, size, None, progress)
+                .with_context(|| format!("reading back {}", dest.display()))?;
+            if actual != id {
+                bail!(object::corrupt_message(id, actual, &stored));
+            }
+            if n != size {
+                bail!("object {} holds {n} bytes where its tree says {size}", id.short(16));
+            }
+        }
+        Encoding::Zstd => {
+            let mut writer = BufWriter::with_capacity(1 << 20, &out);
+            let n = object::copy_verified(&stored, encoding, id, size, &mut writer, progress)?;
+            writer.flush().with_context(|| format!("writing {}", dest.display()))?;
+            if n != size {
+                bail!("object {} holds {n} bytes where its tree says {size}", id.short(16));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn out_reader(dest: &Path) -> Result<File> {
+    File::open(dest).with_context(|| format!("opening {}", dest.display()))
+}
+
+/// Copies all of `src` into the empty file `out`: a reflink where the filesystem
+/// shares extents, else a copy inside the kernel.
+fn clone_or_copy(src: &File, out: &File) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if rustix::fs::ioctl_ficlone(out, src).is_ok() {
+        return Ok(());
+    }
+    let mut reader = src;
+    let mut writer = out;
+    std::io::copy(&mut reader, &mut writer)?;
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! Snapshots: a folder scanned, hashed and (optionally) stored, giving its tree.
+//!
+//! Scanning honours `.mregignore` (gitignore syntax, at the folder's top) and reports
+//! what it skipped; it refuses FIFOs, sockets, devices, names that are not UTF-8 and
+//! symlinks leading out of the folder, naming the path. Files are hashed on all cores,
+//! each streamed in chunks, so memory does not grow with file size.
+
+use std::fs::{self, Metadata};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::object::{self, ObjectId};
+use super::statcache::{Stamp, StatCache};
+use super::tree::{self, Entry, Kind, Tree, TreeId};
+use super::write::Staging;
+use super::{Progress, Registry};
+use crate::error::Failure;
+
+/// The name of the ignore file read at the top of a pushed folder.
+pub const IGNORE_FILE: &str = ".mregignore";
+
+/// Returns one path a scan left out, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Skipped {
+    /// Path relative to the folder, `/`-separated, with a trailing `/` for folders.
+    pub path: String,
+    /// `mregignore` (matched by `.mregignore`) or `registry` (the registry itself).
+    pub reason: &'static str,
+}
+
+/// Returns what a snapshot found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// The folder's tree hash: its content identity.
+    pub tree: TreeId,
+    /// Regular files, executables included.
+    pub files: u64,
+    /// Bytes of all regular files.
+    pub bytes: u64,
+    /// Bytes read and hashed (files the stat cache could not vouch for).
+    pub hashed_bytes: u64,
+    /// Content bytes of objects new to the registry.
+    pub new_bytes: u64,
+    /// Paths left out.
+    pub skipped: Vec<Skipped>,
+}
+
+struct FileItem {
+    rel: String,
+    abs: PathBuf,
+    stamp: Stamp,
+    exec: bool,
+}
+
+enum Child {
+    File(String, usize),
+    Link(String, String),
+    Dir(String, usize),
+}
+
+/// What scanning a folder found, before anything is read.
+struct Scan {
+    files: Vec<FileItem>,
+    dirs: Vec<Vec<Child>>,
+    skipped: Vec<Skipped>,
+}
+
+/// Where a snapshot's content goes.
+pub enum Sink<'a, 'r> {
+    /// Only compute hashes (recording data inputs, verifying a pulled folder).
+    HashOnly,
+    /// Stage new objects for publishing.
+    Store(&'a Staging<'r>),
+}
+
+/// Hashes (and with [`Sink::Store`], stages) the folder `root`.
+///
+/// With [`Sink::Store`], blobs and link targets are staged in `staging`; the trees,
+/// which must be published after the blobs they name, are returned as bytes.
+pub fn snapshot(
+    reg: &Registry,
+    root: &Path,
+    sink: &Sink,
+    cache: Option<&StatCache>,
+    progress: &dyn Progress,
+) -> Result<(Snapshot, Vec<Vec<u8>>)> {
+    let scan = scan(root, Some(reg.root()))?;
+    let hashed = hash_files(&scan.files, sink, cache, progress)?;
+    let mut trees = Vec::new();
+    let mut totals = Totals::default();
+    let root_tree = build_tree(&scan, 0, &hashed, sink, &mut trees, &mut totals)?;
+    let snapshot = Snapshot {
+        tree: root_tree.id(),
+        files: scan.files.len() as u64,
+        bytes: root_tree.total_size(),
+        hashed_bytes: totals.hashed,
+        new_bytes: totals.new,
+        skipped: scan.skipped,
+    };
+    Ok((snapshot, trees))
+}
+
+#[derive(Default)]
+struct Totals {
+    hashed: u64,
+    new: u64,
+}
+
+struct Hashed {
+    id: ObjectId,
+    size: u64,
+    hashed: bool,
+    new: bool,
+}
+
+fn hash_files(
+    files: &[FileItem],
+    sink: &Sink,
+    cache: Option<&StatCache>,
+    progress: &dyn Progress,
+) -> Result<Vec<Hashed>> {
+    let cached: Vec<Option<ObjectId>> = files
+        .iter()
+        .map(|f| cache.and_then(|c| c.lookup(&f.rel, &f.stamp)))
+        .collect();
+    let to_read: u64 = files.iter().zip(&cached).filter(|(_, c)| c.is_none()).map(|(f, _)| f.stamp_size()).sum();
+    progress.start("hashing", to_read);
+    let result = files
+        .par_iter()
+        .zip(cached.par_iter())
+        .map(|(file, cached)| -> Result<Hashed> {
+            if let Some(id) = cached {
+                let new = match sink {
+                    Sink::Store(staging) if !staging.registry().has_object(*id) => {
+                        return read_file(file, sink, cache, progress);
+                    }
+                    _ => false,
+                };
+                return Ok(Hashed { id: *id, size: file.stamp_size(), hashed: false, new });
+            }
+            read_file(file, sink, cache, progress)
+        })
+        .collect();
+    progress.finish();
+    result
+}
+
+fn read_file(file: &FileItem, sink: &Sink, cache: Option<&StatCache>, progress: &dyn Progress) -> Result<Hashed> {
+    let advance = |n| progress.advance(n);
+    let (id, size, new) = match sink {
+        Sink::HashOnly => {
+            let (id, size) = object::hash_file(&file.abs, &advance)?;
+            (id, size, false)
+        }
+        Sink::Store(staging) => {
+            let stored = staging.add_file(&file.abs, &advance)?;
+            (stored.id, stored.size, stored.new)
+        }
+    };
+    let after = fs::symlink_metadata(&file.abs).with_context(|| format!("reading {}", file.abs.display()))?;
+    if Stamp::of(&after) != file.stamp || size != file.stamp_size() {
+        return Err(Failure::error(format!("{} changed while mreg was reading it", file.abs.display()))
+            .hint("wait until whatever writes it has finished, then push again")
+            .into());
+    }
+    if let Some(cache) = cache {
+        cache.record(&file.rel, file.stamp, id);
+    }
+    Ok(Hashed { id, size, hashed: true, new })
+}
+
+impl FileItem {
+    fn stamp_size(&self) -> u64 {
+        self.stamp.size()
+    }
+}
+
+fn build_tree(
+    scan: &Scan,
+    dir: usize,
+    hashed: &[Hashed],
+    sink: &Sink,
+    trees: &mut Vec<Vec<u8>>,
+    totals: &mut Totals,
+) -> Result<Tree> {
+    let mut entries = Vec::with_capacity(scan.dirs[dir].len());
+    for child in &scan.dirs[dir] {
+        entries.push(match child {
+            Child::File(name, i) => {
+                let h = &hashed[*i];
+                if h.hashed {
+                    totals.hashed += h.size;
+                }
+                if h.new {
+                    totals.new += h.size;
+                }
+                let kind = if scan.files[*i].exec { Kind::Exec } else { Kind::File };
+                Entry { name: name.clone(), kind, id: h.id, size: h.size }
+            }
+            Child::Link(name, target) => {
+                let id = match sink {
+                    Sink::HashOnly => ObjectId::of(target.as_bytes()),
+                    Sink::Store(staging) => staging.add_bytes(target.as_bytes())?.id,
+                };
+                Entry { name: name.clone(), kind: Kind::Link, id, size: target.len() as u64 }
+            }
+            Child::Dir(name, sub) => {
+                let tree = build_tree(scan, *sub, hashed, sink, trees, totals)?;
+                let bytes = tree.to_bytes();
+                let id = ObjectId::of(&bytes);
+                if matches!(sink, Sink::Store(_)) {
+                    trees.push(bytes);
+                }
+                Entry { name: name.clone(), kind: Kind::Dir, id, size: tree.total_size() }
+            }
+        });
+    }
+    let tree = Tree::new(entries);
+    if dir == 0 && matches!(sink, Sink::Store(_)) {
+        trees.push(tree.to_bytes());
+    }
+    Ok(tree)
+}
+
+fn load_ignore(root: &Path) -> Result<Gitignore> {
+    let mut builder = GitignoreBuilder::new(root);
+    let path = root.join(IGNORE_FILE);
+    if path.is_file()
+        && let Some(err) = builder.add(&path)
+    {
+        return Err(Failure::error(format!("cannot read {}: {err}", path.display()))
+            .hint("fix the line it names; the syntax is the one of .gitignore")
+            .into());
+    }
+    builder.build().with_context(|| format!("reading {}", path.display()))
+}
+
+fn refuse(path: &Path, why: &str) -> anyhow::Error {
+    Failure::error(format!("cannot store {}: {why}", path.display()))
+        .hint(format!("remove it, or list it in {IGNORE_FILE} to leave it out"))
+        .into()
+}
+
+fn scan(root: &Path, registry: Option<&Path>) -> Result<Scan> {
+    let ignore = load_ignore(root)?;
+    let mut skipped = Vec::new();
+    let mut files = Vec::new();
+    let mut dirs: Vec<Vec<Child>> = vec![Vec::new()];
+    let mut stack: Vec<usize> = vec![0];
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| {
+            let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+            let is_dir = e.file_type().is_dir();
+            let reason = if is_dir && registry.is_some_and(|r| e.path() == r) {
+                "registry"
+            } else if ignore.matched(rel, is_dir).is_ignore() {
+                "mregignore"
+            } else {
+                return true;
+            };
+            let mut path = rel.to_string_lossy().into_owned();
+            if is_dir {
+                path.push('/');
+            }
+            skipped.push(Skipped { path, reason });
+            false
+        });
+    for entry in walker {
+        let entry = entry.map_err(|err| {
+            let path = err.path().map_or_else(|| root.to_path_buf(), Path::to_path_buf);
+            anyhow::Error::new(err).context(format!("scanning {}", path.display()))
+        })?;
+        let path = entry.path();
+        let Some(name) = entry.file_name().to_str() else {
+            return Err(refuse(path, "its name is not valid UTF-8"));
+        };
+        let name = name.to_owned();
+        let depth = entry.depth();
+        stack.truncate(depth);
+        let parent = *stack.last().expect("the root folder is always on the stack");
+        let rel = path.strip_prefix(root).expect("walked paths are under the root");
+        let rel = rel.to_str().expect("every component was checked to be UTF-8").to_owned();
+        let ft = entry.file_type();
+        let meta: Metadata = entry.metadata().with_context(|| format!("reading {}", path.display()))?;
+        if ft.is_dir() {
+            dirs.push(Vec::new());
+            let idx = dirs.len() - 1;
+            dirs[parent].push(Child::Dir(name, idx));
+            stack.push(idx);
+        } else if ft.is_file() {
+            let exec = meta.permissions().mode() & 0o111 != 0;
+            files.push(FileItem { rel, abs: path.to_path_buf(), stamp: Stamp::of(&meta), exec });
+            dirs[parent].push(Child::File(name, files.len() - 1));
+        } else if ft.is_symlink() {
+            let target = fs::read_link(path).with_context(|| format!("reading link {}", path.display()))?;
+            let Some(target) = target.to_str() else {
+                return Err(refuse(path, "its link target is not valid UTF-8"));
+            };
+            if let Err(why) = tree::check_link_target(depth - 1, target) {
+                return Err(refuse(path, &format!("it is a symlink and {why}")));
+            }
+            dirs[parent].push(Child::Link(name, target.to_owned()));
+        } else {
+            let what = if ft.is_fifo() {
+                "it is a FIFO (named pipe)"
+            } else if ft.is_socket() {
+                "it is a socket"
+            } else if ft.is_block_device() || ft.is_char_device() {
+                "it is a device"
+            } else {
+                "it is not a file, folder or symlink"
+            };
+            return Err(refuse(path, what));
+        }
+    }
+    Ok(Scan { files, dirs, skipped })
+}
+
+/// Returns the canonical path of a folder to snapshot, or a clear refusal.
+pub fn check_folder(dir: &Path) -> Result<PathBuf> {
+    let meta = fs::metadata(dir).map_err(|err| {
+        Failure::error(format!("cannot read folder {}: {err}", dir.display()))
+    })?;
+    if !meta.is_dir() {
+        bail!(Failure::usage(format!("{} is not a folder", dir.display()))
+            .hint("push takes the folder holding the model's files"));
+    }
+    dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))
+}

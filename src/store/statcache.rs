@@ -1,0 +1,133 @@
+//! The stat cache: file hashes remembered by size, times, inode and mode.
+//!
+//! Re-pushing an unchanged folder then costs one `lstat` per file instead of reading
+//! it. An entry is trusted only when the file's times are safely older than the moment
+//! it was hashed: a file modified within the same timestamp tick as its hashing could
+//! change without its stamp changing (the "racy git" problem), so such an entry is
+//! re-hashed next time. The cache is a local file; losing it only costs time.
+
+use std::collections::HashMap;
+use std::fs::{self, Metadata};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::atomic;
+use super::layout::Registry;
+use super::object::ObjectId;
+
+/// How long after a change a file's stamp is trusted to reflect it, in nanoseconds.
+/// Two seconds covers the coarsest common filesystem timestamps.
+const RACY_NS: i64 = 2_000_000_000;
+
+const FORMAT: u32 = 1;
+
+/// What `lstat` says of a file, compared to decide whether it changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+    mode: u32,
+}
+
+impl Stamp {
+    /// Returns the stamp of a file's metadata.
+    pub fn of(meta: &Metadata) -> Stamp {
+        Stamp {
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            ino: meta.ino(),
+            mode: meta.mode(),
+        }
+    }
+
+    /// Returns the file size the stamp records.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Entry {
+    stamp: Stamp,
+    hash: ObjectId,
+    hashed_at_ns: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    format: u32,
+    root: String,
+    entries: HashMap<String, Entry>,
+}
+
+/// The cache of one pushed folder, loaded at the start of a push and saved at its end.
+pub struct StatCache {
+    path: PathBuf,
+    root: String,
+    old: HashMap<String, Entry>,
+    new: Mutex<HashMap<String, Entry>>,
+    changed: Mutex<bool>,
+}
+
+impl StatCache {
+    /// Loads the cache for the folder `root`; a missing or unreadable cache is empty.
+    pub fn load(reg: &Registry, root: &Path) -> StatCache {
+        let root = root.to_string_lossy().into_owned();
+        let key = ObjectId::of(root.as_bytes()).short(24);
+        let path = reg.cache_dir().join("stat").join(format!("{key}.json"));
+        let old = fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<CacheFile>(&bytes).ok())
+            .filter(|c| c.format == FORMAT && c.root == root)
+            .map(|c| c.entries)
+            .unwrap_or_default();
+        StatCache { path, root, old, new: Mutex::new(HashMap::new()), changed: Mutex::new(false) }
+    }
+
+    /// Returns the remembered hash of `rel`, if its stamp is unchanged and trustworthy.
+    pub fn lookup(&self, rel: &str, stamp: &Stamp) -> Option<ObjectId> {
+        let entry = self.old.get(rel)?;
+        let settled = entry.hashed_at_ns - RACY_NS;
+        let trusted =
+            entry.stamp == *stamp && stamp.mtime_ns < settled && stamp.ctime_ns < settled;
+        if !trusted {
+            return None;
+        }
+        self.new.lock().expect("cache lock is never poisoned").insert(rel.to_owned(), *entry);
+        Some(entry.hash)
+    }
+
+    /// Remembers that `rel`, with `stamp` before and after reading, hashed to `hash`.
+    pub fn record(&self, rel: &str, stamp: Stamp, hash: ObjectId) {
+        let hashed_at_ns = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        let entry = Entry { stamp, hash, hashed_at_ns };
+        self.new.lock().expect("cache lock is never poisoned").insert(rel.to_owned(), entry);
+        *self.changed.lock().expect("cache lock is never poisoned") = true;
+    }
+
+    /// Writes the entries seen in this push, dropping those of files that are gone.
+    ///
+    /// Does nothing when nothing changed; a failure to write is not an error.
+    pub fn save(self, reg: &Registry) {
+        let entries = self.new.into_inner().expect("cache lock is never poisoned");
+        let changed = self.changed.into_inner().expect("cache lock is never poisoned");
+        if !changed && entries.len() == self.old.len() {
+            return;
+        }
+        let file = CacheFile { format: FORMAT, root: self.root, entries };
+        let Ok(bytes) = serde_json::to_vec(&file) else { return };
+        if let Some(dir) = self.path.parent() {
+            let _ = fs::create_dir_all(dir);
+        }
+        let _ = atomic::replace(&reg.tmp_dir(), &self.path, &bytes);
+    }
+}

@@ -1,0 +1,138 @@
+//! Staging new objects in temp files, then publishing them together.
+//!
+//! A push streams every new file once: hashed and written to a temp file in the same
+//! pass. Publishing then flushes the filesystem once (not once per file, which costs
+//! seconds for thousands of small files), renames each temp file to its object path,
+//! and flushes again, so an object path only ever names complete, durable bytes.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use tempfile::TempPath;
+
+use super::atomic;
+use super::layout::Registry;
+use super::object::{self, Encoding, ObjectId};
+
+/// Returns what storing one file did.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored {
+    /// The content's identity.
+    pub id: ObjectId,
+    /// Content bytes read.
+    pub size: u64,
+    /// Whether the object was new to the registry.
+    pub new: bool,
+}
+
+/// Objects written to temp files, waiting to be published.
+pub struct Staging<'r> {
+    reg: &'r Registry,
+    pending: Mutex<Vec<(TempPath, PathBuf)>>,
+    ids: Mutex<HashSet<ObjectId>>,
+}
+
+impl<'r> Staging<'r> {
+    /// Returns an empty staging area for `reg`.
+    pub fn new(reg: &'r Registry) -> Self {
+        Staging { reg, pending: Mutex::new(Vec::new()), ids: Mutex::new(HashSet::new()) }
+    }
+
+    /// Returns the registry objects are staged for.
+    pub fn registry(&self) -> &'r Registry {
+        self.reg
+    }
+
+    /// Returns whether nothing is waiting to be published.
+    pub fn is_empty(&self) -> bool {
+        self.pending.lock().expect("staging lock is never poisoned").is_empty()
+    }
+
+    /// Streams the file at `path` into a temp object, hashing it on the way.
+    ///
+    /// Compresses with zstd when a sample says it pays. The temp file is dropped if
+    /// the registry (or this staging area) already holds the content.
+    pub fn add_file(&self, path: &Path, progress: &dyn Fn(u64)) -> Result<Stored> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let len = file.metadata().with_context(|| format!("reading {}", path.display()))?.len();
+        let encoding = if object::zstd_pays(&file, len)
+            .with_context(|| format!("reading {}", path.display()))?
+        {
+            Encoding::Zstd
+        } else {
+            Encoding::Raw
+        };
+        let temp = atomic::temp_file(&self.reg.tmp_dir())?;
+        let (temp_file, temp_path) = temp.into_parts();
+        let (id, size) = match encoding {
+            Encoding::Raw => {
+                let mut out = temp_file;
+                object::hash_reader(&mut &file, len, Some(&mut out), progress)
+            }
+            Encoding::Zstd => {
+                let mut encoder = zstd::stream::write::Encoder::new(
+                    BufWriter::with_capacity(1 << 20, temp_file),
+                    object::ZSTD_LEVEL,
+                )?;
+                let hashed = object::hash_reader(&mut &file, len, Some(&mut encoder), progress);
+                hashed.and_then(|h| encoder.finish()?.flush().map(|()| h))
+            }
+        }
+        .with_context(|| format!("storing {}", path.display()))?;
+        let new = self.keep(id, encoding, temp_path)?;
+        Ok(Stored { id, size, new })
+    }
+
+    /// Stages `bytes` (a tree or a link target) as an object, raw or compressed,
+    /// whichever is smaller by a tenth.
+    pub fn add_bytes(&self, bytes: &[u8]) -> Result<Stored> {
+        let id = ObjectId::of(bytes);
+        let size = bytes.len() as u64;
+        if self.reg.has_object(id) || self.ids.lock().expect("staging lock is never poisoned").contains(&id) {
+            return Ok(Stored { id, size, new: false });
+        }
+        let packed = zstd::bulk::compress(bytes, object::ZSTD_LEVEL)?;
+        let (encoding, body) = if bytes.len() >= 64 && packed.len() * 10 <= bytes.len() * 9 {
+            (Encoding::Zstd, packed.as_slice())
+        } else {
+            (Encoding::Raw, bytes)
+        };
+        let mut temp = atomic::temp_file(&self.reg.tmp_dir())?;
+        temp.write_all(body).with_context(|| format!("writing {}", temp.path().display()))?;
+        let new = self.keep(id, encoding, temp.into_temp_path())?;
+        Ok(Stored { id, size, new })
+    }
+
+    fn keep(&self, id: ObjectId, encoding: Encoding, temp: TempPath) -> Result<bool> {
+        if self.reg.has_object(id) || !self.ids.lock().expect("staging lock is never poisoned").insert(id) {
+            return Ok(false);
+        }
+        fs::set_permissions(&temp, fs::Permissions::from_mode(0o444))
+            .with_context(|| format!("setting permissions of {}", temp.display()))?;
+        let target = self.reg.object_path(id, encoding);
+        self.pending.lock().expect("staging lock is never poisoned").push((temp, target));
+        Ok(true)
+    }
+
+    /// Makes every staged object durable and visible under its object path.
+    pub fn publish(self) -> Result<()> {
+        let pending = self.pending.into_inner().expect("staging lock is never poisoned");
+        if pending.is_empty() {
+            return Ok(());
+        }
+        atomic::sync_filesystem(self.reg.root())?;
+        for (temp, target) in pending {
+            let dir = target.parent().expect("object paths have a fan-out folder");
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            temp.persist(&target)
+                .map_err(|e| e.error)
+                .with_context(|| format!("publishing object {}", target.display()))?;
+        }
+        atomic::sync_filesystem(self.reg.root())
+    }
+}
