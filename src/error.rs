@@ -55,17 +55,29 @@ pub struct Failure {
 impl Failure {
     /// Returns an exit-1 failure with the given message.
     pub fn error(message: impl Into<String>) -> Self {
-        Failure { message: message.into(), kind: Kind::Error, hint: None }
+        Failure {
+            message: message.into(),
+            kind: Kind::Error,
+            hint: None,
+        }
     }
 
     /// Returns an exit-2 failure with the given message.
     pub fn usage(message: impl Into<String>) -> Self {
-        Failure { message: message.into(), kind: Kind::Usage, hint: None }
+        Failure {
+            message: message.into(),
+            kind: Kind::Usage,
+            hint: None,
+        }
     }
 
     /// Returns an exit-4 failure with the given message.
     pub fn conflict(message: impl Into<String>) -> Self {
-        Failure { message: message.into(), kind: Kind::Conflict, hint: None }
+        Failure {
+            message: message.into(),
+            kind: Kind::Conflict,
+            hint: None,
+        }
     }
 
     /// Returns the failure with a hint attached.

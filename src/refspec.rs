@@ -16,8 +16,13 @@ impl ModelName {
     /// Returns the name if it follows the rules: 1 to 100 letters, digits, `.`, `_`
     /// and `-`, starting with a letter or digit, without `..`.
     pub fn parse(name: &str) -> Result<ModelName, Failure> {
-        let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        let ok_start = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let ok_chars = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        let ok_start = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
         if !ok_chars || !ok_start || name.len() > 100 || name.contains("..") {
             return Err(Failure::usage(format!("{name:?} is not a valid model name")).hint(
                 "use 1 to 100 letters, digits, '.', '_' and '-', starting with a letter or digit, \
@@ -69,14 +74,19 @@ impl ModelRef {
             None => (text, None),
         };
         let model = ModelName::parse(name).map_err(|f| {
-            Failure::usage(format!("{text:?} is not a model reference"))
-                .hint(format!("{}; a reference looks like churn@3, churn@latest or churn@<tree hash>", f.message))
+            Failure::usage(format!("{text:?} is not a model reference")).hint(format!(
+                "{}; a reference looks like churn@3, churn@latest or churn@<tree hash>",
+                f.message
+            ))
         })?;
         let selector = match sel {
             None | Some("latest") => Selector::Latest,
             Some("") => {
-                return Err(Failure::usage(format!("{text:?} has nothing after '@'"))
-                    .hint(format!("write {name}@3, {name}@latest or {name}@<tree hash>")));
+                return Err(
+                    Failure::usage(format!("{text:?} has nothing after '@'")).hint(format!(
+                        "write {name}@3, {name}@latest or {name}@<tree hash>"
+                    )),
+                );
             }
             Some(sel) => parse_selector(sel),
         };
@@ -86,12 +96,18 @@ impl ModelRef {
 
 fn parse_selector(sel: &str) -> Selector {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let number = sel.strip_prefix('v').filter(|s| digits(s)).or(Some(sel).filter(|s| digits(s)));
+    let number = sel
+        .strip_prefix('v')
+        .filter(|s| digits(s))
+        .or(Some(sel).filter(|s| digits(s)));
     if let Some(n) = number.and_then(|n| n.parse().ok()) {
         return Selector::Number(n);
     }
     let lower = sel.to_ascii_lowercase();
-    if lower.len() >= MIN_HASH_PREFIX && lower.len() <= 64 && lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if lower.len() >= MIN_HASH_PREFIX
+        && lower.len() <= 64
+        && lower.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Selector::TreePrefix(lower);
     }
     Selector::Name(sel.to_owned())
@@ -122,7 +138,10 @@ mod tests {
         assert_eq!(sel("churn@latest"), Selector::Latest);
         assert_eq!(sel("churn@3"), Selector::Number(3));
         assert_eq!(sel("churn@v12"), Selector::Number(12));
-        assert_eq!(sel("churn@AbCdEf12"), Selector::TreePrefix("abcdef12".into()));
+        assert_eq!(
+            sel("churn@AbCdEf12"),
+            Selector::TreePrefix("abcdef12".into())
+        );
         assert_eq!(sel("churn@abc"), Selector::Name("abc".into()));
         assert_eq!(sel("churn@production"), Selector::Name("production".into()));
         assert_eq!(sel("churn@123456"), Selector::Number(123_456));
@@ -130,7 +149,9 @@ mod tests {
 
     #[test]
     fn refuses_bad_names_and_empty_selectors() {
-        for bad in ["", "../x", "a/b", ".hidden", "-rf", "a..b", "a b", "é", "churn@"] {
+        for bad in [
+            "", "../x", "a/b", ".hidden", "-rf", "a..b", "a b", "é", "churn@",
+        ] {
             assert!(ModelRef::parse(bad).is_err(), "accepted {bad:?}");
         }
         assert!(ModelName::parse(&"a".repeat(101)).is_err());

@@ -16,7 +16,9 @@ use crate::store::{NoProgress, Registry, models};
 /// and shows them, pulls one back and verifies it byte for byte, then checks the
 /// registry. Each step prints the command it runs.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  cargo run --release -- demo\n  mreg demo --fixtures ./fixtures --keep")]
+#[command(
+    after_help = "Examples:\n  cargo run --release -- demo\n  mreg demo --fixtures ./fixtures --keep"
+)]
 pub struct DemoArgs {
     /// Folder of fixtures (holding models/tiny-v1 and models/tiny-v2)
     #[arg(long, value_name = "DIR")]
@@ -29,20 +31,24 @@ pub struct DemoArgs {
 /// Runs `mreg demo`.
 pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
     let fixtures = find_fixtures(args.fixtures.as_deref())?;
-    let work = tempfile::Builder::new().prefix("mreg-demo-").tempdir().context("creating a temp folder")?;
+    let work = tempfile::Builder::new()
+        .prefix("mreg-demo-")
+        .tempdir()
+        .context("creating a temp folder")?;
     let root = work.path().to_path_buf();
     let exe = std::env::current_exe().context("finding the mreg binary")?;
     let v1 = fixtures.join("models/tiny-v1");
     let v2 = fixtures.join("models/tiny-v2");
-    let serve = root.join("serve");
     let fixtures_abs = fixtures.display().to_string();
     let fixtures_short = shorten(&fixtures);
     let step = |title: &str, argv: &[&str], expect_ok: bool| -> Result<()> {
         if !title.is_empty() {
             println!("\n# {title}");
         }
-        let shown: Vec<String> =
-            argv.iter().map(|a| shell_word(&a.replace(&fixtures_abs, &fixtures_short))).collect();
+        let shown: Vec<String> = argv
+            .iter()
+            .map(|a| shell_word(&a.replace(&fixtures_abs, &fixtures_short)))
+            .collect();
         println!("$ mreg {}", shown.join(" "));
         let status = Command::new(&exe)
             .args(argv)
@@ -51,50 +57,117 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
             .status()
             .with_context(|| format!("running mreg {}", argv[0]))?;
         if status.success() != expect_ok {
-            bail!("the demo step `mreg {}` exited with {status}", argv.join(" "));
+            bail!(
+                "the demo step `mreg {}` exited with {status}",
+                argv.join(" ")
+            );
         }
         Ok(())
     };
     let v1s = v1.display().to_string();
     let v2s = v2.display().to_string();
     step("Create a registry", &["init", "registry"], true)?;
-    step("Push the first version of a model", &["push", &v1s, "--model", "demo", "--message", "first training run"], true)?;
-    step("Push a fine-tune: only what changed is stored", &["push", &v2s, "--model", "demo", "--message", "fine-tuned head"], true)?;
-    step("Push the same folder again: nothing to do", &["push", &v2s, "--model", "demo"], true)?;
+    step(
+        "Push the first version of a model",
+        &[
+            "push",
+            &v1s,
+            "--model",
+            "demo",
+            "--message",
+            "first training run",
+        ],
+        true,
+    )?;
+    step(
+        "Push a fine-tune: only what changed is stored",
+        &[
+            "push",
+            &v2s,
+            "--model",
+            "demo",
+            "--message",
+            "fine-tuned head",
+        ],
+        true,
+    )?;
+    step(
+        "Push the same folder again: nothing to do",
+        &["push", &v2s, "--model", "demo"],
+        true,
+    )?;
     step("List models, then the versions of one", &["ls"], true)?;
     step("", &["ls", "demo"], true)?;
-    step("Show a version's record and files", &["show", "demo@1", "--files"], true)?;
-    step("Pull a version for serving", &["pull", "demo@1", "--to", "serve"], true)?;
-    step("An unknown version is an error that says what exists", &["pull", "demo@7", "--to", "other"], false)?;
+    step(
+        "Show a version's record and files",
+        &["show", "demo@1", "--files"],
+        true,
+    )?;
+    step(
+        "Pull a version for serving",
+        &["pull", "demo@1", "--to", "serve"],
+        true,
+    )?;
+    step(
+        "An unknown version is an error that says what exists",
+        &["pull", "demo@7", "--to", "other"],
+        false,
+    )?;
     step("Verify every object and manifest", &["fsck"], true)?;
+    verify_pull(&root, &v1)?;
+    if args.keep {
+        let kept = work.keep();
+        ctx.out.status(&format!(
+            "Demo done; the registry is kept in {}.",
+            kept.display()
+        ));
+    } else {
+        ctx.out
+            .status("Demo done: pushed, listed, pulled and verified.");
+    }
+    Ok(())
+}
 
+/// Checks that `serve/` under `root` hashes to demo@1, and so to the fixture `v1`.
+fn verify_pull(root: &Path, v1: &Path) -> Result<()> {
     println!("\n# Check that the pulled folder is the pushed one");
     let reg = Registry::open(&root.join("registry").display().to_string())?;
     let record = models::load_version(&reg, "demo", 1)?;
+    let serve = root.join("serve");
     let (pulled, _) = snapshot::snapshot(&reg, &serve, &Sink::HashOnly, None, &NoProgress)?;
-    let (pushed, _) = snapshot::snapshot(&reg, &snapshot::check_folder(&v1)?, &Sink::HashOnly, None, &NoProgress)?;
+    let v1_dir = snapshot::check_folder(v1)?;
+    let (pushed, _) = snapshot::snapshot(&reg, &v1_dir, &Sink::HashOnly, None, &NoProgress)?;
     if pulled.tree != record.tree || pushed.tree != record.tree {
-        bail!("the pulled folder hashes to {}, but demo@1 is {}", pulled.tree, record.tree);
+        bail!(
+            "the pulled folder hashes to {}, but demo@1 is {}",
+            pulled.tree,
+            record.tree
+        );
     }
-    println!("tree {} = demo@1 = {}", pulled.tree.0.short(16), shorten(&v1));
-    if args.keep {
-        let kept = work.keep();
-        ctx.out.status(&format!("Demo done; the registry is kept in {}.", kept.display()));
-    } else {
-        ctx.out.status("Demo done: pushed, listed, pulled and verified.");
-    }
+    println!(
+        "tree {} = demo@1 = {}",
+        pulled.tree.0.short(16),
+        shorten(v1)
+    );
     Ok(())
 }
 
 /// Returns a path relative to the current folder when it is below it.
 fn shorten(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
-    path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
+    path.strip_prefix(&cwd)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 /// Returns `word` quoted for a POSIX shell when it needs it.
 fn shell_word(word: &str) -> String {
-    if !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b)) {
+    if !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b))
+    {
         word.to_owned()
     } else {
         format!("'{}'", word.replace('\'', "'\\''"))
@@ -104,14 +177,19 @@ fn shell_word(word: &str) -> String {
 fn find_fixtures(given: Option<&Path>) -> Result<PathBuf> {
     let candidates: Vec<PathBuf> = match given {
         Some(dir) => vec![dir.to_path_buf()],
-        None => vec![PathBuf::from("fixtures"), Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")],
+        None => vec![
+            PathBuf::from("fixtures"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"),
+        ],
     };
     for dir in &candidates {
         if dir.join("models/tiny-v1").is_dir() && dir.join("models/tiny-v2").is_dir() {
             return Ok(std::path::absolute(dir)?);
         }
     }
-    Err(Failure::usage(format!("no fixtures found at {}", candidates[0].display()))
-        .hint("run the demo from the mreg source folder, or pass --fixtures DIR")
-        .into())
+    Err(
+        Failure::usage(format!("no fixtures found at {}", candidates[0].display()))
+            .hint("run the demo from the mreg source folder, or pass --fixtures DIR")
+            .into(),
+    )
 }

@@ -19,26 +19,34 @@ pub fn run(ctx: &Ctx, _args: &FsckArgs) -> Result<()> {
     let reg = ctx.registry()?;
     let report = check::check(&reg, &ctx.out.progress())?;
     ctx.out.emit(&report, || {
-        report.problems.iter().map(|p| format!("{}: {}\n", p.path.display(), p.message)).collect()
+        let lines: Vec<String> = report
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path.display(), p.message))
+            .collect();
+        lines.join("\n")
     })?;
     if !report.leftovers.is_empty() {
         ctx.out.status(&format!(
-            "{} temp file(s) left by interrupted commands in {} (safe to delete).",
-            report.leftovers.len(),
+            "{} left by interrupted commands in {} (safe to delete).",
+            output::count(report.leftovers.len() as u64, "temp file"),
             reg.tmp_dir().display()
         ));
     }
     if report.problems.is_empty() {
         ctx.out.status(&format!(
-            "Checked {} objects ({}) and {} manifests: all good.",
-            report.objects,
+            "Checked {} ({}) and {}: all good.",
+            output::count(report.objects, "object"),
             output::bytes(report.bytes),
-            report.manifests
+            output::count(report.manifests, "manifest")
         ));
         Ok(())
     } else {
-        Err(Failure::error(format!("fsck found {} problem(s)", report.problems.len()))
-            .hint("each line above names a bad file; restore it from a copy of the registry")
-            .into())
+        Err(Failure::error(format!(
+            "fsck found {}",
+            output::count(report.problems.len() as u64, "problem")
+        ))
+        .hint("each line above names a bad file; restore it from a copy of the registry")
+        .into())
     }
 }

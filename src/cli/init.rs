@@ -13,7 +13,9 @@ use crate::store::Registry;
 /// Other commands find it by walking up from the current folder, like git. Running
 /// init where a registry exists leaves it as it is.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  mreg init\n  mreg init /srv/registry && export MREG_REGISTRY=/srv/registry")]
+#[command(
+    after_help = "Examples:\n  mreg init\n  mreg init /srv/registry && export MREG_REGISTRY=/srv/registry"
+)]
 pub struct InitArgs {
     /// Folder to create the registry in
     #[arg(default_value = ".")]
@@ -31,9 +33,12 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
     let (reg, created) = Registry::init(&args.dir)?;
     let path = reg.root().display().to_string();
     if created {
-        ctx.out.status(&format!("Created an empty mreg registry in {path}."));
+        ctx.out
+            .status(&format!("Created an empty mreg registry in {path}."));
     } else {
-        ctx.out.status(&format!("A registry already exists in {path}; left as it is."));
+        ctx.out.status(&format!(
+            "A registry already exists in {path}; left as it is."
+        ));
     }
     if ctx.out.is_json() {
         ctx.out.emit(&Outcome { path, created }, String::new)?;

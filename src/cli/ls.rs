@@ -5,12 +5,15 @@ use serde::Serialize;
 
 use super::{Ctx, output};
 use crate::manifest::VersionRecord;
-use crate::refspec::ModelName;
+use crate::refspec::{ModelName, ModelRef};
+use crate::store::Registry;
 use crate::store::models;
 
 /// List models, or the versions of one model
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  mreg ls\n  mreg ls churn\n  mreg ls churn --json | jq '.[-1].tree'")]
+#[command(
+    after_help = "Examples:\n  mreg ls\n  mreg ls churn\n  mreg ls churn --json | jq '.[-1].tree'"
+)]
 pub struct LsArgs {
     /// Model whose versions to list
     model: Option<String>,
@@ -29,49 +32,56 @@ struct ModelRow {
 pub fn run(ctx: &Ctx, args: &LsArgs) -> Result<()> {
     let reg = ctx.registry()?;
     match &args.model {
-        Some(name) => {
-            let model = ModelName::parse(name)?;
-            let versions = models::load_versions(&reg, model.as_str())?;
-            if versions.is_empty() {
-                // Resolving gives the error that lists the models there are.
-                models::resolve(&reg, &crate::refspec::ModelRef::parse(model.as_str())?)?;
-            }
-            ctx.out.emit(&versions, || versions_table(&versions))
-        }
-        None => {
-            let mut rows = Vec::new();
-            for model in models::list_models(&reg)? {
-                let versions = models::load_versions(&reg, &model)?;
-                let Some(latest) = versions.last() else { continue };
-                rows.push(ModelRow {
-                    model,
-                    latest: latest.version,
-                    versions: versions.len() as u64,
-                    bytes: latest.bytes,
-                    updated: latest.created.clone(),
-                });
-            }
-            if rows.is_empty() && !ctx.out.is_json() {
-                ctx.out.status("No models yet; `mreg push DIR --model NAME` records the first.");
-                return Ok(());
-            }
-            ctx.out.emit(&rows, || {
-                let cells = rows
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.model.clone(),
-                            format!("{}@{}", r.model, r.latest),
-                            r.versions.to_string(),
-                            output::bytes(r.bytes),
-                            r.updated.clone(),
-                        ]
-                    })
-                    .collect();
-                output::table(&["MODEL", "LATEST", "VERSIONS", "SIZE", "UPDATED"], cells)
-            })
-        }
+        Some(name) => list_versions(ctx, &reg, name),
+        None => list_models(ctx, &reg),
     }
+}
+
+fn list_versions(ctx: &Ctx, reg: &Registry, name: &str) -> Result<()> {
+    let model = ModelName::parse(name)?;
+    let versions = models::load_versions(reg, model.as_str())?;
+    if versions.is_empty() {
+        // Resolving gives the error that lists the models there are.
+        models::resolve(reg, &ModelRef::parse(model.as_str())?)?;
+    }
+    ctx.out.emit(&versions, || versions_table(&versions))
+}
+
+fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {
+    let mut rows = Vec::new();
+    for model in models::list_models(reg)? {
+        let versions = models::load_versions(reg, &model)?;
+        let Some(latest) = versions.last() else {
+            continue;
+        };
+        rows.push(ModelRow {
+            model,
+            latest: latest.version,
+            versions: versions.len() as u64,
+            bytes: latest.bytes,
+            updated: latest.created.clone(),
+        });
+    }
+    if rows.is_empty() && !ctx.out.is_json() {
+        ctx.out
+            .status("No models yet; `mreg push DIR --model NAME` records the first.");
+        return Ok(());
+    }
+    ctx.out.emit(&rows, || {
+        let cells = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.model.clone(),
+                    format!("{}@{}", r.model, r.latest),
+                    r.versions.to_string(),
+                    output::bytes(r.bytes),
+                    r.updated.clone(),
+                ]
+            })
+            .collect();
+        output::table(&["MODEL", "LATEST", "VERSIONS", "SIZE", "UPDATED"], cells)
+    })
 }
 
 fn versions_table(versions: &[VersionRecord]) -> String {
@@ -90,5 +100,10 @@ fn versions_table(versions: &[VersionRecord]) -> String {
             ]
         })
         .collect();
-    output::table(&["VERSION", "TREE", "FILES", "SIZE", "CREATED", "BY", "MESSAGE"], cells)
+    output::table(
+        &[
+            "VERSION", "TREE", "FILES", "SIZE", "CREATED", "BY", "MESSAGE",
+        ],
+        cells,
+    )
 }

@@ -65,7 +65,7 @@ struct Global {
 /// Returns when color is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
-    /// On a terminal, unless NO_COLOR is set
+    /// On a terminal, unless `NO_COLOR` is set
     Auto,
     /// Always
     Always,
@@ -96,7 +96,10 @@ impl Ctx {
     /// Returns the registry named by `--registry`/`MREG_REGISTRY` or found above the
     /// current folder.
     pub fn registry(&self) -> Result<Registry> {
-        Registry::locate(self.registry.as_deref().filter(|s| !s.is_empty()), &self.cwd)
+        Registry::locate(
+            self.registry.as_deref().filter(|s| !s.is_empty()),
+            &self.cwd,
+        )
     }
 }
 
@@ -122,7 +125,13 @@ pub fn run(cli: Cli) -> Result<()> {
 /// Prints an error the way every command does: `error: …` and `hint: …` on stderr.
 pub fn report_error(err: &anyhow::Error) {
     let color = output::stderr_color(ColorChoice::Auto);
-    let paint = |code: &str, text: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() };
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    };
     eprintln!("{} {err:#}", paint("1;31", "error:"));
     if let Some(hint) = crate::error::failure_of(err).and_then(|f| f.hint.as_deref()) {
         eprintln!("{} {hint}", paint("1;36", "hint:"));

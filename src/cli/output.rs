@@ -15,7 +15,10 @@ pub fn stderr_color(choice: ColorChoice) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal(),
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stderr().is_terminal()
+        }
     }
 }
 
@@ -31,7 +34,12 @@ impl Printer {
     /// Returns a printer for the given global flags.
     pub fn new(json: bool, quiet: bool, no_progress: bool, color: ColorChoice) -> Printer {
         let progress = !json && !quiet && !no_progress && std::io::stderr().is_terminal();
-        Printer { json, quiet, progress, color: stderr_color(color) }
+        Printer {
+            json,
+            quiet,
+            progress,
+            color: stderr_color(color),
+        }
     }
 
     /// Returns whether `--json` was given.
@@ -41,7 +49,11 @@ impl Printer {
 
     /// Prints `value` as JSON, or the text `text` makes, on stdout.
     pub fn emit<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) -> Result<()> {
-        let mut body = if self.json { serde_json::to_string_pretty(value)? } else { text() };
+        let mut body = if self.json {
+            serde_json::to_string_pretty(value)?
+        } else {
+            text()
+        };
         if !body.is_empty() && !body.ends_with('\n') {
             body.push('\n');
         }
@@ -60,13 +72,19 @@ impl Printer {
 
     /// Prints a warning on stderr, even with `--quiet`.
     pub fn warn(&self, line: &str) {
-        let label = if self.color { "\x1b[1;33mwarning:\x1b[0m" } else { "warning:" };
+        let label = if self.color {
+            "\x1b[1;33mwarning:\x1b[0m"
+        } else {
+            "warning:"
+        };
         eprintln!("{label} {line}");
     }
 
     /// Returns a progress reporter: a bar on a terminal, nothing otherwise.
     pub fn progress(&self) -> Bar {
-        Bar { bar: self.progress.then(ProgressBar::hidden) }
+        Bar {
+            bar: self.progress.then(ProgressBar::hidden),
+        }
     }
 }
 
@@ -128,4 +146,13 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 /// Returns a byte count for people: `1.3 GiB`.
 pub fn bytes(n: u64) -> String {
     indicatif::BinaryBytes(n).to_string()
+}
+
+/// Returns `1 file`, `2 files`: a count with its noun.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

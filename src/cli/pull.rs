@@ -56,13 +56,19 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
     let reg = ctx.registry()?;
     let record = models::resolve(&reg, &reference)?;
     let plan = materialize::plan(&reg, record.tree)?;
-    let opts = Options { force: args.force, durable: args.durable };
+    let opts = Options {
+        force: args.force,
+        durable: args.durable,
+    };
     materialize::materialize(&reg, &plan, &args.to, opts, &ctx.out.progress())?;
-    let path = std::path::absolute(&args.to).unwrap_or_else(|_| args.to.clone()).display().to_string();
+    let path = std::path::absolute(&args.to)
+        .unwrap_or_else(|_| args.to.clone())
+        .display()
+        .to_string();
     ctx.out.status(&format!(
-        "Pulled {} ({} files, {}) into {path}.",
+        "Pulled {} ({}, {}) into {path}.",
         record.reference(),
-        plan.files.len(),
+        output::count(plan.files.len() as u64, "file"),
         output::bytes(plan.bytes)
     ));
     if ctx.out.is_json() {

@@ -1,5 +1,6 @@
 //! `mreg push`: store a folder and record a new model version.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -99,8 +100,8 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     let reference = record.reference();
     if created_new {
         ctx.out.status(&format!(
-            "Stored {} files ({}, {} new) as {reference}.",
-            snap.files,
+            "Stored {} ({}, {} new) as {reference}.",
+            output::count(snap.files, "file"),
             output::bytes(snap.bytes),
             output::bytes(snap.new_bytes)
         ));
@@ -130,13 +131,22 @@ fn report_skipped(ctx: &Ctx, skipped: &[Skipped]) {
     if skipped.is_empty() {
         return;
     }
-    let mut line = format!("Skipped {} path{}:", skipped.len(), if skipped.len() == 1 { "" } else { "s" });
+    let mut line = format!("Skipped {}:", output::count(skipped.len() as u64, "path"));
     for s in skipped.iter().take(SHOWN) {
-        let why = if s.reason == "registry" { " (the registry)" } else { "" };
-        line.push_str(&format!("\n  {}{why}", s.path));
+        let why = if s.reason == "registry" {
+            " (the registry)"
+        } else {
+            " (.mregignore)"
+        };
+        let _ = write!(line, "\n  {}{why}", s.path);
     }
     if skipped.len() > SHOWN {
-        line.push_str(&format!("\n  … and {} more (--json lists all)", skipped.len() - SHOWN));
+        let _ = write!(
+            line,
+            "
+  … and {} more (--json lists all)",
+            skipped.len() - SHOWN
+        );
     }
     ctx.out.status(&line);
 }

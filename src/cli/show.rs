@@ -11,7 +11,9 @@ use crate::store::{ObjectId, models};
 
 /// Print a model version's record (TOML, or JSON with --json)
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  mreg show churn@3\n  mreg show churn --files\n  mreg show churn@latest --json | jq -r .tree")]
+#[command(
+    after_help = "Examples:\n  mreg show churn@3\n  mreg show churn --files\n  mreg show churn@latest --json | jq -r .tree"
+)]
 pub struct ShowArgs {
     /// The version: NAME, NAME@3, NAME@v3, NAME@latest or NAME@<tree-hash prefix>
     #[arg(value_name = "REF")]
@@ -47,7 +49,12 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
         let mut rows: Vec<FileRow> = plan
             .files
             .iter()
-            .map(|f| FileRow { path: f.path.clone(), kind: if f.exec { "exec" } else { "file" }, size: f.size, hash: f.id })
+            .map(|f| FileRow {
+                path: f.path.clone(),
+                kind: if f.exec { "exec" } else { "file" },
+                size: f.size,
+                hash: f.id,
+            })
             .chain(plan.links.iter().map(|(path, target)| FileRow {
                 path: format!("{path} -> {target}"),
                 kind: "link",
@@ -68,7 +75,14 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
             text.push('\n');
             let cells = rows
                 .iter()
-                .map(|r| vec![r.kind.to_owned(), output::bytes(r.size), r.hash.short(12), r.path.clone()])
+                .map(|r| {
+                    vec![
+                        r.kind.to_owned(),
+                        output::bytes(r.size),
+                        r.hash.short(12),
+                        r.path.clone(),
+                    ]
+                })
                 .collect();
             text.push_str(&output::table(&["KIND", "SIZE", "HASH", "PATH"], cells));
         }

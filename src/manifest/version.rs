@@ -52,7 +52,10 @@ impl VersionRecord {
         }
         let probe: Probe = toml::from_str(text)?;
         if probe.format > FORMAT {
-            bail!("it has format {}, newer than this mreg reads ({FORMAT}); upgrade mreg", probe.format);
+            bail!(
+                "it has format {}, newer than this mreg reads ({FORMAT}); upgrade mreg",
+                probe.format
+            );
         }
         Ok(toml::from_str(text)?)
     }

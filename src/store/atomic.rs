@@ -45,7 +45,8 @@ pub fn replace(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> Result<()> {
     temp.write_all(bytes)
         .and_then(|()| temp.as_file().sync_all())
         .with_context(|| format!("writing {}", temp.path().display()))?;
-    temp.persist(target).with_context(|| format!("publishing {}", target.display()))?;
+    temp.persist(target)
+        .with_context(|| format!("publishing {}", target.display()))?;
     sync_parent(target)
 }
 
@@ -69,7 +70,8 @@ pub fn sync_filesystem(path: &Path) -> Result<()> {
     #[cfg(target_os = "linux")]
     {
         let dir = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        rustix::fs::syncfs(&dir).with_context(|| format!("syncing the filesystem of {}", path.display()))?;
+        rustix::fs::syncfs(&dir)
+            .with_context(|| format!("syncing the filesystem of {}", path.display()))?;
     }
     #[cfg(not(target_os = "linux"))]
     {

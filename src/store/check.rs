@@ -61,12 +61,18 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
                 bytes += n;
                 good.insert(id);
             }
-            Err(err) => problems.push(Problem { path: path.clone(), message: format!("{err:#}") }),
+            Err(err) => problems.push(Problem {
+                path: path.clone(),
+                message: format!("{err:#}"),
+            }),
         }
     }
     let mut manifests = 1;
     if let Err(err) = reg.config() {
-        problems.push(Problem { path: reg.root().join("config.toml"), message: format!("{err:#}") });
+        problems.push(Problem {
+            path: reg.root().join("config.toml"),
+            message: format!("{err:#}"),
+        });
     }
     let mut walked = HashSet::new();
     for model in models::list_models(reg)? {
@@ -74,15 +80,26 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
             manifests += 1;
             let path = models::version_path(reg, &model, n);
             match models::load_version(reg, &model, n) {
-                Ok(record) => check_tree(reg, record.tree, &good, &mut walked, &path, &mut problems),
-                Err(err) => problems.push(Problem { path, message: format!("{err:#}") }),
+                Ok(record) => {
+                    check_tree(reg, record.tree, &good, &mut walked, &path, &mut problems);
+                }
+                Err(err) => problems.push(Problem {
+                    path,
+                    message: format!("{err:#}"),
+                }),
             }
         }
     }
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     problems.dedup();
     let leftovers = list_dir(&reg.tmp_dir())?;
-    Ok(Report { objects: good.len() as u64, bytes, manifests, problems, leftovers })
+    Ok(Report {
+        objects: good.len() as u64,
+        bytes,
+        manifests,
+        problems,
+        leftovers,
+    })
 }
 
 fn check_tree(
@@ -101,8 +118,15 @@ fn check_tree(
         let tree = match read::read_small(reg, id).and_then(|b| Tree::parse(&b)) {
             Ok(tree) => tree,
             Err(err) => {
-                let at = if prefix.is_empty() { "its tree".to_owned() } else { format!("folder {prefix}") };
-                problems.push(Problem { path: record.to_path_buf(), message: format!("{at}: {err:#}") });
+                let at = if prefix.is_empty() {
+                    "its tree".to_owned()
+                } else {
+                    format!("folder {prefix}")
+                };
+                problems.push(Problem {
+                    path: record.to_path_buf(),
+                    message: format!("{at}: {err:#}"),
+                });
                 continue;
             }
         };
@@ -112,7 +136,11 @@ fn check_tree(
                 stack.push((entry.id, format!("{path}/")));
             } else if !good.contains(&entry.id) && !walked.contains(&entry.id) {
                 walked.insert(entry.id);
-                let state = if reg.has_object(entry.id) { "corrupt" } else { "missing" };
+                let state = if reg.has_object(entry.id) {
+                    "corrupt"
+                } else {
+                    "missing"
+                };
                 problems.push(Problem {
                     path: record.to_path_buf(),
                     message: format!("{path}: object {} is {state}", entry.id.short(16)),
@@ -127,25 +155,44 @@ type StoredObject = (PathBuf, ObjectId, Encoding, u64);
 fn list_objects(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<StoredObject>> {
     let mut out = Vec::new();
     for fan in list_dir(&reg.objects_dir())? {
-        let Some(prefix) = fan.file_name().and_then(|n| n.to_str()).filter(|n| n.len() == 2).map(str::to_owned) else {
-            problems.push(Problem { path: fan, message: "unexpected entry in objects/".into() });
+        let Some(prefix) = fan
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| n.len() == 2)
+            .map(str::to_owned)
+        else {
+            problems.push(Problem {
+                path: fan,
+                message: "unexpected entry in objects/".into(),
+            });
             continue;
         };
         if !fan.is_dir() {
-            problems.push(Problem { path: fan, message: "unexpected file in objects/".into() });
+            problems.push(Problem {
+                path: fan,
+                message: "unexpected file in objects/".into(),
+            });
             continue;
         }
         for path in list_dir(&fan)? {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             let (rest, encoding) = match name.strip_suffix(".zst") {
                 Some(rest) => (rest, Encoding::Zstd),
                 None => (name, Encoding::Raw),
             };
             let Ok(id) = format!("{prefix}{rest}").parse::<ObjectId>() else {
-                problems.push(Problem { path, message: "not an object name".into() });
+                problems.push(Problem {
+                    path,
+                    message: "not an object name".into(),
+                });
                 continue;
             };
-            let len = fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len();
+            let len = fs::metadata(&path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .len();
             out.push((path, id, encoding, len));
         }
     }
@@ -155,7 +202,11 @@ fn list_objects(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<Store
 fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        out.push(entry.with_context(|| format!("listing {}", dir.display()))?.path());
+        out.push(
+            entry
+                .with_context(|| format!("listing {}", dir.display()))?
+                .path(),
+        );
     }
     out.sort();
     Ok(out)

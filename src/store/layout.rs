@@ -48,7 +48,9 @@ impl Registry {
             return Ok((Registry::open_root(&root)?, false));
         }
         fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-        let reg = Registry { root: root.canonicalize()? };
+        let reg = Registry {
+            root: root.canonicalize()?,
+        };
         for sub in ["objects", "models", "tmp", "cache"] {
             fs::create_dir_all(reg.root.join(sub))
                 .with_context(|| format!("creating {}", reg.root.join(sub).display()))?;
@@ -57,7 +59,11 @@ impl Registry {
             "# mreg registry configuration\n{}",
             toml::to_string(&Config { format: FORMAT })?
         );
-        atomic::replace(&reg.tmp_dir(), &reg.root.join("config.toml"), config.as_bytes())?;
+        atomic::replace(
+            &reg.tmp_dir(),
+            &reg.root.join("config.toml"),
+            config.as_bytes(),
+        )?;
         Ok((reg, true))
     }
 
@@ -87,9 +93,11 @@ impl Registry {
                 return Registry::open_root(&candidate);
             }
         }
-        Err(Failure::error(format!("no mreg registry at {}", path.display()))
-            .hint(format!("create one with `mreg init {}`", path.display()))
-            .into())
+        Err(
+            Failure::error(format!("no mreg registry at {}", path.display()))
+                .hint(format!("create one with `mreg init {}`", path.display()))
+                .into(),
+        )
     }
 
     /// Finds `.mreg` in `start` or the nearest folder above it.
@@ -110,7 +118,9 @@ impl Registry {
     }
 
     fn open_root(root: &Path) -> Result<Registry> {
-        let reg = Registry { root: root.canonicalize()? };
+        let reg = Registry {
+            root: root.canonicalize()?,
+        };
         let config = reg.config()?;
         if config.format > FORMAT {
             return Err(Failure::error(format!(
@@ -171,15 +181,19 @@ impl Registry {
     /// Returns where an object is stored in the given encoding.
     pub fn object_path(&self, id: ObjectId, encoding: Encoding) -> PathBuf {
         let hex = id.to_hex();
-        self.objects_dir().join(&hex[..2]).join(format!("{}{}", &hex[2..], encoding.suffix()))
+        self.objects_dir()
+            .join(&hex[..2])
+            .join(format!("{}{}", &hex[2..], encoding.suffix()))
     }
 
     /// Returns where and how an object is stored, or `None` when it is absent.
     pub fn find_object(&self, id: ObjectId) -> Option<(PathBuf, Encoding)> {
-        [Encoding::Raw, Encoding::Zstd].into_iter().find_map(|encoding| {
-            let path = self.object_path(id, encoding);
-            path.is_file().then_some((path, encoding))
-        })
+        [Encoding::Raw, Encoding::Zstd]
+            .into_iter()
+            .find_map(|encoding| {
+                let path = self.object_path(id, encoding);
+                path.is_file().then_some((path, encoding))
+            })
     }
 
     /// Returns whether the object is stored.

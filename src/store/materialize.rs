@@ -55,12 +55,18 @@ pub fn plan(reg: &Registry, root: TreeId) -> Result<Plan> {
     let mut count = 0usize;
     while let Some((id, prefix, depth)) = stack.pop() {
         if depth > MAX_DEPTH {
-            bail!("tree {} nests folders deeper than {MAX_DEPTH} levels", root.0.short(16));
+            bail!(
+                "tree {} nests folders deeper than {MAX_DEPTH} levels",
+                root.0.short(16)
+            );
         }
         let tree = read::read_tree(reg, id)?;
         count += tree.entries.len();
         if count > MAX_ENTRIES {
-            bail!("tree {} holds more than {MAX_ENTRIES} entries", root.0.short(16));
+            bail!(
+                "tree {} holds more than {MAX_ENTRIES} entries",
+                root.0.short(16)
+            );
         }
         for entry in tree.entries {
             let path = format!("{prefix}{}", entry.name);
@@ -71,7 +77,12 @@ pub fn plan(reg: &Registry, root: TreeId) -> Result<Plan> {
                 }
                 Kind::File | Kind::Exec => {
                     plan.bytes += entry.size;
-                    plan.files.push(PlanFile { path, id: entry.id, size: entry.size, exec: entry.kind == Kind::Exec });
+                    plan.files.push(PlanFile {
+                        path,
+                        id: entry.id,
+                        size: entry.size,
+                        exec: entry.kind == Kind::Exec,
+                    });
                 }
                 Kind::Link => {
                     let bytes = read::read_small(reg, entry.id)
@@ -80,9 +91,11 @@ pub fn plan(reg: &Registry, root: TreeId) -> Result<Plan> {
                         bail!("link {path} has a target that is not UTF-8");
                     };
                     if let Err(why) = tree::check_link_target(depth, &target) {
-                        return Err(Failure::error(format!("refusing to create link {path}: {why}"))
-                            .hint("the version's tree is unsafe to materialize; nothing was written")
-                            .into());
+                        return Err(Failure::error(format!(
+                            "refusing to create link {path}: {why}"
+                        ))
+                        .hint("the version's tree is unsafe to materialize; nothing was written")
+                        .into());
                     }
                     plan.links.push((path, target));
                 }
@@ -103,11 +116,19 @@ pub struct Options {
 }
 
 /// Creates the planned folder at `dest`, replacing it whole or not at all.
-pub fn materialize(reg: &Registry, plan: &Plan, dest: &Path, opts: Options, progress: &dyn Progress) -> Result<()> {
+pub fn materialize(
+    reg: &Registry,
+    plan: &Plan,
+    dest: &Path,
+    opts: Options,
+    progress: &dyn Progress,
+) -> Result<()> {
     let dest = absolute(dest)?;
     let existing = check_target(reg, &dest, opts.force)?;
     let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("model");
-    let parent = dest.parent().expect("an absolute path that is not / has a parent");
+    let parent = dest
+        .parent()
+        .expect("an absolute path that is not / has a parent");
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{name}.mreg-"))
@@ -121,14 +142,17 @@ pub fn materialize(reg: &Registry, plan: &Plan, dest: &Path, opts: Options, prog
     progress.start("writing", plan.bytes);
     let written: Result<()> = plan.files.par_iter().try_for_each(|f| {
         let mode = if f.exec { 0o755 } else { 0o644 };
-        copy_to_file(reg, f.id, f.size, &base.join(&f.path), mode, &|n| progress.advance(n))
-            .with_context(|| format!("writing {}", f.path))
+        copy_to_file(reg, f.id, f.size, &base.join(&f.path), mode, &|n| {
+            progress.advance(n);
+        })
+        .with_context(|| format!("writing {}", f.path))
     });
     progress.finish();
     written?;
     for (path, target) in &plan.links {
         let link = base.join(path);
-        std::os::unix::fs::symlink(target, &link).with_context(|| format!("creating link {}", link.display()))?;
+        std::os::unix::fs::symlink(target, &link)
+            .with_context(|| format!("creating link {}", link.display()))?;
     }
     if opts.durable {
         atomic::sync_filesystem(base)?;
@@ -139,7 +163,10 @@ pub fn materialize(reg: &Registry, plan: &Plan, dest: &Path, opts: Options, prog
 fn absolute(dest: &Path) -> Result<PathBuf> {
     let abs = std::path::absolute(dest).with_context(|| format!("resolving {}", dest.display()))?;
     if abs.parent().is_none() || abs.file_name().is_none() {
-        bail!(Failure::usage(format!("cannot pull into {}", dest.display())).hint("name a folder such as ./model"));
+        bail!(
+            Failure::usage(format!("cannot pull into {}", dest.display()))
+                .hint("name a folder such as ./model")
+        );
     }
     Ok(abs)
 }
@@ -147,18 +174,33 @@ fn absolute(dest: &Path) -> Result<PathBuf> {
 /// Returns whether `dest` exists, refusing a non-folder, a non-empty folder without
 /// `force`, and any place inside the registry.
 fn check_target(reg: &Registry, dest: &Path, force: bool) -> Result<bool> {
-    let resolved = dest.parent().and_then(|p| p.canonicalize().ok()).map(|p| p.join(dest.file_name().unwrap_or_default()));
-    if resolved.as_deref().is_some_and(|p| p.starts_with(reg.root())) {
-        bail!(Failure::usage(format!("{} is inside the registry", dest.display())).hint("pull into a folder outside .mreg"));
+    let resolved = dest
+        .parent()
+        .and_then(|p| p.canonicalize().ok())
+        .map(|p| p.join(dest.file_name().unwrap_or_default()));
+    if resolved
+        .as_deref()
+        .is_some_and(|p| p.starts_with(reg.root()))
+    {
+        bail!(
+            Failure::usage(format!("{} is inside the registry", dest.display()))
+                .hint("pull into a folder outside .mreg")
+        );
     }
     match fs::symlink_metadata(dest) {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(err) => Err(err).with_context(|| format!("reading {}", dest.display())),
-        Ok(meta) if !meta.is_dir() => Err(Failure::error(format!("{} exists and is not a folder", dest.display()))
-            .hint("remove it or pull somewhere else")
-            .into()),
+        Ok(meta) if !meta.is_dir() => Err(Failure::error(format!(
+            "{} exists and is not a folder",
+            dest.display()
+        ))
+        .hint("remove it or pull somewhere else")
+        .into()),
         Ok(_) => {
-            let empty = fs::read_dir(dest).with_context(|| format!("reading {}", dest.display()))?.next().is_none();
+            let empty = fs::read_dir(dest)
+                .with_context(|| format!("reading {}", dest.display()))?
+                .next()
+                .is_none();
             if !empty && !force {
                 return Err(Failure::error(format!("{} is not empty", dest.display()))
                     .hint("pass --force to replace its contents, or pull into a new folder")
@@ -172,7 +214,8 @@ fn check_target(reg: &Registry, dest: &Path, force: bool) -> Result<bool> {
 /// Puts the finished folder at `dest` in one step.
 fn swap_in(staging: tempfile::TempDir, dest: &Path, existing: bool) -> Result<()> {
     if !existing {
-        fs::rename(staging.path(), dest).with_context(|| format!("moving the new folder to {}", dest.display()))?;
+        fs::rename(staging.path(), dest)
+            .with_context(|| format!("moving the new folder to {}", dest.display()))?;
         let _ = staging.keep();
         return atomic::sync_parent(dest);
     }
@@ -186,7 +229,8 @@ fn swap_in(staging: tempfile::TempDir, dest: &Path, existing: bool) -> Result<()
     }
     let old = staging.path().with_extension("old");
     fs::rename(dest, &old).with_context(|| format!("moving {} aside", dest.display()))?;
-    fs::rename(staging.path(), dest).with_context(|| format!("moving the new folder to {}", dest.display()))?;
+    fs::rename(staging.path(), dest)
+        .with_context(|| format!("moving the new folder to {}", dest.display()))?;
     let _ = staging.keep();
     let _ = fs::remove_dir_all(&old);
     atomic::sync_parent(dest)

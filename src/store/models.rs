@@ -16,7 +16,7 @@ use crate::manifest::version::FORMAT;
 use crate::refspec::{ModelName, ModelRef, Selector};
 
 /// How many numbers a push tries before giving up on a storm of concurrent pushes.
-const ALLOCATION_TRIES: u32 = 1000;
+const ALLOCATION_TRIES: usize = 1000;
 
 /// Returns the names of all models, sorted.
 pub fn list_models(reg: &Registry) -> Result<Vec<String>> {
@@ -47,7 +47,10 @@ pub fn list_versions(reg: &Registry, model: &str) -> Result<Vec<u64>> {
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
         let name = entry.file_name();
-        if let Some(n) = name.to_str().and_then(|n| n.strip_suffix(".toml")).and_then(|n| n.parse().ok())
+        if let Some(n) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".toml"))
+            .and_then(|n| n.parse().ok())
         {
             numbers.push(n);
         }
@@ -64,10 +67,18 @@ pub fn version_path(reg: &Registry, model: &str, version: u64) -> PathBuf {
 /// Returns a version record, checked to be the one its path says.
 pub fn load_version(reg: &Registry, model: &str, version: u64) -> Result<VersionRecord> {
     let path = version_path(reg, model, version);
-    let text = fs::read_to_string(&path)
-        .with_context(|| format!("reading the record of {model}@{version} at {}", path.display()))?;
-    let record = VersionRecord::parse(&text)
-        .with_context(|| format!("parsing the record of {model}@{version} at {}", path.display()))?;
+    let text = fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading the record of {model}@{version} at {}",
+            path.display()
+        )
+    })?;
+    let record = VersionRecord::parse(&text).with_context(|| {
+        format!(
+            "parsing the record of {model}@{version} at {}",
+            path.display()
+        )
+    })?;
     if record.model != model || record.version != version {
         anyhow::bail!(
             "the record at {} says it is {}, not {model}@{version}",
@@ -80,7 +91,10 @@ pub fn load_version(reg: &Registry, model: &str, version: u64) -> Result<Version
 
 /// Returns every version record of a model, ascending.
 pub fn load_versions(reg: &Registry, model: &str) -> Result<Vec<VersionRecord>> {
-    list_versions(reg, model)?.into_iter().map(|n| load_version(reg, model, n)).collect()
+    list_versions(reg, model)?
+        .into_iter()
+        .map(|n| load_version(reg, model, n))
+        .collect()
 }
 
 /// What a new version records, apart from its number.
@@ -124,14 +138,13 @@ pub fn create_version(reg: &Registry, new: NewVersion) -> Result<VersionRecord> 
         actor: new.actor,
         message: new.message,
     };
-    let mut next = list_versions(reg, model)?.last().map_or(1, |n| n + 1);
-    for _ in 0..ALLOCATION_TRIES {
+    let first = list_versions(reg, model)?.last().map_or(1, |n| n + 1);
+    for next in (first..).take(ALLOCATION_TRIES) {
         record.version = next;
         let path = version_path(reg, model, next);
         if atomic::create_exclusive(&reg.tmp_dir(), &path, record.to_toml()?.as_bytes())? {
             return Ok(record);
         }
-        next += 1;
     }
     Err(Failure::conflict(format!(
         "could not allocate a version number for {model}: {ALLOCATION_TRIES} numbers were taken while trying"
@@ -201,9 +214,13 @@ pub fn resolve(reg: &Registry, reference: &ModelRef) -> Result<VersionRecord> {
 fn describe_versions(numbers: &[u64]) -> String {
     let (first, last) = (numbers[0], numbers[numbers.len() - 1]);
     if last - first + 1 == numbers.len() as u64 {
-        if first == last { format!("{first} only") } else { format!("{first} to {last}") }
+        if first == last {
+            format!("{first} only")
+        } else {
+            format!("{first} to {last}")
+        }
     } else {
-        let list: Vec<String> = numbers.iter().map(u64::to_string).collect();
-        list.join(", ")
+        let all: Vec<String> = numbers.iter().map(u64::to_string).collect();
+        all.join(", ")
     }
 }

@@ -153,7 +153,12 @@ pub fn hash_reader(
     progress: &dyn Fn(u64),
 ) -> io::Result<(ObjectId, u64)> {
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; CHUNK.min(usize::try_from(size_hint).unwrap_or(CHUNK)).max(8192)];
+    let mut buf = vec![
+        0u8;
+        CHUNK
+            .min(usize::try_from(size_hint).unwrap_or(CHUNK))
+            .max(8192)
+    ];
     let mut total = 0u64;
     loop {
         let n = read_fill(reader, &mut buf)?;
@@ -192,8 +197,9 @@ fn read_fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 /// Returns the id of a file's content, streaming it.
 pub fn hash_file(path: &Path, progress: &dyn Fn(u64)) -> Result<(ObjectId, u64)> {
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    hash_reader(&mut file, len, None, progress).with_context(|| format!("reading {}", path.display()))
+    let len = file.metadata().map_or(0, |m| m.len());
+    hash_reader(&mut file, len, None, progress)
+        .with_context(|| format!("reading {}", path.display()))
 }
 
 /// Streams a stored object's content into `out`, verifying its hash at the end.
@@ -208,7 +214,8 @@ pub fn copy_verified(
     out: &mut dyn Write,
     progress: &dyn Fn(u64),
 ) -> Result<u64> {
-    let file = File::open(stored).with_context(|| format!("opening object {}", stored.display()))?;
+    let file =
+        File::open(stored).with_context(|| format!("opening object {}", stored.display()))?;
     let (actual, n) = match encoding {
         Encoding::Raw => hash_reader(&mut &file, size_hint, Some(out), progress),
         Encoding::Zstd => {
@@ -250,7 +257,9 @@ mod tests {
 
     #[test]
     fn parallel_and_serial_hashing_agree() {
-        let data: Vec<u8> = (0..(20u32 << 20)).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..(20u32 << 20))
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         let (id, n) = hash_reader(&mut data.as_slice(), data.len() as u64, None, &|_| {}).unwrap();
         assert_eq!(n, data.len() as u64);
         assert_eq!(id, ObjectId::of(&data));

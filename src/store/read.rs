@@ -17,27 +17,39 @@ const SMALL_OBJECT_LIMIT: u64 = 256 << 20;
 
 /// Returns the failure for an object the registry does not hold.
 pub fn missing(id: ObjectId) -> anyhow::Error {
-    Failure::error(format!("object {} is missing from the registry", id.short(16)))
-        .hint("run `mreg fsck` to see what else is missing")
-        .into()
+    Failure::error(format!(
+        "object {} is missing from the registry",
+        id.short(16)
+    ))
+    .hint("run `mreg fsck` to see what else is missing")
+    .into()
 }
 
 /// Returns the verified content of a small object (a tree or a link target).
 pub fn read_small(reg: &Registry, id: ObjectId) -> Result<Vec<u8>> {
     let (path, encoding) = reg.find_object(id).ok_or_else(|| missing(id))?;
-    let len = fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len();
+    let len = fs::metadata(&path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
     if len > SMALL_OBJECT_LIMIT {
-        bail!("object {} is {len} bytes, too large for a tree or link", id.short(16));
+        bail!(
+            "object {} is {len} bytes, too large for a tree or link",
+            id.short(16)
+        );
     }
     let mut out = Vec::with_capacity(len as usize);
-    let mut limited = LimitedWriter { inner: &mut out, left: SMALL_OBJECT_LIMIT };
+    let mut limited = LimitedWriter {
+        inner: &mut out,
+        left: SMALL_OBJECT_LIMIT,
+    };
     object::copy_verified(&path, encoding, id, len, &mut limited, &|_| {})?;
     Ok(out)
 }
 
 /// Returns a parsed, verified tree.
 pub fn read_tree(reg: &Registry, id: TreeId) -> Result<Tree> {
-    let bytes = read_small(reg, id.0).with_context(|| format!("reading tree {}", id.0.short(16)))?;
+    let bytes =
+        read_small(reg, id.0).with_context(|| format!("reading tree {}", id.0.short(16)))?;
     Tree::parse(&bytes).with_context(|| format!("parsing tree {}", id.0.short(16)))
 }
 
@@ -49,7 +61,9 @@ struct LimitedWriter<'a> {
 impl Write for LimitedWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if buf.len() as u64 > self.left {
-            return Err(std::io::Error::other("object decodes to more bytes than a tree may hold"));
+            return Err(std::io::Error::other(
+                "object decodes to more bytes than a tree may hold",
+            ));
         }
         self.left -= buf.len() as u64;
         self.inner.extend_from_slice(buf);
@@ -84,23 +98,34 @@ pub fn copy_to_file(
         .with_context(|| format!("creating {}", dest.display()))?;
     match encoding {
         Encoding::Raw => {
-            let src = File::open(&stored).with_context(|| format!("opening object {}", stored.display()))?;
-            clone_or_copy(&src, &out).with_context(|| format!("copying object {} to {}", stored.display(), dest.display()))?;
+            let src = File::open(&stored)
+                .with_context(|| format!("opening object {}", stored.display()))?;
+            clone_or_copy(&src, &out).with_context(|| {
+                format!("copying object {} to {}", stored.display(), dest.display())
+            })?;
             let (actual, n) = object::hash_reader(&mut &out_reader(dest)?, size, None, progress)
                 .with_context(|| format!("reading back {}", dest.display()))?;
             if actual != id {
                 bail!(object::corrupt_message(id, actual, &stored));
             }
             if n != size {
-                bail!("object {} holds {n} bytes where its tree says {size}", id.short(16));
+                bail!(
+                    "object {} holds {n} bytes where its tree says {size}",
+                    id.short(16)
+                );
             }
         }
         Encoding::Zstd => {
             let mut writer = BufWriter::with_capacity(1 << 20, &out);
             let n = object::copy_verified(&stored, encoding, id, size, &mut writer, progress)?;
-            writer.flush().with_context(|| format!("writing {}", dest.display()))?;
+            writer
+                .flush()
+                .with_context(|| format!("writing {}", dest.display()))?;
             if n != size {
-                bail!("object {} holds {n} bytes where its tree says {size}", id.short(16));
+                bail!(
+                    "object {} holds {n} bytes where its tree says {size}",
+                    id.short(16)
+                );
             }
         }
     }

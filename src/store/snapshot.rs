@@ -114,7 +114,7 @@ struct Totals {
 struct Hashed {
     id: ObjectId,
     size: u64,
-    hashed: bool,
+    was_read: bool,
     new: bool,
 }
 
@@ -128,7 +128,12 @@ fn hash_files(
         .iter()
         .map(|f| cache.and_then(|c| c.lookup(&f.rel, &f.stamp)))
         .collect();
-    let to_read: u64 = files.iter().zip(&cached).filter(|(_, c)| c.is_none()).map(|(f, _)| f.stamp_size()).sum();
+    let to_read: u64 = files
+        .iter()
+        .zip(&cached)
+        .filter(|(_, c)| c.is_none())
+        .map(|(f, _)| f.stamp_size())
+        .sum();
     progress.start("hashing", to_read);
     let result = files
         .par_iter()
@@ -141,7 +146,12 @@ fn hash_files(
                     }
                     _ => false,
                 };
-                return Ok(Hashed { id: *id, size: file.stamp_size(), hashed: false, new });
+                return Ok(Hashed {
+                    id: *id,
+                    size: file.stamp_size(),
+                    was_read: false,
+                    new,
+                });
             }
             read_file(file, sink, cache, progress)
         })
@@ -150,7 +160,12 @@ fn hash_files(
     result
 }
 
-fn read_file(file: &FileItem, sink: &Sink, cache: Option<&StatCache>, progress: &dyn Progress) -> Result<Hashed> {
+fn read_file(
+    file: &FileItem,
+    sink: &Sink,
+    cache: Option<&StatCache>,
+    progress: &dyn Progress,
+) -> Result<Hashed> {
     let advance = |n| progress.advance(n);
     let (id, size, new) = match sink {
         Sink::HashOnly => {
@@ -162,16 +177,25 @@ fn read_file(file: &FileItem, sink: &Sink, cache: Option<&StatCache>, progress: 
             (stored.id, stored.size, stored.new)
         }
     };
-    let after = fs::symlink_metadata(&file.abs).with_context(|| format!("reading {}", file.abs.display()))?;
+    let after = fs::symlink_metadata(&file.abs)
+        .with_context(|| format!("reading {}", file.abs.display()))?;
     if Stamp::of(&after) != file.stamp || size != file.stamp_size() {
-        return Err(Failure::error(format!("{} changed while mreg was reading it", file.abs.display()))
-            .hint("wait until whatever writes it has finished, then push again")
-            .into());
+        return Err(Failure::error(format!(
+            "{} changed while mreg was reading it",
+            file.abs.display()
+        ))
+        .hint("wait until whatever writes it has finished, then push again")
+        .into());
     }
     if let Some(cache) = cache {
         cache.record(&file.rel, file.stamp, id);
     }
-    Ok(Hashed { id, size, hashed: true, new })
+    Ok(Hashed {
+        id,
+        size,
+        was_read: true,
+        new,
+    })
 }
 
 impl FileItem {
@@ -193,21 +217,35 @@ fn build_tree(
         entries.push(match child {
             Child::File(name, i) => {
                 let h = &hashed[*i];
-                if h.hashed {
+                if h.was_read {
                     totals.hashed += h.size;
                 }
                 if h.new {
                     totals.new += h.size;
                 }
-                let kind = if scan.files[*i].exec { Kind::Exec } else { Kind::File };
-                Entry { name: name.clone(), kind, id: h.id, size: h.size }
+                let kind = if scan.files[*i].exec {
+                    Kind::Exec
+                } else {
+                    Kind::File
+                };
+                Entry {
+                    name: name.clone(),
+                    kind,
+                    id: h.id,
+                    size: h.size,
+                }
             }
             Child::Link(name, target) => {
                 let id = match sink {
                     Sink::HashOnly => ObjectId::of(target.as_bytes()),
                     Sink::Store(staging) => staging.add_bytes(target.as_bytes())?.id,
                 };
-                Entry { name: name.clone(), kind: Kind::Link, id, size: target.len() as u64 }
+                Entry {
+                    name: name.clone(),
+                    kind: Kind::Link,
+                    id,
+                    size: target.len() as u64,
+                }
             }
             Child::Dir(name, sub) => {
                 let tree = build_tree(scan, *sub, hashed, sink, trees, totals)?;
@@ -216,7 +254,12 @@ fn build_tree(
                 if matches!(sink, Sink::Store(_)) {
                     trees.push(bytes);
                 }
-                Entry { name: name.clone(), kind: Kind::Dir, id, size: tree.total_size() }
+                Entry {
+                    name: name.clone(),
+                    kind: Kind::Dir,
+                    id,
+                    size: tree.total_size(),
+                }
             }
         });
     }
@@ -233,16 +276,22 @@ fn load_ignore(root: &Path) -> Result<Gitignore> {
     if path.is_file()
         && let Some(err) = builder.add(&path)
     {
-        return Err(Failure::error(format!("cannot read {}: {err}", path.display()))
-            .hint("fix the line it names; the syntax is the one of .gitignore")
-            .into());
+        return Err(
+            Failure::error(format!("cannot read {}: {err}", path.display()))
+                .hint("fix the line it names; the syntax is the one of .gitignore")
+                .into(),
+        );
     }
-    builder.build().with_context(|| format!("reading {}", path.display()))
+    builder
+        .build()
+        .with_context(|| format!("reading {}", path.display()))
 }
 
 fn refuse(path: &Path, why: &str) -> anyhow::Error {
     Failure::error(format!("cannot store {}: {why}", path.display()))
-        .hint(format!("remove it, or list it in {IGNORE_FILE} to leave it out"))
+        .hint(format!(
+            "remove it, or list it in {IGNORE_FILE} to leave it out"
+        ))
         .into()
 }
 
@@ -276,7 +325,9 @@ fn scan(root: &Path, registry: Option<&Path>) -> Result<Scan> {
         });
     for entry in walker {
         let entry = entry.map_err(|err| {
-            let path = err.path().map_or_else(|| root.to_path_buf(), Path::to_path_buf);
+            let path = err
+                .path()
+                .map_or_else(|| root.to_path_buf(), Path::to_path_buf);
             anyhow::Error::new(err).context(format!("scanning {}", path.display()))
         })?;
         let path = entry.path();
@@ -286,11 +337,20 @@ fn scan(root: &Path, registry: Option<&Path>) -> Result<Scan> {
         let name = name.to_owned();
         let depth = entry.depth();
         stack.truncate(depth);
-        let parent = *stack.last().expect("the root folder is always on the stack");
-        let rel = path.strip_prefix(root).expect("walked paths are under the root");
-        let rel = rel.to_str().expect("every component was checked to be UTF-8").to_owned();
+        let parent = *stack
+            .last()
+            .expect("the root folder is always on the stack");
+        let rel = path
+            .strip_prefix(root)
+            .expect("walked paths are under the root");
+        let rel = rel
+            .to_str()
+            .expect("every component was checked to be UTF-8")
+            .to_owned();
         let ft = entry.file_type();
-        let meta: Metadata = entry.metadata().with_context(|| format!("reading {}", path.display()))?;
+        let meta: Metadata = entry
+            .metadata()
+            .with_context(|| format!("reading {}", path.display()))?;
         if ft.is_dir() {
             dirs.push(Vec::new());
             let idx = dirs.len() - 1;
@@ -298,10 +358,16 @@ fn scan(root: &Path, registry: Option<&Path>) -> Result<Scan> {
             stack.push(idx);
         } else if ft.is_file() {
             let exec = meta.permissions().mode() & 0o111 != 0;
-            files.push(FileItem { rel, abs: path.to_path_buf(), stamp: Stamp::of(&meta), exec });
+            files.push(FileItem {
+                rel,
+                abs: path.to_path_buf(),
+                stamp: Stamp::of(&meta),
+                exec,
+            });
             dirs[parent].push(Child::File(name, files.len() - 1));
         } else if ft.is_symlink() {
-            let target = fs::read_link(path).with_context(|| format!("reading link {}", path.display()))?;
+            let target =
+                fs::read_link(path).with_context(|| format!("reading link {}", path.display()))?;
             let Some(target) = target.to_str() else {
                 return Err(refuse(path, "its link target is not valid UTF-8"));
             };
@@ -322,17 +388,28 @@ fn scan(root: &Path, registry: Option<&Path>) -> Result<Scan> {
             return Err(refuse(path, what));
         }
     }
-    Ok(Scan { files, dirs, skipped })
+    Ok(Scan {
+        files,
+        dirs,
+        skipped,
+    })
 }
 
 /// Returns the canonical path of a folder to snapshot, or a clear refusal.
 pub fn check_folder(dir: &Path) -> Result<PathBuf> {
-    let meta = fs::metadata(dir).map_err(|err| {
-        Failure::error(format!("cannot read folder {}: {err}", dir.display()))
+    let meta = fs::metadata(dir).map_err(|err| match err.kind() {
+        std::io::ErrorKind::NotFound => {
+            Failure::error(format!("folder {} does not exist", dir.display()))
+                .hint("push takes the folder holding the model's files")
+        }
+        _ => Failure::error(format!("cannot read folder {}: {err}", dir.display())),
     })?;
     if !meta.is_dir() {
-        bail!(Failure::usage(format!("{} is not a folder", dir.display()))
-            .hint("push takes the folder holding the model's files"));
+        bail!(
+            Failure::usage(format!("{} is not a folder", dir.display()))
+                .hint("push takes the folder holding the model's files")
+        );
     }
-    dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))
+    dir.canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))
 }

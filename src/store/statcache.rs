@@ -88,19 +88,27 @@ impl StatCache {
             .filter(|c| c.format == FORMAT && c.root == root)
             .map(|c| c.entries)
             .unwrap_or_default();
-        StatCache { path, root, old, new: Mutex::new(HashMap::new()), changed: Mutex::new(false) }
+        StatCache {
+            path,
+            root,
+            old,
+            new: Mutex::new(HashMap::new()),
+            changed: Mutex::new(false),
+        }
     }
 
     /// Returns the remembered hash of `rel`, if its stamp is unchanged and trustworthy.
     pub fn lookup(&self, rel: &str, stamp: &Stamp) -> Option<ObjectId> {
         let entry = self.old.get(rel)?;
         let settled = entry.hashed_at_ns - RACY_NS;
-        let trusted =
-            entry.stamp == *stamp && stamp.mtime_ns < settled && stamp.ctime_ns < settled;
+        let trusted = entry.stamp == *stamp && stamp.mtime_ns < settled && stamp.ctime_ns < settled;
         if !trusted {
             return None;
         }
-        self.new.lock().expect("cache lock is never poisoned").insert(rel.to_owned(), *entry);
+        self.new
+            .lock()
+            .expect("cache lock is never poisoned")
+            .insert(rel.to_owned(), *entry);
         Some(entry.hash)
     }
 
@@ -109,8 +117,15 @@ impl StatCache {
         let hashed_at_ns = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i64);
-        let entry = Entry { stamp, hash, hashed_at_ns };
-        self.new.lock().expect("cache lock is never poisoned").insert(rel.to_owned(), entry);
+        let entry = Entry {
+            stamp,
+            hash,
+            hashed_at_ns,
+        };
+        self.new
+            .lock()
+            .expect("cache lock is never poisoned")
+            .insert(rel.to_owned(), entry);
         *self.changed.lock().expect("cache lock is never poisoned") = true;
     }
 
@@ -119,12 +134,21 @@ impl StatCache {
     /// Does nothing when nothing changed; a failure to write is not an error.
     pub fn save(self, reg: &Registry) {
         let entries = self.new.into_inner().expect("cache lock is never poisoned");
-        let changed = self.changed.into_inner().expect("cache lock is never poisoned");
+        let changed = self
+            .changed
+            .into_inner()
+            .expect("cache lock is never poisoned");
         if !changed && entries.len() == self.old.len() {
             return;
         }
-        let file = CacheFile { format: FORMAT, root: self.root, entries };
-        let Ok(bytes) = serde_json::to_vec(&file) else { return };
+        let file = CacheFile {
+            format: FORMAT,
+            root: self.root,
+            entries,
+        };
+        let Ok(bytes) = serde_json::to_vec(&file) else {
+            return;
+        };
         if let Some(dir) = self.path.parent() {
             let _ = fs::create_dir_all(dir);
         }

@@ -117,7 +117,14 @@ impl Tree {
         let mut out = String::with_capacity(HEADER.len() + self.entries.len() * 96);
         out.push_str(HEADER);
         for e in &self.entries {
-            let _ = writeln!(out, "{} {} {} {}", e.kind.as_str(), e.id, e.size, escape(&e.name));
+            let _ = writeln!(
+                out,
+                "{} {} {} {}",
+                e.kind.as_str(),
+                e.id,
+                e.size,
+                escape(&e.name)
+            );
         }
         out.into_bytes()
     }
@@ -129,7 +136,11 @@ impl Tree {
 
     /// Returns the bytes of all files in the tree.
     pub fn total_size(&self) -> u64 {
-        self.entries.iter().filter(|e| e.kind != Kind::Link).map(|e| e.size).sum()
+        self.entries
+            .iter()
+            .filter(|e| e.kind != Kind::Link)
+            .map(|e| e.size)
+            .sum()
     }
 
     /// Parses tree bytes, which are untrusted input.
@@ -137,7 +148,9 @@ impl Tree {
     /// Refuses anything but the canonical form: a bad header, a malformed line, a name
     /// that is not one safe path component, names out of order or repeated.
     pub fn parse(bytes: &[u8]) -> Result<Tree> {
-        let Ok(text) = std::str::from_utf8(bytes) else { bail!("tree is not UTF-8") };
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            bail!("tree is not UTF-8")
+        };
         let Some(body) = text.strip_prefix(HEADER) else {
             bail!("not a tree: it does not start with {:?}", HEADER.trim_end())
         };
@@ -153,12 +166,15 @@ impl Tree {
             let Some(kind) = Kind::parse(kind) else {
                 bail!("tree line {lineno} has unknown kind {kind:?}")
             };
-            let id: ObjectId = hash.parse().map_err(|e| anyhow::anyhow!("tree line {lineno}: {e}"))?;
+            let id: ObjectId = hash
+                .parse()
+                .map_err(|e| anyhow::anyhow!("tree line {lineno}: {e}"))?;
             let size: u64 = match size.parse::<u64>() {
                 Ok(n) if size == n.to_string() => n,
                 _ => bail!("tree line {lineno} has a bad size {size:?}"),
             };
-            let name = unescape(name).ok_or_else(|| anyhow::anyhow!("tree line {lineno} has a badly escaped name"))?;
+            let name = unescape(name)
+                .ok_or_else(|| anyhow::anyhow!("tree line {lineno} has a badly escaped name"))?;
             if let Err(why) = check_name(&name) {
                 bail!("tree line {lineno}: {why}");
             }
@@ -168,9 +184,17 @@ impl Tree {
                 if prev.name == name {
                     bail!("tree line {lineno} repeats the name {name:?}");
                 }
-                bail!("tree line {lineno} is out of order ({name:?} after {:?})", prev.name);
+                bail!(
+                    "tree line {lineno} is out of order ({name:?} after {:?})",
+                    prev.name
+                );
             }
-            entries.push(Entry { name, kind, id, size });
+            entries.push(Entry {
+                name,
+                kind,
+                id,
+                size,
+            });
         }
         if !text.is_empty() && !text.ends_with('\n') {
             bail!("tree does not end with a newline");
@@ -208,7 +232,10 @@ fn unescape(name: &str) -> Option<String> {
         let hex: String = chars.by_ref().take(2).collect();
         let byte = u8::from_str_radix(&hex, 16).ok()?;
         let decoded = char::from(byte);
-        if !(decoded < ' ' || decoded == '\x7f' || decoded == '\\') || hex.len() != 2 || hex != format!("{byte:02x}") {
+        if !(decoded < ' ' || decoded == '\x7f' || decoded == '\\')
+            || hex.len() != 2
+            || hex != format!("{byte:02x}")
+        {
             return None;
         }
         out.push(decoded);
@@ -255,7 +282,9 @@ pub fn check_link_target(depth: usize, target: &str) -> Result<(), String> {
         match part {
             "" | "." => {}
             ".." if descended => {
-                return Err(format!("its target {target:?} climbs with '..' after a folder name"));
+                return Err(format!(
+                    "its target {target:?} climbs with '..' after a folder name"
+                ));
             }
             ".." => ups += 1,
             _ => descended = true,
@@ -272,12 +301,21 @@ mod tests {
     use super::*;
 
     fn entry(name: &str, kind: Kind) -> Entry {
-        Entry { name: name.into(), kind, id: ObjectId::of(name.as_bytes()), size: 3 }
+        Entry {
+            name: name.into(),
+            kind,
+            id: ObjectId::of(name.as_bytes()),
+            size: 3,
+        }
     }
 
     #[test]
     fn round_trips_and_sorts_by_bytes() {
-        let tree = Tree::new(vec![entry("b", Kind::File), entry("B", Kind::Exec), entry("a\nb\\", Kind::Dir)]);
+        let tree = Tree::new(vec![
+            entry("b", Kind::File),
+            entry("B", Kind::Exec),
+            entry("a\nb\\", Kind::Dir),
+        ]);
         assert_eq!(tree.entries[0].name, "B");
         let bytes = tree.to_bytes();
         assert!(String::from_utf8_lossy(&bytes).contains("a\\x0ab\\x5c"));

@@ -40,7 +40,11 @@ pub struct Staging<'r> {
 impl<'r> Staging<'r> {
     /// Returns an empty staging area for `reg`.
     pub fn new(reg: &'r Registry) -> Self {
-        Staging { reg, pending: Mutex::new(Vec::new()), ids: Mutex::new(HashSet::new()) }
+        Staging {
+            reg,
+            pending: Mutex::new(Vec::new()),
+            ids: Mutex::new(HashSet::new()),
+        }
     }
 
     /// Returns the registry objects are staged for.
@@ -50,7 +54,10 @@ impl<'r> Staging<'r> {
 
     /// Returns whether nothing is waiting to be published.
     pub fn is_empty(&self) -> bool {
-        self.pending.lock().expect("staging lock is never poisoned").is_empty()
+        self.pending
+            .lock()
+            .expect("staging lock is never poisoned")
+            .is_empty()
     }
 
     /// Streams the file at `path` into a temp object, hashing it on the way.
@@ -59,7 +66,10 @@ impl<'r> Staging<'r> {
     /// the registry (or this staging area) already holds the content.
     pub fn add_file(&self, path: &Path, progress: &dyn Fn(u64)) -> Result<Stored> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let len = file.metadata().with_context(|| format!("reading {}", path.display()))?.len();
+        let len = file
+            .metadata()
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
         let encoding = if object::zstd_pays(&file, len)
             .with_context(|| format!("reading {}", path.display()))?
         {
@@ -93,8 +103,18 @@ impl<'r> Staging<'r> {
     pub fn add_bytes(&self, bytes: &[u8]) -> Result<Stored> {
         let id = ObjectId::of(bytes);
         let size = bytes.len() as u64;
-        if self.reg.has_object(id) || self.ids.lock().expect("staging lock is never poisoned").contains(&id) {
-            return Ok(Stored { id, size, new: false });
+        if self.reg.has_object(id)
+            || self
+                .ids
+                .lock()
+                .expect("staging lock is never poisoned")
+                .contains(&id)
+        {
+            return Ok(Stored {
+                id,
+                size,
+                new: false,
+            });
         }
         let packed = zstd::bulk::compress(bytes, object::ZSTD_LEVEL)?;
         let (encoding, body) = if bytes.len() >= 64 && packed.len() * 10 <= bytes.len() * 9 {
@@ -103,25 +123,38 @@ impl<'r> Staging<'r> {
             (Encoding::Raw, bytes)
         };
         let mut temp = atomic::temp_file(&self.reg.tmp_dir())?;
-        temp.write_all(body).with_context(|| format!("writing {}", temp.path().display()))?;
+        temp.write_all(body)
+            .with_context(|| format!("writing {}", temp.path().display()))?;
         let new = self.keep(id, encoding, temp.into_temp_path())?;
         Ok(Stored { id, size, new })
     }
 
     fn keep(&self, id: ObjectId, encoding: Encoding, temp: TempPath) -> Result<bool> {
-        if self.reg.has_object(id) || !self.ids.lock().expect("staging lock is never poisoned").insert(id) {
+        if self.reg.has_object(id)
+            || !self
+                .ids
+                .lock()
+                .expect("staging lock is never poisoned")
+                .insert(id)
+        {
             return Ok(false);
         }
         fs::set_permissions(&temp, fs::Permissions::from_mode(0o444))
             .with_context(|| format!("setting permissions of {}", temp.display()))?;
         let target = self.reg.object_path(id, encoding);
-        self.pending.lock().expect("staging lock is never poisoned").push((temp, target));
+        self.pending
+            .lock()
+            .expect("staging lock is never poisoned")
+            .push((temp, target));
         Ok(true)
     }
 
     /// Makes every staged object durable and visible under its object path.
     pub fn publish(self) -> Result<()> {
-        let pending = self.pending.into_inner().expect("staging lock is never poisoned");
+        let pending = self
+            .pending
+            .into_inner()
+            .expect("staging lock is never poisoned");
         if pending.is_empty() {
             return Ok(());
         }

@@ -1,0 +1,14 @@
+//! Integration tests: the real `mreg` binary in hermetic temp folders.
+
+#[path = "common/mod.rs"]
+mod common;
+
+mod cli {
+    mod fsck;
+    mod golden;
+    mod init;
+    mod ls_show;
+    pub mod pull;
+    mod push;
+    mod roundtrip;
+}

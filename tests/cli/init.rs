@@ -1,0 +1,124 @@
+//! `mreg init` and finding the registry.
+
+use crate::common::TestEnv;
+use insta::assert_snapshot;
+
+#[test]
+fn init_creates_a_registry_once() {
+    let env = TestEnv::new();
+    assert_snapshot!(env.snap(&["init"]), @"
+    exit: 0
+    --- stdout
+    --- stderr
+    Created an empty mreg registry in [TMP]/work/.mreg.
+    ");
+    assert!(env.registry().join("config.toml").is_file());
+    assert_snapshot!(env.snap(&["init"]), @"
+    exit: 0
+    --- stdout
+    --- stderr
+    A registry already exists in [TMP]/work/.mreg; left as it is.
+    ");
+    let config = std::fs::read_to_string(env.registry().join("config.toml")).unwrap();
+    assert_snapshot!(config, @"
+    # mreg registry configuration
+    format = 1
+    ");
+}
+
+#[test]
+fn commands_find_the_registry_from_a_subfolder() {
+    let env = TestEnv::with_registry();
+    std::fs::create_dir_all(env.path("a/b")).unwrap();
+    let out = env
+        .cmd(&["ls"])
+        .current_dir(env.path("a/b"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn no_registry_is_an_error_that_says_how_to_make_one() {
+    let env = TestEnv::new();
+    assert_snapshot!(env.snap(&["ls"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: no mreg registry in [TMP]/work or any folder above it
+    hint: create one with `mreg init`, or name one with --registry PATH or MREG_REGISTRY
+    ");
+}
+
+#[test]
+fn registry_flag_and_variable_name_a_registry_elsewhere() {
+    let env = TestEnv::new();
+    env.ok(&["init", "shared"]);
+    let model = env.fixture("tiny-v1", "model");
+    env.ok(&[
+        "--registry",
+        "shared",
+        "push",
+        model.to_str().unwrap(),
+        "--model",
+        "m",
+    ]);
+    let out = env
+        .cmd(&["ls"])
+        .env("MREG_REGISTRY", env.path("shared/.mreg"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("m@1"));
+    assert_snapshot!(env.snap(&["--registry", "nowhere", "ls"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: no mreg registry at nowhere
+    hint: create one with `mreg init nowhere`
+    ");
+    assert_snapshot!(env.snap(&["--registry", "s3://bucket/prefix", "ls"]), @r#"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: registry "s3://bucket/prefix" uses the s3:// scheme, which this mreg cannot open
+    hint: name a local folder, e.g. --registry /srv/registry
+    "#);
+}
+
+#[test]
+fn a_registry_of_a_newer_format_is_refused() {
+    let env = TestEnv::with_registry();
+    std::fs::write(env.registry().join("config.toml"), "format = 9\n").unwrap();
+    assert_snapshot!(env.snap(&["ls"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: the registry at [TMP]/work/.mreg has layout format 9, newer than this mreg reads (1)
+    hint: upgrade mreg
+    ");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let env = TestEnv::with_registry();
+    let out = env.run(&["push"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.run(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn broken_pipe_on_stdout_exits_quietly() {
+    let env = TestEnv::with_registry();
+    let model = env.fixture("tiny-v1", "model");
+    env.ok(&["push", model.to_str().unwrap(), "--model", "m"]);
+    let mut child = env
+        .cmd(&["show", "m", "--files"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}

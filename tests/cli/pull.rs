@@ -1,0 +1,245 @@
+//! `mreg pull`: materializing versions, and refusing unsafe trees and targets.
+
+use std::fs;
+
+use crate::common::{TestEnv, listing, noise};
+use insta::assert_snapshot;
+use mreg::store::ObjectId;
+
+#[test]
+fn pull_gives_back_the_pushed_folder_exactly() {
+    let env = TestEnv::with_registry();
+    let v1 = env.fixture("tiny-v1", "v1");
+    env.ok(&["push", "v1", "--model", "m"]);
+    assert_snapshot!(env.snap(&["pull", "m@1", "--to", "serve"]), @"
+    exit: 0
+    --- stdout
+    --- stderr
+    Pulled m@1 (4 files, 476 B) into [TMP]/work/serve.
+    ");
+    assert_eq!(listing(&env.path("serve")), listing(&v1));
+    assert!(listing(&v1).iter().any(|l| l.starts_with("exec serve.sh")));
+    assert!(
+        listing(&v1)
+            .iter()
+            .any(|l| l == "link weights.safetensors -> model.safetensors")
+    );
+}
+
+#[test]
+fn each_reference_form_resolves() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.fixture("tiny-v2", "v2");
+    env.ok(&["push", "v1", "--model", "m"]);
+    env.ok(&["push", "v2", "--model", "m"]);
+    let tree1: serde_json::Value =
+        serde_json::from_str(&env.ok(&["show", "m@1", "--json"])).unwrap();
+    let prefix = &tree1["tree"].as_str().unwrap()[..8];
+    for (reference, version) in [
+        ("m", 2),
+        ("m@latest", 2),
+        ("m@1", 1),
+        ("m@v2", 2),
+        (&format!("m@{prefix}")[..], 1),
+    ] {
+        let shown: serde_json::Value =
+            serde_json::from_str(&env.ok(&["show", reference, "--json"])).unwrap();
+        assert_eq!(shown["version"], version, "{reference}");
+    }
+}
+
+#[test]
+fn unknown_and_ambiguous_references_say_what_they_could_mean() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.fixture("tiny-v2", "v2");
+    env.ok(&["push", "v1", "--model", "m"]);
+    env.ok(&["push", "v2", "--model", "m"]);
+    env.ok(&["push", "v1", "--model", "m"]);
+    let tree1: serde_json::Value =
+        serde_json::from_str(&env.ok(&["show", "m@1", "--json"])).unwrap();
+    let prefix = &tree1["tree"].as_str().unwrap()[..8];
+    assert_snapshot!(env.snap(&["pull", "m@9", "--to", "x"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: m@9 does not exist
+    hint: m has versions 1 to 3
+    ");
+    assert_snapshot!(env.snap(&["pull", "nope@1", "--to", "x"]), @r#"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: no model named "nope"
+    hint: models: m; `mreg ls` lists them
+    "#);
+    assert_snapshot!(env.snap(&["pull", "m@production", "--to", "x"]), @r#"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: m@production names no version: "production" is not a version number, `latest` or a tree-hash prefix
+    hint: m has versions 1 to 3; write m@3, m@v3, m@latest or m@<first 6 or more hex digits of a tree hash>
+    "#);
+    assert_snapshot!(env.snap(&["pull", "m@ffffff", "--to", "x"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: no version of m has a tree hash starting with ffffff
+    hint: m has versions 1 to 3; `mreg ls m` shows their trees
+    ");
+    assert_snapshot!(env.snap(&["pull", &format!("m@{prefix}"), "--to", "x"]), @"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: m@6b24fac0 is ambiguous: it matches m@1 (tree 6b24fac002fe), m@3 (tree 6b24fac002fe)
+    hint: use a version number or a longer hash prefix
+    ");
+    assert_snapshot!(env.snap(&["pull", "m@", "--to", "x"]), @r#"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: "m@" has nothing after '@'
+    hint: write m@3, m@latest or m@<tree hash>
+    "#);
+    assert!(!env.path("x").exists());
+}
+
+#[test]
+fn a_non_empty_target_needs_force_and_is_then_replaced_whole() {
+    let env = TestEnv::with_registry();
+    let v1 = env.fixture("tiny-v1", "v1");
+    env.ok(&["push", "v1", "--model", "m"]);
+    env.write("serve/old-model.bin", "old");
+    assert_snapshot!(env.snap(&["pull", "m", "--to", "serve"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: [TMP]/work/serve is not empty
+    hint: pass --force to replace its contents, or pull into a new folder
+    ");
+    assert!(env.path("serve/old-model.bin").exists());
+    env.ok(&["pull", "m", "--to", "serve", "--force"]);
+    assert_eq!(listing(&env.path("serve")), listing(&v1));
+    let leftovers: Vec<_> = fs::read_dir(env.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains(".mreg-"))
+        .collect();
+    assert!(leftovers.is_empty(), "left {leftovers:?} behind");
+}
+
+#[test]
+fn an_empty_target_folder_is_filled_and_a_file_target_refused() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.ok(&["push", "v1", "--model", "m"]);
+    fs::create_dir(env.path("empty")).unwrap();
+    env.ok(&["pull", "m", "--to", "empty"]);
+    assert!(env.path("empty/config.json").is_file());
+    env.write("afile", "x");
+    assert_snapshot!(env.snap(&["pull", "m", "--to", "afile"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: [TMP]/work/afile exists and is not a folder
+    hint: remove it or pull somewhere else
+    ");
+    assert_snapshot!(env.snap(&["pull", "m", "--to", ".mreg/objects/x"]), @"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: [TMP]/work/.mreg/objects/x is inside the registry
+    hint: pull into a folder outside .mreg
+    ");
+}
+
+#[test]
+fn a_corrupt_object_fails_the_pull_and_leaves_no_target() {
+    let env = TestEnv::with_registry();
+    let weights = noise(100_000, 7);
+    env.write("out/weights.bin", &weights);
+    push_json(&env, "out");
+    let id = ObjectId::of(&weights);
+    let stored = object_path(&env, id);
+    corrupt(&stored);
+    let out = env.snap(&["pull", "m", "--to", "serve"]);
+    assert!(out.starts_with("exit: 1"), "{out}");
+    assert!(out.contains("is corrupt"), "{out}");
+    assert!(!env.path("serve").exists());
+}
+
+/// Writes a version record for a hand-made tree, as a hostile registry could hold.
+fn plant_version(env: &TestEnv, tree_text: &str, extra: &[&[u8]]) {
+    for bytes in extra.iter().copied().chain([tree_text.as_bytes()]) {
+        let path = object_path(env, ObjectId::of(bytes));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+    let tree = ObjectId::of(tree_text.as_bytes());
+    let dir = env.registry().join("models/evil/versions");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("1.toml"),
+        format!("format = 1\nmodel = \"evil\"\nversion = 1\ntree = \"{tree}\"\nfiles = 1\nbytes = 1\ncreated = \"2026-01-01T00:00:00Z\"\nactor = \"x\"\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn trees_that_would_write_outside_the_target_are_refused_before_writing() {
+    let blob: &[u8] = b"x";
+    let b = ObjectId::of(blob);
+    let escape: &[u8] = b"../../outside";
+    let e = ObjectId::of(escape);
+    let cases = [
+        (format!("mreg tree 1\nfile {b} 1 ..\n"), "dot-dot name"),
+        (format!("mreg tree 1\nfile {b} 1 a/b\n"), "slash in name"),
+        (
+            format!("mreg tree 1\nfile {b} 1 a\nfile {b} 1 a\n"),
+            "duplicate",
+        ),
+        (format!("mreg tree 1\nlink {e} 13 up\n"), "link out"),
+        (format!("mreg tree 1\nfifo {b} 1 p\n"), "special kind"),
+    ];
+    for (tree, what) in cases {
+        let env = TestEnv::with_registry();
+        plant_version(&env, &tree, &[blob, escape]);
+        let out = env.snap(&["pull", "evil@1", "--to", "serve"]);
+        assert!(out.starts_with("exit: 1"), "{what}: {out}");
+        assert!(!env.path("serve").exists(), "{what}: something was written");
+        assert!(
+            !env.root().join("outside").exists(),
+            "{what}: wrote outside"
+        );
+    }
+    let env = TestEnv::with_registry();
+    plant_version(&env, &format!("mreg tree 1\nlink {e} 13 up\n"), &[escape]);
+    assert_snapshot!(env.snap(&["pull", "evil@1", "--to", "serve"]), @r#"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: refusing to create link up: its target "../../outside" leads outside the folder
+    hint: the version's tree is unsafe to materialize; nothing was written
+    "#);
+}
+
+fn push_json(env: &TestEnv, dir: &str) -> serde_json::Value {
+    serde_json::from_str(&env.ok(&["push", dir, "--model", "m", "--json"])).unwrap()
+}
+
+pub fn object_path(env: &TestEnv, id: ObjectId) -> std::path::PathBuf {
+    let hex = id.to_hex();
+    env.registry()
+        .join("objects")
+        .join(&hex[..2])
+        .join(&hex[2..])
+}
+
+pub fn corrupt(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut bytes = fs::read(path).unwrap();
+    bytes[500] ^= 0x40;
+    fs::write(path, bytes).unwrap();
+}

@@ -1,0 +1,298 @@
+//! `mreg push`: storing folders, numbering versions, and each refusal.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::common::{TestEnv, noise};
+use insta::assert_snapshot;
+
+#[test]
+fn push_prints_the_new_reference() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.fixture("tiny-v2", "v2");
+    assert_snapshot!(env.snap(&["push", "v1", "--model", "churn", "--message", "first"]), @"
+    exit: 0
+    --- stdout
+    churn@1
+    --- stderr
+    Stored 4 files (476 B, 476 B new) as churn@1.
+    ");
+    assert_snapshot!(env.snap(&["push", "v2", "--model", "churn", "--json"]), @r#"
+    exit: 0
+    --- stdout
+    {
+      "model": "churn",
+      "version": 2,
+      "ref": "churn@2",
+      "created": true,
+      "tree": "e247b959b47d0b60fca9940e54ca2b53c8f0adfd131d1e8737fc53b87cce87c6",
+      "files": 5,
+      "bytes": 490,
+      "new_bytes": 367,
+      "hashed_bytes": 490,
+      "skipped": []
+    }
+    --- stderr
+    Stored 5 files (490 B, 367 B new) as churn@2.
+    "#);
+    assert_eq!(
+        env.version_files(),
+        ["churn/versions/1.toml", "churn/versions/2.toml"]
+    );
+}
+
+#[test]
+fn pushing_the_latest_content_again_records_nothing() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.ok(&["push", "v1", "--model", "churn"]);
+    assert_snapshot!(env.snap(&["push", "v1", "--model", "churn"]), @"
+    exit: 0
+    --- stdout
+    churn@1
+    --- stderr
+    Nothing to push: churn@1 already holds this content (tree 6b24fac002fe).
+    ");
+    assert_eq!(env.version_files(), ["churn/versions/1.toml"]);
+}
+
+#[test]
+fn a_copy_elsewhere_is_recognised_by_content() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.fixture("tiny-v1", "copy");
+    env.ok(&["push", "v1", "--model", "churn"]);
+    let out: serde_json::Value =
+        serde_json::from_str(&env.ok(&["push", "copy", "--model", "churn", "--json"])).unwrap();
+    assert_eq!(out["created"], false);
+    assert_eq!(out["version"], 1);
+    assert_eq!(out["new_bytes"], 0);
+}
+
+#[test]
+fn bad_model_names_are_usage_errors() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    assert_snapshot!(env.snap(&["push", "v1", "--model", "../evil"]), @r#"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: "../evil" is not a valid model name
+    hint: use 1 to 100 letters, digits, '.', '_' and '-', starting with a letter or digit, without '..' (e.g. churn, bert-base.v2)
+    "#);
+    assert!(env.version_files().is_empty());
+}
+
+#[test]
+fn pushing_a_file_or_a_missing_folder_is_refused() {
+    let env = TestEnv::with_registry();
+    env.write("weights.bin", "x");
+    assert_snapshot!(env.snap(&["push", "weights.bin", "--model", "m"]), @"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: weights.bin is not a folder
+    hint: push takes the folder holding the model's files
+    ");
+    assert_snapshot!(env.snap(&["push", "nope", "--model", "m"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: folder nope does not exist
+    hint: push takes the folder holding the model's files
+    ");
+}
+
+#[test]
+fn mregignore_leaves_paths_out_and_says_so() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "out");
+    env.write("out/.mregignore", "logs/\n*.tmp\n!keep.tmp\n");
+    env.write("out/logs/train.log", "loss 0.4\n");
+    env.write("out/scratch.tmp", "x");
+    env.write("out/keep.tmp", "kept");
+    assert_snapshot!(env.snap(&["push", "out", "--model", "m"]), @"
+    exit: 0
+    --- stdout
+    m@1
+    --- stderr
+    Skipped 2 paths:
+      logs/ (.mregignore)
+      scratch.tmp (.mregignore)
+    Stored 6 files (502 B, 502 B new) as m@1.
+    ");
+    let files = env.ok(&["show", "m", "--files"]);
+    assert!(files.contains("keep.tmp") && files.contains(".mregignore"));
+    assert!(!files.contains("train.log") && !files.contains("scratch.tmp"));
+}
+
+#[test]
+fn the_registry_inside_a_pushed_folder_is_skipped() {
+    let env = TestEnv::with_registry();
+    env.write("weights.bin", "w");
+    assert_snapshot!(env.snap(&["push", ".", "--model", "m"]), @"
+    exit: 0
+    --- stdout
+    m@1
+    --- stderr
+    Skipped 1 path:
+      .mreg/ (the registry)
+    Stored 1 file (1 B, 1 B new) as m@1.
+    ");
+}
+
+#[test]
+fn a_fifo_is_refused_and_nothing_is_recorded() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "out");
+    let status = std::process::Command::new("mkfifo")
+        .arg(env.path("out/pipe"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_snapshot!(env.snap(&["push", "out", "--model", "m"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: cannot store [TMP]/work/out/pipe: it is a FIFO (named pipe)
+    hint: remove it, or list it in .mregignore to leave it out
+    ");
+    assert!(env.version_files().is_empty());
+    assert_eq!(fs::read_dir(env.registry().join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_name_that_is_not_utf8_is_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "out");
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.bin");
+    fs::write(env.path("out").join(name), "x").unwrap();
+    assert_snapshot!(env.snap(&["push", "out", "--model", "m"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: cannot store [TMP]/work/out/caf�.bin: its name is not valid UTF-8
+    hint: remove it, or list it in .mregignore to leave it out
+    ");
+    assert!(env.version_files().is_empty());
+}
+
+#[test]
+fn a_symlink_leading_out_is_refused() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "out");
+    std::os::unix::fs::symlink("../../etc/passwd", env.path("out/tokenizer/leak")).unwrap();
+    assert_snapshot!(env.snap(&["push", "out", "--model", "m"]), @r#"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: cannot store [TMP]/work/out/tokenizer/leak: it is a symlink and its target "../../etc/passwd" leads outside the folder
+    hint: remove it, or list it in .mregignore to leave it out
+    "#);
+    fs::remove_file(env.path("out/tokenizer/leak")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", env.path("out/abs")).unwrap();
+    assert_snapshot!(env.snap(&["push", "out", "--model", "m"]), @r#"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: cannot store [TMP]/work/out/abs: it is a symlink and its target "/etc/passwd" is an absolute path
+    hint: remove it, or list it in .mregignore to leave it out
+    "#);
+    assert!(env.version_files().is_empty());
+}
+
+#[test]
+fn an_unchanged_folder_is_not_read_again_but_a_changed_one_is() {
+    let env = TestEnv::with_registry();
+    env.write("out/weights.bin", vec![7u8; 300_000]);
+    env.write("out/config.json", "{\"lr\": 0.1}\n");
+    let first: serde_json::Value =
+        serde_json::from_str(&env.ok(&["push", "out", "--model", "m", "--json"])).unwrap();
+    assert_eq!(first["hashed_bytes"], 300_012);
+    // The stat cache trusts a stamp only once it is two seconds older than its hashing.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    env.ok(&["push", "out", "--model", "m"]);
+    let again: serde_json::Value =
+        serde_json::from_str(&env.ok(&["push", "out", "--model", "m", "--json"])).unwrap();
+    assert_eq!(
+        again["hashed_bytes"], 0,
+        "an unchanged folder was read again"
+    );
+    assert_eq!(again["version"], 1);
+    // Same size, same mtime, different content: the inode change time gives it away.
+    let path = env.path("out/config.json");
+    let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+    fs::write(&path, "{\"lr\": 0.2}\n").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let changed: serde_json::Value =
+        serde_json::from_str(&env.ok(&["push", "out", "--model", "m", "--json"])).unwrap();
+    assert_eq!(changed["version"], 2);
+    assert_eq!(changed["hashed_bytes"], 12);
+}
+
+#[test]
+fn concurrent_pushes_get_distinct_consecutive_numbers() {
+    let env = TestEnv::with_registry();
+    let n = 8;
+    for i in 0..n {
+        env.write(&format!("m{i}/weights.bin"), format!("weights of run {i}"));
+    }
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            env.cmd(&["push", &format!("m{i}"), "--model", "m", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut versions: Vec<u64> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            v["version"].as_u64().unwrap()
+        })
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=n).collect::<Vec<u64>>());
+    let ls: serde_json::Value = serde_json::from_str(&env.ok(&["ls", "m", "--json"])).unwrap();
+    let trees: std::collections::HashSet<&str> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["tree"].as_str().unwrap())
+        .collect();
+    assert_eq!(trees.len(), n as usize, "a version was lost or duplicated");
+    env.ok(&["fsck"]);
+}
+
+#[test]
+fn stored_objects_are_read_only_and_compressed_only_when_it_pays() {
+    let env = TestEnv::with_registry();
+    env.write("out/text.txt", "the same line again\n".repeat(5000));
+    env.write("out/noise.bin", noise(200_000, 3));
+    env.ok(&["push", "out", "--model", "m"]);
+    let mut zst = 0;
+    let mut raw = 0;
+    for entry in walkdir::WalkDir::new(env.registry().join("objects")) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            assert_eq!(entry.metadata().unwrap().permissions().mode() & 0o222, 0);
+            if entry.path().extension().is_some_and(|e| e == "zst") {
+                zst += 1;
+            } else {
+                raw += 1;
+            }
+        }
+    }
+    assert!(zst >= 1, "compressible text was stored raw");
+    assert!(raw >= 1, "incompressible bytes were compressed");
+}

@@ -1,0 +1,214 @@
+//! The test environment: a hermetic temp dir and the real `mreg` binary.
+
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The time of the first command; each command steps it by a minute.
+const EPOCH: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+/// A fresh temp dir with `work/` as the current folder and `home/` as `HOME`.
+pub struct TestEnv {
+    dir: tempfile::TempDir,
+    clock: Cell<u64>,
+}
+
+impl TestEnv {
+    /// Returns an empty environment, without a registry.
+    pub fn new() -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("mreg-test-")
+            .tempdir()
+            .unwrap();
+        fs::create_dir(dir.path().join("work")).unwrap();
+        fs::create_dir(dir.path().join("home")).unwrap();
+        TestEnv {
+            dir,
+            clock: Cell::new(EPOCH),
+        }
+    }
+
+    /// Returns an environment with a registry in `work/`.
+    pub fn with_registry() -> TestEnv {
+        let env = TestEnv::new();
+        env.ok(&["init"]);
+        env
+    }
+
+    /// Returns the temp dir's root.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Returns a path under `work/`.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("work").join(rel)
+    }
+
+    /// Returns the `.mreg` folder of the registry in `work/`.
+    pub fn registry(&self) -> PathBuf {
+        self.path(".mreg")
+    }
+
+    /// Returns a command running mreg in `work/` with a clean, fixed environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let now = self.clock.get();
+        self.clock.set(now + 60);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mreg"));
+        cmd.args(args)
+            .current_dir(self.path(""))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path().join("home"))
+            .env("TMPDIR", self.dir.path())
+            .env("MREG_NOW", now.to_string())
+            .env("MREG_ACTOR", "tester@ci")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// Runs mreg and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs mreg, asserts it succeeded, and returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "mreg {args:?} failed:\n{}",
+            render(&out, self.root())
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs mreg and returns exit code, stdout and stderr as one string, with the
+    /// temp dir written `[TMP]`: what a snapshot holds.
+    pub fn snap(&self, args: &[&str]) -> String {
+        render(&self.run(args), self.root())
+    }
+
+    /// Writes a file under `work/`, creating folders.
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        path
+    }
+
+    /// Copies a fixture model into `work/NAME` and returns the copy's path.
+    pub fn fixture(&self, model: &str, name: &str) -> PathBuf {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/models")
+            .join(model);
+        let dst = self.path(name);
+        copy_tree(&src, &dst);
+        dst
+    }
+
+    /// Returns the version records in the registry, as relative paths, sorted.
+    pub fn version_files(&self) -> Vec<String> {
+        let models = self.registry().join("models");
+        let mut out = Vec::new();
+        for entry in walkdir::WalkDir::new(&models).sort_by_file_name() {
+            let entry = entry.unwrap();
+            if entry.file_type().is_file() {
+                out.push(
+                    entry
+                        .path()
+                        .strip_prefix(&models)
+                        .unwrap()
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Returns exit code, stdout and stderr as one string, temp paths redacted.
+pub fn render(out: &Output, root: &Path) -> String {
+    let code = out
+        .status
+        .code()
+        .map_or("signal".to_owned(), |c| c.to_string());
+    let text = format!(
+        "exit: {code}\n--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = root.display().to_string();
+    let real = fs::canonicalize(&root)
+        .map(|p| p.display().to_string())
+        .unwrap_or(root.clone());
+    text.replace(&real, "[TMP]").replace(&root, "[TMP]")
+}
+
+/// Copies a folder, keeping symlinks as symlinks and file modes.
+pub fn copy_tree(src: &Path, dst: &Path) {
+    for entry in walkdir::WalkDir::new(src).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let target = dst.join(entry.path().strip_prefix(src).unwrap());
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            fs::create_dir_all(&target).unwrap();
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &target).unwrap();
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+            let mode = entry.metadata().unwrap().permissions().mode();
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+}
+
+/// Returns a listing of a folder: path, kind, mode bits, and content or link target.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let rel = entry
+            .path()
+            .strip_prefix(dir)
+            .unwrap()
+            .display()
+            .to_string();
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            out.push(format!("dir  {rel}"));
+        } else if ft.is_symlink() {
+            out.push(format!(
+                "link {rel} -> {}",
+                fs::read_link(entry.path()).unwrap().display()
+            ));
+        } else {
+            let exec = entry.metadata().unwrap().permissions().mode() & 0o111 != 0;
+            let hash = blake3::hash(&fs::read(entry.path()).unwrap()).to_hex();
+            out.push(format!(
+                "{} {rel} {}",
+                if exec { "exec" } else { "file" },
+                &hash[..16]
+            ));
+        }
+    }
+    out
+}
+
+/// Returns `n` deterministic bytes that zstd cannot shrink.
+pub fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect()
+}
