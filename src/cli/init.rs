@@ -10,16 +10,16 @@ use crate::store::Registry;
 
 /// Create a registry (.mreg) in a folder
 ///
-/// Other commands find it by walking up from the current folder, like git. Running
-/// init where a registry exists leaves it as it is.
+/// Other commands find it by walking up from the current folder, like git. Without
+/// DIR, the registry goes where --registry or MREG_REGISTRY says, else in the current
+/// folder. Running init where a registry exists leaves it as it is.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  mreg init\n  mreg init /srv/registry && export MREG_REGISTRY=/srv/registry"
 )]
 pub struct InitArgs {
-    /// Folder to create the registry in
-    #[arg(default_value = ".")]
-    dir: PathBuf,
+    /// Folder to create the registry in [default: --registry, else the current folder]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -30,7 +30,12 @@ struct Outcome {
 
 /// Runs `mreg init`.
 pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
-    let (reg, created) = Registry::init(&args.dir)?;
+    let dir = match (&args.dir, ctx.registry_spec()) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(spec)) => Registry::local_path(spec)?,
+        (None, None) => PathBuf::from("."),
+    };
+    let (reg, created) = Registry::init(&dir)?;
     let path = reg.root().display().to_string();
     if created {
         ctx.out

@@ -96,10 +96,12 @@ impl Ctx {
     /// Returns the registry named by `--registry`/`MREG_REGISTRY` or found above the
     /// current folder.
     pub fn registry(&self) -> Result<Registry> {
-        Registry::locate(
-            self.registry.as_deref().filter(|s| !s.is_empty()),
-            &self.cwd,
-        )
+        Registry::locate(self.registry_spec(), &self.cwd)
+    }
+
+    /// Returns the registry named by `--registry`/`MREG_REGISTRY`, if any.
+    pub fn registry_spec(&self) -> Option<&str> {
+        self.registry.as_deref().filter(|s| !s.is_empty())
     }
 }
 

@@ -78,16 +78,7 @@ impl Registry {
     /// Opens the registry `spec` names: a folder holding `.mreg`, the `.mreg` folder
     /// itself, or a `file://` URL of either.
     pub fn open(spec: &str) -> Result<Registry> {
-        if let Some((scheme, _)) = spec.split_once("://")
-            && scheme != "file"
-        {
-            return Err(Failure::usage(format!(
-                "registry {spec:?} uses the {scheme}:// scheme, which this mreg cannot open"
-            ))
-            .hint("name a local folder, e.g. --registry /srv/registry")
-            .into());
-        }
-        let path = Path::new(spec.strip_prefix("file://").unwrap_or(spec));
+        let path = Registry::local_path(spec)?;
         for candidate in [path.join(DIR_NAME), path.to_path_buf()] {
             if candidate.join("config.toml").is_file() {
                 return Registry::open_root(&candidate);
@@ -98,6 +89,28 @@ impl Registry {
                 .hint(format!("create one with `mreg init {}`", path.display()))
                 .into(),
         )
+    }
+
+    /// Returns the local folder a registry spec names, refusing URL schemes other
+    /// than `file://`.
+    pub fn local_path(spec: &str) -> Result<PathBuf> {
+        if let Some((scheme, _)) = spec.split_once("://")
+            && scheme != "file"
+        {
+            return Err(Failure::usage(format!(
+                "registry {spec:?} uses the {scheme}:// scheme, which this mreg cannot open"
+            ))
+            .hint("name a local folder, e.g. --registry /srv/registry")
+            .into());
+        }
+        let path = PathBuf::from(spec.strip_prefix("file://").unwrap_or(spec));
+        // `--registry /srv/reg/.mreg` names the registry folder itself.
+        if path.file_name().is_some_and(|n| n == DIR_NAME) && !path.join(DIR_NAME).exists() {
+            return Ok(path
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf));
+        }
+        Ok(path)
     }
 
     /// Finds `.mreg` in `start` or the nearest folder above it.

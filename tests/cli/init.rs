@@ -122,3 +122,16 @@ fn broken_pipe_on_stdout_exits_quietly() {
     let out = child.wait_with_output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn init_without_a_folder_uses_the_registry_variable() {
+    let env = TestEnv::new();
+    let out = env
+        .cmd(&["init"])
+        .env("MREG_REGISTRY", env.path("team"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(env.path("team/.mreg/config.toml").is_file());
+    assert!(!env.path(".mreg").exists());
+}

@@ -201,7 +201,10 @@ fn trees_that_would_write_outside_the_target_are_refused_before_writing() {
         ),
         (format!("mreg tree 1\nlink {e} 13 up\n"), "link out"),
         (format!("mreg tree 1\nfifo {b} 1 p\n"), "special kind"),
-        (format!("mreg tree 1\ndir {b} 1 a\nlink {e} 13 a\n"), "entry through a link"),
+        (
+            format!("mreg tree 1\ndir {b} 1 a\nlink {e} 13 a\n"),
+            "entry through a link",
+        ),
     ];
     for (tree, what) in cases {
         let env = TestEnv::with_registry();
