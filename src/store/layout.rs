@@ -79,7 +79,7 @@ impl Registry {
     /// itself, or a `file://` URL of either.
     pub fn open(spec: &str) -> Result<Registry> {
         let path = Registry::local_path(spec)?;
-        for candidate in [path.join(DIR_NAME), path.to_path_buf()] {
+        for candidate in [path.join(DIR_NAME), path.clone()] {
             if candidate.join("config.toml").is_file() {
                 return Registry::open_root(&candidate);
             }

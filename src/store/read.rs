@@ -12,6 +12,9 @@ use super::object::{self, Encoding, ObjectId};
 use super::tree::{Tree, TreeId};
 use crate::error::Failure;
 
+/// Objects at least this large are copied and hashed at the same time.
+const PARALLEL_COPY_MIN: u64 = 8 << 20;
+
 /// Trees and link targets larger than this are refused: they are not trees.
 const SMALL_OBJECT_LIMIT: u64 = 256 << 20;
 
@@ -77,8 +80,8 @@ impl Write for LimitedWriter<'_> {
 
 /// Writes an object's content to a new file at `dest` with the given mode, verified.
 ///
-/// Raw objects are cloned (reflink) or copied in the kernel (`copy_file_range`), then
-/// the new file is hashed; compressed ones are decoded and hashed in one pass. `dest`
+/// Raw objects are cloned (reflink) or copied in the kernel (`copy_file_range`) while
+/// another core hashes the object; compressed ones are decoded and hashed in one pass. `dest`
 /// must not exist. On a mismatch the error names the corrupt object.
 pub fn copy_to_file(
     reg: &Registry,
@@ -86,25 +89,39 @@ pub fn copy_to_file(
     size: u64,
     dest: &Path,
     mode: u32,
-    progress: &dyn Fn(u64),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
     let (stored, encoding) = reg.find_object(id).ok_or_else(|| missing(id))?;
     let out = OpenOptions::new()
         .write(true)
-        .read(true)
         .create_new(true)
         .mode(mode)
         .open(dest)
         .with_context(|| format!("creating {}", dest.display()))?;
     match encoding {
         Encoding::Raw => {
+            // A large object is copied by the kernel on a thread of its own while this
+            // thread hashes it; a small one is copied, then hashed from the page cache.
             let src = File::open(&stored)
                 .with_context(|| format!("opening object {}", stored.display()))?;
-            clone_or_copy(&src, &out).with_context(|| {
+            let hash = || object::hash_reader(&mut &src, size, None, progress);
+            let (copied, hashed) = if size >= PARALLEL_COPY_MIN {
+                std::thread::scope(|scope| {
+                    let copier = scope.spawn(|| clone_or_copy(&stored, &out));
+                    let hashed = hash();
+                    (
+                        copier.join().expect("the copy thread does not panic"),
+                        hashed,
+                    )
+                })
+            } else {
+                (clone_or_copy(&stored, &out), hash())
+            };
+            copied.with_context(|| {
                 format!("copying object {} to {}", stored.display(), dest.display())
             })?;
-            let (actual, n) = object::hash_reader(&mut &out_reader(dest)?, size, None, progress)
-                .with_context(|| format!("reading back {}", dest.display()))?;
+            let (actual, n) =
+                hashed.with_context(|| format!("reading object {}", stored.display()))?;
             if actual != id {
                 bail!(object::corrupt_message(id, actual, &stored));
             }
@@ -132,18 +149,15 @@ pub fn copy_to_file(
     Ok(())
 }
 
-fn out_reader(dest: &Path) -> Result<File> {
-    File::open(dest).with_context(|| format!("opening {}", dest.display()))
-}
-
 /// Copies all of `src` into the empty file `out`: a reflink where the filesystem
 /// shares extents, else a copy inside the kernel.
-fn clone_or_copy(src: &File, out: &File) -> std::io::Result<()> {
+fn clone_or_copy(stored: &Path, out: &File) -> std::io::Result<()> {
+    let src = File::open(stored)?;
     #[cfg(target_os = "linux")]
-    if rustix::fs::ioctl_ficlone(out, src).is_ok() {
+    if rustix::fs::ioctl_ficlone(out, &src).is_ok() {
         return Ok(());
     }
-    let mut reader = src;
+    let mut reader = &src;
     let mut writer = out;
     std::io::copy(&mut reader, &mut writer)?;
     Ok(())
