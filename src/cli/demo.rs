@@ -28,8 +28,68 @@ pub struct DemoArgs {
     keep: bool,
 }
 
+/// The demo's steps: a title (empty to continue the previous one), the arguments, and
+/// whether the step must succeed. `{fixtures}` stands for the fixtures folder.
+const STEPS: &[(&str, &[&str], bool)] = &[
+    ("Create a registry", &["init", "registry"], true),
+    (
+        "Push the first version of a model",
+        &[
+            "push",
+            "{fixtures}/models/tiny-v1",
+            "--model",
+            "demo",
+            "--message",
+            "first training run",
+        ],
+        true,
+    ),
+    (
+        "Push a fine-tune: only what changed is stored",
+        &[
+            "push",
+            "{fixtures}/models/tiny-v2",
+            "--model",
+            "demo",
+            "--message",
+            "fine-tuned head",
+        ],
+        true,
+    ),
+    (
+        "Push the same folder again: nothing to do",
+        &["push", "{fixtures}/models/tiny-v2", "--model", "demo"],
+        true,
+    ),
+    ("List models, then the versions of one", &["ls"], true),
+    ("", &["ls", "demo"], true),
+    (
+        "Show a version's record and files",
+        &["show", "demo@1", "--files"],
+        true,
+    ),
+    (
+        "Pull a version for serving",
+        &["pull", "demo@1", "--to", "serve"],
+        true,
+    ),
+    (
+        "An unknown version is an error that says what exists",
+        &["pull", "demo@7", "--to", "other"],
+        false,
+    ),
+    ("Verify every object and manifest", &["fsck"], true),
+];
+
 /// Runs `mreg demo`.
 pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
+    if ctx.out.is_json() {
+        return Err(
+            Failure::usage("demo prints a walkthrough for people and has no JSON form")
+                .hint("run it without --json")
+                .into(),
+        );
+    }
     let fixtures = find_fixtures(args.fixtures.as_deref())?;
     let work = tempfile::Builder::new()
         .prefix("mreg-demo-")
@@ -38,7 +98,6 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
     let root = work.path().to_path_buf();
     let exe = std::env::current_exe().context("finding the mreg binary")?;
     let v1 = fixtures.join("models/tiny-v1");
-    let v2 = fixtures.join("models/tiny-v2");
     let fixtures_abs = fixtures.display().to_string();
     let fixtures_short = shorten(&fixtures);
     let step = |title: &str, argv: &[&str], expect_ok: bool| -> Result<()> {
@@ -64,56 +123,14 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
         }
         Ok(())
     };
-    let v1s = v1.display().to_string();
-    let v2s = v2.display().to_string();
-    step("Create a registry", &["init", "registry"], true)?;
-    step(
-        "Push the first version of a model",
-        &[
-            "push",
-            &v1s,
-            "--model",
-            "demo",
-            "--message",
-            "first training run",
-        ],
-        true,
-    )?;
-    step(
-        "Push a fine-tune: only what changed is stored",
-        &[
-            "push",
-            &v2s,
-            "--model",
-            "demo",
-            "--message",
-            "fine-tuned head",
-        ],
-        true,
-    )?;
-    step(
-        "Push the same folder again: nothing to do",
-        &["push", &v2s, "--model", "demo"],
-        true,
-    )?;
-    step("List models, then the versions of one", &["ls"], true)?;
-    step("", &["ls", "demo"], true)?;
-    step(
-        "Show a version's record and files",
-        &["show", "demo@1", "--files"],
-        true,
-    )?;
-    step(
-        "Pull a version for serving",
-        &["pull", "demo@1", "--to", "serve"],
-        true,
-    )?;
-    step(
-        "An unknown version is an error that says what exists",
-        &["pull", "demo@7", "--to", "other"],
-        false,
-    )?;
-    step("Verify every object and manifest", &["fsck"], true)?;
+    for (title, words, expect_ok) in STEPS {
+        let owned: Vec<String> = words
+            .iter()
+            .map(|a| a.replace("{fixtures}", &fixtures_abs))
+            .collect();
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        step(title, &args, *expect_ok)?;
+    }
     verify_pull(&root, &v1)?;
     if args.keep {
         let kept = work.keep();

@@ -46,7 +46,10 @@ pub fn run(ctx: &Ctx, _args: &FsckArgs) -> Result<()> {
             "fsck found {}",
             output::count(report.problems.len() as u64, "problem")
         ))
-        .hint("each line above names a bad file; restore it from a copy of the registry")
+        .hint(
+            "each line above names a bad file. A missing object comes back when a folder \
+             holding its content is pushed again; delete a corrupt object file first",
+        )
         .into())
     }
 }

@@ -28,7 +28,7 @@ Examples:
   mreg pull churn@latest --to /srv/model
   mreg push ./out --model churn --json | jq -r .version
 
-Exit codes: 0 done, 1 error, 2 usage error, 3 a gate did not hold, 4 a conflict.
+Exit codes: 0 done, 1 error, 2 usage error (3 and 4 are reserved for gates and conflicts).
 The registry is the nearest .mreg folder above the current one, unless --registry
 or MREG_REGISTRY names one.";
 

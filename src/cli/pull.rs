@@ -60,11 +60,8 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         force: args.force,
         durable: args.durable,
     };
-    materialize::materialize(&reg, &plan, &args.to, opts, &ctx.out.progress())?;
-    let path = std::path::absolute(&args.to)
-        .unwrap_or_else(|_| args.to.clone())
-        .display()
-        .to_string();
+    let written = materialize::materialize(&reg, &plan, &args.to, opts, &ctx.out.progress())?;
+    let path = written.display().to_string();
     ctx.out.status(&format!(
         "Pulled {} ({}, {}) into {path}.",
         record.reference(),

@@ -32,7 +32,7 @@ pub struct PushArgs {
     /// Folder holding the model's files
     dir: PathBuf,
     /// Model name: letters, digits, '.', '_' and '-'
-    #[arg(long, short)]
+    #[arg(long)]
     model: String,
     /// A message kept with the version
     #[arg(long)]
@@ -69,18 +69,17 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         .last()
         .map(|n| models::load_version(&reg, model.as_str(), *n))
         .transpose()?;
+    // Publishing also runs when the content is already the latest version: objects
+    // that went missing from the store since are then put back.
+    staging.publish()?;
+    let trees_staging = Staging::new(&reg);
+    for tree in &trees {
+        trees_staging.add_bytes(tree)?;
+    }
+    trees_staging.publish()?;
     let (record, created_new) = match latest {
-        Some(latest) if latest.tree == snap.tree => {
-            drop(staging);
-            (latest, false)
-        }
+        Some(latest) if latest.tree == snap.tree => (latest, false),
         _ => {
-            staging.publish()?;
-            let trees_staging = Staging::new(&reg);
-            for tree in &trees {
-                trees_staging.add_bytes(tree)?;
-            }
-            trees_staging.publish()?;
             let record = models::create_version(
                 &reg,
                 models::NewVersion {
@@ -110,6 +109,10 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
             "Nothing to push: {reference} already holds this content (tree {}).",
             snap.tree.0.short(12)
         ));
+        if args.message.is_some() {
+            ctx.out
+                .warn("--message was not recorded: no version was created.");
+        }
     }
     let outcome = Outcome {
         model: record.model.clone(),

@@ -26,6 +26,8 @@ pub struct ShowArgs {
 #[derive(Serialize)]
 struct FileRow {
     path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
     kind: &'static str,
     size: u64,
     hash: ObjectId,
@@ -51,12 +53,14 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
             .iter()
             .map(|f| FileRow {
                 path: f.path.clone(),
+                target: None,
                 kind: if f.exec { "exec" } else { "file" },
                 size: f.size,
                 hash: f.id,
             })
             .chain(plan.links.iter().map(|(path, target)| FileRow {
-                path: format!("{path} -> {target}"),
+                path: path.clone(),
+                target: Some(target.clone()),
                 kind: "link",
                 size: target.len() as u64,
                 hash: ObjectId::of(target.as_bytes()),
@@ -80,7 +84,10 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
                         r.kind.to_owned(),
                         output::bytes(r.size),
                         r.hash.short(12),
-                        r.path.clone(),
+                        match &r.target {
+                            Some(target) => format!("{} -> {target}", r.path),
+                            None => r.path.clone(),
+                        },
                     ]
                 })
                 .collect();

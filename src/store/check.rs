@@ -1,7 +1,7 @@
 //! Checking a registry: every object re-hashed, every manifest parsed, every version's
 //! tree walked, with each problem named by its path.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::object::{self, Encoding, ObjectId};
-use super::tree::{Kind, Tree, TreeId};
+use super::tree::{Kind, Tree};
 use super::{Progress, Registry, models, read};
 
 /// Returns one thing found wrong.
@@ -74,14 +74,19 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
             message: format!("{err:#}"),
         });
     }
-    let mut walked = HashSet::new();
+    let mut memo = HashMap::new();
     for model in models::list_models(reg)? {
         for n in models::list_versions(reg, &model)? {
             manifests += 1;
             let path = models::version_path(reg, &model, n);
             match models::load_version(reg, &model, n) {
                 Ok(record) => {
-                    check_tree(reg, record.tree, &good, &mut walked, &path, &mut problems);
+                    for message in problems_below(reg, record.tree.0, &good, &mut memo) {
+                        problems.push(Problem {
+                            path: path.clone(),
+                            message,
+                        });
+                    }
                 }
                 Err(err) => problems.push(Problem {
                     path,
@@ -94,7 +99,7 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     problems.dedup();
     let leftovers = list_dir(&reg.tmp_dir())?;
     Ok(Report {
-        objects: good.len() as u64,
+        objects: stored.len() as u64,
         bytes,
         manifests,
         problems,
@@ -102,52 +107,45 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     })
 }
 
-fn check_tree(
+/// Returns what is wrong below a tree, as `path: message` lines relative to it.
+///
+/// Results are remembered per tree, so versions sharing folders cost one walk, while
+/// every version naming a bad object is still reported.
+fn problems_below(
     reg: &Registry,
-    root: TreeId,
+    tree: ObjectId,
     good: &HashSet<ObjectId>,
-    walked: &mut HashSet<ObjectId>,
-    record: &Path,
-    problems: &mut Vec<Problem>,
-) {
-    let mut stack = vec![(root.0, String::new())];
-    while let Some((id, prefix)) = stack.pop() {
-        if !walked.insert(id) {
-            continue;
-        }
-        let tree = match read::read_small(reg, id).and_then(|b| Tree::parse(&b)) {
-            Ok(tree) => tree,
-            Err(err) => {
-                let at = if prefix.is_empty() {
-                    "its tree".to_owned()
-                } else {
-                    format!("folder {prefix}")
-                };
-                problems.push(Problem {
-                    path: record.to_path_buf(),
-                    message: format!("{at}: {err:#}"),
-                });
-                continue;
-            }
-        };
-        for entry in tree.entries {
-            let path = format!("{prefix}{}", entry.name);
-            if entry.kind == Kind::Dir {
-                stack.push((entry.id, format!("{path}/")));
-            } else if !good.contains(&entry.id) && !walked.contains(&entry.id) {
-                walked.insert(entry.id);
-                let state = if reg.has_object(entry.id) {
-                    "corrupt"
-                } else {
-                    "missing"
-                };
-                problems.push(Problem {
-                    path: record.to_path_buf(),
-                    message: format!("{path}: object {} is {state}", entry.id.short(16)),
-                });
+    memo: &mut HashMap<ObjectId, Vec<String>>,
+) -> Vec<String> {
+    if let Some(known) = memo.get(&tree) {
+        return known.clone();
+    }
+    let mut found = Vec::new();
+    match read::read_small(reg, tree).and_then(|b| Tree::parse(&b)) {
+        Err(err) => found.push(format!("tree {}: {err:#}", tree.short(16))),
+        Ok(parsed) => {
+            for entry in parsed.entries {
+                if entry.kind == Kind::Dir {
+                    for inner in problems_below(reg, entry.id, good, memo) {
+                        found.push(format!("{}/{inner}", entry.name));
+                    }
+                } else if !good.contains(&entry.id) {
+                    let state = if reg.has_object(entry.id) {
+                        "corrupt"
+                    } else {
+                        "missing"
+                    };
+                    found.push(format!(
+                        "{}: object {} is {state}",
+                        entry.name,
+                        entry.id.short(16)
+                    ));
+                }
             }
         }
     }
+    memo.insert(tree, found.clone());
+    found
 }
 
 type StoredObject = (PathBuf, ObjectId, Encoding, u64);

@@ -103,7 +103,10 @@ impl Registry {
             .hint("name a local folder, e.g. --registry /srv/registry")
             .into());
         }
-        let path = PathBuf::from(spec.strip_prefix("file://").unwrap_or(spec));
+        let path = match spec.strip_prefix("file://") {
+            Some(rest) => PathBuf::from(rest.strip_prefix("localhost").unwrap_or(rest)),
+            None => PathBuf::from(spec),
+        };
         // `--registry /srv/reg/.mreg` names the registry folder itself.
         if path.file_name().is_some_and(|n| n == DIR_NAME) && !path.join(DIR_NAME).exists() {
             return Ok(path

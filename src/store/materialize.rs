@@ -116,16 +116,17 @@ pub struct Options {
     pub durable: bool,
 }
 
-/// Creates the planned folder at `dest`, replacing it whole or not at all.
+/// Creates the planned folder at `dest`, replacing it whole or not at all, and
+/// returns the real path it wrote.
 pub fn materialize(
     reg: &Registry,
     plan: &Plan,
     dest: &Path,
     opts: Options,
     progress: &dyn Progress,
-) -> Result<()> {
-    let dest = absolute(dest)?;
-    let existing = check_target(reg, &dest, opts.force)?;
+) -> Result<PathBuf> {
+    let dest = resolve_target(reg, dest)?;
+    let existing = check_target(&dest, opts.force)?;
     let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("model");
     let parent = dest
         .parent()
@@ -171,36 +172,64 @@ pub fn materialize(
     if opts.durable {
         atomic::sync_filesystem(base)?;
     }
-    swap_in(staging, &dest, existing)
+    swap_in(staging, &dest, existing)?;
+    Ok(dest)
 }
 
-fn absolute(dest: &Path) -> Result<PathBuf> {
+/// Returns the real path a pull writes to, refusing any place whose replacement
+/// would destroy something: the registry or a folder holding it, the current folder
+/// or one holding it, the filesystem root.
+///
+/// A symlink to a folder (a `current -> releases/7` deployment) resolves to that folder.
+fn resolve_target(reg: &Registry, dest: &Path) -> Result<PathBuf> {
     let abs = std::path::absolute(dest).with_context(|| format!("resolving {}", dest.display()))?;
-    if abs.parent().is_none() || abs.file_name().is_none() {
-        bail!(
-            Failure::usage(format!("cannot pull into {}", dest.display()))
-                .hint("name a folder such as ./model")
-        );
+    let real = if fs::symlink_metadata(&abs).is_ok() {
+        abs.canonicalize()
+            .with_context(|| format!("resolving {}", dest.display()))?
+    } else {
+        match (
+            abs.parent().and_then(|p| p.canonicalize().ok()),
+            abs.file_name(),
+        ) {
+            (Some(parent), Some(name)) => parent.join(name),
+            _ => abs,
+        }
+    };
+    let refuse = |why: &str, hint: &str| -> anyhow::Error {
+        Failure::usage(format!("cannot pull into {}: {why}", dest.display()))
+            .hint(hint)
+            .into()
+    };
+    if real.parent().is_none() || real.file_name().is_none() {
+        return Err(refuse(
+            "it is not a folder that can be replaced",
+            "name a folder such as ./model",
+        ));
     }
-    Ok(abs)
+    if real.starts_with(reg.root()) {
+        return Err(refuse(
+            "it is inside the registry",
+            "pull into a folder outside .mreg",
+        ));
+    }
+    if reg.root().starts_with(&real) {
+        return Err(refuse(
+            "it holds the registry, which replacing it would delete",
+            "pull into a folder of its own, such as ./model",
+        ));
+    }
+    if std::env::current_dir().is_ok_and(|cwd| cwd.starts_with(&real)) {
+        return Err(refuse(
+            "it is the current folder or holds it",
+            "pull into a folder of its own, such as ./model, or run mreg from elsewhere",
+        ));
+    }
+    Ok(real)
 }
 
-/// Returns whether `dest` exists, refusing a non-folder, a non-empty folder without
-/// `force`, and any place inside the registry.
-fn check_target(reg: &Registry, dest: &Path, force: bool) -> Result<bool> {
-    let resolved = dest
-        .parent()
-        .and_then(|p| p.canonicalize().ok())
-        .map(|p| p.join(dest.file_name().unwrap_or_default()));
-    if resolved
-        .as_deref()
-        .is_some_and(|p| p.starts_with(reg.root()))
-    {
-        bail!(
-            Failure::usage(format!("{} is inside the registry", dest.display()))
-                .hint("pull into a folder outside .mreg")
-        );
-    }
+/// Returns whether `dest` exists, refusing a non-folder and a non-empty folder
+/// without `force`.
+fn check_target(dest: &Path, force: bool) -> Result<bool> {
     match fs::symlink_metadata(dest) {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(err) => Err(err).with_context(|| format!("reading {}", dest.display())),

@@ -196,7 +196,11 @@ pub fn resolve(reg: &Registry, reference: &ModelRef) -> Result<VersionRecord> {
                         .map(|r| format!("{} (tree {})", r.reference(), r.tree.0.short(12)))
                         .collect();
                     Err(Failure::usage(format!("{reference} is ambiguous: it matches {}", list.join(", ")))
-                        .hint("use a version number or a longer hash prefix")
+                        .hint(if many.iter().all(|r| r.tree == many[0].tree) {
+                            "these versions hold the same content; name one by its number"
+                        } else {
+                            "use a version number or a longer hash prefix"
+                        })
                         .into())
                 }
             }

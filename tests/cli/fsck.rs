@@ -50,9 +50,60 @@ fn corrupt_and_missing_objects_and_bad_manifests_are_named() {
     [TMP]/work/.mreg/objects/zz/not-an-object: not an object name
     --- stderr
     error: fsck found 5 problems
-    hint: each line above names a bad file; restore it from a copy of the registry
+    hint: each line above names a bad file. A missing object comes back when a folder holding its content is pushed again; delete a corrupt object file first
     ");
     let json: serde_json::Value =
         serde_json::from_slice(&env.run(&["fsck", "--json"]).stdout).unwrap();
     assert_eq!(json["problems"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn regression_every_version_naming_a_bad_object_is_reported() {
+    let env = TestEnv::with_registry();
+    let shared = noise(4096, 9);
+    env.write("out/shared.bin", &shared);
+    env.write("out/a.txt", "one");
+    env.ok(&["push", "out", "--model", "a"]);
+    env.write("out/a.txt", "two");
+    env.ok(&["push", "out", "--model", "a"]);
+    env.ok(&["push", "out", "--model", "b"]);
+    fs::remove_file(object_path(&env, ObjectId::of(&shared))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&env.run(&["fsck", "--json"]).stdout).unwrap();
+    let mut named: Vec<String> = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            p["path"]
+                .as_str()
+                .unwrap()
+                .rsplit(".mreg/")
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            "models/a/versions/1.toml",
+            "models/a/versions/2.toml",
+            "models/b/versions/1.toml"
+        ]
+    );
+}
+
+#[test]
+fn regression_pushing_the_same_folder_again_restores_a_missing_object() {
+    let env = TestEnv::with_registry();
+    let weights = noise(4096, 4);
+    env.write("out/w.bin", &weights);
+    env.ok(&["push", "out", "--model", "m"]);
+    fs::remove_file(object_path(&env, ObjectId::of(&weights))).unwrap();
+    assert_eq!(env.run(&["fsck"]).status.code(), Some(1));
+    env.ok(&["push", "out", "--model", "m"]);
+    env.ok(&["fsck"]);
+    assert_eq!(env.version_files(), ["m/versions/1.toml"]);
 }

@@ -123,3 +123,18 @@ fn show_prints_the_record_as_stored() {
         std::fs::read_to_string(env.registry().join("models/churn/versions/1.toml")).unwrap();
     assert_eq!(env.ok(&["show", "churn@1"]), stored);
 }
+
+#[test]
+fn show_files_json_gives_link_targets_apart_from_paths() {
+    let env = two_versions();
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["show", "churn@1", "--files", "--json"])).unwrap();
+    let link = json["file_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "link")
+        .unwrap();
+    assert_eq!(link["path"], "weights.safetensors");
+    assert_eq!(link["target"], "model.safetensors");
+}

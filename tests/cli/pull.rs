@@ -93,7 +93,7 @@ fn unknown_and_ambiguous_references_say_what_they_could_mean() {
     --- stdout
     --- stderr
     error: m@6b24fac0 is ambiguous: it matches m@1 (tree 6b24fac002fe), m@3 (tree 6b24fac002fe)
-    hint: use a version number or a longer hash prefix
+    hint: these versions hold the same content; name one by its number
     ");
     assert_snapshot!(env.snap(&["pull", "m@", "--to", "x"]), @r#"
     exit: 2
@@ -149,7 +149,7 @@ fn an_empty_target_folder_is_filled_and_a_file_target_refused() {
     exit: 2
     --- stdout
     --- stderr
-    error: [TMP]/work/.mreg/objects/x is inside the registry
+    error: cannot pull into .mreg/objects/x: it is inside the registry
     hint: pull into a folder outside .mreg
     ");
 }
@@ -246,4 +246,54 @@ pub fn corrupt(path: &std::path::Path) {
     let mut bytes = fs::read(path).unwrap();
     bytes[500] ^= 0x40;
     fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn regression_force_pull_into_a_folder_holding_the_registry_is_refused() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.ok(&["push", "v1", "--model", "m"]);
+    let before = env.version_files();
+    let root = env.path("").display().to_string();
+    let registry = env.registry().display().to_string();
+    let out = env
+        .cmd(&[
+            "--registry",
+            &registry,
+            "pull",
+            "m",
+            "--to",
+            &root,
+            "--force",
+        ])
+        .current_dir(env.root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_snapshot!(env.snap(&["pull", "m", "--to", ".", "--force"]), @"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: cannot pull into .: it holds the registry, which replacing it would delete
+    hint: pull into a folder of its own, such as ./model
+    ");
+    assert_eq!(env.version_files(), before);
+    assert!(env.path("v1/config.json").is_file());
+}
+
+#[test]
+fn pulling_through_a_symlink_replaces_the_folder_it_points_to() {
+    let env = TestEnv::with_registry();
+    let v1 = env.fixture("tiny-v1", "v1");
+    env.ok(&["push", "v1", "--model", "m"]);
+    env.write("releases/7/old.bin", "old");
+    std::os::unix::fs::symlink("releases/7", env.path("current")).unwrap();
+    env.ok(&["pull", "m", "--to", "current", "--force"]);
+    assert!(
+        fs::symlink_metadata(env.path("current"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(listing(&env.path("releases/7")), listing(&v1));
 }
