@@ -75,15 +75,18 @@ timed_rss() { # timed_rss CMD...: like timed, and RSS from /usr/bin/time -f %M (
     timed /usr/bin/time -f %M -o "$W/.rss" "$@"
     RSS=$(awk '{ v = $1 } END { printf "%.0f", v / 1024 }' "$W/.rss")
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+median() { # median LABEL VALUES...: also logs the single runs on stderr, to judge noise
+    say "$1 runs: ${*:2}"
+    printf '%s\n' "${@:2}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
 max() { printf '%s\n' "$@" | sort -g | tail -1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; } # le A B: A <= B
 
-mreg() { "$MREG" --no-progress -q "$@"; }
+MREGQ=("$MREG" --no-progress -q) # an array, so /usr/bin/time can run it too
 fresh_registry() { # fresh_registry DIR: a brand-new registry, so nothing is deduplicated
     rm -rf "$1"
-    mreg init "$1" >/dev/null || die "mreg init $1 failed"
+    "${MREGQ[@]}" init "$1" >/dev/null || die "mreg init $1 failed"
 }
 b3sum_all() { find "$1" -type f -print0 | xargs -0 b3sum --num-threads 2; }
 cp_sync() { cp -r "$1" "$2" && sync; }
@@ -192,7 +195,7 @@ bench_set() { # bench_set LABEL MAKER
     # Hashing baseline: b3sum over every file (what mreg must at least do on a push).
     local b3=()
     for i in 1 2 3; do timed b3sum_all "$src"; b3+=("$T"); done
-    local b3_t; b3_t=$(median "${b3[@]}")
+    local b3_t; b3_t=$(median "$label b3sum" "${b3[@]}")
 
     # Fresh push vs `cp -r && sync`: a push stores durably, so its baseline is a copy
     # that reaches the disk. Each push goes into a brand-new registry.
@@ -201,21 +204,21 @@ bench_set() { # bench_set LABEL MAKER
         rm -rf "$dst"; timed cp_sync "$src" "$dst"; cps+=("$T")
         rm -rf "$dst"
         fresh_registry "$W/reg-$label-$i"
-        timed_rss env MREG_REGISTRY="$W/reg-$label-$i" "$MREG" --no-progress -q push "$src" --model m
+        timed_rss env MREG_REGISTRY="$W/reg-$label-$i" "${MREGQ[@]}" push "$src" --model m
         push+=("$T"); push_rss+=("$RSS")
         [[ $i == 1 ]] || rm -rf "$W/reg-$label-$i" # keep one registry for the rest
     done
     local cps_t push_t
-    cps_t=$(median "${cps[@]}")
-    push_t=$(median "${push[@]}")
+    cps_t=$(median "$label cp -r && sync" "${cps[@]}")
+    push_t=$(median "$label fresh push" "${push[@]}")
     export MREG_REGISTRY="$W/reg-$label-1"
 
     # No-change push: the stat cache should vouch for every file, so nothing is re-read.
     # The first re-push is shown apart; the target uses the median of the next 5.
     local nc=()
-    timed mreg push "$src" --model m; local nc_first=$T
-    for i in 1 2 3 4 5; do timed mreg push "$src" --model m; nc+=("$T"); done
-    local nc_t; nc_t=$(median "${nc[@]}")
+    timed "${MREGQ[@]}" push "$src" --model m; local nc_first=$T
+    for i in 1 2 3 4 5; do timed "${MREGQ[@]}" push "$src" --model m; nc+=("$T"); done
+    local nc_t; nc_t=$(median "$label no-change push (first: $nc_first; next 5)" "${nc[@]}")
 
     # Incremental push (model only, single run: it changes the folder): one weight file
     # rewritten with new content, and config.json changed.
@@ -223,7 +226,7 @@ bench_set() { # bench_set LABEL MAKER
     if [[ $label == model ]]; then
         prng weights-1b $((512 * MIB)) >"$src/model-00001.safetensors"
         gen text "$src" 2
-        timed_rss mreg push "$src" --model m; incr_t=$T; incr_rss=$RSS
+        timed_rss "${MREGQ[@]}" push "$src" --model m; incr_t=$T; incr_rss=$RSS
     fi
 
     # Pull of version 1 vs `cp -r` (no sync: a pull is not durable unless --durable).
@@ -232,15 +235,15 @@ bench_set() { # bench_set LABEL MAKER
     for i in 1 2 3; do
         rm -rf "$dst"; timed cp -r "$src" "$dst"; cpp+=("$T")
         rm -rf "$dst"
-        timed_rss mreg pull m@1 --to "$dst"; pull+=("$T"); pull_rss+=("$RSS")
+        timed_rss "${MREGQ[@]}" pull m@1 --to "$dst"; pull+=("$T"); pull_rss+=("$RSS")
         if [[ $i == 1 && $(tree_sum "$dst") != "$v1sum" ]]; then
             die "$label: pulled m@1 differs from the folder that was pushed"
         fi
     done
     rm -rf "$dst"
     local cpp_t pull_t
-    cpp_t=$(median "${cpp[@]}")
-    pull_t=$(median "${pull[@]}")
+    cpp_t=$(median "$label cp -r" "${cpp[@]}")
+    pull_t=$(median "$label pull" "${pull[@]}")
     unset MREG_REGISTRY
 
     local peak; peak=$(max "${push_rss[@]}" "$incr_rss" "${pull_rss[@]}")

@@ -142,22 +142,27 @@ pub fn materialize(
         fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
     }
     progress.start("writing", plan.bytes);
-    // Costliest first, so that no big file ends up alone on one core at the end:
-    // decoding a compressed object costs about three times copying a raw one.
-    let mut order: Vec<(u64, &PlanFile)> = plan
+    // Each object is located once. Costliest first, so that no big file ends up alone
+    // on one core at the end: decoding a compressed object costs about three times
+    // copying a raw one.
+    let mut order: Vec<(u64, &PlanFile, PathBuf, Encoding)> = plan
         .files
-        .iter()
+        .par_iter()
         .map(|f| {
-            let compressed = reg
-                .find_object(f.id)
-                .is_some_and(|(_, e)| e == Encoding::Zstd);
-            (if compressed { f.size * 3 } else { f.size }, f)
+            let (stored, encoding) = reg.find_object(f.id).ok_or_else(|| read::missing(f.id))?;
+            let cost = if encoding == Encoding::Zstd {
+                f.size * 3
+            } else {
+                f.size
+            };
+            Ok((cost, f, stored, encoding))
         })
-        .collect();
-    order.sort_by_key(|(cost, _)| std::cmp::Reverse(*cost));
-    let written: Result<()> = order.par_iter().try_for_each(|(_, f)| {
+        .collect::<Result<_>>()?;
+    order.sort_by_key(|(cost, ..)| std::cmp::Reverse(*cost));
+    let written: Result<()> = order.par_iter().try_for_each(|(_, f, stored, encoding)| {
         let mode = if f.exec { 0o755 } else { 0o644 };
-        copy_to_file(reg, f.id, f.size, &base.join(&f.path), mode, &|n| {
+        let dest = base.join(&f.path);
+        copy_to_file((stored, *encoding), f.id, f.size, &dest, mode, &|n| {
             progress.advance(n);
         })
         .with_context(|| format!("writing {}", f.path))

@@ -12,7 +12,8 @@ use super::object::{self, Encoding, ObjectId};
 use super::tree::{Tree, TreeId};
 use crate::error::Failure;
 
-/// Objects at least this large are copied and hashed at the same time.
+/// Objects at least this large are copied by the kernel while being hashed; smaller
+/// ones are read, hashed and written in one pass.
 const PARALLEL_COPY_MIN: u64 = 8 << 20;
 
 /// Trees and link targets larger than this are refused: they are not trees.
@@ -78,20 +79,21 @@ impl Write for LimitedWriter<'_> {
     }
 }
 
-/// Writes an object's content to a new file at `dest` with the given mode, verified.
+/// Writes the content of the object stored at `stored` to a new file at `dest` with
+/// the given mode, verified.
 ///
-/// Raw objects are cloned (reflink) or copied in the kernel (`copy_file_range`) while
-/// another core hashes the object; compressed ones are decoded and hashed in one pass. `dest`
-/// must not exist. On a mismatch the error names the corrupt object.
+/// Small raw objects are read, hashed and written in one pass. Large raw objects are
+/// cloned (reflink) or copied in the kernel (`copy_file_range`) while this thread
+/// hashes the object; compressed ones are decoded and hashed in one pass. `dest` must
+/// not exist. On a mismatch the error names the corrupt object.
 pub fn copy_to_file(
-    reg: &Registry,
+    (stored, encoding): (&Path, Encoding),
     id: ObjectId,
     size: u64,
     dest: &Path,
     mode: u32,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
-    let (stored, encoding) = reg.find_object(id).ok_or_else(|| missing(id))?;
     let out = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -99,31 +101,44 @@ pub fn copy_to_file(
         .open(dest)
         .with_context(|| format!("creating {}", dest.display()))?;
     match encoding {
+        Encoding::Raw if size < PARALLEL_COPY_MIN => {
+            let bytes =
+                fs::read(stored).with_context(|| format!("reading object {}", stored.display()))?;
+            let actual = ObjectId::of(&bytes);
+            if actual != id {
+                bail!(object::corrupt_message(id, actual, stored));
+            }
+            if bytes.len() as u64 != size {
+                bail!(
+                    "object {} holds {} bytes where its tree says {size}",
+                    id.short(16),
+                    bytes.len()
+                );
+            }
+            (&out)
+                .write_all(&bytes)
+                .with_context(|| format!("writing {}", dest.display()))?;
+            progress(size);
+        }
         Encoding::Raw => {
-            // A large object is copied by the kernel on a thread of its own while this
-            // thread hashes it; a small one is copied, then hashed from the page cache.
-            let src = File::open(&stored)
+            // The kernel copies on a thread of its own while this thread hashes.
+            let src = File::open(stored)
                 .with_context(|| format!("opening object {}", stored.display()))?;
-            let hash = || object::hash_reader(&mut &src, size, None, progress);
-            let (copied, hashed) = if size >= PARALLEL_COPY_MIN {
-                std::thread::scope(|scope| {
-                    let copier = scope.spawn(|| clone_or_copy(&stored, &out));
-                    let hashed = hash();
-                    (
-                        copier.join().expect("the copy thread does not panic"),
-                        hashed,
-                    )
-                })
-            } else {
-                (clone_or_copy(&stored, &out), hash())
-            };
+            let (copied, hashed) = std::thread::scope(|scope| {
+                let copier = scope.spawn(|| clone_or_copy(stored, &out));
+                let hashed = object::hash_reader(&mut &src, size, None, progress);
+                (
+                    copier.join().expect("the copy thread does not panic"),
+                    hashed,
+                )
+            });
             copied.with_context(|| {
                 format!("copying object {} to {}", stored.display(), dest.display())
             })?;
             let (actual, n) =
                 hashed.with_context(|| format!("reading object {}", stored.display()))?;
             if actual != id {
-                bail!(object::corrupt_message(id, actual, &stored));
+                bail!(object::corrupt_message(id, actual, stored));
             }
             if n != size {
                 bail!(
@@ -134,7 +149,7 @@ pub fn copy_to_file(
         }
         Encoding::Zstd => {
             let mut writer = BufWriter::with_capacity(1 << 20, &out);
-            let n = object::copy_verified(&stored, encoding, id, size, &mut writer, progress)?;
+            let n = object::copy_verified(stored, encoding, id, size, &mut writer, progress)?;
             writer
                 .flush()
                 .with_context(|| format!("writing {}", dest.display()))?;
