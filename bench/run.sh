@@ -47,14 +47,18 @@ say "building: cargo build --release"
 (cd "$REPO" && cargo build --release) >&2 || die "cargo build --release failed"
 MREG="$REPO/target/release/mreg"
 
+MADE_WORKDIR="" # WORKDIR itself, if this script created it
 if [[ $# -ge 1 ]]; then
+    [[ -e $1 ]] || MADE_WORKDIR=$1
     mkdir -p "$1"
     W=$(mktemp -d "$(cd "$1" && pwd)/mreg-bench.XXXXXX")
 else
     W=$(mktemp -d "${TMPDIR:-/tmp}/mreg-bench.XXXXXX")
 fi
 cleanup() {
-    if [[ ${KEEP:-0} == 1 ]]; then say "kept $W (KEEP=1)"; else rm -rf "$W"; fi
+    if [[ ${KEEP:-0} == 1 ]]; then say "kept $W (KEEP=1)"; return; fi
+    rm -rf "$W"
+    [[ -z $MADE_WORKDIR ]] || rmdir "$MADE_WORKDIR" 2>/dev/null || true
 }
 trap cleanup EXIT
 export NO_COLOR=1
@@ -176,9 +180,9 @@ make_model() { # ~1.3 GB: 2 x 512 MiB incompressible, 256 MiB bf16-like, small t
 make_small() { mkdir -p "$1"; gen small "$1"; }
 
 # ---------------------------------------------------------------------------
-# One data set: baselines, then mreg, with the same files. Runs are medians of 3
-# except where noted. Baseline and mreg runs alternate so that drift on a shared
-# machine hits both.
+# One data set: baselines, then mreg, with the same files. Expensive steps are
+# medians of 3, cheap ones of 5, the incremental push a single run. Baseline and mreg
+# runs alternate so that drift on a shared machine hits both.
 # ---------------------------------------------------------------------------
 bench_set() { # bench_set LABEL MAKER
     local label=$1 src="$W/$1" dst="$W/dst" i
@@ -194,7 +198,7 @@ bench_set() { # bench_set LABEL MAKER
 
     # Hashing baseline: b3sum over every file (what mreg must at least do on a push).
     local b3=()
-    for i in 1 2 3; do timed b3sum_all "$src"; b3+=("$T"); done
+    for i in 1 2 3 4 5; do timed b3sum_all "$src"; b3+=("$T"); done
     local b3_t; b3_t=$(median "$label b3sum" "${b3[@]}")
 
     # Fresh push vs `cp -r && sync`: a push stores durably, so its baseline is a copy
@@ -231,9 +235,12 @@ bench_set() { # bench_set LABEL MAKER
 
     # Pull of version 1 vs `cp -r` (no sync: a pull is not durable unless --durable).
     # Fresh target each time; the first pull is checked against a b3sum of version 1.
-    local cpp=() pull=() pull_rss=()
-    for i in 1 2 3; do
+    # Both are cheap and this VM is noisy on them, so medians of 5.
+    local cpp=() cpv=() pull=() pull_rss=()
+    for i in 1 2 3 4 5; do
         rm -rf "$dst"; timed cp -r "$src" "$dst"; cpp+=("$T")
+        # A pull also verifies every byte: `cp -r` + b3sum of the copy is that baseline.
+        local cp_t=$T; timed b3sum_all "$dst"; cpv+=("$(awk -v a="$cp_t" -v b="$T" 'BEGIN { print a + b }')")
         rm -rf "$dst"
         timed_rss "${MREGQ[@]}" pull m@1 --to "$dst"; pull+=("$T"); pull_rss+=("$RSS")
         if [[ $i == 1 && $(tree_sum "$dst") != "$v1sum" ]]; then
@@ -241,8 +248,9 @@ bench_set() { # bench_set LABEL MAKER
         fi
     done
     rm -rf "$dst"
-    local cpp_t pull_t
+    local cpp_t cpv_t pull_t
     cpp_t=$(median "$label cp -r" "${cpp[@]}")
+    cpv_t=$(median "$label cp -r, then b3sum" "${cpv[@]}")
     pull_t=$(median "$label pull" "${pull[@]}")
     unset MREG_REGISTRY
 
@@ -250,6 +258,7 @@ bench_set() { # bench_set LABEL MAKER
     row "cp -r && sync" "$cps_t"
     row "cp -r" "$cpp_t"
     row "b3sum --num-threads 2 (all files)" "$b3_t"
+    row "cp -r, then b3sum of the copy" "$cpv_t"
     row "mreg push, fresh registry" "$push_t" "$(ratio "$push_t" "$cps_t")" "cp -r && sync"
     row "  same, vs hashing alone" "$push_t" "$(ratio "$push_t" "$b3_t")" "b3sum"
     row "mreg push, no change (first re-push)" "$(awk -v t="$nc_first" 'BEGIN { printf "%.1f ms", t * 1000 }')"
@@ -259,6 +268,7 @@ bench_set() { # bench_set LABEL MAKER
         row "mreg push, 1 weight + config changed [1 run]" "$incr_t" "$(ratio "$incr_t" "$cps_t")" "cp -r && sync (whole folder)"
     fi
     row "mreg pull m@1, fresh target" "$pull_t" "$(ratio "$pull_t" "$cpp_t")" "cp -r"
+    row "  same, vs a verified copy" "$pull_t" "$(ratio "$pull_t" "$cpv_t")" "cp -r, then b3sum"
     ROWS+=("peak RSS $label: push $(max "${push_rss[@]}") MiB, pull $(max "${pull_rss[@]}") MiB${incr_t:+, incremental push $incr_rss MiB}")
 
     target "$label: fresh push <= 1.5x cp -r && sync" "$push_t" "$(awk -v b="$cps_t" 'BEGIN { print 1.5 * b }')" "$(ratio "$push_t" "$cps_t")"
@@ -278,7 +288,8 @@ bench_set small make_small
 
 printf '%-46s %10s  %-7s %s\n' workload seconds ratio baseline
 printf '%s\n' "${ROWS[@]}"
-echo "(warm page cache; sync before each timed step; medians of 3 unless marked [1 run])"
+echo "(warm page cache; sync before each timed step; medians of 3 (cp -r && sync, fresh push)"
+echo " or 5 (b3sum, cp -r, pull, no-change push) unless marked [1 run]; single runs on stderr)"
 echo
 echo "targets:"
 printf '  %s\n' "${TARGETS[@]}"

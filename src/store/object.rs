@@ -20,6 +20,10 @@ pub const CHUNK: usize = 4 << 20;
 /// Files at least this large are hashed with both cores at once.
 const PARALLEL_HASH_MIN: u64 = 8 << 20;
 
+/// Files at least this large are copied by the kernel while another thread hashes
+/// them; smaller ones are read, hashed and written in one pass.
+pub const KERNEL_COPY_MIN: u64 = 8 << 20;
+
 /// Bytes compressed from each sampled place when deciding whether zstd pays.
 const SAMPLE: usize = 64 << 10;
 
@@ -238,6 +242,20 @@ pub fn corrupt_message(id: ObjectId, actual: ObjectId, stored: &Path) -> String 
         actual.short(16),
         stored.display()
     )
+}
+
+/// Copies all of the file at `stored` into the empty file `out`: a reflink where the filesystem
+/// shares extents, else a copy inside the kernel.
+pub fn clone_or_copy(stored: &Path, out: &File) -> std::io::Result<()> {
+    let src = File::open(stored)?;
+    #[cfg(target_os = "linux")]
+    if rustix::fs::ioctl_ficlone(out, &src).is_ok() {
+        return Ok(());
+    }
+    let mut reader = &src;
+    let mut writer = out;
+    std::io::copy(&mut reader, &mut writer)?;
+    Ok(())
 }
 
 #[cfg(test)]

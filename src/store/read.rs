@@ -12,10 +12,6 @@ use super::object::{self, Encoding, ObjectId};
 use super::tree::{Tree, TreeId};
 use crate::error::Failure;
 
-/// Objects at least this large are copied by the kernel while being hashed; smaller
-/// ones are read, hashed and written in one pass.
-const PARALLEL_COPY_MIN: u64 = 8 << 20;
-
 /// Trees and link targets larger than this are refused: they are not trees.
 const SMALL_OBJECT_LIMIT: u64 = 256 << 20;
 
@@ -101,7 +97,7 @@ pub fn copy_to_file(
         .open(dest)
         .with_context(|| format!("creating {}", dest.display()))?;
     match encoding {
-        Encoding::Raw if size < PARALLEL_COPY_MIN => {
+        Encoding::Raw if size < object::KERNEL_COPY_MIN => {
             let bytes =
                 fs::read(stored).with_context(|| format!("reading object {}", stored.display()))?;
             let actual = ObjectId::of(&bytes);
@@ -125,7 +121,7 @@ pub fn copy_to_file(
             let src = File::open(stored)
                 .with_context(|| format!("opening object {}", stored.display()))?;
             let (copied, hashed) = std::thread::scope(|scope| {
-                let copier = scope.spawn(|| clone_or_copy(stored, &out));
+                let copier = scope.spawn(|| object::clone_or_copy(stored, &out));
                 let hashed = object::hash_reader(&mut &src, size, None, progress);
                 (
                     copier.join().expect("the copy thread does not panic"),
@@ -161,19 +157,5 @@ pub fn copy_to_file(
             }
         }
     }
-    Ok(())
-}
-
-/// Copies all of `src` into the empty file `out`: a reflink where the filesystem
-/// shares extents, else a copy inside the kernel.
-fn clone_or_copy(stored: &Path, out: &File) -> std::io::Result<()> {
-    let src = File::open(stored)?;
-    #[cfg(target_os = "linux")]
-    if rustix::fs::ioctl_ficlone(out, &src).is_ok() {
-        return Ok(());
-    }
-    let mut reader = &src;
-    let mut writer = out;
-    std::io::copy(&mut reader, &mut writer)?;
     Ok(())
 }

@@ -80,6 +80,16 @@ impl<'r> Staging<'r> {
         let temp = atomic::temp_file(&self.reg.tmp_dir())?;
         let (temp_file, temp_path) = temp.into_parts();
         let (id, size) = match encoding {
+            // A large file is copied by the kernel on a thread of its own while this
+            // thread hashes it: no round trip through user memory for the copy. The
+            // caller's before/after stat catches a file that changes in between.
+            Encoding::Raw if len >= object::KERNEL_COPY_MIN => std::thread::scope(|scope| {
+                let copy = scope.spawn(|| object::clone_or_copy(path, &temp_file));
+                let hashed = object::hash_reader(&mut &file, len, None, progress);
+                copy.join()
+                    .expect("the copy thread does not panic")
+                    .and(hashed)
+            }),
             Encoding::Raw => {
                 let mut out = temp_file;
                 object::hash_reader(&mut &file, len, Some(&mut out), progress)
