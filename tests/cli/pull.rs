@@ -297,3 +297,26 @@ fn pulling_through_a_symlink_replaces_the_folder_it_points_to() {
     );
     assert_eq!(listing(&env.path("releases/7")), listing(&v1));
 }
+
+#[test]
+fn large_files_round_trip_through_the_kernel_copy_path() {
+    let env = TestEnv::with_registry();
+    let big = noise(9 << 20, 11);
+    env.write("out/weights.bin", &big);
+    env.write("out/config.json", "{}\n");
+    env.ok(&["push", "out", "--model", "m"]);
+    let stored = object_path(&env, ObjectId::of(&big));
+    assert_eq!(
+        fs::read(&stored).unwrap(),
+        big,
+        "the raw object is not the file's bytes"
+    );
+    env.ok(&["pull", "m", "--to", "serve"]);
+    assert_eq!(listing(&env.path("serve")), listing(&env.path("out")));
+    corrupt(&stored);
+    let out = env.snap(&["pull", "m", "--to", "again"]);
+    assert!(
+        out.contains("is corrupt") && !env.path("again").exists(),
+        "{out}"
+    );
+}
