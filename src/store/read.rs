@@ -104,13 +104,7 @@ pub fn copy_to_file(
             if actual != id {
                 bail!(object::corrupt_message(id, actual, stored));
             }
-            if bytes.len() as u64 != size {
-                bail!(
-                    "object {} holds {} bytes where its tree says {size}",
-                    id.short(16),
-                    bytes.len()
-                );
-            }
+            check_size(id, bytes.len() as u64, size)?;
             (&out)
                 .write_all(&bytes)
                 .with_context(|| format!("writing {}", dest.display()))?;
@@ -136,12 +130,7 @@ pub fn copy_to_file(
             if actual != id {
                 bail!(object::corrupt_message(id, actual, stored));
             }
-            if n != size {
-                bail!(
-                    "object {} holds {n} bytes where its tree says {size}",
-                    id.short(16)
-                );
-            }
+            check_size(id, n, size)?;
         }
         Encoding::Zstd => {
             let mut writer = BufWriter::with_capacity(1 << 20, &out);
@@ -149,13 +138,19 @@ pub fn copy_to_file(
             writer
                 .flush()
                 .with_context(|| format!("writing {}", dest.display()))?;
-            if n != size {
-                bail!(
-                    "object {} holds {n} bytes where its tree says {size}",
-                    id.short(16)
-                );
-            }
+            check_size(id, n, size)?;
         }
+    }
+    Ok(())
+}
+
+/// Fails when an object's content length differs from the size its tree records.
+fn check_size(id: ObjectId, actual: u64, expected: u64) -> Result<()> {
+    if actual != expected {
+        bail!(
+            "object {} holds {actual} bytes where its tree says {expected}",
+            id.short(16)
+        );
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use std::fs::{self, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -73,7 +74,7 @@ pub struct StatCache {
     root: String,
     old: HashMap<String, Entry>,
     new: Mutex<HashMap<String, Entry>>,
-    changed: Mutex<bool>,
+    changed: AtomicBool,
 }
 
 impl StatCache {
@@ -93,7 +94,7 @@ impl StatCache {
             root,
             old,
             new: Mutex::new(HashMap::new()),
-            changed: Mutex::new(false),
+            changed: AtomicBool::new(false),
         }
     }
 
@@ -126,7 +127,7 @@ impl StatCache {
             .lock()
             .expect("cache lock is never poisoned")
             .insert(rel.to_owned(), entry);
-        *self.changed.lock().expect("cache lock is never poisoned") = true;
+        self.changed.store(true, Ordering::Relaxed);
     }
 
     /// Writes the entries seen in this push, dropping those of files that are gone.
@@ -134,10 +135,7 @@ impl StatCache {
     /// Does nothing when nothing changed; a failure to write is not an error.
     pub fn save(self, reg: &Registry) {
         let entries = self.new.into_inner().expect("cache lock is never poisoned");
-        let changed = self
-            .changed
-            .into_inner()
-            .expect("cache lock is never poisoned");
+        let changed = self.changed.into_inner();
         if !changed && entries.len() == self.old.len() {
             return;
         }
