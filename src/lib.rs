@@ -7,6 +7,9 @@
 pub mod cli;
 pub mod clock;
 pub mod error;
+pub mod ingest;
+pub mod lineage;
 pub mod manifest;
+pub mod query;
 pub mod refspec;
 pub mod store;

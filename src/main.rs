@@ -9,7 +9,7 @@ use mreg::error;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli::run(cli) {
-        Ok(()) => ExitCode::from(error::EXIT_OK),
+        Ok(code) => ExitCode::from(code),
         Err(err) if error::is_broken_pipe(&err) => ExitCode::from(error::EXIT_OK),
         Err(err) => {
             cli::report_error(&err);

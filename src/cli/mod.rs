@@ -12,23 +12,32 @@ use crate::store::Registry;
 mod demo;
 mod fsck;
 mod init;
+mod inputs;
+mod log;
 mod ls;
 pub mod output;
 mod pull;
 mod push;
+mod record;
+mod run;
+mod runs;
 mod show;
+mod show_run;
 
 use output::Printer;
 
 const AFTER_HELP: &str = "\
 Examples:
   mreg init
-  mreg push ./out --model churn --message 'lr sweep winner'
+  mreg run --experiment churn -- python train.py --lr 0.001
+  mreg push ./out --model churn --metrics-file eval.json --data data/train.csv
+  mreg runs --where 'metrics.acc > 0.8' --sort -metrics.acc
   mreg ls churn
   mreg pull churn@latest --to /srv/model
   mreg push ./out --model churn --json | jq -r .version
 
-Exit codes: 0 done, 1 error, 2 usage error (3 and 4 are reserved for gates and conflicts).
+Exit codes: 0 done, 1 error, 2 usage error (3 and 4 are reserved for gates and conflicts);
+`mreg run` exits with its command's code.
 The registry is the nearest .mreg folder above the current one, unless --registry
 or MREG_REGISTRY names one.";
 
@@ -76,9 +85,12 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 enum Command {
     Init(init::InitArgs),
+    Run(run::RunArgs),
+    Log(log::LogArgs),
     Push(push::PushArgs),
     Pull(pull::PullArgs),
     Ls(ls::LsArgs),
+    Runs(runs::RunsArgs),
     Show(show::ShowArgs),
     Fsck(fsck::FsckArgs),
     Demo(demo::DemoArgs),
@@ -99,29 +111,38 @@ impl Ctx {
         Registry::locate(self.registry_spec(), &self.cwd)
     }
 
+    /// Returns the folder mreg was started in.
+    pub fn cwd(&self) -> &std::path::Path {
+        &self.cwd
+    }
+
     /// Returns the registry named by `--registry`/`MREG_REGISTRY`, if any.
     pub fn registry_spec(&self) -> Option<&str> {
         self.registry.as_deref().filter(|s| !s.is_empty())
     }
 }
 
-/// Runs the parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
+/// Runs the parsed command line and returns the exit code to leave with.
+pub fn run(cli: Cli) -> Result<u8> {
     let g = cli.global;
     let ctx = Ctx {
         out: Printer::new(g.json, g.quiet, g.no_progress, g.color),
         registry: g.registry,
         cwd: std::env::current_dir().context("reading the current folder")?,
     };
-    match cli.command {
+    let done = match cli.command {
+        Command::Run(args) => return run::run(&ctx, &args),
         Command::Init(args) => init::run(&ctx, &args),
+        Command::Log(args) => log::run(&ctx, &args),
+        Command::Runs(args) => runs::run(&ctx, &args),
         Command::Push(args) => push::run(&ctx, &args),
         Command::Pull(args) => pull::run(&ctx, &args),
         Command::Ls(args) => ls::run(&ctx, &args),
         Command::Show(args) => show::run(&ctx, &args),
         Command::Fsck(args) => fsck::run(&ctx, &args),
         Command::Demo(args) => demo::run(&ctx, &args),
-    }
+    };
+    done.map(|()| crate::error::EXIT_OK)
 }
 
 /// Prints an error the way every command does: `error: …` and `hint: …` on stderr.

@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::ColorChoice;
+use crate::manifest::Value;
 use crate::store::Progress;
 
 /// Returns whether color goes to stderr under `choice`.
@@ -154,5 +155,63 @@ pub fn count(n: u64, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
+    }
+}
+
+/// Returns seconds for people: `0.42s`, `12.3s`, `4m 05s`, `2h 03m`.
+pub fn seconds(s: f64) -> String {
+    if s < 10.0 {
+        format!("{s:.2}s")
+    } else if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        let whole = s as u64;
+        format!("{}m {:02}s", whole / 60, whole % 60)
+    } else {
+        let whole = s as u64;
+        format!("{}h {:02}m", whole / 3600, (whole % 3600) / 60)
+    }
+}
+
+/// Returns a typed value as JSON; NaN and the infinities become the strings `"NaN"`,
+/// `"inf"` and `"-inf"`, which JSON has no numbers for.
+pub fn json_of_value(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) => serde_json::Value::from(*i),
+        Value::Float(f) => json_of_float(*f),
+        Value::Str(s) => serde_json::Value::String(s.clone()),
+    }
+}
+
+fn json_of_float(f: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(f).map_or_else(
+        || serde_json::Value::String(crate::manifest::value::format_float(f)),
+        serde_json::Value::Number,
+    )
+}
+
+/// Returns a manifest as JSON by way of its TOML form, so that NaN and infinities
+/// come out as strings rather than as `null`.
+pub fn json_of_manifest<T: Serialize>(manifest: &T) -> Result<serde_json::Value> {
+    Ok(json_of_toml(toml::Value::try_from(manifest)?))
+}
+
+fn json_of_toml(value: toml::Value) -> serde_json::Value {
+    match value {
+        toml::Value::String(s) => serde_json::Value::String(s),
+        toml::Value::Integer(i) => serde_json::Value::from(i),
+        toml::Value::Float(f) => json_of_float(f),
+        toml::Value::Boolean(b) => serde_json::Value::Bool(b),
+        toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
+        toml::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(json_of_toml).collect())
+        }
+        toml::Value::Table(table) => serde_json::Value::Object(
+            table
+                .into_iter()
+                .map(|(k, v)| (k, json_of_toml(v)))
+                .collect(),
+        ),
     }
 }

@@ -6,13 +6,17 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Ctx, output};
+use super::inputs::{Additions, LineageArgs, MetricArgs, ParamArgs};
+use super::{Ctx, log, output, record};
 use crate::clock;
+use crate::error::Failure;
+use crate::manifest::run::{End, ModelLink, Status};
+use crate::manifest::{RunEvent, RunId, VersionRecord};
 use crate::refspec::ModelName;
 use crate::store::snapshot::{self, Sink, Skipped};
 use crate::store::statcache::StatCache;
 use crate::store::write::Staging;
-use crate::store::{TreeId, models};
+use crate::store::{Registry, TreeId, models, runs};
 
 /// Store a model folder and record it as the model's next version
 ///
@@ -23,10 +27,18 @@ use crate::store::{TreeId, models};
 ///
 /// A .mregignore file at the folder's top (gitignore syntax) leaves paths out; every
 /// skipped path is reported.
+///
+/// Every version comes from a run. Inside `mreg run` (MREG_RUN_ID set) or with --run,
+/// the version is linked to that run, and params, metrics and data given here are
+/// logged into it; otherwise push records a run itself from these flags, the git
+/// source and the environment. The version keeps a copy of the run's final metrics.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg push ./out --model churn
   mreg push ./out --model churn --message 'retrained on November data'
+  mreg push ./out --model churn --params-file params.yaml --metrics-file eval.json \\
+       --data data/train.csv --parent churn@3
+  mreg push ./out --model churn --run 3f9a0c1e
   version=$(mreg push ./out --model churn --json | jq -r .version)")]
 pub struct PushArgs {
     /// Folder holding the model's files
@@ -37,6 +49,19 @@ pub struct PushArgs {
     /// A message kept with the version
     #[arg(long)]
     message: Option<String>,
+    /// Run that produced the model: its id or a unique prefix [default: $MREG_RUN_ID,
+    /// else push records a run itself]
+    #[arg(long, value_name = "ID")]
+    run: Option<String>,
+    /// Experiment of the run push records itself [default: the model's name]
+    #[arg(long)]
+    experiment: Option<String>,
+    #[command(flatten)]
+    params: ParamArgs,
+    #[command(flatten)]
+    metrics: MetricArgs,
+    #[command(flatten)]
+    lineage: LineageArgs,
 }
 
 #[derive(Serialize)]
@@ -47,6 +72,7 @@ struct Outcome {
     reference: String,
     created: bool,
     tree: TreeId,
+    run: Option<RunId>,
     files: u64,
     bytes: u64,
     new_bytes: u64,
@@ -57,9 +83,18 @@ struct Outcome {
 /// Runs `mreg push`.
 pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     let model = ModelName::parse(&args.model)?;
+    if let Some(experiment) = &args.experiment {
+        record::check_label("--experiment", experiment)?;
+    }
     let reg = ctx.registry()?;
     let dir = snapshot::check_folder(&args.dir)?;
     let created = clock::format_time(clock::now()?);
+    let target = linked_run(&reg, args)?;
+    let mut add = Additions::default();
+    args.params.collect(&mut add)?;
+    args.metrics.collect(ctx, None, &created, &mut add)?;
+    args.lineage.collect(ctx, &reg, &mut add)?;
+
     let cache = StatCache::load(&reg, &dir);
     let staging = Staging::new(&reg);
     let bar = ctx.out.progress();
@@ -77,29 +112,70 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         trees_staging.add_bytes(tree)?;
     }
     trees_staging.publish()?;
-    let (record, created_new) = match latest {
-        Some(latest) if latest.tree == snap.tree => (latest, false),
-        _ => {
-            let record = models::create_version(
+    let unchanged = latest.filter(|l| l.tree == snap.tree);
+    let created_new = unchanged.is_none();
+    let record = match unchanged {
+        Some(latest) => {
+            if let Some(id) = &target {
+                log_into(&reg, id, &created, add, Some(&latest))?;
+            } else if !add.is_empty() {
+                ctx.out.warn(
+                    "params, metrics, tags, data and parents were not recorded: no version was created.",
+                );
+            }
+            latest
+        }
+        None => {
+            let (run_id, metrics) = match &target {
+                Some(id) => {
+                    log_into(&reg, id, &created, add, None)?;
+                    (id.clone(), runs::load(&reg, id)?.metrics)
+                }
+                None => {
+                    let experiment = args.experiment.as_deref().unwrap_or(model.as_str());
+                    let mut start =
+                        record::start_record(ctx, experiment, None, created.clone(), None)?;
+                    start.end = Some(End {
+                        status: Status::Finished,
+                        time: created.clone(),
+                        duration_s: 0.0,
+                        exit_code: None,
+                        signal: None,
+                        received: None,
+                        error: None,
+                    });
+                    let record = record::create_with(&reg, start, add)?;
+                    (record.id, record.metrics)
+                }
+            };
+            let version = models::create_version(
                 &reg,
                 models::NewVersion {
                     model: model.clone(),
                     tree: snap.tree,
                     files: snap.files,
                     bytes: snap.bytes,
-                    created,
+                    created: created.clone(),
                     actor: clock::actor(),
                     message: args.message.clone(),
+                    run: Some(run_id.clone()),
+                    metrics,
                 },
             )?;
-            (record, true)
+            link_output(&reg, &run_id, &created, &version)?;
+            version
         }
     };
     cache.save(&reg);
     let reference = record.reference();
+    let from = record
+        .run
+        .as_ref()
+        .map(|id| format!(", from run {id}"))
+        .unwrap_or_default();
     if created_new {
         ctx.out.status(&format!(
-            "Stored {} ({}, {} new) as {reference}.",
+            "Stored {} ({}, {} new) as {reference}{from}.",
             output::count(snap.files, "file"),
             output::bytes(snap.bytes),
             output::bytes(snap.new_bytes)
@@ -120,6 +196,7 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         reference: reference.clone(),
         created: created_new,
         tree: snap.tree,
+        run: record.run.clone(),
         files: snap.files,
         bytes: snap.bytes,
         new_bytes: snap.new_bytes,
@@ -127,6 +204,54 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         skipped: snap.skipped,
     };
     ctx.out.emit(&outcome, || reference)
+}
+
+/// Returns the run a push links to: `--run`, else `MREG_RUN_ID`, else none (push
+/// records its own).
+fn linked_run(reg: &Registry, args: &PushArgs) -> Result<Option<RunId>> {
+    let inherited = std::env::var("MREG_RUN_ID").is_ok_and(|v| !v.is_empty());
+    if args.run.is_none() && !inherited {
+        return Ok(None);
+    }
+    if let Some(experiment) = &args.experiment {
+        return Err(Failure::usage(format!(
+            "--experiment {experiment} applies only to a run push records itself, and this \
+             push is linked to an existing run"
+        ))
+        .hint("leave out --experiment, or --run and MREG_RUN_ID")
+        .into());
+    }
+    log::target_run(reg, args.run.as_deref()).map(Some)
+}
+
+/// Logs the push's additions into an existing run, and links an existing version.
+fn log_into(
+    reg: &Registry,
+    id: &RunId,
+    time: &str,
+    add: Additions,
+    existing: Option<&VersionRecord>,
+) -> Result<()> {
+    if !add.is_empty() {
+        let mut event = RunEvent::new(id.clone(), time.to_owned(), clock::actor());
+        add.apply_to_event(reg, &mut event)?;
+        runs::append(reg, &event)?;
+    }
+    if let Some(version) = existing {
+        link_output(reg, id, time, version)?;
+    }
+    Ok(())
+}
+
+/// Records in the run that it produced this version.
+fn link_output(reg: &Registry, id: &RunId, time: &str, version: &VersionRecord) -> Result<()> {
+    let mut event = RunEvent::new(id.clone(), time.to_owned(), clock::actor());
+    event.outputs.push(ModelLink {
+        model: version.model.clone(),
+        version: version.version,
+        tree: version.tree,
+    });
+    runs::append(reg, &event)
 }
 
 fn report_skipped(ctx: &Ctx, skipped: &[Skipped]) {

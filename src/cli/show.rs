@@ -1,26 +1,40 @@
-//! `mreg show`: print a version record, and optionally its files.
+//! `mreg show`: print a version record (optionally with its files) or a run record
+//! (optionally with its metric series).
 
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Ctx, output};
+use super::{Ctx, output, show_run};
+use crate::error::Failure;
+use crate::manifest::RunId;
 use crate::manifest::VersionRecord;
 use crate::refspec::ModelRef;
 use crate::store::materialize;
-use crate::store::{ObjectId, models};
+use crate::store::{ObjectId, Registry, models, runs};
 
-/// Print a model version's record (TOML, or JSON with --json)
+/// Print a model version's record or a run's record (TOML, or JSON with --json)
+///
+/// A run is named by its id or a unique prefix of 4 or more hex digits; anything with
+/// an '@', or naming a model, is a version. A run is shown with every logged event
+/// folded in; its series are summarized (count, last, min, max) unless --series.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Examples:\n  mreg show churn@3\n  mreg show churn --files\n  mreg show churn@latest --json | jq -r .tree"
-)]
+#[command(after_help = "Examples:
+  mreg show churn@3
+  mreg show churn --files
+  mreg show churn@latest --json | jq -r .tree
+  mreg show 3f9a0c1e
+  mreg show 3f9a0c1e --series loss
+  mreg show 3f9a0c1e --json | jq .metrics")]
 pub struct ShowArgs {
-    /// The version: NAME, NAME@3, NAME@v3, NAME@latest or NAME@<tree-hash prefix>
-    #[arg(value_name = "REF")]
+    /// A version (NAME, NAME@3, NAME@latest, NAME@<tree-hash prefix>) or a run id
+    #[arg(value_name = "REF|RUN")]
     reference: String,
     /// Also list the version's files
     #[arg(long)]
     files: bool,
+    /// Also list the points of the run's metric series (of KEY only, when given)
+    #[arg(long, value_name = "KEY", num_args = 0..=1, default_missing_value = "")]
+    series: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -43,8 +57,27 @@ struct Outcome {
 
 /// Runs `mreg show`.
 pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
-    let reference = ModelRef::parse(&args.reference)?;
     let reg = ctx.registry()?;
+    if let Some(id) = run_named(&reg, &args.reference)? {
+        if args.files {
+            return Err(Failure::usage(format!(
+                "{} is a run; --files lists a version's files",
+                args.reference
+            ))
+            .hint("`mreg show NAME@N --files` lists the files of a version")
+            .into());
+        }
+        return show_run::show(ctx, &reg, &id, args.series.as_deref());
+    }
+    if args.series.is_some() {
+        return Err(Failure::usage(format!(
+            "{} is not a run; --series shows a run's metric series",
+            args.reference
+        ))
+        .hint("give a run id, as `mreg runs` lists them")
+        .into());
+    }
+    let reference = ModelRef::parse(&args.reference)?;
     let record = models::resolve(&reg, &reference)?;
     let file_list = if args.files {
         let plan = materialize::plan(&reg, record.tree)?;
@@ -95,4 +128,27 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
         }
         text
     })
+}
+
+/// Returns the run `text` names, if it names one rather than a model.
+fn run_named(reg: &Registry, text: &str) -> Result<Option<RunId>> {
+    let lower = text.to_ascii_lowercase();
+    if text.contains('@') || !runs::looks_like_id(&lower) {
+        return Ok(None);
+    }
+    let found = runs::matching(reg, &lower)?;
+    if found.is_empty() {
+        return Ok(None);
+    }
+    if models::list_models(reg)?.iter().any(|m| m == text) {
+        return Err(Failure::usage(format!(
+            "{text:?} names both a model and a run ({})",
+            found[0]
+        ))
+        .hint(format!(
+            "write {text}@latest for the model, or more digits of the run id"
+        ))
+        .into());
+    }
+    runs::resolve(reg, &lower).map(Some)
 }

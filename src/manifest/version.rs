@@ -1,15 +1,21 @@
 //! The version record: `models/NAME/versions/N.toml`, one per pushed version.
 
-use anyhow::{Result, bail};
+use std::collections::BTreeMap;
+
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use super::RunId;
+use super::run::check_format;
 use crate::store::TreeId;
 
-/// The version-record format this build reads and writes.
-pub const FORMAT: u32 = 1;
+/// The version-record format this build writes; it reads this one and older ones.
+///
+/// Format 2 added `run` and `metrics`.
+pub const FORMAT: u32 = 2;
 
 /// Returns the record of one model version, as stored in TOML.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VersionRecord {
     /// Record format version.
@@ -31,6 +37,12 @@ pub struct VersionRecord {
     /// The message given at push.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The run that produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunId>,
+    /// The run's final metrics when the version was pushed: what gates read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
 }
 
 impl VersionRecord {
@@ -46,17 +58,7 @@ impl VersionRecord {
 
     /// Parses a record, refusing one from a newer format.
     pub fn parse(text: &str) -> Result<VersionRecord> {
-        #[derive(Deserialize)]
-        struct Probe {
-            format: u32,
-        }
-        let probe: Probe = toml::from_str(text)?;
-        if probe.format > FORMAT {
-            bail!(
-                "it has format {}, newer than this mreg reads ({FORMAT}); upgrade mreg",
-                probe.format
-            );
-        }
+        check_format(text, FORMAT)?;
         Ok(toml::from_str(text)?)
     }
 }

@@ -4,6 +4,7 @@
 //! .mreg/config.toml                   format version (later: stages, remotes)
 //! .mreg/objects/ab/cdef…[.zst]        blobs and trees, immutable
 //! .mreg/models/NAME/versions/N.toml   version records, created exclusively
+//! .mreg/runs/ID/run.toml              run records; runs/ID/log/*.toml their events
 //! .mreg/tmp/                          temp files, for atomic publishing
 //! .mreg/cache/                        local caches; never needed for correctness
 //! ```
@@ -20,6 +21,9 @@ use crate::error::Failure;
 
 /// The layout format this build reads and writes.
 pub const FORMAT: u32 = 1;
+
+/// The folders every registry has.
+const SUBDIRS: [&str; 5] = ["objects", "models", "runs", "tmp", "cache"];
 
 /// The name of the registry folder inside a project.
 pub const DIR_NAME: &str = ".mreg";
@@ -51,7 +55,7 @@ impl Registry {
         let reg = Registry {
             root: root.canonicalize()?,
         };
-        for sub in ["objects", "models", "tmp", "cache"] {
+        for sub in SUBDIRS {
             fs::create_dir_all(reg.root.join(sub))
                 .with_context(|| format!("creating {}", reg.root.join(sub).display()))?;
         }
@@ -147,7 +151,7 @@ impl Registry {
             .hint("upgrade mreg")
             .into());
         }
-        for sub in ["objects", "models", "tmp", "cache"] {
+        for sub in SUBDIRS {
             let dir = reg.root.join(sub);
             if !dir.is_dir() {
                 fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -187,6 +191,11 @@ impl Registry {
     /// Returns the folder holding every model.
     pub fn models_dir(&self) -> PathBuf {
         self.root.join("models")
+    }
+
+    /// Returns the folder holding every run.
+    pub fn runs_dir(&self) -> PathBuf {
+        self.root.join("runs")
     }
 
     /// Returns the folder of one model's version records.

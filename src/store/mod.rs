@@ -9,6 +9,8 @@ pub mod materialize;
 pub mod models;
 pub mod object;
 pub mod read;
+pub mod runindex;
+pub mod runs;
 pub mod snapshot;
 pub mod statcache;
 pub mod tree;

@@ -4,6 +4,7 @@
 //! create: two pushes racing for one number never both get it, and the loser takes
 //! the next free one. There is no counter to lose.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
@@ -11,8 +12,8 @@ use anyhow::{Context, Result};
 
 use super::{Registry, TreeId, atomic};
 use crate::error::Failure;
-use crate::manifest::VersionRecord;
 use crate::manifest::version::FORMAT;
+use crate::manifest::{RunId, VersionRecord};
 use crate::refspec::{ModelName, ModelRef, Selector};
 
 /// How many numbers a push tries before giving up on a storm of concurrent pushes.
@@ -114,6 +115,10 @@ pub struct NewVersion {
     pub actor: String,
     /// The push message.
     pub message: Option<String>,
+    /// The run that produced it.
+    pub run: Option<RunId>,
+    /// The run's final metrics.
+    pub metrics: BTreeMap<String, f64>,
 }
 
 /// Publishes a new version under the next free number and returns its record.
@@ -137,6 +142,8 @@ pub fn create_version(reg: &Registry, new: NewVersion) -> Result<VersionRecord> 
         created: new.created,
         actor: new.actor,
         message: new.message,
+        run: new.run,
+        metrics: new.metrics,
     };
     let first = list_versions(reg, model)?.last().map_or(1, |n| n + 1);
     for next in (first..).take(ALLOCATION_TRIES) {

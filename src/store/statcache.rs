@@ -22,7 +22,7 @@ use super::object::ObjectId;
 
 /// How long after a change a file's stamp is trusted to reflect it, in nanoseconds.
 /// Two seconds covers the coarsest common filesystem timestamps.
-const RACY_NS: i64 = 2_000_000_000;
+pub const RACY_NS: i64 = 2_000_000_000;
 
 const FORMAT: u32 = 1;
 
@@ -46,6 +46,13 @@ impl Stamp {
             ino: meta.ino(),
             mode: meta.mode(),
         }
+    }
+
+    /// Returns whether both times of the stamp are safely older than `at_ns`, so that
+    /// a change after `at_ns` would show in the stamp.
+    pub fn settled_before(&self, at_ns: i64) -> bool {
+        let settled = at_ns - RACY_NS;
+        self.mtime_ns < settled && self.ctime_ns < settled
     }
 
     /// Returns the file size the stamp records.

@@ -1,0 +1,326 @@
+//! The flags that feed a run, shared by `run`, `log` and `push`: params, tags,
+//! metrics, data inputs and parent models, read and checked before anything is written.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::Ctx;
+use crate::error::Failure;
+use crate::ingest;
+use crate::lineage;
+use crate::manifest::run::{DataInput, ModelLink, Point, Series};
+use crate::manifest::{RunEvent, RunRecord, Value};
+use crate::refspec::ModelRef;
+use crate::store::snapshot::{self, Sink};
+use crate::store::statcache::StatCache;
+use crate::store::write::Staging;
+use crate::store::{Registry, models, object, runs};
+
+/// Params and tags, from flags and files.
+#[derive(Debug, Default, clap::Args)]
+pub struct ParamArgs {
+    /// A param, KEY=VALUE; its type is inferred: int, float, bool, else text (repeatable)
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// A params file: TOML, JSON or YAML, nested keys flattened with dots (repeatable)
+    #[arg(long = "params-file", value_name = "FILE")]
+    pub params_files: Vec<PathBuf>,
+    /// A tag, KEY=VALUE, kept as text (repeatable)
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+}
+
+/// Metrics, from flags and files.
+#[derive(Debug, Default, clap::Args)]
+pub struct MetricArgs {
+    /// A metric, KEY=NUMBER; nan and inf are kept (repeatable)
+    #[arg(long = "metric", value_name = "KEY=NUMBER")]
+    pub metrics: Vec<String>,
+    /// A metrics file: JSON lines of {"step": 3, "loss": 0.41} records (a series), or a
+    /// JSON, TOML or YAML file of final values such as eval.json (repeatable)
+    #[arg(long = "metrics-file", value_name = "FILE")]
+    pub metrics_files: Vec<PathBuf>,
+}
+
+/// Data inputs and parent models.
+#[derive(Debug, Default, clap::Args)]
+pub struct LineageArgs {
+    /// A data input: a file or folder, whose blake3 hash is recorded, or a URI such as
+    /// s3://bucket/key, recorded as given, with an optional @VERSION or @ETAG (repeatable)
+    #[arg(long = "data", value_name = "PATH|URI")]
+    pub data: Vec<String>,
+    /// Also store the bytes of local --data inputs in the registry
+    #[arg(long)]
+    pub store_data: bool,
+    /// A model version the run starts from, for fine-tunes and distillations: NAME@REF
+    /// (repeatable)
+    #[arg(long = "parent", value_name = "REF")]
+    pub parents: Vec<String>,
+}
+
+/// Returns what the flags add to a run, read and checked.
+#[derive(Debug, Default)]
+pub struct Additions {
+    /// Params.
+    pub params: BTreeMap<String, Value>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Final metric values.
+    pub metrics: BTreeMap<String, f64>,
+    /// Series points by metric.
+    pub series: BTreeMap<String, Vec<Point>>,
+    /// Data inputs.
+    pub data: Vec<DataInput>,
+    /// Parent models.
+    pub parents: Vec<ModelLink>,
+}
+
+impl ParamArgs {
+    /// Reads params files, then flags (a flag overrides a file), and tags.
+    pub fn collect(&self, add: &mut Additions) -> Result<()> {
+        for path in &self.params_files {
+            add.params.extend(ingest::read_params_file(path)?);
+        }
+        for text in &self.params {
+            let (key, value) = ingest::parse_param(text, "--param")?;
+            add.params.insert(key, value);
+        }
+        for text in &self.tags {
+            let (key, value) = ingest::parse_tag(text, "--tag")?;
+            add.tags.insert(key, value);
+        }
+        Ok(())
+    }
+}
+
+impl MetricArgs {
+    /// Reads metrics files, then flags. With `step`, flag metrics are series points at
+    /// that step; without, final values. Series points without a step in a file take
+    /// the step after the series' previous one.
+    pub fn collect(
+        &self,
+        ctx: &Ctx,
+        step: Option<i64>,
+        time: &str,
+        add: &mut Additions,
+    ) -> Result<()> {
+        for path in &self.metrics_files {
+            let file = ingest::read_metrics_file(path)?;
+            if !file.skipped.is_empty() {
+                ctx.out.warn(&format!(
+                    "{}: left out {} that {} not numbers: {}",
+                    path.display(),
+                    super::output::count(file.skipped.len() as u64, "value"),
+                    if file.skipped.len() == 1 { "is" } else { "are" },
+                    file.skipped.join(", ")
+                ));
+            }
+            for point in file.points {
+                let at = point.time.unwrap_or_else(|| time.to_owned());
+                for (key, value) in point.values {
+                    let series = add.series.entry(key).or_default();
+                    let step = point
+                        .step
+                        .unwrap_or_else(|| series.last().map_or(0, |p| p.step() + 1));
+                    series.push(Point(step, value, at.clone()));
+                }
+            }
+            add.metrics.extend(file.finals);
+        }
+        for text in &self.metrics {
+            let (key, value) = ingest::parse_metric(text, "--metric")?;
+            match step {
+                Some(step) => {
+                    add.series
+                        .entry(key)
+                        .or_default()
+                        .push(Point(step, value, time.to_owned()))
+                }
+                None => {
+                    add.metrics.insert(key, value);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LineageArgs {
+    /// Hashes data inputs (storing them with `--store-data`) and resolves parents.
+    pub fn collect(&self, ctx: &Ctx, reg: &Registry, add: &mut Additions) -> Result<()> {
+        for reference in &self.parents {
+            let parsed = ModelRef::parse(reference)?;
+            let version = models::resolve(reg, &parsed)
+                .with_context(|| format!("resolving --parent {reference}"))?;
+            add.parents.push(ModelLink {
+                model: version.model.clone(),
+                version: version.version,
+                tree: version.tree,
+            });
+        }
+        for spec in &self.data {
+            add.data.push(data_input(ctx, reg, spec, self.store_data)?);
+        }
+        Ok(())
+    }
+}
+
+/// Returns the record of one `--data` input.
+fn data_input(ctx: &Ctx, reg: &Registry, spec: &str, store: bool) -> Result<DataInput> {
+    if spec.contains("://") {
+        let (uri, version) = split_version(spec);
+        return Ok(DataInput {
+            path: lineage::strip_credentials(uri),
+            kind: "uri".to_owned(),
+            hash: None,
+            files: None,
+            bytes: None,
+            version: version.map(str::to_owned),
+            stored: false,
+        });
+    }
+    let path = Path::new(spec);
+    let meta = fs::metadata(path).map_err(|err| {
+        Failure::error(format!("--data {spec}: {err}"))
+            .hint("give an existing file or folder, or a URI such as s3://bucket/key")
+    })?;
+    if meta.is_dir() {
+        let dir = snapshot::check_folder(path)?;
+        let cache = StatCache::load(reg, &dir);
+        let staging = Staging::new(reg);
+        let sink = if store {
+            Sink::Store(&staging)
+        } else {
+            Sink::HashOnly
+        };
+        let bar = ctx.out.progress();
+        let (snap, trees) = snapshot::snapshot(reg, &dir, &sink, Some(&cache), &bar)
+            .with_context(|| format!("hashing --data {spec}"))?;
+        if store {
+            staging.publish()?;
+            let tree_staging = Staging::new(reg);
+            for tree in &trees {
+                tree_staging.add_bytes(tree)?;
+            }
+            tree_staging.publish()?;
+        }
+        cache.save(reg);
+        Ok(DataInput {
+            path: spec.to_owned(),
+            kind: "folder".to_owned(),
+            hash: Some(snap.tree.to_string()),
+            files: Some(snap.files),
+            bytes: Some(snap.bytes),
+            version: None,
+            stored: store,
+        })
+    } else {
+        let (id, bytes) = if store {
+            let staging = Staging::new(reg);
+            let stored = staging.add_file(path, &|_| {})?;
+            staging.publish()?;
+            (stored.id, stored.size)
+        } else {
+            object::hash_file(path, &|_| {})?
+        };
+        Ok(DataInput {
+            path: spec.to_owned(),
+            kind: "file".to_owned(),
+            hash: Some(id.to_hex()),
+            files: None,
+            bytes: Some(bytes),
+            version: None,
+            stored: store,
+        })
+    }
+}
+
+/// Splits `s3://bucket/key@v3` into the URI and its version; an `@` inside the
+/// authority or followed by a `/` is part of the URI.
+fn split_version(spec: &str) -> (&str, Option<&str>) {
+    let path_start = spec.find("://").map_or(0, |i| i + 3);
+    match spec.rfind('@') {
+        Some(at) if at > path_start && !spec[at + 1..].contains('/') && at + 1 < spec.len() => {
+            let authority_end = spec[path_start..]
+                .find('/')
+                .map_or(spec.len(), |i| path_start + i);
+            if at < authority_end {
+                (spec, None)
+            } else {
+                (&spec[..at], Some(&spec[at + 1..]))
+            }
+        }
+        _ => (spec, None),
+    }
+}
+
+impl Additions {
+    /// Returns whether nothing was given.
+    pub fn is_empty(&self) -> bool {
+        self.params.is_empty()
+            && self.tags.is_empty()
+            && self.metrics.is_empty()
+            && self.series.is_empty()
+            && self.data.is_empty()
+            && self.parents.is_empty()
+    }
+
+    /// Returns the number of series points.
+    pub fn points(&self) -> usize {
+        self.series.values().map(Vec::len).sum()
+    }
+
+    /// Adds everything to a record about to be created, storing long series first.
+    pub fn apply_to(self, reg: &Registry, record: &mut RunRecord) -> Result<()> {
+        record.params.extend(self.params);
+        record.tags.extend(self.tags);
+        for (key, points) in self.series {
+            let chunk = runs::store_points(reg, points.clone())?;
+            record.add_series(&key, &points, chunk);
+        }
+        record.metrics.extend(self.metrics);
+        record.data.extend(self.data);
+        record.parents.extend(self.parents);
+        Ok(())
+    }
+
+    /// Adds everything to an event about to be published, storing long series first.
+    pub fn apply_to_event(self, reg: &Registry, event: &mut RunEvent) -> Result<()> {
+        event.params.extend(self.params);
+        event.tags.extend(self.tags);
+        for (key, points) in self.series {
+            let chunk = runs::store_points(reg, points.clone())?;
+            event.series.insert(key, Series::of(&points, chunk));
+        }
+        event.metrics.extend(self.metrics);
+        event.data.extend(self.data);
+        event.parents.extend(self.parents);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_version;
+
+    #[test]
+    fn a_version_follows_the_last_at_of_the_path() {
+        assert_eq!(
+            split_version("s3://b/k.csv@v3"),
+            ("s3://b/k.csv", Some("v3"))
+        );
+        assert_eq!(split_version("s3://b/k.csv"), ("s3://b/k.csv", None));
+        assert_eq!(
+            split_version("s3://b/dir@x/k.csv"),
+            ("s3://b/dir@x/k.csv", None)
+        );
+        assert_eq!(
+            split_version("https://u@host/k"),
+            ("https://u@host/k", None)
+        );
+        assert_eq!(split_version("s3://b/k@"), ("s3://b/k@", None));
+    }
+}

@@ -1,0 +1,310 @@
+//! `mreg runs`: list runs as a table, filtered, sorted and with chosen columns.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{Ctx, output};
+use crate::error::Failure;
+use crate::manifest::value::JsonFloat;
+use crate::manifest::{RunId, Value};
+use crate::query::{self, Expr, Fields, Key, Namespace, SortKey};
+use crate::store::runindex::{self, RunSummary};
+
+/// Attribute names a query may use, with what they hold.
+pub const ATTRIBUTES: [&str; 9] = [
+    "id",
+    "experiment",
+    "name",
+    "status",
+    "start",
+    "end",
+    "duration",
+    "actor",
+    "exit_code",
+];
+
+/// How many metric columns the table shows when --columns is not given.
+const DEFAULT_METRIC_COLUMNS: usize = 6;
+
+/// List runs: filter with --where, sort, choose columns
+///
+/// EXPR compares params, metrics, tags and attributes (id, experiment, name, status,
+/// start, end, duration, actor, exit_code): `metrics.acc > 0.8 and (params.lr < 0.01
+/// or tags.team == "growth") and not params.debug`. A bare name means a metric. A run
+/// missing a key fails that comparison; it is never an error. Newest runs first unless
+/// --sort says otherwise; prefix a key with '-' to sort descending. Missing values sort
+/// last. See docs/query.md for the grammar.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  mreg runs
+  mreg runs --experiment churn --where 'metrics.acc > 0.8 and params.lr < 0.01' --sort -metrics.acc
+  mreg runs --where 'status == \"failed\"' --limit 5
+  mreg runs --columns params.lr,acc,f1 --sort -acc
+  mreg runs --where 'acc > 0.85' --json | jq -r '.[0].id'
+
+Quote the expression: in a shell, > and < redirect.")]
+pub struct RunsArgs {
+    /// Only runs of this experiment
+    #[arg(long)]
+    experiment: Option<String>,
+    /// Only runs for which EXPR holds
+    #[arg(long = "where", value_name = "EXPR")]
+    filter: Option<String>,
+    /// Sort by this key; '-' in front for descending [default: -start]
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
+    sort: Option<String>,
+    /// Show at most N runs
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Columns after the id, comma-separated keys: params.lr,acc,tags.team,status
+    #[arg(long, value_name = "KEYS", value_delimiter = ',')]
+    columns: Vec<String>,
+}
+
+/// Returns the value of a query key in a run summary.
+struct Row<'a>(&'a RunSummary);
+
+impl Fields for Row<'_> {
+    fn field(&self, key: &Key) -> Option<Value> {
+        let run = self.0;
+        match key.ns {
+            Namespace::Params => run.params.get(&key.name).cloned(),
+            Namespace::Metrics => run.metrics.get(&key.name).map(|v| Value::Float(*v)),
+            Namespace::Tags => run.tags.get(&key.name).map(|v| Value::Str(v.clone())),
+            Namespace::Attributes => attribute(run, &key.name),
+        }
+    }
+}
+
+fn attribute(run: &RunSummary, name: &str) -> Option<Value> {
+    let text = |s: &str| Some(Value::Str(s.to_owned()));
+    match name {
+        "id" => text(run.id.as_str()),
+        "experiment" => text(&run.experiment),
+        "name" => run.name.as_deref().and_then(text),
+        "status" => text(run.status.as_str()),
+        "start" => text(&run.start),
+        "end" => run.end.as_deref().and_then(text),
+        "duration" => run.duration_s.map(Value::Float),
+        "actor" => text(&run.actor),
+        "exit_code" => run.exit_code.map(|c| Value::Int(i64::from(c))),
+        _ => None,
+    }
+}
+
+/// Refuses attribute names that no run has, which would otherwise silently match nothing.
+fn check_attributes(keys: &[Key], what: &str) -> Result<(), Failure> {
+    for key in keys {
+        if key.ns == Namespace::Attributes && !ATTRIBUTES.contains(&key.name.as_str()) {
+            return Err(Failure::usage(format!(
+                "{what} names attributes.{}, which runs do not have",
+                key.name
+            ))
+            .hint(format!("attributes are: {}", ATTRIBUTES.join(", "))));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct JsonRow<'a> {
+    id: &'a RunId,
+    experiment: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    status: &'static str,
+    start: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_s: Option<f64>,
+    actor: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<i32>,
+    params: BTreeMap<&'a str, serde_json::Value>,
+    metrics: BTreeMap<&'a str, JsonFloat>,
+    tags: &'a BTreeMap<String, String>,
+    outputs: &'a [String],
+}
+
+impl<'a> JsonRow<'a> {
+    fn of(run: &'a RunSummary) -> JsonRow<'a> {
+        JsonRow {
+            id: &run.id,
+            experiment: &run.experiment,
+            name: run.name.as_deref(),
+            status: run.status.as_str(),
+            start: &run.start,
+            end: run.end.as_deref(),
+            duration_s: run.duration_s,
+            actor: &run.actor,
+            exit_code: run.exit_code,
+            params: run
+                .params
+                .iter()
+                .map(|(k, v)| (k.as_str(), output::json_of_value(v)))
+                .collect(),
+            metrics: run
+                .metrics
+                .iter()
+                .map(|(k, v)| (k.as_str(), JsonFloat(*v)))
+                .collect(),
+            tags: &run.tags,
+            outputs: &run.outputs,
+        }
+    }
+}
+
+/// Runs `mreg runs`.
+pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
+    let filter = args.filter.as_deref().map(Expr::parse).transpose()?;
+    let sort = match args.sort.as_deref() {
+        Some(text) => SortKey::parse(text)?,
+        None => SortKey::parse("-attributes.start")?,
+    };
+    let columns: Vec<Key> = args
+        .columns
+        .iter()
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| query::parse_key(c.trim()))
+        .collect::<Result<_, _>>()?;
+    if let Some(filter) = &filter {
+        check_attributes(&filter.keys(), "--where")?;
+    }
+    check_attributes(std::slice::from_ref(&sort.key), "--sort")?;
+    check_attributes(&columns, "--columns")?;
+
+    let reg = ctx.registry()?;
+    let (all, broken) = runindex::summaries(&reg)?;
+    for (id, err) in &broken {
+        ctx.out
+            .warn(&format!("run {id} cannot be read and is left out: {err}"));
+    }
+    let mut rows: Vec<&RunSummary> = all
+        .iter()
+        .filter(|r| args.experiment.as_deref().is_none_or(|e| r.experiment == e))
+        .filter(|r| filter.as_ref().is_none_or(|f| f.matches(&Row(r))))
+        .collect();
+    rows.sort_by(|a, b| {
+        let (ka, kb) = (Row(a).field(&sort.key), Row(b).field(&sort.key));
+        query::compare_for_sort(ka.as_ref(), kb.as_ref(), sort.descending)
+            .then_with(|| b.start.cmp(&a.start))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    if let Some(limit) = args.limit {
+        rows.truncate(limit);
+    }
+    if ctx.out.is_json() {
+        let json: Vec<JsonRow> = rows.iter().map(|r| JsonRow::of(r)).collect();
+        return ctx.out.emit(&json, String::new);
+    }
+    if rows.is_empty() {
+        ctx.out.status(if all.is_empty() {
+            "No runs yet; `mreg run -- COMMAND` or `mreg push` records one."
+        } else {
+            "No runs match."
+        });
+        return Ok(());
+    }
+    let (columns, hidden) = if columns.is_empty() {
+        default_columns(&rows, filter.as_ref(), &sort)
+    } else {
+        (columns, 0)
+    };
+    ctx.out.emit(&(), || table(&rows, &columns))?;
+    if hidden > 0 {
+        ctx.out.status(&format!(
+            "{} not shown; choose columns with --columns.",
+            output::count(hidden as u64, "more metric")
+        ));
+    }
+    Ok(())
+}
+
+/// Returns the columns shown without --columns: the usual attributes, the keys the
+/// query and sort use, then the runs' metrics, and how many metrics did not fit.
+fn default_columns(
+    rows: &[&RunSummary],
+    filter: Option<&Expr>,
+    sort: &SortKey,
+) -> (Vec<Key>, usize) {
+    let attr = |name: &str| Key {
+        ns: Namespace::Attributes,
+        name: name.to_owned(),
+    };
+    let mut columns: Vec<Key> = ["experiment", "name", "status", "start", "duration"]
+        .into_iter()
+        .map(attr)
+        .collect();
+    let add = |key: Key, columns: &mut Vec<Key>| {
+        if !columns.contains(&key) && !(key.ns == Namespace::Attributes && key.name == "id") {
+            columns.push(key);
+        }
+    };
+    for key in filter.map(Expr::keys).unwrap_or_default() {
+        add(key, &mut columns);
+    }
+    add(sort.key.clone(), &mut columns);
+    let mut metrics: Vec<&String> = rows.iter().flat_map(|r| r.metrics.keys()).collect();
+    metrics.sort();
+    metrics.dedup();
+    let mut shown = columns
+        .iter()
+        .filter(|k| k.ns == Namespace::Metrics)
+        .count();
+    let mut hidden = 0;
+    for name in metrics {
+        let key = Key {
+            ns: Namespace::Metrics,
+            name: name.clone(),
+        };
+        if columns.contains(&key) {
+            continue;
+        }
+        if shown < DEFAULT_METRIC_COLUMNS {
+            columns.push(key);
+            shown += 1;
+        } else {
+            hidden += 1;
+        }
+    }
+    (columns, hidden)
+}
+
+/// Returns the column header of a key: metrics bare, others with their namespace.
+fn header(key: &Key) -> String {
+    match key.ns {
+        Namespace::Attributes => key.name.to_uppercase(),
+        Namespace::Metrics => key.name.clone(),
+        _ => key.to_string(),
+    }
+}
+
+fn table(rows: &[&RunSummary], columns: &[Key]) -> String {
+    let mut headers = vec!["ID".to_owned()];
+    headers.extend(columns.iter().map(header));
+    let cells = rows
+        .iter()
+        .map(|run| {
+            let mut line = vec![run.id.short().to_owned()];
+            for key in columns {
+                line.push(cell(run, key));
+            }
+            line
+        })
+        .collect();
+    let refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+    output::table(&refs, cells)
+}
+
+fn cell(run: &RunSummary, key: &Key) -> String {
+    if key.ns == Namespace::Attributes && key.name == "duration" {
+        return run.duration_s.map(output::seconds).unwrap_or_default();
+    }
+    Row(run)
+        .field(key)
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+}

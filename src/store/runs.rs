@@ -1,0 +1,291 @@
+//! Runs in the registry: creating them, logging events into them, folding a run's
+//! record with its events, and finding a run by id prefix.
+//!
+//! ```text
+//! runs/ID/run.toml        the record as the run started (or complete, for push's runs)
+//! runs/ID/log/NAME.toml   one immutable event per log call, push, or end of `mreg run`
+//! ```
+//!
+//! Nothing here is edited in place: the run folder is created exclusively (which also
+//! allocates the id), and every event is a new file published with an exclusive link.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+
+use super::write::Staging;
+use super::{ObjectId, Registry, atomic, read};
+use crate::error::Failure;
+use crate::manifest::run::{Chunk, Point, decode_points};
+use crate::manifest::{RunEvent, RunId, RunRecord};
+
+/// Shortest run-id prefix accepted on the command line.
+pub const MIN_PREFIX: usize = 4;
+
+/// How many ids a new run tries before giving up.
+const ID_TRIES: u32 = 100;
+
+/// Returns the folder of one run.
+pub fn run_dir(reg: &Registry, id: &RunId) -> PathBuf {
+    reg.runs_dir().join(id.as_str())
+}
+
+/// Returns the path of a run's record.
+pub fn record_path(reg: &Registry, id: &RunId) -> PathBuf {
+    run_dir(reg, id).join("run.toml")
+}
+
+/// Returns the folder of a run's events.
+pub fn log_dir(reg: &Registry, id: &RunId) -> PathBuf {
+    run_dir(reg, id).join("log")
+}
+
+/// Publishes a new run, choosing its id, and returns the record as written.
+///
+/// The id is a hash of the start time, actor, experiment and name, and, unless the
+/// clock is pinned by `MREG_NOW`, of the process and the exact time, so records are
+/// reproducible in tests and CI and unique otherwise. A taken id is skipped.
+pub fn create(reg: &Registry, mut record: RunRecord) -> Result<RunRecord> {
+    let pinned = std::env::var_os("MREG_NOW").is_some_and(|v| !v.is_empty());
+    let entropy = if pinned {
+        String::new()
+    } else {
+        format!("{}-{}", std::process::id(), unique_nanos())
+    };
+    let runs = reg.runs_dir();
+    for attempt in 0..ID_TRIES {
+        let seed = format!(
+            "mreg run\0{}\0{}\0{}\0{}\0{entropy}\0{attempt}",
+            record.start,
+            record.actor,
+            record.experiment,
+            record.name.as_deref().unwrap_or("")
+        );
+        let id = RunId::from_hash(&blake3::hash(seed.as_bytes()));
+        let dir = run_dir(reg, &id);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == ErrorKind::AlreadyExists => continue,
+            Err(err) => return Err(err).with_context(|| format!("creating {}", dir.display())),
+        }
+        record.id = id;
+        let log = log_dir(reg, &record.id);
+        fs::create_dir(&log).with_context(|| format!("creating {}", log.display()))?;
+        let path = record_path(reg, &record.id);
+        if !atomic::create_exclusive(&reg.tmp_dir(), &path, record.to_toml()?.as_bytes())? {
+            anyhow::bail!(
+                "{} appeared while the run was being created",
+                path.display()
+            );
+        }
+        atomic::sync_dir(&runs)?;
+        return Ok(record);
+    }
+    Err(
+        Failure::conflict(format!("could not allocate a run id in {ID_TRIES} tries"))
+            .hint("try again")
+            .into(),
+    )
+}
+
+/// Returns nanoseconds since the epoch, strictly increasing within this process.
+fn unique_nanos() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let prev = LAST.fetch_max(now, Ordering::Relaxed);
+    if prev >= now {
+        LAST.fetch_add(1, Ordering::Relaxed) + 1
+    } else {
+        now
+    }
+}
+
+/// Publishes one event of a run, under a new name that sorts after earlier events.
+pub fn append(reg: &Registry, event: &RunEvent) -> Result<()> {
+    let dir = log_dir(reg, &event.run);
+    if !dir.is_dir() {
+        return Err(unknown(&event.run.to_string()));
+    }
+    let body = event.to_toml()?;
+    loop {
+        let nanos = unique_nanos();
+        let nonce = blake3::hash(format!("{nanos}-{}-{body}", std::process::id()).as_bytes());
+        let name = format!("{nanos:020}-{}.toml", &nonce.to_hex()[..8]);
+        if atomic::create_exclusive(&reg.tmp_dir(), &dir.join(name), body.as_bytes())? {
+            return Ok(());
+        }
+    }
+}
+
+/// Returns the names of a run's event files, in the order they were written.
+pub fn event_names(reg: &Registry, id: &RunId) -> Result<Vec<String>> {
+    let dir = log_dir(reg, id);
+    let mut names = Vec::new();
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == ErrorKind::NotFound => return Ok(names),
+        Err(err) => return Err(err).with_context(|| format!("listing {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        if let Some(name) = entry.file_name().to_str()
+            && name.ends_with(".toml")
+            && !name.starts_with('.')
+        {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Returns a run's record as it started, without its events.
+pub fn load_start(reg: &Registry, id: &RunId) -> Result<RunRecord> {
+    let path = record_path(reg, id);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == ErrorKind::NotFound => return Err(unknown(id.as_str())),
+        Err(err) => {
+            return Err(err)
+                .with_context(|| format!("reading the record of run {id} at {}", path.display()));
+        }
+    };
+    let record = RunRecord::parse(&text)
+        .with_context(|| format!("parsing the record of run {id} at {}", path.display()))?;
+    if record.id != *id {
+        anyhow::bail!(
+            "the record at {} says it is run {}, not {id}",
+            path.display(),
+            record.id
+        );
+    }
+    Ok(record)
+}
+
+/// Returns a run's record with every event folded in.
+pub fn load(reg: &Registry, id: &RunId) -> Result<RunRecord> {
+    let mut record = load_start(reg, id)?;
+    let dir = log_dir(reg, id);
+    for name in event_names(reg, id)? {
+        let path = dir.join(&name);
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("reading event {} of run {id}", path.display()))?;
+        let event = RunEvent::parse(&text)
+            .with_context(|| format!("parsing event {} of run {id}", path.display()))?;
+        if event.run != *id {
+            anyhow::bail!(
+                "event {} says it belongs to run {}, not {id}",
+                path.display(),
+                event.run
+            );
+        }
+        record.apply(&event);
+    }
+    Ok(record)
+}
+
+/// Returns the ids of every run, sorted.
+pub fn list(reg: &Registry) -> Result<Vec<RunId>> {
+    let dir = reg.runs_dir();
+    let mut ids = Vec::new();
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == ErrorKind::NotFound => return Ok(ids),
+        Err(err) => return Err(err).with_context(|| format!("listing {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        if let Some(id) = entry.file_name().to_str().and_then(RunId::parse) {
+            ids.push(id);
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+/// Returns whether `text` could be a run id or a prefix of one.
+pub fn looks_like_id(text: &str) -> bool {
+    (MIN_PREFIX..=RunId::LEN).contains(&text.len())
+        && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Returns the runs whose id starts with `prefix`.
+pub fn matching(reg: &Registry, prefix: &str) -> Result<Vec<RunId>> {
+    if let Some(id) = RunId::parse(prefix) {
+        return Ok(if run_dir(reg, &id).is_dir() {
+            vec![id]
+        } else {
+            Vec::new()
+        });
+    }
+    Ok(list(reg)?
+        .into_iter()
+        .filter(|id| id.as_str().starts_with(prefix))
+        .collect())
+}
+
+/// Returns the one run a full id or unique prefix names, or an error saying why not.
+pub fn resolve(reg: &Registry, text: &str) -> Result<RunId> {
+    let prefix = text.to_ascii_lowercase();
+    if !looks_like_id(&prefix) {
+        return Err(Failure::usage(format!("{text:?} is not a run id"))
+            .hint(format!(
+                "a run id is 16 hex digits, and any unique prefix of {MIN_PREFIX} or more \
+                 names it; `mreg runs` lists them"
+            ))
+            .into());
+    }
+    let found = matching(reg, &prefix)?;
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(unknown(text)),
+        many => {
+            let list: Vec<&str> = many.iter().take(10).map(RunId::as_str).collect();
+            Err(Failure::usage(format!(
+                "run id {text:?} is ambiguous: it starts {} runs ({}{})",
+                many.len(),
+                list.join(", "),
+                if many.len() > 10 { ", …" } else { "" }
+            ))
+            .hint("give more digits of the id")
+            .into())
+        }
+    }
+}
+
+fn unknown(text: &str) -> anyhow::Error {
+    Failure::error(format!("no run with id {text:?} in this registry"))
+        .hint("`mreg runs` lists the runs; ids are 16 hex digits, unique prefixes work")
+        .into()
+}
+
+/// Returns a chunk of series points, storing it as an object when it is long.
+///
+/// The object is published before this returns, so a record that names it never
+/// points at data that is not there.
+pub fn store_points(reg: &Registry, points: Vec<Point>) -> Result<Chunk> {
+    let staging = Staging::new(reg);
+    let chunk =
+        crate::manifest::run::chunk_of(points, &mut |bytes| Ok(staging.add_bytes(bytes)?.id))?;
+    staging.publish()?;
+    Ok(chunk)
+}
+
+/// Returns every point of a series, sorted by step (then time), reading its objects.
+pub fn load_points(reg: &Registry, chunk: &Chunk) -> Result<Vec<Point>> {
+    let mut points = chunk.points.clone();
+    for id in &chunk.objects {
+        let bytes = read::read_small(reg, *id)?;
+        let more = decode_points(&bytes)
+            .with_context(|| format!("reading series object {}", ObjectId::short(*id, 16)))?;
+        points.extend(more);
+    }
+    points.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
+    Ok(points)
+}
