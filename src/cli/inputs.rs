@@ -134,10 +134,8 @@ impl MetricArgs {
             let (key, value) = ingest::parse_metric(text, "--metric")?;
             match step {
                 Some(step) => {
-                    add.series
-                        .entry(key)
-                        .or_default()
-                        .push(Point(step, value, time.to_owned()))
+                    let point = Point(step, value, time.to_owned());
+                    add.series.entry(key).or_default().push(point);
                 }
                 None => {
                     add.metrics.insert(key, value);

@@ -1,5 +1,6 @@
 //! `mreg push`: store a folder and record a new model version.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -114,57 +115,28 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     trees_staging.publish()?;
     let unchanged = latest.filter(|l| l.tree == snap.tree);
     let created_new = unchanged.is_none();
-    let record = match unchanged {
-        Some(latest) => {
-            if let Some(id) = &target {
-                log_into(&reg, id, &created, add, Some(&latest))?;
-            } else if !add.is_empty() {
-                ctx.out.warn(
-                    "params, metrics, tags, data and parents were not recorded: no version was created.",
-                );
-            }
-            latest
+    let record = if let Some(latest) = unchanged {
+        if let Some(id) = &target {
+            log_into(&reg, id, &created, add, Some(&latest))?;
+        } else if !add.is_empty() {
+            ctx.out.warn(
+                "params, metrics, tags, data and parents were not recorded: no version was created.",
+            );
         }
-        None => {
-            let (run_id, metrics) = match &target {
-                Some(id) => {
-                    log_into(&reg, id, &created, add, None)?;
-                    (id.clone(), runs::load(&reg, id)?.metrics)
-                }
-                None => {
-                    let experiment = args.experiment.as_deref().unwrap_or(model.as_str());
-                    let mut start =
-                        record::start_record(ctx, experiment, None, created.clone(), None)?;
-                    start.end = Some(End {
-                        status: Status::Finished,
-                        time: created.clone(),
-                        duration_s: 0.0,
-                        exit_code: None,
-                        signal: None,
-                        received: None,
-                        error: None,
-                    });
-                    let record = record::create_with(&reg, start, add)?;
-                    (record.id, record.metrics)
-                }
-            };
-            let version = models::create_version(
-                &reg,
-                models::NewVersion {
-                    model: model.clone(),
-                    tree: snap.tree,
-                    files: snap.files,
-                    bytes: snap.bytes,
-                    created: created.clone(),
-                    actor: clock::actor(),
-                    message: args.message.clone(),
-                    run: Some(run_id.clone()),
-                    metrics,
-                },
-            )?;
-            link_output(&reg, &run_id, &created, &version)?;
-            version
-        }
+        latest
+    } else {
+        let content = models::NewVersion {
+            model: model.clone(),
+            tree: snap.tree,
+            files: snap.files,
+            bytes: snap.bytes,
+            created: created.clone(),
+            actor: clock::actor(),
+            message: args.message.clone(),
+            run: None,
+            metrics: BTreeMap::new(),
+        };
+        new_version(ctx, &reg, args, target.as_ref(), add, content)?
     };
     cache.save(&reg);
     let reference = record.reference();
@@ -204,6 +176,43 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         skipped: snap.skipped,
     };
     ctx.out.emit(&outcome, || reference)
+}
+
+/// Records a new version and the run it comes from: the linked run, with the push's
+/// additions logged into it, or a run recorded here. The run is complete before the
+/// version record names it, and the version is then listed among the run's outputs.
+fn new_version(
+    ctx: &Ctx,
+    reg: &Registry,
+    args: &PushArgs,
+    target: Option<&RunId>,
+    add: Additions,
+    mut content: models::NewVersion,
+) -> Result<VersionRecord> {
+    let time = content.created.clone();
+    let (run_id, metrics) = if let Some(id) = target {
+        log_into(reg, id, &time, add, None)?;
+        (id.clone(), runs::load(reg, id)?.metrics)
+    } else {
+        let experiment = args.experiment.as_deref().unwrap_or(content.model.as_str());
+        let mut start = record::start_record(ctx, experiment, None, time.clone(), None);
+        start.end = Some(End {
+            status: Status::Finished,
+            time: time.clone(),
+            duration_s: 0.0,
+            exit_code: None,
+            signal: None,
+            received: None,
+            error: None,
+        });
+        let recorded = record::create_with(reg, start, add)?;
+        (recorded.id, recorded.metrics)
+    };
+    content.run = Some(run_id.clone());
+    content.metrics = metrics;
+    let version = models::create_version(reg, content)?;
+    link_output(reg, &run_id, &time, &version)?;
+    Ok(version)
 }
 
 /// Returns the run a push links to: `--run`, else `MREG_RUN_ID`, else none (push

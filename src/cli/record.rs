@@ -1,5 +1,7 @@
 //! Building run records: what every new run records of where and how it started.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 
 use super::Ctx;
@@ -19,7 +21,7 @@ pub fn start_record(
     name: Option<String>,
     start: String,
     argv: Option<&[String]>,
-) -> Result<RunRecord> {
+) -> RunRecord {
     let cwd = ctx.cwd();
     let source = lineage::source(cwd);
     let root = source
@@ -27,7 +29,7 @@ pub fn start_record(
         .map_or(cwd.to_path_buf(), |s| s.root.clone().into());
     let environment = lineage::environment(&root);
     let host = environment.hostname.clone();
-    Ok(RunRecord {
+    RunRecord {
         format: FORMAT,
         id: RunId::parse("0000000000000000").expect("a valid placeholder id"),
         experiment: experiment.to_owned(),
@@ -46,16 +48,16 @@ pub fn start_record(
             host,
             pid: Some(std::process::id()),
         }),
-        params: Default::default(),
-        metrics: Default::default(),
-        tags: Default::default(),
-        series: Default::default(),
+        params: BTreeMap::new(),
+        metrics: BTreeMap::new(),
+        tags: BTreeMap::new(),
+        series: BTreeMap::new(),
         source,
         data: Vec::new(),
         parents: Vec::new(),
         outputs: Vec::new(),
         environment: Some(environment),
-    })
+    }
 }
 
 /// Publishes a new run holding `record` plus `add`, and returns it with its id.

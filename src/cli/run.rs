@@ -84,7 +84,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
         args.name.clone(),
         start,
         Some(&args.command),
-    )?;
+    );
     let record = record::create_with(&reg, record, add)?;
     let id = record.id.clone();
     ctx.out.status(&format!(

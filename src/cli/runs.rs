@@ -177,7 +177,7 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
     check_attributes(&columns, "--columns")?;
 
     let reg = ctx.registry()?;
-    let (all, broken) = runindex::summaries(&reg)?;
+    let runindex::Summaries { runs: all, broken } = runindex::summaries(&reg)?;
     for (id, err) in &broken {
         ctx.out
             .warn(&format!("run {id} cannot be read and is left out: {err}"));
@@ -239,7 +239,8 @@ fn default_columns(
         .map(attr)
         .collect();
     let add = |key: Key, columns: &mut Vec<Key>| {
-        if !columns.contains(&key) && !(key.ns == Namespace::Attributes && key.name == "id") {
+        let is_id = key.ns == Namespace::Attributes && key.name == "id";
+        if !is_id && !columns.contains(&key) {
             columns.push(key);
         }
     };

@@ -1,6 +1,7 @@
 //! `mreg show RUN`: a run's record with its events folded in, and its series.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use anyhow::Result;
 
@@ -17,9 +18,8 @@ pub fn show(ctx: &Ctx, reg: &Registry, id: &RunId, series: Option<&str>) -> Resu
     let wanted: Vec<&String> = match series {
         None => Vec::new(),
         Some("") => record.series.keys().collect(),
-        Some(key) => match record.series.get_key_value(key) {
-            Some((key, _)) => vec![key],
-            None => {
+        Some(key) => {
+            let Some((key, _)) = record.series.get_key_value(key) else {
                 let known: Vec<&str> = record.series.keys().map(String::as_str).collect();
                 return Err(
                     Failure::error(format!("run {id} has no series named {key:?}"))
@@ -31,8 +31,9 @@ pub fn show(ctx: &Ctx, reg: &Registry, id: &RunId, series: Option<&str>) -> Resu
                         })
                         .into(),
                 );
-            }
-        },
+            };
+            vec![key]
+        }
     };
     let mut points: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
     for key in wanted {
@@ -65,10 +66,11 @@ pub fn show(ctx: &Ctx, reg: &Registry, id: &RunId, series: Option<&str>) -> Resu
     }
     let mut text = summary.to_toml()?;
     for (key, list) in &points {
-        text.push_str(&format!(
-            "\n# series {key}: {}\n",
+        let _ = writeln!(
+            text,
+            "\n# series {key}: {}",
             output::count(list.len() as u64, "point")
-        ));
+        );
         let cells = list
             .iter()
             .map(|p| vec![p.0.to_string(), format_float(p.1), p.2.clone()])

@@ -6,7 +6,7 @@
 //! [`RunEvent`](super::event::RunEvent)s that [`RunRecord::apply`] folds in, in order.
 
 use std::collections::BTreeMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
@@ -240,7 +240,7 @@ pub fn chunk_of(
 pub fn encode_points(points: &[Point]) -> Vec<u8> {
     let mut out = String::from("mreg series 1\n");
     for p in points {
-        out.push_str(&format!("{}\t{}\t{}\n", p.0, toml_float(p.1), p.2));
+        let _ = writeln!(out, "{}\t{}\t{}", p.0, toml_float(p.1), p.2);
     }
     out.into_bytes()
 }
@@ -516,6 +516,7 @@ pub fn check_format(text: &str, known: u32) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::statcache::Stamp;
 use super::{Registry, atomic, runs};
-use crate::manifest::run::Status;
+use crate::manifest::run::{ModelLink, Status};
 use crate::manifest::{RunId, RunRecord, Value};
 
 const FORMAT: u32 = 1;
@@ -70,7 +70,7 @@ impl RunSummary {
             params: record.params.clone(),
             metrics: record.metrics.clone(),
             tags: record.tags.clone(),
-            outputs: record.outputs.iter().map(|o| o.reference()).collect(),
+            outputs: record.outputs.iter().map(ModelLink::reference).collect(),
         }
     }
 }
@@ -88,12 +88,18 @@ struct IndexFile {
     entries: HashMap<String, Entry>,
 }
 
+/// Returns the runs of a registry, summarized.
+pub struct Summaries {
+    /// Every run that could be read.
+    pub runs: Vec<RunSummary>,
+    /// Runs that could not be read, with the reason, so that one damaged run does not
+    /// hide the others.
+    pub broken: Vec<(RunId, String)>,
+}
+
 /// Returns the summary of every run, folding again only runs that changed since the
 /// index last saw them, and saving the index when anything changed.
-///
-/// A run that cannot be read is left out and reported in the second list, as
-/// `(id, error)`, so one damaged run does not hide the others.
-pub fn summaries(reg: &Registry) -> Result<(Vec<RunSummary>, Vec<(RunId, String)>)> {
+pub fn summaries(reg: &Registry) -> Result<Summaries> {
     let path = reg.cache_dir().join("runs-index.json");
     let mut old = fs::read(&path)
         .ok()
@@ -167,7 +173,10 @@ pub fn summaries(reg: &Registry) -> Result<(Vec<RunSummary>, Vec<(RunId, String)
             let _ = atomic::replace(&reg.tmp_dir(), &path, &bytes);
         }
     }
-    Ok((summaries, broken))
+    Ok(Summaries {
+        runs: summaries,
+        broken,
+    })
 }
 
 fn now_ns() -> i64 {
@@ -259,6 +268,7 @@ mod json_floats {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
 

@@ -135,7 +135,9 @@ pub fn event_names(reg: &Registry, id: &RunId) -> Result<Vec<String>> {
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
         if let Some(name) = entry.file_name().to_str()
-            && name.ends_with(".toml")
+            && std::path::Path::new(name)
+                .extension()
+                .is_some_and(|e| e == "toml")
             && !name.starts_with('.')
         {
             names.push(name.to_owned());

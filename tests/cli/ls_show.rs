@@ -81,7 +81,7 @@ fn show_prints_the_record_and_its_files() {
     assert_snapshot!(env.snap(&["show", "churn@1", "--files"]), @r#"
     exit: 0
     --- stdout
-    format = 1
+    format = 2
     model = "churn"
     version = 1
     tree = "6b24fac002fe5a7cf20cc868a55191fa6ded1a9689eea94e8971041facd121e8"
@@ -90,6 +90,7 @@ fn show_prints_the_record_and_its_files() {
     created = "2026-01-01T00:01:00Z"
     actor = "tester@ci"
     message = "first run"
+    run = "ee9dc5c798d72dde"
 
     KIND  SIZE   HASH          PATH
     file  105 B  e91cede83c24  config.json
@@ -103,14 +104,15 @@ fn show_prints_the_record_and_its_files() {
     exit: 0
     --- stdout
     {
-      "format": 1,
+      "format": 2,
       "model": "churn",
       "version": 2,
       "tree": "e247b959b47d0b60fca9940e54ca2b53c8f0adfd131d1e8737fc53b87cce87c6",
       "files": 5,
       "bytes": 490,
       "created": "2026-01-01T00:02:00Z",
-      "actor": "tester@ci"
+      "actor": "tester@ci",
+      "run": "3550b5221a020d3c"
     }
     --- stderr
     "#);
