@@ -7,8 +7,12 @@ mod cli {
     mod fsck;
     mod golden;
     mod init;
+    mod lineage;
+    mod log;
     mod ls_show;
     pub mod pull;
     mod push;
     mod roundtrip;
+    pub mod run;
+    mod runs;
 }

@@ -182,7 +182,12 @@ fn data_input(ctx: &Ctx, reg: &Registry, spec: &str, store: bool) -> Result<Data
     }
     let path = Path::new(spec);
     let meta = fs::metadata(path).map_err(|err| {
-        Failure::error(format!("--data {spec}: {err}"))
+        let what = if err.kind() == std::io::ErrorKind::NotFound {
+            "there is no file or folder there".to_owned()
+        } else {
+            err.to_string()
+        };
+        Failure::error(format!("--data {spec}: {what}"))
             .hint("give an existing file or folder, or a URI such as s3://bucket/key")
     })?;
     if meta.is_dir() {

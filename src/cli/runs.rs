@@ -40,7 +40,7 @@ const DEFAULT_METRIC_COLUMNS: usize = 6;
 #[command(after_help = "Examples:
   mreg runs
   mreg runs --experiment churn --where 'metrics.acc > 0.8 and params.lr < 0.01' --sort -metrics.acc
-  mreg runs --where 'status == \"failed\"' --limit 5
+  mreg runs --where 'attributes.status == \"failed\"' --limit 5
   mreg runs --columns params.lr,acc,f1 --sort -acc
   mreg runs --where 'acc > 0.85' --json | jq -r '.[0].id'
 
@@ -52,13 +52,15 @@ pub struct RunsArgs {
     /// Only runs for which EXPR holds
     #[arg(long = "where", value_name = "EXPR")]
     filter: Option<String>,
-    /// Sort by this key; '-' in front for descending [default: -start]
+    /// Sort by this key ('-' in front for descending); bare attribute names work here:
+    /// start, duration, status, name… [default: -start]
     #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     sort: Option<String>,
     /// Show at most N runs
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
-    /// Columns after the id, comma-separated keys: params.lr,acc,tags.team,status
+    /// Columns after the id, comma-separated keys: params.lr,acc,tags.team,status (bare
+    /// attribute names mean attributes here)
     #[arg(long, value_name = "KEYS", value_delimiter = ',')]
     columns: Vec<String>,
 }
@@ -91,6 +93,20 @@ fn attribute(run: &RunSummary, name: &str) -> Option<Value> {
         "actor" => text(&run.actor),
         "exit_code" => run.exit_code.map(|c| Value::Int(i64::from(c))),
         _ => None,
+    }
+}
+
+/// Returns the attribute a bare name in `--sort` or `--columns` means (`start`,
+/// `status`), or the key as parsed. In `--where` a bare name is always a metric.
+fn bare_attribute(text: &str, key: Key) -> Key {
+    let bare = !text.contains('.') && !text.starts_with('`');
+    if bare && key.ns == Namespace::Metrics && ATTRIBUTES.contains(&key.name.as_str()) {
+        Key {
+            ns: Namespace::Attributes,
+            name: key.name,
+        }
+    } else {
+        key
     }
 }
 
@@ -161,14 +177,18 @@ impl<'a> JsonRow<'a> {
 pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
     let filter = args.filter.as_deref().map(Expr::parse).transpose()?;
     let sort = match args.sort.as_deref() {
-        Some(text) => SortKey::parse(text)?,
+        Some(text) => {
+            let mut sort = SortKey::parse(text)?;
+            sort.key = bare_attribute(text.trim_start_matches(['-', '+']), sort.key);
+            sort
+        }
         None => SortKey::parse("-attributes.start")?,
     };
     let columns: Vec<Key> = args
         .columns
         .iter()
         .filter(|c| !c.trim().is_empty())
-        .map(|c| query::parse_key(c.trim()))
+        .map(|c| query::parse_key(c.trim()).map(|key| bare_attribute(c.trim(), key)))
         .collect::<Result<_, _>>()?;
     if let Some(filter) = &filter {
         check_attributes(&filter.keys(), "--where")?;

@@ -1,7 +1,8 @@
-//! Checking a registry: every object re-hashed, every manifest parsed, every version's
-//! tree walked, with each problem named by its path.
+//! Checking a registry: every object re-hashed, every manifest parsed (config,
+//! version records, run records and events), every version's tree walked, and every
+//! object a series or version names found intact, with each problem named by its path.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,9 @@ use serde::Serialize;
 
 use super::object::{self, Encoding, ObjectId};
 use super::tree::{Kind, Tree};
-use super::{Progress, Registry, models, read};
+use super::{Progress, Registry, models, read, runs};
+use crate::manifest::run::Series;
+use crate::manifest::{RunEvent, RunId};
 
 /// Returns one thing found wrong.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -29,7 +32,7 @@ pub struct Report {
     pub objects: u64,
     /// Their content bytes.
     pub bytes: u64,
-    /// Manifests parsed (config and version records).
+    /// Manifests parsed (config, version records, run records and events).
     pub manifests: u64,
     /// Problems, in path order.
     pub problems: Vec<Problem>,
@@ -81,6 +84,14 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
             let path = models::version_path(reg, &model, n);
             match models::load_version(reg, &model, n) {
                 Ok(record) => {
+                    if let Some(run) = &record.run
+                        && !runs::record_path(reg, run).is_file()
+                    {
+                        problems.push(Problem {
+                            path: path.clone(),
+                            message: format!("it names run {run}, which is missing"),
+                        });
+                    }
                     for message in problems_below(reg, record.tree.0, &good, &mut memo) {
                         problems.push(Problem {
                             path: path.clone(),
@@ -95,6 +106,7 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
             }
         }
     }
+    manifests += check_runs(reg, &good, &mut problems)?;
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     problems.dedup();
     let leftovers = list_dir(&reg.tmp_dir())?;
@@ -146,6 +158,93 @@ fn problems_below(
     }
     memo.insert(tree, found.clone());
     found
+}
+
+/// Parses every run record and event, and checks the series objects they name.
+/// Returns how many manifests were parsed.
+fn check_runs(
+    reg: &Registry,
+    good: &HashSet<ObjectId>,
+    problems: &mut Vec<Problem>,
+) -> Result<u64> {
+    let dir = reg.runs_dir();
+    if !dir.is_dir() {
+        return Ok(0);
+    }
+    let mut parsed = 0;
+    for path in list_dir(&dir)? {
+        let id = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(RunId::parse);
+        let Some(id) = id.filter(|_| path.is_dir()) else {
+            problems.push(Problem {
+                path,
+                message: "unexpected entry in runs/ (a run folder is named by 16 hex digits)"
+                    .into(),
+            });
+            continue;
+        };
+        parsed += 1;
+        match runs::load_start(reg, &id) {
+            Ok(record) => series_problems(
+                reg,
+                good,
+                &runs::record_path(reg, &id),
+                &record.series,
+                problems,
+            ),
+            Err(err) => problems.push(Problem {
+                path: runs::record_path(reg, &id),
+                message: format!("{err:#}"),
+            }),
+        }
+        let log = runs::log_dir(reg, &id);
+        for name in runs::event_names(reg, &id)? {
+            parsed += 1;
+            let path = log.join(name);
+            let event = fs::read_to_string(&path)
+                .map_err(anyhow::Error::from)
+                .and_then(|text| RunEvent::parse(&text));
+            match event {
+                Ok(event) if event.run != id => problems.push(Problem {
+                    path,
+                    message: format!("it says it belongs to run {}, not {id}", event.run),
+                }),
+                Ok(event) => series_problems(reg, good, &path, &event.series, problems),
+                Err(err) => problems.push(Problem {
+                    path,
+                    message: format!("{err:#}"),
+                }),
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+/// Reports each series object that is missing or corrupt.
+fn series_problems(
+    reg: &Registry,
+    good: &HashSet<ObjectId>,
+    path: &Path,
+    series: &BTreeMap<String, Series>,
+    problems: &mut Vec<Problem>,
+) {
+    for (key, s) in series {
+        for id in &s.chunk.objects {
+            if !good.contains(id) {
+                let state = if reg.has_object(*id) {
+                    "corrupt"
+                } else {
+                    "missing"
+                };
+                problems.push(Problem {
+                    path: path.to_path_buf(),
+                    message: format!("series {key}: object {} is {state}", id.short(16)),
+                });
+            }
+        }
+    }
 }
 
 type StoredObject = (PathBuf, ObjectId, Encoding, u64);

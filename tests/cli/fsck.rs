@@ -16,7 +16,7 @@ fn a_healthy_registry_passes() {
     exit: 0
     --- stdout
     --- stderr
-    Checked 7 objects (1.01 KiB) and 2 manifests: all good.
+    Checked 7 objects (1.01 KiB) and 4 manifests: all good.
     ");
 }
 

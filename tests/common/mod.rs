@@ -62,13 +62,22 @@ impl TestEnv {
         cmd.args(args)
             .current_dir(self.path(""))
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PATH", test_path())
             .env("HOME", self.dir.path().join("home"))
             .env("TMPDIR", self.dir.path())
             .env("MREG_NOW", now.to_string())
             .env("MREG_ACTOR", "tester@ci")
             .env("NO_COLOR", "1");
         cmd
+    }
+
+    /// Runs mreg with extra environment variables and returns its output.
+    pub fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let mut cmd = self.cmd(args);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
     }
 
     /// Runs mreg and returns its output.
@@ -130,6 +139,60 @@ impl TestEnv {
         }
         out
     }
+}
+
+/// Returns `PATH` with the folder of the `mreg` under test first, so that commands
+/// started by `mreg run` call the same binary.
+pub fn test_path() -> std::ffi::OsString {
+    let bin = Path::new(env!("CARGO_BIN_EXE_mreg"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let mut dirs = vec![bin];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap()
+}
+
+/// Returns a rendered command with the `[environment…]` tables of a run record taken
+/// out: they describe the machine the tests run on.
+pub fn strip_environment(text: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if line.starts_with("[environment") || line.starts_with("[[environment") {
+            skipping = true;
+        } else if line.starts_with("--- ") || (line.starts_with('[') && skipping) {
+            skipping = false;
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Returns every file under a folder with its bytes, for "nothing changed" checks.
+pub fn snapshot_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            let rel = entry
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .display()
+                .to_string();
+            if rel.starts_with("cache/") {
+                continue;
+            }
+            out.push((rel, fs::read(entry.path()).unwrap()));
+        }
+    }
+    out
 }
 
 /// Returns exit code, stdout and stderr as one string, temp paths redacted.
