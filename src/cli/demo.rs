@@ -5,15 +5,16 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use super::Ctx;
+use super::{Ctx, output};
 use crate::error::Failure;
 use crate::store::snapshot::{self, Sink};
 use crate::store::{NoProgress, Registry, models};
 
 /// Run mreg end to end on the bundled fixtures, in a throwaway registry
 ///
-/// Creates a registry in a temp folder, pushes two versions of a tiny model, lists
-/// and shows them, pulls one back and verifies it byte for byte, then checks the
+/// Creates a registry in a temp folder, records a training run that logs a loss curve
+/// and pushes a tiny model, pushes a fine-tune of it, compares the runs, lists and
+/// shows the versions, pulls one back and verifies it byte for byte, then checks the
 /// registry. Each step prints the command it runs.
 #[derive(Debug, clap::Args)]
 #[command(
@@ -33,26 +34,57 @@ pub struct DemoArgs {
 const STEPS: &[(&str, &[&str], bool)] = &[
     ("Create a registry", &["init", "registry"], true),
     (
-        "Push the first version of a model",
+        "Record a training run: its params, a loss curve it logs, the model it pushes",
         &[
-            "push",
-            "{fixtures}/models/tiny-v1",
-            "--model",
+            "run",
+            "--experiment",
             "demo",
-            "--message",
-            "first training run",
+            "--params-file",
+            "{fixtures}/params.yaml",
+            "--",
+            "sh",
+            "-c",
+            "mreg log --metrics-file {fixtures}/metrics.jsonl && \
+             mreg push {fixtures}/models/tiny-v1 --model demo --metrics-file {fixtures}/eval.json \
+             --message 'first training run'",
         ],
         true,
     ),
     (
-        "Push a fine-tune: only what changed is stored",
+        "Push a fine-tune of it: only what changed is stored, and push records the run",
         &[
             "push",
             "{fixtures}/models/tiny-v2",
             "--model",
             "demo",
+            "--parent",
+            "demo@1",
+            "--param",
+            "optimizer.lr=0.0005",
+            "--metric",
+            "acc=0.902",
             "--message",
             "fine-tuned head",
+        ],
+        true,
+    ),
+    (
+        "Compare the runs: best accuracy first",
+        &[
+            "runs",
+            "--sort",
+            "-acc",
+            "--columns",
+            "params.optimizer.lr,acc,loss,status",
+        ],
+        true,
+    ),
+    (
+        "",
+        &[
+            "runs",
+            "--where",
+            "metrics.acc > 0.9 and params.optimizer.lr < 0.001",
         ],
         true,
     ),
@@ -97,6 +129,12 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
         .context("creating a temp folder")?;
     let root = work.path().to_path_buf();
     let exe = std::env::current_exe().context("finding the mreg binary")?;
+    // Commands started by `mreg run` call this same mreg.
+    let mut dirs = vec![exe.parent().unwrap_or(Path::new("/")).to_path_buf()];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let path = std::env::join_paths(dirs).context("building PATH for the demo")?;
     let v1 = fixtures.join("models/tiny-v1");
     let fixtures_abs = fixtures.display().to_string();
     let fixtures_short = shorten(&fixtures);
@@ -106,12 +144,13 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
         }
         let shown: Vec<String> = argv
             .iter()
-            .map(|a| shell_word(&a.replace(&fixtures_abs, &fixtures_short)))
+            .map(|a| output::shell_word(&a.replace(&fixtures_abs, &fixtures_short)))
             .collect();
         println!("$ mreg {}", shown.join(" "));
         let status = Command::new(&exe)
             .args(argv)
             .env("MREG_REGISTRY", root.join("registry"))
+            .env("PATH", &path)
             .current_dir(&root)
             .status()
             .with_context(|| format!("running mreg {}", argv[0]))?;
@@ -140,7 +179,7 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
         ));
     } else {
         ctx.out
-            .status("Demo done: pushed, listed, pulled and verified.");
+            .status("Demo done: recorded, pushed, compared, pulled and verified.");
     }
     Ok(())
 }
@@ -176,19 +215,6 @@ fn shorten(path: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
-}
-
-/// Returns `word` quoted for a POSIX shell when it needs it.
-fn shell_word(word: &str) -> String {
-    if !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b))
-    {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
 }
 
 fn find_fixtures(given: Option<&Path>) -> Result<PathBuf> {

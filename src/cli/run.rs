@@ -90,7 +90,11 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
     ctx.out.status(&format!(
         "Started run {id} (experiment {}): {}",
         record.experiment,
-        shell_words(&args.command)
+        args.command
+            .iter()
+            .map(|w| output::shell_word(w))
+            .collect::<Vec<_>>()
+            .join(" ")
     ));
 
     let signals = Signals::register()?;
@@ -147,26 +151,6 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
         ctx.out.emit(&outcome, String::new)?;
     }
     Ok(code)
-}
-
-/// Returns a command line as a shell would need it typed: words holding spaces or
-/// shell characters in single quotes.
-fn shell_words(argv: &[String]) -> String {
-    let plain = |w: &str| {
-        !w.is_empty()
-            && w.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
-    };
-    argv.iter()
-        .map(|w| {
-            if plain(w) {
-                w.clone()
-            } else {
-                format!("'{}'", w.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Returns `start` plus some seconds, as RFC 3339.

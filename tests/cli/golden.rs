@@ -1,7 +1,7 @@
 //! Golden values: fixed bytes give fixed hashes, and fixtures parse and round-trip.
 
 use crate::common::TestEnv;
-use mreg::manifest::VersionRecord;
+use mreg::manifest::{RunEvent, RunRecord, VersionRecord};
 use mreg::store::ObjectId;
 use mreg::store::tree::{Entry, Kind, Tree};
 
@@ -43,27 +43,43 @@ fn a_tree_has_pinned_bytes_and_hash() {
     insta::assert_snapshot!(tree.id().to_string(), @"1b2d8118c83f8d6a507971116faeb1488606f8b25099acde8d7217076b4693b2");
 }
 
+/// Asserts that a manifest parses, writes back to the same text, and parses again to
+/// the same value.
+fn round_trips<T: PartialEq + std::fmt::Debug>(
+    path: &std::path::Path,
+    text: &str,
+    parse: impl Fn(&str) -> anyhow::Result<T>,
+    write: impl Fn(&T) -> anyhow::Result<String>,
+) {
+    let record = parse(text).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+    let written = write(&record).unwrap();
+    assert_eq!(written, text, "{} is not in canonical form", path.display());
+    assert_eq!(parse(&written).unwrap(), record);
+}
+
 #[test]
 fn every_fixture_manifest_parses_and_round_trips() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let mut seen = 0;
-    for entry in walkdir::WalkDir::new(root) {
+    let mut seen = Vec::new();
+    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
         let entry = entry.unwrap();
-        if entry.path().extension().is_some_and(|e| e == "toml") {
-            let text = std::fs::read_to_string(entry.path()).unwrap();
-            let record = VersionRecord::parse(&text).unwrap();
-            assert_eq!(
-                VersionRecord::parse(&record.to_toml().unwrap()).unwrap(),
-                record
-            );
-            assert_eq!(
-                record.to_toml().unwrap(),
-                text,
-                "{} is not in canonical form",
-                entry.path().display()
-            );
-            seen += 1;
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
         }
+        let text = std::fs::read_to_string(path).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        if name.starts_with("run") {
+            round_trips(path, &text, RunRecord::parse, RunRecord::to_toml);
+        } else if name.starts_with("event") {
+            round_trips(path, &text, RunEvent::parse, RunEvent::to_toml);
+        } else {
+            round_trips(path, &text, VersionRecord::parse, VersionRecord::to_toml);
+        }
+        seen.push(name.to_owned());
     }
-    assert!(seen >= 1);
+    assert_eq!(
+        seen,
+        ["event.toml", "run.toml", "version-2.toml", "version.toml"]
+    );
 }
