@@ -15,9 +15,9 @@ use crate::manifest::run::{DataInput, ModelLink, Point, Series};
 use crate::manifest::{RunEvent, RunRecord, Value};
 use crate::refspec::ModelRef;
 use crate::store::snapshot::{self, Sink};
-use crate::store::statcache::StatCache;
+use crate::store::statcache::{Stamp, StatCache};
 use crate::store::write::Staging;
-use crate::store::{Registry, models, object, runs};
+use crate::store::{ObjectId, Registry, models, object, runs};
 
 /// Params and tags, from flags and files.
 #[derive(Debug, Default, clap::Args)]
@@ -227,7 +227,7 @@ fn data_input(ctx: &Ctx, reg: &Registry, spec: &str, store: bool) -> Result<Data
             staging.publish()?;
             (stored.id, stored.size)
         } else {
-            object::hash_file(path, &|_| {})?
+            hash_data_file(reg, path, &meta)?
         };
         Ok(DataInput {
             path: spec.to_owned(),
@@ -239,6 +239,22 @@ fn data_input(ctx: &Ctx, reg: &Registry, spec: &str, store: bool) -> Result<Data
             stored: store,
         })
     }
+}
+
+/// Returns a data file's hash and size, from the stat cache when the file is unchanged
+/// since it was last hashed, so a large data file is read once, not at every run.
+fn hash_data_file(reg: &Registry, path: &Path, meta: &fs::Metadata) -> Result<(ObjectId, u64)> {
+    let abs = std::path::absolute(path).with_context(|| format!("locating {}", path.display()))?;
+    let cache = StatCache::load(reg, &abs);
+    let stamp = Stamp::of(meta);
+    if let Some(id) = cache.lookup("", &stamp) {
+        cache.save(reg);
+        return Ok((id, meta.len()));
+    }
+    let (id, bytes) = object::hash_file(path, &|_| {})?;
+    cache.record("", stamp, id);
+    cache.save(reg);
+    Ok((id, bytes))
 }
 
 /// Splits `s3://bucket/key@v3` into the URI and its version; an `@` inside the

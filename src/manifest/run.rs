@@ -3,7 +3,7 @@
 //!
 //! A run's record is written once, when the run starts (or, for a run that `push`
 //! records itself, complete in one go). Everything logged later arrives as immutable
-//! [`RunEvent`](super::event::RunEvent)s that [`RunRecord::apply`] folds in, in order.
+//! [`RunEvent`]s that [`RunRecord::apply`] folds in, in order.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};

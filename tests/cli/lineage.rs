@@ -288,3 +288,49 @@ fn git_source_is_recorded_and_no_secret_reaches_the_registry() {
         );
     }
 }
+
+#[test]
+fn store_data_keeps_the_bytes_of_data_inputs() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.write("data/train.csv", "a,b\n1,2\n");
+    env.write("data/extra/part-0.csv", "a,b\n3,4\n");
+    env.ok(&[
+        "push",
+        "v1",
+        "--model",
+        "churn",
+        "--data",
+        "data/train.csv",
+        "--data",
+        "data",
+        "--store-data",
+    ]);
+    let run = show_json(&env, show_json(&env, "churn@1")["run"].as_str().unwrap());
+    for input in run["data"].as_array().unwrap() {
+        assert_eq!(input["stored"], true);
+        let hash = input["hash"].as_str().unwrap();
+        let object = env.registry().join("objects").join(&hash[..2]);
+        let found = std::fs::read_dir(&object).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()
+                .unwrap()
+                .starts_with(&hash[2..])
+        });
+        assert!(found, "{} is not stored", input["path"]);
+    }
+    // Without --store-data only the hash is kept.
+    env.write("data/other.csv", "x\n");
+    env.fixture("tiny-v2", "v2");
+    env.ok(&["push", "v2", "--model", "churn", "--data", "data/other.csv"]);
+    let hash = blake3::hash(b"x\n").to_hex().to_string();
+    assert!(
+        !env.registry()
+            .join("objects")
+            .join(&hash[..2])
+            .join(&hash[2..])
+            .exists()
+    );
+    env.ok(&["fsck"]);
+}
