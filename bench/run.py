@@ -6,13 +6,23 @@ bf16-like file that zstd shrinks, small JSON/text) and a folder of 5,000 small f
 then times copies, hashing and mreg's push / no-change push / incremental push / pull,
 and prints each figure as a ratio to its baseline, with mreg's peak RSS.
 
+The "runs" section writes registries of 1,000 and 10,000 synthetic runs in mreg's own
+layout, then times `mreg runs --where … --sort …` (index cold and warm), `mreg log` per
+call against a no-op process, and 4 concurrent loggers, checking that nothing was lost.
+
 Warm page cache throughout; `sync` runs before each timed step so earlier writeback
 does not leak into it. Shared machines are noisy: compare ratios within one run.
 
-Usage: bench/run.py [WORKDIR]    (KEEP=1 keeps WORKDIR; MREG=path uses that binary)
+Usage: bench/run.py [--only SECTIONS] [WORKDIR]
+  SECTIONS: comma-separated, of model, small, runs (default: all)
+  KEEP=1 keeps WORKDIR; MREG=path uses that binary
 """
 
+import argparse
+import json
 import os
+import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -100,7 +110,6 @@ def make_model(root):
 
 
 def make_small(root):
-    import random
     rng = random.Random(5)
     for i in range(5000):
         d = root / f"shard{i % 10}" / f"part{i % 7}"
@@ -113,109 +122,486 @@ def make_small(root):
         (d / f"f{i:05}.dat").write_bytes(data)
 
 
-def main():
-    ensure_tools()
-    mreg = os.environ.get("MREG") or str(REPO / "target/release/mreg")
-    if "MREG" not in os.environ:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
-    work = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="mreg-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, NO_COLOR="1")
-    rows = []
-    checks = []
+class Report:
+    """Collects table rows, targets (PASS/MISS) and correctness checks (ok/FAIL)."""
+
+    def __init__(self):
+        self.rows = []
+        self.targets = []
+        self.checks = []
+
+    def row(self, workload, seconds, note=""):
+        self.rows.append((workload, seconds, note))
+
+    def heading(self, text):
+        self.rows.append((text, None, ""))
+
+    def target(self, name, ok, value):
+        self.targets.append((name, ok, value))
+
+    def check(self, name, ok, value):
+        """Records a correctness check; a failed one is printed at once, and fails the run."""
+        self.checks.append((name, ok, value))
+        if not ok:
+            print(f"FAIL: {name}: {value}", file=sys.stderr)
+
+    def failed(self):
+        return [c for c in self.checks if not c[1]]
+
+    def print(self):
+        width = max(len(r[0]) for r in self.rows if r[1] is not None)
+        print(f"{'workload':<{width}}  {'seconds':>8}  ratio")
+        for name, seconds, note in self.rows:
+            if seconds is None:
+                print(name)
+            else:
+                print(f"{name:<{width}}  {seconds:>8.4f}  {note}")
+        print("\ntargets:")
+        for name, ok, value in self.targets:
+            print(f"  {'PASS' if ok else 'MISS'}  {name}: {value}")
+        if self.checks:
+            print("\nchecks:")
+            for name, ok, value in self.checks:
+                print(f"  {'ok  ' if ok else 'FAIL'}  {name}: {value}")
+
+
+def bench_files(work, mreg, env, report, label, maker):
+    """Times copies, hashing and mreg's push, pull and fsck on one generated folder."""
 
     def row(workload, seconds, baseline_name=None, ratio=None):
-        rows.append((workload, seconds, f"{ratio:.2f}x {baseline_name}" if ratio else ""))
+        report.row(workload, seconds, f"{ratio:.2f}x {baseline_name}" if ratio else "")
 
     def mreg_cmd(reg, *args):
         return [mreg, "--registry", str(reg), "--no-progress", "-q", *args]
+
+    src = work / label
+    print(f"# generating {label} folder", file=sys.stderr)
+    maker(src)
+    files = [str(p) for p in src.rglob("*") if p.is_file()]
+    total = sum(os.path.getsize(p) for p in files)
+    report.heading(f"-- {label}: {len(files)} files, {total / 1e9:.2f} GB")
+
+    def cp(then=""):
+        dst = work / "cp-dst"
+        shutil.rmtree(dst, ignore_errors=True)
+        return sh("sh", "-c", f"cp -r '{src}' '{dst}'{then}")
+
+    def fresh_push(i):
+        reg = work / f"reg-{label}-{i}"
+        subprocess.run([mreg, "init", str(reg), "-q"], check=True, env=env)
+        return sh(*mreg_cmd(reg, "push", str(src), "--model", "m"), env=env)
+
+    # Baseline and mreg runs alternate: see paired().
+    fresh_i = iter(range(3))
+    cp_sync, fresh, fresh_ratio, fresh_rss = paired(
+        lambda: cp(" && sync"), lambda: fresh_push(next(fresh_i)))
+    cp_plain, _ = median(cp)
+    verify = f" && find '{work / 'cp-dst'}' -type f -print0 | xargs -0 b3sum --num-threads 2 > /dev/null"
+    cp_b3, _ = median(lambda: cp(verify))
+    b3, _ = median(lambda: sh("sh", "-c", f"find '{src}' -type f -print0 | xargs -0 b3sum --num-threads 2 > /dev/null"))
+    row("cp -r && sync", cp_sync)
+    row("cp -r", cp_plain)
+    row("cp -r, then b3sum of the copy", cp_b3)
+    row("b3sum --num-threads 2", b3)
+    row("mreg push (fresh registry)", fresh, "cp -r && sync", fresh_ratio)
+    report.target(f"{label}: fresh push <= 1.5x cp -r && sync", fresh_ratio <= 1.5, f"{fresh_ratio:.2f}x")
+
+    reg = work / f"reg-{label}-0"
+    time.sleep(2.1)  # let the stat cache trust the files' stamps (racy-git window)
+    settle, _ = sh(*mreg_cmd(reg, "push", str(src), "--model", "m"), env=env)
+    row("mreg push, no change (first re-push)", settle)
+    nochange, _ = median(lambda: sh(*mreg_cmd(reg, "push", str(src), "--model", "m"), env=env), 5)
+    row("mreg push, no change (stat cache warm)", nochange)
+    if label == "model":
+        report.target("model: no-change push <= 50 ms", nochange <= 0.050, f"{nochange * 1000:.0f} ms")
+        write_random(src / "model-00002.safetensors", 512 * MIB, 3)
+        (src / "config.json").write_text('{"hidden_size": 4096, "layers": 32, "lr": 0.0005}\n')
+        incr, _ = sh(*mreg_cmd(reg, "push", str(src), "--model", "m"), env=env)
+        row("mreg push, 1 weight file + config changed", incr, "cp -r && sync", incr / cp_sync)
+
+    def pull(*extra):
+        dst = work / "pull-dst"
+        shutil.rmtree(dst, ignore_errors=True)
+        return sh(*mreg_cmd(reg, "pull", "m@1", "--to", str(dst), *extra), env=env)
+
+    base, pulled, pull_ratio, pull_rss = paired(cp, pull)
+    row("mreg pull", pulled, "cp -r", pull_ratio)
+    _, _, verify_ratio, _ = paired(lambda: cp(verify), pull)
+    row("mreg pull (vs copy + verify)", pulled, "cp -r, then b3sum", verify_ratio)
+    _, durable, durable_ratio, _ = paired(lambda: cp(" && sync"), lambda: pull("--durable"))
+    row("mreg pull --durable", durable, "cp -r && sync", durable_ratio)
+    shutil.rmtree(work / "pull-dst", ignore_errors=True)
+    shutil.rmtree(work / "cp-dst", ignore_errors=True)
+    _, fsck, fsck_ratio, fsck_rss = paired(
+        lambda: sh("sh", "-c", f"find '{src}' -type f -print0 | xargs -0 b3sum --num-threads 2 > /dev/null"),
+        lambda: sh(*mreg_cmd(reg, "fsck"), env=env))
+    row("mreg fsck (re-hash all objects)", fsck, "b3sum", fsck_ratio)
+    if label == "model":
+        report.target("model: pull <= 1.5x cp -r", pull_ratio <= 1.5, f"{pull_ratio:.2f}x")
+    peak = max(fresh_rss, pull_rss, fsck_rss)
+    report.heading(f"mreg peak RSS (push {fresh_rss:.0f}, pull {pull_rss:.0f}, fsck {fsck_rss:.0f} MiB)")
+    report.target(f"{label}: peak RSS <= 150 MiB", peak <= 150, f"{peak:.0f} MiB")
+    for p in work.glob(f"reg-{label}-*"):
+        shutil.rmtree(p)
+    shutil.rmtree(src)
+
+
+# ---- runs: query and logging over synthetic runs ----
+
+QUERY = ["runs", "--where", "metrics.acc > 0.8 and params.lr < 0.01", "--sort", "-metrics.acc",
+         "--limit", "20"]
+LRS = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
+
+
+def spawn(argv, env):
+    """Runs a command with stdout and stderr to /dev/null; returns wall seconds.
+
+    posix_spawn + wait4, nothing else, so a few-millisecond command is not swamped by
+    Python's subprocess machinery; /bin/true spawned this way is the floor."""
+    actions = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+               (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
+    start = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
+    _, status, _ = os.wait4(pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+        sys.exit(f"failed (exit {os.waitstatus_to_exitcode(status)}): {' '.join(argv)}\n{proc.stderr}")
+    return seconds
+
+
+def capture(argv, env):
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"failed (exit {proc.returncode}): {' '.join(argv)}\n{proc.stderr}")
+    return proc.stdout
+
+
+def toml_value(v):
+    """Returns a param or metric value as mreg's TOML writer spells it (checked against a
+    record mreg wrote, in run_templates)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)  # every value used here is in the range where repr matches Rust
+    return json.dumps(v)
+
+
+def toml_table(name, values):
+    return f"[{name}]\n" + "".join(f"{k} = {toml_value(values[k])}\n" for k in sorted(values))
+
+
+def cli_value(v):
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
+def synthetic_run(rng, i):
+    """Returns (experiment, params, metrics) of run i: 10 typed params, 10 final metrics."""
+    lr = rng.choice(LRS)
+    params = {
+        "lr": lr, "batch_size": rng.choice([16, 32, 64, 128]), "epochs": rng.randint(1, 50),
+        "optimizer": rng.choice(["adam", "adamw", "sgd"]), "dropout": rng.choice([0.0, 0.1, 0.2, 0.3]),
+        "weight_decay": rng.choice([0.0, 0.01, 0.05]), "layers": rng.choice([2, 4, 8, 12]),
+        "amp": rng.random() < 0.5, "scheduler": rng.choice(["cosine", "linear", "none"]),
+        "seed": rng.randint(0, 99999),
+    }
+    acc = round(rng.uniform(0.5, 0.95), 6)
+    metrics = {
+        "acc": acc, "loss": round(rng.uniform(0.1, 2.0), 6), "f1": round(acc - rng.uniform(0, 0.05), 6),
+        "precision": round(rng.uniform(0.5, 0.99), 6), "recall": round(rng.uniform(0.5, 0.99), 6),
+        "auc": round(rng.uniform(0.6, 0.99), 6), "val_acc": round(acc - rng.uniform(0, 0.1), 6),
+        "val_loss": round(rng.uniform(0.1, 2.5), 6), "train_time_s": round(rng.uniform(30, 9000), 3),
+        "throughput": round(rng.uniform(100, 50000), 2),
+    }
+    return f"exp-{i % 5}", params, metrics
+
+
+def replace_line(text, key, value, count=1):
+    new, n = re.subn(rf"^{key} = .*$", lambda _: f"{key} = {value}", text, count=count, flags=re.M)
+    if n == 0:
+        sys.exit(f"mreg's run files changed shape: no `{key} = ` line in\n{text}")
+    return new
+
+
+def replace_table(text, name, table):
+    """Replaces the `[name]` table (up to the next blank line or the end) with `table`."""
+    new, n = re.subn(rf"^\[{re.escape(name)}\]\n(?:[^\n]+\n)*", lambda _: table, text, count=1, flags=re.M)
+    if n == 0:
+        sys.exit(f"mreg's run files changed shape: no [{name}] table in\n{text}")
+    return new
+
+
+def run_templates(work, mreg, env):
+    """Has mreg record one real run (10 params, then 10 final metrics logged, then its end)
+    and returns its three files as templates: (run.toml, metrics event, end event).
+
+    The run starts in the mreg checkout, so its record carries a [source] like a real
+    training run's. The script's own TOML spelling of params and metrics is checked
+    against what mreg wrote."""
+    reg = work / "runs-template"
+    capture([mreg, "init", str(reg), "-q"], env)
+    _, params, metrics = synthetic_run(random.Random(0), 0)
+    cmd = [mreg, "--registry", str(reg), "-q", "--json", "run", "--experiment", "exp-0"]
+    for k, v in params.items():
+        cmd += ["--param", f"{k}={cli_value(v)}"]
+    run_id = json.loads(subprocess.run(cmd + ["--", "true"], env=env, cwd=REPO, check=True,
+                                       capture_output=True, text=True).stdout)["run"]
+    cmd = [mreg, "--registry", str(reg), "-q", "log", "--run", run_id]
+    for k, v in metrics.items():
+        cmd += ["--metric", f"{k}={v}"]
+    capture(cmd, env)
+    run_dir = reg / ".mreg" / "runs" / run_id
+    record = (run_dir / "run.toml").read_text()
+    events = [p.read_text() for p in sorted((run_dir / "log").iterdir())]
+    ends = [e for e in events if "\n[end]\n" in e]
+    logged = [e for e in events if "\n[metrics]\n" in e]
+    if len(ends) != 1 or len(logged) != 1 or len(events) != 2:
+        sys.exit(f"expected one end event and one metrics event, got:\n{events}")
+    for text, name, values in [(record, "params", params), (logged[0], "metrics", metrics)]:
+        if toml_table(name, values) not in text:
+            sys.exit(f"this script spells [{name}] differently from mreg:\n{toml_table(name, values)}\nvs\n{text}")
+    shutil.rmtree(reg)
+    return record, logged[0], ends[0]
+
+
+def rfc3339(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def make_runs(reg, n, templates, env, mreg):
+    """Writes n finished runs into a new registry at `reg`, as mreg itself lays them out:
+    runs/ID/run.toml as the run started, then log/ holding one metrics event and the end
+    event. Returns {id: (start, params, metrics)} to check mreg's answers against."""
+    record_tpl, metrics_tpl, end_tpl = templates
+    capture([mreg, "init", str(reg), "-q"], env)
+    runs_dir = reg / ".mreg" / "runs"
+    rng = random.Random(n)
+    base = time.time() - n * 60 - 86400
+    truth = {}
+    for i in range(n):
+        run_id = f"{rng.getrandbits(64):016x}"
+        while run_id in truth:
+            run_id = f"{rng.getrandbits(64):016x}"
+        experiment, params, metrics = synthetic_run(rng, i)
+        t0 = int(base + i * 60)
+        duration = round(rng.uniform(30, 3000), 6)
+        start, logged_at, end = rfc3339(t0), rfc3339(t0 + duration - 1), rfc3339(t0 + duration)
+        truth[run_id] = (start, params, metrics)
+
+        record = replace_line(record_tpl, "id", f'"{run_id}"')
+        record = replace_line(record, "experiment", f'"{experiment}"')
+        record = replace_line(record, "start", f'"{start}"')
+        record = replace_line(record, "pid", str(rng.randint(1000, 4_000_000)))
+        record = replace_table(record, "params", toml_table("params", params))
+        logged = replace_line(metrics_tpl, "run", f'"{run_id}"')
+        logged = replace_line(logged, "time", f'"{logged_at}"')
+        logged = replace_table(logged, "metrics", toml_table("metrics", metrics))
+        ended = replace_line(end_tpl, "run", f'"{run_id}"')
+        ended = replace_line(ended, "time", f'"{end}"', count=0)
+        ended = replace_line(ended, "duration_s", repr(duration))
+
+        log = runs_dir / run_id / "log"
+        log.mkdir(parents=True)
+        (runs_dir / run_id / "run.toml").write_text(record)
+        for at, text in [(t0 + duration - 1, logged), (t0 + duration, ended)]:
+            (log / f"{int(at * 1e9):020}-{rng.getrandbits(32):08x}.toml").write_text(text)
+    return truth
+
+
+def expected_top(truth, limit=20):
+    """Returns the ids the benchmark query should print, computed here: acc > 0.8 and
+    lr < 0.01, by acc descending, then newest start, then id (mreg's tie-breaks)."""
+    hits = [(m["acc"], start, run_id) for run_id, (start, p, m) in truth.items()
+            if m["acc"] > 0.8 and p["lr"] < 0.01]
+    hits.sort(key=lambda h: h[2])
+    hits.sort(key=lambda h: (h[0], h[1]), reverse=True)
+    return [h[2] for h in hits[:limit]]
+
+
+def typed(values):
+    """Returns a dict with each value's type beside it: 1, 1.0 and True compare unequal."""
+    return {k: (type(v).__name__, v) for k, v in values.items()}
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def bench_runs(work, mreg, env, report):
+    """Times `mreg runs` over 1,000 and 10,000 synthetic runs, and `mreg log` per call."""
+    def cmd(reg, *args):
+        return [mreg, "--registry", str(reg), "--no-progress", "-q", *args]
+
+    print("# generating runs (1,000 and 10,000)", file=sys.stderr)
+    templates = run_templates(work, mreg, env)
+    regs = {}
+    for n in (1_000, 10_000):
+        reg = work / f"runs-{n}"
+        regs[n] = (reg, make_runs(reg, n, templates, env, mreg))
+    subprocess.run(["sync"], check=True)
+    generated = time.time()
+
+    # The synthetic registries must read as mreg's own before anything is timed.
+    for n, (reg, truth) in regs.items():
+        index = reg / ".mreg" / "cache" / "runs-index.json"
+        index.unlink(missing_ok=True)
+        proc = subprocess.run(cmd(reg, "--json", "runs"), env=env, capture_output=True, text=True)
+        listed = json.loads(proc.stdout) if proc.returncode == 0 else []
+        report.check(f"runs {n}: mreg reads every synthetic run",
+                     proc.returncode == 0 and len(listed) == n and not proc.stderr.strip(),
+                     f"{len(listed)} of {n} listed, exit {proc.returncode}"
+                     + (f", stderr: {proc.stderr.strip()[:300]}" if proc.stderr.strip() else ""))
+        one = json.loads(capture(cmd(reg, "--json", "runs", "--limit", "1"), env))
+        run_id = one[0]["id"] if one else next(iter(truth))
+        shown = json.loads(capture(cmd(reg, "--json", "show", run_id), env))
+        start, params, metrics = truth[run_id]
+        same = (typed(shown["params"]) == typed(params) and shown["metrics"] == metrics
+                and shown["start"] == start and shown["status"] == "finished")
+        report.check(f"runs {n}: mreg show {run_id} gives the params and metrics written", same,
+                     "typed params, metrics, start and status as written" if same else
+                     f"got params {shown.get('params')}, metrics {shown.get('metrics')}")
+        top = [r["id"] for r in json.loads(capture(cmd(reg, "--json", *QUERY), env))]
+        want = expected_top(truth)
+        report.check(f"runs {n}: the query returns the expected top 20", top == want,
+                     f"{len(top)} ids, as computed independently" if top == want else
+                     f"got {top[:3]}…, expected {want[:3]}…")
+
+    # Index entries are trusted only once the runs' folders are 2 s older than the index.
+    time.sleep(max(0.0, generated + 2.1 - time.time()))
+
+    figures = {}
+    for n in (1_000, 10_000):
+        reg, _ = regs[n]
+        index = reg / ".mreg" / "cache" / "runs-index.json"
+        query = cmd(reg, *QUERY)
+
+        def cold():
+            index.unlink(missing_ok=True)
+            return spawn(query, env)
+
+        cold_s = statistics.median(cold() for _ in range(5))
+        spawn(query, env)  # warm-up: the index now trusts every entry
+        before = index.stat().st_mtime_ns
+        warm_s = statistics.median(spawn(query, env) for _ in range(11))
+        json_s = statistics.median(spawn(cmd(reg, "--json", *QUERY), env) for _ in range(11))
+        untouched = index.stat().st_mtime_ns == before
+        report.check(f"runs {n}: warm queries read the index without rewriting it", untouched,
+                     "index unchanged" if untouched else "index rewritten: warm figures are not warm")
+        figures[n] = (cold_s, warm_s, json_s)
+
+    files = sum(1 for _ in (regs[10_000][0] / ".mreg" / "runs").rglob("*.toml"))
+    report.heading(f"-- runs: 10 params + 10 metrics each, 5 experiments ({files:,} files at 10k)")
+    report.heading(f"   query: mreg {' '.join(QUERY[:1] + [repr(a) if ' ' in a else a for a in QUERY[1:]])}")
+    cold1k, warm1k, json1k = figures[1_000]
+    cold10k, warm10k, json10k = figures[10_000]
+    report.row("mreg runs, 1k runs, cold (no index)", cold1k,
+               f"{cold1k / 1.05:.2f}x MLflow file store search_runs (1.05 s)")
+    report.row("mreg runs, 1k runs, warm", warm1k, f"{warm1k / 0.04:.2f}x MLflow SQLite search_runs (0.04 s)")
+    report.row("mreg runs --json, 1k runs, warm", json1k)
+    report.row("mreg runs, 10k runs, cold (no index)", cold10k)
+    report.row("mreg runs, 10k runs, warm", warm10k)
+    report.row("mreg runs --json, 10k runs, warm", json10k)
+    report.target("runs: query over 10k runs, warm, < 200 ms", warm10k < 0.200, f"{warm10k * 1000:.0f} ms")
+
+    # Logging, into the 10k registry (where a user's runs would be).
+    reg, _ = regs[10_000]
+
+    def new_run():
+        out = capture(cmd(reg, "--json", "run", "--experiment", "bench", "--", "true"), env)
+        return json.loads(out)["run"]
+
+    def series_count(run_id, key):
+        shown = json.loads(capture(cmd(reg, "--json", "show", run_id), env))
+        return shown.get("series", {}).get(key, {}).get("count", 0)
+
+    run_id = new_run()
+    true_s, log_s = [], []
+    for i in range(200):  # alternate, so drift on a shared machine hits both alike
+        true_s.append(spawn(["/bin/true"], env))
+        log_s.append(spawn(cmd(reg, "log", "--run", run_id, "--metric", f"loss={1 / (i + 1):.6f}",
+                               "--step", str(i)), env))
+    true_med, log_med, log_p90 = statistics.median(true_s), statistics.median(log_s), percentile(log_s, 0.9)
+    got = series_count(run_id, "loss")
+    report.check("runs: 200 sequential mreg log calls all recorded", got == 200, f"{got} of 200 points")
+
+    _, params, metrics = synthetic_run(random.Random(1), 1)
+    param_args = [a for k, v in params.items() for a in ("--param", f"{k}={cli_value(v)}")]
+    metric_args = [a for k, v in metrics.items() for a in ("--metric", f"{k}={v}")]
+    batch_s = statistics.median(
+        spawn(cmd(reg, "log", "--run", run_id, *param_args, *metric_args), env) for _ in range(21))
+    # MLflow's 11 ms creates the run too: so does this, with a child logging the metrics.
+    whole = cmd(reg, "run", "--experiment", "bench", *param_args, "--", *cmd(reg, "log", *metric_args))
+    whole_s = statistics.median(spawn(whole, env) for _ in range(11))
+
+    report.row("/bin/true (process spawn floor)", true_med)
+    report.row("mreg log --metric loss=V --step i, median of 200", log_med,
+               f"{log_med / true_med:.1f}x /bin/true; p90 {log_p90 * 1000:.1f} ms")
+    report.row("mreg log, 10 params + 10 metrics in one call", batch_s,
+               f"{batch_s / 0.011:.2f}x MLflow file store log of a run (11 ms)")
+    report.row("mreg run --param x10 -- mreg log --metric x10", whole_s,
+               f"{whole_s / 0.011:.2f}x MLflow file store log of a run (11 ms)")
+    report.target("runs: mreg log median < 10 ms", log_med < 0.010,
+                  f"{log_med * 1000:.1f} ms (p90 {log_p90 * 1000:.1f} ms)")
+
+    # Concurrent logging: 4 writers x 50 calls into one run, all at once.
+    run_id = new_run()
+    loop = " ".join(f"'{a}'" for a in cmd(reg, "log", "--run", run_id))
+    writers = [f'fail=0; for i in $(seq 0 49); do {loop} --metric conc=$i.{w} --step $(({w} * 50 + i)) '
+               f'>/dev/null 2>&1 || fail=$((fail + 1)); done; exit $fail' for w in range(4)]
+    start = time.perf_counter()
+    procs = [subprocess.Popen(["sh", "-c", w], env=env) for w in writers]
+    failures = sum(p.wait() for p in procs)
+    wall = time.perf_counter() - start
+    got = series_count(run_id, "conc")
+    shown = json.loads(capture(cmd(reg, "--json", "show", run_id, "--series", "conc"), env))
+    steps = sorted(p["step"] for p in shown.get("series", {}).get("conc", {}).get("points", []))
+    ok = failures == 0 and got == 200 and steps == list(range(200))
+    report.row("mreg log, 4 processes x 50 calls into one run (wall)", wall,
+               f"{wall / 200 * 1000:.1f} ms per call overall; {got} of 200 points arrived")
+    report.check("runs: 4 concurrent loggers x 50 calls, every point recorded", ok,
+                 f"{got} of 200 points, {len(set(steps))} distinct steps, {failures} failed calls")
+
+
+SECTIONS = ["model", "small", "runs"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(SECTIONS), metavar="SECTIONS",
+                        help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("workdir", nargs="?", type=Path)
+    args = parser.parse_args()
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown or not sections:
+        parser.error(f"unknown section {', '.join(unknown) or '(none)'}; choose from {', '.join(SECTIONS)}")
+
+    if "model" in sections or "small" in sections:
+        ensure_tools()
+    mreg = os.environ.get("MREG") or str(REPO / "target/release/mreg")
+    if "MREG" not in os.environ:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="mreg-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, NO_COLOR="1")
+    env.pop("MREG_RUN_ID", None)
+    report = Report()
 
     fs_type = subprocess.run(["stat", "-f", "-c", "%T", str(work)], capture_output=True, text=True).stdout.strip()
     version = subprocess.run([mreg, "--version"], capture_output=True, text=True).stdout.strip()
     print(f"# {version}; {os.cpu_count()} cores; {fs_type} at {work}")
 
     for label, maker in [("model", make_model), ("small", make_small)]:
-        src = work / label
-        print(f"# generating {label} folder", file=sys.stderr)
-        maker(src)
-        files = [str(p) for p in src.rglob("*") if p.is_file()]
-        total = sum(os.path.getsize(p) for p in files)
-        rows.append((f"-- {label}: {len(files)} files, {total / 1e9:.2f} GB", None, ""))
+        if label in sections:
+            bench_files(work, mreg, env, report, label, maker)
+    if "runs" in sections:
+        bench_runs(work, mreg, env, report)
 
-        def cp(then=""):
-            dst = work / "cp-dst"
-            shutil.rmtree(dst, ignore_errors=True)
-            return sh("sh", "-c", f"cp -r '{src}' '{dst}'{then}")
-
-        def fresh_push(i):
-            reg = work / f"reg-{label}-{i}"
-            subprocess.run([mreg, "init", str(reg), "-q"], check=True, env=env)
-            return sh(*mreg_cmd(reg, "push", str(src), "--model", "m"), env=env)
-
-        # Baseline and mreg runs alternate: see paired().
-        fresh_i = iter(range(3))
-        cp_sync, fresh, fresh_ratio, fresh_rss = paired(
-            lambda: cp(" && sync"), lambda: fresh_push(next(fresh_i)))
-        cp_plain, _ = median(cp)
-        verify = f" && find '{work / 'cp-dst'}' -type f -print0 | xargs -0 b3sum --num-threads 2 > /dev/null"
-        cp_b3, _ = median(lambda: cp(verify))
-        b3, _ = median(lambda: sh("sh", "-c", f"find '{src}' -type f -print0 | xargs -0 b3sum --num-threads 2 > /dev/null"))
-        row("cp -r && sync", cp_sync)
-        row("cp -r", cp_plain)
-        row("cp -r, then b3sum of the copy", cp_b3)
-        row("b3sum --num-threads 2", b3)
-        row("mreg push (fresh registry)", fresh, "cp -r && sync", fresh_ratio)
-        checks.append((f"{label}: fresh push <= 1.5x cp -r && sync", fresh_ratio <= 1.5, f"{fresh_ratio:.2f}x"))
-
-        reg = work / f"reg-{label}-0"
-        time.sleep(2.1)  # let the stat cache trust the files' stamps (racy-git window)
-        settle, _ = sh(*mreg_cmd(reg, "push", str(src), "--model", "m"), env=env)
-        row("mreg push, no change (first re-push)", settle)
-        nochange, _ = median(lambda: sh(*mreg_cmd(reg, "push", str(src), "--model", "m"), env=env), 5)
-        row("mreg push, no change (stat cache warm)", nochange)
-        if label == "model":
-            checks.append(("model: no-change push <= 50 ms", nochange <= 0.050, f"{nochange * 1000:.0f} ms"))
-            write_random(src / "model-00002.safetensors", 512 * MIB, 3)
-            (src / "config.json").write_text('{"hidden_size": 4096, "layers": 32, "lr": 0.0005}\n')
-            incr, _ = sh(*mreg_cmd(reg, "push", str(src), "--model", "m"), env=env)
-            row("mreg push, 1 weight file + config changed", incr, "cp -r && sync", incr / cp_sync)
-
-        def pull(*extra):
-            dst = work / "pull-dst"
-            shutil.rmtree(dst, ignore_errors=True)
-            return sh(*mreg_cmd(reg, "pull", "m@1", "--to", str(dst), *extra), env=env)
-
-        base, pulled, pull_ratio, pull_rss = paired(cp, pull)
-        row("mreg pull", pulled, "cp -r", pull_ratio)
-        _, _, verify_ratio, _ = paired(lambda: cp(verify), pull)
-        row("mreg pull (vs copy + verify)", pulled, "cp -r, then b3sum", verify_ratio)
-        _, durable, durable_ratio, _ = paired(lambda: cp(" && sync"), lambda: pull("--durable"))
-        row("mreg pull --durable", durable, "cp -r && sync", durable_ratio)
-        shutil.rmtree(work / "pull-dst", ignore_errors=True)
-        shutil.rmtree(work / "cp-dst", ignore_errors=True)
-        _, fsck, fsck_ratio, fsck_rss = paired(
-            lambda: sh("sh", "-c", f"find '{src}' -type f -print0 | xargs -0 b3sum --num-threads 2 > /dev/null"),
-            lambda: sh(*mreg_cmd(reg, "fsck"), env=env))
-        row("mreg fsck (re-hash all objects)", fsck, "b3sum", fsck_ratio)
-        if label == "model":
-            checks.append(("model: pull <= 1.5x cp -r", pull_ratio <= 1.5, f"{pull_ratio:.2f}x"))
-        peak = max(fresh_rss, pull_rss, fsck_rss)
-        rows.append((f"mreg peak RSS (push {fresh_rss:.0f}, pull {pull_rss:.0f}, fsck {fsck_rss:.0f} MiB)", None, ""))
-        checks.append((f"{label}: peak RSS <= 150 MiB", peak <= 150, f"{peak:.0f} MiB"))
-        for p in work.glob(f"reg-{label}-*"):
-            shutil.rmtree(p)
-        shutil.rmtree(src)
-
-    width = max(len(r[0]) for r in rows)
-    print(f"{'workload':<{width}}  {'seconds':>8}  ratio")
-    for name, seconds, ratio in rows:
-        if seconds is None:
-            print(name)
-        else:
-            print(f"{name:<{width}}  {seconds:>8.3f}  {ratio}")
-    print("\ntargets:")
-    for name, ok, value in checks:
-        print(f"  {'PASS' if ok else 'MISS'}  {name}: {value}")
+    report.print()
+    if report.failed():
+        print(f"\nFAIL: {len(report.failed())} correctness check(s) failed; keeping {work}", file=sys.stderr)
+        sys.exit(1)
     if not os.environ.get("KEEP"):
         shutil.rmtree(work, ignore_errors=True)
 

@@ -35,6 +35,12 @@ pub fn format_time(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
+/// Returns a time as RFC 3339 in UTC with milliseconds, the form run records use, so
+/// that runs started within one second still sort in the order they started.
+pub fn format_time_ms(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
 /// Returns who is acting: `MREG_ACTOR`, else `user@host`.
 pub fn actor() -> String {
     if let Ok(actor) = std::env::var("MREG_ACTOR")

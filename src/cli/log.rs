@@ -53,7 +53,7 @@ struct Outcome {
 pub fn run(ctx: &Ctx, args: &LogArgs) -> Result<()> {
     let reg = ctx.registry()?;
     let id = target_run(&reg, args.run.as_deref())?;
-    let time = clock::format_time(clock::now()?);
+    let time = clock::format_time_ms(clock::now()?);
     if args.step.is_some() && args.metrics.metrics.is_empty() {
         return Err(
             Failure::usage("--step applies to --metric values, and none was given")

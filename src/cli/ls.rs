@@ -44,7 +44,16 @@ fn list_versions(ctx: &Ctx, reg: &Registry, name: &str) -> Result<()> {
         // Resolving gives the error that lists the models there are.
         models::resolve(reg, &ModelRef::parse(model.as_str())?)?;
     }
-    ctx.out.emit(&versions, || versions_table(&versions))
+    let json = if ctx.out.is_json() {
+        // By way of TOML, so that NaN metrics come out as "NaN", not null.
+        versions
+            .iter()
+            .map(output::json_of_manifest)
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
+    ctx.out.emit(&json, || versions_table(&versions))
 }
 
 fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {

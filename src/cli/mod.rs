@@ -60,8 +60,15 @@ struct Global {
     /// Print machine-readable JSON on stdout instead of text
     #[arg(long, global = true)]
     json: bool,
-    /// Print no status lines, only data and errors
-    #[arg(long, short, global = true)]
+    /// Print no status lines, only data and errors (`mreg run -q` quiets its command's
+    /// mreg calls too, through MREG_QUIET)
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "MREG_QUIET",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
     quiet: bool,
     /// Never draw progress bars
     #[arg(long, global = true)]

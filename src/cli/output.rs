@@ -43,6 +43,11 @@ impl Printer {
         }
     }
 
+    /// Returns whether `--quiet` was given.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// Returns whether `--json` was given.
     pub fn is_json(&self) -> bool {
         self.json

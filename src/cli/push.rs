@@ -89,11 +89,14 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     }
     let reg = ctx.registry()?;
     let dir = snapshot::check_folder(&args.dir)?;
-    let created = clock::format_time(clock::now()?);
+    let now = clock::now()?;
+    let created = clock::format_time(now);
+    // Run records and events carry milliseconds, so runs sort in the order they started.
+    let run_time = clock::format_time_ms(now);
     let target = linked_run(&reg, args)?;
     let mut add = Additions::default();
     args.params.collect(&mut add)?;
-    args.metrics.collect(ctx, None, &created, &mut add)?;
+    args.metrics.collect(ctx, None, &run_time, &mut add)?;
     args.lineage.collect(ctx, &reg, &mut add)?;
 
     let cache = StatCache::load(&reg, &dir);
@@ -117,7 +120,7 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     let created_new = unchanged.is_none();
     let record = if let Some(latest) = unchanged {
         if let Some(id) = &target {
-            log_into(&reg, id, &created, add, Some(&latest))?;
+            log_into(&reg, id, &run_time, add, Some(&latest))?;
         } else if !add.is_empty() {
             ctx.out.warn(
                 "params, metrics, tags, data and parents were not recorded: no version was created.",
@@ -136,7 +139,7 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
             run: None,
             metrics: BTreeMap::new(),
         };
-        new_version(ctx, &reg, args, target.as_ref(), add, content)?
+        new_version(ctx, &reg, args, (target.as_ref(), &run_time), add, content)?
     };
     cache.save(&reg);
     let reference = record.reference();
@@ -185,11 +188,11 @@ fn new_version(
     ctx: &Ctx,
     reg: &Registry,
     args: &PushArgs,
-    target: Option<&RunId>,
+    (target, time): (Option<&RunId>, &str),
     add: Additions,
     mut content: models::NewVersion,
 ) -> Result<VersionRecord> {
-    let time = content.created.clone();
+    let time = time.to_owned();
     let (run_id, metrics) = if let Some(id) = target {
         log_into(reg, id, &time, add, None)?;
         (id.clone(), runs::load(reg, id)?.metrics)

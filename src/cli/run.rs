@@ -29,7 +29,7 @@ use crate::store::{Registry, runs};
 #[command(after_help = "Examples:
   mreg run --experiment churn -- python train.py --lr 0.001
   mreg run --experiment churn --params-file params.yaml --data data/train.csv -- python train.py
-  mreg run --name nightly --tag team=growth --parent churn@production -- ./finetune.sh
+  mreg run --name nightly --tag team=growth --parent churn@3 -- ./finetune.sh
 
 Inside the command:
   mreg log --metric loss=0.41 --step 3
@@ -46,12 +46,7 @@ pub struct RunArgs {
     #[command(flatten)]
     lineage: LineageArgs,
     /// The command and its arguments (after --)
-    #[arg(
-        value_name = "COMMAND",
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true)]
     command: Vec<String>,
 }
 
@@ -74,7 +69,8 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
         record::check_label("--name", name)?;
     }
     let reg = ctx.registry()?;
-    let start = clock::format_time(clock::now()?);
+    let started_at = clock::now()?;
+    let start = clock::format_time_ms(started_at);
     let mut add = Additions::default();
     args.params.collect(&mut add)?;
     args.lineage.collect(ctx, &reg, &mut add)?;
@@ -105,12 +101,12 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
         Ok(status) => end_of(
             status,
             signals.received(),
-            &start_plus(&record.start, duration_s),
+            &clock::format_time_ms(started_at + Duration::from_secs_f64(duration_s)),
             duration_s,
         ),
         Err(spawn_error) => End {
             status: Status::Failed,
-            time: start_plus(&record.start, duration_s),
+            time: clock::format_time_ms(started_at + Duration::from_secs_f64(duration_s)),
             duration_s,
             exit_code: Some(spawn_error.exit_code),
             signal: None,
@@ -153,14 +149,6 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
     Ok(code)
 }
 
-/// Returns `start` plus some seconds, as RFC 3339.
-fn start_plus(start: &str, seconds: f64) -> String {
-    humantime::parse_rfc3339_weak(start).map_or_else(
-        |_| start.to_owned(),
-        |t| clock::format_time(t + Duration::from_secs_f64(seconds)),
-    )
-}
-
 struct SpawnError {
     message: String,
     exit_code: i32,
@@ -179,20 +167,30 @@ fn supervise(
         .args(&argv[1..])
         .env("MREG_RUN_ID", id.as_str())
         .env("MREG_REGISTRY", reg.root());
+    if ctx.out.is_quiet() {
+        command.env("MREG_QUIET", "1");
+    }
     if ctx.out.is_json()
         && let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned()
     {
         command.stdout(Stdio::from(fd));
     }
-    let mut child = command.spawn().map_err(|err| SpawnError {
-        message: format!("{}: {err}", argv[0]),
-        exit_code: if err.kind() == std::io::ErrorKind::NotFound {
-            127
-        } else {
-            126
-        },
+    let mut child = command.spawn().map_err(|err| {
+        let not_found = err.kind() == std::io::ErrorKind::NotFound;
+        SpawnError {
+            message: if not_found {
+                format!("{}: no such command; is it installed and on PATH?", argv[0])
+            } else {
+                format!("{}: {err}", argv[0])
+            },
+            exit_code: if not_found { 127 } else { 126 },
+        }
     })?;
     signals.child.store(child.id() as i32, Ordering::SeqCst);
+    // A SIGTERM or SIGHUP that came before the command started is passed on now.
+    if let Some(sig) = signals.pending_for_child() {
+        let _ = rustix::process::kill_process(rustix::process::Pid::from_child(&child), sig);
+    }
     let status = child.wait().map_err(|err| SpawnError {
         message: format!("waiting for {}: {err}", argv[0]),
         exit_code: 1,
@@ -299,6 +297,16 @@ impl Signals {
             }
         });
         Ok(Signals { last, child })
+    }
+
+    /// Returns the signal to pass on to a command that has just started, if SIGTERM
+    /// or SIGHUP arrived before it did.
+    fn pending_for_child(&self) -> Option<rustix::process::Signal> {
+        match self.last.load(Ordering::SeqCst) {
+            libc_sig::TERM => Some(rustix::process::Signal::TERM),
+            libc_sig::HUP => Some(rustix::process::Signal::HUP),
+            _ => None,
+        }
     }
 
     /// Returns the name of the last signal received, if any.

@@ -128,16 +128,12 @@ fn check_attributes(keys: &[Key], what: &str) -> Result<(), Failure> {
 struct JsonRow<'a> {
     id: &'a RunId,
     experiment: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
     status: &'static str,
     start: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     end: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     duration_s: Option<f64>,
     actor: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     exit_code: Option<i32>,
     params: BTreeMap<&'a str, serde_json::Value>,
     metrics: BTreeMap<&'a str, JsonFloat>,
@@ -202,6 +198,7 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
         ctx.out
             .warn(&format!("run {id} cannot be read and is left out: {err}"));
     }
+    warn_unknown_keys(ctx, &all, filter.as_ref(), &sort, &columns);
     let mut rows: Vec<&RunSummary> = all
         .iter()
         .filter(|r| args.experiment.as_deref().is_none_or(|e| r.experiment == e))
@@ -221,11 +218,24 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
         return ctx.out.emit(&json, String::new);
     }
     if rows.is_empty() {
-        ctx.out.status(if all.is_empty() {
-            "No runs yet; `mreg run -- COMMAND` or `mreg push` records one."
+        if all.is_empty() {
+            ctx.out
+                .status("No runs yet; `mreg run -- COMMAND` or `mreg push` records one.");
+        } else if let Some(experiment) = args
+            .experiment
+            .as_deref()
+            .filter(|e| !all.iter().any(|r| r.experiment == *e))
+        {
+            let mut known: Vec<&str> = all.iter().map(|r| r.experiment.as_str()).collect();
+            known.sort_unstable();
+            known.dedup();
+            ctx.out.status(&format!(
+                "No run is in experiment {experiment:?}; experiments: {}.",
+                known.join(", ")
+            ));
         } else {
-            "No runs match."
-        });
+            ctx.out.status("No runs match.");
+        }
         return Ok(());
     }
     let (columns, hidden) = if columns.is_empty() {
@@ -241,6 +251,40 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Warns about keys that no run has: a typo in `--sort` or `--columns`, or a bare
+/// attribute name in `--where`, where bare names mean metrics.
+fn warn_unknown_keys(
+    ctx: &Ctx,
+    all: &[RunSummary],
+    filter: Option<&Expr>,
+    sort: &SortKey,
+    columns: &[Key],
+) {
+    if all.is_empty() {
+        return;
+    }
+    let present = |key: &Key| {
+        key.ns == Namespace::Attributes || all.iter().any(|r| Row(r).field(key).is_some())
+    };
+    for key in filter.map(Expr::keys).unwrap_or_default() {
+        if key.ns == Namespace::Metrics && ATTRIBUTES.contains(&key.name.as_str()) && !present(&key)
+        {
+            ctx.out.warn(&format!(
+                "no run has a metric {0:?}; in --where a bare name is a metric: for the \
+                 attribute, write attributes.{0}",
+                key.name
+            ));
+        }
+    }
+    for key in std::iter::once(&sort.key).chain(columns) {
+        if !present(key) {
+            ctx.out.warn(&format!(
+                "no run has {key}; check the key's spelling and namespace"
+            ));
+        }
+    }
 }
 
 /// Returns the columns shown without --columns: the usual attributes, the keys the
@@ -294,6 +338,14 @@ fn default_columns(
     (columns, hidden)
 }
 
+/// Returns an RFC 3339 time without its fraction of a second: `2026-01-02T03:04:05Z`.
+fn to_seconds(time: &str) -> String {
+    match time.split_once('.') {
+        Some((whole, _)) => format!("{whole}Z"),
+        None => time.to_owned(),
+    }
+}
+
 /// Returns the column header of a key: metrics bare, others with their namespace.
 fn header(key: &Key) -> String {
     match key.ns {
@@ -323,6 +375,15 @@ fn table(rows: &[&RunSummary], columns: &[Key]) -> String {
 fn cell(run: &RunSummary, key: &Key) -> String {
     if key.ns == Namespace::Attributes && key.name == "duration" {
         return run.duration_s.map(output::seconds).unwrap_or_default();
+    }
+    if key.ns == Namespace::Attributes && (key.name == "start" || key.name == "end") {
+        // Whole seconds read better in a table; the record keeps milliseconds.
+        let time = if key.name == "start" {
+            Some(run.start.as_str())
+        } else {
+            run.end.as_deref()
+        };
+        return time.map(to_seconds).unwrap_or_default();
     }
     Row(run)
         .field(key)

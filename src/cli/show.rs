@@ -7,7 +7,6 @@ use serde::Serialize;
 use super::{Ctx, output, show_run};
 use crate::error::Failure;
 use crate::manifest::RunId;
-use crate::manifest::VersionRecord;
 use crate::refspec::ModelRef;
 use crate::store::materialize;
 use crate::store::{ObjectId, Registry, models, runs};
@@ -49,8 +48,9 @@ struct FileRow {
 
 #[derive(Serialize)]
 struct Outcome {
+    /// The record as JSON, by way of TOML so that NaN metrics stay `"NaN"`.
     #[serde(flatten)]
-    record: VersionRecord,
+    record: serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     file_list: Option<Vec<FileRow>>,
 }
@@ -105,7 +105,10 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
         None
     };
     let toml = record.to_toml()?;
-    let outcome = Outcome { record, file_list };
+    let outcome = Outcome {
+        record: output::json_of_manifest(&record)?,
+        file_list,
+    };
     ctx.out.emit(&outcome, || {
         let mut text = toml;
         if let Some(rows) = &outcome.file_list {

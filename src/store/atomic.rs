@@ -11,9 +11,14 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 /// Returns a new temp file in `tmp_dir`, removed when dropped unless persisted.
+///
+/// It is created with mode 0666 less the umask, like any file a program makes, so the
+/// records published from it are readable by the team sharing a registry (objects are
+/// then made read-only).
 pub fn temp_file(tmp_dir: &Path) -> Result<tempfile::NamedTempFile> {
     tempfile::Builder::new()
         .prefix("tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(tmp_dir)
         .with_context(|| format!("creating a temp file in {}", tmp_dir.display()))
 }

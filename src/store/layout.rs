@@ -59,6 +59,9 @@ impl Registry {
             fs::create_dir_all(reg.root.join(sub))
                 .with_context(|| format!("creating {}", reg.root.join(sub).display()))?;
         }
+        // The registry is data, not source: keep it out of the project's git status,
+        // where it would also make every run's source look dirty.
+        atomic::replace(&reg.tmp_dir(), &reg.root.join(".gitignore"), b"*\n")?;
         let config = format!(
             "# mreg registry configuration\n{}",
             toml::to_string(&Config { format: FORMAT })?

@@ -225,7 +225,6 @@ fn git_source_is_recorded_and_no_secret_reaches_the_registry() {
     ];
     let env = TestEnv::with_registry();
     let work = env.path("");
-    env.write(".gitignore", ".mreg/\n");
     env.write("train.py", "print('train')\n");
     env.write("requirements.txt", "numpy==2.0\n");
     git(&work, &["init", "-q"]);
@@ -240,6 +239,11 @@ fn git_source_is_recorded_and_no_secret_reaches_the_registry() {
             &format!("https://alice:{}@github.com/acme/churn.git", SECRETS[3]),
         ],
     );
+    // The registry keeps itself out of git: an unchanged checkout is clean.
+    env.ok(&["run", "-q", "--", "true"]);
+    let clean = show_json(&env, runs_json(&env)[0]["id"].as_str().unwrap());
+    assert_eq!(clean["source"]["dirty"], false);
+    assert!(clean["source"].get("diff_hash").is_none());
     env.write("train.py", "print('train, changed')\n");
     let out = env.run_with(
         &[
@@ -250,6 +254,8 @@ fn git_source_is_recorded_and_no_secret_reaches_the_registry() {
             "sh",
             "-c",
             "mreg log -q --metric acc=0.9",
+            "--hf-token",
+            SECRETS[2],
         ],
         &[
             ("AWS_ACCESS_KEY_ID", SECRETS[0]),
@@ -333,4 +339,18 @@ fn store_data_keeps_the_bytes_of_data_inputs() {
             .exists()
     );
     env.ok(&["fsck"]);
+}
+
+#[test]
+fn nan_metrics_of_a_version_are_strings_in_json() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.ok(&[
+        "push", "v1", "--model", "churn", "--metric", "loss=nan", "--metric", "acc=0.9",
+    ]);
+    let shown = show_json(&env, "churn@1");
+    assert_eq!(shown["metrics"]["loss"], "NaN");
+    assert_eq!(shown["metrics"]["acc"], 0.9);
+    let listed: Value = serde_json::from_str(&env.ok(&["ls", "churn", "--json"])).unwrap();
+    assert_eq!(listed[0]["metrics"]["loss"], "NaN");
 }

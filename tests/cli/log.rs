@@ -27,14 +27,14 @@ fn log_adds_metrics_series_params_and_tags() {
     exit: 0
     --- stdout
     --- stderr
-    Logged 2 series points to run ee9dc5c798d72dde
+    Logged 2 series points to run eb16012c5aff4a1a
     ");
     env.ok(&["log", "--run", &id, "--metric", "loss=0.3", "--step", "2"]);
     assert_snapshot!(env.snap(&["log", "--run", &id[..6], "--param", "lr=0.001", "--param", "amp=false", "--tag", "team=growth", "--metric", "f1=0.7"]), @"
     exit: 0
     --- stdout
     --- stderr
-    Logged 1 metric, 2 params, 1 tag to run ee9dc5c798d72dde
+    Logged 1 metric, 2 params, 1 tag to run eb16012c5aff4a1a
     ");
     let run = show_json(&env, &id);
     assert_eq!(run["metrics"]["loss"], 0.3);
@@ -112,10 +112,10 @@ fn metrics_files_give_series_and_final_values() {
     assert_snapshot!(env.snap(&["show", &id, "--series", "loss"]).split("\n# series").nth(1).unwrap(), @"
      loss: 4 points
     STEP  VALUE  TIME
-    1     0.693  2026-01-01T00:03:00Z
-    2     0.541  2026-01-01T00:03:00Z
-    3     0.412  2026-01-01T00:03:00Z
-    4     0.388  2026-01-01T00:03:00Z
+    1     0.693  2026-01-01T00:03:00.000Z
+    2     0.541  2026-01-01T00:03:00.000Z
+    3     0.412  2026-01-01T00:03:00.000Z
+    4     0.388  2026-01-01T00:03:00.000Z
     --- stderr
     ");
 }
@@ -259,7 +259,7 @@ fn show_of_a_run_says_what_it_could_not_find() {
     exit: 1
     --- stdout
     --- stderr
-    error: run ee9dc5c798d72dde has no series named "loss"
+    error: run eb16012c5aff4a1a has no series named "loss"
     hint: it has no series: log some with `mreg log --metric KEY=V --step N`
     "#);
     assert_snapshot!(env.snap(&["show", "0000"]), @r#"

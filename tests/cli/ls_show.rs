@@ -90,7 +90,7 @@ fn show_prints_the_record_and_its_files() {
     created = "2026-01-01T00:01:00Z"
     actor = "tester@ci"
     message = "first run"
-    run = "ee9dc5c798d72dde"
+    run = "eb16012c5aff4a1a"
 
     KIND  SIZE   HASH          PATH
     file  105 B  e91cede83c24  config.json
@@ -112,7 +112,7 @@ fn show_prints_the_record_and_its_files() {
       "bytes": 490,
       "created": "2026-01-01T00:02:00Z",
       "actor": "tester@ci",
-      "run": "3550b5221a020d3c"
+      "run": "8562c9ece8b61bac"
     }
     --- stderr
     "#);

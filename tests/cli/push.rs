@@ -16,7 +16,7 @@ fn push_prints_the_new_reference() {
     --- stdout
     churn@1
     --- stderr
-    Stored 4 files (476 B, 476 B new) as churn@1, from run ee9dc5c798d72dde.
+    Stored 4 files (476 B, 476 B new) as churn@1, from run eb16012c5aff4a1a.
     ");
     assert_snapshot!(env.snap(&["push", "v2", "--model", "churn", "--json"]), @r#"
     exit: 0
@@ -27,7 +27,7 @@ fn push_prints_the_new_reference() {
       "ref": "churn@2",
       "created": true,
       "tree": "e247b959b47d0b60fca9940e54ca2b53c8f0adfd131d1e8737fc53b87cce87c6",
-      "run": "3550b5221a020d3c",
+      "run": "8562c9ece8b61bac",
       "files": 5,
       "bytes": 490,
       "new_bytes": 367,
@@ -35,7 +35,7 @@ fn push_prints_the_new_reference() {
       "skipped": []
     }
     --- stderr
-    Stored 5 files (490 B, 367 B new) as churn@2, from run 3550b5221a020d3c.
+    Stored 5 files (490 B, 367 B new) as churn@2, from run 8562c9ece8b61bac.
     "#);
     assert_eq!(
         env.version_files(),
@@ -121,7 +121,7 @@ fn mregignore_leaves_paths_out_and_says_so() {
     Skipped 2 paths:
       logs/ (.mregignore)
       scratch.tmp (.mregignore)
-    Stored 6 files (502 B, 502 B new) as m@1, from run d493e8efb6c4ac69.
+    Stored 6 files (502 B, 502 B new) as m@1, from run 16580034d5a1d5c1.
     ");
     let files = env.ok(&["show", "m", "--files"]);
     assert!(files.contains("keep.tmp") && files.contains(".mregignore"));
@@ -139,7 +139,7 @@ fn the_registry_inside_a_pushed_folder_is_skipped() {
     --- stderr
     Skipped 1 path:
       .mreg/ (the registry)
-    Stored 1 file (1 B, 1 B new) as m@1, from run d493e8efb6c4ac69.
+    Stored 1 file (1 B, 1 B new) as m@1, from run 16580034d5a1d5c1.
     ");
 }
 

@@ -1,6 +1,7 @@
 //! `mreg run`: a command recorded as a run, its exit code passed on, and each way a
 //! command can end (exit, signal, Ctrl-C, SIGTERM, not found).
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ macro_rules! timed_snapshot {
         insta::with_settings!({filters => vec![
             (r"\b\d+\.\d+s\b", "[TIME]"),
             (r"duration_s = [0-9.e-]+", "duration_s = [TIME]"),
+            (r"(?m)^time = (.*)\.\d{3}Z", "time = $1.[MS]Z"),
             (r"(?m)^pid = \d+$", "pid = [PID]"),
             (r#"(?m)^host = ".*"$"#, "host = \"[HOST]\""),
         ]}, {
@@ -38,8 +40,8 @@ fn a_run_records_its_command_and_exits_with_its_code() {
     exit: 3
     --- stdout
     --- stderr
-    Started run fe87747ba93acd90 (experiment churn): sh -c 'exit 3'
-    warning: Run fe87747ba93acd90 failed after [TIME] (exit code 3).
+    Started run 402e7351b4356396 (experiment churn): sh -c 'exit 3'
+    warning: Run 402e7351b4356396 failed after [TIME] (exit code 3).
     ");
     let runs = runs_json(&env);
     assert_eq!(runs.len(), 1);
@@ -71,15 +73,15 @@ fn the_command_logs_and_pushes_into_its_run() {
     exit: 0
     --- stdout
     format = 1
-    id = "ee9dc5c798d72dde"
+    id = "eb16012c5aff4a1a"
     experiment = "churn"
     status = "finished"
-    start = "2026-01-01T00:01:00Z"
+    start = "2026-01-01T00:01:00.000Z"
     actor = "tester@ci"
 
     [end]
     status = "finished"
-    time = "2026-01-01T00:01:00Z"
+    time = "2026-01-01T00:01:00.[MS]Z"
     duration_s = [TIME]
     exit_code = 0
 
@@ -230,10 +232,67 @@ fn with_json_the_command_output_goes_to_stderr() {
 }
 
 #[test]
-fn run_needs_a_command() {
+fn run_needs_a_command_and_refuses_unknown_flags_before_it() {
     let env = TestEnv::with_registry();
     let out = env.run(&["run", "--experiment", "x"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(env.version_files().is_empty());
+    // A mistyped flag is a usage error, never the command to run.
+    for args in [
+        &["run", "--experment", "x", "--", "true"][..],
+        &["run", "--metric", "acc=1", "--", "true"],
+        &["run", "-x", "--", "true"],
+    ] {
+        let out = env.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
     assert!(runs_json(&env).is_empty());
+    // After the command's first word, flags are the command's.
+    let out = env.run(&["run", "-q", "sh", "-c", "test \"$1\" = --lr", "sh", "--lr"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn runs_started_within_one_second_list_in_the_order_they_started() {
+    let env = TestEnv::with_registry();
+    for i in 0..6 {
+        let out = env
+            .cmd(&["run", "-q", "--param", &format!("i={i}"), "--", "true"])
+            .env_remove("MREG_NOW")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    let order: Vec<i64> = runs_json(&env)
+        .iter()
+        .map(|r| r["params"]["i"].as_i64().unwrap())
+        .collect();
+    assert_eq!(order, [5, 4, 3, 2, 1, 0]);
+}
+
+#[test]
+fn run_records_are_readable_by_the_team() {
+    let env = TestEnv::with_registry();
+    let out = std::process::Command::new("sh")
+        .args(["-c", "umask 022 && exec mreg run -q -- true"])
+        .current_dir(env.path(""))
+        .env("PATH", crate::common::test_path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let id = runs_json(&env)[0]["id"].as_str().unwrap().to_owned();
+    let run_dir = env.registry().join("runs").join(&id);
+    let mode = std::fs::metadata(run_dir.join("run.toml"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+    for event in std::fs::read_dir(run_dir.join("log")).unwrap() {
+        let mode = event.unwrap().metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
 }

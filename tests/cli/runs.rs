@@ -53,10 +53,10 @@ fn runs_lists_newest_first_in_a_table() {
     exit: 0
     --- stdout
     ID        EXPERIMENT  NAME  STATUS    START                 DURATION  acc   loss
-    618c4f1b  fraud       d     finished  2026-01-01T00:04:00Z  [TIME]     0.88  0.4
-    89a004ab  churn       c     finished  2026-01-01T00:03:00Z  [TIME]     0.78  0.4
-    2d9af6a3  churn       b     finished  2026-01-01T00:02:00Z  [TIME]     0.95  0.4
-    8fca6f7e  churn       a     finished  2026-01-01T00:01:00Z  [TIME]     0.91  0.4
+    2584b952  fraud       d     finished  2026-01-01T00:04:00Z  [TIME]     0.88  0.4
+    52ebf923  churn       c     finished  2026-01-01T00:03:00Z  [TIME]     0.78  0.4
+    de8a0901  churn       b     finished  2026-01-01T00:02:00Z  [TIME]     0.95  0.4
+    216dd0fe  churn       a     finished  2026-01-01T00:01:00Z  [TIME]     0.91  0.4
     --- stderr
     ");
 }
@@ -114,9 +114,9 @@ fn sort_limit_and_columns() {
     exit: 0
     --- stdout
     ID        params.lr  acc   tags.team
-    2d9af6a3  0.1        0.95  core
-    8fca6f7e  0.001      0.91  growth
-    618c4f1b  0.001      0.88  growth
+    de8a0901  0.1        0.95  core
+    216dd0fe  0.001      0.91  growth
+    2584b952  0.001      0.88  growth
     --- stderr
     ");
 }
