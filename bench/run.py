@@ -364,8 +364,21 @@ def run_templates(work, mreg, env):
     return record, logged[0], ends[0]
 
 
-def rfc3339(t):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+def rfc3339(t, like):
+    """Returns time t as RFC 3339 in UTC, with as many decimals of a second as `like`, a
+    time mreg wrote in the same field (seconds or milliseconds)."""
+    digits = len(m.group(1)) if (m := re.search(r"\.(\d+)Z$", like)) else 0
+    seconds, fraction = divmod(int(t * 10**digits), 10**digits)  # truncated, as mreg does
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return text + (f".{fraction:0{digits}}" if digits else "") + "Z"
+
+
+def field(text, key):
+    """Returns the first `key = "…"` string value in mreg's TOML."""
+    m = re.search(rf'^{key} = "([^"]*)"$', text, flags=re.M)
+    if not m:
+        sys.exit(f"mreg's run files changed shape: no `{key} = \"…\"` line in\n{text}")
+    return m.group(1)
 
 
 def make_runs(reg, n, templates, env, mreg):
@@ -376,16 +389,18 @@ def make_runs(reg, n, templates, env, mreg):
     capture([mreg, "init", str(reg), "-q"], env)
     runs_dir = reg / ".mreg" / "runs"
     rng = random.Random(n)
-    base = time.time() - n * 60 - 86400
+    base = int(time.time()) - n * 60 - 86400
     truth = {}
     for i in range(n):
         run_id = f"{rng.getrandbits(64):016x}"
         while run_id in truth:
             run_id = f"{rng.getrandbits(64):016x}"
         experiment, params, metrics = synthetic_run(rng, i)
-        t0 = int(base + i * 60)
+        t0 = base + i * 60 + rng.randint(0, 999) / 1000
         duration = round(rng.uniform(30, 3000), 6)
-        start, logged_at, end = rfc3339(t0), rfc3339(t0 + duration - 1), rfc3339(t0 + duration)
+        start = rfc3339(t0, field(record_tpl, "start"))
+        logged_at = rfc3339(t0 + duration - 1, field(metrics_tpl, "time"))
+        end = rfc3339(t0 + duration, field(end_tpl, "time"))
         truth[run_id] = (start, params, metrics)
 
         record = replace_line(record_tpl, "id", f'"{run_id}"')
