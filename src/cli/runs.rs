@@ -10,7 +10,7 @@ use crate::error::Failure;
 use crate::manifest::value::JsonFloat;
 use crate::manifest::{RunId, Value};
 use crate::query::{self, Expr, Fields, Key, Namespace, SortKey};
-use crate::store::runindex::{self, RunSummary};
+use crate::store::runindex::{self, RunIndex, RunSummary};
 
 /// Attribute names a query may use, with what they hold.
 pub const ATTRIBUTES: [&str; 9] = [
@@ -66,18 +66,26 @@ pub struct RunsArgs {
 }
 
 /// Returns the value of a query key in a run summary.
-struct Row<'a>(&'a RunSummary);
+struct Row<'a> {
+    index: &'a RunIndex,
+    run: &'a RunSummary,
+}
 
 impl Fields for Row<'_> {
     fn field(&self, key: &Key) -> Option<Value> {
-        let run = self.0;
+        let (index, run) = (self.index, self.run);
         match key.ns {
-            Namespace::Params => run.params.get(&key.name).cloned(),
-            Namespace::Metrics => run.metrics.get(&key.name).map(|v| Value::Float(*v)),
-            Namespace::Tags => run.tags.get(&key.name).map(|v| Value::Str(v.clone())),
+            Namespace::Params => index.param(run, &key.name).cloned(),
+            Namespace::Metrics => index.metric(run, &key.name).map(Value::Float),
+            Namespace::Tags => index.tag(run, &key.name).map(|v| Value::Str(v.to_owned())),
             Namespace::Attributes => attribute(run, &key.name),
         }
     }
+}
+
+/// Returns the row of a run, to look its keys up.
+fn row<'a>(index: &'a RunIndex, run: &'a RunSummary) -> Row<'a> {
+    Row { index, run }
 }
 
 fn attribute(run: &RunSummary, name: &str) -> Option<Value> {
@@ -137,12 +145,12 @@ struct JsonRow<'a> {
     exit_code: Option<i32>,
     params: BTreeMap<&'a str, serde_json::Value>,
     metrics: BTreeMap<&'a str, JsonFloat>,
-    tags: &'a BTreeMap<String, String>,
+    tags: BTreeMap<&'a str, &'a str>,
     outputs: &'a [String],
 }
 
 impl<'a> JsonRow<'a> {
-    fn of(run: &'a RunSummary) -> JsonRow<'a> {
+    fn of(index: &'a RunIndex, run: &'a RunSummary) -> JsonRow<'a> {
         JsonRow {
             id: &run.id,
             experiment: &run.experiment,
@@ -153,17 +161,15 @@ impl<'a> JsonRow<'a> {
             duration_s: run.duration_s,
             actor: &run.actor,
             exit_code: run.exit_code,
-            params: run
-                .params
-                .iter()
-                .map(|(k, v)| (k.as_str(), output::json_of_value(v)))
+            params: index
+                .params_of(run)
+                .map(|(k, v)| (k, output::json_of_value(v)))
                 .collect(),
-            metrics: run
-                .metrics
-                .iter()
-                .map(|(k, v)| (k.as_str(), JsonFloat(*v)))
+            metrics: index
+                .metrics_of(run)
+                .map(|(k, v)| (k, JsonFloat(v)))
                 .collect(),
-            tags: &run.tags,
+            tags: index.tags_of(run).collect(),
             outputs: &run.outputs,
         }
     }
@@ -193,19 +199,23 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
     check_attributes(&columns, "--columns")?;
 
     let reg = ctx.registry()?;
-    let runindex::Summaries { runs: all, broken } = runindex::summaries(&reg)?;
-    for (id, err) in &broken {
+    let index = runindex::summaries(&reg)?;
+    let all = &index.runs;
+    for (id, err) in &index.broken {
         ctx.out
             .warn(&format!("run {id} cannot be read and is left out: {err}"));
     }
-    warn_unknown_keys(ctx, &all, filter.as_ref(), &sort, &columns);
+    warn_unknown_keys(ctx, &index, filter.as_ref(), &sort, &columns);
     let mut rows: Vec<&RunSummary> = all
         .iter()
         .filter(|r| args.experiment.as_deref().is_none_or(|e| r.experiment == e))
-        .filter(|r| filter.as_ref().is_none_or(|f| f.matches(&Row(r))))
+        .filter(|r| filter.as_ref().is_none_or(|f| f.matches(&row(&index, r))))
         .collect();
     rows.sort_by(|a, b| {
-        let (ka, kb) = (Row(a).field(&sort.key), Row(b).field(&sort.key));
+        let (ka, kb) = (
+            row(&index, a).field(&sort.key),
+            row(&index, b).field(&sort.key),
+        );
         query::compare_for_sort(ka.as_ref(), kb.as_ref(), sort.descending)
             .then_with(|| b.start.cmp(&a.start))
             .then_with(|| a.id.cmp(&b.id))
@@ -214,7 +224,7 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
         rows.truncate(limit);
     }
     if ctx.out.is_json() {
-        let json: Vec<JsonRow> = rows.iter().map(|r| JsonRow::of(r)).collect();
+        let json: Vec<JsonRow> = rows.iter().map(|r| JsonRow::of(&index, r)).collect();
         return ctx.out.emit(&json, String::new);
     }
     if rows.is_empty() {
@@ -239,11 +249,11 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
         return Ok(());
     }
     let (columns, hidden) = if columns.is_empty() {
-        default_columns(&rows, filter.as_ref(), &sort)
+        default_columns(&index, &rows, filter.as_ref(), &sort)
     } else {
         (columns, 0)
     };
-    ctx.out.emit(&(), || table(&rows, &columns))?;
+    ctx.out.emit(&(), || table(&index, &rows, &columns))?;
     if hidden > 0 {
         ctx.out.status(&format!(
             "{} not shown; choose columns with --columns.",
@@ -257,16 +267,17 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
 /// attribute name in `--where`, where bare names mean metrics.
 fn warn_unknown_keys(
     ctx: &Ctx,
-    all: &[RunSummary],
+    index: &RunIndex,
     filter: Option<&Expr>,
     sort: &SortKey,
     columns: &[Key],
 ) {
+    let all = &index.runs;
     if all.is_empty() {
         return;
     }
     let present = |key: &Key| {
-        key.ns == Namespace::Attributes || all.iter().any(|r| Row(r).field(key).is_some())
+        key.ns == Namespace::Attributes || all.iter().any(|r| row(index, r).field(key).is_some())
     };
     for key in filter.map(Expr::keys).unwrap_or_default() {
         if key.ns == Namespace::Metrics && ATTRIBUTES.contains(&key.name.as_str()) && !present(&key)
@@ -290,6 +301,7 @@ fn warn_unknown_keys(
 /// Returns the columns shown without --columns: the usual attributes, the keys the
 /// query and sort use, then the runs' metrics, and how many metrics did not fit.
 fn default_columns(
+    index: &RunIndex,
     rows: &[&RunSummary],
     filter: Option<&Expr>,
     sort: &SortKey,
@@ -312,8 +324,11 @@ fn default_columns(
         add(key, &mut columns);
     }
     add(sort.key.clone(), &mut columns);
-    let mut metrics: Vec<&String> = rows.iter().flat_map(|r| r.metrics.keys()).collect();
-    metrics.sort();
+    let mut metrics: Vec<&str> = rows
+        .iter()
+        .flat_map(|r| index.metrics_of(r).map(|(k, _)| k))
+        .collect();
+    metrics.sort_unstable();
     metrics.dedup();
     let mut shown = columns
         .iter()
@@ -323,7 +338,7 @@ fn default_columns(
     for name in metrics {
         let key = Key {
             ns: Namespace::Metrics,
-            name: name.clone(),
+            name: name.to_owned(),
         };
         if columns.contains(&key) {
             continue;
@@ -355,7 +370,7 @@ fn header(key: &Key) -> String {
     }
 }
 
-fn table(rows: &[&RunSummary], columns: &[Key]) -> String {
+fn table(index: &RunIndex, rows: &[&RunSummary], columns: &[Key]) -> String {
     let mut headers = vec!["ID".to_owned()];
     headers.extend(columns.iter().map(header));
     let cells = rows
@@ -363,7 +378,7 @@ fn table(rows: &[&RunSummary], columns: &[Key]) -> String {
         .map(|run| {
             let mut line = vec![run.id.short().to_owned()];
             for key in columns {
-                line.push(cell(run, key));
+                line.push(cell(index, run, key));
             }
             line
         })
@@ -372,7 +387,7 @@ fn table(rows: &[&RunSummary], columns: &[Key]) -> String {
     output::table(&refs, cells)
 }
 
-fn cell(run: &RunSummary, key: &Key) -> String {
+fn cell(index: &RunIndex, run: &RunSummary, key: &Key) -> String {
     if key.ns == Namespace::Attributes && key.name == "duration" {
         return run.duration_s.map(output::seconds).unwrap_or_default();
     }
@@ -385,7 +400,7 @@ fn cell(run: &RunSummary, key: &Key) -> String {
         };
         return time.map(to_seconds).unwrap_or_default();
     }
-    Row(run)
+    row(index, run)
         .field(key)
         .map(|v| v.to_string())
         .unwrap_or_default()

@@ -83,20 +83,30 @@ impl Serialize for JsonFloat {
 
 impl<'de> Deserialize<'de> for JsonFloat {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            Number(f64),
-            Text(String),
+        struct Float;
+        impl serde::de::Visitor<'_> for Float {
+            type Value = JsonFloat;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number, or \"NaN\", \"inf\" or \"-inf\"")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<JsonFloat, E> {
+                Ok(JsonFloat(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<JsonFloat, E> {
+                Ok(JsonFloat(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<JsonFloat, E> {
+                Ok(JsonFloat(v as f64))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<JsonFloat, E> {
+                match v {
+                    "NaN" => Ok(JsonFloat(f64::NAN)),
+                    "inf" => Ok(JsonFloat(f64::INFINITY)),
+                    "-inf" => Ok(JsonFloat(f64::NEG_INFINITY)),
+                    _ => Err(E::custom(format!("{v:?} is not a number"))),
+                }
+            }
         }
-        match Form::deserialize(d)? {
-            Form::Number(f) => Ok(JsonFloat(f)),
-            Form::Text(t) => match t.as_str() {
-                "NaN" => Ok(JsonFloat(f64::NAN)),
-                "inf" => Ok(JsonFloat(f64::INFINITY)),
-                "-inf" => Ok(JsonFloat(f64::NEG_INFINITY)),
-                _ => Err(serde::de::Error::custom(format!("{t:?} is not a number"))),
-            },
-        }
+        d.deserialize_any(Float)
     }
 }

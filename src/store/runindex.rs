@@ -5,58 +5,171 @@
 //! an event is added) and trusted only when that stamp is safely older than the moment
 //! the entry was made, as the stat cache does for files. Losing the index only costs
 //! time: every run is folded again from its record and events.
+//!
+//! The file is built to load fast: each param, metric and tag name is written once, and
+//! a run holds `[name id, value]` pairs, so ten thousand runs read as a few megabytes of
+//! flat arrays rather than ten thousand nested maps.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::fmt;
 use std::fs;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::statcache::Stamp;
 use super::{Registry, atomic, runs};
 use crate::manifest::run::{ModelLink, Status};
+use crate::manifest::value::{JsonFloat, format_float};
 use crate::manifest::{RunId, RunRecord, Value};
 
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
-/// Returns what a run table and a query need of a run.
+/// Returns what a run table and a query need of one run. Its params, metrics and tags
+/// are `(name id, value)` pairs; [`RunIndex`] holds the names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     /// The run's id.
+    #[serde(rename = "i")]
     pub id: RunId,
     /// Its experiment.
+    #[serde(rename = "e")]
     pub experiment: String,
     /// Its name, if given.
+    #[serde(rename = "n")]
     pub name: Option<String>,
     /// Where it stands.
+    #[serde(rename = "s")]
     pub status: Status,
     /// Start time, RFC 3339.
+    #[serde(rename = "b")]
     pub start: String,
     /// End time, once ended.
+    #[serde(rename = "f")]
     pub end: Option<String>,
     /// Seconds from start to end, once ended.
+    #[serde(rename = "d")]
     pub duration_s: Option<f64>,
     /// Who started it.
+    #[serde(rename = "a")]
     pub actor: String,
     /// The command's exit code, if it exited.
+    #[serde(rename = "x")]
     pub exit_code: Option<i32>,
-    /// Params, typed.
-    #[serde(with = "tagged_values")]
-    pub params: BTreeMap<String, Value>,
-    /// Final metrics.
-    #[serde(with = "json_floats")]
-    pub metrics: BTreeMap<String, f64>,
-    /// Tags.
-    pub tags: BTreeMap<String, String>,
+    /// Params by name id, typed.
+    #[serde(rename = "p")]
+    pub params: Vec<(u32, IndexValue)>,
+    /// Final metrics by name id.
+    #[serde(rename = "m")]
+    pub metrics: Vec<(u32, JsonFloat)>,
+    /// Tags by name id.
+    #[serde(rename = "t")]
+    pub tags: Vec<(u32, String)>,
     /// Versions pushed from it, as `NAME@N`.
+    #[serde(rename = "o")]
     pub outputs: Vec<String>,
 }
 
-impl RunSummary {
-    /// Returns the summary of a folded run record.
-    pub fn of(record: &RunRecord) -> RunSummary {
+/// Returns a typed param value as the index writes it: JSON's own types, a float always
+/// with a fraction (`3.0`) so it reads back as a float, NaN and infinities as
+/// `{"f": "NaN"}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexValue(pub Value);
+
+/// The names of one namespace: a list, and where each name is in it.
+#[derive(Debug, Default)]
+struct Names {
+    list: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl Names {
+    fn from_list(list: Vec<String>) -> Names {
+        let ids = list
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
+        Names { list, ids }
+    }
+
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = self.list.len() as u32;
+        self.list.push(name.to_owned());
+        self.ids.insert(name.to_owned(), id);
+        id
+    }
+
+    fn name(&self, id: u32) -> &str {
+        self.list.get(id as usize).map_or("", String::as_str)
+    }
+}
+
+/// Returns the runs of a registry, summarized, with the names their values use.
+#[derive(Debug, Default)]
+pub struct RunIndex {
+    params: Names,
+    metrics: Names,
+    tags: Names,
+    /// Every run that could be read.
+    pub runs: Vec<RunSummary>,
+    /// Runs that could not be read, with the reason, so that one damaged run does not
+    /// hide the others.
+    pub broken: Vec<(RunId, String)>,
+}
+
+impl RunIndex {
+    /// Returns a run's param.
+    pub fn param<'a>(&self, run: &'a RunSummary, name: &str) -> Option<&'a Value> {
+        let id = *self.params.ids.get(name)?;
+        run.params.iter().find(|(k, _)| *k == id).map(|(_, v)| &v.0)
+    }
+
+    /// Returns a run's final metric.
+    pub fn metric(&self, run: &RunSummary, name: &str) -> Option<f64> {
+        let id = *self.metrics.ids.get(name)?;
+        run.metrics.iter().find(|(k, _)| *k == id).map(|(_, v)| v.0)
+    }
+
+    /// Returns a run's tag.
+    pub fn tag<'a>(&self, run: &'a RunSummary, name: &str) -> Option<&'a str> {
+        let id = *self.tags.ids.get(name)?;
+        run.tags
+            .iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Returns a run's params with their names.
+    pub fn params_of<'a>(
+        &'a self,
+        run: &'a RunSummary,
+    ) -> impl Iterator<Item = (&'a str, &'a Value)> {
+        run.params.iter().map(|(k, v)| (self.params.name(*k), &v.0))
+    }
+
+    /// Returns a run's final metrics with their names.
+    pub fn metrics_of<'a>(&'a self, run: &'a RunSummary) -> impl Iterator<Item = (&'a str, f64)> {
+        run.metrics
+            .iter()
+            .map(|(k, v)| (self.metrics.name(*k), v.0))
+    }
+
+    /// Returns a run's tags with their names.
+    pub fn tags_of<'a>(&'a self, run: &'a RunSummary) -> impl Iterator<Item = (&'a str, &'a str)> {
+        run.tags
+            .iter()
+            .map(|(k, v)| (self.tags.name(*k), v.as_str()))
+    }
+
+    /// Returns the summary of a folded run record, naming its values in this index.
+    fn summarize(&mut self, record: &RunRecord) -> RunSummary {
         RunSummary {
             id: record.id.clone(),
             experiment: record.experiment.clone(),
@@ -67,49 +180,75 @@ impl RunSummary {
             duration_s: record.duration_s(),
             actor: record.actor.clone(),
             exit_code: record.end.as_ref().and_then(|e| e.exit_code),
-            params: record.params.clone(),
-            metrics: record.metrics.clone(),
-            tags: record.tags.clone(),
+            params: record
+                .params
+                .iter()
+                .map(|(k, v)| (self.params.id(k), IndexValue(v.clone())))
+                .collect(),
+            metrics: record
+                .metrics
+                .iter()
+                .map(|(k, v)| (self.metrics.id(k), JsonFloat(*v)))
+                .collect(),
+            tags: record
+                .tags
+                .iter()
+                .map(|(k, v)| (self.tags.id(k), v.clone()))
+                .collect(),
             outputs: record.outputs.iter().map(ModelLink::reference).collect(),
         }
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Entry {
-    stamp: Stamp,
-    made_ns: i64,
-    summary: RunSummary,
-}
-
+/// The index as stored.
 #[derive(Serialize, Deserialize)]
 struct IndexFile {
     format: u32,
-    entries: HashMap<String, Entry>,
+    params: Vec<String>,
+    metrics: Vec<String>,
+    tags: Vec<String>,
+    entries: Vec<Entry>,
 }
 
-/// Returns the runs of a registry, summarized.
-pub struct Summaries {
-    /// Every run that could be read.
-    pub runs: Vec<RunSummary>,
-    /// Runs that could not be read, with the reason, so that one damaged run does not
-    /// hide the others.
-    pub broken: Vec<(RunId, String)>,
+/// One run in the stored index: what its `log/` folder looked like, when the summary was
+/// made, and the summary.
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    #[serde(rename = "k")]
+    stamp: (u64, i64, i64),
+    #[serde(rename = "r")]
+    summary: RunSummary,
 }
 
-/// Returns the summary of every run, folding again only runs that changed since the
-/// index last saw them, and saving the index when anything changed.
-pub fn summaries(reg: &Registry) -> Result<Summaries> {
+/// Returns a stamp as the index keeps it: a fingerprint for equality, the newest of its
+/// times, and when the entry was made.
+fn keep_stamp(stamp: &Stamp, made_ns: i64) -> (u64, i64, i64) {
+    (stamp.fingerprint(), stamp.newest_ns(), made_ns)
+}
+
+/// Returns every run's summary, folding again only runs that changed since the index
+/// last saw them, and saving the index when anything changed.
+pub fn summaries(reg: &Registry) -> Result<RunIndex> {
     let path = reg.cache_dir().join("runs-index.json");
-    let mut old = fs::read(&path)
+    let stored = fs::read(&path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<IndexFile>(&bytes).ok())
-        .filter(|f| f.format == FORMAT)
-        .map(|f| f.entries)
-        .unwrap_or_default();
+        .filter(|f| f.format == FORMAT);
+    let mut index = RunIndex::default();
+    let mut old: HashMap<RunId, Entry> = HashMap::new();
+    if let Some(file) = stored {
+        index.params = Names::from_list(file.params);
+        index.metrics = Names::from_list(file.metrics);
+        index.tags = Names::from_list(file.tags);
+        old = file
+            .entries
+            .into_iter()
+            .map(|e| (e.summary.id.clone(), e))
+            .collect();
+    }
     let ids = runs::list(reg)?;
     let stale = old.len() != ids.len();
-    let results: Vec<(RunId, Option<Stamp>)> = ids
+    let stamped: Vec<(RunId, Option<Stamp>)> = ids
         .into_par_iter()
         .map(|id| {
             let stamp = fs::symlink_metadata(runs::log_dir(reg, &id))
@@ -118,65 +257,62 @@ pub fn summaries(reg: &Registry) -> Result<Summaries> {
             (id, stamp)
         })
         .collect();
-    let mut kept = Vec::with_capacity(results.len());
+    let mut kept = Vec::with_capacity(stamped.len());
     let mut todo = Vec::new();
-    for (id, stamp) in results {
-        match (stamp, old.remove(id.as_str())) {
+    for (id, stamp) in stamped {
+        match (stamp, old.remove(&id)) {
             (Some(stamp), Some(entry))
-                if entry.stamp == stamp && stamp.settled_before(entry.made_ns) =>
+                if entry.stamp.0 == stamp.fingerprint() && stamp.settled_before(entry.stamp.2) =>
             {
-                kept.push((id, entry));
+                kept.push(entry);
             }
             (stamp, _) => todo.push((id, stamp)),
         }
     }
     let changed = stale || !todo.is_empty();
     let made_ns = now_ns();
-    let folded: Vec<(RunId, Option<Stamp>, Result<RunSummary, String>)> = todo
+    let folded: Vec<(RunId, Option<Stamp>, Result<RunRecord, String>)> = todo
         .into_par_iter()
         .map(|(id, stamp)| {
-            let summary = runs::load(reg, &id)
-                .map(|record| RunSummary::of(&record))
-                .map_err(|err| format!("{err:#}"));
-            (id, stamp, summary)
+            let record = runs::load(reg, &id).map_err(|err| format!("{err:#}"));
+            (id, stamp, record)
         })
         .collect();
-    let mut broken = Vec::new();
     let mut uncached = Vec::new();
-    for (id, stamp, summary) in folded {
-        match (summary, stamp) {
-            (Ok(summary), Some(stamp)) => kept.push((
-                id,
-                Entry {
-                    stamp,
-                    made_ns,
+    for (id, stamp, record) in folded {
+        match (record, stamp) {
+            (Ok(record), Some(stamp)) => {
+                let summary = index.summarize(&record);
+                kept.push(Entry {
+                    stamp: keep_stamp(&stamp, made_ns),
                     summary,
-                },
-            )),
+                });
+            }
             // A run without a log folder cannot be stamped: fold it every time.
-            (Ok(summary), None) => uncached.push(summary),
-            (Err(err), _) => broken.push((id, err)),
+            (Ok(record), None) => uncached.push(index.summarize(&record)),
+            (Err(err), _) => index.broken.push((id, err)),
         }
     }
-    let mut summaries: Vec<RunSummary> = kept.iter().map(|(_, e)| e.summary.clone()).collect();
-    summaries.extend(uncached);
     if changed {
         let file = IndexFile {
             format: FORMAT,
-            entries: kept
-                .into_iter()
-                .map(|(id, e)| (id.as_str().to_owned(), e))
-                .collect(),
+            params: std::mem::take(&mut index.params.list),
+            metrics: std::mem::take(&mut index.metrics.list),
+            tags: std::mem::take(&mut index.tags.list),
+            entries: kept,
         };
         // A failure to save the cache costs time next run, nothing else.
         if let Ok(bytes) = serde_json::to_vec(&file) {
             let _ = atomic::replace(&reg.tmp_dir(), &path, &bytes);
         }
+        index.params.list = file.params;
+        index.metrics.list = file.metrics;
+        index.tags.list = file.tags;
+        kept = file.entries;
     }
-    Ok(Summaries {
-        runs: summaries,
-        broken,
-    })
+    index.runs = kept.into_iter().map(|e| e.summary).collect();
+    index.runs.extend(uncached);
+    Ok(index)
 }
 
 fn now_ns() -> i64 {
@@ -185,85 +321,59 @@ fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-/// Serde for typed values in JSON, with the type written out (`{"f": 0.1}`), so that
-/// NaN survives and a string `"NaN"` stays a string.
-mod tagged_values {
-    use std::collections::BTreeMap;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use crate::manifest::Value;
-    use crate::manifest::value::JsonFloat;
-
-    #[derive(Serialize, Deserialize)]
-    enum Tagged {
-        #[serde(rename = "b")]
-        Bool(bool),
-        #[serde(rename = "i")]
-        Int(i64),
-        #[serde(rename = "f")]
-        Float(JsonFloat),
-        #[serde(rename = "s")]
-        Str(String),
-    }
-
-    pub fn serialize<S: Serializer>(
-        map: &BTreeMap<String, Value>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        let tagged: BTreeMap<&str, Tagged> = map
-            .iter()
-            .map(|(k, v)| {
-                let t = match v {
-                    Value::Bool(b) => Tagged::Bool(*b),
-                    Value::Int(i) => Tagged::Int(*i),
-                    Value::Float(f) => Tagged::Float(JsonFloat(*f)),
-                    Value::Str(s) => Tagged::Str(s.clone()),
-                };
-                (k.as_str(), t)
-            })
-            .collect();
-        tagged.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<String, Value>, D::Error> {
-        let tagged = BTreeMap::<String, Tagged>::deserialize(d)?;
-        Ok(tagged
-            .into_iter()
-            .map(|(k, t)| {
-                let v = match t {
-                    Tagged::Bool(b) => Value::Bool(b),
-                    Tagged::Int(i) => Value::Int(i),
-                    Tagged::Float(f) => Value::Float(f.0),
-                    Tagged::Str(s) => Value::Str(s),
-                };
-                (k, v)
-            })
-            .collect())
+impl Serialize for IndexValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Float(f) if f.is_finite() => s.serialize_f64(*f),
+            Value::Float(f) => {
+                use serde::ser::SerializeMap;
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry("f", &format_float(*f))?;
+                map.end()
+            }
+            Value::Str(text) => s.serialize_str(text),
+        }
     }
 }
 
-/// Serde for a map of floats in JSON, NaN and infinities included.
-mod json_floats {
-    use std::collections::BTreeMap;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use crate::manifest::value::JsonFloat;
-
-    pub fn serialize<S: Serializer>(map: &BTreeMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
-        let wrapped: BTreeMap<&str, JsonFloat> = map
-            .iter()
-            .map(|(k, v)| (k.as_str(), JsonFloat(*v)))
-            .collect();
-        wrapped.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
-        let wrapped = BTreeMap::<String, JsonFloat>::deserialize(d)?;
-        Ok(wrapped.into_iter().map(|(k, v)| (k, v.0)).collect())
+impl<'de> Deserialize<'de> for IndexValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Typed;
+        impl<'de> Visitor<'de> for Typed {
+            type Value = IndexValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a bool, int, float, string or {\"f\": \"NaN\"}")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<IndexValue, E> {
+                Ok(IndexValue(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<IndexValue, E> {
+                Ok(IndexValue(Value::Int(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<IndexValue, E> {
+                i64::try_from(v)
+                    .map(|i| IndexValue(Value::Int(i)))
+                    .map_err(|_| E::custom("an int beyond 64 bits"))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<IndexValue, E> {
+                Ok(IndexValue(Value::Float(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<IndexValue, E> {
+                Ok(IndexValue(Value::Str(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<IndexValue, E> {
+                Ok(IndexValue(Value::Str(v)))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<IndexValue, A::Error> {
+                let (_, float): (String, JsonFloat) = map
+                    .next_entry()?
+                    .ok_or_else(|| de::Error::custom("an empty map"))?;
+                Ok(IndexValue(Value::Float(float.0)))
+            }
+        }
+        d.deserialize_any(Typed)
     }
 }
 
@@ -273,33 +383,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn summaries_survive_json_with_nan_and_typed_params() {
-        let mut params = BTreeMap::new();
-        params.insert("lr".to_owned(), Value::Float(f64::NAN));
-        params.insert("name".to_owned(), Value::Str("NaN".to_owned()));
-        params.insert("epochs".to_owned(), Value::Int(3));
-        let mut metrics = BTreeMap::new();
-        metrics.insert("loss".to_owned(), f64::INFINITY);
-        let summary = RunSummary {
-            id: RunId::parse("0123456789abcdef").unwrap(),
-            experiment: "e".into(),
-            name: None,
-            status: Status::Finished,
-            start: "2026-01-01T00:00:00Z".into(),
-            end: None,
-            duration_s: Some(1.5),
-            actor: "a".into(),
-            exit_code: Some(0),
-            params,
-            metrics,
-            tags: BTreeMap::new(),
-            outputs: vec![],
-        };
-        let json = serde_json::to_string(&summary).unwrap();
-        let back: RunSummary = serde_json::from_str(&json).unwrap();
-        assert!(matches!(back.params["lr"], Value::Float(f) if f.is_nan()));
-        assert_eq!(back.params["name"], Value::Str("NaN".into()));
-        assert_eq!(back.params["epochs"], Value::Int(3));
-        assert_eq!(back.metrics["loss"], f64::INFINITY);
+    fn index_values_keep_their_types_through_json() {
+        let values = [
+            Value::Float(3.0),
+            Value::Int(3),
+            Value::Float(f64::NAN),
+            Value::Float(f64::NEG_INFINITY),
+            Value::Str("NaN".into()),
+            Value::Bool(false),
+            Value::Float(0.001),
+        ];
+        let wrapped: Vec<IndexValue> = values.iter().cloned().map(IndexValue).collect();
+        let json = serde_json::to_string(&wrapped).unwrap();
+        let back: Vec<IndexValue> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back[0].0, Value::Float(3.0));
+        assert_eq!(back[1].0, Value::Int(3));
+        assert!(matches!(back[2].0, Value::Float(f) if f.is_nan()));
+        assert_eq!(back[3].0, Value::Float(f64::NEG_INFINITY));
+        assert_eq!(back[4].0, Value::Str("NaN".into()));
+        assert_eq!(back[5].0, Value::Bool(false));
+        assert_eq!(back[6].0, Value::Float(0.001));
     }
 }

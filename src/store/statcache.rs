@@ -55,6 +55,27 @@ impl Stamp {
         self.mtime_ns < settled && self.ctime_ns < settled
     }
 
+    /// Returns a 64-bit fingerprint of the whole stamp, equal for equal stamps.
+    pub fn fingerprint(&self) -> u64 {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&self.size.to_le_bytes());
+        hasher.update(&self.mtime_ns.to_le_bytes());
+        hasher.update(&self.ctime_ns.to_le_bytes());
+        hasher.update(&self.ino.to_le_bytes());
+        hasher.update(&self.mode.to_le_bytes());
+        let bytes = hasher.finalize();
+        u64::from_le_bytes(
+            bytes.as_bytes()[..8]
+                .try_into()
+                .expect("a hash has 8 bytes"),
+        )
+    }
+
+    /// Returns the newer of the stamp's two times, in nanoseconds.
+    pub fn newest_ns(&self) -> i64 {
+        self.mtime_ns.max(self.ctime_ns)
+    }
+
     /// Returns the file size the stamp records.
     pub fn size(&self) -> u64 {
         self.size
