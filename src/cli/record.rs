@@ -90,17 +90,16 @@ fn secret_name(name: &str) -> bool {
 /// whose name says it is a secret (`--hf-token X`, `--password=X`, `API_KEY=X`) is
 /// replaced by `[redacted]`, and URLs lose their credentials, query and fragment.
 pub fn recorded_argv(argv: &[String]) -> Vec<String> {
-    let secret = secret_name;
     let mut out: Vec<String> = Vec::with_capacity(argv.len());
     for word in argv {
         let after_secret_flag = out
             .last()
-            .is_some_and(|prev| prev.starts_with('-') && !prev.contains('=') && secret(prev));
+            .is_some_and(|prev| prev.starts_with('-') && !prev.contains('=') && secret_name(prev));
         let recorded = if after_secret_flag && !word.starts_with('-') {
             "[redacted]".to_owned()
         } else if let Some((name, _)) = word.split_once('=')
             && !name.contains("://")
-            && secret(name)
+            && secret_name(name)
         {
             format!("{name}=[redacted]")
         } else if word.contains("://") {
