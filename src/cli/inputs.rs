@@ -292,17 +292,17 @@ impl Additions {
         self.series.values().map(Vec::len).sum()
     }
 
-    /// Adds everything to a record about to be created, storing long series first.
+    /// Adds everything to a record about to be created, storing long series first:
+    /// folded in as an event would be, so a run's first values and its later ones
+    /// follow the same rules.
     pub fn apply_to(self, reg: &Registry, record: &mut RunRecord) -> Result<()> {
-        record.params.extend(self.params);
-        record.tags.extend(self.tags);
-        for (key, points) in self.series {
-            let chunk = runs::store_points(reg, points.clone())?;
-            record.add_series(&key, &points, chunk);
-        }
-        record.metrics.extend(self.metrics);
-        record.data.extend(self.data);
-        record.parents.extend(self.parents);
+        let mut event = RunEvent::new(
+            record.id.clone(),
+            record.start.clone(),
+            record.actor.clone(),
+        );
+        self.apply_to_event(reg, &mut event)?;
+        record.apply(&event);
         Ok(())
     }
 

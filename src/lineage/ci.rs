@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::lineage::url::strip_credentials;
-use crate::lineage::{Getenv, process_env, var};
+use crate::lineage::{Getenv, var};
 
 /// The CI job a run or promotion happened in.
 ///
@@ -39,13 +39,6 @@ pub struct Ci {
     /// The branch or tag the job built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ref_name: Option<String>,
-}
-
-/// Returns the link to the current CI job, or `None` outside CI or when it is unknown.
-///
-/// Promotions record it. The URL has no credentials, query or fragment.
-pub fn ci_job_url() -> Option<String> {
-    detect(&process_env).and_then(|ci| ci.job_url)
 }
 
 /// Returns the CI job that `getenv` describes, or `None` when no known provider is set.

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use ci::{Ci, ci_job_url};
+pub use ci::Ci;
 pub use env::Container;
 pub use git::{Source, source};
 pub use gpu::Gpu;

@@ -404,19 +404,6 @@ impl RunRecord {
         self.end.as_ref().map(|e| e.duration_s)
     }
 
-    /// Adds series points (stored in `chunk`) for `key`, updating its final value
-    /// when they reach the series' highest step.
-    pub fn add_series(&mut self, key: &str, points: &[Point], chunk: Chunk) {
-        let series = self.series.entry(key.to_owned()).or_default();
-        let reached = series.summarize(points);
-        series.chunk.objects.extend(chunk.objects);
-        series.chunk.points.extend(chunk.points);
-        if reached {
-            let last = series.last;
-            self.metrics.insert(key.to_owned(), last);
-        }
-    }
-
     /// Folds one log event into the record.
     ///
     /// Params and tags are set (a later value replaces an earlier one), series

@@ -21,27 +21,6 @@ pub enum Value {
     Str(String),
 }
 
-impl Value {
-    /// Returns the value as a number, when it is one.
-    pub fn as_f64(&self) -> Option<f64> {
-        match self {
-            Value::Int(i) => Some(*i as f64),
-            Value::Float(f) => Some(*f),
-            Value::Bool(_) | Value::Str(_) => None,
-        }
-    }
-
-    /// Returns the name of the value's type: `int`, `float`, `bool` or `string`.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Value::Bool(_) => "bool",
-            Value::Int(_) => "int",
-            Value::Float(_) => "float",
-            Value::Str(_) => "string",
-        }
-    }
-}
-
 /// Returns a float as people read it: `0.871`, `NaN`, `inf`, `-inf`, `3.0`.
 pub fn format_float(f: f64) -> String {
     if f.is_nan() {
