@@ -71,6 +71,15 @@ impl Failure {
         }
     }
 
+    /// Returns an exit-3 failure: a gate did not hold, and nothing moved.
+    pub fn gate(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            kind: Kind::GateRefused,
+            hint: None,
+        }
+    }
+
     /// Returns an exit-4 failure with the given message.
     pub fn conflict(message: impl Into<String>) -> Self {
         Failure {

@@ -7,9 +7,11 @@
 pub mod cli;
 pub mod clock;
 pub mod error;
+pub mod gate;
 pub mod ingest;
 pub mod lineage;
 pub mod manifest;
 pub mod query;
 pub mod refspec;
+pub mod stage;
 pub mod store;

@@ -1,5 +1,5 @@
 //! References to model versions: `NAME`, `NAME@3`, `NAME@v3`, `NAME@latest`,
-//! `NAME@<tree-hash prefix>`; and the rules for model names.
+//! `NAME@<tree-hash prefix>`, `NAME@production`; and the rules for model names.
 
 use std::fmt;
 
@@ -53,7 +53,7 @@ pub enum Selector {
     Number(u64),
     /// A prefix of the tree hash, lowercase hex.
     TreePrefix(String),
-    /// Any other word: resolves to nothing today, and says so.
+    /// Any other word: a stage, such as `production`.
     Name(String),
 }
 

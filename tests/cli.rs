@@ -10,6 +10,8 @@ mod cli {
     mod lineage;
     mod log;
     mod ls_show;
+    mod promote;
+    mod promote_race;
     pub mod pull;
     mod push;
     mod roundtrip;

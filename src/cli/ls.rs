@@ -1,5 +1,7 @@
 //! `mreg ls`: list models, or the versions of one model.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use serde::Serialize;
 
@@ -7,12 +9,12 @@ use super::{Ctx, output};
 use crate::manifest::VersionRecord;
 use crate::refspec::{ModelName, ModelRef};
 use crate::store::Registry;
-use crate::store::models;
+use crate::store::{models, stages};
 
-/// List models, or the versions of one model
+/// List models with their stages, or the versions of one model
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  mreg ls\n  mreg ls churn\n  mreg ls churn --json | jq '.[-1].tree'"
+    after_help = "Examples:\n  mreg ls\n  mreg ls churn\n  mreg ls churn --json | jq '.[-1].tree'\n  mreg ls --json | jq -r '.[] | select(.stages.production) | .model'"
 )]
 pub struct LsArgs {
     /// Model whose versions to list
@@ -26,6 +28,27 @@ struct ModelRow {
     versions: u64,
     bytes: u64,
     updated: String,
+    /// Each stage's version, for the stages that hold one.
+    stages: BTreeMap<String, u64>,
+}
+
+/// Returns where each stage of a model points; empty when none ever moved.
+fn stage_map(reg: &Registry, model: &str) -> Result<BTreeMap<String, u64>> {
+    Ok(stages::current(reg, model)?
+        .map(|(_, state)| state.stages)
+        .unwrap_or_default())
+}
+
+/// Returns `production=4 staging=5`, in the registry's stage order.
+fn stages_cell(order: &[String], map: &BTreeMap<String, u64>) -> String {
+    let mut parts: Vec<String> = order
+        .iter()
+        .filter_map(|s| map.get(s).map(|v| format!("{s}={v}")))
+        .collect();
+    if parts.is_empty() {
+        parts.push("-".to_owned());
+    }
+    parts.join(" ")
 }
 
 /// Runs `mreg ls`.
@@ -44,16 +67,32 @@ fn list_versions(ctx: &Ctx, reg: &Registry, name: &str) -> Result<()> {
         // Resolving gives the error that lists the models there are.
         models::resolve(reg, &ModelRef::parse(model.as_str())?)?;
     }
+    let held = stage_map(reg, model.as_str())?;
+    let order = reg.config()?.stage_names();
+    let stages_of = |version: u64| -> Vec<String> {
+        order
+            .iter()
+            .filter(|s| held.get(*s) == Some(&version))
+            .cloned()
+            .collect()
+    };
     let json = if ctx.out.is_json() {
         // By way of TOML, so that NaN metrics come out as "NaN", not null.
         versions
             .iter()
-            .map(output::json_of_manifest)
+            .map(|v| {
+                let mut value = output::json_of_manifest(v)?;
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("stages".to_owned(), stages_of(v.version).into());
+                }
+                Ok(value)
+            })
             .collect::<Result<Vec<_>>>()?
     } else {
         Vec::new()
     };
-    ctx.out.emit(&json, || versions_table(&versions))
+    ctx.out
+        .emit(&json, || versions_table(&versions, &stages_of))
 }
 
 fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {
@@ -64,11 +103,12 @@ fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {
             continue;
         };
         rows.push(ModelRow {
-            model,
             latest: latest.version,
             versions: versions.len() as u64,
             bytes: latest.bytes,
             updated: latest.created.clone(),
+            stages: stage_map(reg, model.as_str())?,
+            model,
         });
     }
     if rows.is_empty() && !ctx.out.is_json() {
@@ -76,6 +116,7 @@ fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {
             .status("No models yet; `mreg push DIR --model NAME` records the first.");
         return Ok(());
     }
+    let order = reg.config()?.stage_names();
     ctx.out.emit(&rows, || {
         let cells = rows
             .iter()
@@ -86,20 +127,28 @@ fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {
                     r.versions.to_string(),
                     output::bytes(r.bytes),
                     r.updated.clone(),
+                    stages_cell(&order, &r.stages),
                 ]
             })
             .collect();
-        output::table(&["MODEL", "LATEST", "VERSIONS", "SIZE", "UPDATED"], cells)
+        output::table(
+            &["MODEL", "LATEST", "VERSIONS", "SIZE", "UPDATED", "STAGES"],
+            cells,
+        )
     })
 }
 
-fn versions_table(versions: &[VersionRecord]) -> String {
+fn versions_table(versions: &[VersionRecord], stages_of: &dyn Fn(u64) -> Vec<String>) -> String {
     let cells = versions
         .iter()
         .rev()
         .map(|v| {
             vec![
                 v.reference(),
+                match stages_of(v.version) {
+                    held if held.is_empty() => "-".to_owned(),
+                    held => held.join(" "),
+                },
                 v.tree.0.short(12),
                 v.files.to_string(),
                 output::bytes(v.bytes),
@@ -111,7 +160,7 @@ fn versions_table(versions: &[VersionRecord]) -> String {
         .collect();
     output::table(
         &[
-            "VERSION", "TREE", "FILES", "SIZE", "CREATED", "BY", "MESSAGE",
+            "VERSION", "STAGES", "TREE", "FILES", "SIZE", "CREATED", "BY", "MESSAGE",
         ],
         cells,
     )

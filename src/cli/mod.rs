@@ -11,14 +11,18 @@ use crate::store::Registry;
 
 mod demo;
 mod fsck;
+mod gate;
+mod history;
 mod init;
 mod inputs;
 mod log;
 mod ls;
 pub mod output;
+mod promote;
 mod pull;
 mod push;
 mod record;
+mod rollback;
 mod run;
 mod runs;
 mod show;
@@ -33,11 +37,13 @@ Examples:
   mreg push ./out --model churn --metrics-file eval.json --data data/train.csv
   mreg runs --where 'metrics.acc > 0.8' --sort -metrics.acc
   mreg ls churn
-  mreg pull churn@latest --to /srv/model
+  mreg promote churn@4 production --gate 'acc>0.85' --gate 'acc>=@production'
+  mreg history churn
+  mreg pull churn@production --to /srv/model
   mreg push ./out --model churn --json | jq -r .version
 
-Exit codes: 0 done, 1 error, 2 usage error (3 and 4 are reserved for gates and conflicts);
-`mreg run` exits with its command's code.
+Exit codes: 0 done, 1 error, 2 usage error, 3 a gate did not hold (nothing moved),
+4 a conflict (a stage moved under you); `mreg run` exits with its command's code.
 The registry is the nearest .mreg folder above the current one, unless --registry
 or MREG_REGISTRY names one.";
 
@@ -97,6 +103,10 @@ enum Command {
     Push(push::PushArgs),
     Pull(pull::PullArgs),
     Ls(ls::LsArgs),
+    Promote(promote::PromoteArgs),
+    Gate(gate::GateArgs),
+    History(history::HistoryArgs),
+    Rollback(rollback::RollbackArgs),
     Runs(runs::RunsArgs),
     Show(show::ShowArgs),
     Fsck(fsck::FsckArgs),
@@ -145,6 +155,10 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Push(args) => push::run(&ctx, &args),
         Command::Pull(args) => pull::run(&ctx, &args),
         Command::Ls(args) => ls::run(&ctx, &args),
+        Command::Promote(args) => promote::run(&ctx, &args),
+        Command::Gate(args) => gate::run(&ctx, &args),
+        Command::History(args) => history::run(&ctx, &args),
+        Command::Rollback(args) => rollback::run(&ctx, &args),
         Command::Show(args) => show::run(&ctx, &args),
         Command::Fsck(args) => fsck::run(&ctx, &args),
         Command::Demo(args) => demo::run(&ctx, &args),

@@ -18,11 +18,12 @@ use crate::store::{TreeId, models};
 /// the target. A target that is not empty is refused unless --force is given, which
 /// replaces its whole contents.
 ///
-/// References: NAME (latest), NAME@3, NAME@v3, NAME@latest, NAME@<tree-hash prefix>.
+/// References: NAME (latest), NAME@3, NAME@v3, NAME@latest, NAME@production (the
+/// version a stage holds), NAME@<tree-hash prefix>.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg pull churn@3 --to ./model
-  mreg pull churn --to /srv/model --force --durable")]
+  mreg pull churn@production --to /srv/model --force --durable")]
 pub struct PullArgs {
     /// The version to pull
     #[arg(value_name = "REF")]

@@ -9,7 +9,7 @@ use crate::error::Failure;
 use crate::manifest::RunId;
 use crate::refspec::ModelRef;
 use crate::store::materialize;
-use crate::store::{ObjectId, Registry, models, runs};
+use crate::store::{ObjectId, Registry, models, runs, stages};
 
 /// Print a model version's record or a run's record (TOML, or JSON with --json)
 ///
@@ -19,13 +19,15 @@ use crate::store::{ObjectId, Registry, models, runs};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg show churn@3
+  mreg show churn@production
   mreg show churn --files
   mreg show churn@latest --json | jq -r .tree
   mreg show 3f9a0c1e
   mreg show 3f9a0c1e --series loss
   mreg show 3f9a0c1e --json | jq .metrics")]
 pub struct ShowArgs {
-    /// A version (NAME, NAME@3, NAME@latest, NAME@<tree-hash prefix>) or a run id
+    /// A version (NAME, NAME@3, NAME@latest, NAME@production, NAME@<tree-hash prefix>) or a
+    /// run id
     #[arg(value_name = "REF|RUN")]
     reference: String,
     /// Also list the version's files
@@ -104,9 +106,25 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
     } else {
         None
     };
-    let toml = record.to_toml()?;
+    let held: Vec<String> = match stages::current(&reg, &record.model)? {
+        Some((_, state)) => reg
+            .config()?
+            .stage_names()
+            .into_iter()
+            .filter(|s| state.holder(s) == Some(record.version))
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut toml = record.to_toml()?;
+    if !held.is_empty() {
+        toml = format!("# holds stage: {}\n{toml}", held.join(", "));
+    }
+    let mut json = output::json_of_manifest(&record)?;
+    if let Some(object) = json.as_object_mut() {
+        object.insert("stages".to_owned(), held.into());
+    }
     let outcome = Outcome {
-        record: output::json_of_manifest(&record)?,
+        record: json,
         file_list,
     };
     ctx.out.emit(&outcome, || {

@@ -79,6 +79,11 @@ pub fn environment(source_root: &Path) -> Environment {
     environment_with(source_root, &process_env)
 }
 
+/// Returns the CI job this process runs in, when a known provider's variables say so.
+pub fn ci_job() -> Option<Ci> {
+    ci::detect(&process_env)
+}
+
 /// Returns the environment, reading variables through `getenv`.
 pub(crate) fn environment_with(source_root: &Path, getenv: Getenv<'_>) -> Environment {
     let (kernel, hostname) = env::kernel_and_hostname();

@@ -2,10 +2,12 @@
 
 pub mod event;
 pub mod run;
+pub mod state;
 pub mod value;
 pub mod version;
 
 pub use event::RunEvent;
 pub use run::{RunId, RunRecord};
+pub use state::{StageState, StateId};
 pub use value::Value;
 pub use version::VersionRecord;

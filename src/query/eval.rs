@@ -44,7 +44,9 @@ fn is_nan(value: &Value) -> bool {
 }
 
 /// Returns whether `left op right` holds, by the rules in the module docs.
-fn compare(left: &Value, op: Op, right: &Value) -> bool {
+///
+/// Gates compare with this function too, so `--where` and gates agree.
+pub(crate) fn compare(left: &Value, op: Op, right: &Value) -> bool {
     if is_nan(right) {
         return op == Op::Eq && is_nan(left);
     }

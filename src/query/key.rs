@@ -153,12 +153,12 @@ fn single_key(src: &[char], start: usize) -> Result<Key, SyntaxError> {
 }
 
 /// Returns whether `c` may appear in a key written without backticks.
-pub(super) fn is_key_char(c: char) -> bool {
+pub(crate) fn is_key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/')
 }
 
 /// Returns the end of the run of key characters that starts at `start`.
-pub(super) fn word_end(src: &[char], start: usize) -> usize {
+pub(crate) fn word_end(src: &[char], start: usize) -> usize {
     src[start..]
         .iter()
         .position(|&c| !is_key_char(c))
@@ -166,7 +166,7 @@ pub(super) fn word_end(src: &[char], start: usize) -> usize {
 }
 
 /// Scans the key at `start`, returning it and the index just after it.
-pub(super) fn scan_key(src: &[char], start: usize) -> Result<(Key, usize), SyntaxError> {
+pub(crate) fn scan_key(src: &[char], start: usize) -> Result<(Key, usize), SyntaxError> {
     match src.get(start) {
         Some('`') => quoted_name(src, start, Namespace::Metrics),
         Some(&c) if c.is_ascii_alphabetic() || c == '_' => {
@@ -203,7 +203,7 @@ fn quoted_name(src: &[char], start: usize, ns: Namespace) -> Result<(Key, usize)
 
 /// Scans text quoted by the character at `start`, returning it unescaped and the index
 /// just after the closing quote.
-pub(super) fn scan_quoted(src: &[char], start: usize) -> Result<(String, usize), SyntaxError> {
+pub(crate) fn scan_quoted(src: &[char], start: usize) -> Result<(String, usize), SyntaxError> {
     let quote = src[start];
     let mut out = String::new();
     let mut i = start + 1;

@@ -43,6 +43,9 @@ mod eval;
 mod key;
 mod parse;
 
+pub(crate) use eval::compare;
 pub use eval::{Fields, compare_for_sort};
 pub use key::{Key, Namespace, SortKey, parse_key};
-pub use parse::Expr;
+pub(crate) use key::{is_key_char, scan_key, scan_quoted, word_end};
+pub use parse::{Expr, Op};
+pub(crate) use parse::{SyntaxError, scan_number};

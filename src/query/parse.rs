@@ -1,6 +1,8 @@
 //! Parses filter expressions: a tokenizer and a recursive-descent parser, with errors that
 //! point at a column.
 
+use std::fmt;
+
 use super::key::{Key, is_key_char, scan_key, scan_quoted, word_end};
 use crate::error::Failure;
 use crate::manifest::Value;
@@ -33,18 +35,36 @@ pub(super) enum Node {
     Or(Box<Node>, Box<Node>),
 }
 
-/// A comparison operator.
+/// Returns a comparison operator of `--where` expressions and gates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Op {
+pub enum Op {
+    /// `>`: greater than.
     Gt,
+    /// `>=`: greater than or equal to.
     Ge,
+    /// `<`: less than.
     Lt,
+    /// `<=`: less than or equal to.
     Le,
+    /// `==`: equal to.
     Eq,
+    /// `!=`: not equal to.
     Ne,
 }
 
 impl Op {
+    /// Returns the operator as written: `>`, `>=`, `<`, `<=`, `==` or `!=`.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Eq => "==",
+            Op::Ne => "!=",
+        }
+    }
+
     /// Returns the operator that holds with its operands swapped: `a < b` is `b > a`.
     fn flipped(self) -> Op {
         match self {
@@ -54,6 +74,12 @@ impl Op {
             Op::Le => Op::Ge,
             Op::Eq | Op::Ne => self,
         }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.symbol())
     }
 }
 
@@ -101,14 +127,14 @@ impl Expr {
 
 /// A syntax error: where (0-based character index), what, and maybe a specific hint.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct SyntaxError {
-    pub(super) column: usize,
-    pub(super) what: String,
-    pub(super) hint: Option<&'static str>,
+pub(crate) struct SyntaxError {
+    pub(crate) column: usize,
+    pub(crate) what: String,
+    pub(crate) hint: Option<&'static str>,
 }
 
 impl SyntaxError {
-    pub(super) fn new(column: usize, what: impl Into<String>) -> SyntaxError {
+    pub(crate) fn new(column: usize, what: impl Into<String>) -> SyntaxError {
         SyntaxError {
             column,
             what: what.into(),
@@ -116,12 +142,24 @@ impl SyntaxError {
         }
     }
 
-    pub(super) fn with_hint(mut self, hint: &'static str) -> SyntaxError {
+    pub(crate) fn with_hint(mut self, hint: &'static str) -> SyntaxError {
         self.hint = Some(hint);
         self
     }
 
     fn into_failure(self, subject: &str, src: &[char]) -> Failure {
+        self.into_failure_with(subject, src, GRAMMAR_HINT)
+    }
+
+    /// Returns the usage failure for this error in `src`: "SUBJECT has a syntax error at
+    /// column N: WHAT", the source with a caret under the column, and the error's hint or
+    /// else `default_hint`.
+    pub(crate) fn into_failure_with(
+        self,
+        subject: &str,
+        src: &[char],
+        default_hint: &str,
+    ) -> Failure {
         // Every character takes one column, so tabs and newlines show as spaces.
         let shown: String = src
             .iter()
@@ -139,7 +177,7 @@ impl SyntaxError {
             self.what,
             " ".repeat(self.column),
         );
-        Failure::usage(message).hint(self.hint.unwrap_or(GRAMMAR_HINT))
+        Failure::usage(message).hint(self.hint.unwrap_or(default_hint))
     }
 }
 
@@ -245,7 +283,7 @@ fn next_token(src: &[char], pos: usize) -> Result<(Tok, usize), SyntaxError> {
         }
         c if c.is_ascii_alphabetic() || c == '_' => return word(src, pos),
         c if c.is_ascii_digit() || c == '.' || c == '-' => {
-            let (value, end) = number(src, pos)?;
+            let (value, end) = scan_number(src, pos)?;
             return Ok((Tok::Value(value), end));
         }
         c => return Err(SyntaxError::new(pos, format!("unexpected character '{c}'"))),
@@ -274,7 +312,7 @@ fn word(src: &[char], pos: usize) -> Result<(Tok, usize), SyntaxError> {
 }
 
 /// Scans a number: `-`, digits, a fraction, an exponent; or `-inf`.
-fn number(src: &[char], start: usize) -> Result<(Value, usize), SyntaxError> {
+pub(crate) fn scan_number(src: &[char], start: usize) -> Result<(Value, usize), SyntaxError> {
     let digits_from = |i: usize| word_end_by(src, i, char::is_ascii_digit);
     let mut i = start + usize::from(src[start] == '-');
     if i > start && word_text(src, i).eq_ignore_ascii_case("inf") {

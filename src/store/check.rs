@@ -1,6 +1,7 @@
 //! Checking a registry: every object re-hashed, every manifest parsed (config,
-//! version records, run records and events), every version's tree walked, and every
-//! object a series or version names found intact, with each problem named by its path.
+//! version records, stage states, run records and events), every version's tree walked,
+//! every stage chain followed from `HEAD`, and every object a series or version names
+//! found intact, with each problem named by its path.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -12,7 +13,7 @@ use serde::Serialize;
 
 use super::object::{self, Encoding, ObjectId};
 use super::tree::{Kind, Tree};
-use super::{Progress, Registry, models, read, runs};
+use super::{Progress, Registry, lock, models, read, runs, stages};
 use crate::manifest::run::Series;
 use crate::manifest::{RunEvent, RunId};
 
@@ -32,7 +33,7 @@ pub struct Report {
     pub objects: u64,
     /// Their content bytes.
     pub bytes: u64,
-    /// Manifests parsed (config, version records, run records and events).
+    /// Manifests parsed (config, version records, stage states, run records and events).
     pub manifests: u64,
     /// Problems, in path order.
     pub problems: Vec<Problem>,
@@ -106,6 +107,9 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
             }
         }
     }
+    for model in models::list_models(reg)? {
+        manifests += check_stages(reg, &model, &mut problems);
+    }
     manifests += check_runs(reg, &good, &mut problems)?;
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     problems.dedup();
@@ -158,6 +162,48 @@ fn problems_below(
     }
     memo.insert(tree, found.clone());
     found
+}
+
+/// Walks a model's chain of stage states from `HEAD`: every state must match its name,
+/// follow the one before it, and point stages at versions that exist. A lock left by a
+/// process that is gone is reported too. Returns how many states were parsed.
+fn check_stages(reg: &Registry, model: &str, problems: &mut Vec<Problem>) -> u64 {
+    let head = reg.head_path(model);
+    let lock = lock::lock_path(&head);
+    if let Some(holder) = lock::read_holder(&lock).filter(lock::is_stale) {
+        problems.push(Problem {
+            path: lock,
+            message: format!(
+                "stale lock of pid {} ({}) since {}, a process that is gone; delete the file",
+                holder.pid, holder.command, holder.since
+            ),
+        });
+    }
+    let chain = match stages::chain(reg, model, None) {
+        Ok(chain) => chain,
+        Err(err) => {
+            problems.push(Problem {
+                path: head,
+                message: format!("{err:#}"),
+            });
+            return 0;
+        }
+    };
+    let versions: HashSet<u64> = models::list_versions(reg, model)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for (id, state) in &chain {
+        for (stage, version) in &state.stages {
+            if !versions.contains(version) {
+                problems.push(Problem {
+                    path: stages::state_path(reg, model, id),
+                    message: format!("{stage} points at {model}@{version}, which does not exist"),
+                });
+            }
+        }
+    }
+    chain.len() as u64
 }
 
 /// Parses every run record and event, and checks the series objects they name.

@@ -1,9 +1,11 @@
 //! The registry folder: where it is found, what it holds, and its format version.
 //!
 //! ```text
-//! .mreg/config.toml                   format version (later: stages, remotes)
+//! .mreg/config.toml                   format version, stages and their policies
 //! .mreg/objects/ab/cdef…[.zst]        blobs and trees, immutable
 //! .mreg/models/NAME/versions/N.toml   version records, created exclusively
+//! .mreg/models/NAME/states/ID.toml    stage states, immutable, each naming the one before
+//! .mreg/models/NAME/HEAD              the newest stage state; guarded by HEAD.lock
 //! .mreg/runs/ID/run.toml              run records; runs/ID/log/*.toml their events
 //! .mreg/tmp/                          temp files, for atomic publishing
 //! .mreg/cache/                        local caches; never needed for correctness
@@ -13,9 +15,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::atomic;
+use super::config::{self, Config};
 use super::object::{Encoding, ObjectId};
 use crate::error::Failure;
 
@@ -28,11 +31,10 @@ const SUBDIRS: [&str; 5] = ["objects", "models", "runs", "tmp", "cache"];
 /// The name of the registry folder inside a project.
 pub const DIR_NAME: &str = ".mreg";
 
-/// Returns the registry's `config.toml`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Config {
-    /// Layout format version; a registry newer than this build is refused.
-    pub format: u32,
+/// Returns the format line of `config.toml`, read before anything else in it.
+#[derive(Deserialize)]
+struct FormatOnly {
+    format: u32,
 }
 
 /// A registry on the local filesystem: the `.mreg` folder and the paths inside it.
@@ -62,10 +64,7 @@ impl Registry {
         // The registry is data, not source: keep it out of the project's git status,
         // where it would also make every run's source look dirty.
         atomic::replace(&reg.tmp_dir(), &reg.root.join(".gitignore"), b"*\n")?;
-        let config = format!(
-            "# mreg registry configuration\n{}",
-            toml::to_string(&Config { format: FORMAT })?
-        );
+        let config = config::initial_text(FORMAT);
         atomic::replace(
             &reg.tmp_dir(),
             &reg.root.join("config.toml"),
@@ -144,16 +143,7 @@ impl Registry {
         let reg = Registry {
             root: root.canonicalize()?,
         };
-        let config = reg.config()?;
-        if config.format > FORMAT {
-            return Err(Failure::error(format!(
-                "the registry at {} has layout format {}, newer than this mreg reads ({FORMAT})",
-                reg.root.display(),
-                config.format
-            ))
-            .hint("upgrade mreg")
-            .into());
-        }
+        reg.config()?;
         for sub in SUBDIRS {
             let dir = reg.root.join(sub);
             if !dir.is_dir() {
@@ -163,12 +153,21 @@ impl Registry {
         Ok(reg)
     }
 
-    /// Returns the registry's parsed `config.toml`.
+    /// Returns the registry's parsed `config.toml`, refusing a newer layout format.
     pub fn config(&self) -> Result<Config> {
         let path = self.root.join("config.toml");
         let text = fs::read_to_string(&path)
             .with_context(|| format!("reading registry config {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing registry config {}", path.display()))
+        let format = toml::from_str::<FormatOnly>(&text).map_or(FORMAT, |f| f.format);
+        if format > FORMAT {
+            return Err(Failure::error(format!(
+                "the registry at {} has layout format {format}, newer than this mreg reads ({FORMAT})",
+                self.root.display(),
+            ))
+            .hint("upgrade mreg")
+            .into());
+        }
+        Config::parse(&text, &path)
     }
 
     /// Returns the `.mreg` folder.
@@ -204,6 +203,16 @@ impl Registry {
     /// Returns the folder of one model's version records.
     pub fn versions_dir(&self, model: &str) -> PathBuf {
         self.models_dir().join(model).join("versions")
+    }
+
+    /// Returns the folder of one model's stage states.
+    pub fn states_dir(&self, model: &str) -> PathBuf {
+        self.models_dir().join(model).join("states")
+    }
+
+    /// Returns the file naming one model's newest stage state.
+    pub fn head_path(&self, model: &str) -> PathBuf {
+        self.models_dir().join(model).join("HEAD")
     }
 
     /// Returns where an object is stored in the given encoding.

@@ -4,7 +4,9 @@
 
 pub mod atomic;
 pub mod check;
+pub mod config;
 pub mod layout;
+pub mod lock;
 pub mod materialize;
 pub mod models;
 pub mod object;
@@ -12,6 +14,7 @@ pub mod read;
 pub mod runindex;
 pub mod runs;
 pub mod snapshot;
+pub mod stages;
 pub mod statcache;
 pub mod tree;
 pub mod write;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::{Registry, TreeId, atomic};
+use super::{Registry, TreeId, atomic, stages};
 use crate::error::Failure;
 use crate::manifest::version::FORMAT;
 use crate::manifest::{RunId, VersionRecord};
@@ -177,7 +177,9 @@ pub fn resolve(reg: &Registry, reference: &ModelRef) -> Result<VersionRecord> {
     }
     let range = describe_versions(&numbers);
     match &reference.selector {
-        Selector::Latest => load_version(reg, model, *numbers.last().expect("numbers is not empty")),
+        Selector::Latest => {
+            load_version(reg, model, *numbers.last().expect("numbers is not empty"))
+        }
         Selector::Number(n) => {
             if numbers.binary_search(n).is_ok() {
                 load_version(reg, model, *n)
@@ -194,28 +196,61 @@ pub fn resolve(reg: &Registry, reference: &ModelRef) -> Result<VersionRecord> {
                 .collect();
             match matches.as_slice() {
                 [one] => Ok(one.clone()),
-                [] => Err(Failure::error(format!("no version of {model} has a tree hash starting with {prefix}"))
-                    .hint(format!("{model} has versions {range}; `mreg ls {model}` shows their trees"))
-                    .into()),
+                [] => Err(Failure::error(format!(
+                    "no version of {model} has a tree hash starting with {prefix}"
+                ))
+                .hint(format!(
+                    "{model} has versions {range}; `mreg ls {model}` shows their trees"
+                ))
+                .into()),
                 many => {
                     let list: Vec<String> = many
                         .iter()
                         .map(|r| format!("{} (tree {})", r.reference(), r.tree.0.short(12)))
                         .collect();
-                    Err(Failure::usage(format!("{reference} is ambiguous: it matches {}", list.join(", ")))
-                        .hint(if many.iter().all(|r| r.tree == many[0].tree) {
-                            "these versions hold the same content; name one by its number"
-                        } else {
-                            "use a version number or a longer hash prefix"
-                        })
-                        .into())
+                    Err(Failure::usage(format!(
+                        "{reference} is ambiguous: it matches {}",
+                        list.join(", ")
+                    ))
+                    .hint(if many.iter().all(|r| r.tree == many[0].tree) {
+                        "these versions hold the same content; name one by its number"
+                    } else {
+                        "use a version number or a longer hash prefix"
+                    })
+                    .into())
                 }
             }
         }
-        Selector::Name(word) => Err(Failure::usage(format!("{reference} names no version: {word:?} is not a version number, `latest` or a tree-hash prefix"))
+        Selector::Name(word) => resolve_stage(reg, reference, word, &range),
+    }
+}
+
+/// Returns the version a stage holds, or an error saying the stage is empty or unknown.
+fn resolve_stage(
+    reg: &Registry,
+    reference: &ModelRef,
+    word: &str,
+    range: &str,
+) -> Result<VersionRecord> {
+    let model = reference.model.as_str();
+    let config = reg.config()?;
+    if !config.has_stage(word) {
+        return Err(Failure::usage(format!(
+            "{reference} names no version: {word:?} is not a stage, a version number, `latest` or a tree-hash prefix"
+        ))
+        .hint(format!(
+            "{model} has versions {range}; stages are {}; write {model}@3, {model}@production, {model}@latest or {model}@<first {} or more hex digits of a tree hash>",
+            config.stage_names().join(", "),
+            crate::refspec::MIN_HASH_PREFIX
+        ))
+        .into());
+    }
+    let holder = stages::current(reg, model)?.and_then(|(_, state)| state.holder(word));
+    match holder {
+        Some(version) => load_version(reg, model, version),
+        None => Err(Failure::error(format!("{word} of {model} holds no version"))
             .hint(format!(
-                "{model} has versions {range}; write {model}@3, {model}@v3, {model}@latest or {model}@<first {} or more hex digits of a tree hash>",
-                crate::refspec::MIN_HASH_PREFIX
+                "promote one: mreg promote {model}@N {word}; `mreg history {model}` shows past moves"
             ))
             .into()),
     }

@@ -53,6 +53,35 @@ pub fn read_tree(reg: &Registry, id: TreeId) -> Result<Tree> {
     Tree::parse(&bytes).with_context(|| format!("parsing tree {}", id.0.short(16)))
 }
 
+/// Returns the paths below a tree whose objects the registry lacks, checked by
+/// existence (fsck re-hashes); a tree that cannot be read is listed as `path/`.
+pub fn missing_below(reg: &Registry, id: TreeId) -> Vec<String> {
+    fn walk(reg: &Registry, id: ObjectId, prefix: &str, out: &mut Vec<String>) {
+        let Ok(tree) = read_small(reg, id).and_then(|b| Tree::parse(&b)) else {
+            out.push(format!("{prefix}/"));
+            return;
+        };
+        for entry in tree.entries {
+            let path = if prefix.is_empty() {
+                entry.name.clone()
+            } else {
+                format!("{prefix}/{}", entry.name)
+            };
+            if entry.kind == super::tree::Kind::Dir {
+                walk(reg, entry.id, &path, out);
+            } else if !reg.has_object(entry.id) {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(reg, id.0, "", &mut out);
+    if out == ["/"] {
+        out = vec![".".to_owned()];
+    }
+    out
+}
+
 struct LimitedWriter<'a> {
     inner: &'a mut Vec<u8>,
     left: u64,

@@ -20,10 +20,26 @@ fn init_creates_a_registry_once() {
     A registry already exists in [TMP]/work/.mreg; left as it is.
     ");
     let config = std::fs::read_to_string(env.registry().join("config.toml")).unwrap();
-    assert_snapshot!(config, @"
+    assert_snapshot!(config, @r#"
     # mreg registry configuration
     format = 1
-    ");
+
+    # Stages are named pointers to one version of each model. staging, production and
+    # archived always exist; a [stages.NAME] table declares another one. Keys:
+    #   gates = ["acc>0.85", "acc>=@production-0.005"]  every promotion here must pass these
+    #   from = "staging"          only the version that stage holds may be promoted here
+    #   replaced_to = "archived"  where the version this stage held goes when replaced
+    #   allow_downgrade = true    allow promoting a version older than the holder
+    # Skipping a gate or `from` takes `mreg promote --force --reason TEXT`, which is recorded.
+
+    [stages.staging]
+
+    [stages.production]
+    replaced_to = "archived"
+
+    [stages.archived]
+    allow_downgrade = true
+    "#);
 }
 
 #[test]

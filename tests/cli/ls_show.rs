@@ -19,17 +19,17 @@ fn ls_lists_models_then_versions() {
     assert_snapshot!(env.snap(&["ls"]), @"
     exit: 0
     --- stdout
-    MODEL  LATEST   VERSIONS  SIZE   UPDATED
-    churn  churn@2  2         490 B  2026-01-01T00:02:00Z
-    fraud  fraud@1  1         476 B  2026-01-01T00:03:00Z
+    MODEL  LATEST   VERSIONS  SIZE   UPDATED               STAGES
+    churn  churn@2  2         490 B  2026-01-01T00:02:00Z  -
+    fraud  fraud@1  1         476 B  2026-01-01T00:03:00Z  -
     --- stderr
     ");
     assert_snapshot!(env.snap(&["ls", "churn"]), @"
     exit: 0
     --- stdout
-    VERSION  TREE          FILES  SIZE   CREATED               BY         MESSAGE
-    churn@2  e247b959b47d  5      490 B  2026-01-01T00:02:00Z  tester@ci
-    churn@1  6b24fac002fe  4      476 B  2026-01-01T00:01:00Z  tester@ci  first run
+    VERSION  STAGES  TREE          FILES  SIZE   CREATED               BY         MESSAGE
+    churn@2  -       e247b959b47d  5      490 B  2026-01-01T00:02:00Z  tester@ci
+    churn@1  -       6b24fac002fe  4      476 B  2026-01-01T00:01:00Z  tester@ci  first run
     --- stderr
     ");
     assert_snapshot!(env.snap(&["ls", "--json"]), @r#"
@@ -41,14 +41,16 @@ fn ls_lists_models_then_versions() {
         "latest": 2,
         "versions": 2,
         "bytes": 490,
-        "updated": "2026-01-01T00:02:00Z"
+        "updated": "2026-01-01T00:02:00Z",
+        "stages": {}
       },
       {
         "model": "fraud",
         "latest": 1,
         "versions": 1,
         "bytes": 476,
-        "updated": "2026-01-01T00:03:00Z"
+        "updated": "2026-01-01T00:03:00Z",
+        "stages": {}
       }
     ]
     --- stderr
@@ -112,7 +114,8 @@ fn show_prints_the_record_and_its_files() {
       "bytes": 490,
       "created": "2026-01-01T00:02:00Z",
       "actor": "tester@ci",
-      "run": "8562c9ece8b61bac"
+      "run": "8562c9ece8b61bac",
+      "stages": []
     }
     --- stderr
     "#);

@@ -74,13 +74,13 @@ fn unknown_and_ambiguous_references_say_what_they_could_mean() {
     error: no model named "nope"
     hint: models: m; `mreg ls` lists them
     "#);
-    assert_snapshot!(env.snap(&["pull", "m@production", "--to", "x"]), @r#"
-    exit: 2
+    assert_snapshot!(env.snap(&["pull", "m@production", "--to", "x"]), @"
+    exit: 1
     --- stdout
     --- stderr
-    error: m@production names no version: "production" is not a version number, `latest` or a tree-hash prefix
-    hint: m has versions 1 to 3; write m@3, m@v3, m@latest or m@<first 6 or more hex digits of a tree hash>
-    "#);
+    error: production of m holds no version
+    hint: promote one: mreg promote m@N production; `mreg history m` shows past moves
+    ");
     assert_snapshot!(env.snap(&["pull", "m@ffffff", "--to", "x"]), @"
     exit: 1
     --- stdout

@@ -1,0 +1,106 @@
+//! `mreg rollback`: move a stage back to the version it held before its latest move.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::Ctx;
+use super::promote::{side_moves, stamp};
+use crate::manifest::state::Move;
+use crate::refspec::ModelName;
+use crate::stage::rollback::rollback;
+use crate::store::models;
+
+/// Move a stage back to the version it held before its latest move
+///
+/// Repeated rollbacks keep going back: after promoting 2, 3 and 4 to production, two
+/// rollbacks leave production on 2. A rollback runs no gates (the version held the
+/// stage before), may move to an older version, and is recorded with its reason like
+/// any move; the stage's `replaced_to` policy applies as in a promotion.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  mreg rollback churn production --reason 'p99 latency regression'
+  mreg rollback churn production --dry-run
+  mreg rollback churn staging --json | jq .to
+
+Exit codes: 0 moved, 1 error (nothing to go back to), 2 usage error, 4 another command
+held the lock for all of --wait.")]
+pub struct RollbackArgs {
+    /// The model
+    #[arg(value_name = "NAME")]
+    model: String,
+    /// The stage to move back
+    #[arg(value_name = "STAGE")]
+    stage: String,
+    /// Why; recorded
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
+    /// Seconds to wait for another move of the same model to finish
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    wait: f64,
+    /// Show where the stage would go, writing nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Serialize)]
+struct Outcome {
+    model: String,
+    stage: String,
+    from: u64,
+    to: u64,
+    moves: Vec<Move>,
+    dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    number: Option<u64>,
+}
+
+/// Runs `mreg rollback`.
+pub fn run(ctx: &Ctx, args: &RollbackArgs) -> Result<()> {
+    let reg = ctx.registry()?;
+    let config = reg.config()?;
+    let model = ModelName::parse(&args.model)?;
+    config.require_stage(&args.stage)?;
+    if models::list_versions(&reg, model.as_str())?.is_empty() {
+        models::resolve(&reg, &crate::refspec::ModelRef::parse(model.as_str())?)?;
+    }
+    let stamp = stamp(args.wait)?;
+    let report = rollback(
+        &reg,
+        &config,
+        model.as_str(),
+        &args.stage,
+        args.reason.as_deref(),
+        args.dry_run,
+        &stamp,
+    )?;
+    let outcome = Outcome {
+        model: model.to_string(),
+        stage: args.stage.clone(),
+        from: report.from,
+        to: report.to,
+        moves: report.moves.clone(),
+        dry_run: args.dry_run,
+        state: report.state.as_ref().map(|(id, _)| id.to_string()),
+        number: report.state.as_ref().map(|(_, n)| *n),
+    };
+    let also = side_moves(model.as_str(), &report.moves);
+    let line = if args.dry_run {
+        format!(
+            "Dry run: would move {} back from {model}@{} to {model}@{}{also}; nothing was written.",
+            args.stage, report.from, report.to
+        )
+    } else {
+        format!(
+            "Rolled {} back from {model}@{} to {model}@{}{also}; history #{}.",
+            args.stage,
+            report.from,
+            report.to,
+            outcome.number.unwrap_or_default()
+        )
+    };
+    ctx.out.emit(&outcome, String::new)?;
+    ctx.out.status(&line);
+    Ok(())
+}

@@ -1,0 +1,982 @@
+//! Parses gates (`acc>0.85`, `acc>=@production-0.005`) and holds the rules for stage names.
+
+use std::fmt;
+
+use crate::error::Failure;
+use crate::manifest::Value;
+use crate::query::{
+    Key, Op, SyntaxError, is_key_char, scan_key, scan_number, scan_quoted, word_end,
+};
+use crate::refspec::MIN_HASH_PREFIX;
+
+const GATE_HINT: &str = "a gate is one comparison of a key with a value or a stage: 'acc>0.85', \
+                         'tags.team==\"growth\"', 'acc>=@production-0.005'";
+const EMPTY_HINT: &str = "write a gate like 'acc>0.85' or 'acc>=@production-0.005'";
+const KEY_FIRST_HINT: &str = "a gate starts with the key it tests, then an operator and a value: \
+                              'acc>0.85'";
+const NEGATE_HINT: &str = "flip the operator instead: 'acc<=0.85' rather than 'not acc>0.85'";
+const QUOTE_HINT: &str = "add an operator and a value, and quote the whole gate, since an \
+                          unquoted > is a shell redirect: --gate 'acc>0.85'";
+const MISSING_OP_HINT: &str = "put an operator (>, >=, <, <=, == or !=) between the key and the \
+                               value: 'acc>0.85'";
+const VALUE_HINT: &str = "compare with a number, a quoted string, true/false, or the version in \
+                          a stage: 'acc>=@production'";
+const NAN_HINT: &str = "nothing is greater than, less than or equal to NaN; a gate already \
+                        fails when a value is NaN";
+const STAGE_HINT: &str = "stage names are lowercase letters, digits and '_', in words joined by \
+                          '-', each starting with a letter: @production, @pre-prod, @canary_2";
+const VERSION_LIKE_HINT: &str = "a stage cannot be named latest, v3, 3 or like a hash (deadbeef), \
+                                 which read as versions; stages have names like @production";
+const ADJUST_HINT: &str = "adjust the stage's value with +, - or * and a non-negative number: \
+                           @production-0.005, @production*1.1 (to divide by 2, multiply by 0.5)";
+const SEVERAL_HINT: &str = "give several gates instead (several --gate flags); all must hold: \
+                            --gate 'acc>0.8' --gate 'f1>0.7'";
+
+/// Returns a parsed gate: one comparison a model version must satisfy to be promoted.
+///
+/// Several gates all have to hold; a gate itself has no `and`/`or`. See the module docs
+/// for the grammar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    text: String,
+    key: Key,
+    op: Op,
+    rhs: Rhs,
+}
+
+/// Returns what a gate compares its key with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rhs {
+    /// A literal value: `0.85`, `"growth"`, `true`; never NaN.
+    Literal(Value),
+    /// The value under the same key of the version holding a stage, maybe adjusted:
+    /// `@production-0.005`.
+    Stage {
+        /// The stage's name, such as `production`.
+        stage: String,
+        /// What to do to the holder's value before comparing, if anything.
+        adjust: Option<Adjust>,
+    },
+}
+
+/// Returns an adjustment of a stage holder's value; the number is finite and not negative.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Adjust {
+    /// `+ n`: the holder's value plus n.
+    Plus(f64),
+    /// `- n`: the holder's value minus n.
+    Minus(f64),
+    /// `* n`: the holder's value times n.
+    Times(f64),
+}
+
+impl Gate {
+    /// Returns the gate parsed from `text`, such as `acc>0.85` or `acc >= @production - 0.005`.
+    ///
+    /// A syntax error is a usage failure naming the gate, with the column (characters, from
+    /// 1), the gate with a caret under the problem, and a hint.
+    pub fn parse(text: &str) -> Result<Gate, Failure> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(Failure::usage("the gate is empty").hint(EMPTY_HINT));
+        }
+        let src: Vec<char> = text.chars().collect();
+        let (key, op, rhs) = parse_src(&src)
+            .map_err(|err| err.into_failure_with(&subject(text), &src, GATE_HINT))?;
+        Ok(Gate {
+            text: text.to_owned(),
+            key,
+            op,
+            rhs,
+        })
+    }
+
+    /// Returns the gate as written (trimmed), for tables and records.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Returns the key the gate tests.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// Returns the gate's operator.
+    pub fn op(&self) -> Op {
+        self.op
+    }
+
+    /// Returns what the gate compares the key with.
+    pub fn rhs(&self) -> &Rhs {
+        &self.rhs
+    }
+
+    /// Returns the stage the gate compares against, if it names one.
+    pub fn stage(&self) -> Option<&str> {
+        match &self.rhs {
+            Rhs::Stage { stage, .. } => Some(stage),
+            Rhs::Literal(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Adjust {
+    /// Returns the adjusted value; `None` when `value` is not a number.
+    ///
+    /// An int stays an int under `+`, `-` and `*` by a whole number when the result fits;
+    /// anything else is computed as a float (and may be NaN: `inf * 0`).
+    pub(super) fn apply(self, value: &Value) -> Option<Value> {
+        // 2^53: every whole float below it converts to an i64 exactly.
+        const EXACT: f64 = 9_007_199_254_740_992.0;
+        let n = self.number();
+        if let Value::Int(int) = value
+            && n.fract() == 0.0
+            && n.abs() < EXACT
+        {
+            let whole = n as i64;
+            let exact = match self {
+                Adjust::Plus(_) => int.checked_add(whole),
+                Adjust::Minus(_) => int.checked_sub(whole),
+                Adjust::Times(_) => int.checked_mul(whole),
+            };
+            if let Some(result) = exact {
+                return Some(Value::Int(result));
+            }
+        }
+        let float = number_of(value)?;
+        Some(Value::Float(match self {
+            Adjust::Plus(n) => float + n,
+            Adjust::Minus(n) => float - n,
+            Adjust::Times(n) => float * n,
+        }))
+    }
+
+    /// Returns the adjustment's number.
+    pub fn number(self) -> f64 {
+        match self {
+            Adjust::Plus(n) | Adjust::Minus(n) | Adjust::Times(n) => n,
+        }
+    }
+
+    /// Returns the adjustment's operator: `+`, `-` or `*`.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Adjust::Plus(_) => "+",
+            Adjust::Minus(_) => "-",
+            Adjust::Times(_) => "*",
+        }
+    }
+}
+
+/// Shows `- 0.005`, `* 1.1`, `+ 1`.
+impl fmt::Display for Adjust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.symbol(), self.number())
+    }
+}
+
+/// Shows a literal as [`Value`] does, strings in double quotes; a stage as `@production - 0.005`.
+impl fmt::Display for Rhs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rhs::Literal(Value::Str(s)) => write!(f, "{s:?}"),
+            Rhs::Literal(value) => write!(f, "{value}"),
+            Rhs::Stage {
+                stage,
+                adjust: None,
+            } => write!(f, "@{stage}"),
+            Rhs::Stage {
+                stage,
+                adjust: Some(adjust),
+            } => write!(f, "@{stage} {adjust}"),
+        }
+    }
+}
+
+/// Returns a number's value as a float (ints rounded to the nearest); `None` for other types.
+pub(super) fn number_of(value: &Value) -> Option<f64> {
+    match value {
+        Value::Int(int) => Some(*int as f64),
+        Value::Float(f) => Some(*f),
+        Value::Bool(_) | Value::Str(_) => None,
+    }
+}
+
+/// Returns whether `name` may name a stage: `production`, `pre-prod`, `canary_2`.
+///
+/// A stage name is words of lowercase ASCII letters, digits and `_`, each starting with a
+/// letter, joined by single `-`s. The rule keeps `@production-0.005` in a gate readable:
+/// since no word after a `-` starts with a digit, the stage there is `production` and
+/// `-0.005` its tolerance.
+///
+/// Names that read as version selectors in a reference like `churn@…` are refused, so a
+/// stage can never be mistaken for a version there: `latest`, `v` or nothing followed by
+/// digits (`v3`), and names of at least 6 characters that are all hex digits (`deadbeef`),
+/// which read as a tree-hash prefix.
+pub fn is_stage_name(name: &str) -> bool {
+    let src: Vec<char> = name.chars().collect();
+    !src.is_empty() && stage_end(&src, 0) == src.len() && !reads_as_version(name)
+}
+
+/// Returns the end of the longest stage name (by the grammar, without the version check)
+/// starting at `start`; `start` itself when there is none.
+fn stage_end(src: &[char], start: usize) -> usize {
+    let is_word_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+    let mut end = start;
+    let mut i = start;
+    loop {
+        if !src.get(i).is_some_and(char::is_ascii_lowercase) {
+            return end;
+        }
+        while src.get(i).is_some_and(|&c| is_word_char(c)) {
+            i += 1;
+        }
+        end = i;
+        if src.get(i) != Some(&'-') {
+            return end;
+        }
+        i += 1;
+    }
+}
+
+/// Returns whether a stage-like name reads as a version selector in `churn@NAME`.
+fn reads_as_version(name: &str) -> bool {
+    let digits = name.strip_prefix('v').unwrap_or(name);
+    let is_number = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    let is_hash = name.len() >= MIN_HASH_PREFIX && name.bytes().all(|b| b.is_ascii_hexdigit());
+    name == "latest" || is_number || is_hash
+}
+
+/// Returns how a failure names the gate: `gate 'acc>'`, or Rust-quoted when it holds a `'`.
+fn subject(text: &str) -> String {
+    if text.contains('\'') || text.chars().any(char::is_control) {
+        format!("gate {text:?}")
+    } else {
+        format!("gate '{text}'")
+    }
+}
+
+fn skip_ws(src: &[char], mut pos: usize) -> usize {
+    while src.get(pos).is_some_and(|c| c.is_whitespace()) {
+        pos += 1;
+    }
+    pos
+}
+
+/// Returns the text of the token at `pos`, for "found '…'": a run of key characters, a
+/// two-character operator, or one character.
+fn token_at(src: &[char], pos: usize) -> String {
+    let Some(&c) = src.get(pos) else {
+        return String::new();
+    };
+    if is_key_char(c) && c != '/' {
+        return src[pos..word_end(src, pos)].iter().collect();
+    }
+    let pair: String = src[pos..src.len().min(pos + 2)].iter().collect();
+    if matches!(
+        pair.as_str(),
+        ">=" | "<=" | "==" | "!=" | "&&" | "||" | "=>" | "=<" | "<>"
+    ) {
+        return pair;
+    }
+    c.to_string()
+}
+
+/// Returns "found 'TOKEN'" or "found the end of the gate".
+fn found(src: &[char], pos: usize) -> String {
+    if pos >= src.len() {
+        "found the end of the gate".to_owned()
+    } else {
+        format!("found '{}'", token_at(src, pos))
+    }
+}
+
+/// Returns the key, operator and right-hand side of a gate, or the leftmost syntax error.
+pub(super) fn parse_src(src: &[char]) -> Result<(Key, Op, Rhs), SyntaxError> {
+    let start = skip_ws(src, 0);
+    if start == src.len() {
+        return Err(SyntaxError::new(start, "the gate is empty").with_hint(EMPTY_HINT));
+    }
+    let (key, key_end) = key_at(src, start)?;
+    let op_at = skip_ws(src, key_end);
+    let key_text: String = src[start..key_end].iter().collect();
+    let op_follows = src.get(op_at).is_none_or(|&c| "<>=!".contains(c));
+    if key_text.eq_ignore_ascii_case("not") && !op_follows {
+        let what = "a gate cannot be negated with 'not'";
+        return Err(SyntaxError::new(start, what).with_hint(NEGATE_HINT));
+    }
+    let (op, op_end) = op_at_pos(src, op_at, key_end, &key_text)?;
+    let rhs_at = skip_ws(src, op_end);
+    let (rhs, rhs_end) = rhs_at_pos(src, rhs_at, op_end, op)?;
+    let rest = skip_ws(src, rhs_end);
+    if rest < src.len() {
+        return Err(trailing(src, rest, &src[rhs_at..rhs_end], &rhs));
+    }
+    Ok((key, op, rhs))
+}
+
+fn key_at(src: &[char], pos: usize) -> Result<(Key, usize), SyntaxError> {
+    let c = src[pos];
+    if c == '!' && src.get(pos + 1) != Some(&'=') {
+        let what = "a gate cannot be negated with '!'";
+        return Err(SyntaxError::new(pos, what).with_hint(NEGATE_HINT));
+    }
+    if c != '`' && !c.is_ascii_alphabetic() && c != '_' {
+        let what = format!("expected a key, {}", found(src, pos));
+        return Err(SyntaxError::new(pos, what).with_hint(KEY_FIRST_HINT));
+    }
+    scan_key(src, pos)
+}
+
+/// Returns the operator at `pos`; `key_end` is where an error at the end points.
+fn op_at_pos(
+    src: &[char],
+    pos: usize,
+    key_end: usize,
+    key_text: &str,
+) -> Result<(Op, usize), SyntaxError> {
+    let at = |i: usize| src.get(pos + i).copied();
+    let not_op = |text: &str, hint: &'static str| {
+        Err(SyntaxError::new(pos, format!("'{text}' is not an operator")).with_hint(hint))
+    };
+    let (op, len) = match (at(0), at(1)) {
+        (Some('>'), Some('=')) => (Op::Ge, 2),
+        (Some('<'), Some('=')) => (Op::Le, 2),
+        (Some('='), Some('=')) if at(2) == Some('=') => {
+            return not_op("===", "use == to test equality: 'acc==0.85'");
+        }
+        (Some('='), Some('=')) => (Op::Eq, 2),
+        (Some('!'), Some('=')) => (Op::Ne, 2),
+        (Some('<'), Some('>')) => return not_op("<>", "use != for 'not equal': 'acc!=0.85'"),
+        (Some('='), Some('>')) => return not_op("=>", "use >= for 'at least': 'acc>=0.85'"),
+        (Some('='), Some('<')) => return not_op("=<", "use <= for 'at most': 'acc<=0.85'"),
+        (Some('>'), _) => (Op::Gt, 1),
+        (Some('<'), _) => (Op::Lt, 1),
+        (Some('='), _) => return not_op("=", "use == to test equality: 'acc==0.85'"),
+        (None, _) => {
+            let what =
+                format!("expected an operator after '{key_text}', found the end of the gate");
+            return Err(SyntaxError::new(key_end, what).with_hint(QUOTE_HINT));
+        }
+        (Some(_), _) => {
+            let what = format!(
+                "expected an operator after '{key_text}', {}",
+                found(src, pos)
+            );
+            return Err(SyntaxError::new(pos, what).with_hint(MISSING_OP_HINT));
+        }
+    };
+    Ok((op, pos + len))
+}
+
+/// Returns the right-hand side at `pos`; `op_end` is where an error at the end points.
+fn rhs_at_pos(
+    src: &[char],
+    pos: usize,
+    op_end: usize,
+    op: Op,
+) -> Result<(Rhs, usize), SyntaxError> {
+    let expected = |at: usize| {
+        let what = format!(
+            "expected a number, a string, true/false or @STAGE after '{op}', {}",
+            found(src, at)
+        );
+        SyntaxError::new(at, what).with_hint(VALUE_HINT)
+    };
+    let Some(&c) = src.get(pos) else {
+        return Err(expected(op_end));
+    };
+    let (value, end) = match c {
+        '@' => return stage_at(src, pos),
+        '"' | '\'' => {
+            let (text, end) = scan_quoted(src, pos)?;
+            (Value::Str(text), end)
+        }
+        c if c.is_ascii_digit() || c == '.' || c == '-' => scan_number(src, pos)?,
+        c if c.is_ascii_alphabetic() || c == '_' => {
+            let end = word_end(src, pos);
+            let word: String = src[pos..end].iter().collect();
+            let value = match word.to_ascii_lowercase().as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                "inf" => Value::Float(f64::INFINITY),
+                "nan" => {
+                    let what = "a gate cannot compare with NaN";
+                    return Err(SyntaxError::new(pos, what).with_hint(NAN_HINT));
+                }
+                _ => return Err(expected(pos)),
+            };
+            (value, end)
+        }
+        _ => return Err(expected(pos)),
+    };
+    Ok((Rhs::Literal(value), end))
+}
+
+/// Returns the `@STAGE [ADJUST]` at `pos`, which holds the `@`.
+fn stage_at(src: &[char], pos: usize) -> Result<(Rhs, usize), SyntaxError> {
+    let start = skip_ws(src, pos + 1);
+    let end = stage_end(src, start);
+    // The run a user meant as the name: letters of any case, digits, '_', and '-' + letter.
+    let mut meant = start;
+    while let Some(&c) = src.get(meant) {
+        let joins = c == '-' && src.get(meant + 1).is_some_and(char::is_ascii_alphabetic);
+        if !(c.is_ascii_alphanumeric() || c == '_' || joins) {
+            break;
+        }
+        meant += 1;
+    }
+    if meant == start {
+        let what = format!("expected a stage name after '@', {}", found(src, start));
+        let at = if start < src.len() { start } else { pos + 1 };
+        return Err(SyntaxError::new(at, what).with_hint(STAGE_HINT));
+    }
+    let name: String = src[start..meant].iter().collect();
+    if end != meant {
+        let what = format!("'{name}' is not a stage name");
+        return Err(SyntaxError::new(start, what).with_hint(STAGE_HINT));
+    }
+    if reads_as_version(&name) {
+        let what =
+            format!("'{name}' is not a stage name: it reads as a version, as in churn@{name}");
+        return Err(SyntaxError::new(start, what).with_hint(VERSION_LIKE_HINT));
+    }
+    let sign_at = skip_ws(src, end);
+    let Some(&sign @ ('+' | '-' | '*')) = src.get(sign_at) else {
+        // Whatever follows is reported as trailing text.
+        return Ok((
+            Rhs::Stage {
+                stage: name,
+                adjust: None,
+            },
+            end,
+        ));
+    };
+    let num_at = skip_ws(src, sign_at + 1);
+    if !src
+        .get(num_at)
+        .is_some_and(|&c| c.is_ascii_digit() || c == '.')
+    {
+        let what = format!("expected a number after '{sign}', {}", found(src, num_at));
+        let at = if num_at < src.len() {
+            num_at
+        } else {
+            sign_at + 1
+        };
+        return Err(SyntaxError::new(at, what).with_hint(ADJUST_HINT));
+    }
+    let (value, num_end) = scan_number(src, num_at)?;
+    let Some(n) = number_of(&value).filter(|n| n.is_finite()) else {
+        let text: String = src[num_at..num_end].iter().collect();
+        let what = format!("'{text}' is too large to adjust by");
+        return Err(SyntaxError::new(num_at, what).with_hint(ADJUST_HINT));
+    };
+    let adjust = match sign {
+        '+' => Adjust::Plus(n),
+        '-' => Adjust::Minus(n),
+        _ => Adjust::Times(n),
+    };
+    let rhs = Rhs::Stage {
+        stage: name,
+        adjust: Some(adjust),
+    };
+    Ok((rhs, num_end))
+}
+
+/// Returns the error for text after a complete gate at `pos`; `last` is the right-hand side
+/// as written.
+fn trailing(src: &[char], pos: usize, last: &[char], rhs: &Rhs) -> SyntaxError {
+    let token = token_at(src, pos);
+    if matches!(
+        token.to_ascii_lowercase().as_str(),
+        "and" | "or" | "&&" | "||"
+    ) {
+        let what = format!("a gate is one comparison, so '{token}' cannot join another");
+        return SyntaxError::new(pos, what).with_hint(SEVERAL_HINT);
+    }
+    let last: String = last.iter().collect();
+    if matches!(rhs, Rhs::Stage { adjust: None, .. }) {
+        let what =
+            format!("expected +, -, * or the end of the gate after '{last}', found '{token}'");
+        return SyntaxError::new(pos, what).with_hint(ADJUST_HINT);
+    }
+    let what = format!("expected the end of the gate after '{last}', found '{token}'");
+    SyntaxError::new(pos, what).with_hint(GATE_HINT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Kind;
+    use crate::query::Namespace;
+
+    fn gate(text: &str) -> Gate {
+        Gate::parse(text).expect("valid gate")
+    }
+
+    fn literal(text: &str) -> Value {
+        match gate(text).rhs {
+            Rhs::Literal(value) => value,
+            other @ Rhs::Stage { .. } => panic!("not a literal: {other:?}"),
+        }
+    }
+
+    fn stage(text: &str) -> (String, Option<Adjust>) {
+        match gate(text).rhs {
+            Rhs::Stage { stage, adjust } => (stage, adjust),
+            other @ Rhs::Literal(_) => panic!("not a stage: {other:?}"),
+        }
+    }
+
+    /// Returns the 1-based column, the description and the hint of the error in `text`.
+    fn error(text: &str) -> (usize, String, Option<&'static str>) {
+        let src: Vec<char> = text.chars().collect();
+        let err = parse_src(&src).expect_err("a syntax error");
+        (err.column + 1, err.what, err.hint)
+    }
+
+    #[test]
+    fn parses_key_operator_and_literal() {
+        let g = gate("acc>0.85");
+        assert_eq!(g.key(), &Key::new(Namespace::Metrics, "acc"));
+        assert_eq!(g.op(), Op::Gt);
+        assert_eq!(g.rhs(), &Rhs::Literal(Value::Float(0.85)));
+        assert_eq!(g.stage(), None);
+        assert_eq!(g.text(), "acc>0.85");
+        assert_eq!(g.to_string(), "acc>0.85");
+    }
+
+    #[test]
+    fn text_is_kept_as_written_but_trimmed() {
+        let g = gate("  metrics.acc >=\t@production - 0.005 \n");
+        assert_eq!(g.text(), "metrics.acc >=\t@production - 0.005");
+        let compact = gate("acc>=@production-0.005");
+        assert_eq!(
+            (g.key(), g.op(), g.rhs()),
+            (compact.key(), compact.op(), compact.rhs())
+        );
+    }
+
+    #[test]
+    fn every_operator_parses() {
+        for (text, op) in [
+            (">", Op::Gt),
+            (">=", Op::Ge),
+            ("<", Op::Lt),
+            ("<=", Op::Le),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+        ] {
+            assert_eq!(gate(&format!("acc{text}1")).op(), op, "{text}");
+            assert_eq!(gate(&format!("acc {text} 1")).op(), op, "{text}");
+            assert_eq!(op.symbol(), text);
+            assert_eq!(op.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn keys_follow_the_query_grammar() {
+        let key = |text: &str| gate(&format!("{text} > 1")).key;
+        assert_eq!(key("acc"), Key::new(Namespace::Metrics, "acc"));
+        assert_eq!(key("val.loss"), Key::new(Namespace::Metrics, "val.loss"));
+        assert_eq!(key("metrics.val.loss"), key("val.loss"));
+        assert_eq!(key("params.lr"), Key::new(Namespace::Params, "lr"));
+        assert_eq!(key("param.lr"), key("params.lr"));
+        assert_eq!(key("tags.team"), Key::new(Namespace::Tags, "team"));
+        assert_eq!(
+            key("attributes.bytes"),
+            Key::new(Namespace::Attributes, "bytes")
+        );
+        assert_eq!(
+            key("params.`learning-rate`"),
+            Key::new(Namespace::Params, "learning-rate")
+        );
+        assert_eq!(
+            key("`weird key`"),
+            Key::new(Namespace::Metrics, "weird key")
+        );
+        // No keywords in a gate: `and` is a metric's name here.
+        assert_eq!(key("and"), Key::new(Namespace::Metrics, "and"));
+    }
+
+    #[test]
+    fn literals_of_each_type() {
+        assert_eq!(literal("x==3"), Value::Int(3));
+        assert_eq!(literal("x>-1"), Value::Int(-1));
+        assert_eq!(literal("x>0.85"), Value::Float(0.85));
+        assert_eq!(literal("x>.5"), Value::Float(0.5));
+        assert_eq!(literal("x<1e-5"), Value::Float(1e-5));
+        assert_eq!(literal("x<inf"), Value::Float(f64::INFINITY));
+        assert_eq!(literal("x>-inf"), Value::Float(f64::NEG_INFINITY));
+        assert_eq!(literal("x<INF"), Value::Float(f64::INFINITY));
+        assert_eq!(literal("x==true"), Value::Bool(true));
+        assert_eq!(literal("x!=False"), Value::Bool(false));
+        assert_eq!(
+            literal(r#"tags.team=="growth""#),
+            Value::Str("growth".into())
+        );
+        assert_eq!(literal("tags.team == 'a b'"), Value::Str("a b".into()));
+        assert_eq!(literal(r"tags.t=='it\'s'"), Value::Str("it's".into()));
+    }
+
+    #[test]
+    fn stage_gates_and_tolerances() {
+        let s = |name: &str| name.to_owned();
+        assert_eq!(stage("acc>=@production"), (s("production"), None));
+        assert_eq!(
+            gate("acc>=@production").stage(),
+            Some("production"),
+            "stage()"
+        );
+        assert_eq!(
+            stage("acc>=@production-0.005"),
+            (s("production"), Some(Adjust::Minus(0.005)))
+        );
+        assert_eq!(
+            stage("acc >= @production - 0.005"),
+            (s("production"), Some(Adjust::Minus(0.005)))
+        );
+        assert_eq!(
+            stage("latency<=@production * 1.1"),
+            (s("production"), Some(Adjust::Times(1.1)))
+        );
+        assert_eq!(
+            stage("epochs>=@staging+1"),
+            (s("staging"), Some(Adjust::Plus(1.0)))
+        );
+        assert_eq!(
+            stage("acc>=@pre-prod-0.005"),
+            (s("pre-prod"), Some(Adjust::Minus(0.005)))
+        );
+        assert_eq!(
+            stage("acc>=@canary_2-1e-3"),
+            (s("canary_2"), Some(Adjust::Minus(1e-3)))
+        );
+        assert_eq!(stage("acc>=@ production"), (s("production"), None));
+        assert_eq!(stage("acc>=@a-b-c"), (s("a-b-c"), None));
+    }
+
+    #[test]
+    fn rhs_displays_for_tables() {
+        assert_eq!(gate("acc>0.85").rhs().to_string(), "0.85");
+        assert_eq!(gate("t=='a'").rhs().to_string(), "\"a\"");
+        assert_eq!(
+            gate("acc>=@production-0.005").rhs().to_string(),
+            "@production - 0.005"
+        );
+        assert_eq!(gate("acc>=@staging*2").rhs().to_string(), "@staging * 2");
+        assert_eq!(gate("acc>=@staging").rhs().to_string(), "@staging");
+    }
+
+    #[test]
+    fn adjust_keeps_ints_exact_and_refuses_non_numbers() {
+        let int = Value::Int(9_007_199_254_740_993);
+        assert_eq!(
+            Adjust::Plus(1.0).apply(&int),
+            Some(Value::Int(9_007_199_254_740_994))
+        );
+        assert_eq!(
+            Adjust::Times(2.0).apply(&Value::Int(21)),
+            Some(Value::Int(42))
+        );
+        assert_eq!(
+            Adjust::Minus(0.5).apply(&Value::Int(1)),
+            Some(Value::Float(0.5))
+        );
+        assert_eq!(
+            Adjust::Plus(1.0).apply(&Value::Int(i64::MAX)),
+            Some(Value::Float(i64::MAX as f64 + 1.0))
+        );
+        assert_eq!(
+            Adjust::Times(2.0).apply(&Value::Float(0.25)),
+            Some(Value::Float(0.5))
+        );
+        assert_eq!(Adjust::Plus(1.0).apply(&Value::Str("1".into())), None);
+        assert_eq!(Adjust::Plus(1.0).apply(&Value::Bool(true)), None);
+    }
+
+    #[test]
+    fn failure_names_the_gate_and_shows_a_caret() {
+        let err = Gate::parse("acc>").expect_err("syntax error");
+        assert_eq!(err.kind, Kind::Usage);
+        assert_eq!(
+            err.message,
+            "gate 'acc>' has a syntax error at column 5: expected a number, a string, \
+             true/false or @STAGE after '>', found the end of the gate\n  acc>\n      ^"
+        );
+        assert_eq!(err.hint.as_deref(), Some(VALUE_HINT));
+        let err = Gate::parse(" tags.t == 'a' x ").expect_err("syntax error");
+        assert_eq!(
+            err.message,
+            "gate \"tags.t == 'a' x\" has a syntax error at column 15: expected the end of \
+             the gate after ''a'', found 'x'\n  tags.t == 'a' x\n                ^"
+        );
+        assert_eq!(err.hint.as_deref(), Some(GATE_HINT));
+    }
+
+    #[test]
+    fn empty_gate() {
+        assert_eq!(error(""), (1, "the gate is empty".into(), Some(EMPTY_HINT)));
+        assert_eq!(error("  ").0, 3);
+        for text in ["", " \t"] {
+            let err = Gate::parse(text).expect_err("empty");
+            assert_eq!(err.message, "the gate is empty");
+            assert_eq!(err.kind, Kind::Usage);
+            assert_eq!(err.hint.as_deref(), Some(EMPTY_HINT));
+        }
+    }
+
+    #[test]
+    fn missing_value() {
+        let (col, what, hint) = error("acc>");
+        assert_eq!(col, 5);
+        assert_eq!(
+            what,
+            "expected a number, a string, true/false or @STAGE after '>', found the end of \
+             the gate"
+        );
+        assert_eq!(hint, Some(VALUE_HINT));
+        assert_eq!(error("acc >= ").0, 7);
+        let (col, what, _) = error("acc > production");
+        assert_eq!(col, 7);
+        assert!(what.ends_with("after '>', found 'production'"), "{what}");
+        assert_eq!(error("acc > f1").0, 7);
+        assert_eq!(error("acc > `f1`").0, 7);
+    }
+
+    #[test]
+    fn key_without_operator_suggests_quoting() {
+        let (col, what, hint) = error("acc");
+        assert_eq!(col, 4);
+        assert_eq!(
+            what,
+            "expected an operator after 'acc', found the end of the gate"
+        );
+        let hint = hint.expect("a hint");
+        assert!(hint.contains("shell redirect"), "{hint}");
+        assert!(hint.contains("--gate 'acc>0.85'"), "{hint}");
+    }
+
+    #[test]
+    fn value_without_operator() {
+        let (col, what, hint) = error("acc 0.85");
+        assert_eq!(col, 5);
+        assert_eq!(what, "expected an operator after 'acc', found '0.85'");
+        assert_eq!(hint, Some(MISSING_OP_HINT));
+        assert_eq!(
+            error("params.lr gt 1").1,
+            "expected an operator after 'params.lr', found 'gt'"
+        );
+    }
+
+    #[test]
+    fn wrong_operators_get_specific_hints() {
+        for (text, col, op, hint) in [
+            ("acc=0.85", 4, "=", "use =="),
+            ("acc = 0.85", 5, "=", "use =="),
+            ("acc===0.85", 4, "===", "use =="),
+            ("acc=>0.85", 4, "=>", "use >="),
+            ("acc=<0.85", 4, "=<", "use <="),
+            ("acc<>0.85", 4, "<>", "use !="),
+        ] {
+            let (c, what, h) = error(text);
+            assert_eq!(c, col, "{text}");
+            assert_eq!(what, format!("'{op}' is not an operator"), "{text}");
+            assert!(h.is_some_and(|h| h.starts_with(hint)), "{text}: {h:?}");
+        }
+    }
+
+    #[test]
+    fn and_or_inside_a_gate() {
+        for (text, col, word) in [
+            ("acc>0.8 and f1>0.7", 9, "and"),
+            ("acc>0.8 OR f1>0.7", 9, "OR"),
+            ("acc>0.8 && f1>0.7", 9, "&&"),
+            ("acc>=@production || f1>0.7", 18, "||"),
+        ] {
+            let (c, what, hint) = error(text);
+            assert_eq!(c, col, "{text}");
+            assert!(what.contains(&format!("'{word}'")), "{what}");
+            let hint = hint.expect("a hint");
+            assert!(hint.contains("several --gate flags"), "{hint}");
+            assert!(hint.contains("all must hold"), "{hint}");
+        }
+    }
+
+    #[test]
+    fn trailing_junk() {
+        assert_eq!(
+            error("acc>0.85 x"),
+            (
+                10,
+                "expected the end of the gate after '0.85', found 'x'".into(),
+                Some(GATE_HINT)
+            )
+        );
+        assert_eq!(error("acc>0.85)").0, 9);
+        assert_eq!(error("acc>@production-0.005 0.1").0, 23);
+        assert_eq!(
+            error("acc>0.85x"),
+            (5, "'0.85x' is not a number".into(), None)
+        );
+        assert_eq!(error("acc > 1 > 2").0, 9);
+    }
+
+    #[test]
+    fn bad_stage_names() {
+        assert_eq!(
+            error("acc>@"),
+            (
+                6,
+                "expected a stage name after '@', found the end of the gate".into(),
+                Some(STAGE_HINT)
+            )
+        );
+        assert_eq!(
+            error("acc>@Production"),
+            (
+                6,
+                "'Production' is not a stage name".into(),
+                Some(STAGE_HINT)
+            )
+        );
+        assert_eq!(
+            error("acc>@prodUction").1,
+            "'prodUction' is not a stage name"
+        );
+        assert_eq!(error("acc>@pre-Prod").1, "'pre-Prod' is not a stage name");
+        assert_eq!(error("acc>@2nd").1, "'2nd' is not a stage name");
+        assert_eq!(error("acc > @ !").0, 9);
+        let (col, what, hint) = error("acc>=@latest");
+        assert_eq!(col, 7);
+        assert!(what.contains("reads as a version"), "{what}");
+        assert_eq!(hint, Some(VERSION_LIKE_HINT));
+        assert_eq!(error("acc>=@v3").0, 7);
+        assert_eq!(error("acc>=@deadbeef").0, 7);
+    }
+
+    #[test]
+    fn bad_adjustments() {
+        let (col, what, hint) = error("acc>@production-");
+        assert_eq!(col, 17);
+        assert_eq!(
+            what,
+            "expected a number after '-', found the end of the gate"
+        );
+        assert_eq!(hint, Some(ADJUST_HINT));
+        let (col, what, hint) = error("acc>@production/2");
+        assert_eq!(col, 16);
+        assert_eq!(
+            what,
+            "expected +, -, * or the end of the gate after '@production', found '/'"
+        );
+        assert!(hint.is_some_and(|h| h.contains("multiply by 0.5")));
+        assert_eq!(
+            error("acc>@production - -0.1").1,
+            "expected a number after '-', found '-'"
+        );
+        assert_eq!(error("acc>@production - -0.1").0, 19);
+        assert_eq!(error("acc>@production*x").0, 17);
+        assert_eq!(error("acc>@production*inf").0, 17);
+        assert_eq!(
+            error("acc>@production+1e999").1,
+            "'1e999' is too large to adjust by"
+        );
+        assert_eq!(error("acc>@production+1.2.3").1, "'1.2.3' is not a number");
+    }
+
+    #[test]
+    fn nan_is_refused() {
+        let (col, what, hint) = error("acc>nan");
+        assert_eq!(col, 5);
+        assert_eq!(what, "a gate cannot compare with NaN");
+        assert_eq!(hint, Some(NAN_HINT));
+        assert_eq!(error("acc == NaN").0, 8);
+        assert!(Gate::parse("acc != -nan").is_err());
+    }
+
+    #[test]
+    fn key_must_come_first() {
+        for (text, col, found) in [
+            (">0.85", 1, "'>'"),
+            ("0.85<acc", 1, "'0.85'"),
+            ("'acc'>1", 1, "'''"),
+            ("@production<acc", 1, "'@'"),
+        ] {
+            let (c, what, hint) = error(text);
+            assert_eq!(c, col, "{text}");
+            assert_eq!(what, format!("expected a key, found {found}"), "{text}");
+            assert_eq!(hint, Some(KEY_FIRST_HINT), "{text}");
+        }
+        assert_eq!(error("params.>1").1, "expected a key name after 'params.'");
+    }
+
+    #[test]
+    fn negation_is_refused_with_a_hint() {
+        assert_eq!(
+            error("not acc>0.85"),
+            (
+                1,
+                "a gate cannot be negated with 'not'".into(),
+                Some(NEGATE_HINT)
+            )
+        );
+        assert_eq!(error("!acc>0.85").1, "a gate cannot be negated with '!'");
+        // A metric named `not` is still a key.
+        assert_eq!(gate("not>1").key(), &Key::new(Namespace::Metrics, "not"));
+    }
+
+    #[test]
+    fn columns_count_characters() {
+        assert_eq!(error("`é`>'ü' x").0, 9);
+    }
+
+    #[test]
+    fn stage_names() {
+        for name in [
+            "production",
+            "staging",
+            "pre-prod",
+            "canary_2",
+            "a",
+            "a-b-c",
+            "blue_green-v2",
+            "v",
+            "version",
+            "abcde",
+            "latest2",
+            "v1a",
+        ] {
+            assert!(is_stage_name(name), "refused {name:?}");
+        }
+        for name in [
+            "",
+            "Production",
+            "prod uction",
+            "2nd",
+            "_x",
+            "-prod",
+            "prod-",
+            "pre--prod",
+            "pre-2",
+            "pre-_x",
+            "caf\u{e9}",
+            "a.b",
+            "a/b",
+            "latest",
+            "v3",
+            "v42",
+            "deadbeef",
+            "facade",
+            "abcdef0123",
+        ] {
+            assert!(!is_stage_name(name), "accepted {name:?}");
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Stage states on disk: reading a model's `HEAD` and its chain of states, publishing a
+//! new state, and swapping `HEAD` to it only if it still names the state that was read.
+//!
+//! States are immutable and named by their hash, so publishing one never conflicts; the
+//! swap is the one step that can, and it runs under `HEAD.lock`. A reader reads `HEAD`
+//! (replaced by rename, so never torn), then the state it names (complete before its
+//! name appeared), and checks the state's bytes against that name.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::lock::{Holder, Lock};
+use super::{Registry, atomic};
+use crate::error::Failure;
+use crate::manifest::{StageState, StateId};
+
+/// Returns where a state is stored.
+pub fn state_path(reg: &Registry, model: &str, id: &StateId) -> PathBuf {
+    reg.states_dir(model).join(format!("{id}.toml"))
+}
+
+/// Returns the id of a model's newest state, or `None` when no stage ever moved.
+pub fn read_head(reg: &Registry, model: &str) -> Result<Option<StateId>> {
+    let path = reg.head_path(model);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    };
+    let id = StateId::parse(text.trim()).ok_or_else(|| {
+        Failure::error(format!(
+            "{} does not name a stage state: {:?}",
+            path.display(),
+            text.trim()
+        ))
+        .hint("`mreg fsck` checks the registry; `mreg history` lists the states that exist")
+    })?;
+    Ok(Some(id))
+}
+
+/// Returns a state, checked against its id and its model.
+pub fn load_state(reg: &Registry, model: &str, id: &StateId) -> Result<StageState> {
+    let path = state_path(reg, model, id);
+    let bytes = fs::read(&path).with_context(|| {
+        format!(
+            "reading stage state {} of {model} at {}",
+            id.short(),
+            path.display()
+        )
+    })?;
+    if StateId::of(&bytes) != *id {
+        return Err(Failure::error(format!(
+            "stage state {} of {model} is corrupt: its bytes no longer match its name ({})",
+            id.short(),
+            path.display()
+        ))
+        .hint("restore the file from a backup or a remote; `mreg fsck` lists every problem")
+        .into());
+    }
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("reading stage state at {}", path.display()))?;
+    let state = StageState::parse(&text)
+        .with_context(|| format!("parsing stage state at {}", path.display()))?;
+    if state.model != model {
+        anyhow::bail!(
+            "the stage state at {} belongs to {}, not {model}",
+            path.display(),
+            state.model
+        );
+    }
+    Ok(state)
+}
+
+/// Returns a model's newest state with its id, or `None` when no stage ever moved.
+pub fn current(reg: &Registry, model: &str) -> Result<Option<(StateId, StageState)>> {
+    let Some(id) = read_head(reg, model)? else {
+        return Ok(None);
+    };
+    let state = load_state(reg, model, &id)?;
+    Ok(Some((id, state)))
+}
+
+/// Returns up to `limit` states of a model, newest first, following `previous` from `HEAD`.
+pub fn chain(
+    reg: &Registry,
+    model: &str,
+    limit: Option<usize>,
+) -> Result<Vec<(StateId, StageState)>> {
+    let mut out = Vec::new();
+    let mut next = read_head(reg, model)?;
+    while let Some(id) = next.take() {
+        if limit.is_some_and(|n| out.len() >= n) {
+            break;
+        }
+        let state = load_state(reg, model, &id)?;
+        if let Some((_, newer)) = out.last() {
+            let newer: &StageState = newer;
+            if state.number + 1 != newer.number {
+                anyhow::bail!(
+                    "the stage chain of {model} is broken: state {} is number {}, but the state after it is number {}",
+                    id.short(),
+                    state.number,
+                    newer.number
+                );
+            }
+        }
+        next.clone_from(&state.previous);
+        out.push((id, state));
+    }
+    Ok(out)
+}
+
+/// Publishes a state and returns its id; publishing the same bytes twice is a success.
+pub fn publish_state(reg: &Registry, state: &StageState) -> Result<StateId> {
+    let text = state.to_toml()?;
+    let id = StateId::of(text.as_bytes());
+    let dir = reg.states_dir(&state.model);
+    if !dir.is_dir() {
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        atomic::sync_parent(&dir)?;
+    }
+    atomic::create_exclusive(
+        &reg.tmp_dir(),
+        &state_path(reg, &state.model, &id),
+        text.as_bytes(),
+    )?;
+    Ok(id)
+}
+
+/// Returns how a swap of `HEAD` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swap {
+    /// `HEAD` now names the new state.
+    Done,
+    /// `HEAD` had moved since it was read; it names this state now.
+    Moved(Option<StateId>),
+}
+
+/// Points a model's `HEAD` at `new` if it still names `expected`.
+///
+/// Runs git's lockfile protocol: `HEAD.lock` created exclusively (waiting up to `wait`
+/// for another writer), `HEAD` re-read and compared, the new `HEAD` published by rename,
+/// the lock removed. A `HEAD` that moved is reported, never overwritten.
+pub fn swap_head(
+    reg: &Registry,
+    model: &str,
+    expected: Option<&StateId>,
+    new: &StateId,
+    holder: &Holder,
+    wait: Duration,
+) -> Result<Swap> {
+    let head = reg.head_path(model);
+    let _lock = Lock::acquire(&reg.tmp_dir(), &head, holder, wait)?;
+    let actual = read_head(reg, model)?;
+    if actual.as_ref() != expected {
+        return Ok(Swap::Moved(actual));
+    }
+    atomic::replace(&reg.tmp_dir(), &head, format!("{new}\n").as_bytes())?;
+    Ok(Swap::Done)
+}
