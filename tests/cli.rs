@@ -4,6 +4,7 @@
 mod common;
 
 mod cli {
+    mod demo;
     mod fsck;
     mod golden;
     mod init;

@@ -13,9 +13,10 @@ use crate::store::{NoProgress, Registry, models};
 /// Run mreg end to end on the bundled fixtures, in a throwaway registry
 ///
 /// Creates a registry in a temp folder, records a training run that logs a loss curve
-/// and pushes a tiny model, pushes a fine-tune of it, compares the runs, lists and
-/// shows the versions, pulls one back and verifies it byte for byte, then checks the
-/// registry. Each step prints the command it runs.
+/// and pushes a tiny model, pushes a fine-tune of it, compares the runs, promotes
+/// through gates (one refused), rolls production back, lists and shows the versions,
+/// pulls production back and verifies it byte for byte, then checks the registry. Each
+/// step prints the command it runs.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  cargo run --release -- demo\n  mreg demo --fixtures ./fixtures --keep"
@@ -63,6 +64,8 @@ const STEPS: &[(&str, &[&str], bool)] = &[
             "optimizer.lr=0.0005",
             "--metric",
             "acc=0.902",
+            "--metric",
+            "latency_ms=12.9",
             "--message",
             "fine-tuned head",
         ],
@@ -89,6 +92,47 @@ const STEPS: &[(&str, &[&str], bool)] = &[
         true,
     ),
     (
+        "Promote the first version to production, on the evidence of a gate",
+        &["promote", "demo@1", "production", "--gate", "acc>0.85"],
+        true,
+    ),
+    (
+        "A gate that does not hold refuses the promotion (exit 3); the refusal is recorded",
+        &[
+            "promote",
+            "demo@2",
+            "production",
+            "--gate",
+            "acc>=@production+0.05",
+        ],
+        false,
+    ),
+    (
+        "Within a tolerance of production, the fine-tune goes in; demo@1 moves to archived",
+        &[
+            "promote",
+            "demo@2",
+            "production",
+            "--gate",
+            "acc>=@production-0.005",
+            "--gate",
+            "latency_ms<=@production*1.1",
+        ],
+        true,
+    ),
+    (
+        "Roll production back, with a reason; every move is in the history",
+        &[
+            "rollback",
+            "demo",
+            "production",
+            "--reason",
+            "p99 latency regression",
+        ],
+        true,
+    ),
+    ("", &["history", "demo"], true),
+    (
         "Push the same folder again: nothing to do",
         &["push", "{fixtures}/models/tiny-v2", "--model", "demo"],
         true,
@@ -101,8 +145,8 @@ const STEPS: &[(&str, &[&str], bool)] = &[
         true,
     ),
     (
-        "Pull a version for serving",
-        &["pull", "demo@1", "--to", "serve"],
+        "Pull what production holds, for serving",
+        &["pull", "demo@production", "--to", "serve"],
         true,
     ),
     (
@@ -178,13 +222,15 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
             kept.display()
         ));
     } else {
-        ctx.out
-            .status("Demo done: recorded, pushed, compared, pulled and verified.");
+        ctx.out.status(
+            "Demo done: recorded, pushed, compared, promoted, rolled back, pulled and verified.",
+        );
     }
     Ok(())
 }
 
-/// Checks that `serve/` under `root` hashes to demo@1, and so to the fixture `v1`.
+/// Checks that `serve/` under `root` (production, rolled back to demo@1) hashes to demo@1,
+/// and so to the fixture `v1`.
 fn verify_pull(root: &Path, v1: &Path) -> Result<()> {
     println!("\n# Check that the pulled folder is the pushed one");
     let reg = Registry::open(&root.join("registry").display().to_string())?;

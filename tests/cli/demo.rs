@@ -1,0 +1,25 @@
+//! `mreg demo`: the README's first command runs the main job end to end.
+
+use crate::common::TestEnv;
+
+#[test]
+fn the_demo_runs_every_step_and_verifies_the_pull() {
+    let env = TestEnv::new();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    let out = env.run(&["demo", "--fixtures", fixtures]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for step in [
+        "$ mreg promote demo@1 production --gate 'acc>0.85'",
+        "Promoted demo@2 to production (it held demo@1; demo@1 moved to archived)",
+        "Rolled production back from demo@2 to demo@1",
+        "2  2026-01-01T00:00:00Z  refused",
+        "tree 6b24fac002fe5a7c = demo@1 = ",
+    ] {
+        assert!(
+            stdout.contains(step) || stderr.contains(step),
+            "missing {step:?} in:\n{stdout}\n{stderr}"
+        );
+    }
+}
