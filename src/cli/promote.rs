@@ -73,8 +73,9 @@ pub struct PromoteArgs {
     dry_run: bool,
 }
 
+/// Returns what a promotion did, as `--json` prints it (and `push --stage` embeds it).
 #[derive(Serialize)]
-struct Outcome {
+pub struct Outcome {
     model: String,
     version: u64,
     stage: String,
@@ -89,6 +90,32 @@ struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     number: Option<u64>,
     retries: u32,
+}
+
+impl Outcome {
+    /// Returns the outcome of `report`, a promotion of `model@version` to `stage`.
+    pub fn of(model: &str, version: u64, stage: &str, report: &Report) -> Outcome {
+        let result = match report.verdict {
+            Verdict::Moved => "moved",
+            Verdict::Unchanged => "unchanged",
+            Verdict::Refused => "refused",
+            Verdict::WouldMove => "would-move",
+            Verdict::WouldRefuse => "would-refuse",
+        };
+        Outcome {
+            model: model.to_owned(),
+            version,
+            stage: stage.to_owned(),
+            result,
+            from: report.from,
+            moves: report.moves.clone(),
+            checks: check_rows(&report.checks),
+            forced: report.forced,
+            state: report.state.as_ref().map(|(id, _)| id.to_string()),
+            number: report.state.as_ref().map(|(_, n)| *n),
+            retries: report.retries,
+        }
+    }
 }
 
 /// Returns the stamp of a stage move made by this process: now, who, which CI job,
@@ -189,32 +216,13 @@ pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
         dry_run: args.dry_run,
     };
     let report = promote(&reg, &config, &request, &stamp)?;
-    let result = match report.verdict {
-        Verdict::Moved => "moved",
-        Verdict::Unchanged => "unchanged",
-        Verdict::Refused => "refused",
-        Verdict::WouldMove => "would-move",
-        Verdict::WouldRefuse => "would-refuse",
-    };
-    let outcome = Outcome {
-        model: model.clone(),
-        version,
-        stage: args.stage.clone(),
-        result,
-        from: report.from,
-        moves: report.moves.clone(),
-        checks: check_rows(&report.checks),
-        forced: report.forced,
-        state: report.state.as_ref().map(|(id, _)| id.to_string()),
-        number: report.state.as_ref().map(|(_, n)| *n),
-        retries: report.retries,
-    };
+    let outcome = Outcome::of(&model, version, &args.stage, &report);
     ctx.out.emit(&outcome, || checks_table(&report.checks))?;
     tell(ctx, &model, version, &args.stage, &report)
 }
 
 /// Prints how the promotion ended on stderr, or returns the refusal as a failure.
-fn tell(ctx: &Ctx, model: &str, version: u64, stage: &str, report: &Report) -> Result<()> {
+pub fn tell(ctx: &Ctx, model: &str, version: u64, stage: &str, report: &Report) -> Result<()> {
     let target = format!("{model}@{version}");
     let was = held(model, report.from);
     let also = side_moves(model, &report.moves);
@@ -251,7 +259,7 @@ fn tell(ctx: &Ctx, model: &str, version: u64, stage: &str, report: &Report) -> R
                     "was not promoted",
                     format!(
                         "the refusal is recorded (`mreg history {model}`); nothing moved. \
-                         Override with --force --reason TEXT"
+                         To override: mreg promote {target} {stage} --force --reason TEXT"
                     ),
                 )
             } else {

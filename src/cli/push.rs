@@ -8,12 +8,13 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::inputs::{Additions, LineageArgs, MetricArgs, ParamArgs};
-use super::{Ctx, log, output, record};
+use super::{Ctx, gate, log, output, promote, record};
 use crate::clock;
 use crate::error::Failure;
 use crate::manifest::run::{End, ModelLink, Status};
 use crate::manifest::{RunEvent, RunId, VersionRecord};
 use crate::refspec::ModelName;
+use crate::stage::promote::Promotion;
 use crate::store::snapshot::{self, Sink, Skipped};
 use crate::store::statcache::StatCache;
 use crate::store::write::Staging;
@@ -33,6 +34,9 @@ use crate::store::{Registry, TreeId, models, runs};
 /// the version is linked to that run, and params, metrics and data given here are
 /// logged into it; otherwise push records a run itself from these flags, the git
 /// source and the environment. The version keeps a copy of the run's final metrics.
+///
+/// With --stage, the version is then promoted to that stage as `mreg promote` would,
+/// through the stage's policy and any --gate; a refusal exits 3 after the push.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg push ./out --model churn
@@ -40,6 +44,7 @@ use crate::store::{Registry, TreeId, models, runs};
   mreg push ./out --model churn --params-file params.yaml --metrics-file eval.json \\
        --data data/train.csv --parent churn@3
   mreg push ./out --model churn --run 3f9a0c1e
+  mreg push ./out --model churn --metrics-file eval.json --stage staging --gate 'acc>0.85'
   version=$(mreg push ./out --model churn --json | jq -r .version)")]
 pub struct PushArgs {
     /// Folder holding the model's files
@@ -63,6 +68,13 @@ pub struct PushArgs {
     metrics: MetricArgs,
     #[command(flatten)]
     lineage: LineageArgs,
+    /// Then promote the version to this stage, through the stage's policy gates (exit 3
+    /// if they refuse; the version stays pushed)
+    #[arg(long, value_name = "STAGE")]
+    stage: Option<String>,
+    /// A gate the --stage promotion must also pass, quoted: --gate 'acc>0.85'
+    #[arg(long = "gate", value_name = "EXPR", requires = "stage")]
+    gates: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -79,6 +91,31 @@ struct Outcome {
     new_bytes: u64,
     hashed_bytes: u64,
     skipped: Vec<Skipped>,
+    /// The `--stage` promotion, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    promotion: Option<promote::Outcome>,
+}
+
+/// Returns the `--stage` request, checked before anything is written.
+struct StageRequest {
+    stage: String,
+    gates: Vec<crate::stage::SourcedGate>,
+    stamp: crate::stage::Stamp,
+}
+
+fn stage_request(reg: &Registry, args: &PushArgs) -> Result<Option<StageRequest>> {
+    let Some(stage) = &args.stage else {
+        return Ok(None);
+    };
+    let config = reg.config()?;
+    config.require_stage(stage)?;
+    let gates = gate::parse_gates(&args.gates)?;
+    gate::check_gate_stages(&config, &gates)?;
+    Ok(Some(StageRequest {
+        stage: stage.clone(),
+        gates,
+        stamp: promote::stamp(10.0)?,
+    }))
 }
 
 /// Runs `mreg push`.
@@ -89,6 +126,7 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     }
     let reg = ctx.registry()?;
     let dir = snapshot::check_folder(&args.dir)?;
+    let stage = stage_request(&reg, args)?;
     let now = clock::now()?;
     let created = clock::format_time(now);
     // Run records and events carry milliseconds, so runs sort in the order they started.
@@ -165,7 +203,30 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
                 .warn("--message was not recorded: no version was created.");
         }
     }
+    let report = match stage {
+        Some(request) => {
+            let promotion = Promotion {
+                candidate: record.clone(),
+                stage: request.stage,
+                gates: request.gates,
+                force: false,
+                reason: None,
+                expect: None,
+                allow_downgrade: false,
+                dry_run: false,
+            };
+            let config = reg.config()?;
+            Some((
+                crate::stage::promote::promote(&reg, &config, &promotion, &request.stamp)?,
+                promotion.stage,
+            ))
+        }
+        None => None,
+    };
     let outcome = Outcome {
+        promotion: report
+            .as_ref()
+            .map(|(r, stage)| promote::Outcome::of(&record.model, record.version, stage, r)),
         model: record.model.clone(),
         version: record.version,
         reference: reference.clone(),
@@ -178,7 +239,17 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         hashed_bytes: snap.hashed_bytes,
         skipped: snap.skipped,
     };
-    ctx.out.emit(&outcome, || reference)
+    ctx.out.emit(&outcome, || reference)?;
+    match &report {
+        Some((r, stage)) => {
+            let table = gate::checks_table(&r.checks);
+            if !ctx.out.is_json() && !table.is_empty() {
+                ctx.out.status(table.trim_end());
+            }
+            promote::tell(ctx, &record.model, record.version, stage, r)
+        }
+        None => Ok(()),
+    }
 }
 
 /// Records a new version and the run it comes from: the linked run, with the push's

@@ -103,7 +103,7 @@ fn a_refused_promotion_moves_nothing_and_is_recorded_with_its_values() {
     error: m@2 was not promoted to staging: 2 of 2 checks failed:
       acc>0.85: 0.84 is not > 0.85
       acc>=@staging: 0.84 is not >= 0.9 (m@1 in staging)
-    hint: the refusal is recorded (`mreg history m`); nothing moved. Override with --force --reason TEXT
+    hint: the refusal is recorded (`mreg history m`); nothing moved. To override: mreg promote m@2 staging --force --reason TEXT
     ");
     assert_eq!(version_of(&env, "m@staging"), Some(1));
     let history = json(&env.ok(&["history", "m", "--json"]));
@@ -348,7 +348,7 @@ fn stage_policy_gates_and_required_previous_stage_are_enforced() {
     --- stderr
     error: m@2 was not promoted to production: 1 of 2 checks failed:
       from staging: production takes only the version staging holds, which is m@1, not m@2
-    hint: the refusal is recorded (`mreg history m`); nothing moved. Override with --force --reason TEXT
+    hint: the refusal is recorded (`mreg history m`); nothing moved. To override: mreg promote m@2 production --force --reason TEXT
     ");
     env.ok(&["promote", "m@1", "production"]);
     env.ok(&["promote", "m@3", "staging"]);
@@ -361,7 +361,7 @@ fn stage_policy_gates_and_required_previous_stage_are_enforced() {
     --- stderr
     error: m@3 was not promoted to production: 1 of 2 checks failed:
       acc>0.8: 0.7 is not > 0.8
-    hint: the refusal is recorded (`mreg history m`); nothing moved. Override with --force --reason TEXT
+    hint: the refusal is recorded (`mreg history m`); nothing moved. To override: mreg promote m@3 production --force --reason TEXT
     ");
     assert_snapshot!(env.snap(&["gate", "m@3", "--stage", "production", "--json"]), @r#"
     exit: 3
@@ -466,4 +466,53 @@ fn rustix_free_hostname() -> String {
         .unwrap()
         .trim()
         .to_owned()
+}
+
+#[test]
+fn push_with_a_stage_promotes_through_its_gates() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    assert_snapshot!(env.snap(&[
+        "push", "v1", "--model", "m", "--metric", "acc=0.9", "--stage", "staging", "--gate", "acc>0.85"
+    ]), @"
+    exit: 0
+    --- stdout
+    m@1
+    --- stderr
+    Stored 4 files (476 B, 476 B new) as m@1, from run 16580034d5a1d5c1.
+    GATE      REQUIRED  ACTUAL  RESULT
+    acc>0.85  > 0.85    0.9     pass
+    Promoted m@1 to staging (it held nothing); history #1.
+    ");
+    env.write("v1/build.txt", "2");
+    let out = env.run(&[
+        "push",
+        "v1",
+        "--model",
+        "m",
+        "--metric",
+        "acc=0.8",
+        "--stage",
+        "staging",
+        "--gate",
+        "acc>=@staging",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let pushed = json(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(
+        pushed["version"], 2,
+        "the version is pushed even when the stage refuses it"
+    );
+    assert_eq!(pushed["promotion"]["result"], "refused");
+    assert_eq!(pushed["promotion"]["checks"][0]["actual"], 0.8);
+    assert_eq!(version_of(&env, "m@staging"), Some(1));
+    let before = snapshot_files(&env.registry());
+    let out = env.run(&["push", "v1", "--model", "m", "--stage", "qa"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown stage is refused before anything is written"
+    );
+    assert_eq!(snapshot_files(&env.registry()), before);
 }
