@@ -14,7 +14,7 @@ use crate::error::Failure;
 use crate::manifest::run::{End, ModelLink, Status};
 use crate::manifest::{RunEvent, RunId, VersionRecord};
 use crate::refspec::ModelName;
-use crate::stage::promote::Promotion;
+use crate::stage::promote::{Promotion, Report, promote};
 use crate::store::snapshot::{self, Sink, Skipped};
 use crate::store::statcache::StatCache;
 use crate::store::write::Staging;
@@ -118,6 +118,24 @@ fn stage_request(reg: &Registry, args: &PushArgs) -> Result<Option<StageRequest>
     }))
 }
 
+impl StageRequest {
+    /// Promotes the pushed version; returns the report and the stage.
+    fn promote(self, reg: &Registry, record: &VersionRecord) -> Result<(Report, String)> {
+        let promotion = Promotion {
+            candidate: record.clone(),
+            stage: self.stage,
+            gates: self.gates,
+            force: false,
+            reason: None,
+            expect: None,
+            allow_downgrade: false,
+            dry_run: false,
+        };
+        let report = promote(reg, &reg.config()?, &promotion, &self.stamp)?;
+        Ok((report, promotion.stage))
+    }
+}
+
 /// Runs `mreg push`.
 pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     let model = ModelName::parse(&args.model)?;
@@ -181,6 +199,42 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     };
     cache.save(&reg);
     let reference = record.reference();
+    tell_stored(ctx, args, &record, &snap, created_new);
+    let report = stage
+        .map(|request| request.promote(&reg, &record))
+        .transpose()?;
+    let outcome = Outcome {
+        promotion: report
+            .as_ref()
+            .map(|(r, stage)| promote::Outcome::of(&record.model, record.version, stage, r)),
+        model: record.model.clone(),
+        version: record.version,
+        reference: reference.clone(),
+        created: created_new,
+        tree: snap.tree,
+        run: record.run.clone(),
+        files: snap.files,
+        bytes: snap.bytes,
+        new_bytes: snap.new_bytes,
+        hashed_bytes: snap.hashed_bytes,
+        skipped: snap.skipped,
+    };
+    ctx.out.emit(&outcome, || reference)?;
+    match &report {
+        Some((r, stage)) => tell_promotion(ctx, &record, stage, r),
+        None => Ok(()),
+    }
+}
+
+/// Prints what the push stored, or that there was nothing to store, on stderr.
+fn tell_stored(
+    ctx: &Ctx,
+    args: &PushArgs,
+    record: &VersionRecord,
+    snap: &snapshot::Snapshot,
+    created_new: bool,
+) {
+    let reference = record.reference();
     let from = record
         .run
         .as_ref()
@@ -203,53 +257,16 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
                 .warn("--message was not recorded: no version was created.");
         }
     }
-    let report = match stage {
-        Some(request) => {
-            let promotion = Promotion {
-                candidate: record.clone(),
-                stage: request.stage,
-                gates: request.gates,
-                force: false,
-                reason: None,
-                expect: None,
-                allow_downgrade: false,
-                dry_run: false,
-            };
-            let config = reg.config()?;
-            Some((
-                crate::stage::promote::promote(&reg, &config, &promotion, &request.stamp)?,
-                promotion.stage,
-            ))
-        }
-        None => None,
-    };
-    let outcome = Outcome {
-        promotion: report
-            .as_ref()
-            .map(|(r, stage)| promote::Outcome::of(&record.model, record.version, stage, r)),
-        model: record.model.clone(),
-        version: record.version,
-        reference: reference.clone(),
-        created: created_new,
-        tree: snap.tree,
-        run: record.run.clone(),
-        files: snap.files,
-        bytes: snap.bytes,
-        new_bytes: snap.new_bytes,
-        hashed_bytes: snap.hashed_bytes,
-        skipped: snap.skipped,
-    };
-    ctx.out.emit(&outcome, || reference)?;
-    match &report {
-        Some((r, stage)) => {
-            let table = gate::checks_table(&r.checks);
-            if !ctx.out.is_json() && !table.is_empty() {
-                ctx.out.status(table.trim_end());
-            }
-            promote::tell(ctx, &record.model, record.version, stage, r)
-        }
-        None => Ok(()),
+}
+
+/// Prints the `--stage` promotion's gates and result on stderr: stdout holds the
+/// reference alone, for `$(mreg push …)`.
+fn tell_promotion(ctx: &Ctx, record: &VersionRecord, stage: &str, report: &Report) -> Result<()> {
+    let table = gate::checks_table(&report.checks);
+    if !ctx.out.is_json() && !table.is_empty() {
+        ctx.out.status(table.trim_end());
     }
+    promote::tell(ctx, &record.model, record.version, stage, report)
 }
 
 /// Records a new version and the run it comes from: the linked run, with the push's
