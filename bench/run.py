@@ -13,8 +13,12 @@ call against a no-op process, and 4 concurrent loggers, checking that nothing wa
 Warm page cache throughout; `sync` runs before each timed step so earlier writeback
 does not leak into it. Shared machines are noisy: compare ratios within one run.
 
+The "stages" section times `mreg promote` with a gate per call, 4 processes promoting
+at once (checking that every success is in the chain once, in a serial order), and
+`mreg history` and `mreg show NAME@production` on the resulting chain.
+
 Usage: bench/run.py [--only SECTIONS] [WORKDIR]
-  SECTIONS: comma-separated, of model, small, runs (default: all)
+  SECTIONS: comma-separated, of model, small, runs, stages (default: all)
   KEEP=1 keeps WORKDIR; MREG=path uses that binary
 """
 
@@ -578,7 +582,62 @@ def bench_runs(work, mreg, env, report):
                  f"{got} of 200 points, {len(set(steps))} distinct steps, {failures} failed calls")
 
 
-SECTIONS = ["model", "small", "runs"]
+def bench_stages(work, mreg, env, report):
+    """Times stage moves: one promotion with a gate (against /bin/true), 4 processes
+    promoting at once, and reading a long history; checks that every success landed."""
+    reg = work / "stages"
+    capture([mreg, "init", str(reg), "-q"], env)
+    out = reg / "out"
+    out.mkdir()
+
+    def cmd(*args):
+        return [mreg, "--registry", str(reg), "-q", *args]
+
+    versions = 20
+    for v in range(1, versions + 1):
+        (out / "weights.bin").write_bytes(os.urandom(4096))
+        capture(cmd("push", str(out), "--model", "m", "--metric", f"acc=0.{v:02d}"), env)
+
+    true_s, promote_s = [], []
+    for i in range(200):  # alternate, so drift on a shared machine hits both alike
+        true_s.append(spawn(["/bin/true"], env))
+        promote_s.append(spawn(cmd("promote", f"m@{i % versions + 1}", "production",
+                                   "--allow-downgrade", "--gate", "acc>=0.01"), env))
+    true_med, promote_med = statistics.median(true_s), statistics.median(promote_s)
+    report.row("/bin/true (process spawn floor)", true_med)
+    report.row("mreg promote with one gate, median of 200", promote_med,
+               f"{promote_med / true_med:.1f}x /bin/true; p90 {percentile(promote_s, 0.9) * 1000:.1f} ms")
+
+    # Concurrency: 4 processes x 25 promotions of different versions, all at once.
+    before = len(json.loads(capture(cmd("--json", "history", "m"), env)))
+    loop = " ".join(f"'{a}'" for a in cmd("promote"))
+    # Count the moves: promoting the version production already holds succeeds too,
+    # without writing a state.
+    writers = [f'ok=0; for i in $(seq 1 25); do {loop} --json m@$(( (i + {w} * 5) % {versions} + 1 )) '
+               f'production --allow-downgrade --wait 60 2>/dev/null | grep -q \'"result": "moved"\' '
+               f'&& ok=$((ok + 1)); done; echo $ok' for w in range(4)]
+    start = time.perf_counter()
+    procs = [subprocess.Popen(["sh", "-c", w], env=env, stdout=subprocess.PIPE, text=True) for w in writers]
+    succeeded = sum(int(p.communicate()[0].strip() or 0) for p in procs)
+    wall = time.perf_counter() - start
+    history = json.loads(capture(cmd("--json", "history", "m"), env))
+    landed = len(history) - before
+    serial = all(newer["previous"] == older["id"] and newer["moves"][0]["from"] == older["stages"]["production"]
+                 for newer, older in zip(history, history[1:]) if newer["moves"])
+    report.row("mreg promote, 4 processes x 25 at once (wall)", wall,
+               f"{wall / 100 * 1000:.1f} ms per promotion overall; {succeeded} moved production")
+    report.check("stages: 4 concurrent promoters, each success in the chain once, in a serial order",
+                 landed == succeeded and serial, f"{landed} states for {succeeded} successes; serial: {serial}")
+
+    hist_s = statistics.median(spawn(cmd("--json", "history", "m"), env) for _ in range(11))
+    show_s = statistics.median(spawn(cmd("show", "m@production"), env) for _ in range(21))
+    report.row(f"mreg history --json, {len(history)} states", hist_s)
+    report.row("mreg show m@production (resolve through the stage)", show_s,
+               f"{show_s / true_med:.1f}x /bin/true")
+    report.target("stages: promote median < 20 ms", promote_med < 0.020, f"{promote_med * 1000:.1f} ms")
+
+
+SECTIONS = ["model", "small", "runs", "stages"]
 
 
 def main():
@@ -612,6 +671,8 @@ def main():
             bench_files(work, mreg, env, report, label, maker)
     if "runs" in sections:
         bench_runs(work, mreg, env, report)
+    if "stages" in sections:
+        bench_stages(work, mreg, env, report)
 
     report.print()
     if report.failed():

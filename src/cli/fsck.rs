@@ -47,8 +47,9 @@ pub fn run(ctx: &Ctx, _args: &FsckArgs) -> Result<()> {
             output::count(report.problems.len() as u64, "problem")
         ))
         .hint(
-            "each line above names a bad file. A missing object comes back when a folder \
-             holding its content is pushed again; delete a corrupt object file first",
+            "each line above names a bad file and what to do. A missing object comes back \
+             when a folder holding its content is pushed again; delete a corrupt object file \
+             first",
         )
         .into())
     }

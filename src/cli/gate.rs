@@ -11,6 +11,7 @@ use crate::error::Failure;
 use crate::gate::Gate;
 use crate::manifest::state::CheckRecord;
 use crate::refspec::ModelRef;
+use crate::stage::subject::VERSION_ATTRIBUTES;
 use crate::stage::{self, SourcedGate, VersionFields};
 use crate::store::{models, stages};
 
@@ -125,12 +126,25 @@ pub fn parse_gates(texts: &[String]) -> Result<Vec<SourcedGate>> {
         .collect()
 }
 
-/// Refuses gates that compare with a stage the registry does not have.
+/// Refuses gates that compare with a stage the registry does not have, or read an
+/// attribute versions do not have (a typo would otherwise look like a failing model).
 pub fn check_gate_stages(
     config: &crate::store::config::Config,
     gates: &[SourcedGate],
 ) -> Result<()> {
     for g in gates {
+        let key = g.gate.key();
+        if key.ns == crate::query::Namespace::Attributes
+            && !VERSION_ATTRIBUTES.contains(&key.name.as_str())
+        {
+            return Err(Failure::usage(format!(
+                "gate '{}' reads attributes.{}, which versions do not have",
+                g.gate.text(),
+                key.name
+            ))
+            .hint(format!("attributes are: {}", VERSION_ATTRIBUTES.join(", ")))
+            .into());
+        }
         if let Some(stage) = g.gate.stage()
             && !config.has_stage(stage)
         {

@@ -47,7 +47,14 @@ pub fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<()> {
     if let Some(stage) = &args.stage {
         reg.config()?.require_stage(stage)?;
     }
-    let mut entries: Vec<(StateId, StageState)> = stages::chain(&reg, model.as_str(), None)?
+    // Without --stage, only the newest entries are read: a damaged old state does not
+    // hide the recent ones.
+    let read_limit = if args.stage.is_none() {
+        args.limit
+    } else {
+        None
+    };
+    let mut entries: Vec<(StateId, StageState)> = stages::chain(&reg, model.as_str(), read_limit)?
         .into_iter()
         .filter(|(_, s)| {
             args.stage
@@ -58,7 +65,7 @@ pub fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<()> {
     if let Some(limit) = args.limit {
         entries.truncate(limit);
     }
-    if entries.is_empty() && !ctx.out.is_json() {
+    if entries.is_empty() && !ctx.out.is_json() && args.limit != Some(0) {
         let which = args
             .stage
             .as_deref()
@@ -77,6 +84,23 @@ pub fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<()> {
             let mut value = output::json_of_manifest(state)?;
             if let Some(object) = value.as_object_mut() {
                 object.insert("id".to_owned(), id.to_string().into());
+                // The record leaves empty fields out; scripts get every field, always.
+                for key in ["previous", "ci_job", "command", "reason"] {
+                    object.entry(key).or_insert(serde_json::Value::Null);
+                }
+                for key in ["forced", "downgrade"] {
+                    object.entry(key).or_insert(false.into());
+                }
+                for key in ["moves", "checks"] {
+                    object
+                        .entry(key)
+                        .or_insert(serde_json::Value::Array(Vec::new()));
+                }
+                if let Some(moves) = object.get_mut("moves").and_then(|m| m.as_array_mut()) {
+                    for m in moves.iter_mut().filter_map(|m| m.as_object_mut()) {
+                        m.entry("from").or_insert(serde_json::Value::Null);
+                    }
+                }
             }
             Ok(value)
         })
@@ -151,7 +175,11 @@ fn table(entries: &[(StateId, StageState)]) -> String {
 }
 
 fn markdown(entries: &[(StateId, StageState)]) -> String {
-    let escape = |cell: &str| cell.replace('|', "\\|");
+    let escape = |cell: &str| {
+        cell.replace('|', "\\|")
+            .replace("\r\n", "<br>")
+            .replace(['\n', '\r'], "<br>")
+    };
     let mut out = format!(
         "| {} |\n|{}\n",
         HEADER.join(" | "),

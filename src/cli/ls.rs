@@ -39,9 +39,10 @@ fn stage_map(reg: &Registry, model: &str) -> Result<BTreeMap<String, u64>> {
         .unwrap_or_default())
 }
 
-/// Returns `production=4 staging=5`, in the registry's stage order.
+/// Returns `production=4 staging=5`, in the registry's stage order, then any stage that
+/// still points somewhere though config.toml no longer declares it.
 fn stages_cell(order: &[String], map: &BTreeMap<String, u64>) -> String {
-    let mut parts: Vec<String> = order
+    let mut parts: Vec<String> = with_undeclared(order, map)
         .iter()
         .filter_map(|s| map.get(s).map(|v| format!("{s}={v}")))
         .collect();
@@ -68,7 +69,7 @@ fn list_versions(ctx: &Ctx, reg: &Registry, name: &str) -> Result<()> {
         models::resolve(reg, &ModelRef::parse(model.as_str())?)?;
     }
     let held = stage_map(reg, model.as_str())?;
-    let order = reg.config()?.stage_names();
+    let order = with_undeclared(&reg.config()?.stage_names(), &held);
     let stages_of = |version: u64| -> Vec<String> {
         order
             .iter()
@@ -136,6 +137,13 @@ fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {
             cells,
         )
     })
+}
+
+/// Returns the declared stages in order, then the stages `map` holds that are not declared.
+fn with_undeclared(order: &[String], map: &BTreeMap<String, u64>) -> Vec<String> {
+    let mut all = order.to_vec();
+    all.extend(map.keys().filter(|k| !order.contains(k)).cloned());
+    all
 }
 
 fn versions_table(versions: &[VersionRecord], stages_of: &dyn Fn(u64) -> Vec<String>) -> String {

@@ -82,14 +82,32 @@ pub struct Outcome {
     /// `moved`, `unchanged`, `refused`, `would-move` or `would-refuse`.
     result: &'static str,
     from: Option<u64>,
-    moves: Vec<Move>,
+    moves: Vec<MoveRow>,
     checks: Vec<CheckRow>,
     forced: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     number: Option<u64>,
     retries: u32,
+}
+
+/// Returns one stage's move as `--json` prints it: `from` is `null` for an empty stage.
+#[derive(Serialize)]
+pub struct MoveRow {
+    stage: String,
+    from: Option<u64>,
+    to: u64,
+}
+
+/// Returns the moves as `--json` rows.
+pub fn move_rows(moves: &[Move]) -> Vec<MoveRow> {
+    moves
+        .iter()
+        .map(|m| MoveRow {
+            stage: m.stage.clone(),
+            from: m.from,
+            to: m.to,
+        })
+        .collect()
 }
 
 impl Outcome {
@@ -108,7 +126,7 @@ impl Outcome {
             stage: stage.to_owned(),
             result,
             from: report.from,
-            moves: report.moves.clone(),
+            moves: move_rows(&report.moves),
             checks: check_rows(&report.checks),
             forced: report.forced,
             state: report.state.as_ref().map(|(id, _)| id.to_string()),
@@ -179,11 +197,13 @@ fn held(model: &str, version: Option<u64>) -> String {
     version.map_or_else(|| "nothing".to_owned(), |v| format!("{model}@{v}"))
 }
 
-/// Returns the moves after the first as "; churn@3 moved to archived".
-pub fn side_moves(model: &str, moves: &[Move]) -> String {
+/// Returns the moves after the first as "; churn@3 moved to archived", or "; churn@3
+/// would move to archived" for a dry run.
+pub fn side_moves(model: &str, moves: &[Move], dry_run: bool) -> String {
+    let verb = if dry_run { "would move" } else { "moved" };
     let mut out = String::new();
     for m in moves.iter().skip(1) {
-        let _ = write!(out, "; {model}@{} moved to {}", m.to, m.stage);
+        let _ = write!(out, "; {model}@{} {verb} to {}", m.to, m.stage);
     }
     out
 }
@@ -225,7 +245,7 @@ pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
 pub fn tell(ctx: &Ctx, model: &str, version: u64, stage: &str, report: &Report) -> Result<()> {
     let target = format!("{model}@{version}");
     let was = held(model, report.from);
-    let also = side_moves(model, &report.moves);
+    let also = side_moves(model, &report.moves, report.verdict == Verdict::WouldMove);
     let number = report.state.as_ref().map_or(0, |(_, n)| *n);
     match report.verdict {
         Verdict::Moved => {
@@ -241,11 +261,21 @@ pub fn tell(ctx: &Ctx, model: &str, version: u64, stage: &str, report: &Report) 
             ));
             Ok(())
         }
-        Verdict::Unchanged => {
+        Verdict::Unchanged if report.checks.iter().all(|c| c.passed) => {
             ctx.out
                 .status(&format!("{stage} already holds {target}; nothing moved."));
             Ok(())
         }
+        Verdict::Unchanged => Err(Failure::gate(format!(
+            "{stage} already holds {target}, but it fails {} of {}:{}",
+            report.checks.iter().filter(|c| !c.passed).count(),
+            output::count(report.checks.len() as u64, "check"),
+            failures(&report.checks)
+        ))
+        .hint(format!(
+            "nothing moved and nothing was recorded; `mreg rollback {model} {stage}` takes it out"
+        ))
+        .into()),
         Verdict::WouldMove => {
             ctx.out.status(&format!(
                 "Dry run: would promote {target} to {stage} (it holds {was}{also}); nothing was written."

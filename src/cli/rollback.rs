@@ -4,8 +4,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::Ctx;
-use super::promote::{side_moves, stamp};
-use crate::manifest::state::Move;
+use super::promote::{MoveRow, move_rows, side_moves, stamp};
 use crate::refspec::ModelName;
 use crate::stage::rollback::rollback;
 use crate::store::models;
@@ -46,14 +45,14 @@ pub struct RollbackArgs {
 struct Outcome {
     model: String,
     stage: String,
+    /// `moved`, or `would-move` with --dry-run.
+    result: &'static str,
     from: u64,
     to: u64,
-    moves: Vec<Move>,
-    dry_run: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    moves: Vec<MoveRow>,
     state: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     number: Option<u64>,
+    retries: u32,
 }
 
 /// Runs `mreg rollback`.
@@ -80,12 +79,13 @@ pub fn run(ctx: &Ctx, args: &RollbackArgs) -> Result<()> {
         stage: args.stage.clone(),
         from: report.from,
         to: report.to,
-        moves: report.moves.clone(),
-        dry_run: args.dry_run,
+        result: if args.dry_run { "would-move" } else { "moved" },
+        moves: move_rows(&report.moves),
         state: report.state.as_ref().map(|(id, _)| id.to_string()),
         number: report.state.as_ref().map(|(_, n)| *n),
+        retries: report.retries,
     };
-    let also = side_moves(model.as_str(), &report.moves);
+    let also = side_moves(model.as_str(), &report.moves, args.dry_run);
     let line = if args.dry_run {
         format!(
             "Dry run: would move {} back from {model}@{} to {model}@{}{also}; nothing was written.",

@@ -243,8 +243,10 @@ fn a_minus_tolerance_shows_a_rounded_threshold() {
 }
 
 #[test]
-fn a_noisy_threshold_shows_rounded() {
-    // 0.3 - 0.1 is 0.19999999999999998 in floats.
+fn a_computed_threshold_is_compared_as_shown() {
+    // 0.3 - 0.1 is 0.19999999999999998 and 0.1 + 0.2 is 0.30000000000000004 in binary
+    // floats; thresholds are rounded to 12 significant digits, so a candidate scoring
+    // exactly the shown threshold is judged against that threshold.
     let c = candidate(&[("acc", float(0.2))]).with_stage(
         "production",
         "churn@3",
@@ -253,29 +255,18 @@ fn a_noisy_threshold_shows_rounded() {
     let result = check("acc>=@production-0.1", &c);
     assert!(result.passed);
     assert_eq!(result.required, ">= 0.2 (production churn@3: 0.3 - 0.1)");
-    assert_eq!(result.threshold, Some(float(0.3 - 0.1)));
+    assert_eq!(result.threshold, Some(float(0.2)));
     assert_eq!(
         why("acc<@production-0.1", &c),
-        "0.2 is not < 0.19999999999999998 (churn@3 in production: 0.3 - 0.1)"
+        "0.2 is not < 0.2 (churn@3 in production: 0.3 - 0.1)"
     );
-}
-
-#[test]
-fn a_refusal_at_the_rounded_threshold_shows_every_digit() {
-    // 0.1 + 0.2 is 0.30000000000000004 in floats, just above 0.3; the exact value is
-    // what is compared, so a candidate at 0.3 fails, and the message must not read
-    // "0.3 is not >= 0.3".
     let c = candidate(&[("acc", float(0.3))]).with_stage(
         "production",
         "churn@3",
         &[("acc", float(0.1))],
     );
-    let result = check("acc>=@production+0.2", &c);
-    assert_eq!(result.required, ">= 0.3 (production churn@3: 0.1 + 0.2)");
-    assert_eq!(
-        result.why.as_deref(),
-        Some("0.3 is not >= 0.30000000000000004 (churn@3 in production: 0.1 + 0.2)")
-    );
+    assert!(check("acc>=@production+0.2", &c).passed);
+    assert!(check("acc<=@production+0.2", &c).passed);
 }
 
 #[test]

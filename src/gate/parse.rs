@@ -150,11 +150,19 @@ impl Adjust {
             }
         }
         let float = number_of(value)?;
-        Some(Value::Float(match self {
+        let raw = match self {
             Adjust::Plus(n) => float + n,
             Adjust::Minus(n) => float - n,
             Adjust::Times(n) => float * n,
-        }))
+        };
+        // Rounded to 12 significant digits, as shown: binary floats make 0.7 + 0.1 come
+        // out as 0.7999999999999999, which would refuse a candidate scoring 0.8.
+        let rounded = if raw.is_finite() {
+            format!("{raw:.11e}").parse().unwrap_or(raw)
+        } else {
+            raw
+        };
+        Some(Value::Float(rounded))
     }
 
     /// Returns the adjustment's number.

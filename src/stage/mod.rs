@@ -90,10 +90,9 @@ pub(crate) fn transact<T>(
         };
         new.previous = head.cloned();
         new.number = state.map_or(1, |s| s.number + 1);
-        let id = stages::publish_state(reg, &new)?;
         let wait = deadline.saturating_duration_since(Instant::now());
-        match stages::swap_head(reg, model, head, &id, &holder, wait)? {
-            Swap::Done => {
+        match stages::commit(reg, head, &new, &holder, wait)? {
+            Swap::Done(id) => {
                 return Ok(Done {
                     report,
                     written: Some((id, new.number)),

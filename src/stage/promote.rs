@@ -48,7 +48,8 @@ pub struct Promotion {
 pub enum Verdict {
     /// The stage moved.
     Moved,
-    /// The stage already held the version; nothing was written.
+    /// The stage already held the version; nothing was written. The checks were still
+    /// evaluated, and the caller reports any that failed.
     Unchanged,
     /// A gate or the policy refused; the refusal was recorded, nothing moved.
     Refused,
@@ -103,16 +104,20 @@ pub fn promote(reg: &Registry, config: &Config, req: &Promotion, stamp: &Stamp) 
     let version = req.candidate.version;
     let done = super::transact(reg, &model, stamp, |state| {
         let from = state.and_then(|s| s.holder(&req.stage));
-        check_expect(req, &model, from)?;
+        let required_from = policy.from.as_deref().map(|f| (req.stage.as_str(), f));
         if from == Some(version) {
+            // Nothing moves, but the gates still answer: a CI step that promotes and
+            // relies on the exit code must not pass a version that fails them.
+            let checks = evaluate(reg, &fields, state, required_from, &gates);
             return Ok(Step::Stop(report(
                 Verdict::Unchanged,
                 from,
                 vec![],
-                vec![],
+                checks,
                 false,
             )));
         }
+        check_expect(req, &model, from)?;
         let downgrade = from.is_some_and(|held| version < held);
         if downgrade && !req.allow_downgrade && !policy.allow_downgrade {
             let held = from.unwrap_or_default();
@@ -126,7 +131,6 @@ pub fn promote(reg: &Registry, config: &Config, req: &Promotion, stamp: &Stamp) 
             ))
             .into());
         }
-        let required_from = policy.from.as_deref().map(|f| (req.stage.as_str(), f));
         let checks = evaluate(reg, &fields, state, required_from, &gates);
         let passed = checks.iter().all(|c| c.passed);
         let mut new = new_state(state, &model, &req.stage, version, Action::Promote, stamp);

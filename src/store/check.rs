@@ -170,14 +170,21 @@ fn problems_below(
 fn check_stages(reg: &Registry, model: &str, problems: &mut Vec<Problem>) -> u64 {
     let head = reg.head_path(model);
     let lock = lock::lock_path(&head);
-    if let Some(holder) = lock::read_holder(&lock).filter(lock::is_stale) {
-        problems.push(Problem {
+    match lock::inspect(&lock) {
+        Ok(Some(Some(holder))) if lock::is_stale(&holder) => problems.push(Problem {
             path: lock,
             message: format!(
                 "stale lock of pid {} ({}) since {}, a process that is gone; delete the file",
                 holder.pid, holder.command, holder.since
             ),
-        });
+        }),
+        Ok(Some(None)) => problems.push(Problem {
+            path: lock,
+            message: "a lock that names no holder (empty, or not written by mreg) blocks every \
+                      stage move of this model; if no mreg command is running, delete the file"
+                .to_owned(),
+        }),
+        _ => {}
     }
     let chain = match stages::chain(reg, model, None) {
         Ok(chain) => chain,

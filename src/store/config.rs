@@ -100,9 +100,13 @@ impl Config {
             Failure::error(format!(
                 "registry config {} is not valid: {}",
                 path.display(),
-                err.message()
+                err.to_string().trim_end()
             ))
-            .hint("fix the file; `mreg --help` names the keys, docs/stages.md explains them")
+            .hint(
+                "a [stages.NAME] table takes gates = [\"acc>0.8\"], from = \"STAGE\", \
+                 replaced_to = \"STAGE\" and allow_downgrade = true|false; docs/stages.md \
+                 explains them",
+            )
         })?;
         config.validate(path)?;
         Ok(config)
@@ -167,7 +171,8 @@ impl Config {
                 return Err(bad(
                     name,
                     "is not a valid stage name: use lowercase words of letters, digits and '_' \
-                     joined by '-', starting with a letter, not a version selector like v2"
+                     joined by '-', starting with a letter; names that read as a version in \
+                     NAME@STAGE (latest, v2, 42, or 6 or more hex digits like decade) are refused"
                         .to_owned(),
                 ));
             }
@@ -179,6 +184,20 @@ impl Config {
                     if !self.has_stage(other) {
                         return Err(bad(name, format!("names unknown stage {other:?} in {key}")));
                     }
+                }
+            }
+            if let Some(target) = &policy.replaced_to {
+                let next = self.policy(target);
+                if !next.gates.is_empty() || next.from.is_some() || next.replaced_to.is_some() {
+                    return Err(bad(
+                        name,
+                        format!(
+                            "sends replaced versions to {target:?}, which has gates, `from` or \
+                             `replaced_to` of its own; a version must not reach a stage \
+                             around its policy, so replaced_to must name a stage without any \
+                             (like archived)"
+                        ),
+                    ));
                 }
             }
             for text in &policy.gates {

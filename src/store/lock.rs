@@ -114,11 +114,16 @@ pub fn is_stale(holder: &Holder) -> bool {
 fn held_failure(path: &Path, wait: Duration) -> Failure {
     let Some(holder) = read_holder(path) else {
         return Failure::conflict(format!(
-            "{} is held by another writer (waited {:.1} s)",
+            "{} exists but does not name its holder (it is empty or was not written by mreg); \
+             waited {:.1} s",
             path.display(),
             wait.as_secs_f64()
         ))
-        .hint("try again; if no mreg command is running, delete the lock file");
+        .hint(format!(
+            "mreg writes a lock whole, naming its holder, so this one was left by something \
+             else; if no mreg command is running, `rm {}` and retry",
+            path.display()
+        ));
     };
     let who = format!(
         "{} is held by pid {} on {} since {} ({})",

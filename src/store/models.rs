@@ -234,7 +234,10 @@ fn resolve_stage(
 ) -> Result<VersionRecord> {
     let model = reference.model.as_str();
     let config = reg.config()?;
-    if !config.has_stage(word) {
+    let held = stages::current(reg, model)?.and_then(|(_, state)| state.holder(word));
+    // A stage removed from config.toml but still pointing somewhere keeps resolving, so a
+    // server pulling it does not break on a config edit.
+    if !config.has_stage(word) && held.is_none() {
         return Err(Failure::usage(format!(
             "{reference} names no version: {word:?} is not a stage, a version number, `latest` or a tree-hash prefix"
         ))
@@ -245,8 +248,7 @@ fn resolve_stage(
         ))
         .into());
     }
-    let holder = stages::current(reg, model)?.and_then(|(_, state)| state.holder(word));
-    match holder {
+    match held {
         Some(version) => load_version(reg, model, version),
         None => Err(Failure::error(format!("{word} of {model} holds no version"))
             .hint(format!(

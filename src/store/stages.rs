@@ -133,31 +133,33 @@ pub fn publish_state(reg: &Registry, state: &StageState) -> Result<StateId> {
 /// Returns how a swap of `HEAD` ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Swap {
-    /// `HEAD` now names the new state.
-    Done,
+    /// `HEAD` now names the new state, which has this id.
+    Done(StateId),
     /// `HEAD` had moved since it was read; it names this state now.
     Moved(Option<StateId>),
 }
 
-/// Points a model's `HEAD` at `new` if it still names `expected`.
+/// Publishes `new` and points a model's `HEAD` at it, if `HEAD` still names `expected`.
 ///
 /// Runs git's lockfile protocol: `HEAD.lock` created exclusively (waiting up to `wait`
-/// for another writer), `HEAD` re-read and compared, the new `HEAD` published by rename,
-/// the lock removed. A `HEAD` that moved is reported, never overwritten.
-pub fn swap_head(
+/// for another writer), `HEAD` re-read and compared, the state published, the new
+/// `HEAD` published by rename, the lock removed. A `HEAD` that moved is reported, never
+/// overwritten, and nothing is written then: a lost race leaves no stray state behind.
+pub fn commit(
     reg: &Registry,
-    model: &str,
     expected: Option<&StateId>,
-    new: &StateId,
+    new: &StageState,
     holder: &Holder,
     wait: Duration,
 ) -> Result<Swap> {
+    let model = new.model.as_str();
     let head = reg.head_path(model);
     let _lock = Lock::acquire(&reg.tmp_dir(), &head, holder, wait)?;
     let actual = read_head(reg, model)?;
     if actual.as_ref() != expected {
         return Ok(Swap::Moved(actual));
     }
-    atomic::replace(&reg.tmp_dir(), &head, format!("{new}\n").as_bytes())?;
-    Ok(Swap::Done)
+    let id = publish_state(reg, new)?;
+    atomic::replace(&reg.tmp_dir(), &head, format!("{id}\n").as_bytes())?;
+    Ok(Swap::Done(id))
 }

@@ -50,7 +50,7 @@ fn corrupt_and_missing_objects_and_bad_manifests_are_named() {
     [TMP]/work/.mreg/objects/zz/not-an-object: not an object name
     --- stderr
     error: fsck found 5 problems
-    hint: each line above names a bad file. A missing object comes back when a folder holding its content is pushed again; delete a corrupt object file first
+    hint: each line above names a bad file and what to do. A missing object comes back when a folder holding its content is pushed again; delete a corrupt object file first
     ");
     let json: serde_json::Value =
         serde_json::from_slice(&env.run(&["fsck", "--json"]).stdout).unwrap();

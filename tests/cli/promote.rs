@@ -250,7 +250,7 @@ fn bad_promotions_are_refused_and_leave_the_registry_as_it_was() {
     exit: 0
     --- stdout
     --- stderr
-    Dry run: would promote m@2 to production (it holds m@1; m@1 moved to archived); nothing was written.
+    Dry run: would promote m@2 to production (it holds m@1; m@1 would move to archived); nothing was written.
     ");
 }
 
@@ -515,4 +515,76 @@ fn push_with_a_stage_promotes_through_its_gates() {
         "an unknown stage is refused before anything is written"
     );
     assert_eq!(snapshot_files(&env.registry()), before);
+}
+
+#[test]
+fn promoting_the_holder_again_still_answers_with_its_gates() {
+    let env = env_with_versions(&[&["acc=0.8"]]);
+    env.ok(&["promote", "m@1", "production"]);
+    let before = snapshot_files(&env.registry());
+    assert_snapshot!(env.snap(&["promote", "m@1", "production", "--gate", "acc>0.9", "--expect", "none"]), @"
+    exit: 3
+    --- stdout
+    GATE     REQUIRED  ACTUAL  RESULT
+    acc>0.9  > 0.9     0.8     FAIL
+    --- stderr
+    error: production already holds m@1, but it fails 1 of 1 check:
+      acc>0.9: 0.8 is not > 0.9
+    hint: nothing moved and nothing was recorded; `mreg rollback m production` takes it out
+    ");
+    assert_eq!(snapshot_files(&env.registry()), before);
+    env.ok(&["promote", "m@1", "production", "--gate", "acc>0.5"]);
+}
+
+#[test]
+fn a_lock_without_a_holder_is_called_out_by_promote_and_fsck() {
+    let env = env_with_versions(&[&["acc=0.9"]]);
+    fs::write(env.registry().join("models/m/HEAD.lock"), "").unwrap();
+    let out = env.run(&["promote", "m@1", "production", "--wait", "0"]);
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not name its holder"), "{stderr}");
+    let fsck = env.run(&["fsck"]);
+    assert_eq!(fsck.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&fsck.stdout).contains("a lock that names no holder"));
+}
+
+#[test]
+fn an_unknown_attribute_in_a_gate_is_a_usage_error() {
+    let env = env_with_versions(&[&["acc=0.9"]]);
+    let out = env.run(&["gate", "m@1", "attributes.size<=100"]);
+    assert_eq!(out.status.code(), Some(2));
+    env.ok(&[
+        "gate",
+        "m@1",
+        "attributes.bytes<=100000",
+        "attributes.version==1",
+    ]);
+}
+
+#[test]
+fn markdown_history_keeps_each_entry_on_one_row() {
+    let env = env_with_versions(&[&["acc=0.9"]]);
+    env.ok(&[
+        "promote",
+        "m@1",
+        "staging",
+        "--reason",
+        "line one | pipe\nline two",
+    ]);
+    let md = env.ok(&["history", "m", "--md"]);
+    assert_eq!(md.lines().count(), 3, "{md}");
+    assert!(md.contains("line one \\| pipe<br>line two"), "{md}");
+}
+
+#[test]
+fn a_stage_removed_from_the_config_still_resolves_while_it_points_somewhere() {
+    let env = env_with_versions(&[&["acc=0.9"]]);
+    let config = env.registry().join("config.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, format!("{text}\n[stages.canary]\n")).unwrap();
+    env.ok(&["promote", "m@1", "canary"]);
+    fs::write(&config, text).unwrap();
+    assert_eq!(version_of(&env, "m@canary"), Some(1));
+    assert!(env.ok(&["ls"]).contains("canary=1"));
 }

@@ -106,6 +106,14 @@ fn assert_serial(env: &TestEnv, succeeded: &[u64]) -> Vec<u64> {
         sorted, expected,
         "the chain must hold every success exactly once"
     );
+    let stored = std::fs::read_dir(env.registry().join("models/m/states"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        stored,
+        chain.len(),
+        "a lost race must leave no stray state behind"
+    );
     let (_, newest) = stages::current(&registry, "m").unwrap().unwrap();
     assert_eq!(newest.holder("production"), held);
     order
