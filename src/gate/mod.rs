@@ -12,7 +12,7 @@
 //! - **Keys and literals** are those of `--where` ([`crate::query`]): a bare name is a
 //!   metric (`acc` is `metrics.acc`), other names go in backticks, strings in quotes.
 //!   `nan` is refused: nothing compares with NaN.
-//! - **Stages** ([`is_stage_name`](crate::gate::is_stage_name)) are lowercase words of
+//! - **Stages** ([`is_stage_name`]) are lowercase words of
 //!   letters, digits and `_`, each starting with a letter, joined by `-`: `production`,
 //!   `pre-prod`, `canary_2`. `@STAGE` stands for the value under the same key of the
 //!   version holding that stage.
@@ -35,7 +35,7 @@
 //!
 //! # Evaluation
 //!
-//! [`evaluate`](crate::gate::evaluate) compares as `--where` does (numbers exactly, ints and
+//! [`evaluate`] compares as `--where` does (numbers exactly, ints and
 //! floats mixed; strings by bytes; bools only with `==` and `!=`; other pairings of types
 //! fail) but never passes silently: a missing key, a NaN, a stage holding no version, or an
 //! adjustment of a value that is not a number fails the gate with a sentence saying why.
