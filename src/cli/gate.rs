@@ -8,11 +8,10 @@ use serde::Serialize;
 
 use super::{Ctx, output};
 use crate::error::Failure;
-use crate::gate::Gate;
 use crate::manifest::state::CheckRecord;
 use crate::refspec::ModelRef;
 use crate::stage::subject::VERSION_ATTRIBUTES;
-use crate::stage::{self, SourcedGate, VersionFields};
+use crate::stage::{self, COMMAND_LINE, SourcedGate, VersionFields};
 use crate::store::{models, stages};
 
 /// Check gates against a version without moving anything (for pull-request checks)
@@ -81,11 +80,11 @@ pub fn checks_table(checks: &[CheckRecord]) -> String {
     if checks.is_empty() {
         return String::new();
     }
-    let with_source = checks.iter().any(|c| c.source != "command line");
+    let with_source = checks.iter().any(|c| c.source != COMMAND_LINE);
     let rows = checks
         .iter()
         .map(|c| {
-            let gate = if with_source && c.source != "command line" {
+            let gate = if with_source && c.source != COMMAND_LINE {
                 format!("{} ({})", c.gate, c.source)
             } else {
                 c.gate.clone()
@@ -115,15 +114,7 @@ pub fn failures(checks: &[CheckRecord]) -> String {
 
 /// Parses gates given on the command line; a syntax error names the gate.
 pub fn parse_gates(texts: &[String]) -> Result<Vec<SourcedGate>> {
-    texts
-        .iter()
-        .map(|text| {
-            Ok(SourcedGate {
-                gate: Gate::parse(text)?,
-                source: "command line".to_owned(),
-            })
-        })
-        .collect()
+    SourcedGate::parse_all(texts, COMMAND_LINE)
 }
 
 /// Refuses gates that compare with a stage the registry does not have, or read an

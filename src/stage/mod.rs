@@ -99,7 +99,7 @@ pub(crate) fn transact<T>(
                     retries: attempt,
                 });
             }
-            Swap::Moved(_) => backoff(attempt),
+            Swap::Moved => backoff(attempt),
         }
     }
     Err(Failure::conflict(format!(
@@ -149,26 +149,36 @@ pub(crate) fn new_state(
     }
 }
 
+/// The source of gates given with `--gate` or as `mreg gate` arguments.
+pub const COMMAND_LINE: &str = "command line";
+
 /// Returns a gate to evaluate and where it came from.
+#[derive(Clone)]
 pub struct SourcedGate {
     /// The gate.
     pub gate: Gate,
-    /// `command line`, or `policy of STAGE`.
+    /// [`COMMAND_LINE`], or `policy of STAGE`.
     pub source: String,
 }
 
-/// Returns the checks a stage's policy adds: its required previous stage, then its gates.
-pub fn policy_gates(stage: &str, policy: &StagePolicy) -> Result<Vec<SourcedGate>> {
-    policy
-        .gates
-        .iter()
-        .map(|text| {
-            Ok(SourcedGate {
-                gate: Gate::parse(text)?,
-                source: format!("policy of {stage}"),
+impl SourcedGate {
+    /// Parses gates that all come from `source`; a syntax error names the gate.
+    pub fn parse_all(texts: &[String], source: &str) -> Result<Vec<SourcedGate>> {
+        texts
+            .iter()
+            .map(|text| {
+                Ok(SourcedGate {
+                    gate: Gate::parse(text)?,
+                    source: source.to_owned(),
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
+}
+
+/// Returns the gates a stage's policy adds, parsed.
+pub fn policy_gates(stage: &str, policy: &StagePolicy) -> Result<Vec<SourcedGate>> {
+    SourcedGate::parse_all(&policy.gates, &format!("policy of {stage}"))
 }
 
 /// Evaluates a stage's required previous stage (when `from` is given) and every gate

@@ -95,10 +95,7 @@ pub fn promote(reg: &Registry, config: &Config, req: &Promotion, stamp: &Stamp) 
     super::require_objects(reg, &req.candidate)?;
     let policy = config.policy(&req.stage);
     let mut gates = policy_gates(&req.stage, &policy)?;
-    gates.extend(req.gates.iter().map(|g| SourcedGate {
-        gate: g.gate.clone(),
-        source: g.source.clone(),
-    }));
+    gates.extend_from_slice(&req.gates);
     let fields = VersionFields::load(reg, req.candidate.clone())?;
     let model = req.candidate.model.clone();
     let version = req.candidate.version;

@@ -135,8 +135,8 @@ pub fn publish_state(reg: &Registry, state: &StageState) -> Result<StateId> {
 pub enum Swap {
     /// `HEAD` now names the new state, which has this id.
     Done(StateId),
-    /// `HEAD` had moved since it was read; it names this state now.
-    Moved(Option<StateId>),
+    /// `HEAD` had moved since it was read; nothing was written.
+    Moved,
 }
 
 /// Publishes `new` and points a model's `HEAD` at it, if `HEAD` still names `expected`.
@@ -157,7 +157,7 @@ pub fn commit(
     let _lock = Lock::acquire(&reg.tmp_dir(), &head, holder, wait)?;
     let actual = read_head(reg, model)?;
     if actual.as_ref() != expected {
-        return Ok(Swap::Moved(actual));
+        return Ok(Swap::Moved);
     }
     let id = publish_state(reg, new)?;
     atomic::replace(&reg.tmp_dir(), &head, format!("{id}\n").as_bytes())?;
