@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod diff;
 pub mod error;
 pub mod gate;
 pub mod ingest;
@@ -13,5 +14,6 @@ pub mod lineage;
 pub mod manifest;
 pub mod query;
 pub mod refspec;
+pub mod safetensors;
 pub mod stage;
 pub mod store;

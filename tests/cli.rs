@@ -5,6 +5,7 @@ mod common;
 
 mod cli {
     mod demo;
+    mod diff;
     mod fsck;
     mod golden;
     mod init;

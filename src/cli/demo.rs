@@ -13,10 +13,10 @@ use crate::store::{NoProgress, Registry, models};
 /// Run mreg end to end on the bundled fixtures, in a throwaway registry
 ///
 /// Creates a registry in a temp folder, records a training run that logs a loss curve
-/// and pushes a tiny model, pushes a fine-tune of it, compares the runs, promotes
-/// through gates (one refused), rolls production back, lists and shows the versions,
-/// pulls production back and verifies it byte for byte, then checks the registry. Each
-/// step prints the command it runs.
+/// and pushes a tiny model, pushes a fine-tune of it, diffs the two down to their
+/// tensors, compares the runs, promotes through gates (one refused), rolls production
+/// back, lists and shows the versions, pulls production back and verifies it byte for
+/// byte, then checks the registry. Each step prints the command it runs.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  cargo run --release -- demo\n  mreg demo --fixtures ./fixtures --keep"
@@ -60,15 +60,22 @@ const STEPS: &[(&str, &[&str], bool)] = &[
             "demo",
             "--parent",
             "demo@1",
+            "--params-file",
+            "{fixtures}/params.yaml",
             "--param",
             "optimizer.lr=0.0005",
-            "--metric",
-            "acc=0.902",
-            "--metric",
-            "latency_ms=12.9",
+            "--metrics-file",
+            "{fixtures}/metrics-v2.jsonl",
+            "--metrics-file",
+            "{fixtures}/eval-v2.json",
             "--message",
             "fine-tuned head",
         ],
+        true,
+    ),
+    (
+        "See what the fine-tune changed: params, metrics, files, and which tensors",
+        &["diff", "demo@1", "demo@2"],
         true,
     ),
     (
@@ -223,7 +230,7 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
         ));
     } else {
         ctx.out.status(
-            "Demo done: recorded, pushed, compared, promoted, rolled back, pulled and verified.",
+            "Demo done: recorded, pushed, diffed, compared, promoted, rolled back, pulled and verified.",
         );
     }
     Ok(())

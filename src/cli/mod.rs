@@ -9,7 +9,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::store::Registry;
 
+mod compare;
 mod demo;
+mod diff;
+mod diff_report;
 mod fsck;
 mod gate;
 mod history;
@@ -22,6 +25,7 @@ mod promote;
 mod pull;
 mod push;
 mod record;
+mod report;
 mod rollback;
 mod run;
 mod runs;
@@ -36,6 +40,8 @@ Examples:
   mreg run --experiment churn -- python train.py --lr 0.001
   mreg push ./out --model churn --metrics-file eval.json --data data/train.csv
   mreg runs --where 'metrics.acc > 0.8' --sort -metrics.acc
+  mreg diff churn@production churn@latest
+  mreg compare churn@3 churn@4 churn@5
   mreg ls churn
   mreg promote churn@4 production --gate 'acc>0.85' --gate 'acc>=@production'
   mreg history churn
@@ -79,7 +85,7 @@ struct Global {
     /// Never draw progress bars
     #[arg(long, global = true)]
     no_progress: bool,
-    /// When to use color on stderr
+    /// When to use color: on stderr, and on stdout for diff and compare
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     color: ColorChoice,
 }
@@ -109,6 +115,8 @@ enum Command {
     Rollback(rollback::RollbackArgs),
     Runs(runs::RunsArgs),
     Show(show::ShowArgs),
+    Diff(diff::DiffArgs),
+    Compare(compare::CompareArgs),
     Fsck(fsck::FsckArgs),
     Demo(demo::DemoArgs),
 }
@@ -149,6 +157,8 @@ pub fn run(cli: Cli) -> Result<u8> {
     };
     let done = match cli.command {
         Command::Run(args) => return run::run(&ctx, &args),
+        Command::Diff(args) => return diff::run(&ctx, &args),
+        Command::Compare(args) => return compare::run(&ctx, &args),
         Command::Init(args) => init::run(&ctx, &args),
         Command::Log(args) => log::run(&ctx, &args),
         Command::Runs(args) => runs::run(&ctx, &args),

@@ -29,6 +29,7 @@ pub struct Printer {
     quiet: bool,
     progress: bool,
     color: bool,
+    stdout_color: bool,
 }
 
 impl Printer {
@@ -40,7 +41,21 @@ impl Printer {
             quiet,
             progress,
             color: stderr_color(color),
+            stdout_color: match color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => {
+                    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                        && std::io::stdout().is_terminal()
+                }
+            },
         }
+    }
+
+    /// Returns whether data printed on stdout may be colored: on a terminal, unless
+    /// `NO_COLOR` or `--color never`.
+    pub fn stdout_color(&self) -> bool {
+        self.stdout_color && !self.json
     }
 
     /// Returns whether `--quiet` was given.

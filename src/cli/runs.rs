@@ -5,12 +5,14 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Ctx, output};
+use super::{Ctx, compare, output};
+use crate::diff::Side;
 use crate::error::Failure;
 use crate::manifest::value::JsonFloat;
 use crate::manifest::{RunId, Value};
 use crate::query::{self, Expr, Fields, Key, Namespace, SortKey};
 use crate::store::runindex::{self, RunIndex, RunSummary};
+use crate::store::{Registry, runs};
 
 /// Attribute names a query may use, with what they hold.
 pub const ATTRIBUTES: [&str; 9] = [
@@ -43,6 +45,7 @@ const DEFAULT_METRIC_COLUMNS: usize = 6;
   mreg runs --where 'attributes.status == \"failed\"' --limit 5
   mreg runs --columns params.lr,acc,f1 --sort -acc
   mreg runs --where 'acc > 0.85' --json | jq -r '.[0].id'
+  mreg runs --experiment churn --sort -acc --limit 4 --compare
 
 Quote the expression: in a shell, > and < redirect.")]
 pub struct RunsArgs {
@@ -63,7 +66,14 @@ pub struct RunsArgs {
     /// attribute names mean attributes here)
     #[arg(long, value_name = "KEYS", value_delimiter = ',')]
     columns: Vec<String>,
+    /// Compare the runs found instead of listing them: a column per run (at most 20),
+    /// a row per param and metric that differs, the best value of each metric marked
+    #[arg(long, conflicts_with = "columns")]
+    compare: bool,
 }
+
+/// The most runs `--compare` puts side by side.
+const MAX_COMPARED: usize = 20;
 
 /// Returns the value of a query key in a run summary.
 struct Row<'a> {
@@ -223,6 +233,9 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
     if let Some(limit) = args.limit {
         rows.truncate(limit);
     }
+    if args.compare {
+        return compare_runs(ctx, &reg, &rows);
+    }
     if ctx.out.is_json() {
         let json: Vec<JsonRow> = rows.iter().map(|r| JsonRow::of(&index, r)).collect();
         return ctx.out.emit(&json, String::new);
@@ -260,6 +273,34 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
             output::count(hidden as u64, "more metric")
         ));
     }
+    Ok(())
+}
+
+/// Prints the compare table of the runs found.
+fn compare_runs(ctx: &Ctx, reg: &Registry, rows: &[&RunSummary]) -> Result<()> {
+    if rows.len() < 2 {
+        return Err(Failure::usage(format!(
+            "--compare needs at least 2 runs; {} matched",
+            rows.len()
+        ))
+        .hint("widen --where or --experiment; `mreg runs` lists every run")
+        .into());
+    }
+    if rows.len() > MAX_COMPARED {
+        return Err(Failure::usage(format!(
+            "{} runs match, and --compare puts at most {MAX_COMPARED} side by side",
+            rows.len()
+        ))
+        .hint(format!(
+            "narrow them with --where or --experiment, or take the first with --limit {MAX_COMPARED}"
+        ))
+        .into());
+    }
+    let sides = rows
+        .iter()
+        .map(|r| runs::load(reg, &r.id).map(Side::of_run))
+        .collect::<Result<Vec<_>>>()?;
+    compare::print(ctx, reg, &sides, false, false)?;
     Ok(())
 }
 

@@ -6,10 +6,9 @@ use serde::Serialize;
 
 use super::{Ctx, output, show_run};
 use crate::error::Failure;
-use crate::manifest::RunId;
 use crate::refspec::ModelRef;
 use crate::store::materialize;
-use crate::store::{ObjectId, Registry, models, runs, stages};
+use crate::store::{ObjectId, models, runs, stages};
 
 /// Print a model version's record or a run's record (TOML, or JSON with --json)
 ///
@@ -60,7 +59,7 @@ struct Outcome {
 /// Runs `mreg show`.
 pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
     let reg = ctx.registry()?;
-    if let Some(id) = run_named(&reg, &args.reference)? {
+    if let Some(id) = runs::named(&reg, &args.reference)? {
         if args.files {
             return Err(Failure::usage(format!(
                 "{} is a run; --files lists a version's files",
@@ -149,27 +148,4 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
         }
         text
     })
-}
-
-/// Returns the run `text` names, if it names one rather than a model.
-fn run_named(reg: &Registry, text: &str) -> Result<Option<RunId>> {
-    let lower = text.to_ascii_lowercase();
-    if text.contains('@') || !runs::looks_like_id(&lower) {
-        return Ok(None);
-    }
-    let found = runs::matching(reg, &lower)?;
-    if found.is_empty() {
-        return Ok(None);
-    }
-    if models::list_models(reg)?.iter().any(|m| m == text) {
-        return Err(Failure::usage(format!(
-            "{text:?} names both a model and a run ({})",
-            found[0]
-        ))
-        .hint(format!(
-            "write {text}@latest for the model, or more digits of the run id"
-        ))
-        .into());
-    }
-    runs::resolve(reg, &lower).map(Some)
 }

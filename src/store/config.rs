@@ -10,6 +10,9 @@
 //! replaced_to = "archived"    # the version production held moves there, in the same step
 //! allow_downgrade = false     # a version older than the holder needs rollback or a flag
 //! ```
+//!
+//! A `[metrics]` table says which way metrics improve, where their names do not:
+//! `minimize = ["mean_rank", "*_ms"]`, `maximize = ["reward_*"]`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,6 +32,22 @@ pub struct Config {
     /// Stages declared here, or default stages whose policy is changed here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub stages: BTreeMap<String, StagePolicy>,
+    /// Which way metrics improve, where their names do not say.
+    #[serde(default)]
+    pub metrics: MetricGoals,
+}
+
+/// Returns the metrics declared lower-is-better or higher-is-better: exact names, or
+/// patterns where `*` matches any run of characters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricGoals {
+    /// Metrics for which lower is better (`loss`, `*_ms`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub minimize: Vec<String>,
+    /// Metrics for which higher is better.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maximize: Vec<String>,
 }
 
 /// Returns the rules of one stage.
@@ -89,6 +108,12 @@ replaced_to = "archived"
 
 [stages.archived]
 allow_downgrade = true
+
+# Which way metrics improve, for diff and compare, where a name does not say: names
+# with a word like loss, error, latency or ms are minimized, all others maximized.
+# [metrics]
+# minimize = ["mean_rank", "*_s"]
+# maximize = ["reward_*"]
 "#
     )
 }
@@ -104,8 +129,8 @@ impl Config {
             ))
             .hint(
                 "a [stages.NAME] table takes gates = [\"acc>0.8\"], from = \"STAGE\", \
-                 replaced_to = \"STAGE\" and allow_downgrade = true|false; docs/stages.md \
-                 explains them",
+                 replaced_to = \"STAGE\" and allow_downgrade = true|false (docs/stages.md); \
+                 [metrics] takes minimize = [\"loss\"] and maximize = [\"acc\"] (docs/diff.md)",
             )
         })?;
         config.validate(path)?;
@@ -150,6 +175,27 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), Failure> {
+        let goals = &self.metrics;
+        let metrics_error = |what: String| {
+            Failure::error(format!(
+                "registry config {}: [metrics] {what}",
+                path.display()
+            ))
+            .hint("list metric names or patterns like \"*_ms\"; docs/diff.md explains them")
+        };
+        if goals
+            .minimize
+            .iter()
+            .chain(&goals.maximize)
+            .any(String::is_empty)
+        {
+            return Err(metrics_error("lists an empty metric name".to_owned()));
+        }
+        if let Some(both) = goals.minimize.iter().find(|m| goals.maximize.contains(m)) {
+            return Err(metrics_error(format!(
+                "lists {both:?} under both minimize and maximize"
+            )));
+        }
         let bad = |stage: &str, what: String| {
             Failure::error(format!(
                 "registry config {}: stage {stage:?} {what}",
@@ -259,6 +305,18 @@ mod tests {
             "a declared policy replaces the default"
         );
         assert_eq!(production.gates, ["acc>0.8"]);
+    }
+
+    #[test]
+    fn metric_goals_parse_and_contradictions_are_refused() {
+        let config = parse("format = 1\n[metrics]\nminimize = [\"rank\", \"*_s\"]\n").unwrap();
+        assert_eq!(config.metrics.minimize, ["rank", "*_s"]);
+        let err =
+            parse("format = 1\n[metrics]\nminimize = [\"f1\"]\nmaximize = [\"f1\"]\n").unwrap_err();
+        assert!(err.to_string().contains("\"f1\" under both"), "{err}");
+        let err = parse("format = 1\n[metrics]\nmaximize = [\"\"]\n").unwrap_err();
+        assert!(err.to_string().contains("empty metric name"), "{err}");
+        assert!(parse("format = 1\n[metrics]\nbest = [\"acc\"]\n").is_err());
     }
 
     #[test]

@@ -173,6 +173,74 @@ pub fn copy_to_file(
     Ok(())
 }
 
+/// Returns a readable file holding an object's verified content: the object itself
+/// when it is stored raw, else a decoded copy in the registry's temp folder (removed
+/// when the value is dropped).
+pub fn verified_file(
+    reg: &Registry,
+    id: ObjectId,
+    size: u64,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<VerifiedFile> {
+    let (stored, encoding) = reg.find_object(id).ok_or_else(|| missing(id))?;
+    match encoding {
+        Encoding::Raw => {
+            let file = File::open(&stored)
+                .with_context(|| format!("opening object {}", stored.display()))?;
+            let (actual, n) = object::hash_reader(&mut &file, size, None, progress)
+                .with_context(|| format!("reading object {}", stored.display()))?;
+            if actual != id {
+                bail!(object::corrupt_message(id, actual, &stored));
+            }
+            check_size(id, n, size)?;
+            Ok(VerifiedFile {
+                file,
+                len: n,
+                _temp: None,
+            })
+        }
+        Encoding::Zstd => {
+            let temp = super::atomic::temp_file(&reg.tmp_dir())?;
+            let mut writer = BufWriter::with_capacity(1 << 20, temp.as_file());
+            let n = object::copy_verified(&stored, encoding, id, size, &mut writer, progress)?;
+            writer
+                .flush()
+                .with_context(|| format!("writing {}", temp.path().display()))?;
+            drop(writer);
+            check_size(id, n, size)?;
+            Ok(VerifiedFile {
+                file: temp.reopen().context("reopening a decoded object")?,
+                len: n,
+                _temp: Some(temp),
+            })
+        }
+    }
+}
+
+/// An object's verified content in a file that can be read at any offset.
+pub struct VerifiedFile {
+    file: File,
+    len: u64,
+    _temp: Option<tempfile::NamedTempFile>,
+}
+
+impl VerifiedFile {
+    /// Returns the file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Returns its length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Returns whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// Fails when an object's content length differs from the size its tree records.
 fn check_size(id: ObjectId, actual: u64, expected: u64) -> Result<()> {
     if actual != expected {

@@ -261,6 +261,30 @@ pub fn resolve(reg: &Registry, text: &str) -> Result<RunId> {
     }
 }
 
+/// Returns the run `text` names, if it names one rather than a model: `None` for text
+/// with an `@`, text that is no run-id prefix, or a prefix no run has.
+pub fn named(reg: &Registry, text: &str) -> Result<Option<RunId>> {
+    let lower = text.to_ascii_lowercase();
+    if text.contains('@') || !looks_like_id(&lower) {
+        return Ok(None);
+    }
+    let found = matching(reg, &lower)?;
+    if found.is_empty() {
+        return Ok(None);
+    }
+    if super::models::list_models(reg)?.iter().any(|m| m == text) {
+        return Err(Failure::usage(format!(
+            "{text:?} names both a model and a run ({})",
+            found[0]
+        ))
+        .hint(format!(
+            "write {text}@latest for the model, or more digits of the run id"
+        ))
+        .into());
+    }
+    resolve(reg, &lower).map(Some)
+}
+
 fn unknown(text: &str) -> anyhow::Error {
     Failure::error(format!("no run with id {text:?} in this registry"))
         .hint("`mreg runs` lists the runs; ids are 16 hex digits, unique prefixes work")

@@ -11,6 +11,10 @@ fn the_demo_runs_every_step_and_verifies_the_pull() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     for step in [
+        "$ mreg diff demo@1 demo@2",
+        "tensors of model.safetensors: 1 modified",
+        "~  head.weight  F32 [2, 3]  F32 [2, 3]",
+        "~  optimizer.lr  0.001  0.0005",
         "$ mreg promote demo@1 production --gate 'acc>0.85'",
         "Promoted demo@2 to production (it held demo@1; demo@1 moved to archived)",
         "Rolled production back from demo@2 to demo@1",

@@ -39,6 +39,12 @@ fn init_creates_a_registry_once() {
 
     [stages.archived]
     allow_downgrade = true
+
+    # Which way metrics improve, for diff and compare, where a name does not say: names
+    # with a word like loss, error, latency or ms are minimized, all others maximized.
+    # [metrics]
+    # minimize = ["mean_rank", "*_s"]
+    # maximize = ["reward_*"]
     "#);
 }
 

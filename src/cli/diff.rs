@@ -1,0 +1,155 @@
+//! `mreg diff A B`: what changed between two versions or runs.
+
+use anyhow::Result;
+use clap::ValueEnum;
+
+use super::{Ctx, diff_report, report};
+use crate::diff::{self, Goals, Options, Side};
+use crate::error::{EXIT_ERROR, EXIT_OK, Failure};
+
+/// Show what changed between two model versions or runs
+///
+/// Each side is a version (churn@3, churn@production, churn@latest) or a run id (or a
+/// unique prefix of 4 or more hex digits). Params, metrics (with deltas and the best
+/// point of each series), files (added, removed, modified, renamed), the tensors of
+/// changed .safetensors files, the git source, data inputs, parent models and the
+/// environment are compared; only what changed is shown unless --all. Files are
+/// compared when both sides are versions; a version's params and lineage are its run's.
+///
+/// Exits 0 whatever differs, like `git diff`; with --exit-code, 1 when something
+/// differs. A .safetensors file whose header is malformed is reported in its place,
+/// the rest of the diff is printed, and the exit code is 1.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  mreg diff churn@production churn@latest
+  mreg diff churn@3 churn@4 --only metrics,tensors
+  mreg diff 3f9a0c1e 7b2d4e6f --all
+  mreg diff churn@3 churn@4 --md >> \"$GITHUB_STEP_SUMMARY\"
+  mreg diff churn@3 churn@4 --json | jq '.metrics[] | select(.verdict == \"worse\")'
+  mreg diff churn@production churn@staging --exit-code --only files || echo changed
+
+Metrics whose name has a word like loss, error, latency or ms improve downwards, all
+others upwards; [metrics] minimize/maximize in the registry's config.toml overrides
+that. docs/diff.md describes the JSON output.")]
+pub struct DiffArgs {
+    /// The old side: a version (NAME@N, NAME@STAGE, NAME@latest) or a run id
+    #[arg(value_name = "OLD")]
+    old: String,
+    /// The new side: a version or a run id
+    #[arg(value_name = "NEW")]
+    new: String,
+    /// Show unchanged params, metrics, files, tensors and lineage too
+    #[arg(long)]
+    all: bool,
+    /// Print Markdown, for pull-request comments and CI step summaries
+    #[arg(long)]
+    md: bool,
+    /// Exit 1 when anything differs (and 0 when nothing does)
+    #[arg(long)]
+    exit_code: bool,
+    /// Only these sections, comma-separated
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SECTIONS")]
+    only: Vec<Part>,
+    /// Do not read .safetensors files to compare their tensors
+    #[arg(long)]
+    no_tensors: bool,
+}
+
+/// Returns a section of the diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Part {
+    /// Hyperparameters
+    Params,
+    /// Final metrics and series
+    Metrics,
+    /// Files of the versions
+    Files,
+    /// Tensors of changed .safetensors files
+    Tensors,
+    /// Git commit, branch, dirty state
+    Source,
+    /// Data inputs
+    Data,
+    /// Parent models
+    Parents,
+    /// Machine, GPUs, container, CI job, lock files
+    Environment,
+}
+
+/// Runs `mreg diff`.
+pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<u8> {
+    if args.md && ctx.out.is_json() {
+        return Err(
+            Failure::usage("--md and --json both choose the output; give one")
+                .hint("--json for scripts, --md for pull-request comments")
+                .into(),
+        );
+    }
+    let reg = ctx.registry()?;
+    let old = Side::load(&reg, &args.old)?;
+    let new = Side::load(&reg, &args.new)?;
+    let wants = |part: Part| args.only.is_empty() || args.only.contains(&part);
+    let goals = Goals::new(&reg.config()?.metrics);
+    let options = Options {
+        all: args.all,
+        tensors: !args.no_tensors && wants(Part::Tensors),
+    };
+    let bar = ctx.out.progress();
+    let mut result = diff::diff(&reg, &old, &new, &goals, options, &bar)?;
+    keep_parts(&mut result, &wants);
+    result.differs = result.any_change();
+    if !args.all {
+        result.retain_changed();
+    }
+    let errors: Vec<(String, String)> = result
+        .tensor_errors()
+        .map(|(p, e)| (p.to_owned(), e.to_owned()))
+        .collect();
+    let color = ctx.out.stdout_color();
+    let shown = diff_report::report(&result, &old, &new);
+    if args.md {
+        ctx.out.emit(&(), || report::markdown(&shown))?;
+    } else {
+        ctx.out.emit(&result, || report::text(&shown, color))?;
+    }
+    for (path, error) in &errors {
+        ctx.out
+            .warn(&format!("could not compare the tensors of {path}: {error}"));
+    }
+    if !errors.is_empty() {
+        return Ok(EXIT_ERROR);
+    }
+    Ok(if args.exit_code && result.differs {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    })
+}
+
+/// Empties the sections that `--only` leaves out.
+fn keep_parts(result: &mut diff::Diff, wants: &dyn Fn(Part) -> bool) {
+    if !wants(Part::Params) {
+        result.params.clear();
+    }
+    if !wants(Part::Metrics) {
+        result.metrics.clear();
+    }
+    if !wants(Part::Files) {
+        result.files = None;
+    }
+    if !wants(Part::Tensors) {
+        result.tensors.clear();
+    }
+    if !wants(Part::Source) {
+        result.source.clear();
+    }
+    if !wants(Part::Data) {
+        result.data.clear();
+    }
+    if !wants(Part::Parents) {
+        result.parents.clear();
+    }
+    if !wants(Part::Environment) {
+        result.environment.clear();
+    }
+}
