@@ -17,8 +17,13 @@ The "stages" section times `mreg promote` with a gate per call, 4 processes prom
 at once (checking that every success is in the chain once, in a serial order), and
 `mreg history` and `mreg show NAME@production` on the resulting chain.
 
+The "diff" section pushes three versions of a 512 MiB .safetensors file (32 F32 tensors
+of 16 MiB): a base, a fine-tune of its last tensor, a full retrain; then times
+`mreg diff` of each pair (tensors compared byte for byte) against `b3sum` and `cp` of
+the same two files, checking the tensor counts the diff reports.
+
 Usage: bench/run.py [--only SECTIONS] [WORKDIR]
-  SECTIONS: comma-separated, of model, small, runs, stages (default: all)
+  SECTIONS: comma-separated, of model, small, runs, stages, diff (default: all)
   KEEP=1 keeps WORKDIR; MREG=path uses that binary
 """
 
@@ -637,7 +642,74 @@ def bench_stages(work, mreg, env, report):
     report.target("stages: promote median < 20 ms", promote_med < 0.020, f"{promote_med * 1000:.1f} ms")
 
 
-SECTIONS = ["model", "small", "runs", "stages"]
+def write_safetensors(path, tensors, seeds):
+    """Writes a .safetensors file of `tensors` F32 tensors of 16 MiB, tensor i filled
+    from seed seeds[i] (random bytes; the same seed gives the same bytes)."""
+    size = 16 * MIB
+    header = {"__metadata__": {"format": "pt"}}
+    for i in range(tensors):
+        header[f"layer{i:02d}.weight"] = {"dtype": "F32", "shape": [2048, 2048],
+                                           "data_offsets": [i * size, (i + 1) * size]}
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text)
+        for seed in seeds:
+            rng = random.Random(seed)
+            f.write(rng.randbytes(size))
+
+
+def bench_diff(work, mreg, env, report):
+    """Times mreg diff of a fine-tune (one tensor changed) and of a full retrain (all
+    changed) against b3sum and cp of the same two files."""
+    reg = work / "diffreg"
+    capture([mreg, "init", str(reg), "-q"], env)
+    tensors = 32
+    base = list(range(tensors))
+    files = {}
+    for name, seeds in [("base", base), ("head", base[:-1] + [1000]),
+                        ("retrain", [2000 + i for i in base])]:
+        folder = work / f"diff-{name}"
+        folder.mkdir()
+        write_safetensors(folder / "model.safetensors", tensors, seeds)
+        (folder / "config.json").write_text(json.dumps({"name": name}) + "\n")
+        capture([mreg, "--registry", str(reg), "-q", "push", str(folder), "--model", "m",
+                 "--metric", f"acc=0.{len(files) + 7}"], env)
+        files[name] = folder / "model.safetensors"
+    size = files["base"].stat().st_size
+    report.heading(f"diff: two versions of a {size / MIB:.0f} MiB .safetensors file, "
+                   f"{tensors} tensors (3 runs each, medians)")
+    copies = work / "diff-copies"
+
+    def cp_both(a, b):
+        shutil.rmtree(copies, ignore_errors=True)
+        copies.mkdir()
+        return sh("sh", "-c", f"cp '{a}' '{copies}/old' && cp '{b}' '{copies}/new'")
+
+    for label, new, version, expect in [("fine-tune of one tensor", "head", 2, 1),
+                                        ("full retrain", "retrain", 3, tensors)]:
+        pair = (files["base"], files[new])
+        argv = [mreg, "--registry", str(reg), "diff", "m@1", f"m@{version}"]
+        b3, ours, ratio, rss = paired(lambda: sh("b3sum", "--num-threads", "2", *map(str, pair)),
+                                      lambda: sh(*argv))
+        cp_s, _, cp_ratio, _ = paired(lambda: cp_both(*pair), lambda: sh(*argv))
+        report.row(f"b3sum --num-threads 2 of both files ({label})", b3)
+        report.row(f"cp of both files ({label})", cp_s)
+        report.row(f"mreg diff ({label})", ours,
+                   f"{ratio:.2f}x b3sum, {cp_ratio:.2f}x cp; peak RSS {rss:.0f} MiB")
+        out = json.loads(capture(argv + ["--json", "--only", "tensors"], env))
+        summary = out["tensors"][0]["summary"]
+        report.check(f"diff: {label} reports {expect} modified tensor(s)",
+                     summary["modified"] == expect and summary["same"] == tensors - expect,
+                     f"{summary['modified']} modified, {summary['same']} same")
+        report.target(f"diff ({label}): within 3x b3sum of both files", ratio < 3.0, f"{ratio:.2f}x")
+        report.target(f"diff ({label}): peak RSS under 64 MiB", rss < 64, f"{rss:.0f} MiB")
+    quick = [mreg, "--registry", str(reg), "diff", "m@1", "m@3", "--no-tensors"]
+    quick_s = statistics.median(sh(*quick)[0] for _ in range(5))
+    report.row("mreg diff --no-tensors (files and metrics only)", quick_s)
+
+
+SECTIONS = ["model", "small", "runs", "stages", "diff"]
 
 
 def main():
@@ -651,7 +723,7 @@ def main():
     if unknown or not sections:
         parser.error(f"unknown section {', '.join(unknown) or '(none)'}; choose from {', '.join(SECTIONS)}")
 
-    if "model" in sections or "small" in sections:
+    if "model" in sections or "small" in sections or "diff" in sections:
         ensure_tools()
     mreg = os.environ.get("MREG") or str(REPO / "target/release/mreg")
     if "MREG" not in os.environ:
@@ -673,6 +745,8 @@ def main():
         bench_runs(work, mreg, env, report)
     if "stages" in sections:
         bench_stages(work, mreg, env, report)
+    if "diff" in sections:
+        bench_diff(work, mreg, env, report)
 
     report.print()
     if report.failed():

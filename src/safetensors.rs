@@ -126,6 +126,15 @@ impl Header {
         if len == 0 {
             refuse!("its header length is 0, so it has no header");
         }
+        let mut first = [0u8; 1];
+        let json_follows =
+            file_len > 8 && file.read_exact_at(&mut first, 8).is_ok() && first[0] == b'{';
+        if !json_follows && (len > file_len - 8 || len > MAX_HEADER) {
+            refuse!(
+                "it is not a safetensors file: no JSON header follows the 8-byte header \
+                 length, which reads as {len}"
+            );
+        }
         if len > file_len - 8 {
             refuse!(
                 "its header says it is {len} bytes long, but the file holds {file_len} bytes \

@@ -175,10 +175,25 @@ fn refuses_a_header_length_beyond_the_file() {
 }
 
 #[test]
+fn a_file_without_a_json_header_is_not_a_safetensors_file() {
+    let mut bytes = b"PK\x03\x04 a zip archive, say".to_vec();
+    bytes.extend([0u8; 16]);
+    assert_eq!(
+        read(&bytes).expect_err("not safetensors").to_string(),
+        format!(
+            "it is not a safetensors file: no JSON header follows the 8-byte header length, \
+             which reads as {}",
+            u64::from_le_bytes(bytes[..8].try_into().unwrap())
+        )
+    );
+}
+
+#[test]
 fn refuses_a_header_longer_than_max_header() {
     // A sparse file: long enough for the claimed header, though nothing is written.
     let (file, _) = file(&(MAX_HEADER + 1).to_le_bytes());
     file.set_len(MAX_HEADER + 100).expect("sparse file");
+    std::os::unix::fs::FileExt::write_all_at(&file, b"{", 8).expect("writes");
     let err = Header::read(&file, MAX_HEADER + 100).expect_err("too long");
     assert_eq!(
         err.to_string(),

@@ -6,7 +6,6 @@ use super::{Ctx, diff_report, report};
 use crate::diff::compare::{self, CompareRow, Section, Table};
 use crate::diff::{Goals, Side};
 use crate::error::{EXIT_ERROR, EXIT_OK, Failure};
-use crate::manifest::Value;
 use crate::store::Registry;
 
 /// Compare the params and metrics of versions or runs, a column each
@@ -84,7 +83,9 @@ pub fn print(ctx: &Ctx, reg: &Registry, sides: &[Side], all: bool, md: bool) -> 
 }
 
 fn render(table: &Table, sides: &[Side], all: bool) -> report::Report {
-    let labels: Vec<String> = table.columns.iter().map(|c| c.label.clone()).collect();
+    // Columns are headed as the user named them (churn@production); the heading lines
+    // say which version each resolved to.
+    let labels: Vec<String> = table.columns.iter().map(|c| c.given.clone()).collect();
     let mut blocks = Vec::new();
     for (section, title, noun) in [
         (Section::Params, "params", "PARAM"),
@@ -101,12 +102,13 @@ fn render(table: &Table, sides: &[Side], all: bool) -> report::Report {
             .iter()
             .map(|row| {
                 let mut line = vec![report::Cell::plain(&row.key)];
-                let any_best = !row.best.is_empty();
+                let quote = diff_report::mixed_types(row.values.iter().map(Option::as_ref));
                 for (i, value) in row.values.iter().enumerate() {
-                    let text = value.as_ref().map(Value::to_string).unwrap_or_default();
+                    let text = diff_report::value_text(value.as_ref(), quote);
+                    // Metric values leave room for the best mark, so numbers line up.
                     line.push(if row.best.contains(&i) {
                         report::Cell::toned(format!("{text} *"), report::Tone::Best)
-                    } else if any_best && !text.is_empty() {
+                    } else if numeric && !text.is_empty() {
                         report::Cell::plain(format!("{text}  "))
                     } else {
                         report::Cell::plain(text)

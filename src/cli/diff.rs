@@ -106,7 +106,7 @@ pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<u8> {
         .map(|(p, e)| (p.to_owned(), e.to_owned()))
         .collect();
     let color = ctx.out.stdout_color();
-    let shown = diff_report::report(&result, &old, &new);
+    let shown = diff_report::report(&result, &old, &new, wants(Part::Files));
     if args.md {
         ctx.out.emit(&(), || report::markdown(&shown))?;
     } else {

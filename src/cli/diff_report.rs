@@ -10,13 +10,30 @@ use crate::diff::{Change, Diff, FileChange, FileTensors, MetricRow, Side, TextRo
 use crate::manifest::Value;
 use crate::manifest::value::format_float;
 
-/// Returns the report of a diff whose rows are already filtered.
-pub fn report(diff: &Diff, old: &Side, new: &Side) -> Report {
+/// Returns the report of a diff whose rows are already filtered; with `files_wanted`,
+/// a side that is a run says why no files were compared.
+pub fn report(diff: &Diff, old: &Side, new: &Side, files_wanted: bool) -> Report {
     let mut blocks = Vec::new();
     blocks.extend(params(&diff.params));
     blocks.extend(metrics(&diff.metrics));
     if let Some(files) = &diff.files {
         blocks.extend(files_block(files));
+    } else if files_wanted {
+        let runs: Vec<String> = [old, new]
+            .iter()
+            .filter(|s| s.version.is_none())
+            .map(|s| format!("{} is a run", s.label()))
+            .collect();
+        if !runs.is_empty() {
+            blocks.push(Block {
+                title: "files: not compared".to_owned(),
+                notes: vec![Cell::toned(
+                    format!("{}; only model versions have files", runs.join(" and ")),
+                    Tone::Dim,
+                )],
+                ..Block::default()
+            });
+        }
     }
     for file in &diff.tensors {
         blocks.push(tensor_block(file));
@@ -107,8 +124,21 @@ fn change_word(change: Change) -> &'static str {
     }
 }
 
-fn value_text(value: Option<&Value>) -> String {
-    value.map(ToString::to_string).unwrap_or_default()
+/// Returns a value as a cell shows it; with `quote`, text is quoted, so that `"3"` and
+/// `3` read apart where a row's values differ in type.
+pub fn value_text(value: Option<&Value>, quote: bool) -> String {
+    match value {
+        Some(Value::Str(s)) if quote => format!("{s:?}"),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    }
+}
+
+/// Returns whether the values present differ in type (text against a number, say).
+pub fn mixed_types<'a>(values: impl IntoIterator<Item = Option<&'a Value>>) -> bool {
+    let mut kinds = values.into_iter().flatten().map(std::mem::discriminant);
+    let first = kinds.next();
+    kinds.any(|k| Some(k) != first)
 }
 
 fn params(rows: &[ValueRow]) -> Option<Block> {
@@ -125,11 +155,12 @@ fn params(rows: &[ValueRow]) -> Option<Block> {
         rows: rows
             .iter()
             .map(|r| {
+                let quote = mixed_types([r.old.as_ref(), r.new.as_ref()]);
                 vec![
                     mark(r.change),
                     Cell::plain(&r.key),
-                    Cell::plain(value_text(r.old.as_ref())),
-                    Cell::plain(value_text(r.new.as_ref())),
+                    Cell::plain(value_text(r.old.as_ref(), quote)),
+                    Cell::plain(value_text(r.new.as_ref(), quote)),
                 ]
             })
             .collect(),
@@ -166,6 +197,9 @@ fn signed(f: f64) -> String {
 /// Returns a relative change as a percentage: `+3.56%`, `-12.5%`, `+250%`.
 fn relative_text(relative: f64) -> String {
     let p = relative * 100.0;
+    if p != 0.0 && p.abs() < 0.005 {
+        return if p > 0.0 { "+<0.01%" } else { "-<0.01%" }.to_owned();
+    }
     let text = if p.abs() >= 100.0 {
         format!("{p:+.0}%")
     } else if p.abs() >= 10.0 {
@@ -492,6 +526,7 @@ mod tests {
         assert_eq!(relative_text(-0.125), "-12.5%");
         assert_eq!(relative_text(2.5), "+250%");
         assert_eq!(relative_text(0.0), "+0.00%");
+        assert_eq!(relative_text(-1e-7), "-<0.01%");
     }
 
     #[test]

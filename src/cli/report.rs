@@ -94,14 +94,36 @@ pub struct Report {
     pub footer: Option<String>,
 }
 
+/// Returns text with control characters written as escapes (`\n`, `\t`, `\e`,
+/// `\u{7f}`), so a value from a record can neither break a table nor drive the terminal.
+pub fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\x1b' => out.push_str("\\e"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn width_of(text: &str) -> usize {
+    visible(text).chars().count()
+}
+
 fn paint(cell: &Cell, color: bool, width: usize, right: bool) -> String {
-    let pad = width.saturating_sub(cell.text.chars().count());
+    let shown = visible(&cell.text);
+    let pad = width.saturating_sub(shown.chars().count());
     let (before, after) = if right { (pad, 0) } else { (0, pad) };
     let text = match cell.tone.ansi() {
-        Some(code) if color && !cell.text.is_empty() => {
-            format!("\x1b[{code}m{}\x1b[0m", cell.text)
-        }
-        _ => cell.text.clone(),
+        Some(code) if color && !shown.is_empty() => format!("\x1b[{code}m{shown}\x1b[0m"),
+        _ => shown,
     };
     format!("{}{text}{}", " ".repeat(before), " ".repeat(after))
 }
@@ -116,17 +138,21 @@ pub fn text(report: &Report, color: bool) -> String {
             s.to_owned()
         }
     };
-    let _ = writeln!(out, "{}", bold(&report.title));
+    let _ = writeln!(out, "{}", bold(&visible(&report.title)));
     for line in &report.heading {
-        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "{}", visible(line));
     }
     for block in &report.blocks {
-        let _ = writeln!(out, "\n{}", bold(&block.title));
+        let _ = writeln!(out, "\n{}", bold(&visible(&block.title)));
         let columns = block.header.len();
-        let mut widths: Vec<usize> = block.header.iter().map(|h| h.chars().count()).collect();
+        let mut widths: Vec<usize> = block.header.iter().map(|h| width_of(h)).collect();
+        if block.header.first().is_some_and(String::is_empty) {
+            // The marks column keeps its place when no row is marked.
+            widths[0] = widths[0].max(1);
+        }
         for row in &block.rows {
             for (i, cell) in row.iter().enumerate().take(columns) {
-                widths[i] = widths[i].max(cell.text.chars().count());
+                widths[i] = widths[i].max(width_of(&cell.text));
             }
         }
         let header: Vec<Cell> = block.header.iter().map(Cell::plain).collect();
@@ -158,12 +184,23 @@ pub fn text(report: &Report, color: bool) -> String {
     out
 }
 
-/// Returns text escaped for a Markdown table cell.
+/// Returns text escaped for Markdown: every character Markdown or HTML could read as
+/// markup is escaped, so a value shows as written and cannot break a table.
 fn md_cell(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace('*', "\\*")
-        .replace('\n', "<br>")
+    let mut out = String::with_capacity(text.len());
+    for c in visible(text).chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '~' | '|' | '#' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Returns the report as GitHub-flavored Markdown: a heading, then a table per block.
@@ -241,6 +278,14 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_are_shown_as_escapes() {
+        assert_eq!(visible("a\x1b[31mred\nb\u{7}"), "a\\e[31mred\\nb\\u{7}");
+        let mut report = sample();
+        report.blocks[0].rows[0][1] = Cell::plain("\x1b[2J");
+        assert!(!text(&report, false).contains('\x1b'));
+    }
+
+    #[test]
     fn text_aligns_columns_and_colors_only_when_asked() {
         let plain = text(&sample(), false);
         assert_eq!(
@@ -255,7 +300,11 @@ mod tests {
     #[test]
     fn markdown_escapes_cells_and_bolds_the_best() {
         let md = markdown(&sample());
-        assert!(md.contains("| ~ | acc\\|top1 | 0.9 | **0.95** |"), "{md}");
+        assert!(md.contains("| \\~ | acc\\|top1 | 0.9 | **0.95** |"), "{md}");
+        assert_eq!(
+            md_cell("<img src=x> [a](b) __m__ `c` a\tb"),
+            "&lt;img src=x&gt; \\[a\\](b) \\_\\_m\\_\\_ \\`c\\` a\\\\tb"
+        );
         assert!(md.contains("|---|---|--:|--:|"), "{md}");
     }
 }

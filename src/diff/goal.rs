@@ -59,7 +59,6 @@ const LOWER_IS_BETTER: &[&str] = &[
     "secs",
     "sec",
     "ms",
-    "us",
     "ns",
     "memory",
     "mem",
@@ -111,18 +110,52 @@ impl Goals {
     }
 }
 
+/// Words that make a metric a rate, better when higher whatever else its name says:
+/// `tokens_per_sec`, `throughput`, `qps`.
+const RATE: &[&str] = &["per", "throughput", "qps", "rps", "tps", "fps"];
+
 /// Returns the goal a metric's name suggests: lower is better when one of its words
-/// (split at anything not a letter or digit) is a loss, error, time or size word.
+/// is a loss, error, time or size word, unless another makes it a rate.
+///
+/// Words are split at anything not a letter or digit, at a lowercase letter followed by
+/// an uppercase one (`valLoss`), and between letters and digits (`loss2`).
 pub fn by_name(metric: &str) -> Goal {
-    let lower = metric.to_ascii_lowercase();
-    if lower
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|word| LOWER_IS_BETTER.contains(&word))
-    {
+    let words = words(metric);
+    let has = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
+    if has(LOWER_IS_BETTER) && !has(RATE) {
         Goal::Min
     } else {
         Goal::Max
     }
+}
+
+/// Returns the lowercase words of a name.
+fn words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut prev: Option<char> = None;
+    for c in name.chars() {
+        let boundary = match prev {
+            None => false,
+            Some(p) => {
+                !c.is_ascii_alphanumeric()
+                    || (p.is_ascii_lowercase() && c.is_ascii_uppercase())
+                    || (p.is_ascii_alphabetic() && c.is_ascii_digit())
+                    || (p.is_ascii_digit() && c.is_ascii_alphabetic())
+            }
+        };
+        if boundary && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        if c.is_ascii_alphanumeric() {
+            word.push(c.to_ascii_lowercase());
+        }
+        prev = Some(c);
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
 }
 
 /// Returns whether `text` matches `pattern`, where `*` matches any run of characters.
@@ -160,6 +193,9 @@ mod tests {
             "top5_error",
             "WER",
             "train.time_s.sec",
+            "valLoss",
+            "loss2",
+            "top1Err",
         ] {
             assert_eq!(by_name(min), Goal::Min, "{min}");
         }
@@ -171,6 +207,10 @@ mod tests {
             "glossary_hits",
             "recall@10",
             "msec2",
+            "tokens_per_sec",
+            "samplesPerSecond",
+            "us_share",
+            "throughput_bytes",
         ] {
             assert_eq!(by_name(max), Goal::Max, "{max}");
         }

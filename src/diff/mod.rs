@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::{Serialize, Serializer};
 
+use crate::error::Failure;
 use crate::manifest::run::Series;
 use crate::manifest::value::JsonFloat;
 use crate::manifest::{RunId, RunRecord, Value, VersionRecord};
@@ -76,6 +77,12 @@ impl Side {
                 version: None,
                 run: Some(runs::load(reg, &id)?),
             });
+        }
+        let lower = text.to_ascii_lowercase();
+        if runs::looks_like_id(&lower) && models::list_versions(reg, text)?.is_empty() {
+            return Err(Failure::error(format!("{text:?} names no run and no model"))
+                .hint("`mreg runs` lists runs (ids are hex, 4 or more digits name one); `mreg ls` lists models")
+                .into());
         }
         let version = models::resolve(reg, &ModelRef::parse(text)?)?;
         let run = match &version.run {
@@ -337,10 +344,11 @@ impl Diff {
                 .as_ref()
                 .is_some_and(|f| f.entries.iter().any(|r| r.change != FileChange::Same))
             || self.tensors.iter().any(|t| {
-                t.diff.as_ref().is_some_and(|d| {
-                    d.tensors.iter().any(|x| x.change != tensors::Change::Same)
-                        || d.metadata.iter().any(|m| m.change != Change::Same)
-                })
+                t.error.is_some()
+                    || t.diff.as_ref().is_some_and(|d| {
+                        d.tensors.iter().any(|x| x.change != tensors::Change::Same)
+                            || d.metadata.iter().any(|m| m.change != Change::Same)
+                    })
             })
             || text(&self.source)
             || text(&self.data)

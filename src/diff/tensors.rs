@@ -90,11 +90,9 @@ pub struct TensorChange {
     pub name: String,
     /// What happened to it.
     pub change: Change,
-    /// Its layout on the old side, if it is there.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Its layout on the old side; `null` when it is not there.
     pub old: Option<Layout>,
-    /// Its layout on the new side, if it is there.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Its layout on the new side; `null` when it is not there.
     pub new: Option<Layout>,
     /// For `modified` and `same`: how many bytes differ.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,11 +143,9 @@ pub struct MetadataChange {
     pub key: String,
     /// What happened to it.
     pub change: super::Change,
-    /// Its value on the old side, if it is there.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Its value on the old side; `null` when it is not there.
     pub old: Option<String>,
-    /// Its value on the new side, if it is there.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Its value on the new side; `null` when it is not there.
     pub new: Option<String>,
 }
 
@@ -308,16 +304,12 @@ fn compare(
         read_range(file_a, old, ta, done, buf_a, Side::Old)?;
         read_range(file_b, new, tb, done, buf_b, Side::New)?;
         if buf_a != buf_b {
-            counts.bytes += buf_a.iter().zip(&*buf_b).filter(|(u, v)| u != v).count() as u64;
-            if let (Some(size), Some(elements)) = (size, counts.elements.as_mut()) {
-                // Chunks start at multiples of CHUNK, itself a multiple of every known
-                // element size, so elements never straddle two chunks.
-                let size = size as usize;
-                *elements += buf_a
-                    .chunks(size)
-                    .zip(buf_b.chunks(size))
-                    .filter(|(p, q)| p != q)
-                    .count() as u64;
+            // Chunks start at multiples of CHUNK, itself a multiple of every known
+            // element size, so elements never straddle two chunks.
+            let (bytes, elements) = count_differences(buf_a, buf_b, size);
+            counts.bytes += bytes;
+            if let Some(total) = counts.elements.as_mut() {
+                *total += elements;
             }
         }
         done += n as u64;
@@ -327,6 +319,49 @@ fn compare(
         progress(ta.bytes() - common);
     }
     Ok(counts)
+}
+
+/// Returns how many bytes differ between `a` and `b` (of equal length), and how many
+/// elements of `size` bytes (when known) do.
+///
+/// Eight bytes are compared at a time: in the XOR of two words, a byte is non-zero
+/// exactly when its high bit survives `((x & 0x7f…) + 0x7f…) | x`, so counting those
+/// bits counts the differing bytes, and folding them per element counts elements.
+fn count_differences(a: &[u8], b: &[u8], size: Option<u64>) -> (u64, u64) {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = !LOW7;
+    let word = |s: &[u8]| u64::from_le_bytes(s.try_into().expect("chunks of 8 bytes"));
+    let (mut bytes, mut elements) = (0u64, 0u64);
+    let whole = a.len() / 8 * 8;
+    for (p, q) in a[..whole].chunks_exact(8).zip(b[..whole].chunks_exact(8)) {
+        let x = word(p) ^ word(q);
+        if x == 0 {
+            continue;
+        }
+        let nonzero = (((x & LOW7) + LOW7) | x) & HIGH;
+        bytes += u64::from(nonzero.count_ones());
+        elements += u64::from(match size {
+            Some(1) => nonzero.count_ones(),
+            Some(2) => ((nonzero | (nonzero >> 8)) & 0x0080_0080_0080_0080).count_ones(),
+            Some(4) => {
+                let folded = nonzero | (nonzero >> 8) | (nonzero >> 16) | (nonzero >> 24);
+                (folded & 0x0000_0080_0000_0080).count_ones()
+            }
+            _ => 1,
+        });
+    }
+    let tail = a[whole..].iter().zip(&b[whole..]);
+    bytes += tail.filter(|(u, v)| u != v).count() as u64;
+    if size.is_some_and(|s| s != 8 && s != 1 && s != 2 && s != 4) || a.len() % 8 != 0 {
+        // Element sizes other than 1, 2, 4 and 8, or a tail, are counted one by one.
+        let size = size.map_or(1, |s| s as usize);
+        elements = a
+            .chunks(size)
+            .zip(b.chunks(size))
+            .filter(|(p, q)| p != q)
+            .count() as u64;
+    }
+    (bytes, elements)
 }
 
 /// Fills `buf` from the tensor's range, `offset` bytes into it.

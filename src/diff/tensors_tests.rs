@@ -280,7 +280,7 @@ fn json_shape_omits_what_does_not_apply() {
     );
     assert_eq!(
         json["metadata"][0],
-        serde_json::json!({"key": "k", "change": "removed", "old": "1"})
+        serde_json::json!({"key": "k", "change": "removed", "old": "1", "new": null})
     );
     let keys: Vec<&String> = json["summary"]
         .as_object()
@@ -347,4 +347,40 @@ fn a_file_truncated_after_its_header_was_read_is_an_error() {
         "{message}"
     );
     assert!(message.contains(r#"tensor "w""#), "{message}");
+}
+
+#[test]
+fn word_counts_match_counting_byte_by_byte() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for len in [0usize, 1, 7, 8, 9, 64, 1000, 4096] {
+        let a: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let mut b = a.clone();
+        for byte in &mut b {
+            if next() % 3 == 0 {
+                *byte ^= 1 << (next() % 8);
+            }
+        }
+        for size in [1u64, 2, 4, 8] {
+            if len % size as usize != 0 {
+                continue;
+            }
+            let naive_bytes = a.iter().zip(&b).filter(|(x, y)| x != y).count() as u64;
+            let naive_elements = a
+                .chunks(size as usize)
+                .zip(b.chunks(size as usize))
+                .filter(|(x, y)| x != y)
+                .count() as u64;
+            assert_eq!(
+                count_differences(&a, &b, Some(size)),
+                (naive_bytes, naive_elements),
+                "len {len}, element size {size}"
+            );
+        }
+    }
 }

@@ -33,7 +33,7 @@ pub enum Verdict {
     Better,
     /// The new value is worse.
     Worse,
-    /// Neither is better (equal, or one is NaN).
+    /// Neither is better: the values are equal.
     Equal,
 }
 
@@ -83,7 +83,7 @@ pub struct MetricRow {
     pub relative: Option<JsonFloat>,
     /// Which way the metric improves.
     pub goal: Goal,
-    /// Whether the new value is better, when both sides have one.
+    /// Whether the new value is better, when both sides have one and neither is NaN.
     pub verdict: Option<Verdict>,
     /// The best point of the old side's series, when it has one.
     pub old_series: Option<SeriesBest>,
@@ -174,15 +174,19 @@ fn metric_row(
     let relative = both
         .filter(|(x, _)| *x != 0.0)
         .map(|(x, y)| (y - x) / x.abs());
-    let verdict = a.zip(b).map(|(x, y)| {
-        if goal.better(y, x) {
-            Verdict::Better
-        } else if goal.better(x, y) {
-            Verdict::Worse
-        } else {
-            Verdict::Equal
-        }
-    });
+    // NaN is neither better nor worse than anything: no verdict.
+    let verdict = a
+        .zip(b)
+        .filter(|(x, y)| !x.is_nan() && !y.is_nan())
+        .map(|(x, y)| {
+            if goal.better(y, x) {
+                Verdict::Better
+            } else if goal.better(x, y) {
+                Verdict::Worse
+            } else {
+                Verdict::Equal
+            }
+        });
     MetricRow {
         key: key.to_owned(),
         change,
@@ -248,7 +252,7 @@ mod tests {
         let row = metric_row("acc", Goal::Max, (Some(0.9), Some(f64::NAN)), (None, None));
         assert_eq!(
             (row.change, row.delta, row.verdict),
-            (Change::Changed, None, Some(Verdict::Equal))
+            (Change::Changed, None, None)
         );
 
         let row = metric_row("acc", Goal::Max, (None, Some(0.9)), (None, None));

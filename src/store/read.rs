@@ -174,8 +174,8 @@ pub fn copy_to_file(
 }
 
 /// Returns a readable file holding an object's verified content: the object itself
-/// when it is stored raw, else a decoded copy in the registry's temp folder (removed
-/// when the value is dropped).
+/// when it is stored raw, else a decoded copy in a temp file that has no name (so it
+/// disappears with the process, however it ends).
 pub fn verified_file(
     reg: &Registry,
     id: ObjectId,
@@ -193,26 +193,23 @@ pub fn verified_file(
                 bail!(object::corrupt_message(id, actual, &stored));
             }
             check_size(id, n, size)?;
-            Ok(VerifiedFile {
-                file,
-                len: n,
-                _temp: None,
-            })
+            Ok(VerifiedFile { file, len: n })
         }
         Encoding::Zstd => {
-            let temp = super::atomic::temp_file(&reg.tmp_dir())?;
-            let mut writer = BufWriter::with_capacity(1 << 20, temp.as_file());
+            // A file without a name: nothing is left behind, even if mreg is killed. The
+            // registry's tmp/ is on the registry's disk; a read-only registry falls back
+            // to the system's temp folder.
+            let file = tempfile::tempfile_in(reg.tmp_dir())
+                .or_else(|_| tempfile::tempfile())
+                .context("creating a temp file to decode a compressed object into")?;
+            let mut writer = BufWriter::with_capacity(1 << 20, &file);
             let n = object::copy_verified(&stored, encoding, id, size, &mut writer, progress)?;
             writer
                 .flush()
-                .with_context(|| format!("writing {}", temp.path().display()))?;
+                .context("writing a decoded object to a temp file")?;
             drop(writer);
             check_size(id, n, size)?;
-            Ok(VerifiedFile {
-                file: temp.reopen().context("reopening a decoded object")?,
-                len: n,
-                _temp: Some(temp),
-            })
+            Ok(VerifiedFile { file, len: n })
         }
     }
 }
@@ -221,7 +218,6 @@ pub fn verified_file(
 pub struct VerifiedFile {
     file: File,
     len: u64,
-    _temp: Option<tempfile::NamedTempFile>,
 }
 
 impl VerifiedFile {

@@ -180,7 +180,7 @@ fn diff_json_has_every_section_with_stable_fields() {
 #[test]
 fn diff_markdown_for_pull_request_comments() {
     let env = two_versions();
-    assert_snapshot!(env.snap(&["diff", "m@1", "m@2", "--md", "--only", "params,metrics,tensors"]), @"
+    assert_snapshot!(env.snap(&["diff", "m@1", "m@2", "--md", "--only", "params,metrics,tensors"]), @r"
     exit: 0
     --- stdout
     ### diff m@1 → m@2
@@ -192,23 +192,23 @@ fn diff_markdown_for_pull_request_comments() {
 
     |  | PARAM | OLD | NEW |
     |---|---|---|---|
-    | ~ | optimizer.lr | 0.001 | 0.0005 |
+    | \~ | optimizer.lr | 0.001 | 0.0005 |
 
     **metrics: 5 changed**
 
     |  | METRIC | OLD | NEW | DELTA | REL |  | BEST OLD | BEST NEW |
     |---|---|--:|--:|--:|--:|---|---|---|
-    | ~ | acc | 0.871 | 0.902 | +0.031 | +3.56% | better | 0.86 (step 4) | 0.9 (step 3) |
-    | ~ | f1 | 0.853 | 0.874 | +0.021 | +2.46% | better |  |  |
-    | ~ | holdout.auc | 0.912 | 0.925 | +0.013 | +1.43% | better |  |  |
-    | ~ | latency_ms | 12.4 | 12.9 | +0.5 | +4.03% | worse |  |  |
-    | ~ | loss | 0.388 | 0.362 | -0.026 | -6.70% | better | 0.388 (step 4) | 0.35 (step 3) |
+    | \~ | acc | 0.871 | 0.902 | +0.031 | +3.56% | better | 0.86 (step 4) | 0.9 (step 3) |
+    | \~ | f1 | 0.853 | 0.874 | +0.021 | +2.46% | better |  |  |
+    | \~ | holdout.auc | 0.912 | 0.925 | +0.013 | +1.43% | better |  |  |
+    | \~ | latency\_ms | 12.4 | 12.9 | +0.5 | +4.03% | worse |  |  |
+    | \~ | loss | 0.388 | 0.362 | -0.026 | -6.70% | better | 0.388 (step 4) | 0.35 (step 3) |
 
     **tensors of model.safetensors: 1 modified**
 
     |  | TENSOR | OLD | NEW | CHANGED |
     |---|---|---|---|---|
-    | ~ | head.weight | F32 [2, 3] | F32 [2, 3] | 13 B of 24 B (54.2%), 6 of 6 values |
+    | \~ | head.weight | F32 \[2, 3\] | F32 \[2, 3\] | 13 B of 24 B (54.2%), 6 of 6 values |
 
     1 of 2 tensors changed; 13 B of the 72 B compared differ (18.1%)  
     --- stderr
@@ -577,7 +577,7 @@ fn compare_marks_the_best_value_of_each_metric() {
     | f1 | 0.853 | **0.874 \*** |  |
     | holdout.auc | 0.912 | **0.925 \*** |  |
     | holdout.rows | **20000.0 \*** | **20000.0 \*** |  |
-    | latency_ms | 12.4 | 12.9 | **11.0 \*** |
+    | latency\_ms | 12.4 | 12.9 | **11.0 \*** |
     | loss | 0.388 | 0.362 | **0.31 \*** |
     --- stderr
     ");
@@ -629,4 +629,75 @@ fn runs_compare_puts_the_runs_a_query_finds_side_by_side() {
     error: --compare needs at least 2 runs; 1 matched
     hint: widen --where or --experiment; `mreg runs` lists every run
     ");
+}
+
+#[test]
+fn values_are_shown_typed_and_escaped() {
+    let env = TestEnv::with_registry();
+    env.write("p1.json", r#"{"x": "3", "note": "plain"}"#);
+    env.write(
+        "p2.json",
+        "{\"x\": 3, \"note\": \"a\\u001b[31mred\\nb\", \"tok\": \"<pad>\"}",
+    );
+    env.ok(&[
+        "run",
+        "--experiment",
+        "e",
+        "--params-file",
+        "p1.json",
+        "--",
+        "mreg",
+        "log",
+        "--metric",
+        "loss=0.4",
+    ]);
+    env.ok(&[
+        "run",
+        "--experiment",
+        "e",
+        "--params-file",
+        "p2.json",
+        "--",
+        "mreg",
+        "log",
+        "--metric",
+        "loss=nan",
+    ]);
+    let runs = json(&env.ok(&["runs", "--json", "--sort", "start"]));
+    let ids: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let text = env.ok(&["diff", ids[0], ids[1], "--only", "params,metrics,files"]);
+    assert!(
+        text.contains("~  x      \"3\"    3"),
+        "types differ, so text is quoted: {text}"
+    );
+    assert!(
+        text.contains("a\\e[31mred\\nb"),
+        "control characters are escaped: {text}"
+    );
+    assert!(!text.contains('\x1b'), "{text:?}");
+    assert!(
+        text.contains(&format!(
+            "{} is a run and {} is a run; only model versions have files",
+            &ids[0][..8],
+            &ids[1][..8]
+        )),
+        "{text}"
+    );
+    let md = env.ok(&["diff", ids[0], ids[1], "--md", "--only", "params"]);
+    assert!(
+        md.contains("| \\+ | tok |  | &lt;pad&gt; |")
+            || md.contains("| + | tok |  | &lt;pad&gt; |"),
+        "{md}"
+    );
+    let out = json(&env.ok(&["diff", ids[0], ids[1], "--json", "--only", "metrics"]));
+    assert_eq!(out["metrics"][0]["new"], "NaN");
+    assert!(
+        out["metrics"][0]["verdict"].is_null(),
+        "NaN is neither better nor worse"
+    );
 }
