@@ -17,8 +17,7 @@ use std::fmt;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use serde::Deserialize;
-use serde::de::{self, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed as _, MapAccess, Visitor};
 use serde_json::Value;
 
 /// Headers longer than this (100 MiB) are refused before anything is read or allocated.
@@ -167,7 +166,7 @@ impl Header {
                 err.valid_up_to()
             ),
         };
-        let entries = parse_json(text)?;
+        let entries = parse_json(text, data_len)?;
 
         let mut seen = BTreeMap::new();
         for (i, (key, _)) in entries.iter().enumerate() {
@@ -181,11 +180,10 @@ impl Header {
 
         let mut metadata = BTreeMap::new();
         let mut tensors = Vec::with_capacity(entries.len());
-        for (name, value) in entries {
-            if name == "__metadata__" {
-                metadata = parse_metadata(value)?;
-            } else {
-                tensors.push(parse_tensor(name, &value, data_len)?);
+        for (_, entry) in entries {
+            match entry {
+                Entry::Metadata(value) => metadata = parse_metadata(value)?,
+                Entry::Tensor(tensor) => tensors.push(tensor?),
             }
         }
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
@@ -204,37 +202,60 @@ impl Header {
     }
 }
 
-/// The top-level object of a header, as key-value pairs in file order, duplicates kept.
-struct Entries(Vec<(String, Value)>);
+/// One top-level entry of a header: the metadata as parsed JSON, or a tensor already
+/// checked (or why it was refused, reported once duplicates have been looked for).
+enum Entry {
+    Metadata(Value),
+    Tensor(Result<TensorInfo, HeaderError>),
+}
 
-impl<'de> Deserialize<'de> for Entries {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor;
+/// Reads the top-level object of a header into entries in file order, duplicates kept.
+/// Each tensor entry is turned into a [`TensorInfo`] as soon as it is read, so a header
+/// of many tensors never exists as a whole tree of JSON values.
+struct Entries {
+    data_len: u64,
+}
+
+impl<'de> de::DeserializeSeed<'de> for Entries {
+    type Value = Vec<(String, Entry)>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        struct EntriesVisitor(u64);
         impl<'de> Visitor<'de> for EntriesVisitor {
-            type Value = Entries;
+            type Value = Vec<(String, Entry)>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::new();
                 while let Some(key) = map.next_key::<String>()? {
                     let value = map.next_value::<Value>()?;
-                    out.push((key, value));
+                    let entry = if key == "__metadata__" {
+                        Entry::Metadata(value)
+                    } else {
+                        Entry::Tensor(parse_tensor(key.clone(), &value, self.0))
+                    };
+                    out.push((key, entry));
                 }
-                Ok(Entries(out))
+                Ok(out)
             }
         }
-        deserializer.deserialize_map(EntriesVisitor)
+        deserializer.deserialize_map(EntriesVisitor(self.data_len))
     }
 }
 
-/// Returns the header's key-value pairs, duplicates kept; trailing whitespace (the
-/// padding writers add) is allowed.
-fn parse_json(text: &str) -> Result<Vec<(String, Value)>, HeaderError> {
+/// Returns the header's entries, duplicates kept; trailing whitespace (the padding
+/// writers add) is allowed.
+fn parse_json(text: &str, data_len: u64) -> Result<Vec<(String, Entry)>, HeaderError> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let parsed = Entries::deserialize(&mut de).and_then(|entries| de.end().map(|()| entries));
+    let parsed = Entries { data_len }
+        .deserialize(&mut de)
+        .and_then(|entries| de.end().map(|()| entries));
     match parsed {
-        Ok(Entries(entries)) => Ok(entries),
+        Ok(entries) => Ok(entries),
         Err(err) if err.classify() == serde_json::error::Category::Data => {
             // Keys are strings and values any JSON, so only the top level can have the
             // wrong type.

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use super::FileTensors;
@@ -294,7 +294,8 @@ pub fn tensors(
             || read::verified_file(reg, a.hash, a.size, &advance),
             || read::verified_file(reg, b.hash, b.size, &advance),
         );
-        let (x, y) = (x?, y?);
+        let x = x.with_context(|| format!("reading {path} of the old version"))?;
+        let y = y.with_context(|| format!("reading {path} of the new version"))?;
         let result = tensors::diff(x.file(), x.len(), y.file(), y.len(), &advance);
         out.push(match result {
             Ok(diff) => FileTensors {
