@@ -5,7 +5,7 @@ use anyhow::Result;
 use super::{Ctx, diff_report, report};
 use crate::diff::compare::{self, CompareRow, Section, Table};
 use crate::diff::{Goals, Side};
-use crate::error::{EXIT_ERROR, EXIT_OK, Failure};
+use crate::error::{EXIT_ERROR, EXIT_OK};
 use crate::store::Registry;
 
 /// Compare the params and metrics of versions or runs, a column each
@@ -42,13 +42,7 @@ pub struct CompareArgs {
 
 /// Runs `mreg compare`.
 pub fn run(ctx: &Ctx, args: &CompareArgs) -> Result<u8> {
-    if args.md && ctx.out.is_json() {
-        return Err(
-            Failure::usage("--md and --json both choose the output; give one")
-                .hint("--json for scripts, --md for pull-request comments")
-                .into(),
-        );
-    }
+    report::refuse_md_with_json(ctx, args.md)?;
     let reg = ctx.registry()?;
     let sides = args
         .sides

@@ -5,7 +5,7 @@ use clap::ValueEnum;
 
 use super::{Ctx, diff_report, report};
 use crate::diff::{self, Goals, Options, Side};
-use crate::error::{EXIT_ERROR, EXIT_OK, Failure};
+use crate::error::{EXIT_ERROR, EXIT_OK};
 
 /// Show what changed between two model versions or runs
 ///
@@ -78,13 +78,7 @@ pub enum Part {
 
 /// Runs `mreg diff`.
 pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<u8> {
-    if args.md && ctx.out.is_json() {
-        return Err(
-            Failure::usage("--md and --json both choose the output; give one")
-                .hint("--json for scripts, --md for pull-request comments")
-                .into(),
-        );
-    }
+    report::refuse_md_with_json(ctx, args.md)?;
     let reg = ctx.registry()?;
     let old = Side::load(&reg, &args.old)?;
     let new = Side::load(&reg, &args.new)?;

@@ -4,6 +4,20 @@
 
 use std::fmt::Write as _;
 
+use super::Ctx;
+use crate::error::Failure;
+
+/// Refuses `--md` together with `--json`: both choose what stdout holds.
+pub fn refuse_md_with_json(ctx: &Ctx, md: bool) -> Result<(), Failure> {
+    if md && ctx.out.is_json() {
+        return Err(
+            Failure::usage("--md and --json both choose the output; give one")
+                .hint("--json for scripts, --md for pull-request comments"),
+        );
+    }
+    Ok(())
+}
+
 /// Returns what a cell's text means, which sets its color (text) or weight (Markdown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tone {

@@ -58,6 +58,16 @@ fn json(text: &str) -> Json {
     serde_json::from_str(text).unwrap()
 }
 
+/// Returns the ids of every run, oldest first.
+fn run_ids(env: &TestEnv) -> Vec<String> {
+    json(&env.ok(&["runs", "--json", "--sort", "start"]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Returns safetensors bytes: tensors as (name, dtype, shape, bytes), in the given order.
 fn safetensors(tensors: &[(&str, &str, &[u64], Vec<u8>)], metadata: &[(&str, &str)]) -> Vec<u8> {
     let mut header = serde_json::Map::new();
@@ -441,20 +451,14 @@ fn runs_are_diffed_by_id_and_have_no_files() {
         "--",
         "true",
     ]);
-    let runs = json(&env.ok(&["runs", "--json", "--sort", "start"]));
-    let ids: Vec<&str> = runs
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
-    let out = json(&env.ok(&["diff", &ids[0][..8], ids[1], "--json"]));
+    let ids = run_ids(&env);
+    let out = json(&env.ok(&["diff", &ids[0][..8], &ids[1], "--json"]));
     assert_eq!(out["old"]["kind"], "run");
     assert!(out["files"].is_null(), "runs have no files: {out}");
     assert_eq!(out["data"][0]["key"], "data/train.csv");
     assert_eq!(out["data"][0]["change"], "changed");
     assert_eq!(out["params"][0]["new"], 0.2);
-    let text = env.ok(&["diff", ids[0], ids[1], "--only", "params,data"]);
+    let text = env.ok(&["diff", &ids[0], &ids[1], "--only", "params,data"]);
     assert!(
         text.contains(&format!("old  run {}", &ids[0][..8])),
         "{text}"
@@ -663,14 +667,8 @@ fn values_are_shown_typed_and_escaped() {
         "--metric",
         "loss=nan",
     ]);
-    let runs = json(&env.ok(&["runs", "--json", "--sort", "start"]));
-    let ids: Vec<&str> = runs
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
-    let text = env.ok(&["diff", ids[0], ids[1], "--only", "params,metrics,files"]);
+    let ids = run_ids(&env);
+    let text = env.ok(&["diff", &ids[0], &ids[1], "--only", "params,metrics,files"]);
     assert!(
         text.contains("~  x      \"3\"    3"),
         "types differ, so text is quoted: {text}"
@@ -688,13 +686,13 @@ fn values_are_shown_typed_and_escaped() {
         )),
         "{text}"
     );
-    let md = env.ok(&["diff", ids[0], ids[1], "--md", "--only", "params"]);
+    let md = env.ok(&["diff", &ids[0], &ids[1], "--md", "--only", "params"]);
     assert!(
         md.contains("| \\+ | tok |  | &lt;pad&gt; |")
             || md.contains("| + | tok |  | &lt;pad&gt; |"),
         "{md}"
     );
-    let out = json(&env.ok(&["diff", ids[0], ids[1], "--json", "--only", "metrics"]));
+    let out = json(&env.ok(&["diff", &ids[0], &ids[1], "--json", "--only", "metrics"]));
     assert_eq!(out["metrics"][0]["new"], "NaN");
     assert!(
         out["metrics"][0]["verdict"].is_null(),
