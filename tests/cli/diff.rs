@@ -427,30 +427,20 @@ fn tensors_added_removed_retyped_and_reshaped() {
 #[test]
 fn runs_are_diffed_by_id_and_have_no_files() {
     let env = TestEnv::with_registry();
-    env.write("data/train.csv", "a,b\n1,2\n");
-    env.ok(&[
-        "run",
-        "--experiment",
-        "e",
-        "--data",
-        "data/train.csv",
-        "--param",
-        "lr=0.1",
-        "--",
-        "true",
-    ]);
-    env.write("data/train.csv", "a,b\n1,3\n");
-    env.ok(&[
-        "run",
-        "--experiment",
-        "e",
-        "--data",
-        "data/train.csv",
-        "--param",
-        "lr=0.2",
-        "--",
-        "true",
-    ]);
+    for (data, lr) in [("a,b\n1,2\n", "lr=0.1"), ("a,b\n1,3\n", "lr=0.2")] {
+        env.write("data/train.csv", data);
+        env.ok(&[
+            "run",
+            "--experiment",
+            "e",
+            "--data",
+            "data/train.csv",
+            "--param",
+            lr,
+            "--",
+            "true",
+        ]);
+    }
     let ids = run_ids(&env);
     let out = json(&env.ok(&["diff", &ids[0][..8], &ids[1], "--json"]));
     assert_eq!(out["old"]["kind"], "run");
