@@ -14,6 +14,7 @@ pub mod lineage;
 pub mod manifest;
 pub mod query;
 pub mod refspec;
+pub mod remote;
 pub mod safetensors;
 pub mod stage;
 pub mod store;

@@ -15,10 +15,11 @@ use crate::store::Registry;
 /// folder. Running init where a registry exists leaves it as it is.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  mreg init\n  mreg init /srv/registry && export MREG_REGISTRY=/srv/registry"
+    after_help = "Examples:\n  mreg init\n  mreg init /srv/registry && export MREG_REGISTRY=/srv/registry\n  mreg init s3://ml-models/registry"
 )]
 pub struct InitArgs {
-    /// Folder to create the registry in [default: --registry, else the current folder]
+    /// Folder (or s3://BUCKET/PREFIX) to create the registry in [default: --registry,
+    /// else the current folder]
     dir: Option<PathBuf>,
 }
 
@@ -30,6 +31,13 @@ struct Outcome {
 
 /// Runs `mreg init`.
 pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
+    let named = match &args.dir {
+        Some(dir) => dir.to_str(),
+        None => ctx.registry_spec(),
+    };
+    if let Some(url) = named.filter(|u| crate::remote::is_bucket_url(u)) {
+        return init_bucket(ctx, url);
+    }
     let dir = match (&args.dir, ctx.registry_spec()) {
         (Some(dir), _) => dir.clone(),
         (None, Some(spec)) => Registry::local_path(spec)?,
@@ -47,6 +55,29 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
     }
     if ctx.out.is_json() {
         ctx.out.emit(&Outcome { path, created }, String::new)?;
+    }
+    Ok(())
+}
+
+/// Creates a registry under a bucket prefix: its `config.toml`, written create-only.
+fn init_bucket(ctx: &Ctx, url: &str) -> Result<()> {
+    let remote = crate::remote::open(url, false)?;
+    let config = crate::store::config::initial_text(crate::store::layout::FORMAT);
+    let created = remote.create("config.toml", config.as_bytes())? == crate::remote::Created::New;
+    if created {
+        ctx.out.status(&format!("Created an empty mreg registry at {url}."));
+    } else {
+        ctx.out
+            .status(&format!("A registry already exists at {url}; left as it is."));
+    }
+    if ctx.out.is_json() {
+        ctx.out.emit(
+            &Outcome {
+                path: url.to_owned(),
+                created,
+            },
+            String::new,
+        )?;
     }
     Ok(())
 }

@@ -25,12 +25,14 @@ mod promote;
 mod pull;
 mod push;
 mod record;
+mod remote;
 mod report;
 mod rollback;
 mod run;
 mod runs;
 mod show;
 mod show_run;
+mod sync;
 
 use output::Printer;
 
@@ -47,6 +49,8 @@ Examples:
   mreg history churn
   mreg pull churn@production --to /srv/model
   mreg push ./out --model churn --json | jq -r .version
+  mreg remote add team s3://ml-models/registry && mreg sync
+  mreg ls --registry s3://ml-models/registry
 
 Exit codes: 0 done, 1 error, 2 usage error, 3 a gate did not hold (nothing moved),
 4 a conflict (a stage moved under you); `mreg run` exits with its command's code.
@@ -66,8 +70,9 @@ pub struct Cli {
 /// Flags every command takes.
 #[derive(Debug, clap::Args)]
 struct Global {
-    /// Registry to use: a folder holding .mreg, the .mreg folder, or a file:// URL
-    #[arg(long, global = true, env = "MREG_REGISTRY", value_name = "PATH")]
+    /// Registry to use: a folder holding .mreg, the .mreg folder, a file:// URL, or
+    /// s3://BUCKET/PREFIX (used directly; see `mreg remote --help` for the AWS settings)
+    #[arg(long, global = true, env = "MREG_REGISTRY", value_name = "PATH|URL")]
     registry: Option<String>,
     /// Print machine-readable JSON on stdout instead of text
     #[arg(long, global = true)]
@@ -118,6 +123,9 @@ enum Command {
     Diff(diff::DiffArgs),
     Compare(compare::CompareArgs),
     Fsck(fsck::FsckArgs),
+    Remote(remote::RemoteArgs),
+    Sync(sync::SyncArgs),
+    Clone(sync::CloneArgs),
     Demo(demo::DemoArgs),
 }
 
@@ -133,7 +141,10 @@ impl Ctx {
     /// Returns the registry named by `--registry`/`MREG_REGISTRY` or found above the
     /// current folder.
     pub fn registry(&self) -> Result<Registry> {
-        Registry::locate(self.registry_spec(), &self.cwd)
+        match self.registry_spec() {
+            Some(url) if crate::remote::is_bucket_url(url) => crate::remote::mirror::open(url),
+            spec => Registry::locate(spec, &self.cwd),
+        }
     }
 
     /// Returns the folder mreg was started in.
@@ -159,6 +170,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Run(args) => return run::run(&ctx, &args),
         Command::Diff(args) => return diff::run(&ctx, &args),
         Command::Compare(args) => return compare::run(&ctx, &args),
+        Command::Remote(args) => return remote::run(&ctx, &args),
+        Command::Sync(args) => return sync::run(&ctx, &args),
+        Command::Clone(args) => return sync::clone(&ctx, &args),
         Command::Init(args) => init::run(&ctx, &args),
         Command::Log(args) => log::run(&ctx, &args),
         Command::Runs(args) => runs::run(&ctx, &args),

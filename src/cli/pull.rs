@@ -8,7 +8,9 @@ use serde::Serialize;
 use super::{Ctx, output};
 use crate::refspec::ModelRef;
 use crate::store::materialize::{self, Options};
-use crate::store::{TreeId, models};
+use crate::remote::known::Known;
+use crate::remote::settings::Settings;
+use crate::store::{Registry, TreeId, models, read};
 
 /// Materialize a model version into a folder
 ///
@@ -17,6 +19,9 @@ use crate::store::{TreeId, models};
 /// version's tree is checked before anything is written: no entry can land outside
 /// the target. A target that is not empty is refused unless --force is given, which
 /// replaces its whole contents.
+///
+/// Objects the registry lacks are fetched from its default remote (`mreg remote`),
+/// re-hashed before use; a registry used as --registry s3://… fetches from the bucket.
 ///
 /// References: NAME (latest), NAME@3, NAME@v3, NAME@latest, NAME@production (the
 /// version a stage holds), NAME@<tree-hash prefix>.
@@ -56,6 +61,7 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
     let reference = ModelRef::parse(&args.reference)?;
     let reg = ctx.registry()?;
     let record = models::resolve(&reg, &reference)?;
+    fetch_missing(ctx, &reg, record.tree)?;
     let plan = materialize::plan(&reg, record.tree)?;
     let opts = Options {
         force: args.force,
@@ -81,5 +87,30 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         };
         ctx.out.emit(&outcome, String::new)?;
     }
+    Ok(())
+}
+
+/// Fetches the objects of a version the registry lacks: from the bucket of a registry
+/// used as `--registry s3://…`, else from the default remote, if there is one.
+fn fetch_missing(ctx: &Ctx, reg: &Registry, tree: TreeId) -> Result<()> {
+    if let Some(up) = reg.upstream() {
+        up.fetch_tree(reg, tree, &ctx.out.progress())?;
+        return Ok(());
+    }
+    if read::missing_below(reg, tree).is_empty() {
+        return Ok(());
+    }
+    let settings = Settings::load(reg)?;
+    if settings.default.is_none() {
+        return Ok(());
+    }
+    let (name, entry) = settings.pick(None)?;
+    let remote = crate::remote::open(&entry.url, false)?;
+    let known = Known::load(reg, &entry.url)?;
+    let moved = crate::remote::fetch_tree(reg, &*remote, &known, tree, &ctx.out.progress())?;
+    ctx.out.status(&format!(
+        "Fetched {} of missing objects from {name}.",
+        output::bytes(moved)
+    ));
     Ok(())
 }

@@ -40,6 +40,10 @@ pub struct VersionRecord {
     /// The run that produced it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunId>,
+    /// 16 hex digits unique to the push that wrote the record, so a push whose reply
+    /// was lost can tell its own record from another push's at the same number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     /// The run's final metrics when the version was pushed: what gates read.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, f64>,

@@ -20,6 +20,8 @@ use serde::Deserialize;
 use super::atomic;
 use super::config::{self, Config};
 use super::object::{Encoding, ObjectId};
+use super::upstream::UpstreamRef;
+use super::read;
 use crate::error::Failure;
 
 /// The layout format this build reads and writes.
@@ -41,6 +43,7 @@ struct FormatOnly {
 #[derive(Debug, Clone)]
 pub struct Registry {
     root: PathBuf,
+    upstream: Option<UpstreamRef>,
 }
 
 impl Registry {
@@ -56,6 +59,7 @@ impl Registry {
         fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
         let reg = Registry {
             root: root.canonicalize()?,
+            upstream: None,
         };
         for sub in SUBDIRS {
             fs::create_dir_all(reg.root.join(sub))
@@ -142,6 +146,7 @@ impl Registry {
     fn open_root(root: &Path) -> Result<Registry> {
         let reg = Registry {
             root: root.canonicalize()?,
+            upstream: None,
         };
         reg.config()?;
         for sub in SUBDIRS {
@@ -236,5 +241,39 @@ impl Registry {
     /// Returns whether the object is stored.
     pub fn has_object(&self, id: ObjectId) -> bool {
         self.find_object(id).is_some()
+    }
+
+    /// Returns where and how an object is stored, fetching it from the upstream when
+    /// this registry is a mirror that lacks it; an error names an object found nowhere.
+    pub fn object(&self, id: ObjectId) -> Result<(PathBuf, Encoding)> {
+        if let Some(found) = self.find_object(id) {
+            return Ok(found);
+        }
+        match &self.upstream {
+            Some(up) => up.0.fetch_object(self, id),
+            None => Err(read::missing(id)),
+        }
+    }
+
+    /// Returns whether the object is stored here or, for a mirror, upstream.
+    pub fn holds_object(&self, id: ObjectId) -> Result<bool> {
+        if self.has_object(id) {
+            return Ok(true);
+        }
+        match &self.upstream {
+            Some(up) => up.0.holds_object(self, id),
+            None => Ok(false),
+        }
+    }
+
+    /// Returns this registry with `upstream` as the place its content really lives.
+    pub fn with_upstream(mut self, upstream: UpstreamRef) -> Registry {
+        self.upstream = Some(upstream);
+        self
+    }
+
+    /// Returns the upstream of a mirror, or `None` for an ordinary registry.
+    pub fn upstream(&self) -> Option<&dyn super::upstream::Upstream> {
+        self.upstream.as_ref().map(|u| &*u.0)
     }
 }

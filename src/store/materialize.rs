@@ -149,7 +149,7 @@ pub fn materialize(
         .files
         .par_iter()
         .map(|f| {
-            let (stored, encoding) = reg.find_object(f.id).ok_or_else(|| read::missing(f.id))?;
+            let (stored, encoding) = reg.object(f.id)?;
             let cost = if encoding == Encoding::Zstd {
                 f.size * 3
             } else {

@@ -17,6 +17,7 @@ pub mod snapshot;
 pub mod stages;
 pub mod statcache;
 pub mod tree;
+pub mod upstream;
 pub mod write;
 
 pub use layout::Registry;

@@ -143,9 +143,19 @@ pub fn create_version(reg: &Registry, new: NewVersion) -> Result<VersionRecord> 
         actor: new.actor,
         message: new.message,
         run: new.run,
+        nonce: Some(push_nonce(model, new.tree)),
         metrics: new.metrics,
     };
     let first = list_versions(reg, model)?.last().map_or(1, |n| n + 1);
+    if let Some(up) = reg.upstream() {
+        let render = |n: u64| -> Result<String> {
+            let mut numbered = record.clone();
+            numbered.version = n;
+            numbered.to_toml()
+        };
+        record.version = up.claim_version(reg, model, new.tree.0, first, &render)?;
+        return Ok(record);
+    }
     for next in (first..).take(ALLOCATION_TRIES) {
         record.version = next;
         let path = version_path(reg, model, next);
@@ -158,6 +168,22 @@ pub fn create_version(reg: &Registry, new: NewVersion) -> Result<VersionRecord> 
     ))
     .hint("push again")
     .into())
+}
+
+/// Returns a nonce for a version record: unique to this push, or, when `MREG_NOW` pins
+/// the clock, derived from the record alone so tests are reproducible.
+fn push_nonce(model: &str, tree: TreeId) -> String {
+    let pinned = std::env::var_os("MREG_NOW").is_some_and(|v| !v.is_empty());
+    let entropy = if pinned {
+        String::new()
+    } else {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{}-{nanos}", std::process::id())
+    };
+    let hash = blake3::hash(format!("mreg version\0{model}\0{tree}\0{entropy}").as_bytes());
+    hash.to_hex()[..16].to_owned()
 }
 
 /// Returns the version a reference names, or an error saying what it could mean.

@@ -27,7 +27,7 @@ pub fn missing(id: ObjectId) -> anyhow::Error {
 
 /// Returns the verified content of a small object (a tree or a link target).
 pub fn read_small(reg: &Registry, id: ObjectId) -> Result<Vec<u8>> {
-    let (path, encoding) = reg.find_object(id).ok_or_else(|| missing(id))?;
+    let (path, encoding) = reg.object(id)?;
     let len = fs::metadata(&path)
         .with_context(|| format!("reading {}", path.display()))?
         .len();
@@ -69,7 +69,7 @@ pub fn missing_below(reg: &Registry, id: TreeId) -> Vec<String> {
             };
             if entry.kind == super::tree::Kind::Dir {
                 walk(reg, entry.id, &path, out);
-            } else if !reg.has_object(entry.id) {
+            } else if !reg.holds_object(entry.id).unwrap_or(false) {
                 out.push(path);
             }
         }
@@ -182,7 +182,7 @@ pub fn verified_file(
     size: u64,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<VerifiedFile> {
-    let (stored, encoding) = reg.find_object(id).ok_or_else(|| missing(id))?;
+    let (stored, encoding) = reg.object(id)?;
     match encoding {
         Encoding::Raw => {
             let file = File::open(&stored)

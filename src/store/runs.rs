@@ -76,13 +76,17 @@ pub fn create(reg: &Registry, mut record: RunRecord) -> Result<RunRecord> {
         let log = log_dir(reg, &record.id);
         fs::create_dir(&log).with_context(|| format!("creating {}", log.display()))?;
         let path = record_path(reg, &record.id);
-        if !atomic::create_exclusive(&reg.tmp_dir(), &path, record.to_toml()?.as_bytes())? {
+        let body = record.to_toml()?;
+        if !atomic::create_exclusive(&reg.tmp_dir(), &path, body.as_bytes())? {
             anyhow::bail!(
                 "{} appeared while the run was being created",
                 path.display()
             );
         }
         atomic::sync_dir(&runs)?;
+        if let Some(up) = reg.upstream() {
+            up.publish_file(reg, &format!("runs/{}/run.toml", record.id), body.as_bytes())?;
+        }
         return Ok(record);
     }
     Err(
@@ -117,7 +121,10 @@ pub fn append(reg: &Registry, event: &RunEvent) -> Result<()> {
         let nanos = unique_nanos();
         let nonce = blake3::hash(format!("{nanos}-{}-{body}", std::process::id()).as_bytes());
         let name = format!("{nanos:020}-{}.toml", &nonce.to_hex()[..8]);
-        if atomic::create_exclusive(&reg.tmp_dir(), &dir.join(name), body.as_bytes())? {
+        if atomic::create_exclusive(&reg.tmp_dir(), &dir.join(&name), body.as_bytes())? {
+            if let Some(up) = reg.upstream() {
+                up.publish_file(reg, &format!("runs/{}/log/{name}", event.run), body.as_bytes())?;
+            }
             return Ok(());
         }
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::lock::{Holder, Lock};
+use super::upstream::HeadSwap;
 use super::{Registry, atomic};
 use crate::error::Failure;
 use crate::manifest::{StageState, StateId};
@@ -152,6 +153,12 @@ pub fn commit(
     holder: &Holder,
     wait: Duration,
 ) -> Result<Swap> {
+    if let Some(up) = reg.upstream() {
+        return Ok(match up.swap_head(reg, expected, new)? {
+            HeadSwap::Done(id) => Swap::Done(id),
+            HeadSwap::Moved => Swap::Moved,
+        });
+    }
     let model = new.model.as_str();
     let head = reg.head_path(model);
     let _lock = Lock::acquire(&reg.tmp_dir(), &head, holder, wait)?;
@@ -162,4 +169,27 @@ pub fn commit(
     let id = publish_state(reg, new)?;
     atomic::replace(&reg.tmp_dir(), &head, format!("{id}\n").as_bytes())?;
     Ok(Swap::Done(id))
+}
+
+/// Points a model's `HEAD` at a state the registry already holds, if `HEAD` still names
+/// `expected`: how a sync fast-forwards a model's stages to a chain it fetched.
+pub fn advance(
+    reg: &Registry,
+    model: &str,
+    expected: Option<&StateId>,
+    id: &StateId,
+    holder: &Holder,
+    wait: Duration,
+) -> Result<Swap> {
+    let head = reg.head_path(model);
+    let dir = head.parent().expect("HEAD lives in the model's folder");
+    if !dir.is_dir() {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let _lock = Lock::acquire(&reg.tmp_dir(), &head, holder, wait)?;
+    if read_head(reg, model)?.as_ref() != expected {
+        return Ok(Swap::Moved);
+    }
+    atomic::replace(&reg.tmp_dir(), &head, format!("{id}\n").as_bytes())?;
+    Ok(Swap::Done(id.clone()))
 }

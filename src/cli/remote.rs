@@ -1,0 +1,236 @@
+//! `mreg remote`: the remotes a registry syncs with.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{Ctx, output};
+use crate::error::{EXIT_ERROR, EXIT_OK, Failure};
+use crate::remote::probe::{self, Probe};
+use crate::remote::settings::{self, Entry, Settings};
+
+/// Manage the remotes this registry syncs with: folders or S3 bucket prefixes
+///
+/// A remote is another registry: a folder (a mounted share) or s3://BUCKET/PREFIX on
+/// any S3-compatible store. Endpoint, region and credentials come from the AWS
+/// variables (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...) or the active
+/// profile in ~/.aws. `add` and `check` prove that the remote enforces conditional
+/// writes; mreg moves no stage on a remote that does not, unless --single-writer
+/// vouches that only one writer ever uses it.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  mreg remote add team s3://ml-models/registry
+  AWS_ENDPOINT_URL=http://minio:9000 mreg remote add lab s3://models/churn
+  mreg remote add share /mnt/share/registry
+  mreg remote list
+  mreg remote check team
+  mreg remote remove lab")]
+pub struct RemoteArgs {
+    #[command(subcommand)]
+    command: RemoteCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum RemoteCommand {
+    /// Add a remote, after checking that it enforces conditional writes
+    Add(AddArgs),
+    /// List the remotes
+    List,
+    /// Forget a remote (nothing on it is touched)
+    Remove {
+        /// The remote's name
+        name: String,
+    },
+    /// Check again that a remote enforces conditional writes; exit 1 if it does not
+    Check {
+        /// The remote's name [default: the default remote]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct AddArgs {
+    /// A name for it, e.g. team
+    name: String,
+    /// s3://BUCKET/PREFIX, or a folder (made into a registry if it holds none)
+    url: String,
+    /// Vouch that only one writer ever uses this remote, so stages may move there even
+    /// if it does not enforce conditional writes
+    #[arg(long)]
+    single_writer: bool,
+    /// Make it the default remote (the first remote added is the default anyway)
+    #[arg(long)]
+    default: bool,
+}
+
+#[derive(Serialize)]
+struct Listed<'a> {
+    name: &'a str,
+    url: &'a str,
+    default: bool,
+    conditional_writes: bool,
+    checked: Option<&'a str>,
+    single_writer: bool,
+}
+
+#[derive(Serialize)]
+struct Checked<'a> {
+    name: &'a str,
+    url: &'a str,
+    create_only: bool,
+    compare_and_swap: bool,
+    enforced: bool,
+    single_writer: bool,
+}
+
+/// Runs `mreg remote`.
+pub fn run(ctx: &Ctx, args: &RemoteArgs) -> Result<u8> {
+    let reg = ctx.registry()?;
+    if reg.upstream().is_some() {
+        return Err(Failure::usage(
+            "a registry on a bucket has no remotes of its own; remotes belong to a local registry",
+        )
+        .hint("run `mreg remote` in a local registry, e.g. one made with `mreg clone`")
+        .into());
+    }
+    let mut settings = Settings::load(&reg)?;
+    match &args.command {
+        RemoteCommand::Add(add) => {
+            settings::check_name(&add.name)?;
+            if let Some(old) = settings.remotes.get(&add.name) {
+                return Err(Failure::usage(format!(
+                    "a remote named {} exists already ({})",
+                    add.name, old.url
+                ))
+                .hint(format!("remove it first with `mreg remote remove {}`", add.name))
+                .into());
+            }
+            let remote = crate::remote::open(&add.url, true)?;
+            let probe = probe::run(&*remote)?;
+            let entry = Entry {
+                url: add.url.clone(),
+                conditional_writes: probe.enforced(),
+                checked: Some(crate::clock::format_time(std::time::SystemTime::now())),
+                single_writer: add.single_writer,
+            };
+            if add.default || settings.default.is_none() {
+                settings.default = Some(add.name.clone());
+            }
+            settings.remotes.insert(add.name.clone(), entry.clone());
+            settings.save(&reg)?;
+            ctx.out.status(&format!("Added remote {} ({}).", add.name, add.url));
+            report_probe(ctx, &add.name, &entry, &probe);
+            if ctx.out.is_json() {
+                ctx.out.emit(&checked(&add.name, &entry, &probe), String::new)?;
+            }
+            Ok(EXIT_OK)
+        }
+        RemoteCommand::List => {
+            let rows: Vec<Listed> = settings
+                .remotes
+                .iter()
+                .map(|(name, e)| Listed {
+                    name,
+                    url: &e.url,
+                    default: settings.default.as_deref() == Some(name.as_str()),
+                    conditional_writes: e.conditional_writes,
+                    checked: e.checked.as_deref(),
+                    single_writer: e.single_writer,
+                })
+                .collect();
+            if rows.is_empty() && !ctx.out.is_json() {
+                ctx.out
+                    .status("No remotes yet; add one with `mreg remote add NAME URL`.");
+                return Ok(EXIT_OK);
+            }
+            ctx.out.emit(&rows, || {
+                let table = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            if r.default {
+                                format!("{} *", r.name)
+                            } else {
+                                r.name.to_owned()
+                            },
+                            r.url.to_owned(),
+                            match (r.conditional_writes, r.single_writer) {
+                                (true, _) => "enforced".to_owned(),
+                                (false, true) => "not enforced (single writer)".to_owned(),
+                                (false, false) => "not enforced: stages stay".to_owned(),
+                            },
+                        ]
+                    })
+                    .collect();
+                output::table(&["NAME", "URL", "CONDITIONAL WRITES"], table)
+            })?;
+            Ok(EXIT_OK)
+        }
+        RemoteCommand::Remove { name } => {
+            settings.pick(Some(name))?;
+            settings.remotes.remove(name);
+            if settings.default.as_deref() == Some(name.as_str()) {
+                settings.default = settings.remotes.keys().next().cloned();
+            }
+            settings.save(&reg)?;
+            ctx.out.status(&format!(
+                "Removed remote {name}; nothing on it was touched."
+            ));
+            Ok(EXIT_OK)
+        }
+        RemoteCommand::Check { name } => {
+            let (name, mut entry) = settings.pick(name.as_deref())?;
+            let remote = crate::remote::open(&entry.url, false)?;
+            let probe = probe::run(&*remote)?;
+            entry.conditional_writes = probe.enforced();
+            entry.checked = Some(crate::clock::format_time(std::time::SystemTime::now()));
+            settings.remotes.insert(name.clone(), entry.clone());
+            settings.save(&reg)?;
+            report_probe(ctx, &name, &entry, &probe);
+            if ctx.out.is_json() {
+                ctx.out.emit(&checked(&name, &entry, &probe), String::new)?;
+            }
+            Ok(if probe.enforced() { EXIT_OK } else { EXIT_ERROR })
+        }
+    }
+}
+
+fn checked<'a>(name: &'a str, entry: &'a Entry, probe: &Probe) -> Checked<'a> {
+    Checked {
+        name,
+        url: &entry.url,
+        create_only: probe.create_only,
+        compare_and_swap: probe.compare_and_swap,
+        enforced: probe.enforced(),
+        single_writer: entry.single_writer,
+    }
+}
+
+/// Says what the conditional-write probe found, and what follows from it.
+fn report_probe(ctx: &Ctx, name: &str, entry: &Entry, probe: &Probe) {
+    if probe.enforced() {
+        ctx.out.status(&format!(
+            "{name} enforces conditional writes (create-only and compare-and-swap): version numbers and stage moves are safe with many writers."
+        ));
+        return;
+    }
+    let mut broken = Vec::new();
+    if !probe.create_only {
+        broken.push("a second create-only write of one key succeeded");
+    }
+    if !probe.compare_and_swap {
+        broken.push("a compare-and-swap with a stale tag succeeded");
+    }
+    ctx.out.warn(&format!(
+        "{name} does not enforce conditional writes: {}.",
+        broken.join(", and ")
+    ));
+    if entry.single_writer {
+        ctx.out.warn(&format!(
+            "{name} is marked single-writer: stages will move there; two writers at once could overwrite each other's versions and stages."
+        ));
+    } else {
+        ctx.out.warn(&format!(
+            "mreg will not move stages on {name}. If only one writer ever uses it, add it with --single-writer."
+        ));
+    }
+}

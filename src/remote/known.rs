@@ -1,0 +1,112 @@
+//! What a remote is known to hold: the object keys this registry sent there or fetched
+//! from there, remembered in `cache/remotes/URLHASH/objects`, so that a sync sends only
+//! what is new without listing or probing the whole bucket every time.
+//!
+//! The file is an append-only list of keys, one per line, added as each transfer
+//! completes: an interrupted sync remembers everything that arrived. It is a cache:
+//! deleting it costs one probe per object on the next sync. An object deleted on the
+//! remote behind mreg's back is still believed present; `mreg sync --recheck` forgets
+//! the file first.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+
+use crate::store::object::Encoding;
+use crate::store::{ObjectId, Registry};
+
+/// The object keys a remote is known to hold.
+pub struct Known {
+    dir: PathBuf,
+    keys: Mutex<HashSet<String>>,
+    log: Mutex<Option<File>>,
+}
+
+impl Known {
+    /// Loads what is known of the remote at `url`, as seen from `reg`.
+    pub fn load(reg: &Registry, url: &str) -> Result<Known> {
+        let dir = cache_dir(reg, url);
+        let path = dir.join("objects");
+        let keys = match fs::read_to_string(&path) {
+            Ok(text) => text.lines().map(str::to_owned).collect(),
+            Err(err) if err.kind() == ErrorKind::NotFound => HashSet::new(),
+            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        };
+        Ok(Known {
+            dir,
+            keys: Mutex::new(keys),
+            log: Mutex::new(None),
+        })
+    }
+
+    /// Forgets everything known, so the next transfers probe the remote again.
+    pub fn forget(&self) -> Result<()> {
+        self.keys.lock().expect("known keys").clear();
+        *self.log.lock().expect("known log") = None;
+        match fs::remove_file(self.dir.join("objects")) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err).context("forgetting what the remote holds"),
+        }
+    }
+
+    /// Returns the encoding the remote holds an object in, if it is known to.
+    pub fn encoding_of(&self, id: ObjectId) -> Option<Encoding> {
+        let keys = self.keys.lock().expect("known keys");
+        [Encoding::Raw, Encoding::Zstd]
+            .into_iter()
+            .find(|e| keys.contains(&super::object_key(id, *e)))
+    }
+
+    /// Returns whether the remote is known to hold `key` (an object, or a version
+    /// record known to be the same on both sides).
+    pub fn contains(&self, key: &str) -> bool {
+        self.keys.lock().expect("known keys").contains(key)
+    }
+
+    /// Records that the remote holds `key`.
+    pub fn insert(&self, key: &str) -> Result<()> {
+        if !self.keys.lock().expect("known keys").insert(key.to_owned()) {
+            return Ok(());
+        }
+        let mut log = self.log.lock().expect("known log");
+        if log.is_none() {
+            fs::create_dir_all(&self.dir)
+                .with_context(|| format!("creating {}", self.dir.display()))?;
+            let path = self.dir.join("objects");
+            *log = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            );
+        }
+        let file = log.as_mut().expect("opened above");
+        file.write_all(format!("{key}\n").as_bytes())
+            .context("remembering what the remote holds")
+    }
+
+    /// Records every object key among `keys`.
+    pub fn insert_all<'a>(&self, keys: impl Iterator<Item = &'a str>) -> Result<()> {
+        for key in keys.filter(|k| k.starts_with("objects/")) {
+            self.insert(key)?;
+        }
+        Ok(())
+    }
+
+    /// Returns where interrupted uploads to this remote keep their journals.
+    pub fn journal(&self, id: ObjectId) -> PathBuf {
+        self.dir.join("uploads").join(format!("{}.json", id.to_hex()))
+    }
+}
+
+/// Returns the local cache folder of what is known about the remote at `url`.
+fn cache_dir(reg: &Registry, url: &str) -> PathBuf {
+    let hash = blake3::hash(url.as_bytes()).to_hex();
+    reg.cache_dir().join("remotes").join(&hash[..16])
+}

@@ -1,0 +1,280 @@
+//! A registry on a bucket, used directly: `--registry s3://bucket/prefix`.
+//!
+//! Commands run against a local mirror of the bucket's registry, kept in the user's
+//! cache folder (`$MREG_CACHE_DIR`, else `$XDG_CACHE_HOME/mreg`, else `~/.cache/mreg`,
+//! then `mirrors/URLHASH`). Before each command the mirror fetches the bucket's new
+//! records (never its objects: those come when a command reads them). Everything a
+//! command writes goes to the bucket first, with the bucket's conditional writes
+//! deciding version numbers and stage moves, and reaches the mirror only afterwards.
+//! The mirror is a cache: deleting it costs only a refetch.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use super::known::Known;
+use super::sync::{self, Options, Sync};
+use super::{Created, Remote, Swapped, transfer};
+use crate::error::Failure;
+use crate::manifest::{StageState, StateId};
+use crate::store::lock::Holder;
+use crate::store::object::{Encoding, ObjectId};
+use crate::store::upstream::{HeadSwap, Upstream, UpstreamRef};
+use crate::store::{NoProgress, Registry, atomic, read, stages};
+
+/// How many version numbers a push tries before giving up.
+const CLAIM_TRIES: usize = 1000;
+
+/// Returns the folder holding mirrors of bucket registries.
+pub fn cache_root() -> Result<PathBuf> {
+    let env = |key: &str| std::env::var_os(key).filter(|v| !v.is_empty()).map(PathBuf::from);
+    env("MREG_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("mreg")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache").join("mreg")))
+        .ok_or_else(|| {
+            Failure::error("no cache folder for the bucket's mirror: HOME is not set")
+                .hint("set MREG_CACHE_DIR to a folder mreg may use")
+                .into()
+        })
+}
+
+/// Opens the registry at a bucket URL through its local mirror, refreshed.
+pub fn open(url: &str) -> Result<Registry> {
+    let remote = super::open(url, false)?;
+    let config = remote.get("config.toml")?.ok_or_else(|| {
+        Failure::error(format!("no mreg registry at {url}"))
+            .hint(format!(
+                "create one with `mreg init {url}`, or send a local one there with `mreg remote add NAME {url}` and `mreg sync NAME`"
+            ))
+    })?;
+    let hash = blake3::hash(url.as_bytes()).to_hex();
+    let dir = cache_root()?.join("mirrors").join(&hash[..16]);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (reg, _) = Registry::init(&dir)?;
+    let config_path = reg.root().join("config.toml");
+    if std::fs::read(&config_path).ok().as_deref() != Some(config.bytes.as_slice()) {
+        atomic::replace(&reg.tmp_dir(), &config_path, &config.bytes)?;
+    }
+    reg.config()
+        .with_context(|| format!("reading the config.toml of {url}"))?;
+    let known = Known::load(&reg, url)?;
+    let options = Options {
+        objects: false,
+        send: false,
+        take_remote_stages: Vec::new(),
+        may_move_remote_stages: false,
+    };
+    let report = Sync::new(&reg, &*remote, &known, options, &NoProgress).run()?;
+    if let Some(conflict) = report.conflicts.first() {
+        return Err(Failure::error(format!(
+            "the local mirror of {url} disagrees with the bucket: {}",
+            conflict.message
+        ))
+        .hint(format!(
+            "the mirror is a cache: delete {} and run the command again",
+            dir.display()
+        ))
+        .into());
+    }
+    let link = Link {
+        remote,
+        known,
+        url: url.to_owned(),
+    };
+    Ok(reg.with_upstream(UpstreamRef(Arc::new(link))))
+}
+
+/// A mirror's bucket.
+struct Link {
+    remote: Box<dyn Remote>,
+    known: Known,
+    url: String,
+}
+
+impl Link {
+    /// Fetches the bucket's new records into the mirror.
+    fn refresh(&self, reg: &Registry) -> Result<()> {
+        let bare = Registry::open(&reg.root().to_string_lossy())?;
+        let options = Options::default();
+        Sync::new(&bare, &*self.remote, &self.known, options, &NoProgress).run()?;
+        Ok(())
+    }
+
+    /// Creates `key` on the bucket; the same bytes found there count as ours (a retry
+    /// after a lost reply); other bytes are a conflict.
+    fn create_same(&self, key: &str, bytes: &[u8]) -> Result<bool> {
+        match self.remote.create(key, bytes)? {
+            Created::New => Ok(true),
+            Created::Exists => {
+                let there = self.remote.get(key)?.map(|f| f.bytes);
+                if there.as_deref() == Some(bytes) {
+                    Ok(false)
+                } else {
+                    Err(Failure::conflict(format!(
+                        "{key} already holds something else on {}",
+                        self.url
+                    ))
+                    .hint("run the command again")
+                    .into())
+                }
+            }
+        }
+    }
+}
+
+impl Upstream for Link {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn fetch_object(&self, reg: &Registry, id: ObjectId) -> Result<(PathBuf, Encoding)> {
+        transfer::fetch_one(reg, &*self.remote, &self.known, id, &|_| {})
+    }
+
+    fn fetch_tree(
+        &self,
+        reg: &Registry,
+        tree: crate::store::TreeId,
+        progress: &dyn crate::store::Progress,
+    ) -> Result<u64> {
+        super::fetch_tree(reg, &*self.remote, &self.known, tree, progress)
+    }
+
+    fn holds_object(&self, _reg: &Registry, id: ObjectId) -> Result<bool> {
+        if self.known.encoding_of(id).is_some() {
+            return Ok(true);
+        }
+        for encoding in [Encoding::Raw, Encoding::Zstd] {
+            let key = super::object_key(id, encoding);
+            if self.remote.size(&key)?.is_some() {
+                self.known.insert(&key)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn publish_file(&self, reg: &Registry, key: &str, bytes: &[u8]) -> Result<()> {
+        let objects: Vec<ObjectId> =
+            sync::run_objects(key, bytes, &|t| read::read_tree(reg, t))?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+        transfer::send_all(reg, &*self.remote, &self.known, &objects, &NoProgress)?;
+        self.create_same(key, bytes)?;
+        Ok(())
+    }
+
+    fn claim_version(
+        &self,
+        reg: &Registry,
+        model: &str,
+        tree: ObjectId,
+        first: u64,
+        render: &dyn Fn(u64) -> Result<String>,
+    ) -> Result<u64> {
+        let objects: Vec<ObjectId> = transfer::closure(crate::store::TreeId(tree), &|t| {
+            read::read_tree(reg, t)
+        })?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+        transfer::send_all(reg, &*self.remote, &self.known, &objects, &NoProgress)?;
+        let prefix = format!("models/{model}/versions/");
+        let taken = self
+            .remote
+            .list(&prefix)?
+            .iter()
+            .filter_map(|l| l.key.strip_prefix(&prefix)?.strip_suffix(".toml")?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        let mut n = first.max(taken + 1);
+        for _ in 0..CLAIM_TRIES {
+            let text = render(n)?;
+            let key = format!("{prefix}{n}.toml");
+            let ours = match self.remote.create(&key, text.as_bytes())? {
+                Created::New => true,
+                // The same bytes, nonce and all: our own earlier attempt whose reply
+                // was lost.
+                Created::Exists => {
+                    self.remote.get(&key)?.map(|f| f.bytes).as_deref() == Some(text.as_bytes())
+                }
+            };
+            let path = crate::store::models::version_path(reg, model, n);
+            if ours {
+                atomic::replace(&reg.tmp_dir(), &path, text.as_bytes())?;
+                self.known.insert(&key)?;
+                return Ok(n);
+            }
+            if let Some(there) = self.remote.get(&key)? {
+                atomic::create_exclusive(&reg.tmp_dir(), &path, &there.bytes)?;
+                self.known.insert(&key)?;
+            }
+            n += 1;
+        }
+        Err(Failure::conflict(format!(
+            "could not claim a version number for {model} on {}: {CLAIM_TRIES} numbers were taken while trying",
+            self.url
+        ))
+        .hint("push again")
+        .into())
+    }
+
+    fn swap_head(
+        &self,
+        reg: &Registry,
+        expected: Option<&StateId>,
+        new: &StageState,
+    ) -> Result<HeadSwap> {
+        let model = new.model.as_str();
+        let key = format!("models/{model}/HEAD");
+        let current = self.remote.get(&key)?;
+        let current_id = current
+            .as_ref()
+            .and_then(|f| std::str::from_utf8(&f.bytes).ok())
+            .and_then(|t| StateId::parse(t.trim()));
+        if current_id.as_ref() != expected {
+            self.refresh(reg)?;
+            return Ok(HeadSwap::Moved);
+        }
+        let text = new.to_toml()?;
+        let id = StateId::of(text.as_bytes());
+        self.create_same(&format!("models/{model}/states/{id}.toml"), text.as_bytes())?;
+        let tag = current.as_ref().map(|f| f.tag.as_str());
+        let swapped = match self.remote.swap(&key, tag, format!("{id}\n").as_bytes()) {
+            Ok(swapped) => swapped,
+            Err(err) => {
+                // A reply lost on the way: the swap may have happened all the same.
+                let now = self.remote.get(&key).ok().flatten();
+                let names_ours = now
+                    .and_then(|f| String::from_utf8(f.bytes).ok())
+                    .is_some_and(|t| t.trim() == id.as_str());
+                if names_ours { Swapped::Done } else { return Err(err) }
+            }
+        };
+        match swapped {
+            Swapped::Done => {
+                stages::publish_state(reg, new)?;
+                let holder = Holder::this_process(
+                    new.command.clone().unwrap_or_default(),
+                    new.time.clone(),
+                );
+                let local = stages::read_head(reg, model)?;
+                stages::advance(
+                    reg,
+                    model,
+                    local.as_ref(),
+                    &id,
+                    &holder,
+                    std::time::Duration::from_secs(10),
+                )?;
+                Ok(HeadSwap::Done(id))
+            }
+            Swapped::Moved => {
+                self.refresh(reg)?;
+                Ok(HeadSwap::Moved)
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Remotes: a registry kept in another folder (a mounted share) or under a prefix of an
+//! S3-compatible bucket, and the protocol mreg speaks to it.
+//!
+//! A remote holds the same keys as a registry folder (`config.toml`, `objects/…`,
+//! `models/…`, `runs/…`). Everything but a model's `HEAD` is immutable and written
+//! create-only; `HEAD` changes only by compare-and-swap. Those two conditional writes
+//! are all the atomicity a team's registry needs: version numbers are claimed by
+//! creating `versions/N.toml`, and stages move by swapping `HEAD`.
+
+pub mod folder;
+pub mod known;
+pub mod settings;
+pub mod mirror;
+pub mod probe;
+pub mod profile;
+pub mod s3;
+pub mod sync;
+pub mod transfer;
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::error::Failure;
+
+/// What a create-only write found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The key was absent and now holds the bytes.
+    New,
+    /// The key already held something; nothing was written.
+    Exists,
+}
+
+/// How a compare-and-swap ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Swapped {
+    /// The key now holds the new bytes.
+    Done,
+    /// The key no longer held what was expected; nothing was written.
+    Moved,
+}
+
+/// A small value read from a remote, with the tag a compare-and-swap names it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// The version tag: an S3 ETag, or a hash of the bytes in a folder.
+    pub tag: String,
+}
+
+/// One key found by a listing, relative to the remote's root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The key, `/`-separated.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Receives the bytes a transfer moved, for a progress bar.
+pub type Tick<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// A registry somewhere else, spoken to with create-only writes and compare-and-swap.
+pub trait Remote: Send + Sync {
+    /// Returns the remote's URL, as the user named it.
+    fn url(&self) -> &str;
+
+    /// Returns a small value and its tag, or `None` when the key is absent.
+    fn get(&self, key: &str) -> Result<Option<Fetched>>;
+
+    /// Writes the value of `key` from byte `offset` on into `out` at that offset, and
+    /// returns its total length, or `None` when the key is absent.
+    fn download(&self, key: &str, out: &File, offset: u64, tick: Tick) -> Result<Option<u64>>;
+
+    /// Returns the size of the value at `key`, or `None` when it is absent.
+    fn size(&self, key: &str) -> Result<Option<u64>>;
+
+    /// Writes `bytes` at `key` only if the key is absent.
+    fn create(&self, key: &str, bytes: &[u8]) -> Result<Created>;
+
+    /// Writes the file at `source` to `key`, in parts when it is large. `journal` is a
+    /// local file where an interrupted upload records the parts that arrived, so that
+    /// the next attempt sends only the rest. Used for content-addressed keys only, where
+    /// two writers can only ever write the same bytes.
+    fn upload(&self, key: &str, source: &File, len: u64, journal: PathBuf, tick: Tick)
+    -> Result<()>;
+
+    /// Replaces the value at `key` with `bytes` only if it still has the tag `expected`
+    /// (`None`: only if the key is absent).
+    fn swap(&self, key: &str, expected: Option<&str>, bytes: &[u8]) -> Result<Swapped>;
+
+    /// Returns every key under `prefix` (a folder path ending in `/`, or empty).
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>>;
+
+    /// Removes a key; absent keys are no error. Used only by `remote check` for its
+    /// own probe keys.
+    fn delete(&self, key: &str) -> Result<()>;
+}
+
+/// Returns where a remote is: a folder, or a bucket and a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A registry folder on a local or mounted filesystem (the `.mreg` folder itself).
+    Folder(PathBuf),
+    /// An S3 bucket, and a prefix inside it (no leading or trailing `/`; may be empty).
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The prefix.
+        prefix: String,
+    },
+}
+
+impl Location {
+    /// Parses a remote URL: `s3://bucket/prefix`, `file:///path`, or a folder path.
+    pub fn parse(url: &str) -> Result<Location> {
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let prefix = prefix.trim_matches('/');
+            if bucket.is_empty() {
+                return Err(Failure::usage(format!("{url:?} names no bucket"))
+                    .hint("write s3://BUCKET/PREFIX, e.g. s3://ml-models/registry")
+                    .into());
+            }
+            if prefix.split('/').any(|part| part == "." || part == "..")
+                || prefix.contains("//")
+            {
+                return Err(Failure::usage(format!(
+                    "{url:?}: a prefix may not hold empty, `.` or `..` parts"
+                ))
+                .into());
+            }
+            return Ok(Location::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.to_owned(),
+            });
+        }
+        if let Some((scheme, _)) = url.split_once("://")
+            && scheme != "file"
+        {
+            return Err(Failure::usage(format!(
+                "{url:?} uses the {scheme}:// scheme; a remote is s3://BUCKET/PREFIX or a folder"
+            ))
+            .hint("for GCS, R2 or MinIO use s3:// with AWS_ENDPOINT_URL set to their S3 endpoint")
+            .into());
+        }
+        Ok(Location::Folder(crate::store::Registry::local_path(url)?))
+    }
+
+    /// Returns whether this is a bucket.
+    pub fn is_s3(&self) -> bool {
+        matches!(self, Location::S3 { .. })
+    }
+}
+
+/// Returns whether a registry spec names a bucket rather than a folder.
+pub fn is_bucket_url(spec: &str) -> bool {
+    spec.starts_with("s3://")
+}
+
+/// Opens the remote at `url`. A folder must hold a registry unless `create` is set, in
+/// which case an empty one is made.
+pub fn open(url: &str, create: bool) -> Result<Box<dyn Remote>> {
+    match Location::parse(url)? {
+        Location::Folder(path) => Ok(Box::new(folder::FolderRemote::open(url, &path, create)?)),
+        Location::S3 { bucket, prefix } => Ok(Box::new(s3::S3Remote::open(url, &bucket, &prefix)?)),
+    }
+}
+
+/// Returns the key of an object in the given encoding, as in a registry folder.
+pub fn object_key(id: crate::store::ObjectId, encoding: crate::store::object::Encoding) -> String {
+    let hex = id.to_hex();
+    format!("objects/{}/{}{}", &hex[..2], &hex[2..], encoding.suffix())
+}
+
+/// Fetches every object below a tree that `reg` lacks from `remote`, in parallel, each
+/// re-hashed; returns the bytes moved.
+pub fn fetch_tree(
+    reg: &crate::store::Registry,
+    remote: &dyn Remote,
+    known: &known::Known,
+    tree: crate::store::TreeId,
+    progress: &dyn crate::store::Progress,
+) -> Result<u64> {
+    let objects = transfer::closure(tree, &|t| transfer::read_tree_fetching(reg, remote, known, t))?;
+    transfer::fetch_all(reg, remote, known, &objects, progress)
+}

@@ -1,0 +1,762 @@
+//! Sync: a registry and a remote each get what the other has and they lack.
+//!
+//! Immutable things are copied only when missing, with create-only writes, in the order
+//! that keeps every reader safe: objects, then run records and events, then version
+//! records, then stage states, then a model's `HEAD`. So neither side ever names data it
+//! lacks, whatever interrupts the sync. A version is written on a side only after every
+//! object of its tree is there, which is why versions present on both sides need no
+//! look at their objects, and why a sync with nothing new lists only the small
+//! `models/` and `runs/` keys, never the objects.
+//!
+//! Nothing is ever overwritten. A version number that holds different records on the
+//! two sides, or stage chains that grew apart, is a conflict: that model is left as it
+//! is on both sides, the rest syncs, and the command exits 4 saying how to resolve it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::known::Known;
+use super::{Created, Remote, Swapped, transfer};
+use crate::manifest::{RunEvent, RunRecord, StageState, StateId, VersionRecord};
+use crate::store::lock::Holder;
+use crate::store::stages::{self, Swap};
+use crate::store::tree::TreeId;
+use crate::store::{ObjectId, Progress, Registry, atomic, read};
+
+/// How many times a model's stages are re-read after a lost compare-and-swap.
+const SWAP_TRIES: usize = 20;
+
+/// How long a sync waits for a local `HEAD.lock`.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// What a sync does.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Copy the objects of fetched versions and runs (false for a mirror, which fetches
+    /// objects when they are read).
+    pub objects: bool,
+    /// Send what the remote lacks (false for a clone or a mirror's refresh).
+    pub send: bool,
+    /// Models whose diverged stages are resolved by taking the remote's chain.
+    pub take_remote_stages: Vec<String>,
+    /// Whether the remote may have its stages moved: it enforces conditional writes,
+    /// or its user acknowledged single-writer use.
+    pub may_move_remote_stages: bool,
+}
+
+/// Counts of what moved one way.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    /// Objects.
+    pub objects: u64,
+    /// Their stored bytes.
+    pub bytes: u64,
+    /// Run records.
+    pub runs: u64,
+    /// Run events.
+    pub events: u64,
+    /// Version records.
+    pub versions: u64,
+    /// Stage states.
+    pub states: u64,
+    /// Models whose `HEAD` moved.
+    pub stages: u64,
+}
+
+impl Counts {
+    /// Returns whether nothing moved.
+    pub fn is_empty(&self) -> bool {
+        *self == Counts::default()
+    }
+}
+
+/// A model (or run) left unsynced, and how to resolve it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Conflict {
+    /// The model, or `run ID`.
+    pub subject: String,
+    /// What differs.
+    pub message: String,
+    /// What to do.
+    pub hint: String,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// What came from the remote.
+    pub fetched: Counts,
+    /// What went to the remote.
+    pub sent: Counts,
+    /// What was left unsynced.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// The metadata keys of one side, by kind.
+#[derive(Debug, Default)]
+struct Keys {
+    /// Model → version numbers.
+    versions: BTreeMap<String, BTreeSet<u64>>,
+    /// Model → state file names (`ID.toml`).
+    states: BTreeMap<String, BTreeSet<String>>,
+    /// Models with a `HEAD`.
+    heads: BTreeSet<String>,
+    /// Run id → its files (`run.toml`, `log/NAME.toml`).
+    runs: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Keys {
+    fn of<'a>(keys: impl Iterator<Item = &'a str>) -> Keys {
+        let mut out = Keys::default();
+        for key in keys {
+            let parts: Vec<&str> = key.split('/').collect();
+            match parts.as_slice() {
+                ["models", model, "versions", file] => {
+                    if let Some(n) = file.strip_suffix(".toml").and_then(|n| n.parse::<u64>().ok())
+                        && n > 0
+                        && format!("{n}.toml") == *file
+                    {
+                        out.versions.entry((*model).to_owned()).or_default().insert(n);
+                    }
+                }
+                ["models", model, "states", file] => {
+                    if file
+                        .strip_suffix(".toml")
+                        .is_some_and(|id| StateId::parse(id).is_some())
+                    {
+                        out.states
+                            .entry((*model).to_owned())
+                            .or_default()
+                            .insert((*file).to_owned());
+                    }
+                }
+                ["models", model, "HEAD"] => {
+                    out.heads.insert((*model).to_owned());
+                }
+                ["runs", id, "run.toml"] => {
+                    out.runs
+                        .entry((*id).to_owned())
+                        .or_default()
+                        .insert("run.toml".to_owned());
+                }
+                ["runs", id, "log", file]
+                    if file.ends_with(".toml") && !file.starts_with('.') =>
+                {
+                    out.runs
+                        .entry((*id).to_owned())
+                        .or_default()
+                        .insert(format!("log/{file}"));
+                }
+                _ => {}
+            }
+        }
+        out.runs.retain(|id, _| crate::manifest::RunId::parse(id).is_some());
+        out.versions
+            .retain(|model, _| crate::refspec::ModelName::parse(model).is_ok());
+        out.states
+            .retain(|model, _| crate::refspec::ModelName::parse(model).is_ok());
+        out.heads
+            .retain(|model| crate::refspec::ModelName::parse(model).is_ok());
+        out
+    }
+
+    fn models(&self) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self.versions.keys().cloned().collect();
+        out.extend(self.states.keys().cloned());
+        out.extend(self.heads.iter().cloned());
+        out
+    }
+}
+
+/// Returns the metadata keys a remote holds.
+fn remote_keys(remote: &dyn Remote) -> Result<Keys> {
+    let mut listed = remote.list("models/")?;
+    listed.extend(remote.list("runs/")?);
+    Ok(Keys::of(listed.iter().map(|l| l.key.as_str())))
+}
+
+/// Returns the metadata keys the local registry holds.
+fn local_keys(reg: &Registry) -> Result<Keys> {
+    let local = super::folder::FolderRemote::at_root(reg.root());
+    let mut listed = local.list("models/")?;
+    listed.extend(local.list("runs/")?);
+    Ok(Keys::of(listed.iter().map(|l| l.key.as_str())))
+}
+
+/// One sync between `reg` and `remote`.
+pub struct Sync<'a> {
+    reg: &'a Registry,
+    remote: &'a dyn Remote,
+    known: &'a Known,
+    options: Options,
+    progress: &'a dyn Progress,
+    report: Report,
+    /// Models left alone because of a conflict.
+    blocked: BTreeSet<String>,
+}
+
+impl<'a> Sync<'a> {
+    /// Prepares a sync.
+    pub fn new(
+        reg: &'a Registry,
+        remote: &'a dyn Remote,
+        known: &'a Known,
+        options: Options,
+        progress: &'a dyn Progress,
+    ) -> Sync<'a> {
+        Sync {
+            reg,
+            remote,
+            known,
+            options,
+            progress,
+            report: Report::default(),
+            blocked: BTreeSet::new(),
+        }
+    }
+
+    /// Runs the sync and returns what it did; conflicts are in the report, not errors.
+    pub fn run(mut self) -> Result<Report> {
+        let theirs = remote_keys(self.remote)?;
+        let ours = local_keys(self.reg)?;
+        self.fetch_runs(&theirs, &ours)?;
+        self.fetch_versions(&theirs, &ours)?;
+        self.fetch_states(&theirs, &ours, None)?;
+        if self.options.send {
+            self.send_config()?;
+            self.send_runs(&theirs, &ours)?;
+            self.send_versions(&theirs, &ours)?;
+            self.send_states(&theirs, &ours, None)?;
+        }
+        let mut models = theirs.models();
+        models.extend(ours.models());
+        for model in models {
+            if !self.blocked.contains(&model) {
+                self.reconcile_head(&model)?;
+            }
+        }
+        Ok(self.report)
+    }
+
+    fn conflict(&mut self, subject: &str, message: String, hint: String) {
+        self.blocked.insert(subject.to_owned());
+        self.report.conflicts.push(Conflict {
+            subject: subject.to_owned(),
+            message,
+            hint,
+        });
+    }
+
+    /// Copies the remote's runs and events the registry lacks, objects first.
+    fn fetch_runs(&mut self, theirs: &Keys, ours: &Keys) -> Result<()> {
+        for (id, files) in &theirs.runs {
+            let have = ours.runs.get(id);
+            let new: Vec<&String> = files
+                .iter()
+                .filter(|f| have.is_none_or(|h| !h.contains(*f)))
+                .collect();
+            if new.is_empty() {
+                continue;
+            }
+            let mut bodies = Vec::new();
+            for file in new {
+                let key = format!("runs/{id}/{file}");
+                let Some(fetched) = self.remote.get(&key)? else {
+                    continue;
+                };
+                bodies.push((file.clone(), fetched.bytes));
+            }
+            if self.options.objects {
+                let mut objects = Vec::new();
+                for (file, bytes) in &bodies {
+                    objects.extend(run_objects(&format!("runs/{id}/{file}"), bytes, &|t| {
+                        transfer::read_tree_fetching(self.reg, self.remote, self.known, t)
+                    })?);
+                }
+                let moved = transfer::fetch_all(self.reg, self.remote, self.known, &objects, self.progress)?;
+                self.report.fetched.bytes += moved;
+            }
+            let dir = self.reg.runs_dir().join(id);
+            fs::create_dir_all(dir.join("log"))
+                .with_context(|| format!("creating {}", dir.display()))?;
+            // The record before its events, as a run is created.
+            bodies.sort_by_key(|(file, _)| file != "run.toml");
+            for (file, bytes) in bodies {
+                let path = dir.join(&file);
+                if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
+                    if file == "run.toml" {
+                        self.report.fetched.runs += 1;
+                    } else {
+                        self.report.fetched.events += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the remote's versions the registry lacks, each after its objects.
+    fn fetch_versions(&mut self, theirs: &Keys, ours: &Keys) -> Result<()> {
+        let mut records = Vec::new();
+        for (model, numbers) in &theirs.versions {
+            let have = ours.versions.get(model);
+            for n in numbers {
+                let key = format!("models/{model}/versions/{n}.toml");
+                if have.is_some_and(|h| h.contains(n)) {
+                    if self.known.contains(&key) || !self.differs_from_local(model, *n, &key)? {
+                        continue;
+                    }
+                    break;
+                }
+                let Some(fetched) = self.remote.get(&key)? else {
+                    continue;
+                };
+                let record = parse_version(&fetched.bytes, model, *n, self.remote.url())?;
+                records.push((model.clone(), *n, record, fetched.bytes));
+            }
+        }
+        records.retain(|(model, ..)| !self.blocked.contains(model));
+        if self.options.objects {
+            let mut objects = Vec::new();
+            for (_, _, record, _) in &records {
+                objects.extend(transfer::closure(record.tree, &|t| {
+                    transfer::read_tree_fetching(self.reg, self.remote, self.known, t)
+                })?);
+            }
+            let moved = transfer::fetch_all(self.reg, self.remote, self.known, &objects, self.progress)?;
+            self.report.fetched.bytes += moved;
+            self.report.fetched.objects += objects
+                .iter()
+                .filter(|(id, _)| self.reg.has_object(*id))
+                .count() as u64;
+        }
+        for (model, n, _, bytes) in records {
+            let dir = self.reg.versions_dir(&model);
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join(format!("{n}.toml"));
+            if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
+                self.report.fetched.versions += 1;
+            }
+            self.known.insert(&format!("models/{model}/versions/{n}.toml"))?;
+        }
+        Ok(())
+    }
+
+    /// Returns whether the local record at a number the remote also holds differs
+    /// from the remote's; a difference is recorded as a conflict.
+    fn differs_from_local(&mut self, model: &str, n: u64, key: &str) -> Result<bool> {
+        let path = self.reg.versions_dir(model).join(format!("{n}.toml"));
+        let local = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let Some(remote) = self.remote.get(key)? else {
+            return Ok(false);
+        };
+        if remote.bytes == local {
+            self.known.insert(key)?;
+            return Ok(false);
+        }
+        let describe = |bytes: &[u8]| {
+            std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|t| VersionRecord::parse(t).ok())
+                .map_or_else(
+                    || "an unreadable record".to_owned(),
+                    |r| format!("tree {} pushed by {} at {}", r.tree.0.short(12), r.actor, r.created),
+                )
+        };
+        self.conflict(
+            model,
+            format!(
+                "{model}@{n} differs: here it is {}, on {} it is {}",
+                describe(&local),
+                self.remote.url(),
+                describe(&remote.bytes)
+            ),
+            format!(
+                "version numbers are never reused; to publish this registry's {model}@{n} under a new number, pull it (`mreg pull {model}@{n} --to DIR`) and push DIR with --registry {} and the same --run, then make a fresh registry with `mreg clone`",
+                self.remote.url()
+            ),
+        );
+        Ok(true)
+    }
+
+    /// Copies stage states one side lacks to it: from the remote, or (`send`) to it.
+    fn fetch_states(&mut self, theirs: &Keys, ours: &Keys, only: Option<&str>) -> Result<()> {
+        for (model, files) in &theirs.states {
+            if self.blocked.contains(model) || only.is_some_and(|m| m != model) {
+                continue;
+            }
+            let have = ours.states.get(model);
+            for file in files {
+                if have.is_some_and(|h| h.contains(file)) {
+                    continue;
+                }
+                let key = format!("models/{model}/states/{file}");
+                let Some(fetched) = self.remote.get(&key)? else {
+                    continue;
+                };
+                let id = file.trim_end_matches(".toml");
+                if StateId::of(&fetched.bytes).as_str() != id {
+                    anyhow::bail!(
+                        "stage state {key} on {} does not match its name; it was not used",
+                        self.remote.url()
+                    );
+                }
+                let dir = self.reg.states_dir(model);
+                fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                if atomic::create_exclusive(&self.reg.tmp_dir(), &dir.join(file), &fetched.bytes)? {
+                    self.report.fetched.states += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the remote's `config.toml` from the local one when the remote has none.
+    fn send_config(&mut self) -> Result<()> {
+        if self.remote.size("config.toml")?.is_none() {
+            let text = fs::read(self.reg.root().join("config.toml"))?;
+            self.remote.create("config.toml", &text)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the runs and events the remote lacks, objects first.
+    fn send_runs(&mut self, theirs: &Keys, ours: &Keys) -> Result<()> {
+        let mut pending = Vec::new();
+        let mut objects = Vec::new();
+        for (id, files) in &ours.runs {
+            let have = theirs.runs.get(id);
+            let mut new: Vec<&String> = files
+                .iter()
+                .filter(|f| have.is_none_or(|h| !h.contains(*f)))
+                .collect();
+            new.sort_by_key(|file| *file != "run.toml");
+            for file in new {
+                let key = format!("runs/{id}/{file}");
+                let bytes = fs::read(self.reg.root().join(&key))
+                    .with_context(|| format!("reading {key}"))?;
+                objects.extend(
+                    run_objects(&key, &bytes, &|t| read::read_tree(self.reg, t))?
+                        .into_iter()
+                        .map(|(o, _)| o),
+                );
+                pending.push((key, bytes, file == "run.toml"));
+            }
+        }
+        self.send_objects(&objects)?;
+        for (key, bytes, is_record) in pending {
+            if self.create_or_same(&key, &bytes)? {
+                if is_record {
+                    self.report.sent.runs += 1;
+                } else {
+                    self.report.sent.events += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_objects(&mut self, objects: &[ObjectId]) -> Result<()> {
+        let (count, bytes) =
+            transfer::send_all(self.reg, self.remote, self.known, objects, self.progress)?;
+        self.report.sent.objects += count;
+        self.report.sent.bytes += bytes;
+        Ok(())
+    }
+
+    /// Creates `key` on the remote; returns whether it was new. Finding the same bytes
+    /// there is no error (a reply lost on the way, or another sync of the same data);
+    /// finding other bytes is.
+    fn create_or_same(&mut self, key: &str, bytes: &[u8]) -> Result<bool> {
+        match self.remote.create(key, bytes)? {
+            Created::New => Ok(true),
+            Created::Exists => {
+                let there = self.remote.get(key)?.map(|f| f.bytes);
+                if there.as_deref() == Some(bytes) {
+                    Ok(false)
+                } else {
+                    anyhow::bail!(
+                        "{key} on {} holds other bytes than this registry's copy",
+                        self.remote.url()
+                    )
+                }
+            }
+        }
+    }
+
+    /// Sends the versions the remote lacks, each after its objects.
+    fn send_versions(&mut self, theirs: &Keys, ours: &Keys) -> Result<()> {
+        let mut records = Vec::new();
+        for (model, numbers) in &ours.versions {
+            if self.blocked.contains(model) {
+                continue;
+            }
+            let have = theirs.versions.get(model);
+            for n in numbers {
+                if have.is_some_and(|h| h.contains(n)) {
+                    continue;
+                }
+                let key = format!("models/{model}/versions/{n}.toml");
+                let bytes = fs::read(self.reg.root().join(&key))
+                    .with_context(|| format!("reading {key}"))?;
+                let record = parse_version(&bytes, model, *n, "this registry")?;
+                records.push((model.clone(), *n, key, bytes, record));
+            }
+        }
+        let mut objects = Vec::new();
+        for (.., record) in &records {
+            objects.extend(
+                transfer::closure(record.tree, &|t| read::read_tree(self.reg, t))?
+                    .into_iter()
+                    .map(|(o, _)| o),
+            );
+        }
+        self.send_objects(&objects)?;
+        for (model, n, key, bytes, _) in records {
+            if self.blocked.contains(&model) {
+                continue;
+            }
+            match self.remote.create(&key, &bytes)? {
+                Created::New => {
+                    self.report.sent.versions += 1;
+                    self.known.insert(&key)?;
+                }
+                Created::Exists => {
+                    // Taken since the listing: by this registry's own earlier attempt
+                    // (same bytes), or by another writer.
+                    if self.differs_from_local(&model, n, &key)? {
+                        continue;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the stage states the remote lacks.
+    fn send_states(&mut self, theirs: &Keys, ours: &Keys, only: Option<&str>) -> Result<()> {
+        for (model, files) in &ours.states {
+            if self.blocked.contains(model) || only.is_some_and(|m| m != model) {
+                continue;
+            }
+            let have = theirs.states.get(model);
+            for file in files {
+                if have.is_some_and(|h| h.contains(file)) {
+                    continue;
+                }
+                let key = format!("models/{model}/states/{file}");
+                let bytes = fs::read(self.reg.root().join(&key))
+                    .with_context(|| format!("reading {key}"))?;
+                if self.create_or_same(&key, &bytes)? {
+                    self.report.sent.states += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings a model's `HEAD` to the newer of the two chains, or reports that they
+    /// grew apart.
+    fn reconcile_head(&mut self, model: &str) -> Result<()> {
+        let key = format!("models/{model}/HEAD");
+        let holder = Holder::this_process(
+            "mreg sync".to_owned(),
+            crate::clock::format_time(std::time::SystemTime::now()),
+        );
+        for _ in 0..SWAP_TRIES {
+            let ours = stages::read_head(self.reg, model)?;
+            let theirs = match self.remote.get(&key)? {
+                Some(f) => Some((parse_head(&f.bytes, &key, self.remote.url())?, f.tag)),
+                None => None,
+            };
+            let theirs_id = theirs.as_ref().map(|(id, _)| id.clone());
+            if ours == theirs_id {
+                return Ok(());
+            }
+            let take_theirs = match (&ours, &theirs_id) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(o), Some(t)) => {
+                    if self.descends(t, o)? {
+                        true
+                    } else if self.descends(o, t)? {
+                        false
+                    } else if self.options.take_remote_stages.iter().any(|m| m == model) {
+                        true
+                    } else {
+                        let (a, b) = (self.describe_state(model, o), self.describe_state(model, t));
+                        self.conflict(
+                            model,
+                            format!(
+                                "the stages of {model} moved apart: here the newest move is {a}, on {} it is {b}",
+                                self.remote.url()
+                            ),
+                            format!(
+                                "keep the remote's moves with `mreg sync --take-remote-stages {model}`, then promote again where needed"
+                            ),
+                        );
+                        return Ok(());
+                    }
+                }
+            };
+            if take_theirs {
+                let target = theirs_id.expect("taken only when the remote has a HEAD");
+                if stages::load_state(self.reg, model, &target).is_err() {
+                    // A state that arrived after the listing: fetch the model's states.
+                    let theirs_keys = remote_keys(self.remote)?;
+                    let ours_keys = local_keys(self.reg)?;
+                    self.fetch_states(&theirs_keys, &ours_keys, Some(model))?;
+                }
+                stages::load_state(self.reg, model, &target)?;
+                if let Swap::Done(_) =
+                    stages::advance(self.reg, model, ours.as_ref(), &target, &holder, LOCK_WAIT)?
+                {
+                    self.report.fetched.stages += 1;
+                    return Ok(());
+                }
+                continue;
+            }
+            if !self.options.send {
+                return Ok(());
+            }
+            if !self.options.may_move_remote_stages {
+                self.conflict(
+                    model,
+                    format!(
+                        "the stages of {model} moved here, but {} is not known to enforce conditional writes, so mreg does not move stages there",
+                        self.remote.url()
+                    ),
+                    "run `mreg remote check NAME`; if only one writer ever uses that remote, add it with --single-writer".to_owned(),
+                );
+                return Ok(());
+            }
+            let ours = ours.expect("sent only when there is a local HEAD");
+            let theirs_keys = remote_keys(self.remote)?;
+            let ours_keys = local_keys(self.reg)?;
+            self.send_states(&theirs_keys, &ours_keys, Some(model))?;
+            let expected = theirs.as_ref().map(|(_, tag)| tag.as_str());
+            match self.remote.swap(&key, expected, format!("{ours}\n").as_bytes())? {
+                Swapped::Done => {
+                    self.report.sent.stages += 1;
+                    return Ok(());
+                }
+                Swapped::Moved => {
+                    let theirs_keys = remote_keys(self.remote)?;
+                    self.fetch_states(&theirs_keys, &ours_keys, Some(model))?;
+                }
+            }
+        }
+        self.conflict(
+            model,
+            format!("the stages of {model} kept moving on {} while syncing", self.remote.url()),
+            "run `mreg sync` again".to_owned(),
+        );
+        Ok(())
+    }
+
+    /// Returns whether the state `newer` has `older` in its chain (or is it).
+    fn descends(&self, newer: &StateId, older: &StateId) -> Result<bool> {
+        let mut next = Some(newer.clone());
+        let mut steps = 0usize;
+        while let Some(id) = next {
+            if id == *older {
+                return Ok(true);
+            }
+            let Some(state) = self.find_state(&id)? else {
+                return Ok(false);
+            };
+            next = state.previous;
+            steps += 1;
+            if steps > 1_000_000 {
+                return Ok(false);
+            }
+        }
+        Ok(false)
+    }
+
+    fn find_state(&self, id: &StateId) -> Result<Option<StageState>> {
+        // States are stored per model; the id alone is unique across models.
+        for model in crate::store::models::list_models(self.reg)? {
+            let path = stages::state_path(self.reg, &model, id);
+            if path.is_file() {
+                return Ok(Some(stages::load_state(self.reg, &model, id)?));
+            }
+        }
+        Ok(None)
+    }
+
+    fn describe_state(&self, model: &str, id: &StateId) -> String {
+        match stages::load_state(self.reg, model, id) {
+            Ok(s) => format!(
+                "#{} {} {}@{} to {} by {} at {}",
+                s.number,
+                s.action.as_str(),
+                s.model,
+                s.version,
+                s.stage,
+                s.actor,
+                s.time
+            ),
+            Err(_) => format!("state {}", id.short()),
+        }
+    }
+}
+
+/// Parses a version record fetched from `whence`, checking it is the one its key names.
+fn parse_version(bytes: &[u8], model: &str, n: u64, whence: &str) -> Result<VersionRecord> {
+    let record = std::str::from_utf8(bytes)
+        .map_err(anyhow::Error::from)
+        .and_then(VersionRecord::parse)
+        .with_context(|| format!("reading {model}@{n} from {whence}"))?;
+    if record.model != model || record.version != n {
+        anyhow::bail!(
+            "the record of {model}@{n} on {whence} says it is {}",
+            record.reference()
+        );
+    }
+    Ok(record)
+}
+
+/// Parses the content of a `HEAD` key.
+fn parse_head(bytes: &[u8], key: &str, whence: &str) -> Result<StateId> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|t| StateId::parse(t.trim()))
+        .ok_or_else(|| anyhow::anyhow!("{key} on {whence} does not name a stage state"))
+}
+
+/// Returns the objects a run file names: series stored as objects, and data inputs
+/// stored with `--store-data` (a folder's whole tree).
+pub fn run_objects(
+    key: &str,
+    bytes: &[u8],
+    read_tree: &dyn Fn(TreeId) -> Result<crate::store::tree::Tree>,
+) -> Result<Vec<(ObjectId, u64)>> {
+    let text = std::str::from_utf8(bytes).with_context(|| format!("reading {key}"))?;
+    let (series, data) = if key.ends_with("/run.toml") {
+        let record = RunRecord::parse(text).with_context(|| format!("parsing {key}"))?;
+        (record.series, record.data)
+    } else {
+        let event = RunEvent::parse(text).with_context(|| format!("parsing {key}"))?;
+        (event.series, event.data)
+    };
+    let mut out = Vec::new();
+    for s in series.values() {
+        out.extend(s.chunk.objects.iter().map(|o| (*o, 0)));
+    }
+    for input in data.iter().filter(|d| d.stored) {
+        let Some(hash) = input.hash.as_deref().and_then(|h| h.parse::<ObjectId>().ok()) else {
+            continue;
+        };
+        if input.kind == "folder" {
+            out.extend(transfer::closure(TreeId(hash), read_tree)?);
+        } else {
+            out.push((hash, input.bytes.unwrap_or(0)));
+        }
+    }
+    Ok(out)
+}

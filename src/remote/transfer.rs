@@ -1,0 +1,266 @@
+//! Moving objects between a registry and a remote: several at once, large ones in
+//! parts, everything fetched re-hashed before it is used, and an interrupted transfer
+//! resumed without moving again what already arrived.
+//!
+//! A fetch downloads into `tmp/fetch-HASH[.zst]`, a name that outlives the process, so
+//! the next attempt asks only for the bytes after what the file holds. The file is
+//! hashed in full, and renamed into `objects/` only when its content matches its name.
+//! A send first asks whether the remote holds the object (unless it is known to), then
+//! uploads it as stored; [`super::known::Known`] remembers each object that arrived.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use anyhow::{Context, Result};
+
+use super::known::Known;
+use super::{Remote, object_key};
+use crate::error::Failure;
+use crate::store::object::{self, Encoding};
+use crate::store::read;
+use crate::store::tree::{Kind, Tree, TreeId};
+use crate::store::{ObjectId, Progress, Registry, atomic};
+
+/// Transfers in flight at once: network-bound, so more than the cores.
+pub const PARALLEL: usize = 8;
+
+/// Above this many objects of unknown presence, one listing of the remote's objects
+/// is cheaper than asking about each.
+const LIST_INSTEAD_OF_ASKING: usize = 64;
+
+/// Runs `work` on every item, `threads` at a time; the first error stops the rest.
+pub fn parallel<T: Sync>(items: &[T], threads: usize, work: &(dyn Fn(&T) -> Result<()> + Sync)) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(items.len()).max(1) {
+            scope.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    if let Err(err) = work(item) {
+                        failed.store(true, Ordering::Relaxed);
+                        first_error.lock().expect("error slot").get_or_insert(err);
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner().expect("error slot") {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// Returns every object below a tree, the tree itself included, with content sizes
+/// (trees count as 0). `read_tree` reads one tree, fetching it first if need be.
+pub fn closure(
+    root: TreeId,
+    read_tree: &dyn Fn(TreeId) -> Result<Tree>,
+) -> Result<Vec<(ObjectId, u64)>> {
+    let mut out = vec![(root.0, 0)];
+    let mut seen = HashSet::from([root.0]);
+    let mut stack = vec![root];
+    while let Some(id) = stack.pop() {
+        for entry in read_tree(id)?.entries {
+            if !seen.insert(entry.id) {
+                continue;
+            }
+            if entry.kind == Kind::Dir {
+                stack.push(TreeId(entry.id));
+                out.push((entry.id, 0));
+            } else {
+                out.push((entry.id, entry.size));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a tree from `reg`, fetching it from `remote` first when `reg` lacks it.
+pub fn read_tree_fetching(reg: &Registry, remote: &dyn Remote, known: &Known, id: TreeId) -> Result<Tree> {
+    if !reg.has_object(id.0) {
+        fetch_one(reg, remote, known, id.0, &|_| {})?;
+    }
+    read::read_tree(reg, id)
+}
+
+/// Fetches every listed object `reg` lacks, in parallel, and returns the bytes moved.
+pub fn fetch_all(
+    reg: &Registry,
+    remote: &dyn Remote,
+    known: &Known,
+    objects: &[(ObjectId, u64)],
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let missing: Vec<(ObjectId, u64)> = objects
+        .iter()
+        .filter(|(id, _)| !reg.has_object(*id))
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    let total: u64 = missing.iter().map(|(_, size)| size).sum();
+    let moved = std::sync::atomic::AtomicU64::new(0);
+    progress.start("fetch", total);
+    let tick = |n: u64| {
+        moved.fetch_add(n, Ordering::Relaxed);
+        progress.advance(n);
+    };
+    let result = parallel(&missing, PARALLEL, &|(id, _)| {
+        fetch_one(reg, remote, known, *id, &tick).map(|_| ())
+    });
+    progress.finish();
+    result?;
+    Ok(moved.into_inner())
+}
+
+/// Fetches one object into `reg`, verified, and returns where it now is.
+pub fn fetch_one(
+    reg: &Registry,
+    remote: &dyn Remote,
+    known: &Known,
+    id: ObjectId,
+    tick: &(dyn Fn(u64) + Sync),
+) -> Result<(PathBuf, Encoding)> {
+    if let Some(found) = reg.find_object(id) {
+        return Ok(found);
+    }
+    let order = match known.encoding_of(id) {
+        Some(Encoding::Zstd) => [Encoding::Zstd, Encoding::Raw],
+        _ => [Encoding::Raw, Encoding::Zstd],
+    };
+    for encoding in order {
+        let key = object_key(id, encoding);
+        let temp = reg
+            .tmp_dir()
+            .join(format!("fetch-{}{}", id.to_hex(), encoding.suffix()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&temp)
+            .with_context(|| format!("opening {}", temp.display()))?;
+        let offset = file.metadata()?.len();
+        let Some(total) = remote.download(&key, &file, offset, tick)? else {
+            drop(file);
+            let _ = fs::remove_file(&temp);
+            continue;
+        };
+        file.set_len(total)?;
+        file.sync_all()
+            .with_context(|| format!("writing {}", temp.display()))?;
+        drop(file);
+        if let Err(err) = verify(&temp, encoding, id) {
+            let _ = fs::remove_file(&temp);
+            return Err(Failure::error(format!(
+                "object {} fetched from {} is corrupt: {err}; it was not used",
+                id.short(16),
+                remote.url()
+            ))
+            .hint(format!(
+                "delete {key} on the remote, then run `mreg sync` from a registry that holds a good copy"
+            ))
+            .into());
+        }
+        let target = reg.object_path(id, encoding);
+        let dir = target.parent().expect("objects live in a folder");
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let _ = fs::set_permissions(&temp, std::os::unix::fs::PermissionsExt::from_mode(0o444));
+        fs::rename(&temp, &target).with_context(|| format!("storing {}", target.display()))?;
+        atomic::sync_parent(&target)?;
+        known.insert(&key)?;
+        return Ok((target, encoding));
+    }
+    Err(Failure::error(format!(
+        "object {} is missing from {} as well as from the local registry",
+        id.short(16),
+        remote.url()
+    ))
+    .hint("a registry that holds it can send it with `mreg sync`; `mreg fsck` there checks it")
+    .into())
+}
+
+/// Checks a downloaded object against its name; returns a description of a mismatch.
+fn verify(path: &std::path::Path, encoding: Encoding, id: ObjectId) -> Result<(), String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let len = file.metadata().map_or(0, |m| m.len());
+    let hashed = match encoding {
+        Encoding::Raw => object::hash_reader(&mut &file, len, None, &|_| {}),
+        Encoding::Zstd => zstd::stream::read::Decoder::new(file)
+            .and_then(|mut d| object::hash_reader(&mut d, len, None, &|_| {})),
+    };
+    match hashed {
+        Ok((actual, _)) if actual == id => Ok(()),
+        Ok((actual, _)) => Err(format!("its content hashes to {}", actual.short(16))),
+        Err(err) => Err(format!("it cannot be decoded ({err})")),
+    }
+}
+
+/// Sends every listed object the remote lacks, in parallel; returns how many objects
+/// and bytes were sent.
+pub fn send_all(
+    reg: &Registry,
+    remote: &dyn Remote,
+    known: &Known,
+    objects: &[ObjectId],
+    progress: &dyn Progress,
+) -> Result<(u64, u64)> {
+    let mut unknown: Vec<ObjectId> = objects
+        .iter()
+        .filter(|id| known.encoding_of(**id).is_none())
+        .copied()
+        .collect();
+    unknown.sort_unstable_by_key(|id| id.to_hex());
+    unknown.dedup();
+    if unknown.len() > LIST_INSTEAD_OF_ASKING {
+        let listed = remote.list("objects/")?;
+        known.insert_all(listed.iter().map(|l| l.key.as_str()))?;
+        unknown.retain(|id| known.encoding_of(*id).is_none());
+    }
+    if unknown.is_empty() {
+        return Ok((0, 0));
+    }
+    let mut sizes = Vec::with_capacity(unknown.len());
+    let mut total = 0;
+    for id in &unknown {
+        let (path, encoding) = reg.find_object(*id).ok_or_else(|| read::missing(*id))?;
+        let len = fs::metadata(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+        total += len;
+        sizes.push((*id, path, encoding, len));
+    }
+    let sent = AtomicUsize::new(0);
+    let bytes = std::sync::atomic::AtomicU64::new(0);
+    progress.start("send", total);
+    let tick = |n: u64| progress.advance(n);
+    let result = parallel(&sizes, PARALLEL, &|(id, path, encoding, len)| {
+        let key = object_key(*id, *encoding);
+        if sizes.len() <= LIST_INSTEAD_OF_ASKING {
+            for other in [Encoding::Raw, Encoding::Zstd] {
+                let other_key = object_key(*id, other);
+                if remote.size(&other_key)?.is_some() {
+                    known.insert(&other_key)?;
+                    tick(*len);
+                    return Ok(());
+                }
+            }
+        }
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        remote.upload(&key, &file, *len, known.journal(*id), &tick)?;
+        known.insert(&key)?;
+        sent.fetch_add(1, Ordering::Relaxed);
+        bytes.fetch_add(*len, Ordering::Relaxed);
+        Ok(())
+    });
+    progress.finish();
+    result?;
+    Ok((sent.into_inner() as u64, bytes.into_inner()))
+}
