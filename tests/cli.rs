@@ -16,6 +16,7 @@ mod cli {
     mod promote_race;
     pub mod pull;
     mod push;
+    mod remote;
     mod roundtrip;
     pub mod run;
     mod runs;

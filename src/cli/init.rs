@@ -65,10 +65,12 @@ fn init_bucket(ctx: &Ctx, url: &str) -> Result<()> {
     let config = crate::store::config::initial_text(crate::store::layout::FORMAT);
     let created = remote.create("config.toml", config.as_bytes())? == crate::remote::Created::New;
     if created {
-        ctx.out.status(&format!("Created an empty mreg registry at {url}."));
-    } else {
         ctx.out
-            .status(&format!("A registry already exists at {url}; left as it is."));
+            .status(&format!("Created an empty mreg registry at {url}."));
+    } else {
+        ctx.out.status(&format!(
+            "A registry already exists at {url}; left as it is."
+        ));
     }
     if ctx.out.is_json() {
         ctx.out.emit(

@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use super::{Ctx, output};
 use crate::refspec::ModelRef;
-use crate::store::materialize::{self, Options};
 use crate::remote::known::Known;
 use crate::remote::settings::Settings;
+use crate::store::materialize::{self, Options};
 use crate::store::{Registry, TreeId, models, read};
 
 /// Materialize a model version into a folder

@@ -7,6 +7,7 @@ use super::{Ctx, output};
 use crate::error::{EXIT_ERROR, EXIT_OK, Failure};
 use crate::remote::probe::{self, Probe};
 use crate::remote::settings::{self, Entry, Settings};
+use crate::store::Registry;
 
 /// Manage the remotes this registry syncs with: folders or S3 bucket prefixes
 ///
@@ -94,104 +95,121 @@ pub fn run(ctx: &Ctx, args: &RemoteArgs) -> Result<u8> {
     }
     let mut settings = Settings::load(&reg)?;
     match &args.command {
-        RemoteCommand::Add(add) => {
-            settings::check_name(&add.name)?;
-            if let Some(old) = settings.remotes.get(&add.name) {
-                return Err(Failure::usage(format!(
-                    "a remote named {} exists already ({})",
-                    add.name, old.url
-                ))
-                .hint(format!("remove it first with `mreg remote remove {}`", add.name))
-                .into());
-            }
-            let remote = crate::remote::open(&add.url, true)?;
-            let probe = probe::run(&*remote)?;
-            let entry = Entry {
-                url: add.url.clone(),
-                conditional_writes: probe.enforced(),
-                checked: Some(crate::clock::format_time(std::time::SystemTime::now())),
-                single_writer: add.single_writer,
-            };
-            if add.default || settings.default.is_none() {
-                settings.default = Some(add.name.clone());
-            }
-            settings.remotes.insert(add.name.clone(), entry.clone());
-            settings.save(&reg)?;
-            ctx.out.status(&format!("Added remote {} ({}).", add.name, add.url));
-            report_probe(ctx, &add.name, &entry, &probe);
-            if ctx.out.is_json() {
-                ctx.out.emit(&checked(&add.name, &entry, &probe), String::new)?;
-            }
-            Ok(EXIT_OK)
-        }
-        RemoteCommand::List => {
-            let rows: Vec<Listed> = settings
-                .remotes
-                .iter()
-                .map(|(name, e)| Listed {
-                    name,
-                    url: &e.url,
-                    default: settings.default.as_deref() == Some(name.as_str()),
-                    conditional_writes: e.conditional_writes,
-                    checked: e.checked.as_deref(),
-                    single_writer: e.single_writer,
-                })
-                .collect();
-            if rows.is_empty() && !ctx.out.is_json() {
-                ctx.out
-                    .status("No remotes yet; add one with `mreg remote add NAME URL`.");
-                return Ok(EXIT_OK);
-            }
-            ctx.out.emit(&rows, || {
-                let table = rows
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            if r.default {
-                                format!("{} *", r.name)
-                            } else {
-                                r.name.to_owned()
-                            },
-                            r.url.to_owned(),
-                            match (r.conditional_writes, r.single_writer) {
-                                (true, _) => "enforced".to_owned(),
-                                (false, true) => "not enforced (single writer)".to_owned(),
-                                (false, false) => "not enforced: stages stay".to_owned(),
-                            },
-                        ]
-                    })
-                    .collect();
-                output::table(&["NAME", "URL", "CONDITIONAL WRITES"], table)
-            })?;
-            Ok(EXIT_OK)
-        }
-        RemoteCommand::Remove { name } => {
-            settings.pick(Some(name))?;
-            settings.remotes.remove(name);
-            if settings.default.as_deref() == Some(name.as_str()) {
-                settings.default = settings.remotes.keys().next().cloned();
-            }
-            settings.save(&reg)?;
-            ctx.out.status(&format!(
-                "Removed remote {name}; nothing on it was touched."
-            ));
-            Ok(EXIT_OK)
-        }
-        RemoteCommand::Check { name } => {
-            let (name, mut entry) = settings.pick(name.as_deref())?;
-            let remote = crate::remote::open(&entry.url, false)?;
-            let probe = probe::run(&*remote)?;
-            entry.conditional_writes = probe.enforced();
-            entry.checked = Some(crate::clock::format_time(std::time::SystemTime::now()));
-            settings.remotes.insert(name.clone(), entry.clone());
-            settings.save(&reg)?;
-            report_probe(ctx, &name, &entry, &probe);
-            if ctx.out.is_json() {
-                ctx.out.emit(&checked(&name, &entry, &probe), String::new)?;
-            }
-            Ok(if probe.enforced() { EXIT_OK } else { EXIT_ERROR })
-        }
+        RemoteCommand::Add(add) => add_remote(ctx, &reg, &mut settings, add),
+        RemoteCommand::List => list(ctx, &settings),
+        RemoteCommand::Remove { name } => remove(ctx, &reg, &mut settings, name),
+        RemoteCommand::Check { name } => check(ctx, &reg, &mut settings, name.as_deref()),
     }
+}
+
+fn add_remote(ctx: &Ctx, reg: &Registry, settings: &mut Settings, add: &AddArgs) -> Result<u8> {
+    settings::check_name(&add.name)?;
+    if let Some(old) = settings.remotes.get(&add.name) {
+        return Err(Failure::usage(format!(
+            "a remote named {} exists already ({})",
+            add.name, old.url
+        ))
+        .hint(format!(
+            "remove it first with `mreg remote remove {}`",
+            add.name
+        ))
+        .into());
+    }
+    let remote = crate::remote::open(&add.url, true)?;
+    let probe = probe::run(&*remote)?;
+    let entry = Entry {
+        url: add.url.clone(),
+        conditional_writes: probe.enforced(),
+        checked: Some(crate::clock::format_time(std::time::SystemTime::now())),
+        single_writer: add.single_writer,
+    };
+    if add.default || settings.default.is_none() {
+        settings.default = Some(add.name.clone());
+    }
+    settings.remotes.insert(add.name.clone(), entry.clone());
+    settings.save(reg)?;
+    ctx.out
+        .status(&format!("Added remote {} ({}).", add.name, add.url));
+    report_probe(ctx, &add.name, &entry, &probe);
+    if ctx.out.is_json() {
+        ctx.out
+            .emit(&checked(&add.name, &entry, &probe), String::new)?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn list(ctx: &Ctx, settings: &Settings) -> Result<u8> {
+    let rows: Vec<Listed> = settings
+        .remotes
+        .iter()
+        .map(|(name, e)| Listed {
+            name,
+            url: &e.url,
+            default: settings.default.as_deref() == Some(name.as_str()),
+            conditional_writes: e.conditional_writes,
+            checked: e.checked.as_deref(),
+            single_writer: e.single_writer,
+        })
+        .collect();
+    if rows.is_empty() && !ctx.out.is_json() {
+        ctx.out
+            .status("No remotes yet; add one with `mreg remote add NAME URL`.");
+        return Ok(EXIT_OK);
+    }
+    ctx.out.emit(&rows, || {
+        let table = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    if r.default {
+                        format!("{} *", r.name)
+                    } else {
+                        r.name.to_owned()
+                    },
+                    r.url.to_owned(),
+                    match (r.conditional_writes, r.single_writer) {
+                        (true, _) => "enforced".to_owned(),
+                        (false, true) => "not enforced (single writer)".to_owned(),
+                        (false, false) => "not enforced: stages stay".to_owned(),
+                    },
+                ]
+            })
+            .collect();
+        output::table(&["NAME", "URL", "CONDITIONAL WRITES"], table)
+    })?;
+    Ok(EXIT_OK)
+}
+
+fn remove(ctx: &Ctx, reg: &Registry, settings: &mut Settings, name: &str) -> Result<u8> {
+    settings.pick(Some(name))?;
+    settings.remotes.remove(name);
+    if settings.default.as_deref() == Some(name) {
+        settings.default = settings.remotes.keys().next().cloned();
+    }
+    settings.save(reg)?;
+    ctx.out.status(&format!(
+        "Removed remote {name}; nothing on it was touched."
+    ));
+    Ok(EXIT_OK)
+}
+
+fn check(ctx: &Ctx, reg: &Registry, settings: &mut Settings, name: Option<&str>) -> Result<u8> {
+    let (name, mut entry) = settings.pick(name)?;
+    let remote = crate::remote::open(&entry.url, false)?;
+    let probe = probe::run(&*remote)?;
+    entry.conditional_writes = probe.enforced();
+    entry.checked = Some(crate::clock::format_time(std::time::SystemTime::now()));
+    settings.remotes.insert(name.clone(), entry.clone());
+    settings.save(reg)?;
+    report_probe(ctx, &name, &entry, &probe);
+    if ctx.out.is_json() {
+        ctx.out.emit(&checked(&name, &entry, &probe), String::new)?;
+    }
+    Ok(if probe.enforced() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
 }
 
 fn checked<'a>(name: &'a str, entry: &'a Entry, probe: &Probe) -> Checked<'a> {

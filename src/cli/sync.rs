@@ -109,7 +109,11 @@ pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
             .hint(format!("create one there with `mreg init {}`", args.url))
     })?;
     let (reg, _) = Registry::init(&dir)?;
-    crate::store::atomic::replace(&reg.tmp_dir(), &reg.root().join("config.toml"), &config.bytes)?;
+    crate::store::atomic::replace(
+        &reg.tmp_dir(),
+        &reg.root().join("config.toml"),
+        &config.bytes,
+    )?;
     reg.config()?;
     // Moving stages needs conditional writes; a clone that cannot write to the remote
     // is still a clone, told to check again later.
@@ -120,9 +124,10 @@ pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
         checked: Some(crate::clock::format_time(std::time::SystemTime::now())),
         single_writer: false,
     };
-    let mut settings = Settings::default();
-    settings.default = Some("origin".to_owned());
-    settings.remotes.insert("origin".to_owned(), entry);
+    let settings = Settings {
+        default: Some("origin".to_owned()),
+        remotes: [("origin".to_owned(), entry)].into(),
+    };
     settings.save(&reg)?;
     let known = Known::load(&reg, &args.url)?;
     let options = Options {
@@ -167,7 +172,9 @@ fn print(ctx: &Ctx, name: &str, url: &str, report: &Report) -> Result<u8> {
             )
         };
         if report.fetched.is_empty() && report.sent.is_empty() && report.conflicts.is_empty() {
-            ctx.out.status(&format!("{name} and this registry hold the same; nothing to do."));
+            ctx.out.status(&format!(
+                "{name} and this registry hold the same; nothing to do."
+            ));
         } else {
             if !report.fetched.is_empty() {
                 ctx.out.status(&line("Fetched from", &report.fetched));

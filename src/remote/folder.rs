@@ -109,16 +109,13 @@ impl FolderRemote {
             match fs::symlink_metadata(&dir) {
                 Ok(meta) if meta.is_dir() => {}
                 Ok(_) => bail!(planted(&dir)),
-                Err(err) if err.kind() == ErrorKind::NotFound => {
-                    match fs::create_dir(&dir) {
-                        Ok(()) => atomic::sync_parent(&dir)?,
-                        Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
-                        Err(err) => {
-                            return Err(err)
-                                .with_context(|| format!("creating {}", dir.display()));
-                        }
+                Err(err) if err.kind() == ErrorKind::NotFound => match fs::create_dir(&dir) {
+                    Ok(()) => atomic::sync_parent(&dir)?,
+                    Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
+                    Err(err) => {
+                        return Err(err).with_context(|| format!("creating {}", dir.display()));
                     }
-                }
+                },
                 Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
             }
         }
@@ -190,11 +187,13 @@ impl Remote for FolderRemote {
 
     fn create(&self, key: &str, bytes: &[u8]) -> Result<Created> {
         let target = self.make_parents(key)?;
-        Ok(if atomic::create_exclusive(&self.tmp_dir(), &target, bytes)? {
-            Created::New
-        } else {
-            Created::Exists
-        })
+        Ok(
+            if atomic::create_exclusive(&self.tmp_dir(), &target, bytes)? {
+                Created::New
+            } else {
+                Created::Exists
+            },
+        )
     }
 
     fn upload(
@@ -213,7 +212,9 @@ impl Remote for FolderRemote {
         let mut buf = vec![0u8; COPY_CHUNK];
         let mut at = 0;
         while at < len {
-            let n = source.read_at(&mut buf, at).context("reading an object to send")?;
+            let n = source
+                .read_at(&mut buf, at)
+                .context("reading an object to send")?;
             if n == 0 {
                 bail!("an object to send ended early: expected {len} bytes, found {at}");
             }
@@ -228,7 +229,9 @@ impl Remote for FolderRemote {
         match fs::hard_link(temp.path(), &target) {
             Ok(()) => {}
             Err(err) if err.kind() == ErrorKind::AlreadyExists => return Ok(()),
-            Err(err) => return Err(err).with_context(|| format!("publishing {}", target.display())),
+            Err(err) => {
+                return Err(err).with_context(|| format!("publishing {}", target.display()));
+            }
         }
         let _ = fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o444));
         atomic::sync_parent(&target)
@@ -261,11 +264,20 @@ impl Remote for FolderRemote {
         for entry in walkdir::WalkDir::new(&start).follow_links(false) {
             let entry = match entry {
                 Ok(entry) => entry,
-                Err(err) if err.io_error().is_some_and(|e| e.kind() == ErrorKind::NotFound) => {
+                Err(err)
+                    if err
+                        .io_error()
+                        .is_some_and(|e| e.kind() == ErrorKind::NotFound) =>
+                {
                     continue;
                 }
-                Err(err) => return Err(err).with_context(|| format!("listing {}", start.display())),
+                Err(err) => {
+                    return Err(err).with_context(|| format!("listing {}", start.display()));
+                }
             };
+            if entry.file_type().is_symlink() {
+                bail!(planted(entry.path()));
+            }
             if !entry.file_type().is_file() {
                 continue;
             }

@@ -101,7 +101,9 @@ impl Known {
 
     /// Returns where interrupted uploads to this remote keep their journals.
     pub fn journal(&self, id: ObjectId) -> PathBuf {
-        self.dir.join("uploads").join(format!("{}.json", id.to_hex()))
+        self.dir
+            .join("uploads")
+            .join(format!("{}.json", id.to_hex()))
     }
 }
 

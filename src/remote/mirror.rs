@@ -28,7 +28,11 @@ const CLAIM_TRIES: usize = 1000;
 
 /// Returns the folder holding mirrors of bucket registries.
 pub fn cache_root() -> Result<PathBuf> {
-    let env = |key: &str| std::env::var_os(key).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |key: &str| {
+        std::env::var_os(key)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     env("MREG_CACHE_DIR")
         .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("mreg")))
         .or_else(|| env("HOME").map(|d| d.join(".cache").join("mreg")))
@@ -156,11 +160,10 @@ impl Upstream for Link {
     }
 
     fn publish_file(&self, reg: &Registry, key: &str, bytes: &[u8]) -> Result<()> {
-        let objects: Vec<ObjectId> =
-            sync::run_objects(key, bytes, &|t| read::read_tree(reg, t))?
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect();
+        let objects: Vec<ObjectId> = sync::run_objects(key, bytes, &|t| read::read_tree(reg, t))?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         transfer::send_all(reg, &*self.remote, &self.known, &objects, &NoProgress)?;
         self.create_same(key, bytes)?;
         Ok(())
@@ -174,23 +177,28 @@ impl Upstream for Link {
         first: u64,
         render: &dyn Fn(u64) -> Result<String>,
     ) -> Result<u64> {
-        let objects: Vec<ObjectId> = transfer::closure(crate::store::TreeId(tree), &|t| {
-            read::read_tree(reg, t)
-        })?
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+        let objects: Vec<ObjectId> =
+            transfer::closure(crate::store::TreeId(tree), &|t| read::read_tree(reg, t))?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
         transfer::send_all(reg, &*self.remote, &self.known, &objects, &NoProgress)?;
         let prefix = format!("models/{model}/versions/");
         let taken = self
             .remote
             .list(&prefix)?
             .iter()
-            .filter_map(|l| l.key.strip_prefix(&prefix)?.strip_suffix(".toml")?.parse::<u64>().ok())
+            .filter_map(|l| {
+                l.key
+                    .strip_prefix(&prefix)?
+                    .strip_suffix(".toml")?
+                    .parse::<u64>()
+                    .ok()
+            })
             .max()
             .unwrap_or(0);
-        let mut n = first.max(taken + 1);
-        for _ in 0..CLAIM_TRIES {
+        let start = first.max(taken + 1);
+        for n in start..start + CLAIM_TRIES as u64 {
             let text = render(n)?;
             let key = format!("{prefix}{n}.toml");
             let ours = match self.remote.create(&key, text.as_bytes())? {
@@ -211,7 +219,6 @@ impl Upstream for Link {
                 atomic::create_exclusive(&reg.tmp_dir(), &path, &there.bytes)?;
                 self.known.insert(&key)?;
             }
-            n += 1;
         }
         Err(Failure::conflict(format!(
             "could not claim a version number for {model} on {}: {CLAIM_TRIES} numbers were taken while trying",
@@ -250,16 +257,18 @@ impl Upstream for Link {
                 let names_ours = now
                     .and_then(|f| String::from_utf8(f.bytes).ok())
                     .is_some_and(|t| t.trim() == id.as_str());
-                if names_ours { Swapped::Done } else { return Err(err) }
+                if names_ours {
+                    Swapped::Done
+                } else {
+                    return Err(err);
+                }
             }
         };
         match swapped {
             Swapped::Done => {
                 stages::publish_state(reg, new)?;
-                let holder = Holder::this_process(
-                    new.command.clone().unwrap_or_default(),
-                    new.time.clone(),
-                );
+                let holder =
+                    Holder::this_process(new.command.clone().unwrap_or_default(), new.time.clone());
                 let local = stages::read_head(reg, model)?;
                 stages::advance(
                     reg,

@@ -9,11 +9,11 @@
 
 pub mod folder;
 pub mod known;
-pub mod settings;
 pub mod mirror;
 pub mod probe;
 pub mod profile;
 pub mod s3;
+pub mod settings;
 pub mod sync;
 pub mod transfer;
 
@@ -85,8 +85,14 @@ pub trait Remote: Send + Sync {
     /// local file where an interrupted upload records the parts that arrived, so that
     /// the next attempt sends only the rest. Used for content-addressed keys only, where
     /// two writers can only ever write the same bytes.
-    fn upload(&self, key: &str, source: &File, len: u64, journal: PathBuf, tick: Tick)
-    -> Result<()>;
+    fn upload(
+        &self,
+        key: &str,
+        source: &File,
+        len: u64,
+        journal: PathBuf,
+        tick: Tick,
+    ) -> Result<()>;
 
     /// Replaces the value at `key` with `bytes` only if it still has the tag `expected`
     /// (`None`: only if the key is absent).
@@ -125,9 +131,7 @@ impl Location {
                     .hint("write s3://BUCKET/PREFIX, e.g. s3://ml-models/registry")
                     .into());
             }
-            if prefix.split('/').any(|part| part == "." || part == "..")
-                || prefix.contains("//")
-            {
+            if prefix.split('/').any(|part| part == "." || part == "..") || prefix.contains("//") {
                 return Err(Failure::usage(format!(
                     "{url:?}: a prefix may not hold empty, `.` or `..` parts"
                 ))
@@ -185,6 +189,8 @@ pub fn fetch_tree(
     tree: crate::store::TreeId,
     progress: &dyn crate::store::Progress,
 ) -> Result<u64> {
-    let objects = transfer::closure(tree, &|t| transfer::read_tree_fetching(reg, remote, known, t))?;
+    let objects = transfer::closure(tree, &|t| {
+        transfer::read_tree_fetching(reg, remote, known, t)
+    })?;
     transfer::fetch_all(reg, remote, known, &objects, progress)
 }

@@ -30,12 +30,7 @@ impl Probe {
 /// Runs the probe against `remote`.
 pub fn run(remote: &dyn Remote) -> Result<Probe> {
     let nonce = blake3::hash(
-        format!(
-            "{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now()
-        )
-        .as_bytes(),
+        format!("{}-{:?}", std::process::id(), std::time::SystemTime::now()).as_bytes(),
     )
     .to_hex();
     let key = format!("tmp/probe-{}", &nonce[..16]);
@@ -52,8 +47,8 @@ fn probe(remote: &dyn Remote, key: &str) -> Result<Probe> {
     }
     let second = remote.create(key, b"second")?;
     let value = remote.get(key)?;
-    let create_only = second == Created::Exists
-        && value.as_ref().is_some_and(|v| v.bytes == b"first");
+    let create_only =
+        second == Created::Exists && value.as_ref().is_some_and(|v| v.bytes == b"first");
     let Some(first) = value else {
         anyhow::bail!("{key} vanished during the probe");
     };

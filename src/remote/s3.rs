@@ -126,12 +126,20 @@ impl S3Remote {
         format!("{}/{key}", self.url.trim_end_matches('/'))
     }
 
-    async fn put_parts(&self, key: &str, source: &File, len: u64, journal: &PathBuf, tick: Tick<'_>) -> Result<()> {
+    async fn put_parts(
+        &self,
+        key: &str,
+        source: &File,
+        len: u64,
+        journal: &PathBuf,
+        tick: Tick<'_>,
+    ) -> Result<()> {
         let path = self.path(key);
         let count = len.div_ceil(PART_SIZE) as usize;
-        let mut state = match read_journal(journal, key, len) {
-            Some(state) => state,
-            None => {
+        let mut state = if let Some(state) = read_journal(journal, key, len) {
+            state
+        } else {
+            {
                 let upload = self
                     .store
                     .create_multipart(&path)
@@ -195,7 +203,8 @@ impl S3Remote {
                     );
                 }
                 Err(err) => {
-                    return Err(err).with_context(|| format!("sending a part of {}", self.describe(key)));
+                    return Err(err)
+                        .with_context(|| format!("sending a part of {}", self.describe(key)));
                 }
             }
         }
@@ -237,7 +246,9 @@ fn write_journal(path: &PathBuf, journal: &Journal) -> Result<()> {
     let bytes = serde_json::to_vec(journal)?;
     let temp = dir.join(format!(
         ".{}.tmp",
-        path.file_name().expect("a journal has a name").to_string_lossy()
+        path.file_name()
+            .expect("a journal has a name")
+            .to_string_lossy()
     ));
     fs::write(&temp, bytes).with_context(|| format!("writing {}", temp.display()))?;
     fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))
@@ -258,7 +269,9 @@ impl Remote for S3Remote {
             let result = match self.store.get(&self.path(key)).await {
                 Ok(result) => result,
                 Err(err) if is_not_found(&err) => return Ok(None),
-                Err(err) => return Err(err).with_context(|| format!("reading {}", self.describe(key))),
+                Err(err) => {
+                    return Err(err).with_context(|| format!("reading {}", self.describe(key)));
+                }
             };
             let tag = result.meta.e_tag.clone().unwrap_or_default();
             let bytes = result
@@ -292,7 +305,9 @@ impl Remote for S3Remote {
             let result = match self.store.get_opts(&path, options).await {
                 Ok(result) => result,
                 Err(err) if is_not_found(&err) => return Ok(None),
-                Err(err) => return Err(err).with_context(|| format!("reading {}", self.describe(key))),
+                Err(err) => {
+                    return Err(err).with_context(|| format!("reading {}", self.describe(key)));
+                }
             };
             let total = result.meta.size;
             let mut at = offset;
@@ -348,7 +363,14 @@ impl Remote for S3Remote {
         })
     }
 
-    fn upload(&self, key: &str, source: &File, len: u64, journal: PathBuf, tick: Tick) -> Result<()> {
+    fn upload(
+        &self,
+        key: &str,
+        source: &File,
+        len: u64,
+        journal: PathBuf,
+        tick: Tick,
+    ) -> Result<()> {
         if len >= PART_SIZE {
             return self
                 .runtime

@@ -74,9 +74,13 @@ impl Settings {
             Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
         };
         toml::from_str(&text).map_err(|err| {
-            Failure::error(format!("{} is not valid: {}", path.display(), err.message()))
-                .hint("fix the file, or remove it and add the remotes again with `mreg remote add`")
-                .into()
+            Failure::error(format!(
+                "{} is not valid: {}",
+                path.display(),
+                err.message()
+            ))
+            .hint("fix the file, or remove it and add the remotes again with `mreg remote add`")
+            .into()
         })
     }
 
@@ -102,16 +106,19 @@ impl Settings {
                 }
             },
         };
-        match self.remotes.get(&name) {
-            Some(entry) => Ok((name, entry.clone())),
-            None => {
+        if let Some(entry) = self.remotes.get(&name) {
+            Ok((name, entry.clone()))
+        } else {
+            {
                 let known: Vec<&str> = self.remotes.keys().map(String::as_str).collect();
                 let hint = if known.is_empty() {
                     "add one with `mreg remote add NAME URL`".to_owned()
                 } else {
                     format!("remotes: {}", known.join(", "))
                 };
-                Err(Failure::usage(format!("no remote named {name:?}")).hint(hint).into())
+                Err(Failure::usage(format!("no remote named {name:?}"))
+                    .hint(hint)
+                    .into())
             }
         }
     }
@@ -128,8 +135,10 @@ pub fn check_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Failure::usage(format!("{name:?} is not a valid remote name"))
-            .hint("use letters, digits, `.`, `_` and `-`, starting with a letter, e.g. team")
-            .into())
+        Err(
+            Failure::usage(format!("{name:?} is not a valid remote name"))
+                .hint("use letters, digits, `.`, `_` and `-`, starting with a letter, e.g. team")
+                .into(),
+        )
     }
 }

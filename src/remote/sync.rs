@@ -116,23 +116,27 @@ impl Keys {
             let parts: Vec<&str> = key.split('/').collect();
             match parts.as_slice() {
                 ["models", model, "versions", file] => {
-                    if let Some(n) = file.strip_suffix(".toml").and_then(|n| n.parse::<u64>().ok())
+                    if let Some(n) = file
+                        .strip_suffix(".toml")
+                        .and_then(|n| n.parse::<u64>().ok())
                         && n > 0
                         && format!("{n}.toml") == *file
                     {
-                        out.versions.entry((*model).to_owned()).or_default().insert(n);
-                    }
-                }
-                ["models", model, "states", file] => {
-                    if file
-                        .strip_suffix(".toml")
-                        .is_some_and(|id| StateId::parse(id).is_some())
-                    {
-                        out.states
+                        out.versions
                             .entry((*model).to_owned())
                             .or_default()
-                            .insert((*file).to_owned());
+                            .insert(n);
                     }
+                }
+                ["models", model, "states", file]
+                    if file
+                        .strip_suffix(".toml")
+                        .is_some_and(|id| StateId::parse(id).is_some()) =>
+                {
+                    out.states
+                        .entry((*model).to_owned())
+                        .or_default()
+                        .insert((*file).to_owned());
                 }
                 ["models", model, "HEAD"] => {
                     out.heads.insert((*model).to_owned());
@@ -144,7 +148,10 @@ impl Keys {
                         .insert("run.toml".to_owned());
                 }
                 ["runs", id, "log", file]
-                    if file.ends_with(".toml") && !file.starts_with('.') =>
+                    if std::path::Path::new(file)
+                        .extension()
+                        .is_some_and(|e| e == "toml")
+                        && !file.starts_with('.') =>
                 {
                     out.runs
                         .entry((*id).to_owned())
@@ -154,7 +161,8 @@ impl Keys {
                 _ => {}
             }
         }
-        out.runs.retain(|id, _| crate::manifest::RunId::parse(id).is_some());
+        out.runs
+            .retain(|id, _| crate::manifest::RunId::parse(id).is_some());
         out.versions
             .retain(|model, _| crate::refspec::ModelName::parse(model).is_ok());
         out.states
@@ -277,7 +285,13 @@ impl<'a> Sync<'a> {
                         transfer::read_tree_fetching(self.reg, self.remote, self.known, t)
                     })?);
                 }
-                let moved = transfer::fetch_all(self.reg, self.remote, self.known, &objects, self.progress)?;
+                let moved = transfer::fetch_all(
+                    self.reg,
+                    self.remote,
+                    self.known,
+                    &objects,
+                    self.progress,
+                )?;
                 self.report.fetched.bytes += moved;
             }
             let dir = self.reg.runs_dir().join(id);
@@ -327,7 +341,8 @@ impl<'a> Sync<'a> {
                     transfer::read_tree_fetching(self.reg, self.remote, self.known, t)
                 })?);
             }
-            let moved = transfer::fetch_all(self.reg, self.remote, self.known, &objects, self.progress)?;
+            let moved =
+                transfer::fetch_all(self.reg, self.remote, self.known, &objects, self.progress)?;
             self.report.fetched.bytes += moved;
             self.report.fetched.objects += objects
                 .iter()
@@ -341,7 +356,8 @@ impl<'a> Sync<'a> {
             if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
                 self.report.fetched.versions += 1;
             }
-            self.known.insert(&format!("models/{model}/versions/{n}.toml"))?;
+            self.known
+                .insert(&format!("models/{model}/versions/{n}.toml"))?;
         }
         Ok(())
     }
@@ -364,7 +380,14 @@ impl<'a> Sync<'a> {
                 .and_then(|t| VersionRecord::parse(t).ok())
                 .map_or_else(
                     || "an unreadable record".to_owned(),
-                    |r| format!("tree {} pushed by {} at {}", r.tree.0.short(12), r.actor, r.created),
+                    |r| {
+                        format!(
+                            "tree {} pushed by {} at {}",
+                            r.tree.0.short(12),
+                            r.actor,
+                            r.created
+                        )
+                    },
                 )
         };
         self.conflict(
@@ -527,10 +550,8 @@ impl<'a> Sync<'a> {
                 }
                 Created::Exists => {
                     // Taken since the listing: by this registry's own earlier attempt
-                    // (same bytes), or by another writer.
-                    if self.differs_from_local(&model, n, &key)? {
-                        continue;
-                    }
+                    // (same bytes), or by another writer (a conflict, recorded).
+                    self.differs_from_local(&model, n, &key)?;
                 }
             }
         }
@@ -639,7 +660,10 @@ impl<'a> Sync<'a> {
             let ours_keys = local_keys(self.reg)?;
             self.send_states(&theirs_keys, &ours_keys, Some(model))?;
             let expected = theirs.as_ref().map(|(_, tag)| tag.as_str());
-            match self.remote.swap(&key, expected, format!("{ours}\n").as_bytes())? {
+            match self
+                .remote
+                .swap(&key, expected, format!("{ours}\n").as_bytes())?
+            {
                 Swapped::Done => {
                     self.report.sent.stages += 1;
                     return Ok(());
@@ -652,7 +676,10 @@ impl<'a> Sync<'a> {
         }
         self.conflict(
             model,
-            format!("the stages of {model} kept moving on {} while syncing", self.remote.url()),
+            format!(
+                "the stages of {model} kept moving on {} while syncing",
+                self.remote.url()
+            ),
             "run `mreg sync` again".to_owned(),
         );
         Ok(())
@@ -749,7 +776,11 @@ pub fn run_objects(
         out.extend(s.chunk.objects.iter().map(|o| (*o, 0)));
     }
     for input in data.iter().filter(|d| d.stored) {
-        let Some(hash) = input.hash.as_deref().and_then(|h| h.parse::<ObjectId>().ok()) else {
+        let Some(hash) = input
+            .hash
+            .as_deref()
+            .and_then(|h| h.parse::<ObjectId>().ok())
+        else {
             continue;
         };
         if input.kind == "folder" {

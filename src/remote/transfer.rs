@@ -32,7 +32,11 @@ pub const PARALLEL: usize = 8;
 const LIST_INSTEAD_OF_ASKING: usize = 64;
 
 /// Runs `work` on every item, `threads` at a time; the first error stops the rest.
-pub fn parallel<T: Sync>(items: &[T], threads: usize, work: &(dyn Fn(&T) -> Result<()> + Sync)) -> Result<()> {
+pub fn parallel<T: Sync>(
+    items: &[T],
+    threads: usize,
+    work: &(dyn Fn(&T) -> Result<()> + Sync),
+) -> Result<()> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error = Mutex::new(None);
@@ -82,7 +86,12 @@ pub fn closure(
 }
 
 /// Reads a tree from `reg`, fetching it from `remote` first when `reg` lacks it.
-pub fn read_tree_fetching(reg: &Registry, remote: &dyn Remote, known: &Known, id: TreeId) -> Result<Tree> {
+pub fn read_tree_fetching(
+    reg: &Registry,
+    remote: &dyn Remote,
+    known: &Known,
+    id: TreeId,
+) -> Result<Tree> {
     if !reg.has_object(id.0) {
         fetch_one(reg, remote, known, id.0, &|_| {})?;
     }
@@ -97,9 +106,10 @@ pub fn fetch_all(
     objects: &[(ObjectId, u64)],
     progress: &dyn Progress,
 ) -> Result<u64> {
+    let mut seen = HashSet::new();
     let missing: Vec<(ObjectId, u64)> = objects
         .iter()
-        .filter(|(id, _)| !reg.has_object(*id))
+        .filter(|(id, _)| seen.insert(*id) && !reg.has_object(*id))
         .copied()
         .collect();
     if missing.is_empty() {
@@ -158,6 +168,10 @@ pub fn fetch_one(
             .with_context(|| format!("writing {}", temp.display()))?;
         drop(file);
         if let Err(err) = verify(&temp, encoding, id) {
+            // Another process fetching the same object may have stored it already.
+            if let Some(found) = reg.find_object(id) {
+                return Ok(found);
+            }
             let _ = fs::remove_file(&temp);
             return Err(Failure::error(format!(
                 "object {} fetched from {} is corrupt: {err}; it was not used",
@@ -173,7 +187,12 @@ pub fn fetch_one(
         let dir = target.parent().expect("objects live in a folder");
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let _ = fs::set_permissions(&temp, std::os::unix::fs::PermissionsExt::from_mode(0o444));
-        fs::rename(&temp, &target).with_context(|| format!("storing {}", target.display()))?;
+        if let Err(err) = fs::rename(&temp, &target) {
+            if let Some(found) = reg.find_object(id) {
+                return Ok(found);
+            }
+            return Err(err).with_context(|| format!("storing {}", target.display()));
+        }
         atomic::sync_parent(&target)?;
         known.insert(&key)?;
         return Ok((target, encoding));

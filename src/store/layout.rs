@@ -20,8 +20,8 @@ use serde::Deserialize;
 use super::atomic;
 use super::config::{self, Config};
 use super::object::{Encoding, ObjectId};
-use super::upstream::UpstreamRef;
 use super::read;
+use super::upstream::UpstreamRef;
 use crate::error::Failure;
 
 /// The layout format this build reads and writes.
@@ -267,6 +267,7 @@ impl Registry {
     }
 
     /// Returns this registry with `upstream` as the place its content really lives.
+    #[must_use]
     pub fn with_upstream(mut self, upstream: UpstreamRef) -> Registry {
         self.upstream = Some(upstream);
         self

@@ -85,7 +85,11 @@ pub fn create(reg: &Registry, mut record: RunRecord) -> Result<RunRecord> {
         }
         atomic::sync_dir(&runs)?;
         if let Some(up) = reg.upstream() {
-            up.publish_file(reg, &format!("runs/{}/run.toml", record.id), body.as_bytes())?;
+            up.publish_file(
+                reg,
+                &format!("runs/{}/run.toml", record.id),
+                body.as_bytes(),
+            )?;
         }
         return Ok(record);
     }
@@ -123,7 +127,11 @@ pub fn append(reg: &Registry, event: &RunEvent) -> Result<()> {
         let name = format!("{nanos:020}-{}.toml", &nonce.to_hex()[..8]);
         if atomic::create_exclusive(&reg.tmp_dir(), &dir.join(&name), body.as_bytes())? {
             if let Some(up) = reg.upstream() {
-                up.publish_file(reg, &format!("runs/{}/log/{name}", event.run), body.as_bytes())?;
+                up.publish_file(
+                    reg,
+                    &format!("runs/{}/log/{name}", event.run),
+                    body.as_bytes(),
+                )?;
             }
             return Ok(());
         }

@@ -36,7 +36,12 @@ pub trait Upstream: Send + Sync {
 
     /// Fetches every object below a tree that the mirror lacks, in parallel, and
     /// returns the bytes moved.
-    fn fetch_tree(&self, reg: &Registry, tree: super::TreeId, progress: &dyn super::Progress) -> Result<u64>;
+    fn fetch_tree(
+        &self,
+        reg: &Registry,
+        tree: super::TreeId,
+        progress: &dyn super::Progress,
+    ) -> Result<u64>;
 
     /// Returns whether the upstream holds an object.
     fn holds_object(&self, reg: &Registry, id: ObjectId) -> Result<bool>;

@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
-use std::cell::Cell;
+pub mod s3;
+
+use std::cell::{Cell, RefCell};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ const EPOCH: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 pub struct TestEnv {
     dir: tempfile::TempDir,
     clock: Cell<u64>,
+    vars: RefCell<Vec<(String, String)>>,
 }
 
 impl TestEnv {
@@ -29,6 +32,7 @@ impl TestEnv {
         TestEnv {
             dir,
             clock: Cell::new(EPOCH),
+            vars: RefCell::new(Vec::new()),
         }
     }
 
@@ -68,7 +72,28 @@ impl TestEnv {
             .env("MREG_NOW", now.to_string())
             .env("MREG_ACTOR", "tester@ci")
             .env("NO_COLOR", "1");
+        for (k, v) in self.vars.borrow().iter() {
+            cmd.env(k, v);
+        }
         cmd
+    }
+
+    /// Sets an environment variable for every later command.
+    pub fn set_var(&self, key: &str, value: &str) {
+        let mut vars = self.vars.borrow_mut();
+        vars.retain(|(k, _)| k != key);
+        vars.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Points every later command at the test S3 server (or its proxy that ignores
+    /// conditional writes), with the mirror cache inside this environment.
+    pub fn use_s3(&self, port: u16) {
+        self.set_var("AWS_ACCESS_KEY_ID", "test");
+        self.set_var("AWS_SECRET_ACCESS_KEY", "test");
+        self.set_var("AWS_REGION", "us-east-1");
+        self.set_var("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{port}"));
+        let cache = self.dir.path().join("cache");
+        self.set_var("MREG_CACHE_DIR", &cache.display().to_string());
     }
 
     /// Runs mreg with extra environment variables and returns its output.

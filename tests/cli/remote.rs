@@ -1,0 +1,466 @@
+//! Remotes: a bucket used directly, sync with buckets and folders, clone, conflicts,
+//! and the checks that protect a registry from a remote it cannot trust. Every S3 test
+//! runs against moto on 127.0.0.1 (tests/common/s3.rs), each in its own bucket.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::common::{TestEnv, listing, s3, snapshot_files};
+
+/// Returns an environment pointed at the test S3 server.
+fn s3_env() -> TestEnv {
+    let env = TestEnv::new();
+    env.use_s3(s3::server().port);
+    env
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn a_bucket_is_used_directly_by_every_command() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = s3_env();
+    a.ok(&["init", &url]);
+    a.fixture("tiny-v1", "v1");
+    a.fixture("tiny-v2", "v2");
+    a.ok(&["push", "v1", "--model", "tiny", "--registry", &url]);
+    a.ok(&["push", "v2", "--model", "tiny", "--registry", &url]);
+    a.ok(&["promote", "tiny@1", "staging", "--registry", &url]);
+    // Another machine: its own cache, the same bucket.
+    let b = s3_env();
+    let ls = b.ok(&["ls", "--registry", &url, "--json"]);
+    let ls = json(&ls);
+    assert_eq!(ls[0]["model"], "tiny", "{ls}");
+    assert_eq!(ls[0]["latest"], 2, "{ls}");
+    assert_eq!(ls[0]["stages"]["staging"], 1, "{ls}");
+    b.ok(&["promote", "tiny@2", "staging", "--registry", &url]);
+    let history = a.ok(&["history", "tiny", "--registry", &url, "--json"]);
+    let history = json(&history);
+    assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
+    assert_eq!(history[0]["version"], 2);
+    b.ok(&["pull", "tiny@staging", "--to", "out", "--registry", &url]);
+    assert_eq!(
+        listing(&b.path("out")),
+        listing(&b.fixture("tiny-v2", "expected"))
+    );
+    let runs = json(&b.ok(&["runs", "--registry", &url, "--json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
+    let diff = b.ok(&["diff", "tiny@1", "tiny@2", "--registry", &url, "--json"]);
+    assert!(json(&diff)["differs"].as_bool().unwrap());
+    // Records on the bucket, in the layout of a registry folder.
+    let keys = s3::keys(&bucket, "reg/models/tiny/");
+    assert!(
+        keys.contains(&"reg/models/tiny/versions/2.toml".to_owned()),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&"reg/models/tiny/HEAD".to_owned()),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn a_bucket_without_a_registry_says_how_to_make_one() {
+    let bucket = s3::bucket();
+    let env = s3_env();
+    let out = env.snap(&["ls", "--registry", &format!("s3://{bucket}/none")]);
+    assert!(out.starts_with("exit: 1\n"), "{out}");
+    assert!(out.contains("no mreg registry at s3://"), "{out}");
+    assert!(out.contains("mreg init s3://"), "{out}");
+}
+
+#[test]
+fn sync_sends_and_fetches_both_ways_and_clone_pulls_identical_bytes() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/team");
+    let a = s3_env();
+    a.ok(&["init"]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny"]);
+    a.ok(&["promote", "tiny@1", "staging"]);
+    let added = a.snap(&["remote", "add", "team", &url]);
+    assert!(
+        added.contains("team enforces conditional writes"),
+        "{added}"
+    );
+    let sent = json(&a.ok(&["sync", "--json"]));
+    assert_eq!(sent["sent"]["versions"], 1, "{sent}");
+    assert_eq!(sent["sent"]["stages"], 1, "{sent}");
+    assert!(sent["sent"]["objects"].as_u64().unwrap() >= 4, "{sent}");
+
+    // A second machine clones, pushes and promotes, and syncs back.
+    let b = s3_env();
+    b.ok(&["clone", &url, "reg"]);
+    b.ok(&["--registry", "reg", "pull", "tiny@staging", "--to", "out"]);
+    assert_eq!(
+        listing(&b.path("out")),
+        listing(&b.fixture("tiny-v1", "expected"))
+    );
+    b.fixture("tiny-v2", "v2");
+    b.ok(&["--registry", "reg", "push", "v2", "--model", "tiny"]);
+    b.ok(&["--registry", "reg", "promote", "tiny@2", "staging"]);
+    let sent = json(&b.ok(&["--registry", "reg", "sync", "--json"]));
+    assert_eq!(sent["sent"]["versions"], 1, "{sent}");
+
+    let fetched = json(&a.ok(&["sync", "--json"]));
+    assert_eq!(fetched["fetched"]["versions"], 1, "{fetched}");
+    assert_eq!(fetched["fetched"]["stages"], 1, "{fetched}");
+    let ls = json(&a.ok(&["ls", "--json"]));
+    assert_eq!(ls[0]["stages"]["staging"], 2, "{ls}");
+    a.ok(&["fsck"]);
+
+    // Nothing new: nothing moves, and the objects are not listed again.
+    let quiet = a.snap(&["sync"]);
+    assert!(quiet.contains("hold the same; nothing to do"), "{quiet}");
+}
+
+#[test]
+fn a_corrupted_object_on_the_bucket_is_refused_on_pull() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = s3_env();
+    a.ok(&["init", &url]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny", "--registry", &url]);
+    let objects = s3::keys(&bucket, "reg/objects/");
+    let raw = objects
+        .iter()
+        .find(|k| std::path::Path::new(k).extension().is_none())
+        .expect("a raw object");
+    s3::put(&bucket, raw, b"not the bytes it was named for");
+    let b = s3_env();
+    let out = b.snap(&["pull", "tiny@1", "--to", "out", "--registry", &url]);
+    assert!(out.starts_with("exit: 1\n"), "{out}");
+    assert!(out.contains("is corrupt"), "{out}");
+    assert!(out.contains("it was not used"), "{out}");
+    assert!(!b.path("out").exists());
+}
+
+#[test]
+fn concurrent_pushes_and_promotions_on_a_bucket_never_share_a_number() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let setup = s3_env();
+    setup.ok(&["init", &url]);
+    let machines: Vec<TestEnv> = (0..4).map(|_| s3_env()).collect();
+    for (i, m) in machines.iter().enumerate() {
+        m.write(
+            &format!("model/weights-{i}.bin"),
+            format!("weights of machine {i}"),
+        );
+    }
+    let pushes: Vec<_> = machines
+        .iter()
+        .map(|m| {
+            let mut cmd = m.cmd(&[
+                "push",
+                "model",
+                "--model",
+                "churn",
+                "--registry",
+                &url,
+                "--json",
+            ]);
+            cmd.env_remove("MREG_NOW");
+            cmd.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut numbers: Vec<u64> = pushes
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            json(&String::from_utf8(out.stdout).unwrap())["version"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, [1, 2, 3, 4]);
+
+    let promotions: Vec<_> = machines
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut cmd = m.cmd(&[
+                "promote",
+                &format!("churn@{}", i + 1),
+                "staging",
+                "--allow-downgrade",
+                "--registry",
+                &url,
+            ]);
+            cmd.env_remove("MREG_NOW");
+            cmd.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in promotions {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let history = json(&setup.ok(&["history", "churn", "--registry", &url, "--json"]));
+    let numbers: Vec<u64> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        [4, 3, 2, 1],
+        "every promotion is one link of the chain"
+    );
+}
+
+#[test]
+fn a_sync_killed_midway_resumes_without_resending_what_arrived() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = s3_env();
+    a.ok(&["init"]);
+    for i in 0..300 {
+        a.write(
+            &format!("big/part-{i:03}.bin"),
+            format!("{i} ").repeat(2000 + i),
+        );
+    }
+    a.ok(&["push", "big", "--model", "big"]);
+    a.ok(&["remote", "add", "team", &url]);
+    let mut child = a
+        .cmd(&["sync"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s3::keys(&bucket, "reg/objects/").len() < 20 {
+        assert!(Instant::now() < deadline, "the sync sent nothing");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sync ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let arrived = s3::keys(&bucket, "reg/objects/").len();
+    assert!(
+        s3::keys(&bucket, "reg/models/").is_empty(),
+        "no version is published before all its objects"
+    );
+    let resumed = json(&a.ok(&["sync", "--json"]));
+    let sent = resumed["sent"]["objects"].as_u64().unwrap() as usize;
+    let total = s3::keys(&bucket, "reg/objects/").len();
+    assert_eq!(total, 301, "300 files and their folder's tree");
+    assert!(
+        sent <= total - arrived + IN_FLIGHT,
+        "sent {sent} of {total} though {arrived} had arrived"
+    );
+    let b = s3_env();
+    b.ok(&["clone", &url, "reg"]);
+    b.ok(&["--registry", "reg", "pull", "big@1", "--to", "out"]);
+    assert_eq!(
+        snapshot_files(&b.path("out")),
+        snapshot_files(&a.path("big"))
+    );
+}
+
+/// At most this many objects were in flight when the sync was killed (and may be sent
+/// again): the parallel transfers.
+pub const IN_FLIGHT: usize = 8;
+
+#[test]
+fn a_remote_that_ignores_conditional_writes_is_caught_and_gets_no_stage_moves() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = TestEnv::new();
+    a.use_s3(s3::server().proxy_port);
+    a.ok(&["init"]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny"]);
+    a.ok(&["promote", "tiny@1", "staging"]);
+    let added = a.snap(&["remote", "add", "lax", &url]);
+    assert!(added.starts_with("exit: 0\n"), "{added}");
+    assert!(
+        added.contains("lax does not enforce conditional writes"),
+        "{added}"
+    );
+    assert!(
+        added.contains("a second create-only write of one key succeeded"),
+        "{added}"
+    );
+    let check = a.snap(&["remote", "check", "lax"]);
+    assert!(check.starts_with("exit: 1\n"), "{check}");
+    let list = a.ok(&["remote", "list"]);
+    assert!(list.contains("not enforced: stages stay"), "{list}");
+    let sync = a.snap(&["sync"]);
+    assert!(sync.starts_with("exit: 4\n"), "{sync}");
+    assert!(sync.contains("mreg does not move stages there"), "{sync}");
+    assert!(
+        !s3::keys(&bucket, "reg/models/tiny/").contains(&"reg/models/tiny/HEAD".to_owned()),
+        "no stage pointer was written"
+    );
+    // The versions went: only the stage move waits.
+    assert!(
+        s3::keys(&bucket, "reg/models/tiny/")
+            .contains(&"reg/models/tiny/versions/1.toml".to_owned())
+    );
+    // A user who vouches for a single writer gets stage moves.
+    a.ok(&["remote", "remove", "lax"]);
+    a.ok(&["remote", "add", "lax", &url, "--single-writer"]);
+    let sync = a.snap(&["sync"]);
+    assert!(sync.starts_with("exit: 0\n"), "{sync}");
+}
+
+#[test]
+fn a_version_number_taken_differently_on_both_sides_is_a_conflict() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = s3_env();
+    let b = s3_env();
+    for (env, fixture) in [(&a, "tiny-v1"), (&b, "tiny-v2")] {
+        env.ok(&["init"]);
+        env.fixture(fixture, "m");
+        env.ok(&["push", "m", "--model", "tiny"]);
+        env.ok(&["push", "m", "--model", "other-only-here"]);
+        env.ok(&["remote", "add", "team", &url]);
+    }
+    a.ok(&["sync"]);
+    let before = snapshot_files(&b.registry().join("models/tiny"));
+    let out = b.snap(&["sync"]);
+    assert!(out.starts_with("exit: 4\n"), "{out}");
+    assert!(out.contains("tiny@1 differs"), "{out}");
+    assert!(out.contains("version numbers are never reused"), "{out}");
+    assert_eq!(snapshot_files(&b.registry().join("models/tiny")), before);
+    // The model without a conflict synced all the same.
+    let keys = s3::keys(&bucket, "reg/models/");
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("reg/models/other-only-here/")),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn stages_moved_on_both_sides_are_a_conflict_until_one_side_is_taken() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = s3_env();
+    a.ok(&["init"]);
+    a.fixture("tiny-v1", "v1");
+    a.fixture("tiny-v2", "v2");
+    a.ok(&["push", "v1", "--model", "tiny"]);
+    a.ok(&["push", "v2", "--model", "tiny"]);
+    a.ok(&["remote", "add", "team", &url]);
+    a.ok(&["sync"]);
+    let b = s3_env();
+    b.ok(&["clone", &url, "reg"]);
+    a.ok(&["promote", "tiny@1", "staging"]);
+    a.ok(&["sync"]);
+    b.ok(&["--registry", "reg", "promote", "tiny@2", "staging"]);
+    let out = b.snap(&["--registry", "reg", "sync"]);
+    assert!(out.starts_with("exit: 4\n"), "{out}");
+    assert!(out.contains("the stages of tiny moved apart"), "{out}");
+    assert!(out.contains("--take-remote-stages tiny"), "{out}");
+    b.ok(&["--registry", "reg", "sync", "--take-remote-stages", "tiny"]);
+    let ls = json(&b.ok(&["--registry", "reg", "ls", "--json"]));
+    assert_eq!(ls[0]["stages"]["staging"], 1, "{ls}");
+}
+
+#[test]
+fn a_folder_remote_is_copied_never_linked_and_its_symlinks_are_not_followed() {
+    let a = TestEnv::new();
+    a.ok(&["init"]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny"]);
+    let share = a.root().join("share");
+    let share_url = share.display().to_string();
+    let added = a.snap(&["remote", "add", "share", &share_url]);
+    assert!(
+        added.contains("share enforces conditional writes"),
+        "{added}"
+    );
+    a.ok(&["sync"]);
+    assert!(share.join(".mreg/models/tiny/versions/1.toml").is_file());
+
+    let b = TestEnv::new();
+    b.ok(&["clone", &share_url, "reg"]);
+    let objects = b.path("reg/.mreg/objects");
+    for entry in walkdir::WalkDir::new(&objects) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            assert_eq!(
+                entry.metadata().unwrap().nlink(),
+                1,
+                "{:?} is a hard link",
+                entry.path()
+            );
+        }
+    }
+    // A symlink planted in the share, where a run should be, is refused.
+    let c = TestEnv::new();
+    let secret = c.write("secret.toml", "not for the registry");
+    let runs = share.join(".mreg/runs");
+    let run = fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir() && !p.is_symlink())
+        .unwrap();
+    let record = run.join("run.toml");
+    fs::remove_file(&record).unwrap();
+    std::os::unix::fs::symlink(&secret, &record).unwrap();
+    let out = c.snap(&["clone", &share_url, "reg"]);
+    assert!(out.starts_with("exit: 1\n"), "{}", out);
+    assert!(out.contains("does not follow links"), "{out}");
+}
+
+#[test]
+fn a_large_object_goes_in_parts_and_comes_back_byte_identical() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = s3_env();
+    a.ok(&["init", &url]);
+    // 40 MiB that zstd cannot shrink: three parts of 16 MiB.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let bytes: Vec<u8> = (0..40 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    a.write("big/weights.bin", &bytes);
+    a.ok(&["push", "big", "--model", "big", "--registry", &url]);
+    let journals: Vec<_> = walkdir::WalkDir::new(a.root().join("cache"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.path().to_string_lossy().contains("/uploads/"))
+        .collect();
+    assert!(
+        journals.is_empty(),
+        "a finished upload leaves no journal: {journals:?}"
+    );
+    let b = s3_env();
+    b.ok(&["pull", "big@1", "--to", "out", "--registry", &url]);
+    assert!(fs::read(b.path("out/weights.bin")).unwrap() == bytes);
+}
