@@ -22,8 +22,13 @@ of 16 MiB): a base, a fine-tune of its last tensor, a full retrain; then times
 `mreg diff` of each pair (tensors compared byte for byte) against `b3sum` and `cp` of
 the same two files, checking the tensor counts the diff reports.
 
+The "sync" section pushes a 514 MiB model, then times `mreg sync` to an empty folder
+remote (against cp -r) and to an empty bucket on the tests' local S3 server (moto,
+against boto3 uploading the same files), a sync with nothing new, and `mreg clone` back
+(against cp and boto3 downloads), checking the clone pulls the files byte-identical.
+
 Usage: bench/run.py [--only SECTIONS] [WORKDIR]
-  SECTIONS: comma-separated, of model, small, runs, stages, diff (default: all)
+  SECTIONS: comma-separated, of model, small, runs, stages, diff, sync (default: all)
   KEEP=1 keeps WORKDIR; MREG=path uses that binary
 """
 
@@ -709,7 +714,134 @@ def bench_diff(work, mreg, env, report):
     report.row("mreg diff --no-tensors (files and metrics only)", quick_s)
 
 
-SECTIONS = ["model", "small", "runs", "stages", "diff"]
+def start_s3():
+    """Starts the tests' moto server on 127.0.0.1; returns (port, the process)."""
+    proc = subprocess.Popen([sys.executable, str(REPO / "tests/support/s3_server.py")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().split()
+    if not line or line[0] != "ready":
+        sys.exit("the S3 server did not start (pip install 'moto[server]')")
+    return int(line[1]), proc
+
+
+def bench_sync(work, mreg, env, report):
+    """Times `mreg sync` of a 514 MiB model (two 256 MiB weight files, 500 small files)
+    to an empty folder remote and to an empty bucket on a local S3 server, a sync with
+    nothing new, and `mreg clone` back, against cp, b3sum and boto3 on the same files."""
+    import boto3
+    from boto3.s3.transfer import TransferConfig
+
+    model = work / "sync-model"
+    model.mkdir()
+    write_random(model / "weights-1.bin", 256 * MIB, 1)
+    write_random(model / "weights-2.bin", 256 * MIB, 2)
+    for i in range(500):
+        (model / f"shard-{i:03d}.json").write_text(json.dumps({"i": i, "w": [i] * 400}) + "\n")
+    files = sorted(p for p in model.iterdir())
+    total = sum(p.stat().st_size for p in files)
+    reg = work / "sync-reg"
+    capture([mreg, "init", str(reg), "-q"], env)
+    capture([mreg, "--registry", str(reg), "-q", "push", str(model), "--model", "m"], env)
+    port, server = start_s3()
+    s3env = dict(env, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1",
+                 AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", MREG_CACHE_DIR=str(work / "sync-cache"))
+    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id="test",
+                          aws_secret_access_key="test", region_name="us-east-1")
+    report.heading(f"sync: a {total / MIB:.0f} MiB model of {len(files)} files "
+                   "(3 runs each, medians; S3 is moto on 127.0.0.1)")
+    counter = iter(range(1_000_000))
+
+    def fresh_remote(url):
+        shutil.rmtree(reg / ".mreg" / "cache" / "remotes", ignore_errors=True)
+        shutil.rmtree(reg / ".mreg" / "remotes.toml", ignore_errors=True)
+        (reg / ".mreg" / "remotes.toml").unlink(missing_ok=True)
+        capture([mreg, "--registry", str(reg), "-q", "remote", "add", "r", url], s3env)
+
+    def folder_sync():
+        dest = work / "sync-share"
+        shutil.rmtree(dest, ignore_errors=True)
+        fresh_remote(str(dest))
+        return sh(mreg, "--registry", str(reg), "--no-progress", "sync", env=s3env)
+
+    def new_bucket():
+        name = f"bench-{next(counter)}"
+        client.create_bucket(Bucket=name)
+        return name
+
+    def s3_sync():
+        fresh_remote(f"s3://{new_bucket()}/reg")
+        return sh(mreg, "--registry", str(reg), "--no-progress", "sync", env=s3env)
+
+    def cp_model():
+        dest = work / "sync-cp"
+        shutil.rmtree(dest, ignore_errors=True)
+        return sh("cp", "-r", str(model), str(dest))
+
+    config = TransferConfig(multipart_threshold=16 * MIB, multipart_chunksize=16 * MIB, max_concurrency=8)
+
+    def boto_upload():
+        bucket = new_bucket()
+        start = time.perf_counter()
+        for p in files:
+            client.upload_file(str(p), bucket, f"plain/{p.name}", Config=config)
+        return time.perf_counter() - start, 0
+
+    b3 = median(lambda: sh("b3sum", "--num-threads", "2", *map(str, files)))[0]
+    report.row("b3sum --num-threads 2 of the model's files", b3)
+    cp_s, ours, ratio, rss = paired(cp_model, folder_sync)
+    report.row("cp -r of the model", cp_s)
+    report.row("mreg sync to an empty folder remote", ours,
+               f"{ratio:.2f}x cp, {ours / b3:.2f}x b3sum; peak RSS {rss:.0f} MiB")
+    nochange = median(lambda: sh(mreg, "--registry", str(reg), "sync", env=s3env), n=5)[0]
+    report.row("mreg sync with nothing new (folder)", nochange)
+    clone_dir = work / "sync-clone"
+
+    def clone_folder():
+        shutil.rmtree(clone_dir, ignore_errors=True)
+        return sh(mreg, "--no-progress", "clone", str(work / "sync-share"), str(clone_dir), env=s3env)
+
+    cp_s, ours, ratio, rss = paired(cp_model, clone_folder)
+    report.row("mreg clone from the folder remote (every object re-hashed)", ours,
+               f"{ratio:.2f}x cp; peak RSS {rss:.0f} MiB")
+
+    boto_s, ours, ratio, rss = paired(boto_upload, s3_sync)
+    report.row("boto3 upload_file of each file (16 MiB parts, 8 threads)", boto_s)
+    report.row("mreg sync to an empty bucket", ours,
+               f"{ratio:.2f}x boto3, {ours / cp_s:.1f}x cp; peak RSS {rss:.0f} MiB")
+    nochange = median(lambda: sh(mreg, "--registry", str(reg), "sync", env=s3env), n=5)[0]
+    report.row("mreg sync with nothing new (bucket)", nochange)
+    url = json.loads(capture([mreg, "--registry", str(reg), "--json", "remote", "list"], s3env))[0]["url"]
+
+    def clone_s3():
+        shutil.rmtree(clone_dir, ignore_errors=True)
+        return sh(mreg, "--no-progress", "clone", url, str(clone_dir), env=s3env)
+
+    def boto_download():
+        dest = work / "sync-dl"
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
+        bucket = url[len("s3://"):].split("/")[0]
+        if not client.list_objects_v2(Bucket=bucket, Prefix="plain/").get("KeyCount"):
+            for p in files:
+                client.upload_file(str(p), bucket, f"plain/{p.name}", Config=config)
+        start = time.perf_counter()
+        for p in files:
+            client.download_file(bucket, f"plain/{p.name}", str(dest / p.name), Config=config)
+        return time.perf_counter() - start, 0
+
+    boto_s, ours, ratio, rss = paired(boto_download, clone_s3)
+    report.row("boto3 download_file of each file", boto_s)
+    report.row("mreg clone from the bucket (every object re-hashed)", ours,
+               f"{ratio:.2f}x boto3; peak RSS {rss:.0f} MiB")
+    pulled = work / "sync-pulled"
+    capture([mreg, "--registry", str(clone_dir), "-q", "pull", "m@1", "--to", str(pulled)], env)
+    same = all((pulled / p.name).read_bytes() == p.read_bytes() for p in files)
+    report.check("sync: a clone from the bucket pulls the model byte-identical", same, "")
+    server.stdin.close()
+    server.wait()
+
+
+SECTIONS = ["model", "small", "runs", "stages", "diff", "sync"]
 
 
 def main():
@@ -723,7 +855,7 @@ def main():
     if unknown or not sections:
         parser.error(f"unknown section {', '.join(unknown) or '(none)'}; choose from {', '.join(SECTIONS)}")
 
-    if "model" in sections or "small" in sections or "diff" in sections:
+    if "model" in sections or "small" in sections or "diff" in sections or "sync" in sections:
         ensure_tools()
     mreg = os.environ.get("MREG") or str(REPO / "target/release/mreg")
     if "MREG" not in os.environ:
@@ -747,6 +879,8 @@ def main():
         bench_stages(work, mreg, env, report)
     if "diff" in sections:
         bench_diff(work, mreg, env, report)
+    if "sync" in sections:
+        bench_sync(work, mreg, env, report)
 
     report.print()
     if report.failed():

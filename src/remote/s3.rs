@@ -78,6 +78,19 @@ impl S3Remote {
         {
             builder = builder.with_endpoint(endpoint);
         }
+        let no_credentials = builder
+            .get_config_value(&AmazonS3ConfigKey::AccessKeyId)
+            .is_none()
+            && env("AWS_WEB_IDENTITY_TOKEN_FILE").is_none()
+            && env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_none()
+            && env("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_none();
+        if no_credentials
+            && env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            return Err(Failure::error(format!("no AWS credentials were found for {url}"))
+                .hint("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~/.aws/credentials (docs/remotes.md)")
+                .into());
+        }
         if builder
             .get_config_value(&AmazonS3ConfigKey::Endpoint)
             .is_some_and(|e| e.starts_with("http://"))
@@ -122,6 +135,58 @@ impl S3Remote {
         }
     }
 
+    /// Returns one sentence for a failed request, with a hint where the cause is known.
+    fn explain(&self, err: &object_store::Error, doing: &str, key: &str) -> anyhow::Error {
+        let debug = format!("{err:?}");
+        if debug.contains("169.254.169.254") || debug.contains("credential") {
+            return Failure::error(format!(
+                "no AWS credentials were found for {}",
+                self.url
+            ))
+            .hint("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~/.aws/credentials (docs/remotes.md)")
+            .into();
+        }
+        let (cause, hint) = if debug.contains("kind: Connect")
+            || debug.contains("ConnectionRefused")
+        {
+            (
+                "the store could not be reached".to_owned(),
+                "check AWS_ENDPOINT_URL (or the profile's endpoint_url) and that the store is up",
+            )
+        } else {
+            // The client repeats its cause at each level; the first ones say it all.
+            let text = err.to_string();
+            let cause: String = text
+                .split(", after ")
+                .next()
+                .unwrap_or(&text)
+                .chars()
+                .take(300)
+                .collect();
+            let no_bucket = debug.contains("NoSuchBucket");
+            let cause = if no_bucket {
+                "the bucket does not exist".to_owned()
+            } else {
+                cause
+            };
+            let hint = if no_bucket {
+                "create the bucket first (mreg never creates buckets), or fix the URL"
+            } else if debug.contains("403")
+                || debug.contains("AccessDenied")
+                || debug.contains("SignatureDoesNotMatch")
+                || debug.contains("InvalidAccessKeyId")
+            {
+                "check the credentials and the bucket's permissions (docs/remotes.md lists what mreg needs)"
+            } else {
+                "run the command again; a sync resumes where it stopped"
+            };
+            (cause, hint)
+        };
+        Failure::error(format!("{doing} {} failed: {cause}", self.describe(key)))
+            .hint(hint)
+            .into()
+    }
+
     fn describe(&self, key: &str) -> String {
         format!("{}/{key}", self.url.trim_end_matches('/'))
     }
@@ -144,7 +209,7 @@ impl S3Remote {
                     .store
                     .create_multipart(&path)
                     .await
-                    .with_context(|| format!("starting an upload to {}", self.describe(key)))?;
+                    .map_err(|err| self.explain(&err, "starting an upload to", key))?;
                 let state = Journal {
                     key: key.to_owned(),
                     upload,
@@ -202,10 +267,7 @@ impl S3Remote {
                         self.describe(key)
                     );
                 }
-                Err(err) => {
-                    return Err(err)
-                        .with_context(|| format!("sending a part of {}", self.describe(key)));
-                }
+                Err(err) => return Err(self.explain(&err, "sending a part of", key)),
             }
         }
         let parts = state
@@ -218,7 +280,7 @@ impl S3Remote {
         self.store
             .complete_multipart(&path, &state.upload, parts)
             .await
-            .with_context(|| format!("completing the upload of {}", self.describe(key)))?;
+            .map_err(|err| self.explain(&err, "completing the upload of", key))?;
         let _ = fs::remove_file(journal);
         Ok(())
     }
@@ -270,14 +332,14 @@ impl Remote for S3Remote {
                 Ok(result) => result,
                 Err(err) if is_not_found(&err) => return Ok(None),
                 Err(err) => {
-                    return Err(err).with_context(|| format!("reading {}", self.describe(key)));
+                    return Err(err).map_err(|err| self.explain(&err, "reading", key));
                 }
             };
             let tag = result.meta.e_tag.clone().unwrap_or_default();
             let bytes = result
                 .bytes()
                 .await
-                .with_context(|| format!("reading {}", self.describe(key)))?;
+                .map_err(|err| self.explain(&err, "reading", key))?;
             Ok(Some(Fetched {
                 bytes: bytes.to_vec(),
                 tag,
@@ -294,7 +356,7 @@ impl Remote for S3Remote {
                     Ok(_) => {}
                     Err(err) if is_not_found(&err) => return Ok(None),
                     Err(err) => {
-                        return Err(err).with_context(|| format!("reading {}", self.describe(key)));
+                        return Err(err).map_err(|err| self.explain(&err, "reading", key));
                     }
                 }
             }
@@ -306,7 +368,7 @@ impl Remote for S3Remote {
                 Ok(result) => result,
                 Err(err) if is_not_found(&err) => return Ok(None),
                 Err(err) => {
-                    return Err(err).with_context(|| format!("reading {}", self.describe(key)));
+                    return Err(err).map_err(|err| self.explain(&err, "reading", key));
                 }
             };
             let total = result.meta.size;
@@ -315,7 +377,7 @@ impl Remote for S3Remote {
             while let Some(chunk) = stream
                 .try_next()
                 .await
-                .with_context(|| format!("reading {}", self.describe(key)))?
+                .map_err(|err| self.explain(&err, "reading", key))?
             {
                 out.write_all_at(&chunk, at)
                     .context("writing a downloaded object to a temp file")?;
@@ -337,7 +399,7 @@ impl Remote for S3Remote {
             match self.store.head(&self.path(key)).await {
                 Ok(meta) => Ok(Some(meta.size)),
                 Err(err) if is_not_found(&err) => Ok(None),
-                Err(err) => Err(err).with_context(|| format!("reading {}", self.describe(key))),
+                Err(err) => Err(self.explain(&err, "reading", key)),
             }
         })
     }
@@ -358,7 +420,7 @@ impl Remote for S3Remote {
                     object_store::Error::AlreadyExists { .. }
                     | object_store::Error::Precondition { .. },
                 ) => Ok(Created::Exists),
-                Err(err) => Err(err).with_context(|| format!("writing {}", self.describe(key))),
+                Err(err) => Err(self.explain(&err, "writing", key)),
             }
         })
     }
@@ -384,7 +446,7 @@ impl Remote for S3Remote {
             self.store
                 .put(&self.path(key), PutPayload::from(buf))
                 .await
-                .with_context(|| format!("writing {}", self.describe(key)))
+                .map_err(|err| self.explain(&err, "writing", key))
         })?;
         tick(len);
         Ok(())
@@ -414,7 +476,7 @@ impl Remote for S3Remote {
                     | object_store::Error::Precondition { .. }
                     | object_store::Error::NotFound { .. },
                 ) => Ok(Swapped::Moved),
-                Err(err) => Err(err).with_context(|| format!("writing {}", self.describe(key))),
+                Err(err) => Err(self.explain(&err, "writing", key)),
             }
         })
     }
@@ -432,7 +494,7 @@ impl Remote for S3Remote {
             while let Some(meta) = stream
                 .try_next()
                 .await
-                .with_context(|| format!("listing {}", self.describe(prefix)))?
+                .map_err(|err| self.explain(&err, "listing", prefix))?
             {
                 let location = meta.location.to_string();
                 if let Some(key) = location.strip_prefix(&strip) {
@@ -451,7 +513,7 @@ impl Remote for S3Remote {
             match self.store.delete(&self.path(key)).await {
                 Ok(()) => Ok(()),
                 Err(err) if is_not_found(&err) => Ok(()),
-                Err(err) => Err(err).with_context(|| format!("removing {}", self.describe(key))),
+                Err(err) => Err(self.explain(&err, "removing", key)),
             }
         })
     }

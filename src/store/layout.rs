@@ -110,7 +110,7 @@ impl Registry {
             return Err(Failure::usage(format!(
                 "registry {spec:?} uses the {scheme}:// scheme, which this mreg cannot open"
             ))
-            .hint("name a local folder, e.g. --registry /srv/registry")
+            .hint("name a local folder (--registry /srv/registry) or a bucket (--registry s3://BUCKET/PREFIX; GCS, R2 and MinIO through their S3 endpoints)")
             .into());
         }
         let path = match spec.strip_prefix("file://") {

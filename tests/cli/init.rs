@@ -98,13 +98,24 @@ fn registry_flag_and_variable_name_a_registry_elsewhere() {
     error: no mreg registry at nowhere
     hint: create one with `mreg init nowhere`
     ");
-    assert_snapshot!(env.snap(&["--registry", "s3://bucket/prefix", "ls"]), @r#"
+    assert_snapshot!(env.snap(&["--registry", "gs://bucket/prefix", "ls"]), @r#"
     exit: 2
     --- stdout
     --- stderr
-    error: registry "s3://bucket/prefix" uses the s3:// scheme, which this mreg cannot open
-    hint: name a local folder, e.g. --registry /srv/registry
+    error: registry "gs://bucket/prefix" uses the gs:// scheme, which this mreg cannot open
+    hint: name a local folder (--registry /srv/registry) or a bucket (--registry s3://BUCKET/PREFIX; GCS, R2 and MinIO through their S3 endpoints)
     "#);
+    let no_credentials = env.run_with(
+        &["--registry", "s3://bucket/prefix", "ls"],
+        &[("AWS_EC2_METADATA_DISABLED", "true")],
+    );
+    assert_snapshot!(crate::common::render(&no_credentials, env.root()), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: no AWS credentials were found for s3://bucket/prefix
+    hint: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~/.aws/credentials (docs/remotes.md)
+    ");
 }
 
 #[test]

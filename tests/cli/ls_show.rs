@@ -93,6 +93,7 @@ fn show_prints_the_record_and_its_files() {
     actor = "tester@ci"
     message = "first run"
     run = "eb16012c5aff4a1a"
+    nonce = "a5e4011b3676848c"
 
     KIND  SIZE   HASH          PATH
     file  105 B  e91cede83c24  config.json
