@@ -116,6 +116,7 @@ fn show_prints_the_record_and_its_files() {
       "created": "2026-01-01T00:02:00Z",
       "actor": "tester@ci",
       "run": "8562c9ece8b61bac",
+      "nonce": "c3f76c63e05cc70d",
       "stages": []
     }
     --- stderr
