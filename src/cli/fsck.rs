@@ -17,6 +17,17 @@ pub struct FsckArgs {}
 /// Runs `mreg fsck`.
 pub fn run(ctx: &Ctx, _args: &FsckArgs) -> Result<()> {
     let reg = ctx.registry()?;
+    if let Some(up) = reg.upstream() {
+        return Err(crate::error::Failure::usage(format!(
+            "fsck checks a local registry, not a bucket's ({})",
+            up.url()
+        ))
+        .hint(format!(
+            "clone it (`mreg clone {} DIR`: every object is re-hashed on the way) and run `mreg fsck` there",
+            up.url()
+        ))
+        .into());
+    }
     let report = check::check(&reg, &ctx.out.progress())?;
     ctx.out.emit(&report, || {
         let lines: Vec<String> = report

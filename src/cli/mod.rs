@@ -142,7 +142,9 @@ impl Ctx {
     /// current folder.
     pub fn registry(&self) -> Result<Registry> {
         match self.registry_spec() {
-            Some(url) if crate::remote::is_bucket_url(url) => crate::remote::mirror::open(url),
+            Some(url) if crate::remote::is_bucket_url(url) => {
+                crate::remote::mirror::open(url, Box::new(self.out.progress()))
+            }
             spec => Registry::locate(spec, &self.cwd),
         }
     }

@@ -35,7 +35,8 @@ pub struct SyncArgs {
     /// this registry's (they stay in its files, unreachable)
     #[arg(long, value_name = "MODEL")]
     take_remote_stages: Vec<String>,
-    /// Forget what the remote is remembered to hold and ask it again
+    /// Forget what the remote is remembered to hold, ask it again, and send every
+    /// object of every version it lacks (after objects were lost there)
     #[arg(long)]
     recheck: bool,
 }
@@ -86,6 +87,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> Result<u8> {
         send: true,
         take_remote_stages: args.take_remote_stages.clone(),
         may_move_remote_stages: entry.may_move_stages(),
+        recheck: args.recheck,
     };
     let progress = ctx.out.progress();
     let report = Sync::new(&reg, &*remote, &known, options, &progress).run()?;
@@ -96,12 +98,19 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> Result<u8> {
 pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     if dir.join(crate::store::layout::DIR_NAME).exists() {
-        return Err(Failure::usage(format!(
-            "{} holds a registry already",
-            dir.display()
-        ))
-        .hint("clone into a new folder, or add the remote to that registry with `mreg remote add NAME URL` and run `mreg sync NAME`")
-        .into());
+        let hint = match Registry::open(&dir.to_string_lossy()).and_then(|r| Settings::load(&r)) {
+            Ok(s) if s.remotes.values().any(|e| e.url == args.url) => format!(
+                "it is a clone of {} (perhaps an interrupted one): finish it with `mreg --registry {} sync`",
+                args.url,
+                dir.display()
+            ),
+            _ => "clone into a new folder, or add the remote to that registry with `mreg remote add NAME URL` and run `mreg sync NAME`".to_owned(),
+        };
+        return Err(
+            Failure::usage(format!("{} holds a registry already", dir.display()))
+                .hint(hint)
+                .into(),
+        );
     }
     let remote = remote::open(&args.url, false)?;
     let config = remote.get("config.toml")?.ok_or_else(|| {
@@ -135,6 +144,7 @@ pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
         send: false,
         take_remote_stages: Vec::new(),
         may_move_remote_stages: false,
+        recheck: false,
     };
     let progress = ctx.out.progress();
     let report = Sync::new(&reg, &*remote, &known, options, &progress).run()?;

@@ -21,7 +21,7 @@ use crate::manifest::{StageState, StateId};
 use crate::store::lock::Holder;
 use crate::store::object::{Encoding, ObjectId};
 use crate::store::upstream::{HeadSwap, Upstream, UpstreamRef};
-use crate::store::{NoProgress, Registry, atomic, read, stages};
+use crate::store::{NoProgress, Progress, Registry, atomic, read, stages};
 
 /// How many version numbers a push tries before giving up.
 const CLAIM_TRIES: usize = 1000;
@@ -44,9 +44,14 @@ pub fn cache_root() -> Result<PathBuf> {
 }
 
 /// Opens the registry at a bucket URL through its local mirror, refreshed.
-pub fn open(url: &str) -> Result<Registry> {
+pub fn open(url: &str, progress: Box<dyn Progress + Send>) -> Result<Registry> {
     let remote = super::open(url, false)?;
-    let config = remote.get("config.toml")?.ok_or_else(|| {
+    let config = remote.get("config.toml")?;
+    if config.is_none() {
+        // A missing bucket says so here, rather than passing for a missing registry.
+        remote.list("tmp/")?;
+    }
+    let config = config.ok_or_else(|| {
         Failure::error(format!("no mreg registry at {url}"))
             .hint(format!(
                 "create one with `mreg init {url}`, or send a local one there with `mreg remote add NAME {url}` and `mreg sync NAME`"
@@ -63,12 +68,8 @@ pub fn open(url: &str) -> Result<Registry> {
     reg.config()
         .with_context(|| format!("reading the config.toml of {url}"))?;
     let known = Known::load(&reg, url)?;
-    let options = Options {
-        objects: false,
-        send: false,
-        take_remote_stages: Vec::new(),
-        may_move_remote_stages: false,
-    };
+    let enforced = conditional_writes(&reg, &*remote);
+    let options = Options::default();
     let report = Sync::new(&reg, &*remote, &known, options, &NoProgress).run()?;
     if let Some(conflict) = report.conflicts.first() {
         return Err(Failure::error(format!(
@@ -85,6 +86,8 @@ pub fn open(url: &str) -> Result<Registry> {
         remote,
         known,
         url: url.to_owned(),
+        progress,
+        enforced,
     };
     Ok(reg.with_upstream(UpstreamRef(Arc::new(link))))
 }
@@ -94,9 +97,52 @@ struct Link {
     remote: Box<dyn Remote>,
     known: Known,
     url: String,
+    /// Where uploads of a push report their bytes.
+    progress: Box<dyn Progress + Send>,
+    /// Whether the bucket was shown to enforce conditional writes.
+    enforced: bool,
+}
+
+/// Returns whether the bucket enforces conditional writes: probed once per mirror (the
+/// answer is kept in the mirror's cache), or vouched for by `MREG_SINGLE_WRITER=1`. A
+/// probe that cannot run (no write permission) counts as not shown, and is tried again
+/// next time.
+fn conditional_writes(reg: &Registry, remote: &dyn Remote) -> bool {
+    if std::env::var("MREG_SINGLE_WRITER").is_ok_and(|v| v == "1") {
+        return true;
+    }
+    let path = reg.cache_dir().join("conditional-writes");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return text.trim() == "enforced";
+    }
+    match super::probe::run(remote) {
+        Ok(probe) => {
+            let text = if probe.enforced() {
+                "enforced\n"
+            } else {
+                "not enforced\n"
+            };
+            let _ = atomic::replace(&reg.tmp_dir(), &path, text.as_bytes());
+            probe.enforced()
+        }
+        Err(_) => false,
+    }
 }
 
 impl Link {
+    /// Refuses a write that needs conditional writes on a bucket not shown to have them.
+    fn require_conditional_writes(&self, what: &str) -> Result<()> {
+        if self.enforced {
+            return Ok(());
+        }
+        Err(Failure::error(format!(
+            "{} does not enforce conditional writes, so {what} there could silently overwrite another writer's",
+            self.url
+        ))
+        .hint("use a store that enforces them (docs/remotes.md); if only one writer ever uses this bucket, set MREG_SINGLE_WRITER=1")
+        .into())
+    }
+
     /// Fetches the bucket's new records into the mirror.
     fn refresh(&self, reg: &Registry) -> Result<()> {
         let bare = Registry::open(&reg.root().to_string_lossy())?;
@@ -177,12 +223,13 @@ impl Upstream for Link {
         first: u64,
         render: &dyn Fn(u64) -> Result<String>,
     ) -> Result<u64> {
+        self.require_conditional_writes("numbering a version")?;
         let objects: Vec<ObjectId> =
             transfer::closure(crate::store::TreeId(tree), &|t| read::read_tree(reg, t))?
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect();
-        transfer::send_all(reg, &*self.remote, &self.known, &objects, &NoProgress)?;
+        transfer::send_all(reg, &*self.remote, &self.known, &objects, &*self.progress)?;
         let prefix = format!("models/{model}/versions/");
         let taken = self
             .remote
@@ -234,6 +281,7 @@ impl Upstream for Link {
         expected: Option<&StateId>,
         new: &StageState,
     ) -> Result<HeadSwap> {
+        self.require_conditional_writes("moving a stage")?;
         let model = new.model.as_str();
         let key = format!("models/{model}/HEAD");
         let current = self.remote.get(&key)?;

@@ -123,9 +123,21 @@ pub enum Location {
 impl Location {
     /// Parses a remote URL: `s3://bucket/prefix`, `file:///path`, or a folder path.
     pub fn parse(url: &str) -> Result<Location> {
+        if !url.starts_with("s3://") && url.to_ascii_lowercase().starts_with("s3:") {
+            return Err(Failure::usage(format!("{url:?} is not a bucket URL"))
+                .hint("write s3://BUCKET/PREFIX, with two slashes")
+                .into());
+        }
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            let prefix = prefix.trim_matches('/');
+            if prefix.starts_with('/') {
+                return Err(Failure::usage(format!(
+                    "{url:?}: a prefix may not hold empty, `.` or `..` parts"
+                ))
+                .into());
+            }
+            let prefix = prefix.trim_end_matches('/');
+            check_bucket(url, bucket)?;
             if bucket.is_empty() {
                 return Err(Failure::usage(format!("{url:?} names no bucket"))
                     .hint("write s3://BUCKET/PREFIX, e.g. s3://ml-models/registry")
@@ -160,9 +172,29 @@ impl Location {
     }
 }
 
+/// Refuses a bucket name S3 would refuse: 3 to 63 of lowercase letters, digits, `.`
+/// and `-`, starting and ending with a letter or digit.
+fn check_bucket(url: &str, bucket: &str) -> Result<()> {
+    let ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            Failure::usage(format!("{url:?}: {bucket:?} is not a valid bucket name"))
+                .hint("bucket names are 3 to 63 lowercase letters, digits, `.` and `-`")
+                .into(),
+        )
+    }
+}
+
 /// Returns whether a registry spec names a bucket rather than a folder.
 pub fn is_bucket_url(spec: &str) -> bool {
-    spec.starts_with("s3://")
+    spec.to_ascii_lowercase().starts_with("s3:")
 }
 
 /// Opens the remote at `url`. A folder must hold a registry unless `create` is set, in
@@ -192,5 +224,5 @@ pub fn fetch_tree(
     let objects = transfer::closure(tree, &|t| {
         transfer::read_tree_fetching(reg, remote, known, t)
     })?;
-    transfer::fetch_all(reg, remote, known, &objects, progress)
+    Ok(transfer::fetch_all(reg, remote, known, &objects, progress)?.1)
 }

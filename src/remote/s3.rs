@@ -78,6 +78,18 @@ impl S3Remote {
         {
             builder = builder.with_endpoint(endpoint);
         }
+        if let Some(endpoint) = builder.get_config_value(&AmazonS3ConfigKey::Endpoint) {
+            let valid = (endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+                && endpoint.len() > "https://".len()
+                && !endpoint.contains(char::is_whitespace);
+            if !valid {
+                return Err(Failure::usage(format!(
+                    "the S3 endpoint {endpoint:?} is not an http:// or https:// URL"
+                ))
+                .hint("set AWS_ENDPOINT_URL (or the profile's endpoint_url) to e.g. http://127.0.0.1:9000")
+                .into());
+            }
+        }
         let no_credentials = builder
             .get_config_value(&AmazonS3ConfigKey::AccessKeyId)
             .is_none()

@@ -14,6 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -21,7 +23,7 @@ use serde::Serialize;
 
 use super::known::Known;
 use super::{Created, Remote, Swapped, transfer};
-use crate::manifest::{RunEvent, RunRecord, StageState, StateId, VersionRecord};
+use crate::manifest::{RunEvent, RunRecord, StateId, VersionRecord};
 use crate::store::lock::Holder;
 use crate::store::stages::{self, Swap};
 use crate::store::tree::TreeId;
@@ -46,6 +48,9 @@ pub struct Options {
     /// Whether the remote may have its stages moved: it enforces conditional writes,
     /// or its user acknowledged single-writer use.
     pub may_move_remote_stages: bool,
+    /// Check that the remote holds every object of every version and run on both
+    /// sides, sending what it lacks (after objects were lost there).
+    pub recheck: bool,
 }
 
 /// Counts of what moved one way.
@@ -238,6 +243,9 @@ impl<'a> Sync<'a> {
             self.send_config()?;
             self.send_runs(&theirs, &ours)?;
             self.send_versions(&theirs, &ours)?;
+            if self.options.recheck {
+                self.send_every_object(&ours)?;
+            }
             self.send_states(&theirs, &ours, None)?;
         }
         let mut models = theirs.models();
@@ -259,54 +267,57 @@ impl<'a> Sync<'a> {
         });
     }
 
-    /// Copies the remote's runs and events the registry lacks, objects first.
+    /// Copies the remote's runs and events the registry lacks: all read at once, then
+    /// the objects they name, then each run's record before its events.
     fn fetch_runs(&mut self, theirs: &Keys, ours: &Keys) -> Result<()> {
+        let mut keys = Vec::new();
         for (id, files) in &theirs.runs {
             let have = ours.runs.get(id);
-            let new: Vec<&String> = files
-                .iter()
-                .filter(|f| have.is_none_or(|h| !h.contains(*f)))
-                .collect();
-            if new.is_empty() {
-                continue;
+            keys.extend(
+                files
+                    .iter()
+                    .filter(|f| have.is_none_or(|h| !h.contains(*f)))
+                    .map(|f| format!("runs/{id}/{f}")),
+            );
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let bodies = Mutex::new(Vec::with_capacity(keys.len()));
+        transfer::parallel(&keys, transfer::PARALLEL, &|key| {
+            if let Some(fetched) = self.remote.get(key)? {
+                bodies
+                    .lock()
+                    .expect("bodies")
+                    .push((key.clone(), fetched.bytes));
             }
-            let mut bodies = Vec::new();
-            for file in new {
-                let key = format!("runs/{id}/{file}");
-                let Some(fetched) = self.remote.get(&key)? else {
-                    continue;
-                };
-                bodies.push((file.clone(), fetched.bytes));
+            Ok(())
+        })?;
+        let mut bodies = bodies.into_inner().expect("bodies");
+        if self.options.objects {
+            let mut objects = Vec::new();
+            for (key, bytes) in &bodies {
+                objects.extend(run_objects(key, bytes, &|t| {
+                    transfer::read_tree_fetching(self.reg, self.remote, self.known, t)
+                })?);
             }
-            if self.options.objects {
-                let mut objects = Vec::new();
-                for (file, bytes) in &bodies {
-                    objects.extend(run_objects(&format!("runs/{id}/{file}"), bytes, &|t| {
-                        transfer::read_tree_fetching(self.reg, self.remote, self.known, t)
-                    })?);
-                }
-                let moved = transfer::fetch_all(
-                    self.reg,
-                    self.remote,
-                    self.known,
-                    &objects,
-                    self.progress,
-                )?;
-                self.report.fetched.bytes += moved;
-            }
-            let dir = self.reg.runs_dir().join(id);
-            fs::create_dir_all(dir.join("log"))
-                .with_context(|| format!("creating {}", dir.display()))?;
-            // The record before its events, as a run is created.
-            bodies.sort_by_key(|(file, _)| file != "run.toml");
-            for (file, bytes) in bodies {
-                let path = dir.join(&file);
-                if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
-                    if file == "run.toml" {
-                        self.report.fetched.runs += 1;
-                    } else {
-                        self.report.fetched.events += 1;
-                    }
+            let (count, bytes) =
+                transfer::fetch_all(self.reg, self.remote, self.known, &objects, self.progress)?;
+            self.report.fetched.objects += count;
+            self.report.fetched.bytes += bytes;
+        }
+        // Records before events, as a run is created.
+        bodies.sort_by_key(|(key, _)| !key.ends_with("/run.toml"));
+        for (key, bytes) in bodies {
+            let path = self.reg.root().join(&key);
+            let run = key.split('/').nth(1).expect("a run key names its run");
+            let log = self.reg.runs_dir().join(run).join("log");
+            fs::create_dir_all(&log).with_context(|| format!("creating {}", log.display()))?;
+            if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
+                if key.ends_with("/run.toml") {
+                    self.report.fetched.runs += 1;
+                } else {
+                    self.report.fetched.events += 1;
                 }
             }
         }
@@ -341,13 +352,10 @@ impl<'a> Sync<'a> {
                     transfer::read_tree_fetching(self.reg, self.remote, self.known, t)
                 })?);
             }
-            let moved =
+            let (count, bytes) =
                 transfer::fetch_all(self.reg, self.remote, self.known, &objects, self.progress)?;
-            self.report.fetched.bytes += moved;
-            self.report.fetched.objects += objects
-                .iter()
-                .filter(|(id, _)| self.reg.has_object(*id))
-                .count() as u64;
+            self.report.fetched.objects += count;
+            self.report.fetched.bytes += bytes;
         }
         for (model, n, _, bytes) in records {
             let dir = self.reg.versions_dir(&model);
@@ -447,18 +455,17 @@ impl<'a> Sync<'a> {
         Ok(())
     }
 
-    /// Sends the runs and events the remote lacks, objects first.
+    /// Sends the runs and events the remote lacks: the objects they name, then every
+    /// run record, then the events, many at once.
     fn send_runs(&mut self, theirs: &Keys, ours: &Keys) -> Result<()> {
         let mut pending = Vec::new();
         let mut objects = Vec::new();
         for (id, files) in &ours.runs {
             let have = theirs.runs.get(id);
-            let mut new: Vec<&String> = files
+            for file in files
                 .iter()
                 .filter(|f| have.is_none_or(|h| !h.contains(*f)))
-                .collect();
-            new.sort_by_key(|file| *file != "run.toml");
-            for file in new {
+            {
                 let key = format!("runs/{id}/{file}");
                 let bytes = fs::read(self.reg.root().join(&key))
                     .with_context(|| format!("reading {key}"))?;
@@ -467,17 +474,25 @@ impl<'a> Sync<'a> {
                         .into_iter()
                         .map(|(o, _)| o),
                 );
-                pending.push((key, bytes, file == "run.toml"));
+                pending.push((key, bytes));
             }
         }
         self.send_objects(&objects)?;
-        for (key, bytes, is_record) in pending {
-            if self.create_or_same(&key, &bytes)? {
-                if is_record {
-                    self.report.sent.runs += 1;
-                } else {
-                    self.report.sent.events += 1;
+        let (records, events): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|(key, _)| key.ends_with("/run.toml"));
+        for (batch, is_record) in [(records, true), (events, false)] {
+            let created = AtomicU64::new(0);
+            transfer::parallel(&batch, transfer::PARALLEL, &|(key, bytes)| {
+                if create_or_same(self.remote, key, bytes)? {
+                    created.fetch_add(1, Ordering::Relaxed);
                 }
+                Ok(())
+            })?;
+            if is_record {
+                self.report.sent.runs += created.into_inner();
+            } else {
+                self.report.sent.events += created.into_inner();
             }
         }
         Ok(())
@@ -489,26 +504,6 @@ impl<'a> Sync<'a> {
         self.report.sent.objects += count;
         self.report.sent.bytes += bytes;
         Ok(())
-    }
-
-    /// Creates `key` on the remote; returns whether it was new. Finding the same bytes
-    /// there is no error (a reply lost on the way, or another sync of the same data);
-    /// finding other bytes is.
-    fn create_or_same(&mut self, key: &str, bytes: &[u8]) -> Result<bool> {
-        match self.remote.create(key, bytes)? {
-            Created::New => Ok(true),
-            Created::Exists => {
-                let there = self.remote.get(key)?.map(|f| f.bytes);
-                if there.as_deref() == Some(bytes) {
-                    Ok(false)
-                } else {
-                    anyhow::bail!(
-                        "{key} on {} holds other bytes than this registry's copy",
-                        self.remote.url()
-                    )
-                }
-            }
-        }
     }
 
     /// Sends the versions the remote lacks, each after its objects.
@@ -558,6 +553,26 @@ impl<'a> Sync<'a> {
         Ok(())
     }
 
+    /// Sends every object of every local version the remote lacks, whether or not
+    /// the version is new there.
+    fn send_every_object(&mut self, ours: &Keys) -> Result<()> {
+        let mut objects = Vec::new();
+        for (model, numbers) in &ours.versions {
+            if self.blocked.contains(model) {
+                continue;
+            }
+            for n in numbers {
+                let record = crate::store::models::load_version(self.reg, model, *n)?;
+                objects.extend(
+                    transfer::closure(record.tree, &|t| read::read_tree(self.reg, t))?
+                        .into_iter()
+                        .map(|(o, _)| o),
+                );
+            }
+        }
+        self.send_objects(&objects)
+    }
+
     /// Sends the stage states the remote lacks.
     fn send_states(&mut self, theirs: &Keys, ours: &Keys, only: Option<&str>) -> Result<()> {
         for (model, files) in &ours.states {
@@ -572,7 +587,7 @@ impl<'a> Sync<'a> {
                 let key = format!("models/{model}/states/{file}");
                 let bytes = fs::read(self.reg.root().join(&key))
                     .with_context(|| format!("reading {key}"))?;
-                if self.create_or_same(&key, &bytes)? {
+                if create_or_same(self.remote, &key, &bytes)? {
                     self.report.sent.states += 1;
                 }
             }
@@ -602,9 +617,9 @@ impl<'a> Sync<'a> {
                 (_, None) => false,
                 (None, Some(_)) => true,
                 (Some(o), Some(t)) => {
-                    if self.descends(t, o)? {
+                    if self.descends(model, t, o)? {
                         true
-                    } else if self.descends(o, t)? {
+                    } else if self.descends(model, o, t)? {
                         false
                     } else if self.options.take_remote_stages.iter().any(|m| m == model) {
                         true
@@ -651,7 +666,7 @@ impl<'a> Sync<'a> {
                         "the stages of {model} moved here, but {} is not known to enforce conditional writes, so mreg does not move stages there",
                         self.remote.url()
                     ),
-                    "run `mreg remote check NAME`; if only one writer ever uses that remote, add it with --single-writer".to_owned(),
+                    "`mreg remote check` tells whether it does now; if only one writer ever uses that remote, add it again with --single-writer".to_owned(),
                 );
                 return Ok(());
             }
@@ -686,34 +701,18 @@ impl<'a> Sync<'a> {
     }
 
     /// Returns whether the state `newer` has `older` in its chain (or is it).
-    fn descends(&self, newer: &StateId, older: &StateId) -> Result<bool> {
+    fn descends(&self, model: &str, newer: &StateId, older: &StateId) -> Result<bool> {
         let mut next = Some(newer.clone());
-        let mut steps = 0usize;
         while let Some(id) = next {
             if id == *older {
                 return Ok(true);
             }
-            let Some(state) = self.find_state(&id)? else {
-                return Ok(false);
-            };
-            next = state.previous;
-            steps += 1;
-            if steps > 1_000_000 {
+            if !stages::state_path(self.reg, model, &id).is_file() {
                 return Ok(false);
             }
+            next = stages::load_state(self.reg, model, &id)?.previous;
         }
         Ok(false)
-    }
-
-    fn find_state(&self, id: &StateId) -> Result<Option<StageState>> {
-        // States are stored per model; the id alone is unique across models.
-        for model in crate::store::models::list_models(self.reg)? {
-            let path = stages::state_path(self.reg, &model, id);
-            if path.is_file() {
-                return Ok(Some(stages::load_state(self.reg, &model, id)?));
-            }
-        }
-        Ok(None)
     }
 
     fn describe_state(&self, model: &str, id: &StateId) -> String {
@@ -729,6 +728,26 @@ impl<'a> Sync<'a> {
                 s.time
             ),
             Err(_) => format!("state {}", id.short()),
+        }
+    }
+}
+
+/// Creates `key` on the remote; returns whether it was new. Finding the same bytes
+/// there is no error (a reply lost on the way, or another sync of the same data);
+/// finding other bytes is.
+fn create_or_same(remote: &dyn Remote, key: &str, bytes: &[u8]) -> Result<bool> {
+    match remote.create(key, bytes)? {
+        Created::New => Ok(true),
+        Created::Exists => {
+            let there = remote.get(key)?.map(|f| f.bytes);
+            if there.as_deref() == Some(bytes) {
+                Ok(false)
+            } else {
+                anyhow::bail!(
+                    "{key} on {} holds other bytes than this registry's copy",
+                    remote.url()
+                )
+            }
         }
     }
 }

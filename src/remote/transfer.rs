@@ -98,14 +98,15 @@ pub fn read_tree_fetching(
     read::read_tree(reg, id)
 }
 
-/// Fetches every listed object `reg` lacks, in parallel, and returns the bytes moved.
+/// Fetches every listed object `reg` lacks, in parallel; returns how many objects and
+/// bytes moved.
 pub fn fetch_all(
     reg: &Registry,
     remote: &dyn Remote,
     known: &Known,
     objects: &[(ObjectId, u64)],
     progress: &dyn Progress,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let mut seen = HashSet::new();
     let missing: Vec<(ObjectId, u64)> = objects
         .iter()
@@ -113,7 +114,7 @@ pub fn fetch_all(
         .copied()
         .collect();
     if missing.is_empty() {
-        return Ok(0);
+        return Ok((0, 0));
     }
     let total: u64 = missing.iter().map(|(_, size)| size).sum();
     let moved = std::sync::atomic::AtomicU64::new(0);
@@ -127,7 +128,7 @@ pub fn fetch_all(
     });
     progress.finish();
     result?;
-    Ok(moved.into_inner())
+    Ok((missing.len() as u64, moved.into_inner()))
 }
 
 /// Fetches one object into `reg`, verified, and returns where it now is.

@@ -464,3 +464,70 @@ fn a_large_object_goes_in_parts_and_comes_back_byte_identical() {
     b.ok(&["pull", "big@1", "--to", "out", "--registry", &url]);
     assert!(fs::read(b.path("out/weights.bin")).unwrap() == bytes);
 }
+
+#[test]
+fn a_bucket_without_conditional_writes_takes_no_direct_push_unless_single_writer() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let env = TestEnv::new();
+    env.use_s3(s3::server().proxy_port);
+    env.ok(&["init", &url]);
+    env.fixture("tiny-v1", "v1");
+    let out = env.snap(&["push", "v1", "--model", "tiny", "--registry", &url]);
+    assert!(out.starts_with("exit: 1\n"), "{out}");
+    assert!(out.contains("does not enforce conditional writes"), "{out}");
+    assert!(out.contains("MREG_SINGLE_WRITER=1"), "{out}");
+    assert!(
+        s3::keys(&bucket, "reg/models/").is_empty(),
+        "nothing was numbered"
+    );
+    env.set_var("MREG_SINGLE_WRITER", "1");
+    env.ok(&["push", "v1", "--model", "tiny", "--registry", &url]);
+    assert_eq!(s3::keys(&bucket, "reg/models/").len(), 1);
+}
+
+#[test]
+fn sync_recheck_sends_again_an_object_lost_on_the_remote() {
+    let a = TestEnv::new();
+    a.ok(&["init"]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny"]);
+    let share = a.root().join("share");
+    a.ok(&["remote", "add", "share", &share.display().to_string()]);
+    a.ok(&["sync"]);
+    let lost = walkdir::WalkDir::new(share.join(".mreg/objects"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.file_type().is_file())
+        .unwrap()
+        .into_path();
+    fs::remove_file(&lost).unwrap();
+    let plain = a.snap(&["sync"]);
+    assert!(plain.contains("nothing to do"), "{plain}");
+    let recheck = json(&a.ok(&["sync", "--recheck", "--json"]));
+    assert_eq!(recheck["sent"]["objects"], 1, "{recheck}");
+    assert!(lost.is_file());
+    let b = TestEnv::new();
+    b.ok(&["clone", &share.display().to_string(), "reg"]);
+}
+
+#[test]
+fn bad_bucket_urls_and_endpoints_are_usage_errors() {
+    let env = s3_env();
+    for args in [
+        vec!["init", "s3:/team/reg"],
+        vec!["ls", "--registry", "s3://te am/reg"],
+        vec!["ls", "--registry", "s3://team//reg"],
+    ] {
+        let out = env.snap(&args);
+        assert!(out.starts_with("exit: 2\n"), "{args:?}: {out}");
+    }
+    assert!(
+        !env.path("s3:").exists(),
+        "no local folder named after a typo"
+    );
+    env.set_var("AWS_ENDPOINT_URL", "notaurl");
+    let out = env.snap(&["ls", "--registry", "s3://team/reg"]);
+    assert!(out.starts_with("exit: 2\n"), "{out}");
+    assert!(out.contains("is not an http:// or https:// URL"), "{out}");
+}
