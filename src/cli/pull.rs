@@ -105,7 +105,7 @@ fn fetch_missing(ctx: &Ctx, reg: &Registry, tree: TreeId) -> Result<()> {
         return Ok(());
     }
     let (name, entry) = settings.pick(None)?;
-    let remote = crate::remote::open(&entry.url, false)?;
+    let remote = entry.open(false)?;
     let known = Known::load(reg, &entry.url)?;
     let moved = crate::remote::fetch_tree(reg, &*remote, &known, tree, &ctx.out.progress())?;
     ctx.out.status(&format!(

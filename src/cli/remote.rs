@@ -14,7 +14,8 @@ use crate::store::Registry;
 /// A remote is another registry: a folder (a mounted share) or s3://BUCKET/PREFIX on
 /// any S3-compatible store. Endpoint, region and credentials come from the AWS
 /// variables (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...) or the active
-/// profile in ~/.aws. `add` and `check` prove that the remote enforces conditional
+/// profile in ~/.aws; the endpoint set when a remote is added is recorded and used for
+/// it from then on. `add` and `check` prove that the remote enforces conditional
 /// writes; mreg moves no stage on a remote that does not, unless --single-writer
 /// vouches that only one writer ever uses it.
 #[derive(Debug, clap::Args)]
@@ -67,6 +68,7 @@ struct AddArgs {
 struct Listed<'a> {
     name: &'a str,
     url: &'a str,
+    endpoint: Option<&'a str>,
     default: bool,
     conditional_writes: bool,
     checked: Option<&'a str>,
@@ -77,6 +79,7 @@ struct Listed<'a> {
 struct Checked<'a> {
     name: &'a str,
     url: &'a str,
+    endpoint: Option<&'a str>,
     create_only: bool,
     compare_and_swap: bool,
     enforced: bool,
@@ -115,10 +118,12 @@ fn add_remote(ctx: &Ctx, reg: &Registry, settings: &mut Settings, add: &AddArgs)
         ))
         .into());
     }
-    let remote = crate::remote::open(&add.url, true)?;
+    let endpoint = crate::remote::current_endpoint(&add.url);
+    let remote = crate::remote::open_at(&add.url, endpoint.as_deref(), true)?;
     let probe = probe::run(&*remote)?;
     let entry = Entry {
         url: add.url.clone(),
+        endpoint,
         conditional_writes: probe.enforced(),
         checked: Some(crate::clock::format_time(std::time::SystemTime::now())),
         single_writer: add.single_writer,
@@ -145,6 +150,7 @@ fn list(ctx: &Ctx, settings: &Settings) -> Result<u8> {
         .map(|(name, e)| Listed {
             name,
             url: &e.url,
+            endpoint: e.endpoint.as_deref(),
             default: settings.default.as_deref() == Some(name.as_str()),
             conditional_writes: e.conditional_writes,
             checked: e.checked.as_deref(),
@@ -183,19 +189,41 @@ fn list(ctx: &Ctx, settings: &Settings) -> Result<u8> {
 fn remove(ctx: &Ctx, reg: &Registry, settings: &mut Settings, name: &str) -> Result<u8> {
     settings.pick(Some(name))?;
     settings.remotes.remove(name);
-    if settings.default.as_deref() == Some(name) {
-        settings.default = settings.remotes.keys().next().cloned();
+    let was_default = settings.default.as_deref() == Some(name);
+    if was_default {
+        // No remote takes its place silently: the next plain `mreg sync` would go
+        // somewhere the user did not choose.
+        settings.default = None;
     }
     settings.save(reg)?;
     ctx.out.status(&format!(
         "Removed remote {name}; nothing on it was touched."
     ));
+    if was_default && !settings.remotes.is_empty() {
+        ctx.out.warn(&format!(
+            "{name} was the default remote; there is none now: `mreg sync NAME` names one, or add one again with --default"
+        ));
+    }
+    if ctx.out.is_json() {
+        #[derive(Serialize)]
+        struct Removed<'a> {
+            removed: &'a str,
+            default: Option<&'a str>,
+        }
+        ctx.out.emit(
+            &Removed {
+                removed: name,
+                default: settings.default.as_deref(),
+            },
+            String::new,
+        )?;
+    }
     Ok(EXIT_OK)
 }
 
 fn check(ctx: &Ctx, reg: &Registry, settings: &mut Settings, name: Option<&str>) -> Result<u8> {
     let (name, mut entry) = settings.pick(name)?;
-    let remote = crate::remote::open(&entry.url, false)?;
+    let remote = entry.open(false)?;
     let probe = probe::run(&*remote)?;
     entry.conditional_writes = probe.enforced();
     entry.checked = Some(crate::clock::format_time(std::time::SystemTime::now()));
@@ -216,6 +244,7 @@ fn checked<'a>(name: &'a str, entry: &'a Entry, probe: &Probe) -> Checked<'a> {
     Checked {
         name,
         url: &entry.url,
+        endpoint: entry.endpoint.as_deref(),
         create_only: probe.create_only,
         compare_and_swap: probe.compare_and_swap,
         enforced: probe.enforced(),

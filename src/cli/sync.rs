@@ -77,7 +77,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> Result<u8> {
     }
     let settings = Settings::load(&reg)?;
     let (name, entry) = settings.pick(args.name.as_deref())?;
-    let remote = remote::open(&entry.url, true)?;
+    let remote = entry.open(true)?;
     let known = Known::load(&reg, &entry.url)?;
     if args.recheck {
         known.forget()?;
@@ -129,6 +129,7 @@ pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
     let enforced = probe::run(&*remote).is_ok_and(|p| p.enforced());
     let entry = Entry {
         url: args.url.clone(),
+        endpoint: remote::current_endpoint(&args.url),
         conditional_writes: enforced,
         checked: Some(crate::clock::format_time(std::time::SystemTime::now())),
         single_writer: false,

@@ -73,7 +73,7 @@ impl FolderRemote {
                 Ok(fd) => dir = fd,
                 Err(rustix::io::Errno::NOENT) => return Ok(None),
                 Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
-                    bail!(planted(&self.path(key)));
+                    return Err(planted_on_the_way(&self.root, key));
                 }
                 Err(err) => {
                     return Err(io::Error::from(err))
@@ -85,7 +85,7 @@ impl FolderRemote {
         let file = match rustix::fs::openat(&dir, *last, flags, Mode::empty()) {
             Ok(fd) => File::from(fd),
             Err(rustix::io::Errno::NOENT) => return Ok(None),
-            Err(rustix::io::Errno::LOOP) => bail!(planted(&self.path(key))),
+            Err(rustix::io::Errno::LOOP) => return Err(planted(&self.path(key))),
             Err(err) => {
                 return Err(io::Error::from(err))
                     .with_context(|| format!("opening {}", self.path(key).display()));
@@ -108,7 +108,7 @@ impl FolderRemote {
             dir.push(part);
             match fs::symlink_metadata(&dir) {
                 Ok(meta) if meta.is_dir() => {}
-                Ok(_) => bail!(planted(&dir)),
+                Ok(_) => return Err(planted(&dir)),
                 Err(err) if err.kind() == ErrorKind::NotFound => match fs::create_dir(&dir) {
                     Ok(()) => atomic::sync_parent(&dir)?,
                     Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
@@ -128,11 +128,26 @@ impl FolderRemote {
 }
 
 /// Returns the refusal for a symlink where a registry keeps a folder or file.
-fn planted(path: &Path) -> String {
-    format!(
-        "{} is a symlink or not a folder where the registry keeps one; mreg does not follow links in a remote",
+fn planted(path: &Path) -> anyhow::Error {
+    Failure::error(format!(
+        "{} is a symlink, or not what the registry keeps there; mreg does not follow links in a remote",
         path.display()
-    )
+    ))
+    .hint("a registry folder holds only plain files and folders: remove the link, and have whoever planted it checked")
+    .into()
+}
+
+/// Returns the refusal for the first symlink or non-folder on the way to `key`.
+fn planted_on_the_way(root: &Path, key: &str) -> anyhow::Error {
+    let mut path = root.to_path_buf();
+    for part in key.split('/') {
+        path.push(part);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => {}
+            _ => return planted(&path),
+        }
+    }
+    planted(&path)
 }
 
 /// Returns the tag a folder remote gives a value: a hash of its bytes.
@@ -276,7 +291,7 @@ impl Remote for FolderRemote {
                 }
             };
             if entry.file_type().is_symlink() {
-                bail!(planted(entry.path()));
+                return Err(planted(entry.path()));
             }
             if !entry.file_type().is_file() {
                 continue;

@@ -200,10 +200,30 @@ pub fn is_bucket_url(spec: &str) -> bool {
 /// Opens the remote at `url`. A folder must hold a registry unless `create` is set, in
 /// which case an empty one is made.
 pub fn open(url: &str, create: bool) -> Result<Box<dyn Remote>> {
+    open_at(url, None, create)
+}
+
+/// Opens the remote at `url`, a bucket through `endpoint` when one is given (else the
+/// AWS settings' endpoint).
+pub fn open_at(url: &str, endpoint: Option<&str>, create: bool) -> Result<Box<dyn Remote>> {
     match Location::parse(url)? {
         Location::Folder(path) => Ok(Box::new(folder::FolderRemote::open(url, &path, create)?)),
-        Location::S3 { bucket, prefix } => Ok(Box::new(s3::S3Remote::open(url, &bucket, &prefix)?)),
+        Location::S3 { bucket, prefix } => Ok(Box::new(s3::S3Remote::open(
+            url, &bucket, &prefix, endpoint,
+        )?)),
     }
+}
+
+/// Returns the endpoint the AWS settings name now (`AWS_ENDPOINT_URL`), which
+/// `remote add` records with a bucket remote.
+pub fn current_endpoint(url: &str) -> Option<String> {
+    if !is_bucket_url(url) {
+        return None;
+    }
+    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(|| profile::active().endpoint_url)
 }
 
 /// Returns the key of an object in the given encoding, as in a registry folder.

@@ -52,7 +52,7 @@ struct Journal {
 
 impl S3Remote {
     /// Connects to `bucket` under `prefix`; nothing is sent until a command asks.
-    pub fn open(url: &str, bucket: &str, prefix: &str) -> Result<S3Remote> {
+    pub fn open(url: &str, bucket: &str, prefix: &str, endpoint: Option<&str>) -> Result<S3Remote> {
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
         let profile = profile::active();
         let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
@@ -102,6 +102,9 @@ impl S3Remote {
             return Err(Failure::error(format!("no AWS credentials were found for {url}"))
                 .hint("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~/.aws/credentials (docs/remotes.md)")
                 .into());
+        }
+        if let Some(endpoint) = endpoint {
+            builder = builder.with_endpoint(endpoint);
         }
         if builder
             .get_config_value(&AmazonS3ConfigKey::Endpoint)

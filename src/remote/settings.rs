@@ -5,6 +5,7 @@
 //!
 //! [remotes.team]
 //! url = "s3://ml-models/registry"
+//! endpoint = "http://minio.lab:9000"   # AWS_ENDPOINT_URL when it was added, if any
 //! conditional_writes = true          # what `remote add` / `remote check` found
 //! checked = "2026-11-23T10:00:00Z"
 //! single_writer = false              # true: the user vouches that one writer uses it
@@ -29,6 +30,10 @@ use crate::store::{Registry, atomic};
 pub struct Entry {
     /// Where it is: `s3://bucket/prefix` or a folder.
     pub url: String,
+    /// The S3 endpoint the remote was added with (`AWS_ENDPOINT_URL` then), used for it
+    /// whatever the shell sets later; none for AWS itself and for folders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     /// Whether the last check found create-only writes and compare-and-swap enforced.
     #[serde(default)]
     pub conditional_writes: bool,
@@ -42,6 +47,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Opens the remote this entry names.
+    pub fn open(&self, create: bool) -> Result<Box<dyn super::Remote>> {
+        super::open_at(&self.url, self.endpoint.as_deref(), create)
+    }
+
     /// Returns whether stages may be moved on this remote.
     pub fn may_move_stages(&self) -> bool {
         self.conditional_writes || self.single_writer
