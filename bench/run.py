@@ -761,7 +761,7 @@ def bench_sync(work, mreg, env, report):
         dest = work / "sync-share"
         shutil.rmtree(dest, ignore_errors=True)
         fresh_remote(str(dest))
-        return sh(mreg, "--registry", str(reg), "--no-progress", "sync", env=s3env)
+        return sh(mreg, "--registry", str(reg), "-q", "sync", env=s3env)
 
     def new_bucket():
         name = f"bench-{next(counter)}"
@@ -770,7 +770,7 @@ def bench_sync(work, mreg, env, report):
 
     def s3_sync():
         fresh_remote(f"s3://{new_bucket()}/reg")
-        return sh(mreg, "--registry", str(reg), "--no-progress", "sync", env=s3env)
+        return sh(mreg, "--registry", str(reg), "-q", "sync", env=s3env)
 
     def cp_model():
         dest = work / "sync-cp"
@@ -792,13 +792,13 @@ def bench_sync(work, mreg, env, report):
     report.row("cp -r of the model", cp_s)
     report.row("mreg sync to an empty folder remote", ours,
                f"{ratio:.2f}x cp, {ours / b3:.2f}x b3sum; peak RSS {rss:.0f} MiB")
-    nochange = median(lambda: sh(mreg, "--registry", str(reg), "sync", env=s3env), n=5)[0]
+    nochange = median(lambda: sh(mreg, "--registry", str(reg), "-q", "sync", env=s3env), n=5)[0]
     report.row("mreg sync with nothing new (folder)", nochange)
     clone_dir = work / "sync-clone"
 
     def clone_folder():
         shutil.rmtree(clone_dir, ignore_errors=True)
-        return sh(mreg, "--no-progress", "clone", str(work / "sync-share"), str(clone_dir), env=s3env)
+        return sh(mreg, "-q", "clone", str(work / "sync-share"), str(clone_dir), env=s3env)
 
     cp_s, ours, ratio, rss = paired(cp_model, clone_folder)
     report.row("mreg clone from the folder remote (every object re-hashed)", ours,
@@ -807,14 +807,14 @@ def bench_sync(work, mreg, env, report):
     boto_s, ours, ratio, rss = paired(boto_upload, s3_sync)
     report.row("boto3 upload_file of each file (16 MiB parts, 8 threads)", boto_s)
     report.row("mreg sync to an empty bucket", ours,
-               f"{ratio:.2f}x boto3, {ours / cp_s:.1f}x cp; peak RSS {rss:.0f} MiB")
-    nochange = median(lambda: sh(mreg, "--registry", str(reg), "sync", env=s3env), n=5)[0]
+               f"{ratio:.2f}x boto3; peak RSS {rss:.0f} MiB")
+    nochange = median(lambda: sh(mreg, "--registry", str(reg), "-q", "sync", env=s3env), n=5)[0]
     report.row("mreg sync with nothing new (bucket)", nochange)
     url = json.loads(capture([mreg, "--registry", str(reg), "--json", "remote", "list"], s3env))[0]["url"]
 
     def clone_s3():
         shutil.rmtree(clone_dir, ignore_errors=True)
-        return sh(mreg, "--no-progress", "clone", url, str(clone_dir), env=s3env)
+        return sh(mreg, "-q", "clone", url, str(clone_dir), env=s3env)
 
     def boto_download():
         dest = work / "sync-dl"

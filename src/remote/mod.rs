@@ -246,3 +246,54 @@ pub fn fetch_tree(
     })?;
     Ok(transfer::fetch_all(reg, remote, known, &objects, progress)?.1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_urls_parse_into_bucket_and_prefix() {
+        assert_eq!(
+            Location::parse("s3://ml-models/team/registry/").unwrap(),
+            Location::S3 {
+                bucket: "ml-models".into(),
+                prefix: "team/registry".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("s3://ml-models").unwrap(),
+            Location::S3 {
+                bucket: "ml-models".into(),
+                prefix: String::new()
+            }
+        );
+        for bad in [
+            "s3://",
+            "s3:/ml-models/reg",
+            "S3:ml-models",
+            "s3://Ml_Models/reg",
+            "s3://ml-models//reg",
+            "s3://ml-models/a/../b",
+            "gs://bucket/reg",
+        ] {
+            let err = Location::parse(bad).unwrap_err();
+            assert_eq!(
+                crate::error::exit_code_of(&err),
+                crate::error::EXIT_USAGE,
+                "{bad}: {err:#}"
+            );
+        }
+    }
+
+    #[test]
+    fn folders_and_file_urls_are_folders() {
+        assert_eq!(
+            Location::parse("file:///srv/reg").unwrap(),
+            Location::Folder(PathBuf::from("/srv/reg"))
+        );
+        assert_eq!(
+            Location::parse("/mnt/share/reg/.mreg").unwrap(),
+            Location::Folder(PathBuf::from("/mnt/share/reg"))
+        );
+    }
+}

@@ -64,3 +64,25 @@ fn probe(remote: &dyn Remote, key: &str) -> Result<Probe> {
         compare_and_swap,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::folder::FolderRemote;
+
+    #[test]
+    fn a_folder_remote_passes_and_the_probe_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().display().to_string();
+        let remote = FolderRemote::open(&url, dir.path(), true).unwrap();
+        let probe = run(&remote).unwrap();
+        assert!(probe.create_only && probe.compare_and_swap);
+        assert!(
+            remote
+                .list("tmp/")
+                .unwrap()
+                .iter()
+                .all(|l| !l.key.contains("probe"))
+        );
+    }
+}

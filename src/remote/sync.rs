@@ -810,3 +810,38 @@ pub fn run_objects(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_keys_are_sorted_by_kind_and_strays_ignored() {
+        let state = "a".repeat(64);
+        let keys = [
+            "models/churn/versions/1.toml".to_owned(),
+            "models/churn/versions/02.toml".to_owned(),
+            "models/churn/versions/0.toml".to_owned(),
+            format!("models/churn/states/{state}.toml"),
+            "models/churn/states/short.toml".to_owned(),
+            "models/churn/HEAD".to_owned(),
+            "models/churn/HEAD.lock".to_owned(),
+            "models/../versions/1.toml".to_owned(),
+            "runs/0123456789abcdef/run.toml".to_owned(),
+            "runs/0123456789abcdef/log/00000000000000000001-abcd1234.toml".to_owned(),
+            "runs/0123456789abcdef/log/.tmp-x.toml".to_owned(),
+            "runs/not-a-run/run.toml".to_owned(),
+            "tmp/probe-1".to_owned(),
+        ];
+        let parsed = Keys::of(keys.iter().map(String::as_str));
+        assert_eq!(parsed.versions["churn"], BTreeSet::from([1]));
+        assert_eq!(
+            parsed.states["churn"],
+            BTreeSet::from([format!("{state}.toml")])
+        );
+        assert_eq!(parsed.heads, BTreeSet::from(["churn".to_owned()]));
+        assert_eq!(parsed.runs.len(), 1);
+        assert_eq!(parsed.runs["0123456789abcdef"].len(), 2);
+        assert_eq!(parsed.models(), BTreeSet::from(["churn".to_owned()]));
+    }
+}

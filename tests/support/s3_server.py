@@ -9,6 +9,7 @@ servers never outlive the test process that started them.
 
 import http.client
 import http.server
+import logging
 import os
 import socket
 import sys
@@ -56,6 +57,7 @@ def proxy_handler(upstream_port):
 
 
 def main():
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     s3_port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
     server.start()
