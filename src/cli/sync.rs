@@ -27,6 +27,7 @@ use crate::store::Registry;
   mreg sync
   mreg sync team
   mreg sync team --take-remote-stages churn
+  mreg sync team --renumber churn
   mreg sync --json | jq .sent.bytes")]
 pub struct SyncArgs {
     /// The remote [default: the default remote]
@@ -35,6 +36,11 @@ pub struct SyncArgs {
     /// this registry's (they stay in its files, unreachable)
     #[arg(long, value_name = "MODEL")]
     take_remote_stages: Vec<String>,
+    /// For a model whose version numbers hold different records here and on the
+    /// remote, publish this registry's versions under the remote's next free numbers
+    /// (recording the old number in each) and take the remote's at the old ones
+    #[arg(long, value_name = "MODEL")]
+    renumber: Vec<String>,
     /// Forget what the remote is remembered to hold, ask it again, and send every
     /// object of every version it lacks (after objects were lost there)
     #[arg(long)]
@@ -86,6 +92,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> Result<u8> {
         objects: true,
         send: true,
         take_remote_stages: args.take_remote_stages.clone(),
+        renumber: args.renumber.clone(),
         may_move_remote_stages: entry.may_move_stages(),
         recheck: args.recheck,
     };
@@ -144,6 +151,7 @@ pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
         objects: true,
         send: false,
         take_remote_stages: Vec::new(),
+        renumber: Vec::new(),
         may_move_remote_stages: false,
         recheck: false,
     };
@@ -194,6 +202,12 @@ fn print(ctx: &Ctx, name: &str, url: &str, report: &Report) -> Result<u8> {
                 ctx.out.status(&line("Sent to", &report.sent));
             }
         }
+    }
+    for r in &report.renumbered {
+        ctx.out.status(&format!(
+            "Published {}@{} as {}@{} on {name}; {}@{} here is now the remote's.",
+            r.model, r.from, r.model, r.to, r.model, r.from
+        ));
     }
     for conflict in &report.conflicts {
         ctx.out.warn(&format!("conflict: {}", conflict.message));

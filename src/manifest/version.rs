@@ -44,6 +44,11 @@ pub struct VersionRecord {
     /// was lost can tell its own record from another push's at the same number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// The number this version had in the registry it was pushed to, when `mreg sync
+    /// --renumber` published it under a new number because another version had taken
+    /// that one on the remote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renumbered_from: Option<u64>,
     /// The run's final metrics when the version was pushed: what gates read.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, f64>,

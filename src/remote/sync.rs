@@ -48,6 +48,9 @@ pub struct Options {
     /// Whether the remote may have its stages moved: it enforces conditional writes,
     /// or its user acknowledged single-writer use.
     pub may_move_remote_stages: bool,
+    /// Models whose versions that differ from the remote's at the same number are
+    /// published there under the next free numbers instead of being a conflict.
+    pub renumber: Vec<String>,
     /// Check that the remote holds every object of every version and run on both
     /// sides, sending what it lacks (after objects were lost there).
     pub recheck: bool,
@@ -99,6 +102,19 @@ pub struct Report {
     pub sent: Counts,
     /// What was left unsynced.
     pub conflicts: Vec<Conflict>,
+    /// Versions `--renumber` published under a new number.
+    pub renumbered: Vec<Renumbered>,
+}
+
+/// One version published under a new number.
+#[derive(Debug, Clone, Serialize)]
+pub struct Renumbered {
+    /// The model.
+    pub model: String,
+    /// Its number here before.
+    pub from: u64,
+    /// Its number now, on both sides.
+    pub to: u64,
 }
 
 /// The metadata keys of one side, by kind.
@@ -234,8 +250,18 @@ impl<'a> Sync<'a> {
 
     /// Runs the sync and returns what it did; conflicts are in the report, not errors.
     pub fn run(mut self) -> Result<Report> {
-        let theirs = remote_keys(self.remote)?;
-        let ours = local_keys(self.reg)?;
+        let mut theirs = remote_keys(self.remote)?;
+        let mut ours = local_keys(self.reg)?;
+        if self.options.send && !self.options.renumber.is_empty() {
+            // Runs first: a renumbered version record names its run.
+            self.send_config()?;
+            self.send_runs(&theirs, &ours)?;
+            for model in self.options.renumber.clone() {
+                self.renumber(&model, &theirs, &ours)?;
+            }
+            theirs = remote_keys(self.remote)?;
+            ours = local_keys(self.reg)?;
+        }
         self.fetch_runs(&theirs, &ours)?;
         self.fetch_versions(&theirs, &ours)?;
         self.fetch_states(&theirs, &ours, None)?;
@@ -370,6 +396,172 @@ impl<'a> Sync<'a> {
         Ok(())
     }
 
+    /// Publishes this registry's versions of `model` that differ from the remote's at
+    /// the same number (and every local version after the first of them) under the
+    /// remote's next free numbers, then makes the local registry hold the remote's
+    /// versions at the old numbers and its own at the new ones.
+    fn renumber(&mut self, model: &str, theirs: &Keys, ours: &Keys) -> Result<()> {
+        let empty = BTreeSet::new();
+        let remote_numbers = theirs.versions.get(model).unwrap_or(&empty);
+        let local_numbers = ours.versions.get(model).unwrap_or(&empty);
+        let mut moving = Vec::new();
+        for n in local_numbers {
+            let key = format!("models/{model}/versions/{n}.toml");
+            let differs = if remote_numbers.contains(n) {
+                let local = fs::read(self.reg.root().join(&key))
+                    .with_context(|| format!("reading {key}"))?;
+                self.remote.get(&key)?.is_some_and(|f| f.bytes != local)
+            } else {
+                false
+            };
+            if differs || (!moving.is_empty() && !remote_numbers.contains(n)) {
+                moving.push(*n);
+            }
+        }
+        if moving.is_empty() {
+            return Ok(());
+        }
+        // Stages that name a moving number would change meaning: they are replaced by
+        // the remote's when asked, and refused otherwise.
+        let chain = stages::chain(self.reg, model, None)?;
+        let named = chain.iter().any(|(_, s)| {
+            moving.contains(&s.version) || s.stages.values().any(|v| moving.contains(v))
+        });
+        if named && !self.options.take_remote_stages.iter().any(|m| m == model) {
+            return Err(crate::error::Failure::conflict(format!(
+                "the stages of {model} here name {model}@{}, which --renumber would move",
+                moving[0]
+            ))
+            .hint(format!(
+                "add --take-remote-stages {model} to keep the remote's stage history, then promote the renumbered version again"
+            ))
+            .into());
+        }
+        let mut records = Vec::new();
+        let mut objects = Vec::new();
+        for n in &moving {
+            let record = crate::store::models::load_version(self.reg, model, *n)?;
+            objects.extend(
+                transfer::closure(record.tree, &|t| read::read_tree(self.reg, t))?
+                    .into_iter()
+                    .map(|(o, _)| o),
+            );
+            records.push(record);
+        }
+        self.send_objects(&objects)?;
+        let prefix = format!("models/{model}/versions/");
+        let published = self.publish_renumbered(model, records)?;
+        // The remote's records at the moved numbers, with their objects, replace ours.
+        let mut replacements = Vec::new();
+        for n in moving.iter().filter(|n| remote_numbers.contains(n)) {
+            let key = format!("{prefix}{n}.toml");
+            let fetched = self.remote.get(&key)?.ok_or_else(|| {
+                anyhow::anyhow!("{key} vanished from {} during the sync", self.remote.url())
+            })?;
+            let record = parse_version(&fetched.bytes, model, *n, self.remote.url())?;
+            let closure = transfer::closure(record.tree, &|t| {
+                transfer::read_tree_fetching(self.reg, self.remote, self.known, t)
+            })?;
+            transfer::fetch_all(self.reg, self.remote, self.known, &closure, self.progress)?;
+            replacements.push((*n, fetched.bytes));
+        }
+        if named {
+            self.reset_stages_to_remote(model)?;
+        }
+        let tmp = self.reg.tmp_dir();
+        let dir = self.reg.versions_dir(model);
+        for n in &moving {
+            if !remote_numbers.contains(n) && !published.iter().any(|r| r.version == *n) {
+                let path = dir.join(format!("{n}.toml"));
+                fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        for (n, bytes) in replacements {
+            atomic::replace(&tmp, &dir.join(format!("{n}.toml")), &bytes)?;
+        }
+        for record in published {
+            let path = dir.join(format!("{}.toml", record.version));
+            atomic::replace(&tmp, &path, record.to_toml()?.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Creates each record on the remote at its next free number, keeping its old
+    /// number in `renumbered_from`; returns the records as published.
+    fn publish_renumbered(
+        &mut self,
+        model: &str,
+        records: Vec<VersionRecord>,
+    ) -> Result<Vec<VersionRecord>> {
+        let prefix = format!("models/{model}/versions/");
+        let mut next = self
+            .remote
+            .list(&prefix)?
+            .iter()
+            .filter_map(|l| {
+                l.key
+                    .strip_prefix(&prefix)?
+                    .strip_suffix(".toml")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let mut published = Vec::new();
+        for mut record in records {
+            let from = record.version;
+            record.renumbered_from = Some(record.renumbered_from.unwrap_or(from));
+            loop {
+                record.version = next;
+                next += 1;
+                let key = format!("{prefix}{}.toml", record.version);
+                if self.remote.create(&key, record.to_toml()?.as_bytes())? == Created::New {
+                    self.known.insert(&key)?;
+                    break;
+                }
+            }
+            self.report.sent.versions += 1;
+            self.report.renumbered.push(Renumbered {
+                model: model.to_owned(),
+                from,
+                to: record.version,
+            });
+            published.push(record);
+        }
+        Ok(published)
+    }
+
+    /// Points this registry's stages of `model` at the remote's chain, or removes them
+    /// when the remote has none: the `--take-remote-stages` of a renumbering.
+    fn reset_stages_to_remote(&mut self, model: &str) -> Result<()> {
+        let key = format!("models/{model}/HEAD");
+        let local_head = stages::read_head(self.reg, model)?;
+        let Some(theirs) = self.remote.get(&key)? else {
+            let head = self.reg.head_path(model);
+            if head.exists() {
+                fs::remove_file(&head).with_context(|| format!("removing {}", head.display()))?;
+            }
+            return Ok(());
+        };
+        let id = parse_head(&theirs.bytes, &key, self.remote.url())?;
+        let theirs_keys = remote_keys(self.remote)?;
+        self.fetch_states(&theirs_keys, &local_keys(self.reg)?, Some(model))?;
+        let holder = Holder::this_process(
+            "mreg sync --renumber".to_owned(),
+            crate::clock::format_time(std::time::SystemTime::now()),
+        );
+        stages::advance(
+            self.reg,
+            model,
+            local_head.as_ref(),
+            &id,
+            &holder,
+            LOCK_WAIT,
+        )?;
+        Ok(())
+    }
+
     /// Returns whether the local record at a number the remote also holds differs
     /// from the remote's; a difference is recorded as a conflict.
     fn differs_from_local(&mut self, model: &str, n: u64, key: &str) -> Result<bool> {
@@ -407,8 +599,7 @@ impl<'a> Sync<'a> {
                 describe(&remote.bytes)
             ),
             format!(
-                "version numbers are never reused; to publish this registry's {model}@{n} under a new number, pull it (`mreg pull {model}@{n} --to DIR`) and push DIR with --registry {} and the same --run, then make a fresh registry with `mreg clone`",
-                self.remote.url()
+                "version numbers are never reused: `mreg sync --renumber {model}` publishes this registry's {model}@{n} (and any later local version) under the remote's next free numbers, and takes the remote's {model}@{n} here"
             ),
         );
         Ok(true)

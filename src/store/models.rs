@@ -144,6 +144,7 @@ pub fn create_version(reg: &Registry, new: NewVersion) -> Result<VersionRecord> 
         message: new.message,
         run: new.run,
         nonce: Some(push_nonce(model, new.tree)),
+        renumbered_from: None,
         metrics: new.metrics,
     };
     let first = list_versions(reg, model)?.last().map_or(1, |n| n + 1);

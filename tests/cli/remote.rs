@@ -531,3 +531,39 @@ fn bad_bucket_urls_and_endpoints_are_usage_errors() {
     assert!(out.starts_with("exit: 2\n"), "{out}");
     assert!(out.contains("is not an http:// or https:// URL"), "{out}");
 }
+
+#[test]
+fn renumber_publishes_the_local_versions_under_new_numbers() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = s3_env();
+    let b = s3_env();
+    for (env, fixture) in [(&a, "tiny-v1"), (&b, "tiny-v2")] {
+        env.ok(&["init"]);
+        env.fixture(fixture, "m");
+        env.ok(&["push", "m", "--model", "tiny"]);
+        env.ok(&["remote", "add", "team", &url]);
+    }
+    a.ok(&["sync"]);
+    assert!(b.snap(&["sync"]).starts_with("exit: 4\n"));
+    let out = json(&b.ok(&["sync", "--renumber", "tiny", "--json"]));
+    assert_eq!(out["renumbered"][0]["from"], 1, "{out}");
+    assert_eq!(out["renumbered"][0]["to"], 2, "{out}");
+    assert!(out["conflicts"].as_array().unwrap().is_empty(), "{out}");
+    // Both sides now agree: 1 is a's, 2 is b's, which remembers its old number.
+    assert!(b.snap(&["sync"]).contains("nothing to do"));
+    a.ok(&["sync"]);
+    let mine = json(&b.ok(&["show", "tiny@2", "--json"]));
+    assert_eq!(mine["renumbered_from"], 1, "{mine}");
+    b.ok(&["pull", "tiny@2", "--to", "mine"]);
+    assert_eq!(
+        listing(&b.path("mine")),
+        listing(&b.fixture("tiny-v2", "expected"))
+    );
+    a.ok(&["pull", "tiny@1", "--to", "theirs"]);
+    assert_eq!(
+        listing(&a.path("theirs")),
+        listing(&a.fixture("tiny-v1", "expected"))
+    );
+    b.ok(&["fsck"]);
+}
