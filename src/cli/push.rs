@@ -143,6 +143,9 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         record::check_label("--experiment", experiment)?;
     }
     let reg = ctx.registry()?;
+    if let Some(up) = reg.upstream() {
+        up.require_conditional_writes("numbering a version")?;
+    }
     let dir = snapshot::check_folder(&args.dir)?;
     let stage = stage_request(&reg, args)?;
     let now = clock::now()?;

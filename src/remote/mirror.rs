@@ -130,19 +130,6 @@ fn conditional_writes(reg: &Registry, remote: &dyn Remote) -> bool {
 }
 
 impl Link {
-    /// Refuses a write that needs conditional writes on a bucket not shown to have them.
-    fn require_conditional_writes(&self, what: &str) -> Result<()> {
-        if self.enforced {
-            return Ok(());
-        }
-        Err(Failure::error(format!(
-            "{} does not enforce conditional writes, so {what} there could silently overwrite another writer's",
-            self.url
-        ))
-        .hint("use a store that enforces them (docs/remotes.md); if only one writer ever uses this bucket, set MREG_SINGLE_WRITER=1")
-        .into())
-    }
-
     /// Fetches the bucket's new records into the mirror.
     fn refresh(&self, reg: &Registry) -> Result<()> {
         let bare = Registry::open(&reg.root().to_string_lossy())?;
@@ -176,6 +163,18 @@ impl Link {
 impl Upstream for Link {
     fn url(&self) -> &str {
         &self.url
+    }
+
+    fn require_conditional_writes(&self, what: &str) -> Result<()> {
+        if self.enforced {
+            return Ok(());
+        }
+        Err(Failure::error(format!(
+            "{} does not enforce conditional writes, so {what} there could silently overwrite another writer's",
+            self.url
+        ))
+        .hint("use a store that enforces them (docs/remotes.md); if only one writer ever uses this bucket, set MREG_SINGLE_WRITER=1")
+        .into())
     }
 
     fn fetch_object(&self, reg: &Registry, id: ObjectId) -> Result<(PathBuf, Encoding)> {

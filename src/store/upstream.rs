@@ -30,6 +30,10 @@ pub trait Upstream: Send + Sync {
     /// Returns the upstream's URL, for messages.
     fn url(&self) -> &str;
 
+    /// Fails unless the upstream arbitrates concurrent writers (conditional writes, or a
+    /// vouched-for single writer): checked before a command writes anything there.
+    fn require_conditional_writes(&self, what: &str) -> Result<()>;
+
     /// Fetches an object the mirror lacks, verified, into the mirror's object folder,
     /// and returns where it now is.
     fn fetch_object(&self, reg: &Registry, id: ObjectId) -> Result<(PathBuf, Encoding)>;
