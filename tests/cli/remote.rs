@@ -567,3 +567,25 @@ fn renumber_publishes_the_local_versions_under_new_numbers() {
     );
     b.ok(&["fsck"]);
 }
+
+#[test]
+fn pull_fetches_objects_the_registry_lacks_from_the_default_remote() {
+    let a = TestEnv::new();
+    a.ok(&["init"]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny"]);
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["remote", "add", "share", &share]);
+    a.ok(&["sync"]);
+    // Objects lost here (a disk cleanup, say) come back from the remote on pull.
+    fs::remove_dir_all(a.registry().join("objects")).unwrap();
+    fs::create_dir(a.registry().join("objects")).unwrap();
+    let out = a.snap(&["pull", "tiny@1", "--to", "out"]);
+    assert!(out.starts_with("exit: 0\n"), "{out}");
+    assert!(out.contains("of missing objects from share"), "{out}");
+    assert_eq!(
+        listing(&a.path("out")),
+        listing(&a.fixture("tiny-v1", "expected"))
+    );
+    a.ok(&["fsck"]);
+}
