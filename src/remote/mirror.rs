@@ -230,19 +230,7 @@ impl Upstream for Link {
                 .collect();
         transfer::send_all(reg, &*self.remote, &self.known, &objects, &*self.progress)?;
         let prefix = format!("models/{model}/versions/");
-        let taken = self
-            .remote
-            .list(&prefix)?
-            .iter()
-            .filter_map(|l| {
-                l.key
-                    .strip_prefix(&prefix)?
-                    .strip_suffix(".toml")?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .max()
-            .unwrap_or(0);
+        let taken = super::highest_version(&*self.remote, model)?;
         let start = first.max(taken + 1);
         for n in start..start + CLAIM_TRIES as u64 {
             let text = render(n)?;

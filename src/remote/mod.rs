@@ -226,6 +226,23 @@ pub fn current_endpoint(url: &str) -> Option<String> {
         .or_else(|| profile::active().endpoint_url)
 }
 
+/// Returns the highest version number of `model` on a remote, 0 when it has none.
+pub fn highest_version(remote: &dyn Remote, model: &str) -> Result<u64> {
+    let prefix = format!("models/{model}/versions/");
+    Ok(remote
+        .list(&prefix)?
+        .iter()
+        .filter_map(|l| {
+            l.key
+                .strip_prefix(&prefix)?
+                .strip_suffix(".toml")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0))
+}
+
 /// Returns the key of an object in the given encoding, as in a registry folder.
 pub fn object_key(id: crate::store::ObjectId, encoding: crate::store::object::Encoding) -> String {
     let hex = id.to_hex();

@@ -494,20 +494,7 @@ impl<'a> Sync<'a> {
         records: Vec<VersionRecord>,
     ) -> Result<Vec<VersionRecord>> {
         let prefix = format!("models/{model}/versions/");
-        let mut next = self
-            .remote
-            .list(&prefix)?
-            .iter()
-            .filter_map(|l| {
-                l.key
-                    .strip_prefix(&prefix)?
-                    .strip_suffix(".toml")?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .max()
-            .unwrap_or(0)
-            + 1;
+        let mut next = super::highest_version(self.remote, model)? + 1;
         let mut published = Vec::new();
         for mut record in records {
             let from = record.version;
@@ -605,33 +592,49 @@ impl<'a> Sync<'a> {
         Ok(true)
     }
 
-    /// Copies stage states one side lacks to it: from the remote, or (`send`) to it.
-    fn fetch_states(&mut self, theirs: &Keys, ours: &Keys, only: Option<&str>) -> Result<()> {
-        for (model, files) in &theirs.states {
+    /// Returns the state files `from` holds and `to` lacks, of models not blocked (and
+    /// only of `only` when given), as (model, file name, key).
+    fn missing_states(
+        &self,
+        from: &Keys,
+        to: &Keys,
+        only: Option<&str>,
+    ) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for (model, files) in &from.states {
             if self.blocked.contains(model) || only.is_some_and(|m| m != model) {
                 continue;
             }
-            let have = ours.states.get(model);
-            for file in files {
-                if have.is_some_and(|h| h.contains(file)) {
-                    continue;
-                }
+            let have = to.states.get(model);
+            for file in files
+                .iter()
+                .filter(|f| have.is_none_or(|h| !h.contains(*f)))
+            {
                 let key = format!("models/{model}/states/{file}");
-                let Some(fetched) = self.remote.get(&key)? else {
-                    continue;
-                };
-                let id = file.trim_end_matches(".toml");
-                if StateId::of(&fetched.bytes).as_str() != id {
-                    anyhow::bail!(
-                        "stage state {key} on {} does not match its name; it was not used",
-                        self.remote.url()
-                    );
-                }
-                let dir = self.reg.states_dir(model);
-                fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-                if atomic::create_exclusive(&self.reg.tmp_dir(), &dir.join(file), &fetched.bytes)? {
-                    self.report.fetched.states += 1;
-                }
+                out.push((model.clone(), file.clone(), key));
+            }
+        }
+        out
+    }
+
+    /// Copies the stage states the registry lacks from the remote, each checked
+    /// against its name.
+    fn fetch_states(&mut self, theirs: &Keys, ours: &Keys, only: Option<&str>) -> Result<()> {
+        for (model, file, key) in self.missing_states(theirs, ours, only) {
+            let Some(fetched) = self.remote.get(&key)? else {
+                continue;
+            };
+            let id = file.trim_end_matches(".toml");
+            if StateId::of(&fetched.bytes).as_str() != id {
+                anyhow::bail!(
+                    "stage state {key} on {} does not match its name; it was not used",
+                    self.remote.url()
+                );
+            }
+            let dir = self.reg.states_dir(&model);
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            if atomic::create_exclusive(&self.reg.tmp_dir(), &dir.join(&file), &fetched.bytes)? {
+                self.report.fetched.states += 1;
             }
         }
         Ok(())
@@ -766,21 +769,11 @@ impl<'a> Sync<'a> {
 
     /// Sends the stage states the remote lacks.
     fn send_states(&mut self, theirs: &Keys, ours: &Keys, only: Option<&str>) -> Result<()> {
-        for (model, files) in &ours.states {
-            if self.blocked.contains(model) || only.is_some_and(|m| m != model) {
-                continue;
-            }
-            let have = theirs.states.get(model);
-            for file in files {
-                if have.is_some_and(|h| h.contains(file)) {
-                    continue;
-                }
-                let key = format!("models/{model}/states/{file}");
-                let bytes = fs::read(self.reg.root().join(&key))
-                    .with_context(|| format!("reading {key}"))?;
-                if create_or_same(self.remote, &key, &bytes)? {
-                    self.report.sent.states += 1;
-                }
+        for (_, _, key) in self.missing_states(ours, theirs, only) {
+            let bytes =
+                fs::read(self.reg.root().join(&key)).with_context(|| format!("reading {key}"))?;
+            if create_or_same(self.remote, &key, &bytes)? {
+                self.report.sent.states += 1;
             }
         }
         Ok(())

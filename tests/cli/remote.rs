@@ -331,18 +331,27 @@ fn a_remote_that_ignores_conditional_writes_is_caught_and_gets_no_stage_moves() 
     assert!(sync.starts_with("exit: 0\n"), "{sync}");
 }
 
-#[test]
-fn a_version_number_taken_differently_on_both_sides_is_a_conflict() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+/// Returns two local registries that each pushed a different `tiny@1` (from `m`) and
+/// have the bucket at `url` as their remote `team`.
+fn two_registries_with_their_own_tiny_1(url: &str) -> (TestEnv, TestEnv) {
     let a = s3_env();
     let b = s3_env();
     for (env, fixture) in [(&a, "tiny-v1"), (&b, "tiny-v2")] {
         env.ok(&["init"]);
         env.fixture(fixture, "m");
         env.ok(&["push", "m", "--model", "tiny"]);
+        env.ok(&["remote", "add", "team", url]);
+    }
+    (a, b)
+}
+
+#[test]
+fn a_version_number_taken_differently_on_both_sides_is_a_conflict() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let (a, b) = two_registries_with_their_own_tiny_1(&url);
+    for env in [&a, &b] {
         env.ok(&["push", "m", "--model", "other-only-here"]);
-        env.ok(&["remote", "add", "team", &url]);
     }
     a.ok(&["sync"]);
     let before = snapshot_files(&b.registry().join("models/tiny"));
@@ -536,14 +545,7 @@ fn bad_bucket_urls_and_endpoints_are_usage_errors() {
 fn renumber_publishes_the_local_versions_under_new_numbers() {
     let bucket = s3::bucket();
     let url = format!("s3://{bucket}/reg");
-    let a = s3_env();
-    let b = s3_env();
-    for (env, fixture) in [(&a, "tiny-v1"), (&b, "tiny-v2")] {
-        env.ok(&["init"]);
-        env.fixture(fixture, "m");
-        env.ok(&["push", "m", "--model", "tiny"]);
-        env.ok(&["remote", "add", "team", &url]);
-    }
+    let (a, b) = two_registries_with_their_own_tiny_1(&url);
     a.ok(&["sync"]);
     assert!(b.snap(&["sync"]).starts_with("exit: 4\n"));
     let out = json(&b.ok(&["sync", "--renumber", "tiny", "--json"]));
