@@ -252,6 +252,21 @@ impl<'a> Sync<'a> {
     pub fn run(mut self) -> Result<Report> {
         let mut theirs = remote_keys(self.remote)?;
         let mut ours = local_keys(self.reg)?;
+        let mut known_models = theirs.models();
+        known_models.extend(ours.models());
+        for (flag, names) in [
+            ("--take-remote-stages", &self.options.take_remote_stages),
+            ("--renumber", &self.options.renumber),
+        ] {
+            if let Some(unknown) = names.iter().find(|m| !known_models.contains(*m)) {
+                return Err(crate::error::Failure::usage(format!(
+                    "{flag} {unknown}: no model of that name here or on {}",
+                    self.remote.url()
+                ))
+                .hint("`mreg ls` lists this registry's models")
+                .into());
+            }
+        }
         if self.options.send && !self.options.renumber.is_empty() {
             // Runs first: a renumbered version record names its run.
             self.send_config()?;

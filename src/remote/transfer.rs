@@ -123,15 +123,26 @@ pub fn fetch_all(
         moved.fetch_add(n, Ordering::Relaxed);
         progress.advance(n);
     };
+    // Download and verify everything, flush once, rename everything, flush again: an
+    // object path never names bytes that a crash could lose, without an fsync per file.
+    let downloaded = Mutex::new(Vec::with_capacity(missing.len()));
     let result = parallel(&missing, PARALLEL, &|(id, _)| {
-        fetch_one(reg, remote, known, *id, &tick).map(|_| ())
+        let fetched = download(reg, remote, known, *id, &tick)?;
+        downloaded.lock().expect("downloads").push(fetched);
+        Ok(())
     });
     progress.finish();
+    let downloaded = downloaded.into_inner().expect("downloads");
     result?;
+    atomic::sync_filesystem(&reg.tmp_dir())?;
+    for fetched in &downloaded {
+        install(reg, known, fetched)?;
+    }
+    atomic::sync_filesystem(&reg.objects_dir())?;
     Ok((missing.len() as u64, moved.into_inner()))
 }
 
-/// Fetches one object into `reg`, verified, and returns where it now is.
+/// Fetches one object into `reg`, verified and durable, and returns where it now is.
 pub fn fetch_one(
     reg: &Registry,
     remote: &dyn Remote,
@@ -142,6 +153,32 @@ pub fn fetch_one(
     if let Some(found) = reg.find_object(id) {
         return Ok(found);
     }
+    let fetched = download(reg, remote, known, id, tick)?;
+    File::open(&fetched.temp)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("writing {}", fetched.temp.display()))?;
+    let stored = install(reg, known, &fetched)?;
+    atomic::sync_parent(&stored.0)?;
+    Ok(stored)
+}
+
+/// An object downloaded and verified in a temp file, not yet in the store.
+struct Downloaded {
+    id: ObjectId,
+    encoding: Encoding,
+    key: String,
+    temp: PathBuf,
+}
+
+/// Downloads an object into its temp file (resuming what an earlier attempt left
+/// there) and checks it against its name.
+fn download(
+    reg: &Registry,
+    remote: &dyn Remote,
+    known: &Known,
+    id: ObjectId,
+    tick: &(dyn Fn(u64) + Sync),
+) -> Result<Downloaded> {
     let order = match known.encoding_of(id) {
         Some(Encoding::Zstd) => [Encoding::Zstd, Encoding::Raw],
         _ => [Encoding::Raw, Encoding::Zstd],
@@ -165,15 +202,18 @@ pub fn fetch_one(
             continue;
         };
         file.set_len(total)?;
-        file.sync_all()
-            .with_context(|| format!("writing {}", temp.display()))?;
         drop(file);
         if let Err(err) = verify(&temp, encoding, id) {
-            // Another process fetching the same object may have stored it already.
-            if let Some(found) = reg.find_object(id) {
-                return Ok(found);
-            }
             let _ = fs::remove_file(&temp);
+            // Another process fetching the same object may have stored it already.
+            if reg.find_object(id).is_some() {
+                return Ok(Downloaded {
+                    id,
+                    encoding,
+                    key,
+                    temp,
+                });
+            }
             return Err(Failure::error(format!(
                 "object {} fetched from {} is corrupt: {err}; it was not used",
                 id.short(16),
@@ -184,19 +224,12 @@ pub fn fetch_one(
             ))
             .into());
         }
-        let target = reg.object_path(id, encoding);
-        let dir = target.parent().expect("objects live in a folder");
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let _ = fs::set_permissions(&temp, std::os::unix::fs::PermissionsExt::from_mode(0o444));
-        if let Err(err) = fs::rename(&temp, &target) {
-            if let Some(found) = reg.find_object(id) {
-                return Ok(found);
-            }
-            return Err(err).with_context(|| format!("storing {}", target.display()));
-        }
-        atomic::sync_parent(&target)?;
-        known.insert(&key)?;
-        return Ok((target, encoding));
+        return Ok(Downloaded {
+            id,
+            encoding,
+            key,
+            temp,
+        });
     }
     Err(Failure::error(format!(
         "object {} is missing from {} as well as from the local registry",
@@ -205,6 +238,30 @@ pub fn fetch_one(
     ))
     .hint("a registry that holds it can send it with `mreg sync`; `mreg fsck` there checks it")
     .into())
+}
+
+/// Renames a downloaded object into the store (its bytes must be durable already) and
+/// remembers that the remote holds it.
+fn install(reg: &Registry, known: &Known, fetched: &Downloaded) -> Result<(PathBuf, Encoding)> {
+    known.insert(&fetched.key)?;
+    if let Some(found) = reg.find_object(fetched.id) {
+        let _ = fs::remove_file(&fetched.temp);
+        return Ok(found);
+    }
+    let target = reg.object_path(fetched.id, fetched.encoding);
+    let dir = target.parent().expect("objects live in a folder");
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _ = fs::set_permissions(
+        &fetched.temp,
+        std::os::unix::fs::PermissionsExt::from_mode(0o444),
+    );
+    if let Err(err) = fs::rename(&fetched.temp, &target) {
+        if let Some(found) = reg.find_object(fetched.id) {
+            return Ok(found);
+        }
+        return Err(err).with_context(|| format!("storing {}", target.display()));
+    }
+    Ok((target, fetched.encoding))
 }
 
 /// Checks a downloaded object against its name; returns a description of a mismatch.

@@ -449,15 +449,7 @@ fn a_large_object_goes_in_parts_and_comes_back_byte_identical() {
     let a = s3_env();
     a.ok(&["init", &url]);
     // 40 MiB that zstd cannot shrink: three parts of 16 MiB.
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let bytes: Vec<u8> = (0..40 << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let bytes = noise(40 << 20, 0x9e37_79b9_7f4a_7c15);
     a.write("big/weights.bin", &bytes);
     a.ok(&["push", "big", "--model", "big", "--registry", &url]);
     let journals: Vec<_> = walkdir::WalkDir::new(a.root().join("cache"))
@@ -590,4 +582,80 @@ fn pull_fetches_objects_the_registry_lacks_from_the_default_remote() {
         listing(&a.fixture("tiny-v1", "expected"))
     );
     a.ok(&["fsck"]);
+}
+
+/// Returns `len` bytes that zstd cannot shrink, the same for the same seed.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+#[test]
+fn an_upload_in_parts_killed_midway_resumes_from_its_journal() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = s3_env();
+    a.ok(&["init"]);
+    let bytes = noise(96 << 20, 7);
+    a.write("big/weights.bin", &bytes);
+    a.ok(&["push", "big", "--model", "big"]);
+    a.ok(&["remote", "add", "team", &url]);
+    let journals = a.registry().join("cache/remotes");
+    let find_journal = || {
+        walkdir::WalkDir::new(&journals)
+            .into_iter()
+            .filter_map(Result::ok)
+            .find(|e| e.path().to_string_lossy().contains("/uploads/"))
+            .and_then(|e| fs::read_to_string(e.path()).ok())
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+    };
+    let sent_parts = |journal: &serde_json::Value| {
+        journal["parts"]
+            .as_array()
+            .map_or(0, |parts| parts.iter().filter(|p| !p.is_null()).count())
+    };
+    let mut child = a
+        .cmd(&["sync"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let journal = loop {
+        if let Some(journal) = find_journal().filter(|j| sent_parts(j) >= 1) {
+            break journal;
+        }
+        assert!(Instant::now() < deadline, "no part was recorded");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sync ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        sent_parts(&journal) < 6,
+        "killed before the last part: {journal}"
+    );
+    assert!(
+        s3::keys(&bucket, "reg/models/").is_empty(),
+        "no version is published before its objects"
+    );
+    a.ok(&["sync"]);
+    assert!(
+        find_journal().is_none(),
+        "a completed upload leaves no journal"
+    );
+    let b = s3_env();
+    b.ok(&["clone", &url, "reg"]);
+    b.ok(&["--registry", "reg", "pull", "big@1", "--to", "out"]);
+    assert!(fs::read(b.path("out/weights.bin")).unwrap() == bytes);
 }
