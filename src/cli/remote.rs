@@ -80,6 +80,7 @@ struct Checked<'a> {
     name: &'a str,
     url: &'a str,
     endpoint: Option<&'a str>,
+    default: bool,
     create_only: bool,
     compare_and_swap: bool,
     enforced: bool,
@@ -138,7 +139,7 @@ fn add_remote(ctx: &Ctx, reg: &Registry, settings: &mut Settings, add: &AddArgs)
     report_probe(ctx, &add.name, &entry, &probe);
     if ctx.out.is_json() {
         ctx.out
-            .emit(&checked(&add.name, &entry, &probe), String::new)?;
+            .emit(&checked(settings, &add.name, &entry, &probe), String::new)?;
     }
     Ok(EXIT_OK)
 }
@@ -231,7 +232,8 @@ fn check(ctx: &Ctx, reg: &Registry, settings: &mut Settings, name: Option<&str>)
     settings.save(reg)?;
     report_probe(ctx, &name, &entry, &probe);
     if ctx.out.is_json() {
-        ctx.out.emit(&checked(&name, &entry, &probe), String::new)?;
+        ctx.out
+            .emit(&checked(settings, &name, &entry, &probe), String::new)?;
     }
     Ok(if probe.enforced() {
         EXIT_OK
@@ -240,11 +242,12 @@ fn check(ctx: &Ctx, reg: &Registry, settings: &mut Settings, name: Option<&str>)
     })
 }
 
-fn checked<'a>(name: &'a str, entry: &'a Entry, probe: &Probe) -> Checked<'a> {
+fn checked<'a>(settings: &Settings, name: &'a str, entry: &'a Entry, probe: &Probe) -> Checked<'a> {
     Checked {
         name,
         url: &entry.url,
         endpoint: entry.endpoint.as_deref(),
+        default: settings.default.as_deref() == Some(name),
         create_only: probe.create_only,
         compare_and_swap: probe.compare_and_swap,
         enforced: probe.enforced(),
