@@ -63,7 +63,9 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
 fn init_bucket(ctx: &Ctx, url: &str) -> Result<()> {
     let remote = crate::remote::open(url, false)?;
     let config = crate::store::config::initial_text(crate::store::layout::FORMAT);
-    let created = remote.create("config.toml", config.as_bytes())? == crate::remote::Created::New;
+    // Asked first, for stores that ignore create-only writes and would overwrite it.
+    let created = remote.size("config.toml")?.is_none()
+        && remote.create("config.toml", config.as_bytes())? == crate::remote::Created::New;
     if created {
         ctx.out
             .status(&format!("Created an empty mreg registry at {url}."));

@@ -119,11 +119,22 @@ fn add_remote(ctx: &Ctx, reg: &Registry, settings: &mut Settings, add: &AddArgs)
         ))
         .into());
     }
+    if let crate::remote::Location::Folder(path) = crate::remote::Location::parse(&add.url)?
+        && Registry::open(&path.to_string_lossy()).is_ok_and(|r| r.root() == reg.root())
+    {
+        return Err(
+            Failure::usage(format!("{} is this registry itself, not a remote", add.url))
+                .hint("name another folder, or a bucket (s3://BUCKET/PREFIX)")
+                .into(),
+        );
+    }
     let endpoint = crate::remote::current_endpoint(&add.url);
     let remote = crate::remote::open_at(&add.url, endpoint.as_deref(), true)?;
+    // A folder is recorded by its absolute path: the registry is used from any folder.
+    let url = crate::remote::absolute_url(&add.url)?;
     let probe = probe::run(&*remote)?;
     let entry = Entry {
-        url: add.url.clone(),
+        url,
         endpoint,
         conditional_writes: probe.enforced(),
         checked: Some(crate::clock::format_time(std::time::SystemTime::now())),

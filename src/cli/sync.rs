@@ -83,7 +83,9 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> Result<u8> {
     }
     let settings = Settings::load(&reg)?;
     let (name, entry) = settings.pick(args.name.as_deref())?;
-    let remote = entry.open(true)?;
+    // A folder remote was made a registry when it was added: one that holds none now
+    // (an unmounted share, say) is an error, not a new registry.
+    let remote = entry.open(false)?;
     let known = Known::load(&reg, &entry.url)?;
     if args.recheck {
         known.forget()?;
@@ -120,7 +122,12 @@ pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
         );
     }
     let remote = remote::open(&args.url, false)?;
-    let config = remote.get("config.toml")?.ok_or_else(|| {
+    let config = remote.get("config.toml")?;
+    if config.is_none() {
+        // A missing bucket says so here, rather than passing for a missing registry.
+        remote.list("tmp/")?;
+    }
+    let config = config.ok_or_else(|| {
         Failure::error(format!("no mreg registry at {}", args.url))
             .hint(format!("create one there with `mreg init {}`", args.url))
     })?;
@@ -135,7 +142,7 @@ pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
     // is still a clone, told to check again later.
     let enforced = probe::run(&*remote).is_ok_and(|p| p.enforced());
     let entry = Entry {
-        url: args.url.clone(),
+        url: remote::absolute_url(&args.url)?,
         endpoint: remote::current_endpoint(&args.url),
         conditional_writes: enforced,
         checked: Some(crate::clock::format_time(std::time::SystemTime::now())),

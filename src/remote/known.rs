@@ -68,6 +68,17 @@ impl Known {
         self.keys.lock().expect("known keys").contains(key)
     }
 
+    /// Returns whether the remote's record at `key` is known to hold exactly `bytes`.
+    pub fn same_record(&self, key: &str, bytes: &[u8]) -> bool {
+        self.contains(&record_entry(key, bytes))
+    }
+
+    /// Records that the remote's record at `key` holds exactly `bytes`. The entry names
+    /// the bytes' hash, so a local record that changes later is compared again.
+    pub fn note_same_record(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        self.insert(&record_entry(key, bytes))
+    }
+
     /// Records that the remote holds `key`.
     pub fn insert(&self, key: &str) -> Result<()> {
         if !self.keys.lock().expect("known keys").insert(key.to_owned()) {
@@ -105,6 +116,11 @@ impl Known {
             .join("uploads")
             .join(format!("{}.json", id.to_hex()))
     }
+}
+
+/// Returns the entry that says a record at `key` holds `bytes`.
+fn record_entry(key: &str, bytes: &[u8]) -> String {
+    format!("{key} {}", &blake3::hash(bytes).to_hex()[..32])
 }
 
 /// Returns the local cache folder of what is known about the remote at `url`.

@@ -57,7 +57,10 @@ pub fn open(url: &str, progress: Box<dyn Progress + Send>) -> Result<Registry> {
                 "create one with `mreg init {url}`, or send a local one there with `mreg remote add NAME {url}` and `mreg sync NAME`"
             ))
     })?;
-    let hash = blake3::hash(url.as_bytes()).to_hex();
+    // The endpoint is part of the bucket's identity: the same URL through another
+    // endpoint is another store, with its own records and its own probe result.
+    let endpoint = super::current_endpoint(url).unwrap_or_default();
+    let hash = blake3::hash(format!("{url}\0{endpoint}").as_bytes()).to_hex();
     let dir = cache_root()?.join("mirrors").join(&hash[..16]);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let (reg, _) = Registry::init(&dir)?;
@@ -246,12 +249,12 @@ impl Upstream for Link {
             let path = crate::store::models::version_path(reg, model, n);
             if ours {
                 atomic::replace(&reg.tmp_dir(), &path, text.as_bytes())?;
-                self.known.insert(&key)?;
+                self.known.note_same_record(&key, text.as_bytes())?;
                 return Ok(n);
             }
             if let Some(there) = self.remote.get(&key)? {
                 atomic::create_exclusive(&reg.tmp_dir(), &path, &there.bytes)?;
-                self.known.insert(&key)?;
+                self.known.note_same_record(&key, &there.bytes)?;
             }
         }
         Err(Failure::conflict(format!(

@@ -192,6 +192,18 @@ fn check_bucket(url: &str, bucket: &str) -> Result<()> {
     }
 }
 
+/// Returns a remote URL that means the same from any folder: a folder's absolute path
+/// (it must exist), a bucket URL as it is.
+pub fn absolute_url(url: &str) -> Result<String> {
+    match Location::parse(url)? {
+        Location::S3 { .. } => Ok(url.to_owned()),
+        Location::Folder(path) => Ok(std::path::absolute(&path)
+            .map_err(|e| anyhow::anyhow!("resolving {}: {e}", path.display()))?
+            .display()
+            .to_string()),
+    }
+}
+
 /// Returns whether a registry spec names a bucket rather than a folder.
 pub fn is_bucket_url(spec: &str) -> bool {
     spec.to_ascii_lowercase().starts_with("s3:")

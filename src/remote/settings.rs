@@ -109,9 +109,18 @@ impl Settings {
             Some(name) => name.to_owned(),
             None => match &self.default {
                 Some(name) => name.clone(),
-                None => {
+                None if self.remotes.is_empty() => {
                     return Err(Failure::usage("this registry has no remote")
                         .hint("add one with `mreg remote add NAME URL`, e.g. `mreg remote add team s3://ml-models/registry`")
+                        .into());
+                }
+                None => {
+                    let names: Vec<&str> = self.remotes.keys().map(String::as_str).collect();
+                    return Err(Failure::usage("this registry has no default remote")
+                        .hint(format!(
+                            "name one: {} (or make one the default by adding it again with --default)",
+                            names.join(", ")
+                        ))
                         .into());
                 }
             },

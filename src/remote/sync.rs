@@ -226,6 +226,8 @@ pub struct Sync<'a> {
     report: Report,
     /// Models left alone because of a conflict.
     blocked: BTreeSet<String>,
+    /// Whether the two sides' stage policies are the same, once asked.
+    same_policy: Option<bool>,
 }
 
 impl<'a> Sync<'a> {
@@ -245,11 +247,16 @@ impl<'a> Sync<'a> {
             progress,
             report: Report::default(),
             blocked: BTreeSet::new(),
+            same_policy: None,
         }
     }
 
     /// Runs the sync and returns what it did; conflicts are in the report, not errors.
     pub fn run(mut self) -> Result<Report> {
+        if self.remote.size("config.toml")?.is_none() {
+            // A new (or emptied) remote: nothing remembered about it can be trusted.
+            self.known.forget()?;
+        }
         let mut theirs = remote_keys(self.remote)?;
         let mut ours = local_keys(self.reg)?;
         let mut known_models = theirs.models();
@@ -373,7 +380,11 @@ impl<'a> Sync<'a> {
             for n in numbers {
                 let key = format!("models/{model}/versions/{n}.toml");
                 if have.is_some_and(|h| h.contains(n)) {
-                    if self.known.contains(&key) || !self.differs_from_local(model, *n, &key)? {
+                    let local = fs::read(self.reg.root().join(&key))
+                        .with_context(|| format!("reading {key}"))?;
+                    if self.known.same_record(&key, &local)
+                        || !self.differs_from_local(model, *n, &key)?
+                    {
                         continue;
                     }
                     break;
@@ -406,7 +417,7 @@ impl<'a> Sync<'a> {
                 self.report.fetched.versions += 1;
             }
             self.known
-                .insert(&format!("models/{model}/versions/{n}.toml"))?;
+                .note_same_record(&format!("models/{model}/versions/{n}.toml"), &bytes)?;
         }
         Ok(())
     }
@@ -518,8 +529,9 @@ impl<'a> Sync<'a> {
                 record.version = next;
                 next += 1;
                 let key = format!("{prefix}{}.toml", record.version);
-                if self.remote.create(&key, record.to_toml()?.as_bytes())? == Created::New {
-                    self.known.insert(&key)?;
+                let text = record.to_toml()?;
+                if self.remote.create(&key, text.as_bytes())? == Created::New {
+                    self.known.note_same_record(&key, text.as_bytes())?;
                     break;
                 }
             }
@@ -573,7 +585,7 @@ impl<'a> Sync<'a> {
             return Ok(false);
         };
         if remote.bytes == local {
-            self.known.insert(key)?;
+            self.known.note_same_record(key, &local)?;
             return Ok(false);
         }
         let describe = |bytes: &[u8]| {
@@ -750,7 +762,7 @@ impl<'a> Sync<'a> {
             match self.remote.create(&key, &bytes)? {
                 Created::New => {
                     self.report.sent.versions += 1;
-                    self.known.insert(&key)?;
+                    self.known.note_same_record(&key, &bytes)?;
                 }
                 Created::Exists => {
                     // Taken since the listing: by this registry's own earlier attempt
@@ -764,6 +776,7 @@ impl<'a> Sync<'a> {
 
     /// Sends every object of every local version the remote lacks, whether or not
     /// the version is new there.
+    /// Objects lost here are fetched back from the remote on the way.
     fn send_every_object(&mut self, ours: &Keys) -> Result<()> {
         let mut objects = Vec::new();
         for (model, numbers) in &ours.versions {
@@ -772,14 +785,17 @@ impl<'a> Sync<'a> {
             }
             for n in numbers {
                 let record = crate::store::models::load_version(self.reg, model, *n)?;
-                objects.extend(
-                    transfer::closure(record.tree, &|t| read::read_tree(self.reg, t))?
-                        .into_iter()
-                        .map(|(o, _)| o),
-                );
+                objects.extend(transfer::closure(record.tree, &|t| {
+                    transfer::read_tree_fetching(self.reg, self.remote, self.known, t)
+                })?);
             }
         }
-        self.send_objects(&objects)
+        let (count, bytes) =
+            transfer::fetch_all(self.reg, self.remote, self.known, &objects, self.progress)?;
+        self.report.fetched.objects += count;
+        self.report.fetched.bytes += bytes;
+        let ids: Vec<ObjectId> = objects.into_iter().map(|(id, _)| id).collect();
+        self.send_objects(&ids)
     }
 
     /// Sends the stage states the remote lacks.
@@ -858,15 +874,7 @@ impl<'a> Sync<'a> {
             if !self.options.send {
                 return Ok(());
             }
-            if !self.options.may_move_remote_stages {
-                self.conflict(
-                    model,
-                    format!(
-                        "the stages of {model} moved here, but {} is not known to enforce conditional writes, so mreg does not move stages there",
-                        self.remote.url()
-                    ),
-                    "`mreg remote check` tells whether it does now; if only one writer ever uses that remote, add it again with --single-writer".to_owned(),
-                );
+            if self.withheld_from_remote(model)? {
                 return Ok(());
             }
             let ours = ours.expect("sent only when there is a local HEAD");
@@ -897,6 +905,61 @@ impl<'a> Sync<'a> {
             "run `mreg sync` again".to_owned(),
         );
         Ok(())
+    }
+
+    /// Returns whether the model's local stage moves must not go to the remote (and
+    /// records why): a remote not shown to enforce conditional writes, or a stage
+    /// policy other than this registry's.
+    fn withheld_from_remote(&mut self, model: &str) -> Result<bool> {
+        if !self.options.may_move_remote_stages {
+            self.conflict(
+                model,
+                format!(
+                    "the stages of {model} moved here, but {} is not known to enforce conditional writes, so mreg does not move stages there",
+                    self.remote.url()
+                ),
+                "`mreg remote check` tells whether it does now; if only one writer ever uses that remote, add it again with --single-writer".to_owned(),
+            );
+            return Ok(true);
+        }
+        if !self.same_stage_policy()? {
+            self.conflict(
+                model,
+                format!(
+                    "the stages of {model} moved here under a stage policy that differs from the one in {}'s config.toml, so mreg does not move them there",
+                    self.remote.url()
+                ),
+                format!(
+                    "make this registry's [stages] the remote's (copy its config.toml), or promote on the remote itself with --registry {}",
+                    self.remote.url()
+                ),
+            );
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Returns whether this registry's stage policy is the remote's: stage moves made
+    /// here passed this registry's gates and `from` rules, which must be the remote's
+    /// for the moves to stand there.
+    fn same_stage_policy(&mut self) -> Result<bool> {
+        if let Some(same) = self.same_policy {
+            return Ok(same);
+        }
+        let ours = self.reg.config()?;
+        let same = match self.remote.get("config.toml")? {
+            Some(theirs) => {
+                let text = String::from_utf8_lossy(&theirs.bytes);
+                let path = std::path::Path::new("config.toml");
+                crate::store::config::Config::parse(&text, path).is_ok_and(|theirs| {
+                    serde_json::to_value(&theirs.stages).ok()
+                        == serde_json::to_value(&ours.stages).ok()
+                })
+            }
+            None => true,
+        };
+        self.same_policy = Some(same);
+        Ok(same)
     }
 
     /// Returns whether the state `newer` has `older` in its chain (or is it).

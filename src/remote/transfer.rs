@@ -195,15 +195,29 @@ fn download(
             .truncate(false)
             .open(&temp)
             .with_context(|| format!("opening {}", temp.display()))?;
-        let offset = file.metadata()?.len();
-        let Some(total) = remote.download(&key, &file, offset, tick)? else {
-            drop(file);
+        let mut offset = file.metadata()?.len();
+        let verdict = loop {
+            let Some(total) = remote.download(&key, &file, offset, tick)? else {
+                break None;
+            };
+            file.set_len(total)?;
+            match verify(&temp, encoding, id) {
+                Ok(()) => break Some(Ok(())),
+                // A partial file left by an interrupted attempt may be what is damaged:
+                // the whole object is fetched once more before the remote is blamed.
+                Err(_) if offset > 0 => {
+                    file.set_len(0)?;
+                    offset = 0;
+                }
+                Err(err) => break Some(Err(err)),
+            }
+        };
+        drop(file);
+        let Some(verdict) = verdict else {
             let _ = fs::remove_file(&temp);
             continue;
         };
-        file.set_len(total)?;
-        drop(file);
-        if let Err(err) = verify(&temp, encoding, id) {
+        if let Err(err) = verdict {
             let _ = fs::remove_file(&temp);
             // Another process fetching the same object may have stored it already.
             if reg.find_object(id).is_some() {
@@ -220,7 +234,7 @@ fn download(
                 remote.url()
             ))
             .hint(format!(
-                "delete {key} on the remote, then run `mreg sync` from a registry that holds a good copy"
+                "delete {key} on the remote, then run `mreg sync --recheck` from a registry that holds a good copy"
             ))
             .into());
         }

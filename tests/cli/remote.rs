@@ -659,3 +659,94 @@ fn an_upload_in_parts_killed_midway_resumes_from_its_journal() {
     b.ok(&["--registry", "reg", "pull", "big@1", "--to", "out"]);
     assert!(fs::read(b.path("out/weights.bin")).unwrap() == bytes);
 }
+
+#[test]
+fn mreg_run_on_a_bucket_gives_its_command_the_bucket_not_the_mirror() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = s3_env();
+    a.ok(&["init", &url]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&[
+        "run",
+        "--registry",
+        &url,
+        "--",
+        "sh",
+        "-c",
+        "mreg log --metric loss=0.3 --step 1 && mreg push v1 --model tiny",
+    ]);
+    let b = s3_env();
+    let runs = json(&b.ok(&["runs", "--registry", &url, "--json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(runs[0]["metrics"]["loss"], 0.3, "{runs}");
+    b.ok(&["pull", "tiny@1", "--to", "out", "--registry", &url]);
+}
+
+#[test]
+fn a_remote_that_lost_its_registry_is_refused_or_refilled_never_half_sent() {
+    let a = s3_env();
+    a.ok(&["init"]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny"]);
+    // A folder remote that vanished (an unmounted share) is an error, not a new registry.
+    let share = a.root().join("share");
+    a.ok(&["remote", "add", "share", &share.display().to_string()]);
+    a.ok(&["sync", "share"]);
+    fs::remove_dir_all(&share).unwrap();
+    fs::create_dir(&share).unwrap();
+    let out = a.snap(&["sync", "share"]);
+    assert!(out.starts_with("exit: 1\n"), "{out}");
+    assert!(out.contains("no mreg registry at"), "{out}");
+    assert!(!share.join(".mreg").exists());
+    // An emptied bucket gets everything again, objects included.
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    a.ok(&["remote", "add", "team", &url]);
+    a.ok(&["sync", "team"]);
+    let other = s3::bucket();
+    let moved = format!("s3://{other}/reg");
+    a.ok(&["remote", "remove", "team"]);
+    a.ok(&["remote", "add", "team", &moved]);
+    let sent = json(&a.ok(&["sync", "team", "--json"]));
+    assert!(sent["sent"]["objects"].as_u64().unwrap() >= 4, "{sent}");
+    let b = s3_env();
+    b.ok(&["clone", &moved, "reg"]);
+    b.ok(&["--registry", "reg", "fsck"]);
+}
+
+#[test]
+fn stages_moved_under_another_policy_are_not_sent() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = s3_env();
+    a.ok(&["init"]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny", "--metric", "acc=0.5"]);
+    a.ok(&["remote", "add", "team", &url]);
+    a.ok(&["sync"]);
+    // The team tightens production on the bucket; this registry still has the defaults.
+    let strict = "format = 1\n\n[stages.staging]\n\n[stages.production]\ngates = [\"acc>0.85\"]\n\n[stages.archived]\nallow_downgrade = true\n";
+    s3::put(&bucket, "reg/config.toml", strict.as_bytes());
+    a.ok(&["promote", "tiny@1", "production"]);
+    let out = a.snap(&["sync"]);
+    assert!(out.starts_with("exit: 4\n"), "{out}");
+    assert!(out.contains("stage policy that differs"), "{out}");
+    assert!(!s3::keys(&bucket, "reg/models/tiny/").contains(&"reg/models/tiny/HEAD".to_owned()));
+}
+
+#[test]
+fn sync_recheck_also_fetches_back_objects_lost_here() {
+    let a = TestEnv::new();
+    a.ok(&["init"]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny"]);
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["remote", "add", "share", &share]);
+    a.ok(&["sync"]);
+    fs::remove_dir_all(a.registry().join("objects")).unwrap();
+    fs::create_dir(a.registry().join("objects")).unwrap();
+    let out = json(&a.ok(&["sync", "--recheck", "--json"]));
+    assert!(out["fetched"]["objects"].as_u64().unwrap() >= 4, "{out}");
+    a.ok(&["fsck"]);
+}
