@@ -228,6 +228,8 @@ pub struct Sync<'a> {
     blocked: BTreeSet<String>,
     /// Whether the two sides' stage policies are the same, once asked.
     same_policy: Option<bool>,
+    /// Trees fetched while walking versions, counted into the report at the end.
+    trees_fetched: std::cell::Cell<u64>,
 }
 
 impl<'a> Sync<'a> {
@@ -248,6 +250,7 @@ impl<'a> Sync<'a> {
             report: Report::default(),
             blocked: BTreeSet::new(),
             same_policy: None,
+            trees_fetched: std::cell::Cell::new(0),
         }
     }
 
@@ -303,7 +306,16 @@ impl<'a> Sync<'a> {
                 self.reconcile_head(&model)?;
             }
         }
+        self.report.fetched.objects += self.trees_fetched.get();
         Ok(self.report)
+    }
+
+    /// Reads a tree, fetching it from the remote first when this registry lacks it.
+    fn read_tree(&self, id: TreeId) -> Result<crate::store::tree::Tree> {
+        if !self.reg.has_object(id.0) {
+            self.trees_fetched.set(self.trees_fetched.get() + 1);
+        }
+        transfer::read_tree_fetching(self.reg, self.remote, self.known, id)
     }
 
     fn conflict(&mut self, subject: &str, message: String, hint: String) {
@@ -345,9 +357,7 @@ impl<'a> Sync<'a> {
         if self.options.objects {
             let mut objects = Vec::new();
             for (key, bytes) in &bodies {
-                objects.extend(run_objects(key, bytes, &|t| {
-                    transfer::read_tree_fetching(self.reg, self.remote, self.known, t)
-                })?);
+                objects.extend(run_objects(key, bytes, &|t| self.read_tree(t))?);
             }
             let (count, bytes) =
                 transfer::fetch_all(self.reg, self.remote, self.known, &objects, self.progress)?;
@@ -400,9 +410,7 @@ impl<'a> Sync<'a> {
         if self.options.objects {
             let mut objects = Vec::new();
             for (_, _, record, _) in &records {
-                objects.extend(transfer::closure(record.tree, &|t| {
-                    transfer::read_tree_fetching(self.reg, self.remote, self.known, t)
-                })?);
+                objects.extend(transfer::closure(record.tree, &|t| self.read_tree(t))?);
             }
             let (count, bytes) =
                 transfer::fetch_all(self.reg, self.remote, self.known, &objects, self.progress)?;
@@ -485,9 +493,7 @@ impl<'a> Sync<'a> {
                 anyhow::anyhow!("{key} vanished from {} during the sync", self.remote.url())
             })?;
             let record = parse_version(&fetched.bytes, model, *n, self.remote.url())?;
-            let closure = transfer::closure(record.tree, &|t| {
-                transfer::read_tree_fetching(self.reg, self.remote, self.known, t)
-            })?;
+            let closure = transfer::closure(record.tree, &|t| self.read_tree(t))?;
             transfer::fetch_all(self.reg, self.remote, self.known, &closure, self.progress)?;
             replacements.push((*n, fetched.bytes));
         }
@@ -785,9 +791,7 @@ impl<'a> Sync<'a> {
             }
             for n in numbers {
                 let record = crate::store::models::load_version(self.reg, model, *n)?;
-                objects.extend(transfer::closure(record.tree, &|t| {
-                    transfer::read_tree_fetching(self.reg, self.remote, self.known, t)
-                })?);
+                objects.extend(transfer::closure(record.tree, &|t| self.read_tree(t))?);
             }
         }
         let (count, bytes) =
