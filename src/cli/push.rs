@@ -89,6 +89,8 @@ struct Outcome {
     files: u64,
     bytes: u64,
     new_bytes: u64,
+    /// Bytes sent to the bucket, for a registry used as `--registry s3://…`.
+    sent_bytes: Option<u64>,
     hashed_bytes: u64,
     skipped: Vec<Skipped>,
     /// The `--stage` promotion, when one was asked for.
@@ -202,7 +204,10 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     };
     cache.save(&reg);
     let reference = record.reference();
-    tell_stored(ctx, args, &record, &snap, created_new);
+    let sent_bytes = reg
+        .upstream()
+        .map(|up| (up.url().to_owned(), up.sent_bytes()));
+    tell_stored(ctx, args, &record, &snap, created_new, sent_bytes.as_ref());
     let report = stage
         .map(|request| request.promote(&reg, &record))
         .transpose()?;
@@ -219,6 +224,7 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         files: snap.files,
         bytes: snap.bytes,
         new_bytes: snap.new_bytes,
+        sent_bytes: sent_bytes.map(|(_, n)| n),
         hashed_bytes: snap.hashed_bytes,
         skipped: snap.skipped,
     };
@@ -236,6 +242,7 @@ fn tell_stored(
     record: &VersionRecord,
     snap: &snapshot::Snapshot,
     created_new: bool,
+    sent: Option<&(String, u64)>,
 ) {
     let reference = record.reference();
     let from = record
@@ -243,7 +250,14 @@ fn tell_stored(
         .as_ref()
         .map(|id| format!(", from run {id}"))
         .unwrap_or_default();
-    if created_new {
+    if let (true, Some((url, sent))) = (created_new, sent) {
+        ctx.out.status(&format!(
+            "Stored {} ({}, {} sent to {url}) as {reference}{from}.",
+            output::count(snap.files, "file"),
+            output::bytes(snap.bytes),
+            output::bytes(*sent)
+        ));
+    } else if created_new {
         ctx.out.status(&format!(
             "Stored {} ({}, {} new) as {reference}{from}.",
             output::count(snap.files, "file"),

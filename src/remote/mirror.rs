@@ -91,6 +91,7 @@ pub fn open(url: &str, progress: Box<dyn Progress + Send>) -> Result<Registry> {
         url: url.to_owned(),
         progress,
         enforced,
+        sent: std::sync::atomic::AtomicU64::new(0),
     };
     Ok(reg.with_upstream(UpstreamRef(Arc::new(link))))
 }
@@ -104,6 +105,8 @@ struct Link {
     progress: Box<dyn Progress + Send>,
     /// Whether the bucket was shown to enforce conditional writes.
     enforced: bool,
+    /// Bytes of objects sent to the bucket by this process.
+    sent: std::sync::atomic::AtomicU64,
 }
 
 /// Returns whether the bucket enforces conditional writes: probed once per mirror (the
@@ -180,6 +183,10 @@ impl Upstream for Link {
         .into())
     }
 
+    fn sent_bytes(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn fetch_object(&self, reg: &Registry, id: ObjectId) -> Result<(PathBuf, Encoding)> {
         transfer::fetch_one(reg, &*self.remote, &self.known, id, &|_| {})
     }
@@ -212,7 +219,9 @@ impl Upstream for Link {
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        transfer::send_all(reg, &*self.remote, &self.known, &objects, &NoProgress)?;
+        let (_, sent) = transfer::send_all(reg, &*self.remote, &self.known, &objects, &NoProgress)?;
+        self.sent
+            .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
         self.create_same(key, bytes)?;
         Ok(())
     }
@@ -231,7 +240,10 @@ impl Upstream for Link {
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect();
-        transfer::send_all(reg, &*self.remote, &self.known, &objects, &*self.progress)?;
+        let (_, sent) =
+            transfer::send_all(reg, &*self.remote, &self.known, &objects, &*self.progress)?;
+        self.sent
+            .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
         let prefix = format!("models/{model}/versions/");
         let taken = super::highest_version(&*self.remote, model)?;
         let start = first.max(taken + 1);

@@ -34,6 +34,9 @@ pub trait Upstream: Send + Sync {
     /// vouched-for single writer): checked before a command writes anything there.
     fn require_conditional_writes(&self, what: &str) -> Result<()>;
 
+    /// Returns the bytes of objects this process has sent upstream so far.
+    fn sent_bytes(&self) -> u64;
+
     /// Fetches an object the mirror lacks, verified, into the mirror's object folder,
     /// and returns where it now is.
     fn fetch_object(&self, reg: &Registry, id: ObjectId) -> Result<(PathBuf, Encoding)>;

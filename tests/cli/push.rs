@@ -31,6 +31,7 @@ fn push_prints_the_new_reference() {
       "files": 5,
       "bytes": 490,
       "new_bytes": 367,
+      "sent_bytes": null,
       "hashed_bytes": 490,
       "skipped": []
     }

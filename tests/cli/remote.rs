@@ -28,7 +28,16 @@ fn a_bucket_is_used_directly_by_every_command() {
     a.ok(&["init", &url]);
     a.fixture("tiny-v1", "v1");
     a.fixture("tiny-v2", "v2");
-    a.ok(&["push", "v1", "--model", "tiny", "--registry", &url]);
+    let first = json(&a.ok(&[
+        "push",
+        "v1",
+        "--model",
+        "tiny",
+        "--registry",
+        &url,
+        "--json",
+    ]));
+    assert!(first["sent_bytes"].as_u64().unwrap() > 0, "{first}");
     a.ok(&["push", "v2", "--model", "tiny", "--registry", &url]);
     a.ok(&["promote", "tiny@1", "staging", "--registry", &url]);
     // Another machine: its own cache, the same bucket.
