@@ -67,6 +67,10 @@ fn init_bucket(ctx: &Ctx, url: &str) -> Result<()> {
     let created = remote.size("config.toml")?.is_none()
         && remote.create("config.toml", config.as_bytes())? == crate::remote::Created::New;
     if created {
+        let id = crate::store::layout::new_registry_id();
+        remote.create("registry-id", format!("{id}\n").as_bytes())?;
+    }
+    if created {
         ctx.out
             .status(&format!("Created an empty mreg registry at {url}."));
     } else {

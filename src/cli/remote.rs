@@ -119,14 +119,13 @@ fn add_remote(ctx: &Ctx, reg: &Registry, settings: &mut Settings, add: &AddArgs)
         ))
         .into());
     }
-    if let crate::remote::Location::Folder(path) = crate::remote::Location::parse(&add.url)?
-        && Registry::open(&path.to_string_lossy()).is_ok_and(|r| r.root() == reg.root())
-    {
-        return Err(
-            Failure::usage(format!("{} is this registry itself, not a remote", add.url))
-                .hint("name another folder, or a bucket (s3://BUCKET/PREFIX)")
-                .into(),
-        );
+    if add.url.trim().is_empty() {
+        return Err(Failure::usage("a remote needs a URL")
+            .hint("name a folder or s3://BUCKET/PREFIX")
+            .into());
+    }
+    if let crate::remote::Location::Folder(path) = crate::remote::Location::parse(&add.url)? {
+        check_folder_remote(reg, &path, &add.url)?;
     }
     let endpoint = crate::remote::current_endpoint(&add.url);
     let remote = crate::remote::open_at(&add.url, endpoint.as_deref(), true)?;
@@ -146,13 +145,43 @@ fn add_remote(ctx: &Ctx, reg: &Registry, settings: &mut Settings, add: &AddArgs)
     settings.remotes.insert(add.name.clone(), entry.clone());
     settings.save(reg)?;
     ctx.out
-        .status(&format!("Added remote {} ({}).", add.name, add.url));
+        .status(&format!("Added remote {} ({}).", add.name, entry.url));
     report_probe(ctx, &add.name, &entry, &probe);
     if ctx.out.is_json() {
         ctx.out
             .emit(&checked(settings, &add.name, &entry, &probe), String::new)?;
     }
     Ok(EXIT_OK)
+}
+
+/// Refuses a folder that cannot be a remote: this registry or a folder inside it, or a
+/// new folder whose parent does not exist (an unmounted share, a typo).
+fn check_folder_remote(reg: &Registry, path: &std::path::Path, url: &str) -> Result<()> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    // The folder itself if it exists, else the folder it would be made in.
+    let real = absolute.canonicalize().ok();
+    let parent = absolute.parent().and_then(|p| p.canonicalize().ok());
+    // The registry's folder, its project folder, or anything below the registry.
+    let is_registry = real
+        .as_deref()
+        .is_some_and(|p| p.starts_with(reg.root()) || reg.root().parent() == Some(p));
+    let would_be_inside =
+        real.is_none() && parent.as_deref().is_some_and(|p| p.starts_with(reg.root()));
+    if is_registry || would_be_inside {
+        return Err(Failure::usage(format!(
+            "{url} is this registry itself, or inside it, not a remote"
+        ))
+        .hint("name another folder, or a bucket (s3://BUCKET/PREFIX)")
+        .into());
+    }
+    if real.is_none() && parent.is_none() {
+        return Err(Failure::usage(format!(
+            "{url} does not exist, and neither does the folder it would be made in"
+        ))
+        .hint("mount the share or create the parent folder first; mreg makes only the last folder")
+        .into());
+    }
+    Ok(())
 }
 
 fn list(ctx: &Ctx, settings: &Settings) -> Result<u8> {
@@ -291,7 +320,7 @@ fn report_probe(ctx: &Ctx, name: &str, entry: &Entry, probe: &Probe) {
         ));
     } else {
         ctx.out.warn(&format!(
-            "mreg will not move stages on {name}. If only one writer ever uses it, add it with --single-writer."
+            "mreg will not move stages on {name}. If only one writer ever uses it, remove it and add it again with --single-writer."
         ));
     }
 }

@@ -131,6 +131,7 @@ pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
         Failure::error(format!("no mreg registry at {}", args.url))
             .hint(format!("create one there with `mreg init {}`", args.url))
     })?;
+    crate::remote::sync::check_remote_config(&*remote)?;
     let (reg, _) = Registry::init(&dir)?;
     crate::store::atomic::replace(
         &reg.tmp_dir(),

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 
+use super::{Created, Remote};
 use crate::store::object::Encoding;
 use crate::store::{ObjectId, Registry};
 
@@ -41,6 +42,46 @@ impl Known {
             keys: Mutex::new(keys),
             log: Mutex::new(None),
         })
+    }
+
+    /// Forgets everything remembered when the remote's registry is not the one it was
+    /// remembered for: emptied and made again, or another store behind the same URL.
+    /// A registry names itself in its `registry-id` key; with `may_create`, one that
+    /// has none (made by an older mreg) is given one.
+    pub fn check_identity(&self, remote: &dyn Remote, may_create: bool) -> Result<()> {
+        let mut id = remote
+            .get("registry-id")?
+            .map(|f| String::from_utf8_lossy(&f.bytes).trim().to_owned());
+        if id.is_none() && may_create && remote.size("config.toml")?.is_some() {
+            let new = crate::store::layout::new_registry_id();
+            if remote.create("registry-id", format!("{new}\n").as_bytes())? == Created::New {
+                id = Some(new);
+            } else {
+                id = remote
+                    .get("registry-id")?
+                    .map(|f| String::from_utf8_lossy(&f.bytes).trim().to_owned());
+            }
+        }
+        let path = self.dir.join("registry-id");
+        let remembered = fs::read_to_string(&path).ok().map(|t| t.trim().to_owned());
+        if remembered == id {
+            return Ok(());
+        }
+        self.forget()?;
+        match id {
+            Some(id) => {
+                fs::create_dir_all(&self.dir)
+                    .with_context(|| format!("creating {}", self.dir.display()))?;
+                fs::write(&path, format!("{id}\n"))
+                    .with_context(|| format!("writing {}", path.display()))
+            }
+            None => match fs::remove_file(&path) {
+                Err(err) if err.kind() != ErrorKind::NotFound => {
+                    Err(err).with_context(|| format!("removing {}", path.display()))
+                }
+                _ => Ok(()),
+            },
+        }
     }
 
     /// Forgets everything known, so the next transfers probe the remote again.

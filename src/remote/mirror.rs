@@ -60,6 +60,7 @@ pub fn open(url: &str, progress: Box<dyn Progress + Send>) -> Result<Registry> {
     // The endpoint is part of the bucket's identity: the same URL through another
     // endpoint is another store, with its own records and its own probe result.
     let endpoint = super::current_endpoint(url).unwrap_or_default();
+    super::sync::check_remote_config(&*remote)?;
     let hash = blake3::hash(format!("{url}\0{endpoint}").as_bytes()).to_hex();
     let dir = cache_root()?.join("mirrors").join(&hash[..16]);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -71,6 +72,7 @@ pub fn open(url: &str, progress: Box<dyn Progress + Send>) -> Result<Registry> {
     reg.config()
         .with_context(|| format!("reading the config.toml of {url}"))?;
     let known = Known::load(&reg, url)?;
+    known.check_identity(&*remote, false)?;
     let enforced = conditional_writes(&reg, &*remote);
     let options = Options::default();
     let report = Sync::new(&reg, &*remote, &known, options, &NoProgress).run()?;

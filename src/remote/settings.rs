@@ -118,7 +118,7 @@ impl Settings {
                     let names: Vec<&str> = self.remotes.keys().map(String::as_str).collect();
                     return Err(Failure::usage("this registry has no default remote")
                         .hint(format!(
-                            "name one: {} (or make one the default by adding it again with --default)",
+                            "name one: {} (or make one the default: `mreg remote remove NAME`, then add it again with --default)",
                             names.join(", ")
                         ))
                         .into());

@@ -259,7 +259,10 @@ impl<'a> Sync<'a> {
         if self.remote.size("config.toml")?.is_none() {
             // A new (or emptied) remote: nothing remembered about it can be trusted.
             self.known.forget()?;
+        } else {
+            check_remote_config(self.remote)?;
         }
+        self.known.check_identity(self.remote, self.options.send)?;
         let mut theirs = remote_keys(self.remote)?;
         let mut ours = local_keys(self.reg)?;
         let mut known_models = theirs.models();
@@ -832,6 +835,9 @@ impl<'a> Sync<'a> {
             if ours == theirs_id {
                 return Ok(());
             }
+            if let Some(id) = &theirs_id {
+                self.fetch_state_named(model, id, &key)?;
+            }
             let take_theirs = match (&ours, &theirs_id) {
                 (_, None) => false,
                 (None, Some(_)) => true,
@@ -860,12 +866,6 @@ impl<'a> Sync<'a> {
             };
             if take_theirs {
                 let target = theirs_id.expect("taken only when the remote has a HEAD");
-                if stages::load_state(self.reg, model, &target).is_err() {
-                    // A state that arrived after the listing: fetch the model's states.
-                    let theirs_keys = remote_keys(self.remote)?;
-                    let ours_keys = local_keys(self.reg)?;
-                    self.fetch_states(&theirs_keys, &ours_keys, Some(model))?;
-                }
                 stages::load_state(self.reg, model, &target)?;
                 if let Swap::Done(_) =
                     stages::advance(self.reg, model, ours.as_ref(), &target, &holder, LOCK_WAIT)?
@@ -911,6 +911,26 @@ impl<'a> Sync<'a> {
         Ok(())
     }
 
+    /// Makes sure the state the remote's `HEAD` names is here: one that arrived after
+    /// the listing is fetched; one the remote lacks is an error naming its `HEAD`.
+    fn fetch_state_named(&mut self, model: &str, id: &StateId, key: &str) -> Result<()> {
+        if stages::state_path(self.reg, model, id).is_file() {
+            return Ok(());
+        }
+        let theirs_keys = remote_keys(self.remote)?;
+        self.fetch_states(&theirs_keys, &local_keys(self.reg)?, Some(model))?;
+        if stages::state_path(self.reg, model, id).is_file() {
+            return Ok(());
+        }
+        Err(crate::error::Failure::error(format!(
+            "{key} on {} names stage state {}, which the remote does not hold",
+            self.remote.url(),
+            id.short()
+        ))
+        .hint("the remote's stage pointer is damaged; `mreg history` in a registry that synced before lists the states it can point to")
+        .into())
+    }
+
     /// Returns whether the model's local stage moves must not go to the remote (and
     /// records why): a remote not shown to enforce conditional writes, or a stage
     /// policy other than this registry's.
@@ -922,7 +942,7 @@ impl<'a> Sync<'a> {
                     "the stages of {model} moved here, but {} is not known to enforce conditional writes, so mreg does not move stages there",
                     self.remote.url()
                 ),
-                "`mreg remote check` tells whether it does now; if only one writer ever uses that remote, add it again with --single-writer".to_owned(),
+                "`mreg remote check` tells whether it does now; if only one writer ever uses that remote, remove it and add it again with --single-writer".to_owned(),
             );
             return Ok(true);
         }
@@ -996,6 +1016,18 @@ impl<'a> Sync<'a> {
             Err(_) => format!("state {}", id.short()),
         }
     }
+}
+
+/// Refuses a remote whose `config.toml` this mreg cannot honour: a newer layout format,
+/// or a config that does not parse. Nothing is written to such a remote.
+pub fn check_remote_config(remote: &dyn Remote) -> Result<()> {
+    let Some(config) = remote.get("config.toml")? else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(&config.bytes);
+    let path = format!("{}/config.toml", remote.url().trim_end_matches('/'));
+    crate::store::layout::check_config(&text, remote.url(), std::path::Path::new(&path))?;
+    Ok(())
 }
 
 /// Creates `key` on the remote; returns whether it was new. Finding the same bytes

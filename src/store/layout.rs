@@ -68,6 +68,11 @@ impl Registry {
         // The registry is data, not source: keep it out of the project's git status,
         // where it would also make every run's source look dirty.
         atomic::replace(&reg.tmp_dir(), &reg.root.join(".gitignore"), b"*\n")?;
+        atomic::replace(
+            &reg.tmp_dir(),
+            &reg.root.join("registry-id"),
+            format!("{}\n", new_registry_id()).as_bytes(),
+        )?;
         let config = config::initial_text(FORMAT);
         atomic::replace(
             &reg.tmp_dir(),
@@ -163,18 +168,36 @@ impl Registry {
         let path = self.root.join("config.toml");
         let text = fs::read_to_string(&path)
             .with_context(|| format!("reading registry config {}", path.display()))?;
-        let format = toml::from_str::<FormatOnly>(&text).map_or(FORMAT, |f| f.format);
-        if format > FORMAT {
-            return Err(Failure::error(format!(
-                "the registry at {} has layout format {format}, newer than this mreg reads ({FORMAT})",
-                self.root.display(),
-            ))
-            .hint("upgrade mreg")
-            .into());
-        }
-        Config::parse(&text, &path)
+        check_config(&text, &self.root.display().to_string(), &path)
     }
+}
 
+/// Returns a new registry id: 32 hex digits unique to this moment and process, written
+/// to `registry-id` when a registry is made, so that whoever remembers things about a
+/// remote can tell when the registry there was replaced by another.
+pub fn new_registry_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!("mreg registry\0{}\0{nanos}", std::process::id());
+    blake3::hash(seed.as_bytes()).to_hex()[..32].to_owned()
+}
+
+/// Returns the config of the registry `name` names, parsed from `text` (read from
+/// `path`), refusing a newer layout format before anything else in it.
+pub fn check_config(text: &str, name: &str, path: &Path) -> Result<Config> {
+    let format = toml::from_str::<FormatOnly>(text).map_or(FORMAT, |f| f.format);
+    if format > FORMAT {
+        return Err(Failure::error(format!(
+            "the registry at {name} has layout format {format}, newer than this mreg reads ({FORMAT})",
+        ))
+        .hint("upgrade mreg")
+        .into());
+    }
+    Config::parse(text, path)
+}
+
+impl Registry {
     /// Returns the `.mreg` folder.
     pub fn root(&self) -> &Path {
         &self.root

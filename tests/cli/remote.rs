@@ -759,3 +759,59 @@ fn sync_recheck_also_fetches_back_objects_lost_here() {
     assert!(out["fetched"]["objects"].as_u64().unwrap() >= 4, "{out}");
     a.ok(&["fsck"]);
 }
+
+#[test]
+fn a_remote_made_again_gets_the_objects_again() {
+    let a = TestEnv::new();
+    a.ok(&["init"]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny"]);
+    let share = a.root().join("share");
+    a.ok(&["remote", "add", "share", &share.display().to_string()]);
+    a.ok(&["sync"]);
+    // Emptied and made a registry again by hand: another registry, despite the URL.
+    fs::remove_dir_all(&share).unwrap();
+    a.ok(&["init", &share.display().to_string()]);
+    let sent = json(&a.ok(&["sync", "--json"]));
+    assert!(sent["sent"]["objects"].as_u64().unwrap() >= 4, "{sent}");
+    let b = TestEnv::new();
+    b.ok(&["clone", &share.display().to_string(), "reg"]);
+    b.ok(&["--registry", "reg", "fsck"]);
+}
+
+#[test]
+fn a_remote_this_mreg_cannot_honour_is_refused_untouched() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    s3::put(&bucket, "reg/config.toml", b"format = 9\n");
+    let a = s3_env();
+    a.ok(&["init"]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny"]);
+    a.ok(&["remote", "add", "future", &url]);
+    let out = a.snap(&["sync"]);
+    assert!(out.starts_with("exit: 1\n"), "{out}");
+    assert!(
+        out.contains("has layout format 9, newer than this mreg reads"),
+        "{out}"
+    );
+    assert!(s3::keys(&bucket, "reg/models/").is_empty());
+    assert!(s3::keys(&bucket, "reg/objects/").is_empty());
+    let out = a.snap(&["ls", "--registry", &url]);
+    assert!(
+        out.contains(&format!("the registry at {url} has layout format 9")),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_remote_add_of_a_path_that_cannot_be_a_remote_is_a_usage_error() {
+    let a = TestEnv::new();
+    a.ok(&["init"]);
+    for url in [".", ".mreg/inner", "/nonexistent/deep/share", ""] {
+        let out = a.snap(&["remote", "add", "r", url]);
+        assert!(out.starts_with("exit: 2\n"), "{url:?}: {out}");
+    }
+    assert!(!std::path::Path::new("/nonexistent/deep/share").exists());
+    assert!(!a.registry().join("inner").exists());
+}
