@@ -9,6 +9,19 @@ use std::time::{Duration, Instant};
 
 use crate::common::{TestEnv, listing, s3, snapshot_files};
 
+/// Returns a registry holding `tiny@1` (the tiny-v1 fixture), synced to a folder remote
+/// named `share`, and that folder's path.
+fn synced_to_a_folder() -> (TestEnv, String) {
+    let a = TestEnv::new();
+    a.ok(&["init"]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny"]);
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["remote", "add", "share", &share]);
+    a.ok(&["sync"]);
+    (a, share)
+}
+
 /// Returns an environment pointed at the test S3 server.
 fn s3_env() -> TestEnv {
     let env = TestEnv::new();
@@ -498,13 +511,8 @@ fn a_bucket_without_conditional_writes_takes_no_direct_push_unless_single_writer
 
 #[test]
 fn sync_recheck_sends_again_an_object_lost_on_the_remote() {
-    let a = TestEnv::new();
-    a.ok(&["init"]);
-    a.fixture("tiny-v1", "v1");
-    a.ok(&["push", "v1", "--model", "tiny"]);
-    let share = a.root().join("share");
-    a.ok(&["remote", "add", "share", &share.display().to_string()]);
-    a.ok(&["sync"]);
+    let (a, share) = synced_to_a_folder();
+    let share = std::path::PathBuf::from(share);
     let lost = walkdir::WalkDir::new(share.join(".mreg/objects"))
         .into_iter()
         .filter_map(Result::ok)
@@ -573,13 +581,7 @@ fn renumber_publishes_the_local_versions_under_new_numbers() {
 
 #[test]
 fn pull_fetches_objects_the_registry_lacks_from_the_default_remote() {
-    let a = TestEnv::new();
-    a.ok(&["init"]);
-    a.fixture("tiny-v1", "v1");
-    a.ok(&["push", "v1", "--model", "tiny"]);
-    let share = a.root().join("share").display().to_string();
-    a.ok(&["remote", "add", "share", &share]);
-    a.ok(&["sync"]);
+    let (a, _) = synced_to_a_folder();
     // Objects lost here (a disk cleanup, say) come back from the remote on pull.
     fs::remove_dir_all(a.registry().join("objects")).unwrap();
     fs::create_dir(a.registry().join("objects")).unwrap();
@@ -746,13 +748,7 @@ fn stages_moved_under_another_policy_are_not_sent() {
 
 #[test]
 fn sync_recheck_also_fetches_back_objects_lost_here() {
-    let a = TestEnv::new();
-    a.ok(&["init"]);
-    a.fixture("tiny-v1", "v1");
-    a.ok(&["push", "v1", "--model", "tiny"]);
-    let share = a.root().join("share").display().to_string();
-    a.ok(&["remote", "add", "share", &share]);
-    a.ok(&["sync"]);
+    let (a, _) = synced_to_a_folder();
     fs::remove_dir_all(a.registry().join("objects")).unwrap();
     fs::create_dir(a.registry().join("objects")).unwrap();
     let out = json(&a.ok(&["sync", "--recheck", "--json"]));
@@ -762,13 +758,8 @@ fn sync_recheck_also_fetches_back_objects_lost_here() {
 
 #[test]
 fn a_remote_made_again_gets_the_objects_again() {
-    let a = TestEnv::new();
-    a.ok(&["init"]);
-    a.fixture("tiny-v1", "v1");
-    a.ok(&["push", "v1", "--model", "tiny"]);
-    let share = a.root().join("share");
-    a.ok(&["remote", "add", "share", &share.display().to_string()]);
-    a.ok(&["sync"]);
+    let (a, share) = synced_to_a_folder();
+    let share = std::path::PathBuf::from(share);
     // Emptied and made a registry again by hand: another registry, despite the URL.
     fs::remove_dir_all(&share).unwrap();
     a.ok(&["init", &share.display().to_string()]);
