@@ -806,3 +806,23 @@ fn a_remote_add_of_a_path_that_cannot_be_a_remote_is_a_usage_error() {
     assert!(!std::path::Path::new("/nonexistent/deep/share").exists());
     assert!(!a.registry().join("inner").exists());
 }
+
+#[test]
+fn a_mirror_of_a_bucket_made_again_says_it_disagrees_instead_of_serving_old_records() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = s3_env();
+    a.ok(&["init", &url]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny", "--registry", &url]);
+    // The bucket is emptied by hand and made again; another machine pushes other content.
+    s3::delete_all(&bucket, "reg/");
+    let b = s3_env();
+    b.ok(&["init", &url]);
+    b.fixture("tiny-v2", "v2");
+    b.ok(&["push", "v2", "--model", "tiny", "--registry", &url]);
+    let out = a.snap(&["ls", "tiny", "--registry", &url]);
+    assert!(out.starts_with("exit: 1\n"), "{out}");
+    assert!(out.contains("disagrees with the bucket"), "{out}");
+    assert!(out.contains("the mirror is a cache: delete"), "{out}");
+}

@@ -94,6 +94,14 @@ pub fn put(bucket: &str, key: &str, body: &[u8]) {
     );
 }
 
+/// Deletes every key under a prefix, bypassing mreg (a bucket emptied by hand).
+pub fn delete_all(bucket: &str, prefix: &str) {
+    for key in keys(bucket, prefix) {
+        let (status, _) = request("DELETE", &format!("/{bucket}/{key}"), &[]);
+        assert_eq!(status, 204, "deleting {key}");
+    }
+}
+
 /// Returns the keys under a prefix of a bucket.
 pub fn keys(bucket: &str, prefix: &str) -> Vec<String> {
     let (status, body) = request(
