@@ -166,10 +166,6 @@ impl Location {
         Ok(Location::Folder(crate::store::Registry::local_path(url)?))
     }
 
-    /// Returns whether this is a bucket.
-    pub fn is_s3(&self) -> bool {
-        matches!(self, Location::S3 { .. })
-    }
 }
 
 /// Refuses a bucket name S3 would refuse: 3 to 63 of lowercase letters, digits, `.`
