@@ -165,7 +165,6 @@ impl Location {
         }
         Ok(Location::Folder(crate::store::Registry::local_path(url)?))
     }
-
 }
 
 /// Refuses a bucket name S3 would refuse: 3 to 63 of lowercase letters, digits, `.`

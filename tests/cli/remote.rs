@@ -22,6 +22,13 @@ fn synced_to_a_folder() -> (TestEnv, String) {
     (a, share)
 }
 
+/// Returns a new, empty bucket and the URL of a registry under its `reg` prefix.
+fn new_bucket() -> (String, String) {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    (bucket, url)
+}
+
 /// Returns an environment pointed at the test S3 server.
 fn s3_env() -> TestEnv {
     let env = TestEnv::new();
@@ -35,8 +42,7 @@ fn json(text: &str) -> serde_json::Value {
 
 #[test]
 fn a_bucket_is_used_directly_by_every_command() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (bucket, url) = new_bucket();
     let a = s3_env();
     a.ok(&["init", &url]);
     a.fixture("tiny-v1", "v1");
@@ -143,8 +149,7 @@ fn sync_sends_and_fetches_both_ways_and_clone_pulls_identical_bytes() {
 
 #[test]
 fn a_corrupted_object_on_the_bucket_is_refused_on_pull() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (bucket, url) = new_bucket();
     let a = s3_env();
     a.ok(&["init", &url]);
     a.fixture("tiny-v1", "v1");
@@ -165,8 +170,7 @@ fn a_corrupted_object_on_the_bucket_is_refused_on_pull() {
 
 #[test]
 fn concurrent_pushes_and_promotions_on_a_bucket_never_share_a_number() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (_, url) = new_bucket();
     let setup = s3_env();
     setup.ok(&["init", &url]);
     let machines: Vec<TestEnv> = (0..4).map(|_| s3_env()).collect();
@@ -255,8 +259,7 @@ fn concurrent_pushes_and_promotions_on_a_bucket_never_share_a_number() {
 
 #[test]
 fn a_sync_killed_midway_resumes_without_resending_what_arrived() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (bucket, url) = new_bucket();
     let a = s3_env();
     a.ok(&["init"]);
     for i in 0..300 {
@@ -312,8 +315,7 @@ pub const IN_FLIGHT: usize = 8;
 
 #[test]
 fn a_remote_that_ignores_conditional_writes_is_caught_and_gets_no_stage_moves() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (bucket, url) = new_bucket();
     let a = TestEnv::new();
     a.use_s3(s3::server().proxy_port);
     a.ok(&["init"]);
@@ -369,8 +371,7 @@ fn two_registries_with_their_own_tiny_1(url: &str) -> (TestEnv, TestEnv) {
 
 #[test]
 fn a_version_number_taken_differently_on_both_sides_is_a_conflict() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (bucket, url) = new_bucket();
     let (a, b) = two_registries_with_their_own_tiny_1(&url);
     for env in [&a, &b] {
         env.ok(&["push", "m", "--model", "other-only-here"]);
@@ -393,8 +394,7 @@ fn a_version_number_taken_differently_on_both_sides_is_a_conflict() {
 
 #[test]
 fn stages_moved_on_both_sides_are_a_conflict_until_one_side_is_taken() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (_, url) = new_bucket();
     let a = s3_env();
     a.ok(&["init"]);
     a.fixture("tiny-v1", "v1");
@@ -466,8 +466,7 @@ fn a_folder_remote_is_copied_never_linked_and_its_symlinks_are_not_followed() {
 
 #[test]
 fn a_large_object_goes_in_parts_and_comes_back_byte_identical() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (_, url) = new_bucket();
     let a = s3_env();
     a.ok(&["init", &url]);
     // 40 MiB that zstd cannot shrink: three parts of 16 MiB.
@@ -490,8 +489,7 @@ fn a_large_object_goes_in_parts_and_comes_back_byte_identical() {
 
 #[test]
 fn a_bucket_without_conditional_writes_takes_no_direct_push_unless_single_writer() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (bucket, url) = new_bucket();
     let env = TestEnv::new();
     env.use_s3(s3::server().proxy_port);
     env.ok(&["init", &url]);
@@ -552,8 +550,7 @@ fn bad_bucket_urls_and_endpoints_are_usage_errors() {
 
 #[test]
 fn renumber_publishes_the_local_versions_under_new_numbers() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (_, url) = new_bucket();
     let (a, b) = two_registries_with_their_own_tiny_1(&url);
     a.ok(&["sync"]);
     assert!(b.snap(&["sync"]).starts_with("exit: 4\n"));
@@ -610,8 +607,7 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 #[test]
 fn an_upload_in_parts_killed_midway_resumes_from_its_journal() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (bucket, url) = new_bucket();
     let a = s3_env();
     a.ok(&["init"]);
     let bytes = noise(96 << 20, 7);
@@ -673,8 +669,7 @@ fn an_upload_in_parts_killed_midway_resumes_from_its_journal() {
 
 #[test]
 fn mreg_run_on_a_bucket_gives_its_command_the_bucket_not_the_mirror() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (_, url) = new_bucket();
     let a = s3_env();
     a.ok(&["init", &url]);
     a.fixture("tiny-v1", "v1");
@@ -711,8 +706,7 @@ fn a_remote_that_lost_its_registry_is_refused_or_refilled_never_half_sent() {
     assert!(out.contains("no mreg registry at"), "{out}");
     assert!(!share.join(".mreg").exists());
     // An emptied bucket gets everything again, objects included.
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (_, url) = new_bucket();
     a.ok(&["remote", "add", "team", &url]);
     a.ok(&["sync", "team"]);
     let other = s3::bucket();
@@ -728,8 +722,7 @@ fn a_remote_that_lost_its_registry_is_refused_or_refilled_never_half_sent() {
 
 #[test]
 fn stages_moved_under_another_policy_are_not_sent() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (bucket, url) = new_bucket();
     let a = s3_env();
     a.ok(&["init"]);
     a.fixture("tiny-v1", "v1");
@@ -772,8 +765,7 @@ fn a_remote_made_again_gets_the_objects_again() {
 
 #[test]
 fn a_remote_this_mreg_cannot_honour_is_refused_untouched() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (bucket, url) = new_bucket();
     s3::put(&bucket, "reg/config.toml", b"format = 9\n");
     let a = s3_env();
     a.ok(&["init"]);
@@ -809,8 +801,7 @@ fn a_remote_add_of_a_path_that_cannot_be_a_remote_is_a_usage_error() {
 
 #[test]
 fn a_mirror_of_a_bucket_made_again_says_it_disagrees_instead_of_serving_old_records() {
-    let bucket = s3::bucket();
-    let url = format!("s3://{bucket}/reg");
+    let (bucket, url) = new_bucket();
     let a = s3_env();
     a.ok(&["init", &url]);
     a.fixture("tiny-v1", "v1");
