@@ -8,6 +8,7 @@ mod cli {
     mod diff;
     mod fsck;
     mod golden;
+    mod golden_registry;
     mod init;
     mod lineage;
     mod log;
