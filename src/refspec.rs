@@ -4,45 +4,7 @@
 use std::fmt;
 
 use crate::error::Failure;
-
-/// Shortest tree-hash prefix accepted in a reference.
-pub const MIN_HASH_PREFIX: usize = 6;
-
-/// Returns a model name that passed the whitelist.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ModelName(String);
-
-impl ModelName {
-    /// Returns the name if it follows the rules: 1 to 100 letters, digits, `.`, `_`
-    /// and `-`, starting with a letter or digit, without `..`.
-    pub fn parse(name: &str) -> Result<ModelName, Failure> {
-        let ok_chars = name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        let ok_start = name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
-        if !ok_chars || !ok_start || name.len() > 100 || name.contains("..") {
-            return Err(Failure::usage(format!("{name:?} is not a valid model name")).hint(
-                "use 1 to 100 letters, digits, '.', '_' and '-', starting with a letter or digit, \
-                 without '..' (e.g. churn, bert-base.v2)",
-            ));
-        }
-        Ok(ModelName(name.to_owned()))
-    }
-
-    /// Returns the name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ModelName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use crate::names::{MIN_HASH_PREFIX, ModelName};
 
 /// Returns which version of a model a reference selects.
 #[derive(Debug, Clone, PartialEq, Eq)]

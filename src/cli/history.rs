@@ -7,7 +7,7 @@ use anyhow::Result;
 use super::{Ctx, output};
 use crate::manifest::state::{Action, CheckRecord};
 use crate::manifest::{StageState, StateId};
-use crate::refspec::ModelName;
+use crate::names::ModelName;
 use crate::store::{models, stages};
 
 /// Show a model's stage moves, newest first: who, when, what moved, on what evidence

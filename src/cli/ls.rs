@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::{Ctx, output};
 use crate::manifest::VersionRecord;
-use crate::refspec::{ModelName, ModelRef};
+use crate::names::ModelName;
+use crate::refspec::ModelRef;
 use crate::store::Registry;
 use crate::store::{models, stages};
 

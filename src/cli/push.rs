@@ -13,7 +13,7 @@ use crate::clock;
 use crate::error::Failure;
 use crate::manifest::run::{End, ModelLink, Status};
 use crate::manifest::{RunEvent, RunId, VersionRecord};
-use crate::refspec::ModelName;
+use crate::names::ModelName;
 use crate::stage::promote::{Promotion, Report, promote};
 use crate::store::snapshot::{self, Sink, Skipped};
 use crate::store::statcache::StatCache;
@@ -142,7 +142,7 @@ impl StageRequest {
 pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     let model = ModelName::parse(&args.model)?;
     if let Some(experiment) = &args.experiment {
-        record::check_label("--experiment", experiment)?;
+        crate::names::check_label("--experiment", experiment)?;
     }
     let reg = ctx.registry()?;
     if let Some(up) = reg.upstream() {

@@ -7,7 +7,7 @@ use anyhow::Result;
 use super::Ctx;
 use super::inputs::Additions;
 use crate::clock;
-use crate::error::Failure;
+
 use crate::lineage;
 use crate::manifest::run::{Command, FORMAT, Status};
 use crate::manifest::{RunId, RunRecord};
@@ -116,16 +116,6 @@ pub fn recorded_argv(argv: &[String]) -> Vec<String> {
 pub fn create_with(reg: &Registry, mut record: RunRecord, add: Additions) -> Result<RunRecord> {
     add.apply_to(reg, &mut record)?;
     runs::create(reg, record)
-}
-
-/// Refuses an experiment or run name that is empty, too long or has control characters.
-pub fn check_label(flag: &str, text: &str) -> Result<(), Failure> {
-    if text.is_empty() || text.chars().count() > 200 || text.chars().any(char::is_control) {
-        return Err(Failure::usage(format!(
-            "{flag} {text:?} is not usable: give 1 to 200 characters, without control characters"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

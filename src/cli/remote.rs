@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{Ctx, output};
 use crate::error::{EXIT_ERROR, EXIT_OK, Failure};
 use crate::remote::probe::{self, Probe};
-use crate::remote::settings::{self, Entry, Settings};
+use crate::remote::settings::{Entry, Settings};
 use crate::store::Registry;
 
 /// Manage the remotes this registry syncs with: folders or S3 bucket prefixes
@@ -107,7 +107,7 @@ pub fn run(ctx: &Ctx, args: &RemoteArgs) -> Result<u8> {
 }
 
 fn add_remote(ctx: &Ctx, reg: &Registry, settings: &mut Settings, add: &AddArgs) -> Result<u8> {
-    settings::check_name(&add.name)?;
+    crate::names::check_remote_name(&add.name)?;
     if let Some(old) = settings.remotes.get(&add.name) {
         return Err(Failure::usage(format!(
             "a remote named {} exists already ({})",

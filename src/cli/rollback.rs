@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use super::promote::{MoveRow, move_rows, side_moves, stamp};
-use crate::refspec::ModelName;
+use crate::names::ModelName;
 use crate::stage::rollback::rollback;
 use crate::store::models;
 

@@ -64,9 +64,9 @@ struct Outcome {
 
 /// Runs `mreg run` and returns the exit code to leave with: the command's.
 pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
-    record::check_label("--experiment", &args.experiment)?;
+    crate::names::check_label("--experiment", &args.experiment)?;
     if let Some(name) = &args.name {
-        record::check_label("--name", name)?;
+        crate::names::check_label("--name", name)?;
     }
     let reg = ctx.registry()?;
     let started_at = clock::now()?;

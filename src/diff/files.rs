@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use super::FileTensors;
 use super::tensors::{self, SideError};
-use crate::store::tree::{Kind, TreeId};
+use crate::id::TreeId;
+use crate::store::tree::Kind;
 use crate::store::{ObjectId, Progress, Registry, read};
 
 /// A tree nested deeper than this is refused.

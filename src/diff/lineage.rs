@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::Change;
-use crate::lineage::Environment;
 use crate::manifest::RunRecord;
+use crate::manifest::lineage::Environment;
 use crate::manifest::run::DataInput;
 
 /// Returns one fact on both sides, as text.
@@ -198,8 +198,8 @@ fn gpus(env: &Environment) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lineage::{Gpu, LockFile, Source};
     use crate::manifest::RunId;
+    use crate::manifest::lineage::{Gpu, LockFile, Source};
     use crate::manifest::run::Status;
 
     fn run(commit: &str, driver: &str, lock: &str) -> RunRecord {

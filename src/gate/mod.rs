@@ -43,5 +43,6 @@
 mod eval;
 mod parse;
 
+pub use crate::names::is_stage_name;
 pub use eval::{Check, Subject, evaluate};
-pub use parse::{Adjust, Gate, Rhs, is_stage_name};
+pub use parse::{Adjust, Gate, Rhs};

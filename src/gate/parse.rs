@@ -4,10 +4,10 @@ use std::fmt;
 
 use crate::error::Failure;
 use crate::manifest::Value;
+use crate::names::{reads_as_version, stage_end};
 use crate::query::{
     Key, Op, SyntaxError, is_key_char, scan_key, scan_number, scan_quoted, word_end,
 };
-use crate::refspec::MIN_HASH_PREFIX;
 
 const GATE_HINT: &str = "a gate is one comparison of a key with a value or a stage: 'acc>0.85', \
                          'tags.team==\"growth\"', 'acc>=@production-0.005'";
@@ -214,51 +214,6 @@ pub(super) fn number_of(value: &Value) -> Option<f64> {
         Value::Float(f) => Some(*f),
         Value::Bool(_) | Value::Str(_) => None,
     }
-}
-
-/// Returns whether `name` may name a stage: `production`, `pre-prod`, `canary_2`.
-///
-/// A stage name is words of lowercase ASCII letters, digits and `_`, each starting with a
-/// letter, joined by single `-`s. The rule keeps `@production-0.005` in a gate readable:
-/// since no word after a `-` starts with a digit, the stage there is `production` and
-/// `-0.005` its tolerance.
-///
-/// Names that read as version selectors in a reference like `churn@…` are refused, so a
-/// stage can never be mistaken for a version there: `latest`, `v` or nothing followed by
-/// digits (`v3`), and names of at least 6 characters that are all hex digits (`deadbeef`),
-/// which read as a tree-hash prefix.
-pub fn is_stage_name(name: &str) -> bool {
-    let src: Vec<char> = name.chars().collect();
-    !src.is_empty() && stage_end(&src, 0) == src.len() && !reads_as_version(name)
-}
-
-/// Returns the end of the longest stage name (by the grammar, without the version check)
-/// starting at `start`; `start` itself when there is none.
-fn stage_end(src: &[char], start: usize) -> usize {
-    let is_word_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
-    let mut end = start;
-    let mut i = start;
-    loop {
-        if !src.get(i).is_some_and(char::is_ascii_lowercase) {
-            return end;
-        }
-        while src.get(i).is_some_and(|&c| is_word_char(c)) {
-            i += 1;
-        }
-        end = i;
-        if src.get(i) != Some(&'-') {
-            return end;
-        }
-        i += 1;
-    }
-}
-
-/// Returns whether a stage-like name reads as a version selector in `churn@NAME`.
-fn reads_as_version(name: &str) -> bool {
-    let digits = name.strip_prefix('v').unwrap_or(name);
-    let is_number = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
-    let is_hash = name.len() >= MIN_HASH_PREFIX && name.bytes().all(|b| b.is_ascii_hexdigit());
-    name == "latest" || is_number || is_hash
 }
 
 /// Returns how a failure names the gate: `gate 'acc>'`, or Rust-quoted when it holds a `'`.

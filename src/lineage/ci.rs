@@ -4,42 +4,9 @@
 //! tests never touch the process environment. Every URL passes through
 //! [`strip_credentials`].
 
-use serde::{Deserialize, Serialize};
-
 use crate::lineage::url::strip_credentials;
 use crate::lineage::{Getenv, var};
-
-/// The CI job a run or promotion happened in.
-///
-/// Field meanings are shared across providers: `run_id` names the pipeline, workflow
-/// or build as a whole, `job_id` one job inside it, `job` the job's name and `workflow`
-/// the pipeline's name. A provider that has no equivalent leaves the field out.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Ci {
-    /// The provider: `github-actions`, `gitlab-ci`, `buildkite`, `circleci` or `jenkins`.
-    pub provider: String,
-    /// A link to the job (or its run), without credentials, query or fragment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_url: Option<String>,
-    /// The id of the pipeline, workflow run or build.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run_id: Option<String>,
-    /// The id of the job within the run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_id: Option<String>,
-    /// The name of the job.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job: Option<String>,
-    /// The name of the workflow or pipeline.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workflow: Option<String>,
-    /// The commit the job built, as the provider reports it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
-    /// The branch or tag the job built.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ref_name: Option<String>,
-}
+use crate::manifest::lineage::Ci;
 
 /// Returns the CI job that `getenv` describes, or `None` when no known provider is set.
 pub(crate) fn detect(getenv: Getenv<'_>) -> Option<Ci> {

@@ -8,22 +8,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use crate::lineage::{Getenv, var};
-
-/// The container a run executed in, when one could be recognized.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Container {
-    /// What runs the container: `kubernetes`, `podman`, `docker`, the value of the
-    /// systemd `container` variable (`lxc`, `systemd-nspawn`…), or `unknown` when only
-    /// an image name was given.
-    pub runtime: String,
-    /// The image, from `MREG_CONTAINER_IMAGE`, GitLab's `CI_JOB_IMAGE`, or podman's
-    /// `/run/.containerenv`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-}
+use crate::manifest::lineage::Container;
 
 /// Returns the operating system's name: `PRETTY_NAME` from os-release, else the target OS.
 pub(crate) fn os_name() -> String {

@@ -12,37 +12,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use serde::{Deserialize, Serialize};
-
 use crate::lineage::url::strip_credentials;
+use crate::manifest::lineage::Source;
 
 /// Untracked files larger than this enter the diff hash by name and size, not content.
 ///
 /// Hashing runs at the start of every recorded run; a multi-gigabyte checkpoint left
 /// untracked in the work tree must not stall it.
 const UNTRACKED_CONTENT_LIMIT: u64 = 32 << 20;
-
-/// Where a run's code came from: the git state of the folder it started in.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Source {
-    /// The checked-out commit (full hex id); `None` on a branch with no commit yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
-    /// The checked-out branch; `None` when `HEAD` is detached.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub branch: Option<String>,
-    /// Whether tracked files differ from the commit or untracked, not-ignored files exist.
-    pub dirty: bool,
-    /// When dirty, the blake3 hex of `git diff HEAD --binary` followed by the names and
-    /// hashes of untracked, not-ignored files: the same changes give the same hash.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diff_hash: Option<String>,
-    /// The URL of `origin`, else of the first remote, without credentials.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote: Option<String>,
-    /// The top folder of the work tree.
-    pub root: String,
-}
 
 /// Returns the git state of the work tree containing `dir`.
 ///

@@ -10,26 +10,13 @@ use std::process::{Child, Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use crate::manifest::lineage::Gpu;
 
 /// How long `nvidia-smi` may take before it is killed.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The most output read from one `nvidia-smi` invocation.
 const MAX_OUTPUT: u64 = 1 << 20;
-
-/// One GPU as `nvidia-smi` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Gpu {
-    /// The model name, such as `NVIDIA A100-SXM4-80GB`.
-    pub name: String,
-    /// The total memory in bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_bytes: Option<u64>,
-    /// The driver version, such as `550.54.15`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub driver: Option<String>,
-}
 
 /// Returns the GPUs and the CUDA version, both empty when `nvidia-smi` is not on `path`.
 ///

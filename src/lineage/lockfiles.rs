@@ -4,7 +4,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use crate::manifest::lineage::LockFile;
 
 /// Lock-file names recognized exactly; `requirements*.txt` is matched separately.
 const NAMES: [&str; 8] = [
@@ -17,15 +17,6 @@ const NAMES: [&str; 8] = [
     "Cargo.lock",
     "package-lock.json",
 ];
-
-/// One dependency lock file and the hash of its content.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct LockFile {
-    /// The file's name, relative to the source folder.
-    pub path: String,
-    /// The blake3 hash of its content, in lowercase hex.
-    pub blake3: String,
-}
 
 /// Returns the lock files directly in `dir` (not in subfolders), sorted by path.
 ///

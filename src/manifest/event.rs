@@ -10,7 +10,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::Value;
-use super::run::{DataInput, End, ModelLink, RunId, Series, check_format};
+use super::run::{DataInput, End, ModelLink, Series, check_format};
+use crate::id::RunId;
 
 /// The event format this build reads and writes.
 pub const FORMAT: u32 = 1;

@@ -6,15 +6,15 @@
 //! [`RunEvent`]s that [`RunRecord::apply`] folds in, in order.
 
 use std::collections::BTreeMap;
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::Value;
 use super::event::RunEvent;
-use crate::lineage::{Environment, Source};
-use crate::store::{ObjectId, TreeId};
+use super::lineage::{Environment, Source};
+use crate::id::{ObjectId, RunId, TreeId};
 
 /// The run-record format this build reads and writes.
 pub const FORMAT: u32 = 1;
@@ -22,45 +22,6 @@ pub const FORMAT: u32 = 1;
 /// How many points of a series a record or event keeps inline; longer series go to
 /// an object the record points at, so manifests stay small.
 pub const INLINE_POINTS: usize = 16;
-
-/// Returns a run's identity: 16 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RunId(String);
-
-impl RunId {
-    /// Number of hex digits in a run id.
-    pub const LEN: usize = 16;
-
-    /// Returns the id if `text` is one: exactly 16 lowercase hex digits.
-    pub fn parse(text: &str) -> Option<RunId> {
-        (text.len() == Self::LEN && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| RunId(text.to_owned()))
-    }
-
-    /// Returns the id made of the first 16 hex digits of a hash.
-    pub fn from_hash(hash: &blake3::Hash) -> RunId {
-        let mut hex = hash.to_hex().to_string();
-        hex.truncate(Self::LEN);
-        RunId(hex)
-    }
-
-    /// Returns the id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Returns the first 8 digits, for tables.
-    pub fn short(&self) -> &str {
-        &self.0[..8]
-    }
-}
-
-impl fmt::Display for RunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Returns where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,64 +6,16 @@
 //! hash of its bytes, so an edited state no longer matches its name.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::Value;
 use super::run::check_format;
+use crate::id::StateId;
 
 /// The state format this build reads and writes.
 pub const FORMAT: u32 = 1;
-
-/// Returns the id of a state: the blake3 hash of its bytes, 64 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct StateId(String);
-
-impl StateId {
-    /// Returns the id of a state's bytes.
-    pub fn of(bytes: &[u8]) -> StateId {
-        StateId(blake3::hash(bytes).to_hex().to_string())
-    }
-
-    /// Returns the id if `text` is 64 lowercase hex digits.
-    pub fn parse(text: &str) -> Option<StateId> {
-        (text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| StateId(text.to_owned()))
-    }
-
-    /// Returns the id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Returns the first 12 digits, for listings.
-    pub fn short(&self) -> &str {
-        &self.0[..12]
-    }
-}
-
-impl TryFrom<String> for StateId {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        StateId::parse(&text).ok_or_else(|| format!("{text:?} is not a state id"))
-    }
-}
-
-impl From<StateId> for String {
-    fn from(id: StateId) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for StateId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Returns what a state records happening.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

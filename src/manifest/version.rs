@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RunId;
 use super::run::check_format;
-use crate::store::TreeId;
+use crate::id::TreeId;
 
 /// The version-record format this build writes; it reads this one and older ones.
 ///

@@ -17,9 +17,10 @@ use super::known::Known;
 use super::sync::{self, Options, Sync};
 use super::{Created, Remote, Swapped, transfer};
 use crate::error::Failure;
+use crate::id::ObjectId;
 use crate::manifest::{StageState, StateId};
 use crate::store::lock::Holder;
-use crate::store::object::{Encoding, ObjectId};
+use crate::store::object::Encoding;
 use crate::store::upstream::{HeadSwap, Upstream, UpstreamRef};
 use crate::store::{NoProgress, Progress, Registry, atomic, read, stages};
 

@@ -142,22 +142,3 @@ impl Settings {
         }
     }
 }
-
-/// Checks a remote's name: 1 to 64 of letters, digits, `.`, `_` and `-`, starting with
-/// a letter.
-pub fn check_name(name: &str) -> Result<()> {
-    let ok = (1..=64).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(
-            Failure::usage(format!("{name:?} is not a valid remote name"))
-                .hint("use letters, digits, `.`, `_` and `-`, starting with a letter, e.g. team")
-                .into(),
-        )
-    }
-}

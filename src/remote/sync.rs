@@ -23,10 +23,10 @@ use serde::Serialize;
 
 use super::known::Known;
 use super::{Created, Remote, Swapped, transfer};
+use crate::id::TreeId;
 use crate::manifest::{RunEvent, RunRecord, StateId, VersionRecord};
 use crate::store::lock::Holder;
 use crate::store::stages::{self, Swap};
-use crate::store::tree::TreeId;
 use crate::store::{ObjectId, Progress, Registry, atomic, read};
 
 /// How many times a model's stages are re-read after a lost compare-and-swap.
@@ -185,11 +185,11 @@ impl Keys {
         out.runs
             .retain(|id, _| crate::manifest::RunId::parse(id).is_some());
         out.versions
-            .retain(|model, _| crate::refspec::ModelName::parse(model).is_ok());
+            .retain(|model, _| crate::names::ModelName::parse(model).is_ok());
         out.states
-            .retain(|model, _| crate::refspec::ModelName::parse(model).is_ok());
+            .retain(|model, _| crate::names::ModelName::parse(model).is_ok());
         out.heads
-            .retain(|model| crate::refspec::ModelName::parse(model).is_ok());
+            .retain(|model| crate::names::ModelName::parse(model).is_ok());
         out
     }
 

@@ -19,9 +19,10 @@ use anyhow::{Context, Result};
 use super::known::Known;
 use super::{Remote, object_key};
 use crate::error::Failure;
+use crate::id::TreeId;
 use crate::store::object::{self, Encoding};
 use crate::store::read;
-use crate::store::tree::{Kind, Tree, TreeId};
+use crate::store::tree::{Kind, Tree};
 use crate::store::{ObjectId, Progress, Registry, atomic};
 
 /// Transfers in flight at once: network-bound, so more than the cores.

@@ -11,9 +11,10 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::object::{self, Encoding, ObjectId};
+use super::object::{self, Encoding};
 use super::tree::{Kind, Tree};
 use super::{Progress, Registry, lock, models, read, runs, stages};
+use crate::id::ObjectId;
 use crate::manifest::run::Series;
 use crate::manifest::{RunEvent, RunId};
 

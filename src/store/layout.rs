@@ -19,10 +19,11 @@ use serde::Deserialize;
 
 use super::atomic;
 use super::config::{self, Config};
-use super::object::{Encoding, ObjectId};
+use super::object::Encoding;
 use super::read;
 use super::upstream::UpstreamRef;
 use crate::error::Failure;
+use crate::id::ObjectId;
 
 /// The layout format this build reads and writes.
 pub const FORMAT: u32 = 1;

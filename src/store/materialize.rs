@@ -14,9 +14,10 @@ use rayon::prelude::*;
 
 use super::object::Encoding;
 use super::read::{self, copy_to_file};
-use super::tree::{self, Kind, TreeId};
+use super::tree::{self, Kind};
 use super::{ObjectId, Progress, Registry, atomic};
 use crate::error::Failure;
+use crate::id::TreeId;
 
 /// A tree nested deeper than this is refused.
 const MAX_DEPTH: usize = 512;

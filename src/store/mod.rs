@@ -20,9 +20,8 @@ pub mod tree;
 pub mod upstream;
 pub mod write;
 
+pub use crate::id::{ObjectId, TreeId};
 pub use layout::Registry;
-pub use object::ObjectId;
-pub use tree::TreeId;
 
 /// Receives news of long work, for a progress bar.
 pub trait Progress: Sync {

@@ -14,7 +14,8 @@ use super::{Registry, TreeId, atomic, stages};
 use crate::error::Failure;
 use crate::manifest::version::FORMAT;
 use crate::manifest::{RunId, VersionRecord};
-use crate::refspec::{ModelName, ModelRef, Selector};
+use crate::names::ModelName;
+use crate::refspec::{ModelRef, Selector};
 
 /// How many numbers a push tries before giving up on a storm of concurrent pushes.
 const ALLOCATION_TRIES: usize = 1000;
@@ -271,7 +272,7 @@ fn resolve_stage(
         .hint(format!(
             "{model} has versions {range}; stages are {}; write {model}@3, {model}@production, {model}@latest or {model}@<first {} or more hex digits of a tree hash>",
             config.stage_names().join(", "),
-            crate::refspec::MIN_HASH_PREFIX
+            crate::names::MIN_HASH_PREFIX
         ))
         .into());
     }

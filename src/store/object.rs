@@ -4,15 +4,14 @@
 //! when stored as one zstd frame, so the stored form says which without reading it.
 //! Raw objects are the file's exact bytes and can be copied out without decoding.
 
-use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
+
+use crate::id::ObjectId;
 
 /// Bytes read per call when streaming a file.
 pub const CHUNK: usize = 4 << 20;
@@ -29,70 +28,6 @@ const SAMPLE: usize = 64 << 10;
 
 /// The zstd level: fast enough to keep pace with the disk.
 pub const ZSTD_LEVEL: i32 = 1;
-
-/// Returns the content identity of an object: the blake3 hash of its uncompressed bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObjectId([u8; 32]);
-
-impl ObjectId {
-    /// Returns the id of the given bytes.
-    pub fn of(bytes: &[u8]) -> Self {
-        ObjectId(*blake3::hash(bytes).as_bytes())
-    }
-
-    /// Returns the id a finished hasher holds.
-    pub fn from_hasher(hasher: &blake3::Hasher) -> Self {
-        ObjectId(*hasher.finalize().as_bytes())
-    }
-
-    /// Returns the full lowercase hex form (64 characters).
-    pub fn to_hex(self) -> String {
-        blake3::Hash::from_bytes(self.0).to_hex().to_string()
-    }
-
-    /// Returns the first `n` hex characters, for display.
-    pub fn short(self, n: usize) -> String {
-        let mut hex = self.to_hex();
-        hex.truncate(n);
-        hex
-    }
-}
-
-impl fmt::Display for ObjectId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for ObjectId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ObjectId({})", self.short(12))
-    }
-}
-
-impl FromStr for ObjectId {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            bail!("{s:?} is not an object hash (64 lowercase hex characters)");
-        }
-        Ok(ObjectId(*blake3::Hash::from_hex(s)?.as_bytes()))
-    }
-}
-
-impl Serialize for ObjectId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> Deserialize<'de> for ObjectId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
 
 /// Returns how an object is stored on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,9 +8,10 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use super::layout::Registry;
-use super::object::{self, Encoding, ObjectId};
-use super::tree::{Tree, TreeId};
+use super::object::{self, Encoding};
+use super::tree::Tree;
 use crate::error::Failure;
+use crate::id::{ObjectId, TreeId};
 
 /// Trees and link targets larger than this are refused: they are not trees.
 const SMALL_OBJECT_LIMIT: u64 = 256 << 20;

@@ -14,12 +14,13 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::object::{self, ObjectId};
+use super::object;
 use super::statcache::{Stamp, StatCache};
-use super::tree::{self, Entry, Kind, Tree, TreeId};
+use super::tree::{self, Entry, Kind, Tree};
 use super::write::Staging;
 use super::{Progress, Registry};
 use crate::error::Failure;
+use crate::id::{ObjectId, TreeId};
 
 /// The name of the ignore file read at the top of a pushed folder.
 pub const IGNORE_FILE: &str = ".mregignore";

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::atomic;
 use super::layout::Registry;
-use super::object::ObjectId;
+use crate::id::ObjectId;
 
 /// How long after a change a file's stamp is trusted to reflect it, in nanoseconds.
 /// Two seconds covers the coarsest common filesystem timestamps.

@@ -13,41 +13,14 @@
 //! 0x20, 0x7f and `\` in names are written `\xHH`. The same folder gives the same
 //! bytes, and so the same tree hash, on any machine.
 
-use std::fmt;
 use std::fmt::Write as _;
-use std::str::FromStr;
 
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::object::ObjectId;
+use crate::id::{ObjectId, TreeId};
 
 const HEADER: &str = "mreg tree 1\n";
-
-/// Returns the identity of a tree, and so of a model's content.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TreeId(pub ObjectId);
-
-impl fmt::Display for TreeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl fmt::Debug for TreeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TreeId({})", self.0.short(12))
-    }
-}
-
-impl FromStr for TreeId {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(TreeId(s.parse()?))
-    }
-}
 
 /// Returns what a tree entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

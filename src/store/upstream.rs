@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::Registry;
-use super::object::{Encoding, ObjectId};
+use super::object::Encoding;
+use crate::id::ObjectId;
 use crate::manifest::{StageState, StateId};
 
 /// How an upstream swap of a model's `HEAD` ended.

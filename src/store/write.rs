@@ -17,7 +17,8 @@ use tempfile::TempPath;
 
 use super::atomic;
 use super::layout::Registry;
-use super::object::{self, Encoding, ObjectId};
+use super::object::{self, Encoding};
+use crate::id::ObjectId;
 
 /// Returns what storing one file did.
 #[derive(Debug, Clone, Copy)]
