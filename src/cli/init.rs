@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::store::Registry;
+use crate::store::{Registry, keys};
 
 /// Create a registry (.mreg) in a folder
 ///
@@ -62,13 +62,13 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
 /// Creates a registry under a bucket prefix: its `config.toml`, written create-only.
 fn init_bucket(ctx: &Ctx, url: &str) -> Result<()> {
     let remote = crate::remote::open(url, false)?;
-    let config = crate::store::config::initial_text(crate::store::layout::FORMAT);
+    let config = crate::store::config::initial_text(crate::store::registry::FORMAT);
     // Asked first, for stores that ignore create-only writes and would overwrite it.
-    let created = remote.size("config.toml")?.is_none()
-        && remote.create("config.toml", config.as_bytes())? == crate::remote::Created::New;
+    let created = remote.size(keys::CONFIG)?.is_none()
+        && remote.create(keys::CONFIG, config.as_bytes())? == crate::remote::Created::New;
     if created {
-        let id = crate::store::layout::new_registry_id();
-        remote.create("registry-id", format!("{id}\n").as_bytes())?;
+        let id = crate::store::registry::new_registry_id();
+        remote.create(keys::REGISTRY_ID, format!("{id}\n").as_bytes())?;
     }
     if created {
         ctx.out

@@ -11,7 +11,7 @@ use crate::remote::known::Known;
 use crate::remote::settings::{Entry, Settings};
 use crate::remote::sync::{Counts, Options, Report, Sync};
 use crate::remote::{self, probe};
-use crate::store::Registry;
+use crate::store::{Registry, keys};
 
 /// Send a remote what it lacks and fetch what this registry lacks
 ///
@@ -106,7 +106,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> Result<u8> {
 /// Runs `mreg clone`.
 pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    if dir.join(crate::store::layout::DIR_NAME).exists() {
+    if dir.join(crate::store::registry::DIR_NAME).exists() {
         let hint = match Registry::open(&dir.to_string_lossy()).and_then(|r| Settings::load(&r)) {
             Ok(s) if s.remotes.values().any(|e| e.url == args.url) => format!(
                 "it is a clone of {} (perhaps an interrupted one): finish it with `mreg --registry {} sync`",
@@ -122,10 +122,10 @@ pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
         );
     }
     let remote = remote::open(&args.url, false)?;
-    let config = remote.get("config.toml")?;
+    let config = remote.get(keys::CONFIG)?;
     if config.is_none() {
         // A missing bucket says so here, rather than passing for a missing registry.
-        remote.list("tmp/")?;
+        remote.list(keys::TMP)?;
     }
     let config = config.ok_or_else(|| {
         Failure::error(format!("no mreg registry at {}", args.url))
@@ -133,11 +133,7 @@ pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
     })?;
     crate::remote::sync::check_remote_config(&*remote)?;
     let (reg, _) = Registry::init(&dir)?;
-    crate::store::atomic::replace(
-        &reg.tmp_dir(),
-        &reg.root().join("config.toml"),
-        &config.bytes,
-    )?;
+    crate::store::atomic::replace(&reg.tmp_dir(), &reg.path(keys::CONFIG), &config.bytes)?;
     reg.config()?;
     // Moving stages needs conditional writes; a clone that cannot write to the remote
     // is still a clone, told to check again later.

@@ -18,7 +18,7 @@ use rustix::fs::{Mode, OFlags};
 use super::{Created, Fetched, Listed, Remote, Swapped, Tick};
 use crate::error::Failure;
 use crate::store::lock::{Holder, Lock};
-use crate::store::{Registry, atomic};
+use crate::store::{Registry, atomic, keys};
 
 /// How long a swap waits for another writer's `HEAD.lock`.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -123,7 +123,7 @@ impl FolderRemote {
     }
 
     fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+        self.root.join(keys::TMP.trim_end_matches('/'))
     }
 }
 

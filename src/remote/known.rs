@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 
 use super::{Created, Remote};
 use crate::store::object::Encoding;
-use crate::store::{ObjectId, Registry};
+use crate::store::{ObjectId, Registry, keys};
 
 /// The object keys a remote is known to hold.
 pub struct Known {
@@ -50,19 +50,19 @@ impl Known {
     /// has none (made by an older mreg) is given one.
     pub fn check_identity(&self, remote: &dyn Remote, may_create: bool) -> Result<()> {
         let mut id = remote
-            .get("registry-id")?
+            .get(keys::REGISTRY_ID)?
             .map(|f| String::from_utf8_lossy(&f.bytes).trim().to_owned());
-        if id.is_none() && may_create && remote.size("config.toml")?.is_some() {
-            let new = crate::store::layout::new_registry_id();
-            if remote.create("registry-id", format!("{new}\n").as_bytes())? == Created::New {
+        if id.is_none() && may_create && remote.size(keys::CONFIG)?.is_some() {
+            let new = crate::store::registry::new_registry_id();
+            if remote.create(keys::REGISTRY_ID, format!("{new}\n").as_bytes())? == Created::New {
                 id = Some(new);
             } else {
                 id = remote
-                    .get("registry-id")?
+                    .get(keys::REGISTRY_ID)?
                     .map(|f| String::from_utf8_lossy(&f.bytes).trim().to_owned());
             }
         }
-        let path = self.dir.join("registry-id");
+        let path = self.dir.join(keys::REGISTRY_ID);
         let remembered = fs::read_to_string(&path).ok().map(|t| t.trim().to_owned());
         if remembered == id {
             return Ok(());
@@ -100,7 +100,7 @@ impl Known {
         let keys = self.keys.lock().expect("known keys");
         [Encoding::Raw, Encoding::Zstd]
             .into_iter()
-            .find(|e| keys.contains(&super::object_key(id, *e)))
+            .find(|e| keys.contains(&keys::object(id, *e)))
     }
 
     /// Returns whether the remote is known to hold `key` (an object, or a version
@@ -145,7 +145,7 @@ impl Known {
 
     /// Records every object key among `keys`.
     pub fn insert_all<'a>(&self, keys: impl Iterator<Item = &'a str>) -> Result<()> {
-        for key in keys.filter(|k| k.starts_with("objects/")) {
+        for key in keys.filter(|k| k.starts_with(keys::OBJECTS)) {
             self.insert(key)?;
         }
         Ok(())

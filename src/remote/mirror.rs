@@ -22,7 +22,7 @@ use crate::manifest::{StageState, StateId};
 use crate::store::lock::Holder;
 use crate::store::object::Encoding;
 use crate::store::upstream::{HeadSwap, Upstream, UpstreamRef};
-use crate::store::{NoProgress, Progress, Registry, atomic, read, stages};
+use crate::store::{NoProgress, Progress, Registry, atomic, keys, read, stages};
 
 /// How many version numbers a push tries before giving up.
 const CLAIM_TRIES: usize = 1000;
@@ -47,10 +47,10 @@ pub fn cache_root() -> Result<PathBuf> {
 /// Opens the registry at a bucket URL through its local mirror, refreshed.
 pub fn open(url: &str, progress: Box<dyn Progress + Send>) -> Result<Registry> {
     let remote = super::open(url, false)?;
-    let config = remote.get("config.toml")?;
+    let config = remote.get(keys::CONFIG)?;
     if config.is_none() {
         // A missing bucket says so here, rather than passing for a missing registry.
-        remote.list("tmp/")?;
+        remote.list(keys::TMP)?;
     }
     let config = config.ok_or_else(|| {
         Failure::error(format!("no mreg registry at {url}"))
@@ -66,7 +66,7 @@ pub fn open(url: &str, progress: Box<dyn Progress + Send>) -> Result<Registry> {
     let dir = cache_root()?.join("mirrors").join(&hash[..16]);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let (reg, _) = Registry::init(&dir)?;
-    let config_path = reg.root().join("config.toml");
+    let config_path = reg.path(keys::CONFIG);
     if std::fs::read(&config_path).ok().as_deref() != Some(config.bytes.as_slice()) {
         atomic::replace(&reg.tmp_dir(), &config_path, &config.bytes)?;
     }
@@ -208,7 +208,7 @@ impl Upstream for Link {
             return Ok(true);
         }
         for encoding in [Encoding::Raw, Encoding::Zstd] {
-            let key = super::object_key(id, encoding);
+            let key = keys::object(id, encoding);
             if self.remote.size(&key)?.is_some() {
                 self.known.insert(&key)?;
                 return Ok(true);
@@ -247,12 +247,11 @@ impl Upstream for Link {
             transfer::send_all(reg, &*self.remote, &self.known, &objects, &*self.progress)?;
         self.sent
             .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
-        let prefix = format!("models/{model}/versions/");
         let taken = super::highest_version(&*self.remote, model)?;
         let start = first.max(taken + 1);
         for n in start..start + CLAIM_TRIES as u64 {
             let text = render(n)?;
-            let key = format!("{prefix}{n}.toml");
+            let key = keys::version(model, n);
             let ours = match self.remote.create(&key, text.as_bytes())? {
                 Created::New => true,
                 // The same bytes, nonce and all: our own earlier attempt whose reply
@@ -288,7 +287,7 @@ impl Upstream for Link {
     ) -> Result<HeadSwap> {
         self.require_conditional_writes("moving a stage")?;
         let model = new.model.as_str();
-        let key = format!("models/{model}/HEAD");
+        let key = keys::head(model);
         let current = self.remote.get(&key)?;
         let current_id = current
             .as_ref()
@@ -300,7 +299,7 @@ impl Upstream for Link {
         }
         let text = new.to_toml()?;
         let id = StateId::of(text.as_bytes());
-        self.create_same(&format!("models/{model}/states/{id}.toml"), text.as_bytes())?;
+        self.create_same(&keys::state(model, &id), text.as_bytes())?;
         let tag = current.as_ref().map(|f| f.tag.as_str());
         let swapped = match self.remote.swap(&key, tag, format!("{id}\n").as_bytes()) {
             Ok(swapped) => swapped,

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::error::Failure;
+use crate::store::keys;
 
 /// What a create-only write found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,25 +236,13 @@ pub fn current_endpoint(url: &str) -> Option<String> {
 
 /// Returns the highest version number of `model` on a remote, 0 when it has none.
 pub fn highest_version(remote: &dyn Remote, model: &str) -> Result<u64> {
-    let prefix = format!("models/{model}/versions/");
+    let prefix = keys::versions(model);
     Ok(remote
         .list(&prefix)?
         .iter()
-        .filter_map(|l| {
-            l.key
-                .strip_prefix(&prefix)?
-                .strip_suffix(".toml")?
-                .parse::<u64>()
-                .ok()
-        })
+        .filter_map(|l| keys::version_number(l.key.strip_prefix(&prefix)?))
         .max()
         .unwrap_or(0))
-}
-
-/// Returns the key of an object in the given encoding, as in a registry folder.
-pub fn object_key(id: crate::store::ObjectId, encoding: crate::store::object::Encoding) -> String {
-    let hex = id.to_hex();
-    format!("objects/{}/{}{}", &hex[..2], &hex[2..], encoding.suffix())
 }
 
 /// Fetches every object below a tree that `reg` lacks from `remote`, in parallel, each

@@ -10,6 +10,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{Created, Remote, Swapped};
+use crate::store::keys;
 
 /// What the probe found.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -33,7 +34,7 @@ pub fn run(remote: &dyn Remote) -> Result<Probe> {
         format!("{}-{:?}", std::process::id(), std::time::SystemTime::now()).as_bytes(),
     )
     .to_hex();
-    let key = format!("tmp/probe-{}", &nonce[..16]);
+    let key = keys::probe(&nonce[..16]);
     let result = probe(remote, &key);
     let cleanup = remote.delete(&key);
     let probe = result?;
@@ -79,7 +80,7 @@ mod tests {
         assert!(probe.create_only && probe.compare_and_swap);
         assert!(
             remote
-                .list("tmp/")
+                .list(keys::TMP)
                 .unwrap()
                 .iter()
                 .all(|l| !l.key.contains("probe"))

@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Failure;
-use crate::store::{Registry, atomic};
+use crate::store::{Registry, atomic, keys};
 
 /// One remote's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,7 +71,7 @@ pub struct Settings {
 }
 
 fn path(reg: &Registry) -> PathBuf {
-    reg.root().join("remotes.toml")
+    reg.path(keys::REMOTES)
 }
 
 impl Settings {

@@ -25,6 +25,7 @@ use super::known::Known;
 use super::{Created, Remote, Swapped, transfer};
 use crate::id::TreeId;
 use crate::manifest::{RunEvent, RunRecord, StateId, VersionRecord};
+use crate::store::keys::{self, Key};
 use crate::store::lock::Holder;
 use crate::store::stages::{self, Swap};
 use crate::store::{ObjectId, Progress, Registry, atomic, read};
@@ -131,65 +132,40 @@ struct Keys {
 }
 
 impl Keys {
-    fn of<'a>(keys: impl Iterator<Item = &'a str>) -> Keys {
+    fn of<'a>(listed: impl Iterator<Item = &'a str>) -> Keys {
         let mut out = Keys::default();
-        for key in keys {
-            let parts: Vec<&str> = key.split('/').collect();
-            match parts.as_slice() {
-                ["models", model, "versions", file] => {
-                    if let Some(n) = file
-                        .strip_suffix(".toml")
-                        .and_then(|n| n.parse::<u64>().ok())
-                        && n > 0
-                        && format!("{n}.toml") == *file
-                    {
-                        out.versions
-                            .entry((*model).to_owned())
-                            .or_default()
-                            .insert(n);
-                    }
+        for key in listed {
+            match keys::parse(key) {
+                Some(Key::Version { model, number }) => {
+                    out.versions
+                        .entry(model.to_owned())
+                        .or_default()
+                        .insert(number);
                 }
-                ["models", model, "states", file]
-                    if file
-                        .strip_suffix(".toml")
-                        .is_some_and(|id| StateId::parse(id).is_some()) =>
-                {
+                Some(Key::State { model, id }) => {
                     out.states
-                        .entry((*model).to_owned())
+                        .entry(model.to_owned())
                         .or_default()
-                        .insert((*file).to_owned());
+                        .insert(format!("{id}.toml"));
                 }
-                ["models", model, "HEAD"] => {
-                    out.heads.insert((*model).to_owned());
+                Some(Key::Head { model }) => {
+                    out.heads.insert(model.to_owned());
                 }
-                ["runs", id, "run.toml"] => {
+                Some(Key::RunRecord { run }) => {
                     out.runs
-                        .entry((*id).to_owned())
+                        .entry(run.to_string())
                         .or_default()
-                        .insert("run.toml".to_owned());
+                        .insert(keys::RUN_RECORD.to_owned());
                 }
-                ["runs", id, "log", file]
-                    if std::path::Path::new(file)
-                        .extension()
-                        .is_some_and(|e| e == "toml")
-                        && !file.starts_with('.') =>
-                {
+                Some(Key::RunEvent { run, name }) => {
                     out.runs
-                        .entry((*id).to_owned())
+                        .entry(run.to_string())
                         .or_default()
-                        .insert(format!("log/{file}"));
+                        .insert(format!("log/{name}"));
                 }
-                _ => {}
+                None => {}
             }
         }
-        out.runs
-            .retain(|id, _| crate::manifest::RunId::parse(id).is_some());
-        out.versions
-            .retain(|model, _| crate::names::ModelName::parse(model).is_ok());
-        out.states
-            .retain(|model, _| crate::names::ModelName::parse(model).is_ok());
-        out.heads
-            .retain(|model| crate::names::ModelName::parse(model).is_ok());
         out
     }
 
@@ -203,16 +179,16 @@ impl Keys {
 
 /// Returns the metadata keys a remote holds.
 fn remote_keys(remote: &dyn Remote) -> Result<Keys> {
-    let mut listed = remote.list("models/")?;
-    listed.extend(remote.list("runs/")?);
+    let mut listed = remote.list(keys::MODELS)?;
+    listed.extend(remote.list(keys::RUNS)?);
     Ok(Keys::of(listed.iter().map(|l| l.key.as_str())))
 }
 
 /// Returns the metadata keys the local registry holds.
 fn local_keys(reg: &Registry) -> Result<Keys> {
     let local = super::folder::FolderRemote::at_root(reg.root());
-    let mut listed = local.list("models/")?;
-    listed.extend(local.list("runs/")?);
+    let mut listed = local.list(keys::MODELS)?;
+    listed.extend(local.list(keys::RUNS)?);
     Ok(Keys::of(listed.iter().map(|l| l.key.as_str())))
 }
 
@@ -256,7 +232,7 @@ impl<'a> Sync<'a> {
 
     /// Runs the sync and returns what it did; conflicts are in the report, not errors.
     pub fn run(mut self) -> Result<Report> {
-        if self.remote.size("config.toml")?.is_none() {
+        if self.remote.size(keys::CONFIG)?.is_none() {
             // A new (or emptied) remote: nothing remembered about it can be trusted.
             self.known.forget()?;
         } else {
@@ -340,7 +316,7 @@ impl<'a> Sync<'a> {
                 files
                     .iter()
                     .filter(|f| have.is_none_or(|h| !h.contains(*f)))
-                    .map(|f| format!("runs/{id}/{f}")),
+                    .map(|f| keys::run_file(id, f)),
             );
         }
         if keys.is_empty() {
@@ -368,14 +344,14 @@ impl<'a> Sync<'a> {
             self.report.fetched.bytes += bytes;
         }
         // Records before events, as a run is created.
-        bodies.sort_by_key(|(key, _)| !key.ends_with("/run.toml"));
+        bodies.sort_by_key(|(key, _)| !key.ends_with(keys::RUN_RECORD));
         for (key, bytes) in bodies {
             let path = self.reg.root().join(&key);
             let run = key.split('/').nth(1).expect("a run key names its run");
-            let log = self.reg.runs_dir().join(run).join("log");
+            let log = self.reg.path(&keys::run_file(run, "log"));
             fs::create_dir_all(&log).with_context(|| format!("creating {}", log.display()))?;
             if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
-                if key.ends_with("/run.toml") {
+                if key.ends_with(keys::RUN_RECORD) {
                     self.report.fetched.runs += 1;
                 } else {
                     self.report.fetched.events += 1;
@@ -391,7 +367,7 @@ impl<'a> Sync<'a> {
         for (model, numbers) in &theirs.versions {
             let have = ours.versions.get(model);
             for n in numbers {
-                let key = format!("models/{model}/versions/{n}.toml");
+                let key = keys::version(model, *n);
                 if have.is_some_and(|h| h.contains(n)) {
                     let local = fs::read(self.reg.root().join(&key))
                         .with_context(|| format!("reading {key}"))?;
@@ -423,12 +399,12 @@ impl<'a> Sync<'a> {
         for (model, n, _, bytes) in records {
             let dir = self.reg.versions_dir(&model);
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let path = dir.join(format!("{n}.toml"));
+            let path = self.reg.path(&keys::version(&model, n));
             if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
                 self.report.fetched.versions += 1;
             }
             self.known
-                .note_same_record(&format!("models/{model}/versions/{n}.toml"), &bytes)?;
+                .note_same_record(&keys::version(&model, n), &bytes)?;
         }
         Ok(())
     }
@@ -443,7 +419,7 @@ impl<'a> Sync<'a> {
         let local_numbers = ours.versions.get(model).unwrap_or(&empty);
         let mut moving = Vec::new();
         for n in local_numbers {
-            let key = format!("models/{model}/versions/{n}.toml");
+            let key = keys::version(model, *n);
             let differs = if remote_numbers.contains(n) {
                 let local = fs::read(self.reg.root().join(&key))
                     .with_context(|| format!("reading {key}"))?;
@@ -486,12 +462,11 @@ impl<'a> Sync<'a> {
             records.push(record);
         }
         self.send_objects(&objects)?;
-        let prefix = format!("models/{model}/versions/");
         let published = self.publish_renumbered(model, records)?;
         // The remote's records at the moved numbers, with their objects, replace ours.
         let mut replacements = Vec::new();
         for n in moving.iter().filter(|n| remote_numbers.contains(n)) {
-            let key = format!("{prefix}{n}.toml");
+            let key = keys::version(model, *n);
             let fetched = self.remote.get(&key)?.ok_or_else(|| {
                 anyhow::anyhow!("{key} vanished from {} during the sync", self.remote.url())
             })?;
@@ -504,19 +479,18 @@ impl<'a> Sync<'a> {
             self.reset_stages_to_remote(model)?;
         }
         let tmp = self.reg.tmp_dir();
-        let dir = self.reg.versions_dir(model);
+        let path = |n: u64| self.reg.path(&keys::version(model, n));
         for n in &moving {
             if !remote_numbers.contains(n) && !published.iter().any(|r| r.version == *n) {
-                let path = dir.join(format!("{n}.toml"));
+                let path = path(*n);
                 fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
             }
         }
         for (n, bytes) in replacements {
-            atomic::replace(&tmp, &dir.join(format!("{n}.toml")), &bytes)?;
+            atomic::replace(&tmp, &path(n), &bytes)?;
         }
         for record in published {
-            let path = dir.join(format!("{}.toml", record.version));
-            atomic::replace(&tmp, &path, record.to_toml()?.as_bytes())?;
+            atomic::replace(&tmp, &path(record.version), record.to_toml()?.as_bytes())?;
         }
         Ok(())
     }
@@ -528,7 +502,6 @@ impl<'a> Sync<'a> {
         model: &str,
         records: Vec<VersionRecord>,
     ) -> Result<Vec<VersionRecord>> {
-        let prefix = format!("models/{model}/versions/");
         let mut next = super::highest_version(self.remote, model)? + 1;
         let mut published = Vec::new();
         for mut record in records {
@@ -537,7 +510,7 @@ impl<'a> Sync<'a> {
             loop {
                 record.version = next;
                 next += 1;
-                let key = format!("{prefix}{}.toml", record.version);
+                let key = keys::version(model, record.version);
                 let text = record.to_toml()?;
                 if self.remote.create(&key, text.as_bytes())? == Created::New {
                     self.known.note_same_record(&key, text.as_bytes())?;
@@ -558,7 +531,7 @@ impl<'a> Sync<'a> {
     /// Points this registry's stages of `model` at the remote's chain, or removes them
     /// when the remote has none: the `--take-remote-stages` of a renumbering.
     fn reset_stages_to_remote(&mut self, model: &str) -> Result<()> {
-        let key = format!("models/{model}/HEAD");
+        let key = keys::head(model);
         let local_head = stages::read_head(self.reg, model)?;
         let Some(theirs) = self.remote.get(&key)? else {
             let head = self.reg.head_path(model);
@@ -588,7 +561,7 @@ impl<'a> Sync<'a> {
     /// Returns whether the local record at a number the remote also holds differs
     /// from the remote's; a difference is recorded as a conflict.
     fn differs_from_local(&mut self, model: &str, n: u64, key: &str) -> Result<bool> {
-        let path = self.reg.versions_dir(model).join(format!("{n}.toml"));
+        let path = self.reg.path(&keys::version(model, n));
         let local = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let Some(remote) = self.remote.get(key)? else {
             return Ok(false);
@@ -646,7 +619,7 @@ impl<'a> Sync<'a> {
                 .iter()
                 .filter(|f| have.is_none_or(|h| !h.contains(*f)))
             {
-                let key = format!("models/{model}/states/{file}");
+                let key = format!("{}{file}", keys::states(model));
                 out.push((model.clone(), file.clone(), key));
             }
         }
@@ -678,9 +651,9 @@ impl<'a> Sync<'a> {
 
     /// Creates the remote's `config.toml` from the local one when the remote has none.
     fn send_config(&mut self) -> Result<()> {
-        if self.remote.size("config.toml")?.is_none() {
-            let text = fs::read(self.reg.root().join("config.toml"))?;
-            self.remote.create("config.toml", &text)?;
+        if self.remote.size(keys::CONFIG)?.is_none() {
+            let text = fs::read(self.reg.path(keys::CONFIG))?;
+            self.remote.create(keys::CONFIG, &text)?;
         }
         Ok(())
     }
@@ -696,7 +669,7 @@ impl<'a> Sync<'a> {
                 .iter()
                 .filter(|f| have.is_none_or(|h| !h.contains(*f)))
             {
-                let key = format!("runs/{id}/{file}");
+                let key = keys::run_file(id, file);
                 let bytes = fs::read(self.reg.root().join(&key))
                     .with_context(|| format!("reading {key}"))?;
                 objects.extend(
@@ -710,7 +683,7 @@ impl<'a> Sync<'a> {
         self.send_objects(&objects)?;
         let (records, events): (Vec<_>, Vec<_>) = pending
             .into_iter()
-            .partition(|(key, _)| key.ends_with("/run.toml"));
+            .partition(|(key, _)| key.ends_with(keys::RUN_RECORD));
         for (batch, is_record) in [(records, true), (events, false)] {
             let created = AtomicU64::new(0);
             transfer::parallel(&batch, transfer::PARALLEL, &|(key, bytes)| {
@@ -748,7 +721,7 @@ impl<'a> Sync<'a> {
                 if have.is_some_and(|h| h.contains(n)) {
                     continue;
                 }
-                let key = format!("models/{model}/versions/{n}.toml");
+                let key = keys::version(model, *n);
                 let bytes = fs::read(self.reg.root().join(&key))
                     .with_context(|| format!("reading {key}"))?;
                 let record = parse_version(&bytes, model, *n, "this registry")?;
@@ -820,7 +793,7 @@ impl<'a> Sync<'a> {
     /// Brings a model's `HEAD` to the newer of the two chains, or reports that they
     /// grew apart.
     fn reconcile_head(&mut self, model: &str) -> Result<()> {
-        let key = format!("models/{model}/HEAD");
+        let key = keys::head(model);
         let holder = Holder::this_process(
             "mreg sync".to_owned(),
             crate::clock::format_time(std::time::SystemTime::now()),
@@ -971,10 +944,10 @@ impl<'a> Sync<'a> {
             return Ok(same);
         }
         let ours = self.reg.config()?;
-        let same = match self.remote.get("config.toml")? {
+        let same = match self.remote.get(keys::CONFIG)? {
             Some(theirs) => {
                 let text = String::from_utf8_lossy(&theirs.bytes);
-                let path = std::path::Path::new("config.toml");
+                let path = std::path::Path::new(keys::CONFIG);
                 crate::store::config::Config::parse(&text, path).is_ok_and(|theirs| {
                     serde_json::to_value(&theirs.stages).ok()
                         == serde_json::to_value(&ours.stages).ok()
@@ -1021,12 +994,12 @@ impl<'a> Sync<'a> {
 /// Refuses a remote whose `config.toml` this mreg cannot honour: a newer layout format,
 /// or a config that does not parse. Nothing is written to such a remote.
 pub fn check_remote_config(remote: &dyn Remote) -> Result<()> {
-    let Some(config) = remote.get("config.toml")? else {
+    let Some(config) = remote.get(keys::CONFIG)? else {
         return Ok(());
     };
     let text = String::from_utf8_lossy(&config.bytes);
     let path = format!("{}/config.toml", remote.url().trim_end_matches('/'));
-    crate::store::layout::check_config(&text, remote.url(), std::path::Path::new(&path))?;
+    crate::store::registry::check_config(&text, remote.url(), std::path::Path::new(&path))?;
     Ok(())
 }
 
@@ -1081,7 +1054,7 @@ pub fn run_objects(
     read_tree: &dyn Fn(TreeId) -> Result<crate::store::tree::Tree>,
 ) -> Result<Vec<(ObjectId, u64)>> {
     let text = std::str::from_utf8(bytes).with_context(|| format!("reading {key}"))?;
-    let (series, data) = if key.ends_with("/run.toml") {
+    let (series, data) = if key.ends_with(keys::RUN_RECORD) {
         let record = RunRecord::parse(text).with_context(|| format!("parsing {key}"))?;
         (record.series, record.data)
     } else {

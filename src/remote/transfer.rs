@@ -16,14 +16,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 
+use super::Remote;
 use super::known::Known;
-use super::{Remote, object_key};
 use crate::error::Failure;
 use crate::id::TreeId;
 use crate::store::object::{self, Encoding};
 use crate::store::read;
 use crate::store::tree::{Kind, Tree};
-use crate::store::{ObjectId, Progress, Registry, atomic};
+use crate::store::{ObjectId, Progress, Registry, atomic, keys};
 
 /// Transfers in flight at once: network-bound, so more than the cores.
 pub const PARALLEL: usize = 8;
@@ -185,7 +185,7 @@ fn download(
         _ => [Encoding::Raw, Encoding::Zstd],
     };
     for encoding in order {
-        let key = object_key(id, encoding);
+        let key = keys::object(id, encoding);
         let temp = reg
             .tmp_dir()
             .join(format!("fetch-{}{}", id.to_hex(), encoding.suffix()));
@@ -312,7 +312,7 @@ pub fn send_all(
     unknown.sort_unstable_by_key(|id| id.to_hex());
     unknown.dedup();
     if unknown.len() > LIST_INSTEAD_OF_ASKING {
-        let listed = remote.list("objects/")?;
+        let listed = remote.list(keys::OBJECTS)?;
         known.insert_all(listed.iter().map(|l| l.key.as_str()))?;
         unknown.retain(|id| known.encoding_of(*id).is_none());
     }
@@ -334,10 +334,10 @@ pub fn send_all(
     progress.start("send", total);
     let tick = |n: u64| progress.advance(n);
     let result = parallel(&sizes, PARALLEL, &|(id, path, encoding, len)| {
-        let key = object_key(*id, *encoding);
+        let key = keys::object(*id, *encoding);
         if sizes.len() <= LIST_INSTEAD_OF_ASKING {
             for other in [Encoding::Raw, Encoding::Zstd] {
-                let other_key = object_key(*id, other);
+                let other_key = keys::object(*id, other);
                 if remote.size(&other_key)?.is_some() {
                     known.insert(&other_key)?;
                     tick(*len);

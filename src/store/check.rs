@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::object::{self, Encoding};
 use super::tree::{Kind, Tree};
-use super::{Progress, Registry, lock, models, read, runs, stages};
+use super::{Progress, Registry, keys, lock, models, read, runs, stages};
 use crate::id::ObjectId;
 use crate::manifest::run::Series;
 use crate::manifest::{RunEvent, RunId};
@@ -75,7 +75,7 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     let mut manifests = 1;
     if let Err(err) = reg.config() {
         problems.push(Problem {
-            path: reg.root().join("config.toml"),
+            path: reg.path(keys::CONFIG),
             message: format!("{err:#}"),
         });
     }

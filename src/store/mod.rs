@@ -5,12 +5,13 @@
 pub mod atomic;
 pub mod check;
 pub mod config;
-pub mod layout;
+pub mod keys;
 pub mod lock;
 pub mod materialize;
 pub mod models;
 pub mod object;
 pub mod read;
+pub mod registry;
 pub mod runindex;
 pub mod runs;
 pub mod snapshot;
@@ -21,7 +22,7 @@ pub mod upstream;
 pub mod write;
 
 pub use crate::id::{ObjectId, TreeId};
-pub use layout::Registry;
+pub use registry::Registry;
 
 /// Receives news of long work, for a progress bar.
 pub trait Progress: Sync {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::{Registry, TreeId, atomic, stages};
+use super::{Registry, TreeId, atomic, keys, stages};
 use crate::error::Failure;
 use crate::manifest::version::FORMAT;
 use crate::manifest::{RunId, VersionRecord};
@@ -28,7 +28,7 @@ pub fn list_models(reg: &Registry) -> Result<Vec<String>> {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
         if let Some(name) = entry.file_name().to_str()
             && ModelName::parse(name).is_ok()
-            && entry.path().join("versions").is_dir()
+            && reg.versions_dir(name).is_dir()
         {
             names.push(name.to_owned());
         }
@@ -63,7 +63,7 @@ pub fn list_versions(reg: &Registry, model: &str) -> Result<Vec<u64>> {
 
 /// Returns where a version record lives.
 pub fn version_path(reg: &Registry, model: &str, version: u64) -> PathBuf {
-    reg.versions_dir(model).join(format!("{version}.toml"))
+    reg.path(&keys::version(model, version))
 }
 
 /// Returns a version record, checked to be the one its path says.

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::layout::Registry;
 use super::object::{self, Encoding};
+use super::registry::Registry;
 use super::tree::Tree;
 use crate::error::Failure;
 use crate::id::{ObjectId, TreeId};

@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 
 use super::write::Staging;
-use super::{ObjectId, Registry, atomic, read};
+use super::{ObjectId, Registry, atomic, keys, read};
 use crate::error::Failure;
 use crate::manifest::run::{Chunk, Point, decode_points};
 use crate::manifest::{RunEvent, RunId, RunRecord};
@@ -31,17 +31,17 @@ const ID_TRIES: u32 = 100;
 
 /// Returns the folder of one run.
 pub fn run_dir(reg: &Registry, id: &RunId) -> PathBuf {
-    reg.runs_dir().join(id.as_str())
+    reg.path(&keys::run(id))
 }
 
 /// Returns the path of a run's record.
 pub fn record_path(reg: &Registry, id: &RunId) -> PathBuf {
-    run_dir(reg, id).join("run.toml")
+    reg.path(&keys::run_record(id))
 }
 
 /// Returns the folder of a run's events.
 pub fn log_dir(reg: &Registry, id: &RunId) -> PathBuf {
-    run_dir(reg, id).join("log")
+    reg.path(&keys::run_log(id))
 }
 
 /// Publishes a new run, choosing its id, and returns the record as written.
@@ -85,11 +85,7 @@ pub fn create(reg: &Registry, mut record: RunRecord) -> Result<RunRecord> {
         }
         atomic::sync_dir(&runs)?;
         if let Some(up) = reg.upstream() {
-            up.publish_file(
-                reg,
-                &format!("runs/{}/run.toml", record.id),
-                body.as_bytes(),
-            )?;
+            up.publish_file(reg, &keys::run_record(&record.id), body.as_bytes())?;
         }
         return Ok(record);
     }
@@ -127,11 +123,7 @@ pub fn append(reg: &Registry, event: &RunEvent) -> Result<()> {
         let name = format!("{nanos:020}-{}.toml", &nonce.to_hex()[..8]);
         if atomic::create_exclusive(&reg.tmp_dir(), &dir.join(&name), body.as_bytes())? {
             if let Some(up) = reg.upstream() {
-                up.publish_file(
-                    reg,
-                    &format!("runs/{}/log/{name}", event.run),
-                    body.as_bytes(),
-                )?;
+                up.publish_file(reg, &keys::run_event(&event.run, &name), body.as_bytes())?;
             }
             return Ok(());
         }
@@ -150,10 +142,7 @@ pub fn event_names(reg: &Registry, id: &RunId) -> Result<Vec<String>> {
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
         if let Some(name) = entry.file_name().to_str()
-            && std::path::Path::new(name)
-                .extension()
-                .is_some_and(|e| e == "toml")
-            && !name.starts_with('.')
+            && keys::is_event_name(name)
         {
             names.push(name.to_owned());
         }

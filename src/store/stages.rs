@@ -14,13 +14,13 @@ use anyhow::{Context, Result};
 
 use super::lock::{Holder, Lock};
 use super::upstream::HeadSwap;
-use super::{Registry, atomic};
+use super::{Registry, atomic, keys};
 use crate::error::Failure;
 use crate::manifest::{StageState, StateId};
 
 /// Returns where a state is stored.
 pub fn state_path(reg: &Registry, model: &str, id: &StateId) -> PathBuf {
-    reg.states_dir(model).join(format!("{id}.toml"))
+    reg.path(&keys::state(model, id))
 }
 
 /// Returns the id of a model's newest state, or `None` when no stage ever moved.

@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::atomic;
-use super::layout::Registry;
+use super::registry::Registry;
 use crate::id::ObjectId;
 
 /// How long after a change a file's stamp is trusted to reflect it, in nanoseconds.

@@ -16,8 +16,8 @@ use anyhow::{Context, Result};
 use tempfile::TempPath;
 
 use super::atomic;
-use super::layout::Registry;
 use super::object::{self, Encoding};
+use super::registry::Registry;
 use crate::id::ObjectId;
 
 /// Returns what storing one file did.

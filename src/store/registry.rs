@@ -1,15 +1,5 @@
-//! The registry folder: where it is found, what it holds, and its format version.
-//!
-//! ```text
-//! .mreg/config.toml                   format version, stages and their policies
-//! .mreg/objects/ab/cdef…[.zst]        blobs and trees, immutable
-//! .mreg/models/NAME/versions/N.toml   version records, created exclusively
-//! .mreg/models/NAME/states/ID.toml    stage states, immutable, each naming the one before
-//! .mreg/models/NAME/HEAD              the newest stage state; guarded by HEAD.lock
-//! .mreg/runs/ID/run.toml              run records; runs/ID/log/*.toml their events
-//! .mreg/tmp/                          temp files, for atomic publishing
-//! .mreg/cache/                        local caches; never needed for correctness
-//! ```
+//! The registry handle: where a registry folder is found, its format version, and the
+//! paths inside it ([`super::keys`] spells the layout).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,6 +9,7 @@ use serde::Deserialize;
 
 use super::atomic;
 use super::config::{self, Config};
+use super::keys;
 use super::object::Encoding;
 use super::read;
 use super::upstream::UpstreamRef;
@@ -27,9 +18,6 @@ use crate::id::ObjectId;
 
 /// The layout format this build reads and writes.
 pub const FORMAT: u32 = 1;
-
-/// The folders every registry has.
-const SUBDIRS: [&str; 5] = ["objects", "models", "runs", "tmp", "cache"];
 
 /// The name of the registry folder inside a project.
 pub const DIR_NAME: &str = ".mreg";
@@ -54,7 +42,7 @@ impl Registry {
     /// is left as it is.
     pub fn init(dir: &Path) -> Result<(Registry, bool)> {
         let root = dir.join(DIR_NAME);
-        if root.join("config.toml").is_file() {
+        if root.join(keys::CONFIG).is_file() {
             return Ok((Registry::open_root(&root)?, false));
         }
         fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
@@ -62,24 +50,20 @@ impl Registry {
             root: root.canonicalize()?,
             upstream: None,
         };
-        for sub in SUBDIRS {
-            fs::create_dir_all(reg.root.join(sub))
-                .with_context(|| format!("creating {}", reg.root.join(sub).display()))?;
+        for sub in keys::FOLDERS {
+            fs::create_dir_all(reg.path(sub))
+                .with_context(|| format!("creating {}", reg.path(sub).display()))?;
         }
         // The registry is data, not source: keep it out of the project's git status,
         // where it would also make every run's source look dirty.
-        atomic::replace(&reg.tmp_dir(), &reg.root.join(".gitignore"), b"*\n")?;
+        atomic::replace(&reg.tmp_dir(), &reg.path(keys::GITIGNORE), b"*\n")?;
         atomic::replace(
             &reg.tmp_dir(),
-            &reg.root.join("registry-id"),
+            &reg.path(keys::REGISTRY_ID),
             format!("{}\n", new_registry_id()).as_bytes(),
         )?;
         let config = config::initial_text(FORMAT);
-        atomic::replace(
-            &reg.tmp_dir(),
-            &reg.root.join("config.toml"),
-            config.as_bytes(),
-        )?;
+        atomic::replace(&reg.tmp_dir(), &reg.path(keys::CONFIG), config.as_bytes())?;
         Ok((reg, true))
     }
 
@@ -96,7 +80,7 @@ impl Registry {
     pub fn open(spec: &str) -> Result<Registry> {
         let path = Registry::local_path(spec)?;
         for candidate in [path.join(DIR_NAME), path.clone()] {
-            if candidate.join("config.toml").is_file() {
+            if candidate.join(keys::CONFIG).is_file() {
                 return Registry::open_root(&candidate);
             }
         }
@@ -137,7 +121,7 @@ impl Registry {
         let start = start.canonicalize().unwrap_or_else(|_| start.to_path_buf());
         for dir in start.ancestors() {
             let root = dir.join(DIR_NAME);
-            if root.join("config.toml").is_file() {
+            if root.join(keys::CONFIG).is_file() {
                 return Registry::open_root(&root);
             }
         }
@@ -155,8 +139,8 @@ impl Registry {
             upstream: None,
         };
         reg.config()?;
-        for sub in SUBDIRS {
-            let dir = reg.root.join(sub);
+        for sub in keys::FOLDERS {
+            let dir = reg.path(sub);
             if !dir.is_dir() {
                 fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             }
@@ -166,7 +150,7 @@ impl Registry {
 
     /// Returns the registry's parsed `config.toml`, refusing a newer layout format.
     pub fn config(&self) -> Result<Config> {
-        let path = self.root.join("config.toml");
+        let path = self.path(keys::CONFIG);
         let text = fs::read_to_string(&path)
             .with_context(|| format!("reading registry config {}", path.display()))?;
         check_config(&text, &self.root.display().to_string(), &path)
@@ -204,52 +188,54 @@ impl Registry {
         &self.root
     }
 
+    /// Returns the path of a key (see [`keys`]) inside the registry folder.
+    pub fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key.trim_end_matches('/'))
+    }
+
     /// Returns the folder of temp files, on the same filesystem as everything else.
     pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+        self.path(keys::TMP)
     }
 
     /// Returns the folder of objects.
     pub fn objects_dir(&self) -> PathBuf {
-        self.root.join("objects")
+        self.path(keys::OBJECTS)
     }
 
     /// Returns the folder of local caches.
     pub fn cache_dir(&self) -> PathBuf {
-        self.root.join("cache")
+        self.path(keys::CACHE)
     }
 
     /// Returns the folder holding every model.
     pub fn models_dir(&self) -> PathBuf {
-        self.root.join("models")
+        self.path(keys::MODELS)
     }
 
     /// Returns the folder holding every run.
     pub fn runs_dir(&self) -> PathBuf {
-        self.root.join("runs")
+        self.path(keys::RUNS)
     }
 
     /// Returns the folder of one model's version records.
     pub fn versions_dir(&self, model: &str) -> PathBuf {
-        self.models_dir().join(model).join("versions")
+        self.path(&keys::versions(model))
     }
 
     /// Returns the folder of one model's stage states.
     pub fn states_dir(&self, model: &str) -> PathBuf {
-        self.models_dir().join(model).join("states")
+        self.path(&keys::states(model))
     }
 
     /// Returns the file naming one model's newest stage state.
     pub fn head_path(&self, model: &str) -> PathBuf {
-        self.models_dir().join(model).join("HEAD")
+        self.path(&keys::head(model))
     }
 
     /// Returns where an object is stored in the given encoding.
     pub fn object_path(&self, id: ObjectId, encoding: Encoding) -> PathBuf {
-        let hex = id.to_hex();
-        self.objects_dir()
-            .join(&hex[..2])
-            .join(format!("{}{}", &hex[2..], encoding.suffix()))
+        self.path(&keys::object(id, encoding))
     }
 
     /// Returns where and how an object is stored, or `None` when it is absent.

@@ -1,0 +1,263 @@
+//! The registry's layout, spelled once: the key of everything a registry holds, a
+//! `/`-separated path relative to its root. A registry folder joins a key to its
+//! `.mreg` folder; a remote (another folder, a bucket prefix) uses the key as it is.
+//!
+//! ```text
+//! config.toml                        format version, stages and their policies
+//! registry-id                        the registry's name for itself (32 hex digits)
+//! objects/ab/cdef…[.zst]             blobs and trees, immutable
+//! models/NAME/versions/N.toml        version records, created exclusively
+//! models/NAME/states/ID.toml         stage states, immutable, each naming the one before
+//! models/NAME/HEAD                   the newest stage state; the one mutable key
+//! runs/ID/run.toml                   a run's record as it started
+//! runs/ID/log/NAME.toml              its events, one immutable file each
+//! tmp/                               temp files and probes
+//! ```
+//!
+//! A registry folder also holds, for itself only: `remotes.toml`, `.gitignore` and
+//! `cache/`. [`parse`] reads a key back, refusing anything a registry would not write
+//! there, so a listing of a remote yields only well-formed names.
+
+use std::path::Path;
+
+use crate::id::{ObjectId, RunId, StateId};
+use crate::names::ModelName;
+use crate::store::object::Encoding;
+
+/// The registry's configuration.
+pub const CONFIG: &str = "config.toml";
+
+/// The registry's name for itself, so that a remote made again is told from the old one.
+pub const REGISTRY_ID: &str = "registry-id";
+
+/// The remotes of a local registry (never synced).
+pub const REMOTES: &str = "remotes.toml";
+
+/// The file that keeps a registry folder out of the project's git status.
+pub const GITIGNORE: &str = ".gitignore";
+
+/// The folder of objects.
+pub const OBJECTS: &str = "objects/";
+
+/// The folder of models.
+pub const MODELS: &str = "models/";
+
+/// The folder of runs.
+pub const RUNS: &str = "runs/";
+
+/// The folder of temp files.
+pub const TMP: &str = "tmp/";
+
+/// The folder of a local registry's caches: never needed for correctness.
+pub const CACHE: &str = "cache/";
+
+/// The folders every registry folder has.
+pub const FOLDERS: [&str; 5] = [OBJECTS, MODELS, RUNS, TMP, CACHE];
+
+/// The file name of a run's record inside its folder.
+pub const RUN_RECORD: &str = "run.toml";
+
+/// Returns the key of an object in the given encoding.
+pub fn object(id: ObjectId, encoding: Encoding) -> String {
+    let hex = id.to_hex();
+    format!("{OBJECTS}{}/{}{}", &hex[..2], &hex[2..], encoding.suffix())
+}
+
+/// Returns the folder of one model.
+pub fn model(model: &str) -> String {
+    format!("{MODELS}{model}/")
+}
+
+/// Returns the folder of a model's version records.
+pub fn versions(model: &str) -> String {
+    format!("{MODELS}{model}/versions/")
+}
+
+/// Returns the key of one version record.
+pub fn version(model: &str, number: u64) -> String {
+    format!("{MODELS}{model}/versions/{number}.toml")
+}
+
+/// Returns the folder of a model's stage states.
+pub fn states(model: &str) -> String {
+    format!("{MODELS}{model}/states/")
+}
+
+/// Returns the key of one stage state.
+pub fn state(model: &str, id: &StateId) -> String {
+    format!("{MODELS}{model}/states/{id}.toml")
+}
+
+/// Returns the key of a model's stage pointer.
+pub fn head(model: &str) -> String {
+    format!("{MODELS}{model}/HEAD")
+}
+
+/// Returns the folder of one run.
+pub fn run(id: &RunId) -> String {
+    format!("{RUNS}{id}/")
+}
+
+/// Returns the key of a run's record.
+pub fn run_record(id: &RunId) -> String {
+    format!("{RUNS}{id}/{RUN_RECORD}")
+}
+
+/// Returns the folder of a run's events.
+pub fn run_log(id: &RunId) -> String {
+    format!("{RUNS}{id}/log/")
+}
+
+/// Returns the key of one event of a run, by its file name.
+pub fn run_event(id: &RunId, name: &str) -> String {
+    format!("{RUNS}{id}/log/{name}")
+}
+
+/// Returns the key of a file of a run, by its path inside the run's folder
+/// (`run.toml`, `log/NAME.toml`).
+pub fn run_file(run: &str, rel: &str) -> String {
+    format!("{RUNS}{run}/{rel}")
+}
+
+/// Returns the key of a probe file of `remote check`.
+pub fn probe(nonce: &str) -> String {
+    format!("{TMP}probe-{nonce}")
+}
+
+/// Returns whether `name` is the file name of a run event: a `.toml` file that is not
+/// hidden (temp files of other tools start with a dot).
+pub fn is_event_name(name: &str) -> bool {
+    Path::new(name).extension().is_some_and(|e| e == "toml") && !name.starts_with('.')
+}
+
+/// Returns the version number a record's file name holds: `7.toml` is 7; `07.toml`,
+/// `0.toml` and other names are no version.
+pub fn version_number(file: &str) -> Option<u64> {
+    let n: u64 = file.strip_suffix(".toml")?.parse().ok()?;
+    (n > 0 && format!("{n}.toml") == file).then_some(n)
+}
+
+/// Returns what a metadata key names, or `None` for a key a registry does not write
+/// (a lock, a temp file, a name that breaks the naming rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key<'a> {
+    /// `models/NAME/versions/N.toml`.
+    Version {
+        /// The model.
+        model: &'a str,
+        /// The version number.
+        number: u64,
+    },
+    /// `models/NAME/states/ID.toml`.
+    State {
+        /// The model.
+        model: &'a str,
+        /// The state.
+        id: StateId,
+    },
+    /// `models/NAME/HEAD`.
+    Head {
+        /// The model.
+        model: &'a str,
+    },
+    /// `runs/ID/run.toml`.
+    RunRecord {
+        /// The run.
+        run: RunId,
+    },
+    /// `runs/ID/log/NAME.toml`.
+    RunEvent {
+        /// The run.
+        run: RunId,
+        /// The event's file name.
+        name: &'a str,
+    },
+}
+
+/// Parses a key of `models/` or `runs/`; see [`Key`].
+pub fn parse(key: &str) -> Option<Key<'_>> {
+    let parts: Vec<&str> = key.split('/').collect();
+    let model_ok = |m: &str| ModelName::parse(m).is_ok();
+    match parts.as_slice() {
+        ["models", model, "versions", file] if model_ok(model) => Some(Key::Version {
+            model,
+            number: version_number(file)?,
+        }),
+        ["models", model, "states", file] if model_ok(model) => Some(Key::State {
+            model,
+            id: StateId::parse(file.strip_suffix(".toml")?)?,
+        }),
+        ["models", model, "HEAD"] if model_ok(model) => Some(Key::Head { model }),
+        ["runs", id, file] if *file == RUN_RECORD => Some(Key::RunRecord {
+            run: RunId::parse(id)?,
+        }),
+        ["runs", id, "log", name] if is_event_name(name) => Some(Key::RunEvent {
+            run: RunId::parse(id)?,
+            name,
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_read_back_as_what_they_name() {
+        let run = RunId::parse("0123456789abcdef").unwrap();
+        let state = StateId::parse(&"a".repeat(64)).unwrap();
+        assert_eq!(
+            parse(&version("churn", 7)),
+            Some(Key::Version {
+                model: "churn",
+                number: 7
+            })
+        );
+        assert_eq!(
+            parse(&super::state("churn", &state)),
+            Some(Key::State {
+                model: "churn",
+                id: state.clone()
+            })
+        );
+        assert_eq!(parse(&head("churn")), Some(Key::Head { model: "churn" }));
+        assert_eq!(
+            parse(&run_record(&run)),
+            Some(Key::RunRecord { run: run.clone() })
+        );
+        let event = run_event(&run, "00000000000000000001-abcd1234.toml");
+        assert_eq!(
+            parse(&event),
+            Some(Key::RunEvent {
+                run,
+                name: "00000000000000000001-abcd1234.toml"
+            })
+        );
+        assert_eq!(
+            object(ObjectId::of(b""), Encoding::Zstd),
+            "objects/af/1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262.zst"
+        );
+    }
+
+    #[test]
+    fn keys_a_registry_does_not_write_are_not_read() {
+        for stray in [
+            "models/churn/versions/02.toml",
+            "models/churn/versions/0.toml",
+            "models/churn/versions/x.toml",
+            "models/churn/states/short.toml",
+            "models/churn/HEAD.lock",
+            "models/../versions/1.toml",
+            "models/-rf/HEAD",
+            "runs/0123456789abcdef/log/.tmp-x.toml",
+            "runs/0123456789abcdef/log/notes.txt",
+            "runs/not-a-run/run.toml",
+            "runs/0123456789abcdef/other.toml",
+            "tmp/probe-1",
+            "config.toml",
+        ] {
+            assert_eq!(parse(stray), None, "{stray}");
+        }
+    }
+}
