@@ -17,14 +17,14 @@ pub struct FsckArgs {}
 /// Runs `mreg fsck`.
 pub fn run(ctx: &Ctx, _args: &FsckArgs) -> Result<()> {
     let reg = ctx.registry()?;
-    if let Some(up) = reg.upstream() {
+    if let Some(url) = reg.bucket_url() {
         return Err(crate::error::Failure::usage(format!(
             "fsck checks a local registry, not a bucket's ({})",
-            up.url()
+            url
         ))
         .hint(format!(
             "clone it (`mreg clone {} DIR`: every object is re-hashed on the way) and run `mreg fsck` there",
-            up.url()
+            url
         ))
         .into());
     }

@@ -93,8 +93,11 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
 /// Fetches the objects of a version the registry lacks: from the bucket of a registry
 /// used as `--registry s3://…`, else from the default remote, if there is one.
 fn fetch_missing(ctx: &Ctx, reg: &Registry, tree: TreeId) -> Result<()> {
-    if let Some(up) = reg.upstream() {
-        up.fetch_tree(reg, tree, &ctx.out.progress())?;
+    if reg
+        .backend()
+        .fetch_tree(reg, tree, &ctx.out.progress())?
+        .is_some()
+    {
         return Ok(());
     }
     if read::missing_below(reg, tree).is_empty() {

@@ -145,9 +145,8 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         crate::names::check_label("--experiment", experiment)?;
     }
     let reg = ctx.registry()?;
-    if let Some(up) = reg.upstream() {
-        up.require_conditional_writes("numbering a version")?;
-    }
+    reg.backend()
+        .require_conditional_writes("numbering a version")?;
     let dir = snapshot::check_folder(&args.dir)?;
     let stage = stage_request(&reg, args)?;
     let now = clock::now()?;
@@ -205,8 +204,9 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     cache.save(&reg);
     let reference = record.reference();
     let sent_bytes = reg
-        .upstream()
-        .map(|up| (up.url().to_owned(), up.sent_bytes()));
+        .bucket_url()
+        .zip(reg.backend().sent_bytes())
+        .map(|(url, sent)| (url.to_owned(), sent));
     tell_stored(ctx, args, &record, &snap, created_new, sent_bytes.as_ref());
     let report = stage
         .map(|request| request.promote(&reg, &record))

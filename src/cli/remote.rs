@@ -90,7 +90,7 @@ struct Checked<'a> {
 /// Runs `mreg remote`.
 pub fn run(ctx: &Ctx, args: &RemoteArgs) -> Result<u8> {
     let reg = ctx.registry()?;
-    if reg.upstream().is_some() {
+    if reg.bucket_url().is_some() {
         return Err(Failure::usage(
             "a registry on a bucket has no remotes of its own; remotes belong to a local registry",
         )

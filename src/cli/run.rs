@@ -166,10 +166,7 @@ fn supervise(
     command.args(&argv[1..]).env("MREG_RUN_ID", id.as_str());
     // The child's mreg calls go where this one does: to the bucket itself, not to this
     // machine's mirror of it.
-    match reg.upstream() {
-        Some(up) => command.env("MREG_REGISTRY", up.url()),
-        None => command.env("MREG_REGISTRY", reg.root()),
-    };
+    command.env("MREG_REGISTRY", reg.spec());
     if ctx.out.is_quiet() {
         command.env("MREG_QUIET", "1");
     }

@@ -74,7 +74,7 @@ struct Outcome<'a> {
 /// Runs `mreg sync`.
 pub fn run(ctx: &Ctx, args: &SyncArgs) -> Result<u8> {
     let reg = ctx.registry()?;
-    if reg.upstream().is_some() {
+    if reg.bucket_url().is_some() {
         return Err(Failure::usage(
             "a registry on a bucket is used directly and has nothing to sync",
         )

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use rustix::fs::{Mode, OFlags};
 
-use super::{Created, Fetched, Listed, Remote, Swapped, Tick};
+use super::{Created, Fetched, Listed, Remote, Swap, Tick};
 use crate::error::Failure;
 use crate::store::lock::{Holder, Lock};
 use crate::store::{Registry, atomic, keys};
@@ -223,51 +223,44 @@ impl Remote for FolderRemote {
         if fs::symlink_metadata(&target).is_ok() {
             return Ok(());
         }
-        let mut temp = atomic::temp_file(&self.tmp_dir())?;
-        let mut buf = vec![0u8; COPY_CHUNK];
-        let mut at = 0;
-        while at < len {
-            let n = source
-                .read_at(&mut buf, at)
-                .context("reading an object to send")?;
-            if n == 0 {
-                bail!("an object to send ended early: expected {len} bytes, found {at}");
+        let copy = |temp: &mut tempfile::NamedTempFile| {
+            let mut buf = vec![0u8; COPY_CHUNK];
+            let mut at = 0;
+            while at < len {
+                let n = source
+                    .read_at(&mut buf, at)
+                    .context("reading an object to send")?;
+                if n == 0 {
+                    bail!("an object to send ended early: expected {len} bytes, found {at}");
+                }
+                temp.write_all(&buf[..n])
+                    .with_context(|| format!("writing {}", temp.path().display()))?;
+                at += n as u64;
+                tick(n as u64);
             }
-            temp.write_all(&buf[..n])
-                .with_context(|| format!("writing {}", temp.path().display()))?;
-            at += n as u64;
-            tick(n as u64);
+            Ok(())
+        };
+        if atomic::create_exclusive_with(&self.tmp_dir(), &target, copy)? {
+            let _ =
+                fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o444));
         }
-        temp.as_file()
-            .sync_all()
-            .with_context(|| format!("writing {}", temp.path().display()))?;
-        match fs::hard_link(temp.path(), &target) {
-            Ok(()) => {}
-            Err(err) if err.kind() == ErrorKind::AlreadyExists => return Ok(()),
-            Err(err) => {
-                return Err(err).with_context(|| format!("publishing {}", target.display()));
-            }
-        }
-        let _ = fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o444));
-        atomic::sync_parent(&target)
+        Ok(())
     }
 
-    fn swap(&self, key: &str, expected: Option<&str>, bytes: &[u8]) -> Result<Swapped> {
+    fn swap(&self, key: &str, expected: Option<&str>, bytes: &[u8]) -> Result<Swap> {
         let target = self.make_parents(key)?;
         let holder = Holder::this_process(
             "mreg (remote swap)".to_owned(),
             crate::clock::format_time(std::time::SystemTime::now()),
         );
-        let _lock = Lock::acquire(&self.tmp_dir(), &target, &holder, LOCK_WAIT).map_err(|err| {
+        let lock = Lock::acquire(&self.tmp_dir(), &target, &holder, LOCK_WAIT).map_err(|err| {
             Failure::conflict(format!("{err:#}"))
                 .hint("another writer holds the remote's lock; try again")
         })?;
-        let current = self.get(key)?.map(|f| f.tag);
-        if current.as_deref() != expected {
-            return Ok(Swapped::Moved);
-        }
-        atomic::replace(&self.tmp_dir(), &target, bytes)?;
-        Ok(Swapped::Done)
+        lock.swap(&self.tmp_dir(), || {
+            let current = self.get(key)?.map(|f| f.tag);
+            Ok((current.as_deref() == expected).then(|| (bytes.to_vec(), ())))
+        })
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<Listed>> {

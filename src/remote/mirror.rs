@@ -15,13 +15,13 @@ use anyhow::{Context, Result};
 
 use super::known::Known;
 use super::sync::{self, Options, Sync};
-use super::{Created, Remote, Swapped, transfer};
+use super::{Created, Remote, Swap, transfer};
 use crate::error::Failure;
 use crate::id::ObjectId;
 use crate::manifest::{StageState, StateId};
+use crate::store::backend::{Backend, BackendRef};
 use crate::store::lock::Holder;
 use crate::store::object::Encoding;
-use crate::store::upstream::{HeadSwap, Upstream, UpstreamRef};
 use crate::store::{NoProgress, Progress, Registry, atomic, keys, read, stages};
 
 /// How many version numbers a push tries before giving up.
@@ -96,7 +96,7 @@ pub fn open(url: &str, progress: Box<dyn Progress + Send>) -> Result<Registry> {
         enforced,
         sent: std::sync::atomic::AtomicU64::new(0),
     };
-    Ok(reg.with_upstream(UpstreamRef(Arc::new(link))))
+    Ok(reg.with_backend(BackendRef(Arc::new(link))))
 }
 
 /// A mirror's bucket.
@@ -169,9 +169,9 @@ impl Link {
     }
 }
 
-impl Upstream for Link {
-    fn url(&self) -> &str {
-        &self.url
+impl Backend for Link {
+    fn bucket_url(&self) -> Option<&str> {
+        Some(&self.url)
     }
 
     fn require_conditional_writes(&self, what: &str) -> Result<()> {
@@ -186,8 +186,8 @@ impl Upstream for Link {
         .into())
     }
 
-    fn sent_bytes(&self) -> u64 {
-        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    fn sent_bytes(&self) -> Option<u64> {
+        Some(self.sent.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     fn fetch_object(&self, reg: &Registry, id: ObjectId) -> Result<(PathBuf, Encoding)> {
@@ -199,8 +199,8 @@ impl Upstream for Link {
         reg: &Registry,
         tree: crate::store::TreeId,
         progress: &dyn crate::store::Progress,
-    ) -> Result<u64> {
-        super::fetch_tree(reg, &*self.remote, &self.known, tree, progress)
+    ) -> Result<Option<u64>> {
+        super::fetch_tree(reg, &*self.remote, &self.known, tree, progress).map(Some)
     }
 
     fn holds_object(&self, _reg: &Registry, id: ObjectId) -> Result<bool> {
@@ -233,16 +233,15 @@ impl Upstream for Link {
         &self,
         reg: &Registry,
         model: &str,
-        tree: ObjectId,
+        tree: crate::id::TreeId,
         first: u64,
         render: &dyn Fn(u64) -> Result<String>,
     ) -> Result<u64> {
         self.require_conditional_writes("numbering a version")?;
-        let objects: Vec<ObjectId> =
-            transfer::closure(crate::store::TreeId(tree), &|t| read::read_tree(reg, t))?
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect();
+        let objects: Vec<ObjectId> = transfer::closure(tree, &|t| read::read_tree(reg, t))?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         let (_, sent) =
             transfer::send_all(reg, &*self.remote, &self.known, &objects, &*self.progress)?;
         self.sent
@@ -284,7 +283,9 @@ impl Upstream for Link {
         reg: &Registry,
         expected: Option<&StateId>,
         new: &StageState,
-    ) -> Result<HeadSwap> {
+        _holder: &Holder,
+        _wait: std::time::Duration,
+    ) -> Result<Swap<StateId>> {
         self.require_conditional_writes("moving a stage")?;
         let model = new.model.as_str();
         let key = keys::head(model);
@@ -295,7 +296,7 @@ impl Upstream for Link {
             .and_then(|t| StateId::parse(t.trim()));
         if current_id.as_ref() != expected {
             self.refresh(reg)?;
-            return Ok(HeadSwap::Moved);
+            return Ok(Swap::Moved);
         }
         let text = new.to_toml()?;
         let id = StateId::of(text.as_bytes());
@@ -310,14 +311,14 @@ impl Upstream for Link {
                     .and_then(|f| String::from_utf8(f.bytes).ok())
                     .is_some_and(|t| t.trim() == id.as_str());
                 if names_ours {
-                    Swapped::Done
+                    Swap::Done(())
                 } else {
                     return Err(err);
                 }
             }
         };
         match swapped {
-            Swapped::Done => {
+            Swap::Done(()) => {
                 stages::publish_state(reg, new)?;
                 let holder =
                     Holder::this_process(new.command.clone().unwrap_or_default(), new.time.clone());
@@ -330,11 +331,11 @@ impl Upstream for Link {
                     &holder,
                     std::time::Duration::from_secs(10),
                 )?;
-                Ok(HeadSwap::Done(id))
+                Ok(Swap::Done(id))
             }
-            Swapped::Moved => {
+            Swap::Moved => {
                 self.refresh(reg)?;
-                Ok(HeadSwap::Moved)
+                Ok(Swap::Moved)
             }
         }
     }

@@ -23,25 +23,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::error::Failure;
+pub use crate::store::atomic::{Created, Swap};
 use crate::store::keys;
-
-/// What a create-only write found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Created {
-    /// The key was absent and now holds the bytes.
-    New,
-    /// The key already held something; nothing was written.
-    Exists,
-}
-
-/// How a compare-and-swap ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Swapped {
-    /// The key now holds the new bytes.
-    Done,
-    /// The key no longer held what was expected; nothing was written.
-    Moved,
-}
 
 /// A small value read from a remote, with the tag a compare-and-swap names it by.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +80,7 @@ pub trait Remote: Send + Sync {
 
     /// Replaces the value at `key` with `bytes` only if it still has the tag `expected`
     /// (`None`: only if the key is absent).
-    fn swap(&self, key: &str, expected: Option<&str>, bytes: &[u8]) -> Result<Swapped>;
+    fn swap(&self, key: &str, expected: Option<&str>, bytes: &[u8]) -> Result<Swap>;
 
     /// Returns every key under `prefix` (a folder path ending in `/`, or empty).
     fn list(&self, prefix: &str) -> Result<Vec<Listed>>;

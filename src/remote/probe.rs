@@ -9,7 +9,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Created, Remote, Swapped};
+use super::{Created, Remote, Swap};
 use crate::store::keys;
 
 /// What the probe found.
@@ -57,8 +57,8 @@ fn probe(remote: &dyn Remote, key: &str) -> Result<Probe> {
     let moved = remote.swap(key, Some(&first.tag), b"third")?;
     let stale_swap = remote.swap(key, Some(&stale), b"fourth")?;
     let now = remote.get(key)?.map(|v| v.bytes);
-    let compare_and_swap = moved == Swapped::Done
-        && stale_swap == Swapped::Moved
+    let compare_and_swap = moved == Swap::Done(())
+        && stale_swap == Swap::Moved
         && now.as_deref() == Some(b"third".as_slice());
     Ok(Probe {
         create_only,

@@ -23,7 +23,7 @@ use object_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Created, Fetched, Listed, Remote, Swapped, Tick, profile};
+use super::{Created, Fetched, Listed, Remote, Swap, Tick, profile};
 use crate::error::Failure;
 
 /// Objects at least this large are sent in parts of this size.
@@ -467,7 +467,7 @@ impl Remote for S3Remote {
         Ok(())
     }
 
-    fn swap(&self, key: &str, expected: Option<&str>, bytes: &[u8]) -> Result<Swapped> {
+    fn swap(&self, key: &str, expected: Option<&str>, bytes: &[u8]) -> Result<Swap> {
         self.runtime.block_on(async {
             let mode = match expected {
                 None => PutMode::Create,
@@ -485,12 +485,12 @@ impl Remote for S3Remote {
                 .put_opts(&self.path(key), PutPayload::from(bytes.to_vec()), options)
                 .await
             {
-                Ok(_) => Ok(Swapped::Done),
+                Ok(_) => Ok(Swap::Done(())),
                 Err(
                     object_store::Error::AlreadyExists { .. }
                     | object_store::Error::Precondition { .. }
                     | object_store::Error::NotFound { .. },
-                ) => Ok(Swapped::Moved),
+                ) => Ok(Swap::Moved),
                 Err(err) => Err(self.explain(&err, "writing", key)),
             }
         })

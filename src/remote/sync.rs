@@ -22,12 +22,12 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::known::Known;
-use super::{Created, Remote, Swapped, transfer};
+use super::{Created, Remote, Swap, transfer};
 use crate::id::TreeId;
 use crate::manifest::{RunEvent, RunRecord, StateId, VersionRecord};
 use crate::store::keys::{self, Key};
 use crate::store::lock::Holder;
-use crate::store::stages::{self, Swap};
+use crate::store::stages;
 use crate::store::{ObjectId, Progress, Registry, atomic, read};
 
 /// How many times a model's stages are re-read after a lost compare-and-swap.
@@ -863,11 +863,11 @@ impl<'a> Sync<'a> {
                 .remote
                 .swap(&key, expected, format!("{ours}\n").as_bytes())?
             {
-                Swapped::Done => {
+                Swap::Done(()) => {
                     self.report.sent.stages += 1;
                     return Ok(());
                 }
-                Swapped::Moved => {
+                Swap::Moved => {
                     let theirs_keys = remote_keys(self.remote)?;
                     self.fetch_states(&theirs_keys, &ours_keys, Some(model))?;
                 }

@@ -10,6 +10,26 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+/// What a create-only write found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The key was absent and now holds the bytes.
+    New,
+    /// The key already held something; nothing was written.
+    Exists,
+}
+
+/// How a compare-and-swap ended: locally under a lock file, or on a remote with a
+/// conditional write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swap<T = ()> {
+    /// The new value is in place; `T` is what the writer learned doing it (the id of a
+    /// new stage state, say).
+    Done(T),
+    /// The value had moved since it was read; nothing was written.
+    Moved,
+}
+
 /// Returns a new temp file in `tmp_dir`, removed when dropped unless persisted.
 ///
 /// It is created with mode 0666 less the umask, like any file a program makes, so the
@@ -28,9 +48,23 @@ pub fn temp_file(tmp_dir: &Path) -> Result<tempfile::NamedTempFile> {
 /// Returns `false`, writing nothing, when `target` already exists. The content is
 /// durable before the name appears, and the name is durable when this returns `true`.
 pub fn create_exclusive(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> Result<bool> {
+    create_exclusive_with(tmp_dir, target, |temp| {
+        temp.write_all(bytes)
+            .with_context(|| format!("writing {}", temp.path().display()))
+    })
+}
+
+/// Publishes at `target` what `fill` writes into a temp file, only if nothing is there
+/// yet; as [`create_exclusive`], for content streamed from elsewhere.
+pub fn create_exclusive_with(
+    tmp_dir: &Path,
+    target: &Path,
+    fill: impl FnOnce(&mut tempfile::NamedTempFile) -> Result<()>,
+) -> Result<bool> {
     let mut temp = temp_file(tmp_dir)?;
-    temp.write_all(bytes)
-        .and_then(|()| temp.as_file().sync_all())
+    fill(&mut temp)?;
+    temp.as_file()
+        .sync_all()
         .with_context(|| format!("writing {}", temp.path().display()))?;
     match fs::hard_link(temp.path(), target) {
         Ok(()) => {}

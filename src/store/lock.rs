@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::atomic;
+use super::atomic::{self, Swap};
 use crate::error::Failure;
 
 /// Returns who holds a lock, as written inside the lock file.
@@ -53,6 +53,7 @@ fn host_name() -> String {
 #[derive(Debug)]
 pub struct Lock {
     path: PathBuf,
+    target: PathBuf,
 }
 
 impl Lock {
@@ -67,7 +68,10 @@ impl Lock {
         let mut pause = Duration::from_millis(2);
         loop {
             if atomic::create_exclusive(tmp_dir, &path, body.as_bytes())? {
-                return Ok(Lock { path });
+                return Ok(Lock {
+                    path,
+                    target: target.to_path_buf(),
+                });
             }
             let now = Instant::now();
             if now >= deadline {
@@ -81,6 +85,22 @@ impl Lock {
     /// Returns the lock file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Replaces the guarded file, the second half of the protocol: `decide` re-reads
+    /// what it depends on (now that no other writer can change it) and returns the new
+    /// content, or `None` when what it read had moved; the content is then published by
+    /// rename (temp file, fsync, rename, fsync the folder). Nothing is written on `None`.
+    pub fn swap<T>(
+        &self,
+        tmp_dir: &Path,
+        decide: impl FnOnce() -> Result<Option<(Vec<u8>, T)>>,
+    ) -> Result<Swap<T>> {
+        let Some((bytes, done)) = decide()? else {
+            return Ok(Swap::Moved);
+        };
+        atomic::replace(tmp_dir, &self.target, &bytes)?;
+        Ok(Swap::Done(done))
     }
 }
 

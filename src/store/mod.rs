@@ -3,6 +3,7 @@
 //! Nothing here prints; long work reports through [`Progress`].
 
 pub mod atomic;
+pub mod backend;
 pub mod check;
 pub mod config;
 pub mod keys;
@@ -18,7 +19,6 @@ pub mod snapshot;
 pub mod stages;
 pub mod statcache;
 pub mod tree;
-pub mod upstream;
 pub mod write;
 
 pub use crate::id::{ObjectId, TreeId};

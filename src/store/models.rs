@@ -149,20 +149,31 @@ pub fn create_version(reg: &Registry, new: NewVersion) -> Result<VersionRecord> 
         metrics: new.metrics,
     };
     let first = list_versions(reg, model)?.last().map_or(1, |n| n + 1);
-    if let Some(up) = reg.upstream() {
-        let render = |n: u64| -> Result<String> {
-            let mut numbered = record.clone();
-            numbered.version = n;
-            numbered.to_toml()
-        };
-        record.version = up.claim_version(reg, model, new.tree.0, first, &render)?;
-        return Ok(record);
-    }
+    let render = |n: u64| -> Result<String> {
+        let mut numbered = record.clone();
+        numbered.version = n;
+        numbered.to_toml()
+    };
+    let number = reg
+        .backend()
+        .claim_version(reg, model, new.tree, first, &render)?;
+    record.version = number;
+    Ok(record)
+}
+
+/// Claims a version number in a registry folder: `render(n)` is created exclusively
+/// at the first free `n` from `first`, so two pushes racing for a number never both
+/// get it.
+pub(crate) fn claim_in_folder(
+    reg: &Registry,
+    model: &str,
+    first: u64,
+    render: &dyn Fn(u64) -> Result<String>,
+) -> Result<u64> {
     for next in (first..).take(ALLOCATION_TRIES) {
-        record.version = next;
         let path = version_path(reg, model, next);
-        if atomic::create_exclusive(&reg.tmp_dir(), &path, record.to_toml()?.as_bytes())? {
-            return Ok(record);
+        if atomic::create_exclusive(&reg.tmp_dir(), &path, render(next)?.as_bytes())? {
+            return Ok(next);
         }
     }
     Err(Failure::conflict(format!(

@@ -8,11 +8,10 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use super::atomic;
+use super::backend::{Backend, BackendRef, Folder};
 use super::config::{self, Config};
 use super::keys;
 use super::object::Encoding;
-use super::read;
-use super::upstream::UpstreamRef;
 use crate::error::Failure;
 use crate::id::ObjectId;
 
@@ -32,7 +31,7 @@ struct FormatOnly {
 #[derive(Debug, Clone)]
 pub struct Registry {
     root: PathBuf,
-    upstream: Option<UpstreamRef>,
+    backend: BackendRef,
 }
 
 impl Registry {
@@ -48,7 +47,7 @@ impl Registry {
         fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
         let reg = Registry {
             root: root.canonicalize()?,
-            upstream: None,
+            backend: BackendRef(std::sync::Arc::new(Folder)),
         };
         for sub in keys::FOLDERS {
             fs::create_dir_all(reg.path(sub))
@@ -136,7 +135,7 @@ impl Registry {
     fn open_root(root: &Path) -> Result<Registry> {
         let reg = Registry {
             root: root.canonicalize()?,
-            upstream: None,
+            backend: BackendRef(std::sync::Arc::new(Folder)),
         };
         reg.config()?;
         for sub in keys::FOLDERS {
@@ -253,38 +252,47 @@ impl Registry {
         self.find_object(id).is_some()
     }
 
-    /// Returns where and how an object is stored, fetching it from the upstream when
-    /// this registry is a mirror that lacks it; an error names an object found nowhere.
+    /// Returns where and how an object is stored, fetching it from the bucket when this
+    /// registry is a mirror that lacks it; an error names an object found nowhere.
     pub fn object(&self, id: ObjectId) -> Result<(PathBuf, Encoding)> {
-        if let Some(found) = self.find_object(id) {
-            return Ok(found);
-        }
-        match &self.upstream {
-            Some(up) => up.0.fetch_object(self, id),
-            None => Err(read::missing(id)),
+        match self.find_object(id) {
+            Some(found) => Ok(found),
+            None => self.backend().fetch_object(self, id),
         }
     }
 
-    /// Returns whether the object is stored here or, for a mirror, upstream.
+    /// Returns whether the object is stored here or, for a mirror, in the bucket.
     pub fn holds_object(&self, id: ObjectId) -> Result<bool> {
         if self.has_object(id) {
             return Ok(true);
         }
-        match &self.upstream {
-            Some(up) => up.0.holds_object(self, id),
-            None => Ok(false),
-        }
+        self.backend().holds_object(self, id)
     }
 
-    /// Returns this registry with `upstream` as the place its content really lives.
+    /// Returns this registry with `backend` deciding its writes: how a mirror of a
+    /// bucket is opened.
     #[must_use]
-    pub fn with_upstream(mut self, upstream: UpstreamRef) -> Registry {
-        self.upstream = Some(upstream);
+    pub fn with_backend(mut self, backend: BackendRef) -> Registry {
+        self.backend = backend;
         self
     }
 
-    /// Returns the upstream of a mirror, or `None` for an ordinary registry.
-    pub fn upstream(&self) -> Option<&dyn super::upstream::Upstream> {
-        self.upstream.as_ref().map(|u| &*u.0)
+    /// Returns what decides this registry's contested writes.
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend.0
+    }
+
+    /// Returns the bucket URL this registry mirrors, or `None` for a registry folder.
+    pub fn bucket_url(&self) -> Option<&str> {
+        self.backend().bucket_url()
+    }
+
+    /// Returns how another mreg process names this registry (in `MREG_REGISTRY`): the
+    /// bucket a mirror stands for, else the registry folder.
+    pub fn spec(&self) -> std::ffi::OsString {
+        match self.bucket_url() {
+            Some(url) => url.into(),
+            None => self.root.clone().into_os_string(),
+        }
     }
 }

@@ -84,9 +84,8 @@ pub fn create(reg: &Registry, mut record: RunRecord) -> Result<RunRecord> {
             );
         }
         atomic::sync_dir(&runs)?;
-        if let Some(up) = reg.upstream() {
-            up.publish_file(reg, &keys::run_record(&record.id), body.as_bytes())?;
-        }
+        reg.backend()
+            .publish_file(reg, &keys::run_record(&record.id), body.as_bytes())?;
         return Ok(record);
     }
     Err(
@@ -122,9 +121,11 @@ pub fn append(reg: &Registry, event: &RunEvent) -> Result<()> {
         let nonce = blake3::hash(format!("{nanos}-{}-{body}", std::process::id()).as_bytes());
         let name = format!("{nanos:020}-{}.toml", &nonce.to_hex()[..8]);
         if atomic::create_exclusive(&reg.tmp_dir(), &dir.join(&name), body.as_bytes())? {
-            if let Some(up) = reg.upstream() {
-                up.publish_file(reg, &keys::run_event(&event.run, &name), body.as_bytes())?;
-            }
+            reg.backend().publish_file(
+                reg,
+                &keys::run_event(&event.run, &name),
+                body.as_bytes(),
+            )?;
             return Ok(());
         }
     }

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+pub use super::atomic::Swap;
 use super::lock::{Holder, Lock};
-use super::upstream::HeadSwap;
 use super::{Registry, atomic, keys};
 use crate::error::Failure;
 use crate::manifest::{StageState, StateId};
@@ -131,15 +131,6 @@ pub fn publish_state(reg: &Registry, state: &StageState) -> Result<StateId> {
     Ok(id)
 }
 
-/// Returns how a swap of `HEAD` ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Swap {
-    /// `HEAD` now names the new state, which has this id.
-    Done(StateId),
-    /// `HEAD` had moved since it was read; nothing was written.
-    Moved,
-}
-
 /// Publishes `new` and points a model's `HEAD` at it, if `HEAD` still names `expected`.
 ///
 /// Runs git's lockfile protocol: `HEAD.lock` created exclusively (waiting up to `wait`
@@ -152,23 +143,27 @@ pub fn commit(
     new: &StageState,
     holder: &Holder,
     wait: Duration,
-) -> Result<Swap> {
-    if let Some(up) = reg.upstream() {
-        return Ok(match up.swap_head(reg, expected, new)? {
-            HeadSwap::Done(id) => Swap::Done(id),
-            HeadSwap::Moved => Swap::Moved,
-        });
-    }
+) -> Result<Swap<StateId>> {
+    reg.backend().swap_head(reg, expected, new, holder, wait)
+}
+
+/// Swaps `HEAD` in a registry folder, by the lockfile protocol [`commit`] describes.
+pub(crate) fn swap_in_folder(
+    reg: &Registry,
+    expected: Option<&StateId>,
+    new: &StageState,
+    holder: &Holder,
+    wait: Duration,
+) -> Result<Swap<StateId>> {
     let model = new.model.as_str();
-    let head = reg.head_path(model);
-    let _lock = Lock::acquire(&reg.tmp_dir(), &head, holder, wait)?;
-    let actual = read_head(reg, model)?;
-    if actual.as_ref() != expected {
-        return Ok(Swap::Moved);
-    }
-    let id = publish_state(reg, new)?;
-    atomic::replace(&reg.tmp_dir(), &head, format!("{id}\n").as_bytes())?;
-    Ok(Swap::Done(id))
+    let lock = Lock::acquire(&reg.tmp_dir(), &reg.head_path(model), holder, wait)?;
+    lock.swap(&reg.tmp_dir(), || {
+        if read_head(reg, model)?.as_ref() != expected {
+            return Ok(None);
+        }
+        let id = publish_state(reg, new)?;
+        Ok(Some((format!("{id}\n").into_bytes(), id)))
+    })
 }
 
 /// Points a model's `HEAD` at a state the registry already holds, if `HEAD` still names
@@ -180,16 +175,15 @@ pub fn advance(
     id: &StateId,
     holder: &Holder,
     wait: Duration,
-) -> Result<Swap> {
+) -> Result<Swap<StateId>> {
     let head = reg.head_path(model);
     let dir = head.parent().expect("HEAD lives in the model's folder");
     if !dir.is_dir() {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let _lock = Lock::acquire(&reg.tmp_dir(), &head, holder, wait)?;
-    if read_head(reg, model)?.as_ref() != expected {
-        return Ok(Swap::Moved);
-    }
-    atomic::replace(&reg.tmp_dir(), &head, format!("{id}\n").as_bytes())?;
-    Ok(Swap::Done(id.clone()))
+    let lock = Lock::acquire(&reg.tmp_dir(), &head, holder, wait)?;
+    lock.swap(&reg.tmp_dir(), || {
+        let still = read_head(reg, model)?.as_ref() == expected;
+        Ok(still.then(|| (format!("{id}\n").into_bytes(), id.clone())))
+    })
 }
