@@ -19,12 +19,10 @@ pub fn run(ctx: &Ctx, _args: &FsckArgs) -> Result<()> {
     let reg = ctx.registry()?;
     if let Some(url) = reg.bucket_url() {
         return Err(crate::error::Failure::usage(format!(
-            "fsck checks a local registry, not a bucket's ({})",
-            url
+            "fsck checks a local registry, not a bucket's ({url})"
         ))
         .hint(format!(
-            "clone it (`mreg clone {} DIR`: every object is re-hashed on the way) and run `mreg fsck` there",
-            url
+            "clone it (`mreg clone {url} DIR`: every object is re-hashed on the way) and run `mreg fsck` there"
         ))
         .into());
     }
