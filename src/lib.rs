@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod lineage;
 pub mod manifest;
 pub mod names;
+pub mod ops;
 pub mod query;
 pub mod refspec;
 pub mod remote;

@@ -1,14 +1,10 @@
 //! `mreg log`: add metrics, params, tags, data inputs or parents to a run.
 
 use anyhow::Result;
-use serde::Serialize;
 
-use super::inputs::{Additions, LineageArgs, MetricArgs, ParamArgs};
+use super::args::{self, LineageArgs, MetricArgs, ParamArgs};
 use super::{Ctx, output};
-use crate::clock;
-use crate::error::Failure;
-use crate::manifest::{RunEvent, RunId};
-use crate::store::runs;
+use crate::ops::log;
 
 /// Add metrics, params or tags to a run
 ///
@@ -38,82 +34,42 @@ pub struct LogArgs {
     lineage: LineageArgs,
 }
 
-#[derive(Serialize)]
-struct Outcome {
-    run: RunId,
-    params: usize,
-    metrics: usize,
-    points: usize,
-    tags: usize,
-    data: usize,
-    parents: usize,
-}
-
 /// Runs `mreg log`.
 pub fn run(ctx: &Ctx, args: &LogArgs) -> Result<()> {
     let reg = ctx.registry()?;
-    let id = target_run(&reg, args.run.as_deref())?;
-    let time = clock::format_time_ms(clock::now()?);
-    if args.step.is_some() && args.metrics.metrics.is_empty() {
-        return Err(
-            Failure::usage("--step applies to --metric values, and none was given")
-                .hint("write mreg log --metric loss=0.41 --step 3")
-                .into(),
-        );
-    }
-    let mut add = Additions::default();
-    args.params.collect(&mut add)?;
-    args.metrics.collect(ctx, args.step, &time, &mut add)?;
-    args.lineage.collect(ctx, &reg, &mut add)?;
-    if add.is_empty() {
-        return Err(Failure::usage("nothing to log")
-            .hint("give --metric KEY=NUMBER, --metrics-file, --param, --params-file, --tag, --data or --parent")
-            .into());
-    }
-    let outcome = Outcome {
-        run: id.clone(),
-        params: add.params.len(),
-        metrics: add.metrics.len(),
-        points: add.points(),
-        tags: add.tags.len(),
-        data: add.data.len(),
-        parents: add.parents.len(),
-    };
-    let mut event = RunEvent::new(id.clone(), time, clock::actor());
-    add.apply_to_event(&reg, &mut event)?;
-    runs::append(&reg, &event)?;
+    let inputs = args::inputs(
+        &args.params,
+        Some(&args.metrics),
+        Some(&args.lineage),
+        args.step,
+    );
+    let logged = log::log(
+        &reg,
+        args.run.as_deref(),
+        &inputs,
+        &ctx.out.progress(),
+        &mut |w| ctx.out.warn(&w),
+    )?;
     let mut parts = Vec::new();
     for (n, noun) in [
-        (outcome.metrics, "metric"),
-        (outcome.points, "series point"),
-        (outcome.params, "param"),
-        (outcome.tags, "tag"),
-        (outcome.data, "data input"),
-        (outcome.parents, "parent"),
+        (logged.metrics, "metric"),
+        (logged.points, "series point"),
+        (logged.params, "param"),
+        (logged.tags, "tag"),
+        (logged.data, "data input"),
+        (logged.parents, "parent"),
     ] {
         if n > 0 {
             parts.push(output::count(n as u64, noun));
         }
     }
-    ctx.out
-        .status(&format!("Logged {} to run {id}", parts.join(", ")));
+    ctx.out.status(&format!(
+        "Logged {} to run {}",
+        parts.join(", "),
+        logged.run
+    ));
     if ctx.out.is_json() {
-        ctx.out.emit(&outcome, String::new)?;
+        ctx.out.emit(&logged, String::new)?;
     }
     Ok(())
-}
-
-/// Returns the run `--run` names, else the one `MREG_RUN_ID` names.
-pub fn target_run(reg: &crate::store::Registry, flag: Option<&str>) -> Result<RunId> {
-    if let Some(text) = flag {
-        return runs::resolve(reg, text);
-    }
-    match std::env::var("MREG_RUN_ID") {
-        Ok(text) if !text.is_empty() => runs::resolve(reg, &text).map_err(|err| {
-            err.context(format!("MREG_RUN_ID={text} names no run of this registry"))
-        }),
-        _ => Err(Failure::usage("no run to log into")
-            .hint("pass --run ID, or call mreg log from a command started by `mreg run`, which sets MREG_RUN_ID")
-            .into()),
-    }
 }

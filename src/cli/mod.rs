@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::store::Registry;
 
+mod args;
 mod compare;
 mod demo;
 mod diff;
@@ -17,14 +18,12 @@ mod fsck;
 mod gate;
 mod history;
 mod init;
-mod inputs;
 mod log;
 mod ls;
 pub mod output;
 mod promote;
 mod pull;
 mod push;
-mod record;
 mod remote;
 mod report;
 mod rollback;
@@ -33,6 +32,7 @@ mod runs;
 mod show;
 mod show_run;
 mod sync;
+mod verdict;
 
 use output::Printer;
 

@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::ColorChoice;
-use crate::manifest::Value;
+pub use crate::lineage::shell_word;
+pub use crate::manifest::json::{json_of_manifest, json_of_value};
 use crate::store::Progress;
 
 /// Returns whether color goes to stderr under `choice`.
@@ -190,61 +191,5 @@ pub fn seconds(s: f64) -> String {
     } else {
         let whole = s as u64;
         format!("{}h {:02}m", whole / 3600, (whole % 3600) / 60)
-    }
-}
-
-/// Returns a typed value as JSON; NaN and the infinities become the strings `"NaN"`,
-/// `"inf"` and `"-inf"`, which JSON has no numbers for.
-pub fn json_of_value(value: &Value) -> serde_json::Value {
-    match value {
-        Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Int(i) => serde_json::Value::from(*i),
-        Value::Float(f) => json_of_float(*f),
-        Value::Str(s) => serde_json::Value::String(s.clone()),
-    }
-}
-
-fn json_of_float(f: f64) -> serde_json::Value {
-    serde_json::Number::from_f64(f).map_or_else(
-        || serde_json::Value::String(crate::manifest::value::format_float(f)),
-        serde_json::Value::Number,
-    )
-}
-
-/// Returns a manifest as JSON by way of its TOML form, so that NaN and infinities
-/// come out as strings rather than as `null`.
-pub fn json_of_manifest<T: Serialize>(manifest: &T) -> Result<serde_json::Value> {
-    Ok(json_of_toml(toml::Value::try_from(manifest)?))
-}
-
-fn json_of_toml(value: toml::Value) -> serde_json::Value {
-    match value {
-        toml::Value::String(s) => serde_json::Value::String(s),
-        toml::Value::Integer(i) => serde_json::Value::from(i),
-        toml::Value::Float(f) => json_of_float(f),
-        toml::Value::Boolean(b) => serde_json::Value::Bool(b),
-        toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
-        toml::Value::Array(items) => {
-            serde_json::Value::Array(items.into_iter().map(json_of_toml).collect())
-        }
-        toml::Value::Table(table) => serde_json::Value::Object(
-            table
-                .into_iter()
-                .map(|(k, v)| (k, json_of_toml(v)))
-                .collect(),
-        ),
-    }
-}
-
-/// Returns `word` quoted for a POSIX shell when it needs it.
-pub fn shell_word(word: &str) -> String {
-    if !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b))
-    {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }

@@ -1,13 +1,9 @@
 //! `mreg rollback`: move a stage back to the version it held before its latest move.
 
 use anyhow::Result;
-use serde::Serialize;
 
-use super::Ctx;
-use super::promote::{MoveRow, move_rows, side_moves, stamp};
-use crate::names::ModelName;
-use crate::stage::rollback::rollback;
-use crate::store::models;
+use super::{Ctx, verdict};
+use crate::ops::rollback::{self, Request};
 
 /// Move a stage back to the version it held before its latest move
 ///
@@ -41,51 +37,20 @@ pub struct RollbackArgs {
     dry_run: bool,
 }
 
-#[derive(Serialize)]
-struct Outcome {
-    model: String,
-    stage: String,
-    /// `moved`, or `would-move` with --dry-run.
-    result: &'static str,
-    from: u64,
-    to: u64,
-    moves: Vec<MoveRow>,
-    state: Option<String>,
-    number: Option<u64>,
-    retries: u32,
-}
-
 /// Runs `mreg rollback`.
 pub fn run(ctx: &Ctx, args: &RollbackArgs) -> Result<()> {
     let reg = ctx.registry()?;
-    let config = reg.config()?;
-    let model = ModelName::parse(&args.model)?;
-    config.require_stage(&args.stage)?;
-    if models::list_versions(&reg, model.as_str())?.is_empty() {
-        models::resolve(&reg, &crate::refspec::ModelRef::parse(model.as_str())?)?;
-    }
-    let stamp = stamp(args.wait)?;
-    let report = rollback(
-        &reg,
-        &config,
-        model.as_str(),
-        &args.stage,
-        args.reason.as_deref(),
-        args.dry_run,
-        &stamp,
-    )?;
-    let outcome = Outcome {
-        model: model.to_string(),
-        stage: args.stage.clone(),
-        from: report.from,
-        to: report.to,
-        result: if args.dry_run { "would-move" } else { "moved" },
-        moves: move_rows(&report.moves),
-        state: report.state.as_ref().map(|(id, _)| id.to_string()),
-        number: report.state.as_ref().map(|(_, n)| *n),
-        retries: report.retries,
+    let request = Request {
+        model: &args.model,
+        stage: &args.stage,
+        reason: args.reason.as_deref(),
+        wait_s: args.wait,
+        dry_run: args.dry_run,
     };
-    let also = side_moves(model.as_str(), &report.moves, args.dry_run);
+    let done = rollback::rollback(&reg, &request)?;
+    let (outcome, report) = (&done.outcome, &done.report);
+    let model = &outcome.model;
+    let also = verdict::side_moves(model, &report.moves, args.dry_run);
     let line = if args.dry_run {
         format!(
             "Dry run: would move {} back from {model}@{} to {model}@{}{also}; nothing was written.",
@@ -100,7 +65,7 @@ pub fn run(ctx: &Ctx, args: &RollbackArgs) -> Result<()> {
             outcome.number.unwrap_or_default()
         )
     };
-    ctx.out.emit(&outcome, String::new)?;
+    ctx.out.emit(outcome, String::new)?;
     ctx.out.status(&line);
     Ok(())
 }

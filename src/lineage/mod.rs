@@ -8,6 +8,7 @@
 //!
 //! All types serialize to TOML: absent options and empty lists are left out.
 
+mod argv;
 mod ci;
 mod env;
 mod git;
@@ -18,6 +19,7 @@ mod url;
 use std::path::Path;
 
 use crate::manifest::lineage::{Ci, Environment};
+pub use argv::{recorded_argv, shell_word};
 pub use git::source;
 pub use url::strip_credentials;
 

@@ -106,6 +106,19 @@ pub fn snapshot(
     Ok((snapshot, trees))
 }
 
+/// Publishes what a snapshot staged: its blobs, then the trees that name them, so no
+/// tree is ever durable before the objects below it. Also run when nothing was new:
+/// objects that went missing from the store since are put back.
+pub fn publish(blobs: Staging, trees: &[Vec<u8>]) -> Result<()> {
+    let reg = blobs.registry();
+    blobs.publish()?;
+    let staged = Staging::new(reg);
+    for tree in trees {
+        staged.add_bytes(tree)?;
+    }
+    staged.publish()
+}
+
 #[derive(Default)]
 struct Totals {
     hashed: u64,

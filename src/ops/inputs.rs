@@ -1,5 +1,6 @@
-//! The flags that feed a run, shared by `run`, `log` and `push`: params, tags,
-//! metrics, data inputs and parent models, read and checked before anything is written.
+//! What a run is given from the command line: params, tags, metrics, data inputs and
+//! parent models, read, checked and hashed before anything is written, then added to a
+//! run's first record or to an event.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -7,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::Ctx;
 use crate::error::Failure;
+use crate::id::ObjectId;
 use crate::ingest;
 use crate::lineage;
 use crate::manifest::run::{DataInput, ModelLink, Point, Series};
@@ -17,51 +18,32 @@ use crate::refspec::ModelRef;
 use crate::store::snapshot::{self, Sink};
 use crate::store::statcache::{Stamp, StatCache};
 use crate::store::write::Staging;
-use crate::store::{ObjectId, Registry, models, object, runs};
+use crate::store::{Progress, Registry, models, object, runs};
 
-/// Params and tags, from flags and files.
-#[derive(Debug, Default, clap::Args)]
-pub struct ParamArgs {
-    /// A param, KEY=VALUE; its type is inferred: int, float, bool, else text (repeatable)
-    #[arg(long = "param", value_name = "KEY=VALUE")]
+/// Everything a command was given to add to a run, as the user wrote it.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// `KEY=VALUE` params.
     pub params: Vec<String>,
-    /// A params file: TOML, JSON or YAML, nested keys flattened with dots (repeatable)
-    #[arg(long = "params-file", value_name = "FILE")]
+    /// Params files (TOML, JSON, YAML).
     pub params_files: Vec<PathBuf>,
-    /// A tag, KEY=VALUE, kept as text (repeatable)
-    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    /// `KEY=VALUE` tags.
     pub tags: Vec<String>,
-}
-
-/// Metrics, from flags and files.
-#[derive(Debug, Default, clap::Args)]
-pub struct MetricArgs {
-    /// A metric, KEY=NUMBER; nan and inf are kept (repeatable)
-    #[arg(long = "metric", value_name = "KEY=NUMBER")]
+    /// `KEY=NUMBER` metrics.
     pub metrics: Vec<String>,
-    /// A metrics file: JSON lines of {"step": 3, "loss": 0.41} records (a series), or a
-    /// JSON, TOML or YAML file of final values such as eval.json (repeatable)
-    #[arg(long = "metrics-file", value_name = "FILE")]
+    /// Metrics files: JSON lines of series points, or a document of final values.
     pub metrics_files: Vec<PathBuf>,
-}
-
-/// Data inputs and parent models.
-#[derive(Debug, Default, clap::Args)]
-pub struct LineageArgs {
-    /// A data input: a file or folder, whose blake3 hash is recorded, or a URI such as
-    /// s3://bucket/key, recorded as given, with an optional @VERSION or @ETAG (repeatable)
-    #[arg(long = "data", value_name = "PATH|URI")]
+    /// The step the `metrics` are series points at; without one they are final values.
+    pub step: Option<i64>,
+    /// Data inputs: files, folders, or URIs with an optional `@VERSION`.
     pub data: Vec<String>,
-    /// Also store the bytes of local --data inputs in the registry
-    #[arg(long)]
+    /// Whether local data inputs are also stored in the registry.
     pub store_data: bool,
-    /// A model version the run starts from, for fine-tunes and distillations: NAME@REF
-    /// (repeatable)
-    #[arg(long = "parent", value_name = "REF")]
+    /// Parent model references.
     pub parents: Vec<String>,
 }
 
-/// Returns what the flags add to a run, read and checked.
+/// Returns what the inputs add to a run, read and checked.
 #[derive(Debug, Default)]
 pub struct Additions {
     /// Params.
@@ -70,7 +52,7 @@ pub struct Additions {
     pub tags: BTreeMap<String, String>,
     /// Final metric values.
     pub metrics: BTreeMap<String, f64>,
-    /// Series points by metric.
+    /// Series points by metric, not yet stored.
     pub series: BTreeMap<String, Vec<Point>>,
     /// Data inputs.
     pub data: Vec<DataInput>,
@@ -78,96 +60,108 @@ pub struct Additions {
     pub parents: Vec<ModelLink>,
 }
 
-impl ParamArgs {
-    /// Reads params files, then flags (a flag overrides a file), and tags.
-    pub fn collect(&self, add: &mut Additions) -> Result<()> {
-        for path in &self.params_files {
-            add.params.extend(ingest::read_params_file(path)?);
-        }
-        for text in &self.params {
-            let (key, value) = ingest::parse_param(text, "--param")?;
-            add.params.insert(key, value);
-        }
-        for text in &self.tags {
-            let (key, value) = ingest::parse_tag(text, "--tag")?;
-            add.tags.insert(key, value);
-        }
-        Ok(())
+/// Reads every input: params files then params flags (a flag overrides a file), tags,
+/// metrics files then metrics flags, parents, then data inputs (hashed, and stored with
+/// `store_data`). `time` stamps series points that carry none; `warn` hears of values
+/// a metrics file held that are not numbers, as each file is read.
+pub fn collect(
+    reg: &Registry,
+    inputs: &Inputs,
+    time: &str,
+    progress: &dyn Progress,
+    warn: &mut dyn FnMut(String),
+) -> Result<Additions> {
+    let mut add = Additions::default();
+    collect_params(inputs, &mut add)?;
+    collect_metrics(inputs, time, warn, &mut add)?;
+    for reference in &inputs.parents {
+        let parsed = ModelRef::parse(reference)?;
+        let version = models::resolve(reg, &parsed)
+            .with_context(|| format!("resolving --parent {reference}"))?;
+        add.parents.push(ModelLink {
+            model: version.model.clone(),
+            version: version.version,
+            tree: version.tree,
+        });
     }
+    for spec in &inputs.data {
+        add.data
+            .push(data_input(reg, spec, inputs.store_data, progress)?);
+    }
+    Ok(add)
 }
 
-impl MetricArgs {
-    /// Reads metrics files, then flags. With `step`, flag metrics are series points at
-    /// that step; without, final values. Series points without a step in a file take
-    /// the step after the series' previous one.
-    pub fn collect(
-        &self,
-        ctx: &Ctx,
-        step: Option<i64>,
-        time: &str,
-        add: &mut Additions,
-    ) -> Result<()> {
-        for path in &self.metrics_files {
-            let file = ingest::read_metrics_file(path)?;
-            if !file.skipped.is_empty() {
-                ctx.out.warn(&format!(
-                    "{}: left out {} that {} not numbers: {}",
-                    path.display(),
-                    super::output::count(file.skipped.len() as u64, "value"),
-                    if file.skipped.len() == 1 { "is" } else { "are" },
-                    file.skipped.join(", ")
-                ));
-            }
-            for point in file.points {
-                let at = point.time.unwrap_or_else(|| time.to_owned());
-                for (key, value) in point.values {
-                    let series = add.series.entry(key).or_default();
-                    let step = point
-                        .step
-                        .unwrap_or_else(|| series.last().map_or(0, |p| p.step() + 1));
-                    series.push(Point(step, value, at.clone()));
-                }
-            }
-            add.metrics.extend(file.finals);
-        }
-        for text in &self.metrics {
-            let (key, value) = ingest::parse_metric(text, "--metric")?;
-            match step {
-                Some(step) => {
-                    let point = Point(step, value, time.to_owned());
-                    add.series.entry(key).or_default().push(point);
-                }
-                None => {
-                    add.metrics.insert(key, value);
-                }
-            }
-        }
-        Ok(())
+/// Reads params files, then flags, and tags.
+fn collect_params(inputs: &Inputs, add: &mut Additions) -> Result<()> {
+    for path in &inputs.params_files {
+        add.params.extend(ingest::read_params_file(path)?);
     }
+    for text in &inputs.params {
+        let (key, value) = ingest::parse_param(text, "--param")?;
+        add.params.insert(key, value);
+    }
+    for text in &inputs.tags {
+        let (key, value) = ingest::parse_tag(text, "--tag")?;
+        add.tags.insert(key, value);
+    }
+    Ok(())
 }
 
-impl LineageArgs {
-    /// Hashes data inputs (storing them with `--store-data`) and resolves parents.
-    pub fn collect(&self, ctx: &Ctx, reg: &Registry, add: &mut Additions) -> Result<()> {
-        for reference in &self.parents {
-            let parsed = ModelRef::parse(reference)?;
-            let version = models::resolve(reg, &parsed)
-                .with_context(|| format!("resolving --parent {reference}"))?;
-            add.parents.push(ModelLink {
-                model: version.model.clone(),
-                version: version.version,
-                tree: version.tree,
-            });
+/// Reads metrics files, then flags. With a step, flag metrics are series points at that
+/// step; without, final values. Series points without a step in a file take the step
+/// after the series' previous one.
+fn collect_metrics(
+    inputs: &Inputs,
+    time: &str,
+    warn: &mut dyn FnMut(String),
+    add: &mut Additions,
+) -> Result<()> {
+    for path in &inputs.metrics_files {
+        let file = ingest::read_metrics_file(path)?;
+        if !file.skipped.is_empty() {
+            let n = file.skipped.len();
+            warn(format!(
+                "{}: left out {n} value{} that {} not numbers: {}",
+                path.display(),
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "is" } else { "are" },
+                file.skipped.join(", ")
+            ));
         }
-        for spec in &self.data {
-            add.data.push(data_input(ctx, reg, spec, self.store_data)?);
+        for point in file.points {
+            let at = point.time.unwrap_or_else(|| time.to_owned());
+            for (key, value) in point.values {
+                let series = add.series.entry(key).or_default();
+                let step = point
+                    .step
+                    .unwrap_or_else(|| series.last().map_or(0, |p| p.step() + 1));
+                series.push(Point(step, value, at.clone()));
+            }
         }
-        Ok(())
+        add.metrics.extend(file.finals);
     }
+    for text in &inputs.metrics {
+        let (key, value) = ingest::parse_metric(text, "--metric")?;
+        match inputs.step {
+            Some(step) => {
+                let point = Point(step, value, time.to_owned());
+                add.series.entry(key).or_default().push(point);
+            }
+            None => {
+                add.metrics.insert(key, value);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Returns the record of one `--data` input.
-fn data_input(ctx: &Ctx, reg: &Registry, spec: &str, store: bool) -> Result<DataInput> {
+fn data_input(
+    reg: &Registry,
+    spec: &str,
+    store: bool,
+    progress: &dyn Progress,
+) -> Result<DataInput> {
     if spec.contains("://") {
         let (uri, version) = split_version(spec);
         return Ok(DataInput {
@@ -191,35 +185,7 @@ fn data_input(ctx: &Ctx, reg: &Registry, spec: &str, store: bool) -> Result<Data
             .hint("give an existing file or folder, or a URI such as s3://bucket/key")
     })?;
     if meta.is_dir() {
-        let dir = snapshot::check_folder(path)?;
-        let cache = StatCache::load(reg, &dir);
-        let staging = Staging::new(reg);
-        let sink = if store {
-            Sink::Store(&staging)
-        } else {
-            Sink::HashOnly
-        };
-        let bar = ctx.out.progress();
-        let (snap, trees) = snapshot::snapshot(reg, &dir, &sink, Some(&cache), &bar)
-            .with_context(|| format!("hashing --data {spec}"))?;
-        if store {
-            staging.publish()?;
-            let tree_staging = Staging::new(reg);
-            for tree in &trees {
-                tree_staging.add_bytes(tree)?;
-            }
-            tree_staging.publish()?;
-        }
-        cache.save(reg);
-        Ok(DataInput {
-            path: spec.to_owned(),
-            kind: "folder".to_owned(),
-            hash: Some(snap.tree.to_string()),
-            files: Some(snap.files),
-            bytes: Some(snap.bytes),
-            version: None,
-            stored: store,
-        })
+        data_folder(reg, spec, store, progress)
     } else {
         let (id, bytes) = if store {
             let staging = Staging::new(reg);
@@ -239,6 +205,39 @@ fn data_input(ctx: &Ctx, reg: &Registry, spec: &str, store: bool) -> Result<Data
             stored: store,
         })
     }
+}
+
+/// Returns the record of a `--data` folder: its tree hash, and with `store` its content
+/// stored as a model's would be (objects, then trees).
+fn data_folder(
+    reg: &Registry,
+    spec: &str,
+    store: bool,
+    progress: &dyn Progress,
+) -> Result<DataInput> {
+    let dir = snapshot::check_folder(Path::new(spec))?;
+    let cache = StatCache::load(reg, &dir);
+    let staging = Staging::new(reg);
+    let sink = if store {
+        Sink::Store(&staging)
+    } else {
+        Sink::HashOnly
+    };
+    let (snap, trees) = snapshot::snapshot(reg, &dir, &sink, Some(&cache), progress)
+        .with_context(|| format!("hashing --data {spec}"))?;
+    if store {
+        snapshot::publish(staging, &trees)?;
+    }
+    cache.save(reg);
+    Ok(DataInput {
+        path: spec.to_owned(),
+        kind: "folder".to_owned(),
+        hash: Some(snap.tree.to_string()),
+        files: Some(snap.files),
+        bytes: Some(snap.bytes),
+        version: None,
+        stored: store,
+    })
 }
 
 /// Returns a data file's hash and size, from the stat cache when the file is unchanged

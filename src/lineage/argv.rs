@@ -1,64 +1,7 @@
-//! Building run records: what every new run records of where and how it started.
+//! Command lines as runs and stage moves record them: the values of secret-looking
+//! flags and variables masked, URLs without credentials.
 
-use std::collections::BTreeMap;
-
-use anyhow::Result;
-
-use super::Ctx;
-use super::inputs::Additions;
-use crate::clock;
-
-use crate::lineage;
-use crate::manifest::run::{Command, FORMAT, Status};
-use crate::manifest::{RunId, RunRecord};
-use crate::store::{Registry, runs};
-
-/// Returns a run record as a run starts: who, when, where, and the source and
-/// environment it runs in.
-pub fn start_record(
-    ctx: &Ctx,
-    experiment: &str,
-    name: Option<String>,
-    start: String,
-    argv: Option<&[String]>,
-) -> RunRecord {
-    let cwd = ctx.cwd();
-    let source = lineage::source(cwd);
-    let root = source
-        .as_ref()
-        .map_or(cwd.to_path_buf(), |s| s.root.clone().into());
-    let environment = lineage::environment(&root);
-    let host = environment.hostname.clone();
-    RunRecord {
-        format: FORMAT,
-        id: RunId::parse("0000000000000000").expect("a valid placeholder id"),
-        experiment: experiment.to_owned(),
-        name,
-        status: if argv.is_some() {
-            Status::Running
-        } else {
-            Status::Finished
-        },
-        start,
-        actor: clock::actor(),
-        end: None,
-        command: argv.map(|argv| Command {
-            argv: recorded_argv(argv),
-            cwd: Some(cwd.display().to_string()),
-            host,
-            pid: Some(std::process::id()),
-        }),
-        params: BTreeMap::new(),
-        metrics: BTreeMap::new(),
-        tags: BTreeMap::new(),
-        series: BTreeMap::new(),
-        source,
-        data: Vec::new(),
-        parents: Vec::new(),
-        outputs: Vec::new(),
-        environment: Some(environment),
-    }
-}
+use super::strip_credentials;
 
 /// Parts of a flag or variable name (split at `-` and `_`) that say its value is a
 /// secret. `key` counts only after `api`, `access`, `secret`, `private` or `signing`.
@@ -103,7 +46,7 @@ pub fn recorded_argv(argv: &[String]) -> Vec<String> {
         {
             format!("{name}=[redacted]")
         } else if word.contains("://") {
-            lineage::strip_credentials(word)
+            strip_credentials(word)
         } else {
             word.clone()
         };
@@ -112,10 +55,17 @@ pub fn recorded_argv(argv: &[String]) -> Vec<String> {
     out
 }
 
-/// Publishes a new run holding `record` plus `add`, and returns it with its id.
-pub fn create_with(reg: &Registry, mut record: RunRecord, add: Additions) -> Result<RunRecord> {
-    add.apply_to(reg, &mut record)?;
-    runs::create(reg, record)
+/// Returns `word` quoted for a POSIX shell when it needs it.
+pub fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 #[cfg(test)]

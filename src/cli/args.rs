@@ -1,0 +1,74 @@
+//! Flag groups more than one command takes: what feeds a run (params, tags, metrics,
+//! data inputs, parent models), and how they become a request.
+
+use std::path::PathBuf;
+
+use crate::ops::inputs::Inputs;
+
+/// Params and tags, from flags and files.
+#[derive(Debug, Default, clap::Args)]
+pub struct ParamArgs {
+    /// A param, KEY=VALUE; its type is inferred: int, float, bool, else text (repeatable)
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// A params file: TOML, JSON or YAML, nested keys flattened with dots (repeatable)
+    #[arg(long = "params-file", value_name = "FILE")]
+    pub params_files: Vec<PathBuf>,
+    /// A tag, KEY=VALUE, kept as text (repeatable)
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+}
+
+/// Metrics, from flags and files.
+#[derive(Debug, Default, clap::Args)]
+pub struct MetricArgs {
+    /// A metric, KEY=NUMBER; nan and inf are kept (repeatable)
+    #[arg(long = "metric", value_name = "KEY=NUMBER")]
+    pub metrics: Vec<String>,
+    /// A metrics file: JSON lines of {"step": 3, "loss": 0.41} records (a series), or a
+    /// JSON, TOML or YAML file of final values such as eval.json (repeatable)
+    #[arg(long = "metrics-file", value_name = "FILE")]
+    pub metrics_files: Vec<PathBuf>,
+}
+
+/// Data inputs and parent models.
+#[derive(Debug, Default, clap::Args)]
+pub struct LineageArgs {
+    /// A data input: a file or folder, whose blake3 hash is recorded, or a URI such as
+    /// s3://bucket/key, recorded as given, with an optional @VERSION or @ETAG (repeatable)
+    #[arg(long = "data", value_name = "PATH|URI")]
+    pub data: Vec<String>,
+    /// Also store the bytes of local --data inputs in the registry
+    #[arg(long)]
+    pub store_data: bool,
+    /// A model version the run starts from, for fine-tunes and distillations: NAME@REF
+    /// (repeatable)
+    #[arg(long = "parent", value_name = "REF")]
+    pub parents: Vec<String>,
+}
+
+/// Returns the request of whichever groups a command takes.
+pub fn inputs(
+    params: &ParamArgs,
+    metrics: Option<&MetricArgs>,
+    lineage: Option<&LineageArgs>,
+    step: Option<i64>,
+) -> Inputs {
+    let mut inputs = Inputs {
+        params: params.params.clone(),
+        params_files: params.params_files.clone(),
+        tags: params.tags.clone(),
+        step,
+        ..Inputs::default()
+    };
+    if let Some(m) = metrics {
+        inputs.metrics.clone_from(&m.metrics);
+        inputs.metrics_files.clone_from(&m.metrics_files);
+    }
+    if let Some(l) = lineage {
+        inputs.data.clone_from(&l.data);
+        inputs.store_data = l.store_data;
+        inputs.parents.clone_from(&l.parents);
+    }
+    inputs
+}

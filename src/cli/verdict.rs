@@ -1,0 +1,137 @@
+//! How gate checks and stage moves read, for `promote`, `push --stage`, `gate` and
+//! `rollback`: the checks table, the failing checks, the side moves, and the sentence
+//! (or the refusal that exits 3) a promotion ends with.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+
+use super::{Ctx, output};
+use crate::error::Failure;
+use crate::manifest::state::{CheckRecord, Move};
+use crate::stage::COMMAND_LINE;
+use crate::stage::promote::{Report, Verdict};
+
+/// Returns the checks as a table: gate, required, actual, result.
+pub fn checks_table(checks: &[CheckRecord]) -> String {
+    if checks.is_empty() {
+        return String::new();
+    }
+    let with_source = checks.iter().any(|c| c.source != COMMAND_LINE);
+    let rows = checks
+        .iter()
+        .map(|c| {
+            let gate = if with_source && c.source != COMMAND_LINE {
+                format!("{} ({})", c.gate, c.source)
+            } else {
+                c.gate.clone()
+            };
+            vec![
+                gate,
+                c.required.clone(),
+                c.actual
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), ToString::to_string),
+                if c.passed { "pass" } else { "FAIL" }.to_owned(),
+            ]
+        })
+        .collect();
+    output::table(&["GATE", "REQUIRED", "ACTUAL", "RESULT"], rows)
+}
+
+/// Returns the failing checks as one line each, `GATE: why`, for an error message.
+pub fn failures(checks: &[CheckRecord]) -> String {
+    let mut out = String::new();
+    for c in checks.iter().filter(|c| !c.passed) {
+        let why = c.why.as_deref().unwrap_or("it does not hold");
+        let _ = write!(out, "\n  {}: {why}", c.gate);
+    }
+    out
+}
+
+/// Returns "churn@3" or "nothing".
+fn held(model: &str, version: Option<u64>) -> String {
+    version.map_or_else(|| "nothing".to_owned(), |v| format!("{model}@{v}"))
+}
+
+/// Returns the moves after the first as "; churn@3 moved to archived", or "; churn@3
+/// would move to archived" for a dry run.
+pub fn side_moves(model: &str, moves: &[Move], dry_run: bool) -> String {
+    let verb = if dry_run { "would move" } else { "moved" };
+    let mut out = String::new();
+    for m in moves.iter().skip(1) {
+        let _ = write!(out, "; {model}@{} {verb} to {}", m.to, m.stage);
+    }
+    out
+}
+
+/// Prints how a promotion ended on stderr, or returns the refusal as a failure.
+pub fn tell(ctx: &Ctx, model: &str, version: u64, stage: &str, report: &Report) -> Result<()> {
+    let target = format!("{model}@{version}");
+    let was = held(model, report.from);
+    let also = side_moves(model, &report.moves, report.verdict == Verdict::WouldMove);
+    let number = report.state.as_ref().map_or(0, |(_, n)| *n);
+    match report.verdict {
+        Verdict::Moved => {
+            if report.forced {
+                let failed = report.checks.iter().filter(|c| !c.passed).count();
+                ctx.out.warn(&format!(
+                    "forced past {}; the reason is recorded",
+                    output::count(failed as u64, "failing check")
+                ));
+            }
+            ctx.out.status(&format!(
+                "Promoted {target} to {stage} (it held {was}{also}); history #{number}."
+            ));
+            Ok(())
+        }
+        Verdict::Unchanged if report.checks.iter().all(|c| c.passed) => {
+            ctx.out
+                .status(&format!("{stage} already holds {target}; nothing moved."));
+            Ok(())
+        }
+        Verdict::Unchanged => Err(Failure::gate(format!(
+            "{stage} already holds {target}, but it fails {} of {}:{}",
+            report.checks.iter().filter(|c| !c.passed).count(),
+            output::count(report.checks.len() as u64, "check"),
+            failures(&report.checks)
+        ))
+        .hint(format!(
+            "nothing moved and nothing was recorded; `mreg rollback {model} {stage}` takes it out"
+        ))
+        .into()),
+        Verdict::WouldMove => {
+            ctx.out.status(&format!(
+                "Dry run: would promote {target} to {stage} (it holds {was}{also}); nothing was written."
+            ));
+            Ok(())
+        }
+        Verdict::Refused | Verdict::WouldRefuse => Err(refusal(model, stage, &target, report)),
+    }
+}
+
+/// Returns the failure a refused promotion exits 3 with.
+fn refusal(model: &str, stage: &str, target: &str, report: &Report) -> anyhow::Error {
+    let failed = report.checks.iter().filter(|c| !c.passed).count();
+    let (what, hint) = if report.verdict == Verdict::Refused {
+        (
+            "was not promoted",
+            format!(
+                "the refusal is recorded (`mreg history {model}`); nothing moved. \
+                 To override: mreg promote {target} {stage} --force --reason TEXT"
+            ),
+        )
+    } else {
+        (
+            "would not be promoted",
+            "dry run: nothing was written".to_owned(),
+        )
+    };
+    Failure::gate(format!(
+        "{target} {what} to {stage}: {failed} of {} failed:{}",
+        output::count(report.checks.len() as u64, "check"),
+        failures(&report.checks)
+    ))
+    .hint(hint)
+    .into()
+}

@@ -1,0 +1,142 @@
+//! Checking gates: parsing the gates a command was given, refusing ones that cannot
+//! mean what they say, and evaluating them against a version without moving anything.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::error::Failure;
+use crate::manifest::json::json_of_value;
+use crate::manifest::state::CheckRecord;
+use crate::query::Namespace;
+use crate::refspec::ModelRef;
+use crate::stage::subject::VERSION_ATTRIBUTES;
+use crate::stage::{self, COMMAND_LINE, SourcedGate, VersionFields};
+use crate::store::config::Config;
+use crate::store::{Registry, models, stages};
+
+/// Returns one evaluated gate, as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct CheckRow {
+    gate: String,
+    source: String,
+    required: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threshold: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    against: Option<String>,
+    actual: Option<serde_json::Value>,
+    passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    why: Option<String>,
+}
+
+/// Returns the checks as `--json` rows.
+pub fn check_rows(checks: &[CheckRecord]) -> Vec<CheckRow> {
+    checks
+        .iter()
+        .map(|c| CheckRow {
+            gate: c.gate.clone(),
+            source: c.source.clone(),
+            required: c.required.clone(),
+            threshold: c.threshold.as_ref().map(json_of_value),
+            against: c.against.clone(),
+            actual: c.actual.as_ref().map(json_of_value),
+            passed: c.passed,
+            why: c.why.clone(),
+        })
+        .collect()
+}
+
+/// Parses gates given on the command line; a syntax error names the gate.
+pub fn parse_gates(texts: &[String]) -> Result<Vec<SourcedGate>> {
+    SourcedGate::parse_all(texts, COMMAND_LINE)
+}
+
+/// Refuses gates that compare with a stage the registry does not have, or read an
+/// attribute versions do not have (a typo would otherwise look like a failing model).
+pub fn check_gate_stages(config: &Config, gates: &[SourcedGate]) -> Result<()> {
+    for g in gates {
+        let key = g.gate.key();
+        if key.ns == Namespace::Attributes && !VERSION_ATTRIBUTES.contains(&key.name.as_str()) {
+            return Err(Failure::usage(format!(
+                "gate '{}' reads attributes.{}, which versions do not have",
+                g.gate.text(),
+                key.name
+            ))
+            .hint(format!("attributes are: {}", VERSION_ATTRIBUTES.join(", ")))
+            .into());
+        }
+        if let Some(stage) = g.gate.stage()
+            && !config.has_stage(stage)
+        {
+            return Err(Failure::usage(format!(
+                "gate '{}' compares with stage {stage:?}, which does not exist",
+                g.gate.text()
+            ))
+            .hint(format!("stages: {}", config.stage_names().join(", ")))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Returns what `mreg gate` found, as `--json` prints it; `checks` holds the records
+/// for the text table.
+#[derive(Debug, Serialize)]
+pub struct Checked {
+    /// The model.
+    pub model: String,
+    /// The version checked.
+    pub version: u64,
+    /// Whether every check held.
+    pub passed: bool,
+    /// The checks as JSON rows.
+    #[serde(rename = "checks")]
+    pub rows: Vec<CheckRow>,
+    /// The checks, in order.
+    #[serde(skip)]
+    pub checks: Vec<CheckRecord>,
+    /// `NAME@N`.
+    #[serde(skip)]
+    pub reference: String,
+}
+
+/// Evaluates `gates` (and, with `stage`, that stage's policy first) against the version
+/// `reference` names; records nothing.
+pub fn check(
+    reg: &Registry,
+    reference: &str,
+    gates: &[String],
+    stage: Option<&str>,
+) -> Result<Checked> {
+    let config = reg.config()?;
+    let gates = parse_gates(gates)?;
+    check_gate_stages(&config, &gates)?;
+    if gates.is_empty() && stage.is_none() {
+        return Err(Failure::usage("give at least one gate, or --stage STAGE")
+            .hint("e.g. mreg gate churn@4 'acc>0.85' (quote each gate: > is a shell redirect)")
+            .into());
+    }
+    let record = models::resolve(reg, &ModelRef::parse(reference)?)?;
+    let current = stages::current(reg, &record.model)?.map(|(_, s)| s);
+    let mut all = Vec::new();
+    let mut from = None;
+    if let Some(name) = stage {
+        config.require_stage(name)?;
+        let policy = config.policy(name);
+        all = stage::policy_gates(name, &policy)?;
+        from = policy.from.map(|f| (name, f));
+    }
+    all.extend(gates);
+    let fields = VersionFields::load(reg, record.clone())?;
+    let from = from.as_ref().map(|(s, f)| (*s, f.as_str()));
+    let checks = stage::evaluate(reg, &fields, current.as_ref(), from, &all);
+    Ok(Checked {
+        model: record.model.clone(),
+        version: record.version,
+        passed: checks.iter().all(|c| c.passed),
+        rows: check_rows(&checks),
+        checks,
+        reference: record.reference(),
+    })
+}

@@ -1,0 +1,270 @@
+//! Pushing a model folder: every file hashed into the store (what is stored already is
+//! not stored again), the tree published after its objects, the run it comes from
+//! recorded or linked, and the version record created last.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::inputs::{self, Additions, Inputs};
+use super::promote::{self, Pending};
+use super::record;
+use crate::clock;
+use crate::error::Failure;
+use crate::id::{RunId, TreeId};
+use crate::manifest::VersionRecord;
+use crate::names::{self, ModelName};
+use crate::store::snapshot::{self, Sink, Skipped};
+use crate::store::statcache::StatCache;
+use crate::store::write::Staging;
+use crate::store::{Progress, Registry, models, runs};
+
+/// What `mreg push` is asked to do, as given.
+pub struct Request<'a> {
+    /// The folder to push.
+    pub dir: &'a Path,
+    /// The model.
+    pub model: &'a ModelName,
+    /// A message kept with the version.
+    pub message: Option<&'a str>,
+    /// The run that produced the model (`--run`), else `MREG_RUN_ID`'s.
+    pub run: Option<&'a str>,
+    /// The experiment of a run push records itself.
+    pub experiment: Option<&'a str>,
+    /// Params, metrics, data and parents for the run.
+    pub inputs: &'a Inputs,
+    /// A stage to promote the version to afterwards, and its gates.
+    pub stage: Option<(&'a str, &'a [String])>,
+    /// The folder push runs in (a run it records starts there).
+    pub cwd: &'a Path,
+}
+
+/// Returns what a push did, as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    /// The model.
+    pub model: String,
+    /// The version pushed, or the latest one when nothing changed.
+    pub version: u64,
+    /// `NAME@N`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Whether a new version was created.
+    pub created: bool,
+    /// The folder's tree hash.
+    pub tree: TreeId,
+    /// The version's run.
+    pub run: Option<RunId>,
+    /// Regular files.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Bytes the store did not hold before.
+    pub new_bytes: u64,
+    /// Bytes sent to the bucket, for a registry used as `--registry s3://…`.
+    pub sent_bytes: Option<u64>,
+    /// Bytes read and hashed (files unchanged since the last push are not).
+    pub hashed_bytes: u64,
+    /// Paths left out.
+    pub skipped: Vec<Skipped>,
+    /// The `--stage` promotion, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<promote::Outcome>,
+}
+
+/// Returns what a push did, and what is left to do: the `--stage` promotion.
+pub struct Pushed {
+    /// What `--json` prints; its `promotion` is filled in by whoever promotes.
+    pub outcome: Outcome,
+    /// The version record pushed (or the unchanged latest).
+    pub record: VersionRecord,
+    /// The bucket the push sent its objects to, for a mirror.
+    pub sent_to: Option<String>,
+    /// Things given that were not recorded.
+    pub warnings: Vec<String>,
+    /// The promotion to run next, checked already.
+    pub stage: Option<Pending>,
+}
+
+/// Checks the names a push is given, before the registry is even opened.
+pub fn check_names(model: &str, experiment: Option<&str>) -> Result<ModelName> {
+    let model = ModelName::parse(model)?;
+    if let Some(experiment) = experiment {
+        names::check_label("--experiment", experiment)?;
+    }
+    Ok(model)
+}
+
+/// Pushes a folder as the model's next version. Content identical to the latest version
+/// records nothing and returns that version. `warn` hears of inputs left out.
+pub fn push(
+    reg: &Registry,
+    request: &Request,
+    progress: &dyn Progress,
+    warn: &mut dyn FnMut(String),
+) -> Result<Pushed> {
+    reg.backend()
+        .require_conditional_writes("numbering a version")?;
+    let dir = snapshot::check_folder(request.dir)?;
+    let stage = request
+        .stage
+        .map(|(stage, gates)| Pending::check(reg, stage, gates))
+        .transpose()?;
+    let now = clock::now()?;
+    let created = clock::format_time(now);
+    // Run records and events carry milliseconds, so runs sort in the order they started.
+    let run_time = clock::format_time_ms(now);
+    let target = linked_run(reg, request)?;
+    let add = inputs::collect(reg, request.inputs, &run_time, progress, warn)?;
+    let stored = store_and_record(
+        reg,
+        request,
+        &dir,
+        (created, &run_time),
+        target.as_ref(),
+        add,
+        progress,
+    )?;
+    let (record, snap) = (stored.record, stored.snapshot);
+    let sent = reg.bucket_url().zip(reg.backend().sent_bytes());
+    let outcome = Outcome {
+        model: record.model.clone(),
+        version: record.version,
+        reference: record.reference(),
+        created: stored.created,
+        tree: snap.tree,
+        run: record.run.clone(),
+        files: snap.files,
+        bytes: snap.bytes,
+        new_bytes: snap.new_bytes,
+        sent_bytes: sent.map(|(_, n)| n),
+        hashed_bytes: snap.hashed_bytes,
+        skipped: snap.skipped,
+        promotion: None,
+    };
+    Ok(Pushed {
+        outcome,
+        record,
+        sent_to: sent.map(|(url, _)| url.to_owned()),
+        warnings: stored.warnings,
+        stage,
+    })
+}
+
+/// What storing a folder led to.
+struct Stored {
+    /// The new version, or the unchanged latest one.
+    record: VersionRecord,
+    /// What the folder holds.
+    snapshot: snapshot::Snapshot,
+    /// Whether the version is new.
+    created: bool,
+    /// Things given that were not recorded.
+    warnings: Vec<String>,
+}
+
+/// Stores the folder's content and records the version (or, for content equal to the
+/// latest version, logs the additions into the linked run).
+fn store_and_record(
+    reg: &Registry,
+    request: &Request,
+    dir: &Path,
+    (created, run_time): (String, &str),
+    target: Option<&RunId>,
+    add: Additions,
+    progress: &dyn Progress,
+) -> Result<Stored> {
+    let model = request.model.as_str();
+    let cache = StatCache::load(reg, dir);
+    let staging = Staging::new(reg);
+    let (snap, trees) =
+        snapshot::snapshot(reg, dir, &Sink::Store(&staging), Some(&cache), progress)?;
+    let latest = models::list_versions(reg, model)?
+        .last()
+        .map(|n| models::load_version(reg, model, *n))
+        .transpose()?;
+    snapshot::publish(staging, &trees)?;
+    let mut warnings = Vec::new();
+    let unchanged = latest.filter(|l| l.tree == snap.tree);
+    let created_new = unchanged.is_none();
+    let record = if let Some(latest) = unchanged {
+        if let Some(id) = target {
+            if !add.is_empty() {
+                record::log(reg, id, run_time, add)?;
+            }
+            record::link_output(reg, id, run_time, &latest)?;
+        } else if !add.is_empty() {
+            warnings.push(
+                "params, metrics, tags, data and parents were not recorded: no version was created."
+                    .to_owned(),
+            );
+        }
+        latest
+    } else {
+        let content = models::NewVersion {
+            model: request.model.clone(),
+            tree: snap.tree,
+            files: snap.files,
+            bytes: snap.bytes,
+            created,
+            actor: clock::actor(),
+            message: request.message.map(str::to_owned),
+            run: None,
+            metrics: BTreeMap::new(),
+        };
+        new_version(reg, request, (target, run_time), add, content)?
+    };
+    cache.save(reg);
+    Ok(Stored {
+        record,
+        snapshot: snap,
+        created: created_new,
+        warnings,
+    })
+}
+
+/// Records a new version and the run it comes from: the linked run, with the push's
+/// additions logged into it, or a run recorded here. The run is complete before the
+/// version record names it, and the version is then listed among the run's outputs.
+fn new_version(
+    reg: &Registry,
+    request: &Request,
+    (target, time): (Option<&RunId>, &str),
+    add: Additions,
+    mut content: models::NewVersion,
+) -> Result<VersionRecord> {
+    let (run_id, metrics) = if let Some(id) = target {
+        if !add.is_empty() {
+            record::log(reg, id, time, add)?;
+        }
+        (id.clone(), runs::load(reg, id)?.metrics)
+    } else {
+        let experiment = request.experiment.unwrap_or(content.model.as_str());
+        let recorded = record::create_finished(reg, request.cwd, experiment, time, add)?;
+        (recorded.id, recorded.metrics)
+    };
+    content.run = Some(run_id.clone());
+    content.metrics = metrics;
+    let version = models::create_version(reg, content)?;
+    record::link_output(reg, &run_id, time, &version)?;
+    Ok(version)
+}
+
+/// Returns the run a push links to: `--run`, else `MREG_RUN_ID`, else none (push
+/// records its own).
+fn linked_run(reg: &Registry, request: &Request) -> Result<Option<RunId>> {
+    if request.run.is_none() && record::inherited_run().is_none() {
+        return Ok(None);
+    }
+    if let Some(experiment) = request.experiment {
+        return Err(Failure::usage(format!(
+            "--experiment {experiment} applies only to a run push records itself, and this \
+             push is linked to an existing run"
+        ))
+        .hint("leave out --experiment, or --run and MREG_RUN_ID")
+        .into());
+    }
+    record::target_run(reg, request.run).map(Some)
+}

@@ -1,0 +1,135 @@
+//! Recording runs: the record a run starts with (who, when, where, source and
+//! environment), the run a command logs into, and the events that add to a run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::inputs::Additions;
+use crate::clock;
+use crate::error::Failure;
+use crate::id::RunId;
+use crate::lineage;
+use crate::manifest::run::{Command, End, FORMAT, ModelLink, Status};
+use crate::manifest::{RunEvent, RunRecord, VersionRecord};
+use crate::store::{Registry, runs};
+
+/// Returns a run record as a run starts in `cwd`: who, when, where, and the source and
+/// environment it runs in. With `argv`, the run executes that command (`mreg run`) and
+/// is running; without, it is recorded complete (`mreg push` recording its own run).
+pub fn start_record(
+    cwd: &Path,
+    experiment: &str,
+    name: Option<String>,
+    start: String,
+    argv: Option<&[String]>,
+) -> RunRecord {
+    let source = lineage::source(cwd);
+    let root = source
+        .as_ref()
+        .map_or(cwd.to_path_buf(), |s| s.root.clone().into());
+    let environment = lineage::environment(&root);
+    let host = environment.hostname.clone();
+    RunRecord {
+        format: FORMAT,
+        id: RunId::parse("0000000000000000").expect("a valid placeholder id"),
+        experiment: experiment.to_owned(),
+        name,
+        status: if argv.is_some() {
+            Status::Running
+        } else {
+            Status::Finished
+        },
+        start,
+        actor: clock::actor(),
+        end: None,
+        command: argv.map(|argv| Command {
+            argv: lineage::recorded_argv(argv),
+            cwd: Some(cwd.display().to_string()),
+            host,
+            pid: Some(std::process::id()),
+        }),
+        params: BTreeMap::new(),
+        metrics: BTreeMap::new(),
+        tags: BTreeMap::new(),
+        series: BTreeMap::new(),
+        source,
+        data: Vec::new(),
+        parents: Vec::new(),
+        outputs: Vec::new(),
+        environment: Some(environment),
+    }
+}
+
+/// Publishes a new run holding `record` plus `add`, and returns it with its id.
+pub fn create_with(reg: &Registry, mut record: RunRecord, add: Additions) -> Result<RunRecord> {
+    add.apply_to(reg, &mut record)?;
+    runs::create(reg, record)
+}
+
+/// Publishes a complete run for a push that names none: it starts and ends at `time`.
+pub fn create_finished(
+    reg: &Registry,
+    cwd: &Path,
+    experiment: &str,
+    time: &str,
+    add: Additions,
+) -> Result<RunRecord> {
+    let mut start = start_record(cwd, experiment, None, time.to_owned(), None);
+    start.end = Some(End {
+        status: Status::Finished,
+        time: time.to_owned(),
+        duration_s: 0.0,
+        exit_code: None,
+        signal: None,
+        received: None,
+        error: None,
+    });
+    create_with(reg, start, add)
+}
+
+/// Returns the run `flag` (`--run`) names, else the one `MREG_RUN_ID` names.
+pub fn target_run(reg: &Registry, flag: Option<&str>) -> Result<RunId> {
+    if let Some(text) = flag {
+        return runs::resolve(reg, text);
+    }
+    match inherited_run() {
+        Some(text) => runs::resolve(reg, &text).map_err(|err| {
+            err.context(format!("MREG_RUN_ID={text} names no run of this registry"))
+        }),
+        None => Err(Failure::usage("no run to log into")
+            .hint("pass --run ID, or call mreg log from a command started by `mreg run`, which sets MREG_RUN_ID")
+            .into()),
+    }
+}
+
+/// Returns the run `mreg run` gave this process in `MREG_RUN_ID`, if any.
+pub fn inherited_run() -> Option<String> {
+    std::env::var("MREG_RUN_ID").ok().filter(|v| !v.is_empty())
+}
+
+/// Publishes one event adding `add` to run `id`, written at `time`.
+pub fn log(reg: &Registry, id: &RunId, time: &str, add: Additions) -> Result<()> {
+    let mut event = RunEvent::new(id.clone(), time.to_owned(), clock::actor());
+    add.apply_to_event(reg, &mut event)?;
+    runs::append(reg, &event)
+}
+
+/// Records in a run that it produced a version.
+pub fn link_output(reg: &Registry, id: &RunId, time: &str, version: &VersionRecord) -> Result<()> {
+    let mut event = RunEvent::new(id.clone(), time.to_owned(), clock::actor());
+    event.outputs.push(ModelLink {
+        model: version.model.clone(),
+        version: version.version,
+        tree: version.tree,
+    });
+    runs::append(reg, &event)
+}
+
+/// Records how a run ended.
+pub fn finish(reg: &Registry, id: &RunId, end: End) -> Result<()> {
+    let mut event = RunEvent::new(id.clone(), end.time.clone(), clock::actor());
+    event.end = Some(end);
+    runs::append(reg, &event)
+}
