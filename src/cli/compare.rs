@@ -2,11 +2,9 @@
 
 use anyhow::Result;
 
-use super::{Ctx, diff_report, report};
-use crate::diff::compare::{self, CompareRow, Section, Table};
-use crate::diff::{Goals, Side};
+use super::{Ctx, report};
+use crate::diff::Side;
 use crate::error::{EXIT_ERROR, EXIT_OK};
-use crate::store::Registry;
 
 /// Compare the params and metrics of versions or runs, a column each
 ///
@@ -49,99 +47,10 @@ pub fn run(ctx: &Ctx, args: &CompareArgs) -> Result<u8> {
         .iter()
         .map(|text| Side::load(&reg, text))
         .collect::<Result<Vec<_>>>()?;
-    let differs = print(ctx, &reg, &sides, args.all, args.md)?;
+    let differs = report::compare::print(ctx, &reg, &sides, args.all, args.md)?;
     Ok(if args.exit_code && differs {
         EXIT_ERROR
     } else {
         EXIT_OK
     })
-}
-
-/// Prints the table comparing `sides` (text, Markdown or JSON) and returns whether any
-/// row differs.
-pub fn print(ctx: &Ctx, reg: &Registry, sides: &[Side], all: bool, md: bool) -> Result<bool> {
-    let goals = Goals::new(&reg.config()?.metrics);
-    let mut table = compare::compare(sides, &goals);
-    let differs = table.rows.iter().any(|r| !r.same);
-    if !all {
-        table.retain_changed();
-    }
-    let shown = render(&table, sides, all);
-    let color = ctx.out.stdout_color();
-    if md {
-        ctx.out.emit(&(), || report::markdown(&shown))?;
-    } else {
-        ctx.out.emit(&table, || report::text(&shown, color))?;
-    }
-    Ok(differs)
-}
-
-fn render(table: &Table, sides: &[Side], all: bool) -> report::Report {
-    // Columns are headed as the user named them (churn@production); the heading lines
-    // say which version each resolved to.
-    let labels: Vec<String> = table.columns.iter().map(|c| c.given.clone()).collect();
-    let mut blocks = Vec::new();
-    for (section, title, noun) in [
-        (Section::Params, "params", "PARAM"),
-        (Section::Metrics, "metrics", "METRIC"),
-    ] {
-        let rows: Vec<&CompareRow> = table.rows.iter().filter(|r| r.section == section).collect();
-        if rows.is_empty() {
-            continue;
-        }
-        let mut header = vec![noun.to_owned()];
-        header.extend(labels.iter().cloned());
-        let numeric = section == Section::Metrics;
-        let cells = rows
-            .iter()
-            .map(|row| {
-                let mut line = vec![report::Cell::plain(&row.key)];
-                let quote = diff_report::mixed_types(row.values.iter().map(Option::as_ref));
-                for (i, value) in row.values.iter().enumerate() {
-                    let text = diff_report::value_text(value.as_ref(), quote);
-                    // Metric values leave room for the best mark, so numbers line up.
-                    line.push(if row.best.contains(&i) {
-                        report::Cell::toned(format!("{text} *"), report::Tone::Best)
-                    } else if numeric && !text.is_empty() {
-                        report::Cell::plain(format!("{text}  "))
-                    } else {
-                        report::Cell::plain(text)
-                    });
-                }
-                line
-            })
-            .collect();
-        let differing = rows.iter().filter(|r| !r.same).count();
-        blocks.push(report::Block {
-            title: if all {
-                format!("{title}: {differing} of {} differ", rows.len())
-            } else {
-                format!("{title}: {differing} differ")
-            },
-            header,
-            right: if numeric {
-                (1..=labels.len()).collect()
-            } else {
-                Vec::new()
-            },
-            rows: cells,
-            notes: Vec::new(),
-        });
-    }
-    let footer = blocks.is_empty().then(|| {
-        if table.rows.is_empty() && all {
-            "No params or metrics on any side.".to_owned()
-        } else {
-            "Every param and metric is the same on every side.".to_owned()
-        }
-    });
-    report::Report {
-        title: format!("compare {}", labels.join(" ")),
-        heading: sides
-            .iter()
-            .map(|s| diff_report::describe(None, s))
-            .collect(),
-        blocks,
-        footer,
-    }
 }

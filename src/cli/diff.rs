@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::ValueEnum;
 
-use super::{Ctx, diff_report, report};
+use super::{Ctx, report};
 use crate::diff::{self, Goals, Options, Side};
 use crate::error::{EXIT_ERROR, EXIT_OK};
 
@@ -100,7 +100,7 @@ pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<u8> {
         .map(|(p, e)| (p.to_owned(), e.to_owned()))
         .collect();
     let color = ctx.out.stdout_color();
-    let shown = diff_report::report(&result, &old, &new, wants(Part::Files));
+    let shown = report::diff::report(&result, &old, &new, wants(Part::Files));
     if args.md {
         ctx.out.emit(&(), || report::markdown(&shown))?;
     } else {

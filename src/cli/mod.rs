@@ -13,7 +13,6 @@ mod args;
 mod compare;
 mod demo;
 mod diff;
-mod diff_report;
 mod fsck;
 mod gate;
 mod history;

@@ -2,6 +2,9 @@
 //! Markdown for pull-request comments and CI step summaries: what `diff` and `compare`
 //! print.
 
+pub mod compare;
+pub mod diff;
+
 use std::fmt::Write as _;
 
 use super::Ctx;

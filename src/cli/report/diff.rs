@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::output;
-use super::report::{Block, Cell, Report, Tone};
+use super::super::output;
+use super::{Block, Cell, Report, Tone};
 use crate::diff::tensors::{self, TensorDiff};
 use crate::diff::values::{SeriesBest, Verdict};
 use crate::diff::{Change, Diff, FileChange, FileTensors, MetricRow, Side, TextRow, ValueRow};

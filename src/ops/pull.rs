@@ -1,0 +1,93 @@
+//! Pulling a version: the objects the registry lacks fetched first (from the bucket of
+//! a mirror, else the default remote), then the version materialized beside the target
+//! and renamed into place, every byte verified.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::id::TreeId;
+use crate::refspec::ModelRef;
+use crate::remote::known::Known;
+use crate::remote::settings::Settings;
+use crate::store::materialize::{self, Options};
+use crate::store::{Progress, Registry, models, read};
+
+/// Returns what a pull did, as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    /// The model.
+    pub model: String,
+    /// The version pulled.
+    pub version: u64,
+    /// `NAME@N`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Its tree hash.
+    pub tree: TreeId,
+    /// The folder written.
+    pub path: String,
+    /// Regular files written.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Returns what a pull did, with the fetch it needed.
+pub struct Pulled {
+    /// What `--json` prints.
+    pub outcome: Outcome,
+    /// The remote missing objects were fetched from, and the bytes fetched.
+    pub fetched: Option<(String, u64)>,
+}
+
+/// Materializes the version `reference` names into `to`; `options` say whether a
+/// folder that is not empty is replaced and whether files are flushed first.
+pub fn pull(
+    reg: &Registry,
+    reference: &ModelRef,
+    to: &Path,
+    options: Options,
+    progress: &dyn Progress,
+) -> Result<Pulled> {
+    let record = models::resolve(reg, reference)?;
+    let fetched = fetch_missing(reg, record.tree, progress)?;
+    let plan = materialize::plan(reg, record.tree)?;
+    let written = materialize::materialize(reg, &plan, to, options, progress)?;
+    let outcome = Outcome {
+        model: record.model.clone(),
+        version: record.version,
+        reference: record.reference(),
+        tree: record.tree,
+        path: written.display().to_string(),
+        files: plan.files.len() as u64,
+        bytes: plan.bytes,
+    };
+    Ok(Pulled { outcome, fetched })
+}
+
+/// Fetches the objects of a version the registry lacks: from the bucket of a registry
+/// used as `--registry s3://…`, else from the default remote, if there is one. Returns
+/// the remote and the bytes fetched from it, for a fetch from a remote.
+fn fetch_missing(
+    reg: &Registry,
+    tree: TreeId,
+    progress: &dyn Progress,
+) -> Result<Option<(String, u64)>> {
+    if reg.backend().fetch_tree(reg, tree, progress)?.is_some() {
+        return Ok(None);
+    }
+    if read::missing_below(reg, tree).is_empty() {
+        return Ok(None);
+    }
+    let settings = Settings::load(reg)?;
+    if settings.default.is_none() {
+        return Ok(None);
+    }
+    let (name, entry) = settings.pick(None)?;
+    let remote = entry.open(false)?;
+    let known = Known::load(reg, &entry.url)?;
+    let moved = crate::remote::fetch_tree(reg, &*remote, &known, tree, progress)?;
+    Ok(Some((name, moved)))
+}
