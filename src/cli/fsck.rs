@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use super::{Ctx, output};
 use crate::error::Failure;
-use crate::store::check;
+use crate::ops::fsck;
 
 /// Verify the registry: re-hash every object, parse every manifest, walk every tree
 ///
@@ -17,16 +17,7 @@ pub struct FsckArgs {}
 /// Runs `mreg fsck`.
 pub fn run(ctx: &Ctx, _args: &FsckArgs) -> Result<()> {
     let reg = ctx.registry()?;
-    if let Some(url) = reg.bucket_url() {
-        return Err(crate::error::Failure::usage(format!(
-            "fsck checks a local registry, not a bucket's ({url})"
-        ))
-        .hint(format!(
-            "clone it (`mreg clone {url} DIR`: every object is re-hashed on the way) and run `mreg fsck` there"
-        ))
-        .into());
-    }
-    let report = check::check(&reg, &ctx.out.progress())?;
+    let report = fsck::fsck(&reg, &ctx.out.progress())?;
     ctx.out.emit(&report, || {
         let lines: Vec<String> = report
             .problems

@@ -3,15 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use serde::Serialize;
 
 use super::{Ctx, output};
-use crate::error::{EXIT_CONFLICT, EXIT_OK, Failure};
-use crate::remote::known::Known;
-use crate::remote::settings::{Entry, Settings};
-use crate::remote::sync::{Counts, Options, Report, Sync};
-use crate::remote::{self, probe};
-use crate::store::{Registry, keys};
+use crate::error::{EXIT_CONFLICT, EXIT_OK};
+use crate::ops::sync::{self, Outcome, Request};
+use crate::remote::sync::Counts;
 
 /// Send a remote what it lacks and fetch what this registry lacks
 ///
@@ -63,125 +59,35 @@ pub struct CloneArgs {
     dir: Option<PathBuf>,
 }
 
-#[derive(Serialize)]
-struct Outcome<'a> {
-    remote: &'a str,
-    url: &'a str,
-    #[serde(flatten)]
-    report: &'a Report,
-}
-
 /// Runs `mreg sync`.
 pub fn run(ctx: &Ctx, args: &SyncArgs) -> Result<u8> {
     let reg = ctx.registry()?;
-    if reg.bucket_url().is_some() {
-        return Err(Failure::usage(
-            "a registry on a bucket is used directly and has nothing to sync",
-        )
-        .hint("sync a local registry with it: `mreg clone URL DIR`, or `mreg remote add NAME URL` then `mreg sync NAME`")
-        .into());
-    }
-    let settings = Settings::load(&reg)?;
-    let (name, entry) = settings.pick(args.name.as_deref())?;
-    // A folder remote was made a registry when it was added: one that holds none now
-    // (an unmounted share, say) is an error, not a new registry.
-    let remote = entry.open(false)?;
-    let known = Known::load(&reg, &entry.url)?;
-    if args.recheck {
-        known.forget()?;
-    }
-    let options = Options {
-        objects: true,
-        send: true,
-        take_remote_stages: args.take_remote_stages.clone(),
-        renumber: args.renumber.clone(),
-        may_move_remote_stages: entry.may_move_stages(),
+    let request = Request {
+        remote: args.name.as_deref(),
+        take_remote_stages: &args.take_remote_stages,
+        renumber: &args.renumber,
         recheck: args.recheck,
     };
-    let progress = ctx.out.progress();
-    let report = Sync::new(&reg, &*remote, &known, options, &progress).run()?;
-    print(ctx, &name, &entry.url, &report)
+    let outcome = sync::sync(&reg, &request, &ctx.out.progress())?;
+    print(ctx, &outcome)
 }
 
 /// Runs `mreg clone`.
 pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    if dir.join(crate::store::registry::DIR_NAME).exists() {
-        let hint = match Registry::open(&dir.to_string_lossy()).and_then(|r| Settings::load(&r)) {
-            Ok(s) if s.remotes.values().any(|e| e.url == args.url) => format!(
-                "it is a clone of {} (perhaps an interrupted one): finish it with `mreg --registry {} sync`",
-                args.url,
-                dir.display()
-            ),
-            _ => "clone into a new folder, or add the remote to that registry with `mreg remote add NAME URL` and run `mreg sync NAME`".to_owned(),
-        };
-        return Err(
-            Failure::usage(format!("{} holds a registry already", dir.display()))
-                .hint(hint)
-                .into(),
-        );
-    }
-    let remote = remote::open(&args.url, false)?;
-    let config = remote.get(keys::CONFIG)?;
-    if config.is_none() {
-        // A missing bucket says so here, rather than passing for a missing registry.
-        remote.list(keys::TMP)?;
-    }
-    let config = config.ok_or_else(|| {
-        Failure::error(format!("no mreg registry at {}", args.url))
-            .hint(format!("create one there with `mreg init {}`", args.url))
-    })?;
-    crate::remote::sync::check_remote_config(&*remote)?;
-    let (reg, _) = Registry::init(&dir)?;
-    crate::store::atomic::replace(&reg.tmp_dir(), &reg.path(keys::CONFIG), &config.bytes)?;
-    reg.config()?;
-    // Moving stages needs conditional writes; a clone that cannot write to the remote
-    // is still a clone, told to check again later.
-    let enforced = probe::run(&*remote).is_ok_and(|p| p.enforced());
-    let entry = Entry {
-        url: remote::absolute_url(&args.url)?,
-        endpoint: remote::current_endpoint(&args.url),
-        conditional_writes: enforced,
-        checked: Some(crate::clock::format_time(std::time::SystemTime::now())),
-        single_writer: false,
-    };
-    let settings = Settings {
-        default: Some("origin".to_owned()),
-        remotes: [("origin".to_owned(), entry)].into(),
-    };
-    settings.save(&reg)?;
-    let known = Known::load(&reg, &args.url)?;
-    let options = Options {
-        objects: true,
-        send: false,
-        take_remote_stages: Vec::new(),
-        renumber: Vec::new(),
-        may_move_remote_stages: false,
-        recheck: false,
-    };
-    let progress = ctx.out.progress();
-    let report = Sync::new(&reg, &*remote, &known, options, &progress).run()?;
-    ctx.out.status(&format!(
-        "Cloned {} into {}.",
-        args.url,
-        reg.root().display()
-    ));
-    if !enforced {
+    let cloned = sync::clone(&args.url, &dir, &ctx.out.progress())?;
+    ctx.out
+        .status(&format!("Cloned {} into {}.", args.url, cloned.root));
+    if !cloned.enforced {
         ctx.out.warn("origin was not shown to enforce conditional writes; `mreg remote check origin` tells more");
     }
-    print(ctx, "origin", &args.url, &report)
+    print(ctx, &cloned.outcome)
 }
 
-fn print(ctx: &Ctx, name: &str, url: &str, report: &Report) -> Result<u8> {
+fn print(ctx: &Ctx, outcome: &Outcome) -> Result<u8> {
+    let (name, report) = (&outcome.remote, &outcome.report);
     if ctx.out.is_json() {
-        ctx.out.emit(
-            &Outcome {
-                remote: name,
-                url,
-                report,
-            },
-            String::new,
-        )?;
+        ctx.out.emit(outcome, String::new)?;
     } else {
         let line = |verb: &str, c: &Counts| {
             format!(

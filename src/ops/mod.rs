@@ -8,13 +8,17 @@
 //! file, while later inputs may still fail) takes a `warn` callback, as it takes a
 //! progress reporter.
 
+pub mod fsck;
 pub mod gate;
+pub mod init;
 pub mod inputs;
 pub mod log;
 pub mod promote;
 pub mod pull;
 pub mod push;
 pub mod record;
+pub mod remote;
 pub mod rollback;
 pub mod run;
 pub mod runs;
+pub mod sync;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use super::bootstrap;
 use super::known::Known;
 use super::sync::{self, Options, Sync};
 use super::{Created, Remote, Swap, transfer};
@@ -47,31 +48,20 @@ pub fn cache_root() -> Result<PathBuf> {
 /// Opens the registry at a bucket URL through its local mirror, refreshed.
 pub fn open(url: &str, progress: Box<dyn Progress + Send>) -> Result<Registry> {
     let remote = super::open(url, false)?;
-    let config = remote.get(keys::CONFIG)?;
-    if config.is_none() {
-        // A missing bucket says so here, rather than passing for a missing registry.
-        remote.list(keys::TMP)?;
-    }
-    let config = config.ok_or_else(|| {
-        Failure::error(format!("no mreg registry at {url}"))
-            .hint(format!(
-                "create one with `mreg init {url}`, or send a local one there with `mreg remote add NAME {url}` and `mreg sync NAME`"
-            ))
-    })?;
+    let config = bootstrap::config_of(
+        &*remote,
+        format!(
+            "create one with `mreg init {url}`, or send a local one there with `mreg remote add NAME {url}` and `mreg sync NAME`"
+        ),
+    )?;
     // The endpoint is part of the bucket's identity: the same URL through another
     // endpoint is another store, with its own records and its own probe result.
     let endpoint = super::current_endpoint(url).unwrap_or_default();
-    super::sync::check_remote_config(&*remote)?;
     let hash = blake3::hash(format!("{url}\0{endpoint}").as_bytes()).to_hex();
     let dir = cache_root()?.join("mirrors").join(&hash[..16]);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let (reg, _) = Registry::init(&dir)?;
-    let config_path = reg.path(keys::CONFIG);
-    if std::fs::read(&config_path).ok().as_deref() != Some(config.bytes.as_slice()) {
-        atomic::replace(&reg.tmp_dir(), &config_path, &config.bytes)?;
-    }
-    reg.config()
-        .with_context(|| format!("reading the config.toml of {url}"))?;
+    bootstrap::adopt_config(&reg, &config, url)?;
     let known = Known::load(&reg, url)?;
     known.check_identity(&*remote, false)?;
     let enforced = conditional_writes(&reg, &*remote);

@@ -7,6 +7,7 @@
 //! are all the atomicity a team's registry needs: version numbers are claimed by
 //! creating `versions/N.toml`, and stages move by swapping `HEAD`.
 
+pub mod bootstrap;
 pub mod folder;
 pub mod known;
 pub mod mirror;

@@ -236,7 +236,7 @@ impl<'a> Sync<'a> {
             // A new (or emptied) remote: nothing remembered about it can be trusted.
             self.known.forget()?;
         } else {
-            check_remote_config(self.remote)?;
+            super::bootstrap::check_config(self.remote)?;
         }
         self.known.check_identity(self.remote, self.options.send)?;
         let mut theirs = remote_keys(self.remote)?;
@@ -989,18 +989,6 @@ impl<'a> Sync<'a> {
             Err(_) => format!("state {}", id.short()),
         }
     }
-}
-
-/// Refuses a remote whose `config.toml` this mreg cannot honour: a newer layout format,
-/// or a config that does not parse. Nothing is written to such a remote.
-pub fn check_remote_config(remote: &dyn Remote) -> Result<()> {
-    let Some(config) = remote.get(keys::CONFIG)? else {
-        return Ok(());
-    };
-    let text = String::from_utf8_lossy(&config.bytes);
-    let path = format!("{}/config.toml", remote.url().trim_end_matches('/'));
-    crate::store::registry::check_config(&text, remote.url(), std::path::Path::new(&path))?;
-    Ok(())
 }
 
 /// Creates `key` on the remote; returns whether it was new. Finding the same bytes

@@ -1,0 +1,136 @@
+//! Exchanging a registry's content with a remote: `sync` both ways, and `clone`, a new
+//! local registry that fetches everything a remote holds.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::error::Failure;
+use crate::remote::known::Known;
+use crate::remote::settings::{Entry, Settings};
+use crate::remote::sync::{Options, Report, Sync};
+use crate::remote::{self, bootstrap, probe};
+use crate::store::{Progress, Registry, registry};
+
+/// What `mreg sync` is asked to do, as given.
+pub struct Request<'a> {
+    /// The remote's name; the default remote when `None`.
+    pub remote: Option<&'a str>,
+    /// Models whose diverged stages take the remote's chain.
+    pub take_remote_stages: &'a [String],
+    /// Models whose differing versions are published under new numbers.
+    pub renumber: &'a [String],
+    /// Whether to forget what the remote is remembered to hold and check again.
+    pub recheck: bool,
+}
+
+/// Returns what a sync or clone did, as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    /// The remote's name.
+    pub remote: String,
+    /// Its URL.
+    pub url: String,
+    /// What moved each way, and what was left unsynced.
+    #[serde(flatten)]
+    pub report: Report,
+}
+
+/// Syncs a local registry with one of its remotes; conflicts are in the report.
+pub fn sync(reg: &Registry, request: &Request, progress: &dyn Progress) -> Result<Outcome> {
+    if reg.bucket_url().is_some() {
+        return Err(Failure::usage(
+            "a registry on a bucket is used directly and has nothing to sync",
+        )
+        .hint("sync a local registry with it: `mreg clone URL DIR`, or `mreg remote add NAME URL` then `mreg sync NAME`")
+        .into());
+    }
+    let settings = Settings::load(reg)?;
+    let (name, entry) = settings.pick(request.remote)?;
+    // A folder remote was made a registry when it was added: one that holds none now
+    // (an unmounted share, say) is an error, not a new registry.
+    let remote = entry.open(false)?;
+    let known = Known::load(reg, &entry.url)?;
+    if request.recheck {
+        known.forget()?;
+    }
+    let options = Options {
+        objects: true,
+        send: true,
+        take_remote_stages: request.take_remote_stages.to_vec(),
+        renumber: request.renumber.to_vec(),
+        may_move_remote_stages: entry.may_move_stages(),
+        recheck: request.recheck,
+    };
+    let report = Sync::new(reg, &*remote, &known, options, progress).run()?;
+    Ok(Outcome {
+        remote: name,
+        url: entry.url,
+        report,
+    })
+}
+
+/// Returns what a clone did.
+pub struct Cloned {
+    /// What `--json` prints.
+    pub outcome: Outcome,
+    /// The new registry's folder.
+    pub root: String,
+    /// Whether the remote was shown to enforce conditional writes.
+    pub enforced: bool,
+}
+
+/// Makes `dir/.mreg` a copy of the registry at `url`, with the remote as its default
+/// remote, `origin`.
+pub fn clone(url: &str, dir: &Path, progress: &dyn Progress) -> Result<Cloned> {
+    if dir.join(registry::DIR_NAME).exists() {
+        let hint = match Registry::open(&dir.to_string_lossy()).and_then(|r| Settings::load(&r)) {
+            Ok(s) if s.remotes.values().any(|e| e.url == url) => format!(
+                "it is a clone of {url} (perhaps an interrupted one): finish it with `mreg --registry {} sync`",
+                dir.display()
+            ),
+            _ => "clone into a new folder, or add the remote to that registry with `mreg remote add NAME URL` and run `mreg sync NAME`".to_owned(),
+        };
+        return Err(
+            Failure::usage(format!("{} holds a registry already", dir.display()))
+                .hint(hint)
+                .into(),
+        );
+    }
+    let remote = remote::open(url, false)?;
+    let config =
+        bootstrap::config_of(&*remote, format!("create one there with `mreg init {url}`"))?;
+    let (reg, _) = Registry::init(dir)?;
+    bootstrap::adopt_config(&reg, &config, url)?;
+    // Moving stages needs conditional writes; a clone that cannot write to the remote
+    // is still a clone, told to check again later.
+    let enforced = probe::run(&*remote).is_ok_and(|p| p.enforced());
+    let entry = Entry {
+        url: remote::absolute_url(url)?,
+        endpoint: remote::current_endpoint(url),
+        conditional_writes: enforced,
+        checked: Some(crate::clock::format_time(std::time::SystemTime::now())),
+        single_writer: false,
+    };
+    let settings = Settings {
+        default: Some("origin".to_owned()),
+        remotes: [("origin".to_owned(), entry)].into(),
+    };
+    settings.save(&reg)?;
+    let known = Known::load(&reg, url)?;
+    let options = Options {
+        objects: true,
+        ..Options::default()
+    };
+    let report = Sync::new(&reg, &*remote, &known, options, progress).run()?;
+    Ok(Cloned {
+        outcome: Outcome {
+            remote: "origin".to_owned(),
+            url: url.to_owned(),
+            report,
+        },
+        root: reg.root().display().to_string(),
+        enforced,
+    })
+}
