@@ -7,8 +7,7 @@ use anyhow::Result;
 use super::{Ctx, output};
 use crate::manifest::state::{Action, CheckRecord};
 use crate::manifest::{StageState, StateId};
-use crate::names::ModelName;
-use crate::store::{models, stages};
+use crate::ops::history;
 
 /// Show a model's stage moves, newest first: who, when, what moved, on what evidence
 ///
@@ -39,32 +38,8 @@ pub struct HistoryArgs {
 /// Runs `mreg history`.
 pub fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<()> {
     let reg = ctx.registry()?;
-    let model = ModelName::parse(&args.model)?;
-    if models::list_versions(&reg, model.as_str())?.is_empty() {
-        // Resolving gives the error that lists the models there are.
-        models::resolve(&reg, &crate::refspec::ModelRef::parse(model.as_str())?)?;
-    }
-    if let Some(stage) = &args.stage {
-        reg.config()?.require_stage(stage)?;
-    }
-    // Without --stage, only the newest entries are read: a damaged old state does not
-    // hide the recent ones.
-    let read_limit = if args.stage.is_none() {
-        args.limit
-    } else {
-        None
-    };
-    let mut entries: Vec<(StateId, StageState)> = stages::chain(&reg, model.as_str(), read_limit)?
-        .into_iter()
-        .filter(|(_, s)| {
-            args.stage
-                .as_ref()
-                .is_none_or(|stage| s.stage == *stage || s.moves.iter().any(|m| m.stage == *stage))
-        })
-        .collect();
-    if let Some(limit) = args.limit {
-        entries.truncate(limit);
-    }
+    let entries = history::history(&reg, &args.model, args.stage.as_deref(), args.limit)?;
+    let model = &args.model;
     if entries.is_empty() && !ctx.out.is_json() && args.limit != Some(0) {
         let which = args
             .stage
@@ -78,33 +53,7 @@ pub fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<()> {
     if args.md {
         return ctx.out.emit(&(), || markdown(&entries));
     }
-    let json = entries
-        .iter()
-        .map(|(id, state)| {
-            let mut value = output::json_of_manifest(state)?;
-            if let Some(object) = value.as_object_mut() {
-                object.insert("id".to_owned(), id.to_string().into());
-                // The record leaves empty fields out; scripts get every field, always.
-                for key in ["previous", "ci_job", "command", "reason"] {
-                    object.entry(key).or_insert(serde_json::Value::Null);
-                }
-                for key in ["forced", "downgrade"] {
-                    object.entry(key).or_insert(false.into());
-                }
-                for key in ["moves", "checks"] {
-                    object
-                        .entry(key)
-                        .or_insert(serde_json::Value::Array(Vec::new()));
-                }
-                if let Some(moves) = object.get_mut("moves").and_then(|m| m.as_array_mut()) {
-                    for m in moves.iter_mut().filter_map(|m| m.as_object_mut()) {
-                        m.entry("from").or_insert(serde_json::Value::Null);
-                    }
-                }
-            }
-            Ok(value)
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let json = history::json(&entries)?;
     ctx.out.emit(&json, || table(&entries))
 }
 

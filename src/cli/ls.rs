@@ -3,14 +3,11 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use serde::Serialize;
 
 use super::{Ctx, output};
 use crate::manifest::VersionRecord;
-use crate::names::ModelName;
-use crate::refspec::ModelRef;
+use crate::ops::ls::{self, with_undeclared};
 use crate::store::Registry;
-use crate::store::{models, stages};
 
 /// List models with their stages, or the versions of one model
 #[derive(Debug, clap::Args)]
@@ -20,24 +17,6 @@ use crate::store::{models, stages};
 pub struct LsArgs {
     /// Model whose versions to list
     model: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ModelRow {
-    model: String,
-    latest: u64,
-    versions: u64,
-    bytes: u64,
-    updated: String,
-    /// Each stage's version, for the stages that hold one.
-    stages: BTreeMap<String, u64>,
-}
-
-/// Returns where each stage of a model points; empty when none ever moved.
-fn stage_map(reg: &Registry, model: &str) -> Result<BTreeMap<String, u64>> {
-    Ok(stages::current(reg, model)?
-        .map(|(_, state)| state.stages)
-        .unwrap_or_default())
 }
 
 /// Returns `production=4 staging=5`, in the registry's stage order, then any stage that
@@ -63,62 +42,24 @@ pub fn run(ctx: &Ctx, args: &LsArgs) -> Result<()> {
 }
 
 fn list_versions(ctx: &Ctx, reg: &Registry, name: &str) -> Result<()> {
-    let model = ModelName::parse(name)?;
-    let versions = models::load_versions(reg, model.as_str())?;
-    if versions.is_empty() {
-        // Resolving gives the error that lists the models there are.
-        models::resolve(reg, &ModelRef::parse(model.as_str())?)?;
-    }
-    let held = stage_map(reg, model.as_str())?;
-    let order = with_undeclared(&reg.config()?.stage_names(), &held);
-    let stages_of = |version: u64| -> Vec<String> {
-        order
-            .iter()
-            .filter(|s| held.get(*s) == Some(&version))
-            .cloned()
-            .collect()
-    };
+    let versions = ls::versions(reg, name)?;
     let json = if ctx.out.is_json() {
-        // By way of TOML, so that NaN metrics come out as "NaN", not null.
-        versions
-            .iter()
-            .map(|v| {
-                let mut value = output::json_of_manifest(v)?;
-                if let Some(object) = value.as_object_mut() {
-                    object.insert("stages".to_owned(), stages_of(v.version).into());
-                }
-                Ok(value)
-            })
-            .collect::<Result<Vec<_>>>()?
+        versions.json()?
     } else {
         Vec::new()
     };
-    ctx.out
-        .emit(&json, || versions_table(&versions, &stages_of))
+    ctx.out.emit(&json, || {
+        versions_table(&versions.records, &|v| versions.stages_of(v))
+    })
 }
 
 fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {
-    let mut rows = Vec::new();
-    for model in models::list_models(reg)? {
-        let versions = models::load_versions(reg, &model)?;
-        let Some(latest) = versions.last() else {
-            continue;
-        };
-        rows.push(ModelRow {
-            latest: latest.version,
-            versions: versions.len() as u64,
-            bytes: latest.bytes,
-            updated: latest.created.clone(),
-            stages: stage_map(reg, model.as_str())?,
-            model,
-        });
-    }
+    let (rows, order) = ls::models(reg)?;
     if rows.is_empty() && !ctx.out.is_json() {
         ctx.out
             .status("No models yet; `mreg push DIR --model NAME` records the first.");
         return Ok(());
     }
-    let order = reg.config()?.stage_names();
     ctx.out.emit(&rows, || {
         let cells = rows
             .iter()
@@ -138,13 +79,6 @@ fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {
             cells,
         )
     })
-}
-
-/// Returns the declared stages in order, then the stages `map` holds that are not declared.
-fn with_undeclared(order: &[String], map: &BTreeMap<String, u64>) -> Vec<String> {
-    let mut all = order.to_vec();
-    all.extend(map.keys().filter(|k| !order.contains(k)).cloned());
-    all
 }
 
 fn versions_table(versions: &[VersionRecord], stages_of: &dyn Fn(u64) -> Vec<String>) -> String {

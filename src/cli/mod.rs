@@ -29,7 +29,6 @@ mod rollback;
 mod run;
 mod runs;
 mod show;
-mod show_run;
 mod sync;
 mod verdict;
 
@@ -140,12 +139,11 @@ impl Ctx {
     /// Returns the registry named by `--registry`/`MREG_REGISTRY` or found above the
     /// current folder.
     pub fn registry(&self) -> Result<Registry> {
-        match self.registry_spec() {
-            Some(url) if crate::remote::is_bucket_url(url) => {
-                crate::remote::mirror::open(url, Box::new(self.out.progress()))
-            }
-            spec => Registry::locate(spec, &self.cwd),
-        }
+        crate::ops::open(
+            self.registry_spec(),
+            &self.cwd,
+            Box::new(self.out.progress()),
+        )
     }
 
     /// Returns the folder mreg was started in.

@@ -1,14 +1,13 @@
 //! `mreg show`: print a version record (optionally with its files) or a run record
 //! (optionally with its metric series).
 
-use anyhow::Result;
-use serde::Serialize;
+use std::fmt::Write as _;
 
-use super::{Ctx, output, show_run};
-use crate::error::Failure;
-use crate::refspec::ModelRef;
-use crate::store::materialize;
-use crate::store::{ObjectId, models, runs, stages};
+use anyhow::Result;
+
+use super::{Ctx, output};
+use crate::manifest::value::format_float;
+use crate::ops::show::{self, RunView, Shown, VersionView};
 
 /// Print a model version's record or a run's record (TOML, or JSON with --json)
 ///
@@ -37,98 +36,23 @@ pub struct ShowArgs {
     series: Option<String>,
 }
 
-#[derive(Serialize)]
-struct FileRow {
-    path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<String>,
-    kind: &'static str,
-    size: u64,
-    hash: ObjectId,
-}
-
-#[derive(Serialize)]
-struct Outcome {
-    /// The record as JSON, by way of TOML so that NaN metrics stay `"NaN"`.
-    #[serde(flatten)]
-    record: serde_json::Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file_list: Option<Vec<FileRow>>,
-}
-
 /// Runs `mreg show`.
 pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
     let reg = ctx.registry()?;
-    if let Some(id) = runs::named(&reg, &args.reference)? {
-        if args.files {
-            return Err(Failure::usage(format!(
-                "{} is a run; --files lists a version's files",
-                args.reference
-            ))
-            .hint("`mreg show NAME@N --files` lists the files of a version")
-            .into());
-        }
-        return show_run::show(ctx, &reg, &id, args.series.as_deref());
+    match show::show(&reg, &args.reference, args.files, args.series.as_deref())? {
+        Shown::Run(view) => show_run(ctx, &view),
+        Shown::Version(view) => show_version(ctx, &view),
     }
-    if args.series.is_some() {
-        return Err(Failure::usage(format!(
-            "{} is not a run; --series shows a run's metric series",
-            args.reference
-        ))
-        .hint("give a run id, as `mreg runs` lists them")
-        .into());
+}
+
+fn show_version(ctx: &Ctx, view: &VersionView) -> Result<()> {
+    let mut toml = view.record.to_toml()?;
+    if !view.held.is_empty() {
+        toml = format!("# holds stage: {}\n{toml}", view.held.join(", "));
     }
-    let reference = ModelRef::parse(&args.reference)?;
-    let record = models::resolve(&reg, &reference)?;
-    let file_list = if args.files {
-        let plan = materialize::plan(&reg, record.tree)?;
-        let mut rows: Vec<FileRow> = plan
-            .files
-            .iter()
-            .map(|f| FileRow {
-                path: f.path.clone(),
-                target: None,
-                kind: if f.exec { "exec" } else { "file" },
-                size: f.size,
-                hash: f.id,
-            })
-            .chain(plan.links.iter().map(|(path, target)| FileRow {
-                path: path.clone(),
-                target: Some(target.clone()),
-                kind: "link",
-                size: target.len() as u64,
-                hash: ObjectId::of(target.as_bytes()),
-            }))
-            .collect();
-        rows.sort_by(|a, b| a.path.cmp(&b.path));
-        Some(rows)
-    } else {
-        None
-    };
-    let held: Vec<String> = match stages::current(&reg, &record.model)? {
-        Some((_, state)) => reg
-            .config()?
-            .stage_names()
-            .into_iter()
-            .filter(|s| state.holder(s) == Some(record.version))
-            .collect(),
-        None => Vec::new(),
-    };
-    let mut toml = record.to_toml()?;
-    if !held.is_empty() {
-        toml = format!("# holds stage: {}\n{toml}", held.join(", "));
-    }
-    let mut json = output::json_of_manifest(&record)?;
-    if let Some(object) = json.as_object_mut() {
-        object.insert("stages".to_owned(), held.into());
-    }
-    let outcome = Outcome {
-        record: json,
-        file_list,
-    };
-    ctx.out.emit(&outcome, || {
+    ctx.out.emit(&view.json()?, || {
         let mut text = toml;
-        if let Some(rows) = &outcome.file_list {
+        if let Some(rows) = &view.files {
             text.push('\n');
             let cells = rows
                 .iter()
@@ -148,4 +72,25 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
         }
         text
     })
+}
+
+/// Prints a run: its record, then a table of each series asked for.
+fn show_run(ctx: &Ctx, view: &RunView) -> Result<()> {
+    if ctx.out.is_json() {
+        return ctx.out.emit(&view.json()?, String::new);
+    }
+    let mut text = view.summary.to_toml()?;
+    for (key, list) in &view.points {
+        let _ = writeln!(
+            text,
+            "\n# series {key}: {}",
+            output::count(list.len() as u64, "point")
+        );
+        let cells = list
+            .iter()
+            .map(|p| vec![p.0.to_string(), format_float(p.1), p.2.clone()])
+            .collect();
+        text.push_str(&output::table(&["STEP", "VALUE", "TIME"], cells));
+    }
+    ctx.out.emit(&(), || text)
 }

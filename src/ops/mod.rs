@@ -10,9 +10,11 @@
 
 pub mod fsck;
 pub mod gate;
+pub mod history;
 pub mod init;
 pub mod inputs;
 pub mod log;
+pub mod ls;
 pub mod promote;
 pub mod pull;
 pub mod push;
@@ -21,4 +23,27 @@ pub mod remote;
 pub mod rollback;
 pub mod run;
 pub mod runs;
+pub mod show;
 pub mod sync;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::store::{Progress, Registry};
+
+/// Opens the registry `spec` names (`--registry`, `MREG_REGISTRY`): a bucket URL
+/// through its local mirror (whose uploads report to `progress`), a folder, or, without
+/// a spec, the nearest `.mreg` above `cwd`.
+pub fn open(
+    spec: Option<&str>,
+    cwd: &Path,
+    progress: Box<dyn Progress + Send>,
+) -> Result<Registry> {
+    match spec {
+        Some(url) if crate::remote::is_bucket_url(url) => {
+            crate::remote::mirror::open(url, progress)
+        }
+        spec => Registry::locate(spec, cwd),
+    }
+}

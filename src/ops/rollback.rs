@@ -5,7 +5,6 @@ use serde::Serialize;
 
 use super::promote::{MoveRow, move_rows, stamp};
 use crate::names::ModelName;
-use crate::refspec::ModelRef;
 use crate::stage::rollback::{Report, rollback as decide};
 use crate::store::{Registry, models};
 
@@ -59,10 +58,7 @@ pub fn rollback(reg: &Registry, request: &Request) -> Result<RolledBack> {
     let config = reg.config()?;
     let model = ModelName::parse(request.model)?;
     config.require_stage(request.stage)?;
-    if models::list_versions(reg, model.as_str())?.is_empty() {
-        // Resolving gives the error that lists the models there are.
-        models::resolve(reg, &ModelRef::parse(model.as_str())?)?;
-    }
+    models::require_model(reg, &model)?;
     let stamp = stamp(request.wait_s)?;
     let report = decide(
         reg,

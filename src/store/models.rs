@@ -199,6 +199,14 @@ fn push_nonce(model: &str, tree: TreeId) -> String {
     hash.to_hex()[..16].to_owned()
 }
 
+/// Fails with the error that lists the models there are, unless `model` has a version.
+pub fn require_model(reg: &Registry, model: &ModelName) -> Result<()> {
+    if list_versions(reg, model.as_str())?.is_empty() {
+        resolve(reg, &ModelRef::parse(model.as_str())?)?;
+    }
+    Ok(())
+}
+
 /// Returns the version a reference names, or an error saying what it could mean.
 pub fn resolve(reg: &Registry, reference: &ModelRef) -> Result<VersionRecord> {
     let model = reference.model.as_str();

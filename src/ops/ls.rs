@@ -1,0 +1,114 @@
+//! Listing models with their latest version and stages, or the versions of one model.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::manifest::VersionRecord;
+use crate::manifest::json::json_of_manifest;
+use crate::names::ModelName;
+use crate::store::{Registry, models, stages};
+
+/// One model as `mreg ls --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct ModelRow {
+    /// The model.
+    pub model: String,
+    /// Its highest version number.
+    pub latest: u64,
+    /// How many versions it has.
+    pub versions: u64,
+    /// The bytes of the latest version.
+    pub bytes: u64,
+    /// When the latest version was pushed.
+    pub updated: String,
+    /// Each stage's version, for the stages that hold one.
+    pub stages: BTreeMap<String, u64>,
+}
+
+/// Returns every model that has a version, and the registry's stages in order.
+pub fn models(reg: &Registry) -> Result<(Vec<ModelRow>, Vec<String>)> {
+    let mut rows = Vec::new();
+    for model in models::list_models(reg)? {
+        let versions = models::load_versions(reg, &model)?;
+        let Some(latest) = versions.last() else {
+            continue;
+        };
+        rows.push(ModelRow {
+            latest: latest.version,
+            versions: versions.len() as u64,
+            bytes: latest.bytes,
+            updated: latest.created.clone(),
+            stages: stage_map(reg, model.as_str())?,
+            model,
+        });
+    }
+    Ok((rows, reg.config()?.stage_names()))
+}
+
+/// The versions of one model, and which stages hold them.
+pub struct Versions {
+    /// Every version, ascending.
+    pub records: Vec<VersionRecord>,
+    /// The stages in the registry's order, then any stage that still points somewhere
+    /// though config.toml no longer declares it.
+    pub order: Vec<String>,
+    held: BTreeMap<String, u64>,
+}
+
+impl Versions {
+    /// Returns the stages that hold `version`, in order.
+    pub fn stages_of(&self, version: u64) -> Vec<String> {
+        self.order
+            .iter()
+            .filter(|s| self.held.get(*s) == Some(&version))
+            .cloned()
+            .collect()
+    }
+
+    /// Returns the versions as `--json` prints them: each record (by way of TOML, so
+    /// that NaN metrics come out as "NaN", not null) with the stages holding it.
+    pub fn json(&self) -> Result<Vec<serde_json::Value>> {
+        self.records
+            .iter()
+            .map(|v| {
+                let mut value = json_of_manifest(v)?;
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("stages".to_owned(), self.stages_of(v.version).into());
+                }
+                Ok(value)
+            })
+            .collect()
+    }
+}
+
+/// Returns the versions of the model `name` names.
+pub fn versions(reg: &Registry, name: &str) -> Result<Versions> {
+    let model = ModelName::parse(name)?;
+    let records = models::load_versions(reg, model.as_str())?;
+    if records.is_empty() {
+        models::require_model(reg, &model)?;
+    }
+    let held = stage_map(reg, model.as_str())?;
+    let order = with_undeclared(&reg.config()?.stage_names(), &held);
+    Ok(Versions {
+        records,
+        order,
+        held,
+    })
+}
+
+/// Returns where each stage of a model points; empty when none ever moved.
+fn stage_map(reg: &Registry, model: &str) -> Result<BTreeMap<String, u64>> {
+    Ok(stages::current(reg, model)?
+        .map(|(_, state)| state.stages)
+        .unwrap_or_default())
+}
+
+/// Returns the declared stages in order, then the stages `map` holds that are not declared.
+pub fn with_undeclared(order: &[String], map: &BTreeMap<String, u64>) -> Vec<String> {
+    let mut all = order.to_vec();
+    all.extend(map.keys().filter(|k| !order.contains(k)).cloned());
+    all
+}

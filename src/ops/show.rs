@@ -1,0 +1,220 @@
+//! Showing one thing: a version's record (with the stages holding it, and optionally
+//! its files), or a run's record with its events folded in (and optionally the points
+//! of its series).
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::error::Failure;
+use crate::id::{ObjectId, RunId};
+use crate::manifest::json::{json_of_manifest, json_of_value};
+use crate::manifest::run::{Chunk, Point};
+use crate::manifest::{RunRecord, Value, VersionRecord};
+use crate::refspec::ModelRef;
+use crate::store::{Registry, materialize, models, runs, stages};
+
+/// What `mreg show` shows.
+pub enum Shown {
+    /// A model version.
+    Version(VersionView),
+    /// A run.
+    Run(Box<RunView>),
+}
+
+/// Shows what `reference` names: a run (by id or unique prefix) or a version. `files`
+/// asks for a version's files, `series` for a run's series points (`""`: all of them).
+pub fn show(reg: &Registry, reference: &str, files: bool, series: Option<&str>) -> Result<Shown> {
+    if let Some(id) = runs::named(reg, reference)? {
+        if files {
+            return Err(Failure::usage(format!(
+                "{reference} is a run; --files lists a version's files"
+            ))
+            .hint("`mreg show NAME@N --files` lists the files of a version")
+            .into());
+        }
+        return run(reg, &id, series).map(|v| Shown::Run(Box::new(v)));
+    }
+    if series.is_some() {
+        return Err(Failure::usage(format!(
+            "{reference} is not a run; --series shows a run's metric series"
+        ))
+        .hint("give a run id, as `mreg runs` lists them")
+        .into());
+    }
+    version(reg, &ModelRef::parse(reference)?, files).map(Shown::Version)
+}
+
+/// One file of a version, as `--files` lists it.
+#[derive(Debug, Serialize)]
+pub struct FileRow {
+    /// Its path in the version.
+    pub path: String,
+    /// A link's target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `file`, `exec` or `link`.
+    pub kind: &'static str,
+    /// Its bytes (a link: its target's length).
+    pub size: u64,
+    /// Its content hash.
+    pub hash: ObjectId,
+}
+
+/// A version's record, the stages holding it, and its files when asked for.
+pub struct VersionView {
+    /// The record.
+    pub record: VersionRecord,
+    /// The declared stages that hold it, in order.
+    pub held: Vec<String>,
+    /// Its files, sorted by path.
+    pub files: Option<Vec<FileRow>>,
+}
+
+/// A version as `mreg show --json` prints it.
+#[derive(Serialize)]
+pub struct VersionJson<'a> {
+    /// The record as JSON, by way of TOML so that NaN metrics stay `"NaN"`.
+    #[serde(flatten)]
+    record: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_list: Option<&'a [FileRow]>,
+}
+
+impl VersionView {
+    /// Returns the version as `--json` prints it.
+    pub fn json(&self) -> Result<VersionJson<'_>> {
+        let mut record = json_of_manifest(&self.record)?;
+        if let Some(object) = record.as_object_mut() {
+            object.insert("stages".to_owned(), self.held.clone().into());
+        }
+        Ok(VersionJson {
+            record,
+            file_list: self.files.as_deref(),
+        })
+    }
+}
+
+fn version(reg: &Registry, reference: &ModelRef, files: bool) -> Result<VersionView> {
+    let record = models::resolve(reg, reference)?;
+    let files = if files {
+        Some(file_rows(reg, &record)?)
+    } else {
+        None
+    };
+    let held: Vec<String> = match stages::current(reg, &record.model)? {
+        Some((_, state)) => reg
+            .config()?
+            .stage_names()
+            .into_iter()
+            .filter(|s| state.holder(s) == Some(record.version))
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(VersionView {
+        record,
+        held,
+        files,
+    })
+}
+
+fn file_rows(reg: &Registry, record: &VersionRecord) -> Result<Vec<FileRow>> {
+    let plan = materialize::plan(reg, record.tree)?;
+    let mut rows: Vec<FileRow> = plan
+        .files
+        .iter()
+        .map(|f| FileRow {
+            path: f.path.clone(),
+            target: None,
+            kind: if f.exec { "exec" } else { "file" },
+            size: f.size,
+            hash: f.id,
+        })
+        .chain(plan.links.iter().map(|(path, target)| FileRow {
+            path: path.clone(),
+            target: Some(target.clone()),
+            kind: "link",
+            size: target.len() as u64,
+            hash: ObjectId::of(target.as_bytes()),
+        }))
+        .collect();
+    rows.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(rows)
+}
+
+/// A run's record with its events folded in, its series summarized, and the points of
+/// the series asked for.
+pub struct RunView {
+    /// The record, its series' points left out.
+    pub summary: RunRecord,
+    /// The points of each series asked for.
+    pub points: BTreeMap<String, Vec<Point>>,
+}
+
+impl RunView {
+    /// Returns the run as `--json` prints it: the summary, with each series asked for
+    /// holding its `points`.
+    pub fn json(&self) -> Result<serde_json::Value> {
+        let mut json = json_of_manifest(&self.summary)?;
+        for (key, list) in &self.points {
+            let rows: Vec<serde_json::Value> = list
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "step": p.0,
+                        "value": json_of_value(&Value::Float(p.1)),
+                        "time": p.2,
+                    })
+                })
+                .collect();
+            if let Some(entry) = json.pointer_mut(&format!("/series/{}", escape_pointer(key)))
+                && let Some(object) = entry.as_object_mut()
+            {
+                object.insert("points".to_owned(), serde_json::Value::Array(rows));
+            }
+        }
+        Ok(json)
+    }
+}
+
+fn run(reg: &Registry, id: &RunId, series: Option<&str>) -> Result<RunView> {
+    let record = runs::load(reg, id)?;
+    let wanted: Vec<&String> = match series {
+        None => Vec::new(),
+        Some("") => record.series.keys().collect(),
+        Some(key) => {
+            let Some((key, _)) = record.series.get_key_value(key) else {
+                let known: Vec<&str> = record.series.keys().map(String::as_str).collect();
+                return Err(
+                    Failure::error(format!("run {id} has no series named {key:?}"))
+                        .hint(if known.is_empty() {
+                            "it has no series: log some with `mreg log --metric KEY=V --step N`"
+                                .to_owned()
+                        } else {
+                            format!("its series are: {}", known.join(", "))
+                        })
+                        .into(),
+                );
+            };
+            vec![key]
+        }
+    };
+    let mut points = BTreeMap::new();
+    for key in wanted {
+        points.insert(
+            key.clone(),
+            runs::load_points(reg, &record.series[key].chunk)?,
+        );
+    }
+    let mut summary = record.clone();
+    for s in summary.series.values_mut() {
+        s.chunk = Chunk::default();
+    }
+    Ok(RunView { summary, points })
+}
+
+/// Returns a key escaped for a JSON pointer.
+fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
