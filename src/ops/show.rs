@@ -18,7 +18,7 @@ use crate::store::{Registry, materialize, models, runs, stages};
 /// What `mreg show` shows.
 pub enum Shown {
     /// A model version.
-    Version(VersionView),
+    Version(Box<VersionView>),
     /// A run.
     Run(Box<RunView>),
 }
@@ -43,7 +43,7 @@ pub fn show(reg: &Registry, reference: &str, files: bool, series: Option<&str>) 
         .hint("give a run id, as `mreg runs` lists them")
         .into());
     }
-    version(reg, &ModelRef::parse(reference)?, files).map(Shown::Version)
+    version(reg, &ModelRef::parse(reference)?, files).map(|v| Shown::Version(Box::new(v)))
 }
 
 /// One file of a version, as `--files` lists it.
