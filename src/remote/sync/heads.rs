@@ -1,0 +1,287 @@
+//! Syncing stages: states each side lacks (each checked against its name), then each
+//! model's `HEAD` brought to the newer of the two chains, by compare-and-swap on both
+//! sides, or reported as a conflict when the chains grew apart.
+
+use std::fs;
+
+use anyhow::{Context, Result};
+
+use super::{
+    Keys, LOCK_WAIT, SWAP_TRIES, Sync, create_or_same, local_keys, parse_head, remote_keys,
+};
+use crate::id::StateId;
+use crate::remote::{Remote, Swap};
+use crate::store::lock::Holder;
+use crate::store::{atomic, keys, stages};
+
+impl Sync<'_> {
+    /// Returns the state files `from` holds and `to` lacks, of models not blocked (and
+    /// only of `only` when given), as (model, file name, key).
+    pub(super) fn missing_states(
+        &self,
+        from: &Keys,
+        to: &Keys,
+        only: Option<&str>,
+    ) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for (model, files) in &from.states {
+            if self.blocked.contains(model) || only.is_some_and(|m| m != model) {
+                continue;
+            }
+            let have = to.states.get(model);
+            for file in files
+                .iter()
+                .filter(|f| have.is_none_or(|h| !h.contains(*f)))
+            {
+                let key = format!("{}{file}", keys::states(model));
+                out.push((model.clone(), file.clone(), key));
+            }
+        }
+        out
+    }
+
+    /// Copies the stage states the registry lacks from the remote, each checked
+    /// against its name.
+    pub(super) fn fetch_states(
+        &mut self,
+        theirs: &Keys,
+        ours: &Keys,
+        only: Option<&str>,
+    ) -> Result<()> {
+        for (model, file, key) in self.missing_states(theirs, ours, only) {
+            let Some(fetched) = self.remote.get(&key)? else {
+                continue;
+            };
+            let id = file.trim_end_matches(".toml");
+            if StateId::of(&fetched.bytes).as_str() != id {
+                anyhow::bail!(
+                    "stage state {key} on {} does not match its name; it was not used",
+                    self.remote.url()
+                );
+            }
+            let dir = self.reg.states_dir(&model);
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            if atomic::create_exclusive(&self.reg.tmp_dir(), &dir.join(&file), &fetched.bytes)? {
+                self.report.fetched.states += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the stage states the remote lacks.
+    pub(super) fn send_states(
+        &mut self,
+        theirs: &Keys,
+        ours: &Keys,
+        only: Option<&str>,
+    ) -> Result<()> {
+        for (_, _, key) in self.missing_states(ours, theirs, only) {
+            let bytes =
+                fs::read(self.reg.root().join(&key)).with_context(|| format!("reading {key}"))?;
+            if create_or_same(self.remote, &key, &bytes)? {
+                self.report.sent.states += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings a model's `HEAD` to the newer of the two chains, or reports that they
+    /// grew apart.
+    pub(super) fn reconcile_head(&mut self, model: &str) -> Result<()> {
+        let key = keys::head(model);
+        let holder = Holder::this_process(
+            "mreg sync".to_owned(),
+            crate::clock::format_time(std::time::SystemTime::now()),
+        );
+        for _ in 0..SWAP_TRIES {
+            let ours = stages::read_head(self.reg, model)?;
+            let theirs = match self.remote.get(&key)? {
+                Some(f) => Some((parse_head(&f.bytes, &key, self.remote.url())?, f.tag)),
+                None => None,
+            };
+            let theirs_id = theirs.as_ref().map(|(id, _)| id.clone());
+            if ours == theirs_id {
+                return Ok(());
+            }
+            if let Some(id) = &theirs_id {
+                self.fetch_state_named(model, id, &key)?;
+            }
+            let take_theirs = match (&ours, &theirs_id) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(o), Some(t)) => {
+                    if self.descends(model, t, o)? {
+                        true
+                    } else if self.descends(model, o, t)? {
+                        false
+                    } else if self.options.take_remote_stages.iter().any(|m| m == model) {
+                        true
+                    } else {
+                        let (a, b) = (self.describe_state(model, o), self.describe_state(model, t));
+                        self.conflict(
+                            model,
+                            format!(
+                                "the stages of {model} moved apart: here the newest move is {a}, on {} it is {b}",
+                                self.remote.url()
+                            ),
+                            format!(
+                                "keep the remote's moves with `mreg sync --take-remote-stages {model}`, then promote again where needed"
+                            ),
+                        );
+                        return Ok(());
+                    }
+                }
+            };
+            if take_theirs {
+                let target = theirs_id.expect("taken only when the remote has a HEAD");
+                stages::load_state(self.reg, model, &target)?;
+                if let Swap::Done(_) =
+                    stages::advance(self.reg, model, ours.as_ref(), &target, &holder, LOCK_WAIT)?
+                {
+                    self.report.fetched.stages += 1;
+                    return Ok(());
+                }
+                continue;
+            }
+            if !self.options.send {
+                return Ok(());
+            }
+            if self.withheld_from_remote(model)? {
+                return Ok(());
+            }
+            let ours = ours.expect("sent only when there is a local HEAD");
+            let theirs_keys = remote_keys(self.remote)?;
+            let ours_keys = local_keys(self.reg)?;
+            self.send_states(&theirs_keys, &ours_keys, Some(model))?;
+            let expected = theirs.as_ref().map(|(_, tag)| tag.as_str());
+            match self
+                .remote
+                .swap(&key, expected, format!("{ours}\n").as_bytes())?
+            {
+                Swap::Done(()) => {
+                    self.report.sent.stages += 1;
+                    return Ok(());
+                }
+                Swap::Moved => {
+                    let theirs_keys = remote_keys(self.remote)?;
+                    self.fetch_states(&theirs_keys, &ours_keys, Some(model))?;
+                }
+            }
+        }
+        self.conflict(
+            model,
+            format!(
+                "the stages of {model} kept moving on {} while syncing",
+                self.remote.url()
+            ),
+            "run `mreg sync` again".to_owned(),
+        );
+        Ok(())
+    }
+
+    /// Makes sure the state the remote's `HEAD` names is here: one that arrived after
+    /// the listing is fetched; one the remote lacks is an error naming its `HEAD`.
+    pub(super) fn fetch_state_named(&mut self, model: &str, id: &StateId, key: &str) -> Result<()> {
+        if stages::state_path(self.reg, model, id).is_file() {
+            return Ok(());
+        }
+        let theirs_keys = remote_keys(self.remote)?;
+        self.fetch_states(&theirs_keys, &local_keys(self.reg)?, Some(model))?;
+        if stages::state_path(self.reg, model, id).is_file() {
+            return Ok(());
+        }
+        Err(crate::error::Failure::error(format!(
+            "{key} on {} names stage state {}, which the remote does not hold",
+            self.remote.url(),
+            id.short()
+        ))
+        .hint("the remote's stage pointer is damaged; `mreg history` in a registry that synced before lists the states it can point to")
+        .into())
+    }
+
+    /// Returns whether the model's local stage moves must not go to the remote (and
+    /// records why): a remote not shown to enforce conditional writes, or a stage
+    /// policy other than this registry's.
+    pub(super) fn withheld_from_remote(&mut self, model: &str) -> Result<bool> {
+        if !self.options.may_move_remote_stages {
+            self.conflict(
+                model,
+                format!(
+                    "the stages of {model} moved here, but {} is not known to enforce conditional writes, so mreg does not move stages there",
+                    self.remote.url()
+                ),
+                "`mreg remote check` tells whether it does now; if only one writer ever uses that remote, remove it and add it again with --single-writer".to_owned(),
+            );
+            return Ok(true);
+        }
+        if !self.same_stage_policy()? {
+            self.conflict(
+                model,
+                format!(
+                    "the stages of {model} moved here under a stage policy that differs from the one in {}'s config.toml, so mreg does not move them there",
+                    self.remote.url()
+                ),
+                format!(
+                    "make this registry's [stages] the remote's (copy its config.toml), or promote on the remote itself with --registry {}",
+                    self.remote.url()
+                ),
+            );
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Returns whether this registry's stage policy is the remote's: stage moves made
+    /// here passed this registry's gates and `from` rules, which must be the remote's
+    /// for the moves to stand there.
+    pub(super) fn same_stage_policy(&mut self) -> Result<bool> {
+        if let Some(same) = self.same_policy {
+            return Ok(same);
+        }
+        let ours = self.reg.config()?;
+        let same = match self.remote.get(keys::CONFIG)? {
+            Some(theirs) => {
+                let text = String::from_utf8_lossy(&theirs.bytes);
+                let path = std::path::Path::new(keys::CONFIG);
+                crate::store::config::Config::parse(&text, path).is_ok_and(|theirs| {
+                    serde_json::to_value(&theirs.stages).ok()
+                        == serde_json::to_value(&ours.stages).ok()
+                })
+            }
+            None => true,
+        };
+        self.same_policy = Some(same);
+        Ok(same)
+    }
+
+    /// Returns whether the state `newer` has `older` in its chain (or is it).
+    pub(super) fn descends(&self, model: &str, newer: &StateId, older: &StateId) -> Result<bool> {
+        let mut next = Some(newer.clone());
+        while let Some(id) = next {
+            if id == *older {
+                return Ok(true);
+            }
+            if !stages::state_path(self.reg, model, &id).is_file() {
+                return Ok(false);
+            }
+            next = stages::load_state(self.reg, model, &id)?.previous;
+        }
+        Ok(false)
+    }
+
+    pub(super) fn describe_state(&self, model: &str, id: &StateId) -> String {
+        match stages::load_state(self.reg, model, id) {
+            Ok(s) => format!(
+                "#{} {} {}@{} to {} by {} at {}",
+                s.number,
+                s.action.as_str(),
+                s.model,
+                s.version,
+                s.stage,
+                s.actor,
+                s.time
+            ),
+            Err(_) => format!("state {}", id.short()),
+        }
+    }
+}

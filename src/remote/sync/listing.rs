@@ -1,0 +1,119 @@
+//! The metadata keys each side of a sync holds (`models/…` and `runs/…`), listed and
+//! sorted by kind; a listing never looks at objects.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+
+use crate::remote::Remote;
+use crate::store::Registry;
+use crate::store::keys::{self, Key};
+
+/// The metadata keys of one side, by kind.
+#[derive(Debug, Default)]
+pub(super) struct Keys {
+    /// Model → version numbers.
+    pub(super) versions: BTreeMap<String, BTreeSet<u64>>,
+    /// Model → state file names (`ID.toml`).
+    pub(super) states: BTreeMap<String, BTreeSet<String>>,
+    /// Models with a `HEAD`.
+    pub(super) heads: BTreeSet<String>,
+    /// Run id → its files (`run.toml`, `log/NAME.toml`).
+    pub(super) runs: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Keys {
+    pub(super) fn of<'a>(listed: impl Iterator<Item = &'a str>) -> Keys {
+        let mut out = Keys::default();
+        for key in listed {
+            match keys::parse(key) {
+                Some(Key::Version { model, number }) => {
+                    out.versions
+                        .entry(model.to_owned())
+                        .or_default()
+                        .insert(number);
+                }
+                Some(Key::State { model, id }) => {
+                    out.states
+                        .entry(model.to_owned())
+                        .or_default()
+                        .insert(format!("{id}.toml"));
+                }
+                Some(Key::Head { model }) => {
+                    out.heads.insert(model.to_owned());
+                }
+                Some(Key::RunRecord { run }) => {
+                    out.runs
+                        .entry(run.to_string())
+                        .or_default()
+                        .insert(keys::RUN_RECORD.to_owned());
+                }
+                Some(Key::RunEvent { run, name }) => {
+                    out.runs
+                        .entry(run.to_string())
+                        .or_default()
+                        .insert(format!("log/{name}"));
+                }
+                None => {}
+            }
+        }
+        out
+    }
+
+    pub(super) fn models(&self) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self.versions.keys().cloned().collect();
+        out.extend(self.states.keys().cloned());
+        out.extend(self.heads.iter().cloned());
+        out
+    }
+}
+
+/// Returns the metadata keys a remote holds.
+pub(super) fn remote_keys(remote: &dyn Remote) -> Result<Keys> {
+    let mut listed = remote.list(keys::MODELS)?;
+    listed.extend(remote.list(keys::RUNS)?);
+    Ok(Keys::of(listed.iter().map(|l| l.key.as_str())))
+}
+
+/// Returns the metadata keys the local registry holds.
+pub(super) fn local_keys(reg: &Registry) -> Result<Keys> {
+    let local = crate::remote::folder::FolderRemote::at_root(reg.root());
+    let mut listed = local.list(keys::MODELS)?;
+    listed.extend(local.list(keys::RUNS)?);
+    Ok(Keys::of(listed.iter().map(|l| l.key.as_str())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_keys_are_sorted_by_kind_and_strays_ignored() {
+        let state = "a".repeat(64);
+        let keys = [
+            "models/churn/versions/1.toml".to_owned(),
+            "models/churn/versions/02.toml".to_owned(),
+            "models/churn/versions/0.toml".to_owned(),
+            format!("models/churn/states/{state}.toml"),
+            "models/churn/states/short.toml".to_owned(),
+            "models/churn/HEAD".to_owned(),
+            "models/churn/HEAD.lock".to_owned(),
+            "models/../versions/1.toml".to_owned(),
+            "runs/0123456789abcdef/run.toml".to_owned(),
+            "runs/0123456789abcdef/log/00000000000000000001-abcd1234.toml".to_owned(),
+            "runs/0123456789abcdef/log/.tmp-x.toml".to_owned(),
+            "runs/not-a-run/run.toml".to_owned(),
+            "tmp/probe-1".to_owned(),
+        ];
+        let parsed = Keys::of(keys.iter().map(String::as_str));
+        assert_eq!(parsed.versions["churn"], BTreeSet::from([1]));
+        assert_eq!(
+            parsed.states["churn"],
+            BTreeSet::from([format!("{state}.toml")])
+        );
+        assert_eq!(parsed.heads, BTreeSet::from(["churn".to_owned()]));
+        assert_eq!(parsed.runs.len(), 1);
+        assert_eq!(parsed.runs["0123456789abcdef"].len(), 2);
+        assert_eq!(parsed.models(), BTreeSet::from(["churn".to_owned()]));
+    }
+}

@@ -1,0 +1,330 @@
+//! Sync: a registry and a remote each get what the other has and they lack.
+//!
+//! Immutable things are copied only when missing, with create-only writes, in the order
+//! that keeps every reader safe: objects, then run records and events, then version
+//! records, then stage states, then a model's `HEAD`. So neither side ever names data it
+//! lacks, whatever interrupts the sync. A version is written on a side only after every
+//! object of its tree is there, which is why versions present on both sides need no
+//! look at their objects, and why a sync with nothing new lists only the small
+//! `models/` and `runs/` keys, never the objects.
+//!
+//! Nothing is ever overwritten. A version number that holds different records on the
+//! two sides, or stage chains that grew apart, is a conflict: that model is left as it
+//! is on both sides, the rest syncs, and the command exits 4 saying how to resolve it.
+
+mod heads;
+mod listing;
+mod renumber;
+mod runs;
+mod versions;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use listing::{Keys, local_keys, remote_keys};
+
+use super::known::Known;
+use super::{Created, Remote, Swap, transfer};
+use crate::id::TreeId;
+use crate::manifest::{RunEvent, RunRecord, StateId, VersionRecord};
+use crate::store::keys;
+use crate::store::lock::Holder;
+use crate::store::stages;
+use crate::store::{ObjectId, Progress, Registry, atomic, read};
+
+/// How many times a model's stages are re-read after a lost compare-and-swap.
+const SWAP_TRIES: usize = 20;
+
+/// How long a sync waits for a local `HEAD.lock`.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// What a sync does.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Copy the objects of fetched versions and runs (false for a mirror, which fetches
+    /// objects when they are read).
+    pub objects: bool,
+    /// Send what the remote lacks (false for a clone or a mirror's refresh).
+    pub send: bool,
+    /// Models whose diverged stages are resolved by taking the remote's chain.
+    pub take_remote_stages: Vec<String>,
+    /// Whether the remote may have its stages moved: it enforces conditional writes,
+    /// or its user acknowledged single-writer use.
+    pub may_move_remote_stages: bool,
+    /// Models whose versions that differ from the remote's at the same number are
+    /// published there under the next free numbers instead of being a conflict.
+    pub renumber: Vec<String>,
+    /// Check that the remote holds every object of every version and run on both
+    /// sides, sending what it lacks (after objects were lost there).
+    pub recheck: bool,
+}
+
+/// Counts of what moved one way.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    /// Objects.
+    pub objects: u64,
+    /// Their stored bytes.
+    pub bytes: u64,
+    /// Run records.
+    pub runs: u64,
+    /// Run events.
+    pub events: u64,
+    /// Version records.
+    pub versions: u64,
+    /// Stage states.
+    pub states: u64,
+    /// Models whose `HEAD` moved.
+    pub stages: u64,
+}
+
+impl Counts {
+    /// Returns whether nothing moved.
+    pub fn is_empty(&self) -> bool {
+        *self == Counts::default()
+    }
+}
+
+/// A model (or run) left unsynced, and how to resolve it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Conflict {
+    /// The model, or `run ID`.
+    pub subject: String,
+    /// What differs.
+    pub message: String,
+    /// What to do.
+    pub hint: String,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// What came from the remote.
+    pub fetched: Counts,
+    /// What went to the remote.
+    pub sent: Counts,
+    /// What was left unsynced.
+    pub conflicts: Vec<Conflict>,
+    /// Versions `--renumber` published under a new number.
+    pub renumbered: Vec<Renumbered>,
+}
+
+/// One version published under a new number.
+#[derive(Debug, Clone, Serialize)]
+pub struct Renumbered {
+    /// The model.
+    pub model: String,
+    /// Its number here before.
+    pub from: u64,
+    /// Its number now, on both sides.
+    pub to: u64,
+}
+
+/// One sync between `reg` and `remote`.
+pub struct Sync<'a> {
+    reg: &'a Registry,
+    remote: &'a dyn Remote,
+    known: &'a Known,
+    options: Options,
+    progress: &'a dyn Progress,
+    report: Report,
+    /// Models left alone because of a conflict.
+    blocked: BTreeSet<String>,
+    /// Whether the two sides' stage policies are the same, once asked.
+    same_policy: Option<bool>,
+    /// Trees fetched while walking versions, counted into the report at the end.
+    trees_fetched: std::cell::Cell<u64>,
+}
+
+impl<'a> Sync<'a> {
+    /// Prepares a sync.
+    pub fn new(
+        reg: &'a Registry,
+        remote: &'a dyn Remote,
+        known: &'a Known,
+        options: Options,
+        progress: &'a dyn Progress,
+    ) -> Sync<'a> {
+        Sync {
+            reg,
+            remote,
+            known,
+            options,
+            progress,
+            report: Report::default(),
+            blocked: BTreeSet::new(),
+            same_policy: None,
+            trees_fetched: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Runs the sync and returns what it did; conflicts are in the report, not errors.
+    pub fn run(mut self) -> Result<Report> {
+        if self.remote.size(keys::CONFIG)?.is_none() {
+            // A new (or emptied) remote: nothing remembered about it can be trusted.
+            self.known.forget()?;
+        } else {
+            super::bootstrap::check_config(self.remote)?;
+        }
+        self.known.check_identity(self.remote, self.options.send)?;
+        let mut theirs = remote_keys(self.remote)?;
+        let mut ours = local_keys(self.reg)?;
+        let mut known_models = theirs.models();
+        known_models.extend(ours.models());
+        for (flag, names) in [
+            ("--take-remote-stages", &self.options.take_remote_stages),
+            ("--renumber", &self.options.renumber),
+        ] {
+            if let Some(unknown) = names.iter().find(|m| !known_models.contains(*m)) {
+                return Err(crate::error::Failure::usage(format!(
+                    "{flag} {unknown}: no model of that name here or on {}",
+                    self.remote.url()
+                ))
+                .hint("`mreg ls` lists this registry's models")
+                .into());
+            }
+        }
+        if self.options.send && !self.options.renumber.is_empty() {
+            // Runs first: a renumbered version record names its run.
+            self.send_config()?;
+            self.send_runs(&theirs, &ours)?;
+            for model in self.options.renumber.clone() {
+                self.renumber(&model, &theirs, &ours)?;
+            }
+            theirs = remote_keys(self.remote)?;
+            ours = local_keys(self.reg)?;
+        }
+        self.fetch_runs(&theirs, &ours)?;
+        self.fetch_versions(&theirs, &ours)?;
+        self.fetch_states(&theirs, &ours, None)?;
+        if self.options.send {
+            self.send_config()?;
+            self.send_runs(&theirs, &ours)?;
+            self.send_versions(&theirs, &ours)?;
+            if self.options.recheck {
+                self.send_every_object(&ours)?;
+            }
+            self.send_states(&theirs, &ours, None)?;
+        }
+        let mut models = theirs.models();
+        models.extend(ours.models());
+        for model in models {
+            if !self.blocked.contains(&model) {
+                self.reconcile_head(&model)?;
+            }
+        }
+        self.report.fetched.objects += self.trees_fetched.get();
+        Ok(self.report)
+    }
+
+    /// Reads a tree, fetching it from the remote first when this registry lacks it.
+    fn read_tree(&self, id: TreeId) -> Result<crate::store::tree::Tree> {
+        if !self.reg.has_object(id.0) {
+            self.trees_fetched.set(self.trees_fetched.get() + 1);
+        }
+        transfer::read_tree_fetching(self.reg, self.remote, self.known, id)
+    }
+
+    fn conflict(&mut self, subject: &str, message: String, hint: String) {
+        self.blocked.insert(subject.to_owned());
+        self.report.conflicts.push(Conflict {
+            subject: subject.to_owned(),
+            message,
+            hint,
+        });
+    }
+
+    /// Creates the remote's `config.toml` from the local one when the remote has none.
+    fn send_config(&mut self) -> Result<()> {
+        if self.remote.size(keys::CONFIG)?.is_none() {
+            let text = fs::read(self.reg.path(keys::CONFIG))?;
+            self.remote.create(keys::CONFIG, &text)?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates `key` on the remote; returns whether it was new. Finding the same bytes
+/// there is no error (a reply lost on the way, or another sync of the same data);
+/// finding other bytes is.
+fn create_or_same(remote: &dyn Remote, key: &str, bytes: &[u8]) -> Result<bool> {
+    match remote.create(key, bytes)? {
+        Created::New => Ok(true),
+        Created::Exists => {
+            let there = remote.get(key)?.map(|f| f.bytes);
+            if there.as_deref() == Some(bytes) {
+                Ok(false)
+            } else {
+                anyhow::bail!(
+                    "{key} on {} holds other bytes than this registry's copy",
+                    remote.url()
+                )
+            }
+        }
+    }
+}
+
+/// Parses a version record fetched from `whence`, checking it is the one its key names.
+fn parse_version(bytes: &[u8], model: &str, n: u64, whence: &str) -> Result<VersionRecord> {
+    let record = std::str::from_utf8(bytes)
+        .map_err(anyhow::Error::from)
+        .and_then(VersionRecord::parse)
+        .with_context(|| format!("reading {model}@{n} from {whence}"))?;
+    if record.model != model || record.version != n {
+        anyhow::bail!(
+            "the record of {model}@{n} on {whence} says it is {}",
+            record.reference()
+        );
+    }
+    Ok(record)
+}
+
+/// Parses the content of a `HEAD` key.
+fn parse_head(bytes: &[u8], key: &str, whence: &str) -> Result<StateId> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|t| StateId::parse(t.trim()))
+        .ok_or_else(|| anyhow::anyhow!("{key} on {whence} does not name a stage state"))
+}
+
+/// Returns the objects a run file names: series stored as objects, and data inputs
+/// stored with `--store-data` (a folder's whole tree).
+pub fn run_objects(
+    key: &str,
+    bytes: &[u8],
+    read_tree: &dyn Fn(TreeId) -> Result<crate::store::tree::Tree>,
+) -> Result<Vec<(ObjectId, u64)>> {
+    let text = std::str::from_utf8(bytes).with_context(|| format!("reading {key}"))?;
+    let (series, data) = if key.ends_with(keys::RUN_RECORD) {
+        let record = RunRecord::parse(text).with_context(|| format!("parsing {key}"))?;
+        (record.series, record.data)
+    } else {
+        let event = RunEvent::parse(text).with_context(|| format!("parsing {key}"))?;
+        (event.series, event.data)
+    };
+    let mut out = Vec::new();
+    for s in series.values() {
+        out.extend(s.chunk.objects.iter().map(|o| (*o, 0)));
+    }
+    for input in data.iter().filter(|d| d.stored) {
+        let Some(hash) = input
+            .hash
+            .as_deref()
+            .and_then(|h| h.parse::<ObjectId>().ok())
+        else {
+            continue;
+        };
+        if input.kind == "folder" {
+            out.extend(transfer::closure(TreeId(hash), read_tree)?);
+        } else {
+            out.push((hash, input.bytes.unwrap_or(0)));
+        }
+    }
+    Ok(out)
+}
