@@ -10,7 +10,7 @@ use super::{
     Keys, LOCK_WAIT, SWAP_TRIES, Sync, create_or_same, local_keys, parse_head, remote_keys,
 };
 use crate::id::StateId;
-use crate::remote::{Remote, Swap};
+use crate::remote::Swap;
 use crate::store::lock::Holder;
 use crate::store::{atomic, keys, stages};
 
@@ -86,86 +86,16 @@ impl Sync<'_> {
     }
 
     /// Brings a model's `HEAD` to the newer of the two chains, or reports that they
-    /// grew apart.
+    /// grew apart. A compare-and-swap lost to another writer is tried again, a bounded
+    /// number of times.
     pub(super) fn reconcile_head(&mut self, model: &str) -> Result<()> {
-        let key = keys::head(model);
         let holder = Holder::this_process(
             "mreg sync".to_owned(),
             crate::clock::format_time(std::time::SystemTime::now()),
         );
         for _ in 0..SWAP_TRIES {
-            let ours = stages::read_head(self.reg, model)?;
-            let theirs = match self.remote.get(&key)? {
-                Some(f) => Some((parse_head(&f.bytes, &key, self.remote.url())?, f.tag)),
-                None => None,
-            };
-            let theirs_id = theirs.as_ref().map(|(id, _)| id.clone());
-            if ours == theirs_id {
+            if let Attempt::Settled = self.reconcile_once(model, &holder)? {
                 return Ok(());
-            }
-            if let Some(id) = &theirs_id {
-                self.fetch_state_named(model, id, &key)?;
-            }
-            let take_theirs = match (&ours, &theirs_id) {
-                (_, None) => false,
-                (None, Some(_)) => true,
-                (Some(o), Some(t)) => {
-                    if self.descends(model, t, o)? {
-                        true
-                    } else if self.descends(model, o, t)? {
-                        false
-                    } else if self.options.take_remote_stages.iter().any(|m| m == model) {
-                        true
-                    } else {
-                        let (a, b) = (self.describe_state(model, o), self.describe_state(model, t));
-                        self.conflict(
-                            model,
-                            format!(
-                                "the stages of {model} moved apart: here the newest move is {a}, on {} it is {b}",
-                                self.remote.url()
-                            ),
-                            format!(
-                                "keep the remote's moves with `mreg sync --take-remote-stages {model}`, then promote again where needed"
-                            ),
-                        );
-                        return Ok(());
-                    }
-                }
-            };
-            if take_theirs {
-                let target = theirs_id.expect("taken only when the remote has a HEAD");
-                stages::load_state(self.reg, model, &target)?;
-                if let Swap::Done(_) =
-                    stages::advance(self.reg, model, ours.as_ref(), &target, &holder, LOCK_WAIT)?
-                {
-                    self.report.fetched.stages += 1;
-                    return Ok(());
-                }
-                continue;
-            }
-            if !self.options.send {
-                return Ok(());
-            }
-            if self.withheld_from_remote(model)? {
-                return Ok(());
-            }
-            let ours = ours.expect("sent only when there is a local HEAD");
-            let theirs_keys = remote_keys(self.remote)?;
-            let ours_keys = local_keys(self.reg)?;
-            self.send_states(&theirs_keys, &ours_keys, Some(model))?;
-            let expected = theirs.as_ref().map(|(_, tag)| tag.as_str());
-            match self
-                .remote
-                .swap(&key, expected, format!("{ours}\n").as_bytes())?
-            {
-                Swap::Done(()) => {
-                    self.report.sent.stages += 1;
-                    return Ok(());
-                }
-                Swap::Moved => {
-                    let theirs_keys = remote_keys(self.remote)?;
-                    self.fetch_states(&theirs_keys, &ours_keys, Some(model))?;
-                }
             }
         }
         self.conflict(
@@ -177,6 +107,115 @@ impl Sync<'_> {
             "run `mreg sync` again".to_owned(),
         );
         Ok(())
+    }
+
+    /// Makes one attempt at bringing the two `HEAD`s together.
+    fn reconcile_once(&mut self, model: &str, holder: &Holder) -> Result<Attempt> {
+        let key = keys::head(model);
+        let ours = stages::read_head(self.reg, model)?;
+        let theirs = match self.remote.get(&key)? {
+            Some(f) => Some((parse_head(&f.bytes, &key, self.remote.url())?, f.tag)),
+            None => None,
+        };
+        let theirs_id = theirs.as_ref().map(|(id, _)| id.clone());
+        if ours == theirs_id {
+            return Ok(Attempt::Settled);
+        }
+        if let Some(id) = &theirs_id {
+            self.fetch_state_named(model, id, &key)?;
+        }
+        let Some(take_theirs) = self.newer_side(model, ours.as_ref(), theirs_id.as_ref())? else {
+            return Ok(Attempt::Settled);
+        };
+        if take_theirs {
+            let target = theirs_id.expect("taken only when the remote has a HEAD");
+            return self.take_remote_head(model, ours.as_ref(), &target, holder);
+        }
+        if !self.options.send || self.withheld_from_remote(model)? {
+            return Ok(Attempt::Settled);
+        }
+        let ours = ours.expect("sent only when there is a local HEAD");
+        self.send_head(model, &ours, theirs.as_ref().map(|(_, tag)| tag.as_str()))
+    }
+
+    /// Returns whether the remote's chain is the one to keep (`Some(true)`) or ours
+    /// (`Some(false)`); `None` for chains that grew apart, recorded as a conflict.
+    fn newer_side(
+        &mut self,
+        model: &str,
+        ours: Option<&StateId>,
+        theirs: Option<&StateId>,
+    ) -> Result<Option<bool>> {
+        let (o, t) = match (ours, theirs) {
+            (_, None) => return Ok(Some(false)),
+            (None, Some(_)) => return Ok(Some(true)),
+            (Some(o), Some(t)) => (o, t),
+        };
+        if self.descends(model, t, o)? {
+            return Ok(Some(true));
+        }
+        if self.descends(model, o, t)? {
+            return Ok(Some(false));
+        }
+        if self.options.take_remote_stages.iter().any(|m| m == model) {
+            return Ok(Some(true));
+        }
+        let (a, b) = (self.describe_state(model, o), self.describe_state(model, t));
+        self.conflict(
+            model,
+            format!(
+                "the stages of {model} moved apart: here the newest move is {a}, on {} it is {b}",
+                self.remote.url()
+            ),
+            format!(
+                "keep the remote's moves with `mreg sync --take-remote-stages {model}`, then promote again where needed"
+            ),
+        );
+        Ok(None)
+    }
+
+    /// Points the local `HEAD` at the remote's, a state this registry now holds.
+    fn take_remote_head(
+        &mut self,
+        model: &str,
+        ours: Option<&StateId>,
+        target: &StateId,
+        holder: &Holder,
+    ) -> Result<Attempt> {
+        stages::load_state(self.reg, model, target)?;
+        if let Swap::Done(_) = stages::advance(self.reg, model, ours, target, holder, LOCK_WAIT)? {
+            self.report.fetched.stages += 1;
+            return Ok(Attempt::Settled);
+        }
+        Ok(Attempt::Again)
+    }
+
+    /// Sends the local chain's states, then swaps the remote's `HEAD` to ours if it
+    /// still has the tag `expected`; a remote `HEAD` that moved meanwhile is fetched.
+    fn send_head(
+        &mut self,
+        model: &str,
+        ours: &StateId,
+        expected: Option<&str>,
+    ) -> Result<Attempt> {
+        let key = keys::head(model);
+        let theirs_keys = remote_keys(self.remote)?;
+        let ours_keys = local_keys(self.reg)?;
+        self.send_states(&theirs_keys, &ours_keys, Some(model))?;
+        match self
+            .remote
+            .swap(&key, expected, format!("{ours}\n").as_bytes())?
+        {
+            Swap::Done(()) => {
+                self.report.sent.stages += 1;
+                Ok(Attempt::Settled)
+            }
+            Swap::Moved => {
+                let theirs_keys = remote_keys(self.remote)?;
+                self.fetch_states(&theirs_keys, &ours_keys, Some(model))?;
+                Ok(Attempt::Again)
+            }
+        }
     }
 
     /// Makes sure the state the remote's `HEAD` names is here: one that arrived after
@@ -284,4 +323,13 @@ impl Sync<'_> {
             Err(_) => format!("state {}", id.short()),
         }
     }
+}
+
+/// How one attempt at reconciling a model's `HEAD`s ended.
+enum Attempt {
+    /// Nothing more to do: the two agree, one side took the other's, or a conflict was
+    /// recorded.
+    Settled,
+    /// Another writer moved a `HEAD` meanwhile: try again.
+    Again,
 }

@@ -20,8 +20,6 @@ mod versions;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -30,13 +28,10 @@ use serde::Serialize;
 use listing::{Keys, local_keys, remote_keys};
 
 use super::known::Known;
-use super::{Created, Remote, Swap, transfer};
+use super::{Created, Remote, transfer};
 use crate::id::TreeId;
 use crate::manifest::{RunEvent, RunRecord, StateId, VersionRecord};
-use crate::store::keys;
-use crate::store::lock::Holder;
-use crate::store::stages;
-use crate::store::{ObjectId, Progress, Registry, atomic, read};
+use crate::store::{ObjectId, Progress, Registry, keys};
 
 /// How many times a model's stages are re-read after a lost compare-and-swap.
 const SWAP_TRIES: usize = 20;

@@ -11,7 +11,7 @@ use super::{
     Keys, LOCK_WAIT, Renumbered, Sync, local_keys, parse_head, parse_version, remote_keys,
 };
 use crate::manifest::VersionRecord;
-use crate::remote::{Created, Remote, transfer};
+use crate::remote::{Created, transfer};
 use crate::store::lock::Holder;
 use crate::store::{atomic, keys, read, stages};
 
@@ -24,39 +24,11 @@ impl Sync<'_> {
         let empty = BTreeSet::new();
         let remote_numbers = theirs.versions.get(model).unwrap_or(&empty);
         let local_numbers = ours.versions.get(model).unwrap_or(&empty);
-        let mut moving = Vec::new();
-        for n in local_numbers {
-            let key = keys::version(model, *n);
-            let differs = if remote_numbers.contains(n) {
-                let local = fs::read(self.reg.root().join(&key))
-                    .with_context(|| format!("reading {key}"))?;
-                self.remote.get(&key)?.is_some_and(|f| f.bytes != local)
-            } else {
-                false
-            };
-            if differs || (!moving.is_empty() && !remote_numbers.contains(n)) {
-                moving.push(*n);
-            }
-        }
+        let moving = self.moving(model, remote_numbers, local_numbers)?;
         if moving.is_empty() {
             return Ok(());
         }
-        // Stages that name a moving number would change meaning: they are replaced by
-        // the remote's when asked, and refused otherwise.
-        let chain = stages::chain(self.reg, model, None)?;
-        let named = chain.iter().any(|(_, s)| {
-            moving.contains(&s.version) || s.stages.values().any(|v| moving.contains(v))
-        });
-        if named && !self.options.take_remote_stages.iter().any(|m| m == model) {
-            return Err(crate::error::Failure::conflict(format!(
-                "the stages of {model} here name {model}@{}, which --renumber would move",
-                moving[0]
-            ))
-            .hint(format!(
-                "add --take-remote-stages {model} to keep the remote's stage history, then promote the renumbered version again"
-            ))
-            .into());
-        }
+        let named = self.stages_name(model, &moving)?;
         let mut records = Vec::new();
         let mut objects = Vec::new();
         for n in &moving {
@@ -70,18 +42,7 @@ impl Sync<'_> {
         }
         self.send_objects(&objects)?;
         let published = self.publish_renumbered(model, records)?;
-        // The remote's records at the moved numbers, with their objects, replace ours.
-        let mut replacements = Vec::new();
-        for n in moving.iter().filter(|n| remote_numbers.contains(n)) {
-            let key = keys::version(model, *n);
-            let fetched = self.remote.get(&key)?.ok_or_else(|| {
-                anyhow::anyhow!("{key} vanished from {} during the sync", self.remote.url())
-            })?;
-            let record = parse_version(&fetched.bytes, model, *n, self.remote.url())?;
-            let closure = transfer::closure(record.tree, &|t| self.read_tree(t))?;
-            transfer::fetch_all(self.reg, self.remote, self.known, &closure, self.progress)?;
-            replacements.push((*n, fetched.bytes));
-        }
+        let replacements = self.remote_records(model, &moving, remote_numbers)?;
         if named {
             self.reset_stages_to_remote(model)?;
         }
@@ -100,6 +61,74 @@ impl Sync<'_> {
             atomic::replace(&tmp, &path(record.version), record.to_toml()?.as_bytes())?;
         }
         Ok(())
+    }
+
+    /// Returns the local versions of `model` that move: the first that differs from the
+    /// remote's at its number, and every local version after it the remote lacks.
+    fn moving(
+        &self,
+        model: &str,
+        remote_numbers: &BTreeSet<u64>,
+        local_numbers: &BTreeSet<u64>,
+    ) -> Result<Vec<u64>> {
+        let mut moving = Vec::new();
+        for n in local_numbers {
+            let key = keys::version(model, *n);
+            let differs = if remote_numbers.contains(n) {
+                let local = fs::read(self.reg.root().join(&key))
+                    .with_context(|| format!("reading {key}"))?;
+                self.remote.get(&key)?.is_some_and(|f| f.bytes != local)
+            } else {
+                false
+            };
+            if differs || (!moving.is_empty() && !remote_numbers.contains(n)) {
+                moving.push(*n);
+            }
+        }
+        Ok(moving)
+    }
+
+    /// Returns whether the local stages of `model` name a moving number; such stages
+    /// would change meaning, so they are replaced by the remote's when asked, and the
+    /// renumbering is refused otherwise.
+    fn stages_name(&self, model: &str, moving: &[u64]) -> Result<bool> {
+        let chain = stages::chain(self.reg, model, None)?;
+        let named = chain.iter().any(|(_, s)| {
+            moving.contains(&s.version) || s.stages.values().any(|v| moving.contains(v))
+        });
+        if named && !self.options.take_remote_stages.iter().any(|m| m == model) {
+            return Err(crate::error::Failure::conflict(format!(
+                "the stages of {model} here name {model}@{}, which --renumber would move",
+                moving[0]
+            ))
+            .hint(format!(
+                "add --take-remote-stages {model} to keep the remote's stage history, then promote the renumbered version again"
+            ))
+            .into());
+        }
+        Ok(named)
+    }
+
+    /// Returns the remote's records at the moved numbers it holds, their objects
+    /// fetched: they replace this registry's.
+    fn remote_records(
+        &mut self,
+        model: &str,
+        moving: &[u64],
+        remote_numbers: &BTreeSet<u64>,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
+        let mut replacements = Vec::new();
+        for n in moving.iter().filter(|n| remote_numbers.contains(n)) {
+            let key = keys::version(model, *n);
+            let fetched = self.remote.get(&key)?.ok_or_else(|| {
+                anyhow::anyhow!("{key} vanished from {} during the sync", self.remote.url())
+            })?;
+            let record = parse_version(&fetched.bytes, model, *n, self.remote.url())?;
+            let closure = transfer::closure(record.tree, &|t| self.read_tree(t))?;
+            transfer::fetch_all(self.reg, self.remote, self.known, &closure, self.progress)?;
+            replacements.push((*n, fetched.bytes));
+        }
+        Ok(replacements)
     }
 
     /// Creates each record on the remote at its next free number, keeping its old

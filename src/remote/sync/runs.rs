@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result};
 
 use super::{Keys, Sync, create_or_same, run_objects};
-use crate::remote::{Remote, transfer};
+use crate::remote::transfer;
 use crate::store::{atomic, keys, read};
 
 impl Sync<'_> {

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use super::{Keys, Sync, parse_version};
 use crate::id::ObjectId;
 use crate::manifest::VersionRecord;
-use crate::remote::{Created, Remote, transfer};
+use crate::remote::{Created, transfer};
 use crate::store::{atomic, keys, read};
 
 impl Sync<'_> {
