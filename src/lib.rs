@@ -21,3 +21,5 @@ pub mod remote;
 pub mod safetensors;
 pub mod stage;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testing;

@@ -59,9 +59,22 @@ pub fn open(url: &str, progress: Box<dyn Progress + Send>) -> Result<Registry> {
     let endpoint = super::current_endpoint(url).unwrap_or_default();
     let hash = blake3::hash(format!("{url}\0{endpoint}").as_bytes()).to_hex();
     let dir = cache_root()?.join("mirrors").join(&hash[..16]);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (reg, _) = Registry::init(&dir)?;
-    bootstrap::adopt_config(&reg, &config, url)?;
+    open_in(remote, &config, &dir, progress)
+}
+
+/// Opens the registry on `remote`, whose `config.toml` holds `config`, through a mirror
+/// kept in `dir`, refreshed.
+pub fn open_in(
+    remote: Box<dyn Remote>,
+    config: &[u8],
+    dir: &std::path::Path,
+    progress: Box<dyn Progress + Send>,
+) -> Result<Registry> {
+    let url = remote.url().to_owned();
+    let url = url.as_str();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (reg, _) = Registry::init(dir)?;
+    bootstrap::adopt_config(&reg, config, url)?;
     let known = Known::load(&reg, url)?;
     known.check_identity(&*remote, false)?;
     let enforced = conditional_writes(&reg, &*remote);
@@ -330,3 +343,7 @@ impl Backend for Link {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "mirror_tests.rs"]
+mod tests;

@@ -10,6 +10,8 @@
 pub mod bootstrap;
 pub mod folder;
 pub mod known;
+#[cfg(test)]
+pub mod memory;
 pub mod mirror;
 pub mod probe;
 pub mod profile;

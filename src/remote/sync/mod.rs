@@ -16,6 +16,8 @@ mod heads;
 mod listing;
 mod renumber;
 mod runs;
+#[cfg(test)]
+mod tests;
 mod versions;
 
 use std::collections::BTreeSet;
