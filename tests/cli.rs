@@ -13,10 +13,13 @@ mod cli {
     mod lineage;
     mod log;
     mod ls_show;
+    #[cfg(not(feature = "s3"))]
+    mod no_s3;
     mod promote;
     mod promote_race;
     pub mod pull;
     mod push;
+    #[cfg(feature = "s3")]
     mod remote;
     mod roundtrip;
     pub mod run;

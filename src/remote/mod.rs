@@ -15,6 +15,7 @@ pub mod memory;
 pub mod mirror;
 pub mod probe;
 pub mod profile;
+#[cfg(feature = "s3")]
 pub mod s3;
 pub mod settings;
 pub mod sync;
@@ -202,9 +203,19 @@ pub fn open(url: &str, create: bool) -> Result<Box<dyn Remote>> {
 pub fn open_at(url: &str, endpoint: Option<&str>, create: bool) -> Result<Box<dyn Remote>> {
     match Location::parse(url)? {
         Location::Folder(path) => Ok(Box::new(folder::FolderRemote::open(url, &path, create)?)),
+        #[cfg(feature = "s3")]
         Location::S3 { bucket, prefix } => Ok(Box::new(s3::S3Remote::open(
             url, &bucket, &prefix, endpoint,
         )?)),
+        #[cfg(not(feature = "s3"))]
+        Location::S3 { .. } => {
+            let _ = endpoint;
+            Err(Failure::usage(format!(
+                "{url} is a bucket, and this mreg was built without S3 support"
+            ))
+            .hint("use a build with the default features (`cargo install --path .`), or a folder")
+            .into())
+        }
     }
 }
 

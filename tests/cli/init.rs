@@ -73,6 +73,10 @@ fn no_registry_is_an_error_that_says_how_to_make_one() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "s3"),
+    ignore = "it names a bucket, which needs the s3 feature"
+)]
 fn registry_flag_and_variable_name_a_registry_elsewhere() {
     let env = TestEnv::new();
     env.ok(&["init", "shared"]);
