@@ -187,3 +187,16 @@ impl fmt::Display for StateId {
         f.write_str(&self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_sixteen_lowercase_hex_digits() {
+        assert!(RunId::parse("0123456789abcdef").is_some());
+        assert!(RunId::parse("0123456789ABCDEF").is_none());
+        assert!(RunId::parse("0123456789abcde").is_none());
+        assert!(RunId::parse("../../etc/passwd").is_none());
+    }
+}

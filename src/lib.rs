@@ -18,7 +18,6 @@ pub mod ops;
 pub mod query;
 pub mod refspec;
 pub mod remote;
-pub mod safetensors;
 pub mod stage;
 pub mod store;
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod files;
 pub mod goal;
 pub mod lineage;
+pub mod safetensors;
 pub mod tensors;
 pub mod values;
 
@@ -18,7 +19,7 @@ use anyhow::Result;
 use serde::{Serialize, Serializer};
 
 use crate::error::Failure;
-use crate::manifest::run::Series;
+use crate::manifest::series::Series;
 use crate::manifest::value::JsonFloat;
 use crate::manifest::{RunId, RunRecord, Value, VersionRecord};
 use crate::refspec::ModelRef;

@@ -1,7 +1,7 @@
 //! Comparing the tensors of two safetensors files: which were added, removed, retyped,
 //! reshaped or modified, and how many of their bytes changed.
 //!
-//! Headers are read and validated with [`crate::safetensors`]; tensor data is compared
+//! Headers are read and validated with [`super::safetensors`]; tensor data is compared
 //! byte by byte with positioned reads in bounded chunks, tensors in parallel, so memory
 //! stays small whatever the size of the files.
 
@@ -13,7 +13,7 @@ use anyhow::{Context, anyhow};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::safetensors::{Header, HeaderError, TensorInfo};
+use super::safetensors::{Header, HeaderError, TensorInfo};
 
 /// Bytes read from each side at a time; a multiple of every element size.
 const CHUNK: usize = 1 << 20;

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{Change, Goal, Goals, Side};
 use crate::manifest::Value;
-use crate::manifest::run::Series;
+use crate::manifest::series::Series;
 use crate::manifest::value::JsonFloat;
 
 /// Returns one param: its value on each side.

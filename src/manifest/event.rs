@@ -10,7 +10,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::Value;
-use super::run::{DataInput, End, ModelLink, Series, check_format};
+use super::run::{DataInput, End, ModelLink, check_format};
+use super::series::Series;
 use crate::id::RunId;
 
 /// The event format this build reads and writes.

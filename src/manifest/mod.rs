@@ -4,6 +4,7 @@ pub mod event;
 pub mod json;
 pub mod lineage;
 pub mod run;
+pub mod series;
 pub mod state;
 pub mod value;
 pub mod version;

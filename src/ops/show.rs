@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::Failure;
 use crate::id::{ObjectId, RunId};
 use crate::manifest::json::{json_of_manifest, json_of_value};
-use crate::manifest::run::{Chunk, Point};
+use crate::manifest::series::{Chunk, Point};
 use crate::manifest::{RunRecord, Value, VersionRecord};
 use crate::refspec::ModelRef;
 use crate::store::{Registry, materialize, models, runs, stages};

@@ -15,7 +15,7 @@ use super::object::{self, Encoding};
 use super::tree::{Kind, Tree};
 use super::{Progress, Registry, keys, lock, models, read, runs, stages};
 use crate::id::ObjectId;
-use crate::manifest::run::Series;
+use crate::manifest::series::Series;
 use crate::manifest::{RunEvent, RunId};
 
 /// Returns one thing found wrong.

@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use super::write::Staging;
 use super::{ObjectId, Registry, atomic, keys, read};
 use crate::error::Failure;
-use crate::manifest::run::{Chunk, Point, decode_points};
+use crate::manifest::series::{Chunk, Point, chunk_of, decode_points};
 use crate::manifest::{RunEvent, RunId, RunRecord};
 
 /// Shortest run-id prefix accepted on the command line.
@@ -302,8 +302,7 @@ fn unknown(text: &str) -> anyhow::Error {
 /// points at data that is not there.
 pub fn store_points(reg: &Registry, points: Vec<Point>) -> Result<Chunk> {
     let staging = Staging::new(reg);
-    let chunk =
-        crate::manifest::run::chunk_of(points, &mut |bytes| Ok(staging.add_bytes(bytes)?.id))?;
+    let chunk = chunk_of(points, &mut |bytes| Ok(staging.add_bytes(bytes)?.id))?;
     staging.publish()?;
     Ok(chunk)
 }
