@@ -189,31 +189,7 @@ fn download(
         let temp = reg
             .tmp_dir()
             .join(format!("fetch-{}{}", id.to_hex(), encoding.suffix()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&temp)
-            .with_context(|| format!("opening {}", temp.display()))?;
-        let mut offset = file.metadata()?.len();
-        let verdict = loop {
-            let Some(total) = remote.download(&key, &file, offset, tick)? else {
-                break None;
-            };
-            file.set_len(total)?;
-            match verify(&temp, encoding, id) {
-                Ok(()) => break Some(Ok(())),
-                // A partial file left by an interrupted attempt may be what is damaged:
-                // the whole object is fetched once more before the remote is blamed.
-                Err(_) if offset > 0 => {
-                    file.set_len(0)?;
-                    offset = 0;
-                }
-                Err(err) => break Some(Err(err)),
-            }
-        };
-        drop(file);
+        let verdict = download_as(remote, &key, &temp, encoding, id, tick)?;
         let Some(verdict) = verdict else {
             let _ = fs::remove_file(&temp);
             continue;
@@ -253,6 +229,42 @@ fn download(
     ))
     .hint("a registry that holds it can send it with `mreg sync`; `mreg fsck` there checks it")
     .into())
+}
+
+/// Downloads one stored form of an object into `temp`, resuming what the file holds,
+/// and returns whether its content matches its name (`None`: the remote lacks it).
+fn download_as(
+    remote: &dyn Remote,
+    key: &str,
+    temp: &std::path::Path,
+    encoding: Encoding,
+    id: ObjectId,
+    tick: &(dyn Fn(u64) + Sync),
+) -> Result<Option<Result<(), String>>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(temp)
+        .with_context(|| format!("opening {}", temp.display()))?;
+    let mut offset = file.metadata()?.len();
+    loop {
+        let Some(total) = remote.download(key, &file, offset, tick)? else {
+            return Ok(None);
+        };
+        file.set_len(total)?;
+        match verify(temp, encoding, id) {
+            Ok(()) => return Ok(Some(Ok(()))),
+            // A partial file left by an interrupted attempt may be what is damaged: the
+            // whole object is fetched once more before the remote is blamed.
+            Err(_) if offset > 0 => {
+                file.set_len(0)?;
+                offset = 0;
+            }
+            Err(err) => return Ok(Some(Err(err))),
+        }
+    }
 }
 
 /// Renames a downloaded object into the store (its bytes must be durable already) and

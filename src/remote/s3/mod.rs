@@ -1,0 +1,254 @@
+//! A remote under a prefix of an S3-compatible bucket, spoken to through the
+//! `object_store` crate (request signing, retries, multipart uploads).
+//!
+//! Create-only writes are `If-None-Match: *` puts and compare-and-swap is an
+//! `If-Match: ETAG` put; `remote check` proves a bucket honours both before stages are
+//! moved there. Endpoint, region and credentials come from the AWS variables
+//! (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, …) and else from the active
+//! profile in `~/.aws`.
+
+mod connect;
+mod errors;
+mod multipart;
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use futures_util::TryStreamExt;
+use object_store::aws::AmazonS3;
+use object_store::path::Path as KeyPath;
+use object_store::{
+    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    UpdateVersion,
+};
+
+use multipart::PART_SIZE;
+
+use crate::remote::{Created, Fetched, Listed, Remote, Swap, Tick};
+
+/// A bucket prefix used as a remote.
+pub struct S3Remote {
+    url: String,
+    store: AmazonS3,
+    prefix: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl S3Remote {
+    fn path(&self, key: &str) -> KeyPath {
+        if self.prefix.is_empty() {
+            KeyPath::from(key)
+        } else {
+            KeyPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    fn describe(&self, key: &str) -> String {
+        format!("{}/{key}", self.url.trim_end_matches('/'))
+    }
+}
+
+/// Returns whether an error says the key is absent.
+fn is_not_found(err: &object_store::Error) -> bool {
+    matches!(err, object_store::Error::NotFound { .. })
+}
+
+impl Remote for S3Remote {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Fetched>> {
+        self.runtime.block_on(async {
+            let result = match self.store.get(&self.path(key)).await {
+                Ok(result) => result,
+                Err(err) if is_not_found(&err) => return Ok(None),
+                Err(err) => {
+                    return Err(err).map_err(|err| self.explain(&err, "reading", key));
+                }
+            };
+            let tag = result.meta.e_tag.clone().unwrap_or_default();
+            let bytes = result
+                .bytes()
+                .await
+                .map_err(|err| self.explain(&err, "reading", key))?;
+            Ok(Some(Fetched {
+                bytes: bytes.to_vec(),
+                tag,
+            }))
+        })
+    }
+
+    fn download(&self, key: &str, out: &File, offset: u64, tick: Tick) -> Result<Option<u64>> {
+        self.runtime.block_on(async {
+            let path = self.path(key);
+            if offset > 0 {
+                match self.store.head(&path).await {
+                    Ok(meta) if meta.size <= offset => return Ok(Some(meta.size)),
+                    Ok(_) => {}
+                    Err(err) if is_not_found(&err) => return Ok(None),
+                    Err(err) => {
+                        return Err(err).map_err(|err| self.explain(&err, "reading", key));
+                    }
+                }
+            }
+            let options = GetOptions {
+                range: (offset > 0).then_some(GetRange::Offset(offset)),
+                ..GetOptions::default()
+            };
+            let result = match self.store.get_opts(&path, options).await {
+                Ok(result) => result,
+                Err(err) if is_not_found(&err) => return Ok(None),
+                Err(err) => {
+                    return Err(err).map_err(|err| self.explain(&err, "reading", key));
+                }
+            };
+            let total = result.meta.size;
+            let mut at = offset;
+            let mut stream = result.into_stream();
+            while let Some(chunk) = stream
+                .try_next()
+                .await
+                .map_err(|err| self.explain(&err, "reading", key))?
+            {
+                out.write_all_at(&chunk, at)
+                    .context("writing a downloaded object to a temp file")?;
+                at += chunk.len() as u64;
+                tick(chunk.len() as u64);
+            }
+            if at != total {
+                bail!(
+                    "{} ended after {at} of its {total} bytes",
+                    self.describe(key)
+                );
+            }
+            Ok(Some(total))
+        })
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>> {
+        self.runtime.block_on(async {
+            match self.store.head(&self.path(key)).await {
+                Ok(meta) => Ok(Some(meta.size)),
+                Err(err) if is_not_found(&err) => Ok(None),
+                Err(err) => Err(self.explain(&err, "reading", key)),
+            }
+        })
+    }
+
+    fn create(&self, key: &str, bytes: &[u8]) -> Result<Created> {
+        self.runtime.block_on(async {
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            match self
+                .store
+                .put_opts(&self.path(key), PutPayload::from(bytes.to_vec()), options)
+                .await
+            {
+                Ok(_) => Ok(Created::New),
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. },
+                ) => Ok(Created::Exists),
+                Err(err) => Err(self.explain(&err, "writing", key)),
+            }
+        })
+    }
+
+    fn upload(
+        &self,
+        key: &str,
+        source: &File,
+        len: u64,
+        journal: PathBuf,
+        tick: Tick,
+    ) -> Result<()> {
+        if len >= PART_SIZE {
+            return self
+                .runtime
+                .block_on(self.put_parts(key, source, len, &journal, tick));
+        }
+        let mut buf = vec![0u8; len as usize];
+        source
+            .read_exact_at(&mut buf, 0)
+            .context("reading an object to send")?;
+        self.runtime.block_on(async {
+            self.store
+                .put(&self.path(key), PutPayload::from(buf))
+                .await
+                .map_err(|err| self.explain(&err, "writing", key))
+        })?;
+        tick(len);
+        Ok(())
+    }
+
+    fn swap(&self, key: &str, expected: Option<&str>, bytes: &[u8]) -> Result<Swap> {
+        self.runtime.block_on(async {
+            let mode = match expected {
+                None => PutMode::Create,
+                Some(tag) => PutMode::Update(UpdateVersion {
+                    e_tag: Some(tag.to_owned()),
+                    version: None,
+                }),
+            };
+            let options = PutOptions {
+                mode,
+                ..PutOptions::default()
+            };
+            match self
+                .store
+                .put_opts(&self.path(key), PutPayload::from(bytes.to_vec()), options)
+                .await
+            {
+                Ok(_) => Ok(Swap::Done(())),
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. }
+                    | object_store::Error::NotFound { .. },
+                ) => Ok(Swap::Moved),
+                Err(err) => Err(self.explain(&err, "writing", key)),
+            }
+        })
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.runtime.block_on(async {
+            let base = self.path(prefix.trim_end_matches('/'));
+            let strip = if self.prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{}/", self.prefix)
+            };
+            let mut out = Vec::new();
+            let mut stream = self.store.list(Some(&base));
+            while let Some(meta) = stream
+                .try_next()
+                .await
+                .map_err(|err| self.explain(&err, "listing", prefix))?
+            {
+                let location = meta.location.to_string();
+                if let Some(key) = location.strip_prefix(&strip) {
+                    out.push(Listed {
+                        key: key.to_owned(),
+                        size: meta.size,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.runtime.block_on(async {
+            match self.store.delete(&self.path(key)).await {
+                Ok(()) => Ok(()),
+                Err(err) if is_not_found(&err) => Ok(()),
+                Err(err) => Err(self.explain(&err, "removing", key)),
+            }
+        })
+    }
+}
