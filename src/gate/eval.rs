@@ -1,6 +1,6 @@
 //! Evaluates a gate against a candidate version and the versions holding stages.
 
-use super::parse::{Adjust, Gate, Rhs};
+use super::expr::{Adjust, Gate, Rhs};
 use crate::manifest::Value;
 use crate::manifest::value::format_float;
 use crate::query::{Key, Namespace, Op, compare};

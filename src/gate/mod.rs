@@ -41,8 +41,9 @@
 //! adjustment of a value that is not a number fails the gate with a sentence saying why.
 
 mod eval;
+mod expr;
 mod parse;
 
 pub use crate::names::is_stage_name;
 pub use eval::{Check, Subject, evaluate};
-pub use parse::{Adjust, Gate, Rhs};
+pub use expr::{Adjust, Gate, Rhs};

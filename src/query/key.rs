@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::parse::SyntaxError;
+use super::lex::SyntaxError;
 use crate::error::Failure;
 
 const KEY_HINT: &str = "keys look like metrics.acc, params.lr, tags.team or attributes.start; \

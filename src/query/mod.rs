@@ -41,11 +41,12 @@
 
 mod eval;
 mod key;
+mod lex;
 mod parse;
 
 pub(crate) use eval::compare;
 pub use eval::{Fields, compare_for_sort};
 pub use key::{Key, Namespace, SortKey, parse_key};
 pub(crate) use key::{is_key_char, scan_key, scan_quoted, word_end};
+pub(crate) use lex::{SyntaxError, scan_number};
 pub use parse::{Expr, Op};
-pub(crate) use parse::{SyntaxError, scan_number};
