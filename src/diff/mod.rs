@@ -10,6 +10,7 @@ pub mod files;
 pub mod goal;
 pub mod lineage;
 pub mod safetensors;
+mod tensor_bytes;
 pub mod tensors;
 pub mod values;
 

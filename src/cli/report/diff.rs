@@ -1,12 +1,10 @@
 //! The report `mreg diff` prints: a block per section, built from a [`Diff`].
 
-use std::fmt::Write as _;
-
 use super::super::output;
+use super::tensors::tensor_block;
 use super::{Block, Cell, Report, Tone};
-use crate::diff::tensors::{self, TensorDiff};
 use crate::diff::values::{SeriesBest, Verdict};
-use crate::diff::{Change, Diff, FileChange, FileTensors, MetricRow, Side, TextRow, ValueRow};
+use crate::diff::{Change, Diff, FileChange, MetricRow, Side, TextRow, ValueRow};
 use crate::manifest::Value;
 use crate::manifest::value::format_float;
 
@@ -86,7 +84,7 @@ pub fn describe(which: Option<&str>, side: &Side) -> String {
 }
 
 /// Returns the mark of a change: `+`, `-`, `~`, or nothing.
-fn mark(change: Change) -> Cell {
+pub(super) fn mark(change: Change) -> Cell {
     match change {
         Change::Added => Cell::toned("+", Tone::Added),
         Change::Removed => Cell::toned("-", Tone::Removed),
@@ -96,7 +94,7 @@ fn mark(change: Change) -> Cell {
 }
 
 /// Returns `3 changed, 1 added` for the changes of a section's rows.
-fn counts(changes: impl Iterator<Item = &'static str>) -> String {
+pub(super) fn counts(changes: impl Iterator<Item = &'static str>) -> String {
     let mut tally: Vec<(&str, usize)> = Vec::new();
     for c in changes {
         match tally.iter_mut().find(|(name, _)| *name == c) {
@@ -115,7 +113,7 @@ fn counts(changes: impl Iterator<Item = &'static str>) -> String {
     parts.join(", ")
 }
 
-fn change_word(change: Change) -> &'static str {
+pub(super) fn change_word(change: Change) -> &'static str {
     match change {
         Change::Added => "added",
         Change::Removed => "removed",
@@ -334,130 +332,6 @@ fn files_block(files: &crate::diff::FilesDiff) -> Option<Block> {
         rows,
         notes: Vec::new(),
     })
-}
-
-fn layout(l: Option<&tensors::Layout>) -> String {
-    l.map(|l| {
-        let dims: Vec<String> = l.shape.iter().map(u64::to_string).collect();
-        format!("{} [{}]", l.dtype, dims.join(", "))
-    })
-    .unwrap_or_default()
-}
-
-fn percent(share: f64) -> String {
-    let p = share * 100.0;
-    if p > 0.0 && p < 0.1 {
-        "<0.1%".to_owned()
-    } else {
-        format!("{p:.1}%")
-    }
-}
-
-fn tensor_word(change: tensors::Change) -> &'static str {
-    match change {
-        tensors::Change::Added => "added",
-        tensors::Change::Removed => "removed",
-        tensors::Change::Retyped => "retyped",
-        tensors::Change::Reshaped => "reshaped",
-        tensors::Change::Modified => "modified",
-        tensors::Change::Same => "same",
-    }
-}
-
-fn tensor_block(file: &FileTensors) -> Block {
-    let title = format!("tensors of {}", file.path);
-    let Some(diff) = &file.diff else {
-        return Block {
-            title,
-            notes: vec![Cell::toned(
-                format!("error: {}", file.error.as_deref().unwrap_or("not compared")),
-                Tone::Bad,
-            )],
-            ..Block::default()
-        };
-    };
-    tensor_table(&title, diff)
-}
-
-fn tensor_table(title: &str, diff: &TensorDiff) -> Block {
-    let s = &diff.summary;
-    let rows: Vec<Vec<Cell>> = diff
-        .tensors
-        .iter()
-        .map(|t| {
-            let mark = match t.change {
-                tensors::Change::Added => Cell::toned("+", Tone::Added),
-                tensors::Change::Removed => Cell::toned("-", Tone::Removed),
-                tensors::Change::Same => Cell::plain(""),
-                _ => Cell::toned("~", Tone::Changed),
-            };
-            let changed = match (t.change, t.changed_bytes, t.share) {
-                (tensors::Change::Modified | tensors::Change::Same, Some(bytes), Some(share)) => {
-                    let mut text = format!(
-                        "{} of {} ({})",
-                        output::bytes(bytes),
-                        output::bytes(t.new.as_ref().map_or(0, |l| l.bytes)),
-                        percent(share)
-                    );
-                    if let (Some(n), Some(l)) = (t.changed_elements, &t.new) {
-                        let total: u64 = l.shape.iter().product();
-                        let _ = write!(text, ", {n} of {total} values");
-                    }
-                    text
-                }
-                (change, _, _) => tensor_word(change).to_owned(),
-            };
-            vec![
-                mark,
-                Cell::plain(&t.name),
-                Cell::plain(layout(t.old.as_ref())),
-                Cell::plain(layout(t.new.as_ref())),
-                Cell::plain(changed),
-            ]
-        })
-        .chain(diff.metadata.iter().map(|m| {
-            vec![
-                mark(m.change),
-                Cell::plain(format!("__metadata__.{}", m.key)),
-                Cell::plain(m.old.clone().unwrap_or_default()),
-                Cell::plain(m.new.clone().unwrap_or_default()),
-                Cell::plain(change_word(m.change)),
-            ]
-        }))
-        .collect();
-    let changed = s.added + s.removed + s.retyped + s.reshaped + s.modified;
-    let note = format!(
-        "{changed} of {} tensors changed; {} of the {} compared differ ({})",
-        changed + s.same,
-        output::bytes(s.changed_bytes),
-        output::bytes(s.compared_bytes),
-        percent(s.share)
-    );
-    Block {
-        title: format!(
-            "{title}: {}",
-            if changed == 0 {
-                "unchanged".to_owned()
-            } else {
-                counts(
-                    diff.tensors
-                        .iter()
-                        .filter(|t| t.change != tensors::Change::Same)
-                        .map(|t| tensor_word(t.change)),
-                )
-            }
-        ),
-        header: vec![
-            String::new(),
-            "TENSOR".into(),
-            "OLD".into(),
-            "NEW".into(),
-            "CHANGED".into(),
-        ],
-        right: Vec::new(),
-        rows,
-        notes: vec![Cell::toned(note, Tone::Dim)],
-    }
 }
 
 /// Returns text with every run of 20 or more hex digits (hashes, commits) cut to 12.

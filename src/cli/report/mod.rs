@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod diff;
+mod tensors;
 
 use std::fmt::Write as _;
 
