@@ -15,6 +15,7 @@ pub mod read;
 pub mod registry;
 pub mod runindex;
 pub mod runs;
+pub mod scan;
 pub mod snapshot;
 pub mod stages;
 pub mod statcache;

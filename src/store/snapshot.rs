@@ -1,22 +1,18 @@
-//! Snapshots: a folder scanned, hashed and (optionally) stored, giving its tree.
-//!
-//! Scanning honours `.mregignore` (gitignore syntax, at the folder's top) and reports
-//! what it skipped; it refuses FIFOs, sockets, devices, names that are not UTF-8 and
-//! symlinks leading out of the folder, naming the path. Files are hashed on all cores,
-//! each streamed in chunks, so memory does not grow with file size.
+//! Snapshots: a folder scanned (see [`super::scan`]: `.mregignore`, refusals), hashed and
+//! (optionally) stored, giving its tree. Files are hashed on all cores, each streamed in
+//! chunks, so memory does not grow with file size.
 
-use std::fs::{self, Metadata};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::object;
+use super::scan::{Child, FileItem, Scan, scan};
 use super::statcache::{Stamp, StatCache};
-use super::tree::{self, Entry, Kind, Tree};
+use super::tree::{Entry, Kind, Tree};
 use super::write::Staging;
 use super::{Progress, Registry};
 use crate::error::Failure;
@@ -49,26 +45,6 @@ pub struct Snapshot {
     pub new_bytes: u64,
     /// Paths left out.
     pub skipped: Vec<Skipped>,
-}
-
-struct FileItem {
-    rel: String,
-    abs: PathBuf,
-    stamp: Stamp,
-    exec: bool,
-}
-
-enum Child {
-    File(String, usize),
-    Link(String, String),
-    Dir(String, usize),
-}
-
-/// What scanning a folder found, before anything is read.
-struct Scan {
-    files: Vec<FileItem>,
-    dirs: Vec<Vec<Child>>,
-    skipped: Vec<Skipped>,
 }
 
 /// Where a snapshot's content goes.
@@ -282,131 +258,6 @@ fn build_tree(
         trees.push(tree.to_bytes());
     }
     Ok(tree)
-}
-
-fn load_ignore(root: &Path) -> Result<Gitignore> {
-    let mut builder = GitignoreBuilder::new(root);
-    let path = root.join(IGNORE_FILE);
-    if path.is_file()
-        && let Some(err) = builder.add(&path)
-    {
-        return Err(
-            Failure::error(format!("cannot read {}: {err}", path.display()))
-                .hint("fix the line it names; the syntax is the one of .gitignore")
-                .into(),
-        );
-    }
-    builder
-        .build()
-        .with_context(|| format!("reading {}", path.display()))
-}
-
-fn refuse(path: &Path, why: &str) -> anyhow::Error {
-    Failure::error(format!("cannot store {}: {why}", path.display()))
-        .hint(format!(
-            "remove it, or list it in {IGNORE_FILE} to leave it out"
-        ))
-        .into()
-}
-
-fn scan(root: &Path, registry: Option<&Path>) -> Result<Scan> {
-    let ignore = load_ignore(root)?;
-    let mut skipped = Vec::new();
-    let mut files = Vec::new();
-    let mut dirs: Vec<Vec<Child>> = vec![Vec::new()];
-    let mut stack: Vec<usize> = vec![0];
-    let walker = walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .min_depth(1)
-        .into_iter()
-        .filter_entry(|e| {
-            let rel = e.path().strip_prefix(root).unwrap_or(e.path());
-            let is_dir = e.file_type().is_dir();
-            let reason = if is_dir && registry.is_some_and(|r| e.path() == r) {
-                "registry"
-            } else if ignore.matched(rel, is_dir).is_ignore() {
-                "mregignore"
-            } else {
-                return true;
-            };
-            let mut path = rel.to_string_lossy().into_owned();
-            if is_dir {
-                path.push('/');
-            }
-            skipped.push(Skipped { path, reason });
-            false
-        });
-    for entry in walker {
-        let entry = entry.map_err(|err| {
-            let path = err
-                .path()
-                .map_or_else(|| root.to_path_buf(), Path::to_path_buf);
-            anyhow::Error::new(err).context(format!("scanning {}", path.display()))
-        })?;
-        let path = entry.path();
-        let Some(name) = entry.file_name().to_str() else {
-            return Err(refuse(path, "its name is not valid UTF-8"));
-        };
-        let name = name.to_owned();
-        let depth = entry.depth();
-        stack.truncate(depth);
-        let parent = *stack
-            .last()
-            .expect("the root folder is always on the stack");
-        let rel = path
-            .strip_prefix(root)
-            .expect("walked paths are under the root");
-        let rel = rel
-            .to_str()
-            .expect("every component was checked to be UTF-8")
-            .to_owned();
-        let ft = entry.file_type();
-        let meta: Metadata = entry
-            .metadata()
-            .with_context(|| format!("reading {}", path.display()))?;
-        if ft.is_dir() {
-            dirs.push(Vec::new());
-            let idx = dirs.len() - 1;
-            dirs[parent].push(Child::Dir(name, idx));
-            stack.push(idx);
-        } else if ft.is_file() {
-            let exec = meta.permissions().mode() & 0o111 != 0;
-            files.push(FileItem {
-                rel,
-                abs: path.to_path_buf(),
-                stamp: Stamp::of(&meta),
-                exec,
-            });
-            dirs[parent].push(Child::File(name, files.len() - 1));
-        } else if ft.is_symlink() {
-            let target =
-                fs::read_link(path).with_context(|| format!("reading link {}", path.display()))?;
-            let Some(target) = target.to_str() else {
-                return Err(refuse(path, "its link target is not valid UTF-8"));
-            };
-            if let Err(why) = tree::check_link_target(depth - 1, target) {
-                return Err(refuse(path, &format!("it is a symlink and {why}")));
-            }
-            dirs[parent].push(Child::Link(name, target.to_owned()));
-        } else {
-            let what = if ft.is_fifo() {
-                "it is a FIFO (named pipe)"
-            } else if ft.is_socket() {
-                "it is a socket"
-            } else if ft.is_block_device() || ft.is_char_device() {
-                "it is a device"
-            } else {
-                "it is not a file, folder or symlink"
-            };
-            return Err(refuse(path, what));
-        }
-    }
-    Ok(Scan {
-        files,
-        dirs,
-        skipped,
-    })
 }
 
 /// Returns the canonical path of a folder to snapshot, or a clear refusal.

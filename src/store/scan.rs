@@ -1,0 +1,190 @@
+//! Scanning a folder to snapshot: every entry walked without following links, what
+//! `.mregignore` matches (and the registry folder itself) left out, and what a tree
+//! cannot hold refused with its path: FIFOs, sockets, devices, names that are not UTF-8,
+//! symlinks leading out of the folder. Only metadata is read.
+
+use std::fs::{self, Metadata};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+use super::snapshot::{IGNORE_FILE, Skipped};
+use super::statcache::Stamp;
+use super::tree;
+use crate::error::Failure;
+
+/// A regular file found by a scan.
+pub(super) struct FileItem {
+    /// Its path relative to the folder, `/`-separated.
+    pub(super) rel: String,
+    /// Its path.
+    pub(super) abs: PathBuf,
+    /// Its size and times, to ask the stat cache.
+    pub(super) stamp: Stamp,
+    /// Whether it is executable.
+    pub(super) exec: bool,
+}
+
+/// An entry of a scanned folder: files and folders by their index in the scan.
+pub(super) enum Child {
+    File(String, usize),
+    Link(String, String),
+    Dir(String, usize),
+}
+
+/// What scanning a folder found, before anything is read.
+pub(super) struct Scan {
+    /// Every regular file.
+    pub(super) files: Vec<FileItem>,
+    /// Every folder's entries; the folder itself is at 0.
+    pub(super) dirs: Vec<Vec<Child>>,
+    /// What was left out.
+    pub(super) skipped: Vec<Skipped>,
+}
+
+fn load_ignore(root: &Path) -> Result<Gitignore> {
+    let mut builder = GitignoreBuilder::new(root);
+    let path = root.join(IGNORE_FILE);
+    if path.is_file()
+        && let Some(err) = builder.add(&path)
+    {
+        return Err(
+            Failure::error(format!("cannot read {}: {err}", path.display()))
+                .hint("fix the line it names; the syntax is the one of .gitignore")
+                .into(),
+        );
+    }
+    builder
+        .build()
+        .with_context(|| format!("reading {}", path.display()))
+}
+
+fn refuse(path: &Path, why: &str) -> anyhow::Error {
+    Failure::error(format!("cannot store {}: {why}", path.display()))
+        .hint(format!(
+            "remove it, or list it in {IGNORE_FILE} to leave it out"
+        ))
+        .into()
+}
+
+/// Walks `root` (leaving out the registry folder `registry` and what `.mregignore`
+/// matches), refusing what a tree cannot hold, and reads nothing but metadata.
+pub(super) fn scan(root: &Path, registry: Option<&Path>) -> Result<Scan> {
+    let ignore = load_ignore(root)?;
+    let mut skipped = Vec::new();
+    let mut found = Scan {
+        files: Vec::new(),
+        dirs: vec![Vec::new()],
+        skipped: Vec::new(),
+    };
+    let mut stack: Vec<usize> = vec![0];
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| {
+            let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+            let is_dir = e.file_type().is_dir();
+            let reason = if is_dir && registry.is_some_and(|r| e.path() == r) {
+                "registry"
+            } else if ignore.matched(rel, is_dir).is_ignore() {
+                "mregignore"
+            } else {
+                return true;
+            };
+            let mut path = rel.to_string_lossy().into_owned();
+            if is_dir {
+                path.push('/');
+            }
+            skipped.push(Skipped { path, reason });
+            false
+        });
+    for entry in walker {
+        let entry = entry.map_err(|err| {
+            let path = err
+                .path()
+                .map_or_else(|| root.to_path_buf(), Path::to_path_buf);
+            anyhow::Error::new(err).context(format!("scanning {}", path.display()))
+        })?;
+        found.add(root, &entry, &mut stack)?;
+    }
+    found.skipped = skipped;
+    Ok(found)
+}
+
+impl Scan {
+    /// Adds one walked entry under the folder on top of `stack`, the folders from the
+    /// root down to the entry's parent.
+    fn add(
+        &mut self,
+        root: &Path,
+        entry: &walkdir::DirEntry,
+        stack: &mut Vec<usize>,
+    ) -> Result<()> {
+        let path = entry.path();
+        let Some(name) = entry.file_name().to_str() else {
+            return Err(refuse(path, "its name is not valid UTF-8"));
+        };
+        let name = name.to_owned();
+        let depth = entry.depth();
+        stack.truncate(depth);
+        let parent = *stack
+            .last()
+            .expect("the root folder is always on the stack");
+        let rel = path
+            .strip_prefix(root)
+            .expect("walked paths are under the root");
+        let rel = rel
+            .to_str()
+            .expect("every component was checked to be UTF-8")
+            .to_owned();
+        let ft = entry.file_type();
+        let meta: Metadata = entry
+            .metadata()
+            .with_context(|| format!("reading {}", path.display()))?;
+        if ft.is_dir() {
+            self.dirs.push(Vec::new());
+            let idx = self.dirs.len() - 1;
+            self.dirs[parent].push(Child::Dir(name, idx));
+            stack.push(idx);
+        } else if ft.is_file() {
+            let exec = meta.permissions().mode() & 0o111 != 0;
+            self.files.push(FileItem {
+                rel,
+                abs: path.to_path_buf(),
+                stamp: Stamp::of(&meta),
+                exec,
+            });
+            self.dirs[parent].push(Child::File(name, self.files.len() - 1));
+        } else if ft.is_symlink() {
+            let target =
+                fs::read_link(path).with_context(|| format!("reading link {}", path.display()))?;
+            let Some(target) = target.to_str() else {
+                return Err(refuse(path, "its link target is not valid UTF-8"));
+            };
+            if let Err(why) = tree::check_link_target(depth - 1, target) {
+                return Err(refuse(path, &format!("it is a symlink and {why}")));
+            }
+            self.dirs[parent].push(Child::Link(name, target.to_owned()));
+        } else {
+            return Err(refuse(path, special(ft)));
+        }
+        Ok(())
+    }
+}
+
+/// Says what a file that is neither a file, a folder nor a symlink is.
+fn special(ft: fs::FileType) -> &'static str {
+    if ft.is_fifo() {
+        "it is a FIFO (named pipe)"
+    } else if ft.is_socket() {
+        "it is a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "it is a device"
+    } else {
+        "it is not a file, folder or symlink"
+    }
+}
