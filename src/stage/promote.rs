@@ -12,7 +12,7 @@ use crate::error::Failure;
 use crate::manifest::state::{Action, CheckRecord, Move};
 use crate::manifest::{StageState, StateId, VersionRecord};
 use crate::store::Registry;
-use crate::store::config::Config;
+use crate::store::config::{Config, StagePolicy};
 
 /// Returns what the stage must hold when the swap is made, from `--expect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,16 +96,46 @@ pub fn promote(reg: &Registry, config: &Config, req: &Promotion, stamp: &Stamp) 
     let policy = config.policy(&req.stage);
     let mut gates = policy_gates(&req.stage, &policy)?;
     gates.extend_from_slice(&req.gates);
-    let fields = VersionFields::load(reg, req.candidate.clone())?;
-    let model = req.candidate.model.clone();
-    let version = req.candidate.version;
-    let done = super::transact(reg, &model, stamp, |state| {
+    let decision = Decision {
+        reg,
+        req,
+        fields: VersionFields::load(reg, req.candidate.clone())?,
+        policy,
+        gates,
+        stamp,
+    };
+    let done = super::transact(reg, &req.candidate.model, stamp, |state| {
+        decision.decide(state)
+    })?;
+    let mut report = done.report;
+    report.state = done.written;
+    report.retries = done.retries;
+    Ok(report)
+}
+
+/// What a promotion decides on, read once; [`Decision::decide`] runs for each attempt.
+struct Decision<'a> {
+    reg: &'a Registry,
+    req: &'a Promotion,
+    fields: VersionFields,
+    policy: StagePolicy,
+    gates: Vec<SourcedGate>,
+    stamp: &'a Stamp,
+}
+
+impl Decision<'_> {
+    /// Decides the promotion against the newest state: nothing to do, a refusal to
+    /// record, a move, or (dry run) what would happen.
+    fn decide(&self, state: Option<&StageState>) -> Result<Step<Report>> {
+        let (req, policy) = (self.req, &self.policy);
+        let (model, version) = (&req.candidate.model, req.candidate.version);
         let from = state.and_then(|s| s.holder(&req.stage));
         let required_from = policy.from.as_deref().map(|f| (req.stage.as_str(), f));
+        let checks = || evaluate(self.reg, &self.fields, state, required_from, &self.gates);
         if from == Some(version) {
             // Nothing moves, but the gates still answer: a CI step that promotes and
             // relies on the exit code must not pass a version that fails them.
-            let checks = evaluate(reg, &fields, state, required_from, &gates);
+            let checks = checks();
             return Ok(Step::Stop(report(
                 Verdict::Unchanged,
                 from,
@@ -114,23 +144,21 @@ pub fn promote(reg: &Registry, config: &Config, req: &Promotion, stamp: &Stamp) 
                 false,
             )));
         }
-        check_expect(req, &model, from)?;
+        check_expect(req, model, from)?;
         let downgrade = from.is_some_and(|held| version < held);
         if downgrade && !req.allow_downgrade && !policy.allow_downgrade {
-            let held = from.unwrap_or_default();
-            return Err(Failure::conflict(format!(
-                "{} holds {model}@{held}, newer than {model}@{version}: this would move {} backwards",
-                req.stage, req.stage
-            ))
-            .hint(format!(
-                "to go back on purpose, run `mreg rollback {model} {}` or promote with --allow-downgrade",
-                req.stage
-            ))
-            .into());
+            return Err(self.backwards(from.unwrap_or_default()));
         }
-        let checks = evaluate(reg, &fields, state, required_from, &gates);
+        let checks = checks();
         let passed = checks.iter().all(|c| c.passed);
-        let mut new = new_state(state, &model, &req.stage, version, Action::Promote, stamp);
+        let mut new = new_state(
+            state,
+            model,
+            &req.stage,
+            version,
+            Action::Promote,
+            self.stamp,
+        );
         new.reason.clone_from(&req.reason);
         new.checks.clone_from(&checks);
         if !passed && !req.force {
@@ -166,11 +194,23 @@ pub fn promote(reg: &Registry, config: &Config, req: &Promotion, stamp: &Stamp) 
             Box::new(new),
             report(Verdict::Moved, from, moves, checks, !passed),
         ))
-    })?;
-    let mut report = done.report;
-    report.state = done.written;
-    report.retries = done.retries;
-    Ok(report)
+    }
+
+    /// Returns the conflict of a promotion that would move the stage to a version older
+    /// than `held`, the one it holds.
+    fn backwards(&self, held: u64) -> anyhow::Error {
+        let req = self.req;
+        let (model, version) = (&req.candidate.model, req.candidate.version);
+        Failure::conflict(format!(
+            "{} holds {model}@{held}, newer than {model}@{version}: this would move {} backwards",
+            req.stage, req.stage
+        ))
+        .hint(format!(
+            "to go back on purpose, run `mreg rollback {model} {}` or promote with --allow-downgrade",
+            req.stage
+        ))
+        .into()
+    }
 }
 
 fn report(

@@ -175,6 +175,23 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), Failure> {
+        self.validate_metrics(path)?;
+        let bad = |stage: &str, what: String| {
+            Failure::error(format!(
+                "registry config {}: stage {stage:?} {what}",
+                path.display()
+            ))
+            .hint("fix the [stages] tables of config.toml; docs/stages.md explains them")
+        };
+        for (name, policy) in &self.stages {
+            self.validate_stage(name, policy)
+                .map_err(|what| bad(name, what))?;
+        }
+        Ok(())
+    }
+
+    /// Refuses an empty metric name, or one both minimized and maximized.
+    fn validate_metrics(&self, path: &Path) -> Result<(), Failure> {
         let goals = &self.metrics;
         let metrics_error = |what: String| {
             Failure::error(format!(
@@ -196,62 +213,50 @@ impl Config {
                 "lists {both:?} under both minimize and maximize"
             )));
         }
-        let bad = |stage: &str, what: String| {
-            Failure::error(format!(
-                "registry config {}: stage {stage:?} {what}",
-                path.display()
-            ))
-            .hint("fix the [stages] tables of config.toml; docs/stages.md explains them")
-        };
-        for (name, policy) in &self.stages {
-            if !is_stage_name(name) {
-                return Err(bad(
-                    name,
-                    "is not a valid stage name: use lowercase words of letters, digits and '_' \
-                     joined by '-', starting with a letter; names that read as a version in \
-                     NAME@STAGE (latest, v2, 42, or 6 or more hex digits like decade) are refused"
-                        .to_owned(),
+        Ok(())
+    }
+
+    /// Returns what is wrong with one stage's policy, if anything: its name, the stages
+    /// its `from` and `replaced_to` name, and its gates.
+    fn validate_stage(&self, name: &str, policy: &StagePolicy) -> Result<(), String> {
+        if !is_stage_name(name) {
+            return Err(
+                "is not a valid stage name: use lowercase words of letters, digits and '_' \
+                 joined by '-', starting with a letter; names that read as a version in \
+                 NAME@STAGE (latest, v2, 42, or 6 or more hex digits like decade) are refused"
+                    .to_owned(),
+            );
+        }
+        for (key, other) in [("from", &policy.from), ("replaced_to", &policy.replaced_to)] {
+            if let Some(other) = other {
+                if other == name {
+                    return Err(format!("names itself in {key}"));
+                }
+                if !self.has_stage(other) {
+                    return Err(format!("names unknown stage {other:?} in {key}"));
+                }
+            }
+        }
+        if let Some(target) = &policy.replaced_to {
+            let next = self.policy(target);
+            if !next.gates.is_empty() || next.from.is_some() || next.replaced_to.is_some() {
+                return Err(format!(
+                    "sends replaced versions to {target:?}, which has gates, `from` or \
+                     `replaced_to` of its own; a version must not reach a stage \
+                     around its policy, so replaced_to must name a stage without any \
+                     (like archived)"
                 ));
             }
-            for (key, other) in [("from", &policy.from), ("replaced_to", &policy.replaced_to)] {
-                if let Some(other) = other {
-                    if other == name {
-                        return Err(bad(name, format!("names itself in {key}")));
-                    }
-                    if !self.has_stage(other) {
-                        return Err(bad(name, format!("names unknown stage {other:?} in {key}")));
-                    }
-                }
-            }
-            if let Some(target) = &policy.replaced_to {
-                let next = self.policy(target);
-                if !next.gates.is_empty() || next.from.is_some() || next.replaced_to.is_some() {
-                    return Err(bad(
-                        name,
-                        format!(
-                            "sends replaced versions to {target:?}, which has gates, `from` or \
-                             `replaced_to` of its own; a version must not reach a stage \
-                             around its policy, so replaced_to must name a stage without any \
-                             (like archived)"
-                        ),
-                    ));
-                }
-            }
-            for text in &policy.gates {
-                let gate = Gate::parse(text).map_err(|f| {
-                    bad(
-                        name,
-                        format!("has a gate that does not parse: {}", f.message),
-                    )
-                })?;
-                if let Some(other) = gate.stage()
-                    && !self.has_stage(other)
-                {
-                    return Err(bad(
-                        name,
-                        format!("has gate {text:?}, which names unknown stage {other:?}"),
-                    ));
-                }
+        }
+        for text in &policy.gates {
+            let gate = Gate::parse(text)
+                .map_err(|f| format!("has a gate that does not parse: {}", f.message))?;
+            if let Some(other) = gate.stage()
+                && !self.has_stage(other)
+            {
+                return Err(format!(
+                    "has gate {text:?}, which names unknown stage {other:?}"
+                ));
             }
         }
         Ok(())

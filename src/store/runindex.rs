@@ -230,22 +230,7 @@ fn keep_stamp(stamp: &Stamp, made_ns: i64) -> (u64, i64, i64) {
 /// last saw them, and saving the index when anything changed.
 pub fn summaries(reg: &Registry) -> Result<RunIndex> {
     let path = reg.cache_dir().join("runs-index.json");
-    let stored = fs::read(&path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<IndexFile>(&bytes).ok())
-        .filter(|f| f.format == FORMAT);
-    let mut index = RunIndex::default();
-    let mut old: HashMap<RunId, Entry> = HashMap::new();
-    if let Some(file) = stored {
-        index.params = Names::from_list(file.params);
-        index.metrics = Names::from_list(file.metrics);
-        index.tags = Names::from_list(file.tags);
-        old = file
-            .entries
-            .into_iter()
-            .map(|e| (e.summary.id.clone(), e))
-            .collect();
-    }
+    let (mut index, mut old) = load(&path);
     let ids = runs::list(reg)?;
     let stale = old.len() != ids.len();
     let stamped: Vec<(RunId, Option<Stamp>)> = ids
@@ -294,25 +279,57 @@ pub fn summaries(reg: &Registry) -> Result<RunIndex> {
         }
     }
     if changed {
-        let file = IndexFile {
-            format: FORMAT,
-            params: std::mem::take(&mut index.params.list),
-            metrics: std::mem::take(&mut index.metrics.list),
-            tags: std::mem::take(&mut index.tags.list),
-            entries: kept,
-        };
-        // A failure to save the cache costs time next run, nothing else.
-        if let Ok(bytes) = serde_json::to_vec(&file) {
-            let _ = atomic::replace(&reg.tmp_dir(), &path, &bytes);
-        }
-        index.params.list = file.params;
-        index.metrics.list = file.metrics;
-        index.tags.list = file.tags;
-        kept = file.entries;
+        kept = save(reg, &path, &mut index, kept);
     }
     index.runs = kept.into_iter().map(|e| e.summary).collect();
     index.runs.extend(uncached);
     Ok(index)
+}
+
+/// Returns the index saved at `path` with its entries by run, or an empty one when
+/// there is none (or one of another format, or damaged: it is only a cache).
+fn load(path: &std::path::Path) -> (RunIndex, HashMap<RunId, Entry>) {
+    let stored = fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<IndexFile>(&bytes).ok())
+        .filter(|f| f.format == FORMAT);
+    let mut index = RunIndex::default();
+    let Some(file) = stored else {
+        return (index, HashMap::new());
+    };
+    index.params = Names::from_list(file.params);
+    index.metrics = Names::from_list(file.metrics);
+    index.tags = Names::from_list(file.tags);
+    let old = file
+        .entries
+        .into_iter()
+        .map(|e| (e.summary.id.clone(), e))
+        .collect();
+    (index, old)
+}
+
+/// Saves the index with `entries` at `path`, and returns the entries.
+fn save(
+    reg: &Registry,
+    path: &std::path::Path,
+    index: &mut RunIndex,
+    entries: Vec<Entry>,
+) -> Vec<Entry> {
+    let file = IndexFile {
+        format: FORMAT,
+        params: std::mem::take(&mut index.params.list),
+        metrics: std::mem::take(&mut index.metrics.list),
+        tags: std::mem::take(&mut index.tags.list),
+        entries,
+    };
+    // A failure to save the cache costs time next run, nothing else.
+    if let Ok(bytes) = serde_json::to_vec(&file) {
+        let _ = atomic::replace(&reg.tmp_dir(), path, &bytes);
+    }
+    index.params.list = file.params;
+    index.metrics.list = file.metrics;
+    index.tags.list = file.tags;
+    file.entries
 }
 
 fn now_ns() -> i64 {
