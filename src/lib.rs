@@ -1,8 +1,11 @@
 //! mreg: a model registry in one binary.
 //!
-//! The library holds everything but the command line: the content-addressed
-//! [`store`], the TOML [`manifest`]s, and [`refspec`] parsing. The `cli` module turns
-//! them into commands; nothing outside it prints.
+//! The library holds everything the binary does: [`cli`] parses and renders, [`ops`]
+//! holds one use case per command, and below them the engines ([`diff`], [`stage`],
+//! [`remote`]), the registry folder ([`store`]), and the records ([`manifest`]) with their
+//! identities ([`id`]) and naming rules ([`names`]). Nothing outside [`cli`] prints.
+//! `docs/architecture.md` is the map: what each module owns, the direction of imports,
+//! and where a new command, remote kind or record field goes.
 
 pub mod cli;
 pub mod clock;

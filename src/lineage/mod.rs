@@ -1,4 +1,5 @@
-//! Lineage: where a run came from (git [`Source`]) and what it ran on ([`Environment`]).
+//! Lineage: gathering where a run came from (its git [`Source`]) and what it ran on (its
+//! [`Environment`]), and how a command line is recorded ([`recorded_argv`]).
 //!
 //! Every fact is gathered by a function that never fails: whatever is unavailable is
 //! recorded as absent. The environment is an allow-list: only the named files and
@@ -6,7 +7,9 @@
 //! credentials ([`strip_credentials`]). Gathering is cheap enough to run at the start of
 //! every recorded run: no subprocess but `git` and, when it is on `PATH`, `nvidia-smi`.
 //!
-//! All types serialize to TOML: absent options and empty lists are left out.
+//! The types are records, in [`crate::manifest::lineage`].
+//!
+//! [`Source`]: crate::manifest::lineage::Source
 
 mod argv;
 mod ci;
@@ -29,7 +32,7 @@ pub(crate) type Getenv<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// Returns the environment of this process, with lock files from `source_root`.
 ///
 /// `source_root` is the folder whose lock files describe the run's dependencies,
-/// normally [`Source::root`] or else the folder the run started in; only its top level
+/// normally [`Source::root`](crate::manifest::lineage::Source::root) or else the folder the run started in; only its top level
 /// is searched. Never fails: unavailable facts are absent.
 pub fn environment(source_root: &Path) -> Environment {
     environment_with(source_root, &process_env)

@@ -128,7 +128,6 @@ pub fn push(
         progress,
     )?;
     let (record, snap) = (stored.record, stored.snapshot);
-    let sent = reg.bucket_url().zip(reg.backend().sent_bytes());
     let outcome = Outcome {
         model: record.model.clone(),
         version: record.version,
@@ -139,7 +138,7 @@ pub fn push(
         files: snap.files,
         bytes: snap.bytes,
         new_bytes: snap.new_bytes,
-        sent_bytes: sent.map(|(_, n)| n),
+        sent_bytes: reg.backend().sent_bytes(),
         hashed_bytes: snap.hashed_bytes,
         skipped: snap.skipped,
         promotion: None,
@@ -147,7 +146,7 @@ pub fn push(
     Ok(Pushed {
         outcome,
         record,
-        sent_to: sent.map(|(url, _)| url.to_owned()),
+        sent_to: reg.bucket_url().map(str::to_owned),
         warnings: stored.warnings,
         stage,
     })
