@@ -2,7 +2,7 @@
 //! S3-compatible bucket, and the protocol mreg speaks to it.
 //!
 //! A remote holds the same keys as a registry folder (`config.toml`, `objects/…`,
-//! `models/…`, `runs/…`). Everything but a model's `HEAD` is immutable and written
+//! `models/…`, `runs/…`; [`crate::store::keys`] spells them). Everything but a model's `HEAD` is immutable and written
 //! create-only; `HEAD` changes only by compare-and-swap. Those two conditional writes
 //! are all the atomicity a team's registry needs: version numbers are claimed by
 //! creating `versions/N.toml`, and stages move by swapping `HEAD`.

@@ -1,4 +1,5 @@
-//! The store: registry layout, objects, trees, and the operations built on them.
+//! The store: the registry folder (its handle, its backend, and its layout, spelled once
+//! in [`keys`]), objects, trees, and the operations built on them.
 //!
 //! Nothing here prints; long work reports through [`Progress`].
 
