@@ -133,10 +133,9 @@ pub fn publish_state(reg: &Registry, state: &StageState) -> Result<StateId> {
 
 /// Publishes `new` and points a model's `HEAD` at it, if `HEAD` still names `expected`.
 ///
-/// Runs git's lockfile protocol: `HEAD.lock` created exclusively (waiting up to `wait`
-/// for another writer), `HEAD` re-read and compared, the state published, the new
-/// `HEAD` published by rename, the lock removed. A `HEAD` that moved is reported, never
-/// overwritten, and nothing is written then: a lost race leaves no stray state behind.
+/// The registry's backend decides: a registry folder runs git's lockfile protocol
+/// (`swap_in_folder`), a bucket mirror swaps the bucket's `HEAD` with a conditional
+/// write first. A `HEAD` that moved is reported, never overwritten.
 pub fn commit(
     reg: &Registry,
     expected: Option<&StateId>,
@@ -147,7 +146,10 @@ pub fn commit(
     reg.backend().swap_head(reg, expected, new, holder, wait)
 }
 
-/// Swaps `HEAD` in a registry folder, by the lockfile protocol [`commit`] describes.
+/// Swaps `HEAD` in a registry folder by git's lockfile protocol: `HEAD.lock` created
+/// exclusively (waiting up to `wait` for another writer), `HEAD` re-read and compared,
+/// the state published, the new `HEAD` published by rename, the lock removed. Nothing is
+/// written when `HEAD` moved: a lost race leaves no stray state behind.
 pub(crate) fn swap_in_folder(
     reg: &Registry,
     expected: Option<&StateId>,
