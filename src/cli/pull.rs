@@ -49,14 +49,14 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         force: args.force,
         durable: args.durable,
     };
-    let pulled = pull::pull(&reg, &reference, &args.to, opts, &ctx.out.progress())?;
-    if let Some((name, moved)) = &pulled.fetched {
+    let fetched = pull::fetch(&reg, &reference, &ctx.out.progress())?;
+    if let Some((name, moved)) = &fetched.from {
         ctx.out.status(&format!(
             "Fetched {} of missing objects from {name}.",
             output::bytes(*moved)
         ));
     }
-    let outcome = &pulled.outcome;
+    let outcome = pull::pull(&reg, &fetched, &args.to, opts, &ctx.out.progress())?;
     ctx.out.status(&format!(
         "Pulled {} ({}, {}) into {}.",
         outcome.reference,
@@ -65,7 +65,7 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         outcome.path
     ));
     if ctx.out.is_json() {
-        ctx.out.emit(outcome, String::new)?;
+        ctx.out.emit(&outcome, String::new)?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Pulling a version: the objects the registry lacks fetched first (from the bucket of
 //! a mirror, else the default remote), then the version materialized beside the target
-//! and renamed into place, every byte verified.
+//! and renamed into place, every byte verified. Two steps, so that what was fetched can
+//! be told before the folder is written.
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::id::TreeId;
+use crate::manifest::VersionRecord;
 use crate::refspec::ModelRef;
 use crate::remote::known::Known;
 use crate::remote::settings::Settings;
@@ -34,28 +36,34 @@ pub struct Outcome {
     pub bytes: u64,
 }
 
-/// Returns what a pull did, with the fetch it needed.
-pub struct Pulled {
-    /// What `--json` prints.
-    pub outcome: Outcome,
+/// A version about to be pulled, its objects all in the registry.
+pub struct Fetched {
+    /// The version.
+    pub record: VersionRecord,
     /// The remote missing objects were fetched from, and the bytes fetched.
-    pub fetched: Option<(String, u64)>,
+    pub from: Option<(String, u64)>,
 }
 
-/// Materializes the version `reference` names into `to`; `options` say whether a
-/// folder that is not empty is replaced and whether files are flushed first.
+/// Resolves the version `reference` names and fetches the objects the registry lacks.
+pub fn fetch(reg: &Registry, reference: &ModelRef, progress: &dyn Progress) -> Result<Fetched> {
+    let record = models::resolve(reg, reference)?;
+    let from = fetch_missing(reg, record.tree, progress)?;
+    Ok(Fetched { record, from })
+}
+
+/// Materializes a fetched version into `to`; `options` say whether a folder that is not
+/// empty is replaced and whether files are flushed first.
 pub fn pull(
     reg: &Registry,
-    reference: &ModelRef,
+    fetched: &Fetched,
     to: &Path,
     options: Options,
     progress: &dyn Progress,
-) -> Result<Pulled> {
-    let record = models::resolve(reg, reference)?;
-    let fetched = fetch_missing(reg, record.tree, progress)?;
+) -> Result<Outcome> {
+    let record = &fetched.record;
     let plan = materialize::plan(reg, record.tree)?;
     let written = materialize::materialize(reg, &plan, to, options, progress)?;
-    let outcome = Outcome {
+    Ok(Outcome {
         model: record.model.clone(),
         version: record.version,
         reference: record.reference(),
@@ -63,8 +71,7 @@ pub fn pull(
         path: written.display().to_string(),
         files: plan.files.len() as u64,
         bytes: plan.bytes,
-    };
-    Ok(Pulled { outcome, fetched })
+    })
 }
 
 /// Fetches the objects of a version the registry lacks: from the bucket of a registry
