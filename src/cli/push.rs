@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::args::{self, LineageArgs, MetricArgs, ParamArgs};
 use super::{Ctx, output, verdict};
-use crate::ops::push::{self, Pushed, Request};
+use crate::ops::push::{self, Notice, Pushed, Request};
 use crate::store::snapshot::Skipped;
 
 /// Store a model folder and record it as the model's next version
@@ -86,15 +86,16 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         mut outcome,
         record,
         sent_to,
-        warnings,
         stage,
-    } = push::push(&reg, &request, &ctx.out.progress(), &mut |w| {
-        ctx.out.warn(&w);
-    })?;
-    report_skipped(ctx, &outcome.skipped);
-    for warning in &warnings {
-        ctx.out.warn(warning);
-    }
+    } = push::push(
+        &reg,
+        &request,
+        &ctx.out.progress(),
+        &mut |notice| match notice {
+            Notice::Warning(w) => ctx.out.warn(&w),
+            Notice::Skipped(skipped) => report_skipped(ctx, skipped),
+        },
+    )?;
     tell_stored(ctx, args, &outcome, sent_to.as_deref());
     let promoted = stage.map(|p| p.promote(&reg, &record)).transpose()?;
     let report = promoted.map(|p| {

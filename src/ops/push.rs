@@ -82,8 +82,6 @@ pub struct Pushed {
     pub record: VersionRecord,
     /// The bucket the push sent its objects to, for a mirror.
     pub sent_to: Option<String>,
-    /// Things given that were not recorded.
-    pub warnings: Vec<String>,
     /// The promotion to run next, checked already.
     pub stage: Option<Pending>,
 }
@@ -98,12 +96,13 @@ pub fn check_names(model: &str, experiment: Option<&str>) -> Result<ModelName> {
 }
 
 /// Pushes a folder as the model's next version. Content identical to the latest version
-/// records nothing and returns that version. `warn` hears of inputs left out.
+/// records nothing and returns that version. `notify` hears, as they happen, of inputs
+/// left out, of paths the folder's scan skipped, and of what was given but not recorded.
 pub fn push(
     reg: &Registry,
     request: &Request,
     progress: &dyn Progress,
-    warn: &mut dyn FnMut(String),
+    notify: &mut dyn FnMut(Notice),
 ) -> Result<Pushed> {
     reg.backend()
         .require_conditional_writes("numbering a version")?;
@@ -117,7 +116,9 @@ pub fn push(
     // Run records and events carry milliseconds, so runs sort in the order they started.
     let run_time = clock::format_time_ms(now);
     let target = linked_run(reg, request)?;
-    let add = inputs::collect(reg, request.inputs, &run_time, progress, warn)?;
+    let add = inputs::collect(reg, request.inputs, &run_time, progress, &mut |w| {
+        notify(Notice::Warning(w));
+    })?;
     let stored = store_and_record(
         reg,
         request,
@@ -126,6 +127,7 @@ pub fn push(
         target.as_ref(),
         add,
         progress,
+        notify,
     )?;
     let (record, snap) = (stored.record, stored.snapshot);
     let outcome = Outcome {
@@ -147,7 +149,6 @@ pub fn push(
         outcome,
         record,
         sent_to: reg.bucket_url().map(str::to_owned),
-        warnings: stored.warnings,
         stage,
     })
 }
@@ -160,8 +161,14 @@ struct Stored {
     snapshot: snapshot::Snapshot,
     /// Whether the version is new.
     created: bool,
-    /// Things given that were not recorded.
-    warnings: Vec<String>,
+}
+
+/// News of a push as it goes.
+pub enum Notice<'a> {
+    /// Something given was left out or not recorded.
+    Warning(String),
+    /// The paths the folder's scan left out (`.mregignore`, the registry itself).
+    Skipped(&'a [Skipped]),
 }
 
 /// Stores the folder's content and records the version (or, for content equal to the
@@ -174,18 +181,21 @@ fn store_and_record(
     target: Option<&RunId>,
     add: Additions,
     progress: &dyn Progress,
+    notify: &mut dyn FnMut(Notice),
 ) -> Result<Stored> {
     let model = request.model.as_str();
     let cache = StatCache::load(reg, dir);
     let staging = Staging::new(reg);
     let (snap, trees) =
         snapshot::snapshot(reg, dir, &Sink::Store(&staging), Some(&cache), progress)?;
+    if !snap.skipped.is_empty() {
+        notify(Notice::Skipped(&snap.skipped));
+    }
     let latest = models::list_versions(reg, model)?
         .last()
         .map(|n| models::load_version(reg, model, *n))
         .transpose()?;
     snapshot::publish(staging, &trees)?;
-    let mut warnings = Vec::new();
     let unchanged = latest.filter(|l| l.tree == snap.tree);
     let created_new = unchanged.is_none();
     let record = if let Some(latest) = unchanged {
@@ -195,10 +205,10 @@ fn store_and_record(
             }
             record::link_output(reg, id, run_time, &latest)?;
         } else if !add.is_empty() {
-            warnings.push(
+            notify(Notice::Warning(
                 "params, metrics, tags, data and parents were not recorded: no version was created."
                     .to_owned(),
-            );
+            ));
         }
         latest
     } else {
@@ -220,7 +230,6 @@ fn store_and_record(
         record,
         snapshot: snap,
         created: created_new,
-        warnings,
     })
 }
 
