@@ -119,16 +119,12 @@ pub fn push(
     let add = inputs::collect(reg, request.inputs, &run_time, progress, &mut |w| {
         notify(Notice::Warning(w));
     })?;
-    let stored = store_and_record(
-        reg,
-        request,
-        &dir,
-        (created, &run_time),
-        target.as_ref(),
-        add,
-        progress,
-        notify,
-    )?;
+    let run = RunLink {
+        created,
+        time: &run_time,
+        target: target.as_ref(),
+    };
+    let stored = store_and_record(reg, request, &dir, &run, add, progress, notify)?;
     let (record, snap) = (stored.record, stored.snapshot);
     let outcome = Outcome {
         model: record.model.clone(),
@@ -171,14 +167,23 @@ pub enum Notice<'a> {
     Skipped(&'a [Skipped]),
 }
 
+/// When a push happens, and the run it links to.
+struct RunLink<'a> {
+    /// The version's time, whole seconds.
+    created: String,
+    /// The run's and its events' time, with milliseconds.
+    time: &'a str,
+    /// The existing run the version comes from, if any (else push records one).
+    target: Option<&'a RunId>,
+}
+
 /// Stores the folder's content and records the version (or, for content equal to the
 /// latest version, logs the additions into the linked run).
 fn store_and_record(
     reg: &Registry,
     request: &Request,
     dir: &Path,
-    (created, run_time): (String, &str),
-    target: Option<&RunId>,
+    run: &RunLink,
     add: Additions,
     progress: &dyn Progress,
     notify: &mut dyn FnMut(Notice),
@@ -199,11 +204,11 @@ fn store_and_record(
     let unchanged = latest.filter(|l| l.tree == snap.tree);
     let created_new = unchanged.is_none();
     let record = if let Some(latest) = unchanged {
-        if let Some(id) = target {
+        if let Some(id) = run.target {
             if !add.is_empty() {
-                record::log(reg, id, run_time, add)?;
+                record::log(reg, id, run.time, add)?;
             }
-            record::link_output(reg, id, run_time, &latest)?;
+            record::link_output(reg, id, run.time, &latest)?;
         } else if !add.is_empty() {
             notify(Notice::Warning(
                 "params, metrics, tags, data and parents were not recorded: no version was created."
@@ -217,13 +222,13 @@ fn store_and_record(
             tree: snap.tree,
             files: snap.files,
             bytes: snap.bytes,
-            created,
+            created: run.created.clone(),
             actor: clock::actor(),
             message: request.message.map(str::to_owned),
             run: None,
             metrics: BTreeMap::new(),
         };
-        new_version(reg, request, (target, run_time), add, content)?
+        new_version(reg, request, (run.target, run.time), add, content)?
     };
     cache.save(reg);
     Ok(Stored {
