@@ -319,3 +319,25 @@ fn describe_versions(numbers: &[u64]) -> String {
         all.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TempRegistry;
+
+    #[test]
+    fn a_number_taken_meanwhile_is_skipped_never_overwritten() {
+        let t = TempRegistry::new();
+        let first = t.push("m", &[("w.bin", b"one")], &[]);
+        // Another writer claims 2 after this one listed the numbers.
+        let taken = claim_in_folder(&t.reg, "m", 2, &|_| Ok("taken\n".to_owned())).unwrap();
+        assert_eq!(taken, 2);
+        let ours = claim_in_folder(&t.reg, "m", 2, &|n| Ok(format!("ours {n}\n"))).unwrap();
+        assert_eq!(ours, 3);
+        assert_eq!(
+            fs::read_to_string(version_path(&t.reg, "m", 2)).unwrap(),
+            "taken\n"
+        );
+        assert_eq!(load_version(&t.reg, "m", 1).unwrap(), first);
+    }
+}

@@ -189,3 +189,50 @@ pub fn advance(
         Ok(still.then(|| (format!("{id}\n").into_bytes(), id.clone())))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::manifest::state::Action;
+    use crate::stage::new_state;
+    use crate::testing::TempRegistry;
+
+    fn holder() -> Holder {
+        Holder::this_process("test".to_owned(), "2026-01-01T00:00:00Z".to_owned())
+    }
+
+    #[test]
+    fn a_swap_that_read_an_old_head_writes_nothing() {
+        let t = TempRegistry::new();
+        t.push("m", &[("w.bin", b"one")], &[]);
+        let stamp = crate::ops::promote::stamp(1.0).unwrap();
+        let first = new_state(None, "m", "staging", 1, Action::Promote, &stamp);
+        let Swap::Done(id) = commit(&t.reg, None, &first, &holder(), Duration::ZERO).unwrap()
+        else {
+            panic!("the first move is done");
+        };
+        let states = || std::fs::read_dir(t.reg.states_dir("m")).unwrap().count();
+        assert_eq!(states(), 1);
+        let late = new_state(None, "m", "production", 1, Action::Promote, &stamp);
+        let swap = commit(&t.reg, None, &late, &holder(), Duration::ZERO).unwrap();
+        assert_eq!(swap, Swap::Moved);
+        assert_eq!(read_head(&t.reg, "m").unwrap(), Some(id));
+        assert_eq!(states(), 1, "a lost race left a state behind");
+        assert!(!t.reg.head_path("m").with_extension("lock").exists());
+    }
+
+    #[test]
+    fn a_state_whose_bytes_changed_is_refused() {
+        let t = TempRegistry::new();
+        t.push("m", &[("w.bin", b"one")], &[]);
+        t.promote("m@1", "staging", &[]);
+        let (id, _) = current(&t.reg, "m").unwrap().unwrap();
+        let path = state_path(&t.reg, "m", &id);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("staging", "production")).unwrap();
+        let err = current(&t.reg, "m").unwrap_err();
+        assert!(format!("{err:#}").contains("corrupt"), "{err:#}");
+    }
+}
