@@ -58,9 +58,20 @@ pub const FOLDERS: [&str; 5] = [OBJECTS, MODELS, RUNS, TMP, CACHE];
 pub const RUN_RECORD: &str = "run.toml";
 
 /// Returns the key of an object in the given encoding.
+///
+/// Built in one allocation of the right size: a push asks for two object paths per
+/// file from several threads at once, and growing strings there contends on the
+/// allocator's lock.
 pub fn object(id: ObjectId, encoding: Encoding) -> String {
     let hex = id.to_hex();
-    format!("{OBJECTS}{}/{}{}", &hex[..2], &hex[2..], encoding.suffix())
+    let suffix = encoding.suffix();
+    let mut key = String::with_capacity(OBJECTS.len() + hex.len() + 1 + suffix.len());
+    key.push_str(OBJECTS);
+    key.push_str(&hex[..2]);
+    key.push('/');
+    key.push_str(&hex[2..]);
+    key.push_str(suffix);
+    key
 }
 
 /// Returns the folder of one model.

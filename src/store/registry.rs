@@ -187,9 +187,14 @@ impl Registry {
         &self.root
     }
 
-    /// Returns the path of a key (see [`keys`]) inside the registry folder.
+    /// Returns the path of a key (see [`keys`]) inside the registry folder, allocated
+    /// once at its full size.
     pub fn path(&self, key: &str) -> PathBuf {
-        self.root.join(key.trim_end_matches('/'))
+        let key = key.trim_end_matches('/');
+        let mut path = PathBuf::with_capacity(self.root.as_os_str().len() + 1 + key.len());
+        path.push(&self.root);
+        path.push(key);
+        path
     }
 
     /// Returns the folder of temp files, on the same filesystem as everything else.
