@@ -1,5 +1,6 @@
 //! References to model versions: `NAME`, `NAME@3`, `NAME@v3`, `NAME@latest`,
-//! `NAME@<tree-hash prefix>`, `NAME@production`; and the rules for model names.
+//! `NAME@<tree-hash prefix>`, `NAME@production`. The rules for the names themselves
+//! are in [`crate::names`].
 
 use std::fmt;
 

@@ -3,8 +3,8 @@
 use anyhow::Result;
 
 use super::{Ctx, report};
-use crate::diff::Side;
 use crate::error::{EXIT_ERROR, EXIT_OK};
+use crate::ops::diff;
 
 /// Compare the params and metrics of versions or runs, a column each
 ///
@@ -42,12 +42,10 @@ pub struct CompareArgs {
 pub fn run(ctx: &Ctx, args: &CompareArgs) -> Result<u8> {
     report::refuse_md_with_json(ctx, args.md)?;
     let reg = ctx.registry()?;
-    let sides = args
-        .sides
-        .iter()
-        .map(|text| Side::load(&reg, text))
-        .collect::<Result<Vec<_>>>()?;
-    let differs = report::compare::print(ctx, &reg, &sides, args.all, args.md)?;
+    let sides = diff::sides(&reg, &args.sides)?;
+    let compared = diff::compare(&reg, &sides, args.all)?;
+    report::compare::print(ctx, &compared, &sides, args.all, args.md)?;
+    let differs = compared.differs;
     Ok(if args.exit_code && differs {
         EXIT_ERROR
     } else {

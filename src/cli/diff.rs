@@ -4,8 +4,8 @@ use anyhow::Result;
 use clap::ValueEnum;
 
 use super::{Ctx, report};
-use crate::diff::{self, Goals, Options, Side};
 use crate::error::{EXIT_ERROR, EXIT_OK};
+use crate::ops::diff::{self, Part, Request};
 
 /// Show what changed between two model versions or runs
 ///
@@ -49,15 +49,15 @@ pub struct DiffArgs {
     exit_code: bool,
     /// Only these sections, comma-separated
     #[arg(long, value_enum, value_delimiter = ',', value_name = "SECTIONS")]
-    only: Vec<Part>,
+    only: Vec<PartArg>,
     /// Do not read .safetensors files to compare their tensors
     #[arg(long)]
     no_tensors: bool,
 }
 
-/// Returns a section of the diff.
+/// A section of the diff, as `--only` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Part {
+pub enum PartArg {
     /// Hyperparameters
     Params,
     /// Final metrics and series
@@ -76,74 +76,51 @@ pub enum Part {
     Environment,
 }
 
+impl PartArg {
+    fn part(self) -> Part {
+        match self {
+            PartArg::Params => Part::Params,
+            PartArg::Metrics => Part::Metrics,
+            PartArg::Files => Part::Files,
+            PartArg::Tensors => Part::Tensors,
+            PartArg::Source => Part::Source,
+            PartArg::Data => Part::Data,
+            PartArg::Parents => Part::Parents,
+            PartArg::Environment => Part::Environment,
+        }
+    }
+}
+
 /// Runs `mreg diff`.
 pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<u8> {
     report::refuse_md_with_json(ctx, args.md)?;
     let reg = ctx.registry()?;
-    let old = Side::load(&reg, &args.old)?;
-    let new = Side::load(&reg, &args.new)?;
-    let wants = |part: Part| args.only.is_empty() || args.only.contains(&part);
-    let goals = Goals::new(&reg.config()?.metrics);
-    let options = Options {
+    let only: Vec<Part> = args.only.iter().map(|p| p.part()).collect();
+    let request = Request {
+        old: &args.old,
+        new: &args.new,
         all: args.all,
-        tensors: !args.no_tensors && wants(Part::Tensors),
+        only: &only,
+        tensors: !args.no_tensors,
     };
-    let bar = ctx.out.progress();
-    let mut result = diff::diff(&reg, &old, &new, &goals, options, &bar)?;
-    keep_parts(&mut result, &wants);
-    result.differs = result.any_change();
-    if !args.all {
-        result.retain_changed();
-    }
-    let errors: Vec<(String, String)> = result
-        .tensor_errors()
-        .map(|(p, e)| (p.to_owned(), e.to_owned()))
-        .collect();
+    let diffed = diff::diff(&reg, &request, &ctx.out.progress())?;
     let color = ctx.out.stdout_color();
-    let shown = report::diff::report(&result, &old, &new, wants(Part::Files));
+    let shown = report::diff::report(&diffed.diff, &diffed.old, &diffed.new, diffed.files_wanted);
     if args.md {
         ctx.out.emit(&(), || report::markdown(&shown))?;
     } else {
-        ctx.out.emit(&result, || report::text(&shown, color))?;
+        ctx.out.emit(&diffed.diff, || report::text(&shown, color))?;
     }
-    for (path, error) in &errors {
+    for (path, error) in &diffed.tensor_errors {
         ctx.out
             .warn(&format!("could not compare the tensors of {path}: {error}"));
     }
-    if !errors.is_empty() {
+    if !diffed.tensor_errors.is_empty() {
         return Ok(EXIT_ERROR);
     }
-    Ok(if args.exit_code && result.differs {
+    Ok(if args.exit_code && diffed.diff.differs {
         EXIT_ERROR
     } else {
         EXIT_OK
     })
-}
-
-/// Empties the sections that `--only` leaves out.
-fn keep_parts(result: &mut diff::Diff, wants: &dyn Fn(Part) -> bool) {
-    if !wants(Part::Params) {
-        result.params.clear();
-    }
-    if !wants(Part::Metrics) {
-        result.metrics.clear();
-    }
-    if !wants(Part::Files) {
-        result.files = None;
-    }
-    if !wants(Part::Tensors) {
-        result.tensors.clear();
-    }
-    if !wants(Part::Source) {
-        result.source.clear();
-    }
-    if !wants(Part::Data) {
-        result.data.clear();
-    }
-    if !wants(Part::Parents) {
-        result.parents.clear();
-    }
-    if !wants(Part::Environment) {
-        result.environment.clear();
-    }
 }

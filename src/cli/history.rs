@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use super::{Ctx, output};
+use crate::id::StateId;
+use crate::manifest::StageState;
 use crate::manifest::state::{Action, CheckRecord};
-use crate::manifest::{StageState, StateId};
 use crate::ops::history;
 
 /// Show a model's stage moves, newest first: who, when, what moved, on what evidence

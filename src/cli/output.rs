@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use super::ColorChoice;
 pub use crate::lineage::shell_word;
-pub use crate::manifest::json::{json_of_manifest, json_of_value};
 use crate::store::Progress;
 
 /// Returns whether color goes to stderr under `choice`.

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::args::{self, LineageArgs, MetricArgs, ParamArgs};
 use super::{Ctx, output, verdict};
-use crate::ops::push::{self, Notice, Pushed, Request};
+use crate::ops::push::{self, Notice, Request};
 use crate::store::snapshot::Skipped;
 
 /// Store a model folder and record it as the model's next version
@@ -82,12 +82,7 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         stage: args.stage.as_deref().map(|s| (s, args.gates.as_slice())),
         cwd: ctx.cwd(),
     };
-    let Pushed {
-        mut outcome,
-        record,
-        sent_to,
-        stage,
-    } = push::push(
+    let mut pushed = push::push(
         &reg,
         &request,
         &ctx.out.progress(),
@@ -96,14 +91,11 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
             Notice::Skipped(skipped) => report_skipped(ctx, skipped),
         },
     )?;
-    tell_stored(ctx, args, &outcome, sent_to.as_deref());
-    let promoted = stage.map(|p| p.promote(&reg, &record)).transpose()?;
-    let report = promoted.map(|p| {
-        outcome.promotion = Some(p.outcome);
-        (p.stage, p.report)
-    });
+    tell_stored(ctx, args, &pushed.outcome, pushed.sent_to.as_deref());
+    let report = pushed.promote(&reg)?;
+    let (outcome, record) = (&pushed.outcome, &pushed.record);
     let reference = outcome.reference.clone();
-    ctx.out.emit(&outcome, || reference)?;
+    ctx.out.emit(outcome, || reference)?;
     let Some((stage, report)) = report else {
         return Ok(());
     };

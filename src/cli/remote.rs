@@ -77,14 +77,13 @@ pub fn run(ctx: &Ctx, args: &RemoteArgs) -> Result<u8> {
 }
 
 fn add_remote(ctx: &Ctx, reg: &Registry, settings: &mut Settings, add: &AddArgs) -> Result<u8> {
-    let (entry, probe) = remote::add(
-        reg,
-        settings,
-        &add.name,
-        &add.url,
-        add.single_writer,
-        add.default,
-    )?;
+    let request = remote::Add {
+        name: &add.name,
+        url: &add.url,
+        single_writer: add.single_writer,
+        default: add.default,
+    };
+    let (entry, probe) = remote::add(reg, settings, &request)?;
     ctx.out
         .status(&format!("Added remote {} ({}).", add.name, entry.url));
     report_probe(ctx, &add.name, &entry, &probe);

@@ -3,6 +3,7 @@
 use anyhow::Result;
 
 use super::{Ctx, output, report};
+use crate::ops::diff;
 use crate::ops::runs::{self, Query, row};
 use crate::query::{Expr, Fields, Key, Namespace, SortKey};
 use crate::store::runindex::{RunIndex, RunSummary};
@@ -68,8 +69,8 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
     }
     if args.compare {
         let sides = runs::compared(&reg, &selection)?;
-        report::compare::print(ctx, &reg, &sides, false, false)?;
-        return Ok(());
+        let compared = diff::compare(&reg, &sides, false)?;
+        return report::compare::print(ctx, &compared, &sides, false, false);
     }
     if ctx.out.is_json() {
         return ctx.out.emit(&selection.json(), String::new);

@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use super::FileTensors;
 use super::tensors::{self, SideError};
-use crate::id::TreeId;
+use crate::id::{ObjectId, TreeId};
 use crate::store::tree::Kind;
-use crate::store::{ObjectId, Progress, Registry, read};
+use crate::store::{Progress, Registry, read};
 
 /// A tree nested deeper than this is refused.
 const MAX_DEPTH: usize = 512;

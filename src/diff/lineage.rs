@@ -198,7 +198,7 @@ fn gpus(env: &Environment) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::RunId;
+    use crate::id::RunId;
     use crate::manifest::lineage::{Gpu, LockFile, Source};
     use crate::manifest::run::Status;
 

@@ -20,11 +20,12 @@ use anyhow::Result;
 use serde::{Serialize, Serializer};
 
 use crate::error::Failure;
+use crate::id::{RunId, TreeId};
 use crate::manifest::series::Series;
 use crate::manifest::value::JsonFloat;
-use crate::manifest::{RunId, RunRecord, Value, VersionRecord};
+use crate::manifest::{RunRecord, Value, VersionRecord};
 use crate::refspec::ModelRef;
-use crate::store::{Progress, Registry, TreeId, models, runs};
+use crate::store::{Progress, Registry, models, runs};
 
 pub use files::{FileChange, FileRow, FilesDiff};
 pub use goal::{Goal, Goals};

@@ -12,7 +12,7 @@
 //! - **Keys and literals** are those of `--where` ([`crate::query`]): a bare name is a
 //!   metric (`acc` is `metrics.acc`), other names go in backticks, strings in quotes.
 //!   `nan` is refused: nothing compares with NaN.
-//! - **Stages** ([`is_stage_name`]) are lowercase words of
+//! - **Stages** ([`crate::names::is_stage_name`]) are lowercase words of
 //!   letters, digits and `_`, each starting with a letter, joined by `-`: `production`,
 //!   `pre-prod`, `canary_2`. `@STAGE` stands for the value under the same key of the
 //!   version holding that stage.
@@ -44,6 +44,5 @@ mod eval;
 mod expr;
 mod parse;
 
-pub use crate::names::is_stage_name;
 pub use eval::{Check, Subject, evaluate};
 pub use expr::{Adjust, Gate, Rhs};

@@ -6,9 +6,9 @@
 //! [`read_metrics_file`] reads final metrics from such a document or a series from JSON
 //! lines. Keys are kept as written, except that nested keys are joined with `.`.
 //!
-//! JSON is read by a small reader of this module, not serde_json: Python's `json.dump`
-//! writes bare `NaN` and `Infinity`, which serde_json refuses, and serde_json's default
-//! float parsing can be one unit in the last place off.
+//! JSON is read with serde_json (exact float parsing), after a pass that turns Python's
+//! bare `NaN`, `Infinity` and `-Infinity`, which `json.dump` writes and JSON has no
+//! numbers for, into values it accepts.
 
 mod files;
 mod json;

@@ -8,6 +8,7 @@
 //! file, while later inputs may still fail) takes a `warn` callback, as it takes a
 //! progress reporter.
 
+pub mod diff;
 pub mod fsck;
 pub mod gate;
 pub mod history;

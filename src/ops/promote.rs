@@ -2,14 +2,11 @@
 //! stage's policy and the gates evaluated, the move made compare-and-swap (see
 //! [`crate::stage`]), and what happened returned as `--json` prints it.
 
-use std::time::Duration;
-
 use anyhow::Result;
 use serde::Serialize;
 
 use super::gate::{CheckRow, check_gate_stages, check_rows, parse_gates};
 use crate::error::Failure;
-use crate::lineage::{recorded_argv, shell_word};
 use crate::manifest::VersionRecord;
 use crate::manifest::state::Move;
 use crate::refspec::ModelRef;
@@ -116,37 +113,6 @@ pub struct Promoted {
     pub stage: String,
 }
 
-/// Returns the stamp of a stage move made by this process: now, who, which CI job,
-/// the masked command line, and how long to wait for the lock.
-pub fn stamp(wait_s: f64) -> Result<Stamp> {
-    if !(0.0..=86_400.0).contains(&wait_s) {
-        return Err(Failure::usage(format!(
-            "--wait {wait_s} is not a number of seconds between 0 and 86400"
-        ))
-        .into());
-    }
-    let argv: Vec<String> = std::env::args().collect();
-    let command = recorded_argv(&argv)
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            if i == 0 {
-                "mreg".to_owned()
-            } else {
-                shell_word(w)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    Ok(Stamp {
-        time: crate::clock::format_time(crate::clock::now()?),
-        actor: crate::clock::actor(),
-        ci_job: crate::lineage::ci_job().and_then(|ci| ci.job_url),
-        command,
-        wait: Duration::from_secs_f64(wait_s),
-    })
-}
-
 /// Parses `--expect`: `3`, `v3`, `NAME@3`, or `none` for an empty stage.
 fn parse_expect(text: &str, model: &str) -> Result<Expect, Failure> {
     if matches!(text, "none" | "empty") {
@@ -175,11 +141,7 @@ fn parse_expect(text: &str, model: &str) -> Result<Expect, Failure> {
 /// Runs a promotion: the request checked (stage, gates, wait, reference, `--expect`),
 /// the candidate resolved, then decided and, unless a dry run, recorded.
 pub fn promote(reg: &Registry, request: &Request) -> Result<Promoted> {
-    let config = reg.config()?;
-    config.require_stage(request.stage)?;
-    let gates = parse_gates(request.gates)?;
-    check_gate_stages(&config, &gates)?;
-    let stamp = stamp(request.wait_s)?;
+    let pending = Pending::check(reg, request.stage, request.gates, request.wait_s)?;
     let reference = ModelRef::parse(request.reference)?;
     let expect = request
         .expect
@@ -188,15 +150,15 @@ pub fn promote(reg: &Registry, request: &Request) -> Result<Promoted> {
     let candidate = models::resolve(reg, &reference)?;
     let promotion = Promotion {
         candidate,
-        stage: request.stage.to_owned(),
-        gates,
+        stage: pending.stage,
+        gates: pending.gates,
         force: request.force,
         reason: request.reason.map(str::to_owned),
         expect,
         allow_downgrade: request.allow_downgrade,
         dry_run: request.dry_run,
     };
-    let report = decide(reg, &config, &promotion, &stamp)?;
+    let report = decide(reg, &reg.config()?, &promotion, &pending.stamp)?;
     Ok(promoted(&promotion, report))
 }
 
@@ -211,8 +173,8 @@ fn promoted(promotion: &Promotion, report: Report) -> Promoted {
     }
 }
 
-/// A promotion of a version not pushed yet, checked before the push writes anything:
-/// `mreg push --stage`.
+/// A promotion checked before anything is read or written: its stage, its gates and
+/// its stamp. `mreg push --stage` checks one before it pushes.
 pub struct Pending {
     stage: String,
     gates: Vec<SourcedGate>,
@@ -220,8 +182,9 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Checks the stage and gates of a promotion to come.
-    pub fn check(reg: &Registry, stage: &str, gates: &[String]) -> Result<Pending> {
+    /// Checks the stage and gates of a promotion to come, which waits up to `wait_s`
+    /// seconds for another writer.
+    pub fn check(reg: &Registry, stage: &str, gates: &[String], wait_s: f64) -> Result<Pending> {
         let config = reg.config()?;
         config.require_stage(stage)?;
         let gates = parse_gates(gates)?;
@@ -229,7 +192,7 @@ impl Pending {
         Ok(Pending {
             stage: stage.to_owned(),
             gates,
-            stamp: stamp(10.0)?,
+            stamp: Stamp::now(wait_s)?,
         })
     }
 

@@ -16,6 +16,7 @@ use crate::error::Failure;
 use crate::id::{RunId, TreeId};
 use crate::manifest::VersionRecord;
 use crate::names::{self, ModelName};
+use crate::stage::promote::Report;
 use crate::store::snapshot::{self, Sink, Skipped};
 use crate::store::statcache::StatCache;
 use crate::store::write::Staging;
@@ -86,6 +87,19 @@ pub struct Pushed {
     pub stage: Option<Pending>,
 }
 
+impl Pushed {
+    /// Runs the `--stage` promotion, if one was asked for, through the stage's policy
+    /// and the gates, and puts it in the outcome; returns the stage and its report.
+    pub fn promote(&mut self, reg: &Registry) -> Result<Option<(String, Report)>> {
+        let Some(pending) = self.stage.take() else {
+            return Ok(None);
+        };
+        let promoted = pending.promote(reg, &self.record)?;
+        self.outcome.promotion = Some(promoted.outcome);
+        Ok(Some((promoted.stage, promoted.report)))
+    }
+}
+
 /// Checks the names a push is given, before the registry is even opened.
 pub fn check_names(model: &str, experiment: Option<&str>) -> Result<ModelName> {
     let model = ModelName::parse(model)?;
@@ -109,7 +123,7 @@ pub fn push(
     let dir = snapshot::check_folder(request.dir)?;
     let stage = request
         .stage
-        .map(|(stage, gates)| Pending::check(reg, stage, gates))
+        .map(|(stage, gates)| Pending::check(reg, stage, gates, 10.0))
         .transpose()?;
     let now = clock::now()?;
     let created = clock::format_time(now);

@@ -75,16 +75,27 @@ pub fn checked<'a>(
     }
 }
 
+/// What `mreg remote add` is asked to do, as given.
+pub struct Add<'a> {
+    /// The remote's name.
+    pub name: &'a str,
+    /// A folder or `s3://BUCKET/PREFIX`.
+    pub url: &'a str,
+    /// Whether the user vouches that one writer ever uses it.
+    pub single_writer: bool,
+    /// Whether it becomes the default remote (the first one added is anyway).
+    pub default: bool,
+}
+
 /// Adds a remote (a folder is made a registry if it holds none) after probing it, and
 /// returns its settings and what the probe found.
-pub fn add(
-    reg: &Registry,
-    settings: &mut Settings,
-    name: &str,
-    url: &str,
-    single_writer: bool,
-    default: bool,
-) -> Result<(Entry, Probe)> {
+pub fn add(reg: &Registry, settings: &mut Settings, request: &Add) -> Result<(Entry, Probe)> {
+    let Add {
+        name,
+        url,
+        single_writer,
+        default,
+    } = *request;
     crate::names::check_remote_name(name)?;
     if let Some(old) = settings.remotes.get(name) {
         return Err(Failure::usage(format!(
@@ -107,13 +118,7 @@ pub fn add(
     // A folder is recorded by its absolute path: the registry is used from any folder.
     let absolute = remote::absolute_url(url)?;
     let probe = probe::run(&*opened)?;
-    let entry = Entry {
-        url: absolute,
-        endpoint,
-        conditional_writes: probe.enforced(),
-        checked: Some(crate::clock::format_time(std::time::SystemTime::now())),
-        single_writer,
-    };
+    let entry = Entry::probed(absolute, endpoint, probe.enforced(), single_writer);
     if default || settings.default.is_none() {
         settings.default = Some(name.to_owned());
     }

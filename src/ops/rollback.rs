@@ -3,8 +3,9 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::promote::{MoveRow, move_rows, stamp};
+use super::promote::{MoveRow, move_rows};
 use crate::names::ModelName;
+use crate::stage::Stamp;
 use crate::stage::rollback::{Report, rollback as decide};
 use crate::store::{Registry, models};
 
@@ -59,7 +60,7 @@ pub fn rollback(reg: &Registry, request: &Request) -> Result<RolledBack> {
     let model = ModelName::parse(request.model)?;
     config.require_stage(request.stage)?;
     models::require_model(reg, &model)?;
-    let stamp = stamp(request.wait_s)?;
+    let stamp = Stamp::now(request.wait_s)?;
     let report = decide(
         reg,
         &config,

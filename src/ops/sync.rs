@@ -106,13 +106,12 @@ pub fn clone(url: &str, dir: &Path, progress: &dyn Progress) -> Result<Cloned> {
     // Moving stages needs conditional writes; a clone that cannot write to the remote
     // is still a clone, told to check again later.
     let enforced = probe::run(&*remote).is_ok_and(|p| p.enforced());
-    let entry = Entry {
-        url: remote::absolute_url(url)?,
-        endpoint: remote::current_endpoint(url),
-        conditional_writes: enforced,
-        checked: Some(crate::clock::format_time(std::time::SystemTime::now())),
-        single_writer: false,
-    };
+    let entry = Entry::probed(
+        remote::absolute_url(url)?,
+        remote::current_endpoint(url),
+        enforced,
+        false,
+    );
     let settings = Settings {
         default: Some("origin".to_owned()),
         remotes: [("origin".to_owned(), entry)].into(),

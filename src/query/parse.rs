@@ -1,5 +1,5 @@
-//! Parses filter expressions: a tokenizer and a recursive-descent parser, with errors that
-//! point at a column.
+//! Parses filter expressions: a recursive-descent parser over the tokens of
+//! [`super::lex`], with errors that point at a column.
 
 use std::fmt;
 

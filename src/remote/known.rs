@@ -17,8 +17,9 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 
 use super::{Created, Remote};
+use crate::id::ObjectId;
 use crate::store::object::Encoding;
-use crate::store::{ObjectId, Registry, keys};
+use crate::store::{Registry, keys};
 
 /// The object keys a remote is known to hold.
 pub struct Known {

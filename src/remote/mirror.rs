@@ -18,8 +18,8 @@ use super::known::Known;
 use super::sync::{self, Options, Sync};
 use super::{Created, Remote, Swap, transfer};
 use crate::error::Failure;
-use crate::id::ObjectId;
-use crate::manifest::{StageState, StateId};
+use crate::id::{ObjectId, StateId};
+use crate::manifest::StageState;
 use crate::store::backend::{Backend, BackendRef};
 use crate::store::lock::Holder;
 use crate::store::object::Encoding;
@@ -200,7 +200,7 @@ impl Backend for Link {
     fn fetch_tree(
         &self,
         reg: &Registry,
-        tree: crate::store::TreeId,
+        tree: crate::id::TreeId,
         progress: &dyn crate::store::Progress,
     ) -> Result<Option<u64>> {
         super::fetch_tree(reg, &*self.remote, &self.known, tree, progress).map(Some)
@@ -293,10 +293,7 @@ impl Backend for Link {
         let model = new.model.as_str();
         let key = keys::head(model);
         let current = self.remote.get(&key)?;
-        let current_id = current
-            .as_ref()
-            .and_then(|f| std::str::from_utf8(&f.bytes).ok())
-            .and_then(|t| StateId::parse(t.trim()));
+        let current_id = current.as_ref().and_then(|f| stages::parse_head(&f.bytes));
         if current_id.as_ref() != expected {
             self.refresh(reg)?;
             return Ok(Swap::Moved);
@@ -305,14 +302,12 @@ impl Backend for Link {
         let id = StateId::of(text.as_bytes());
         self.create_same(&keys::state(model, &id), text.as_bytes())?;
         let tag = current.as_ref().map(|f| f.tag.as_str());
-        let swapped = match self.remote.swap(&key, tag, format!("{id}\n").as_bytes()) {
+        let swapped = match self.remote.swap(&key, tag, &stages::head_bytes(&id)) {
             Ok(swapped) => swapped,
             Err(err) => {
                 // A reply lost on the way: the swap may have happened all the same.
                 let now = self.remote.get(&key).ok().flatten();
-                let names_ours = now
-                    .and_then(|f| String::from_utf8(f.bytes).ok())
-                    .is_some_and(|t| t.trim() == id.as_str());
+                let names_ours = now.and_then(|f| stages::parse_head(&f.bytes)) == Some(id.clone());
                 if names_ours {
                     Swap::Done(())
                 } else {

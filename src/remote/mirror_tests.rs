@@ -116,7 +116,7 @@ fn a_move_that_lost_the_race_on_the_bucket_is_decided_again() {
     let a = mirror(&remote, scratch.path());
     push_in(&a, scratch.path(), "m", &[("w.bin", b"one")], &[]).unwrap();
     let b = mirror(&remote, scratch.path());
-    let stamp = crate::ops::promote::stamp(10.0).unwrap();
+    let stamp = stage::Stamp::now(10.0).unwrap();
     let mut calls = 0;
     let done = stage::transact(&a, "m", &stamp, |state| {
         calls += 1;

@@ -248,7 +248,7 @@ pub fn fetch_tree(
     reg: &crate::store::Registry,
     remote: &dyn Remote,
     known: &known::Known,
-    tree: crate::store::TreeId,
+    tree: crate::id::TreeId,
     progress: &dyn crate::store::Progress,
 ) -> Result<u64> {
     let objects = transfer::closure(tree, &|t| {

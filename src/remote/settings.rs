@@ -47,6 +47,23 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Returns the settings of a remote just probed: `enforced` is what the probe found,
+    /// checked now.
+    pub fn probed(
+        url: String,
+        endpoint: Option<String>,
+        enforced: bool,
+        single_writer: bool,
+    ) -> Entry {
+        Entry {
+            url,
+            endpoint,
+            conditional_writes: enforced,
+            checked: Some(crate::clock::format_time(std::time::SystemTime::now())),
+            single_writer,
+        }
+    }
+
     /// Opens the remote this entry names.
     pub fn open(&self, create: bool) -> Result<Box<dyn super::Remote>> {
         super::open_at(&self.url, self.endpoint.as_deref(), create)

@@ -19,11 +19,11 @@ use anyhow::{Context, Result};
 use super::Remote;
 use super::known::Known;
 use crate::error::Failure;
-use crate::id::TreeId;
+use crate::id::{ObjectId, TreeId};
 use crate::store::object::{self, Encoding};
 use crate::store::read;
 use crate::store::tree::{Kind, Tree};
-use crate::store::{ObjectId, Progress, Registry, atomic, keys};
+use crate::store::{Progress, Registry, atomic, keys};
 
 /// Transfers in flight at once: network-bound, so more than the cores.
 pub const PARALLEL: usize = 8;

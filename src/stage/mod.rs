@@ -16,8 +16,10 @@ use anyhow::Result;
 
 use crate::error::Failure;
 use crate::gate::{self, Gate};
+use crate::id::StateId;
+use crate::lineage;
 use crate::manifest::state::CheckRecord;
-use crate::manifest::{StageState, StateId, VersionRecord};
+use crate::manifest::{StageState, VersionRecord};
 use crate::store::config::StagePolicy;
 use crate::store::lock::Holder;
 use crate::store::stages::{self, Swap};
@@ -41,6 +43,39 @@ pub struct Stamp {
     pub command: String,
     /// How long to wait for another writer's lock.
     pub wait: Duration,
+}
+
+impl Stamp {
+    /// Returns the stamp of a stage move made by this process: now, who, which CI job,
+    /// the masked command line, and how long to wait for the lock.
+    pub fn now(wait_s: f64) -> Result<Stamp> {
+        if !(0.0..=86_400.0).contains(&wait_s) {
+            return Err(Failure::usage(format!(
+                "--wait {wait_s} is not a number of seconds between 0 and 86400"
+            ))
+            .into());
+        }
+        let argv: Vec<String> = std::env::args().collect();
+        let command = lineage::recorded_argv(&argv)
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                if i == 0 {
+                    "mreg".to_owned()
+                } else {
+                    lineage::shell_word(w)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(Stamp {
+            time: crate::clock::format_time(crate::clock::now()?),
+            actor: crate::clock::actor(),
+            ci_job: lineage::ci_job().and_then(|ci| ci.job_url),
+            command,
+            wait: Duration::from_secs_f64(wait_s),
+        })
+    }
 }
 
 /// Returns what one decision leads to.

@@ -9,8 +9,9 @@ use anyhow::Result;
 
 use super::{SourcedGate, Stamp, Step, VersionFields, evaluate, new_state, policy_gates};
 use crate::error::Failure;
+use crate::id::StateId;
 use crate::manifest::state::{Action, CheckRecord, Move};
-use crate::manifest::{StageState, StateId, VersionRecord};
+use crate::manifest::{StageState, VersionRecord};
 use crate::store::Registry;
 use crate::store::config::{Config, StagePolicy};
 

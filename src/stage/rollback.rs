@@ -27,7 +27,7 @@ pub struct Report {
     /// The stages that moved.
     pub moves: Vec<Move>,
     /// The state written, with its number; `None` in a dry run.
-    pub state: Option<(crate::manifest::StateId, u64)>,
+    pub state: Option<(crate::id::StateId, u64)>,
     /// How many times another writer moved the stages first.
     pub retries: u32,
 }

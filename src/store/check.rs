@@ -14,9 +14,9 @@ use serde::Serialize;
 use super::object::{self, Encoding};
 use super::tree::{Kind, Tree};
 use super::{Progress, Registry, keys, lock, models, read, runs, stages};
-use crate::id::ObjectId;
+use crate::id::{ObjectId, RunId};
+use crate::manifest::RunEvent;
 use crate::manifest::series::Series;
-use crate::manifest::{RunEvent, RunId};
 
 /// Returns one thing found wrong.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

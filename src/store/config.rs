@@ -21,7 +21,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Failure;
-use crate::gate::{Gate, is_stage_name};
+use crate::gate::Gate;
+use crate::names::is_stage_name;
 
 /// Returns the registry's configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

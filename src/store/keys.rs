@@ -74,11 +74,6 @@ pub fn object(id: ObjectId, encoding: Encoding) -> String {
     key
 }
 
-/// Returns the folder of one model.
-pub fn model(model: &str) -> String {
-    format!("{MODELS}{model}/")
-}
-
 /// Returns the folder of a model's version records.
 pub fn versions(model: &str) -> String {
     format!("{MODELS}{model}/versions/")

@@ -12,8 +12,9 @@ use anyhow::{Context, Result};
 
 use super::{Registry, TreeId, atomic, keys, stages};
 use crate::error::Failure;
+use crate::id::RunId;
+use crate::manifest::VersionRecord;
 use crate::manifest::version::FORMAT;
-use crate::manifest::{RunId, VersionRecord};
 use crate::names::ModelName;
 use crate::refspec::{ModelRef, Selector};
 

@@ -22,9 +22,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::statcache::Stamp;
 use super::{Registry, atomic, runs};
+use crate::id::RunId;
 use crate::manifest::run::{ModelLink, Status};
 use crate::manifest::value::{JsonFloat, format_float};
-use crate::manifest::{RunId, RunRecord, Value};
+use crate::manifest::{RunRecord, Value};
 
 const FORMAT: u32 = 2;
 

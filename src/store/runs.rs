@@ -20,8 +20,9 @@ use anyhow::{Context, Result};
 use super::write::Staging;
 use super::{ObjectId, Registry, atomic, keys, read};
 use crate::error::Failure;
+use crate::id::RunId;
 use crate::manifest::series::{Chunk, Point, chunk_of, decode_points};
-use crate::manifest::{RunEvent, RunId, RunRecord};
+use crate::manifest::{RunEvent, RunRecord};
 
 /// Shortest run-id prefix accepted on the command line.
 pub const MIN_PREFIX: usize = 4;

@@ -16,11 +16,24 @@ pub use super::atomic::Swap;
 use super::lock::{Holder, Lock};
 use super::{Registry, atomic, keys};
 use crate::error::Failure;
-use crate::manifest::{StageState, StateId};
+use crate::id::StateId;
+use crate::manifest::StageState;
 
 /// Returns where a state is stored.
 pub fn state_path(reg: &Registry, model: &str, id: &StateId) -> PathBuf {
     reg.path(&keys::state(model, id))
+}
+
+/// Returns the bytes of a `HEAD` that names `id`.
+pub fn head_bytes(id: &StateId) -> Vec<u8> {
+    format!("{id}\n").into_bytes()
+}
+
+/// Returns the state the bytes of a `HEAD` name, if they name one.
+pub fn parse_head(bytes: &[u8]) -> Option<StateId> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|t| StateId::parse(t.trim()))
 }
 
 /// Returns the id of a model's newest state, or `None` when no stage ever moved.
@@ -164,7 +177,7 @@ pub(crate) fn swap_in_folder(
             return Ok(None);
         }
         let id = publish_state(reg, new)?;
-        Ok(Some((format!("{id}\n").into_bytes(), id)))
+        Ok(Some((head_bytes(&id), id)))
     })
 }
 
@@ -186,7 +199,7 @@ pub fn advance(
     let lock = Lock::acquire(&reg.tmp_dir(), &head, holder, wait)?;
     lock.swap(&reg.tmp_dir(), || {
         let still = read_head(reg, model)?.as_ref() == expected;
-        Ok(still.then(|| (format!("{id}\n").into_bytes(), id.clone())))
+        Ok(still.then(|| (head_bytes(id), id.clone())))
     })
 }
 
@@ -196,7 +209,7 @@ mod tests {
 
     use super::*;
     use crate::manifest::state::Action;
-    use crate::stage::new_state;
+    use crate::stage::{Stamp, new_state};
     use crate::testing::TempRegistry;
 
     fn holder() -> Holder {
@@ -207,7 +220,13 @@ mod tests {
     fn a_swap_that_read_an_old_head_writes_nothing() {
         let t = TempRegistry::new();
         t.push("m", &[("w.bin", b"one")], &[]);
-        let stamp = crate::ops::promote::stamp(1.0).unwrap();
+        let stamp = Stamp {
+            time: "2026-01-01T00:00:00Z".to_owned(),
+            actor: "tester@ci".to_owned(),
+            ci_job: None,
+            command: "mreg promote m@1 staging".to_owned(),
+            wait: Duration::ZERO,
+        };
         let first = new_state(None, "m", "staging", 1, Action::Promote, &stamp);
         let Swap::Done(id) = commit(&t.reg, None, &first, &holder(), Duration::ZERO).unwrap()
         else {

@@ -5,27 +5,20 @@ use anyhow::Result;
 
 use super::super::Ctx;
 use super::{Block, Cell, Report, Tone, markdown, text};
-use crate::diff::compare::{self, CompareRow, Section, Table};
-use crate::diff::{Goals, Side};
-use crate::store::Registry;
+use crate::diff::Side;
+use crate::diff::compare::{CompareRow, Section, Table};
+use crate::ops::diff::Compared;
 
-/// Prints the table comparing `sides` (text, Markdown or JSON) and returns whether any
-/// row differs.
-pub fn print(ctx: &Ctx, reg: &Registry, sides: &[Side], all: bool, md: bool) -> Result<bool> {
-    let goals = Goals::new(&reg.config()?.metrics);
-    let mut table = compare::compare(sides, &goals);
-    let differs = table.rows.iter().any(|r| !r.same);
-    if !all {
-        table.retain_changed();
-    }
-    let shown = render(&table, sides, all);
+/// Prints the table comparing `sides` (text, Markdown or JSON).
+pub fn print(ctx: &Ctx, compared: &Compared, sides: &[Side], all: bool, md: bool) -> Result<()> {
+    let table = &compared.table;
+    let shown = render(table, sides, all);
     let color = ctx.out.stdout_color();
     if md {
-        ctx.out.emit(&(), || markdown(&shown))?;
+        ctx.out.emit(&(), || markdown(&shown))
     } else {
-        ctx.out.emit(&table, || text(&shown, color))?;
+        ctx.out.emit(table, || text(&shown, color))
     }
-    Ok(differs)
 }
 
 fn render(table: &Table, sides: &[Side], all: bool) -> Report {

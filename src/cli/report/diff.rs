@@ -1,4 +1,5 @@
-//! The report `mreg diff` prints: a block per section, built from a [`Diff`].
+//! The report `mreg diff` prints: a block per section, built from a [`Diff`]; and the
+//! cells the compare table and the tensor tables share (marks, counts, values).
 
 use super::super::output;
 use super::tensors::tensor_block;

@@ -76,8 +76,7 @@ impl Sync<'_> {
         only: Option<&str>,
     ) -> Result<()> {
         for (_, _, key) in self.missing_states(ours, theirs, only) {
-            let bytes =
-                fs::read(self.reg.root().join(&key)).with_context(|| format!("reading {key}"))?;
+            let bytes = fs::read(self.reg.path(&key)).with_context(|| format!("reading {key}"))?;
             if create_or_same(self.remote, &key, &bytes)? {
                 self.report.sent.states += 1;
             }
@@ -204,7 +203,7 @@ impl Sync<'_> {
         self.send_states(&theirs_keys, &ours_keys, Some(model))?;
         match self
             .remote
-            .swap(&key, expected, format!("{ours}\n").as_bytes())?
+            .swap(&key, expected, &stages::head_bytes(ours))?
         {
             Swap::Done(()) => {
                 self.report.sent.stages += 1;

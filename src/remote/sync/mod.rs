@@ -31,9 +31,9 @@ use listing::{Keys, local_keys, remote_keys};
 
 use super::known::Known;
 use super::{Created, Remote, transfer};
-use crate::id::TreeId;
-use crate::manifest::{RunEvent, RunRecord, StateId, VersionRecord};
-use crate::store::{ObjectId, Progress, Registry, keys};
+use crate::id::{ObjectId, StateId, TreeId};
+use crate::manifest::{RunEvent, RunRecord, VersionRecord};
+use crate::store::{Progress, Registry, keys};
 
 /// How many times a model's stages are re-read after a lost compare-and-swap.
 const SWAP_TRIES: usize = 20;
@@ -284,9 +284,7 @@ fn parse_version(bytes: &[u8], model: &str, n: u64, whence: &str) -> Result<Vers
 
 /// Parses the content of a `HEAD` key.
 fn parse_head(bytes: &[u8], key: &str, whence: &str) -> Result<StateId> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|t| StateId::parse(t.trim()))
+    crate::store::stages::parse_head(bytes)
         .ok_or_else(|| anyhow::anyhow!("{key} on {whence} does not name a stage state"))
 }
 

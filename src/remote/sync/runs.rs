@@ -52,7 +52,7 @@ impl Sync<'_> {
         // Records before events, as a run is created.
         bodies.sort_by_key(|(key, _)| !key.ends_with(keys::RUN_RECORD));
         for (key, bytes) in bodies {
-            let path = self.reg.root().join(&key);
+            let path = self.reg.path(&key);
             let run = key.split('/').nth(1).expect("a run key names its run");
             let log = self.reg.path(&keys::run_file(run, "log"));
             fs::create_dir_all(&log).with_context(|| format!("creating {}", log.display()))?;
@@ -79,8 +79,8 @@ impl Sync<'_> {
                 .filter(|f| have.is_none_or(|h| !h.contains(*f)))
             {
                 let key = keys::run_file(id, file);
-                let bytes = fs::read(self.reg.root().join(&key))
-                    .with_context(|| format!("reading {key}"))?;
+                let bytes =
+                    fs::read(self.reg.path(&key)).with_context(|| format!("reading {key}"))?;
                 objects.extend(
                     run_objects(&key, &bytes, &|t| read::read_tree(self.reg, t))?
                         .into_iter()

@@ -20,8 +20,8 @@ impl Sync<'_> {
             for n in numbers {
                 let key = keys::version(model, *n);
                 if have.is_some_and(|h| h.contains(n)) {
-                    let local = fs::read(self.reg.root().join(&key))
-                        .with_context(|| format!("reading {key}"))?;
+                    let local =
+                        fs::read(self.reg.path(&key)).with_context(|| format!("reading {key}"))?;
                     if self.known.same_record(&key, &local)
                         || !self.differs_from_local(model, *n, &key)?
                     {
@@ -124,8 +124,8 @@ impl Sync<'_> {
                     continue;
                 }
                 let key = keys::version(model, *n);
-                let bytes = fs::read(self.reg.root().join(&key))
-                    .with_context(|| format!("reading {key}"))?;
+                let bytes =
+                    fs::read(self.reg.path(&key)).with_context(|| format!("reading {key}"))?;
                 let record = parse_version(&bytes, model, *n, "this registry")?;
                 records.push((model.clone(), *n, key, bytes, record));
             }
