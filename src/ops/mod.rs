@@ -1,12 +1,13 @@
-//! Use cases: one module for each thing a user does with a registry. Each takes a
-//! plain request (the command line's words, already parsed) and returns a serializable
-//! outcome, the one `--json` prints, with any warnings in it. Nothing here prints,
-//! reads the terminal or names a flag's spelling beyond the messages users see; long
-//! work reports through [`crate::store::Progress`].
+//! Use cases: a module for each thing a user does with a registry (`sync` holds sync
+//! and clone, `diff` diff and compare), and the two parts every recording of a run
+//! shares ([`inputs`], [`record`]). Each takes a plain request (the command line's
+//! words, already parsed) and returns a serializable outcome, the one `--json` prints.
+//! Nothing here prints or reads the terminal; long work reports through
+//! [`crate::store::Progress`].
 //!
-//! A use case that must say something before it is done (a warning about an input
-//! file, while later inputs may still fail) takes a `warn` callback, as it takes a
-//! progress reporter.
+//! A use case that must tell something before it is done (a warning about an input
+//! file, while later inputs may still fail; the paths a push's scan left out) takes a
+//! callback for it (`warn`, or push's `notify`), as it takes a progress reporter.
 
 pub mod diff;
 pub mod fsck;
