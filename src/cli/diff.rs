@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::ValueEnum;
+use clap::builder::PossibleValue;
 
 use super::{Ctx, report};
 use crate::error::{EXIT_ERROR, EXIT_OK};
@@ -49,45 +50,51 @@ pub struct DiffArgs {
     exit_code: bool,
     /// Only these sections, comma-separated
     #[arg(long, value_enum, value_delimiter = ',', value_name = "SECTIONS")]
-    only: Vec<PartArg>,
+    only: Vec<Part>,
     /// Do not read .safetensors files to compare their tensors
     #[arg(long)]
     no_tensors: bool,
 }
 
-/// A section of the diff, as `--only` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PartArg {
-    /// Hyperparameters
-    Params,
-    /// Final metrics and series
-    Metrics,
-    /// Files of the versions
-    Files,
-    /// Tensors of changed .safetensors files
-    Tensors,
-    /// Git commit, branch, dirty state
-    Source,
-    /// Data inputs
-    Data,
-    /// Parent models
-    Parents,
-    /// Machine, GPUs, container, CI job, lock files
-    Environment,
-}
+/// The sections `--only` names, with the help each shows.
+const PARTS: [(Part, &str, &str); 8] = [
+    (Part::Params, "params", "Hyperparameters"),
+    (Part::Metrics, "metrics", "Final metrics and series"),
+    (Part::Files, "files", "Files of the versions"),
+    (
+        Part::Tensors,
+        "tensors",
+        "Tensors of changed .safetensors files",
+    ),
+    (Part::Source, "source", "Git commit, branch, dirty state"),
+    (Part::Data, "data", "Data inputs"),
+    (Part::Parents, "parents", "Parent models"),
+    (
+        Part::Environment,
+        "environment",
+        "Machine, GPUs, container, CI job, lock files",
+    ),
+];
 
-impl PartArg {
-    fn part(self) -> Part {
-        match self {
-            PartArg::Params => Part::Params,
-            PartArg::Metrics => Part::Metrics,
-            PartArg::Files => Part::Files,
-            PartArg::Tensors => Part::Tensors,
-            PartArg::Source => Part::Source,
-            PartArg::Data => Part::Data,
-            PartArg::Parents => Part::Parents,
-            PartArg::Environment => Part::Environment,
-        }
+impl ValueEnum for Part {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            Part::Params,
+            Part::Metrics,
+            Part::Files,
+            Part::Tensors,
+            Part::Source,
+            Part::Data,
+            Part::Parents,
+            Part::Environment,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        PARTS
+            .iter()
+            .find(|(part, ..)| part == self)
+            .map(|(_, name, help)| PossibleValue::new(*name).help(*help))
     }
 }
 
@@ -95,12 +102,11 @@ impl PartArg {
 pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<u8> {
     report::refuse_md_with_json(ctx, args.md)?;
     let reg = ctx.registry()?;
-    let only: Vec<Part> = args.only.iter().map(|p| p.part()).collect();
     let request = Request {
         old: &args.old,
         new: &args.new,
         all: args.all,
-        only: &only,
+        only: &args.only,
         tensors: !args.no_tensors,
     };
     let diffed = diff::diff(&reg, &request, &ctx.out.progress())?;
