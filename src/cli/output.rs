@@ -101,6 +101,11 @@ impl Printer {
         eprintln!("{label} {line}");
     }
 
+    /// Prints what to do next on stderr, after a warning, even with `--quiet`.
+    pub fn hint(&self, line: &str) {
+        eprintln!("hint: {line}");
+    }
+
     /// Returns a progress reporter: a bar on a terminal, nothing otherwise.
     pub fn progress(&self) -> Bar {
         Bar {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::{Ctx, output};
-use crate::error::{EXIT_CONFLICT, EXIT_OK};
+use crate::error::{EXIT_CONFLICT, EXIT_ERROR, EXIT_OK};
 use crate::ops::sync::{self, Outcome, Request};
 use crate::remote::sync::Counts;
 
@@ -16,8 +16,11 @@ use crate::remote::sync::Counts;
 /// object fetched is re-hashed before it is stored. Nothing is overwritten: a version
 /// number holding different records on the two sides, or stage moves made on both
 /// sides since the last sync, leaves that model as it is and exits 4 saying how to
-/// resolve it, while everything else syncs. An interrupted sync resumes where it
-/// stopped when run again.
+/// resolve it, while everything else syncs. An item either side cannot read or must
+/// not trust (an unparsable record, a tree over the walk limits, an object that is
+/// corrupt or larger than declared) is left where it is and named, the stages of its
+/// model wait, everything else syncs, and the command exits 1. An interrupted sync
+/// resumes where it stopped when run again.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg sync
@@ -121,11 +124,28 @@ fn print(ctx: &Ctx, outcome: &Outcome) -> Result<u8> {
     }
     for conflict in &report.conflicts {
         ctx.out.warn(&format!("conflict: {}", conflict.message));
-        ctx.out.warn(&format!("hint: {}", conflict.hint));
+        ctx.out.hint(&conflict.hint);
     }
-    Ok(if report.conflicts.is_empty() {
-        EXIT_OK
-    } else {
+    for refused in &report.refused {
+        ctx.out.warn(&format!(
+            "refused {} on {}: {}",
+            refused.key, refused.on, refused.message
+        ));
+    }
+    if !report.refused.is_empty() {
+        let what = match report.refused.len() {
+            1 => "that item was left where it is".to_owned(),
+            n => format!("those {n} items were left where they are"),
+        };
+        ctx.out.hint(&format!(
+            "{what} and everything else synced; `mreg fsck` on the side holding an item names what is wrong, and the stages of its model wait until it is fixed"
+        ));
+    }
+    Ok(if !report.conflicts.is_empty() {
         EXIT_CONFLICT
+    } else if !report.refused.is_empty() {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
     })
 }

@@ -1,23 +1,22 @@
 //! Files of two versions: added, removed, modified, renamed (same content, new path),
 //! read from their trees; and the tensors of the `.safetensors` files that changed.
 //!
-//! The two trees are walked together and a folder whose tree hash is the same on both
-//! sides is not opened, so comparing two versions that share most of their files reads
-//! only the trees along the changed paths.
+//! Both tree graphs are read first, each within the limits of [`walk`]; they are then
+//! walked together and a folder whose tree hash is the same on both sides is not
+//! opened, so comparing two versions that share most of their files visits only the
+//! changed paths.
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::FileTensors;
 use super::tensors::{self, SideError};
 use crate::id::{ObjectId, TreeId};
 use crate::store::tree::Kind;
+use crate::store::walk::Graph;
 use crate::store::{Progress, Registry, read};
-
-/// A tree nested deeper than this is refused.
-const MAX_DEPTH: usize = 512;
 
 /// Returns how one path differs between two versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -91,8 +90,9 @@ pub struct FilesDiff {
 /// Compares the files of two trees; with `all`, unchanged files are listed too (which
 /// reads every folder), otherwise folders that did not change are skipped.
 pub fn diff(reg: &Registry, old: TreeId, new: TreeId, all: bool) -> Result<FilesDiff> {
+    let graphs = (read::graph(reg, old)?, read::graph(reg, new)?);
     let mut entries = Vec::new();
-    walk(reg, (Some(old.0), Some(new.0)), "", 0, all, &mut entries)?;
+    walk(&graphs, (Some(old.0), Some(new.0)), "", all, &mut entries)?;
     pair_renames(&mut entries);
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     let mut summary = FilesSummary::default();
@@ -133,17 +133,19 @@ impl Node {
 }
 
 /// Returns the entries of a tree by name, or none for a missing side.
-fn children(reg: &Registry, id: Option<ObjectId>) -> Result<BTreeMap<String, Node>> {
+fn children(graph: &Graph, id: Option<ObjectId>) -> Result<BTreeMap<&str, Node>> {
     let Some(id) = id else {
         return Ok(BTreeMap::new());
     };
-    let tree = read::read_tree(reg, TreeId(id))?;
+    let tree = graph
+        .tree(id)
+        .with_context(|| format!("tree {} is not part of its graph", id.short(16)))?;
     Ok(tree
         .entries
-        .into_iter()
+        .iter()
         .map(|e| {
             (
-                e.name,
+                e.name.as_str(),
                 Node {
                     kind: e.kind,
                     id: e.id,
@@ -154,23 +156,25 @@ fn children(reg: &Registry, id: Option<ObjectId>) -> Result<BTreeMap<String, Nod
         .collect())
 }
 
-/// Walks two folders (either may be absent) and lists their files' changes.
+/// Walks two folders (either may be absent) and lists their files' changes. The
+/// recursion is as deep as the folders nest, which [`crate::store::walk::LIMITS`]
+/// bounds.
 fn walk(
-    reg: &Registry,
+    graphs: &(Graph, Graph),
     (old, new): (Option<ObjectId>, Option<ObjectId>),
     prefix: &str,
-    depth: usize,
     all: bool,
     out: &mut Vec<FileRow>,
 ) -> Result<()> {
-    if depth > MAX_DEPTH {
-        bail!("a tree nests folders deeper than {MAX_DEPTH} levels");
-    }
     if old == new && !all {
         return Ok(());
     }
-    let (old_entries, new_entries) = (children(reg, old)?, children(reg, new)?);
-    let mut names: Vec<&String> = old_entries.keys().chain(new_entries.keys()).collect();
+    let (old_entries, new_entries) = (children(&graphs.0, old)?, children(&graphs.1, new)?);
+    let mut names: Vec<&str> = old_entries
+        .keys()
+        .chain(new_entries.keys())
+        .copied()
+        .collect();
     names.sort_unstable();
     names.dedup();
     for name in names {
@@ -182,14 +186,7 @@ fn walk(
         let dir = |n: Option<Node>| n.filter(|n| n.kind == Kind::Dir).map(|n| n.id);
         let file = |n: Option<Node>| n.filter(|n| n.kind != Kind::Dir);
         if dir(x).is_some() || dir(y).is_some() {
-            walk(
-                reg,
-                (dir(x), dir(y)),
-                &format!("{path}/"),
-                depth + 1,
-                all,
-                out,
-            )?;
+            walk(graphs, (dir(x), dir(y)), &format!("{path}/"), all, out)?;
         }
         let (x, y) = (file(x), file(y));
         let change = match (x, y) {

@@ -61,7 +61,7 @@ pub fn pull(
     progress: &dyn Progress,
 ) -> Result<Outcome> {
     let record = &fetched.record;
-    let plan = materialize::plan(reg, record.tree)?;
+    let plan = materialize::plan(reg, &models::graph(reg, record)?)?;
     let written = materialize::materialize(reg, &plan, to, options, progress)?;
     Ok(Outcome {
         model: record.model.clone(),

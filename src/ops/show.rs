@@ -120,7 +120,7 @@ fn version(reg: &Registry, reference: &ModelRef, files: bool) -> Result<VersionV
 }
 
 fn file_rows(reg: &Registry, record: &VersionRecord) -> Result<Vec<FileRow>> {
-    let plan = materialize::plan(reg, record.tree)?;
+    let plan = materialize::plan(reg, &models::graph(reg, record)?)?;
     let mut rows: Vec<FileRow> = plan
         .files
         .iter()

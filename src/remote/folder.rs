@@ -81,7 +81,8 @@ impl FolderRemote {
                 }
             }
         }
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        // Without NONBLOCK, opening a FIFO planted there would wait for a writer forever.
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
         let file = match rustix::fs::openat(&dir, *last, flags, Mode::empty()) {
             Ok(fd) => File::from(fd),
             Err(rustix::io::Errno::NOENT) => return Ok(None),
@@ -161,21 +162,32 @@ impl Remote for FolderRemote {
     }
 
     fn get(&self, key: &str) -> Result<Option<Fetched>> {
-        let Some(mut file) = self.open_key(key)? else {
+        let Some(file) = self.open_key(key)? else {
             return Ok(None);
         };
+        super::check_value_size(self, key, file.metadata()?.len())?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
+        file.take(super::VALUE_LIMIT + 1)
+            .read_to_end(&mut bytes)
             .with_context(|| format!("reading {}", self.path(key).display()))?;
+        super::check_value_size(self, key, bytes.len() as u64)?;
         let tag = tag_of(&bytes);
         Ok(Some(Fetched { bytes, tag }))
     }
 
-    fn download(&self, key: &str, out: &File, offset: u64, tick: Tick) -> Result<Option<u64>> {
+    fn download(
+        &self,
+        key: &str,
+        out: &File,
+        offset: u64,
+        limit: u64,
+        tick: Tick,
+    ) -> Result<Option<u64>> {
         let Some(file) = self.open_key(key)? else {
             return Ok(None);
         };
         let len = file.metadata()?.len();
+        super::check_download_size(self, key, len, limit)?;
         let mut buf = vec![0u8; COPY_CHUNK];
         let mut at = offset;
         while at < len {

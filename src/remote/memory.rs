@@ -138,7 +138,7 @@ impl Remote for MemoryRemote {
 
     fn get(&self, key: &str) -> Result<Option<Fetched>> {
         self.note("get", key);
-        Ok(self
+        let found = self
             .state
             .keys
             .lock()
@@ -147,14 +147,26 @@ impl Remote for MemoryRemote {
             .map(|(b, t)| Fetched {
                 bytes: b.clone(),
                 tag: t.clone(),
-            }))
+            });
+        if let Some(found) = &found {
+            super::check_value_size(self, key, found.bytes.len() as u64)?;
+        }
+        Ok(found)
     }
 
-    fn download(&self, key: &str, out: &File, offset: u64, tick: Tick) -> Result<Option<u64>> {
+    fn download(
+        &self,
+        key: &str,
+        out: &File,
+        offset: u64,
+        limit: u64,
+        tick: Tick,
+    ) -> Result<Option<u64>> {
         self.note("download", key);
         let Some(bytes) = self.bytes(key) else {
             return Ok(None);
         };
+        super::check_download_size(self, key, bytes.len() as u64, limit)?;
         let from = (offset as usize).min(bytes.len());
         out.write_all_at(&bytes[from..], offset)?;
         tick((bytes.len() - from) as u64);

@@ -194,7 +194,7 @@ impl Backend for Link {
     }
 
     fn fetch_object(&self, reg: &Registry, id: ObjectId) -> Result<(PathBuf, Encoding)> {
-        transfer::fetch_one(reg, &*self.remote, &self.known, id, &|_| {})
+        transfer::fetch_one(reg, &*self.remote, &self.known, id, None, &|_| {})
     }
 
     fn fetch_tree(

@@ -30,6 +30,34 @@ use crate::error::Failure;
 pub use crate::store::atomic::{Created, Swap};
 use crate::store::keys;
 
+/// The longest value [`Remote::get`] returns: a record, a stage state, a `HEAD` or a
+/// config is a few KiB; anything longer is not one.
+pub const VALUE_LIMIT: u64 = 16 << 20;
+
+/// Refuses a value of `len` bytes that [`Remote::get`] would return.
+fn check_value_size(remote: &dyn Remote, key: &str, len: u64) -> Result<()> {
+    if len > VALUE_LIMIT {
+        return Err(Failure::error(format!(
+            "{key} on {} is larger than {VALUE_LIMIT} bytes, too large for a record",
+            remote.url()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Refuses a download of `len` bytes when it is longer than `limit`.
+fn check_download_size(remote: &dyn Remote, key: &str, len: u64, limit: u64) -> Result<()> {
+    if len > limit {
+        return Err(Failure::error(format!(
+            "{key} on {} is {len} bytes, more than the {limit} that the records naming it allow; it was not used",
+            remote.url()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// A small value read from a remote, with the tag a compare-and-swap names it by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
@@ -56,12 +84,21 @@ pub trait Remote: Send + Sync {
     /// Returns the remote's URL, as the user named it.
     fn url(&self) -> &str;
 
-    /// Returns a small value and its tag, or `None` when the key is absent.
+    /// Returns a small value and its tag, or `None` when the key is absent. A value
+    /// longer than [`VALUE_LIMIT`] is refused, and no more of it is read.
     fn get(&self, key: &str) -> Result<Option<Fetched>>;
 
     /// Writes the value of `key` from byte `offset` on into `out` at that offset, and
-    /// returns its total length, or `None` when the key is absent.
-    fn download(&self, key: &str, out: &File, offset: u64, tick: Tick) -> Result<Option<u64>>;
+    /// returns its total length, or `None` when the key is absent. A value longer than
+    /// `limit` is refused before a byte of it is written.
+    fn download(
+        &self,
+        key: &str,
+        out: &File,
+        offset: u64,
+        limit: u64,
+        tick: Tick,
+    ) -> Result<Option<u64>>;
 
     /// Returns the size of the value at `key`, or `None` when it is absent.
     fn size(&self, key: &str) -> Result<Option<u64>>;
@@ -254,7 +291,9 @@ pub fn fetch_tree(
     let objects = transfer::closure(tree, &|t| {
         transfer::read_tree_fetching(reg, remote, known, t)
     })?;
-    Ok(transfer::fetch_all(reg, remote, known, &objects, progress)?.1)
+    Ok(transfer::fetch_all(reg, remote, known, &objects, progress)?
+        .require()?
+        .1)
 }
 
 #[cfg(test)]

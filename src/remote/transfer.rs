@@ -8,7 +8,7 @@
 //! A send first asks whether the remote holds the object (unless it is known to), then
 //! uploads it as stored; [`super::known::Known`] remembers each object that arrived.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -22,7 +22,8 @@ use crate::error::Failure;
 use crate::id::{ObjectId, TreeId};
 use crate::store::object::{self, Encoding};
 use crate::store::read;
-use crate::store::tree::{Kind, Tree};
+use crate::store::tree::Tree;
+use crate::store::walk;
 use crate::store::{Progress, Registry, atomic, keys};
 
 /// Transfers in flight at once: network-bound, so more than the cores.
@@ -61,29 +62,15 @@ pub fn parallel<T: Sync>(
     }
 }
 
-/// Returns every object below a tree, the tree itself included, with content sizes
-/// (trees count as 0). `read_tree` reads one tree, fetching it first if need be.
+/// Returns every object below a tree, the tree itself included, each once, with
+/// content sizes (trees count as 0). `read_tree` reads one tree, fetching it first if
+/// need be. The graph is held to the walk limits: a hostile tree is refused before any
+/// of its files moves.
 pub fn closure(
     root: TreeId,
     read_tree: &dyn Fn(TreeId) -> Result<Tree>,
 ) -> Result<Vec<(ObjectId, u64)>> {
-    let mut out = vec![(root.0, 0)];
-    let mut seen = HashSet::from([root.0]);
-    let mut stack = vec![root];
-    while let Some(id) = stack.pop() {
-        for entry in read_tree(id)?.entries {
-            if !seen.insert(entry.id) {
-                continue;
-            }
-            if entry.kind == Kind::Dir {
-                stack.push(TreeId(entry.id));
-                out.push((entry.id, 0));
-            } else {
-                out.push((entry.id, entry.size));
-            }
-        }
-    }
-    Ok(out)
+    Ok(walk::load(root, &walk::LIMITS, &mut |t| read_tree(t))?.objects())
 }
 
 /// Reads a tree from `reg`, fetching it from `remote` first when `reg` lacks it.
@@ -94,30 +81,69 @@ pub fn read_tree_fetching(
     id: TreeId,
 ) -> Result<Tree> {
     if !reg.has_object(id.0) {
-        fetch_one(reg, remote, known, id.0, &|_| {})?;
+        fetch_one(reg, remote, known, id.0, Some(0), &|_| {})?;
     }
     read::read_tree(reg, id)
 }
 
-/// Fetches every listed object `reg` lacks, in parallel; returns how many objects and
-/// bytes moved.
+/// What [`fetch_all`] moved, and the objects it could not fetch.
+#[derive(Debug, Default)]
+pub struct Fetch {
+    /// Objects fetched.
+    pub objects: u64,
+    /// Their stored bytes.
+    pub bytes: u64,
+    /// Objects that could not be fetched (missing, corrupt, larger than declared, or
+    /// not tried after too many failures), each with why.
+    pub failed: BTreeMap<ObjectId, String>,
+}
+
+impl Fetch {
+    /// Returns the counts, or an error naming the first object that failed.
+    pub fn require(self) -> Result<(u64, u64)> {
+        match self.failed.into_iter().next() {
+            None => Ok((self.objects, self.bytes)),
+            Some((id, why)) => Err(Failure::error(why)
+                .hint(format!(
+                    "object {} is needed here; `mreg fsck` on a registry holding it checks it",
+                    id.short(16)
+                ))
+                .into()),
+        }
+    }
+}
+
+/// After this many objects failed, a fetch stops trying the rest: the remote is
+/// unreachable, or mostly damaged.
+const FAILURES_BEFORE_GIVING_UP: usize = 16;
+
+/// Fetches every listed object `reg` lacks, in parallel, each no larger than its
+/// declared content size allows (see [`download_limit`]); returns what moved and what
+/// could not be fetched, so that one bad object stops only what needs it.
 pub fn fetch_all(
     reg: &Registry,
     remote: &dyn Remote,
     known: &Known,
     objects: &[(ObjectId, u64)],
     progress: &dyn Progress,
-) -> Result<(u64, u64)> {
-    let mut seen = HashSet::new();
-    let missing: Vec<(ObjectId, u64)> = objects
-        .iter()
-        .filter(|(id, _)| seen.insert(*id) && !reg.has_object(*id))
-        .copied()
+) -> Result<Fetch> {
+    // One id may be declared with several sizes, by an honest record and a lying one:
+    // the largest bounds the download, and the hash decides.
+    let mut declared: BTreeMap<ObjectId, u64> = BTreeMap::new();
+    for (id, size) in objects {
+        let entry = declared.entry(*id).or_insert(0);
+        *entry = (*entry).max(*size);
+    }
+    let missing: Vec<(ObjectId, u64)> = declared
+        .into_iter()
+        .filter(|(id, _)| !reg.has_object(*id))
         .collect();
     if missing.is_empty() {
-        return Ok((0, 0));
+        return Ok(Fetch::default());
     }
-    let total: u64 = missing.iter().map(|(_, size)| size).sum();
+    let total = missing
+        .iter()
+        .fold(0u64, |sum, (_, size)| sum.saturating_add(*size));
     let moved = std::sync::atomic::AtomicU64::new(0);
     progress.start("fetch", total);
     let tick = |n: u64| {
@@ -127,34 +153,76 @@ pub fn fetch_all(
     // Download and verify everything, flush once, rename everything, flush again: an
     // object path never names bytes that a crash could lose, without an fsync per file.
     let downloaded = Mutex::new(Vec::with_capacity(missing.len()));
-    let result = parallel(&missing, PARALLEL, &|(id, _)| {
-        let fetched = download(reg, remote, known, *id, &tick)?;
-        downloaded.lock().expect("downloads").push(fetched);
+    let failed = Mutex::new(BTreeMap::new());
+    let result = parallel(&missing, PARALLEL, &|(id, size)| {
+        if failed.lock().expect("failures").len() >= FAILURES_BEFORE_GIVING_UP {
+            failed.lock().expect("failures").insert(
+                *id,
+                format!(
+                    "object {} was not fetched: {FAILURES_BEFORE_GIVING_UP} others failed first",
+                    id.short(16)
+                ),
+            );
+            return Ok(());
+        }
+        match download(reg, remote, known, *id, *size, &tick) {
+            Ok(fetched) => downloaded.lock().expect("downloads").push(fetched),
+            Err(err) => {
+                failed
+                    .lock()
+                    .expect("failures")
+                    .insert(*id, format!("{err:#}"));
+            }
+        }
         Ok(())
     });
     progress.finish();
-    let downloaded = downloaded.into_inner().expect("downloads");
     result?;
+    let downloaded = downloaded.into_inner().expect("downloads");
     atomic::sync_filesystem(&reg.tmp_dir())?;
     for fetched in &downloaded {
         install(reg, known, fetched)?;
     }
     atomic::sync_filesystem(&reg.objects_dir())?;
-    Ok((missing.len() as u64, moved.into_inner()))
+    Ok(Fetch {
+        objects: downloaded.len() as u64,
+        bytes: moved.into_inner(),
+        failed: failed.into_inner().expect("failures"),
+    })
+}
+
+/// Returns the most bytes a stored form of an object may have on a remote, given the
+/// content size its records declare. A raw object is exactly its content; a zstd frame
+/// can exceed it by its block headers; objects no record sizes (trees, series chunks,
+/// declared as 0) may be as large as a tree may.
+pub fn download_limit(declared: u64, encoding: Encoding) -> u64 {
+    if declared == 0 {
+        return read::SMALL_OBJECT_LIMIT;
+    }
+    match encoding {
+        Encoding::Raw => declared,
+        Encoding::Zstd => declared
+            .saturating_add(declared / 64)
+            .saturating_add(64 << 10),
+    }
 }
 
 /// Fetches one object into `reg`, verified and durable, and returns where it now is.
+/// `declared` is its content size as a record declares it (0: unknown, and then it may
+/// be no larger than a tree), or `None` for an object fetched lazily by a reader that
+/// does not know it, which the hash alone bounds.
 pub fn fetch_one(
     reg: &Registry,
     remote: &dyn Remote,
     known: &Known,
     id: ObjectId,
+    declared: Option<u64>,
     tick: &(dyn Fn(u64) + Sync),
 ) -> Result<(PathBuf, Encoding)> {
     if let Some(found) = reg.find_object(id) {
         return Ok(found);
     }
-    let fetched = download(reg, remote, known, id, tick)?;
+    let fetched = download(reg, remote, known, id, declared.unwrap_or(u64::MAX), tick)?;
     File::open(&fetched.temp)
         .and_then(|f| f.sync_all())
         .with_context(|| format!("writing {}", fetched.temp.display()))?;
@@ -178,6 +246,7 @@ fn download(
     remote: &dyn Remote,
     known: &Known,
     id: ObjectId,
+    declared: u64,
     tick: &(dyn Fn(u64) + Sync),
 ) -> Result<Downloaded> {
     let order = match known.encoding_of(id) {
@@ -189,7 +258,19 @@ fn download(
         let temp = reg
             .tmp_dir()
             .join(format!("fetch-{}{}", id.to_hex(), encoding.suffix()));
-        let verdict = download_as(remote, &key, &temp, encoding, id, tick)?;
+        let limit = if declared == u64::MAX {
+            u64::MAX
+        } else {
+            download_limit(declared, encoding)
+        };
+        let verdict = download_as(remote, &key, &temp, encoding, (id, limit), tick);
+        let verdict = match verdict {
+            Ok(verdict) => verdict,
+            Err(err) => {
+                let _ = fs::remove_file(&temp);
+                return Err(err);
+            }
+        };
         let Some(verdict) = verdict else {
             let _ = fs::remove_file(&temp);
             continue;
@@ -238,7 +319,7 @@ fn download_as(
     key: &str,
     temp: &std::path::Path,
     encoding: Encoding,
-    id: ObjectId,
+    (id, limit): (ObjectId, u64),
     tick: &(dyn Fn(u64) + Sync),
 ) -> Result<Option<Result<(), String>>> {
     let file = OpenOptions::new()
@@ -250,7 +331,7 @@ fn download_as(
         .with_context(|| format!("opening {}", temp.display()))?;
     let mut offset = file.metadata()?.len();
     loop {
-        let Some(total) = remote.download(key, &file, offset, tick)? else {
+        let Some(total) = remote.download(key, &file, offset, limit, tick)? else {
             return Ok(None);
         };
         file.set_len(total)?;

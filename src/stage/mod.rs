@@ -23,7 +23,7 @@ use crate::manifest::{StageState, VersionRecord};
 use crate::store::config::StagePolicy;
 use crate::store::lock::Holder;
 use crate::store::stages::{self, Swap};
-use crate::store::{Registry, read};
+use crate::store::{Registry, models, read};
 
 pub use subject::{Candidate, VersionFields};
 
@@ -279,10 +279,18 @@ fn from_check(
     }
 }
 
-/// Refuses a version whose objects are not all in the registry.
+/// Refuses a version that pull would refuse: a tree graph over the walk limits or
+/// disagreeing with its record, or objects the registry lacks.
 pub fn require_objects(reg: &Registry, record: &VersionRecord) -> Result<()> {
     let missing = read::missing_below(reg, record.tree);
     if missing.is_empty() {
+        models::graph(reg, record).map_err(|err| {
+            Failure::error(format!(
+                "{} cannot take a stage: {err:#}",
+                record.reference()
+            ))
+            .hint("`mreg fsck` lists every problem of the registry")
+        })?;
         return Ok(());
     }
     let shown: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();

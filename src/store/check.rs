@@ -12,11 +12,12 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::object::{self, Encoding};
-use super::tree::{Kind, Tree};
+use super::tree::{self, Kind, Tree};
+use super::walk::Graph;
 use super::{Progress, Registry, keys, lock, models, read, runs, stages};
 use crate::id::{ObjectId, RunId};
-use crate::manifest::RunEvent;
 use crate::manifest::series::Series;
+use crate::manifest::{RunEvent, VersionRecord};
 
 /// Returns one thing found wrong.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -46,32 +47,6 @@ pub struct Report {
 pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     let mut problems = Vec::new();
     let stored = list_objects(reg, &mut problems)?;
-    let total: u64 = stored.iter().map(|(_, _, _, len)| len).sum();
-    progress.start("checking", total);
-    let results: Vec<(ObjectId, Result<u64>)> = stored
-        .par_iter()
-        .map(|(path, id, encoding, len)| {
-            let mut sink = std::io::sink();
-            let r = object::copy_verified(path, *encoding, *id, *len, &mut sink, &|_| {});
-            progress.advance(*len);
-            (*id, r)
-        })
-        .collect();
-    progress.finish();
-    let mut good = HashSet::new();
-    let mut bytes = 0;
-    for ((path, ..), (id, result)) in stored.iter().zip(results) {
-        match result {
-            Ok(n) => {
-                bytes += n;
-                good.insert(id);
-            }
-            Err(err) => problems.push(Problem {
-                path: path.clone(),
-                message: format!("{err:#}"),
-            }),
-        }
-    }
     let mut manifests = 1;
     if let Err(err) = reg.config() {
         problems.push(Problem {
@@ -79,7 +54,10 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
             message: format!("{err:#}"),
         });
     }
-    let mut memo = HashMap::new();
+    // Versions first: their trees declare the size of every file, which bounds how
+    // far the re-hash of an object may read or inflate.
+    let mut versions = Vec::new();
+    let mut trees: HashMap<ObjectId, Tree> = HashMap::new();
     for model in models::list_models(reg)? {
         for n in models::list_versions(reg, &model)? {
             manifests += 1;
@@ -94,12 +72,8 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
                             message: format!("it names run {run}, which is missing"),
                         });
                     }
-                    for message in problems_below(reg, record.tree.0, &good, &mut memo) {
-                        problems.push(Problem {
-                            path: path.clone(),
-                            message,
-                        });
-                    }
+                    let graph = load_graph(reg, &record, &mut trees);
+                    versions.push((path, graph));
                 }
                 Err(err) => problems.push(Problem {
                     path,
@@ -108,9 +82,57 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
             }
         }
     }
+    let declared = declared_sizes(versions.iter().filter_map(|(_, g)| g.as_ref().ok()));
+    let total: u64 = stored.iter().map(|(_, _, _, len)| len).sum();
+    progress.start("checking", total);
+    let results: Vec<Result<(ObjectId, u64)>> = stored
+        .par_iter()
+        .map(|(path, id, encoding, len)| {
+            let limit = declared.get(id).copied();
+            let r = object::hash_stored(path, *encoding, limit, &mut std::io::sink(), &|_| {});
+            progress.advance(*len);
+            r
+        })
+        .collect();
+    progress.finish();
+    let mut good: HashMap<ObjectId, u64> = HashMap::new();
+    let mut bytes = 0;
+    for ((path, id, ..), result) in stored.iter().zip(results) {
+        let message = match result {
+            Ok((_, n)) if declared.get(id).is_some_and(|limit| n > *limit) => format!(
+                "object {} holds more than the {} bytes its trees declare",
+                id.short(16),
+                declared[id]
+            ),
+            Ok((actual, _)) if actual != *id => object::corrupt_message(*id, actual, path),
+            Ok((_, n)) => {
+                bytes += n;
+                good.insert(*id, n);
+                continue;
+            }
+            Err(err) => format!("{err:#}"),
+        };
+        problems.push(Problem {
+            path: path.clone(),
+            message,
+        });
+    }
+    for (path, graph) in &versions {
+        let found = match graph {
+            Ok(graph) => graph_problems(reg, graph, &good),
+            Err(err) => vec![format!("{err:#}")],
+        };
+        for message in found {
+            problems.push(Problem {
+                path: path.clone(),
+                message,
+            });
+        }
+    }
     for model in models::list_models(reg)? {
         manifests += check_stages(reg, &model, &mut problems);
     }
+    let good: HashSet<ObjectId> = good.into_keys().collect();
     manifests += check_runs(reg, &good, &mut problems)?;
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     problems.dedup();
@@ -124,44 +146,71 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     })
 }
 
-/// Returns what is wrong below a tree, as `path: message` lines relative to it.
-///
-/// Results are remembered per tree, so versions sharing folders cost one walk, while
-/// every version naming a bad object is still reported.
-fn problems_below(
+/// Reads a version's tree graph as pull would, each tree once across all versions.
+fn load_graph(
     reg: &Registry,
-    tree: ObjectId,
-    good: &HashSet<ObjectId>,
-    memo: &mut HashMap<ObjectId, Vec<String>>,
-) -> Vec<String> {
-    if let Some(known) = memo.get(&tree) {
-        return known.clone();
-    }
-    let mut found = Vec::new();
-    match read::read_small(reg, tree).and_then(|b| Tree::parse(&b)) {
-        Err(err) => found.push(format!("tree {}: {err:#}", tree.short(16))),
-        Ok(parsed) => {
-            for entry in parsed.entries {
-                if entry.kind == Kind::Dir {
-                    for inner in problems_below(reg, entry.id, good, memo) {
-                        found.push(format!("{}/{inner}", entry.name));
-                    }
-                } else if !good.contains(&entry.id) {
-                    let state = if reg.has_object(entry.id) {
-                        "corrupt"
-                    } else {
-                        "missing"
-                    };
-                    found.push(format!(
-                        "{}: object {} is {state}",
-                        entry.name,
-                        entry.id.short(16)
-                    ));
+    record: &VersionRecord,
+    trees: &mut HashMap<ObjectId, Tree>,
+) -> Result<Graph> {
+    models::graph_with(record, &mut |t| {
+        if let Some(tree) = trees.get(&t.0) {
+            return Ok(tree.clone());
+        }
+        let tree = read::read_tree(reg, t)?;
+        trees.insert(t.0, tree.clone());
+        Ok(tree)
+    })
+}
+
+/// Returns the largest size any tree declares for each object it names.
+fn declared_sizes<'a>(graphs: impl Iterator<Item = &'a Graph>) -> HashMap<ObjectId, u64> {
+    let mut out: HashMap<ObjectId, u64> = HashMap::new();
+    for graph in graphs {
+        for placed in graph.trees() {
+            for entry in &placed.tree.entries {
+                if entry.kind != Kind::Dir {
+                    let size = out.entry(entry.id).or_insert(0);
+                    *size = (*size).max(entry.size);
                 }
             }
         }
     }
-    memo.insert(tree, found.clone());
+    out
+}
+
+/// Returns what pull would refuse below a version's tree, as `path: message` lines:
+/// objects missing or corrupt, sizes that differ from the objects', links that lead
+/// outside the folder. Each distinct folder is looked at once, at the shallowest
+/// place it appears.
+fn graph_problems(reg: &Registry, graph: &Graph, good: &HashMap<ObjectId, u64>) -> Vec<String> {
+    let mut found = Vec::new();
+    for placed in graph.trees() {
+        for entry in placed.tree.entries.iter().filter(|e| e.kind != Kind::Dir) {
+            let path = placed.join(&entry.name);
+            let problem = match good.get(&entry.id) {
+                None if reg.has_object(entry.id) => {
+                    format!("object {} is corrupt", entry.id.short(16))
+                }
+                None => format!("object {} is missing", entry.id.short(16)),
+                Some(n) if *n != entry.size => format!(
+                    "object {} holds {n} bytes where its tree declares {}",
+                    entry.id.short(16),
+                    entry.size
+                ),
+                Some(_) if entry.kind == Kind::Link => {
+                    match read::link_target(reg, entry.id, entry.size) {
+                        Err(err) => format!("link: {err:#}"),
+                        Ok(target) => match tree::check_link_target(placed.depth, &target) {
+                            Err(why) => format!("pull refuses this link: {why}"),
+                            Ok(()) => continue,
+                        },
+                    }
+                }
+                Some(_) => continue,
+            };
+            found.push(format!("{path}: {problem}"));
+        }
+    }
     found
 }
 

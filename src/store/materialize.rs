@@ -6,23 +6,19 @@
 //! The folder is then built beside the target and swapped in with one rename, so a
 //! reader sees the old folder or the new one, never half of one.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use rayon::prelude::*;
 
 use super::object::Encoding;
 use super::read::{self, copy_to_file};
 use super::tree::{self, Kind};
+use super::walk::Graph;
 use super::{ObjectId, Progress, Registry, atomic};
 use crate::error::Failure;
-use crate::id::TreeId;
-
-/// A tree nested deeper than this is refused.
-const MAX_DEPTH: usize = 512;
-/// A tree with more entries than this, counted through every folder, is refused.
-const MAX_ENTRIES: usize = 20_000_000;
 
 /// Returns everything a tree asks to create, checked and in creation order.
 #[derive(Debug, Default)]
@@ -50,61 +46,53 @@ pub struct PlanFile {
     pub exec: bool,
 }
 
-/// Reads and checks every tree below `root`, returning what to create.
-pub fn plan(reg: &Registry, root: TreeId) -> Result<Plan> {
-    let mut plan = Plan::default();
-    let mut stack: Vec<(TreeId, String, usize)> = vec![(root, String::new(), 0)];
-    let mut count = 0usize;
-    while let Some((id, prefix, depth)) = stack.pop() {
-        if depth > MAX_DEPTH {
-            bail!(
-                "tree {} nests folders deeper than {MAX_DEPTH} levels",
-                root.0.short(16)
-            );
-        }
-        let tree = read::read_tree(reg, id)?;
-        count += tree.entries.len();
-        if count > MAX_ENTRIES {
-            bail!(
-                "tree {} holds more than {MAX_ENTRIES} entries",
-                root.0.short(16)
-            );
-        }
-        for entry in tree.entries {
-            let path = format!("{prefix}{}", entry.name);
-            match entry.kind {
-                Kind::Dir => {
-                    plan.dirs.push(path.clone());
-                    stack.push((TreeId(entry.id), format!("{path}/"), depth + 1));
-                }
-                Kind::File | Kind::Exec => {
-                    plan.bytes += entry.size;
-                    plan.files.push(PlanFile {
-                        path,
-                        id: entry.id,
-                        size: entry.size,
-                        exec: entry.kind == Kind::Exec,
-                    });
-                }
-                Kind::Link => {
-                    let bytes = read::read_small(reg, entry.id)
+/// Returns what a version's tree graph asks to create, with every link target read
+/// and checked.
+///
+/// The graph was held to the walk limits when it was read ([`super::models::graph`]),
+/// so this costs time and memory in proportion to the paths it declares.
+pub fn plan(reg: &Registry, graph: &Graph) -> Result<Plan> {
+    let shape = graph.shape();
+    let mut plan = Plan {
+        dirs: Vec::with_capacity(shape.dirs as usize),
+        files: Vec::with_capacity(shape.files as usize),
+        links: Vec::new(),
+        bytes: shape.bytes,
+    };
+    let mut targets: HashMap<ObjectId, String> = HashMap::new();
+    graph.for_each(&mut |v| {
+        let path = v.path.to_owned();
+        match v.entry.kind {
+            Kind::Dir => plan.dirs.push(path),
+            Kind::File | Kind::Exec => plan.files.push(PlanFile {
+                path,
+                id: v.entry.id,
+                size: v.entry.size,
+                exec: v.entry.kind == Kind::Exec,
+            }),
+            Kind::Link => {
+                let target = if let Some(target) = targets.get(&v.entry.id) {
+                    target.clone()
+                } else {
+                    let target = read::link_target(reg, v.entry.id, v.entry.size)
                         .with_context(|| format!("reading the target of link {path}"))?;
-                    let Ok(target) = String::from_utf8(bytes) else {
-                        bail!("link {path} has a target that is not UTF-8");
-                    };
-                    if let Err(why) = tree::check_link_target(depth, &target) {
-                        return Err(Failure::error(format!(
-                            "refusing to create link {path}: {why}"
-                        ))
-                        .hint("the version's tree is unsafe to materialize; nothing was written")
-                        .into());
-                    }
-                    plan.links.push((path, target));
+                    targets.insert(v.entry.id, target.clone());
+                    target
+                };
+                if let Err(why) = tree::check_link_target(v.depth, &target) {
+                    return Err(
+                        Failure::error(format!("refusing to create link {path}: {why}"))
+                            .hint(
+                                "the version's tree is unsafe to materialize; nothing was written",
+                            )
+                            .into(),
+                    );
                 }
+                plan.links.push((path, target));
             }
         }
-    }
-    plan.dirs.sort_by_key(|d| d.matches('/').count());
+        Ok(())
+    })?;
     Ok(plan)
 }
 

@@ -21,6 +21,7 @@ pub mod snapshot;
 pub mod stages;
 pub mod statcache;
 pub mod tree;
+pub mod walk;
 pub mod write;
 
 pub use crate::id::{ObjectId, TreeId};

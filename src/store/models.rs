@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
-use super::{Registry, TreeId, atomic, keys, stages};
+use super::tree::Tree;
+use super::walk::{self, Graph, Shape};
+use super::{Registry, TreeId, atomic, keys, read, stages};
 use crate::error::Failure;
 use crate::id::RunId;
 use crate::manifest::VersionRecord;
@@ -90,6 +92,38 @@ pub fn load_version(reg: &Registry, model: &str, version: u64) -> Result<Version
         );
     }
     Ok(record)
+}
+
+/// Returns the tree graph of a version, read and held to the walk limits, refusing a
+/// record whose `files` or `bytes` differ from what its tree holds.
+pub fn graph(reg: &Registry, record: &VersionRecord) -> Result<Graph> {
+    graph_with(record, &mut |t| read::read_tree(reg, t))
+}
+
+/// Returns the tree graph of a version as [`graph`] does, reading each tree with `read`.
+pub fn graph_with(
+    record: &VersionRecord,
+    read: &mut dyn FnMut(TreeId) -> Result<Tree>,
+) -> Result<Graph> {
+    let graph = walk::load(record.tree, &walk::LIMITS, read)
+        .with_context(|| format!("reading the files of {}", record.reference()))?;
+    check_declared(record, &graph.shape())?;
+    Ok(graph)
+}
+
+/// Fails when a version record's `files` or `bytes` differ from its tree's shape.
+pub fn check_declared(record: &VersionRecord, shape: &Shape) -> Result<()> {
+    if record.files != shape.files || record.bytes != shape.bytes {
+        bail!(
+            "the record of {} declares {} files of {} bytes, but its tree holds {} files of {} bytes",
+            record.reference(),
+            record.files,
+            record.bytes,
+            shape.files,
+            shape.bytes
+        );
+    }
+    Ok(())
 }
 
 /// Returns every version record of a model, ascending.

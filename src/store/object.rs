@@ -143,30 +143,77 @@ pub fn hash_file(path: &Path, progress: &dyn Fn(u64)) -> Result<(ObjectId, u64)>
 
 /// Streams a stored object's content into `out`, verifying its hash at the end.
 ///
-/// Returns the number of content bytes written. A mismatch is an error naming the
-/// object; `out` has then received bytes that must not be trusted.
+/// With the `size` a tree declares, no more than one byte past it is ever read or
+/// decoded (a raw object of another length is refused before a byte is read), and
+/// any other length is an error. Returns the number of content bytes written. On an
+/// error `out` has received bytes that must not be trusted.
 pub fn copy_verified(
     stored: &Path,
     encoding: Encoding,
     id: ObjectId,
-    size_hint: u64,
+    size: Option<u64>,
     out: &mut dyn Write,
     progress: &dyn Fn(u64),
 ) -> Result<u64> {
-    let file =
-        File::open(stored).with_context(|| format!("opening object {}", stored.display()))?;
-    let (actual, n) = match encoding {
-        Encoding::Raw => hash_reader(&mut &file, size_hint, Some(out), progress),
-        Encoding::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::new(file)?;
-            hash_reader(&mut decoder, size_hint, Some(out), progress)
-        }
+    if let (Encoding::Raw, Some(size)) = (encoding, size) {
+        let stored_len = std::fs::metadata(stored)
+            .with_context(|| format!("reading object {}", stored.display()))?
+            .len();
+        check_size(id, stored_len, size)?;
     }
-    .with_context(|| format!("reading object {}", stored.display()))?;
+    let (actual, n) = hash_stored(stored, encoding, size, out, progress)?;
+    if let Some(size) = size {
+        check_size(id, n, size)?;
+    }
     if actual != id {
         bail!(corrupt_message(id, actual, stored));
     }
     Ok(n)
+}
+
+/// Returns the hash and length of a stored object's content, streamed into `out`.
+///
+/// With a `limit`, reading or decoding stops one byte past it, so the length returned
+/// is at most `limit + 1`: a compressed object cannot inflate further than that.
+pub fn hash_stored(
+    stored: &Path,
+    encoding: Encoding,
+    limit: Option<u64>,
+    out: &mut dyn Write,
+    progress: &dyn Fn(u64),
+) -> Result<(ObjectId, u64)> {
+    let file =
+        File::open(stored).with_context(|| format!("opening object {}", stored.display()))?;
+    let stored_len = file
+        .metadata()
+        .with_context(|| format!("reading object {}", stored.display()))?
+        .len();
+    let hint = limit.unwrap_or(stored_len);
+    let take = limit.map_or(u64::MAX, |s| s.saturating_add(1));
+    match encoding {
+        Encoding::Raw => hash_reader(&mut (&file).take(take), hint, Some(out), progress),
+        Encoding::Zstd => zstd::stream::read::Decoder::new(file)
+            .and_then(|decoder| hash_reader(&mut decoder.take(take), hint, Some(out), progress)),
+    }
+    .with_context(|| format!("reading object {}", stored.display()))
+}
+
+/// Fails when an object's content length differs from the size its tree declares;
+/// `actual` one past `declared` means reading stopped there.
+pub fn check_size(id: ObjectId, actual: u64, declared: u64) -> Result<()> {
+    if actual > declared {
+        bail!(
+            "object {} holds more than the {declared} bytes its tree declares",
+            id.short(16)
+        );
+    }
+    if actual < declared {
+        bail!(
+            "object {} holds {actual} bytes where its tree declares {declared}",
+            id.short(16)
+        );
+    }
+    Ok(())
 }
 
 /// Returns the sentence that reports a corrupt object.

@@ -1,5 +1,6 @@
 //! Reading objects back: always verified against their hash.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -7,14 +8,15 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::object::{self, Encoding};
+use super::object::{self, Encoding, check_size};
 use super::registry::Registry;
-use super::tree::Tree;
+use super::tree::{Kind, Tree};
+use super::walk::{self, Graph};
 use crate::error::Failure;
 use crate::id::{ObjectId, TreeId};
 
 /// Trees and link targets larger than this are refused: they are not trees.
-const SMALL_OBJECT_LIMIT: u64 = 256 << 20;
+pub const SMALL_OBJECT_LIMIT: u64 = 256 << 20;
 
 /// Returns the failure for an object the registry does not hold.
 pub fn missing(id: ObjectId) -> anyhow::Error {
@@ -43,8 +45,27 @@ pub fn read_small(reg: &Registry, id: ObjectId) -> Result<Vec<u8>> {
         inner: &mut out,
         left: SMALL_OBJECT_LIMIT,
     };
-    object::copy_verified(&path, encoding, id, len, &mut limited, &|_| {})?;
+    object::copy_verified(&path, encoding, id, None, &mut limited, &|_| {})?;
     Ok(out)
+}
+
+/// Returns the verified target of a link whose tree entry declares `size` bytes.
+///
+/// A target longer than [`walk::LIMITS`] allows, of another length than declared, or
+/// not UTF-8 is refused; no more than the limit is ever read.
+pub fn link_target(reg: &Registry, id: ObjectId, size: u64) -> Result<String> {
+    let limit = walk::LIMITS.link_target;
+    if size > limit {
+        bail!("its tree declares a target of {size} bytes, more than {limit}");
+    }
+    let (path, encoding) = reg.object(id)?;
+    let mut out = Vec::new();
+    let mut limited = LimitedWriter {
+        inner: &mut out,
+        left: size,
+    };
+    object::copy_verified(&path, encoding, id, Some(size), &mut limited, &|_| {})?;
+    String::from_utf8(out).map_err(|_| anyhow::anyhow!("its target is not UTF-8"))
 }
 
 /// Returns a parsed, verified tree.
@@ -54,32 +75,54 @@ pub fn read_tree(reg: &Registry, id: TreeId) -> Result<Tree> {
     Tree::parse(&bytes).with_context(|| format!("parsing tree {}", id.0.short(16)))
 }
 
+/// Returns the graph below a tree, read and checked against [`walk::LIMITS`].
+pub fn graph(reg: &Registry, id: TreeId) -> Result<Graph> {
+    walk::load(id, &walk::LIMITS, &mut |t| read_tree(reg, t))
+}
+
 /// Returns the paths below a tree whose objects the registry lacks, checked by
-/// existence (fsck re-hashes); a tree that cannot be read is listed as `path/`.
+/// existence (fsck re-hashes), the first path to each object once; a tree that cannot
+/// be read is listed as `path/` (`.` for the root).
+///
+/// Each distinct tree is read once, without recursion, and none deeper than the walk
+/// limits allow (reading the graph refuses those), so a hostile graph costs no more
+/// than the trees it holds.
 pub fn missing_below(reg: &Registry, id: TreeId) -> Vec<String> {
-    fn walk(reg: &Registry, id: ObjectId, prefix: &str, out: &mut Vec<String>) {
-        let Ok(tree) = read_small(reg, id).and_then(|b| Tree::parse(&b)) else {
-            out.push(format!("{prefix}/"));
-            return;
+    let mut out = Vec::new();
+    let mut seen = HashSet::from([id.0]);
+    let mut stack: Vec<(ObjectId, String, usize)> = vec![(id.0, String::new(), 0)];
+    while let Some((tree, prefix, depth)) = stack.pop() {
+        if depth > walk::LIMITS.depth {
+            continue;
+        }
+        let parsed = match read_small(reg, tree).and_then(|b| Tree::parse(&b)) {
+            Ok(parsed) => parsed,
+            _ if prefix.is_empty() => {
+                out.push(".".to_owned());
+                continue;
+            }
+            _ => {
+                out.push(format!("{prefix}/"));
+                continue;
+            }
         };
-        for entry in tree.entries {
+        for entry in parsed.entries {
+            if !seen.insert(entry.id) {
+                continue;
+            }
             let path = if prefix.is_empty() {
                 entry.name.clone()
             } else {
                 format!("{prefix}/{}", entry.name)
             };
-            if entry.kind == super::tree::Kind::Dir {
-                walk(reg, entry.id, &path, out);
+            if entry.kind == Kind::Dir {
+                stack.push((entry.id, path, depth + 1));
             } else if !reg.holds_object(entry.id).unwrap_or(false) {
                 out.push(path);
             }
         }
     }
-    let mut out = Vec::new();
-    walk(reg, id.0, "", &mut out);
-    if out == ["/"] {
-        out = vec![".".to_owned()];
-    }
+    out.sort();
     out
 }
 
@@ -126,6 +169,12 @@ pub fn copy_to_file(
         .mode(mode)
         .open(dest)
         .with_context(|| format!("creating {}", dest.display()))?;
+    if encoding == Encoding::Raw {
+        let stored_len = fs::metadata(stored)
+            .with_context(|| format!("reading object {}", stored.display()))?
+            .len();
+        check_size(id, stored_len, size)?;
+    }
     match encoding {
         Encoding::Raw if size < object::KERNEL_COPY_MIN => {
             let bytes =
@@ -164,11 +213,10 @@ pub fn copy_to_file(
         }
         Encoding::Zstd => {
             let mut writer = BufWriter::with_capacity(1 << 20, &out);
-            let n = object::copy_verified(stored, encoding, id, size, &mut writer, progress)?;
+            object::copy_verified(stored, encoding, id, Some(size), &mut writer, progress)?;
             writer
                 .flush()
                 .with_context(|| format!("writing {}", dest.display()))?;
-            check_size(id, n, size)?;
         }
     }
     Ok(())
@@ -188,6 +236,11 @@ pub fn verified_file(
         Encoding::Raw => {
             let file = File::open(&stored)
                 .with_context(|| format!("opening object {}", stored.display()))?;
+            let stored_len = file
+                .metadata()
+                .with_context(|| format!("reading object {}", stored.display()))?
+                .len();
+            check_size(id, stored_len, size)?;
             let (actual, n) = object::hash_reader(&mut &file, size, None, progress)
                 .with_context(|| format!("reading object {}", stored.display()))?;
             if actual != id {
@@ -204,12 +257,12 @@ pub fn verified_file(
                 .or_else(|_| tempfile::tempfile())
                 .context("creating a temp file to decode a compressed object into")?;
             let mut writer = BufWriter::with_capacity(1 << 20, &file);
-            let n = object::copy_verified(&stored, encoding, id, size, &mut writer, progress)?;
+            let n =
+                object::copy_verified(&stored, encoding, id, Some(size), &mut writer, progress)?;
             writer
                 .flush()
                 .context("writing a decoded object to a temp file")?;
             drop(writer);
-            check_size(id, n, size)?;
             Ok(VerifiedFile { file, len: n })
         }
     }
@@ -236,15 +289,4 @@ impl VerifiedFile {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-}
-
-/// Fails when an object's content length differs from the size its tree records.
-fn check_size(id: ObjectId, actual: u64, expected: u64) -> Result<()> {
-    if actual != expected {
-        bail!(
-            "object {} holds {actual} bytes where its tree says {expected}",
-            id.short(16)
-        );
-    }
-    Ok(())
 }

@@ -12,7 +12,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use super::snapshot::{IGNORE_FILE, Skipped};
 use super::statcache::Stamp;
-use super::tree;
+use super::{tree, walk};
 use crate::error::Failure;
 
 /// A regular file found by a scan.
@@ -145,7 +145,26 @@ impl Scan {
         let meta: Metadata = entry
             .metadata()
             .with_context(|| format!("reading {}", path.display()))?;
+        let paths = self.files.len() + self.dirs.len();
+        if paths as u64 >= walk::LIMITS.paths {
+            return Err(refuse(
+                root,
+                &format!(
+                    "it holds more than {} files and folders, more than a version may hold",
+                    walk::LIMITS.paths
+                ),
+            ));
+        }
         if ft.is_dir() {
+            if depth > walk::LIMITS.depth {
+                return Err(refuse(
+                    path,
+                    &format!(
+                        "it nests folders deeper than {} levels, which no version may",
+                        walk::LIMITS.depth
+                    ),
+                ));
+            }
             self.dirs.push(Vec::new());
             let idx = self.dirs.len() - 1;
             self.dirs[parent].push(Child::Dir(name, idx));

@@ -107,13 +107,12 @@ impl Tree {
         TreeId(ObjectId::of(&self.to_bytes()))
     }
 
-    /// Returns the bytes of all files in the tree.
+    /// Returns the bytes of all files in the tree (saturating: sizes are untrusted).
     pub fn total_size(&self) -> u64 {
         self.entries
             .iter()
             .filter(|e| e.kind != Kind::Link)
-            .map(|e| e.size)
-            .sum()
+            .fold(0u64, |sum, e| sum.saturating_add(e.size))
     }
 
     /// Parses tree bytes, which are untrusted input.

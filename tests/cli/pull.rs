@@ -170,7 +170,7 @@ fn a_corrupt_object_fails_the_pull_and_leaves_no_target() {
 }
 
 /// Writes a version record for a hand-made tree, as a hostile registry could hold.
-fn plant_version(env: &TestEnv, tree_text: &str, extra: &[&[u8]]) {
+fn plant_version(env: &TestEnv, tree_text: &str, extra: &[&[u8]], (files, bytes): (u64, u64)) {
     for bytes in extra.iter().copied().chain([tree_text.as_bytes()]) {
         let path = object_path(env, ObjectId::of(bytes));
         fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -181,7 +181,7 @@ fn plant_version(env: &TestEnv, tree_text: &str, extra: &[&[u8]]) {
     fs::create_dir_all(&dir).unwrap();
     fs::write(
         dir.join("1.toml"),
-        format!("format = 1\nmodel = \"evil\"\nversion = 1\ntree = \"{tree}\"\nfiles = 1\nbytes = 1\ncreated = \"2026-01-01T00:00:00Z\"\nactor = \"x\"\n"),
+        format!("format = 1\nmodel = \"evil\"\nversion = 1\ntree = \"{tree}\"\nfiles = {files}\nbytes = {bytes}\ncreated = \"2026-01-01T00:00:00Z\"\nactor = \"x\"\n"),
     )
     .unwrap();
 }
@@ -208,7 +208,7 @@ fn trees_that_would_write_outside_the_target_are_refused_before_writing() {
     ];
     for (tree, what) in cases {
         let env = TestEnv::with_registry();
-        plant_version(&env, &tree, &[blob, escape]);
+        plant_version(&env, &tree, &[blob, escape], (1, 1));
         let out = env.snap(&["pull", "evil@1", "--to", "serve"]);
         assert!(out.starts_with("exit: 1"), "{what}: {out}");
         assert!(!env.path("serve").exists(), "{what}: something was written");
@@ -218,7 +218,12 @@ fn trees_that_would_write_outside_the_target_are_refused_before_writing() {
         );
     }
     let env = TestEnv::with_registry();
-    plant_version(&env, &format!("mreg tree 1\nlink {e} 13 up\n"), &[escape]);
+    plant_version(
+        &env,
+        &format!("mreg tree 1\nlink {e} 13 up\n"),
+        &[escape],
+        (0, 0),
+    );
     assert_snapshot!(env.snap(&["pull", "evil@1", "--to", "serve"]), @r#"
     exit: 1
     --- stdout

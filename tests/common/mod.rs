@@ -105,6 +105,47 @@ impl TestEnv {
         cmd.output().unwrap()
     }
 
+    /// Runs mreg and returns its output, failing the test when it runs longer than
+    /// `seconds` (it is then killed): for inputs that once made mreg hang.
+    pub fn run_within(&self, args: &[&str], seconds: u64) -> Output {
+        let mut child = self
+            .cmd(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        // Drain the pipes on threads so a chatty child cannot block on a full pipe.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let out = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut stdout, &mut buf).unwrap();
+            buf
+        });
+        let err = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut stderr, &mut buf).unwrap();
+            buf
+        });
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("mreg {args:?} ran longer than {seconds} s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        Output {
+            status,
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        }
+    }
+
     /// Runs mreg and returns its output.
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()

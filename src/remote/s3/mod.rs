@@ -70,24 +70,39 @@ impl Remote for S3Remote {
                 }
             };
             let tag = result.meta.e_tag.clone().unwrap_or_default();
-            let bytes = result
-                .bytes()
+            super::check_value_size(self, key, result.meta.size)?;
+            let mut bytes = Vec::with_capacity(result.meta.size as usize);
+            let mut stream = result.into_stream();
+            while let Some(chunk) = stream
+                .try_next()
                 .await
-                .map_err(|err| self.explain(&err, "reading", key))?;
-            Ok(Some(Fetched {
-                bytes: bytes.to_vec(),
-                tag,
-            }))
+                .map_err(|err| self.explain(&err, "reading", key))?
+            {
+                bytes.extend_from_slice(&chunk);
+                super::check_value_size(self, key, bytes.len() as u64)?;
+            }
+            Ok(Some(Fetched { bytes, tag }))
         })
     }
 
-    fn download(&self, key: &str, out: &File, offset: u64, tick: Tick) -> Result<Option<u64>> {
+    fn download(
+        &self,
+        key: &str,
+        out: &File,
+        offset: u64,
+        limit: u64,
+        tick: Tick,
+    ) -> Result<Option<u64>> {
         self.runtime.block_on(async {
             let path = self.path(key);
             if offset > 0 {
                 match self.store.head(&path).await {
-                    Ok(meta) if meta.size <= offset => return Ok(Some(meta.size)),
-                    Ok(_) => {}
+                    Ok(meta) => {
+                        super::check_download_size(self, key, meta.size, limit)?;
+                        if meta.size <= offset {
+                            return Ok(Some(meta.size));
+                        }
+                    }
                     Err(err) if is_not_found(&err) => return Ok(None),
                     Err(err) => {
                         return Err(err).map_err(|err| self.explain(&err, "reading", key));
@@ -106,6 +121,7 @@ impl Remote for S3Remote {
                 }
             };
             let total = result.meta.size;
+            super::check_download_size(self, key, total, limit)?;
             let mut at = offset;
             let mut stream = result.into_stream();
             while let Some(chunk) = stream
@@ -113,6 +129,12 @@ impl Remote for S3Remote {
                 .await
                 .map_err(|err| self.explain(&err, "reading", key))?
             {
+                if at + chunk.len() as u64 > total {
+                    bail!(
+                        "{} sent more than the {total} bytes it declared",
+                        self.describe(key)
+                    );
+                }
                 out.write_all_at(&chunk, at)
                     .context("writing a downloaded object to a temp file")?;
                 at += chunk.len() as u64;

@@ -7,7 +7,7 @@ use std::fs;
 use anyhow::{Context, Result};
 
 use super::{
-    Keys, LOCK_WAIT, SWAP_TRIES, Sync, create_or_same, local_keys, parse_head, remote_keys,
+    Keys, LOCK_WAIT, SWAP_TRIES, Side, Sync, create_or_same, local_keys, parse_head, remote_keys,
 };
 use crate::id::StateId;
 use crate::remote::Swap;
@@ -25,7 +25,7 @@ impl Sync<'_> {
     ) -> Vec<(String, String, String)> {
         let mut out = Vec::new();
         for (model, files) in &from.states {
-            if self.blocked.contains(model) || only.is_some_and(|m| m != model) {
+            if !self.stages_may_sync(model) || only.is_some_and(|m| m != model) {
                 continue;
             }
             let have = to.states.get(model);
@@ -49,15 +49,19 @@ impl Sync<'_> {
         only: Option<&str>,
     ) -> Result<()> {
         for (model, file, key) in self.missing_states(theirs, ours, only) {
-            let Some(fetched) = self.remote.get(&key)? else {
-                continue;
+            let fetched = match self.remote.get(&key) {
+                Ok(Some(fetched)) => fetched,
+                Ok(None) => continue,
+                Err(err) => {
+                    self.refuse(&key, Side::Remote, Some(&model), &err);
+                    continue;
+                }
             };
             let id = file.trim_end_matches(".toml");
             if StateId::of(&fetched.bytes).as_str() != id {
-                anyhow::bail!(
-                    "stage state {key} on {} does not match its name; it was not used",
-                    self.remote.url()
-                );
+                let err = anyhow::anyhow!("the stage state does not match its name");
+                self.refuse(&key, Side::Remote, Some(&model), &err);
+                continue;
             }
             let dir = self.reg.states_dir(&model);
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -11,6 +11,12 @@
 //! Nothing is ever overwritten. A version number that holds different records on the
 //! two sides, or stage chains that grew apart, is a conflict: that model is left as it
 //! is on both sides, the rest syncs, and the command exits 4 saying how to resolve it.
+//!
+//! Everything read from either side is untrusted. An item that cannot be read, does not
+//! parse, is not what its key names, holds a tree over the walk limits, or needs an
+//! object that cannot be fetched intact is refused: it is not copied, the stages of its
+//! model are left as they are (they could name it), and everything else syncs. The
+//! report lists each refused item with why.
 
 mod heads;
 mod listing;
@@ -20,7 +26,7 @@ mod runs;
 mod tests;
 mod versions;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::time::Duration;
 
@@ -32,6 +38,8 @@ use listing::{Keys, local_keys, remote_keys};
 use super::known::Known;
 use super::{Created, Remote, transfer};
 use crate::id::{ObjectId, StateId, TreeId};
+use crate::manifest::run::DataInput;
+use crate::manifest::series::Series;
 use crate::manifest::{RunEvent, RunRecord, VersionRecord};
 use crate::store::{Progress, Registry, keys};
 
@@ -99,6 +107,17 @@ pub struct Conflict {
     pub hint: String,
 }
 
+/// An item one side holds that was refused, and so not copied; the rest synced.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Refused {
+    /// The item's key, the same on both sides.
+    pub key: String,
+    /// Which side holds it: the remote's URL, or `this registry`.
+    pub on: String,
+    /// Why it was refused.
+    pub message: String,
+}
+
 /// What a sync did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
@@ -108,6 +127,8 @@ pub struct Report {
     pub sent: Counts,
     /// What was left unsynced.
     pub conflicts: Vec<Conflict>,
+    /// Items refused as unreadable or unsafe, each left where it was.
+    pub refused: Vec<Refused>,
     /// Versions `--renumber` published under a new number.
     pub renumbered: Vec<Renumbered>,
 }
@@ -133,6 +154,8 @@ pub struct Sync<'a> {
     report: Report,
     /// Models left alone because of a conflict.
     blocked: BTreeSet<String>,
+    /// Models whose stages are left alone because an item of theirs was refused.
+    held: BTreeSet<String>,
     /// Whether the two sides' stage policies are the same, once asked.
     same_policy: Option<bool>,
     /// Trees fetched while walking versions, counted into the report at the end.
@@ -156,6 +179,7 @@ impl<'a> Sync<'a> {
             progress,
             report: Report::default(),
             blocked: BTreeSet::new(),
+            held: BTreeSet::new(),
             same_policy: None,
             trees_fetched: std::cell::Cell::new(0),
         }
@@ -212,8 +236,11 @@ impl<'a> Sync<'a> {
         let mut models = theirs.models();
         models.extend(ours.models());
         for model in models {
-            if !self.blocked.contains(&model) {
-                self.reconcile_head(&model)?;
+            if self.blocked.contains(&model) || self.held.contains(&model) {
+                continue;
+            }
+            if let Err(err) = self.reconcile_head(&model) {
+                self.refuse(&keys::head(&model), Side::Remote, Some(&model), &err);
             }
         }
         self.report.fetched.objects += self.trees_fetched.get();
@@ -226,6 +253,26 @@ impl<'a> Sync<'a> {
             self.trees_fetched.set(self.trees_fetched.get() + 1);
         }
         transfer::read_tree_fetching(self.reg, self.remote, self.known, id)
+    }
+
+    /// Records a refused item; its model's stages are then left as they are.
+    fn refuse(&mut self, key: &str, side: Side, model: Option<&str>, err: &anyhow::Error) {
+        if let Some(model) = model {
+            self.held.insert(model.to_owned());
+        }
+        self.report.refused.push(Refused {
+            key: key.to_owned(),
+            on: match side {
+                Side::Remote => self.remote.url().to_owned(),
+                Side::Local => "this registry".to_owned(),
+            },
+            message: format!("{err:#}"),
+        });
+    }
+
+    /// Returns whether stage states and `HEAD` of `model` may be synced.
+    fn stages_may_sync(&self, model: &str) -> bool {
+        !self.blocked.contains(model) && !self.held.contains(model)
     }
 
     fn conflict(&mut self, subject: &str, message: String, hint: String) {
@@ -245,6 +292,15 @@ impl<'a> Sync<'a> {
         }
         Ok(())
     }
+}
+
+/// Which side of a sync holds an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// The remote.
+    Remote,
+    /// This registry.
+    Local,
 }
 
 /// Creates `key` on the remote; returns whether it was new. Finding the same bytes
@@ -288,21 +344,35 @@ fn parse_head(bytes: &[u8], key: &str, whence: &str) -> Result<StateId> {
         .ok_or_else(|| anyhow::anyhow!("{key} on {whence} does not name a stage state"))
 }
 
+/// Parses a run file (`runs/ID/run.toml` or an event under `runs/ID/log/`), checking
+/// it belongs to the run its key names; returns its series and data inputs.
+pub fn parse_run_file(
+    key: &str,
+    bytes: &[u8],
+) -> Result<(BTreeMap<String, Series>, Vec<DataInput>)> {
+    let text = std::str::from_utf8(bytes).with_context(|| format!("reading {key}"))?;
+    let (run, series, data) = if key.ends_with(keys::RUN_RECORD) {
+        let record = RunRecord::parse(text).with_context(|| format!("parsing {key}"))?;
+        (record.id, record.series, record.data)
+    } else {
+        let event = RunEvent::parse(text).with_context(|| format!("parsing {key}"))?;
+        (event.run, event.series, event.data)
+    };
+    let named = key.split('/').nth(1).unwrap_or_default();
+    if run.to_string() != named {
+        anyhow::bail!("{key} says it belongs to run {run}");
+    }
+    Ok((series, data))
+}
+
 /// Returns the objects a run file names: series stored as objects, and data inputs
-/// stored with `--store-data` (a folder's whole tree).
+/// stored with `--store-data` (a folder's whole tree, held to the walk limits).
 pub fn run_objects(
     key: &str,
     bytes: &[u8],
     read_tree: &dyn Fn(TreeId) -> Result<crate::store::tree::Tree>,
 ) -> Result<Vec<(ObjectId, u64)>> {
-    let text = std::str::from_utf8(bytes).with_context(|| format!("reading {key}"))?;
-    let (series, data) = if key.ends_with(keys::RUN_RECORD) {
-        let record = RunRecord::parse(text).with_context(|| format!("parsing {key}"))?;
-        (record.series, record.data)
-    } else {
-        let event = RunEvent::parse(text).with_context(|| format!("parsing {key}"))?;
-        (event.series, event.data)
-    };
+    let (series, data) = parse_run_file(key, bytes)?;
     let mut out = Vec::new();
     for s in series.values() {
         out.extend(s.chunk.objects.iter().map(|o| (*o, 0)));

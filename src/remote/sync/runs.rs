@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 
-use super::{Keys, Sync, create_or_same, run_objects};
+use super::{Keys, Side, Sync, create_or_same, parse_run_file, run_objects};
+use crate::id::ObjectId;
 use crate::remote::transfer;
 use crate::store::{atomic, keys, read};
 
@@ -30,25 +31,57 @@ impl Sync<'_> {
         }
         let bodies = Mutex::new(Vec::with_capacity(keys.len()));
         transfer::parallel(&keys, transfer::PARALLEL, &|key| {
-            if let Some(fetched) = self.remote.get(key)? {
-                bodies
-                    .lock()
-                    .expect("bodies")
-                    .push((key.clone(), fetched.bytes));
-            }
+            let fetched = self.remote.get(key);
+            bodies.lock().expect("bodies").push((key.clone(), fetched));
             Ok(())
         })?;
-        let mut bodies = bodies.into_inner().expect("bodies");
-        if self.options.objects {
-            let mut objects = Vec::new();
-            for (key, bytes) in &bodies {
-                objects.extend(run_objects(key, bytes, &|t| self.read_tree(t))?);
+        // Every file is parsed, objects or not: a file that is not a run record or
+        // event is refused, never stored.
+        let mut parsed = Vec::new();
+        for (key, fetched) in bodies.into_inner().expect("bodies") {
+            let checked = fetched.and_then(|fetched| {
+                let Some(fetched) = fetched else {
+                    return Ok(None);
+                };
+                let objects = if self.options.objects {
+                    run_objects(&key, &fetched.bytes, &|t| self.read_tree(t))?
+                } else {
+                    parse_run_file(&key, &fetched.bytes)?;
+                    Vec::new()
+                };
+                Ok(Some((fetched.bytes, objects)))
+            });
+            match checked {
+                Ok(Some((bytes, objects))) => parsed.push((key, bytes, objects)),
+                Ok(None) => {}
+                Err(err) => self.refuse(&key, Side::Remote, None, &err),
             }
-            let (count, bytes) =
-                transfer::fetch_all(self.reg, self.remote, self.known, &objects, self.progress)?;
-            self.report.fetched.objects += count;
-            self.report.fetched.bytes += bytes;
         }
+        if self.options.objects {
+            let wanted: Vec<(ObjectId, u64)> = parsed
+                .iter()
+                .flat_map(|(.., objects)| objects.iter().copied())
+                .collect();
+            let fetch =
+                transfer::fetch_all(self.reg, self.remote, self.known, &wanted, self.progress)?;
+            self.report.fetched.objects += fetch.objects;
+            self.report.fetched.bytes += fetch.bytes;
+            let mut kept = Vec::new();
+            for (key, bytes, objects) in parsed {
+                match objects.iter().find_map(|(id, _)| fetch.failed.get(id)) {
+                    None => kept.push((key, bytes, objects)),
+                    Some(why) => {
+                        let err = anyhow::anyhow!("{why}");
+                        self.refuse(&key, Side::Remote, None, &err);
+                    }
+                }
+            }
+            parsed = kept;
+        }
+        let mut bodies: Vec<(String, Vec<u8>)> = parsed
+            .into_iter()
+            .map(|(key, bytes, _)| (key, bytes))
+            .collect();
         // Records before events, as a run is created.
         bodies.sort_by_key(|(key, _)| !key.ends_with(keys::RUN_RECORD));
         for (key, bytes) in bodies {
@@ -79,14 +112,19 @@ impl Sync<'_> {
                 .filter(|f| have.is_none_or(|h| !h.contains(*f)))
             {
                 let key = keys::run_file(id, file);
-                let bytes =
-                    fs::read(self.reg.path(&key)).with_context(|| format!("reading {key}"))?;
-                objects.extend(
-                    run_objects(&key, &bytes, &|t| read::read_tree(self.reg, t))?
-                        .into_iter()
-                        .map(|(o, _)| o),
-                );
-                pending.push((key, bytes));
+                let checked = fs::read(self.reg.path(&key))
+                    .with_context(|| format!("reading {key}"))
+                    .and_then(|bytes| {
+                        let named = run_objects(&key, &bytes, &|t| read::read_tree(self.reg, t))?;
+                        Ok((bytes, named))
+                    });
+                match checked {
+                    Ok((bytes, named)) => {
+                        objects.extend(named.into_iter().map(|(o, _)| o));
+                        pending.push((key, bytes));
+                    }
+                    Err(err) => self.refuse(&key, Side::Local, None, &err),
+                }
             }
         }
         self.send_objects(&objects)?;

@@ -2,6 +2,7 @@
 //! what an interrupted sync leaves to the next one.
 
 use super::{Options, Report, Sync};
+use crate::id::ObjectId;
 use crate::remote::Remote;
 use crate::remote::known::Known;
 use crate::remote::memory::MemoryRemote;
@@ -187,11 +188,34 @@ fn a_corrupt_object_on_the_remote_is_refused_and_no_version_names_it() {
         .into_iter()
         .find(|k| k.starts_with(keys::OBJECTS) && remote.bytes(k).as_deref() == Some(b"one"))
         .expect("the blob of m@1 is on the remote");
-    remote.put(&object, b"evil");
+    remote.put(&object, b"onx");
     let b = TempRegistry::new();
-    let err = sync(&b.reg, &remote, both_ways()).unwrap_err();
-    assert!(format!("{err:#}").contains("corrupt"), "{err:#}");
-    assert!(versions(&b.reg, "m").is_empty());
+    let report = sync(&b.reg, &remote, both_ways()).unwrap();
+    assert_eq!(report.refused.len(), 1, "{:?}", report.refused);
+    assert_eq!(report.refused[0].key, keys::version("m", 1));
+    assert!(
+        report.refused[0].message.contains("corrupt"),
+        "{:?}",
+        report.refused
+    );
+    // m@2 shares nothing with m@1 and arrives; the stages, naming m@1, wait.
+    assert_eq!(versions(&b.reg, "m"), [2]);
+    assert!(stages::read_head(&b.reg, "m").unwrap().is_none());
+    assert!(!b.reg.has_object(ObjectId::of(b"one")));
+    assert!(!b.reg.has_object(ObjectId::of(b"onx")));
+
+    remote.put(
+        &object,
+        b"a blob far larger than the three bytes its tree declares",
+    );
+    let report = sync(&b.reg, &remote, both_ways()).unwrap();
+    assert_eq!(report.refused.len(), 1, "{:?}", report.refused);
+    assert!(
+        report.refused[0].message.contains("more than the 3"),
+        "{:?}",
+        report.refused
+    );
+    assert_eq!(versions(&b.reg, "m"), [2]);
 }
 
 #[test]

@@ -5,14 +5,17 @@ use std::fs;
 
 use anyhow::{Context, Result};
 
-use super::{Keys, Sync, parse_version};
+use super::{Keys, Side, Sync, parse_version};
 use crate::id::ObjectId;
 use crate::manifest::VersionRecord;
 use crate::remote::{Created, transfer};
-use crate::store::{atomic, keys, read};
+use crate::store::object::Encoding;
+use crate::store::{atomic, keys, models};
 
 impl Sync<'_> {
-    /// Copies the remote's versions the registry lacks, each after its objects.
+    /// Copies the remote's versions the registry lacks, each after its objects. A
+    /// version whose record or tree is refused, or whose objects cannot all be fetched
+    /// intact, is left out, and the rest are copied.
     pub(super) fn fetch_versions(&mut self, theirs: &Keys, ours: &Keys) -> Result<()> {
         let mut records = Vec::new();
         for (model, numbers) in &theirs.versions {
@@ -29,23 +32,55 @@ impl Sync<'_> {
                     }
                     break;
                 }
-                let Some(fetched) = self.remote.get(&key)? else {
-                    continue;
+                let fetched = match self.remote.get(&key) {
+                    Ok(Some(fetched)) => fetched,
+                    Ok(None) => continue,
+                    Err(err) => {
+                        self.refuse(&key, Side::Remote, Some(model), &err);
+                        continue;
+                    }
                 };
-                let record = parse_version(&fetched.bytes, model, *n, self.remote.url())?;
-                records.push((model.clone(), *n, record, fetched.bytes));
+                match parse_version(&fetched.bytes, model, *n, self.remote.url()) {
+                    Ok(record) => records.push((model.clone(), *n, record, fetched.bytes)),
+                    Err(err) => self.refuse(&key, Side::Remote, Some(model), &err),
+                }
             }
         }
         records.retain(|(model, ..)| !self.blocked.contains(model));
         if self.options.objects {
-            let mut objects = Vec::new();
-            for (_, _, record, _) in &records {
-                objects.extend(transfer::closure(record.tree, &|t| self.read_tree(t))?);
+            let graphs: Vec<Result<Vec<(ObjectId, u64)>>> = records
+                .iter()
+                .map(|(_, _, record, _)| {
+                    models::graph_with(record, &mut |t| self.read_tree(t)).map(|g| g.objects())
+                })
+                .collect();
+            let mut kept = Vec::new();
+            for (record, graph) in records.into_iter().zip(graphs) {
+                match graph {
+                    Ok(objects) => kept.push((record, objects)),
+                    Err(err) => {
+                        let key = keys::version(&record.0, record.1);
+                        self.refuse(&key, Side::Remote, Some(&record.0), &err);
+                    }
+                }
             }
-            let (count, bytes) =
-                transfer::fetch_all(self.reg, self.remote, self.known, &objects, self.progress)?;
-            self.report.fetched.objects += count;
-            self.report.fetched.bytes += bytes;
+            let wanted: Vec<(ObjectId, u64)> =
+                kept.iter().flat_map(|(_, o)| o.iter().copied()).collect();
+            let fetch =
+                transfer::fetch_all(self.reg, self.remote, self.known, &wanted, self.progress)?;
+            self.report.fetched.objects += fetch.objects;
+            self.report.fetched.bytes += fetch.bytes;
+            records = Vec::new();
+            for (record, objects) in kept {
+                match objects.iter().find_map(|(id, _)| fetch.failed.get(id)) {
+                    None => records.push(record),
+                    Some(why) => {
+                        let key = keys::version(&record.0, record.1);
+                        let err = anyhow::anyhow!("{why}");
+                        self.refuse(&key, Side::Remote, Some(&record.0), &err);
+                    }
+                }
+            }
         }
         for (model, n, _, bytes) in records {
             let dir = self.reg.versions_dir(&model);
@@ -124,20 +159,23 @@ impl Sync<'_> {
                     continue;
                 }
                 let key = keys::version(model, *n);
-                let bytes =
-                    fs::read(self.reg.path(&key)).with_context(|| format!("reading {key}"))?;
-                let record = parse_version(&bytes, model, *n, "this registry")?;
-                records.push((model.clone(), *n, key, bytes, record));
+                let record = fs::read(self.reg.path(&key))
+                    .with_context(|| format!("reading {key}"))
+                    .and_then(|bytes| {
+                        let record = parse_version(&bytes, model, *n, "this registry")?;
+                        let graph = models::graph(self.reg, &record)?;
+                        Ok((bytes, graph.objects()))
+                    });
+                match record {
+                    Ok((bytes, objects)) => records.push((model.clone(), *n, key, bytes, objects)),
+                    Err(err) => self.refuse(&key, Side::Local, Some(model), &err),
+                }
             }
         }
-        let mut objects = Vec::new();
-        for (.., record) in &records {
-            objects.extend(
-                transfer::closure(record.tree, &|t| read::read_tree(self.reg, t))?
-                    .into_iter()
-                    .map(|(o, _)| o),
-            );
-        }
+        let objects: Vec<ObjectId> = records
+            .iter()
+            .flat_map(|(.., objects)| objects.iter().map(|(o, _)| *o))
+            .collect();
         self.send_objects(&objects)?;
         for (model, n, key, bytes, _) in records {
             if self.blocked.contains(&model) {
@@ -168,14 +206,26 @@ impl Sync<'_> {
                 continue;
             }
             for n in numbers {
-                let record = crate::store::models::load_version(self.reg, model, *n)?;
-                objects.extend(transfer::closure(record.tree, &|t| self.read_tree(t))?);
+                let graph = models::load_version(self.reg, model, *n)
+                    .and_then(|record| models::graph_with(&record, &mut |t| self.read_tree(t)));
+                match graph {
+                    Ok(graph) => objects.extend(graph.objects()),
+                    Err(err) => {
+                        let key = keys::version(model, *n);
+                        self.refuse(&key, Side::Local, Some(model), &err);
+                    }
+                }
             }
         }
-        let (count, bytes) =
+        let fetch =
             transfer::fetch_all(self.reg, self.remote, self.known, &objects, self.progress)?;
-        self.report.fetched.objects += count;
-        self.report.fetched.bytes += bytes;
+        self.report.fetched.objects += fetch.objects;
+        self.report.fetched.bytes += fetch.bytes;
+        objects.retain(|(id, _)| !fetch.failed.contains_key(id));
+        for (id, why) in fetch.failed {
+            let err = anyhow::anyhow!("{why}");
+            self.refuse(&keys::object(id, Encoding::Raw), Side::Remote, None, &err);
+        }
         let ids: Vec<ObjectId> = objects.into_iter().map(|(id, _)| id).collect();
         self.send_objects(&ids)
     }

@@ -1,0 +1,413 @@
+//! Hostile registries: trees and objects written by hand, as anyone with write access
+//! to a shared registry folder or bucket could. Every command must refuse them with a
+//! clear error, quickly, without crashing, and leave the good models usable.
+
+use std::fs;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+
+use crate::common::TestEnv;
+use mreg::store::ObjectId;
+
+/// Writes bytes as a raw object under their own hash.
+pub fn plant(reg: &Path, bytes: &[u8]) -> ObjectId {
+    let id = ObjectId::of(bytes);
+    plant_as(reg, id, bytes, false);
+    id
+}
+
+/// Writes `stored` as the object named `id`, raw or as `.zst`, whatever it holds.
+pub fn plant_as(reg: &Path, id: ObjectId, stored: &[u8], zst: bool) {
+    let hex = id.to_hex();
+    let dir = reg.join("objects").join(&hex[..2]);
+    fs::create_dir_all(&dir).unwrap();
+    let name = if zst {
+        format!("{}.zst", &hex[2..])
+    } else {
+        hex[2..].to_owned()
+    };
+    fs::write(dir.join(name), stored).unwrap();
+}
+
+/// Writes a tree of `(kind, object, size, name)` lines, given in name order.
+pub fn plant_tree(reg: &Path, entries: &[(&str, ObjectId, u64, &str)]) -> ObjectId {
+    let mut text = String::from("mreg tree 1\n");
+    for (kind, id, size, name) in entries {
+        writeln!(text, "{kind} {id} {size} {name}").unwrap();
+    }
+    plant(reg, text.as_bytes())
+}
+
+/// Writes the record of `model@n`, naming `tree` and declaring `files` and `bytes`.
+pub fn plant_version(reg: &Path, model: &str, n: u64, tree: ObjectId, files: u64, bytes: u64) {
+    let dir = reg.join(format!("models/{model}/versions"));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join(format!("{n}.toml")),
+        format!(
+            "format = 1\nmodel = \"{model}\"\nversion = {n}\ntree = \"{tree}\"\nfiles = {files}\n\
+             bytes = {bytes}\ncreated = \"2026-01-01T00:00:00Z\"\nactor = \"mallory\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// A registry with an intact model `m` (one version) to check nothing else breaks.
+fn registry_with_a_good_model() -> TestEnv {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.ok(&["push", "v1", "--model", "m"]);
+    env
+}
+
+/// Plants `model@n`: one file holding `leaf` below `levels` nested folders.
+fn plant_deep(reg: &Path, model: &str, n: u64, levels: usize, leaf: &[u8]) {
+    let blob = plant(reg, leaf);
+    let size = leaf.len() as u64;
+    let mut tree = plant_tree(reg, &[("file", blob, size, "f")]);
+    for _ in 0..levels {
+        tree = plant_tree(reg, &[("dir", tree, size, "d")]);
+    }
+    plant_version(reg, model, n, tree, 1, size);
+}
+
+/// Plants `model@n`: `levels` trees, each naming the one below twice, so the version
+/// declares 2^levels copies of one file.
+fn plant_doubling(reg: &Path, model: &str, n: u64, levels: u32, leaf: &[u8]) {
+    let blob = plant(reg, leaf);
+    let mut size = leaf.len() as u64;
+    let mut tree = plant_tree(reg, &[("file", blob, size, "f")]);
+    for _ in 0..levels {
+        tree = plant_tree(reg, &[("dir", tree, size, "a"), ("dir", tree, size, "b")]);
+        size *= 2;
+    }
+    plant_version(reg, model, n, tree, 1 << levels, size);
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_tree_nested_twenty_thousand_deep_is_refused_by_every_command_without_a_crash() {
+    let env = registry_with_a_good_model();
+    let reg = env.registry();
+    plant_deep(&reg, "deep", 1, 20_000, b"x");
+
+    let fsck = env.run_within(&["fsck"], 120);
+    assert_eq!(fsck.status.code(), Some(1), "{}", stderr(&fsck));
+    let found = stdout(&fsck);
+    assert!(found.contains("models/deep/versions/1.toml"), "{found}");
+    assert!(
+        found.contains("nests folders deeper than 512 levels"),
+        "{found}"
+    );
+    assert!(
+        !found.contains("models/m/"),
+        "the good model is reported: {found}"
+    );
+
+    for args in [
+        &["pull", "deep@1", "--to", "serve"][..],
+        &["show", "deep@1", "--files"],
+        &["promote", "deep@1", "staging"],
+    ] {
+        let out = env.run_within(args, 60);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("deeper than 512 levels"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!env.path("serve").exists());
+    assert!(!env.registry().join("models/deep/HEAD").exists());
+    env.ok(&["pull", "m@1", "--to", "serve"]);
+}
+
+#[test]
+fn a_graph_whose_paths_multiply_is_refused_quickly_by_every_command() {
+    let env = registry_with_a_good_model();
+    let reg = env.registry();
+    plant_doubling(&reg, "bomb", 1, 60, b"x");
+    plant_doubling(&reg, "bomb", 2, 60, b"y");
+
+    let fsck = env.run_within(&["fsck"], 60);
+    assert_eq!(fsck.status.code(), Some(1), "{}", stderr(&fsck));
+    let found = stdout(&fsck);
+    assert!(found.contains("models/bomb/versions/1.toml"), "{found}");
+    assert!(found.contains("models/bomb/versions/2.toml"), "{found}");
+    assert!(found.contains("more than 10000000 paths"), "{found}");
+
+    for args in [
+        &["pull", "bomb@1", "--to", "serve"][..],
+        &["show", "bomb@2", "--files"],
+        &["diff", "bomb@1", "bomb@2"],
+        &["promote", "bomb@1", "staging"],
+    ] {
+        let out = env.run_within(args, 30);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("more than 10000000 paths"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!env.path("serve").exists());
+    env.ok(&["pull", "m@1", "--to", "serve"]);
+}
+
+#[test]
+fn a_raw_object_larger_than_its_declared_size_is_refused_before_it_is_copied() {
+    let env = registry_with_a_good_model();
+    let reg = env.registry();
+    // Stored under the name of the one-byte content "x", but 16 MiB long.
+    let id = ObjectId::of(b"x");
+    plant_as(&reg, id, &vec![b'x'; 16 << 20], false);
+    let tree = plant_tree(&reg, &[("file", id, 1, "weights.bin")]);
+    plant_version(&reg, "liar", 1, tree, 1, 1);
+
+    let out = env.run_within(&["pull", "liar@1", "--to", "serve"], 30);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("holds more than the 1 bytes its tree declares"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.path("serve").exists());
+    let leftovers: Vec<_> = fs::read_dir(env.path("")).unwrap().collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "only v1 and .mreg remain: {leftovers:?}"
+    );
+
+    let fsck = env.run_within(&["fsck"], 30);
+    assert_eq!(fsck.status.code(), Some(1));
+    assert!(
+        stdout(&fsck).contains("holds more than the 1 bytes its trees declare"),
+        "{}",
+        stdout(&fsck)
+    );
+}
+
+#[test]
+fn a_compressed_object_that_inflates_past_its_declared_size_is_refused_early() {
+    let env = registry_with_a_good_model();
+    let reg = env.registry();
+    // One GiB of zeros in a few hundred KiB, stored as the one-byte content "x".
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..1024 {
+        encoder.write_all(&zeros).unwrap();
+    }
+    let bomb = encoder.finish().unwrap();
+    let id = ObjectId::of(b"x");
+    plant_as(&reg, id, &bomb, true);
+    let tree = plant_tree(&reg, &[("file", id, 1, "weights.bin")]);
+    plant_version(&reg, "liar", 1, tree, 1, 1);
+
+    for args in [
+        &["pull", "liar@1", "--to", "serve"][..],
+        &["show", "liar@1", "--files"],
+    ] {
+        let out = env.run_within(args, 30);
+        if args[0] == "show" {
+            // Listing files reads no content.
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("holds more than the 1 bytes its tree declares"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(!env.path("serve").exists());
+    let fsck = env.run_within(&["fsck"], 30);
+    assert_eq!(fsck.status.code(), Some(1));
+    assert!(
+        stdout(&fsck).contains("holds more than the 1 bytes its trees declare"),
+        "{}",
+        stdout(&fsck)
+    );
+}
+
+#[test]
+fn fsck_reports_what_pull_refuses() {
+    let env = registry_with_a_good_model();
+    let reg = env.registry();
+    // A link leading outside the folder.
+    let target = plant(&reg, b"../../outside");
+    let tree = plant_tree(&reg, &[("link", target, 13, "up")]);
+    plant_version(&reg, "links", 1, tree, 0, 0);
+    // A folder whose declared size is not the bytes below it.
+    let blob = plant(&reg, b"12345");
+    let inner = plant_tree(&reg, &[("file", blob, 5, "w.bin")]);
+    let tree = plant_tree(&reg, &[("dir", inner, 1, "a")]);
+    plant_version(&reg, "sizes", 1, tree, 1, 1);
+    // A record that declares other totals than its tree holds.
+    let tree = plant_tree(&reg, &[("file", blob, 5, "w.bin")]);
+    plant_version(&reg, "totals", 1, tree, 3, 500);
+    // A file whose object holds other bytes than its tree declares.
+    let tree = plant_tree(&reg, &[("file", blob, 4, "w.bin")]);
+    plant_version(&reg, "short", 1, tree, 1, 4);
+
+    let fsck = env.run(&["fsck"]);
+    assert_eq!(fsck.status.code(), Some(1));
+    let found = stdout(&fsck);
+    for (model, what) in [
+        (
+            "links",
+            "up: pull refuses this link: its target \"../../outside\" leads outside",
+        ),
+        ("sizes", "folder a declares 1 bytes but holds 5"),
+        (
+            "totals",
+            "declares 3 files of 500 bytes, but its tree holds 1 files of 5 bytes",
+        ),
+        ("short", "w.bin: object"),
+    ] {
+        let line = found
+            .lines()
+            .find(|l| l.contains(&format!("models/{model}/")))
+            .unwrap_or_else(|| panic!("{model} is not reported: {found}"));
+        assert!(line.contains(what), "{model}: {line}");
+    }
+    for model in ["links", "sizes", "totals", "short"] {
+        let out = env.run(&["pull", &format!("{model}@1"), "--to", "serve"]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "pull of {model} was not refused"
+        );
+    }
+    assert!(!found.contains("models/m/"), "{found}");
+}
+
+#[test]
+fn push_refuses_a_folder_deeper_than_a_version_may_hold() {
+    let env = TestEnv::with_registry();
+    let deep = "d/".repeat(513);
+    env.write(&format!("out/{deep}f"), "x");
+    let out = env.run(&["push", "out", "--model", "m"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("nests folders deeper than 512 levels"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.registry().join("models/m").exists());
+    let ok = "d/".repeat(512);
+    env.write(&format!("fine/{ok}f"), "x");
+    env.ok(&["push", "fine", "--model", "m"]);
+    env.ok(&["pull", "m@1", "--to", "serve"]);
+    assert!(env.path(&format!("serve/{ok}f")).is_file());
+}
+
+/// Returns a registry holding `m@1` at `staging`, synced to a folder remote `share`
+/// into which hostile items are then planted: versions that nest too deep, multiply
+/// their paths, do not parse, or name an object larger than declared, and a run file
+/// that is not one. Returns the environment and the share's path.
+fn a_share_with_hostile_items() -> (TestEnv, String) {
+    let a = registry_with_a_good_model();
+    a.ok(&["promote", "m@1", "staging"]);
+    let share = a.root().join("share");
+    a.ok(&["remote", "add", "share", &share.display().to_string()]);
+    a.ok(&["sync"]);
+    let reg = share.join(".mreg");
+    plant_deep(&reg, "evil", 1, 20_000, b"x");
+    fs::write(
+        reg.join("models/evil/versions/2.toml"),
+        "this is not a record",
+    )
+    .unwrap();
+    plant_doubling(&reg, "bomb", 1, 60, b"x");
+    let id = ObjectId::of(b"y");
+    plant_as(&reg, id, &vec![b'y'; 1 << 20], false);
+    let tree = plant_tree(&reg, &[("file", id, 1, "w.bin")]);
+    plant_version(&reg, "liar", 1, tree, 1, 1);
+    fs::create_dir_all(reg.join("runs/0123456789abcdef")).unwrap();
+    fs::write(reg.join("runs/0123456789abcdef/run.toml"), "garbage = [").unwrap();
+    (a, share.display().to_string())
+}
+
+const REFUSED: [&str; 5] = [
+    "models/bomb/versions/1.toml",
+    "models/evil/versions/1.toml",
+    "models/evil/versions/2.toml",
+    "models/liar/versions/1.toml",
+    "runs/0123456789abcdef/run.toml",
+];
+
+#[test]
+fn clone_skips_and_names_each_hostile_item_and_copies_everything_else() {
+    let (_a, share) = a_share_with_hostile_items();
+    let b = TestEnv::new();
+    let out = b.run_within(&["clone", &share, "reg"], 60);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = stderr(&out);
+    for key in REFUSED {
+        assert!(
+            said.contains(&format!("refused {key} on ")),
+            "{key}: {said}"
+        );
+    }
+    assert!(
+        said.contains("those 5 items were left where they are"),
+        "{said}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(
+        &b.run(&["clone", &share, "again", "--json"]).stdout,
+    ))
+    .unwrap();
+    let keys: Vec<&str> = json["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, REFUSED);
+
+    b.ok(&["--registry", "reg", "pull", "m@staging", "--to", "serve"]);
+    assert!(b.path("serve").is_dir());
+    let fsck = b.run(&["--registry", "reg", "fsck"]);
+    assert_eq!(fsck.status.code(), Some(0), "{}", stdout(&fsck));
+    for model in ["evil", "bomb", "liar"] {
+        assert!(
+            !b.path(&format!("reg/.mreg/models/{model}/versions"))
+                .exists()
+        );
+    }
+    assert!(!b.path("reg/.mreg/runs/0123456789abcdef").exists());
+}
+
+#[test]
+fn sync_with_a_share_holding_hostile_items_still_sends_and_fetches_the_good_ones() {
+    let (a, share) = a_share_with_hostile_items();
+    let b = TestEnv::new();
+    b.run_within(&["clone", &share, "reg"], 60);
+    // A new version and a stage move on one side reach the other through the share.
+    a.fixture("tiny-v2", "v2");
+    a.ok(&["push", "v2", "--model", "m"]);
+    a.ok(&["promote", "m@2", "staging"]);
+    let sent = a.run_within(&["sync"], 60);
+    assert_eq!(sent.status.code(), Some(1), "{}", stderr(&sent));
+    assert!(stderr(&sent).contains("Sent to share"), "{}", stderr(&sent));
+    let got = b.run_within(&["--registry", "reg", "sync"], 60);
+    assert_eq!(got.status.code(), Some(1), "{}", stderr(&got));
+    b.ok(&["--registry", "reg", "pull", "m@staging", "--to", "serve"]);
+    let shown = b.ok(&["--registry", "reg", "show", "m@staging", "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["version"], 2, "{shown}");
+    let fsck = b.run(&["--registry", "reg", "fsck"]);
+    assert_eq!(fsck.status.code(), Some(0), "{}", stdout(&fsck));
+}
