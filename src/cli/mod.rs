@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::remote::sync::Refused;
 use crate::store::Registry;
 
 mod args;
@@ -133,17 +134,26 @@ pub struct Ctx {
     pub out: Printer,
     registry: Option<String>,
     cwd: PathBuf,
+    /// Items of a bucket that opening it refused, told at the end of the command.
+    refused: std::cell::RefCell<Vec<Refused>>,
 }
 
 impl Ctx {
     /// Returns the registry named by `--registry`/`MREG_REGISTRY` or found above the
     /// current folder.
     pub fn registry(&self) -> Result<Registry> {
-        crate::ops::open(
+        let (reg, refused) = crate::ops::open(
             self.registry_spec(),
             &self.cwd,
             Box::new(self.out.progress()),
-        )
+        )?;
+        let mut told = self.refused.borrow_mut();
+        for item in refused {
+            if !told.contains(&item) {
+                told.push(item);
+            }
+        }
+        Ok(reg)
     }
 
     /// Returns the folder mreg was started in.
@@ -164,27 +174,51 @@ pub fn run(cli: Cli) -> Result<u8> {
         out: Printer::new(g.json, g.quiet, g.no_progress, g.color),
         registry: g.registry,
         cwd: std::env::current_dir().context("reading the current folder")?,
+        refused: std::cell::RefCell::new(Vec::new()),
     };
-    let done = match cli.command {
-        Command::Run(args) => return run::run(&ctx, &args),
-        Command::Diff(args) => return diff::run(&ctx, &args),
-        Command::Compare(args) => return compare::run(&ctx, &args),
-        Command::Remote(args) => return remote::run(&ctx, &args),
-        Command::Sync(args) => return sync::run(&ctx, &args),
-        Command::Clone(args) => return sync::clone(&ctx, &args),
-        Command::Init(args) => init::run(&ctx, &args),
-        Command::Log(args) => log::run(&ctx, &args),
-        Command::Runs(args) => runs::run(&ctx, &args),
-        Command::Push(args) => push::run(&ctx, &args),
-        Command::Pull(args) => pull::run(&ctx, &args),
-        Command::Ls(args) => ls::run(&ctx, &args),
-        Command::Promote(args) => promote::run(&ctx, &args),
-        Command::Gate(args) => gate::run(&ctx, &args),
-        Command::History(args) => history::run(&ctx, &args),
-        Command::Rollback(args) => rollback::run(&ctx, &args),
-        Command::Show(args) => show::run(&ctx, &args),
-        Command::Fsck(args) => fsck::run(&ctx, &args),
-        Command::Demo(args) => demo::run(&ctx, &args),
+    // A listing that left out a refused item is not complete: it exits 1.
+    let lists = matches!(cli.command, Command::Ls(_) | Command::Runs(_));
+    let code = dispatch(&ctx, cli.command);
+    let refused = ctx.refused.take();
+    for item in &refused {
+        ctx.out.warn(&format!(
+            "refused {} on {}: {}",
+            item.key, item.on, item.message
+        ));
+    }
+    if !refused.is_empty() {
+        ctx.out.hint(
+            "the bucket holds items this mreg will not read; everything else is usable, and `mreg fsck` on a clone of the bucket names what is wrong",
+        );
+    }
+    match code {
+        Ok(crate::error::EXIT_OK) if lists && !refused.is_empty() => Ok(crate::error::EXIT_ERROR),
+        code => code,
+    }
+}
+
+/// Runs one command.
+fn dispatch(ctx: &Ctx, command: Command) -> Result<u8> {
+    let done = match command {
+        Command::Run(args) => return run::run(ctx, &args),
+        Command::Diff(args) => return diff::run(ctx, &args),
+        Command::Compare(args) => return compare::run(ctx, &args),
+        Command::Remote(args) => return remote::run(ctx, &args),
+        Command::Sync(args) => return sync::run(ctx, &args),
+        Command::Clone(args) => return sync::clone(ctx, &args),
+        Command::Init(args) => init::run(ctx, &args),
+        Command::Log(args) => log::run(ctx, &args),
+        Command::Runs(args) => runs::run(ctx, &args),
+        Command::Push(args) => push::run(ctx, &args),
+        Command::Pull(args) => pull::run(ctx, &args),
+        Command::Ls(args) => ls::run(ctx, &args),
+        Command::Promote(args) => promote::run(ctx, &args),
+        Command::Gate(args) => gate::run(ctx, &args),
+        Command::History(args) => history::run(ctx, &args),
+        Command::Rollback(args) => rollback::run(ctx, &args),
+        Command::Show(args) => show::run(ctx, &args),
+        Command::Fsck(args) => fsck::run(ctx, &args),
+        Command::Demo(args) => demo::run(ctx, &args),
     };
     done.map(|()| crate::error::EXIT_OK)
 }

@@ -32,20 +32,22 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::remote::sync::Refused;
 use crate::store::{Progress, Registry};
 
 /// Opens the registry `spec` names (`--registry`, `MREG_REGISTRY`): a bucket URL
 /// through its local mirror (whose uploads report to `progress`), a folder, or, without
-/// a spec, the nearest `.mreg` above `cwd`.
+/// a spec, the nearest `.mreg` above `cwd`. Returns it with the bucket's items that
+/// refreshing the mirror refused: the mirror lacks them, and the rest is usable.
 pub fn open(
     spec: Option<&str>,
     cwd: &Path,
     progress: Box<dyn Progress + Send>,
-) -> Result<Registry> {
+) -> Result<(Registry, Vec<Refused>)> {
     match spec {
         Some(url) if crate::remote::is_bucket_url(url) => {
             crate::remote::mirror::open(url, progress)
         }
-        spec => Registry::locate(spec, cwd),
+        spec => Ok((Registry::locate(spec, cwd)?, Vec::new())),
     }
 }

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 
 use super::bootstrap;
 use super::known::Known;
-use super::sync::{self, Options, Sync};
+use super::sync::{self, Options, Refused, Sync};
 use super::{Created, Remote, Swap, transfer};
 use crate::error::Failure;
 use crate::id::{ObjectId, StateId};
@@ -45,8 +45,9 @@ pub fn cache_root() -> Result<PathBuf> {
         })
 }
 
-/// Opens the registry at a bucket URL through its local mirror, refreshed.
-pub fn open(url: &str, progress: Box<dyn Progress + Send>) -> Result<Registry> {
+/// Opens the registry at a bucket URL through its local mirror, refreshed; returns it
+/// with the bucket's items the refresh refused (see [`sync`]), which the mirror lacks.
+pub fn open(url: &str, progress: Box<dyn Progress + Send>) -> Result<(Registry, Vec<Refused>)> {
     let remote = super::open(url, false)?;
     let config = bootstrap::config_of(
         &*remote,
@@ -63,13 +64,13 @@ pub fn open(url: &str, progress: Box<dyn Progress + Send>) -> Result<Registry> {
 }
 
 /// Opens the registry on `remote`, whose `config.toml` holds `config`, through a mirror
-/// kept in `dir`, refreshed.
+/// kept in `dir`, refreshed; returns it with the items the refresh refused.
 pub fn open_in(
     remote: Box<dyn Remote>,
     config: &[u8],
     dir: &std::path::Path,
     progress: Box<dyn Progress + Send>,
-) -> Result<Registry> {
+) -> Result<(Registry, Vec<Refused>)> {
     let url = remote.url().to_owned();
     let url = url.as_str();
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -99,7 +100,7 @@ pub fn open_in(
         enforced,
         sent: std::sync::atomic::AtomicU64::new(0),
     };
-    Ok(reg.with_backend(BackendRef(Arc::new(link))))
+    Ok((reg.with_backend(BackendRef(Arc::new(link))), report.refused))
 }
 
 /// A mirror's bucket.

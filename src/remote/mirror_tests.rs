@@ -31,6 +31,7 @@ fn mirror(remote: &MemoryRemote, scratch: &Path) -> Registry {
         Box::new(NoProgress),
     )
     .unwrap()
+    .0
 }
 
 fn promotion(reg: &Registry, reference: &str, stage: &str) -> anyhow::Result<()> {

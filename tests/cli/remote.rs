@@ -821,3 +821,72 @@ fn a_mirror_of_a_bucket_made_again_says_it_disagrees_instead_of_serving_old_reco
     assert!(out.contains("disagrees with the bucket"), "{out}");
     assert!(out.contains("the mirror is a cache: delete"), "{out}");
 }
+
+#[test]
+fn a_hostile_key_or_record_on_a_bucket_does_not_stop_the_good_models() {
+    let (bucket, url) = new_bucket();
+    let a = s3_env();
+    a.ok(&["init", &url]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny", "--registry", &url]);
+    a.ok(&["promote", "tiny@1", "staging", "--registry", &url]);
+    s3::put(&bucket, "reg/models/evil/versions/1.toml", b"not a record");
+    s3::put(&bucket, "reg/models/x/../versions/1.toml", b"escape");
+    s3::put(
+        &bucket,
+        "reg/runs/0123456789abcdef/run.toml",
+        b"garbage = [",
+    );
+
+    let b = s3_env();
+    let out = b.run(&["ls", "--registry", &url]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("tiny"),
+        "{said}"
+    );
+    assert!(
+        said.contains("refused models/evil/versions/1.toml"),
+        "{said}"
+    );
+    assert!(
+        said.contains("refused runs/0123456789abcdef/run.toml"),
+        "{said}"
+    );
+    assert!(said.contains("models/x/../versions/1.toml"), "{said}");
+
+    // Reading another model works, and says what it skipped.
+    let out = b.run(&["pull", "tiny@staging", "--to", "serve", "--registry", &url]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused models/evil"));
+    assert!(b.path("serve").is_dir());
+
+    let out = b.run(&["clone", &url, "copy"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    b.ok(&[
+        "--registry",
+        "copy",
+        "pull",
+        "tiny@staging",
+        "--to",
+        "serve2",
+    ]);
+    let fsck = b.run(&["--registry", "copy", "fsck"]);
+    assert_eq!(
+        fsck.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+}

@@ -2,8 +2,8 @@
 //! to a shared registry folder or bucket could. Every command must refuse them with a
 //! clear error, quickly, without crashing, and leave the good models usable.
 
-use std::fs;
 use std::fmt::Write as _;
+use std::fs;
 use std::io::Write;
 use std::path::Path;
 

@@ -43,6 +43,7 @@ impl S3Remote {
         let store = builder
             .with_conditional_put(S3ConditionalPut::ETagMatch)
             .with_retry(retry)
+            .with_http_connector(super::listing::Connector)
             .build()
             .map_err(|err| {
                 Failure::error(format!("cannot use {url}: {err}"))

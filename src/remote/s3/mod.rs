@@ -9,6 +9,7 @@
 
 mod connect;
 mod errors;
+mod listing;
 mod multipart;
 
 use std::fs::File;
@@ -253,6 +254,7 @@ impl Remote for S3Remote {
                 .map_err(|err| self.explain(&err, "listing", prefix))?
             {
                 let location = meta.location.to_string();
+                let location = listing::original(&location).unwrap_or(location);
                 if let Some(key) = location.strip_prefix(&strip) {
                     out.push(Listed {
                         key: key.to_owned(),

@@ -20,6 +20,10 @@ pub(super) struct Keys {
     pub(super) heads: BTreeSet<String>,
     /// Run id → its files (`run.toml`, `log/NAME.toml`).
     pub(super) runs: BTreeMap<String, BTreeSet<String>>,
+    /// Keys no registry writes and no reader may follow: a `.`, `..` or empty segment,
+    /// or a control character. Other keys a listing does not know (`HEAD.lock`, a
+    /// writer's temp file) are ignored.
+    pub(super) hostile: Vec<String>,
 }
 
 impl Keys {
@@ -54,6 +58,7 @@ impl Keys {
                         .or_default()
                         .insert(format!("log/{name}"));
                 }
+                None if is_unsafe(key) => out.hostile.push(key.to_owned()),
                 None => {}
             }
         }
@@ -66,6 +71,11 @@ impl Keys {
         out.extend(self.heads.iter().cloned());
         out
     }
+}
+
+/// Returns whether a key holds a part no registry writes and no reader may follow.
+fn is_unsafe(key: &str) -> bool {
+    key.split('/').any(|part| matches!(part, "" | "." | "..")) || key.chars().any(char::is_control)
 }
 
 /// Returns the metadata keys a remote holds.
@@ -99,6 +109,7 @@ mod tests {
             "models/churn/HEAD".to_owned(),
             "models/churn/HEAD.lock".to_owned(),
             "models/../versions/1.toml".to_owned(),
+            "models/x//versions/1.toml".to_owned(),
             "runs/0123456789abcdef/run.toml".to_owned(),
             "runs/0123456789abcdef/log/00000000000000000001-abcd1234.toml".to_owned(),
             "runs/0123456789abcdef/log/.tmp-x.toml".to_owned(),
@@ -115,5 +126,9 @@ mod tests {
         assert_eq!(parsed.runs.len(), 1);
         assert_eq!(parsed.runs["0123456789abcdef"].len(), 2);
         assert_eq!(parsed.models(), BTreeSet::from(["churn".to_owned()]));
+        assert_eq!(
+            parsed.hostile,
+            ["models/../versions/1.toml", "models/x//versions/1.toml"]
+        );
     }
 }

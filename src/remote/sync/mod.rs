@@ -196,6 +196,12 @@ impl<'a> Sync<'a> {
         self.known.check_identity(self.remote, self.options.send)?;
         let mut theirs = remote_keys(self.remote)?;
         let mut ours = local_keys(self.reg)?;
+        for key in std::mem::take(&mut theirs.hostile) {
+            let err = anyhow::anyhow!(
+                "the key holds a `.`, `..` or empty part or a control character, which no registry writes; it was not read"
+            );
+            self.refuse(&key, Side::Remote, None, &err);
+        }
         let mut known_models = theirs.models();
         known_models.extend(ours.models());
         for (flag, names) in [
