@@ -24,4 +24,5 @@ mod cli {
     mod roundtrip;
     pub mod run;
     mod runs;
+    mod secrets;
 }

@@ -17,6 +17,14 @@ pub struct ParamArgs {
     /// A tag, KEY=VALUE, kept as text (repeatable)
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     pub tags: Vec<String>,
+    /// Record param or tag KEY as given, though its name looks like a secret (repeatable)
+    ///
+    /// Without it, a param or tag whose key has a word such as token, secret, password,
+    /// apikey or credential, or key after api, access, secret or private (hf_token,
+    /// db.password, auth.token, api_key), is recorded as [redacted], and one whose
+    /// text holds URL credentials or a Bearer token loses them, with a warning.
+    #[arg(long = "not-secret", value_name = "KEY")]
+    pub not_secret: Vec<String>,
 }
 
 /// Metrics, from flags and files.
@@ -58,6 +66,7 @@ pub fn inputs(
         params: params.params.clone(),
         params_files: params.params_files.clone(),
         tags: params.tags.clone(),
+        not_secret: params.not_secret.clone(),
         step,
         ..Inputs::default()
     };

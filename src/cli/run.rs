@@ -59,7 +59,12 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
         "Started run {} (experiment {}): {}",
         started.record.id,
         started.record.experiment,
-        args.command
+        // As recorded: the terminal and CI logs see no more secrets than the registry.
+        started
+            .record
+            .command
+            .as_ref()
+            .map_or(args.command.as_slice(), |c| c.argv.as_slice())
             .iter()
             .map(|w| output::shell_word(w))
             .collect::<Vec<_>>()
