@@ -15,6 +15,7 @@ mod cli {
     mod ls_show;
     #[cfg(not(feature = "s3"))]
     mod no_s3;
+    mod pipes;
     mod promote;
     mod promote_race;
     pub mod pull;

@@ -94,7 +94,8 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
         ctx.out.warn(&line);
     }
     if ctx.out.is_json() {
-        ctx.out.emit(&ended.outcome, String::new)?;
+        let printed = ctx.out.emit(&ended.outcome, String::new);
+        return output::after_print(printed, || Ok(ended.code));
     }
     Ok(ended.code)
 }
