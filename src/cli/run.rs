@@ -15,6 +15,10 @@ use crate::ops::run::{self, Child, Request};
 /// as usual and the run is recorded as interrupted; SIGTERM and SIGHUP sent to mreg are
 /// passed on to the command. With --json the command's stdout goes to stderr, so that
 /// stdout holds only mreg's JSON.
+///
+/// The command line is recorded with its secrets masked, also inside an `sh -c` script:
+/// the values of secret-looking flags and variables (--hf-token X, --key X, HF_TOKEN=X),
+/// Authorization, Cookie and API-key headers, Bearer tokens, and URL credentials.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg run --experiment churn -- python train.py --lr 0.001

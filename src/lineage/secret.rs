@@ -423,6 +423,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::{is_basic_credential, is_secret_name, mask_text};
+    use crate::testing::fuzz;
 
     #[test]
     fn secret_names_by_their_words() {
@@ -590,11 +591,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 256,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(fuzz::config())]
 
         #[test]
         fn masking_never_panics(text in any::<String>(), other in script()) {
