@@ -115,11 +115,67 @@ pub fn exit_code_of(err: &anyhow::Error) -> u8 {
     failure_of(err).map_or(EXIT_ERROR, |f| f.kind.exit_code())
 }
 
-/// Returns whether the error chain is a broken pipe on output (`mreg ls | head`).
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+/// The reader of stdout closed it before everything was written (`mreg ls | head -1`).
+///
+/// The printer returns it for a broken pipe on stdout, and only there: a broken pipe
+/// anywhere else (a socket, a child's stdin) stays the I/O error it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StdoutClosed;
+
+impl fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("stdout was closed before everything was written to it")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Returns how a command that failed ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Quietly, with exit 0: only its stdout was closed, by a reader that had read
+    /// enough.
+    StdoutClosed,
+    /// With the error printed and this exit code.
+    Failed(u8),
+}
+
+/// Returns how `main` ends a command that returned `err`: quietly with 0 when the error
+/// is [`StdoutClosed`], else reported with the exit code of [`exit_code_of`]. A broken
+/// pipe that is not stdout's is an error (exit 1) like any other.
+pub fn ending(err: &anyhow::Error) -> Ending {
+    if err
+        .chain()
+        .any(|cause| cause.downcast_ref::<StdoutClosed>().is_some())
+    {
+        Ending::StdoutClosed
+    } else {
+        Ending::Failed(exit_code_of(err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::{EXIT_ERROR, EXIT_GATE, Ending, Failure, StdoutClosed, ending};
+
+    #[test]
+    fn only_a_closed_stdout_ends_quietly() {
+        let closed = anyhow::Error::new(StdoutClosed).context("printing the listing");
+        assert_eq!(ending(&closed), Ending::StdoutClosed);
+        let gate = anyhow::Error::new(Failure::gate("acc of churn@3 is 0.8"));
+        assert_eq!(ending(&gate), Ending::Failed(EXIT_GATE));
+    }
+
+    #[test]
+    fn a_broken_pipe_that_is_not_stdout_is_an_error() {
+        for what in [
+            "sending part 3 to s3://bucket",
+            "writing to the command's stdin",
+        ] {
+            let err = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context(what);
+            assert_eq!(ending(&err), Ending::Failed(EXIT_ERROR), "{what}");
+        }
+    }
 }

@@ -10,10 +10,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli::run(cli) {
         Ok(code) => ExitCode::from(code),
-        Err(err) if error::is_broken_pipe(&err) => ExitCode::from(error::EXIT_OK),
-        Err(err) => {
-            cli::report_error(&err);
-            ExitCode::from(error::exit_code_of(&err))
-        }
+        Err(err) => match error::ending(&err) {
+            error::Ending::StdoutClosed => ExitCode::from(error::EXIT_OK),
+            error::Ending::Failed(code) => {
+                cli::report_error(&err);
+                ExitCode::from(code)
+            }
+        },
     }
 }

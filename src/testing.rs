@@ -1,6 +1,8 @@
 //! Helpers for the library's unit tests: throwaway registries with content made through
 //! the same use cases the commands run.
 
+pub mod fuzz;
+
 use std::path::Path;
 
 use tempfile::TempDir;

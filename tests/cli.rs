@@ -15,6 +15,7 @@ mod cli {
     mod ls_show;
     #[cfg(not(feature = "s3"))]
     mod no_s3;
+    mod pipes;
     mod promote;
     mod promote_race;
     pub mod pull;
@@ -24,5 +25,6 @@ mod cli {
     mod roundtrip;
     pub mod run;
     mod runs;
+    mod secrets;
     mod untrusted;
 }

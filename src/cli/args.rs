@@ -9,14 +9,33 @@ use crate::ops::inputs::Inputs;
 #[derive(Debug, Default, clap::Args)]
 pub struct ParamArgs {
     /// A param, KEY=VALUE; its type is inferred: int, float, bool, else text (repeatable)
+    ///
+    /// A key that looks like a secret (api_key, hf_token, db.password) is recorded with
+    /// the value `[redacted]`; see --not-secret.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
     /// A params file: TOML, JSON or YAML, nested keys flattened with dots (repeatable)
+    ///
+    /// Keys that look like secrets (auth.token) are recorded as `[redacted]`, as with
+    /// --param.
     #[arg(long = "params-file", value_name = "FILE")]
     pub params_files: Vec<PathBuf>,
     /// A tag, KEY=VALUE, kept as text (repeatable)
+    ///
+    /// A key that looks like a secret is recorded with the value `[redacted]`, as with
+    /// --param.
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     pub tags: Vec<String>,
+    /// Record param or tag KEY as given, though its name looks like a secret (repeatable)
+    ///
+    /// Without it, a param or tag whose key has a word such as secret, password, apikey
+    /// or credential, ends in token or pat, or has key after api, access, secret or
+    /// private (hf_token, db.password, auth.token, api_key), is recorded as `[redacted]`,
+    /// and one whose text holds URL credentials or a Bearer token loses them, with a
+    /// warning naming the key. KEY is the key as recorded (auth.token for a nested
+    /// key of a params file). The rule in full: docs/runs.md, "Secrets".
+    #[arg(long = "not-secret", value_name = "KEY")]
+    pub not_secret: Vec<String>,
 }
 
 /// Metrics, from flags and files.
@@ -58,6 +77,7 @@ pub fn inputs(
         params: params.params.clone(),
         params_files: params.params_files.clone(),
         tags: params.tags.clone(),
+        not_secret: params.not_secret.clone(),
         step,
         ..Inputs::default()
     };

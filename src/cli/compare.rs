@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{Ctx, report};
+use super::{Ctx, output, report};
 use crate::error::{EXIT_ERROR, EXIT_OK};
 use crate::ops::diff;
 
@@ -44,11 +44,12 @@ pub fn run(ctx: &Ctx, args: &CompareArgs) -> Result<u8> {
     let reg = ctx.registry()?;
     let sides = diff::sides(&reg, &args.sides)?;
     let compared = diff::compare(&reg, &sides, args.all)?;
-    report::compare::print(ctx, &compared, &sides, args.all, args.md)?;
-    let differs = compared.differs;
-    Ok(if args.exit_code && differs {
-        EXIT_ERROR
-    } else {
-        EXIT_OK
+    let printed = report::compare::print(ctx, &compared, &sides, args.all, args.md);
+    output::after_print(printed, || {
+        Ok(if args.exit_code && compared.differs {
+            EXIT_ERROR
+        } else {
+            EXIT_OK
+        })
     })
 }

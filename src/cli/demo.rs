@@ -5,7 +5,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Ctx, output};
+use super::Ctx;
+use super::output::{self, Printer};
 use crate::error::Failure;
 use crate::store::snapshot::{self, Sink};
 use crate::store::{NoProgress, Registry, models};
@@ -191,13 +192,13 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
     let fixtures_short = shorten(&fixtures);
     let step = |title: &str, argv: &[&str], expect_ok: bool| -> Result<()> {
         if !title.is_empty() {
-            println!("\n# {title}");
+            ctx.out.line(&format!("\n# {title}"))?;
         }
         let shown: Vec<String> = argv
             .iter()
             .map(|a| output::shell_word(&a.replace(&fixtures_abs, &fixtures_short)))
             .collect();
-        println!("$ mreg {}", shown.join(" "));
+        ctx.out.line(&format!("$ mreg {}", shown.join(" ")))?;
         let status = Command::new(&exe)
             .args(argv)
             .env("MREG_REGISTRY", root.join("registry"))
@@ -221,7 +222,7 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
         let args: Vec<&str> = owned.iter().map(String::as_str).collect();
         step(title, &args, *expect_ok)?;
     }
-    verify_pull(&root, &v1)?;
+    verify_pull(&ctx.out, &root, &v1)?;
     if args.keep {
         let kept = work.keep();
         ctx.out.status(&format!(
@@ -238,8 +239,8 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
 
 /// Checks that `serve/` under `root` (production, rolled back to demo@1) hashes to demo@1,
 /// and so to the fixture `v1`.
-fn verify_pull(root: &Path, v1: &Path) -> Result<()> {
-    println!("\n# Check that the pulled folder is the pushed one");
+fn verify_pull(out: &Printer, root: &Path, v1: &Path) -> Result<()> {
+    out.line("\n# Check that the pulled folder is the pushed one")?;
     let reg = Registry::open(&root.join("registry").display().to_string())?;
     let record = models::load_version(&reg, "demo", 1)?;
     let serve = root.join("serve");
@@ -253,12 +254,11 @@ fn verify_pull(root: &Path, v1: &Path) -> Result<()> {
             record.tree
         );
     }
-    println!(
+    out.line(&format!(
         "tree {} = demo@1 = {}",
         pulled.tree.0.short(16),
         shorten(v1)
-    );
-    Ok(())
+    ))
 }
 
 /// Returns a path relative to the current folder when it is below it.

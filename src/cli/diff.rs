@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
 
-use super::{Ctx, report};
+use super::{Ctx, output, report};
 use crate::error::{EXIT_ERROR, EXIT_OK};
 use crate::ops::diff::{self, Part, Request};
 
@@ -112,21 +112,23 @@ pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<u8> {
     let diffed = diff::diff(&reg, &request, &ctx.out.progress())?;
     let color = ctx.out.stdout_color();
     let shown = report::diff::report(&diffed.diff, &diffed.old, &diffed.new, diffed.files_wanted);
-    if args.md {
-        ctx.out.emit(&(), || report::markdown(&shown))?;
+    let printed = if args.md {
+        ctx.out.emit(&(), || report::markdown(&shown))
     } else {
-        ctx.out.emit(&diffed.diff, || report::text(&shown, color))?;
-    }
-    for (path, error) in &diffed.tensor_errors {
-        ctx.out
-            .warn(&format!("could not compare the tensors of {path}: {error}"));
-    }
-    if !diffed.tensor_errors.is_empty() {
-        return Ok(EXIT_ERROR);
-    }
-    Ok(if args.exit_code && diffed.diff.differs {
-        EXIT_ERROR
-    } else {
-        EXIT_OK
+        ctx.out.emit(&diffed.diff, || report::text(&shown, color))
+    };
+    output::after_print(printed, || {
+        for (path, error) in &diffed.tensor_errors {
+            ctx.out
+                .warn(&format!("could not compare the tensors of {path}: {error}"));
+        }
+        if !diffed.tensor_errors.is_empty() {
+            return Ok(EXIT_ERROR);
+        }
+        Ok(if args.exit_code && diffed.diff.differs {
+            EXIT_ERROR
+        } else {
+            EXIT_OK
+        })
     })
 }

@@ -5,6 +5,8 @@ use anyhow::Result;
 use super::{Ctx, output};
 use crate::error::Failure;
 use crate::ops::fsck;
+use crate::store::Registry;
+use crate::store::check::Report;
 
 /// Verify the registry: re-hash every object, parse every manifest, walk every tree
 ///
@@ -18,14 +20,19 @@ pub struct FsckArgs {}
 pub fn run(ctx: &Ctx, _args: &FsckArgs) -> Result<()> {
     let reg = ctx.registry()?;
     let report = fsck::fsck(&reg, &ctx.out.progress())?;
-    ctx.out.emit(&report, || {
+    let printed = ctx.out.emit(&report, || {
         let lines: Vec<String> = report
             .problems
             .iter()
             .map(|p| format!("{}: {}", p.path.display(), p.message))
             .collect();
         lines.join("\n")
-    })?;
+    });
+    output::after_print(printed, || tell(ctx, &reg, &report))
+}
+
+/// Says what fsck found: a status line, or the failure that exits 1.
+fn tell(ctx: &Ctx, reg: &Registry, report: &Report) -> Result<()> {
     if !report.leftovers.is_empty() {
         ctx.out.status(&format!(
             "{} left by interrupted commands in {} (safe to delete).",

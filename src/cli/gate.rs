@@ -39,7 +39,13 @@ pub fn run(ctx: &Ctx, args: &GateArgs) -> Result<()> {
     let reg = ctx.registry()?;
     let checked = gate::check(&reg, &args.reference, &args.gates, args.stage.as_deref())?;
     let checks = &checked.checks;
-    ctx.out.emit(&checked, || verdict::checks_table(checks))?;
+    let printed = ctx.out.emit(&checked, || verdict::checks_table(checks));
+    output::after_print(printed, || tell(ctx, &checked))
+}
+
+/// Says whether the gates held: a status line, or the failure that exits 3.
+fn tell(ctx: &Ctx, checked: &gate::Checked) -> Result<()> {
+    let checks = &checked.checks;
     if checked.passed {
         ctx.out.status(&format!(
             "{} passes {}.",

@@ -233,8 +233,8 @@ pub fn report_error(err: &anyhow::Error) {
             text.to_owned()
         }
     };
-    eprintln!("{} {err:#}", paint("1;31", "error:"));
+    output::to_stderr(&format!("{} {err:#}", paint("1;31", "error:")));
     if let Some(hint) = crate::error::failure_of(err).and_then(|f| f.hint.as_deref()) {
-        eprintln!("{} {hint}", paint("1;36", "hint:"));
+        output::to_stderr(&format!("{} {hint}", paint("1;36", "hint:")));
     }
 }

@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::ColorChoice;
+use crate::error::StdoutClosed;
 pub use crate::lineage::shell_word;
 use crate::store::Progress;
 
@@ -78,16 +79,19 @@ impl Printer {
         if !body.is_empty() && !body.ends_with('\n') {
             body.push('\n');
         }
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(body.as_bytes())?;
-        stdout.flush()?;
-        Ok(())
+        write_stdout(body.as_bytes())
+    }
+
+    /// Prints one line of data on stdout as it comes, for a command that prints as it
+    /// goes (`demo`).
+    pub fn line(&self, line: &str) -> Result<()> {
+        write_stdout(format!("{line}\n").as_bytes())
     }
 
     /// Prints a status sentence on stderr, unless `--quiet`.
     pub fn status(&self, line: &str) {
         if !self.quiet {
-            eprintln!("{line}");
+            to_stderr(line);
         }
     }
 
@@ -98,12 +102,12 @@ impl Printer {
         } else {
             "warning:"
         };
-        eprintln!("{label} {line}");
+        to_stderr(&format!("{label} {line}"));
     }
 
     /// Prints what to do next on stderr, after a warning, even with `--quiet`.
     pub fn hint(&self, line: &str) {
-        eprintln!("hint: {line}");
+        to_stderr(&format!("hint: {line}"));
     }
 
     /// Returns a progress reporter: a bar on a terminal, nothing otherwise.
@@ -112,6 +116,44 @@ impl Printer {
             bar: self.progress.then(ProgressBar::hidden),
         }
     }
+}
+
+/// Writes data to stdout. Every write of data goes through here, so that a stdout closed
+/// by its reader is told apart from every other broken pipe: it is [`StdoutClosed`],
+/// which `main` ends quietly with 0 on. Any other failure (a full disk under `>`) is an
+/// error.
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(stdout_error)
+}
+
+/// Returns the error a failed write to stdout is.
+fn stdout_error(err: std::io::Error) -> anyhow::Error {
+    if err.kind() == std::io::ErrorKind::BrokenPipe {
+        StdoutClosed.into()
+    } else {
+        anyhow::Error::new(err).context("writing to stdout")
+    }
+}
+
+/// Returns the outcome of a command that prints its data before it knows its outcome
+/// (`promote` prints the checks, then refuses): a stdout closed by its reader leaves the
+/// outcome as it is, since the command did what it did either way; any other failure
+/// to print is the outcome, and `outcome` is not run.
+pub fn after_print<T>(printed: Result<()>, outcome: impl FnOnce() -> Result<T>) -> Result<T> {
+    match printed {
+        Err(err) if !err.is::<StdoutClosed>() => Err(err),
+        _ => outcome(),
+    }
+}
+
+/// Writes a line to stderr. Status and warnings are for people; when nobody reads
+/// stderr any more (`2>&1 | head`), they are dropped rather than failing the command.
+pub fn to_stderr(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// A progress bar on stderr, or nothing.
@@ -195,5 +237,46 @@ pub fn seconds(s: f64) -> String {
     } else {
         let whole = s as u64;
         format!("{}h {:02}m", whole / 3600, (whole % 3600) / 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use anyhow::Result;
+
+    use super::{after_print, stdout_error};
+    use crate::error::{EXIT_ERROR, EXIT_GATE, Ending, Failure, StdoutClosed, ending};
+
+    #[test]
+    fn a_broken_pipe_on_stdout_is_stdout_closed_and_other_failures_are_errors() {
+        let closed = stdout_error(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert!(closed.is::<StdoutClosed>());
+        assert_eq!(ending(&closed), Ending::StdoutClosed);
+        let full = stdout_error(io::Error::from(io::ErrorKind::StorageFull));
+        assert_eq!(ending(&full), Ending::Failed(EXIT_ERROR));
+        assert!(format!("{full:#}").starts_with("writing to stdout: "));
+    }
+
+    #[test]
+    fn a_closed_stdout_leaves_the_outcome_as_it_is() {
+        let refused = || -> Result<()> { Err(Failure::gate("acc is 0.8").into()) };
+        let closed = Err(StdoutClosed.into());
+        assert_eq!(
+            ending(&after_print(closed, refused).expect_err("refused")),
+            Ending::Failed(EXIT_GATE)
+        );
+        assert_eq!(
+            after_print(Err(StdoutClosed.into()), || Ok(7)).ok(),
+            Some(7)
+        );
+        let full = Err(stdout_error(io::Error::from(io::ErrorKind::StorageFull)));
+        let ran = std::cell::Cell::new(false);
+        let printed = after_print(full, || {
+            ran.set(true);
+            Ok(())
+        });
+        assert!(printed.is_err() && !ran.get());
     }
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{Ctx, verdict};
+use super::{Ctx, output, verdict};
 use crate::ops::promote::{self, Request};
 
 /// Move a stage to a model version, if its gates and the stage's policy hold
@@ -77,7 +77,10 @@ pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
         dry_run: args.dry_run,
     };
     let p = promote::promote(&reg, &request)?;
-    ctx.out
-        .emit(&p.outcome, || verdict::checks_table(&p.report.checks))?;
-    verdict::tell(ctx, &p.model, p.version, &p.stage, &p.report)
+    let printed = ctx
+        .out
+        .emit(&p.outcome, || verdict::checks_table(&p.report.checks));
+    output::after_print(printed, || {
+        verdict::tell(ctx, &p.model, p.version, &p.stage, &p.report)
+    })
 }

@@ -95,17 +95,19 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     let report = pushed.promote(&reg)?;
     let (outcome, record) = (&pushed.outcome, &pushed.record);
     let reference = outcome.reference.clone();
-    ctx.out.emit(outcome, || reference)?;
-    let Some((stage, report)) = report else {
-        return Ok(());
-    };
-    // The gates and result go to stderr: stdout holds the reference alone, for
-    // `$(mreg push …)`.
-    let table = verdict::checks_table(&report.checks);
-    if !ctx.out.is_json() && !table.is_empty() {
-        ctx.out.status(table.trim_end());
-    }
-    verdict::tell(ctx, &record.model, record.version, &stage, &report)
+    let printed = ctx.out.emit(outcome, || reference);
+    output::after_print(printed, || {
+        let Some((stage, report)) = report else {
+            return Ok(());
+        };
+        // The gates and result go to stderr: stdout holds the reference alone, for
+        // `$(mreg push …)`.
+        let table = verdict::checks_table(&report.checks);
+        if !ctx.out.is_json() && !table.is_empty() {
+            ctx.out.status(table.trim_end());
+        }
+        verdict::tell(ctx, &record.model, record.version, &stage, &report)
+    })
 }
 
 /// Prints what the push stored, or that there was nothing to store, on stderr.

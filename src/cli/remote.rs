@@ -144,14 +144,18 @@ fn remove(ctx: &Ctx, reg: &Registry, settings: &mut Settings, name: &str) -> Res
 fn check(ctx: &Ctx, reg: &Registry, settings: &mut Settings, name: Option<&str>) -> Result<u8> {
     let (name, entry, probe) = remote::check(reg, settings, name)?;
     report_probe(ctx, &name, &entry, &probe);
-    if ctx.out.is_json() {
+    let printed = if ctx.out.is_json() {
         ctx.out
-            .emit(&checked(settings, &name, &entry, &probe), String::new)?;
-    }
-    Ok(if probe.enforced() {
-        EXIT_OK
+            .emit(&checked(settings, &name, &entry, &probe), String::new)
     } else {
-        EXIT_ERROR
+        Ok(())
+    };
+    output::after_print(printed, || {
+        Ok(if probe.enforced() {
+            EXIT_OK
+        } else {
+            EXIT_ERROR
+        })
     })
 }
 

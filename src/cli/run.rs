@@ -15,6 +15,10 @@ use crate::ops::run::{self, Child, Request};
 /// as usual and the run is recorded as interrupted; SIGTERM and SIGHUP sent to mreg are
 /// passed on to the command. With --json the command's stdout goes to stderr, so that
 /// stdout holds only mreg's JSON.
+///
+/// The command line is recorded with its secrets masked, also inside an `sh -c` script:
+/// the values of secret-looking flags and variables (--hf-token X, --key X, HF_TOKEN=X),
+/// Authorization, Cookie and API-key headers, Bearer tokens, and URL credentials.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg run --experiment churn -- python train.py --lr 0.001
@@ -59,7 +63,12 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
         "Started run {} (experiment {}): {}",
         started.record.id,
         started.record.experiment,
-        args.command
+        // As recorded: the terminal and CI logs see no more secrets than the registry.
+        started
+            .record
+            .command
+            .as_ref()
+            .map_or(args.command.as_slice(), |c| c.argv.as_slice())
             .iter()
             .map(|w| output::shell_word(w))
             .collect::<Vec<_>>()
@@ -89,7 +98,8 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
         ctx.out.warn(&line);
     }
     if ctx.out.is_json() {
-        ctx.out.emit(&ended.outcome, String::new)?;
+        let printed = ctx.out.emit(&ended.outcome, String::new);
+        return output::after_print(printed, || Ok(ended.code));
     }
     Ok(ended.code)
 }

@@ -89,8 +89,8 @@ pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
 
 fn print(ctx: &Ctx, outcome: &Outcome) -> Result<u8> {
     let (name, report) = (&outcome.remote, &outcome.report);
-    if ctx.out.is_json() {
-        ctx.out.emit(outcome, String::new)?;
+    let printed = if ctx.out.is_json() {
+        ctx.out.emit(outcome, String::new)
     } else {
         let line = |verb: &str, c: &Counts| {
             format!(
@@ -115,7 +115,9 @@ fn print(ctx: &Ctx, outcome: &Outcome) -> Result<u8> {
                 ctx.out.status(&line("Sent to", &report.sent));
             }
         }
-    }
+        Ok(())
+    };
+    output::after_print(printed, || Ok(()))?;
     for r in &report.renumbered {
         ctx.out.status(&format!(
             "Published {}@{} as {}@{} on {name}; {}@{} here is now the remote's.",

@@ -7,7 +7,10 @@ use std::io::Write;
 
 use serde_json::{Map, Value, json};
 
+use proptest::prelude::*;
+
 use super::*;
+use crate::testing::fuzz;
 
 /// Returns the bytes of a safetensors file with the given header JSON text (padded
 /// with spaces to a multiple of 8, as writers do) and data region.
@@ -389,68 +392,72 @@ fn refuses_overlapping_tensors() {
     assert_contains(&refusal(header, &[0; 16]), "overlap");
 }
 
-/// Returns a deterministic pseudo-random sequence (a 64-bit LCG, high bits).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-#[test]
-fn garbage_is_refused_without_a_panic() {
-    let mut rng = Lcg(42);
-    let file = tempfile::tempfile().expect("temp file");
-    let check = |bytes: &[u8]| {
-        file.set_len(0).expect("truncate");
-        file.write_all_at(bytes, 0).expect("write");
-        // Ok or Err, never a panic; and a lie about the length is caught too.
-        let _ = Header::read(&file, bytes.len() as u64);
-        let _ = Header::read(&file, bytes.len() as u64 + 7);
-    };
-    for _ in 0..300 {
-        let len = rng.below(64);
-        let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-        check(&bytes);
-        // A plausible length prefix, so the JSON parser sees the rest.
-        if len >= 8 {
-            bytes[..8].copy_from_slice(&(len as u64 - 8).to_le_bytes());
-            check(&bytes);
-        }
-    }
-    let valid = build(
+/// Returns a valid file of three tensors (one of a sub-byte dtype) and metadata.
+fn valid_file() -> Vec<u8> {
+    build(
         &[("format", "pt")],
         &[
             ("a", "F32", &[2, 2], &f32s(&[1.0, 2.0, 3.0, 4.0])),
             ("b", "BF16", &[3], &[0; 6]),
             ("c", "F4", &[4], &[0; 2]),
         ],
-    );
-    assert!(read(&valid).is_ok());
-    let header_end = 8 + u64::from_le_bytes(valid[..8].try_into().expect("8 bytes")) as usize;
-    let alphabet = b"{}[]\",:0123456789-.eE \\u\xff\x00abdF";
-    for _ in 0..500 {
-        let mut bytes = valid.clone();
-        for _ in 0..=rng.below(3) {
-            let at = rng.below(header_end);
-            bytes[at] = if rng.below(2) == 0 {
-                alphabet[rng.below(alphabet.len())]
-            } else {
-                rng.next() as u8
-            };
-        }
-        if rng.below(4) == 0 {
-            bytes.truncate(rng.below(bytes.len()));
-        }
-        check(&bytes);
+    )
+}
+
+/// Reads `bytes` as a file of its own length, and as one claimed longer and shorter:
+/// an error or a header, never a panic.
+fn read_every_way(file: &File, bytes: &[u8], claimed: u64) {
+    file.set_len(0).expect("truncate");
+    file.write_all_at(bytes, 0).expect("write");
+    let len = bytes.len() as u64;
+    let _ = Header::read(file, len);
+    let _ = Header::read(file, len + 7);
+    let _ = Header::read(file, claimed);
+    if let Ok(header) = Header::read(file, len) {
+        // What is accepted holds together: every tensor inside the data region.
+        assert!(
+            header
+                .tensors
+                .iter()
+                .all(|t| t.begin <= t.end && t.end <= header.data_len())
+        );
+    }
+}
+
+#[test]
+fn the_seed_of_the_mutations_is_valid() {
+    assert!(read(&valid_file()).is_ok());
+}
+
+proptest! {
+    #![proptest_config(fuzz::config())]
+
+    #[test]
+    fn reading_any_bytes_never_panics(bytes in fuzz::bytes(256), claimed in any::<u64>()) {
+        let file = tempfile::tempfile().expect("temp file");
+        read_every_way(&file, &bytes, claimed);
+        // With a length prefix that fits, the JSON parser sees the rest.
+        let mut framed = (bytes.len() as u64).to_le_bytes().to_vec();
+        framed.extend_from_slice(&bytes);
+        read_every_way(&file, &framed, claimed);
+    }
+
+    #[test]
+    fn reading_a_mutated_file_never_panics(bytes in fuzz::mutated(valid_file()), claimed in any::<u64>()) {
+        let file = tempfile::tempfile().expect("temp file");
+        read_every_way(&file, &bytes, claimed);
+    }
+
+    #[test]
+    fn a_header_length_that_lies_is_refused_before_allocating(
+        len in prop_oneof![any::<u64>(), Just(1u64 << 60), Just(u64::MAX), MAX_HEADER..=MAX_HEADER + 8],
+        claimed in prop_oneof![any::<u64>(), Just(u64::MAX)],
+    ) {
+        // The file is 9 bytes; whatever length it and its caller claim, nothing of that
+        // size is allocated (a 2^60-byte buffer would abort the test).
+        let mut bytes = len.to_le_bytes().to_vec();
+        bytes.push(b'{');
+        let (file, _) = file(&bytes);
+        prop_assert!(Header::read(&file, claimed).is_err());
     }
 }

@@ -1,8 +1,11 @@
 //! Unit tests of the gate parser: each form, each error and its column.
 
+use proptest::prelude::*;
+
 use super::*;
 use crate::error::Kind;
 use crate::query::Namespace;
+use crate::testing::fuzz;
 
 fn gate(text: &str) -> Gate {
     Gate::parse(text).expect("valid gate")
@@ -424,4 +427,38 @@ fn negation_is_refused_with_a_hint() {
 #[test]
 fn columns_count_characters() {
     assert_eq!(error("`é`>'ü' x").0, 9);
+}
+
+/// Gates of every form the grammar has, for mutations to start from.
+const VALID_GATES: [&str; 6] = [
+    "acc>0.85",
+    "acc >= @production - 0.005",
+    "metrics.loss<=@staging*1.1",
+    "tags.team==\"growth\"",
+    "`eval acc` != -3",
+    "params.lr < 1e-3",
+];
+
+#[test]
+fn the_seeds_of_the_mutations_parse() {
+    for text in VALID_GATES {
+        gate(text);
+    }
+}
+
+proptest! {
+    #![proptest_config(fuzz::config())]
+
+    #[test]
+    fn parsing_any_text_never_panics(text in any::<String>()) {
+        let _ = Gate::parse(&text);
+    }
+
+    #[test]
+    fn parsing_a_mutated_gate_never_panics(text in fuzz::mutated_one_of(&VALID_GATES)) {
+        if let Ok(gate) = Gate::parse(&text) {
+            // What parses is kept as written, and parses again the same.
+            prop_assert_eq!(Gate::parse(&gate.text).map(|g| g.text).ok(), Some(gate.text));
+        }
+    }
 }

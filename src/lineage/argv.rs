@@ -1,56 +1,26 @@
 //! Command lines as runs and stage moves record them: the values of secret-looking
-//! flags and variables masked, URLs without credentials.
+//! flags and variables masked, URLs without credentials (the rules are in `secret.rs`).
 
-use super::strip_credentials;
+use super::secret::{REDACTED, after_flag, mask_text};
 
-/// Parts of a flag or variable name (split at `-` and `_`) that say its value is a
-/// secret. `key` counts only after `api`, `access`, `secret`, `private` or `signing`.
-const SECRET_PARTS: [&str; 8] = [
-    "token",
-    "secret",
-    "password",
-    "passwd",
-    "apikey",
-    "credential",
-    "credentials",
-    "pat",
-];
-
-/// Returns whether a flag or variable name says its value is a secret: `--hf-token`,
-/// `WANDB_API_KEY`, `--db-password`; not `--tokenizer` or `--max-tokens`.
-fn secret_name(name: &str) -> bool {
-    let lower = name.trim_start_matches('-').to_ascii_lowercase();
-    let parts: Vec<&str> = lower.split(['-', '_']).filter(|p| !p.is_empty()).collect();
-    parts.iter().enumerate().any(|(i, part)| {
-        SECRET_PARTS.contains(part)
-            || (*part == "key"
-                && i > 0
-                && ["api", "access", "secret", "private", "signing"].contains(&parts[i - 1]))
-    })
-}
-
-/// Returns a command line as it is recorded: the value of a flag or `NAME=VALUE` word
-/// whose name says it is a secret (`--hf-token X`, `--password=X`, `API_KEY=X`) is
-/// replaced by `[redacted]`, and URLs lose their credentials, query and fragment.
+/// Returns a command line as it is recorded: the value after a flag whose name says it
+/// is a secret (`--hf-token X`, `--key X`, `--auth X`) is `[redacted]`, as is the password
+/// after `-u` or `--user`; and every word is masked as [`mask_text`] says, which keeps
+/// all its text but the secrets: `NAME=VALUE` with a secret name, URL credentials,
+/// queries and fragments, secret header values and `Bearer`/`Basic` credentials, also
+/// inside an `sh -c` script.
 pub fn recorded_argv(argv: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(argv.len());
-    for word in argv {
-        let after_secret_flag = out
-            .last()
-            .is_some_and(|prev| prev.starts_with('-') && !prev.contains('=') && secret_name(prev));
-        let recorded = if after_secret_flag && !word.starts_with('-') {
-            "[redacted]".to_owned()
-        } else if let Some((name, _)) = word.split_once('=')
-            && !name.contains("://")
-            && secret_name(name)
-        {
-            format!("{name}=[redacted]")
-        } else if word.contains("://") {
-            strip_credentials(word)
-        } else {
-            word.clone()
-        };
-        out.push(recorded);
+    for (i, word) in argv.iter().enumerate() {
+        let after = i
+            .checked_sub(1)
+            .and_then(|prev| after_flag(&argv[prev], word));
+        out.push(match after {
+            Some(masked) if masked == REDACTED => masked,
+            // `USER:[redacted]`: the user part may still hold a URL or header.
+            Some(masked) => mask_text(&masked),
+            None => mask_text(word),
+        });
     }
     out
 }
@@ -138,6 +108,85 @@ mod tests {
         assert_eq!(
             rec(&["x", "--epochs=3", "lr=0.1"]),
             ["x", "--epochs=3", "lr=0.1"]
+        );
+    }
+
+    #[test]
+    fn keys_auth_headers_and_scripts_are_masked_without_losing_the_rest() {
+        assert_eq!(
+            rec(&[
+                "curl",
+                "--key",
+                "k.pem",
+                "--auth",
+                "u:p",
+                "--password",
+                "pw",
+                "-o",
+                "f"
+            ]),
+            [
+                "curl",
+                "--key",
+                "[redacted]",
+                "--auth",
+                "[redacted]",
+                "--password",
+                "[redacted]",
+                "-o",
+                "f"
+            ]
+        );
+        assert_eq!(
+            rec(&[
+                "curl",
+                "-H",
+                "Authorization: Bearer xyz",
+                "--header",
+                "X-Api-Key: k",
+                "-H",
+                "Accept: */*"
+            ]),
+            [
+                "curl",
+                "-H",
+                "Authorization: Bearer [redacted]",
+                "--header",
+                "X-Api-Key: [redacted]",
+                "-H",
+                "Accept: */*"
+            ]
+        );
+        assert_eq!(
+            rec(&["curl", "-u", "alice:pw", "--user", "bob", "https://h/x"]),
+            [
+                "curl",
+                "-u",
+                "alice:[redacted]",
+                "--user",
+                "bob",
+                "https://h/x"
+            ]
+        );
+        assert_eq!(
+            rec(&[
+                "curl",
+                "--header=Cookie: sid=1",
+                "--url=https://u:p@h/x?sig=s"
+            ]),
+            ["curl", "--header=Cookie: [redacted]", "--url=https://h/x"]
+        );
+        assert_eq!(
+            rec(&[
+                "sh",
+                "-c",
+                "echo start; curl -fsS https://u:p@h/x -H 'Authorization: Bearer xyz' | wc -c; echo end",
+            ]),
+            [
+                "sh",
+                "-c",
+                "echo start; curl -fsS https://h/x -H 'Authorization: Bearer [redacted]' | wc -c; echo end",
+            ]
         );
     }
 }

@@ -1,5 +1,6 @@
 //! Lineage: gathering where a run came from (its git [`Source`]) and what it ran on (its
-//! [`Environment`]), and how a command line is recorded ([`recorded_argv`]).
+//! [`Environment`]), how a command line is recorded ([`recorded_argv`]), and what counts
+//! as a secret wherever mreg records text ([`is_secret_name`], [`mask_text`]).
 //!
 //! Every fact is gathered by a function that never fails: whatever is unavailable is
 //! recorded as absent. The environment is an allow-list: only the named files and
@@ -17,6 +18,7 @@ mod env;
 mod git;
 mod gpu;
 mod lockfiles;
+mod secret;
 mod url;
 
 use std::path::Path;
@@ -24,6 +26,7 @@ use std::path::Path;
 use crate::manifest::lineage::{Ci, Environment};
 pub use argv::{recorded_argv, shell_word};
 pub use git::source;
+pub use secret::{REDACTED, is_secret_name, mask_text};
 pub use url::strip_credentials;
 
 /// A lookup of one environment variable, injectable so tests never touch the process's.

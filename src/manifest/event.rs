@@ -97,3 +97,25 @@ impl RunEvent {
         Ok(toml::from_str(text)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::RunEvent;
+    use crate::testing::fuzz;
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn parsing_any_text_never_panics(text in any::<String>()) {
+            fuzz::check_manifest(&text, RunEvent::parse, RunEvent::to_toml)?;
+        }
+
+        #[test]
+        fn parsing_a_mutated_record_never_panics(text in fuzz::mutated_text(include_str!("../../fixtures/manifests/event.toml"))) {
+            fuzz::check_manifest(&text, RunEvent::parse, RunEvent::to_toml)?;
+        }
+    }
+}

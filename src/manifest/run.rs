@@ -265,3 +265,37 @@ pub fn check_format(text: &str, known: u32) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::RunRecord;
+    use crate::testing::fuzz;
+
+    #[test]
+    fn deeply_nested_toml_is_an_error_not_a_stack_overflow() {
+        for (open, close) in [("[", "]"), ("{a=", "}")] {
+            let text = format!(
+                "format = 1\nx = {}1{}\n",
+                open.repeat(50_000),
+                close.repeat(50_000)
+            );
+            assert!(RunRecord::parse(&text).is_err());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn parsing_any_text_never_panics(text in any::<String>()) {
+            fuzz::check_manifest(&text, RunRecord::parse, RunRecord::to_toml)?;
+        }
+
+        #[test]
+        fn parsing_a_mutated_record_never_panics(text in fuzz::mutated_text(include_str!("../../fixtures/manifests/run.toml"))) {
+            fuzz::check_manifest(&text, RunRecord::parse, RunRecord::to_toml)?;
+        }
+    }
+}

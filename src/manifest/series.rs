@@ -209,7 +209,10 @@ impl Series {
 #[cfg(test)]
 #[allow(clippy::float_cmp)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::testing::fuzz;
 
     fn pts(values: &[(i64, f64)]) -> Vec<Point> {
         values
@@ -251,5 +254,21 @@ mod tests {
         assert_eq!((s.last_step, s.last, s.count), (5, 0.3, 2));
         assert!(s.summarize(&pts(&[(5, 0.2)])));
         assert_eq!(s.last, 0.2);
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn decoding_any_bytes_never_panics(bytes in fuzz::bytes(256)) {
+            let _ = decode_points(&bytes);
+        }
+
+        #[test]
+        fn decoding_a_mutated_series_never_panics(
+            bytes in fuzz::mutated(encode_points(&pts(&[(0, 0.5), (1, f64::NAN), (7, -1e300)])))
+        ) {
+            let _ = decode_points(&bytes);
+        }
     }
 }

@@ -148,7 +148,10 @@ impl StageState {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::testing::fuzz;
 
     fn sample() -> StageState {
         StageState {
@@ -213,5 +216,21 @@ mod tests {
         assert!(StateId::parse("ABC").is_none());
         assert!(StateId::parse(&"A".repeat(64)).is_none());
         assert!(StateId::parse(&"a".repeat(64)).is_some());
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn parsing_any_text_never_panics(text in any::<String>()) {
+            fuzz::check_manifest(&text, StageState::parse, StageState::to_toml)?;
+        }
+
+        #[test]
+        fn parsing_a_mutated_state_never_panics(
+            text in fuzz::mutated_text(&sample().to_toml().expect("a state writes"))
+        ) {
+            fuzz::check_manifest(&text, StageState::parse, StageState::to_toml)?;
+        }
     }
 }

@@ -71,3 +71,25 @@ impl VersionRecord {
         Ok(toml::from_str(text)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::VersionRecord;
+    use crate::testing::fuzz;
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn parsing_any_text_never_panics(text in any::<String>()) {
+            fuzz::check_manifest(&text, VersionRecord::parse, VersionRecord::to_toml)?;
+        }
+
+        #[test]
+        fn parsing_a_mutated_record_never_panics(text in fuzz::mutated_text(include_str!("../../fixtures/manifests/version-2.toml"))) {
+            fuzz::check_manifest(&text, VersionRecord::parse, VersionRecord::to_toml)?;
+        }
+    }
+}

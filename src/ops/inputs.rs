@@ -42,6 +42,8 @@ pub struct Inputs {
     pub store_data: bool,
     /// Parent model references.
     pub parents: Vec<String>,
+    /// Param and tag keys whose values are kept although their names look secret.
+    pub not_secret: Vec<String>,
 }
 
 /// Returns what the inputs add to a run, read and checked.
@@ -74,6 +76,7 @@ pub fn collect(
 ) -> Result<Additions> {
     let mut add = Additions::default();
     collect_params(inputs, &mut add)?;
+    mask_secrets(&mut add, &inputs.not_secret, warn);
     collect_metrics(inputs, time, warn, &mut add)?;
     for reference in &inputs.parents {
         let parsed = ModelRef::parse(reference)?;
@@ -106,6 +109,68 @@ fn collect_params(inputs: &Inputs, add: &mut Additions) -> Result<()> {
         add.tags.insert(key, value);
     }
     Ok(())
+}
+
+/// Masks the secrets of params and tags before anything is recorded: the value of a key
+/// whose name looks secret ([`lineage::is_secret_name`]) is `[redacted]` (a bool, which
+/// cannot be a secret, and an empty text, which holds none, are kept), and a text value
+/// loses what a command line would lose ([`lineage::mask_text`]: URL credentials,
+/// `Bearer` tokens…). Keys in `keep` are recorded as given. `warn` hears of each masked
+/// key, and of each key of `keep` that had nothing to keep.
+fn mask_secrets(add: &mut Additions, keep: &[String], warn: &mut dyn FnMut(String)) {
+    let mut kept = vec![false; keep.len()];
+    let mut check = |what: &str, key: &str, value: &mut Value| {
+        let (masked, told) = match value {
+            Value::Bool(_) => return,
+            Value::Str(text) if text.is_empty() => return,
+            _ if lineage::is_secret_name(key) => (
+                Value::Str(lineage::REDACTED.to_owned()),
+                format!(
+                    "{what} {key} looks like a secret: its value is recorded as {}",
+                    lineage::REDACTED
+                ),
+            ),
+            Value::Str(text) => {
+                let masked = lineage::mask_text(text);
+                if masked == *text {
+                    return;
+                }
+                let told = format!(
+                    "{what} {key} holds credentials (in a URL or a header): it is recorded as {masked:?}"
+                );
+                (Value::Str(masked), told)
+            }
+            _ => return,
+        };
+        let mut kept_here = false;
+        for (i, k) in keep.iter().enumerate() {
+            if k == key {
+                kept[i] = true;
+                kept_here = true;
+            }
+        }
+        if !kept_here {
+            *value = masked;
+            warn(format!(
+                "{told}; if it is no secret, pass --not-secret {key} to record it as given"
+            ));
+        }
+    };
+    for (key, value) in &mut add.params {
+        check("param", key, value);
+    }
+    for (key, text) in &mut add.tags {
+        let mut value = Value::Str(std::mem::take(text));
+        check("tag", key, &mut value);
+        if let Value::Str(masked) = value {
+            *text = masked;
+        }
+    }
+    for (key, _) in keep.iter().zip(kept).filter(|(_, kept)| !kept) {
+        warn(format!(
+            "--not-secret {key}: no param or tag {key} was masked, so there is nothing to keep"
+        ));
+    }
 }
 
 /// Reads metrics files, then flags. With a step, flag metrics are series points at that
@@ -323,7 +388,46 @@ impl Additions {
 
 #[cfg(test)]
 mod tests {
-    use super::split_version;
+    use super::{Additions, Value, mask_secrets, split_version};
+
+    #[test]
+    fn secret_looking_params_and_tags_are_masked_unless_kept() {
+        let mut add = Additions::default();
+        for (key, value) in [
+            ("api_key", Value::Str("abc".into())),
+            ("auth.token", Value::Int(1234)),
+            ("use_token", Value::Bool(true)),
+            ("hf_token", Value::Str(String::new())),
+            ("db.password", Value::Str("pw".into())),
+            ("url", Value::Str("https://u:pw@h/x".into())),
+            ("tokenizer", Value::Str("bpe".into())),
+        ] {
+            add.params.insert(key.to_owned(), value);
+        }
+        add.tags.insert("ci_token".into(), "t".into());
+        let mut warnings = Vec::new();
+        let keep = ["db.password".to_owned(), "lr".to_owned()];
+        mask_secrets(&mut add, &keep, &mut |w| warnings.push(w));
+        let redacted = Value::Str("[redacted]".into());
+        assert_eq!(add.params["api_key"], redacted);
+        assert_eq!(add.params["auth.token"], redacted);
+        assert_eq!(add.params["use_token"], Value::Bool(true));
+        assert_eq!(add.params["hf_token"], Value::Str(String::new()));
+        assert_eq!(add.params["db.password"], Value::Str("pw".into()));
+        assert_eq!(add.params["url"], Value::Str("https://h/x".into()));
+        assert_eq!(add.params["tokenizer"], Value::Str("bpe".into()));
+        assert_eq!(add.tags["ci_token"], "[redacted]");
+        let named: Vec<&str> = warnings
+            .iter()
+            .map(|w| w.split_whitespace().nth(1).expect("a key"))
+            .collect();
+        assert_eq!(named, ["api_key", "auth.token", "url", "ci_token", "lr:"]);
+        assert!(
+            warnings
+                .iter()
+                .all(|w| !w.contains("pw@") && !w.contains("abc"))
+        );
+    }
 
     #[test]
     fn a_version_follows_the_last_at_of_the_path() {

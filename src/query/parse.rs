@@ -14,6 +14,11 @@ const GRAMMAR_HINT: &str = "write comparisons like metrics.acc > 0.8, join them 
 /// Deepest nesting of parentheses and `not`s accepted, so parsing cannot overflow the stack.
 const MAX_DEPTH: usize = 100;
 
+/// Most comparisons (and bare keys) accepted in one expression. A chain of `and`s or
+/// `or`s is a tree as deep as it is long, which evaluating and dropping walk
+/// recursively, so its length is bounded as nesting is.
+const MAX_TERMS: usize = 1000;
+
 /// Returns a parsed filter expression; test rows with [`Expr::matches`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expr {
@@ -132,6 +137,7 @@ fn parse_src(src: &[char]) -> Result<Node, SyntaxError> {
         tokens: tokenize(src),
         i: 0,
         depth: 0,
+        terms: 0,
         bare_key_at: None,
     };
     let node = parser.or()?;
@@ -150,6 +156,8 @@ struct Parser<'a> {
     i: usize,
     /// Current nesting of parentheses and `not`s.
     depth: usize,
+    /// Comparisons and bare keys read so far.
+    terms: usize,
     /// Index of the token after the latest bare key, to suggest an operator there.
     bare_key_at: Option<usize>,
 }
@@ -234,6 +242,15 @@ impl Parser<'_> {
 
     fn primary(&mut self) -> Result<Node, SyntaxError> {
         let token = self.peek()?.clone();
+        if matches!(token.tok, Tok::Key(_) | Tok::Value(_)) {
+            self.terms += 1;
+            if self.terms > MAX_TERMS {
+                return Err(SyntaxError::new(
+                    token.start,
+                    format!("more than {MAX_TERMS} comparisons in one expression"),
+                ));
+            }
+        }
         match token.tok {
             Tok::Open => {
                 self.i += 1;
@@ -295,8 +312,11 @@ impl Parser<'_> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use crate::query::Namespace;
+    use crate::testing::fuzz;
 
     fn metric(name: &str) -> Key {
         Key::new(Namespace::Metrics, name)
@@ -629,5 +649,51 @@ mod tests {
         assert_eq!(error(&nots).0, 401);
         let fine = format!("{}a{}", "(".repeat(50), ")".repeat(50));
         assert_eq!(node(&fine), Node::Truthy(metric("a")));
+    }
+
+    #[test]
+    fn a_long_chain_of_ors_overflowed_the_stack() {
+        // 43,000 `a||` fit in one command-line argument, and the tree they made was so
+        // deep that walking or dropping it overflowed the stack of `mreg runs`.
+        let chain = vec!["a"; 43_000].join("||");
+        let (column, what) = error(&chain);
+        assert_eq!(what, "more than 1000 comparisons in one expression");
+        assert_eq!(column, 1000 * 3 + 1);
+        let longest = vec!["metrics.a > 1"; MAX_TERMS].join(" and ");
+        let expr = Expr::parse(&longest).expect("at the limit");
+        assert_eq!(expr.keys().len(), 1);
+    }
+
+    /// Expressions using every part of the grammar, for mutations to start from.
+    const VALID: [&str; 4] = [
+        "metrics.acc > 0.8 and (params.lr < 0.01 or tags.team == \"growth\")",
+        "not `eval acc` and 0.5 <= metrics.f1",
+        "tags.`a b` == 'a b' || !metrics.x && attr.status != 'failed'",
+        "metrics.loss >= -inf or params.n == 007 or metrics.z == nan",
+    ];
+
+    #[test]
+    fn the_seeds_of_the_mutations_parse() {
+        for text in VALID {
+            Expr::parse(text).expect("a valid expression");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn parsing_any_text_never_panics(text in any::<String>()) {
+            if let Ok(expr) = Expr::parse(&text) {
+                let _ = expr.keys();
+            }
+        }
+
+        #[test]
+        fn parsing_a_mutated_expression_never_panics(text in fuzz::mutated_one_of(&VALID)) {
+            if let Ok(expr) = Expr::parse(&text) {
+                let _ = expr.keys();
+            }
+        }
     }
 }

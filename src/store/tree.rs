@@ -145,6 +145,11 @@ impl Tree {
                 Ok(n) if size == n.to_string() => n,
                 _ => bail!("tree line {lineno} has a bad size {size:?}"),
             };
+            // Canonical bytes escape these, so a raw one means the bytes are not the
+            // canonical ones that the tree's hash stands for.
+            if name.contains(|c: char| c < ' ' || c == '\x7f') {
+                bail!("tree line {lineno} has a name with an unescaped control character");
+            }
             let name = unescape(name)
                 .ok_or_else(|| anyhow::anyhow!("tree line {lineno} has a badly escaped name"))?;
             if let Err(why) = check_name(&name) {
@@ -270,7 +275,10 @@ pub fn check_link_target(depth: usize, target: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::testing::fuzz;
 
     fn entry(name: &str, kind: Kind) -> Entry {
         Entry {
@@ -314,6 +322,23 @@ mod tests {
     }
 
     #[test]
+    fn a_name_with_a_raw_control_byte_was_accepted_though_not_canonical() {
+        // `s\x01rve.sh` written raw: the same entry as the canonical `s\\x01rve.sh`,
+        // under other bytes and so another hash.
+        let canonical = Tree::new(vec![entry("s\x01rve.sh", Kind::Exec)]).to_bytes();
+        let text = String::from_utf8(canonical.clone()).unwrap();
+        assert!(Tree::parse(&canonical).is_ok());
+        for raw in ["\x01", "\x7f", "\r", "\t"] {
+            let bad = text.replace("\\x01", raw);
+            let err = Tree::parse(bad.as_bytes()).expect_err("a raw control character");
+            assert!(
+                err.to_string().contains("unescaped control character"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn link_targets_must_stay_inside() {
         assert!(check_link_target(0, "model.bin").is_ok());
         assert!(check_link_target(1, "../model.bin").is_ok());
@@ -322,5 +347,32 @@ mod tests {
         assert!(check_link_target(3, "/etc/passwd").is_err());
         assert!(check_link_target(3, "a/../../x").is_err());
         assert!(check_link_target(3, "").is_err());
+    }
+
+    /// Returns the bytes of a tree with every kind of entry and an escaped name.
+    fn sample_bytes() -> Vec<u8> {
+        Tree::new(vec![
+            entry("a\nb\\", Kind::Dir),
+            entry("model.safetensors", Kind::File),
+            entry("serve.sh", Kind::Exec),
+            entry("weights", Kind::Link),
+        ])
+        .to_bytes()
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn parsing_any_bytes_never_panics(bytes in fuzz::bytes(512)) {
+            let _ = Tree::parse(&bytes);
+        }
+
+        #[test]
+        fn a_mutated_tree_parses_only_in_canonical_form(bytes in fuzz::mutated(sample_bytes())) {
+            if let Ok(tree) = Tree::parse(&bytes) {
+                prop_assert_eq!(tree.to_bytes(), bytes);
+            }
+        }
     }
 }
