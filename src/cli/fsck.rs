@@ -10,15 +10,46 @@ use crate::store::check::Report;
 
 /// Verify the registry: re-hash every object, parse every manifest, walk every tree
 ///
-/// Exits 1 and names each bad file when anything is wrong. Temp files left by an
-/// interrupted command are reported but are not errors.
+/// Exits 1 and names each bad file when anything is wrong: objects missing, corrupt or
+/// of another size than their trees declare, records that do not parse or hold
+/// impossible values, trees over the limits of docs/threat-model.md, links a pull
+/// would refuse, stage chains that are broken or have lost their HEAD. Temp files left
+/// by an interrupted command are reported but are not errors.
+///
+/// With --restore-head MODEL, instead points the lost HEAD of MODEL at its newest stage
+/// state (the one with the highest number that no other state follows), or at the
+/// state --state names when the history forked.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  mreg fsck\n  mreg fsck --json | jq '.problems[].path'")]
-pub struct FsckArgs {}
+#[command(after_help = "Examples:
+  mreg fsck
+  mreg fsck --json | jq '.problems[].path'
+  mreg fsck --restore-head churn
+  mreg fsck --restore-head churn --state 3f2a9c")]
+pub struct FsckArgs {
+    /// Point the lost HEAD of MODEL at its newest stage state, and check nothing
+    #[arg(long, value_name = "MODEL")]
+    restore_head: Option<String>,
+    /// With --restore-head: the state to point HEAD at (a prefix of its id)
+    #[arg(long, value_name = "ID", requires = "restore_head")]
+    state: Option<String>,
+}
 
 /// Runs `mreg fsck`.
-pub fn run(ctx: &Ctx, _args: &FsckArgs) -> Result<()> {
+pub fn run(ctx: &Ctx, args: &FsckArgs) -> Result<()> {
     let reg = ctx.registry()?;
+    if let Some(model) = &args.restore_head {
+        let restored = fsck::restore_head(&reg, model, args.state.as_deref())?;
+        return ctx.out.emit(&restored, String::new).map(|()| {
+            ctx.out.status(&format!(
+                "Restored the HEAD of {}: it names state {} (move {}, {} by {}).",
+                restored.model,
+                restored.state.short(),
+                restored.number,
+                restored.time,
+                restored.actor
+            ));
+        });
+    }
     let report = fsck::fsck(&reg, &ctx.out.progress())?;
     let printed = ctx.out.emit(&report, || {
         let lines: Vec<String> = report

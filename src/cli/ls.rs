@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 
 use super::{Ctx, output};
+use crate::error::Failure;
 use crate::manifest::VersionRecord;
 use crate::ops::ls::{self, with_undeclared};
 use crate::store::Registry;
@@ -54,13 +55,14 @@ fn list_versions(ctx: &Ctx, reg: &Registry, name: &str) -> Result<()> {
 }
 
 fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {
-    let (rows, order) = ls::models(reg)?;
-    if rows.is_empty() && !ctx.out.is_json() {
+    let listing = ls::models(reg)?;
+    let (rows, order) = (&listing.rows, &listing.stages);
+    if listing.unreadable.is_empty() && rows.is_empty() && !ctx.out.is_json() {
         ctx.out
             .status("No models yet; `mreg push DIR --model NAME` records the first.");
         return Ok(());
     }
-    ctx.out.emit(&rows, || {
+    let printed = ctx.out.emit(rows, || {
         let cells = rows
             .iter()
             .map(|r| {
@@ -70,7 +72,7 @@ fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {
                     r.versions.to_string(),
                     output::bytes(r.bytes),
                     r.updated.clone(),
-                    stages_cell(&order, &r.stages),
+                    stages_cell(order, &r.stages),
                 ]
             })
             .collect();
@@ -78,6 +80,21 @@ fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {
             &["MODEL", "LATEST", "VERSIONS", "SIZE", "UPDATED", "STAGES"],
             cells,
         )
+    });
+    output::after_print(printed, || {
+        for (model, why) in &listing.unreadable {
+            ctx.out.warn(&format!("{model} is left out: {why}"));
+        }
+        match listing.unreadable.len() {
+            0 => Ok(()),
+            n => Err(Failure::error(if n == 1 {
+                "1 model was not listed: its records do not read".to_owned()
+            } else {
+                format!("{n} models were not listed: their records do not read")
+            })
+            .hint("`mreg fsck` names every problem; the other models are listed above")
+            .into()),
+        }
     })
 }
 

@@ -94,7 +94,12 @@ impl RunEvent {
     /// Parses an event, refusing one from a newer format.
     pub fn parse(text: &str) -> Result<RunEvent> {
         check_format(text, FORMAT)?;
-        Ok(toml::from_str(text)?)
+        let event: RunEvent = toml::from_str(text)?;
+        super::fields::time("time", &event.time)?;
+        if let Some(end) = &event.end {
+            end.check()?;
+        }
+        Ok(event)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Manifests: the TOML records of the registry, each with a format version.
 
 pub mod event;
+pub mod fields;
 pub mod json;
 pub mod lineage;
 pub mod run;

@@ -89,6 +89,14 @@ pub struct End {
     pub error: Option<String>,
 }
 
+impl End {
+    /// Refuses an end whose time or duration is not one, naming the field.
+    pub fn check(&self) -> Result<()> {
+        super::fields::time("end.time", &self.time)?;
+        super::fields::duration("end.duration_s", self.duration_s)
+    }
+}
+
 /// Returns one data input of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,7 +204,12 @@ impl RunRecord {
     /// Parses a record, refusing one from a newer format.
     pub fn parse(text: &str) -> Result<RunRecord> {
         check_format(text, FORMAT)?;
-        Ok(toml::from_str(text)?)
+        let record: RunRecord = toml::from_str(text)?;
+        super::fields::time("start", &record.start)?;
+        if let Some(end) = &record.end {
+            end.check()?;
+        }
+        Ok(record)
     }
 
     /// Returns the run's duration in seconds, once it has ended.

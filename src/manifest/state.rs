@@ -137,7 +137,9 @@ impl StageState {
     /// Parses a record, refusing one from a newer format.
     pub fn parse(text: &str) -> Result<StageState> {
         check_format(text, FORMAT)?;
-        Ok(toml::from_str(text)?)
+        let state: StageState = toml::from_str(text)?;
+        super::fields::time("time", &state.time)?;
+        Ok(state)
     }
 
     /// Returns the version a stage holds in this state.

@@ -68,7 +68,9 @@ impl VersionRecord {
     /// Parses a record, refusing one from a newer format.
     pub fn parse(text: &str) -> Result<VersionRecord> {
         check_format(text, FORMAT)?;
-        Ok(toml::from_str(text)?)
+        let record: VersionRecord = toml::from_str(text)?;
+        super::fields::time("created", &record.created)?;
+        Ok(record)
     }
 }
 

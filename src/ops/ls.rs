@@ -27,11 +27,31 @@ pub struct ModelRow {
     pub stages: BTreeMap<String, u64>,
 }
 
-/// Returns every model that has a version, and the registry's stages in order.
-pub fn models(reg: &Registry) -> Result<(Vec<ModelRow>, Vec<String>)> {
+/// The models of a registry, as `mreg ls` lists them.
+pub struct Listing {
+    /// Every model that has a version and reads.
+    pub rows: Vec<ModelRow>,
+    /// The registry's stages, in order.
+    pub stages: Vec<String>,
+    /// Models left out because a record of theirs does not read, with why.
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// Returns every model that has a version; a model whose records do not read is left
+/// out and named, and the others are listed.
+pub fn models(reg: &Registry) -> Result<Listing> {
     let mut rows = Vec::new();
+    let mut unreadable = Vec::new();
     for model in models::list_models(reg)? {
-        let versions = models::load_versions(reg, &model)?;
+        let read = models::load_versions(reg, &model)
+            .and_then(|versions| Ok((stage_map(reg, model.as_str())?, versions)));
+        let (stages, versions) = match read {
+            Ok(read) => read,
+            Err(err) => {
+                unreadable.push((model, format!("{err:#}")));
+                continue;
+            }
+        };
         let Some(latest) = versions.last() else {
             continue;
         };
@@ -40,11 +60,15 @@ pub fn models(reg: &Registry) -> Result<(Vec<ModelRow>, Vec<String>)> {
             versions: versions.len() as u64,
             bytes: latest.bytes,
             updated: latest.created.clone(),
-            stages: stage_map(reg, model.as_str())?,
+            stages,
             model,
         });
     }
-    Ok((rows, reg.config()?.stage_names()))
+    Ok(Listing {
+        rows,
+        stages: reg.config()?.stage_names(),
+        unreadable,
+    })
 }
 
 /// The versions of one model, and which stages hold them.

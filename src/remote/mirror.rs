@@ -321,7 +321,7 @@ impl Backend for Link {
                 stages::publish_state(reg, new)?;
                 let holder =
                     Holder::this_process(new.command.clone().unwrap_or_default(), new.time.clone());
-                let local = stages::read_head(reg, model)?;
+                let local = stages::head_file(reg, model)?;
                 stages::advance(
                     reg,
                     model,

@@ -99,6 +99,13 @@ pub fn head(model: &str) -> String {
     format!("{MODELS}{model}/HEAD")
 }
 
+/// Returns the marker beside a model's `HEAD` saying that this registry wrote one:
+/// made by every stage move, so that a `HEAD` lost afterwards is told apart
+/// from one not written yet. Local to each registry; never synced.
+pub fn head_seen(model: &str) -> String {
+    format!("{MODELS}{model}/HEAD.seen")
+}
+
 /// Returns the folder of one run.
 pub fn run(id: &RunId) -> String {
     format!("{RUNS}{id}/")

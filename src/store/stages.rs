@@ -37,7 +37,51 @@ pub fn parse_head(bytes: &[u8]) -> Option<StateId> {
 }
 
 /// Returns the id of a model's newest state, or `None` when no stage ever moved.
+///
+/// A `HEAD` this registry wrote before (every stage move leaves `HEAD.seen` beside it)
+/// that is gone now was lost: deleted by hand, or by a tool that does not know the layout.
+/// That is an error naming the command that restores it, never an empty set of
+/// stages, which a promotion would start a new history over. A `HEAD` not written yet
+/// (a first stage move, a sync that fetched the states first) is not lost.
 pub fn read_head(reg: &Registry, model: &str) -> Result<Option<StateId>> {
+    let found = head_file(reg, model)?;
+    let seen = reg.path(&keys::head_seen(model));
+    match &found {
+        None if seen.exists() => {
+            let path = reg.head_path(model);
+            let states = state_ids(reg, model)?.len();
+            return Err(Failure::error(format!(
+                "{} is missing, though {model} had one and has {states} stage state{}: its stages cannot be read",
+                path.display(),
+                if states == 1 { "" } else { "s" }
+            ))
+            .hint(format!(
+                "`mreg fsck --restore-head {model}` points HEAD at the newest state again"
+            ))
+            .into());
+        }
+        _ => {}
+    }
+    Ok(found)
+}
+
+/// Leaves the marker saying this registry wrote a `HEAD` for `model`, after it did.
+/// A marker that cannot be written only loses the lost-`HEAD` check.
+fn mark_written<T>(reg: &Registry, model: &str, swap: Swap<T>) -> Swap<T> {
+    if matches!(swap, Swap::Done(_)) {
+        let seen = reg.path(&keys::head_seen(model));
+        if !seen.exists() {
+            let _ = fs::write(&seen, b"");
+        }
+    }
+    swap
+}
+
+/// Returns the state a model's `HEAD` file names, or `None` when there is no file,
+/// without the lost-`HEAD` check of [`read_head`]: for a sync, which writes a model's
+/// states before its `HEAD` and so heals a `HEAD` it did not get to write (or one lost)
+/// from the other side's.
+pub fn head_file(reg: &Registry, model: &str) -> Result<Option<StateId>> {
     let path = reg.head_path(model);
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
@@ -53,6 +97,48 @@ pub fn read_head(reg: &Registry, model: &str) -> Result<Option<StateId>> {
         .hint("`mreg fsck` checks the registry; `mreg history` lists the states that exist")
     })?;
     Ok(Some(id))
+}
+
+/// Returns the ids of the stage states a model's folder holds, in no order.
+pub fn state_ids(reg: &Registry, model: &str) -> Result<Vec<StateId>> {
+    let dir = reg.states_dir(model);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        if let Some(id) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_suffix(".toml"))
+            .and_then(StateId::parse)
+        {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Returns the states of a model no other state names as the one before it, the
+/// highest-numbered first: where a lost `HEAD` may have pointed. States that do not
+/// read are left out.
+pub fn tips(reg: &Registry, model: &str) -> Result<Vec<(StateId, StageState)>> {
+    let mut states = Vec::new();
+    for id in state_ids(reg, model)? {
+        if let Ok(state) = load_state(reg, model, &id) {
+            states.push((id, state));
+        }
+    }
+    let named: std::collections::HashSet<StateId> = states
+        .iter()
+        .filter_map(|(_, s)| s.previous.clone())
+        .collect();
+    states.retain(|(id, _)| !named.contains(id));
+    states.sort_by(|a, b| b.1.number.cmp(&a.1.number).then(a.0.cmp(&b.0)));
+    Ok(states)
 }
 
 /// Returns a state, checked against its id and its model.
@@ -172,13 +258,14 @@ pub(crate) fn swap_in_folder(
 ) -> Result<Swap<StateId>> {
     let model = new.model.as_str();
     let lock = Lock::acquire(&reg.tmp_dir(), &reg.head_path(model), holder, wait)?;
-    lock.swap(&reg.tmp_dir(), || {
+    let swap = lock.swap(&reg.tmp_dir(), || {
         if read_head(reg, model)?.as_ref() != expected {
             return Ok(None);
         }
         let id = publish_state(reg, new)?;
         Ok(Some((head_bytes(&id), id)))
-    })
+    })?;
+    Ok(mark_written(reg, model, swap))
 }
 
 /// Points a model's `HEAD` at a state the registry already holds, if `HEAD` still names
@@ -197,10 +284,30 @@ pub fn advance(
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let lock = Lock::acquire(&reg.tmp_dir(), &head, holder, wait)?;
-    lock.swap(&reg.tmp_dir(), || {
-        let still = read_head(reg, model)?.as_ref() == expected;
+    let swap = lock.swap(&reg.tmp_dir(), || {
+        let still = head_file(reg, model)?.as_ref() == expected;
         Ok(still.then(|| (head_bytes(id), id.clone())))
-    })
+    })?;
+    Ok(mark_written(reg, model, swap))
+}
+
+/// Points a model's lost `HEAD` at `id`, a state the registry holds, under the lock;
+/// refuses when a `HEAD` exists by then.
+pub fn restore_head(
+    reg: &Registry,
+    model: &str,
+    id: &StateId,
+    holder: &Holder,
+    wait: Duration,
+) -> Result<Swap<StateId>> {
+    load_state(reg, model, id)?;
+    let lock = Lock::acquire(&reg.tmp_dir(), &reg.head_path(model), holder, wait)?;
+    let swap = lock.swap(&reg.tmp_dir(), || {
+        Ok(head_file(reg, model)?
+            .is_none()
+            .then(|| (head_bytes(id), id.clone())))
+    })?;
+    Ok(mark_written(reg, model, swap))
 }
 
 #[cfg(test)]

@@ -411,3 +411,111 @@ fn sync_with_a_share_holding_hostile_items_still_sends_and_fetches_the_good_ones
     let fsck = b.run(&["--registry", "reg", "fsck"]);
     assert_eq!(fsck.status.code(), Some(0), "{}", stdout(&fsck));
 }
+
+#[test]
+fn a_lost_head_is_reported_refused_and_restored_by_one_command() {
+    let env = registry_with_a_good_model();
+    env.ok(&["promote", "m@1", "staging"]);
+    env.ok(&[
+        "promote",
+        "m@1",
+        "production",
+        "--force",
+        "--reason",
+        "first",
+    ]);
+    let head = env.registry().join("models/m/HEAD");
+    let before = fs::read(&head).unwrap();
+    fs::remove_file(&head).unwrap();
+
+    let fsck = env.run(&["fsck"]);
+    assert_eq!(fsck.status.code(), Some(1));
+    assert!(
+        stdout(&fsck).contains("HEAD is missing, though m had one and has 2 stage states"),
+        "{}",
+        stdout(&fsck)
+    );
+    for args in [
+        &["promote", "m@1", "staging"][..],
+        &["pull", "m@production", "--to", "serve"],
+        &["history", "m"],
+    ] {
+        let out = env.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&out).contains("mreg fsck --restore-head m"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!head.exists(), "a promotion started a new history");
+    // Other models are still listed, and the listing says what it left out.
+    env.ok(&["push", "v1", "--model", "other"]);
+    let ls = env.run(&["ls"]);
+    assert_eq!(ls.status.code(), Some(1));
+    assert!(stdout(&ls).contains("other@1"), "{}", stdout(&ls));
+    assert!(stderr(&ls).contains("m is left out"), "{}", stderr(&ls));
+
+    let restored = env.run(&["fsck", "--restore-head", "m"]);
+    assert_eq!(restored.status.code(), Some(0), "{}", stderr(&restored));
+    assert!(
+        stderr(&restored).contains("Restored the HEAD of m"),
+        "{}",
+        stderr(&restored)
+    );
+    assert_eq!(fs::read(&head).unwrap(), before);
+    env.ok(&["pull", "m@production", "--to", "serve"]);
+    env.ok(&["fsck"]);
+    let again = env.run(&["fsck", "--restore-head", "m"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("nothing to restore"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn records_holding_impossible_values_are_refused_naming_the_field() {
+    let env = registry_with_a_good_model();
+    let record = env.registry().join("models/m/versions/1.toml");
+    let text = fs::read_to_string(&record).unwrap();
+    let created = text.lines().find(|l| l.starts_with("created")).unwrap();
+    fs::write(
+        &record,
+        text.replace(created, "created = \"99999-01-01T00:00:00Z\""),
+    )
+    .unwrap();
+    let out = env.run(&["show", "m@1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("created is \"99999-01-01T00:00:00Z\", which is not a time"),
+        "{}",
+        stderr(&out)
+    );
+    fs::write(&record, &text).unwrap();
+
+    let run_dir = fs::read_dir(env.registry().join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let run_file = run_dir.path().join("run.toml");
+    let run = fs::read_to_string(&run_file).unwrap();
+    let duration = run.lines().find(|l| l.starts_with("duration_s")).unwrap();
+    fs::write(&run_file, run.replace(duration, "duration_s = -1e308")).unwrap();
+    let id = run_dir.file_name().into_string().unwrap();
+    let out = env.run(&["show", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("end.duration_s is"),
+        "{}",
+        stderr(&out)
+    );
+    let fsck = env.run(&["fsck"]);
+    assert!(
+        stdout(&fsck).contains("end.duration_s is"),
+        "{}",
+        stdout(&fsck)
+    );
+}

@@ -115,7 +115,7 @@ impl Sync<'_> {
     /// Makes one attempt at bringing the two `HEAD`s together.
     fn reconcile_once(&mut self, model: &str, holder: &Holder) -> Result<Attempt> {
         let key = keys::head(model);
-        let ours = stages::read_head(self.reg, model)?;
+        let ours = stages::head_file(self.reg, model)?;
         let theirs = match self.remote.get(&key)? {
             Some(f) => Some((parse_head(&f.bytes, &key, self.remote.url())?, f.tag)),
             None => None,

@@ -168,7 +168,7 @@ impl Sync<'_> {
     /// when the remote has none: the `--take-remote-stages` of a renumbering.
     pub(super) fn reset_stages_to_remote(&mut self, model: &str) -> Result<()> {
         let key = keys::head(model);
-        let local_head = stages::read_head(self.reg, model)?;
+        let local_head = stages::head_file(self.reg, model)?;
         let Some(theirs) = self.remote.get(&key)? else {
             let head = self.reg.head_path(model);
             if head.exists() {
