@@ -45,22 +45,24 @@ pub fn parse_head(bytes: &[u8]) -> Option<StateId> {
 /// (a first stage move, a sync that fetched the states first) is not lost.
 pub fn read_head(reg: &Registry, model: &str) -> Result<Option<StateId>> {
     let found = head_file(reg, model)?;
-    let seen = reg.path(&keys::head_seen(model));
-    match &found {
-        None if seen.exists() => {
-            let path = reg.head_path(model);
-            let states = state_ids(reg, model)?.len();
-            return Err(Failure::error(format!(
-                "{} is missing, though {model} had one and has {states} stage state{}: its stages cannot be read",
-                path.display(),
-                if states == 1 { "" } else { "s" }
-            ))
-            .hint(format!(
-                "`mreg fsck --restore-head {model}` points HEAD at the newest state again"
-            ))
-            .into());
-        }
-        _ => {}
+    if found.is_some() || !reg.path(&keys::head_seen(model)).exists() {
+        return Ok(found);
+    }
+    // The marker is written after the HEAD it marks, and mreg never removes a HEAD: a
+    // HEAD absent at the first read but present now was being written in between.
+    let found = head_file(reg, model)?;
+    if found.is_none() {
+        let path = reg.head_path(model);
+        let states = state_ids(reg, model)?.len();
+        return Err(Failure::error(format!(
+            "{} is missing, though {model} had one and has {states} stage state{}: its stages cannot be read",
+            path.display(),
+            if states == 1 { "" } else { "s" }
+        ))
+        .hint(format!(
+            "`mreg fsck --restore-head {model}` points HEAD at the newest state again"
+        ))
+        .into());
     }
     Ok(found)
 }

@@ -170,6 +170,11 @@ impl Sync<'_> {
         let key = keys::head(model);
         let local_head = stages::head_file(self.reg, model)?;
         let Some(theirs) = self.remote.get(&key)? else {
+            // The marker goes first, so no reader ever takes the removal for a lost HEAD.
+            let seen = self.reg.path(&keys::head_seen(model));
+            if seen.exists() {
+                fs::remove_file(&seen).with_context(|| format!("removing {}", seen.display()))?;
+            }
             let head = self.reg.head_path(model);
             if head.exists() {
                 fs::remove_file(&head).with_context(|| format!("removing {}", head.display()))?;
