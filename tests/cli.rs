@@ -16,6 +16,7 @@ mod cli {
     #[cfg(not(feature = "s3"))]
     mod no_s3;
     mod pipes;
+    mod planted;
     mod promote;
     mod promote_race;
     pub mod pull;

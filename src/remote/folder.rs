@@ -7,18 +7,17 @@
 //! folder cannot make mreg read or write outside it.
 
 use std::fs::{self, File};
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use rustix::fs::{Mode, OFlags};
 
 use super::{Created, Fetched, Listed, Remote, Swap, Tick};
 use crate::error::Failure;
 use crate::store::lock::{Holder, Lock};
-use crate::store::{Registry, atomic, keys};
+use crate::store::{Registry, atomic, files, keys};
 
 /// How long a swap waits for another writer's `HEAD.lock`.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -60,95 +59,17 @@ impl FolderRemote {
         self.root.join(key)
     }
 
-    /// Opens a key for reading without following any symlink on the way, or returns
-    /// `None` when it is absent.
     fn open_key(&self, key: &str) -> Result<Option<File>> {
-        let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mut dir = rustix::fs::open(&self.root, dir_flags, Mode::empty())
-            .with_context(|| format!("opening {}", self.root.display()))?;
-        let parts: Vec<&str> = key.split('/').collect();
-        let (last, folders) = parts.split_last().expect("split yields a part");
-        for part in folders {
-            match rustix::fs::openat(&dir, *part, dir_flags, Mode::empty()) {
-                Ok(fd) => dir = fd,
-                Err(rustix::io::Errno::NOENT) => return Ok(None),
-                Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
-                    return Err(planted_on_the_way(&self.root, key));
-                }
-                Err(err) => {
-                    return Err(io::Error::from(err))
-                        .with_context(|| format!("opening {}", self.path(key).display()));
-                }
-            }
-        }
-        // Without NONBLOCK, opening a FIFO planted there would wait for a writer forever.
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-        let file = match rustix::fs::openat(&dir, *last, flags, Mode::empty()) {
-            Ok(fd) => File::from(fd),
-            Err(rustix::io::Errno::NOENT) => return Ok(None),
-            Err(rustix::io::Errno::LOOP) => return Err(planted(&self.path(key))),
-            Err(err) => {
-                return Err(io::Error::from(err))
-                    .with_context(|| format!("opening {}", self.path(key).display()));
-            }
-        };
-        if !file.metadata()?.is_file() {
-            bail!(
-                "{} is not a regular file; a registry holds only files there",
-                self.path(key).display()
-            );
-        }
-        Ok(Some(file))
+        files::open(&self.root, key)
     }
 
-    /// Makes the folders above `key`, refusing any that is a symlink.
     fn make_parents(&self, key: &str) -> Result<PathBuf> {
-        let mut dir = self.root.clone();
-        let parts: Vec<&str> = key.split('/').collect();
-        for part in &parts[..parts.len() - 1] {
-            dir.push(part);
-            match fs::symlink_metadata(&dir) {
-                Ok(meta) if meta.is_dir() => {}
-                Ok(_) => return Err(planted(&dir)),
-                Err(err) if err.kind() == ErrorKind::NotFound => match fs::create_dir(&dir) {
-                    Ok(()) => atomic::sync_parent(&dir)?,
-                    Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
-                    Err(err) => {
-                        return Err(err).with_context(|| format!("creating {}", dir.display()));
-                    }
-                },
-                Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
-            }
-        }
-        Ok(self.path(key))
+        files::make_parents(&self.root, key)
     }
 
     fn tmp_dir(&self) -> PathBuf {
         self.root.join(keys::TMP.trim_end_matches('/'))
     }
-}
-
-/// Returns the refusal for a symlink where a registry keeps a folder or file.
-fn planted(path: &Path) -> anyhow::Error {
-    Failure::error(format!(
-        "{} is a symlink, or not what the registry keeps there; mreg does not follow links in a remote",
-        path.display()
-    ))
-    .hint("a registry folder holds only plain files and folders: remove the link, and have whoever planted it checked")
-    .into()
-}
-
-/// Returns the refusal for the first symlink or non-folder on the way to `key`.
-fn planted_on_the_way(root: &Path, key: &str) -> anyhow::Error {
-    let mut path = root.to_path_buf();
-    for part in key.split('/') {
-        path.push(part);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_dir() => {}
-            _ => return planted(&path),
-        }
-    }
-    planted(&path)
 }
 
 /// Returns the tag a folder remote gives a value: a hash of its bytes.
@@ -167,7 +88,7 @@ impl Remote for FolderRemote {
         };
         super::check_value_size(self, key, file.metadata()?.len())?;
         let mut bytes = Vec::new();
-        file.take(super::VALUE_LIMIT + 1)
+        file.take(files::RECORD_LIMIT + 1)
             .read_to_end(&mut bytes)
             .with_context(|| format!("reading {}", self.path(key).display()))?;
         super::check_value_size(self, key, bytes.len() as u64)?;
@@ -296,7 +217,7 @@ impl Remote for FolderRemote {
                 }
             };
             if entry.file_type().is_symlink() {
-                return Err(planted(entry.path()));
+                return Err(files::planted(entry.path()));
             }
             if !entry.file_type().is_file() {
                 continue;

@@ -9,7 +9,7 @@
 //! the file first.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -19,10 +19,15 @@ use anyhow::{Context, Result};
 use super::{Created, Remote};
 use crate::id::ObjectId;
 use crate::store::object::Encoding;
-use crate::store::{Registry, keys};
+use crate::store::{Registry, atomic, files, keys};
+
+/// The longest list of known keys read back: some twenty million keys. A longer one
+/// (not written by mreg) is forgotten, which costs probes, never correctness.
+const LOG_LIMIT: u64 = 2 << 30;
 
 /// The object keys a remote is known to hold.
 pub struct Known {
+    root: PathBuf,
     dir: PathBuf,
     keys: Mutex<HashSet<String>>,
     log: Mutex<Option<File>>,
@@ -33,12 +38,16 @@ impl Known {
     pub fn load(reg: &Registry, url: &str) -> Result<Known> {
         let dir = cache_dir(reg, url);
         let path = dir.join("objects");
-        let keys = match fs::read_to_string(&path) {
-            Ok(text) => text.lines().map(str::to_owned).collect(),
-            Err(err) if err.kind() == ErrorKind::NotFound => HashSet::new(),
-            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
-        };
+        let keys = files::read_cache(&path, LOG_LIMIT)
+            .map(|bytes| {
+                String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Known {
+            root: reg.root().to_path_buf(),
             dir,
             keys: Mutex::new(keys),
             log: Mutex::new(None),
@@ -64,17 +73,20 @@ impl Known {
             }
         }
         let path = self.dir.join(keys::REGISTRY_ID);
-        let remembered = fs::read_to_string(&path).ok().map(|t| t.trim().to_owned());
+        let remembered = files::read_cache(&path, 4096)
+            .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned());
         if remembered == id {
             return Ok(());
         }
         self.forget()?;
         match id {
             Some(id) => {
-                fs::create_dir_all(&self.dir)
-                    .with_context(|| format!("creating {}", self.dir.display()))?;
-                fs::write(&path, format!("{id}\n"))
-                    .with_context(|| format!("writing {}", path.display()))
+                self.make_dir()?;
+                atomic::replace(
+                    &self.root.join(keys::TMP),
+                    &path,
+                    format!("{id}\n").as_bytes(),
+                )
             }
             None => match fs::remove_file(&path) {
                 Err(err) if err.kind() != ErrorKind::NotFound => {
@@ -128,16 +140,8 @@ impl Known {
         }
         let mut log = self.log.lock().expect("known log");
         if log.is_none() {
-            fs::create_dir_all(&self.dir)
-                .with_context(|| format!("creating {}", self.dir.display()))?;
-            let path = self.dir.join("objects");
-            *log = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .with_context(|| format!("opening {}", path.display()))?,
-            );
+            self.make_dir()?;
+            *log = Some(files::open_append(&self.dir.join("objects"))?);
         }
         let file = log.as_mut().expect("opened above");
         file.write_all(format!("{key}\n").as_bytes())
@@ -152,11 +156,25 @@ impl Known {
         Ok(())
     }
 
-    /// Returns where interrupted uploads to this remote keep their journals.
-    pub fn journal(&self, id: ObjectId) -> PathBuf {
-        self.dir
-            .join("uploads")
-            .join(format!("{}.json", id.to_hex()))
+    /// Makes this remote's cache folder, each folder on the way a real one.
+    fn make_dir(&self) -> Result<()> {
+        let key = self
+            .dir
+            .strip_prefix(&self.root)
+            .ok()
+            .and_then(|k| k.to_str());
+        let key = key.expect("a remote's cache folder is inside the registry");
+        files::make_dir(&self.root, key).map(drop)
+    }
+
+    /// Returns where an interrupted upload of `id` to this remote keeps its journal,
+    /// making the folder that holds it.
+    pub fn journal(&self, id: ObjectId) -> Result<PathBuf> {
+        let dir = self.dir.join("uploads");
+        let key = dir.strip_prefix(&self.root).ok().and_then(|k| k.to_str());
+        let key = key.expect("a remote's cache folder is inside the registry");
+        files::make_dir(&self.root, key)?;
+        Ok(dir.join(format!("{}.json", id.to_hex())))
     }
 }
 

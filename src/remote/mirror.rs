@@ -125,8 +125,8 @@ fn conditional_writes(reg: &Registry, remote: &dyn Remote) -> bool {
         return true;
     }
     let path = reg.cache_dir().join("conditional-writes");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return text.trim() == "enforced";
+    if let Some(text) = crate::store::files::read_cache(&path, 64) {
+        return text.trim_ascii() == b"enforced";
     }
     match super::probe::run(remote) {
         Ok(probe) => {
@@ -251,8 +251,16 @@ impl Backend for Link {
         self.sent
             .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
         let taken = super::highest_version(&*self.remote, model)?;
-        let start = first.max(taken + 1);
-        for n in start..start + CLAIM_TRIES as u64 {
+        let start = first.max(taken.saturating_add(1));
+        if taken == u64::MAX {
+            return Err(Failure::error(format!(
+                "{model} on {} has a version numbered {taken}, the highest number there is, so no version can follow it",
+                self.url
+            ))
+            .hint("push under another model name")
+            .into());
+        }
+        for n in (start..=u64::MAX).take(CLAIM_TRIES) {
             let text = render(n)?;
             let key = keys::version(model, n);
             let ours = match self.remote.create(&key, text.as_bytes())? {

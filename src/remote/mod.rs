@@ -32,7 +32,7 @@ use crate::store::keys;
 
 /// The longest value [`Remote::get`] returns: a record, a stage state, a `HEAD` or a
 /// config is a few KiB; anything longer is not one.
-pub const VALUE_LIMIT: u64 = 16 << 20;
+pub const VALUE_LIMIT: u64 = crate::store::files::RECORD_LIMIT;
 
 /// Refuses a value of `len` bytes that [`Remote::get`] would return.
 fn check_value_size(remote: &dyn Remote, key: &str, len: u64) -> Result<()> {

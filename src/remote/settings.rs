@@ -14,8 +14,6 @@
 //! The file is local to the registry: a sync never sends it.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::ErrorKind;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -95,10 +93,11 @@ impl Settings {
     /// Reads a registry's remotes; a registry without the file has none.
     pub fn load(reg: &Registry) -> Result<Settings> {
         let path = path(reg);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Settings::default()),
-            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        let Some(text) = reg
+            .read_text(keys::REMOTES)
+            .with_context(|| format!("reading {}", path.display()))?
+        else {
+            return Ok(Settings::default());
         };
         toml::from_str(&text).map_err(|err| {
             Failure::error(format!(

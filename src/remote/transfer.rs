@@ -9,7 +9,7 @@
 //! uploads it as stored; [`super::known::Known`] remembers each object that arrived.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -24,7 +24,7 @@ use crate::store::object::{self, Encoding};
 use crate::store::read;
 use crate::store::tree::Tree;
 use crate::store::walk;
-use crate::store::{Progress, Registry, atomic, keys};
+use crate::store::{Progress, Registry, atomic, files, keys};
 
 /// Transfers in flight at once: network-bound, so more than the cores.
 pub const PARALLEL: usize = 8;
@@ -223,9 +223,10 @@ pub fn fetch_one(
         return Ok(found);
     }
     let fetched = download(reg, remote, known, id, declared.unwrap_or(u64::MAX), tick)?;
-    File::open(&fetched.temp)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("writing {}", fetched.temp.display()))?;
+    if let Some(file) = &fetched.file {
+        file.sync_all()
+            .with_context(|| format!("writing {}", fetched.temp.display()))?;
+    }
     let stored = install(reg, known, &fetched)?;
     atomic::sync_parent(&stored.0)?;
     Ok(stored)
@@ -237,6 +238,8 @@ struct Downloaded {
     encoding: Encoding,
     key: String,
     temp: PathBuf,
+    /// The temp file, open; `None` when another process stored the object first.
+    file: Option<File>,
 }
 
 /// Downloads an object into its temp file (resuming what an earlier attempt left
@@ -263,44 +266,48 @@ fn download(
         } else {
             download_limit(declared, encoding)
         };
-        let verdict = download_as(remote, &key, &temp, encoding, (id, limit), tick);
-        let verdict = match verdict {
-            Ok(verdict) => verdict,
+        let verdict = match download_as(remote, &key, &temp, encoding, (id, limit), tick) {
+            Ok(Some(verdict)) => verdict,
+            Ok(None) => {
+                let _ = fs::remove_file(&temp);
+                continue;
+            }
             Err(err) => {
                 let _ = fs::remove_file(&temp);
                 return Err(err);
             }
         };
-        let Some(verdict) = verdict else {
-            let _ = fs::remove_file(&temp);
-            continue;
-        };
-        if let Err(err) = verdict {
-            let _ = fs::remove_file(&temp);
-            // Another process fetching the same object may have stored it already.
-            if reg.find_object(id).is_some() {
-                return Ok(Downloaded {
-                    id,
-                    encoding,
-                    key,
-                    temp,
-                });
+        let file = match verdict {
+            Ok(file) => file,
+            Err(err) => {
+                let _ = fs::remove_file(&temp);
+                // Another process fetching the same object may have stored it already.
+                if reg.find_object(id).is_some() {
+                    return Ok(Downloaded {
+                        id,
+                        encoding,
+                        key,
+                        temp,
+                        file: None,
+                    });
+                }
+                return Err(Failure::error(format!(
+                    "object {} fetched from {} is corrupt: {err}; it was not used",
+                    id.short(16),
+                    remote.url()
+                ))
+                .hint(format!(
+                    "delete {key} on the remote, then run `mreg sync --recheck` from a registry that holds a good copy"
+                ))
+                .into());
             }
-            return Err(Failure::error(format!(
-                "object {} fetched from {} is corrupt: {err}; it was not used",
-                id.short(16),
-                remote.url()
-            ))
-            .hint(format!(
-                "delete {key} on the remote, then run `mreg sync --recheck` from a registry that holds a good copy"
-            ))
-            .into());
-        }
+        };
         return Ok(Downloaded {
             id,
             encoding,
             key,
             temp,
+            file: Some(file),
         });
     }
     Err(Failure::error(format!(
@@ -312,8 +319,13 @@ fn download(
     .into())
 }
 
+/// What one download found: the file, when its content matches its name, or else a
+/// description of the mismatch.
+type Attempt = Result<File, String>;
+
 /// Downloads one stored form of an object into `temp`, resuming what the file holds,
-/// and returns whether its content matches its name (`None`: the remote lacks it).
+/// and returns the open file and whether its content matches its name (`None`: the
+/// remote lacks it).
 fn download_as(
     remote: &dyn Remote,
     key: &str,
@@ -321,22 +333,16 @@ fn download_as(
     encoding: Encoding,
     (id, limit): (ObjectId, u64),
     tick: &(dyn Fn(u64) + Sync),
-) -> Result<Option<Result<(), String>>> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(temp)
-        .with_context(|| format!("opening {}", temp.display()))?;
+) -> Result<Option<Attempt>> {
+    let file = files::open_resumable(temp)?;
     let mut offset = file.metadata()?.len();
     loop {
         let Some(total) = remote.download(key, &file, offset, limit, tick)? else {
             return Ok(None);
         };
         file.set_len(total)?;
-        match verify(temp, encoding, id) {
-            Ok(()) => return Ok(Some(Ok(()))),
+        match verify(&file, encoding, id) {
+            Ok(()) => return Ok(Some(Ok(file))),
             // A partial file left by an interrupted attempt may be what is damaged: the
             // whole object is fetched once more before the remote is blamed.
             Err(_) if offset > 0 => {
@@ -356,9 +362,7 @@ fn install(reg: &Registry, known: &Known, fetched: &Downloaded) -> Result<(PathB
         let _ = fs::remove_file(&fetched.temp);
         return Ok(found);
     }
-    let target = reg.object_path(fetched.id, fetched.encoding);
-    let dir = target.parent().expect("objects live in a folder");
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let target = reg.make_parents(&keys::object(fetched.id, fetched.encoding))?;
     let _ = fs::set_permissions(
         &fetched.temp,
         std::os::unix::fs::PermissionsExt::from_mode(0o444),
@@ -373,11 +377,13 @@ fn install(reg: &Registry, known: &Known, fetched: &Downloaded) -> Result<(PathB
 }
 
 /// Checks a downloaded object against its name; returns a description of a mismatch.
-fn verify(path: &std::path::Path, encoding: Encoding, id: ObjectId) -> Result<(), String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
+fn verify(file: &File, encoding: Encoding, id: ObjectId) -> Result<(), String> {
+    use std::io::{Seek, SeekFrom};
     let len = file.metadata().map_or(0, |m| m.len());
+    let mut file = file;
+    file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
     let hashed = match encoding {
-        Encoding::Raw => object::hash_reader(&mut &file, len, None, &|_| {}),
+        Encoding::Raw => object::hash_reader(&mut file, len, None, &|_| {}),
         Encoding::Zstd => zstd::stream::read::Decoder::new(file)
             .and_then(|mut d| object::hash_reader(&mut d, len, None, &|_| {})),
     };
@@ -439,7 +445,7 @@ pub fn send_all(
             }
         }
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        remote.upload(&key, &file, *len, known.journal(*id), &tick)?;
+        remote.upload(&key, &file, *len, known.journal(*id)?, &tick)?;
         known.insert(&key)?;
         sent.fetch_add(1, Ordering::Relaxed);
         bytes.fetch_add(*len, Ordering::Relaxed);

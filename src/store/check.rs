@@ -46,6 +46,7 @@ pub struct Report {
 /// Checks the whole registry.
 pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     let mut problems = Vec::new();
+    special_entries(reg, &mut problems);
     let stored = list_objects(reg, &mut problems)?;
     let mut manifests = 1;
     if let Err(err) = reg.config() {
@@ -305,9 +306,10 @@ fn check_runs(
         let log = runs::log_dir(reg, &id);
         for name in runs::event_names(reg, &id)? {
             parsed += 1;
-            let path = log.join(name);
-            let event = fs::read_to_string(&path)
-                .map_err(anyhow::Error::from)
+            let path = log.join(&name);
+            let event = reg
+                .read_text(&keys::run_event(&id, &name))
+                .and_then(|t| t.ok_or_else(|| anyhow::anyhow!("it is missing")))
                 .and_then(|text| RunEvent::parse(&text));
             match event {
                 Ok(event) if event.run != id => problems.push(Problem {
@@ -367,7 +369,12 @@ fn list_objects(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<Store
             });
             continue;
         };
-        if !fan.is_dir() {
+        let kind = fs::symlink_metadata(&fan).map(|m| m.file_type()).ok();
+        if kind.is_some_and(|k| k.is_symlink()) {
+            // Reported by `special_entries`.
+            continue;
+        }
+        if !kind.is_some_and(|k| k.is_dir()) {
             problems.push(Problem {
                 path: fan,
                 message: "unexpected file in objects/".into(),
@@ -390,13 +397,47 @@ fn list_objects(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<Store
                 });
                 continue;
             };
-            let len = fs::metadata(&path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .len();
-            out.push((path, id, encoding, len));
+            let meta = fs::symlink_metadata(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if !meta.is_file() {
+                // Reported by `special_entries`.
+                continue;
+            }
+            out.push((path, id, encoding, meta.len()));
         }
     }
     Ok(out)
+}
+
+/// Reports every link, FIFO, socket or device inside the registry folder: mreg writes
+/// none, and reads none (see [`super::files`]).
+fn special_entries(reg: &Registry, problems: &mut Vec<Problem>) {
+    use std::os::unix::fs::FileTypeExt;
+    for entry in walkdir::WalkDir::new(reg.root())
+        .follow_links(false)
+        .min_depth(1)
+        .into_iter()
+        .flatten()
+    {
+        let kind = entry.file_type();
+        let what = if kind.is_symlink() {
+            "a symlink"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_block_device() || kind.is_char_device() {
+            "a device"
+        } else {
+            continue;
+        };
+        problems.push(Problem {
+            path: entry.path().to_path_buf(),
+            message: format!(
+                "it is {what}; mreg neither writes nor follows one inside a registry, so commands refuse it: remove it"
+            ),
+        });
+    }
 }
 
 fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {

@@ -120,8 +120,8 @@ pub fn lock_path(target: &Path) -> PathBuf {
 
 /// Returns the holder a lock file names, when it can be read.
 pub fn read_holder(path: &Path) -> Option<Holder> {
-    let text = fs::read_to_string(path).ok()?;
-    toml::from_str(&text).ok()
+    let bytes = super::files::read_cache(path, 64 << 10)?;
+    toml::from_str(std::str::from_utf8(&bytes).ok()?).ok()
 }
 
 /// Returns whether the holder's process is known to be gone: it ran on this host and no

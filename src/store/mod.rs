@@ -7,6 +7,7 @@ pub mod atomic;
 pub mod backend;
 pub mod check;
 pub mod config;
+pub mod files;
 pub mod keys;
 pub mod lock;
 pub mod materialize;

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 
 use super::tree::Tree;
 use super::walk::{self, Graph, Shape};
-use super::{Registry, TreeId, atomic, keys, read, stages};
+use super::{Registry, TreeId, atomic, files, keys, read, stages};
 use crate::error::Failure;
 use crate::id::RunId;
 use crate::manifest::VersionRecord;
@@ -72,12 +72,15 @@ pub fn version_path(reg: &Registry, model: &str, version: u64) -> PathBuf {
 /// Returns a version record, checked to be the one its path says.
 pub fn load_version(reg: &Registry, model: &str, version: u64) -> Result<VersionRecord> {
     let path = version_path(reg, model, version);
-    let text = fs::read_to_string(&path).with_context(|| {
-        format!(
-            "reading the record of {model}@{version} at {}",
-            path.display()
-        )
-    })?;
+    let text = reg
+        .read_text(&keys::version(model, version))
+        .and_then(|t| t.ok_or_else(|| anyhow::anyhow!("it is missing")))
+        .with_context(|| {
+            format!(
+                "reading the record of {model}@{version} at {}",
+                path.display()
+            )
+        })?;
     let record = VersionRecord::parse(&text).with_context(|| {
         format!(
             "parsing the record of {model}@{version} at {}",
@@ -163,8 +166,8 @@ pub struct NewVersion {
 pub fn create_version(reg: &Registry, new: NewVersion) -> Result<VersionRecord> {
     let model = new.model.as_str();
     let dir = reg.versions_dir(model);
-    if !dir.is_dir() {
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if !files::dir_exists(reg.root(), &keys::versions(model))? {
+        files::make_dir(reg.root(), &keys::versions(model))?;
         atomic::sync_dir(&reg.models_dir())?;
         atomic::sync_parent(&dir)?;
     }
@@ -183,7 +186,17 @@ pub fn create_version(reg: &Registry, new: NewVersion) -> Result<VersionRecord> 
         renumbered_from: None,
         metrics: new.metrics,
     };
-    let first = list_versions(reg, model)?.last().map_or(1, |n| n + 1);
+    let first = match list_versions(reg, model)?.last() {
+        None => 1,
+        Some(&last) => last.checked_add(1).ok_or_else(|| {
+            Failure::error(format!(
+                "{model} has a version numbered {last}, the highest number there is, so no version can follow it"
+            ))
+            .hint(format!(
+                "`mreg fsck` checks {model}'s records; push under another model name"
+            ))
+        })?,
+    };
     let render = |n: u64| -> Result<String> {
         let mut numbered = record.clone();
         numbered.version = n;
@@ -205,7 +218,7 @@ pub(crate) fn claim_in_folder(
     first: u64,
     render: &dyn Fn(u64) -> Result<String>,
 ) -> Result<u64> {
-    for next in (first..).take(ALLOCATION_TRIES) {
+    for next in (first..=u64::MAX).take(ALLOCATION_TRIES) {
         let path = version_path(reg, model, next);
         if atomic::create_exclusive(&reg.tmp_dir(), &path, render(next)?.as_bytes())? {
             return Ok(next);

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use super::atomic;
 use super::backend::{Backend, BackendRef, Folder};
 use super::config::{self, Config};
 use super::keys;
 use super::object::Encoding;
+use super::{atomic, files};
 use crate::error::Failure;
 use crate::id::ObjectId;
 
@@ -139,10 +139,7 @@ impl Registry {
         };
         reg.config()?;
         for sub in keys::FOLDERS {
-            let dir = reg.path(sub);
-            if !dir.is_dir() {
-                fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            }
+            files::make_dir(&reg.root, sub)?;
         }
         Ok(reg)
     }
@@ -150,8 +147,9 @@ impl Registry {
     /// Returns the registry's parsed `config.toml`, refusing a newer layout format.
     pub fn config(&self) -> Result<Config> {
         let path = self.path(keys::CONFIG);
-        let text = fs::read_to_string(&path)
-            .with_context(|| format!("reading registry config {}", path.display()))?;
+        let text = files::read_text(&self.root, keys::CONFIG)
+            .with_context(|| format!("reading registry config {}", path.display()))?
+            .ok_or_else(|| anyhow::anyhow!("registry config {} is missing", path.display()))?;
         check_config(&text, &self.root.display().to_string(), &path)
     }
 }
@@ -195,6 +193,42 @@ impl Registry {
         path.push(&self.root);
         path.push(key);
         path
+    }
+
+    /// Reads the record at `key`, or returns `None` when it is absent: bounded, and
+    /// refusing a link or a special file there (see [`files`]).
+    pub fn read_record(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        files::read_record(&self.root, key)
+    }
+
+    /// Reads the record at `key` as text, as [`Registry::read_record`].
+    pub fn read_text(&self, key: &str) -> Result<Option<String>> {
+        files::read_text(&self.root, key)
+    }
+
+    /// Makes the folders above `key` (each a real folder, never a link) and returns
+    /// the key's path, for a write that must stay inside the registry.
+    pub fn make_parents(&self, key: &str) -> Result<PathBuf> {
+        files::make_parents(&self.root, key)
+    }
+
+    /// Returns the key of a path inside the registry folder.
+    fn key_of<'p>(&self, path: &'p Path) -> Result<&'p str> {
+        path.strip_prefix(&self.root)
+            .ok()
+            .and_then(Path::to_str)
+            .ok_or_else(|| anyhow::anyhow!("{} is not inside the registry", path.display()))
+    }
+
+    /// Reads the record at `path` inside the registry, as [`Registry::read_record`].
+    pub fn read_path(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        self.read_record(self.key_of(path)?)
+    }
+
+    /// Makes the folders above `path` inside the registry, as
+    /// [`Registry::make_parents`].
+    pub fn make_parents_of(&self, path: &Path) -> Result<()> {
+        self.make_parents(self.key_of(path)?).map(drop)
     }
 
     /// Returns the folder of temp files, on the same filesystem as everything else.

@@ -21,13 +21,16 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::statcache::Stamp;
-use super::{Registry, atomic, runs};
+use super::{Registry, atomic, files, runs};
 use crate::id::RunId;
 use crate::manifest::run::{ModelLink, Status};
 use crate::manifest::value::{JsonFloat, format_float};
 use crate::manifest::{RunRecord, Value};
 
 const FORMAT: u32 = 2;
+
+/// The largest index read back; a larger one is rebuilt.
+const CACHE_LIMIT: u64 = 1 << 30;
 
 /// Returns what a run table and a query need of one run. Its params, metrics and tags
 /// are `(name id, value)` pairs; [`RunIndex`] holds the names.
@@ -290,8 +293,7 @@ pub fn summaries(reg: &Registry) -> Result<RunIndex> {
 /// Returns the index saved at `path` with its entries by run, or an empty one when
 /// there is none (or one of another format, or damaged: it is only a cache).
 fn load(path: &std::path::Path) -> (RunIndex, HashMap<RunId, Entry>) {
-    let stored = fs::read(path)
-        .ok()
+    let stored = files::read_cache(path, CACHE_LIMIT)
         .and_then(|bytes| serde_json::from_slice::<IndexFile>(&bytes).ok())
         .filter(|f| f.format == FORMAT);
     let mut index = RunIndex::default();

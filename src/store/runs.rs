@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 
 use super::write::Staging;
-use super::{ObjectId, Registry, atomic, keys, read};
+use super::{ObjectId, Registry, atomic, files, keys, read};
 use crate::error::Failure;
 use crate::id::RunId;
 use crate::manifest::series::{Chunk, Point, chunk_of, decode_points};
@@ -113,7 +113,7 @@ fn unique_nanos() -> u64 {
 /// Publishes one event of a run, under a new name that sorts after earlier events.
 pub fn append(reg: &Registry, event: &RunEvent) -> Result<()> {
     let dir = log_dir(reg, &event.run);
-    if !dir.is_dir() {
+    if !files::dir_exists(reg.root(), &keys::run_log(&event.run))? {
         return Err(unknown(&event.run.to_string()));
     }
     let body = event.to_toml()?;
@@ -156,14 +156,10 @@ pub fn event_names(reg: &Registry, id: &RunId) -> Result<Vec<String>> {
 /// Returns a run's record as it started, without its events.
 pub fn load_start(reg: &Registry, id: &RunId) -> Result<RunRecord> {
     let path = record_path(reg, id);
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == ErrorKind::NotFound => return Err(unknown(id.as_str())),
-        Err(err) => {
-            return Err(err)
-                .with_context(|| format!("reading the record of run {id} at {}", path.display()));
-        }
-    };
+    let text = reg
+        .read_text(&keys::run_record(id))
+        .with_context(|| format!("reading the record of run {id} at {}", path.display()))?
+        .ok_or_else(|| unknown(id.as_str()))?;
     let record = RunRecord::parse(&text)
         .with_context(|| format!("parsing the record of run {id} at {}", path.display()))?;
     if record.id != *id {
@@ -182,7 +178,9 @@ pub fn load(reg: &Registry, id: &RunId) -> Result<RunRecord> {
     let dir = log_dir(reg, id);
     for name in event_names(reg, id)? {
         let path = dir.join(&name);
-        let text = fs::read_to_string(&path)
+        let text = reg
+            .read_text(&keys::run_event(id, &name))
+            .and_then(|t| t.ok_or_else(|| anyhow::anyhow!("it is missing")))
             .with_context(|| format!("reading event {} of run {id}", path.display()))?;
         let event = RunEvent::parse(&text)
             .with_context(|| format!("parsing event {} of run {id}", path.display()))?;

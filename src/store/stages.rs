@@ -85,10 +85,11 @@ fn mark_written<T>(reg: &Registry, model: &str, swap: Swap<T>) -> Swap<T> {
 /// from the other side's.
 pub fn head_file(reg: &Registry, model: &str) -> Result<Option<StateId>> {
     let path = reg.head_path(model);
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    let Some(text) = reg
+        .read_text(&keys::head(model))
+        .with_context(|| format!("reading {}", path.display()))?
+    else {
+        return Ok(None);
     };
     let id = StateId::parse(text.trim()).ok_or_else(|| {
         Failure::error(format!(
@@ -146,13 +147,17 @@ pub fn tips(reg: &Registry, model: &str) -> Result<Vec<(StateId, StageState)>> {
 /// Returns a state, checked against its id and its model.
 pub fn load_state(reg: &Registry, model: &str, id: &StateId) -> Result<StageState> {
     let path = state_path(reg, model, id);
-    let bytes = fs::read(&path).with_context(|| {
-        format!(
-            "reading stage state {} of {model} at {}",
-            id.short(),
-            path.display()
-        )
-    })?;
+    let read = |found: Option<Vec<u8>>| found.ok_or_else(|| anyhow::anyhow!("it is missing"));
+    let bytes = reg
+        .read_record(&keys::state(model, id))
+        .and_then(read)
+        .with_context(|| {
+            format!(
+                "reading stage state {} of {model} at {}",
+                id.short(),
+                path.display()
+            )
+        })?;
     if StateId::of(&bytes) != *id {
         return Err(Failure::error(format!(
             "stage state {} of {model} is corrupt: its bytes no longer match its name ({})",
@@ -219,16 +224,8 @@ pub fn chain(
 pub fn publish_state(reg: &Registry, state: &StageState) -> Result<StateId> {
     let text = state.to_toml()?;
     let id = StateId::of(text.as_bytes());
-    let dir = reg.states_dir(&state.model);
-    if !dir.is_dir() {
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        atomic::sync_parent(&dir)?;
-    }
-    atomic::create_exclusive(
-        &reg.tmp_dir(),
-        &state_path(reg, &state.model, &id),
-        text.as_bytes(),
-    )?;
+    let target = reg.make_parents(&keys::state(&state.model, &id))?;
+    atomic::create_exclusive(&reg.tmp_dir(), &target, text.as_bytes())?;
     Ok(id)
 }
 
@@ -280,11 +277,7 @@ pub fn advance(
     holder: &Holder,
     wait: Duration,
 ) -> Result<Swap<StateId>> {
-    let head = reg.head_path(model);
-    let dir = head.parent().expect("HEAD lives in the model's folder");
-    if !dir.is_dir() {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    let head = reg.make_parents(&keys::head(model))?;
     let lock = Lock::acquire(&reg.tmp_dir(), &head, holder, wait)?;
     let swap = lock.swap(&reg.tmp_dir(), || {
         let still = head_file(reg, model)?.as_ref() == expected;

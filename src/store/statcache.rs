@@ -7,7 +7,7 @@
 //! re-hashed next time. The cache is a local file; losing it only costs time.
 
 use std::collections::HashMap;
-use std::fs::{self, Metadata};
+use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -16,8 +16,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::atomic;
 use super::registry::Registry;
+use super::{atomic, files};
 use crate::id::ObjectId;
 
 /// How long after a change a file's stamp is trusted to reflect it, in nanoseconds.
@@ -25,6 +25,9 @@ use crate::id::ObjectId;
 pub const RACY_NS: i64 = 2_000_000_000;
 
 const FORMAT: u32 = 1;
+
+/// The largest cache read back; a larger one is rebuilt.
+const CACHE_LIMIT: u64 = 1 << 30;
 
 /// What `lstat` says of a file, compared to decide whether it changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,8 +114,7 @@ impl StatCache {
         let root = root.to_string_lossy().into_owned();
         let key = ObjectId::of(root.as_bytes()).short(24);
         let path = reg.cache_dir().join("stat").join(format!("{key}.json"));
-        let old = fs::read(&path)
-            .ok()
+        let old = files::read_cache(&path, CACHE_LIMIT)
             .and_then(|bytes| serde_json::from_slice::<CacheFile>(&bytes).ok())
             .filter(|c| c.format == FORMAT && c.root == root)
             .map(|c| c.entries)
@@ -175,9 +177,8 @@ impl StatCache {
         let Ok(bytes) = serde_json::to_vec(&file) else {
             return;
         };
-        if let Some(dir) = self.path.parent() {
-            let _ = fs::create_dir_all(dir);
+        if reg.make_parents_of(&self.path).is_ok() {
+            let _ = atomic::replace(&reg.tmp_dir(), &self.path, &bytes);
         }
-        let _ = atomic::replace(&reg.tmp_dir(), &self.path, &bytes);
     }
 }

@@ -9,15 +9,15 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use tempfile::TempPath;
 
-use super::atomic;
 use super::object::{self, Encoding};
 use super::registry::Registry;
+use super::{atomic, keys};
 use crate::id::ObjectId;
 
 /// Returns what storing one file did.
@@ -34,7 +34,8 @@ pub struct Stored {
 /// Objects written to temp files, waiting to be published.
 pub struct Staging<'r> {
     reg: &'r Registry,
-    pending: Mutex<Vec<(TempPath, PathBuf)>>,
+    /// Each temp file and the key it is published at.
+    pending: Mutex<Vec<(TempPath, String)>>,
     ids: Mutex<HashSet<ObjectId>>,
 }
 
@@ -152,7 +153,7 @@ impl<'r> Staging<'r> {
         }
         fs::set_permissions(&temp, fs::Permissions::from_mode(0o444))
             .with_context(|| format!("setting permissions of {}", temp.display()))?;
-        let target = self.reg.object_path(id, encoding);
+        let target = keys::object(id, encoding);
         self.pending
             .lock()
             .expect("staging lock is never poisoned")
@@ -170,9 +171,8 @@ impl<'r> Staging<'r> {
             return Ok(());
         }
         atomic::sync_filesystem(self.reg.root())?;
-        for (temp, target) in pending {
-            let dir = target.parent().expect("object paths have a fan-out folder");
-            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (temp, key) in pending {
+            let target = self.reg.make_parents(&key)?;
             temp.persist(&target)
                 .map_err(|e| e.error)
                 .with_context(|| format!("publishing object {}", target.display()))?;

@@ -22,6 +22,10 @@ pub const PART_SIZE: u64 = 16 << 20;
 /// Parts of one object in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
 
+/// The longest journal read back: one part list of the largest object there can be is
+/// far shorter.
+const JOURNAL_LIMIT: u64 = 64 << 20;
+
 /// What an interrupted multipart upload left: enough to resume it.
 #[derive(Debug, Serialize, Deserialize)]
 struct Journal {
@@ -105,7 +109,7 @@ impl S3Remote {
         path: &KeyPath,
         key: &str,
         len: u64,
-        journal: &PathBuf,
+        journal: &std::path::Path,
     ) -> Result<Journal> {
         if let Some(state) = read_journal(journal, key, len) {
             return Ok(state);
@@ -149,8 +153,8 @@ fn part_len(index: usize, len: u64) -> u64 {
     (len - start).min(PART_SIZE)
 }
 
-fn read_journal(path: &PathBuf, key: &str, len: u64) -> Option<Journal> {
-    let text = fs::read(path).ok()?;
+fn read_journal(path: &std::path::Path, key: &str, len: u64) -> Option<Journal> {
+    let text = crate::store::files::read_cache(path, JOURNAL_LIMIT)?;
     let journal: Journal = serde_json::from_slice(&text).ok()?;
     (journal.key == key
         && journal.len == len
@@ -159,16 +163,8 @@ fn read_journal(path: &PathBuf, key: &str, len: u64) -> Option<Journal> {
     .then_some(journal)
 }
 
-fn write_journal(path: &PathBuf, journal: &Journal) -> Result<()> {
+fn write_journal(path: &std::path::Path, journal: &Journal) -> Result<()> {
     let dir = path.parent().expect("a journal lives in a folder");
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let bytes = serde_json::to_vec(journal)?;
-    let temp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .expect("a journal has a name")
-            .to_string_lossy()
-    ));
-    fs::write(&temp, bytes).with_context(|| format!("writing {}", temp.display()))?;
-    fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))
+    crate::store::atomic::replace(dir, path, &bytes)
 }

@@ -2,9 +2,7 @@
 //! model's `HEAD` brought to the newer of the two chains, by compare-and-swap on both
 //! sides, or reported as a conflict when the chains grew apart.
 
-use std::fs;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::{
     Keys, LOCK_WAIT, SWAP_TRIES, Side, Sync, create_or_same, local_keys, parse_head, remote_keys,
@@ -63,9 +61,8 @@ impl Sync<'_> {
                 self.refuse(&key, Side::Remote, Some(&model), &err);
                 continue;
             }
-            let dir = self.reg.states_dir(&model);
-            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            if atomic::create_exclusive(&self.reg.tmp_dir(), &dir.join(&file), &fetched.bytes)? {
+            let target = self.reg.make_parents(&key)?;
+            if atomic::create_exclusive(&self.reg.tmp_dir(), &target, &fetched.bytes)? {
                 self.report.fetched.states += 1;
             }
         }
@@ -80,7 +77,14 @@ impl Sync<'_> {
         only: Option<&str>,
     ) -> Result<()> {
         for (_, _, key) in self.missing_states(ours, theirs, only) {
-            let bytes = fs::read(self.reg.path(&key)).with_context(|| format!("reading {key}"))?;
+            let bytes = match self.local_record(&key) {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    let model = key.split('/').nth(1).map(str::to_owned);
+                    self.refuse(&key, Side::Local, model.as_deref(), &err);
+                    continue;
+                }
+            };
             if create_or_same(self.remote, &key, &bytes)? {
                 self.report.sent.states += 1;
             }

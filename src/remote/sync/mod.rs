@@ -27,7 +27,6 @@ mod tests;
 mod versions;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -261,6 +260,15 @@ impl<'a> Sync<'a> {
         transfer::read_tree_fetching(self.reg, self.remote, self.known, id)
     }
 
+    /// Reads this registry's record at `key`, bounded and refusing a link or special
+    /// file there.
+    fn local_record(&self, key: &str) -> Result<Vec<u8>> {
+        self.reg
+            .read_record(key)
+            .and_then(|found| found.ok_or_else(|| anyhow::anyhow!("it is missing")))
+            .with_context(|| format!("reading {key} in this registry"))
+    }
+
     /// Records a refused item; its model's stages are then left as they are.
     fn refuse(&mut self, key: &str, side: Side, model: Option<&str>, err: &anyhow::Error) {
         if let Some(model) = model {
@@ -293,7 +301,7 @@ impl<'a> Sync<'a> {
     /// Creates the remote's `config.toml` from the local one when the remote has none.
     fn send_config(&mut self) -> Result<()> {
         if self.remote.size(keys::CONFIG)?.is_none() {
-            let text = fs::read(self.reg.path(keys::CONFIG))?;
+            let text = self.local_record(keys::CONFIG)?;
             self.remote.create(keys::CONFIG, &text)?;
         }
         Ok(())

@@ -75,8 +75,7 @@ impl Sync<'_> {
         for n in local_numbers {
             let key = keys::version(model, *n);
             let differs = if remote_numbers.contains(n) {
-                let local =
-                    fs::read(self.reg.path(&key)).with_context(|| format!("reading {key}"))?;
+                let local = self.local_record(&key)?;
                 self.remote.get(&key)?.is_some_and(|f| f.bytes != local)
             } else {
                 false

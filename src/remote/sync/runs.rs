@@ -1,16 +1,15 @@
 //! Syncing runs: records and events each side lacks, copied after the objects they name
 //! (stored series, stored data inputs), and each run's record before its events.
 
-use std::fs;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::{Keys, Side, Sync, create_or_same, parse_run_file, run_objects};
 use crate::id::ObjectId;
 use crate::remote::transfer;
-use crate::store::{atomic, keys, read};
+use crate::store::{atomic, files, keys, read};
 
 impl Sync<'_> {
     /// Copies the remote's runs and events the registry lacks: all read at once, then
@@ -85,10 +84,9 @@ impl Sync<'_> {
         // Records before events, as a run is created.
         bodies.sort_by_key(|(key, _)| !key.ends_with(keys::RUN_RECORD));
         for (key, bytes) in bodies {
-            let path = self.reg.path(&key);
             let run = key.split('/').nth(1).expect("a run key names its run");
-            let log = self.reg.path(&keys::run_file(run, "log"));
-            fs::create_dir_all(&log).with_context(|| format!("creating {}", log.display()))?;
+            files::make_dir(self.reg.root(), &keys::run_file(run, "log"))?;
+            let path = self.reg.make_parents(&key)?;
             if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
                 if key.ends_with(keys::RUN_RECORD) {
                     self.report.fetched.runs += 1;
@@ -112,12 +110,10 @@ impl Sync<'_> {
                 .filter(|f| have.is_none_or(|h| !h.contains(*f)))
             {
                 let key = keys::run_file(id, file);
-                let checked = fs::read(self.reg.path(&key))
-                    .with_context(|| format!("reading {key}"))
-                    .and_then(|bytes| {
-                        let named = run_objects(&key, &bytes, &|t| read::read_tree(self.reg, t))?;
-                        Ok((bytes, named))
-                    });
+                let checked = self.local_record(&key).and_then(|bytes| {
+                    let named = run_objects(&key, &bytes, &|t| read::read_tree(self.reg, t))?;
+                    Ok((bytes, named))
+                });
                 match checked {
                     Ok((bytes, named)) => {
                         objects.extend(named.into_iter().map(|(o, _)| o));

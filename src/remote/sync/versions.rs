@@ -1,9 +1,7 @@
 //! Syncing version records: each copied only after every object of its tree is on the
 //! other side; a number that holds different records on the two sides is a conflict.
 
-use std::fs;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::{Keys, Side, Sync, parse_version};
 use crate::id::ObjectId;
@@ -23,8 +21,7 @@ impl Sync<'_> {
             for n in numbers {
                 let key = keys::version(model, *n);
                 if have.is_some_and(|h| h.contains(n)) {
-                    let local =
-                        fs::read(self.reg.path(&key)).with_context(|| format!("reading {key}"))?;
+                    let local = self.local_record(&key)?;
                     if self.known.same_record(&key, &local)
                         || !self.differs_from_local(model, *n, &key)?
                     {
@@ -83,9 +80,7 @@ impl Sync<'_> {
             }
         }
         for (model, n, _, bytes) in records {
-            let dir = self.reg.versions_dir(&model);
-            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let path = self.reg.path(&keys::version(&model, n));
+            let path = self.reg.make_parents(&keys::version(&model, n))?;
             if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
                 self.report.fetched.versions += 1;
             }
@@ -98,8 +93,7 @@ impl Sync<'_> {
     /// Returns whether the local record at a number the remote also holds differs
     /// from the remote's; a difference is recorded as a conflict.
     pub(super) fn differs_from_local(&mut self, model: &str, n: u64, key: &str) -> Result<bool> {
-        let path = self.reg.path(&keys::version(model, n));
-        let local = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let local = self.local_record(&keys::version(model, n))?;
         let Some(remote) = self.remote.get(key)? else {
             return Ok(false);
         };
@@ -159,13 +153,11 @@ impl Sync<'_> {
                     continue;
                 }
                 let key = keys::version(model, *n);
-                let record = fs::read(self.reg.path(&key))
-                    .with_context(|| format!("reading {key}"))
-                    .and_then(|bytes| {
-                        let record = parse_version(&bytes, model, *n, "this registry")?;
-                        let graph = models::graph(self.reg, &record)?;
-                        Ok((bytes, graph.objects()))
-                    });
+                let record = self.local_record(&key).and_then(|bytes| {
+                    let record = parse_version(&bytes, model, *n, "this registry")?;
+                    let graph = models::graph(self.reg, &record)?;
+                    Ok((bytes, graph.objects()))
+                });
                 match record {
                     Ok((bytes, objects)) => records.push((model.clone(), *n, key, bytes, objects)),
                     Err(err) => self.refuse(&key, Side::Local, Some(model), &err),
