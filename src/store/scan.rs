@@ -42,6 +42,8 @@ pub(super) struct Scan {
     pub(super) dirs: Vec<Vec<Child>>,
     /// What was left out.
     pub(super) skipped: Vec<Skipped>,
+    /// Bytes of every path found, together.
+    path_bytes: u64,
 }
 
 fn load_ignore(root: &Path) -> Result<Gitignore> {
@@ -78,6 +80,7 @@ pub(super) fn scan(root: &Path, registry: Option<&Path>) -> Result<Scan> {
         files: Vec::new(),
         dirs: vec![Vec::new()],
         skipped: Vec::new(),
+        path_bytes: 0,
     };
     let mut stack: Vec<usize> = vec![0];
     let walker = walkdir::WalkDir::new(root)
@@ -145,6 +148,25 @@ impl Scan {
         let meta: Metadata = entry
             .metadata()
             .with_context(|| format!("reading {}", path.display()))?;
+        if rel.len() as u64 > walk::LIMITS.path_len {
+            return Err(refuse(
+                path,
+                &format!(
+                    "its path is longer than {} bytes, more than a version may hold",
+                    walk::LIMITS.path_len
+                ),
+            ));
+        }
+        self.path_bytes += rel.len() as u64;
+        if self.path_bytes > walk::LIMITS.path_bytes {
+            return Err(refuse(
+                root,
+                &format!(
+                    "its paths take more than {} bytes together, more than a version may hold",
+                    walk::LIMITS.path_bytes
+                ),
+            ));
+        }
         let paths = self.files.len() + self.dirs.len();
         if paths as u64 >= walk::LIMITS.paths {
             return Err(refuse(

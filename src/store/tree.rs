@@ -220,9 +220,13 @@ fn unescape(name: &str) -> Option<String> {
     Some(out)
 }
 
+/// The longest name of one entry, in bytes: what Linux filesystems hold.
+pub const NAME_MAX: usize = 255;
+
 /// Checks that `name` is one safe path component.
 ///
-/// Returns a sentence saying why not: empty, `.` or `..`, or holding `/` or NUL.
+/// Returns a sentence saying why not: empty, `.` or `..`, holding `/` or NUL, or
+/// longer than [`NAME_MAX`].
 pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("an entry has an empty name".into());
@@ -232,6 +236,12 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
     if name.contains('/') || name.contains('\0') {
         return Err(format!("the name {name:?} holds a '/' or NUL byte"));
+    }
+    if name.len() > NAME_MAX {
+        return Err(format!(
+            "a name is {} bytes long, longer than the {NAME_MAX} a filesystem holds",
+            name.len()
+        ));
     }
     Ok(())
 }

@@ -30,6 +30,11 @@ pub struct Limits {
     pub bytes: u64,
     /// Bytes of one link's target (the longest path Linux resolves).
     pub link_target: u64,
+    /// Bytes of one path below the root (the longest path Linux resolves).
+    pub path_len: u64,
+    /// Bytes of all paths together, counted through every path: what expanding the
+    /// graph into a list of paths costs.
+    pub path_bytes: u64,
 }
 
 /// The limits every tree graph is checked against; docs/threat-model.md lists them.
@@ -38,6 +43,8 @@ pub const LIMITS: Limits = Limits {
     paths: 10_000_000,
     bytes: 1 << 50,
     link_target: 4096,
+    path_len: 4096,
+    path_bytes: 2 << 30,
 };
 
 /// What a tree graph declares, counted through every path.
@@ -53,6 +60,10 @@ pub struct Shape {
     pub bytes: u64,
     /// The deepest folder nesting (0: no folder below the root).
     pub depth: usize,
+    /// Bytes of the longest path below the root.
+    pub longest: u64,
+    /// Bytes of all paths below the root together.
+    pub path_bytes: u64,
 }
 
 impl Shape {
@@ -63,16 +74,68 @@ impl Shape {
             .saturating_add(self.dirs)
     }
 
-    /// Adds a sub-folder's shape (the folder itself counted) to this one.
-    fn add_dir(&mut self, below: &Shape) {
+    /// Adds the path of a file or link named `name` to this shape.
+    fn add_name(&mut self, name: &str) {
+        let len = name.len() as u64;
+        self.longest = self.longest.max(len);
+        self.path_bytes = self.path_bytes.saturating_add(len);
+    }
+
+    /// Adds a sub-folder named `name` and its shape (the folder itself counted) to
+    /// this one.
+    fn add_dir(&mut self, name: &str, below: &Shape) {
+        let len = name.len() as u64;
         self.dirs = self.dirs.saturating_add(1).saturating_add(below.dirs);
         self.files = self.files.saturating_add(below.files);
         self.links = self.links.saturating_add(below.links);
         self.bytes = self.bytes.saturating_add(below.bytes);
         self.depth = self.depth.max(below.depth.saturating_add(1));
+        let deepest = if below.paths() == 0 {
+            len
+        } else {
+            len.saturating_add(1).saturating_add(below.longest)
+        };
+        self.longest = self.longest.max(deepest);
+        // The folder's own path, then every path below with `name/` in front.
+        self.path_bytes = self
+            .path_bytes
+            .saturating_add(len)
+            .saturating_add(below.paths().saturating_mul(len.saturating_add(1)))
+            .saturating_add(below.path_bytes);
     }
 
-    /// Returns the first limit this shape passes, as a sentence.
+    /// Returns the first limit this shape passes, as a sentence, for the tree at
+    /// `path`, `level` folders below the root.
+    fn over_at(&self, limits: &Limits, path: &str, level: usize) -> Option<String> {
+        if level.saturating_add(self.depth) > limits.depth {
+            return Some(format!(
+                "it nests folders deeper than {} levels (below {})",
+                limits.depth,
+                if path.is_empty() { "the root" } else { path }
+            ));
+        }
+        let prefix = if path.is_empty() {
+            0
+        } else {
+            path.len() as u64 + 1
+        };
+        if prefix.saturating_add(self.longest) > limits.path_len {
+            return Some(format!(
+                "it holds a path longer than {} bytes (below {})",
+                limits.path_len,
+                if path.is_empty() { "the root" } else { path }
+            ));
+        }
+        if self.path_bytes > limits.path_bytes {
+            return Some(format!(
+                "its paths take more than {} bytes together (counted through every path)",
+                limits.path_bytes
+            ));
+        }
+        self.over(limits)
+    }
+
+    /// Returns the first limit of paths or bytes this shape passes, as a sentence.
     fn over(&self, limits: &Limits) -> Option<String> {
         if self.paths() > limits.paths {
             return Some(format!(
@@ -169,12 +232,13 @@ pub fn load(
         let Some(entry) = frame.tree.entries.get(frame.next) else {
             let finished = stack.pop().expect("the loop holds a frame");
             let shape = finished.shape;
+            let level = stack.len().saturating_sub(1);
             if let Some(parent) = stack.last_mut() {
                 let entry = &parent.tree.entries[parent.next];
                 check_declared(entry, &parent.path, &shape).map_err(refuse)?;
-                parent.shape.add_dir(&shape);
+                parent.shape.add_dir(&entry.name, &shape);
                 parent.next += 1;
-                if let Some(why) = parent.shape.over(limits) {
+                if let Some(why) = parent.shape.over_at(limits, &parent.path, level) {
                     return Err(refuse(why));
                 }
             }
@@ -191,6 +255,7 @@ pub fn load(
         };
         match entry.kind {
             Kind::File | Kind::Exec => {
+                frame.shape.add_name(&entry.name);
                 frame.shape.files += 1;
                 frame.shape.bytes = frame.shape.bytes.saturating_add(entry.size);
                 frame.next += 1;
@@ -203,6 +268,7 @@ pub fn load(
                         entry.size, limits.link_target
                     )));
                 }
+                frame.shape.add_name(&entry.name);
                 frame.shape.links += 1;
                 frame.next += 1;
             }
@@ -210,7 +276,7 @@ pub fn load(
                 if let Some(known) = done.get(&entry.id) {
                     let shape = known.shape;
                     check_declared(entry, &frame.path, &shape).map_err(refuse)?;
-                    frame.shape.add_dir(&shape);
+                    frame.shape.add_dir(&entry.name, &shape);
                     frame.next += 1;
                 } else {
                     let path = join(&frame.path, &entry.name);
@@ -233,8 +299,9 @@ pub fn load(
                 }
             }
         }
+        let level = stack.len() - 1;
         let frame = stack.last().expect("the loop holds a frame");
-        if let Some(why) = frame.shape.over(limits) {
+        if let Some(why) = frame.shape.over_at(limits, &frame.path, level) {
             return Err(refuse(why));
         }
     }
@@ -452,7 +519,9 @@ mod tests {
                 links: 0,
                 dirs: 2,
                 bytes: 31,
-                depth: 1
+                depth: 1,
+                longest: 11,
+                path_bytes: 1 + 7 + 7 + 1 + 7 + 7 + 11,
             }
         );
         let mut paths = Vec::new();
@@ -481,6 +550,61 @@ mod tests {
             5,
             "two trees and three files, each once"
         );
+    }
+
+    #[test]
+    fn a_deep_chain_reached_again_deeper_down_is_held_to_the_depth_limit() {
+        // A chain 300 deep, named first near the root and then again below another
+        // chain 300 deep: its second place nests 600 levels, though it is read once.
+        let limits = Limits {
+            depth: 512,
+            ..LIMITS
+        };
+        let mut store = Store::default();
+        let mut chain = store.put(vec![file("f", 0)]);
+        for _ in 0..300 {
+            chain = store.put(vec![named(chain, "d")]);
+        }
+        let mut deep = store.put(vec![named(chain.clone(), "again")]);
+        for _ in 0..300 {
+            deep = store.put(vec![named(deep, "e")]);
+        }
+        let root = store.put(vec![named(chain, "a"), named(deep, "b")]);
+        let err = store.load(&root, &limits).unwrap_err().to_string();
+        assert!(err.contains("deeper than 512 levels"), "{err}");
+    }
+
+    #[test]
+    fn long_names_through_many_paths_are_refused_by_their_total_bytes() {
+        // Thirty levels of two 200-byte names: 2^30 paths of up to 6 KB, refused by
+        // length before their count, and by their total in a shallower graph.
+        let long = |c: char| c.to_string().repeat(200);
+        let mut store = Store::default();
+        let mut below = store.put(vec![file("f", 0)]);
+        for _ in 0..30 {
+            below = store.put(vec![
+                named(below.clone(), &long('l')),
+                named(below, &long('r')),
+            ]);
+        }
+        let err = store.load(&below, &LIMITS).unwrap_err().to_string();
+        assert!(err.contains("a path longer than 4096 bytes"), "{err}");
+
+        let mut store = Store::default();
+        let mut below = store.put(vec![file("f", 0)]);
+        for _ in 0..16 {
+            below = store.put(vec![
+                named(below.clone(), &long('l')),
+                named(below, &long('r')),
+            ]);
+        }
+        let limits = Limits {
+            paths: u64::MAX,
+            path_bytes: 1 << 20,
+            ..LIMITS
+        };
+        let err = store.load(&below, &limits).unwrap_err().to_string();
+        assert!(err.contains("more than 1048576 bytes together"), "{err}");
     }
 
     #[test]

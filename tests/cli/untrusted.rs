@@ -131,6 +131,44 @@ fn a_tree_nested_twenty_thousand_deep_is_refused_by_every_command_without_a_cras
 }
 
 #[test]
+fn a_folder_read_once_but_named_again_deeper_down_is_held_to_the_depth_limit() {
+    let env = registry_with_a_good_model();
+    let reg = env.registry();
+    let leaf = plant(&reg, b"x");
+    let mut chain = plant_tree(&reg, &[("file", leaf, 1, "f")]);
+    for _ in 0..300 {
+        chain = plant_tree(&reg, &[("dir", chain, 1, "d")]);
+    }
+    let mut deep = plant_tree(&reg, &[("dir", chain, 1, "again")]);
+    for _ in 0..300 {
+        deep = plant_tree(&reg, &[("dir", deep, 1, "e")]);
+    }
+    let root = plant_tree(&reg, &[("dir", chain, 1, "a"), ("dir", deep, 1, "b")]);
+    plant_version(&reg, "twice", 1, root, 2, 2);
+
+    for args in [
+        &["diff", "m@1", "twice@1"][..],
+        &["pull", "twice@1", "--to", "serve"],
+        &["show", "twice@1", "--files"],
+    ] {
+        let out = env.run_within(args, 60);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("deeper than 512 levels"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let fsck = env.run_within(&["fsck"], 60);
+    assert_eq!(fsck.status.code(), Some(1), "{}", stdout(&fsck));
+    assert!(
+        stdout(&fsck).contains("deeper than 512 levels"),
+        "{}",
+        stdout(&fsck)
+    );
+}
+
+#[test]
 fn a_graph_whose_paths_multiply_is_refused_quickly_by_every_command() {
     let env = registry_with_a_good_model();
     let reg = env.registry();
