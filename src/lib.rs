@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod crash;
 pub mod diff;
 pub mod error;
 pub mod gate;

@@ -4,6 +4,7 @@
 mod common;
 
 mod cli {
+    mod crash;
     mod demo;
     mod diff;
     mod fsck;

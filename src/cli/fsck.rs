@@ -5,7 +5,6 @@ use anyhow::Result;
 use super::{Ctx, output};
 use crate::error::Failure;
 use crate::ops::fsck;
-use crate::store::Registry;
 use crate::store::check::Report;
 
 /// Verify the registry: re-hash every object, parse every manifest, walk every tree
@@ -59,17 +58,28 @@ pub fn run(ctx: &Ctx, args: &FsckArgs) -> Result<()> {
             .collect();
         lines.join("\n")
     });
-    output::after_print(printed, || tell(ctx, &reg, &report))
+    output::after_print(printed, || tell(ctx, &report))
 }
 
 /// Says what fsck found: a status line, or the failure that exits 1.
-fn tell(ctx: &Ctx, reg: &Registry, report: &Report) -> Result<()> {
+fn tell(ctx: &Ctx, report: &Report) -> Result<()> {
     if !report.leftovers.is_empty() {
-        ctx.out.status(&format!(
-            "{} left by interrupted commands in {} (safe to delete).",
-            output::count(report.leftovers.len() as u64, "temp file"),
-            reg.tmp_dir().display()
-        ));
+        let shown = 10;
+        let mut text = format!(
+            "{} left by interrupted commands (harmless, and safe to delete; the next command that writes removes the temp files and locks):",
+            output::count(report.leftovers.len() as u64, "leftover")
+        );
+        for path in report.leftovers.iter().take(shown) {
+            text.push_str("\n  ");
+            text.push_str(&path.display().to_string());
+        }
+        if report.leftovers.len() > shown {
+            let more = report.leftovers.len() - shown;
+            text.push_str("\n  and ");
+            text.push_str(&more.to_string());
+            text.push_str(" more");
+        }
+        ctx.out.status(&text);
     }
     if report.problems.is_empty() {
         ctx.out.status(&format!(

@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use super::{Created, Fetched, Listed, Remote, Swap, Tick};
 use crate::error::Failure;
 use crate::store::lock::{Holder, Lock};
-use crate::store::{Registry, atomic, files, keys};
+use crate::store::{Registry, atomic, files, keys, tmp};
 
 /// How long a swap waits for another writer's `HEAD.lock`.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -29,6 +29,8 @@ const COPY_CHUNK: usize = 1 << 20;
 pub struct FolderRemote {
     url: String,
     root: PathBuf,
+    /// This process's temp folder in the remote's `tmp/`.
+    tmp: tmp::Area,
 }
 
 impl FolderRemote {
@@ -40,18 +42,20 @@ impl FolderRemote {
             Err(_) if create => Registry::init(path)?.0,
             Err(err) => return Err(err),
         };
-        Ok(FolderRemote {
-            url: url.to_owned(),
-            root: reg.root().to_path_buf(),
-        })
+        Ok(FolderRemote::at_url(url, reg.root()))
     }
 
     /// Returns the registry folder `root` (a `.mreg` folder) seen as a remote, to list
     /// a local registry's keys the way a remote's are listed.
     pub fn at_root(root: &Path) -> FolderRemote {
+        FolderRemote::at_url(&root.display().to_string(), root)
+    }
+
+    fn at_url(url: &str, root: &Path) -> FolderRemote {
         FolderRemote {
-            url: root.display().to_string(),
+            url: url.to_owned(),
             root: root.to_path_buf(),
+            tmp: tmp::Area::new(root.join(keys::TMP.trim_end_matches('/'))),
         }
     }
 
@@ -68,7 +72,7 @@ impl FolderRemote {
     }
 
     fn tmp_dir(&self) -> PathBuf {
-        self.root.join(keys::TMP.trim_end_matches('/'))
+        self.tmp.dir()
     }
 }
 

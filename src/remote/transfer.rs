@@ -227,6 +227,7 @@ pub fn fetch_one(
         file.sync_all()
             .with_context(|| format!("writing {}", fetched.temp.display()))?;
     }
+    crate::crash::point("fetch-downloaded");
     let stored = install(reg, known, &fetched)?;
     atomic::sync_parent(&stored.0)?;
     Ok(stored)
@@ -258,8 +259,9 @@ fn download(
     };
     for encoding in order {
         let key = keys::object(id, encoding);
+        // Not in this process's temp folder: the next fetch resumes it.
         let temp = reg
-            .tmp_dir()
+            .path(keys::TMP)
             .join(format!("fetch-{}{}", id.to_hex(), encoding.suffix()));
         let limit = if declared == u64::MAX {
             u64::MAX

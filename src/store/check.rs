@@ -130,14 +130,16 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
             });
         }
     }
+    let mut leftovers = super::tmp::abandoned(&reg.path(keys::TMP));
+    leftovers.extend(runs_without_records(reg));
     for model in models::list_models(reg)? {
-        manifests += check_stages(reg, &model, &mut problems);
+        manifests += check_stages(reg, &model, &mut problems, &mut leftovers);
     }
     let good: HashSet<ObjectId> = good.into_keys().collect();
     manifests += check_runs(reg, &good, &mut problems)?;
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     problems.dedup();
-    let leftovers = list_dir(&reg.tmp_dir())?;
+    leftovers.sort();
     Ok(Report {
         objects: stored.len() as u64,
         bytes,
@@ -217,18 +219,18 @@ fn graph_problems(reg: &Registry, graph: &Graph, good: &HashMap<ObjectId, u64>) 
 
 /// Walks a model's chain of stage states from `HEAD`: every state must match its name,
 /// follow the one before it, and point stages at versions that exist. A lock left by a
-/// process that is gone is reported too. Returns how many states were parsed.
-fn check_stages(reg: &Registry, model: &str, problems: &mut Vec<Problem>) -> u64 {
+/// process that is gone is a leftover (the next writer removes it); one that names no
+/// holder and is held is a problem. Returns how many states were parsed.
+fn check_stages(
+    reg: &Registry,
+    model: &str,
+    problems: &mut Vec<Problem>,
+    leftovers: &mut Vec<PathBuf>,
+) -> u64 {
     let head = reg.head_path(model);
     let lock = lock::lock_path(&head);
     match lock::inspect(&lock) {
-        Ok(Some(Some(holder))) if lock::is_stale(&holder) => problems.push(Problem {
-            path: lock,
-            message: format!(
-                "stale lock of pid {} ({}) since {}, a process that is gone; delete the file",
-                holder.pid, holder.command, holder.since
-            ),
-        }),
+        Ok(Some(_)) if lock::is_abandoned(&lock) => leftovers.push(lock),
         Ok(Some(None)) => problems.push(Problem {
             path: lock,
             message: "a lock that names no holder (empty, or not written by mreg) blocks every \
@@ -438,6 +440,20 @@ fn special_entries(reg: &Registry, problems: &mut Vec<Problem>) {
             ),
         });
     }
+}
+
+/// Returns the run folders holding no record: left by an older mreg interrupted while
+/// it made a run (mreg now makes a run's folder whole before it has its name).
+fn runs_without_records(reg: &Registry) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(reg.runs_dir()) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(crate::id::RunId::parse))
+        .filter(|id| fs::symlink_metadata(runs::record_path(reg, id)).is_err())
+        .map(|id| runs::run_dir(reg, &id))
+        .collect()
 }
 
 fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {

@@ -3,14 +3,24 @@
 //! To change `X`, a writer creates `X.lock` exclusively, re-checks that `X` still holds
 //! what it read, publishes the new `X` (temp file, fsync, rename, fsync the folder), and
 //! removes the lock. The lock file names its holder (pid, host, command, time), so a
-//! lock left behind by a crash says whose it was and whether that process still runs.
+//! lock that stays says whose it is.
+//!
+//! A holder also keeps an OS lock (`flock`) on the lock file, taken before the file
+//! gets its name and kept until after the name is gone. The kernel drops it when the
+//! holder ends, however it ends, so a lock file whose OS lock is free was left by a
+//! process that is gone (killed, or its machine lost power): the next writer removes it
+//! and goes on, and no person is needed after a `kill -9`. A free lock file younger than
+//! [`GRACE`] is still waited for, in case an mreg that takes no OS lock holds it.
 
-use std::fs;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
+use rustix::fs::{FlockOperation, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
 use super::atomic::{self, Swap};
@@ -49,11 +59,17 @@ fn host_name() -> String {
         .into_owned()
 }
 
+/// How old a lock file nobody holds an OS lock on must be before it is removed: far
+/// longer than any swap under it takes.
+pub const GRACE: Duration = Duration::from_secs(2);
+
 /// Returns a held lock; dropping it removes the lock file.
 #[derive(Debug)]
 pub struct Lock {
     path: PathBuf,
     target: PathBuf,
+    /// The lock file, open, with the OS lock on it; closed after the name is removed.
+    _held: Option<File>,
 }
 
 impl Lock {
@@ -67,11 +83,15 @@ impl Lock {
         let deadline = Instant::now() + wait;
         let mut pause = Duration::from_millis(2);
         loop {
-            if atomic::create_exclusive(tmp_dir, &path, body.as_bytes())? {
+            if let Created::Held(held) = create(tmp_dir, &path, body.as_bytes())? {
                 return Ok(Lock {
                     path,
                     target: target.to_path_buf(),
+                    _held: held,
                 });
+            }
+            if reclaim(&path)? {
+                continue;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -109,6 +129,102 @@ impl Drop for Lock {
         // A lock that cannot be removed is reported by the next writer, with its holder.
         let _ = fs::remove_file(&self.path);
     }
+}
+
+/// What publishing a lock file found.
+enum Created {
+    /// The name was taken; nothing was published.
+    Taken,
+    /// The lock file is published, with the open file holding its OS lock (`None` on a
+    /// filesystem without OS locks).
+    Held(Option<File>),
+}
+
+/// Publishes a lock file at `path` holding `body`, with the OS lock taken on it before
+/// it has the name.
+fn create(tmp_dir: &Path, path: &Path, body: &[u8]) -> Result<Created> {
+    let mut temp = atomic::temp_file(tmp_dir)?;
+    temp.write_all(body)
+        .and_then(|()| temp.as_file().sync_all())
+        .with_context(|| format!("writing {}", temp.path().display()))?;
+    let held = rustix::fs::flock(temp.as_file(), FlockOperation::NonBlockingLockExclusive)
+        .ok()
+        .and_then(|()| temp.as_file().try_clone().ok());
+    match fs::hard_link(temp.path(), path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => return Ok(Created::Taken),
+        Err(err) => return Err(err).with_context(|| format!("publishing {}", path.display())),
+    }
+    drop(temp);
+    atomic::sync_parent(path)?;
+    Ok(Created::Held(held))
+}
+
+/// Removes the lock file at `path` when its holder is gone, and returns whether the
+/// name may be free now (removed, or gone already).
+///
+/// The holder is gone when nobody holds the OS lock on the file and it is older than
+/// [`GRACE`], or names a process of this host that no longer runs. A link, FIFO or
+/// device planted at the name is removed too: mreg writes none. While this process
+/// holds the OS lock of the abandoned file, no other can remove it, and the name is
+/// removed only if it still is that file.
+fn reclaim(path: &Path) -> Result<bool> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let file = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => File::from(fd),
+        Err(rustix::io::Errno::NOENT) => return Ok(true),
+        Err(rustix::io::Errno::LOOP) => return remove(path),
+        Err(_) => return Ok(false),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return remove(path);
+    }
+    if !abandoned(&file, &meta, path) {
+        return Ok(false);
+    }
+    match fs::symlink_metadata(path) {
+        Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => remove(path),
+        _ => Ok(true),
+    }
+}
+
+/// Returns whether the lock file open as `file` was left by a holder that is gone,
+/// taking its OS lock if so (released when `file` is closed).
+fn abandoned(file: &File, meta: &fs::Metadata, path: &Path) -> bool {
+    if rustix::fs::flock(file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        // Held by a live process, or a filesystem without OS locks: only a person can
+        // tell then, and the conflict names the holder.
+        return false;
+    }
+    let age = meta
+        .modified()
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .unwrap_or_default();
+    age >= GRACE || read_holder(path).is_some_and(|h| is_stale(&h))
+}
+
+fn remove(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(err) => {
+            Err(err).with_context(|| format!("removing the abandoned lock {}", path.display()))
+        }
+    }
+}
+
+/// Returns whether the lock file at `path` was left by a holder that is gone, as the
+/// next writer would decide before removing it; `false` when there is none.
+pub fn is_abandoned(path: &Path) -> bool {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let Ok(fd) = rustix::fs::open(path, flags, Mode::empty()) else {
+        return false;
+    };
+    let file = File::from(fd);
+    file.metadata()
+        .is_ok_and(|meta| meta.is_file() && abandoned(&file, &meta, path))
 }
 
 /// Returns the lock file guarding `target`.
@@ -211,16 +327,69 @@ mod tests {
     }
 
     #[test]
-    fn a_lock_of_a_dead_process_on_this_host_is_called_stale() {
+    fn a_lock_left_by_a_dead_process_is_taken_over_without_waiting() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("HEAD");
         let mut gone = holder();
         gone.pid = u32::MAX - 1;
         let body = toml::to_string(&gone).unwrap();
         fs::write(lock_path(&target), body).unwrap();
-        let err = Lock::acquire(dir.path(), &target, &holder(), Duration::ZERO).unwrap_err();
-        let failure = crate::error::failure_of(&err).unwrap();
-        assert!(failure.message.contains("stale"), "{}", failure.message);
-        assert!(failure.hint.as_deref().unwrap().contains("rm "));
+        assert!(is_abandoned(&lock_path(&target)));
+        let lock = Lock::acquire(dir.path(), &target, &holder(), Duration::ZERO).unwrap();
+        assert_eq!(read_holder(lock.path()), Some(holder()));
+    }
+
+    #[test]
+    fn a_fresh_lock_nobody_holds_is_waited_for_until_it_is_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("HEAD");
+        // Not a process of this host that is known to be gone, and no OS lock: an mreg
+        // that takes none might be holding it, so only its age frees it.
+        let mut other = holder();
+        other.host = "elsewhere".into();
+        fs::write(lock_path(&target), toml::to_string(&other).unwrap()).unwrap();
+        assert!(!is_abandoned(&lock_path(&target)));
+        let err =
+            Lock::acquire(dir.path(), &target, &holder(), Duration::from_millis(20)).unwrap_err();
+        assert!(format!("{err:#}").contains("elsewhere"), "{err:#}");
+        let old = SystemTime::now() - GRACE - Duration::from_secs(1);
+        File::options()
+            .write(true)
+            .open(lock_path(&target))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        Lock::acquire(dir.path(), &target, &holder(), Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn a_live_holder_keeps_its_lock_however_old_the_file_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("HEAD");
+        let first = Lock::acquire(dir.path(), &target, &holder(), Duration::ZERO).unwrap();
+        let old = SystemTime::now() - GRACE - Duration::from_secs(60);
+        File::options()
+            .write(true)
+            .open(first.path())
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert!(!is_abandoned(first.path()));
+        Lock::acquire(dir.path(), &target, &holder(), Duration::from_millis(20)).unwrap_err();
+        drop(first);
+        Lock::acquire(dir.path(), &target, &holder(), Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn a_link_or_fifo_planted_as_a_lock_is_removed_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("HEAD");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, lock_path(&target)).unwrap();
+        drop(Lock::acquire(dir.path(), &target, &holder(), Duration::ZERO).unwrap());
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        rustix::fs::mkfifoat(rustix::fs::CWD, lock_path(&target), Mode::RUSR | Mode::WUSR).unwrap();
+        Lock::acquire(dir.path(), &target, &holder(), Duration::ZERO).unwrap();
     }
 }

@@ -4,7 +4,9 @@
 //! verified and checked before anything is written: names must be single safe path
 //! components (no `..`, no `/`, no duplicates), links must stay inside the folder.
 //! The folder is then built beside the target and swapped in with one rename, so a
-//! reader sees the old folder or the new one, never half of one.
+//! reader sees the old folder or the new one, never half of one. The pull holds an OS
+//! lock on the folder it builds; a later pull to the same target removes the folders
+//! beside it that a killed pull left (their lock is free).
 
 use std::collections::HashMap;
 use std::fs;
@@ -121,11 +123,14 @@ pub fn materialize(
         .parent()
         .expect("an absolute path that is not / has a parent");
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let prefix = format!(".{name}.mreg-");
+    reclaim_staging(parent, &prefix);
     let staging = tempfile::Builder::new()
-        .prefix(&format!(".{name}.mreg-"))
+        .prefix(&prefix)
         .tempdir_in(parent)
         .with_context(|| format!("creating a temp folder in {}", parent.display()))?;
     let base = staging.path();
+    let _held = hold(base);
     for dir in &plan.dirs {
         let path = base.join(dir);
         fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
@@ -166,6 +171,7 @@ pub fn materialize(
     if opts.durable {
         atomic::sync_filesystem(base)?;
     }
+    crate::crash::point("pull-written");
     swap_in(staging, &dest, existing)?;
     Ok(dest)
 }
@@ -244,6 +250,46 @@ fn check_target(dest: &Path, force: bool) -> Result<bool> {
                     .into());
             }
             Ok(true)
+        }
+    }
+}
+
+/// Opens the folder `dir` with an OS lock on it, held while the returned file is open:
+/// the sign that the pull building it still runs.
+fn hold(dir: &Path) -> Option<fs::File> {
+    let flags =
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
+    let fd = rustix::fs::open(dir, flags, rustix::fs::Mode::empty()).ok()?;
+    rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive).ok()?;
+    Some(fs::File::from(fd))
+}
+
+/// Removes the folders named `prefix…` in `parent` that a pull killed while it built
+/// or swapped them left: no OS lock on them, and older than the moment between making
+/// one and locking it. Errors are ignored; the next pull tries again.
+fn reclaim_staging(parent: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let is_ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(prefix));
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if !is_ours || !is_dir {
+            continue;
+        }
+        let path = entry.path();
+        let old = fs::symlink_metadata(&path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| {
+                std::time::SystemTime::now()
+                    .duration_since(m)
+                    .is_ok_and(|age| age >= super::lock::GRACE)
+            });
+        if old && let Some(_lock) = hold(&path) {
+            let _ = fs::remove_dir_all(&path);
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod scan;
 pub mod snapshot;
 pub mod stages;
 pub mod statcache;
+pub mod tmp;
 pub mod tree;
 pub mod walk;
 pub mod write;

@@ -205,6 +205,7 @@ pub fn create_version(reg: &Registry, new: NewVersion) -> Result<VersionRecord> 
     let number = reg
         .backend()
         .claim_version(reg, model, new.tree, first, &render)?;
+    crate::crash::point("version-written");
     record.version = number;
     Ok(record)
 }

@@ -11,7 +11,7 @@ use super::backend::{Backend, BackendRef, Folder};
 use super::config::{self, Config};
 use super::keys;
 use super::object::Encoding;
-use super::{atomic, files};
+use super::{atomic, files, tmp};
 use crate::error::Failure;
 use crate::id::ObjectId;
 
@@ -32,6 +32,8 @@ struct FormatOnly {
 pub struct Registry {
     root: PathBuf,
     backend: BackendRef,
+    /// This process's temp folder, shared by every handle cloned from this one.
+    tmp: std::sync::Arc<tmp::Area>,
 }
 
 impl Registry {
@@ -45,10 +47,7 @@ impl Registry {
             return Ok((Registry::open_root(&root)?, false));
         }
         fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-        let reg = Registry {
-            root: root.canonicalize()?,
-            backend: BackendRef(std::sync::Arc::new(Folder)),
-        };
+        let reg = Registry::at(root.canonicalize()?);
         for sub in keys::FOLDERS {
             fs::create_dir_all(reg.path(sub))
                 .with_context(|| format!("creating {}", reg.path(sub).display()))?;
@@ -133,10 +132,7 @@ impl Registry {
     }
 
     fn open_root(root: &Path) -> Result<Registry> {
-        let reg = Registry {
-            root: root.canonicalize()?,
-            backend: BackendRef(std::sync::Arc::new(Folder)),
-        };
+        let reg = Registry::at(root.canonicalize()?);
         reg.config()?;
         for sub in keys::FOLDERS {
             files::make_dir(&reg.root, sub)?;
@@ -231,9 +227,21 @@ impl Registry {
         self.make_parents(self.key_of(path)?).map(drop)
     }
 
-    /// Returns the folder of temp files, on the same filesystem as everything else.
+    /// Returns the handle of the registry folder `root` (canonical), on its own
+    /// filesystem.
+    fn at(root: PathBuf) -> Registry {
+        let tmp = tmp::Area::new(root.join(keys::TMP.trim_end_matches('/')));
+        Registry {
+            root,
+            backend: BackendRef(std::sync::Arc::new(Folder)),
+            tmp: std::sync::Arc::new(tmp),
+        }
+    }
+
+    /// Returns this process's folder of temp files, on the same filesystem as
+    /// everything else, made on first use (see [`tmp`]).
     pub fn tmp_dir(&self) -> PathBuf {
-        self.path(keys::TMP)
+        self.tmp.dir()
     }
 
     /// Returns the folder of objects.

@@ -50,6 +50,10 @@ pub fn log_dir(reg: &Registry, id: &RunId) -> PathBuf {
 /// The id is a hash of the start time, actor, experiment and name, and, unless the
 /// clock is pinned by `MREG_NOW`, of the process and the exact time, so records are
 /// reproducible in tests and CI and unique otherwise. A taken id is skipped.
+///
+/// The run's folder is made whole in this process's temp folder (its record and its
+/// empty log) and renamed into `runs/`, so a run either exists with its record or not
+/// at all, whenever the process is killed.
 pub fn create(reg: &Registry, mut record: RunRecord) -> Result<RunRecord> {
     let pinned = std::env::var_os("MREG_NOW").is_some_and(|v| !v.is_empty());
     let entropy = if pinned {
@@ -67,22 +71,38 @@ pub fn create(reg: &Registry, mut record: RunRecord) -> Result<RunRecord> {
             record.name.as_deref().unwrap_or("")
         );
         let id = RunId::from_hash(&blake3::hash(seed.as_bytes()));
-        let dir = run_dir(reg, &id);
-        match fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(err) if err.kind() == ErrorKind::AlreadyExists => continue,
-            Err(err) => return Err(err).with_context(|| format!("creating {}", dir.display())),
+        if fs::symlink_metadata(record_path(reg, &id)).is_ok() {
+            continue;
         }
         record.id = id;
-        let log = log_dir(reg, &record.id);
-        fs::create_dir(&log).with_context(|| format!("creating {}", log.display()))?;
-        let path = record_path(reg, &record.id);
         let body = record.to_toml()?;
-        if !atomic::create_exclusive(&reg.tmp_dir(), &path, body.as_bytes())? {
-            anyhow::bail!(
-                "{} appeared while the run was being created",
-                path.display()
-            );
+        let tmp = reg.tmp_dir();
+        let staged = tmp.join(format!("run-{}", record.id));
+        let _ = fs::remove_dir_all(&staged);
+        fs::create_dir(&staged)
+            .and_then(|()| fs::create_dir(staged.join("log")))
+            .with_context(|| format!("creating {}", staged.display()))?;
+        atomic::create_exclusive(&tmp, &staged.join(keys::RUN_RECORD), body.as_bytes())?;
+        atomic::sync_dir(&staged)?;
+        crate::crash::point("run-staged");
+        let dir = run_dir(reg, &record.id);
+        // A folder of the same name left empty by an interrupted older mreg is
+        // replaced; one holding anything is another run's, and its id is skipped.
+        match fs::rename(&staged, &dir) {
+            Ok(()) => {}
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    ErrorKind::AlreadyExists | ErrorKind::DirectoryNotEmpty
+                ) =>
+            {
+                let _ = fs::remove_dir_all(&staged);
+                continue;
+            }
+            Err(err) => {
+                let _ = fs::remove_dir_all(&staged);
+                return Err(err).with_context(|| format!("creating {}", dir.display()));
+            }
         }
         atomic::sync_dir(&runs)?;
         reg.backend()
@@ -207,7 +227,11 @@ pub fn list(reg: &Registry) -> Result<Vec<RunId>> {
     };
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-        if let Some(id) = entry.file_name().to_str().and_then(RunId::parse) {
+        // A folder without a record is not a run: an older mreg interrupted while it
+        // made one left it (`mreg fsck` lists it).
+        if let Some(id) = entry.file_name().to_str().and_then(RunId::parse)
+            && fs::symlink_metadata(record_path(reg, &id)).is_ok()
+        {
             ids.push(id);
         }
     }

@@ -87,12 +87,15 @@ pub fn snapshot(
 /// objects that went missing from the store since are put back.
 pub fn publish(blobs: Staging, trees: &[Vec<u8>]) -> Result<()> {
     let reg = blobs.registry();
+    crate::crash::point("objects-staged");
     blobs.publish()?;
     let staged = Staging::new(reg);
     for tree in trees {
         staged.add_bytes(tree)?;
     }
-    staged.publish()
+    staged.publish()?;
+    crate::crash::point("objects-published");
+    Ok(())
 }
 
 #[derive(Default)]

@@ -262,8 +262,10 @@ pub(crate) fn swap_in_folder(
             return Ok(None);
         }
         let id = publish_state(reg, new)?;
+        crate::crash::point("state-written");
         Ok(Some((head_bytes(&id), id)))
     })?;
+    crate::crash::point("head-swapped");
     Ok(mark_written(reg, model, swap))
 }
 

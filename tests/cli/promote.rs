@@ -434,30 +434,64 @@ fn promoting_a_version_whose_content_is_missing_is_refused() {
 }
 
 #[test]
-fn a_stale_lock_names_its_holder() {
+fn a_lock_left_by_a_process_that_is_gone_is_removed_by_the_next_promotion() {
     let env = env_with_versions(&[&["acc=0.9"]]);
     let host = rustix_free_hostname();
+    let lock = env.registry().join("models/m/HEAD.lock");
     fs::write(
-        env.registry().join("models/m/HEAD.lock"),
+        &lock,
         format!(
             "pid = 4000000\nhost = \"{host}\"\ncommand = \"mreg promote m@1 staging\"\nsince = \"2026-01-01T00:00:00Z\"\n"
         ),
     )
     .unwrap();
+    let fsck = env.run(&["fsck"]);
+    assert_eq!(fsck.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&fsck.stderr);
+    assert!(
+        said.contains("1 leftover left by interrupted commands"),
+        "{said}"
+    );
+    assert!(said.contains("HEAD.lock"), "{said}");
+    let out = env.run(&["promote", "m@1", "production", "--wait", "0.1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!lock.exists());
+}
+
+#[test]
+fn a_lock_held_by_a_running_process_names_its_holder_and_is_kept() {
+    let env = env_with_versions(&[&["acc=0.9"]]);
+    let lock = env.registry().join("models/m/HEAD.lock");
+    fs::write(
+        &lock,
+        "pid = 4000000\nhost = \"build-7\"\ncommand = \"mreg promote m@1 staging\"\nsince = \"2026-01-01T00:00:00Z\"\n",
+    )
+    .unwrap();
+    // This test process holds the OS lock, as a running mreg would, however old the file.
+    let held = fs::File::open(&lock).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&lock)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     let out = env.run(&["promote", "m@1", "production", "--wait", "0.1"]);
     assert_eq!(out.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("is held by pid 4000000"), "{stderr}");
     assert!(
-        stderr.contains("no longer running: the lock is stale"),
+        stderr.contains("is held by pid 4000000 on build-7"),
         "{stderr}"
     );
     assert!(stderr.contains("mreg promote m@1 staging"), "{stderr}");
-    let fsck = env.run(&["fsck"]);
-    assert!(
-        String::from_utf8_lossy(&fsck.stdout).contains("stale lock")
-            || String::from_utf8_lossy(&fsck.stderr).contains("stale lock")
-    );
+    assert!(lock.exists());
+    drop(held);
 }
 
 /// Returns this machine's host name, as the lock file records it.

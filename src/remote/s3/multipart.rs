@@ -164,7 +164,17 @@ fn read_journal(path: &std::path::Path, key: &str, len: u64) -> Option<Journal> 
 }
 
 fn write_journal(path: &std::path::Path, journal: &Journal) -> Result<()> {
-    let dir = path.parent().expect("a journal lives in a folder");
     let bytes = serde_json::to_vec(journal)?;
-    crate::store::atomic::replace(dir, path, &bytes)
+    // One temp name per journal, so a killed upload leaves at most one behind, which
+    // the next write of that journal reuses; a link or FIFO planted there is replaced,
+    // never written through.
+    let mut name = path.file_name().expect("a journal has a name").to_owned();
+    name.push(".tmp");
+    let temp = path.with_file_name(name);
+    let mut file = crate::store::files::open_resumable(&temp)?;
+    file.set_len(0)
+        .and_then(|()| std::io::Write::write_all(&mut file, &bytes))
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", temp.display()))?;
+    fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))
 }

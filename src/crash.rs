@@ -1,0 +1,38 @@
+//! Named points where a test can have mreg killed, to prove that a `kill -9` at any
+//! of them leaves a registry that `fsck` passes and the next command uses.
+//!
+//! `MREG_CRASH_AT=NAME` makes the process send itself `SIGKILL` when it reaches the
+//! point `NAME`: no destructor runs, no buffer is flushed, no lock is released by mreg,
+//! exactly as when an operator or the kernel's out-of-memory killer ends it. Unset, a
+//! point costs one comparison. docs/crash-safety.md lists the points and what each
+//! leaves behind.
+
+use std::sync::OnceLock;
+
+/// Every named point, in the order a push then a promotion reaches them.
+pub const POINTS: &[&str] = &[
+    "objects-staged",
+    "objects-published",
+    "run-staged",
+    "version-written",
+    "state-written",
+    "head-swapped",
+    "fetch-downloaded",
+    "pull-written",
+];
+
+/// Kills this process when `MREG_CRASH_AT` names `name`.
+pub fn point(name: &str) {
+    static AT: OnceLock<Option<String>> = OnceLock::new();
+    let at = AT.get_or_init(|| {
+        std::env::var("MREG_CRASH_AT")
+            .ok()
+            .filter(|v| !v.is_empty())
+    });
+    if at.as_deref() == Some(name) {
+        debug_assert!(POINTS.contains(&name), "crash point {name} is not listed");
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+        std::process::abort();
+    }
+}
