@@ -519,3 +519,81 @@ fn records_holding_impossible_values_are_refused_naming_the_field() {
         stdout(&fsck)
     );
 }
+
+#[test]
+fn text_output_shows_control_characters_of_records_visibly_and_json_keeps_them() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.ok(&[
+        "push",
+        "v1",
+        "--model",
+        "m",
+        "--message",
+        "fine\x1b[2J\x1b[Hmsg",
+        "--tag",
+        "team=a\x1b]0;title\x07b",
+    ]);
+    let out = env.run_with(
+        &[
+            "promote",
+            "m@1",
+            "production",
+            "--force",
+            "--reason",
+            "ok\rFAKE\x1b[31m\nline",
+        ],
+        &[("MREG_ACTOR", "eve\x1b[8m")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A run record as a remote could hold it: its name with an escape sequence.
+    let runs = env.registry().join("runs");
+    let run = fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let id = run.file_name().unwrap().to_str().unwrap().to_owned();
+    let record = run.join("run.toml");
+    let text = fs::read_to_string(&record).unwrap();
+    let text = text.replace(
+        "experiment = \"m\"",
+        "experiment = \"m\"\nname = \"n\\u001b[5mx\"",
+    );
+    fs::write(&record, text).unwrap();
+
+    let bad = ['\x1b', '\r', '\x07'];
+    let mut shown = String::new();
+    for args in [
+        &["ls"][..],
+        &["ls", "m"],
+        &["history", "m"],
+        &["history", "m", "--md"],
+        &["runs", "--columns", "name,tag.team"],
+        &["show", "m@1"],
+        &["show", &id],
+    ] {
+        let out = env.run(args);
+        let text = stdout(&out);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(
+            !text.contains(bad),
+            "{args:?} printed a control character: {text:?}"
+        );
+        shown.push_str(&text);
+    }
+    assert!(shown.contains("fine\\e[2J\\e[Hmsg"), "{shown}");
+    assert!(shown.contains("ok\\rFAKE\\e[31m\\nline"), "{shown}");
+    assert!(shown.contains("eve\\e[8m"), "{shown}");
+    insta::assert_snapshot!(env.snap(&["history", "m"]), @r"
+    exit: 0
+    --- stdout
+    #  TIME                  ACTION   MOVES               GATES  BY        REASON
+    1  2026-01-01T00:02:00Z  promote  production: - -> 1  -      eve\e[8m  ok\rFAKE\e[31m\nline
+    --- stderr
+    ");
+    let history: serde_json::Value =
+        serde_json::from_str(&stdout(&env.run(&["history", "m", "--json"]))).unwrap();
+    assert_eq!(history[0]["reason"], "ok\rFAKE\x1b[31m\nline");
+    assert_eq!(history[0]["actor"], "eve\x1b[8m");
+    let runs: serde_json::Value =
+        serde_json::from_str(&stdout(&env.run(&["runs", "--json"]))).unwrap();
+    assert_eq!(runs[0]["name"], "n\x1b[5mx");
+    assert_eq!(runs[0]["tags"]["team"], "a\x1b]0;title\x07b");
+}
