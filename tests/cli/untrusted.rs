@@ -597,3 +597,36 @@ fn text_output_shows_control_characters_of_records_visibly_and_json_keeps_them()
     assert_eq!(runs[0]["name"], "n\x1b[5mx");
     assert_eq!(runs[0]["tags"]["team"], "a\x1b]0;title\x07b");
 }
+
+#[test]
+fn a_series_object_named_many_times_is_shown_once() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    let mut lines = String::new();
+    for step in 1..=20 {
+        writeln!(lines, "{{\"step\": {step}, \"loss\": 0.5}}").unwrap();
+    }
+    env.write("m.jsonl", lines);
+    env.ok(&["push", "v1", "--model", "m", "--metrics-file", "m.jsonl"]);
+    let runs = env.registry().join("runs");
+    let run = fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let id = run.file_name().unwrap().to_str().unwrap().to_owned();
+    let record = run.join("run.toml");
+    let text = fs::read_to_string(&record).unwrap();
+    let start = text.find("objects = [").unwrap();
+    let end = start + text[start..].find(']').unwrap() + 1;
+    let one = &text[start + "objects = [".len()..end - 1];
+    let many = vec![one; 5_000].join(", ");
+    fs::write(
+        &record,
+        format!("{}objects = [{many}]{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+    let out = env.run(&["show", &id, "--series", "loss", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        shown["series"]["loss"]["points"].as_array().unwrap().len(),
+        20
+    );
+}
