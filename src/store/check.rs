@@ -59,6 +59,7 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     let mut versions = Vec::new();
     let mut trees: HashMap<ObjectId, Tree> = HashMap::new();
     for model in models::list_models(reg)? {
+        stray_versions(reg, &model, &mut problems);
         for n in models::list_versions(reg, &model)? {
             manifests += 1;
             let path = models::version_path(reg, &model, n);
@@ -144,6 +145,27 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
         problems,
         leftovers,
     })
+}
+
+/// Reports every file in a model's `versions/` folder that is no version record: only
+/// `N.toml`, N a decimal number without sign or leading zero, is one, so that no two
+/// files claim one number (`7.toml` and `07.toml`). No command reads the others.
+fn stray_versions(reg: &Registry, model: &str, problems: &mut Vec<Problem>) {
+    let dir = reg.versions_dir(model);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_str().and_then(keys::version_number).is_none() {
+            problems.push(Problem {
+                path: entry.path(),
+                message: "a stray file, not a version record (those are named N.toml, N a \
+                          decimal number without sign or leading zero); no command reads it"
+                    .to_owned(),
+            });
+        }
+    }
 }
 
 /// Reads a version's tree graph as pull would, each tree once across all versions.
