@@ -151,6 +151,20 @@ fn planted_on_the_way(root: &Path, key: &str) -> anyhow::Error {
     planted(&path)
 }
 
+/// Returns what a file that is neither a regular file, a folder nor a symlink is.
+fn special_kind(kind: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "no regular file"
+    }
+}
+
 /// Returns the tag a folder remote gives a value: a hash of its bytes.
 fn tag_of(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
@@ -298,18 +312,27 @@ impl Remote for FolderRemote {
             if entry.file_type().is_symlink() {
                 return Err(planted(entry.path()));
             }
-            if !entry.file_type().is_file() {
+            let kind = entry.file_type();
+            if kind.is_dir() {
                 continue;
             }
+            // A FIFO, socket or device is listed, so that a sync names and refuses it
+            // rather than leaving it out without a word; nothing reads it.
+            let special = (!kind.is_file()).then(|| special_kind(kind));
             let rel = entry
                 .path()
                 .strip_prefix(&self.root)
                 .expect("walk stays below the root");
             let Some(key) = rel.to_str() else { continue };
-            let size = entry.metadata().map_or(0, |m| m.len());
+            let size = if special.is_some() {
+                0
+            } else {
+                entry.metadata().map_or(0, |m| m.len())
+            };
             out.push(Listed {
                 key: key.to_owned(),
                 size,
+                special,
             });
         }
         Ok(out)

@@ -630,3 +630,80 @@ fn a_series_object_named_many_times_is_shown_once() {
         20
     );
 }
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn fifos_in_a_folder_remote_are_refused_by_name_and_everything_else_syncs() {
+    let a = registry_with_a_good_model();
+    let share = a.root().join("share");
+    let url = share.display().to_string();
+    a.ok(&["remote", "add", "share", &url]);
+    a.ok(&["sync"]);
+    let reg = share.join(".mreg");
+    mkfifo(&reg.join("models/m/versions/2.toml"));
+    let run = fs::read_dir(reg.join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    mkfifo(&run.join("log/00000000000000000001-abcd1234.toml"));
+    mkfifo(&reg.join("models/m/notes"));
+
+    let b = TestEnv::new();
+    let out = b.run_within(&["clone", &url, "reg", "--json"], 30);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let mut refused: Vec<(String, String)> = json["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_owned(),
+                r["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    refused.sort();
+    let run_id = run.file_name().unwrap().to_str().unwrap();
+    let keys: Vec<&str> = refused.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "models/m/notes".to_owned(),
+            "models/m/versions/2.toml".to_owned(),
+            format!("runs/{run_id}/log/00000000000000000001-abcd1234.toml"),
+        ]
+    );
+    assert!(
+        refused
+            .iter()
+            .all(|(_, m)| m.starts_with("it is a FIFO, not a regular file")),
+        "{refused:?}"
+    );
+    b.ok(&["--registry", "reg", "pull", "m@1", "--to", "serve"]);
+    assert!(
+        b.path(&format!("reg/.mreg/runs/{run_id}/run.toml"))
+            .is_file()
+    );
+    // A sync from the other side names them as well, and still sends.
+    a.fixture("tiny-v2", "v2");
+    a.ok(&["push", "v2", "--model", "other"]);
+    let sent = a.run_within(&["sync"], 30);
+    assert_eq!(sent.status.code(), Some(1), "{}", stderr(&sent));
+    assert!(
+        stderr(&sent).contains("refused models/m/versions/2.toml on "),
+        "{}",
+        stderr(&sent)
+    );
+    assert!(reg.join("models/other/versions/1.toml").is_file());
+}
