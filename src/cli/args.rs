@@ -3,7 +3,21 @@
 
 use std::path::PathBuf;
 
+use super::Ctx;
+use crate::lineage;
 use crate::ops::inputs::Inputs;
+
+/// Warns that the free text given with `flag` (a reason, a message, a run's name) holds
+/// credentials, which are masked when it is recorded (docs/runs.md, "Secrets").
+pub fn warn_masked(ctx: &Ctx, flag: &str, text: Option<&str>) {
+    let Some(text) = text else { return };
+    let masked = lineage::mask_text(text);
+    if masked != text {
+        ctx.out.warn(&format!(
+            "{flag} holds credentials (in a URL, a header or under a secret-looking key): it is recorded as {masked:?}"
+        ));
+    }
+}
 
 /// Params and tags, from flags and files.
 #[derive(Debug, Default, clap::Args)]

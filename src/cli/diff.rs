@@ -115,7 +115,8 @@ pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<u8> {
     let printed = if args.md {
         ctx.out.emit(&(), || report::markdown(&shown))
     } else {
-        ctx.out.emit(&diffed.diff, || report::text(&shown, color))
+        ctx.out
+            .emit_painted(&diffed.diff, || report::text(&shown, color))
     };
     output::after_print(printed, || {
         for (path, error) in &diffed.tensor_errors {

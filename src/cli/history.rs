@@ -58,8 +58,9 @@ pub fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<()> {
     ctx.out.emit(&json, || table(&entries))
 }
 
-/// Returns the cells of one entry: number, time, action, moves, checks, actor, reason.
-fn cells(state: &StageState, line_break: &str) -> Vec<String> {
+/// Returns the cells of one entry, each a list of lines: number, time, action, moves,
+/// checks, actor, reason.
+fn cells(state: &StageState) -> Vec<Vec<String>> {
     let model = &state.model;
     let mut action = state.action.as_str().to_owned();
     if state.forced {
@@ -69,7 +70,10 @@ fn cells(state: &StageState, line_break: &str) -> Vec<String> {
         action.push_str(" (downgrade)");
     }
     let moves = if state.action == Action::Refused {
-        format!("{}: {model}@{} refused", state.stage, state.version)
+        vec![format!(
+            "{}: {model}@{} refused",
+            state.stage, state.version
+        )]
     } else {
         state
             .moves
@@ -78,32 +82,22 @@ fn cells(state: &StageState, line_break: &str) -> Vec<String> {
                 let from = m.from.map_or_else(|| "-".to_owned(), |v| v.to_string());
                 format!("{}: {from} -> {}", m.stage, m.to)
             })
-            .collect::<Vec<_>>()
-            .join(line_break)
+            .collect()
     };
-    let checks = state
-        .checks
-        .iter()
-        .map(check_cell)
-        .collect::<Vec<_>>()
-        .join(line_break);
-    let mut by = state.actor.clone();
-    if let Some(url) = &state.ci_job {
-        by.push_str(line_break);
-        by.push_str(url);
+    let mut checks: Vec<String> = state.checks.iter().map(check_cell).collect();
+    if checks.is_empty() {
+        checks.push("-".to_owned());
     }
+    let mut by = vec![state.actor.clone()];
+    by.extend(state.ci_job.clone());
     vec![
-        state.number.to_string(),
-        state.time.clone(),
-        action,
+        vec![state.number.to_string()],
+        vec![state.time.clone()],
+        vec![action],
         moves,
-        if checks.is_empty() {
-            "-".to_owned()
-        } else {
-            checks
-        },
+        checks,
         by,
-        state.reason.clone().unwrap_or_default(),
+        vec![state.reason.clone().unwrap_or_default()],
     ]
 }
 
@@ -120,8 +114,8 @@ fn check_cell(check: &CheckRecord) -> String {
 const HEADER: [&str; 7] = ["#", "TIME", "ACTION", "MOVES", "GATES", "BY", "REASON"];
 
 fn table(entries: &[(StateId, StageState)]) -> String {
-    let rows = entries.iter().map(|(_, s)| cells(s, "\n")).collect();
-    output::table(&HEADER, rows)
+    let rows = entries.iter().map(|(_, s)| cells(s)).collect();
+    output::table_of_lines(&HEADER, rows)
 }
 
 fn markdown(entries: &[(StateId, StageState)]) -> String {
@@ -136,7 +130,16 @@ fn markdown(entries: &[(StateId, StageState)]) -> String {
         "---|".repeat(HEADER.len())
     );
     for (_, state) in entries {
-        let row: Vec<String> = cells(state, "<br>").iter().map(|c| escape(c)).collect();
+        let row: Vec<String> = cells(state)
+            .iter()
+            .map(|lines| {
+                lines
+                    .iter()
+                    .map(|l| escape(l))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
+            })
+            .collect();
         let _ = writeln!(out, "| {} |", row.join(" | "));
     }
     out

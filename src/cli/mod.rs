@@ -233,8 +233,11 @@ pub fn report_error(err: &anyhow::Error) {
             text.to_owned()
         }
     };
-    output::to_stderr(&format!("{} {err:#}", paint("1;31", "error:")));
+    // A message may quote a record, which may come from a remote.
+    let message = output::visible_lines(&format!("{err:#}"));
+    output::to_stderr(&format!("{} {message}", paint("1;31", "error:")));
     if let Some(hint) = crate::error::failure_of(err).and_then(|f| f.hint.as_deref()) {
+        let hint = output::visible_lines(hint);
         output::to_stderr(&format!("{} {hint}", paint("1;36", "hint:")));
     }
 }

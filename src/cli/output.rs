@@ -1,5 +1,11 @@
 //! Output: data on stdout as text or JSON, status and progress on stderr.
+//!
+//! Text holds strings read from records, and a record may come from a remote: every
+//! control character in text output (a terminal escape, a carriage return, a bell) is
+//! written visibly as an escape (`\e`, `\r`, `\u{7}`), here, for every command. A table
+//! cell shows its newlines as `\n` too, so a value cannot add rows; JSON stays exact.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
@@ -69,8 +75,24 @@ impl Printer {
         self.json
     }
 
-    /// Prints `value` as JSON, or the text `text` makes, on stdout.
+    /// Prints `value` as JSON, or the text `text` makes, on stdout; in text, every
+    /// control character but the newline is written as an escape ([`visible_lines`]).
     pub fn emit<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) -> Result<()> {
+        self.emit_text(value, || visible_lines(&text()))
+    }
+
+    /// Prints `value` as JSON, or the text `text` makes as it is, on stdout: for a report
+    /// that colors its own text and has made every string of a record in it visible
+    /// (`report::text`).
+    pub fn emit_painted<T: Serialize>(
+        &self,
+        value: &T,
+        text: impl FnOnce() -> String,
+    ) -> Result<()> {
+        self.emit_text(value, text)
+    }
+
+    fn emit_text<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) -> Result<()> {
         let mut body = if self.json {
             serde_json::to_string_pretty(value)?
         } else {
@@ -85,13 +107,13 @@ impl Printer {
     /// Prints one line of data on stdout as it comes, for a command that prints as it
     /// goes (`demo`).
     pub fn line(&self, line: &str) -> Result<()> {
-        write_stdout(format!("{line}\n").as_bytes())
+        write_stdout(format!("{}\n", visible_lines(line)).as_bytes())
     }
 
     /// Prints a status sentence on stderr, unless `--quiet`.
     pub fn status(&self, line: &str) {
         if !self.quiet {
-            to_stderr(line);
+            to_stderr(&visible_lines(line));
         }
     }
 
@@ -102,12 +124,12 @@ impl Printer {
         } else {
             "warning:"
         };
-        to_stderr(&format!("{label} {line}"));
+        to_stderr(&format!("{label} {}", visible_lines(line)));
     }
 
     /// Prints what to do next on stderr, after a warning, even with `--quiet`.
     pub fn hint(&self, line: &str) {
-        to_stderr(&format!("hint: {line}"));
+        to_stderr(&format!("hint: {}", visible_lines(line)));
     }
 
     /// Returns a progress reporter: a bar on a terminal, nothing otherwise.
@@ -192,8 +214,77 @@ impl Progress for Bar {
     }
 }
 
-/// Returns rows laid out in aligned columns under a header, without borders.
+/// Returns text with control characters written as escapes (`\n`, `\t`, `\e`,
+/// `\u{7f}`), so a value from a record can neither break a table nor drive the terminal.
+pub fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        push_visible(&mut out, c);
+    }
+    out
+}
+
+/// Returns text as [`visible`] writes it, but for its newlines, which are kept: for
+/// text made of lines.
+pub fn visible_lines(text: &str) -> String {
+    if !text.chars().any(|c| c != '\n' && c.is_control()) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '\n' {
+            out.push(c);
+        } else {
+            push_visible(&mut out, c);
+        }
+    }
+    out
+}
+
+fn push_visible(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\t' => out.push_str("\\t"),
+        '\r' => out.push_str("\\r"),
+        '\x1b' => out.push_str("\\e"),
+        c if c.is_control() => {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        }
+        c => out.push(c),
+    }
+}
+
+/// Returns rows laid out in aligned columns under a header, without borders. Each cell
+/// is one line: its control characters, newlines included, are written visibly.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let rows = rows
+        .into_iter()
+        .map(|row| row.iter().map(|cell| visible(cell)).collect())
+        .collect();
+    layout(header, rows)
+}
+
+/// Returns rows laid out as [`table`] does, each cell made of lines (shown one under the
+/// other), each line written visibly.
+pub fn table_of_lines(header: &[&str], rows: Vec<Vec<Vec<String>>>) -> String {
+    let rows = rows
+        .into_iter()
+        .map(|row| {
+            row.iter()
+                .map(|lines| {
+                    lines
+                        .iter()
+                        .map(|l| visible(l))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .collect()
+        })
+        .collect();
+    layout(header, rows)
+}
+
+fn layout(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::NOTHING);
     t.set_header(header.iter().copied());
@@ -246,7 +337,7 @@ mod tests {
 
     use anyhow::Result;
 
-    use super::{after_print, stdout_error};
+    use super::{after_print, stdout_error, table, table_of_lines, visible, visible_lines};
     use crate::error::{EXIT_ERROR, EXIT_GATE, Ending, Failure, StdoutClosed, ending};
 
     #[test]
@@ -257,6 +348,16 @@ mod tests {
         let full = stdout_error(io::Error::from(io::ErrorKind::StorageFull));
         assert_eq!(ending(&full), Ending::Failed(EXIT_ERROR));
         assert!(format!("{full:#}").starts_with("writing to stdout: "));
+    }
+
+    #[test]
+    fn control_characters_are_written_visibly() {
+        assert_eq!(visible("a\x1b[31mred\nb\u{7}"), "a\\e[31mred\\nb\\u{7}");
+        assert_eq!(visible_lines("a\rb\nc\u{9b}"), "a\\rb\nc\\u{9b}");
+        let t = table(&["A"], vec![vec!["x\ny\x1b[2J".to_owned()]]);
+        assert_eq!(t, "A\nx\\ny\\e[2J\n");
+        let t = table_of_lines(&["A"], vec![vec![vec!["x".to_owned(), "y\rz".to_owned()]]]);
+        assert_eq!(t, "A\nx\ny\\rz\n");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{Ctx, output, verdict};
+use super::{Ctx, args, output, verdict};
 use crate::ops::promote::{self, Request};
 
 /// Move a stage to a model version, if its gates and the stage's policy hold
@@ -45,7 +45,8 @@ pub struct PromoteArgs {
     /// Promote even if gates or the stage's policy refuse; needs --reason
     #[arg(long)]
     force: bool,
-    /// Why this promotion happens; recorded, and required with --force
+    /// Why this promotion happens; recorded (credentials in it masked), and required
+    /// with --force
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
     /// Fail (exit 4) unless the stage holds this version when it moves: 3, churn@3, none
@@ -65,6 +66,7 @@ pub struct PromoteArgs {
 /// Runs `mreg promote`.
 pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
     let reg = ctx.registry()?;
+    args::warn_masked(ctx, "--reason", args.reason.as_deref());
     let request = Request {
         reference: &args.reference,
         stage: &args.stage,

@@ -42,14 +42,16 @@ pub struct PushArgs {
     /// Model name: letters, digits, '.', '_' and '-'
     #[arg(long)]
     model: String,
-    /// A message kept with the version
+    /// A message kept with the version, credentials in it masked (URL passwords, tokens,
+    /// secret KEY=VALUE)
     #[arg(long)]
     message: Option<String>,
     /// Run that produced the model: its id or a unique prefix [default: $MREG_RUN_ID,
     /// else push records a run itself]
     #[arg(long, value_name = "ID")]
     run: Option<String>,
-    /// Experiment of the run push records itself [default: the model's name]
+    /// Experiment of the run push records itself, credentials in it masked [default: the
+    /// model's name]
     #[arg(long)]
     experiment: Option<String>,
     #[command(flatten)]
@@ -71,6 +73,8 @@ pub struct PushArgs {
 pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     let model = push::check_names(&args.model, args.experiment.as_deref())?;
     let reg = ctx.registry()?;
+    args::warn_masked(ctx, "--message", args.message.as_deref());
+    args::warn_masked(ctx, "--experiment", args.experiment.as_deref());
     let inputs = args::inputs(&args.params, Some(&args.metrics), Some(&args.lineage), None);
     let request = Request {
         dir: &args.dir,

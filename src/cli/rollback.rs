@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{Ctx, verdict};
+use super::{Ctx, args, verdict};
 use crate::ops::rollback::{self, Request};
 
 /// Move a stage back to the version it held before its latest move
@@ -26,7 +26,7 @@ pub struct RollbackArgs {
     /// The stage to move back
     #[arg(value_name = "STAGE")]
     stage: String,
-    /// Why; recorded
+    /// Why; recorded, credentials in it masked (URL passwords, tokens, secret KEY=VALUE)
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
     /// Seconds to wait for another move of the same model to finish
@@ -40,6 +40,7 @@ pub struct RollbackArgs {
 /// Runs `mreg rollback`.
 pub fn run(ctx: &Ctx, args: &RollbackArgs) -> Result<()> {
     let reg = ctx.registry()?;
+    args::warn_masked(ctx, "--reason", args.reason.as_deref());
     let request = Request {
         model: &args.model,
         stage: &args.stage,

@@ -18,7 +18,8 @@ use crate::ops::run::{self, Child, Request};
 ///
 /// The command line is recorded with its secrets masked, also inside an `sh -c` script:
 /// the values of secret-looking flags and variables (--hf-token X, --key X, HF_TOKEN=X),
-/// Authorization, Cookie and API-key headers, Bearer tokens, and URL credentials.
+/// Authorization, Cookie and API-key headers, Bearer tokens, and URL credentials; so
+/// are credentials in --name and --experiment.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg run --experiment churn -- python train.py --lr 0.001
@@ -29,10 +30,11 @@ Inside the command:
   mreg log --metric loss=0.41 --step 3
   mreg push ./out --model churn            # links churn@N to this run")]
 pub struct RunArgs {
-    /// Experiment the run belongs to
+    /// Experiment the run belongs to; credentials in it are masked, as in --name
     #[arg(long, env = "MREG_EXPERIMENT", default_value = "default")]
     experiment: String,
-    /// A name for the run
+    /// A name for the run; credentials in it (URL passwords, tokens, secret KEY=VALUE)
+    /// are masked
     #[arg(long)]
     name: Option<String>,
     #[command(flatten)]
@@ -48,6 +50,8 @@ pub struct RunArgs {
 pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
     run::check_names(&args.experiment, args.name.as_deref())?;
     let reg = ctx.registry()?;
+    args::warn_masked(ctx, "--experiment", Some(&args.experiment));
+    args::warn_masked(ctx, "--name", args.name.as_deref());
     let inputs = args::inputs(&args.params, None, Some(&args.lineage), None);
     let request = Request {
         experiment: &args.experiment,

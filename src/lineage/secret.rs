@@ -1,7 +1,8 @@
 //! What mreg takes for a secret in the text it records, and how it masks one: names that
 //! say their value is a secret, credentials in URLs, secret headers and `Bearer` or
-//! `Basic` credentials, wherever they stand in a word (a whole argument, or a line of an
-//! `sh -c` script). Only the secret goes; the text around it is kept.
+//! `Basic` credentials and the values of secret keys quoted as JSON writes them, wherever
+//! they stand in a word (a whole argument, a line of an `sh -c` script, a push message).
+//! Only the secret goes; the text around it is kept.
 
 use super::strip_credentials;
 
@@ -46,7 +47,7 @@ const KEY_QUALIFIERS: [&str; 6] = [
 const WHOLE_NAMES: [&str; 2] = ["key", "auth"];
 
 /// Flags whose value is `USER:PASSWORD`, as curl and wget take them.
-const USER_FLAGS: [&str; 3] = ["-u", "--user", "--proxy-user"];
+const USER_FLAGS: [&str; 4] = ["-u", "-U", "--user", "--proxy-user"];
 
 /// Returns whether a flag, variable, param, tag or header name says its value is a
 /// secret. Its words (split at anything but ASCII letters and digits, and inside
@@ -106,7 +107,8 @@ fn words(name: &str) -> Vec<String> {
 }
 
 /// Returns `value` as recorded after the flag or word `prev`: `[redacted]` after a flag
-/// whose name is a secret (`--hf-token X`), `USER:[redacted]` after `-u` or `--user`, and
+/// whose name is a secret (`--hf-token X`), `USER:[redacted]` after `-u`, `-U`, `--user`
+/// or `--proxy-user`, and
 /// `None` when `prev` says nothing about it. A value that starts with `-` is the next
 /// flag, not a value.
 pub fn after_flag(prev: &str, value: &str) -> Option<String> {
@@ -114,18 +116,42 @@ pub fn after_flag(prev: &str, value: &str) -> Option<String> {
         return None;
     }
     if USER_FLAGS.contains(&prev) {
-        let (user, password) = value.split_once(':')?;
-        return (!password.is_empty() && password != REDACTED)
-            .then(|| format!("{user}:{REDACTED}"));
+        return masked_password(value);
     }
     is_secret_name(prev).then(|| REDACTED.to_owned())
+}
+
+/// Returns `USER:[redacted]` for `USER:PASSWORD` with a password.
+fn masked_password(value: &str) -> Option<String> {
+    let (user, password) = value.split_once(':')?;
+    (!password.is_empty() && password != REDACTED).then(|| format!("{user}:{REDACTED}"))
+}
+
+/// Returns a user flag with its value in the same word, its password masked:
+/// `--user=bob:[redacted]`, `--proxy-user=bob:[redacted]`, and the short forms curl
+/// takes attached, `-ubob:[redacted]` and `-Ubob:[redacted]`.
+fn attached_user(word: &str) -> Option<String> {
+    let (flag, value) = match word.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") && USER_FLAGS.contains(&flag) => {
+            (&word[..=flag.len()], value)
+        }
+        _ if word.len() > 2 && (word.starts_with("-u") || word.starts_with("-U")) => {
+            word.split_at(2)
+        }
+        _ => return None,
+    };
+    masked_password(value).map(|masked| format!("{flag}{masked}"))
 }
 
 /// Returns `word` masked as one self-contained word: `NAME=[redacted]` when it is
 /// `NAME=VALUE` with a secret name, and within it (and within every line of a script it
 /// holds) the values of secret flags and variables, URL credentials, query strings and
 /// fragments, secret header values (`Authorization: Bearer [redacted]`, `X-Api-Key:
-/// [redacted]`) and `Bearer`/`Basic` credentials. Everything else is kept.
+/// [redacted]`), `Bearer`/`Basic` credentials, and the value of a quoted secret key as
+/// JSON (or Python) writes a map (`{"token": "[redacted]"}`). Everything else is kept.
+///
+/// The same rules mask free text mreg records: a push's message, a stage move's reason,
+/// a run's name and experiment.
 pub fn mask_text(word: &str) -> String {
     // Quotes group words (`--password 'a b'`), but a stray one (`don't`) would hide the
     // rest of a script from the word rules: they run again with words split at every
@@ -133,7 +159,8 @@ pub fn mask_text(word: &str) -> String {
     let out = mask_tokens(&mask_tokens(word, true), false);
     let out = mask_urls(&out);
     let out = mask_headers(&out);
-    mask_auth_schemes(&out)
+    let out = mask_auth_schemes(&out);
+    mask_quoted_keys(&out)
 }
 
 /// Returns whether `c` ends a URL or a header value inside a script.
@@ -160,6 +187,7 @@ fn mask_tokens(text: &str, quotes: bool) -> String {
         let masked = prev_core
             .as_deref()
             .and_then(|prev| after_flag(prev, core))
+            .or_else(|| attached_user(core))
             .or_else(|| masked_assignment(core));
         match masked {
             Some(masked) => {
@@ -389,6 +417,90 @@ fn mask_auth_schemes(text: &str) -> String {
     out
 }
 
+/// Masks the value of every quoted key with a secret name followed by `:`, as JSON,
+/// YAML flow style and Python write a map: `{"token":"abc"}` is `{"token":"[redacted]"}`,
+/// `{'api_key': 12}` is `{'api_key': "[redacted]"}`. A value that is a map or a list is
+/// looked into (its own keys are masked by their names); `true`, `false` and `null`
+/// are kept. Each key is found from its `:`, so a stray quote earlier in the text (`don't`)
+/// changes nothing.
+fn mask_quoted_keys(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    let mut search = 0;
+    while let Some(colon) = text[search..].find(':').map(|i| search + i) {
+        search = colon + 1;
+        let close = colon - bytes[..colon].iter().rev().take_while(|b| blank(b)).count();
+        let Some(quote) = close
+            .checked_sub(1)
+            .map(|i| bytes[i])
+            .filter(|q| matches!(q, b'"' | b'\''))
+        else {
+            continue;
+        };
+        let close = close - 1;
+        let Some(open) = bytes[..close].iter().rposition(|b| *b == quote) else {
+            continue;
+        };
+        if open < done || !is_secret_name(&text[open + 1..close]) {
+            continue;
+        }
+        let value = colon + 1 + bytes[colon + 1..].iter().take_while(|b| blank(b)).count();
+        match bytes.get(value) {
+            Some(q @ (b'"' | b'\'')) => {
+                let Some(end) = closing_quote(bytes, value, *q) else {
+                    continue;
+                };
+                let inner = &text[value + 1..end];
+                if !inner.is_empty() && inner != REDACTED {
+                    out.push_str(&text[done..=value]);
+                    out.push_str(REDACTED);
+                    done = end;
+                    search = end + 1;
+                }
+            }
+            Some(b'{' | b'[') | None => {}
+            Some(_) => {
+                let rest = &text[value..];
+                let len = rest
+                    .find(|c: char| c.is_whitespace() || matches!(c, ',' | '}' | ']' | ')'))
+                    .unwrap_or(rest.len());
+                let scalar = &rest[..len];
+                let kept = scalar.is_empty()
+                    || matches!(
+                        scalar,
+                        "true" | "false" | "null" | "True" | "False" | "None"
+                    );
+                if !kept {
+                    out.push_str(&text[done..value]);
+                    out.push('"');
+                    out.push_str(REDACTED);
+                    out.push('"');
+                    done = value + len;
+                    search = done;
+                }
+            }
+        }
+    }
+    out.push_str(&text[done..]);
+    out
+}
+
+/// Returns where the quote `quote` opened at `open` closes, a backslash escaping the
+/// next character.
+fn closing_quote(bytes: &[u8], open: usize, quote: u8) -> Option<usize> {
+    let mut i = open + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b if b == quote => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// Returns whether `text` is standard base64 (padding optional) of text holding a `:`.
 fn is_basic_credential(text: &str) -> bool {
     let digits = text.trim_end_matches('=');
@@ -563,11 +675,70 @@ mod tests {
     }
 
     #[test]
+    fn user_flags_with_an_attached_value_lose_their_password() {
+        let cases = [
+            (
+                "curl -ubob:pw_1 https://h/x",
+                "curl -ubob:[redacted] https://h/x",
+            ),
+            (
+                "curl -Ubob:pw_2 https://h/x",
+                "curl -Ubob:[redacted] https://h/x",
+            ),
+            (
+                "wget --user=bob:pw_3 http://h/",
+                "wget --user=bob:[redacted] http://h/",
+            ),
+            ("curl --proxy-user=b:pw_4", "curl --proxy-user=b:[redacted]"),
+            ("curl -ubob https://h/x", "curl -ubob https://h/x"),
+            (
+                "python -u train.py --user=bob",
+                "python -u train.py --user=bob",
+            ),
+            ("-uroot:", "-uroot:"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(mask_text(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn quoted_secret_keys_lose_their_values_in_lists_of_maps() {
+        let cases = [
+            (
+                r#"[{"name":"hub","token":"tok_1"},{"name":"s3","api_key":42}]"#,
+                r#"[{"name":"hub","token":"[redacted]"},{"name":"s3","api_key":"[redacted]"}]"#,
+            ),
+            (
+                "{'password': 'pw_2', 'user': 'bob'}",
+                "{'password': '[redacted]', 'user': 'bob'}",
+            ),
+            (
+                r#"[{"auth":{"token":"t\"3"}},{"use_token":true}]"#,
+                r#"[{"auth":{"token":"[redacted]"}},{"use_token":true}]"#,
+            ),
+            (
+                r#"don't leak {"hf_token": "x4"}"#,
+                r#"don't leak {"hf_token": "[redacted]"}"#,
+            ),
+            (
+                r#"[{"tokenizer":"bpe","max_tokens":512}]"#,
+                r#"[{"tokenizer":"bpe","max_tokens":512}]"#,
+            ),
+            (r#"["token","abc"]"#, r#"["token","abc"]"#),
+        ];
+        for (input, want) in cases {
+            assert_eq!(mask_text(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
     fn masking_twice_changes_nothing_more() {
         for input in [
             "curl -H 'Authorization: Bearer xyz' https://u:p@h/x?q=1",
-            "HF_TOKEN=abc x --password p -u a:b",
+            "HF_TOKEN=abc x --password p -u a:b -uc:d --user=e:f",
             "Cookie: a=1",
+            r#"[{"token":"a"},{'api_key': 3}]"#,
         ] {
             let once = mask_text(input);
             assert_eq!(mask_text(&once), once, "input {input:?}");
@@ -604,7 +775,7 @@ mod tests {
             before in script(),
             after in script(),
             secret in "[A-Z]{8,12}",
-            form in 0..6usize,
+            form in 0..9usize,
         ) {
             let placed = match form {
                 0 => format!("https://u:{secret}@h/x"),
@@ -612,6 +783,9 @@ mod tests {
                 2 => format!(" --hf-token {secret}"),
                 3 => format!(" API_KEY={secret}"),
                 4 => format!("'X-Api-Key: {secret}'"),
+                5 => format!(" -ubob:{secret}"),
+                6 => format!(" --user=bob:{secret}"),
+                7 => format!(r#" [{{"n":1,"token":"{secret}"}}]"#),
                 _ => format!(" Bearer {secret}"),
             };
             // A separator keeps the secret's own word apart from the text around it.

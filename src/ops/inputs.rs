@@ -136,7 +136,7 @@ fn mask_secrets(add: &mut Additions, keep: &[String], warn: &mut dyn FnMut(Strin
                     return;
                 }
                 let told = format!(
-                    "{what} {key} holds credentials (in a URL or a header): it is recorded as {masked:?}"
+                    "{what} {key} holds credentials (in a URL, a header or under a secret-looking key): it is recorded as {masked:?}"
                 );
                 (Value::Str(masked), told)
             }

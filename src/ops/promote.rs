@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::gate::{CheckRow, check_gate_stages, check_rows, parse_gates};
 use crate::error::Failure;
+use crate::lineage;
 use crate::manifest::VersionRecord;
 use crate::manifest::state::Move;
 use crate::refspec::ModelRef;
@@ -24,7 +25,7 @@ pub struct Request<'a> {
     pub gates: &'a [String],
     /// Whether failing gates and policy are overridden; needs `reason`.
     pub force: bool,
-    /// Why; recorded.
+    /// Why; recorded with its credentials masked ([`lineage::mask_text`]).
     pub reason: Option<&'a str>,
     /// What the stage must hold when it moves: `3`, `churn@3`, `none`.
     pub expect: Option<&'a str>,
@@ -153,7 +154,7 @@ pub fn promote(reg: &Registry, request: &Request) -> Result<Promoted> {
         stage: pending.stage,
         gates: pending.gates,
         force: request.force,
-        reason: request.reason.map(str::to_owned),
+        reason: request.reason.map(lineage::mask_text),
         expect,
         allow_downgrade: request.allow_downgrade,
         dry_run: request.dry_run,

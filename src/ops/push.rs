@@ -14,6 +14,7 @@ use super::record;
 use crate::clock;
 use crate::error::Failure;
 use crate::id::{RunId, TreeId};
+use crate::lineage;
 use crate::manifest::VersionRecord;
 use crate::names::{self, ModelName};
 use crate::stage::promote::Report;
@@ -28,7 +29,7 @@ pub struct Request<'a> {
     pub dir: &'a Path,
     /// The model.
     pub model: &'a ModelName,
-    /// A message kept with the version.
+    /// A message kept with the version, its credentials masked ([`lineage::mask_text`]).
     pub message: Option<&'a str>,
     /// The run that produced the model (`--run`), else `MREG_RUN_ID`'s.
     pub run: Option<&'a str>,
@@ -238,7 +239,7 @@ fn store_and_record(
             bytes: snap.bytes,
             created: run.created.clone(),
             actor: clock::actor(),
-            message: request.message.map(str::to_owned),
+            message: request.message.map(lineage::mask_text),
             run: None,
             metrics: BTreeMap::new(),
         };
@@ -269,7 +270,8 @@ fn new_version(
         (id.clone(), runs::load(reg, id)?.metrics)
     } else {
         let experiment = request.experiment.unwrap_or(content.model.as_str());
-        let recorded = record::create_finished(reg, request.cwd, experiment, time, add)?;
+        let experiment = lineage::mask_text(experiment);
+        let recorded = record::create_finished(reg, request.cwd, &experiment, time, add)?;
         (recorded.id, recorded.metrics)
     };
     content.run = Some(run_id.clone());

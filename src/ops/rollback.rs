@@ -4,6 +4,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::promote::{MoveRow, move_rows};
+use crate::lineage;
 use crate::names::ModelName;
 use crate::stage::Stamp;
 use crate::stage::rollback::{Report, rollback as decide};
@@ -15,7 +16,7 @@ pub struct Request<'a> {
     pub model: &'a str,
     /// The stage to move back.
     pub stage: &'a str,
-    /// Why; recorded.
+    /// Why; recorded with its credentials masked ([`lineage::mask_text`]).
     pub reason: Option<&'a str>,
     /// Seconds to wait for another move of the model to finish.
     pub wait_s: f64,
@@ -66,7 +67,7 @@ pub fn rollback(reg: &Registry, request: &Request) -> Result<RolledBack> {
         &config,
         model.as_str(),
         request.stage,
-        request.reason,
+        request.reason.map(lineage::mask_text).as_deref(),
         request.dry_run,
         &stamp,
     )?;

@@ -17,6 +17,7 @@ use super::inputs::{self, Inputs};
 use super::record;
 use crate::clock;
 use crate::id::RunId;
+use crate::lineage;
 use crate::manifest::RunRecord;
 use crate::manifest::run::{End, Status};
 use crate::names;
@@ -93,8 +94,8 @@ pub fn start(
     let add = inputs::collect(reg, request.inputs, &start, progress, warn)?;
     let record = record::start_record(
         request.cwd,
-        request.experiment,
-        request.name.map(str::to_owned),
+        &lineage::mask_text(request.experiment),
+        request.name.map(lineage::mask_text),
         start,
         Some(request.argv),
     );

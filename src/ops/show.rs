@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::error::Failure;
@@ -201,11 +201,11 @@ fn run(reg: &Registry, id: &RunId, series: Option<&str>) -> Result<RunView> {
         }
     };
     let mut points = BTreeMap::new();
+    let mut budget = runs::SeriesBudget::new();
     for key in wanted {
-        points.insert(
-            key.clone(),
-            runs::load_points(reg, &record.series[key].chunk)?,
-        );
+        let list = runs::load_points(reg, &record.series[key].chunk, &mut budget)
+            .with_context(|| format!("reading the points of series {key:?} of run {id}"))?;
+        points.insert(key.clone(), list);
     }
     let mut summary = record.clone();
     for s in summary.series.values_mut() {

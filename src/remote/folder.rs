@@ -76,6 +76,22 @@ impl FolderRemote {
     }
 }
 
+/// Returns what an entry that is neither a regular file nor a folder is.
+fn special_kind(kind: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_symlink() {
+        "a symlink"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "no regular file"
+    }
+}
+
 /// Returns the tag a folder remote gives a value: a hash of its bytes.
 fn tag_of(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
@@ -220,21 +236,28 @@ impl Remote for FolderRemote {
                     return Err(err).with_context(|| format!("listing {}", start.display()));
                 }
             };
-            if entry.file_type().is_symlink() {
-                return Err(files::planted(entry.path()));
-            }
-            if !entry.file_type().is_file() {
+            let kind = entry.file_type();
+            if kind.is_dir() {
                 continue;
             }
+            // A link, FIFO, socket or device is listed, so that a sync names and
+            // refuses it rather than stopping or leaving it out without a word; nothing
+            // reads or follows it.
+            let special = (!kind.is_file()).then(|| special_kind(kind));
             let rel = entry
                 .path()
                 .strip_prefix(&self.root)
                 .expect("walk stays below the root");
             let Some(key) = rel.to_str() else { continue };
-            let size = entry.metadata().map_or(0, |m| m.len());
+            let size = if special.is_some() {
+                0
+            } else {
+                entry.metadata().map_or(0, |m| m.len())
+            };
             out.push(Listed {
                 key: key.to_owned(),
                 size,
+                special,
             });
         }
         Ok(out)

@@ -240,6 +240,7 @@ impl Remote for MemoryRemote {
             .map(|(k, (b, _))| Listed {
                 key: k.clone(),
                 size: b.len() as u64,
+                special: None,
             })
             .collect())
     }

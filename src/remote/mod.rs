@@ -74,6 +74,9 @@ pub struct Listed {
     pub key: String,
     /// Its size in bytes.
     pub size: u64,
+    /// What it is when it is no regular file (`a FIFO`, `a socket`, `a device`), which a
+    /// folder's listing names so that a sync refuses it by name; it is never read.
+    pub special: Option<&'static str>,
 }
 
 /// Receives the bytes a transfer moved, for a progress bar.

@@ -414,7 +414,12 @@ pub fn send_all(
     unknown.dedup();
     if unknown.len() > LIST_INSTEAD_OF_ASKING {
         let listed = remote.list(keys::OBJECTS)?;
-        known.insert_all(listed.iter().map(|l| l.key.as_str()))?;
+        known.insert_all(
+            listed
+                .iter()
+                .filter(|l| l.special.is_none())
+                .map(|l| l.key.as_str()),
+        )?;
         unknown.retain(|id| known.encoding_of(*id).is_none());
     }
     if unknown.is_empty() {

@@ -57,32 +57,9 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     }
     // Versions first: their trees declare the size of every file, which bounds how
     // far the re-hash of an object may read or inflate.
-    let mut versions = Vec::new();
-    let mut trees: HashMap<ObjectId, Tree> = HashMap::new();
-    for model in models::list_models(reg)? {
-        for n in models::list_versions(reg, &model)? {
-            manifests += 1;
-            let path = models::version_path(reg, &model, n);
-            match models::load_version(reg, &model, n) {
-                Ok(record) => {
-                    if let Some(run) = &record.run
-                        && !runs::record_path(reg, run).is_file()
-                    {
-                        problems.push(Problem {
-                            path: path.clone(),
-                            message: format!("it names run {run}, which is missing"),
-                        });
-                    }
-                    let graph = load_graph(reg, &record, &mut trees);
-                    versions.push((path, graph));
-                }
-                Err(err) => problems.push(Problem {
-                    path,
-                    message: format!("{err:#}"),
-                }),
-            }
-        }
-    }
+    let versions = load_versions(reg, &mut problems)?;
+    manifests += versions.len() as u64;
+    let versions: Vec<(PathBuf, Result<Graph>)> = versions.into_iter().flatten().collect();
     let declared = declared_sizes(versions.iter().filter_map(|(_, g)| g.as_ref().ok()));
     let total: u64 = stored.iter().map(|(_, _, _, len)| len).sum();
     progress.start("checking", total);
@@ -147,6 +124,66 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
         problems,
         leftovers,
     })
+}
+
+/// Reports every file in a model's `versions/` folder that is no version record: only
+/// `N.toml`, N a decimal number without sign or leading zero, is one, so that no two
+/// files claim one number (`7.toml` and `07.toml`). No command reads the others.
+fn stray_versions(reg: &Registry, model: &str, problems: &mut Vec<Problem>) {
+    let dir = reg.versions_dir(model);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_str().and_then(keys::version_number).is_none() {
+            problems.push(Problem {
+                path: entry.path(),
+                message: "a stray file, not a version record (those are named N.toml, N a \
+                          decimal number without sign or leading zero); no command reads it"
+                    .to_owned(),
+            });
+        }
+    }
+}
+
+/// A version record's path and its tree graph as pull would read it, or `None` for a
+/// record that cannot be read.
+type Loaded = Option<(PathBuf, Result<Graph>)>;
+
+/// Reads every version record and its tree graph, each tree once across all versions;
+/// returns one entry per record (the problem of one that cannot be read is pushed).
+fn load_versions(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<Loaded>> {
+    let mut versions = Vec::new();
+    let mut trees: HashMap<ObjectId, Tree> = HashMap::new();
+    for model in models::list_models(reg)? {
+        stray_versions(reg, &model, problems);
+        for n in models::list_versions(reg, &model)? {
+            let path = models::version_path(reg, &model, n);
+            match models::load_version(reg, &model, n) {
+                Ok(record) => {
+                    if let Some(run) = &record.run
+                        && !runs::record_path(reg, run).is_file()
+                    {
+                        problems.push(Problem {
+                            path: path.clone(),
+                            message: format!("it names run {run}, which is missing"),
+                        });
+                    }
+                    let graph = load_graph(reg, &record, &mut trees);
+                    versions.push(Some((path, graph)));
+                }
+                Err(err) => {
+                    problems.push(Problem {
+                        path,
+                        message: format!("{err:#}"),
+                    });
+                    versions.push(None);
+                }
+            }
+        }
+    }
+    Ok(versions)
 }
 
 /// Reads a version's tree graph as pull would, each tree once across all versions.

@@ -41,6 +41,9 @@ pub fn list_models(reg: &Registry) -> Result<Vec<String>> {
 }
 
 /// Returns a model's version numbers, ascending; empty when the model is unknown.
+///
+/// Only a canonical name is a version ([`keys::version_number`]: `7.toml`, not `07.toml`
+/// or `+7.toml`), so no two files claim one number; `fsck` reports the others as stray.
 pub fn list_versions(reg: &Registry, model: &str) -> Result<Vec<u64>> {
     let dir = reg.versions_dir(model);
     let entries = match fs::read_dir(&dir) {
@@ -52,11 +55,7 @@ pub fn list_versions(reg: &Registry, model: &str) -> Result<Vec<u64>> {
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
         let name = entry.file_name();
-        if let Some(n) = name
-            .to_str()
-            .and_then(|n| n.strip_suffix(".toml"))
-            .and_then(|n| n.parse().ok())
-        {
+        if let Some(n) = name.to_str().and_then(keys::version_number) {
             numbers.push(n);
         }
     }

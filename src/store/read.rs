@@ -30,22 +30,31 @@ pub fn missing(id: ObjectId) -> anyhow::Error {
 
 /// Returns the verified content of a small object (a tree or a link target).
 pub fn read_small(reg: &Registry, id: ObjectId) -> Result<Vec<u8>> {
+    read_up_to(reg, id, SMALL_OBJECT_LIMIT, "a tree or link")
+}
+
+/// Returns the verified content of an object that may hold no more than `limit` bytes
+/// (stored, and decoded), which [`SMALL_OBJECT_LIMIT`] caps; `what` names what it is
+/// read as, in the refusal.
+pub fn read_up_to(reg: &Registry, id: ObjectId, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let limit = limit.min(SMALL_OBJECT_LIMIT);
     let (path, encoding) = reg.object(id)?;
     let len = fs::metadata(&path)
         .with_context(|| format!("reading {}", path.display()))?
         .len();
-    if len > SMALL_OBJECT_LIMIT {
+    if len > limit {
         bail!(
-            "object {} is {len} bytes, too large for a tree or link",
+            "object {} is {len} bytes, too large for {what} (at most {limit})",
             id.short(16)
         );
     }
     let mut out = Vec::with_capacity(len as usize);
     let mut limited = LimitedWriter {
         inner: &mut out,
-        left: SMALL_OBJECT_LIMIT,
+        left: limit,
     };
-    object::copy_verified(&path, encoding, id, None, &mut limited, &|_| {})?;
+    object::copy_verified(&path, encoding, id, None, &mut limited, &|_| {})
+        .with_context(|| format!("reading object {} as {what}", id.short(16)))?;
     Ok(out)
 }
 
@@ -135,7 +144,7 @@ impl Write for LimitedWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if buf.len() as u64 > self.left {
             return Err(std::io::Error::other(
-                "object decodes to more bytes than a tree may hold",
+                "object decodes to more bytes than it may hold",
             ));
         }
         self.left -= buf.len() as u64;

@@ -1,9 +1,11 @@
 //! The run index: a local cache of every run's queryable summary, so that
 //! `mreg runs --where … --sort …` over thousands of runs reads one file.
 //!
-//! An entry is keyed by the stamp of the run's `log/` folder (which changes whenever
-//! an event is added) and trusted only when that stamp is safely older than the moment
-//! the entry was made, as the stat cache does for files. Losing the index only costs
+//! An entry is keyed by the stamps (`lstat`: size, times, inode, mode) of every file the
+//! run is folded from: its `run.toml`, its `log/` folder (which changes whenever an event
+//! is added or removed) and each event in it, so a record replaced or edited on disk (by
+//! a sync, a copy, a hand) is folded again. It is trusted only when those stamps are
+//! safely older than the moment the entry was made, as the stat cache does for files. Losing the index only costs
 //! time: every run is folded again from its record and events.
 //!
 //! The file is built to load fast: each param, metric and tag name is written once, and
@@ -20,14 +22,14 @@ use rayon::prelude::*;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::statcache::Stamp;
+use super::statcache::{RACY_NS, Stamp};
 use super::{Registry, atomic, files, runs};
 use crate::id::RunId;
 use crate::manifest::run::{ModelLink, Status};
 use crate::manifest::value::{JsonFloat, format_float};
 use crate::manifest::{RunRecord, Value};
 
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// The largest index read back; a larger one is rebuilt.
 const CACHE_LIMIT: u64 = 1 << 30;
@@ -214,8 +216,8 @@ struct IndexFile {
     entries: Vec<Entry>,
 }
 
-/// One run in the stored index: what its `log/` folder looked like, when the summary was
-/// made, and the summary.
+/// One run in the stored index: what its files looked like, when the summary was made,
+/// and the summary.
 #[derive(Serialize, Deserialize)]
 struct Entry {
     #[serde(rename = "k")]
@@ -224,10 +226,62 @@ struct Entry {
     summary: RunSummary,
 }
 
+/// The stamps of the files a run is folded from, as one: a fingerprint for equality,
+/// and the newest of their times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RunStamp {
+    fingerprint: u64,
+    newest_ns: i64,
+}
+
+impl RunStamp {
+    /// Returns the stamp of run `id`: of its record, its `log/` folder and each event in
+    /// it, by name; `None` when one of them cannot be stamped.
+    fn of(reg: &Registry, id: &RunId) -> Option<RunStamp> {
+        let mut hasher = blake3::Hasher::new();
+        let mut newest_ns = i64::MIN;
+        let mut add = |name: &[u8], path: &std::path::Path| -> Option<()> {
+            let stamp = Stamp::of(&fs::symlink_metadata(path).ok()?);
+            hasher.update(&(name.len() as u64).to_le_bytes());
+            hasher.update(name);
+            hasher.update(&stamp.fingerprint().to_le_bytes());
+            newest_ns = newest_ns.max(stamp.newest_ns());
+            Some(())
+        };
+        add(b"run.toml", &runs::record_path(reg, id))?;
+        let log = runs::log_dir(reg, id);
+        add(b"log/", &log)?;
+        let mut events: Vec<std::ffi::OsString> = fs::read_dir(&log)
+            .ok()?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        events.sort();
+        for name in events {
+            add(name.as_encoded_bytes(), &log.join(&name))?;
+        }
+        let bytes = hasher.finalize();
+        Some(RunStamp {
+            fingerprint: u64::from_le_bytes(
+                bytes.as_bytes()[..8]
+                    .try_into()
+                    .expect("a hash has 8 bytes"),
+            ),
+            newest_ns,
+        })
+    }
+
+    /// Returns whether an entry made at `made_ns` with this stamp may be trusted: the
+    /// files' times are safely older, so a change after it would show in the stamp.
+    fn settled_before(self, made_ns: i64) -> bool {
+        self.newest_ns < made_ns - RACY_NS
+    }
+}
+
 /// Returns a stamp as the index keeps it: a fingerprint for equality, the newest of its
 /// times, and when the entry was made.
-fn keep_stamp(stamp: &Stamp, made_ns: i64) -> (u64, i64, i64) {
-    (stamp.fingerprint(), stamp.newest_ns(), made_ns)
+fn keep_stamp(stamp: RunStamp, made_ns: i64) -> (u64, i64, i64) {
+    (stamp.fingerprint, stamp.newest_ns, made_ns)
 }
 
 /// Returns every run's summary, folding again only runs that changed since the index
@@ -237,12 +291,10 @@ pub fn summaries(reg: &Registry) -> Result<RunIndex> {
     let (mut index, mut old) = load(&path);
     let ids = runs::list(reg)?;
     let stale = old.len() != ids.len();
-    let stamped: Vec<(RunId, Option<Stamp>)> = ids
+    let stamped: Vec<(RunId, Option<RunStamp>)> = ids
         .into_par_iter()
         .map(|id| {
-            let stamp = fs::symlink_metadata(runs::log_dir(reg, &id))
-                .ok()
-                .map(|m| Stamp::of(&m));
+            let stamp = RunStamp::of(reg, &id);
             (id, stamp)
         })
         .collect();
@@ -251,7 +303,7 @@ pub fn summaries(reg: &Registry) -> Result<RunIndex> {
     for (id, stamp) in stamped {
         match (stamp, old.remove(&id)) {
             (Some(stamp), Some(entry))
-                if entry.stamp.0 == stamp.fingerprint() && stamp.settled_before(entry.stamp.2) =>
+                if entry.stamp.0 == stamp.fingerprint && stamp.settled_before(entry.stamp.2) =>
             {
                 kept.push(entry);
             }
@@ -260,7 +312,7 @@ pub fn summaries(reg: &Registry) -> Result<RunIndex> {
     }
     let changed = stale || !todo.is_empty();
     let made_ns = now_ns();
-    let folded: Vec<(RunId, Option<Stamp>, Result<RunRecord, String>)> = todo
+    let folded: Vec<(RunId, Option<RunStamp>, Result<RunRecord, String>)> = todo
         .into_par_iter()
         .map(|(id, stamp)| {
             let record = runs::load(reg, &id).map_err(|err| format!("{err:#}"));
@@ -273,11 +325,11 @@ pub fn summaries(reg: &Registry) -> Result<RunIndex> {
             (Ok(record), Some(stamp)) => {
                 let summary = index.summarize(&record);
                 kept.push(Entry {
-                    stamp: keep_stamp(&stamp, made_ns),
+                    stamp: keep_stamp(stamp, made_ns),
                     summary,
                 });
             }
-            // A run without a log folder cannot be stamped: fold it every time.
+            // A run whose files cannot be stamped is folded every time.
             (Ok(record), None) => uncached.push(index.summarize(&record)),
             (Err(err), _) => index.broken.push((id, err)),
         }

@@ -330,15 +330,94 @@ pub fn store_points(reg: &Registry, points: Vec<Point>) -> Result<Chunk> {
     Ok(chunk)
 }
 
+/// Bytes of series objects one command reads at most, all series together
+/// (docs/threat-model.md).
+pub const SERIES_READ_LIMIT: u64 = 256 << 20;
+
+/// What is left of the bytes of series objects one command may read.
+#[derive(Debug)]
+pub struct SeriesBudget {
+    left: u64,
+}
+
+impl SeriesBudget {
+    /// Returns the budget of one command: [`SERIES_READ_LIMIT`].
+    pub fn new() -> SeriesBudget {
+        SeriesBudget {
+            left: SERIES_READ_LIMIT,
+        }
+    }
+}
+
+impl Default for SeriesBudget {
+    fn default() -> SeriesBudget {
+        SeriesBudget::new()
+    }
+}
+
 /// Returns every point of a series, sorted by step (then time), reading its objects.
-pub fn load_points(reg: &Registry, chunk: &Chunk) -> Result<Vec<Point>> {
+///
+/// An object named more than once holds the same points, so it is read once and its
+/// points kept once: a record naming one object a million times costs one object. The
+/// bytes read are taken from `budget`; a series that needs more than is left is refused.
+pub fn load_points(reg: &Registry, chunk: &Chunk, budget: &mut SeriesBudget) -> Result<Vec<Point>> {
     let mut points = chunk.points.clone();
-    for id in &chunk.objects {
-        let bytes = read::read_small(reg, *id)?;
+    let mut seen = std::collections::HashSet::new();
+    for id in chunk.objects.iter().filter(|id| seen.insert(**id)) {
+        let bytes = read::read_up_to(reg, *id, budget.left, "the series left to show").map_err(
+            |err| {
+                err.context(format!(
+                    "the series objects shown by one command may hold {SERIES_READ_LIMIT} bytes in all"
+                ))
+            },
+        )?;
+        budget.left -= bytes.len() as u64;
         let more = decode_points(&bytes)
             .with_context(|| format!("reading series object {}", ObjectId::short(*id, 16)))?;
         points.extend(more);
     }
     points.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
     Ok(points)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SeriesBudget, load_points, store_points};
+    use crate::manifest::series::Point;
+    use crate::testing::TempRegistry;
+
+    fn points(n: i64) -> Vec<Point> {
+        (0..n)
+            .map(|i| Point(i, 0.5, "2026-01-01T00:00:00Z".to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_series_object_named_many_times_is_read_once() {
+        let t = TempRegistry::new();
+        let mut chunk = store_points(&t.reg, points(40)).unwrap();
+        let id = chunk.objects[0];
+        chunk.objects = vec![id; 10_000];
+        let mut budget = SeriesBudget::new();
+        assert_eq!(load_points(&t.reg, &chunk, &mut budget).unwrap().len(), 40);
+        let len = crate::store::read::read_small(&t.reg, id).unwrap().len() as u64;
+        assert_eq!(budget.left, super::SERIES_READ_LIMIT - len);
+    }
+
+    #[test]
+    fn series_over_the_budget_of_a_command_are_refused() {
+        let t = TempRegistry::new();
+        let one = store_points(&t.reg, points(40)).unwrap();
+        let other = store_points(&t.reg, points(41)).unwrap();
+        let len = crate::store::read::read_small(&t.reg, one.objects[0])
+            .unwrap()
+            .len() as u64;
+        let mut budget = SeriesBudget { left: len + 10 };
+        load_points(&t.reg, &one, &mut budget).unwrap();
+        let err = load_points(&t.reg, &other, &mut budget).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("may hold 268435456 bytes in all"),
+            "{err:#}"
+        );
+    }
 }

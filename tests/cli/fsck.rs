@@ -107,3 +107,29 @@ fn regression_pushing_the_same_folder_again_restores_a_missing_object() {
     env.ok(&["fsck"]);
     assert_eq!(env.version_files(), ["m/versions/1.toml"]);
 }
+
+#[test]
+fn version_files_with_a_sign_or_leading_zero_are_strays_not_versions() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.ok(&["push", "v1", "--model", "m"]);
+    let versions = env.registry().join("models/m/versions");
+    let record = fs::read_to_string(versions.join("1.toml")).unwrap();
+    for stray in ["+1.toml", "01.toml", "07.toml"] {
+        fs::write(versions.join(stray), &record).unwrap();
+    }
+    let ls = env.snap(&["ls", "m"]);
+    assert_eq!(ls.matches("m@").count(), 1, "{ls}");
+    assert_snapshot!(env.snap(&["fsck"]), @"
+    exit: 1
+    --- stdout
+    [TMP]/work/.mreg/models/m/versions/+1.toml: a stray file, not a version record (those are named N.toml, N a decimal number without sign or leading zero); no command reads it
+    [TMP]/work/.mreg/models/m/versions/01.toml: a stray file, not a version record (those are named N.toml, N a decimal number without sign or leading zero); no command reads it
+    [TMP]/work/.mreg/models/m/versions/07.toml: a stray file, not a version record (those are named N.toml, N a decimal number without sign or leading zero); no command reads it
+    --- stderr
+    error: fsck found 3 problems
+    hint: each line above names a bad file and what to do. A missing object comes back when a folder holding its content is pushed again; delete a corrupt object file first
+    ");
+    env.write("v1/build.txt", "2\n");
+    assert!(env.ok(&["push", "v1", "--model", "m"]).contains("m@2"));
+}

@@ -451,7 +451,8 @@ fn a_folder_remote_is_copied_never_linked_and_its_symlinks_are_not_followed() {
             );
         }
     }
-    // A symlink planted in the share, where a run should be, is refused.
+    // A symlink planted in the share, where a run should be, is refused by name, not
+    // followed, and everything else is cloned.
     let c = TestEnv::new();
     let secret = c.write("secret.toml", "not for the registry");
     let runs = share.join(".mreg/runs");
@@ -465,7 +466,24 @@ fn a_folder_remote_is_copied_never_linked_and_its_symlinks_are_not_followed() {
     std::os::unix::fs::symlink(&secret, &record).unwrap();
     let out = c.snap(&["clone", &share_url, "reg"]);
     assert!(out.starts_with("exit: 1\n"), "{}", out);
-    assert!(out.contains("does not follow links"), "{out}");
+    let name = run.file_name().unwrap().to_string_lossy();
+    assert!(
+        out.contains(&format!("refused runs/{name}/run.toml on ")),
+        "{out}"
+    );
+    assert!(out.contains("it is a symlink"), "{out}");
+    assert!(!c.path(&format!("reg/.mreg/runs/{name}")).exists());
+    for entry in walkdir::WalkDir::new(c.path("reg")) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            let bytes = fs::read(entry.path()).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("not for the registry"),
+                "{:?} holds the linked file",
+                entry.path()
+            );
+        }
+    }
 }
 
 #[test]

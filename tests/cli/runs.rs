@@ -202,3 +202,45 @@ fn no_runs_says_how_to_record_one() {
     ");
     assert_eq!(env.ok(&["runs", "--json"]).trim(), "[]");
 }
+
+/// Waits until what was just written is older than the index's two seconds of doubt, so
+/// that the index trusts the entries it makes next.
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+}
+
+#[test]
+fn a_changed_run_record_shows_at_once_despite_the_index() {
+    let env = TestEnv::with_registry();
+    env.ok(&[
+        "run", "-q", "--name", "first", "--param", "lr=0.1", "--", "true",
+    ]);
+    let id = runs_json(&env)[0]["id"].as_str().unwrap().to_owned();
+    let run = env.registry().join("runs").join(&id);
+    settle();
+    // The index now holds the run, and trusts its entry.
+    assert_eq!(runs_json(&env)[0]["params"]["lr"], 0.1);
+    // A sync or an edit rewrites run.toml in place, to the same size, leaving log/ alone.
+    let record = run.join("run.toml");
+    let text = std::fs::read_to_string(&record).unwrap();
+    let edited = text
+        .replace("lr = 0.1", "lr = 0.7")
+        .replace("\"first\"", "\"other\"");
+    assert_eq!(edited.len(), text.len());
+    std::fs::write(&record, edited).unwrap();
+    let shown = &runs_json(&env)[0];
+    assert_eq!(shown["params"]["lr"], 0.7, "{shown}");
+    assert_eq!(shown["name"], "other");
+    // An event edited in place is seen too.
+    env.ok(&["log", "--run", &id, "--param", "epochs=3"]);
+    settle();
+    assert_eq!(runs_json(&env)[0]["params"]["epochs"], 3);
+    let event = std::fs::read_dir(run.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read_to_string(p).unwrap().contains("epochs = 3"))
+        .unwrap();
+    let text = std::fs::read_to_string(&event).unwrap();
+    std::fs::write(&event, text.replace("epochs = 3", "epochs = 9")).unwrap();
+    assert_eq!(runs_json(&env)[0]["params"]["epochs"], 9);
+}

@@ -91,7 +91,7 @@ fn log_masks_its_params_and_not_secret_keeps_one() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr).replace(&id, "[ID]");
     assert_snapshot!(stderr, @r#"
-    warning: param data holds credentials (in a URL or a header): it is recorded as "https://data.example.com/train.csv"; if it is no secret, pass --not-secret data to record it as given
+    warning: param data holds credentials (in a URL, a header or under a secret-looking key): it is recorded as "https://data.example.com/train.csv"; if it is no secret, pass --not-secret data to record it as given
     warning: param db.password looks like a secret: its value is recorded as [redacted]; if it is no secret, pass --not-secret db.password to record it as given
     warning: --not-secret lr: no param or tag lr was masked, so there is nothing to keep
     Logged 4 params to run [ID]
@@ -120,4 +120,98 @@ fn a_script_that_logs_secrets_records_none() {
         "{record}"
     );
     assert_nowhere(&env, &["pw_3", "tk_4", "hf_6", "hf_8"]);
+}
+
+#[test]
+fn free_text_and_attached_user_flags_are_masked_when_recorded() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    let out = env.run(&[
+        "push",
+        "v1",
+        "--model",
+        "m",
+        "--message",
+        "from https://bob:msg_pw_1@data.example.com/x with HF_TOKEN=msg_tok_2",
+        "--experiment",
+        "exp API_KEY=exp_key_3",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_snapshot!(stderr, @r#"
+    warning: --message holds credentials (in a URL, a header or under a secret-looking key): it is recorded as "from https://data.example.com/x with HF_TOKEN=[redacted]"
+    warning: --experiment holds credentials (in a URL, a header or under a secret-looking key): it is recorded as "exp API_KEY=[redacted]"
+    Stored 4 files (476 B, 476 B new) as m@1, from run 62a0cfda3d5c1e28.
+    "#);
+    env.write("v1/build.txt", "build 2\n");
+    env.ok(&["push", "v1", "--model", "m"]);
+    env.ok(&[
+        "promote",
+        "m@1",
+        "production",
+        "--force",
+        "--reason",
+        "first",
+    ]);
+    let out = env.run(&[
+        "promote",
+        "m@2",
+        "production",
+        "--force",
+        "--reason",
+        "ok'd by ops, see 'Authorization: Bearer reason_tok_4'",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.ok(&[
+        "rollback",
+        "m",
+        "production",
+        "--reason",
+        "password=rb_pw_5 leaked",
+    ]);
+    env.write(
+        "params.json",
+        r#"{"hubs": [{"name": "hf", "token": "list_tok_6"}, {"name": "s3", "api_key": 77}]}"#,
+    );
+    env.ok(&[
+        "run", "-q", "--name", "nightly https://x:name_pw_7@h/", "--experiment",
+        "exp --password exp_pw_8", "--params-file", "params.json", "--", "sh", "-c",
+        "curl -ubob:argv_pw_9 --user=bob:argv_pw_10 --proxy-user=p:argv_pw_11 https://h/ >/dev/null 2>&1; true",
+    ]);
+    let run = &runs_json(&env)[0];
+    assert_eq!(run["name"], "nightly https://h/");
+    assert_eq!(run["experiment"], "exp --password [redacted]");
+    assert_eq!(
+        run["params"]["hubs"],
+        r#"[{"name":"hf","token":"[redacted]"},{"name":"s3","api_key":"[redacted]"}]"#
+    );
+    let record = run_toml(&env);
+    assert!(
+        record.contains("curl -ubob:[redacted] --user=bob:[redacted] --proxy-user=p:[redacted]"),
+        "{record}"
+    );
+    let history = env.ok(&["history", "m", "--json"]);
+    assert!(history.contains("Bearer [redacted]"), "{history}");
+    assert!(history.contains("password=[redacted] leaked"), "{history}");
+    assert_nowhere(
+        &env,
+        &[
+            "msg_pw_1",
+            "msg_tok_2",
+            "exp_key_3",
+            "reason_tok_4",
+            "rb_pw_5",
+            "list_tok_6",
+            "\"api_key\":77",
+            "name_pw_7",
+            "exp_pw_8",
+            "argv_pw_9",
+            "argv_pw_10",
+            "argv_pw_11",
+        ],
+    );
 }

@@ -557,3 +557,191 @@ fn records_holding_impossible_values_are_refused_naming_the_field() {
         stdout(&fsck)
     );
 }
+
+#[test]
+fn text_output_shows_control_characters_of_records_visibly_and_json_keeps_them() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.ok(&[
+        "push",
+        "v1",
+        "--model",
+        "m",
+        "--message",
+        "fine\x1b[2J\x1b[Hmsg",
+        "--tag",
+        "team=a\x1b]0;title\x07b",
+    ]);
+    let out = env.run_with(
+        &[
+            "promote",
+            "m@1",
+            "production",
+            "--force",
+            "--reason",
+            "ok\rFAKE\x1b[31m\nline",
+        ],
+        &[("MREG_ACTOR", "eve\x1b[8m")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A run record as a remote could hold it: its name with an escape sequence.
+    let runs = env.registry().join("runs");
+    let run = fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let id = run.file_name().unwrap().to_str().unwrap().to_owned();
+    let record = run.join("run.toml");
+    let text = fs::read_to_string(&record).unwrap();
+    let text = text.replace(
+        "experiment = \"m\"",
+        "experiment = \"m\"\nname = \"n\\u001b[5mx\"",
+    );
+    fs::write(&record, text).unwrap();
+
+    let bad = ['\x1b', '\r', '\x07'];
+    let mut shown = String::new();
+    for args in [
+        &["ls"][..],
+        &["ls", "m"],
+        &["history", "m"],
+        &["history", "m", "--md"],
+        &["runs", "--columns", "name,tag.team"],
+        &["show", "m@1"],
+        &["show", &id],
+    ] {
+        let out = env.run(args);
+        let text = stdout(&out);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(
+            !text.contains(bad),
+            "{args:?} printed a control character: {text:?}"
+        );
+        shown.push_str(&text);
+    }
+    assert!(shown.contains("fine\\e[2J\\e[Hmsg"), "{shown}");
+    assert!(shown.contains("ok\\rFAKE\\e[31m\\nline"), "{shown}");
+    assert!(shown.contains("eve\\e[8m"), "{shown}");
+    insta::assert_snapshot!(env.snap(&["history", "m"]), @r"
+    exit: 0
+    --- stdout
+    #  TIME                  ACTION   MOVES               GATES  BY        REASON
+    1  2026-01-01T00:02:00Z  promote  production: - -> 1  -      eve\e[8m  ok\rFAKE\e[31m\nline
+    --- stderr
+    ");
+    let history: serde_json::Value =
+        serde_json::from_str(&stdout(&env.run(&["history", "m", "--json"]))).unwrap();
+    assert_eq!(history[0]["reason"], "ok\rFAKE\x1b[31m\nline");
+    assert_eq!(history[0]["actor"], "eve\x1b[8m");
+    let runs: serde_json::Value =
+        serde_json::from_str(&stdout(&env.run(&["runs", "--json"]))).unwrap();
+    assert_eq!(runs[0]["name"], "n\x1b[5mx");
+    assert_eq!(runs[0]["tags"]["team"], "a\x1b]0;title\x07b");
+}
+
+#[test]
+fn a_series_object_named_many_times_is_shown_once() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    let mut lines = String::new();
+    for step in 1..=20 {
+        writeln!(lines, "{{\"step\": {step}, \"loss\": 0.5}}").unwrap();
+    }
+    env.write("m.jsonl", lines);
+    env.ok(&["push", "v1", "--model", "m", "--metrics-file", "m.jsonl"]);
+    let runs = env.registry().join("runs");
+    let run = fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let id = run.file_name().unwrap().to_str().unwrap().to_owned();
+    let record = run.join("run.toml");
+    let text = fs::read_to_string(&record).unwrap();
+    let start = text.find("objects = [").unwrap();
+    let end = start + text[start..].find(']').unwrap() + 1;
+    let one = &text[start + "objects = [".len()..end - 1];
+    let many = vec![one; 5_000].join(", ");
+    fs::write(
+        &record,
+        format!("{}objects = [{many}]{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+    let out = env.run(&["show", &id, "--series", "loss", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        shown["series"]["loss"]["points"].as_array().unwrap().len(),
+        20
+    );
+}
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn fifos_in_a_folder_remote_are_refused_by_name_and_everything_else_syncs() {
+    let a = registry_with_a_good_model();
+    let share = a.root().join("share");
+    let url = share.display().to_string();
+    a.ok(&["remote", "add", "share", &url]);
+    a.ok(&["sync"]);
+    let reg = share.join(".mreg");
+    mkfifo(&reg.join("models/m/versions/2.toml"));
+    let run = fs::read_dir(reg.join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    mkfifo(&run.join("log/00000000000000000001-abcd1234.toml"));
+    mkfifo(&reg.join("models/m/notes"));
+
+    let b = TestEnv::new();
+    let out = b.run_within(&["clone", &url, "reg", "--json"], 30);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let mut refused: Vec<(String, String)> = json["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_owned(),
+                r["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    refused.sort();
+    let run_id = run.file_name().unwrap().to_str().unwrap();
+    let keys: Vec<&str> = refused.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "models/m/notes".to_owned(),
+            "models/m/versions/2.toml".to_owned(),
+            format!("runs/{run_id}/log/00000000000000000001-abcd1234.toml"),
+        ]
+    );
+    assert!(
+        refused
+            .iter()
+            .all(|(_, m)| m.starts_with("it is a FIFO, not a regular file")),
+        "{refused:?}"
+    );
+    b.ok(&["--registry", "reg", "pull", "m@1", "--to", "serve"]);
+    assert!(
+        b.path(&format!("reg/.mreg/runs/{run_id}/run.toml"))
+            .is_file()
+    );
+    // A sync from the other side names them as well, and still sends.
+    a.fixture("tiny-v2", "v2");
+    a.ok(&["push", "v2", "--model", "other"]);
+    let sent = a.run_within(&["sync"], 30);
+    assert_eq!(sent.status.code(), Some(1), "{}", stderr(&sent));
+    assert!(
+        stderr(&sent).contains("refused models/m/versions/2.toml on "),
+        "{}",
+        stderr(&sent)
+    );
+    assert!(reg.join("models/other/versions/1.toml").is_file());
+}

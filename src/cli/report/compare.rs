@@ -17,7 +17,7 @@ pub fn print(ctx: &Ctx, compared: &Compared, sides: &[Side], all: bool, md: bool
     if md {
         ctx.out.emit(&(), || markdown(&shown))
     } else {
-        ctx.out.emit(table, || text(&shown, color))
+        ctx.out.emit_painted(table, || text(&shown, color))
     }
 }
 

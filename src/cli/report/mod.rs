@@ -9,6 +9,7 @@ mod tensors;
 use std::fmt::Write as _;
 
 use super::Ctx;
+pub use super::output::visible;
 use crate::error::Failure;
 
 /// Refuses `--md` together with `--json`: both choose what stdout holds.
@@ -110,25 +111,6 @@ pub struct Report {
     pub blocks: Vec<Block>,
     /// A closing line, when nothing differs.
     pub footer: Option<String>,
-}
-
-/// Returns text with control characters written as escapes (`\n`, `\t`, `\e`,
-/// `\u{7f}`), so a value from a record can neither break a table nor drive the terminal.
-pub fn visible(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\x1b' => out.push_str("\\e"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn width_of(text: &str) -> usize {

@@ -259,6 +259,7 @@ impl Remote for S3Remote {
                     out.push(Listed {
                         key: key.to_owned(),
                         size: meta.size,
+                        special: None,
                     });
                 }
             }

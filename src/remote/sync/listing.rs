@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 
-use crate::remote::Remote;
+use crate::remote::{Listed, Remote};
 use crate::store::Registry;
 use crate::store::keys::{self, Key};
 
@@ -24,12 +24,20 @@ pub(super) struct Keys {
     /// or a control character. Other keys a listing does not know (`HEAD.lock`, a
     /// writer's temp file) are ignored.
     pub(super) hostile: Vec<String>,
+    /// Keys that are no regular file (a FIFO, a socket, a device), with what they are;
+    /// never read, whatever their names.
+    pub(super) special: Vec<(String, &'static str)>,
 }
 
 impl Keys {
-    pub(super) fn of<'a>(listed: impl Iterator<Item = &'a str>) -> Keys {
+    pub(super) fn of(listed: &[Listed]) -> Keys {
         let mut out = Keys::default();
-        for key in listed {
+        for item in listed {
+            let key = item.key.as_str();
+            if let Some(kind) = item.special {
+                out.special.push((key.to_owned(), kind));
+                continue;
+            }
             match keys::parse(key) {
                 Some(Key::Version { model, number }) => {
                     out.versions
@@ -82,7 +90,7 @@ fn is_unsafe(key: &str) -> bool {
 pub(super) fn remote_keys(remote: &dyn Remote) -> Result<Keys> {
     let mut listed = remote.list(keys::MODELS)?;
     listed.extend(remote.list(keys::RUNS)?);
-    Ok(Keys::of(listed.iter().map(|l| l.key.as_str())))
+    Ok(Keys::of(&listed))
 }
 
 /// Returns the metadata keys the local registry holds.
@@ -90,7 +98,7 @@ pub(super) fn local_keys(reg: &Registry) -> Result<Keys> {
     let local = crate::remote::folder::FolderRemote::at_root(reg.root());
     let mut listed = local.list(keys::MODELS)?;
     listed.extend(local.list(keys::RUNS)?);
-    Ok(Keys::of(listed.iter().map(|l| l.key.as_str())))
+    Ok(Keys::of(&listed))
 }
 
 #[cfg(test)]
@@ -116,7 +124,20 @@ mod tests {
             "runs/not-a-run/run.toml".to_owned(),
             "tmp/probe-1".to_owned(),
         ];
-        let parsed = Keys::of(keys.iter().map(String::as_str));
+        let mut listed: Vec<Listed> = keys
+            .iter()
+            .map(|key| Listed {
+                key: key.clone(),
+                size: 1,
+                special: None,
+            })
+            .collect();
+        listed.push(Listed {
+            key: "models/churn/versions/2.toml".to_owned(),
+            size: 0,
+            special: Some("a FIFO"),
+        });
+        let parsed = Keys::of(&listed);
         assert_eq!(parsed.versions["churn"], BTreeSet::from([1]));
         assert_eq!(
             parsed.states["churn"],
@@ -129,6 +150,10 @@ mod tests {
         assert_eq!(
             parsed.hostile,
             ["models/../versions/1.toml", "models/x//versions/1.toml"]
+        );
+        assert_eq!(
+            parsed.special,
+            [("models/churn/versions/2.toml".to_owned(), "a FIFO")]
         );
     }
 }

@@ -201,6 +201,14 @@ impl<'a> Sync<'a> {
             );
             self.refuse(&key, Side::Remote, None, &err);
         }
+        for (keys, side) in [(&mut theirs, Side::Remote), (&mut ours, Side::Local)] {
+            for (key, kind) in std::mem::take(&mut keys.special) {
+                let err = anyhow::anyhow!(
+                    "it is {kind}, not a regular file; a registry holds only files there, so it was not read"
+                );
+                self.refuse(&key, side, key_model(&key), &err);
+            }
+        }
         let mut known_models = theirs.models();
         known_models.extend(ours.models());
         for (flag, names) in [
@@ -306,6 +314,14 @@ impl<'a> Sync<'a> {
         }
         Ok(())
     }
+}
+
+/// Returns the model a key of `models/NAME/…` belongs to.
+fn key_model(key: &str) -> Option<&str> {
+    let mut parts = key.split('/');
+    (parts.next() == Some("models"))
+        .then(|| parts.next())
+        .flatten()
 }
 
 /// Which side of a sync holds an item.

@@ -81,6 +81,21 @@ impl Sync<'_> {
             .into_iter()
             .map(|(key, bytes, _)| (key, bytes))
             .collect();
+        // An event waits for its run's record: one refused above holds its events back
+        // with it, so no run folder is made without a record.
+        let recorded: std::collections::HashSet<String> = bodies
+            .iter()
+            .filter(|(key, _)| key.ends_with(keys::RUN_RECORD))
+            .filter_map(|(key, _)| key.split('/').nth(1).map(str::to_owned))
+            .collect();
+        bodies.retain(|(key, _)| {
+            let run = key.split('/').nth(1).unwrap_or_default();
+            recorded.contains(run)
+                || ours
+                    .runs
+                    .get(run)
+                    .is_some_and(|files| files.iter().any(|f| f == keys::RUN_RECORD))
+        });
         // Records before events, as a run is created.
         bodies.sort_by_key(|(key, _)| !key.ends_with(keys::RUN_RECORD));
         for (key, bytes) in bodies {
