@@ -226,7 +226,8 @@ impl Backend for Link {
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        let (_, sent) = transfer::send_all(reg, &*self.remote, &self.known, &objects, &NoProgress)?;
+        let (_, sent) = transfer::send_all(reg, &*self.remote, &self.known, &objects, &NoProgress)?
+            .require()?;
         self.sent
             .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
         self.create_same(key, bytes)?;
@@ -247,7 +248,8 @@ impl Backend for Link {
             .map(|(id, _)| id)
             .collect();
         let (_, sent) =
-            transfer::send_all(reg, &*self.remote, &self.known, &objects, &*self.progress)?;
+            transfer::send_all(reg, &*self.remote, &self.known, &objects, &*self.progress)?
+                .require()?;
         self.sent
             .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
         let taken = super::highest_version(&*self.remote, model)?;

@@ -396,15 +396,40 @@ fn verify(file: &File, encoding: Encoding, id: ObjectId) -> Result<(), String> {
     }
 }
 
-/// Sends every listed object the remote lacks, in parallel; returns how many objects
-/// and bytes were sent.
+/// What [`send_all`] moved, and the objects it refused to send.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// Objects sent.
+    pub objects: u64,
+    /// Their stored bytes.
+    pub bytes: u64,
+    /// Objects of this registry whose content no longer matches their name, each with
+    /// why: never sent, so a remote is not given damage that `known` would then vouch
+    /// for.
+    pub failed: BTreeMap<ObjectId, String>,
+}
+
+impl Sent {
+    /// Returns the counts, or an error naming the first object that was refused.
+    pub fn require(self) -> Result<(u64, u64)> {
+        match self.failed.into_iter().next() {
+            None => Ok((self.objects, self.bytes)),
+            Some((_, why)) => Err(Failure::error(why)
+                .hint("`mreg fsck` lists the damage; pull or sync a good copy from a registry that holds one")
+                .into()),
+        }
+    }
+}
+
+/// Sends every listed object the remote lacks, in parallel, each re-hashed first (an
+/// object whose content no longer matches its name is listed in `failed`, not sent).
 pub fn send_all(
     reg: &Registry,
     remote: &dyn Remote,
     known: &Known,
     objects: &[ObjectId],
     progress: &dyn Progress,
-) -> Result<(u64, u64)> {
+) -> Result<Sent> {
     let mut unknown: Vec<ObjectId> = objects
         .iter()
         .filter(|id| known.encoding_of(**id).is_none())
@@ -423,7 +448,7 @@ pub fn send_all(
         unknown.retain(|id| known.encoding_of(*id).is_none());
     }
     if unknown.is_empty() {
-        return Ok((0, 0));
+        return Ok(Sent::default());
     }
     let mut sizes = Vec::with_capacity(unknown.len());
     let mut total = 0;
@@ -437,6 +462,7 @@ pub fn send_all(
     }
     let sent = AtomicUsize::new(0);
     let bytes = std::sync::atomic::AtomicU64::new(0);
+    let failed = Mutex::new(BTreeMap::new());
     progress.start("send", total);
     let tick = |n: u64| progress.advance(n);
     let result = parallel(&sizes, PARALLEL, &|(id, path, encoding, len)| {
@@ -451,6 +477,20 @@ pub fn send_all(
                 }
             }
         }
+        let damaged =
+            match object::hash_stored(path, *encoding, None, &mut std::io::sink(), &|_| {}) {
+                Ok((actual, _)) if actual == *id => None,
+                Ok((actual, _)) => Some(object::corrupt_message(*id, actual, path)),
+                Err(err) => Some(format!("object {} cannot be read: {err:#}", id.short(16))),
+            };
+        if let Some(why) = damaged {
+            failed
+                .lock()
+                .expect("failed objects")
+                .insert(*id, format!("{why}; it was not sent"));
+            tick(*len);
+            return Ok(());
+        }
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         remote.upload(&key, &file, *len, known.journal(*id)?, &tick)?;
         known.insert(&key)?;
@@ -460,5 +500,9 @@ pub fn send_all(
     });
     progress.finish();
     result?;
-    Ok((sent.into_inner() as u64, bytes.into_inner()))
+    Ok(Sent {
+        objects: sent.into_inner() as u64,
+        bytes: bytes.into_inner(),
+        failed: failed.into_inner().expect("failed objects"),
+    })
 }

@@ -106,8 +106,29 @@ impl<'r> Staging<'r> {
             }
         }
         .with_context(|| format!("storing {}", path.display()))?;
-        let new = self.keep(id, encoding, temp_path)?;
+        let new = self.keep(id, size, encoding, temp_path)?;
         Ok(Stored { id, size, new })
+    }
+
+    /// Returns whether the registry holds `id` whole, as far as its length tells: a raw
+    /// object of another length than its content (truncated, or overwritten) is
+    /// removed, so that the content being stored replaces it rather than a new version
+    /// naming damage. A compressed one, and damage that keeps the length, are found by
+    /// the hash when the object is read, and by `mreg fsck`.
+    fn holds_whole(&self, id: ObjectId, size: u64) -> Result<bool> {
+        match self.reg.find_object(id) {
+            None => Ok(false),
+            Some((path, Encoding::Raw)) => {
+                let len = fs::symlink_metadata(&path).map(|m| m.len()).ok();
+                if len == Some(size) {
+                    return Ok(true);
+                }
+                fs::remove_file(&path)
+                    .with_context(|| format!("removing the damaged object {}", path.display()))?;
+                Ok(false)
+            }
+            Some((_, Encoding::Zstd)) => Ok(true),
+        }
     }
 
     /// Stages `bytes` (a tree or a link target) as an object, raw or compressed,
@@ -115,7 +136,7 @@ impl<'r> Staging<'r> {
     pub fn add_bytes(&self, bytes: &[u8]) -> Result<Stored> {
         let id = ObjectId::of(bytes);
         let size = bytes.len() as u64;
-        if self.reg.has_object(id)
+        if self.holds_whole(id, size)?
             || self
                 .ids
                 .lock()
@@ -137,12 +158,12 @@ impl<'r> Staging<'r> {
         let mut temp = atomic::temp_file(&self.reg.tmp_dir())?;
         temp.write_all(body)
             .with_context(|| format!("writing {}", temp.path().display()))?;
-        let new = self.keep(id, encoding, temp.into_temp_path())?;
+        let new = self.keep(id, size, encoding, temp.into_temp_path())?;
         Ok(Stored { id, size, new })
     }
 
-    fn keep(&self, id: ObjectId, encoding: Encoding, temp: TempPath) -> Result<bool> {
-        if self.reg.has_object(id)
+    fn keep(&self, id: ObjectId, size: u64, encoding: Encoding, temp: TempPath) -> Result<bool> {
+        if self.holds_whole(id, size)?
             || !self
                 .ids
                 .lock()

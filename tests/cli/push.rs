@@ -298,3 +298,41 @@ fn stored_objects_are_read_only_and_compressed_only_when_it_pays() {
     assert!(zst >= 1, "compressible text was stored raw");
     assert!(raw >= 1, "incompressible bytes were compressed");
 }
+
+#[test]
+fn a_truncated_object_is_replaced_by_the_next_push_of_its_content() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.ok(&["push", "v1", "--model", "m"]);
+    let victim = walkdir::WalkDir::new(env.registry().join("objects"))
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file() && !e.file_name().to_string_lossy().ends_with(".zst"))
+        .max_by_key(|e| e.metadata().unwrap().len())
+        .unwrap();
+    let path = victim.path().to_path_buf();
+    let len = fs::metadata(&path).unwrap().len();
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    assert_eq!(env.run(&["fsck"]).status.code(), Some(1));
+
+    env.ok(&["push", "v1", "--model", "copy"]);
+    assert_eq!(fs::metadata(&path).unwrap().len(), len);
+    let fsck = env.run(&["fsck"]);
+    assert_eq!(
+        fsck.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    env.ok(&["pull", "m@1", "--to", "serve"]);
+    assert_eq!(
+        crate::common::snapshot_files(&env.path("serve")),
+        crate::common::snapshot_files(&env.path("v1"))
+    );
+}

@@ -745,3 +745,107 @@ fn fifos_in_a_folder_remote_are_refused_by_name_and_everything_else_syncs() {
     );
     assert!(reg.join("models/other/versions/1.toml").is_file());
 }
+
+/// A registry with `m@1` (staging) and `m@2` (production) synced to a folder remote;
+/// returns it and the remote's URL.
+fn a_share_with_two_versions() -> (TestEnv, String) {
+    let a = registry_with_a_good_model();
+    a.fixture("tiny-v2", "v2");
+    a.ok(&["push", "v2", "--model", "m"]);
+    a.ok(&["promote", "m@1", "staging"]);
+    a.ok(&["promote", "m@2", "production"]);
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["remote", "add", "share", &share]);
+    a.ok(&["sync"]);
+    (a, share)
+}
+
+/// Returns the keys a `--json` sync or clone refused.
+fn refused_keys(out: &std::process::Output) -> Vec<String> {
+    let json: serde_json::Value = serde_json::from_str(&stdout(out)).unwrap();
+    let mut keys: Vec<String> = json["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn stages_pointing_at_a_version_the_remote_lacks_are_not_taken() {
+    let (a, share) = a_share_with_two_versions();
+    fs::remove_file(a.root().join("share/.mreg/models/m/versions/2.toml")).unwrap();
+    let b = TestEnv::new();
+    let out = b.run_within(&["clone", &share, "reg", "--json"], 30);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(refused_keys(&out), ["models/m/HEAD"]);
+    assert!(
+        stdout(&out).contains("m@production at version 2"),
+        "{}",
+        stdout(&out)
+    );
+    let ls = b.run(&["--registry", "reg", "show", "m@production"]);
+    assert_eq!(ls.status.code(), Some(1), "{}", stderr(&ls));
+    b.ok(&["--registry", "reg", "pull", "m@1", "--to", "serve"]);
+    let fsck = b.run(&["--registry", "reg", "fsck"]);
+    assert_eq!(fsck.status.code(), Some(0), "{}", stdout(&fsck));
+}
+
+#[test]
+fn a_version_whose_run_neither_side_holds_is_refused() {
+    let (a, share) = a_share_with_two_versions();
+    let shown: serde_json::Value = serde_json::from_str(&a.ok(&["show", "m@2", "--json"])).unwrap();
+    let run = shown["run"].as_str().unwrap().to_owned();
+    fs::remove_dir_all(a.root().join(format!("share/.mreg/runs/{run}"))).unwrap();
+    let b = TestEnv::new();
+    let out = b.run_within(&["clone", &share, "reg", "--json"], 30);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(refused_keys(&out), ["models/m/versions/2.toml"]);
+    let fsck = b.run(&["--registry", "reg", "fsck"]);
+    assert_eq!(fsck.status.code(), Some(0), "{}", stdout(&fsck));
+    b.ok(&["--registry", "reg", "pull", "m@1", "--to", "serve"]);
+}
+
+#[test]
+fn a_damaged_local_object_is_not_sent_and_its_version_waits() {
+    let a = registry_with_a_good_model();
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["remote", "add", "share", &share]);
+    a.ok(&["sync"]);
+    a.fixture("tiny-v2", "v2");
+    let weights = crate::common::noise(64 << 10, 9);
+    a.write("v2/blob.bin", &weights);
+    a.ok(&["push", "v2", "--model", "m"]);
+    // Flip one byte of the object holding m@2's blob, keeping its length.
+    let hex = ObjectId::of(&weights).to_hex();
+    let fan = a.registry().join("objects").join(&hex[..2]);
+    let path = [fan.join(&hex[2..]), fan.join(format!("{}.zst", &hex[2..]))]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap();
+    assert!(
+        !path.to_string_lossy().ends_with(".zst"),
+        "the weights are stored raw"
+    );
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[0] ^= 0xff;
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    fs::write(&path, &bytes).unwrap();
+    let out = a.run_within(&["sync", "--json"], 30);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(refused_keys(&out), ["models/m/versions/2.toml"]);
+    assert!(stdout(&out).contains("is corrupt"), "{}", stdout(&out));
+    let sent = a
+        .root()
+        .join("share/.mreg/objects")
+        .join(&hex[..2])
+        .join(&hex[2..]);
+    assert!(!sent.exists(), "the damaged object reached the remote");
+    assert!(
+        !a.root()
+            .join("share/.mreg/models/m/versions/2.toml")
+            .exists()
+    );
+}

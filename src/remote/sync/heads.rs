@@ -10,7 +10,7 @@ use super::{
 use crate::id::StateId;
 use crate::remote::Swap;
 use crate::store::lock::Holder;
-use crate::store::{atomic, keys, stages};
+use crate::store::{atomic, keys, models, stages};
 
 impl Sync<'_> {
     /// Returns the state files `from` holds and `to` lacks, of models not blocked (and
@@ -189,7 +189,24 @@ impl Sync<'_> {
         target: &StateId,
         holder: &Holder,
     ) -> Result<Attempt> {
-        stages::load_state(self.reg, model, target)?;
+        let state = stages::load_state(self.reg, model, target)?;
+        // Stages pointing at a version this registry does not hold (the remote lacks it,
+        // or it was refused) would make every pull of them fail: the remote's `HEAD`
+        // is refused, and the stages here stay as they are.
+        let missing: Vec<String> = state
+            .stages
+            .iter()
+            .filter(|(_, n)| !models::version_path(self.reg, model, **n).is_file())
+            .map(|(stage, n)| format!("{model}@{stage} at version {n}"))
+            .collect();
+        if !missing.is_empty() {
+            let err = anyhow::anyhow!(
+                "its newest stage state points {}, which this registry does not hold",
+                missing.join(", ")
+            );
+            self.refuse(&keys::head(model), Side::Remote, Some(model), &err);
+            return Ok(Attempt::Settled);
+        }
         if let Swap::Done(_) = stages::advance(self.reg, model, ours, target, holder, LOCK_WAIT)? {
             self.report.fetched.stages += 1;
             return Ok(Attempt::Settled);

@@ -40,7 +40,11 @@ impl Sync<'_> {
             );
             records.push(record);
         }
-        self.send_objects(&objects)?;
+        if let Some((_, why)) = self.send_objects(&objects)?.into_iter().next() {
+            return Err(crate::error::Failure::error(why)
+                .hint("`mreg fsck` lists the damage; renumber once the version is whole again")
+                .into());
+        }
         let published = self.publish_renumbered(model, records)?;
         let replacements = self.remote_records(model, &moving, remote_numbers)?;
         if named {

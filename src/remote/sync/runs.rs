@@ -131,15 +131,26 @@ impl Sync<'_> {
                 });
                 match checked {
                     Ok((bytes, named)) => {
-                        objects.extend(named.into_iter().map(|(o, _)| o));
-                        pending.push((key, bytes));
+                        let named: Vec<ObjectId> = named.into_iter().map(|(o, _)| o).collect();
+                        objects.extend(named.iter().copied());
+                        pending.push((key, bytes, named));
                     }
                     Err(err) => self.refuse(&key, Side::Local, None, &err),
                 }
             }
         }
-        self.send_objects(&objects)?;
-        let (records, events): (Vec<_>, Vec<_>) = pending
+        let damaged = self.send_objects(&objects)?;
+        let mut whole = Vec::with_capacity(pending.len());
+        for (key, bytes, named) in pending {
+            match named.iter().find_map(|o| damaged.get(o)) {
+                None => whole.push((key, bytes)),
+                Some(why) => {
+                    let err = anyhow::anyhow!("{why}");
+                    self.refuse(&key, Side::Local, None, &err);
+                }
+            }
+        }
+        let (records, events): (Vec<_>, Vec<_>) = whole
             .into_iter()
             .partition(|(key, _)| key.ends_with(keys::RUN_RECORD));
         for (batch, is_record) in [(records, true), (events, false)] {

@@ -1,6 +1,8 @@
 //! Syncing version records: each copied only after every object of its tree is on the
 //! other side; a number that holds different records on the two sides is a conflict.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 
 use super::{Keys, Side, Sync, parse_version};
@@ -8,7 +10,7 @@ use crate::id::ObjectId;
 use crate::manifest::VersionRecord;
 use crate::remote::{Created, transfer};
 use crate::store::object::Encoding;
-use crate::store::{atomic, keys, models};
+use crate::store::{atomic, keys, models, runs};
 
 impl Sync<'_> {
     /// Copies the remote's versions the registry lacks, each after its objects. A
@@ -44,6 +46,20 @@ impl Sync<'_> {
             }
         }
         records.retain(|(model, ..)| !self.blocked.contains(model));
+        // Runs came first: a version whose run is neither here nor fetched (absent on
+        // the remote, or refused) is refused with it, as fsck would report it.
+        let mut with_run = Vec::with_capacity(records.len());
+        for record in records {
+            match &record.2.run {
+                Some(run) if !runs::record_path(self.reg, run).is_file() => {
+                    let key = keys::version(&record.0, record.1);
+                    let err = anyhow::anyhow!("it names run {run}, which neither side holds whole");
+                    self.refuse(&key, Side::Remote, Some(&record.0), &err);
+                }
+                _ => with_run.push(record),
+            }
+        }
+        let mut records = with_run;
         if self.options.objects {
             let graphs: Vec<Result<Vec<(ObjectId, u64)>>> = records
                 .iter()
@@ -132,12 +148,16 @@ impl Sync<'_> {
         Ok(true)
     }
 
-    pub(super) fn send_objects(&mut self, objects: &[ObjectId]) -> Result<()> {
-        let (count, bytes) =
-            transfer::send_all(self.reg, self.remote, self.known, objects, self.progress)?;
-        self.report.sent.objects += count;
-        self.report.sent.bytes += bytes;
-        Ok(())
+    /// Sends the objects the remote lacks; returns those refused because their content
+    /// here no longer matches their name, each with why.
+    pub(super) fn send_objects(
+        &mut self,
+        objects: &[ObjectId],
+    ) -> Result<BTreeMap<ObjectId, String>> {
+        let sent = transfer::send_all(self.reg, self.remote, self.known, objects, self.progress)?;
+        self.report.sent.objects += sent.objects;
+        self.report.sent.bytes += sent.bytes;
+        Ok(sent.failed)
     }
 
     /// Sends the versions the remote lacks, each after its objects.
@@ -168,9 +188,14 @@ impl Sync<'_> {
             .iter()
             .flat_map(|(.., objects)| objects.iter().map(|(o, _)| *o))
             .collect();
-        self.send_objects(&objects)?;
-        for (model, n, key, bytes, _) in records {
+        let damaged = self.send_objects(&objects)?;
+        for (model, n, key, bytes, objects) in records {
             if self.blocked.contains(&model) {
+                continue;
+            }
+            if let Some(why) = objects.iter().find_map(|(o, _)| damaged.get(o)) {
+                let err = anyhow::anyhow!("{why}");
+                self.refuse(&key, Side::Local, Some(&model), &err);
                 continue;
             }
             match self.remote.create(&key, &bytes)? {
@@ -219,6 +244,10 @@ impl Sync<'_> {
             self.refuse(&keys::object(id, Encoding::Raw), Side::Remote, None, &err);
         }
         let ids: Vec<ObjectId> = objects.into_iter().map(|(id, _)| id).collect();
-        self.send_objects(&ids)
+        for (id, why) in self.send_objects(&ids)? {
+            let err = anyhow::anyhow!("{why}");
+            self.refuse(&keys::object(id, Encoding::Raw), Side::Local, None, &err);
+        }
+        Ok(())
     }
 }
