@@ -908,3 +908,25 @@ fn a_hostile_key_or_record_on_a_bucket_does_not_stop_the_good_models() {
         String::from_utf8_lossy(&fsck.stdout)
     );
 }
+
+#[test]
+fn the_first_sync_to_an_empty_bucket_gives_the_registry_there_its_id() {
+    let (bucket, url) = new_bucket();
+    let a = s3_env();
+    a.ok(&["init"]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "m"]);
+    a.ok(&["remote", "add", "team", &url]);
+    a.ok(&["sync"]);
+    assert_eq!(s3::keys(&bucket, "reg/registry-id"), ["reg/registry-id"]);
+    // The id is remembered with what was sent, so the next sync trusts it.
+    let cache = walkdir::WalkDir::new(a.registry().join("cache/remotes"))
+        .into_iter()
+        .map(|e| e.unwrap())
+        .find(|e| e.file_name() == "registry-id")
+        .expect("the remote's id is remembered");
+    let remembered = fs::read_to_string(cache.path()).unwrap();
+    assert!(!remembered.trim().is_empty());
+    let again = json(&a.ok(&["sync", "--json"]));
+    assert_eq!(again["sent"]["objects"], 0, "{again}");
+}

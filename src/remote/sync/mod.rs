@@ -306,11 +306,14 @@ impl<'a> Sync<'a> {
         });
     }
 
-    /// Creates the remote's `config.toml` from the local one when the remote has none.
+    /// Creates the remote's `config.toml` from the local one when the remote has none,
+    /// and then its `registry-id`, so the registry made there names itself from its
+    /// first sync on (before anything is sent that would be remembered).
     fn send_config(&mut self) -> Result<()> {
         if self.remote.size(keys::CONFIG)?.is_none() {
             let text = self.local_record(keys::CONFIG)?;
             self.remote.create(keys::CONFIG, &text)?;
+            self.known.check_identity(self.remote, true)?;
         }
         Ok(())
     }
