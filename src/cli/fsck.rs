@@ -12,8 +12,10 @@ use crate::store::check::Report;
 /// Exits 1 and names each bad file when anything is wrong: objects missing, corrupt or
 /// of another size than their trees declare, records that do not parse or hold
 /// impossible values, trees over the limits of docs/threat-model.md, links a pull
-/// would refuse, stage chains that are broken or have lost their HEAD. Temp files left
-/// by an interrupted command are reported but are not errors.
+/// would refuse, stage chains that are broken or have lost their HEAD, symlinks, FIFOs
+/// and devices inside the registry. What a killed command left (temp folders and locks
+/// of processes that are gone, which the next command that writes removes) is listed
+/// but is not an error.
 ///
 /// With --restore-head MODEL, instead points the lost HEAD of MODEL at its newest stage
 /// state (the one with the highest number that no other state follows), or at the
@@ -66,8 +68,8 @@ fn tell(ctx: &Ctx, report: &Report) -> Result<()> {
     if !report.leftovers.is_empty() {
         let shown = 10;
         let mut text = format!(
-            "{} left by interrupted commands (harmless, and safe to delete; the next command that writes removes the temp files and locks):",
-            output::count(report.leftovers.len() as u64, "leftover")
+            "{} left by interrupted commands (harmless: the next command that writes removes temp files and locks; the rest is safe to delete):",
+            output::count(report.leftovers.len() as u64, "item")
         );
         for path in report.leftovers.iter().take(shown) {
             text.push_str("\n  ");

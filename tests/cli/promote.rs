@@ -449,7 +449,7 @@ fn a_lock_left_by_a_process_that_is_gone_is_removed_by_the_next_promotion() {
     assert_eq!(fsck.status.code(), Some(0));
     let said = String::from_utf8_lossy(&fsck.stderr);
     assert!(
-        said.contains("1 leftover left by interrupted commands"),
+        said.contains("1 item left by interrupted commands"),
         "{said}"
     );
     assert!(said.contains("HEAD.lock"), "{said}");
