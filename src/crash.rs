@@ -17,6 +17,7 @@ pub const POINTS: &[&str] = &[
     "version-written",
     "state-written",
     "head-swapped",
+    "clone-made",
     "fetch-downloaded",
     "pull-written",
 ];

@@ -227,7 +227,10 @@ pub fn visible(text: &str) -> String {
 /// Returns text as [`visible`] writes it, but for its newlines, which are kept: for
 /// text made of lines.
 pub fn visible_lines(text: &str) -> String {
-    if !text.chars().any(|c| c != '\n' && c.is_control()) {
+    if !text
+        .chars()
+        .any(|c| c != '\n' && (c.is_control() || is_bidi(c)))
+    {
         return text.to_owned();
     }
     let mut out = String::with_capacity(text.len());
@@ -247,11 +250,17 @@ fn push_visible(out: &mut String, c: char) {
         '\t' => out.push_str("\\t"),
         '\r' => out.push_str("\\r"),
         '\x1b' => out.push_str("\\e"),
-        c if c.is_control() => {
+        c if c.is_control() || is_bidi(c) => {
             let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
         }
         c => out.push(c),
     }
+}
+
+/// Returns whether `c` reorders the text around it (Unicode bidirectional controls):
+/// written raw, a record's text could show other words than it holds.
+fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Returns rows laid out in aligned columns under a header, without borders. Each cell
@@ -358,6 +367,10 @@ mod tests {
         assert_eq!(t, "A\nx\\ny\\e[2J\n");
         let t = table_of_lines(&["A"], vec![vec![vec!["x".to_owned(), "y\rz".to_owned()]]]);
         assert_eq!(t, "A\nx\ny\\rz\n");
+        // Text that reorders what follows it is shown for what it is.
+        assert_eq!(visible("ok \u{202e}gpj.exe"), "ok \\u{202e}gpj.exe");
+        assert_eq!(visible_lines("a\u{2066}b\nc"), "a\\u{2066}b\nc");
+        assert_eq!(visible("naïve ünïcode"), "naïve ünïcode");
     }
 
     #[test]

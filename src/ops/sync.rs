@@ -1,9 +1,10 @@
 //! Exchanging a registry's content with a remote: `sync` both ways, and `clone`, a new
 //! local registry that fetches everything a remote holds.
 
+use std::fs;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::error::Failure;
@@ -83,25 +84,41 @@ pub struct Cloned {
 
 /// Makes `dir/.mreg` a copy of the registry at `url`, with the remote as its default
 /// remote, `origin`.
+///
+/// The registry is made whole (config and `origin`) beside its place and renamed into
+/// it, so a clone killed before then leaves no registry; one killed while fetching
+/// leaves a clone of `url`, and running the same clone again finishes it.
 pub fn clone(url: &str, dir: &Path, progress: &dyn Progress) -> Result<Cloned> {
     if dir.join(registry::DIR_NAME).exists() {
-        let hint = match Registry::open(&dir.to_string_lossy()).and_then(|r| Settings::load(&r)) {
-            Ok(s) if s.remotes.values().any(|e| e.url == url) => format!(
-                "it is a clone of {url} (perhaps an interrupted one): finish it with `mreg --registry {} sync`",
-                dir.display()
-            ),
-            _ => "clone into a new folder, or add the remote to that registry with `mreg remote add NAME URL` and run `mreg sync NAME`".to_owned(),
-        };
+        let origin = Registry::open(&dir.to_string_lossy())
+            .and_then(|r| Ok((Settings::load(&r)?, r)))
+            .ok()
+            .and_then(|(s, r)| {
+                let absolute = remote::absolute_url(url).ok()?;
+                s.remotes
+                    .get("origin")
+                    .filter(|e| e.url == absolute || e.url == url)
+                    .map(|e| (e.conditional_writes, r))
+            });
+        if let Some((enforced, reg)) = origin {
+            return fetch_clone(&reg, url, enforced, progress);
+        }
         return Err(
             Failure::usage(format!("{} holds a registry already", dir.display()))
-                .hint(hint)
+                .hint("clone into a new folder, or add the remote to that registry with `mreg remote add NAME URL` and run `mreg sync NAME`")
                 .into(),
         );
     }
     let remote = remote::open(url, false)?;
     let config =
         bootstrap::config_of(&*remote, format!("create one there with `mreg init {url}`"))?;
-    let (reg, _) = Registry::init(dir)?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    remove_unfinished_clones(dir);
+    let making = tempfile::Builder::new()
+        .prefix(UNFINISHED)
+        .tempdir_in(dir)
+        .with_context(|| format!("creating a temp folder in {}", dir.display()))?;
+    let (reg, _) = Registry::init(making.path())?;
     bootstrap::adopt_config(&reg, &config, url)?;
     // Moving stages needs conditional writes; a clone that cannot write to the remote
     // is still a clone, told to check again later.
@@ -117,12 +134,54 @@ pub fn clone(url: &str, dir: &Path, progress: &dyn Progress) -> Result<Cloned> {
         remotes: [("origin".to_owned(), entry)].into(),
     };
     settings.save(&reg)?;
-    let known = Known::load(&reg, url)?;
+    drop(reg);
+    crate::crash::point("clone-made");
+    let place = dir.join(registry::DIR_NAME);
+    fs::rename(making.path().join(registry::DIR_NAME), &place)
+        .with_context(|| format!("moving the new registry to {}", place.display()))?;
+    drop(making);
+    let reg = Registry::open(&dir.to_string_lossy())?;
+    fetch_clone(&reg, url, enforced, progress)
+}
+
+/// The prefix of the folder a clone makes its registry in, beside where it goes.
+const UNFINISHED: &str = ".mreg-clone-";
+
+/// Removes the folders killed clones left in `dir`, once old enough that no clone can
+/// be making one now. Errors are ignored.
+fn remove_unfinished_clones(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(UNFINISHED));
+        let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|m| {
+            m.elapsed()
+                .is_ok_and(|age| age >= crate::store::lock::GRACE)
+        });
+        if ours && old && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Fetches everything of `url` into the clone `reg`.
+fn fetch_clone(
+    reg: &Registry,
+    url: &str,
+    enforced: bool,
+    progress: &dyn Progress,
+) -> Result<Cloned> {
+    let remote = remote::open(url, false)?;
+    let known = Known::load(reg, url)?;
     let options = Options {
         objects: true,
         ..Options::default()
     };
-    let report = Sync::new(&reg, &*remote, &known, options, progress).run()?;
+    let report = Sync::new(reg, &*remote, &known, options, progress).run()?;
     Ok(Cloned {
         outcome: Outcome {
             remote: "origin".to_owned(),

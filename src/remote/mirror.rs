@@ -30,19 +30,11 @@ const CLAIM_TRIES: usize = 1000;
 
 /// Returns the folder holding mirrors of bucket registries.
 pub fn cache_root() -> Result<PathBuf> {
-    let env = |key: &str| {
-        std::env::var_os(key)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    env("MREG_CACHE_DIR")
-        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("mreg")))
-        .or_else(|| env("HOME").map(|d| d.join(".cache").join("mreg")))
-        .ok_or_else(|| {
-            Failure::error("no cache folder for the bucket's mirror: HOME is not set")
-                .hint("set MREG_CACHE_DIR to a folder mreg may use")
-                .into()
-        })
+    crate::store::usercache::dir().ok_or_else(|| {
+        Failure::error("no cache folder for the bucket's mirror: HOME is not set")
+            .hint("set MREG_CACHE_DIR to a folder mreg may use")
+            .into()
+    })
 }
 
 /// Opens the registry at a bucket URL through its local mirror, refreshed; returns it
@@ -328,6 +320,7 @@ impl Backend for Link {
         };
         match swapped {
             Swap::Done(()) => {
+                super::sync::mark_head(&*self.remote, model)?;
                 stages::publish_state(reg, new)?;
                 let holder =
                     Holder::this_process(new.command.clone().unwrap_or_default(), new.time.clone());

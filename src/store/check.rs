@@ -66,7 +66,10 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     let results: Vec<Result<(ObjectId, u64)>> = stored
         .par_iter()
         .map(|(path, id, encoding, len)| {
-            let limit = declared.get(id).copied();
+            let limit = declared
+                .get(id)
+                .copied()
+                .or_else(|| undeclared_limit(*encoding, *len));
             let r = object::hash_stored(path, *encoding, limit, &mut std::io::sink(), &|_| {});
             progress.advance(*len);
             r
@@ -75,8 +78,18 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     progress.finish();
     let mut good: HashMap<ObjectId, u64> = HashMap::new();
     let mut bytes = 0;
-    for ((path, id, ..), result) in stored.iter().zip(results) {
+    for ((path, id, encoding, len), result) in stored.iter().zip(results) {
         let message = match result {
+            Ok((_, n))
+                if !declared.contains_key(id)
+                    && undeclared_limit(*encoding, *len).is_some_and(|limit| n > limit) =>
+            {
+                format!(
+                    "object {} inflates past {} bytes, a thousand times what it stores, and no version declares it: it was not read further; delete it",
+                    id.short(16),
+                    undeclared_limit(*encoding, *len).unwrap_or_default()
+                )
+            }
             Ok((_, n)) if declared.get(id).is_some_and(|limit| n > *limit) => format!(
                 "object {} holds more than the {} bytes its trees declare",
                 id.short(16),
@@ -150,6 +163,14 @@ fn stray_versions(reg: &Registry, model: &str, problems: &mut Vec<Problem>) {
 /// A version record's path and its tree graph as pull would read it, or `None` for a
 /// record that cannot be read.
 type Loaded = Option<(PathBuf, Result<Graph>)>;
+
+/// Returns how far fsck decodes a compressed object no version declares (a tree, a
+/// series chunk, or one no record names): a thousand times what it stores, and at least
+/// the largest tree, so that a small frame decoding to terabytes is stopped early. A
+/// raw object is read as long as it is.
+fn undeclared_limit(encoding: Encoding, stored: u64) -> Option<u64> {
+    (encoding == Encoding::Zstd).then(|| stored.saturating_mul(1024).max(read::SMALL_OBJECT_LIMIT))
+}
 
 /// Reads every version record and its tree graph, each tree once across all versions;
 /// returns one entry per record (the problem of one that cannot be read is pushed).
@@ -328,6 +349,10 @@ fn check_runs(
             });
             continue;
         };
+        if fs::symlink_metadata(runs::record_path(reg, &id)).is_err() {
+            // A leftover (see `runs_without_records`), not a run.
+            continue;
+        }
         parsed += 1;
         match runs::load_start(reg, &id) {
             Ok(record) => series_problems(

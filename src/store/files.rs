@@ -203,6 +203,26 @@ pub fn open_resumable(path: &Path) -> Result<File> {
     Ok(File::from(fd))
 }
 
+/// Leaves an empty marker file at `path` (in a folder already checked to be real) if
+/// there is none; something else planted at the name (a link, a FIFO) is replaced, never
+/// followed.
+pub fn mark(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => return Ok(()),
+        Ok(meta) if meta.is_dir() => return Err(planted(path)),
+        Ok(_) => fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?,
+        Err(err) if err.kind() == ErrorKind::NotFound => {}
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::open(path, flags, Mode::from_raw_mode(0o666)) {
+        Ok(_) | Err(rustix::io::Errno::EXIST) => Ok(()),
+        Err(err) => {
+            Err(io::Error::from(err)).with_context(|| format!("creating {}", path.display()))
+        }
+    }
+}
+
 /// Returns whether the folder `key` below `root` exists, refusing a link or a
 /// non-folder on the way or at it.
 pub fn dir_exists(root: &Path, key: &str) -> Result<bool> {

@@ -205,8 +205,14 @@ fn abandoned(file: &File, meta: &fs::Metadata, path: &Path) -> bool {
     age >= GRACE || read_holder(path).is_some_and(|h| is_stale(&h))
 }
 
+/// Removes what is at `path`: a lock file, or whatever was planted in its place (a
+/// folder included; mreg makes none there).
 fn remove(path: &Path) -> Result<bool> {
-    match fs::remove_file(path) {
+    let removed = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        _ => fs::remove_file(path),
+    };
+    match removed {
         Ok(()) => Ok(true),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(err) => {
@@ -390,6 +396,8 @@ mod tests {
         drop(Lock::acquire(dir.path(), &target, &holder(), Duration::ZERO).unwrap());
         assert_eq!(fs::read(&victim).unwrap(), b"keep");
         rustix::fs::mkfifoat(rustix::fs::CWD, lock_path(&target), Mode::RUSR | Mode::WUSR).unwrap();
+        drop(Lock::acquire(dir.path(), &target, &holder(), Duration::ZERO).unwrap());
+        fs::create_dir_all(lock_path(&target).join("inside")).unwrap();
         Lock::acquire(dir.path(), &target, &holder(), Duration::ZERO).unwrap();
     }
 }

@@ -23,6 +23,7 @@ pub mod stages;
 pub mod statcache;
 pub mod tmp;
 pub mod tree;
+pub mod usercache;
 pub mod walk;
 pub mod write;
 

@@ -133,8 +133,10 @@ fn hash_files(
         .zip(cached.par_iter())
         .map(|(file, cached)| -> Result<Hashed> {
             if let Some(id) = cached {
+                // The cache vouches for the file, not for the object: one missing or
+                // damaged is stored again from the file.
                 let new = match sink {
-                    Sink::Store(staging) if !staging.registry().has_object(*id) => {
+                    Sink::Store(staging) if !staging.holds_whole(*id, file.stamp_size())? => {
                         return read_file(file, sink, cache, progress);
                     }
                     _ => false,

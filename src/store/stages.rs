@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 
 pub use super::atomic::Swap;
 use super::lock::{Holder, Lock};
-use super::{Registry, atomic, keys};
+use super::{Registry, atomic, files, keys};
 use crate::error::Failure;
 use crate::id::StateId;
 use crate::manifest::StageState;
@@ -45,7 +45,7 @@ pub fn parse_head(bytes: &[u8]) -> Option<StateId> {
 /// (a first stage move, a sync that fetched the states first) is not lost.
 pub fn read_head(reg: &Registry, model: &str) -> Result<Option<StateId>> {
     let found = head_file(reg, model)?;
-    if found.is_some() || !reg.path(&keys::head_seen(model)).exists() {
+    if found.is_some() || fs::symlink_metadata(reg.path(&keys::head_seen(model))).is_err() {
         return Ok(found);
     }
     // The marker is written after the HEAD it marks, and mreg never removes a HEAD: a
@@ -71,10 +71,7 @@ pub fn read_head(reg: &Registry, model: &str) -> Result<Option<StateId>> {
 /// A marker that cannot be written only loses the lost-`HEAD` check.
 fn mark_written<T>(reg: &Registry, model: &str, swap: Swap<T>) -> Swap<T> {
     if matches!(swap, Swap::Done(_)) {
-        let seen = reg.path(&keys::head_seen(model));
-        if !seen.exists() {
-            let _ = fs::write(&seen, b"");
-        }
+        let _ = files::mark(&reg.path(&keys::head_seen(model)));
     }
     swap
 }

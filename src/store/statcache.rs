@@ -5,6 +5,13 @@
 //! it was hashed: a file modified within the same timestamp tick as its hashing could
 //! change without its stamp changing (the "racy git" problem), so such an entry is
 //! re-hashed next time. The cache is a local file; losing it only costs time.
+//!
+//! A cached hash decides which object a push records for a file it does not read, so
+//! the cache must be the pushing user's own: whoever else can write to the registry
+//! folder could otherwise make a colleague's push record their content. Each cache file
+//! is sealed with a keyed hash under a key only this user can read (in the user's cache
+//! folder, [`super::usercache`]); a cache whose seal does not verify is ignored, and
+//! every file is read again.
 
 use std::collections::HashMap;
 use std::fs::Metadata;
@@ -24,7 +31,7 @@ use crate::id::ObjectId;
 /// Two seconds covers the coarsest common filesystem timestamps.
 pub const RACY_NS: i64 = 2_000_000_000;
 
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The largest cache read back; a larger one is rebuilt.
 const CACHE_LIMIT: u64 = 1 << 30;
@@ -115,7 +122,9 @@ impl StatCache {
         let key = ObjectId::of(root.as_bytes()).short(24);
         let path = reg.cache_dir().join("stat").join(format!("{key}.json"));
         let old = files::read_cache(&path, CACHE_LIMIT)
-            .and_then(|bytes| serde_json::from_slice::<CacheFile>(&bytes).ok())
+            .and_then(|bytes| {
+                unseal(&bytes).and_then(|body| serde_json::from_slice::<CacheFile>(body).ok())
+            })
             .filter(|c| c.format == FORMAT && c.root == root)
             .map(|c| c.entries)
             .unwrap_or_default();
@@ -174,11 +183,33 @@ impl StatCache {
             root: self.root,
             entries,
         };
-        let Ok(bytes) = serde_json::to_vec(&file) else {
+        let Ok(body) = serde_json::to_vec(&file) else {
+            return;
+        };
+        let Some(bytes) = seal(&body) else {
             return;
         };
         if reg.make_parents_of(&self.path).is_ok() {
             let _ = atomic::replace(&reg.tmp_dir(), &self.path, &bytes);
         }
     }
+}
+/// Returns `body` behind the line of its seal under this user's key, or `None` when
+/// the user has no key (the cache is then not kept).
+fn seal(body: &[u8]) -> Option<Vec<u8>> {
+    let key = super::usercache::seal_key()?;
+    let mut out = blake3::keyed_hash(&key, body).to_hex().as_bytes().to_vec();
+    out.push(b'\n');
+    out.extend_from_slice(body);
+    Some(out)
+}
+
+/// Returns the body of a sealed cache file, if its seal verifies under this user's key.
+fn unseal(bytes: &[u8]) -> Option<&[u8]> {
+    let key = super::usercache::seal_key()?;
+    let newline = bytes.iter().position(|b| *b == b'\n')?;
+    let (line, body) = (&bytes[..newline], &bytes[newline + 1..]);
+    let seal = blake3::Hash::from_hex(line).ok()?;
+    // `Hash` compares in constant time.
+    (seal == blake3::keyed_hash(&key, body)).then_some(body)
 }

@@ -97,7 +97,14 @@ fn take(tmp: &Path) -> Option<Held> {
             Err(rustix::io::Errno::EXIST) => continue,
             Err(_) => return None,
         };
-        let _ = rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive);
+        // Only a process about to remove an abandoned folder holds another's lock, and it
+        // never takes one younger than GRACE; should one hold it all the same, this
+        // name is given up for another.
+        if let Err(rustix::io::Errno::WOULDBLOCK) =
+            rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive)
+        {
+            continue;
+        }
         if fs::create_dir(&dir).is_err() {
             let _ = fs::remove_file(lock_of(&dir));
             return None;
@@ -204,13 +211,15 @@ fn area_is_abandoned(dir: &Path) -> (bool, Option<File>) {
         Err(rustix::io::Errno::NOENT) => return (older_than(dir, GRACE), None),
         Err(_) => return (false, None),
     };
-    let free = rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).is_ok();
+    // The age first: a lock file younger than GRACE may not be locked by its process yet,
+    // and taking its lock now would leave that process without one.
     let old = lock
         .metadata()
         .ok()
         .and_then(|m| m.modified().ok())
         .is_some_and(|m| age(m) >= GRACE);
-    (free && old, Some(lock))
+    let free = old && rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).is_ok();
+    (free, Some(lock))
 }
 
 fn age(time: SystemTime) -> Duration {
@@ -286,5 +295,18 @@ mod tests {
             !live_dir.exists(),
             "a process removes its own folder as it ends"
         );
+    }
+
+    #[test]
+    fn a_lock_file_too_young_to_be_locked_yet_is_not_locked_by_a_reclaimer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let starting = tmp.path().join("w-00000000000000cc");
+        fs::write(lock_of(&starting), b"").unwrap();
+        let (gone, held) = area_is_abandoned(&starting);
+        assert!(!gone);
+        // Its process can still take its lock while the reclaimer has it open.
+        let owner = File::open(lock_of(&starting)).unwrap();
+        rustix::fs::flock(&owner, FlockOperation::NonBlockingLockExclusive).unwrap();
+        drop(held);
     }
 }

@@ -115,7 +115,7 @@ impl<'r> Staging<'r> {
     /// removed, so that the content being stored replaces it rather than a new version
     /// naming damage. A compressed one, and damage that keeps the length, are found by
     /// the hash when the object is read, and by `mreg fsck`.
-    fn holds_whole(&self, id: ObjectId, size: u64) -> Result<bool> {
+    pub(super) fn holds_whole(&self, id: ObjectId, size: u64) -> Result<bool> {
         match self.reg.find_object(id) {
             None => Ok(false),
             Some((path, Encoding::Raw)) => {
@@ -192,8 +192,19 @@ impl<'r> Staging<'r> {
             return Ok(());
         }
         atomic::sync_filesystem(self.reg.root())?;
+        // Each fan-out folder is made and checked once, not once per object.
+        let mut made: HashSet<String> = HashSet::new();
         for (temp, key) in pending {
-            let target = self.reg.make_parents(&key)?;
+            let (folder, _) = key
+                .rsplit_once('/')
+                .expect("object keys have a fan-out folder");
+            let target = if made.contains(folder) {
+                self.reg.path(&key)
+            } else {
+                let target = self.reg.make_parents(&key)?;
+                made.insert(folder.to_owned());
+                target
+            };
             temp.persist(&target)
                 .map_err(|e| e.error)
                 .with_context(|| format!("publishing object {}", target.display()))?;

@@ -196,3 +196,27 @@ fn a_pull_killed_before_its_swap_leaves_the_target_whole_and_its_folder_is_recla
         .collect();
     assert!(beside.is_empty(), "{beside:?}");
 }
+
+#[test]
+fn a_clone_killed_at_any_point_is_finished_by_running_it_again() {
+    let a = registry();
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["remote", "add", "share", &share]);
+    add_stages(&a.root().join("share/.mreg"));
+    a.ok(&["sync"]);
+    for point in ["clone-made", "fetch-downloaded"] {
+        let b = TestEnv::new();
+        let out = b.run_with(&["clone", &share, "reg"], &[("MREG_CRASH_AT", point)]);
+        assert_eq!(out.status.signal(), Some(9), "{point}: {}", stderr(&out));
+        let again = b.run(&["clone", &share, "reg"]);
+        assert_eq!(again.status.code(), Some(0), "{point}: {}", stderr(&again));
+        b.ok(&["--registry", "reg", "pull", "m@staging", "--to", "serve"]);
+        assert_eq!(
+            snapshot_files(&b.path("serve")),
+            snapshot_files(&a.path("v1")),
+            "{point}"
+        );
+        let fsck = b.run(&["--registry", "reg", "fsck"]);
+        assert_eq!(fsck.status.code(), Some(0), "{point}: {}", stdout(&fsck));
+    }
+}

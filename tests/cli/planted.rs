@@ -151,3 +151,46 @@ fn a_version_numbered_at_the_top_of_the_range_stops_push_with_a_sentence() {
     );
     assert!(!env.registry().join("models/m/versions/0.toml").exists());
 }
+
+#[test]
+fn a_link_planted_as_a_marker_or_a_folder_as_a_lock_never_leads_a_promotion_astray() {
+    let env = registry_with_a_model();
+    let reg = env.registry();
+    let outside = env.path("outside");
+    fs::create_dir(&outside).unwrap();
+    let seen = reg.join("models/m/HEAD.seen");
+    fs::remove_file(&seen).unwrap();
+    symlink(outside.join("created-by-mreg"), &seen).unwrap();
+    fs::create_dir_all(reg.join("models/m/HEAD.lock/inside")).unwrap();
+    // Old enough that no mreg could be taking it right now.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    fs::File::open(reg.join("models/m/HEAD.lock"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let out = env.run_within(&["promote", "m@1", "production"], 20);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "written outside"
+    );
+    assert!(fs::symlink_metadata(&seen).unwrap().is_file());
+    assert!(!reg.join("models/m/HEAD.lock").exists());
+}
+
+#[test]
+fn a_run_folder_left_without_its_record_is_a_leftover_not_a_problem() {
+    let env = registry_with_a_model();
+    fs::create_dir_all(env.registry().join("runs/0123456789abcdef/log")).unwrap();
+    let fsck = env.run(&["fsck"]);
+    assert_eq!(fsck.status.code(), Some(0), "{}", stdout(&fsck));
+    assert!(
+        stderr(&fsck).contains("runs/0123456789abcdef"),
+        "{}",
+        stderr(&fsck)
+    );
+    let runs = env.run(&["runs"]);
+    assert_eq!(runs.status.code(), Some(0), "{}", stderr(&runs));
+    assert!(!stdout(&runs).contains("0123456789abcdef"));
+}

@@ -336,3 +336,66 @@ fn a_truncated_object_is_replaced_by_the_next_push_of_its_content() {
         crate::common::snapshot_files(&env.path("v1"))
     );
 }
+
+#[test]
+fn a_stat_cache_edited_by_someone_else_is_not_believed() {
+    let env = TestEnv::with_registry();
+    env.write("evil/w.bin", noise(1000, 1));
+    env.ok(&["push", "evil", "--model", "attacker"]);
+    let evil = mreg::store::ObjectId::of(&fs::read(env.path("evil/w.bin")).unwrap());
+    let mine = noise(1000, 2);
+    env.write("mine/w.bin", &mine);
+    // Old enough for the cache to trust what it remembers of the file.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    env.ok(&["push", "mine", "--model", "prod"]);
+    let cache = walkdir::WalkDir::new(env.registry().join("cache/stat"))
+        .into_iter()
+        .map(|e| e.unwrap())
+        .find(|e| fs::read_to_string(e.path()).is_ok_and(|t| t.contains("/mine")))
+        .expect("the push left a stat cache for mine/");
+    let text = fs::read_to_string(cache.path()).unwrap();
+    let mine_id = mreg::store::ObjectId::of(&mine);
+    assert!(text.contains(&mine_id.to_hex()));
+    fs::write(
+        cache.path(),
+        text.replace(&mine_id.to_hex(), &evil.to_hex()),
+    )
+    .unwrap();
+    env.write("mine/config.json", "{}");
+    env.ok(&["push", "mine", "--model", "prod"]);
+    env.ok(&["pull", "prod@2", "--to", "out"]);
+    assert_eq!(fs::read(env.path("out/w.bin")).unwrap(), mine);
+}
+
+#[test]
+fn a_repush_the_stat_cache_vouches_for_still_restores_a_truncated_object() {
+    let env = TestEnv::with_registry();
+    let blob = noise(64 << 10, 5);
+    env.write("v1/blob.bin", &blob);
+    env.ok(&["push", "v1", "--model", "m"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    // This push hashes the file late enough for the cache to vouch for it next time.
+    env.ok(&["push", "v1", "--model", "m"]);
+    let hex = mreg::store::ObjectId::of(&blob).to_hex();
+    let path = env
+        .registry()
+        .join("objects")
+        .join(&hex[..2])
+        .join(&hex[2..]);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(10)
+        .unwrap();
+    let out = env.run(&["push", "v1", "--model", "m"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read(&path).unwrap(), blob);
+    assert_eq!(env.run(&["fsck"]).status.code(), Some(0));
+}

@@ -849,3 +849,45 @@ fn a_damaged_local_object_is_not_sent_and_its_version_waits() {
             .exists()
     );
 }
+
+#[test]
+fn a_remote_that_lost_its_head_is_not_overwritten_by_a_sync() {
+    let (a, share) = a_share_with_two_versions();
+    let head = a.root().join("share/.mreg/models/m/HEAD");
+    fs::remove_file(&head).unwrap();
+    a.ok(&["promote", "m@2", "staging"]);
+    let out = a.run_within(&["sync", "--json"], 30);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(refused_keys(&out), ["models/m/HEAD"]);
+    assert!(
+        stdout(&out).contains("--restore-head m"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        !head.exists(),
+        "the lost HEAD was replaced by this registry's"
+    );
+    a.ok(&["--registry", &share, "fsck", "--restore-head", "m"]);
+    a.ok(&["sync"]);
+}
+
+#[test]
+fn fsck_stops_decoding_a_compressed_object_no_version_declares() {
+    let env = registry_with_a_good_model();
+    // A few KiB of zstd that decode to 1 GiB of zeros, named by no tree.
+    let mut frame = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..1024 {
+        frame.write_all(&zeros).unwrap();
+    }
+    let frame = frame.finish().unwrap();
+    plant_as(&env.registry(), ObjectId::of(b"bomb"), &frame, true);
+    let fsck = env.run_within(&["fsck"], 60);
+    assert_eq!(fsck.status.code(), Some(1), "{}", stderr(&fsck));
+    assert!(
+        stdout(&fsck).contains("inflates past 268435456 bytes"),
+        "{}",
+        stdout(&fsck)
+    );
+}

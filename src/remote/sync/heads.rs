@@ -128,6 +128,16 @@ impl Sync<'_> {
         if ours == theirs_id {
             return Ok(Attempt::Settled);
         }
+        if theirs_id.is_none() && self.remote.size(&keys::head_seen(model))?.is_some() {
+            // Its HEAD was lost: sending ours over it would hide the remote's own moves.
+            let err = anyhow::anyhow!(
+                "the remote's HEAD of {model} is missing, though stages moved there; \
+                 `mreg --registry {} fsck --restore-head {model}` points it at its newest state again",
+                self.remote.url()
+            );
+            self.refuse(&key, Side::Remote, Some(model), &err);
+            return Ok(Attempt::Settled);
+        }
         if let Some(id) = &theirs_id {
             self.fetch_state_named(model, id, &key)?;
         }
@@ -232,6 +242,7 @@ impl Sync<'_> {
         {
             Swap::Done(()) => {
                 self.report.sent.stages += 1;
+                mark_head(self.remote, model)?;
                 Ok(Attempt::Settled)
             }
             Swap::Moved => {
@@ -356,4 +367,14 @@ enum Attempt {
     Settled,
     /// Another writer moved a `HEAD` meanwhile: try again.
     Again,
+}
+
+/// Leaves on `remote` the marker saying a `HEAD` of `model` was written there, as every
+/// stage move in a registry folder does, so that a `HEAD` lost there later is noticed.
+pub(crate) fn mark_head(remote: &dyn crate::remote::Remote, model: &str) -> Result<()> {
+    let key = keys::head_seen(model);
+    if remote.size(&key)?.is_none() {
+        remote.create(&key, b"")?;
+    }
+    Ok(())
 }

@@ -19,6 +19,7 @@
 //! report lists each refused item with why.
 
 mod heads;
+pub(crate) use heads::mark_head;
 mod listing;
 mod renumber;
 mod runs;

@@ -1,0 +1,59 @@
+//! The user's own cache folder, outside every registry: `$MREG_CACHE_DIR`, else
+//! `$XDG_CACHE_HOME/mreg`, else `~/.cache/mreg`. It holds the mirrors of bucket
+//! registries and the key that seals this user's stat caches (see
+//! [`super::statcache`]): what others who can write to a shared registry folder must
+//! not be able to forge.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+/// Returns the user's cache folder, or `None` when no variable names one.
+pub fn dir() -> Option<PathBuf> {
+    let env = |key: &str| {
+        std::env::var_os(key)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("MREG_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("mreg")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache").join("mreg")))
+}
+
+/// Returns this user's secret key for sealing caches, made (32 bytes from the kernel's
+/// random source, readable by this user alone) on first use; `None` when it can be
+/// neither read nor made, and then no cache is trusted.
+pub fn seal_key() -> Option<[u8; 32]> {
+    let path = dir()?.join("seal-key");
+    let read = || -> Option<[u8; 32]> {
+        let mut key = [0u8; 32];
+        let mut file = fs::File::open(&path).ok()?;
+        file.read_exact(&mut key).ok()?;
+        Some(key)
+    };
+    if let Some(key) = read() {
+        return Some(key);
+    }
+    let mut key = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut r| r.read_exact(&mut key))
+        .ok()?;
+    fs::create_dir_all(path.parent()?).ok()?;
+    let temp = path.with_extension(format!("new-{}", std::process::id()));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)
+        .ok()?;
+    file.write_all(&key).and_then(|()| file.sync_all()).ok()?;
+    // Another process may have made one meanwhile: the first name wins, and every
+    // process then uses that one.
+    let linked = fs::hard_link(&temp, &path);
+    let _ = fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Some(key),
+        Err(_) => read(),
+    }
+}
