@@ -103,10 +103,15 @@ fn print(ctx: &Ctx, outcome: &Outcome) -> Result<u8> {
                 output::count(c.stages, "stage pointer"),
             )
         };
-        if report.fetched.is_empty() && report.sent.is_empty() && report.conflicts.is_empty() {
+        let moved = !report.fetched.is_empty() || !report.sent.is_empty();
+        if !moved && report.conflicts.is_empty() && report.refused.is_empty() {
             ctx.out.status(&format!(
                 "{name} and this registry hold the same; nothing to do."
             ));
+        } else if !moved {
+            // What kept them apart follows, as warnings.
+            ctx.out
+                .status(&format!("Nothing moved between {name} and this registry."));
         } else {
             if !report.fetched.is_empty() {
                 ctx.out.status(&line("Fetched from", &report.fetched));

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -178,16 +178,21 @@ pub fn copy_to_file(
         .mode(mode)
         .open(dest)
         .with_context(|| format!("creating {}", dest.display()))?;
-    if encoding == Encoding::Raw {
-        let stored_len = fs::metadata(stored)
-            .with_context(|| format!("reading object {}", stored.display()))?
-            .len();
-        check_size(id, stored_len, size)?;
-    }
     match encoding {
         Encoding::Raw if size < object::KERNEL_COPY_MIN => {
-            let bytes =
-                fs::read(stored).with_context(|| format!("reading object {}", stored.display()))?;
+            // One open: its length checked before a byte is read, then read whole.
+            let mut src = File::open(stored)
+                .with_context(|| format!("opening object {}", stored.display()))?;
+            let stored_len = src
+                .metadata()
+                .with_context(|| format!("reading object {}", stored.display()))?
+                .len();
+            check_size(id, stored_len, size)?;
+            let mut bytes = Vec::with_capacity(size as usize);
+            (&mut src)
+                .take(size + 1)
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("reading object {}", stored.display()))?;
             let actual = ObjectId::of(&bytes);
             if actual != id {
                 bail!(object::corrupt_message(id, actual, stored));
@@ -202,6 +207,11 @@ pub fn copy_to_file(
             // The kernel copies on a thread of its own while this thread hashes.
             let src = File::open(stored)
                 .with_context(|| format!("opening object {}", stored.display()))?;
+            let stored_len = src
+                .metadata()
+                .with_context(|| format!("reading object {}", stored.display()))?
+                .len();
+            check_size(id, stored_len, size)?;
             let (copied, hashed) = std::thread::scope(|scope| {
                 let copier = scope.spawn(|| object::clone_or_copy(stored, &out));
                 let hashed = object::hash_reader(&mut &src, size, None, progress);

@@ -234,34 +234,42 @@ struct RunStamp {
     newest_ns: i64,
 }
 
+/// What stamping a run folder found.
+enum Stamped {
+    /// The folder holds no record: it is not a run.
+    NoRecord,
+    /// One of the files could not be stamped; the run is folded every time.
+    Unknown,
+    /// The run's stamp.
+    Known(RunStamp),
+}
+
 impl RunStamp {
-    /// Returns the stamp of run `id`: of its record, its `log/` folder and each event in
-    /// it, by name; `None` when one of them cannot be stamped.
-    fn of(reg: &Registry, id: &RunId) -> Option<RunStamp> {
+    /// Returns the stamp of run `id`: of its record and its `log/` folder (which an event
+    /// added or removed changes), or what kept it from one. Events are
+    /// immutable, and stamping each would cost a folder read and a `stat` per event
+    /// (2.5 times the time of a warm `mreg runs` over 10,000 runs): one edited in place
+    /// shows in `show` at once, and in `runs` once its run changes again.
+    fn of(reg: &Registry, id: &RunId) -> Stamped {
+        let record = match fs::symlink_metadata(runs::record_path(reg, id)) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Stamped::NoRecord,
+            Err(_) => return Stamped::Unknown,
+        };
+        let Ok(log) = fs::symlink_metadata(runs::log_dir(reg, id)) else {
+            return Stamped::Unknown;
+        };
         let mut hasher = blake3::Hasher::new();
         let mut newest_ns = i64::MIN;
-        let mut add = |name: &[u8], path: &std::path::Path| -> Option<()> {
-            let stamp = Stamp::of(&fs::symlink_metadata(path).ok()?);
+        for (name, meta) in [(&b"run.toml"[..], &record), (&b"log/"[..], &log)] {
+            let stamp = Stamp::of(meta);
             hasher.update(&(name.len() as u64).to_le_bytes());
             hasher.update(name);
             hasher.update(&stamp.fingerprint().to_le_bytes());
             newest_ns = newest_ns.max(stamp.newest_ns());
-            Some(())
-        };
-        add(b"run.toml", &runs::record_path(reg, id))?;
-        let log = runs::log_dir(reg, id);
-        add(b"log/", &log)?;
-        let mut events: Vec<std::ffi::OsString> = fs::read_dir(&log)
-            .ok()?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()
-            .ok()?;
-        events.sort();
-        for name in events {
-            add(name.as_encoded_bytes(), &log.join(&name))?;
         }
         let bytes = hasher.finalize();
-        Some(RunStamp {
+        Stamped::Known(RunStamp {
             fingerprint: u64::from_le_bytes(
                 bytes.as_bytes()[..8]
                     .try_into()
@@ -289,15 +297,18 @@ fn keep_stamp(stamp: RunStamp, made_ns: i64) -> (u64, i64, i64) {
 pub fn summaries(reg: &Registry) -> Result<RunIndex> {
     let path = reg.cache_dir().join("runs-index.json");
     let (mut index, mut old) = load(&path);
-    let ids = runs::list(reg)?;
-    let stale = old.len() != ids.len();
+    // Run folders, each checked for its record by the stamp below rather than by a
+    // `stat` of its own: a folder without one is not a run.
+    let ids = runs::list_folders(reg)?;
     let stamped: Vec<(RunId, Option<RunStamp>)> = ids
         .into_par_iter()
-        .map(|id| {
-            let stamp = RunStamp::of(reg, &id);
-            (id, stamp)
+        .filter_map(|id| match RunStamp::of(reg, &id) {
+            Stamped::NoRecord => None,
+            Stamped::Unknown => Some((id, None)),
+            Stamped::Known(stamp) => Some((id, Some(stamp))),
         })
         .collect();
+    let stale = old.len() != stamped.len();
     let mut kept = Vec::with_capacity(stamped.len());
     let mut todo = Vec::new();
     for (id, stamp) in stamped {

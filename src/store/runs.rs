@@ -218,6 +218,16 @@ pub fn load(reg: &Registry, id: &RunId) -> Result<RunRecord> {
 
 /// Returns the ids of every run, sorted.
 pub fn list(reg: &Registry) -> Result<Vec<RunId>> {
+    let mut ids = list_folders(reg)?;
+    // A folder without a record is not a run: an older mreg interrupted while it made
+    // one left it (`mreg fsck` lists it).
+    ids.retain(|id| fs::symlink_metadata(record_path(reg, id)).is_ok());
+    Ok(ids)
+}
+
+/// Returns the ids of the folders in `runs/`, sorted, whether or not each holds its
+/// record yet: for a reader that checks each run's files anyway.
+pub fn list_folders(reg: &Registry) -> Result<Vec<RunId>> {
     let dir = reg.runs_dir();
     let mut ids = Vec::new();
     let entries = match fs::read_dir(&dir) {
@@ -227,11 +237,7 @@ pub fn list(reg: &Registry) -> Result<Vec<RunId>> {
     };
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-        // A folder without a record is not a run: an older mreg interrupted while it
-        // made one left it (`mreg fsck` lists it).
-        if let Some(id) = entry.file_name().to_str().and_then(RunId::parse)
-            && fs::symlink_metadata(record_path(reg, &id)).is_ok()
-        {
+        if let Some(id) = entry.file_name().to_str().and_then(RunId::parse) {
             ids.push(id);
         }
     }

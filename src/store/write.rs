@@ -116,18 +116,15 @@ impl<'r> Staging<'r> {
     /// naming damage. A compressed one, and damage that keeps the length, are found by
     /// the hash when the object is read, and by `mreg fsck`.
     pub(super) fn holds_whole(&self, id: ObjectId, size: u64) -> Result<bool> {
-        match self.reg.find_object(id) {
-            None => Ok(false),
-            Some((path, Encoding::Raw)) => {
-                let len = fs::symlink_metadata(&path).map(|m| m.len()).ok();
-                if len == Some(size) {
-                    return Ok(true);
-                }
-                fs::remove_file(&path)
-                    .with_context(|| format!("removing the damaged object {}", path.display()))?;
+        let raw = self.reg.object_path(id, Encoding::Raw);
+        match fs::symlink_metadata(&raw) {
+            Ok(meta) if meta.is_file() && meta.len() == size => Ok(true),
+            Ok(_) => {
+                fs::remove_file(&raw)
+                    .with_context(|| format!("removing the damaged object {}", raw.display()))?;
                 Ok(false)
             }
-            Some((_, Encoding::Zstd)) => Ok(true),
+            Err(_) => Ok(self.reg.object_path(id, Encoding::Zstd).is_file()),
         }
     }
 

@@ -868,6 +868,19 @@ fn a_remote_that_lost_its_head_is_not_overwritten_by_a_sync() {
         !head.exists(),
         "the lost HEAD was replaced by this registry's"
     );
+    // Nothing else is left to move, and the summary does not say the two agree.
+    let again = a.run_within(&["sync"], 30);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("Nothing moved between share"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(
+        !stderr(&again).contains("nothing to do"),
+        "{}",
+        stderr(&again)
+    );
     a.ok(&["--registry", &share, "fsck", "--restore-head", "m"]);
     a.ok(&["sync"]);
 }
