@@ -90,17 +90,7 @@ pub struct Cloned {
 /// leaves a clone of `url`, and running the same clone again finishes it.
 pub fn clone(url: &str, dir: &Path, progress: &dyn Progress) -> Result<Cloned> {
     if dir.join(registry::DIR_NAME).exists() {
-        let origin = Registry::open(&dir.to_string_lossy())
-            .and_then(|r| Ok((Settings::load(&r)?, r)))
-            .ok()
-            .and_then(|(s, r)| {
-                let absolute = remote::absolute_url(url).ok()?;
-                s.remotes
-                    .get("origin")
-                    .filter(|e| e.url == absolute || e.url == url)
-                    .map(|e| (e.conditional_writes, r))
-            });
-        if let Some((enforced, reg)) = origin {
+        if let Some((enforced, reg)) = clone_of(dir, url) {
             return fetch_clone(&reg, url, enforced, progress);
         }
         return Err(
@@ -137,11 +127,27 @@ pub fn clone(url: &str, dir: &Path, progress: &dyn Progress) -> Result<Cloned> {
     drop(reg);
     crate::crash::point("clone-made");
     let place = dir.join(registry::DIR_NAME);
-    fs::rename(making.path().join(registry::DIR_NAME), &place)
-        .with_context(|| format!("moving the new registry to {}", place.display()))?;
+    if let Err(err) = fs::rename(making.path().join(registry::DIR_NAME), &place) {
+        // Another clone of the same URL into the same folder got there first: this
+        // one finishes it, as a rerun would.
+        if let Some((enforced, reg)) = clone_of(dir, url) {
+            return fetch_clone(&reg, url, enforced, progress);
+        }
+        return Err(err).with_context(|| format!("moving the new registry to {}", place.display()));
+    }
     drop(making);
     let reg = Registry::open(&dir.to_string_lossy())?;
     fetch_clone(&reg, url, enforced, progress)
+}
+
+/// Returns the registry in `dir` when it is a clone of `url` (its `origin` is `url`),
+/// with whether that remote enforces conditional writes.
+fn clone_of(dir: &Path, url: &str) -> Option<(bool, Registry)> {
+    let reg = Registry::open(&dir.to_string_lossy()).ok()?;
+    let settings = Settings::load(&reg).ok()?;
+    let absolute = remote::absolute_url(url).ok()?;
+    let origin = settings.remotes.get("origin")?;
+    (origin.url == absolute || origin.url == url).then_some((origin.conditional_writes, reg))
 }
 
 /// The prefix of the folder a clone makes its registry in, beside where it goes.

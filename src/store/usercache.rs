@@ -6,10 +6,13 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 
-/// Returns the user's cache folder, or `None` when no variable names one.
+use rustix::fs::{Mode, OFlags};
+
+/// Returns the user's cache folder, or `None` when no variable names one. A relative
+/// `XDG_CACHE_HOME` is ignored, as its specification says.
 pub fn dir() -> Option<PathBuf> {
     let env = |key: &str| {
         std::env::var_os(key)
@@ -17,23 +20,43 @@ pub fn dir() -> Option<PathBuf> {
             .map(PathBuf::from)
     };
     env("MREG_CACHE_DIR")
-        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("mreg")))
+        .or_else(|| {
+            env("XDG_CACHE_HOME")
+                .filter(|d| d.is_absolute())
+                .map(|d| d.join("mreg"))
+        })
         .or_else(|| env("HOME").map(|d| d.join(".cache").join("mreg")))
 }
 
 /// Returns this user's secret key for sealing caches, made (32 bytes from the kernel's
 /// random source, readable by this user alone) on first use; `None` when it can be
 /// neither read nor made, and then no cache is trusted.
+///
+/// A key file is used only when it is a regular file of exactly 32 bytes, owned by this
+/// user and readable by nobody else; anything else found at its name (a link, a FIFO,
+/// an empty or short file, one others can read) is replaced by a new key, since a key
+/// someone else can read, or choose, seals nothing.
 pub fn seal_key() -> Option<[u8; 32]> {
     let path = dir()?.join("seal-key");
     let read = || -> Option<[u8; 32]> {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let mut file = fs::File::from(rustix::fs::open(&path, flags, Mode::empty()).ok()?);
+        let meta = file.metadata().ok()?;
+        // No permission bit for the group or others (the six lowest), and ours.
+        let private =
+            meta.mode().trailing_zeros() >= 6 && meta.uid() == rustix::process::getuid().as_raw();
+        if !meta.is_file() || meta.len() != 32 || !private {
+            return None;
+        }
         let mut key = [0u8; 32];
-        let mut file = fs::File::open(&path).ok()?;
         file.read_exact(&mut key).ok()?;
         Some(key)
     };
     if let Some(key) = read() {
         return Some(key);
+    }
+    if fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
+        fs::remove_file(&path).ok()?;
     }
     let mut key = [0u8; 32];
     fs::File::open("/dev/urandom")
@@ -41,6 +64,7 @@ pub fn seal_key() -> Option<[u8; 32]> {
         .ok()?;
     fs::create_dir_all(path.parent()?).ok()?;
     let temp = path.with_extension(format!("new-{}", std::process::id()));
+    let _ = fs::remove_file(&temp);
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -220,3 +220,33 @@ fn a_clone_killed_at_any_point_is_finished_by_running_it_again() {
         assert_eq!(fsck.status.code(), Some(0), "{point}: {}", stdout(&fsck));
     }
 }
+
+#[test]
+fn clones_racing_into_one_folder_all_end_with_the_same_clone() {
+    let a = registry();
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["remote", "add", "share", &share]);
+    add_stages(&a.root().join("share/.mreg"));
+    a.ok(&["sync"]);
+    let b = TestEnv::new();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            b.cmd(&["clone", &share, "reg"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    b.ok(&["--registry", "reg", "pull", "m@staging", "--to", "serve"]);
+    assert_eq!(
+        snapshot_files(&b.path("serve")),
+        snapshot_files(&a.path("v1"))
+    );
+    let fsck = b.run(&["--registry", "reg", "fsck"]);
+    assert_eq!(fsck.status.code(), Some(0), "{}", stdout(&fsck));
+}

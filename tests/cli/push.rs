@@ -399,3 +399,46 @@ fn a_repush_the_stat_cache_vouches_for_still_restores_a_truncated_object() {
     assert_eq!(fs::read(&path).unwrap(), blob);
     assert_eq!(env.run(&["fsck"]).status.code(), Some(0));
 }
+
+#[test]
+fn a_seal_key_that_is_a_fifo_link_or_readable_by_others_is_replaced() {
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::with_registry();
+    env.write("m/f.bin", noise(4096, 3));
+    let key = env.root().join("home/.cache/mreg/seal-key");
+    fs::create_dir_all(key.parent().unwrap()).unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    let out = env.run_within(&["push", "m", "--model", "m"], 20);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let private = |path: &std::path::Path| {
+        let meta = fs::symlink_metadata(path).unwrap();
+        meta.is_file() && meta.len() == 32 && meta.mode() & 0o777 == 0o600
+    };
+    assert!(private(&key), "the FIFO was not replaced by a private key");
+
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let readable = fs::read(&key).unwrap();
+    env.write("m/g.bin", noise(4096, 4));
+    env.ok(&["push", "m", "--model", "m"]);
+    assert!(private(&key));
+    assert_ne!(
+        fs::read(&key).unwrap(),
+        readable,
+        "a key others could read was kept"
+    );
+
+    fs::remove_file(&key).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &key).unwrap();
+    env.write("m/h.bin", noise(4096, 5));
+    env.ok(&["push", "m", "--model", "m"]);
+    assert!(private(&key), "a link was used as the key");
+}
