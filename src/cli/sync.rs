@@ -50,7 +50,8 @@ pub struct SyncArgs {
 ///
 /// Makes DIR/.mreg (DIR defaults to the current folder), adds the remote as `origin`,
 /// the default remote, and fetches everything it holds: objects, runs, versions and
-/// stages, each object re-hashed before it is stored.
+/// stages, each object re-hashed before it is stored. Run again on a clone of the same
+/// URL (one that was interrupted, say), it fetches what is still missing.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg clone s3://ml-models/registry ./registry
@@ -72,7 +73,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> Result<u8> {
         recheck: args.recheck,
     };
     let outcome = sync::sync(&reg, &request, &ctx.out.progress())?;
-    print(ctx, &outcome)
+    print(ctx, &outcome, true)
 }
 
 /// Runs `mreg clone`.
@@ -84,10 +85,11 @@ pub fn clone(ctx: &Ctx, args: &CloneArgs) -> Result<u8> {
     if !cloned.enforced {
         ctx.out.warn("origin was not shown to enforce conditional writes; `mreg remote check origin` tells more");
     }
-    print(ctx, &cloned.outcome)
+    print(ctx, &cloned.outcome, false)
 }
 
-fn print(ctx: &Ctx, outcome: &Outcome) -> Result<u8> {
+/// Prints what a sync (`both_ways`) or a clone, which only fetches, moved.
+fn print(ctx: &Ctx, outcome: &Outcome, both_ways: bool) -> Result<u8> {
     let (name, report) = (&outcome.remote, &outcome.report);
     let printed = if ctx.out.is_json() {
         ctx.out.emit(outcome, String::new)
@@ -105,9 +107,11 @@ fn print(ctx: &Ctx, outcome: &Outcome) -> Result<u8> {
         };
         let moved = !report.fetched.is_empty() || !report.sent.is_empty();
         if !moved && report.conflicts.is_empty() && report.refused.is_empty() {
-            ctx.out.status(&format!(
-                "{name} and this registry hold the same; nothing to do."
-            ));
+            ctx.out.status(&if both_ways {
+                format!("{name} and this registry hold the same; nothing to do.")
+            } else {
+                format!("This registry holds everything of {name}; nothing to fetch.")
+            });
         } else if !moved {
             // What kept them apart follows, as warnings.
             ctx.out

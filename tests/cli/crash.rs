@@ -218,6 +218,13 @@ fn a_clone_killed_at_any_point_is_finished_by_running_it_again() {
         );
         let fsck = b.run(&["--registry", "reg", "fsck"]);
         assert_eq!(fsck.status.code(), Some(0), "{point}: {}", stdout(&fsck));
+        // A clone only fetches: once it has everything, it says so, and no more.
+        let third = b.run(&["clone", &share, "reg"]);
+        assert!(
+            stderr(&third).contains("holds everything of origin; nothing to fetch"),
+            "{point}: {}",
+            stderr(&third)
+        );
     }
 }
 
