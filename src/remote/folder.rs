@@ -76,22 +76,6 @@ impl FolderRemote {
     }
 }
 
-/// Returns what an entry that is neither a regular file nor a folder is.
-fn special_kind(kind: fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if kind.is_symlink() {
-        "a symlink"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_block_device() || kind.is_char_device() {
-        "a device"
-    } else {
-        "no regular file"
-    }
-}
-
 /// Returns the tag a folder remote gives a value: a hash of its bytes.
 fn tag_of(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
@@ -243,7 +227,8 @@ impl Remote for FolderRemote {
             // A link, FIFO, socket or device is listed, so that a sync names and
             // refuses it rather than stopping or leaving it out without a word; nothing
             // reads or follows it.
-            let special = (!kind.is_file()).then(|| special_kind(kind));
+            let special =
+                (!kind.is_file()).then(|| files::special_kind(kind).unwrap_or("no regular file"));
             let rel = entry
                 .path()
                 .strip_prefix(&self.root)

@@ -476,23 +476,13 @@ fn list_objects(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<Store
 /// Reports every link, FIFO, socket or device inside the registry folder: mreg writes
 /// none, and reads none (see [`super::files`]).
 fn special_entries(reg: &Registry, problems: &mut Vec<Problem>) {
-    use std::os::unix::fs::FileTypeExt;
     for entry in walkdir::WalkDir::new(reg.root())
         .follow_links(false)
         .min_depth(1)
         .into_iter()
         .flatten()
     {
-        let kind = entry.file_type();
-        let what = if kind.is_symlink() {
-            "a symlink"
-        } else if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_socket() {
-            "a socket"
-        } else if kind.is_block_device() || kind.is_char_device() {
-            "a device"
-        } else {
+        let Some(what) = super::files::special_kind(entry.file_type()) else {
             continue;
         };
         problems.push(Problem {

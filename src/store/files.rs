@@ -239,6 +239,23 @@ pub fn dir_exists(root: &Path, key: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// Returns what an entry that is neither a regular file nor a folder is, in words
+/// (`a symlink`, `a FIFO`, `a socket`, `a device`), or `None` for a file or folder.
+pub fn special_kind(kind: fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    Some(if kind.is_symlink() {
+        "a symlink"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        return None;
+    })
+}
+
 /// Returns the refusal for a link, FIFO or device where a registry keeps a file or
 /// folder.
 pub fn planted(path: &Path) -> anyhow::Error {

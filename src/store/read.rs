@@ -163,6 +163,19 @@ impl Write for LimitedWriter<'_> {
 /// Small raw objects are read, hashed and written in one pass. Large raw objects are
 /// cloned (reflink) or copied in the kernel (`copy_file_range`) while this thread
 /// hashes the object; compressed ones are decoded and hashed in one pass. `dest` must
+/// Opens the raw object `id` stored at `stored`, refusing it before a byte is read when
+/// its length is not the `size` its tree declares.
+fn open_sized(stored: &Path, id: ObjectId, size: u64) -> Result<File> {
+    let file =
+        File::open(stored).with_context(|| format!("opening object {}", stored.display()))?;
+    let stored_len = file
+        .metadata()
+        .with_context(|| format!("reading object {}", stored.display()))?
+        .len();
+    check_size(id, stored_len, size)?;
+    Ok(file)
+}
+
 /// not exist. On a mismatch the error names the corrupt object.
 pub fn copy_to_file(
     (stored, encoding): (&Path, Encoding),
@@ -181,13 +194,7 @@ pub fn copy_to_file(
     match encoding {
         Encoding::Raw if size < object::KERNEL_COPY_MIN => {
             // One open: its length checked before a byte is read, then read whole.
-            let mut src = File::open(stored)
-                .with_context(|| format!("opening object {}", stored.display()))?;
-            let stored_len = src
-                .metadata()
-                .with_context(|| format!("reading object {}", stored.display()))?
-                .len();
-            check_size(id, stored_len, size)?;
+            let mut src = open_sized(stored, id, size)?;
             let mut bytes = Vec::with_capacity(size as usize);
             (&mut src)
                 .take(size + 1)
@@ -205,13 +212,7 @@ pub fn copy_to_file(
         }
         Encoding::Raw => {
             // The kernel copies on a thread of its own while this thread hashes.
-            let src = File::open(stored)
-                .with_context(|| format!("opening object {}", stored.display()))?;
-            let stored_len = src
-                .metadata()
-                .with_context(|| format!("reading object {}", stored.display()))?
-                .len();
-            check_size(id, stored_len, size)?;
+            let src = open_sized(stored, id, size)?;
             let (copied, hashed) = std::thread::scope(|scope| {
                 let copier = scope.spawn(|| object::clone_or_copy(stored, &out));
                 let hashed = object::hash_reader(&mut &src, size, None, progress);
@@ -253,13 +254,7 @@ pub fn verified_file(
     let (stored, encoding) = reg.object(id)?;
     match encoding {
         Encoding::Raw => {
-            let file = File::open(&stored)
-                .with_context(|| format!("opening object {}", stored.display()))?;
-            let stored_len = file
-                .metadata()
-                .with_context(|| format!("reading object {}", stored.display()))?
-                .len();
-            check_size(id, stored_len, size)?;
+            let file = open_sized(&stored, id, size)?;
             let (actual, n) = object::hash_reader(&mut &file, size, None, progress)
                 .with_context(|| format!("reading object {}", stored.display()))?;
             if actual != id {

@@ -28,6 +28,16 @@ fn registry() -> TestEnv {
     env
 }
 
+/// Returns [`registry`] synced to a folder remote with the same stages, and its URL.
+fn registry_with_a_share() -> (TestEnv, String) {
+    let a = registry();
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["remote", "add", "share", &share]);
+    add_stages(&a.root().join("share/.mreg"));
+    a.ok(&["sync"]);
+    (a, share)
+}
+
 /// Adds the stages the checks after a kill move a version to.
 fn add_stages(registry: &std::path::Path) {
     let config = registry.join("config.toml");
@@ -158,11 +168,7 @@ fn a_promotion_killed_holding_the_lock_leaves_nothing_a_person_must_remove() {
 
 #[test]
 fn a_fetch_killed_after_its_download_resumes_and_completes() {
-    let a = registry();
-    let share = a.root().join("share").display().to_string();
-    a.ok(&["remote", "add", "share", &share]);
-    add_stages(&a.root().join("share/.mreg"));
-    a.ok(&["sync"]);
+    let (_a, share) = registry_with_a_share();
     let b = TestEnv::new();
     b.ok(&["init", "reg"]);
     add_stages(&b.path("reg/.mreg"));
@@ -199,11 +205,7 @@ fn a_pull_killed_before_its_swap_leaves_the_target_whole_and_its_folder_is_recla
 
 #[test]
 fn a_clone_killed_at_any_point_is_finished_by_running_it_again() {
-    let a = registry();
-    let share = a.root().join("share").display().to_string();
-    a.ok(&["remote", "add", "share", &share]);
-    add_stages(&a.root().join("share/.mreg"));
-    a.ok(&["sync"]);
+    let (a, share) = registry_with_a_share();
     for point in ["clone-made", "fetch-downloaded"] {
         let b = TestEnv::new();
         let out = b.run_with(&["clone", &share, "reg"], &[("MREG_CRASH_AT", point)]);
@@ -230,11 +232,7 @@ fn a_clone_killed_at_any_point_is_finished_by_running_it_again() {
 
 #[test]
 fn clones_racing_into_one_folder_all_end_with_the_same_clone() {
-    let a = registry();
-    let share = a.root().join("share").display().to_string();
-    a.ok(&["remote", "add", "share", &share]);
-    add_stages(&a.root().join("share/.mreg"));
-    a.ok(&["sync"]);
+    let (a, share) = registry_with_a_share();
     let b = TestEnv::new();
     let children: Vec<_> = (0..4)
         .map(|_| {
