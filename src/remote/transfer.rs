@@ -259,16 +259,15 @@ fn download(
     };
     for encoding in order {
         let key = keys::object(id, encoding);
-        // Not in this process's temp folder: the next fetch resumes it.
-        let temp = reg
-            .path(keys::TMP)
-            .join(format!("fetch-{}{}", id.to_hex(), encoding.suffix()));
+        let (temp, file) = claim_temp(reg, id, encoding)?;
         let limit = if declared == u64::MAX {
             u64::MAX
         } else {
             download_limit(declared, encoding)
         };
-        let verdict = match download_as(remote, &key, &temp, encoding, (id, limit), tick) {
+        let stored = || reg.find_object(id).is_some();
+        let verdict = match download_as(remote, &key, file, encoding, (id, limit), (tick, &stored))
+        {
             Ok(Some(verdict)) => verdict,
             Ok(None) => {
                 let _ = fs::remove_file(&temp);
@@ -325,18 +324,41 @@ fn download(
 /// description of the mismatch.
 type Attempt = Result<File, String>;
 
-/// Downloads one stored form of an object into `temp`, resuming what the file holds,
-/// and returns the open file and whether its content matches its name (`None`: the
-/// remote lacks it).
+/// Returns the file to download one stored form of `id` into, open, with its path:
+/// `tmp/fetch-HASH`, kept across runs so that the next fetch resumes it, with an OS lock
+/// on it so that no two processes write it at once; or, while another process holds
+/// that one, a file of this process's own temp folder.
+fn claim_temp(reg: &Registry, id: ObjectId, encoding: Encoding) -> Result<(PathBuf, File)> {
+    let name = format!("fetch-{}{}", id.to_hex(), encoding.suffix());
+    let shared = reg.path(keys::TMP).join(&name);
+    let file = files::open_resumable(&shared)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            let own = reg.tmp_dir().join(name);
+            let file = files::open_resumable(&own)?;
+            Ok((own, file))
+        }
+        // Locked, or a filesystem without OS locks: the shared file, as before them.
+        _ => Ok((shared, file)),
+    }
+}
+
+/// Downloads one stored form of an object into `file`, resuming what it holds, and
+/// returns the file and whether its content matches its name (`None`: the remote lacks
+/// it).
 fn download_as(
     remote: &dyn Remote,
     key: &str,
-    temp: &std::path::Path,
+    file: File,
     encoding: Encoding,
     (id, limit): (ObjectId, u64),
-    tick: &(dyn Fn(u64) + Sync),
+    (tick, stored): (&(dyn Fn(u64) + Sync), &dyn Fn() -> bool),
 ) -> Result<Option<Attempt>> {
-    let file = files::open_resumable(temp)?;
+    if stored() {
+        return Ok(Some(Err(
+            "it was stored meanwhile by another process".to_owned()
+        )));
+    }
     let mut offset = file.metadata()?.len();
     loop {
         let Some(total) = remote.download(key, &file, offset, limit, tick)? else {
@@ -365,17 +387,40 @@ fn install(reg: &Registry, known: &Known, fetched: &Downloaded) -> Result<(PathB
         return Ok(found);
     }
     let target = reg.make_parents(&keys::object(fetched.id, fetched.encoding))?;
-    let _ = fs::set_permissions(
-        &fetched.temp,
-        std::os::unix::fs::PermissionsExt::from_mode(0o444),
-    );
+    if let Some(file) = &fetched.file
+        && !names_file(&fetched.temp, file)
+    {
+        // The temp name was given to another download meanwhile (this one's file was
+        // removed by a fetch that failed): the verified bytes are copied from the file
+        // itself, never renamed from a name that may now hold a partial download.
+        let copy = |temp: &mut tempfile::NamedTempFile| {
+            let mut source = file;
+            std::io::Seek::seek(&mut source, std::io::SeekFrom::Start(0))?;
+            std::io::copy(&mut source, temp).context("copying a fetched object")?;
+            Ok(())
+        };
+        atomic::create_exclusive_with(&reg.tmp_dir(), &target, copy)?;
+        let _ = fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o444));
+        return Ok((target, fetched.encoding));
+    }
     if let Err(err) = fs::rename(&fetched.temp, &target) {
         if let Some(found) = reg.find_object(fetched.id) {
             return Ok(found);
         }
         return Err(err).with_context(|| format!("storing {}", target.display()));
     }
+    // Read-only once it has its name: until then another fetch may still open it.
+    let _ = fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o444));
     Ok((target, fetched.encoding))
+}
+
+/// Returns whether `path` is still the name of the open `file`.
+fn names_file(path: &std::path::Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::symlink_metadata(path), file.metadata()) {
+        (Ok(named), Ok(open)) => named.dev() == open.dev() && named.ino() == open.ino(),
+        _ => false,
+    }
 }
 
 /// Checks a downloaded object against its name; returns a description of a mismatch.

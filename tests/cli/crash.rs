@@ -233,6 +233,11 @@ fn a_clone_killed_at_any_point_is_finished_by_running_it_again() {
 #[test]
 fn clones_racing_into_one_folder_all_end_with_the_same_clone() {
     let (a, share) = registry_with_a_share();
+    // Large enough that the clones fetch it at the same time.
+    let big = crate::common::noise(32 << 20, 11);
+    a.write("big/weights.bin", &big);
+    a.ok(&["push", "big", "--model", "big"]);
+    a.ok(&["sync"]);
     let b = TestEnv::new();
     let children: Vec<_> = (0..4)
         .map(|_| {
@@ -243,7 +248,16 @@ fn clones_racing_into_one_folder_all_end_with_the_same_clone() {
                 .unwrap()
         })
         .collect();
-    for child in children {
+    // Clones waiting on each other would never end: each gets a minute.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for mut child in children {
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("a clone racing the others never ended");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     }
@@ -252,6 +266,14 @@ fn clones_racing_into_one_folder_all_end_with_the_same_clone() {
         snapshot_files(&b.path("serve")),
         snapshot_files(&a.path("v1"))
     );
+    b.ok(&["--registry", "reg", "pull", "big@1", "--to", "big"]);
+    assert!(std::fs::read(b.path("big/weights.bin")).unwrap() == big);
     let fsck = b.run(&["--registry", "reg", "fsck"]);
     assert_eq!(fsck.status.code(), Some(0), "{}", stdout(&fsck));
+    let left: Vec<_> = std::fs::read_dir(b.path("reg/.mreg/tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with("fetch-"))
+        .collect();
+    assert!(left.is_empty(), "downloads left behind: {left:?}");
 }
