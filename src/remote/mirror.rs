@@ -219,7 +219,7 @@ impl Backend for Link {
             .map(|(id, _)| id)
             .collect();
         let (_, sent) = transfer::send_all(reg, &*self.remote, &self.known, &objects, &NoProgress)?
-            .require()?;
+            .require(transfer::damaged_here)?;
         self.sent
             .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
         self.create_same(key, bytes)?;
@@ -241,7 +241,7 @@ impl Backend for Link {
             .collect();
         let (_, sent) =
             transfer::send_all(reg, &*self.remote, &self.known, &objects, &*self.progress)?
-                .require()?;
+                .require(transfer::damaged_here)?;
         self.sent
             .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
         let taken = super::highest_version(&*self.remote, model)?;

@@ -294,9 +294,8 @@ pub fn fetch_tree(
     let objects = transfer::closure(tree, &|t| {
         transfer::read_tree_fetching(reg, remote, known, t)
     })?;
-    Ok(transfer::fetch_all(reg, remote, known, &objects, progress)?
-        .require()?
-        .1)
+    let fetched = transfer::fetch_all(reg, remote, known, &objects, progress)?;
+    Ok(fetched.require(transfer::needed_here)?.1)
 }
 
 #[cfg(test)]

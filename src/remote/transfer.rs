@@ -86,31 +86,44 @@ pub fn read_tree_fetching(
     read::read_tree(reg, id)
 }
 
-/// What [`fetch_all`] moved, and the objects it could not fetch.
+/// What [`fetch_all`] or [`send_all`] moved, and the objects it could not move, each
+/// with why: for a fetch, missing, corrupt, larger than declared, or not tried after
+/// too many failures; for a send, objects of this registry whose content no longer
+/// matches their name, never sent so that a remote is not given damage that `known`
+/// would then vouch for.
 #[derive(Debug, Default)]
-pub struct Fetch {
-    /// Objects fetched.
+pub struct Moved {
+    /// Objects moved.
     pub objects: u64,
     /// Their stored bytes.
     pub bytes: u64,
-    /// Objects that could not be fetched (missing, corrupt, larger than declared, or
-    /// not tried after too many failures), each with why.
+    /// Objects that were not moved, each with why.
     pub failed: BTreeMap<ObjectId, String>,
 }
 
-impl Fetch {
-    /// Returns the counts, or an error naming the first object that failed.
-    pub fn require(self) -> Result<(u64, u64)> {
+impl Moved {
+    /// Returns the counts, or an error naming the first object that was not moved,
+    /// with the hint `hint` gives for it.
+    pub fn require(self, hint: impl FnOnce(ObjectId) -> String) -> Result<(u64, u64)> {
         match self.failed.into_iter().next() {
             None => Ok((self.objects, self.bytes)),
-            Some((id, why)) => Err(Failure::error(why)
-                .hint(format!(
-                    "object {} is needed here; `mreg fsck` on a registry holding it checks it",
-                    id.short(16)
-                ))
-                .into()),
+            Some((id, why)) => Err(Failure::error(why).hint(hint(id)).into()),
         }
     }
+}
+
+/// The hint of a fetch that could not bring an object a command needs.
+pub fn needed_here(id: ObjectId) -> String {
+    format!(
+        "object {} is needed here; `mreg fsck` on a registry holding it checks it",
+        id.short(16)
+    )
+}
+
+/// The hint of a send that refused a damaged object of this registry.
+pub fn damaged_here(_: ObjectId) -> String {
+    "`mreg fsck` lists the damage; pull or sync a good copy from a registry that holds one"
+        .to_owned()
 }
 
 /// After this many objects failed, a fetch stops trying the rest: the remote is
@@ -126,7 +139,7 @@ pub fn fetch_all(
     known: &Known,
     objects: &[(ObjectId, u64)],
     progress: &dyn Progress,
-) -> Result<Fetch> {
+) -> Result<Moved> {
     // One id may be declared with several sizes, by an honest record and a lying one:
     // the largest bounds the download, and the hash decides.
     let mut declared: BTreeMap<ObjectId, u64> = BTreeMap::new();
@@ -139,7 +152,7 @@ pub fn fetch_all(
         .filter(|(id, _)| !reg.has_object(*id))
         .collect();
     if missing.is_empty() {
-        return Ok(Fetch::default());
+        return Ok(Moved::default());
     }
     let total = missing
         .iter()
@@ -184,7 +197,7 @@ pub fn fetch_all(
         install(reg, known, fetched)?;
     }
     atomic::sync_filesystem(&reg.objects_dir())?;
-    Ok(Fetch {
+    Ok(Moved {
         objects: downloaded.len() as u64,
         bytes: moved.into_inner(),
         failed: failed.into_inner().expect("failures"),
@@ -441,31 +454,6 @@ fn verify(file: &File, encoding: Encoding, id: ObjectId) -> Result<(), String> {
     }
 }
 
-/// What [`send_all`] moved, and the objects it refused to send.
-#[derive(Debug, Default)]
-pub struct Sent {
-    /// Objects sent.
-    pub objects: u64,
-    /// Their stored bytes.
-    pub bytes: u64,
-    /// Objects of this registry whose content no longer matches their name, each with
-    /// why: never sent, so a remote is not given damage that `known` would then vouch
-    /// for.
-    pub failed: BTreeMap<ObjectId, String>,
-}
-
-impl Sent {
-    /// Returns the counts, or an error naming the first object that was refused.
-    pub fn require(self) -> Result<(u64, u64)> {
-        match self.failed.into_iter().next() {
-            None => Ok((self.objects, self.bytes)),
-            Some((_, why)) => Err(Failure::error(why)
-                .hint("`mreg fsck` lists the damage; pull or sync a good copy from a registry that holds one")
-                .into()),
-        }
-    }
-}
-
 /// Sends every listed object the remote lacks, in parallel, each re-hashed first (an
 /// object whose content no longer matches its name is listed in `failed`, not sent).
 pub fn send_all(
@@ -474,7 +462,7 @@ pub fn send_all(
     known: &Known,
     objects: &[ObjectId],
     progress: &dyn Progress,
-) -> Result<Sent> {
+) -> Result<Moved> {
     let mut unknown: Vec<ObjectId> = objects
         .iter()
         .filter(|id| known.encoding_of(**id).is_none())
@@ -493,7 +481,7 @@ pub fn send_all(
         unknown.retain(|id| known.encoding_of(*id).is_none());
     }
     if unknown.is_empty() {
-        return Ok(Sent::default());
+        return Ok(Moved::default());
     }
     let mut sizes = Vec::with_capacity(unknown.len());
     let mut total = 0;
@@ -545,7 +533,7 @@ pub fn send_all(
     });
     progress.finish();
     result?;
-    Ok(Sent {
+    Ok(Moved {
         objects: sent.into_inner() as u64,
         bytes: bytes.into_inner(),
         failed: failed.into_inner().expect("failed objects"),

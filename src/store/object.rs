@@ -171,6 +171,17 @@ pub fn copy_verified(
     Ok(n)
 }
 
+/// Opens the object stored at `stored` and returns it with its stored length.
+pub fn open_stored(stored: &Path) -> Result<(File, u64)> {
+    let file =
+        File::open(stored).with_context(|| format!("opening object {}", stored.display()))?;
+    let len = file
+        .metadata()
+        .with_context(|| format!("reading object {}", stored.display()))?
+        .len();
+    Ok((file, len))
+}
+
 /// Returns the hash and length of a stored object's content, streamed into `out`.
 ///
 /// With a `limit`, reading or decoding stops one byte past it, so the length returned
@@ -182,12 +193,7 @@ pub fn hash_stored(
     out: &mut dyn Write,
     progress: &dyn Fn(u64),
 ) -> Result<(ObjectId, u64)> {
-    let file =
-        File::open(stored).with_context(|| format!("opening object {}", stored.display()))?;
-    let stored_len = file
-        .metadata()
-        .with_context(|| format!("reading object {}", stored.display()))?
-        .len();
+    let (file, stored_len) = open_stored(stored)?;
     let hint = limit.unwrap_or(stored_len);
     let take = limit.map_or(u64::MAX, |s| s.saturating_add(1));
     match encoding {

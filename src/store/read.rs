@@ -157,25 +157,20 @@ impl Write for LimitedWriter<'_> {
     }
 }
 
+/// Opens the raw object `id` stored at `stored`, refusing it before a byte is read when
+/// its length is not the `size` its tree declares.
+fn open_sized(stored: &Path, id: ObjectId, size: u64) -> Result<File> {
+    let (file, stored_len) = object::open_stored(stored)?;
+    check_size(id, stored_len, size)?;
+    Ok(file)
+}
+
 /// Writes the content of the object stored at `stored` to a new file at `dest` with
 /// the given mode, verified.
 ///
 /// Small raw objects are read, hashed and written in one pass. Large raw objects are
 /// cloned (reflink) or copied in the kernel (`copy_file_range`) while this thread
 /// hashes the object; compressed ones are decoded and hashed in one pass. `dest` must
-/// Opens the raw object `id` stored at `stored`, refusing it before a byte is read when
-/// its length is not the `size` its tree declares.
-fn open_sized(stored: &Path, id: ObjectId, size: u64) -> Result<File> {
-    let file =
-        File::open(stored).with_context(|| format!("opening object {}", stored.display()))?;
-    let stored_len = file
-        .metadata()
-        .with_context(|| format!("reading object {}", stored.display()))?
-        .len();
-    check_size(id, stored_len, size)?;
-    Ok(file)
-}
-
 /// not exist. On a mismatch the error names the corrupt object.
 pub fn copy_to_file(
     (stored, encoding): (&Path, Encoding),

@@ -109,21 +109,17 @@ fn fifos_and_devices_where_records_belong_are_refused_without_waiting() {
     symlink("/dev/zero", &head).unwrap();
     mkfifo(&reg.join("remotes.toml"));
 
-    for args in [
-        &["show", "m@1"][..],
-        &["pull", "m@1", "--to", "out"],
-        &["history", "m"],
-        &["remote", "list"],
-        &["promote", "m@1", "production"],
-    ] {
-        let out = env.run_within(args, 20);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("mreg does not follow links or read special files"),
-            "{args:?}: {}",
-            stderr(&out)
-        );
-    }
+    env.each_refuses(
+        &[
+            &["show", "m@1"],
+            &["pull", "m@1", "--to", "out"],
+            &["history", "m"],
+            &["remote", "list"],
+            &["promote", "m@1", "production"],
+        ],
+        20,
+        "mreg does not follow links or read special files",
+    );
     let fsck = env.run_within(&["fsck"], 20);
     assert_eq!(fsck.status.code(), Some(1), "{}", stdout(&fsck));
     let said = stdout(&fsck);

@@ -112,19 +112,15 @@ fn a_tree_nested_twenty_thousand_deep_is_refused_by_every_command_without_a_cras
         "the good model is reported: {found}"
     );
 
-    for args in [
-        &["pull", "deep@1", "--to", "serve"][..],
-        &["show", "deep@1", "--files"],
-        &["promote", "deep@1", "staging"],
-    ] {
-        let out = env.run_within(args, 60);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("deeper than 512 levels"),
-            "{args:?}: {}",
-            stderr(&out)
-        );
-    }
+    env.each_refuses(
+        &[
+            &["pull", "deep@1", "--to", "serve"],
+            &["show", "deep@1", "--files"],
+            &["promote", "deep@1", "staging"],
+        ],
+        60,
+        "deeper than 512 levels",
+    );
     assert!(!env.path("serve").exists());
     assert!(!env.registry().join("models/deep/HEAD").exists());
     env.ok(&["pull", "m@1", "--to", "serve"]);
@@ -146,19 +142,15 @@ fn a_folder_read_once_but_named_again_deeper_down_is_held_to_the_depth_limit() {
     let root = plant_tree(&reg, &[("dir", chain, 1, "a"), ("dir", deep, 1, "b")]);
     plant_version(&reg, "twice", 1, root, 2, 2);
 
-    for args in [
-        &["diff", "m@1", "twice@1"][..],
-        &["pull", "twice@1", "--to", "serve"],
-        &["show", "twice@1", "--files"],
-    ] {
-        let out = env.run_within(args, 60);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("deeper than 512 levels"),
-            "{args:?}: {}",
-            stderr(&out)
-        );
-    }
+    env.each_refuses(
+        &[
+            &["diff", "m@1", "twice@1"],
+            &["pull", "twice@1", "--to", "serve"],
+            &["show", "twice@1", "--files"],
+        ],
+        60,
+        "deeper than 512 levels",
+    );
     let fsck = env.run_within(&["fsck"], 60);
     assert_eq!(fsck.status.code(), Some(1), "{}", stdout(&fsck));
     assert!(
@@ -182,20 +174,16 @@ fn a_graph_whose_paths_multiply_is_refused_quickly_by_every_command() {
     assert!(found.contains("models/bomb/versions/2.toml"), "{found}");
     assert!(found.contains("more than 10000000 paths"), "{found}");
 
-    for args in [
-        &["pull", "bomb@1", "--to", "serve"][..],
-        &["show", "bomb@2", "--files"],
-        &["diff", "bomb@1", "bomb@2"],
-        &["promote", "bomb@1", "staging"],
-    ] {
-        let out = env.run_within(args, 30);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("more than 10000000 paths"),
-            "{args:?}: {}",
-            stderr(&out)
-        );
-    }
+    env.each_refuses(
+        &[
+            &["pull", "bomb@1", "--to", "serve"],
+            &["show", "bomb@2", "--files"],
+            &["diff", "bomb@1", "bomb@2"],
+            &["promote", "bomb@1", "staging"],
+        ],
+        30,
+        "more than 10000000 paths",
+    );
     assert!(!env.path("serve").exists());
     env.ok(&["pull", "m@1", "--to", "serve"]);
 }

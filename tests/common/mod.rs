@@ -146,6 +146,17 @@ impl TestEnv {
         }
     }
 
+    /// Runs each command (within `seconds`, as [`TestEnv::run_within`]) and checks that
+    /// it exits 1 with `said` in its stderr: how every command refuses one bad input.
+    pub fn each_refuses(&self, commands: &[&[&str]], seconds: u64, said: &str) {
+        for args in commands {
+            let out = self.run_within(args, seconds);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(stderr.contains(said), "{args:?}: {stderr}");
+        }
+    }
+
     /// Runs mreg and returns its output.
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
