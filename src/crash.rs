@@ -9,7 +9,8 @@
 
 use std::sync::OnceLock;
 
-/// Every named point, in the order a push then a promotion reaches them.
+/// Every named point, in the order a push, a promotion, a sync, a pull, a removal and
+/// a garbage collection reach them.
 pub const POINTS: &[&str] = &[
     "objects-staged",
     "objects-published",
@@ -20,6 +21,9 @@ pub const POINTS: &[&str] = &[
     "clone-made",
     "fetch-downloaded",
     "pull-written",
+    "removal-recorded",
+    "gc-marked",
+    "gc-swept-some",
 ];
 
 /// Kills this process when `MREG_CRASH_AT` names `name`.

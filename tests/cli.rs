@@ -11,6 +11,7 @@ mod cli {
     mod golden;
     mod golden_registry;
     mod init;
+    mod lifecycle;
     mod lineage;
     mod log;
     mod ls_show;

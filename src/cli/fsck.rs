@@ -83,6 +83,19 @@ fn tell(ctx: &Ctx, report: &Report) -> Result<()> {
         }
         ctx.out.status(&text);
     }
+    if !report.unfinished_removals.is_empty() {
+        ctx.out.status(&format!(
+            "The removal of {} was recorded but left unfinished by an interrupted command; the next `mreg gc` or stage move of the model finishes it.",
+            report.unfinished_removals.join(", ")
+        ));
+    }
+    if let Some(amount) = report.reclaimable.as_ref().filter(|a| a.count > 0) {
+        ctx.out.status(&format!(
+            "Note: {} ({}) no surviving version, stage or run holds; `mreg gc` frees them.",
+            output::count(amount.count, "item"),
+            output::bytes(amount.bytes)
+        ));
+    }
     if report.problems.is_empty() {
         ctx.out.status(&format!(
             "Checked {} ({}) and {}: all good.",

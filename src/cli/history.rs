@@ -13,8 +13,10 @@ use crate::ops::history;
 /// Show a model's stage moves, newest first: who, when, what moved, on what evidence
 ///
 /// Every promotion, refused promotion and rollback is listed with the gates it
-/// evaluated and their values. The records are the chain of states under
-/// .mreg/models/NAME/states/, each naming the one before it.
+/// evaluated and their values, and every removal (`mreg rm`) with its reason. The
+/// records are the chain of states under .mreg/models/NAME/states/, each naming the one
+/// before it, and the removal records under .mreg/models/NAME/removed/; a removal that
+/// emptied no stage is no stage move, and has no number (`-`).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg history churn
@@ -74,6 +76,19 @@ fn cells(state: &StageState) -> Vec<Vec<String>> {
             "{}: {model}@{} refused",
             state.stage, state.version
         )]
+    } else if state.action == Action::Remove {
+        let mut lines: Vec<String> = state
+            .removed
+            .iter()
+            .map(|v| format!("{model}@{v} removed"))
+            .collect();
+        lines.extend(
+            state
+                .emptied
+                .iter()
+                .map(|e| format!("{}: {} -> -", e.stage, e.version)),
+        );
+        lines
     } else {
         state
             .moves
@@ -91,7 +106,11 @@ fn cells(state: &StageState) -> Vec<Vec<String>> {
     let mut by = vec![state.actor.clone()];
     by.extend(state.ci_job.clone());
     vec![
-        vec![state.number.to_string()],
+        vec![if state.number == 0 {
+            "-".to_owned()
+        } else {
+            state.number.to_string()
+        }],
         vec![state.time.clone()],
         vec![action],
         moves,
@@ -113,12 +132,12 @@ fn check_cell(check: &CheckRecord) -> String {
 
 const HEADER: [&str; 7] = ["#", "TIME", "ACTION", "MOVES", "GATES", "BY", "REASON"];
 
-fn table(entries: &[(StateId, StageState)]) -> String {
+fn table(entries: &[(Option<StateId>, StageState)]) -> String {
     let rows = entries.iter().map(|(_, s)| cells(s)).collect();
     output::table_of_lines(&HEADER, rows)
 }
 
-fn markdown(entries: &[(StateId, StageState)]) -> String {
+fn markdown(entries: &[(Option<StateId>, StageState)]) -> String {
     let escape = |cell: &str| {
         cell.replace('|', "\\|")
             .replace("\r\n", "<br>")

@@ -49,8 +49,22 @@ fn list_versions(ctx: &Ctx, reg: &Registry, name: &str) -> Result<()> {
     } else {
         Vec::new()
     };
-    ctx.out.emit(&json, || {
+    let printed = ctx.out.emit(&json, || {
         versions_table(&versions.records, &|v| versions.stages_of(v))
+    });
+    output::after_print(printed, || {
+        if !versions.removed.is_empty() {
+            let refs: Vec<String> = versions
+                .removed
+                .iter()
+                .map(|n| format!("{name}@{n}"))
+                .collect();
+            ctx.out.status(&format!(
+                "Not listed, as they were removed: {}. `mreg show {name}@N` says when and by whom.",
+                refs.join(", ")
+            ));
+        }
+        Ok(())
     })
 }
 

@@ -14,8 +14,10 @@ mod args;
 mod compare;
 mod demo;
 mod diff;
+mod du;
 mod fsck;
 mod gate;
+mod gc;
 mod history;
 mod init;
 mod log;
@@ -26,6 +28,7 @@ mod pull;
 mod push;
 mod remote;
 mod report;
+mod rm;
 mod rollback;
 mod run;
 mod runs;
@@ -117,6 +120,9 @@ enum Command {
     Gate(gate::GateArgs),
     History(history::HistoryArgs),
     Rollback(rollback::RollbackArgs),
+    Rm(rm::RmArgs),
+    Gc(gc::GcArgs),
+    Du(du::DuArgs),
     Runs(runs::RunsArgs),
     Show(show::ShowArgs),
     Diff(diff::DiffArgs),
@@ -216,6 +222,9 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<u8> {
         Command::Gate(args) => gate::run(ctx, &args),
         Command::History(args) => history::run(ctx, &args),
         Command::Rollback(args) => rollback::run(ctx, &args),
+        Command::Rm(args) => rm::run(ctx, &args),
+        Command::Gc(args) => gc::run(ctx, &args),
+        Command::Du(args) => du::run(ctx, &args),
         Command::Show(args) => show::run(ctx, &args),
         Command::Fsck(args) => fsck::run(ctx, &args),
         Command::Demo(args) => demo::run(ctx, &args),

@@ -50,6 +50,17 @@ fn show_version(ctx: &Ctx, view: &VersionView) -> Result<()> {
     if !view.held.is_empty() {
         toml = format!("# holds stage: {}\n{toml}", view.held.join(", "));
     }
+    if let Some(removal) = &view.removal {
+        let why = removal
+            .reason
+            .as_ref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        toml = format!(
+            "# removed at {} by {}{why}\n# it no longer pulls; `mreg gc` frees what no other version or run holds\n{toml}",
+            removal.time, removal.actor
+        );
+    }
     ctx.out.emit(&view.json()?, || {
         let mut text = toml;
         if let Some(rows) = &view.files {

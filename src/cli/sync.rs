@@ -95,8 +95,13 @@ fn print(ctx: &Ctx, outcome: &Outcome, both_ways: bool) -> Result<u8> {
         ctx.out.emit(outcome, String::new)
     } else {
         let line = |verb: &str, c: &Counts| {
+            let removals = if c.removals == 0 {
+                String::new()
+            } else {
+                format!(", {}", output::count(c.removals, "removal"))
+            };
             format!(
-                "{verb} {name}: {}, {}, {}, {}, {}, {}.",
+                "{verb} {name}: {}, {}, {}{removals}, {}, {}, {}.",
                 output::count(c.objects, "object"),
                 output::bytes(c.bytes),
                 output::count(c.versions, "version"),

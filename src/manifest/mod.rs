@@ -4,6 +4,7 @@ pub mod event;
 pub mod fields;
 pub mod json;
 pub mod lineage;
+pub mod removal;
 pub mod run;
 pub mod series;
 pub mod state;
@@ -12,6 +13,7 @@ pub mod version;
 
 pub use crate::id::{RunId, StateId};
 pub use event::RunEvent;
+pub use removal::Removal;
 pub use run::RunRecord;
 pub use state::StageState;
 pub use value::Value;

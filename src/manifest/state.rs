@@ -14,8 +14,12 @@ use super::Value;
 use super::run::check_format;
 use crate::id::StateId;
 
-/// The state format this build reads and writes.
-pub const FORMAT: u32 = 1;
+/// The newest state format this build reads.
+///
+/// Format 2 added the `remove` action and its `removed` list. A state is written in
+/// the oldest format that holds it ([`StageState::format_for`]), so a registry whose
+/// versions are never removed stays readable by mreg builds that know only format 1.
+pub const FORMAT: u32 = 2;
 
 /// Returns what a state records happening.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +31,8 @@ pub enum Action {
     Refused,
     /// A stage went back to its previous holder.
     Rollback,
+    /// Versions were removed; the stages that held them were emptied.
+    Remove,
 }
 
 impl Action {
@@ -36,6 +42,7 @@ impl Action {
             Action::Promote => "promote",
             Action::Refused => "refused",
             Action::Rollback => "rollback",
+            Action::Remove => "remove",
         }
     }
 }
@@ -51,6 +58,16 @@ pub struct Move {
     pub from: Option<u64>,
     /// The version it holds now.
     pub to: u64,
+}
+
+/// Returns a stage a removal emptied, and the removed version it held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Emptied {
+    /// The stage.
+    pub stage: String,
+    /// The version it held, which was removed.
+    pub version: u64,
 }
 
 /// Returns one gate as evaluated, with the values it saw.
@@ -96,7 +113,8 @@ pub struct StageState {
     pub action: Action,
     /// The version asked for: promoted, refused, or gone back to.
     pub version: u64,
-    /// The stage asked for.
+    /// The stage asked for; empty for a removal, which asks for no stage.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stage: String,
     /// When (RFC 3339, UTC).
     pub time: String,
@@ -126,6 +144,12 @@ pub struct StageState {
     /// The gates evaluated, with their values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckRecord>,
+    /// The versions a removal removed, ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<u64>,
+    /// The stages a removal emptied, because they held a removed version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emptied: Vec<Emptied>,
 }
 
 impl StageState {
@@ -140,6 +164,12 @@ impl StageState {
         let state: StageState = toml::from_str(text)?;
         super::fields::time("time", &state.time)?;
         Ok(state)
+    }
+
+    /// Returns the oldest format that holds a state of `action`: 2 for a removal, 1
+    /// for every other move.
+    pub fn format_for(action: Action) -> u32 {
+        if action == Action::Remove { 2 } else { 1 }
     }
 
     /// Returns the version a stage holds in this state.
@@ -157,7 +187,7 @@ mod tests {
 
     fn sample() -> StageState {
         StageState {
-            format: FORMAT,
+            format: 1,
             model: "churn".into(),
             number: 2,
             previous: Some(StateId::of(b"first")),
@@ -194,6 +224,8 @@ mod tests {
                 passed: false,
                 why: Some("acc of churn@4 is NaN".into()),
             }],
+            removed: Vec::new(),
+            emptied: Vec::new(),
         }
     }
 

@@ -48,6 +48,7 @@ pub fn log(
                 .into(),
         );
     }
+    let _writing = reg.writing()?;
     let add = inputs::collect(reg, inputs, &time, progress, warn)?;
     if add.is_empty() {
         return Err(Failure::usage("nothing to log")

@@ -43,7 +43,7 @@ pub fn models(reg: &Registry) -> Result<Listing> {
     let mut rows = Vec::new();
     let mut unreadable = Vec::new();
     for model in models::list_models(reg)? {
-        let read = models::load_versions(reg, &model)
+        let read = models::load_live_versions(reg, &model)
             .and_then(|versions| Ok((stage_map(reg, model.as_str())?, versions)));
         let (stages, versions) = match read {
             Ok(read) => read,
@@ -73,8 +73,10 @@ pub fn models(reg: &Registry) -> Result<Listing> {
 
 /// The versions of one model, and which stages hold them.
 pub struct Versions {
-    /// Every version, ascending.
+    /// Every version not removed, ascending.
     pub records: Vec<VersionRecord>,
+    /// The numbers of removed versions, left out of `records`.
+    pub removed: Vec<u64>,
     /// The stages in the registry's order, then any stage that still points somewhere
     /// though config.toml no longer declares it.
     pub order: Vec<String>,
@@ -110,14 +112,21 @@ impl Versions {
 /// Returns the versions of the model `name` names.
 pub fn versions(reg: &Registry, name: &str) -> Result<Versions> {
     let model = ModelName::parse(name)?;
-    let records = models::load_versions(reg, model.as_str())?;
-    if records.is_empty() {
+    let all = models::list_versions(reg, model.as_str())?;
+    if all.is_empty() {
         models::require_model(reg, &model)?;
     }
+    let live = models::live_versions(reg, model.as_str())?;
+    let removed = all.iter().copied().filter(|n| !live.contains(n)).collect();
+    let records = live
+        .into_iter()
+        .map(|n| models::load_version(reg, model.as_str(), n))
+        .collect::<Result<Vec<_>>>()?;
     let held = stage_map(reg, model.as_str())?;
     let order = with_undeclared(&reg.config()?.stage_names(), &held);
     Ok(Versions {
         records,
+        removed,
         order,
         held,
     })

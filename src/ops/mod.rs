@@ -10,8 +10,10 @@
 //! callback for it (`warn`, or push's `notify`), as it takes a progress reporter.
 
 pub mod diff;
+pub mod du;
 pub mod fsck;
 pub mod gate;
+pub mod gc;
 pub mod history;
 pub mod init;
 pub mod inputs;
@@ -22,6 +24,7 @@ pub mod pull;
 pub mod push;
 pub mod record;
 pub mod remote;
+pub mod rm;
 pub mod rollback;
 pub mod run;
 pub mod runs;

@@ -131,6 +131,8 @@ pub fn push(
     // Run records and events carry milliseconds, so runs sort in the order they started.
     let run_time = clock::format_time_ms(now);
     let target = linked_run(reg, request)?;
+    // From the first look at what the store holds to the last record naming it.
+    let _writing = reg.writing()?;
     let add = inputs::collect(reg, request.inputs, &run_time, progress, &mut |w| {
         notify(Notice::Warning(w));
     })?;
@@ -211,7 +213,7 @@ fn store_and_record(
     if !snap.skipped.is_empty() {
         notify(Notice::Skipped(&snap.skipped));
     }
-    let latest = models::list_versions(reg, model)?
+    let latest = models::live_versions(reg, model)?
         .last()
         .map(|n| models::load_version(reg, model, *n))
         .transpose()?;

@@ -91,6 +91,8 @@ pub fn start(
 ) -> Result<Started> {
     let started_at = clock::now()?;
     let start = clock::format_time_ms(started_at);
+    // Held while the run's first record is made, not while its command runs.
+    let _writing = reg.writing()?;
     let add = inputs::collect(reg, request.inputs, &start, progress, warn)?;
     let record = record::start_record(
         request.cwd,

@@ -11,7 +11,7 @@ use crate::error::Failure;
 use crate::id::{ObjectId, RunId};
 use crate::manifest::json::{json_of_manifest, json_of_value};
 use crate::manifest::series::{Chunk, Point};
-use crate::manifest::{RunRecord, Value, VersionRecord};
+use crate::manifest::{Removal, RunRecord, Value, VersionRecord};
 use crate::refspec::ModelRef;
 use crate::store::{Registry, materialize, models, runs, stages};
 
@@ -70,6 +70,8 @@ pub struct VersionView {
     pub held: Vec<String>,
     /// Its files, sorted by path.
     pub files: Option<Vec<FileRow>>,
+    /// Its removal record, when it was removed.
+    pub removal: Option<Removal>,
 }
 
 /// A version as `mreg show --json` prints it.
@@ -88,6 +90,11 @@ impl VersionView {
         let mut record = json_of_manifest(&self.record)?;
         if let Some(object) = record.as_object_mut() {
             object.insert("stages".to_owned(), self.held.clone().into());
+            let removed = match &self.removal {
+                Some(removal) => json_of_manifest(removal)?,
+                None => serde_json::Value::Null,
+            };
+            object.insert("removed".to_owned(), removed);
         }
         Ok(VersionJson {
             record,
@@ -97,7 +104,10 @@ impl VersionView {
 }
 
 fn version(reg: &Registry, reference: &ModelRef, files: bool) -> Result<VersionView> {
-    let record = models::resolve(reg, reference)?;
+    let (record, removal) = models::resolve_any(reg, reference)?;
+    if let Some(removal) = removal.as_ref().filter(|_| files) {
+        return Err(models::removed_error(removal, None));
+    }
     let files = if files {
         Some(file_rows(reg, &record)?)
     } else {
@@ -116,6 +126,7 @@ fn version(reg: &Registry, reference: &ModelRef, files: bool) -> Result<VersionV
         record,
         held,
         files,
+        removal,
     })
 }
 

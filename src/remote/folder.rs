@@ -86,6 +86,10 @@ impl Remote for FolderRemote {
         &self.url
     }
 
+    fn writing(&self) -> Result<Option<crate::store::gclock::Writing>> {
+        crate::store::gclock::writing(&self.root, &|| {}).map(Some)
+    }
+
     fn get(&self, key: &str) -> Result<Option<Fetched>> {
         let Some(file) = self.open_key(key)? else {
             return Ok(None);

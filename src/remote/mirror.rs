@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 
 use super::bootstrap;
 use super::known::Known;
-use super::sync::{self, Options, Refused, Sync};
+use super::sync::{Options, Refused, Sync};
 use super::{Created, Remote, Swap, transfer};
 use crate::error::Failure;
 use crate::id::{ObjectId, StateId};
@@ -23,7 +23,7 @@ use crate::manifest::StageState;
 use crate::store::backend::{Backend, BackendRef};
 use crate::store::lock::Holder;
 use crate::store::object::Encoding;
-use crate::store::{NoProgress, Progress, Registry, atomic, keys, read, stages};
+use crate::store::{NoProgress, Progress, Registry, atomic, keys, read, runs, stages};
 
 /// How many version numbers a push tries before giving up.
 const CLAIM_TRIES: usize = 1000;
@@ -214,10 +214,14 @@ impl Backend for Link {
     }
 
     fn publish_file(&self, reg: &Registry, key: &str, bytes: &[u8]) -> Result<()> {
-        let objects: Vec<ObjectId> = sync::run_objects(key, bytes, &|t| read::read_tree(reg, t))?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let objects: Vec<ObjectId> = if key.starts_with(keys::RUNS) {
+            runs::run_objects(key, bytes, &|t| read::read_tree(reg, t))?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let (_, sent) = transfer::send_all(reg, &*self.remote, &self.known, &objects, &NoProgress)?
             .require(transfer::damaged_here)?;
         self.sent

@@ -132,6 +132,13 @@ pub trait Remote: Send + Sync {
     /// Removes a key; absent keys are no error. Used only by `remote check` for its
     /// own probe keys.
     fn delete(&self, key: &str) -> Result<()>;
+
+    /// Returns this process's share of the lock between writers and `gc` on the
+    /// remote, held while the guard lives, or `None` for a remote without one
+    /// (docs/lifecycle.md says how a bucket is kept safe instead).
+    fn writing(&self) -> Result<Option<crate::store::gclock::Writing>> {
+        Ok(None)
+    }
 }
 
 /// Returns where a remote is: a folder, or a bucket and a prefix.

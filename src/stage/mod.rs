@@ -6,6 +6,7 @@
 //! made again against what that writer left, a bounded number of times.
 
 pub mod promote;
+pub mod remove;
 pub mod rollback;
 pub mod subject;
 
@@ -109,6 +110,7 @@ pub(crate) fn transact<T>(
     let deadline = Instant::now() + stamp.wait;
     for attempt in 0..MAX_ATTEMPTS {
         let current = stages::current(reg, model)?;
+        remove::finish_pending(reg, current.as_ref())?;
         let (head, state) = match &current {
             Some((id, state)) => (Some(id), Some(state)),
             None => (None, None),
@@ -164,7 +166,7 @@ pub(crate) fn new_state(
     stamp: &Stamp,
 ) -> StageState {
     StageState {
-        format: crate::manifest::state::FORMAT,
+        format: StageState::format_for(action),
         model: model.to_owned(),
         number: 0,
         previous: None,
@@ -181,6 +183,8 @@ pub(crate) fn new_state(
         stages: current.map(|s| s.stages.clone()).unwrap_or_default(),
         moves: Vec::new(),
         checks: Vec::new(),
+        removed: Vec::new(),
+        emptied: Vec::new(),
     }
 }
 

@@ -130,6 +130,7 @@ impl Decision<'_> {
     fn decide(&self, state: Option<&StageState>) -> Result<Step<Report>> {
         let (req, policy) = (self.req, &self.policy);
         let (model, version) = (&req.candidate.model, req.candidate.version);
+        super::remove::require_live(self.reg, model, version)?;
         let from = state.and_then(|s| s.holder(&req.stage));
         let required_from = policy.from.as_deref().map(|f| (req.stage.as_str(), f));
         let checks = || evaluate(self.reg, &self.fields, state, required_from, &self.gates);

@@ -62,6 +62,7 @@ pub fn rollback(
             .hint(format!("promote another version: mreg promote {model}@N {stage}"))
             .into());
         };
+        super::remove::require_live(reg, model, to)?;
         let target = models::load_version(reg, model, to)?;
         super::require_objects(reg, &target)?;
         let mut new = new_state(state, model, stage, to, Action::Rollback, stamp);
@@ -137,6 +138,8 @@ mod tests {
                 })
                 .collect(),
             checks: Vec::new(),
+            removed: Vec::new(),
+            emptied: Vec::new(),
         }
     }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::object::{self, Encoding};
 use super::tree::{self, Kind, Tree};
 use super::walk::Graph;
-use super::{Progress, Registry, keys, lock, models, read, runs, stages};
+use super::{Progress, Registry, gc, keys, lock, models, read, removals, runs, stages};
 use crate::id::{ObjectId, RunId};
 use crate::manifest::series::Series;
 use crate::manifest::{RunEvent, VersionRecord};
@@ -41,6 +41,13 @@ pub struct Report {
     pub problems: Vec<Problem>,
     /// Temp files left by interrupted commands, harmless and safe to delete.
     pub leftovers: Vec<PathBuf>,
+    /// Versions whose removal a kill left unfinished (recorded in the history, without
+    /// its removal record yet): the next stage move of the model or `gc` finishes it.
+    pub unfinished_removals: Vec<String>,
+    /// What `gc` would free: objects no surviving version, stage or run reaches, and
+    /// temp files of processes that are gone. A note, not a problem; `None` when a
+    /// record does not read (a problem then says which).
+    pub reclaimable: Option<gc::Amount>,
 }
 
 /// Checks the whole registry.
@@ -122,20 +129,41 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     }
     let mut leftovers = super::tmp::abandoned(&reg.path(keys::TMP));
     leftovers.extend(runs_without_records(reg));
+    let mut unfinished_removals = Vec::new();
     for model in models::list_models(reg)? {
-        manifests += check_stages(reg, &model, &mut problems, &mut leftovers);
+        manifests += check_stages(
+            reg,
+            &model,
+            &mut problems,
+            &mut leftovers,
+            &mut unfinished_removals,
+        );
     }
     let good: HashSet<ObjectId> = good.into_keys().collect();
     manifests += check_runs(reg, &good, &mut problems)?;
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     problems.dedup();
     leftovers.sort();
+    let reclaimable = reclaimable(reg);
     Ok(Report {
         objects: stored.len() as u64,
         bytes,
         manifests,
         problems,
         leftovers,
+        unfinished_removals,
+        reclaimable,
+    })
+}
+
+/// Returns what `gc` would free, or `None` when its census fails.
+fn reclaimable(reg: &Registry) -> Option<gc::Amount> {
+    let census = gc::census(reg).ok()?;
+    let stored = gc::stored_objects(reg).ok()?;
+    let amounts = gc::garbage(reg, &census, stored).amounts();
+    Some(gc::Amount {
+        count: amounts.iter().map(|a| a.count).sum(),
+        bytes: amounts.iter().map(|a| a.bytes).sum(),
     })
 }
 
@@ -179,9 +207,24 @@ fn load_versions(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<Load
     let mut trees: HashMap<ObjectId, Tree> = HashMap::new();
     for model in models::list_models(reg)? {
         stray_versions(reg, &model, problems);
-        for n in models::list_versions(reg, &model)? {
+        let numbers = models::list_versions(reg, &model)?;
+        let removed = removed_versions(reg, &model, &numbers, problems);
+        for n in numbers {
             let path = models::version_path(reg, &model, n);
             match models::load_version(reg, &model, n) {
+                Ok(record) if removed.contains(&n) => {
+                    // Its objects go with gc: only the record must still read.
+                    if let Some(Err(err)) = removals::load(reg, &model, n)
+                        .ok()
+                        .flatten()
+                        .map(|r| removals::check_applies(&r, &record))
+                    {
+                        problems.push(Problem {
+                            path: reg.path(&keys::removal(&model, n)),
+                            message: format!("{err:#}"),
+                        });
+                    }
+                }
                 Ok(record) => {
                     if let Some(run) = &record.run
                         && !runs::record_path(reg, run).is_file()
@@ -205,6 +248,45 @@ fn load_versions(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<Load
         }
     }
     Ok(versions)
+}
+
+/// Returns the removed versions of a model, reporting removal records that do not read.
+fn removed_versions(
+    reg: &Registry,
+    model: &str,
+    numbers: &[u64],
+    problems: &mut Vec<Problem>,
+) -> HashSet<u64> {
+    let mut out = HashSet::new();
+    let dir = reg.path(&keys::removals(model));
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(n) = name.to_str().and_then(keys::version_number) else {
+            problems.push(Problem {
+                path: entry.path(),
+                message: "a stray file, not a removal record (those are named N.toml); no command reads it".to_owned(),
+            });
+            continue;
+        };
+        match removals::load(reg, model, n) {
+            // A removal whose record is not here (a sync publishes the removal first)
+            // only keeps its number from being given again.
+            Ok(Some(_)) => {
+                if numbers.binary_search(&n).is_ok() {
+                    out.insert(n);
+                }
+            }
+            Ok(None) => {}
+            Err(err) => problems.push(Problem {
+                path: entry.path(),
+                message: format!("{err:#}"),
+            }),
+        }
+    }
+    out
 }
 
 /// Reads a version's tree graph as pull would, each tree once across all versions.
@@ -284,6 +366,7 @@ fn check_stages(
     model: &str,
     problems: &mut Vec<Problem>,
     leftovers: &mut Vec<PathBuf>,
+    unfinished: &mut Vec<String>,
 ) -> u64 {
     let head = reg.head_path(model);
     let lock = lock::lock_path(&head);
@@ -311,12 +394,34 @@ fn check_stages(
         .unwrap_or_default()
         .into_iter()
         .collect();
+    let removed = removals::list(reg, model).unwrap_or_default();
     for (id, state) in &chain {
         for (stage, version) in &state.stages {
             if !versions.contains(version) {
                 problems.push(Problem {
                     path: stages::state_path(reg, model, id),
                     message: format!("{stage} points at {model}@{version}, which does not exist"),
+                });
+            }
+        }
+        if state.action == crate::manifest::state::Action::Remove {
+            unfinished.extend(
+                state
+                    .removed
+                    .iter()
+                    .filter(|n| !removed.contains_key(n))
+                    .map(|n| format!("{model}@{n}")),
+            );
+        }
+    }
+    if let Some((id, state)) = chain.first() {
+        for (stage, version) in &state.stages {
+            if removed.contains_key(version) {
+                problems.push(Problem {
+                    path: stages::state_path(reg, model, id),
+                    message: format!(
+                        "{stage} holds {model}@{version}, which was removed: promote another version to {stage}"
+                    ),
                 });
             }
         }

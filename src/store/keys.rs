@@ -57,6 +57,12 @@ pub const FOLDERS: [&str; 5] = [OBJECTS, MODELS, RUNS, TMP, CACHE];
 /// The file name of a run's record inside its folder.
 pub const RUN_RECORD: &str = "run.toml";
 
+/// The lock writers share and `gc` takes alone ([`super::gclock`]).
+pub const GC_LOCK: &str = "gc.lock";
+
+/// The queue `gc` takes before [`GC_LOCK`], so writers arriving later wait behind it.
+pub const GC_QUEUE: &str = "gc.queue";
+
 /// Returns the key of an object in the given encoding.
 ///
 /// Built in one allocation of the right size: a push asks for two object paths per
@@ -82,6 +88,16 @@ pub fn versions(model: &str) -> String {
 /// Returns the key of one version record.
 pub fn version(model: &str, number: u64) -> String {
     format!("{MODELS}{model}/versions/{number}.toml")
+}
+
+/// Returns the folder of a model's removal records.
+pub fn removals(model: &str) -> String {
+    format!("{MODELS}{model}/removed/")
+}
+
+/// Returns the key of the removal record of one version.
+pub fn removal(model: &str, number: u64) -> String {
+    format!("{MODELS}{model}/removed/{number}.toml")
 }
 
 /// Returns the folder of a model's stage states.
@@ -161,6 +177,13 @@ pub enum Key<'a> {
         /// The version number.
         number: u64,
     },
+    /// `models/NAME/removed/N.toml`.
+    Removal {
+        /// The model.
+        model: &'a str,
+        /// The removed version's number.
+        number: u64,
+    },
     /// `models/NAME/states/ID.toml`.
     State {
         /// The model.
@@ -193,6 +216,10 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
     let model_ok = |m: &str| ModelName::parse(m).is_ok();
     match parts.as_slice() {
         ["models", model, "versions", file] if model_ok(model) => Some(Key::Version {
+            model,
+            number: version_number(file)?,
+        }),
+        ["models", model, "removed", file] if model_ok(model) => Some(Key::Removal {
             model,
             number: version_number(file)?,
         }),
@@ -234,6 +261,13 @@ mod tests {
                 id: state.clone()
             })
         );
+        assert_eq!(
+            parse(&removal("churn", 3)),
+            Some(Key::Removal {
+                model: "churn",
+                number: 3
+            })
+        );
         assert_eq!(parse(&head("churn")), Some(Key::Head { model: "churn" }));
         assert_eq!(
             parse(&run_record(&run)),
@@ -260,6 +294,7 @@ mod tests {
             "models/churn/versions/0.toml",
             "models/churn/versions/x.toml",
             "models/churn/states/short.toml",
+            "models/churn/removed/03.toml",
             "models/churn/HEAD.lock",
             "models/../versions/1.toml",
             "models/-rf/HEAD",

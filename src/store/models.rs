@@ -12,11 +12,11 @@ use anyhow::{Context, Result, bail};
 
 use super::tree::Tree;
 use super::walk::{self, Graph, Shape};
-use super::{Registry, TreeId, atomic, files, keys, read, stages};
+use super::{Registry, TreeId, atomic, files, keys, read, removals, stages};
 use crate::error::Failure;
 use crate::id::RunId;
-use crate::manifest::VersionRecord;
 use crate::manifest::version::FORMAT;
+use crate::manifest::{Removal, VersionRecord};
 use crate::names::ModelName;
 use crate::refspec::{ModelRef, Selector};
 
@@ -61,6 +61,36 @@ pub fn list_versions(reg: &Registry, model: &str) -> Result<Vec<u64>> {
     }
     numbers.sort_unstable();
     Ok(numbers)
+}
+
+/// Returns a model's version numbers that were not removed, ascending.
+pub fn live_versions(reg: &Registry, model: &str) -> Result<Vec<u64>> {
+    let removed = removals::list(reg, model)?;
+    let mut numbers = list_versions(reg, model)?;
+    numbers.retain(|n| !removed.contains_key(n));
+    Ok(numbers)
+}
+
+/// Returns the error that a reference named a removed version: when, by whom, why.
+pub fn removed_error(removal: &Removal, named_as: Option<&str>) -> anyhow::Error {
+    let what = removal.reference();
+    let by = match &removal.reason {
+        Some(reason) => format!("{} by {}: {reason}", removal.time, removal.actor),
+        None => format!("{} by {}", removal.time, removal.actor),
+    };
+    let message = match named_as {
+        Some(stage) => format!(
+            "{stage} of {} holds {what}, which was removed at {by}",
+            removal.model
+        ),
+        None => format!("{what} was removed at {by}"),
+    };
+    Failure::error(message)
+        .hint(format!(
+            "`mreg show {what}` shows what it was; `mreg ls {}` lists the versions there are",
+            removal.model
+        ))
+        .into()
 }
 
 /// Returns where a version record lives.
@@ -136,6 +166,14 @@ pub fn load_versions(reg: &Registry, model: &str) -> Result<Vec<VersionRecord>> 
         .collect()
 }
 
+/// Returns the version records of a model that were not removed, ascending.
+pub fn load_live_versions(reg: &Registry, model: &str) -> Result<Vec<VersionRecord>> {
+    live_versions(reg, model)?
+        .into_iter()
+        .map(|n| load_version(reg, model, n))
+        .collect()
+}
+
 /// What a new version records, apart from its number.
 #[derive(Debug, Clone)]
 pub struct NewVersion {
@@ -185,7 +223,13 @@ pub fn create_version(reg: &Registry, new: NewVersion) -> Result<VersionRecord> 
         renumbered_from: None,
         metrics: new.metrics,
     };
-    let first = match list_versions(reg, model)?.last() {
+    // A number a removal names is never given again, even where its version record is
+    // not here (yet): a sync publishes a removal before the record it removes.
+    let highest = list_versions(reg, model)?
+        .last()
+        .copied()
+        .max(removals::list(reg, model)?.keys().next_back().copied());
+    let first = match highest.as_ref() {
         None => 1,
         Some(&last) => last.checked_add(1).ok_or_else(|| {
             Failure::error(format!(
@@ -255,11 +299,49 @@ pub fn require_model(reg: &Registry, model: &ModelName) -> Result<()> {
     Ok(())
 }
 
-/// Returns the version a reference names, or an error saying what it could mean.
+/// Returns the version a reference names, or an error saying what it could mean; a
+/// removed version is an error saying when and by whom it was removed.
 pub fn resolve(reg: &Registry, reference: &ModelRef) -> Result<VersionRecord> {
+    let (record, removal) = resolve_any(reg, reference)?;
+    match removal {
+        None => Ok(record),
+        Some(removal) => {
+            let stage = match &reference.selector {
+                Selector::Name(word) => Some(word.as_str()),
+                _ => None,
+            };
+            Err(removed_error(&removal, stage))
+        }
+    }
+}
+
+/// Returns the version a reference names, removed or not, with its removal record.
+///
+/// `latest` and tree-hash prefixes name only versions that were not removed; a number
+/// or a stage may name a removed one, so `show` can say what it was.
+pub fn resolve_any(
+    reg: &Registry,
+    reference: &ModelRef,
+) -> Result<(VersionRecord, Option<Removal>)> {
     let model = reference.model.as_str();
-    let numbers = list_versions(reg, model)?;
-    if numbers.is_empty() {
+    let mut removed = removals::list(reg, model)?;
+    let record = resolve_among(reg, reference, &removed)?;
+    let removal = removed.remove(&record.version);
+    if let Some(removal) = &removal {
+        removals::check_applies(removal, &record)?;
+    }
+    Ok((record, removal))
+}
+
+/// Resolves a reference; `removed` are the model's removal records.
+fn resolve_among(
+    reg: &Registry,
+    reference: &ModelRef,
+    removed: &BTreeMap<u64, Removal>,
+) -> Result<VersionRecord> {
+    let model = reference.model.as_str();
+    let all = list_versions(reg, model)?;
+    if all.is_empty() {
         let models = list_models(reg)?;
         let known = if models.is_empty() {
             "the registry holds no models yet".to_owned()
@@ -270,13 +352,32 @@ pub fn resolve(reg: &Registry, reference: &ModelRef) -> Result<VersionRecord> {
             .hint(format!("{known}; `mreg ls` lists them"))
             .into());
     }
-    let range = describe_versions(&numbers);
+    let numbers: Vec<u64> = all
+        .iter()
+        .copied()
+        .filter(|n| !removed.contains_key(n))
+        .collect();
+    let range = if numbers.is_empty() {
+        format!(
+            "none left: every one of them was removed ({})",
+            describe_versions(&all)
+        )
+    } else {
+        describe_versions(&numbers)
+    };
     match &reference.selector {
-        Selector::Latest => {
-            load_version(reg, model, *numbers.last().expect("numbers is not empty"))
-        }
+        Selector::Latest => match numbers.last() {
+            Some(&n) => load_version(reg, model, n),
+            None => Err(Failure::error(format!(
+                "{model} has no version left: every one of them was removed"
+            ))
+            .hint(format!(
+                "`mreg history {model}` shows the removals; push a new version to use the model again"
+            ))
+            .into()),
+        },
         Selector::Number(n) => {
-            if numbers.binary_search(n).is_ok() {
+            if all.binary_search(n).is_ok() {
                 load_version(reg, model, *n)
             } else {
                 Err(Failure::error(format!("{model}@{n} does not exist"))
@@ -285,7 +386,11 @@ pub fn resolve(reg: &Registry, reference: &ModelRef) -> Result<VersionRecord> {
             }
         }
         Selector::TreePrefix(prefix) => {
-            let matches: Vec<VersionRecord> = load_versions(reg, model)?
+            let mut matches = Vec::new();
+            for &n in &numbers {
+                matches.push(load_version(reg, model, n)?);
+            }
+            let matches: Vec<VersionRecord> = matches
                 .into_iter()
                 .filter(|r| r.tree.to_string().starts_with(prefix.as_str()))
                 .collect();
@@ -353,8 +458,11 @@ fn resolve_stage(
     }
 }
 
-/// Returns "1 to 5" or "1, 3 and 4" for a list of version numbers.
+/// Returns "1 to 5" or "1, 3, 4" for a list of version numbers ("none" when empty).
 fn describe_versions(numbers: &[u64]) -> String {
+    if numbers.is_empty() {
+        return "none".to_owned();
+    }
     let (first, last) = (numbers[0], numbers[numbers.len() - 1]);
     if last - first + 1 == numbers.len() as u64 {
         if first == last {

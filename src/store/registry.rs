@@ -11,7 +11,7 @@ use super::backend::{Backend, BackendRef, Folder};
 use super::config::{self, Config};
 use super::keys;
 use super::object::Encoding;
-use super::{atomic, files, tmp};
+use super::{atomic, files, gclock, tmp};
 use crate::error::Failure;
 use crate::id::ObjectId;
 
@@ -60,6 +60,9 @@ impl Registry {
             &reg.path(keys::REGISTRY_ID),
             format!("{}\n", new_registry_id()).as_bytes(),
         )?;
+        // The gc lock files, made now so that no later command has to add a file to a
+        // registry it was only going to read or refuse to write.
+        gclock::make(&reg.root)?;
         let config = config::initial_text(FORMAT);
         atomic::replace(&reg.tmp_dir(), &reg.path(keys::CONFIG), config.as_bytes())?;
         Ok((reg, true))
@@ -242,6 +245,14 @@ impl Registry {
     /// everything else, made on first use (see [`tmp`]).
     pub fn tmp_dir(&self) -> PathBuf {
         self.tmp.dir()
+    }
+
+    /// Returns this process's share of the lock between writers and `gc`, held until
+    /// the guard is dropped: taken before a command first looks whether an object
+    /// exists, kept until its last record naming objects is published ([`gclock`]).
+    /// It waits while a `gc` of this registry runs.
+    pub fn writing(&self) -> Result<gclock::Writing> {
+        gclock::writing(&self.root, &|| {})
     }
 
     /// Returns the folder of objects.

@@ -9,6 +9,7 @@
 //! Nothing here is edited in place: the run folder is created exclusively (which also
 //! allocates the id), and every event is a new file published with an exclusive link.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::PathBuf;
@@ -18,10 +19,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 
 use super::write::Staging;
-use super::{ObjectId, Registry, atomic, files, keys, read};
+use super::{ObjectId, Registry, TreeId, atomic, files, keys, read};
 use crate::error::Failure;
 use crate::id::RunId;
-use crate::manifest::series::{Chunk, Point, chunk_of, decode_points};
+use crate::manifest::run::DataInput;
+use crate::manifest::series::{Chunk, Point, Series, chunk_of, decode_points};
 use crate::manifest::{RunEvent, RunRecord};
 
 /// Shortest run-id prefix accepted on the command line.
@@ -384,6 +386,59 @@ pub fn load_points(reg: &Registry, chunk: &Chunk, budget: &mut SeriesBudget) -> 
     }
     points.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
     Ok(points)
+}
+
+/// Parses a run file (`runs/ID/run.toml` or an event under `runs/ID/log/`), checking
+/// it belongs to the run its key names; returns its series and data inputs.
+pub fn parse_run_file(
+    key: &str,
+    bytes: &[u8],
+) -> Result<(BTreeMap<String, Series>, Vec<DataInput>)> {
+    let text = std::str::from_utf8(bytes).with_context(|| format!("reading {key}"))?;
+    let (run, series, data) = if key.ends_with(keys::RUN_RECORD) {
+        let record = RunRecord::parse(text).with_context(|| format!("parsing {key}"))?;
+        (record.id, record.series, record.data)
+    } else {
+        let event = RunEvent::parse(text).with_context(|| format!("parsing {key}"))?;
+        (event.run, event.series, event.data)
+    };
+    let named = key.split('/').nth(1).unwrap_or_default();
+    if run.to_string() != named {
+        anyhow::bail!("{key} says it belongs to run {run}");
+    }
+    Ok((series, data))
+}
+
+/// Returns the objects a run file names: series stored as objects, and data inputs
+/// stored with `--store-data` (a folder's whole tree, held to the walk limits).
+pub fn run_objects(
+    key: &str,
+    bytes: &[u8],
+    read_tree: &dyn Fn(TreeId) -> Result<super::tree::Tree>,
+) -> Result<Vec<(ObjectId, u64)>> {
+    let (series, data) = parse_run_file(key, bytes)?;
+    let mut out = Vec::new();
+    for s in series.values() {
+        out.extend(s.chunk.objects.iter().map(|o| (*o, 0)));
+    }
+    for input in data.iter().filter(|d| d.stored) {
+        let Some(hash) = input
+            .hash
+            .as_deref()
+            .and_then(|h| h.parse::<ObjectId>().ok())
+        else {
+            continue;
+        };
+        if input.kind == "folder" {
+            out.extend(
+                super::walk::load(TreeId(hash), &super::walk::LIMITS, &mut |t| read_tree(t))?
+                    .objects(),
+            );
+        } else {
+            out.push((hash, input.bytes.unwrap_or(0)));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

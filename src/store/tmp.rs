@@ -167,7 +167,7 @@ pub fn abandoned(tmp: &Path) -> Vec<PathBuf> {
 
 /// Removes what [`abandoned`] lists. Errors are ignored: what cannot be removed now
 /// is tried again by the next writer, and costs only disk space.
-fn reclaim(tmp: &Path) {
+pub fn reclaim(tmp: &Path) {
     let Ok(entries) = fs::read_dir(tmp) else {
         return;
     };

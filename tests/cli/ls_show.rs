@@ -117,7 +117,8 @@ fn show_prints_the_record_and_its_files() {
       "actor": "tester@ci",
       "run": "8562c9ece8b61bac",
       "nonce": "c3f76c63e05cc70d",
-      "stages": []
+      "stages": [],
+      "removed": null
     }
     --- stderr
     "#);

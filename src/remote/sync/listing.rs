@@ -14,6 +14,8 @@ use crate::store::keys::{self, Key};
 pub(super) struct Keys {
     /// Model → version numbers.
     pub(super) versions: BTreeMap<String, BTreeSet<u64>>,
+    /// Model → numbers of removed versions.
+    pub(super) removals: BTreeMap<String, BTreeSet<u64>>,
     /// Model → state file names (`ID.toml`).
     pub(super) states: BTreeMap<String, BTreeSet<String>>,
     /// Models with a `HEAD`.
@@ -41,6 +43,12 @@ impl Keys {
             match keys::parse(key) {
                 Some(Key::Version { model, number }) => {
                     out.versions
+                        .entry(model.to_owned())
+                        .or_default()
+                        .insert(number);
+                }
+                Some(Key::Removal { model, number }) => {
+                    out.removals
                         .entry(model.to_owned())
                         .or_default()
                         .insert(number);
@@ -113,6 +121,7 @@ mod tests {
             "models/churn/versions/02.toml".to_owned(),
             "models/churn/versions/0.toml".to_owned(),
             format!("models/churn/states/{state}.toml"),
+            "models/churn/removed/1.toml".to_owned(),
             "models/churn/states/short.toml".to_owned(),
             "models/churn/HEAD".to_owned(),
             "models/churn/HEAD.lock".to_owned(),
@@ -143,6 +152,7 @@ mod tests {
             parsed.states["churn"],
             BTreeSet::from([format!("{state}.toml")])
         );
+        assert_eq!(parsed.removals["churn"], BTreeSet::from([1]));
         assert_eq!(parsed.heads, BTreeSet::from(["churn".to_owned()]));
         assert_eq!(parsed.runs.len(), 1);
         assert_eq!(parsed.runs["0123456789abcdef"].len(), 2);

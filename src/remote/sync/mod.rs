@@ -27,7 +27,7 @@ mod runs;
 mod tests;
 mod versions;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -37,10 +37,8 @@ use listing::{Keys, local_keys, remote_keys};
 
 use super::known::Known;
 use super::{Created, Remote, transfer};
-use crate::id::{ObjectId, StateId, TreeId};
-use crate::manifest::run::DataInput;
-use crate::manifest::series::Series;
-use crate::manifest::{RunEvent, RunRecord, VersionRecord};
+use crate::id::{StateId, TreeId};
+use crate::manifest::VersionRecord;
 use crate::store::{Progress, Registry, keys};
 
 /// How many times a model's stages are re-read after a lost compare-and-swap.
@@ -83,6 +81,8 @@ pub struct Counts {
     pub events: u64,
     /// Version records.
     pub versions: u64,
+    /// Removal records.
+    pub removals: u64,
     /// Stage states.
     pub states: u64,
     /// Models whose `HEAD` moved.
@@ -187,6 +187,13 @@ impl<'a> Sync<'a> {
 
     /// Runs the sync and returns what it did; conflicts are in the report, not errors.
     pub fn run(mut self) -> Result<Report> {
+        // Held from the first listing to the last record, on each side that is written.
+        let _ours = self.reg.writing()?;
+        let _theirs = if self.options.send {
+            self.remote.writing()?
+        } else {
+            None
+        };
         if self.remote.size(keys::CONFIG)?.is_none() {
             // A new (or emptied) remote: nothing remembered about it can be trusted.
             self.known.forget()?;
@@ -237,6 +244,7 @@ impl<'a> Sync<'a> {
         }
         self.fetch_runs(&theirs, &ours)?;
         self.fetch_versions(&theirs, &ours)?;
+        self.sync_removals(&theirs, &ours)?;
         self.fetch_states(&theirs, &ours, None)?;
         if self.options.send {
             self.send_config()?;
@@ -376,54 +384,4 @@ fn parse_version(bytes: &[u8], model: &str, n: u64, whence: &str) -> Result<Vers
 fn parse_head(bytes: &[u8], key: &str, whence: &str) -> Result<StateId> {
     crate::store::stages::parse_head(bytes)
         .ok_or_else(|| anyhow::anyhow!("{key} on {whence} does not name a stage state"))
-}
-
-/// Parses a run file (`runs/ID/run.toml` or an event under `runs/ID/log/`), checking
-/// it belongs to the run its key names; returns its series and data inputs.
-pub fn parse_run_file(
-    key: &str,
-    bytes: &[u8],
-) -> Result<(BTreeMap<String, Series>, Vec<DataInput>)> {
-    let text = std::str::from_utf8(bytes).with_context(|| format!("reading {key}"))?;
-    let (run, series, data) = if key.ends_with(keys::RUN_RECORD) {
-        let record = RunRecord::parse(text).with_context(|| format!("parsing {key}"))?;
-        (record.id, record.series, record.data)
-    } else {
-        let event = RunEvent::parse(text).with_context(|| format!("parsing {key}"))?;
-        (event.run, event.series, event.data)
-    };
-    let named = key.split('/').nth(1).unwrap_or_default();
-    if run.to_string() != named {
-        anyhow::bail!("{key} says it belongs to run {run}");
-    }
-    Ok((series, data))
-}
-
-/// Returns the objects a run file names: series stored as objects, and data inputs
-/// stored with `--store-data` (a folder's whole tree, held to the walk limits).
-pub fn run_objects(
-    key: &str,
-    bytes: &[u8],
-    read_tree: &dyn Fn(TreeId) -> Result<crate::store::tree::Tree>,
-) -> Result<Vec<(ObjectId, u64)>> {
-    let (series, data) = parse_run_file(key, bytes)?;
-    let mut out = Vec::new();
-    for s in series.values() {
-        out.extend(s.chunk.objects.iter().map(|o| (*o, 0)));
-    }
-    for input in data.iter().filter(|d| d.stored) {
-        let Some(hash) = input
-            .hash
-            .as_deref()
-            .and_then(|h| h.parse::<ObjectId>().ok())
-        else {
-            continue;
-        };
-        if input.kind == "folder" {
-            out.extend(transfer::closure(TreeId(hash), read_tree)?);
-        } else {
-            out.push((hash, input.bytes.unwrap_or(0)));
-        }
-    }
-    Ok(out)
 }

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Result;
 
-use super::{Keys, Side, Sync, create_or_same, parse_run_file, run_objects};
+use super::{Keys, Side, Sync, create_or_same};
 use crate::id::ObjectId;
 use crate::remote::transfer;
+use crate::store::runs::{parse_run_file, run_objects};
 use crate::store::{atomic, files, keys, read};
 
 impl Sync<'_> {

@@ -10,7 +10,7 @@ use crate::id::ObjectId;
 use crate::manifest::VersionRecord;
 use crate::remote::{Created, transfer};
 use crate::store::object::Encoding;
-use crate::store::{atomic, keys, models, runs};
+use crate::store::{atomic, keys, models, removals, runs};
 
 impl Sync<'_> {
     /// Copies the remote's versions the registry lacks, each after its objects. A
@@ -46,6 +46,14 @@ impl Sync<'_> {
             }
         }
         records.retain(|(model, ..)| !self.blocked.contains(model));
+        // A version removed on the remote comes without its objects (they may be gone
+        // there), and with its removal, which is published first, so this registry never
+        // holds it as a version whose objects are missing.
+        let (removed, live): (Vec<_>, Vec<_>) = records
+            .into_iter()
+            .partition(|(model, n, ..)| theirs.removals.get(model).is_some_and(|r| r.contains(n)));
+        self.fetch_removed_versions(removed)?;
+        let records = live;
         // Runs came first: a version whose run is neither here nor fetched (absent on
         // the remote, or refused) is refused with it, as fsck would report it.
         let mut with_run = Vec::with_capacity(records.len());
@@ -102,6 +110,38 @@ impl Sync<'_> {
             }
             self.known
                 .note_same_record(&keys::version(&model, n), &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Copies versions removed on the remote: each removal, checked to name the tree of
+    /// its record, first, then the record, and none of the objects.
+    fn fetch_removed_versions(
+        &mut self,
+        removed: Vec<(String, u64, VersionRecord, Vec<u8>)>,
+    ) -> Result<()> {
+        for (model, n, record, bytes) in removed {
+            let key = keys::removal(&model, n);
+            let removal = self.remote.get(&key).and_then(|fetched| {
+                let fetched = fetched.ok_or_else(|| anyhow::anyhow!("it is missing"))?;
+                let text = std::str::from_utf8(&fetched.bytes)?;
+                let removal = removals::parse(text, &model, n)?;
+                removals::check_applies(&removal, &record)?;
+                Ok(fetched.bytes)
+            });
+            match removal {
+                Ok(removal) => {
+                    let path = self.reg.make_parents(&key)?;
+                    if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &removal)? {
+                        self.report.fetched.removals += 1;
+                    }
+                    let path = self.reg.make_parents(&keys::version(&model, n))?;
+                    if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
+                        self.report.fetched.versions += 1;
+                    }
+                }
+                Err(err) => self.refuse(&key, Side::Remote, Some(&model), &err),
+            }
         }
         Ok(())
     }
@@ -173,6 +213,10 @@ impl Sync<'_> {
                     continue;
                 }
                 let key = keys::version(model, *n);
+                if ours.removals.get(model).is_some_and(|r| r.contains(n)) {
+                    self.send_removed_version(model, *n, &key)?;
+                    continue;
+                }
                 let record = self.local_record(&key).and_then(|bytes| {
                     let record = parse_version(&bytes, model, *n, "this registry")?;
                     let graph = models::graph(self.reg, &record)?;
@@ -207,6 +251,111 @@ impl Sync<'_> {
                     // Taken since the listing: by this registry's own earlier attempt
                     // (same bytes), or by another writer (a conflict, recorded).
                     self.differs_from_local(&model, n, &key)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a removed version the remote lacks: its removal first, then its record,
+    /// and none of its objects, which may be gone here.
+    fn send_removed_version(&mut self, model: &str, n: u64, key: &str) -> Result<()> {
+        let removal_key = keys::removal(model, n);
+        let checked = self.local_record(key).and_then(|bytes| {
+            let record = parse_version(&bytes, model, n, "this registry")?;
+            let removal = self.local_record(&removal_key)?;
+            let parsed = removals::parse(std::str::from_utf8(&removal)?, model, n)?;
+            removals::check_applies(&parsed, &record)?;
+            Ok((bytes, removal))
+        });
+        let (bytes, removal) = match checked {
+            Ok(found) => found,
+            Err(err) => {
+                self.refuse(&removal_key, Side::Local, Some(model), &err);
+                return Ok(());
+            }
+        };
+        if self.remote.create(&removal_key, &removal)? == Created::New {
+            self.report.sent.removals += 1;
+        }
+        match self.remote.create(key, &bytes)? {
+            Created::New => {
+                self.report.sent.versions += 1;
+                self.known.note_same_record(key, &bytes)?;
+            }
+            Created::Exists => {
+                self.differs_from_local(model, n, key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the removals of versions both sides hold, each way, each checked to
+    /// name the tree of the record it removes.
+    pub(super) fn sync_removals(&mut self, theirs: &Keys, ours: &Keys) -> Result<()> {
+        for (model, numbers) in &theirs.removals {
+            if self.blocked.contains(model) {
+                continue;
+            }
+            let mine = ours.removals.get(model);
+            for &n in numbers {
+                let both = ours.versions.get(model).is_some_and(|v| v.contains(&n));
+                if !both || mine.is_some_and(|m| m.contains(&n)) {
+                    continue;
+                }
+                let key = keys::removal(model, n);
+                let fetched = self.remote.get(&key).and_then(|fetched| {
+                    let fetched = fetched.ok_or_else(|| anyhow::anyhow!("it is missing"))?;
+                    let removal = removals::parse(std::str::from_utf8(&fetched.bytes)?, model, n)?;
+                    let record = models::load_version(self.reg, model, n)?;
+                    removals::check_applies(&removal, &record)?;
+                    Ok(fetched.bytes)
+                });
+                match fetched {
+                    Ok(bytes) => {
+                        let path = self.reg.make_parents(&key)?;
+                        if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
+                            self.report.fetched.removals += 1;
+                        }
+                    }
+                    Err(err) => self.refuse(&key, Side::Remote, Some(model), &err),
+                }
+            }
+        }
+        if !self.options.send {
+            return Ok(());
+        }
+        for (model, numbers) in &ours.removals {
+            if self.blocked.contains(model) {
+                continue;
+            }
+            let there = theirs.removals.get(model);
+            for &n in numbers {
+                let both = theirs.versions.get(model).is_some_and(|v| v.contains(&n));
+                if !both || there.is_some_and(|t| t.contains(&n)) {
+                    continue;
+                }
+                let key = keys::removal(model, n);
+                let version_key = keys::version(model, n);
+                let local = self.local_record(&version_key)?;
+                if !self.known.same_record(&version_key, &local)
+                    && self.differs_from_local(model, n, &version_key)?
+                {
+                    continue;
+                }
+                let checked = self.local_record(&key).and_then(|bytes| {
+                    let removal = removals::parse(std::str::from_utf8(&bytes)?, model, n)?;
+                    let record = parse_version(&local, model, n, "this registry")?;
+                    removals::check_applies(&removal, &record)?;
+                    Ok(bytes)
+                });
+                match checked {
+                    Ok(bytes) => {
+                        if self.remote.create(&key, &bytes)? == Created::New {
+                            self.report.sent.removals += 1;
+                        }
+                    }
+                    Err(err) => self.refuse(&key, Side::Local, Some(model), &err),
                 }
             }
         }

@@ -1,0 +1,83 @@
+//! `mreg gc`: delete what no surviving version, stage or run reaches.
+
+use anyhow::Result;
+
+use super::{Ctx, output};
+use crate::ops::gc::{self, Outcome, Request};
+
+/// Delete the objects no surviving version, stage or run holds
+///
+/// Reads every record first (versions not removed, what each stage holds, every run's
+/// series and stored data inputs): if one cannot be read, gc deletes nothing and names
+/// it. Then deletes the objects none of them reach (the files of removed versions, and
+/// objects an interrupted push or sync left unnamed) and the temp files of processes
+/// that are gone, and prints the bytes freed.
+///
+/// Safe while other commands run: pushes, syncs and logs started before gc are waited
+/// for (up to --wait), and those started during it wait until it is done, so nothing
+/// they name is deleted (docs/lifecycle.md). Pulls never wait.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  mreg gc --dry-run
+  mreg rm churn@3 && mreg gc
+  mreg gc --json | jq .freed_bytes
+  mreg gc --wait 300
+
+Exit codes: 0 done, 1 error (a record does not read: nothing was deleted), 2 usage
+error, 4 writers kept the registry busy for all of --wait (nothing was deleted).")]
+pub struct GcArgs {
+    /// Count what would be deleted, by kind, deleting nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Seconds to wait for pushes and syncs already running to finish
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    wait: f64,
+}
+
+/// Runs `mreg gc`.
+pub fn run(ctx: &Ctx, args: &GcArgs) -> Result<()> {
+    let reg = ctx.registry()?;
+    let outcome = gc::gc(
+        &reg,
+        &Request {
+            dry_run: args.dry_run,
+            wait_s: args.wait,
+        },
+    )?;
+    ctx.out.emit(&outcome, || table(&outcome))?;
+    for reference in &outcome.finished_removals {
+        ctx.out.status(&format!(
+            "Finished the removal of {reference}, which an interrupted `mreg rm` recorded."
+        ));
+    }
+    let kept = format!(
+        "{} objects ({}) are kept",
+        outcome.kept.count,
+        output::bytes(outcome.kept.bytes)
+    );
+    ctx.out.status(&if args.dry_run {
+        format!(
+            "Dry run: gc would free {}; {kept}. Nothing was deleted.",
+            output::bytes(outcome.freed_bytes)
+        )
+    } else {
+        format!("Freed {}; {kept}.", output::bytes(outcome.freed_bytes))
+    });
+    Ok(())
+}
+
+/// Returns the table of what was (or would be) deleted, by kind.
+fn table(outcome: &Outcome) -> String {
+    let cells = outcome
+        .kinds
+        .iter()
+        .map(|k| {
+            vec![
+                k.kind.to_owned(),
+                k.count.to_string(),
+                output::bytes(k.bytes),
+            ]
+        })
+        .collect();
+    output::table(&["KIND", "COUNT", "SIZE"], cells)
+}

@@ -1,0 +1,94 @@
+//! `mreg rm`: remove versions from listings, references and pulls, recorded in history.
+
+use anyhow::Result;
+
+use super::{Ctx, args};
+use crate::ops::rm::{self, Outcome, Request};
+
+/// Remove model versions: they no longer list, resolve or pull
+///
+/// Each model's removal is one entry in its history (who, when, why), and each removed
+/// version keeps its record with a removal record beside it: `mreg show churn@3` says
+/// it was removed, when and by whom, its number is never given again, and a sync
+/// carries the removal to other registries instead of bringing the version back. The
+/// runs the versions came from stay, as evidence. Nothing is deleted yet: `mreg gc`
+/// then frees the files no surviving version, run or stage holds.
+///
+/// A version a stage holds is refused, unless --force --reason TEXT empties that stage
+/// in the same recorded move.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  mreg rm churn@3
+  mreg rm churn@3 churn@4 fraud@2 --reason 'trained on leaked labels'
+  mreg rm --model churn-experiment --reason 'abandoned'
+  mreg rm churn@production --force --reason 'serving a model trained on bad data'
+  mreg rm churn@3 --dry-run
+  mreg rm churn@3 --json | jq .removed
+  mreg rm churn@3 && mreg gc
+
+Exit codes: 0 removed (or already removed), 1 error (a stage holds a version, or a
+reference names nothing: nothing is removed), 2 usage error, 4 another command held
+the model's lock for all of --wait.")]
+pub struct RmArgs {
+    /// The versions to remove: NAME@N, NAME@STAGE, NAME@latest, NAME@TREE-PREFIX
+    #[arg(value_name = "REF")]
+    refs: Vec<String>,
+    /// Remove every version of this model
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
+    /// Empty the stages that hold a version being removed; needs --reason
+    #[arg(long)]
+    force: bool,
+    /// Why; recorded, credentials in it masked (URL passwords, tokens, secret KEY=VALUE)
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
+    /// Seconds to wait for another move of the same model to finish
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    wait: f64,
+    /// Show what would be removed, writing nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// Runs `mreg rm`.
+pub fn run(ctx: &Ctx, args: &RmArgs) -> Result<()> {
+    let reg = ctx.registry()?;
+    args::warn_masked(ctx, "--reason", args.reason.as_deref());
+    let request = Request {
+        refs: &args.refs,
+        model: args.model.as_deref(),
+        force: args.force,
+        reason: args.reason.as_deref(),
+        wait_s: args.wait,
+        dry_run: args.dry_run,
+    };
+    let outcome = rm::rm(&reg, &request)?;
+    ctx.out.emit(&outcome, String::new)?;
+    for line in status_lines(&outcome, args.dry_run) {
+        ctx.out.status(&line);
+    }
+    Ok(())
+}
+
+/// Returns the status lines of a removal: one per version, then what follows.
+fn status_lines(outcome: &Outcome, dry_run: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    for row in &outcome.removed {
+        let emptied = if row.emptied.is_empty() {
+            String::new()
+        } else {
+            format!(", emptying {}", row.emptied.join(" and "))
+        };
+        let verb = if dry_run { "Would remove" } else { "Removed" };
+        lines.push(format!("{verb} {}@{}{emptied}.", row.model, row.version));
+    }
+    for reference in &outcome.already_removed {
+        lines.push(format!("{reference} was removed before; nothing to do."));
+    }
+    if dry_run {
+        lines.push("Dry run: nothing was written.".to_owned());
+    } else if !outcome.removed.is_empty() {
+        lines.push("`mreg gc` frees the files no surviving version or run holds.".to_owned());
+    }
+    lines
+}

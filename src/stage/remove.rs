@@ -1,0 +1,213 @@
+//! Removing versions: a removal record per version, after a recorded stage move that
+//! empties the stages holding them, when any does.
+//!
+//! The removal records are the removal: each is its own immutable record, so removals
+//! made in two registries never conflict. When stages held a version, the move that
+//! empties them comes first and is the removal's place in the stage history; the
+//! removal records follow. Every later move starts by finishing the removal its newest
+//! state records ([`finish_pending`]), and `gc` finishes those of every state before it
+//! reads what is removed. So a kill between the two leaves a history that says what was
+//! meant, and the next writer completes it; no stage ever holds a removed version.
+
+use anyhow::Result;
+
+use super::{Stamp, Step, new_state};
+use crate::error::Failure;
+use crate::id::StateId;
+use crate::manifest::state::{Action, Emptied};
+use crate::manifest::{Removal, StageState};
+use crate::store::lock::{Holder, Lock};
+use crate::store::{Registry, models, removals};
+
+/// What a removal of some versions of one model asks for.
+pub struct Request<'a> {
+    /// The model.
+    pub model: &'a str,
+    /// The versions to remove, ascending, none removed yet.
+    pub versions: &'a [u64],
+    /// Whether the stages holding any of them may be emptied; needs `reason`.
+    pub force: bool,
+    /// Why, recorded.
+    pub reason: Option<&'a str>,
+    /// Whether to decide only, writing nothing.
+    pub dry_run: bool,
+}
+
+/// Returns what a removal did (or would do).
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The stages emptied, with the version each held.
+    pub emptied: Vec<Emptied>,
+    /// The state written, with its number; `None` in a dry run.
+    pub state: Option<(StateId, u64)>,
+    /// How many times another writer moved the stages first.
+    pub retries: u32,
+}
+
+/// Removes `request.versions` of `request.model`: refused when a stage holds one of
+/// them unless forced, then a removal record per version.
+///
+/// A removal that empties no stage is no stage move: it writes only its removal records,
+/// under the model's `HEAD.lock` so that no promotion decides on a version in between,
+/// and no two registries' removals ever make their stage histories diverge. One that
+/// empties stages is recorded as a stage move first.
+pub fn remove(reg: &Registry, request: &Request, stamp: &Stamp) -> Result<Report> {
+    let model = request.model;
+    let holder = Holder::this_process(stamp.command.clone(), stamp.time.clone());
+    let lock = if reg.bucket_url().is_none() {
+        let head = reg.make_parents(&crate::store::keys::head(model))?;
+        Some(Lock::acquire(&reg.tmp_dir(), &head, &holder, stamp.wait)?)
+    } else {
+        None
+    };
+    let current = crate::store::stages::current(reg, model)?;
+    finish_pending(reg, current.as_ref())?;
+    let emptied = held_by_stages(current.as_ref().map(|(_, s)| s), request.versions);
+    if !emptied.is_empty() && !request.force {
+        return Err(held_error(model, &emptied));
+    }
+    if request.dry_run || emptied.is_empty() {
+        if !request.dry_run {
+            for &version in request.versions {
+                publish_removal(reg, model, version, stamp, request.reason)?;
+            }
+        }
+        return Ok(Report {
+            emptied,
+            state: None,
+            retries: 0,
+        });
+    }
+    drop(lock);
+    let done = super::transact(reg, model, stamp, |state| {
+        let emptied = held_by_stages(state, request.versions);
+        let report = Report {
+            emptied: emptied.clone(),
+            state: None,
+            retries: 0,
+        };
+        let first = request.versions.first().copied().unwrap_or_default();
+        let mut new = new_state(state, model, "", first, Action::Remove, stamp);
+        new.reason = request.reason.map(str::to_owned);
+        new.forced = true;
+        new.removed = request.versions.to_vec();
+        for e in &emptied {
+            new.stages.remove(&e.stage);
+        }
+        new.emptied = emptied;
+        Ok(Step::Write(Box::new(new), report))
+    })?;
+    let mut report = done.report;
+    report.retries = done.retries;
+    if let Some((id, number)) = done.written {
+        let state = crate::store::stages::load_state(reg, model, &id)?;
+        crate::crash::point("removal-recorded");
+        publish_removals(reg, &state, &id)?;
+        report.state = Some((id, number));
+    }
+    Ok(report)
+}
+
+/// Returns the stages of `state` that hold one of `versions`, in stage order.
+fn held_by_stages(state: Option<&StageState>, versions: &[u64]) -> Vec<Emptied> {
+    let Some(state) = state else {
+        return Vec::new();
+    };
+    state
+        .stages
+        .iter()
+        .filter(|(_, v)| versions.contains(v))
+        .map(|(stage, v)| Emptied {
+            stage: stage.clone(),
+            version: *v,
+        })
+        .collect()
+}
+
+/// Returns the refusal of a removal of versions that stages hold.
+fn held_error(model: &str, emptied: &[Emptied]) -> anyhow::Error {
+    let held: Vec<String> = emptied
+        .iter()
+        .map(|e| format!("{} holds {model}@{}", e.stage, e.version))
+        .collect();
+    Failure::error(format!("{}, so nothing was removed", held.join(" and ")))
+    .hint(format!(
+        "promote another version first, or add --force --reason TEXT to empty {} in the same recorded move",
+        if emptied.len() == 1 { "that stage" } else { "those stages" }
+    ))
+    .into()
+}
+
+/// Publishes the removal record of every version a removal state removed that lacks
+/// one: after the state, or to finish a removal a kill interrupted.
+pub fn publish_removals(reg: &Registry, state: &StageState, id: &StateId) -> Result<()> {
+    for &version in &state.removed {
+        if removals::load(reg, &state.model, version)?.is_some() {
+            continue;
+        }
+        let record = models::load_version(reg, &state.model, version)?;
+        let removal = Removal {
+            format: crate::manifest::removal::FORMAT,
+            model: state.model.clone(),
+            version,
+            tree: record.tree,
+            time: state.time.clone(),
+            actor: state.actor.clone(),
+            reason: state.reason.clone(),
+            command: state.command.clone(),
+            ci_job: state.ci_job.clone(),
+            forced: state.emptied.iter().any(|e| e.version == version),
+            state: Some(id.clone()),
+        };
+        removals::publish(reg, &removal)?;
+    }
+    Ok(())
+}
+
+/// Publishes the removal record of one version that no stage move records.
+fn publish_removal(
+    reg: &Registry,
+    model: &str,
+    version: u64,
+    stamp: &Stamp,
+    reason: Option<&str>,
+) -> Result<()> {
+    let record = models::load_version(reg, model, version)?;
+    removals::publish(
+        reg,
+        &Removal {
+            format: crate::manifest::removal::FORMAT,
+            model: model.to_owned(),
+            version,
+            tree: record.tree,
+            time: stamp.time.clone(),
+            actor: stamp.actor.clone(),
+            reason: reason.map(str::to_owned),
+            command: Some(stamp.command.clone()),
+            ci_job: stamp.ci_job.clone(),
+            forced: false,
+            state: None,
+        },
+    )
+}
+
+/// Finishes the removal the newest state of a model records, when a kill left its
+/// removal records unwritten: run by every stage move before it decides, so a removed
+/// version can never take a stage again.
+pub(crate) fn finish_pending(
+    reg: &Registry,
+    current: Option<&(StateId, StageState)>,
+) -> Result<()> {
+    match current {
+        Some((id, state)) if state.action == Action::Remove => publish_removals(reg, state, id),
+        _ => Ok(()),
+    }
+}
+
+/// Fails when `version` of `model` was removed, saying when and by whom.
+pub fn require_live(reg: &Registry, model: &str, version: u64) -> Result<()> {
+    match removals::load(reg, model, version)? {
+        Some(removal) => Err(models::removed_error(&removal, None)),
+        None => Ok(()),
+    }
+}

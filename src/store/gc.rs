@@ -1,0 +1,348 @@
+//! Garbage collection of a registry folder: what its records reach, what its object
+//! folder holds, and the deletion of the difference.
+//!
+//! [`census`] reads every record: each version not removed (its whole tree), the
+//! versions every model's stages hold (removed or not), and every run's record and
+//! events (series stored as objects, data inputs stored with `--store-data`). Any record
+//! that cannot be read, parsed or walked fails the census, naming it: what a reader
+//! cannot see it cannot vouch for, so nothing is deleted. Removed versions are walked
+//! too, where their trees still read, only to tell what their removal frees from what
+//! nothing ever named.
+//!
+//! The census and the sweep run under the exclusive gc lock ([`super::gclock`]), so no
+//! writer can name an object between the two; docs/lifecycle.md gives the argument.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::object::Encoding;
+use super::walk::{self, Graph};
+use super::{ObjectId, Registry, TreeId, keys, models, read, removals, runs, stages, tmp};
+use crate::manifest::StageState;
+use crate::manifest::state::Action;
+
+/// Who reaches an object: a model's surviving versions, or the runs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Owner {
+    /// The versions of this model that were not removed, and those its stages hold.
+    Model(String),
+    /// Every run: series and stored data inputs.
+    Runs,
+}
+
+/// What the records of a registry reach.
+#[derive(Debug, Default)]
+pub struct Census {
+    /// Objects each owner reaches.
+    pub owners: BTreeMap<Owner, HashSet<ObjectId>>,
+    /// Objects removed versions reach (where their trees still read) and no owner does.
+    pub removed_only: HashSet<ObjectId>,
+    /// Removal states whose removal records a kill left unwritten, with their ids.
+    pub pending: Vec<(crate::id::StateId, StageState)>,
+    /// Records read.
+    pub records: u64,
+}
+
+impl Census {
+    /// Returns every object some owner reaches.
+    pub fn reachable(&self) -> HashSet<ObjectId> {
+        let mut out = HashSet::new();
+        for set in self.owners.values() {
+            out.extend(set.iter().copied());
+        }
+        out
+    }
+}
+
+/// Reads every record of the registry and returns what they reach; fails, naming the
+/// record, when one cannot be read.
+pub fn census(reg: &Registry) -> Result<Census> {
+    let mut census = Census::default();
+    let mut graphs: HashMap<TreeId, Vec<ObjectId>> = HashMap::new();
+    let mut removed_trees: Vec<TreeId> = Vec::new();
+    for model in models::list_models(reg)? {
+        let mut removed = removals::list(reg, &model)?;
+        census.records += removed.len() as u64;
+        let chain = stages::chain(reg, &model, None)
+            .with_context(|| format!("reading the stage history of {model}"))?;
+        census.records += chain.len() as u64;
+        let held: Vec<u64> = chain
+            .first()
+            .map(|(_, s)| s.stages.values().copied().collect())
+            .unwrap_or_default();
+        for (id, state) in &chain {
+            if state.action == Action::Remove
+                && state.removed.iter().any(|n| !removed.contains_key(n))
+            {
+                census.pending.push((id.clone(), state.clone()));
+            }
+        }
+        let pending: HashSet<u64> = census
+            .pending
+            .iter()
+            .filter(|(_, s)| s.model == model)
+            .flat_map(|(_, s)| s.removed.iter().copied())
+            .collect();
+        let mut reached = HashSet::new();
+        for n in models::list_versions(reg, &model)? {
+            let record = models::load_version(reg, &model, n)?;
+            census.records += 1;
+            let removal = removed.remove(&n);
+            if let Some(removal) = &removal {
+                removals::check_applies(removal, &record)?;
+            }
+            let gone = removal.is_some() || pending.contains(&n);
+            if gone && !held.contains(&n) {
+                removed_trees.push(record.tree);
+                continue;
+            }
+            if let std::collections::hash_map::Entry::Vacant(slot) = graphs.entry(record.tree) {
+                let graph = models::graph(reg, &record).with_context(|| {
+                    format!(
+                        "reading the files of {}, which gc must keep",
+                        record.reference()
+                    )
+                })?;
+                slot.insert(ids(&graph));
+            }
+            reached.extend(graphs[&record.tree].iter().copied());
+        }
+        census.owners.insert(Owner::Model(model), reached);
+    }
+    let mut reached = HashSet::new();
+    for id in runs::list_folders(reg)? {
+        for (key, bytes) in run_files(reg, &id)? {
+            census.records += 1;
+            let named = runs::run_objects(&key, &bytes, &|t| read::read_tree(reg, t))
+                .with_context(|| format!("reading what {} names", reg.path(&key).display()))?;
+            reached.extend(named.into_iter().map(|(o, _)| o));
+        }
+    }
+    census.owners.insert(Owner::Runs, reached);
+    let reachable = census.reachable();
+    for tree in removed_trees {
+        let objects = match graphs.get(&tree) {
+            Some(objects) => objects.clone(),
+            // Best effort: a removed version's tree may already be gone.
+            None => walk::load(tree, &walk::LIMITS, &mut |t| read::read_tree(reg, t))
+                .map(|g| ids(&g))
+                .unwrap_or_default(),
+        };
+        census
+            .removed_only
+            .extend(objects.into_iter().filter(|o| !reachable.contains(o)));
+    }
+    Ok(census)
+}
+
+/// Returns the object ids of a graph.
+fn ids(graph: &Graph) -> Vec<ObjectId> {
+    graph.objects().into_iter().map(|(o, _)| o).collect()
+}
+
+/// Returns a run's record (when it has one) and events, as (key, bytes).
+fn run_files(reg: &Registry, id: &crate::id::RunId) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut keys_of = Vec::new();
+    if fs::symlink_metadata(runs::record_path(reg, id)).is_ok() {
+        keys_of.push(keys::run_record(id));
+    }
+    for name in runs::event_names(reg, id)? {
+        keys_of.push(keys::run_event(id, &name));
+    }
+    let mut out = Vec::with_capacity(keys_of.len());
+    for key in keys_of {
+        let bytes = reg
+            .read_record(&key)
+            .and_then(|b| b.ok_or_else(|| anyhow::anyhow!("it is missing")))
+            .with_context(|| format!("reading {}", reg.path(&key).display()))?;
+        out.push((key, bytes));
+    }
+    Ok(out)
+}
+
+/// One stored object: its files (raw, zstd or both) and their bytes on disk.
+#[derive(Debug, Default, Clone)]
+pub struct Stored {
+    /// Its files.
+    pub paths: Vec<PathBuf>,
+    /// Their bytes on disk, together.
+    pub bytes: u64,
+}
+
+/// Returns every object the object folder holds, with its files and stored bytes.
+/// Entries that are not objects (another name, a link, a folder) are left out: `fsck`
+/// reports them, and `gc` never touches them.
+pub fn stored_objects(reg: &Registry) -> Result<HashMap<ObjectId, Stored>> {
+    let dir = reg.objects_dir();
+    let mut out: HashMap<ObjectId, Stored> = HashMap::new();
+    let fans = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(err) => return Err(err).with_context(|| format!("listing {}", dir.display())),
+    };
+    for fan in fans {
+        let fan = fan.with_context(|| format!("listing {}", dir.display()))?;
+        let Some(prefix) = fan.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if prefix.len() != 2 || !fan.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let fan_dir = fan.path();
+        let entries =
+            fs::read_dir(&fan_dir).with_context(|| format!("listing {}", fan_dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", fan_dir.display()))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let hex = name.strip_suffix(Encoding::Zstd.suffix()).unwrap_or(&name);
+            let Ok(id) = format!("{prefix}{hex}").parse::<ObjectId>() else {
+                continue;
+            };
+            // The name must be the one a writer makes, in lowercase.
+            let encoding = if hex.len() == name.len() {
+                Encoding::Raw
+            } else {
+                Encoding::Zstd
+            };
+            if keys::object(id, encoding) != format!("{}{prefix}/{name}", keys::OBJECTS) {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let stored = out.entry(id).or_default();
+            stored.paths.push(entry.path());
+            stored.bytes += meta.len();
+        }
+    }
+    Ok(out)
+}
+
+/// What a kind of garbage amounts to.
+#[derive(Debug, Clone, Default, serde::Serialize, PartialEq, Eq)]
+pub struct Amount {
+    /// Objects (or, for temp files, entries of `tmp/`).
+    pub count: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
+/// What a collection finds to delete, by kind.
+#[derive(Debug, Default)]
+pub struct Garbage {
+    /// Objects only removed versions reach.
+    pub removed: Vec<(ObjectId, Stored)>,
+    /// Objects no record reaches, removed or not.
+    pub unreferenced: Vec<(ObjectId, Stored)>,
+    /// Entries of `tmp/` left by processes that are gone, with their bytes.
+    pub temp: Vec<(PathBuf, u64)>,
+}
+
+impl Garbage {
+    /// Returns the amount of each kind: removed versions, unreferenced objects, temp.
+    pub fn amounts(&self) -> [Amount; 3] {
+        let of = |items: &[(ObjectId, Stored)]| Amount {
+            count: items.len() as u64,
+            bytes: items.iter().map(|(_, s)| s.bytes).sum(),
+        };
+        [
+            of(&self.removed),
+            of(&self.unreferenced),
+            Amount {
+                count: self.temp.len() as u64,
+                bytes: self.temp.iter().map(|(_, b)| b).sum(),
+            },
+        ]
+    }
+}
+
+/// Returns what is garbage: stored objects the census does not reach, and temp files
+/// of processes that are gone.
+pub fn garbage<S: std::hash::BuildHasher>(
+    reg: &Registry,
+    census: &Census,
+    stored: HashMap<ObjectId, Stored, S>,
+) -> Garbage {
+    let reachable = census.reachable();
+    let mut out = Garbage::default();
+    for (id, files) in stored {
+        if reachable.contains(&id) {
+            continue;
+        }
+        if census.removed_only.contains(&id) {
+            out.removed.push((id, files));
+        } else {
+            out.unreferenced.push((id, files));
+        }
+    }
+    out.removed.sort_by_key(|(id, _)| *id);
+    out.unreferenced.sort_by_key(|(id, _)| *id);
+    out.temp = tmp::abandoned(&reg.path(keys::TMP))
+        .into_iter()
+        .map(|path| {
+            let bytes = bytes_below(&path);
+            (path, bytes)
+        })
+        .collect();
+    out
+}
+
+/// Returns the bytes of the files at and below `path`, never following a link.
+fn bytes_below(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path).map_or(0, |entries| {
+        entries.flatten().map(|e| bytes_below(&e.path())).sum()
+    })
+}
+
+/// Deletes the garbage's objects and temp files; returns what went. An object whose
+/// file is already gone counts as deleted, so a second `gc` after a killed one
+/// finishes the work.
+pub fn sweep(reg: &Registry, garbage: &Garbage) -> Result<[Amount; 3]> {
+    let mut done: [Amount; 3] = Default::default();
+    for (kind, items) in [&garbage.removed, &garbage.unreferenced]
+        .into_iter()
+        .enumerate()
+    {
+        for (id, stored) in items {
+            for path in &stored.paths {
+                match fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => {
+                        return Err(err).with_context(|| {
+                            format!("deleting object {} at {}", id.short(12), path.display())
+                        });
+                    }
+                }
+            }
+            done[kind].count += 1;
+            done[kind].bytes += stored.bytes;
+            if done[0].count + done[1].count == 1 {
+                crate::crash::point("gc-swept-some");
+            }
+        }
+    }
+    tmp::reclaim(&reg.path(keys::TMP));
+    let left: HashSet<PathBuf> = tmp::abandoned(&reg.path(keys::TMP)).into_iter().collect();
+    for (path, bytes) in &garbage.temp {
+        if !left.contains(path) {
+            done[2].count += 1;
+            done[2].bytes += bytes;
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,93 @@
+//! Removed versions: the removal records of a model, read and published.
+//!
+//! A version is removed when `models/NAME/removed/N.toml` exists and names the tree of
+//! the version record at that number. Listings, references and pulls leave it out; its
+//! record stays, so its number is never given again and `show` can say what it was.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use anyhow::{Context, Result, bail};
+
+use super::{Registry, atomic, keys};
+use crate::manifest::{Removal, VersionRecord};
+
+/// Returns the removal records of a model by version number; empty when it has none.
+///
+/// A record that cannot be read, does not parse, or is not the one its path says is an
+/// error naming its path: what is removed decides what `gc` may delete, so a reader
+/// never guesses.
+pub fn list(reg: &Registry, model: &str) -> Result<BTreeMap<u64, Removal>> {
+    let dir = reg.path(&keys::removals(model));
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(err) => return Err(err).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut out = BTreeMap::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        if let Some(n) = entry.file_name().to_str().and_then(keys::version_number) {
+            out.insert(n, load(reg, model, n)?.expect("listed just now"));
+        }
+    }
+    Ok(out)
+}
+
+/// Returns the removal record of one version, or `None` when it was not removed.
+pub fn load(reg: &Registry, model: &str, version: u64) -> Result<Option<Removal>> {
+    let key = keys::removal(model, version);
+    let path = reg.path(&key);
+    let Some(text) = reg.read_text(&key).with_context(|| {
+        format!(
+            "reading the removal of {model}@{version} at {}",
+            path.display()
+        )
+    })?
+    else {
+        return Ok(None);
+    };
+    parse(&text, model, version)
+        .with_context(|| {
+            format!(
+                "parsing the removal of {model}@{version} at {}",
+                path.display()
+            )
+        })
+        .map(Some)
+}
+
+/// Parses a removal record, checked to be the one its key says.
+pub fn parse(text: &str, model: &str, version: u64) -> Result<Removal> {
+    let removal = Removal::parse(text)?;
+    if removal.model != model || removal.version != version {
+        bail!(
+            "it says it removes {}, not {model}@{version}",
+            removal.reference()
+        );
+    }
+    Ok(removal)
+}
+
+/// Fails unless `removal` applies to `record`: the same model, number and tree.
+pub fn check_applies(removal: &Removal, record: &VersionRecord) -> Result<()> {
+    if removal.tree != record.tree {
+        bail!(
+            "the removal of {} names tree {}, but the version record there holds tree {}",
+            removal.reference(),
+            removal.tree.0.short(12),
+            record.tree.0.short(12)
+        );
+    }
+    Ok(())
+}
+
+/// Publishes a removal record, create-only; one already there is kept (it records the
+/// same removal, or an earlier one of the same version).
+pub fn publish(reg: &Registry, removal: &Removal) -> Result<()> {
+    let key = keys::removal(&removal.model, removal.version);
+    let text = removal.to_toml()?;
+    let target = reg.make_parents(&key)?;
+    atomic::create_exclusive(&reg.tmp_dir(), &target, text.as_bytes())?;
+    reg.backend().publish_file(reg, &key, text.as_bytes())
+}

@@ -1,0 +1,652 @@
+//! `rm`, `gc` and `du`: removal recorded and respected everywhere, garbage collected
+//! without touching what anything still names, removals carried by sync, and gc safe
+//! against concurrent writers and kills.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use insta::assert_snapshot;
+
+use crate::common::{TestEnv, snapshot_files};
+
+/// Returns a registry holding `churn@1` to `@3`: each a `config.json` shared by all
+/// and a `w.bin` of its own.
+fn three_versions() -> TestEnv {
+    let env = TestEnv::with_registry();
+    env.write("out/config.json", "{\"layers\": 2}\n");
+    for i in 1..=3 {
+        env.write("out/w.bin", format!("weights of version {i}\n").repeat(40));
+        env.ok(&["push", "out", "--model", "churn"]);
+    }
+    env
+}
+
+/// Returns the object files of a registry, as relative paths.
+fn objects(registry: &Path) -> Vec<String> {
+    crate::common::listing(&registry.join("objects"))
+        .into_iter()
+        .filter(|line| !line.starts_with("dir "))
+        .collect()
+}
+
+#[test]
+fn a_removed_version_no_longer_lists_resolves_or_pulls_and_says_who_removed_it() {
+    let env = three_versions();
+    assert_snapshot!(env.snap(&["rm", "churn@2", "--reason", "trained on leaked labels"]), @r"
+    exit: 0
+    --- stdout
+    --- stderr
+    Removed churn@2.
+    `mreg gc` frees the files no surviving version or run holds.
+    ");
+    assert_snapshot!(env.snap(&["ls", "churn"]), @r"
+    exit: 0
+    --- stdout
+    VERSION  STAGES  TREE          FILES  SIZE   CREATED               BY         MESSAGE
+    churn@3  -       707aa53e5c92  2      854 B  2026-01-01T00:03:00Z  tester@ci
+    churn@1  -       5ae7c8bf408f  2      854 B  2026-01-01T00:01:00Z  tester@ci
+    --- stderr
+    Not listed, as they were removed: churn@2. `mreg show churn@N` says when and by whom.
+    ");
+    assert_snapshot!(env.snap(&["show", "churn@2"]), @r#"
+    exit: 0
+    --- stdout
+    # removed at 2026-01-01T00:04:00Z by tester@ci: trained on leaked labels
+    # it no longer pulls; `mreg gc` frees what no other version or run holds
+    format = 2
+    model = "churn"
+    version = 2
+    tree = "483e0974a127463af1235ca0cc77c412d985f7a2f67da3f520285663a9566e17"
+    files = 2
+    bytes = 854
+    created = "2026-01-01T00:02:00Z"
+    actor = "tester@ci"
+    run = "8562c9ece8b61bac"
+    nonce = "f65cf66e774d12e5"
+    --- stderr
+    "#);
+    assert_snapshot!(env.snap(&["pull", "churn@2", "--to", "got"]), @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: churn@2 was removed at 2026-01-01T00:04:00Z by tester@ci: trained on leaked labels
+    hint: `mreg show churn@2` shows what it was; `mreg ls churn` lists the versions there are
+    ");
+    assert!(!env.path("got").exists());
+    assert_snapshot!(env.snap(&["promote", "churn@2", "staging"]), @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: churn@2 was removed at 2026-01-01T00:04:00Z by tester@ci: trained on leaked labels
+    hint: `mreg show churn@2` shows what it was; `mreg ls churn` lists the versions there are
+    ");
+    assert_snapshot!(env.snap(&["history", "churn"]), @r"
+    exit: 0
+    --- stdout
+    #  TIME                  ACTION  MOVES            GATES  BY         REASON
+    -  2026-01-01T00:04:00Z  remove  churn@2 removed  -      tester@ci  trained on leaked labels
+    --- stderr
+    ");
+    // Removing it again is no error, and writes nothing.
+    let before = snapshot_files(&env.registry());
+    assert_snapshot!(env.snap(&["rm", "churn@2"]), @r"
+    exit: 0
+    --- stdout
+    --- stderr
+    churn@2 was removed before; nothing to do.
+    ");
+    assert_eq!(snapshot_files(&env.registry()), before);
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["show", "churn@2", "--json"])).unwrap();
+    assert_eq!(json["removed"]["actor"], "tester@ci");
+    assert_eq!(json["removed"]["reason"], "trained on leaked labels");
+    // The others are untouched.
+    env.ok(&["pull", "churn@3", "--to", "three"]);
+    env.ok(&["pull", "churn@1", "--to", "one"]);
+}
+
+#[test]
+fn a_version_a_stage_holds_is_refused_unless_forced_and_the_stage_is_emptied_in_the_move() {
+    let env = three_versions();
+    env.ok(&[
+        "promote",
+        "churn@3",
+        "production",
+        "--force",
+        "--reason",
+        "first",
+    ]);
+    let before = snapshot_files(&env.registry());
+    assert_snapshot!(env.snap(&["rm", "churn@3"]), @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: production holds churn@3, so nothing was removed
+    hint: promote another version first, or add --force --reason TEXT to empty that stage in the same recorded move
+    ");
+    assert_snapshot!(env.snap(&["rm", "churn@3", "--force"]), @r"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: --force needs --reason TEXT: the reason is recorded
+    hint: say why a stage may lose its version, e.g. --reason 'trained on leaked data'
+    ");
+    assert_eq!(
+        snapshot_files(&env.registry()),
+        before,
+        "a refusal wrote something"
+    );
+    assert_snapshot!(env.snap(&["rm", "churn@production", "--force", "--reason", "bad data", "--json"]), @r#"
+    exit: 0
+    --- stdout
+    {
+      "result": "removed",
+      "removed": [
+        {
+          "model": "churn",
+          "version": 3,
+          "tree": "707aa53e5c927f919e4f96e7b9d3197cea4f2350d8102efc407c9f46ae523ed1",
+          "bytes": 854,
+          "emptied": [
+            "production"
+          ],
+          "run": "8a9d06422a681749"
+        }
+      ],
+      "already_removed": [],
+      "models": [
+        {
+          "model": "churn",
+          "state": "b02c4c32d39d647fc3f7123a02dde2cc4b2defb8d533e3a6e41c66a59cbd9b04",
+          "number": 2,
+          "retries": 0
+        }
+      ]
+    }
+    --- stderr
+    Removed churn@3, emptying production.
+    `mreg gc` frees the files no surviving version or run holds.
+    "#);
+    assert_snapshot!(env.snap(&["pull", "churn@production", "--to", "got"]), @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: production of churn holds no version
+    hint: promote one: mreg promote churn@N production; `mreg history churn` shows past moves
+    ");
+    assert_snapshot!(env.snap(&["history", "churn", "--stage", "production"]), @r"
+    exit: 0
+    --- stdout
+    #  TIME                  ACTION           MOVES               GATES  BY         REASON
+    2  2026-01-01T00:07:00Z  remove (forced)  churn@3 removed     -      tester@ci  bad data
+                                              production: 3 -> -
+    1  2026-01-01T00:04:00Z  promote          production: - -> 3  -      tester@ci  first
+    --- stderr
+    ");
+    // `latest` now names the newest surviving version.
+    assert!(env.ok(&["show", "churn@latest"]).contains("version = 2"));
+    env.ok(&["fsck"]);
+}
+
+#[test]
+fn numbers_are_never_given_again_and_the_same_content_pushed_again_is_a_new_version() {
+    let env = three_versions();
+    env.ok(&["rm", "churn@3", "churn@2"]);
+    // The removed churn@3's content, pushed again.
+    assert_eq!(
+        env.ok(&["push", "out", "--model", "churn", "-q"]).trim(),
+        "churn@4"
+    );
+    env.write("out/w.bin", "new weights\n");
+    assert_eq!(
+        env.ok(&["push", "out", "--model", "churn", "-q"]).trim(),
+        "churn@5"
+    );
+    env.ok(&["rm", "--model", "churn"]);
+    assert_snapshot!(env.snap(&["pull", "churn@latest", "--to", "got"]), @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: churn has no version left: every one of them was removed
+    hint: `mreg history churn` shows the removals; push a new version to use the model again
+    ");
+    assert_eq!(
+        env.ok(&["push", "out", "--model", "churn", "-q"]).trim(),
+        "churn@6"
+    );
+}
+
+#[test]
+fn gc_frees_what_only_removed_versions_held_and_every_survivor_still_pulls() {
+    let env = three_versions();
+    let reg = env.registry();
+    env.ok(&["pull", "churn@3", "--to", "three-before"]);
+    assert_snapshot!(env.snap(&["gc", "--dry-run"]), @r"
+    exit: 0
+    --- stdout
+    KIND              COUNT  SIZE
+    removed-versions  0      0 B
+    unreferenced      0      0 B
+    temp-files        0      0 B
+    --- stderr
+    Dry run: gc would free 0 B; 7 objects (556 B) are kept. Nothing was deleted.
+    ");
+    env.ok(&["rm", "churn@1", "churn@3"]);
+    assert_snapshot!(env.snap(&["du"]), @r"
+    exit: 0
+    --- stdout
+    NAME        VERSIONS  OBJECTS  SIZE   UNIQUE
+    churn       1         3        194 B  194 B
+    runs        -         0        0 B    0 B
+    (shared)    -         0        0 B    -
+    (gc frees)  -         4        362 B  -
+    (stored)    -         7        556 B  -
+    --- stderr
+    ");
+    let before = objects(&reg);
+    assert_snapshot!(env.snap(&["gc", "--dry-run", "--json"]), @r#"
+    exit: 0
+    --- stdout
+    {
+      "result": "would-collect",
+      "kinds": [
+        {
+          "kind": "removed-versions",
+          "count": 4,
+          "bytes": 362
+        },
+        {
+          "kind": "unreferenced",
+          "count": 0,
+          "bytes": 0
+        },
+        {
+          "kind": "temp-files",
+          "count": 0,
+          "bytes": 0
+        }
+      ],
+      "freed_bytes": 362,
+      "kept": {
+        "count": 3,
+        "bytes": 194
+      },
+      "records": 11,
+      "finished_removals": []
+    }
+    --- stderr
+    Dry run: gc would free 362 B; 3 objects (194 B) are kept. Nothing was deleted.
+    "#);
+    assert_eq!(objects(&reg), before, "a dry run deleted something");
+    assert_snapshot!(env.snap(&["gc"]), @r"
+    exit: 0
+    --- stdout
+    KIND              COUNT  SIZE
+    removed-versions  4      362 B
+    unreferenced      0      0 B
+    temp-files        0      0 B
+    --- stderr
+    Freed 362 B; 3 objects (194 B) are kept.
+    ");
+    // The shared config stays with churn@2; each removed version's own weights and
+    // tree went.
+    assert_eq!(objects(&reg).len(), before.len() - 4);
+    assert_snapshot!(env.snap(&["fsck"]), @r"
+    exit: 0
+    --- stdout
+    --- stderr
+    Checked 3 objects (1.01 KiB) and 8 manifests: all good.
+    ");
+    env.ok(&["pull", "churn@2", "--to", "two"]);
+    assert_eq!(
+        fs::read(env.path("two/w.bin")).unwrap(),
+        "weights of version 2\n".repeat(40).into_bytes()
+    );
+    assert_snapshot!(env.snap(&["gc"]), @r"
+    exit: 0
+    --- stdout
+    KIND              COUNT  SIZE
+    removed-versions  0      0 B
+    unreferenced      0      0 B
+    temp-files        0      0 B
+    --- stderr
+    Freed 0 B; 3 objects (194 B) are kept.
+    ");
+    // A removed version's record still shows, though its files are gone.
+    assert!(env.ok(&["show", "churn@3"]).contains("# removed at"));
+    assert_snapshot!(env.snap(&["show", "churn@3", "--files"]), @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: churn@3 was removed at 2026-01-01T00:06:00Z by tester@ci
+    hint: `mreg show churn@3` shows what it was; `mreg ls churn` lists the versions there are
+    ");
+}
+
+#[test]
+fn gc_keeps_what_runs_name_and_deletes_nothing_when_a_record_does_not_read() {
+    let env = three_versions();
+    env.write("data/train.csv", "a,b\n1,2\n".repeat(100));
+    env.ok(&[
+        "run",
+        "--experiment",
+        "e",
+        "--store-data",
+        "--data",
+        "data/train.csv",
+        "--",
+        "true",
+    ]);
+    env.ok(&["rm", "--model", "churn"]);
+    let reg = env.registry();
+    // A version record that does not parse: gc cannot know what it names.
+    let record = reg.join("models/churn/versions/2.toml");
+    let good = fs::read(&record).unwrap();
+    fs::set_permissions(&record, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&record, "format = 2\nmodel = \"churn\"\n").unwrap();
+    let before = objects(&reg);
+    let out = env.run(&["gc"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("versions/2.toml"), "{stderr}");
+    assert_eq!(
+        objects(&reg),
+        before,
+        "gc deleted something it could not vouch for"
+    );
+    fs::write(&record, good).unwrap();
+    env.ok(&["gc"]);
+    // The data the run stored is kept; the versions' files went.
+    let left = objects(&reg);
+    assert_eq!(left.len(), 1, "{left:?}");
+    env.ok(&["fsck"]);
+}
+
+#[test]
+fn removals_travel_through_sync_both_ways_and_a_clone_after_gc_is_whole() {
+    let a = three_versions();
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["init", &share]);
+    a.ok(&["remote", "add", "share", &share]);
+    a.ok(&["sync"]);
+    let b = TestEnv::new();
+    b.ok(&["clone", &share, "b"]);
+    let b_reg = b.path("b/.mreg").display().to_string();
+    a.ok(&["rm", "churn@1", "--reason", "obsolete"]);
+    assert_snapshot!(a.snap(&["sync"]), @r"
+    exit: 0
+    --- stdout
+    --- stderr
+    Sent to share: 0 objects, 0 B, 0 versions, 1 removal, 0 runs, 0 records, 0 stage pointers.
+    ");
+    b.ok(&["--registry", &b_reg, "rm", "churn@2"]);
+    assert_snapshot!(b.snap(&["--registry", &b_reg, "sync"]), @r"
+    exit: 0
+    --- stdout
+    --- stderr
+    Fetched from origin: 0 objects, 0 B, 0 versions, 1 removal, 0 runs, 0 records, 0 stage pointers.
+    Sent to origin: 0 objects, 0 B, 0 versions, 1 removal, 0 runs, 0 records, 0 stage pointers.
+    ");
+    a.ok(&["sync"]);
+    for (env, reg) in [
+        (&a, a.registry().display().to_string()),
+        (&b, b_reg.clone()),
+    ] {
+        let json: serde_json::Value =
+            serde_json::from_str(&env.ok(&["--registry", &reg, "ls", "churn", "--json"])).unwrap();
+        let listed: Vec<u64> = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_u64().unwrap())
+            .collect();
+        assert_eq!(listed, [3], "{reg}");
+    }
+    // Collected on the share, a new clone gets the removed versions' records and
+    // removals, none of their objects, and passes fsck.
+    a.ok(&["gc", "--registry", &share]);
+    let c = TestEnv::new();
+    let out = c.run(&["clone", &share, "c"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    // Three objects: churn@3's tree, weights and config; the removed versions' records
+    // and removals, none of their files.
+    assert!(
+        said.contains("3 objects, 51 B, 3 versions, 2 removals"),
+        "{said}"
+    );
+    let c_reg = c.path("c/.mreg").display().to_string();
+    c.ok(&["--registry", &c_reg, "fsck"]);
+    assert_snapshot!(c.snap(&["--registry", &c_reg, "pull", "churn@1", "--to", "one"]), @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: churn@1 was removed at 2026-01-01T00:07:00Z by tester@ci: obsolete
+    hint: `mreg show churn@1` shows what it was; `mreg ls churn` lists the versions there are
+    ");
+    c.ok(&["--registry", &c_reg, "pull", "churn@3", "--to", "three"]);
+    // A removal for another record at the same number is refused by name.
+    let forged = a.registry().join("models/churn/removed/3.toml");
+    let text = fs::read_to_string(a.registry().join("models/churn/removed/1.toml")).unwrap();
+    fs::write(&forged, text.replace("version = 1", "version = 3")).unwrap();
+    let out = a.run(&["sync"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("removed/3.toml"), "{stderr}");
+    c.ok(&["--registry", &c_reg, "sync"]);
+    c.ok(&[
+        "--registry",
+        &c_reg,
+        "pull",
+        "churn@3",
+        "--to",
+        "three-again",
+    ]);
+}
+
+/// How `env` runs mreg, on the real clock, to run it from other threads.
+struct Template {
+    program: std::ffi::OsString,
+    dir: PathBuf,
+    vars: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+}
+
+impl Template {
+    fn of(env: &TestEnv) -> Template {
+        let cmd = env.cmd(&[]);
+        Template {
+            program: cmd.get_program().to_owned(),
+            dir: cmd
+                .get_current_dir()
+                .expect("tests run in work/")
+                .to_owned(),
+            vars: cmd
+                .get_envs()
+                .filter(|(k, _)| *k != "MREG_NOW")
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+                .collect(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(args)
+            .env_clear()
+            .envs(self.vars.iter().cloned())
+            .current_dir(&self.dir);
+        cmd
+    }
+}
+
+fn succeeds(mut cmd: Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn gc_in_a_loop_against_eight_pushers_and_pullers_never_deletes_what_a_version_names() {
+    let env = TestEnv::with_registry();
+    // Kept throughout, for the pullers.
+    env.write("stable/w.bin", "stable weights\n".repeat(1000));
+    env.ok(&["push", "stable", "--model", "stable"]);
+    // Content that each pusher pushes, removes, and pushes again, so that its objects
+    // are garbage between the two pushes: the second push finds them present.
+    let contents = |t: usize, i: usize| -> Vec<(String, Vec<u8>)> {
+        vec![
+            (
+                "shared.bin".to_owned(),
+                format!("shared {}\n", i % 2).repeat(3000).into_bytes(),
+            ),
+            (
+                "own.bin".to_owned(),
+                format!("pusher {t} round {i}\n").repeat(500).into_bytes(),
+            ),
+            (
+                "big.bin".to_owned(),
+                crate::common::noise(9 << 20, (i % 2) as u64),
+            ),
+        ]
+    };
+    let root = env.root().to_path_buf();
+    let mreg = Template::of(&env);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let kept: Vec<(String, usize, usize)> = std::thread::scope(|scope| {
+        let gc = scope.spawn(|| {
+            let mut rounds = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || rounds == 0 {
+                succeeds(mreg.command(&["gc", "--wait", "120", "-q"]));
+                rounds += 1;
+            }
+            rounds
+        });
+        let pullers: Vec<_> = (0..4)
+            .map(|p| {
+                let (mreg, done, root) = (&mreg, &done, &root);
+                scope.spawn(move || {
+                    let mut n = 0;
+                    while !done.load(std::sync::atomic::Ordering::SeqCst) || n == 0 {
+                        let to = root.join(format!("pulled-{p}-{n}"));
+                        let to = to.display().to_string();
+                        succeeds(mreg.command(&["pull", "stable@1", "--to", &to, "-q"]));
+                        assert_eq!(
+                            fs::read(Path::new(&to).join("w.bin")).unwrap(),
+                            "stable weights\n".repeat(1000).into_bytes()
+                        );
+                        fs::remove_dir_all(&to).unwrap();
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        let pushers: Vec<_> = (0..4)
+            .map(|t| {
+                let (mreg, root) = (&mreg, &root);
+                scope.spawn(move || {
+                    let mut kept = Vec::new();
+                    for i in 0..4 {
+                        let dir = root.join(format!("push-{t}-{i}"));
+                        fs::create_dir_all(&dir).unwrap();
+                        for (name, bytes) in contents(t, i) {
+                            fs::write(dir.join(name), bytes).unwrap();
+                        }
+                        let dir = dir.display().to_string();
+                        let model = format!("m{t}");
+                        let push = || mreg.command(&["push", &dir, "--model", &model, "-q"]);
+                        let first = succeeds(push());
+                        succeeds(mreg.command(&["rm", first.trim(), "-q"]));
+                        let second = succeeds(push());
+                        kept.push((second.trim().to_owned(), t, i));
+                    }
+                    kept
+                })
+            })
+            .collect();
+        let kept: Vec<_> = pushers
+            .into_iter()
+            .flat_map(|p| p.join().unwrap())
+            .collect();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        for p in pullers {
+            p.join().unwrap();
+        }
+        assert!(gc.join().unwrap() >= 1);
+        kept
+    });
+    env.ok(&["gc"]);
+    env.ok(&["fsck"]);
+    for (reference, t, i) in kept {
+        let to = format!("check-{t}-{i}");
+        env.ok(&["pull", &reference, "--to", &to]);
+        for (name, bytes) in contents(t, i) {
+            assert!(
+                fs::read(env.path(&to).join(&name)).unwrap() == bytes,
+                "{reference}: {name} differs"
+            );
+        }
+    }
+}
+
+/// Runs `args` killed at `point`, and checks it was.
+fn killed(env: &TestEnv, point: &str, args: &[&str]) {
+    let out = env.run_with(args, &[("MREG_CRASH_AT", point)]);
+    assert_eq!(out.status.signal(), Some(9), "{point}: {out:?}");
+}
+
+#[test]
+fn a_kill_during_rm_or_gc_leaves_a_registry_fsck_passes_and_the_next_gc_finishes() {
+    let env = three_versions();
+    env.ok(&["promote", "churn@3", "staging"]);
+    killed(
+        &env,
+        "removal-recorded",
+        &["rm", "churn@3", "--force", "--reason", "bad"],
+    );
+    // The history records the removal and staging is empty; the removal record is not
+    // written yet, and no stage move can bring the version back meanwhile.
+    assert_snapshot!(env.snap(&["fsck"]), @r"
+    exit: 0
+    --- stdout
+    --- stderr
+    The removal of churn@3 was recorded but left unfinished by an interrupted command; the next `mreg gc` or stage move of the model finishes it.
+    Note: 2 items (181 B) no surviving version, stage or run holds; `mreg gc` frees them.
+    Checked 7 objects (2.99 KiB) and 12 manifests: all good.
+    ");
+    assert_snapshot!(env.snap(&["promote", "churn@3", "staging"]), @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: churn@3 was removed at 2026-01-01T00:05:00Z by tester@ci: bad
+    hint: `mreg show churn@3` shows what it was; `mreg ls churn` lists the versions there are
+    ");
+    assert!(env.registry().join("models/churn/removed/3.toml").is_file());
+    env.ok(&["rm", "churn@1"]);
+    let all = objects(&env.registry());
+    for point in ["gc-marked", "gc-swept-some"] {
+        killed(&env, point, &["gc"]);
+        env.ok(&["fsck"]);
+    }
+    assert!(objects(&env.registry()).len() < all.len());
+    assert_snapshot!(env.snap(&["gc"]), @r"
+    exit: 0
+    --- stdout
+    KIND              COUNT  SIZE
+    removed-versions  2      181 B
+    unreferenced      1      37 B
+    temp-files        0      0 B
+    --- stderr
+    Freed 218 B; 3 objects (194 B) are kept.
+    ");
+    assert_eq!(objects(&env.registry()).len(), all.len() - 4);
+    env.ok(&["pull", "churn@2", "--to", "two"]);
+    // The kills left no lock behind that a writer waits for.
+    env.write("out/w.bin", "after the kills\n");
+    env.ok(&["push", "out", "--model", "churn"]);
+}
