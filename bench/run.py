@@ -27,8 +27,12 @@ remote (against cp -r) and to an empty bucket on the tests' local S3 server (mot
 against boto3 uploading the same files), a sync with nothing new, and `mreg clone` back
 (against cp and boto3 downloads), checking the clone pulls the files byte-identical.
 
+The "gc" section removes 199 of 200 versions of a 100 MiB model and times `mreg gc`
+against `rm -rf` of a copy of its object folder, checking the bytes freed and that the
+survivor pulls byte-identical; then `mreg gc --dry-run` on 10,000 objects against `find`.
+
 Usage: bench/run.py [--only SECTIONS] [WORKDIR]
-  SECTIONS: comma-separated, of model, small, runs, stages, diff, sync (default: all)
+  SECTIONS: comma-separated, of model, small, runs, stages, diff, sync, gc (default: all)
   KEEP=1 keeps WORKDIR; MREG=path uses that binary
 """
 
@@ -841,7 +845,63 @@ def bench_sync(work, mreg, env, report):
     server.wait()
 
 
-SECTIONS = ["model", "small", "runs", "stages", "diff", "sync"]
+def bench_gc(work, mreg, env, report):
+    """Times `mreg gc` of 199 removed versions of a 100 MiB model (200 pushed, four 25 MiB
+    weight files, one rewritten per version) against `rm -rf` of a copy of the same
+    object folder, and `mreg gc --dry-run` on a registry of 10,000 objects against
+    `find -printf %s` of its object folder (the walk and stat it cannot do without)."""
+    report.heading("gc")
+    reg = work / "gc-reg"
+    src = work / "gc-model"
+    shutil.rmtree(reg, ignore_errors=True)
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    capture([mreg, "init", str(reg)], env)
+    for k in range(4):
+        write_random(src / f"w{k}.bin", 25 * MIB, k)
+    (src / "config.json").write_text('{"layers": 24}\n')
+    for v in range(1, 201):
+        write_random(src / f"w{v % 4}.bin", 25 * MIB, 1000 + v)
+        capture([mreg, "--registry", str(reg), "-q", "push", str(src), "--model", "m"], env)
+    capture([mreg, "--registry", str(reg), "-q", "rm", *[f"m@{v}" for v in range(1, 200)]], env)
+    objects = reg / ".mreg" / "objects"
+    copy = work / "gc-objects-copy"
+    shutil.rmtree(copy, ignore_errors=True)
+    subprocess.run(["cp", "-r", str(objects), str(copy)], check=True)
+    base, _ = sh("rm", "-rf", str(copy))
+    dry = json.loads(capture([mreg, "--registry", str(reg), "gc", "--dry-run", "--json"], env))
+    seconds, rss = sh(mreg, "--registry", str(reg), "-q", "gc")
+    freed = dry["freed_bytes"]
+    report.row("gc: 199 of 200 versions of a 100 MiB model removed", seconds,
+               f"{seconds / base:.2f}x rm -rf of the object folder ({base:.3f} s); "
+               f"freed {freed / MIB:.0f} MiB; peak RSS {rss:.0f} MiB")
+    report.check("gc: frees what the dry run said, all but the last version's 100 MiB",
+                 freed >= 199 * 25 * MIB, f"{freed / MIB:.0f} MiB")
+    pulled = work / "gc-pulled"
+    capture([mreg, "--registry", str(reg), "-q", "pull", "m@200", "--to", str(pulled)], env)
+    same = all((pulled / p.name).read_bytes() == p.read_bytes() for p in src.iterdir())
+    report.check("gc: the surviving version pulls byte-identical", same, "")
+
+    small_reg = work / "gc-small-reg"
+    small = work / "gc-small"
+    shutil.rmtree(small_reg, ignore_errors=True)
+    shutil.rmtree(small, ignore_errors=True)
+    for i in range(10_000):
+        d = small / f"d{i // 500:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}.txt").write_text(f"file {i}\n")
+    capture([mreg, "init", str(small_reg)], env)
+    capture([mreg, "--registry", str(small_reg), "-q", "push", str(small), "--model", "s"], env)
+    small_objects = small_reg / ".mreg" / "objects"
+    count = sum(1 for _ in small_objects.rglob("*") if _.is_file())
+    base, ours, ratio, rss = paired(
+        lambda: sh("sh", "-c", f"find '{small_objects}' -type f -printf '%s\\n' > /dev/null"),
+        lambda: sh(mreg, "--registry", str(small_reg), "-q", "gc", "--dry-run"))
+    report.row(f"gc --dry-run: {count} objects", ours,
+               f"{ratio:.2f}x find -printf ({base:.3f} s); peak RSS {rss:.0f} MiB")
+
+
+SECTIONS = ["model", "small", "runs", "stages", "diff", "sync", "gc"]
 
 
 def main():
@@ -881,6 +941,8 @@ def main():
         bench_diff(work, mreg, env, report)
     if "sync" in sections:
         bench_sync(work, mreg, env, report)
+    if "gc" in sections:
+        bench_gc(work, mreg, env, report)
 
     report.print()
     if report.failed():

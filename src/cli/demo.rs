@@ -162,6 +162,28 @@ const STEPS: &[(&str, &[&str], bool)] = &[
         &["pull", "demo@7", "--to", "other"],
         false,
     ),
+    (
+        "Remove a version: refused while a stage holds it, unless forced with a reason",
+        &["rm", "demo@2"],
+        false,
+    ),
+    (
+        "",
+        &[
+            "rm",
+            "demo@2",
+            "--force",
+            "--reason",
+            "superseded by demo@1",
+        ],
+        true,
+    ),
+    (
+        "See where the bytes are and what gc frees, then collect",
+        &["du"],
+        true,
+    ),
+    ("", &["gc"], true),
     ("Verify every object and manifest", &["fsck"], true),
 ];
 
@@ -231,7 +253,7 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
         ));
     } else {
         ctx.out.status(
-            "Demo done: recorded, pushed, diffed, compared, promoted, rolled back, pulled and verified.",
+            "Demo done: recorded, pushed, diffed, compared, promoted, rolled back, pulled, removed, collected and verified.",
         );
     }
     Ok(())

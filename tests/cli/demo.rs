@@ -20,6 +20,9 @@ fn the_demo_runs_every_step_and_verifies_the_pull() {
         "Rolled production back from demo@2 to demo@1",
         "2  2026-01-01T00:00:00Z  refused",
         "tree 6b24fac002fe5a7c = demo@1 = ",
+        "error: archived holds demo@2, so nothing was removed",
+        "Removed demo@2, emptying archived.",
+        "removed-versions  ",
     ] {
         assert!(
             stdout.contains(step) || stderr.contains(step),

@@ -930,3 +930,63 @@ fn the_first_sync_to_an_empty_bucket_gives_the_registry_there_its_id() {
     let again = json(&a.ok(&["sync", "--json"]));
     assert_eq!(again["sent"]["objects"], 0, "{again}");
 }
+
+#[test]
+fn a_removal_on_a_bucket_is_seen_by_every_machine_and_carried_to_clones() {
+    let (_bucket, url) = new_bucket();
+    let a = s3_env();
+    a.ok(&["init", &url]);
+    a.fixture("tiny-v1", "v1");
+    a.fixture("tiny-v2", "v2");
+    a.ok(&["push", "v1", "--model", "tiny", "--registry", &url]);
+    a.ok(&["push", "v2", "--model", "tiny", "--registry", &url]);
+    a.ok(&["promote", "tiny@2", "staging", "--registry", &url]);
+    let refused = a.run(&["rm", "tiny@2", "--registry", &url]);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    a.ok(&["rm", "tiny@1", "--reason", "superseded", "--registry", &url]);
+    // Another machine, with its own cache, sees the removal.
+    let b = s3_env();
+    let ls = json(&b.ok(&["ls", "tiny", "--registry", &url, "--json"]));
+    let listed: Vec<u64> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed, [2], "{ls}");
+    let shown = json(&b.ok(&["show", "tiny@1", "--registry", &url, "--json"]));
+    assert_eq!(shown["removed"]["reason"], "superseded", "{shown}");
+    let pulled = b.run(&["pull", "tiny@1", "--to", "one", "--registry", &url]);
+    assert_eq!(pulled.status.code(), Some(1), "{pulled:?}");
+    // A removal that empties a stage is a stage move on the bucket.
+    b.ok(&[
+        "rm",
+        "tiny@staging",
+        "--force",
+        "--reason",
+        "bad",
+        "--registry",
+        &url,
+    ]);
+    let history = json(&a.ok(&["history", "tiny", "--registry", &url, "--json"]));
+    let forced = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "remove" && e["forced"] == true)
+        .unwrap_or_else(|| panic!("no forced removal in {history}"));
+    assert_eq!(forced["emptied"][0]["stage"], "staging", "{history}");
+    // A clone of the bucket holds both removals and passes fsck; the number is kept.
+    let c = s3_env();
+    c.ok(&["clone", &url, "c"]);
+    let c_reg = c.path("c/.mreg").display().to_string();
+    c.ok(&["--registry", &c_reg, "fsck"]);
+    let out = c.run(&["--registry", &c_reg, "pull", "tiny@latest", "--to", "x"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    a.ok(&["push", "v1", "--model", "tiny", "--registry", &url]);
+    let ls = json(&a.ok(&["ls", "--registry", &url, "--json"]));
+    assert_eq!(ls[0]["latest"], 3, "{ls}");
+    // gc works on folders: on a bucket it says so, and deletes nothing.
+    let gc = a.run(&["gc", "--registry", &url]);
+    assert_eq!(gc.status.code(), Some(2), "{gc:?}");
+}
