@@ -42,26 +42,18 @@ fn table(outcome: &Outcome) -> String {
             ]
         })
         .collect();
-    cells.push(vec![
-        "(shared)".to_owned(),
-        "-".to_owned(),
-        outcome.shared.count.to_string(),
-        output::bytes(outcome.shared.bytes),
-        "-".to_owned(),
-    ]);
-    cells.push(vec![
-        "(gc frees)".to_owned(),
-        "-".to_owned(),
-        outcome.reclaimable.count.to_string(),
-        output::bytes(outcome.reclaimable.bytes),
-        "-".to_owned(),
-    ]);
-    cells.push(vec![
-        "(stored)".to_owned(),
-        "-".to_owned(),
-        outcome.stored.count.to_string(),
-        output::bytes(outcome.stored.bytes),
-        "-".to_owned(),
-    ]);
+    for (name, amount) in [
+        ("(shared)", &outcome.shared),
+        ("(gc frees)", &outcome.reclaimable),
+        ("(stored)", &outcome.stored),
+    ] {
+        cells.push(vec![
+            name.to_owned(),
+            "-".to_owned(),
+            amount.count.to_string(),
+            output::bytes(amount.bytes),
+            "-".to_owned(),
+        ]);
+    }
     output::table(&["NAME", "VERSIONS", "OBJECTS", "SIZE", "UNIQUE"], cells)
 }

@@ -82,6 +82,13 @@ pub fn check_applies(removal: &Removal, record: &VersionRecord) -> Result<()> {
     Ok(())
 }
 
+/// Fails unless `bytes` are a removal record of `model@version` that applies to
+/// `record`: how a sync checks a removal before copying it either way.
+pub fn check_bytes(bytes: &[u8], model: &str, version: u64, record: &VersionRecord) -> Result<()> {
+    let removal = parse(std::str::from_utf8(bytes)?, model, version)?;
+    check_applies(&removal, record)
+}
+
 /// Publishes a removal record, create-only; one already there is kept (it records the
 /// same removal, or an earlier one of the same version).
 pub fn publish(reg: &Registry, removal: &Removal) -> Result<()> {

@@ -124,9 +124,7 @@ impl Sync<'_> {
             let key = keys::removal(&model, n);
             let removal = self.remote.get(&key).and_then(|fetched| {
                 let fetched = fetched.ok_or_else(|| anyhow::anyhow!("it is missing"))?;
-                let text = std::str::from_utf8(&fetched.bytes)?;
-                let removal = removals::parse(text, &model, n)?;
-                removals::check_applies(&removal, &record)?;
+                removals::check_bytes(&fetched.bytes, &model, n, &record)?;
                 Ok(fetched.bytes)
             });
             match removal {
@@ -264,8 +262,7 @@ impl Sync<'_> {
         let checked = self.local_record(key).and_then(|bytes| {
             let record = parse_version(&bytes, model, n, "this registry")?;
             let removal = self.local_record(&removal_key)?;
-            let parsed = removals::parse(std::str::from_utf8(&removal)?, model, n)?;
-            removals::check_applies(&parsed, &record)?;
+            removals::check_bytes(&removal, model, n, &record)?;
             Ok((bytes, removal))
         });
         let (bytes, removal) = match checked {
@@ -306,9 +303,8 @@ impl Sync<'_> {
                 let key = keys::removal(model, n);
                 let fetched = self.remote.get(&key).and_then(|fetched| {
                     let fetched = fetched.ok_or_else(|| anyhow::anyhow!("it is missing"))?;
-                    let removal = removals::parse(std::str::from_utf8(&fetched.bytes)?, model, n)?;
                     let record = models::load_version(self.reg, model, n)?;
-                    removals::check_applies(&removal, &record)?;
+                    removals::check_bytes(&fetched.bytes, model, n, &record)?;
                     Ok(fetched.bytes)
                 });
                 match fetched {
@@ -344,9 +340,8 @@ impl Sync<'_> {
                     continue;
                 }
                 let checked = self.local_record(&key).and_then(|bytes| {
-                    let removal = removals::parse(std::str::from_utf8(&bytes)?, model, n)?;
                     let record = parse_version(&local, model, n, "this registry")?;
-                    removals::check_applies(&removal, &record)?;
+                    removals::check_bytes(&bytes, model, n, &record)?;
                     Ok(bytes)
                 });
                 match checked {
