@@ -97,6 +97,34 @@ impl Known {
         }
     }
 
+    /// Forgets every object remembered when a `gc` deleted objects on the remote since
+    /// they were remembered: its `gc.epoch` changed. Called by a writer once it holds
+    /// its share of the remote's gc lock or lease, so no `gc` can delete after the check
+    /// while the writer relies on what it knows.
+    pub fn check_epoch(&self, remote: &dyn Remote) -> Result<()> {
+        let epoch = remote
+            .get(keys::GC_EPOCH)?
+            .map(|f| String::from_utf8_lossy(&f.bytes).trim().to_owned());
+        let path = self.dir.join(keys::GC_EPOCH);
+        let remembered = files::read_cache(&path, 4096)
+            .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned());
+        if remembered == epoch {
+            return Ok(());
+        }
+        self.forget()?;
+        match epoch {
+            Some(epoch) => {
+                self.make_dir()?;
+                atomic::replace(
+                    &self.root.join(keys::TMP),
+                    &path,
+                    format!("{epoch}\n").as_bytes(),
+                )
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Forgets everything known, so the next transfers probe the remote again.
     pub fn forget(&self) -> Result<()> {
         self.keys.lock().expect("known keys").clear();

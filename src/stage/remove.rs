@@ -47,10 +47,14 @@ pub struct Report {
 /// Removes `request.versions` of `request.model`: refused when a stage holds one of
 /// them unless forced, then a removal record per version.
 ///
-/// A removal that empties no stage is no stage move: it writes only its removal records,
-/// under the model's `HEAD.lock` so that no promotion decides on a version in between,
-/// and no two registries' removals ever make their stage histories diverge. One that
-/// empties stages is recorded as a stage move first.
+/// In a registry folder, a removal that empties no stage is no stage move: it writes
+/// only its removal records, under the model's `HEAD.lock` so that no promotion decides
+/// on a version in between, and no two registries' removals ever make their stage
+/// histories diverge. One that empties stages is recorded as a stage move first. On a
+/// bucket there is no lock a promotion made elsewhere would respect, so every removal
+/// is a stage move, swapped compare-and-swap: a promotion of the same version at the
+/// same moment either lands first (and the removal is refused, or forced) or is decided
+/// again and finds the version removed.
 pub fn remove(reg: &Registry, request: &Request, stamp: &Stamp) -> Result<Report> {
     let model = request.model;
     let holder = Holder::this_process(stamp.command.clone(), stamp.time.clone());
@@ -66,7 +70,8 @@ pub fn remove(reg: &Registry, request: &Request, stamp: &Stamp) -> Result<Report
     if !emptied.is_empty() && !request.force {
         return Err(held_error(model, &emptied));
     }
-    if request.dry_run || emptied.is_empty() {
+    let on_bucket = reg.bucket_url().is_some();
+    if request.dry_run || (emptied.is_empty() && !on_bucket) {
         if !request.dry_run {
             for &version in request.versions {
                 publish_removal(reg, model, version, stamp, request.reason)?;
@@ -81,6 +86,9 @@ pub fn remove(reg: &Registry, request: &Request, stamp: &Stamp) -> Result<Report
     drop(lock);
     let done = super::transact(reg, model, stamp, |state| {
         let emptied = held_by_stages(state, request.versions);
+        if !emptied.is_empty() && !request.force {
+            return Err(held_error(model, &emptied));
+        }
         let report = Report {
             emptied: emptied.clone(),
             state: None,
@@ -89,7 +97,7 @@ pub fn remove(reg: &Registry, request: &Request, stamp: &Stamp) -> Result<Report
         let first = request.versions.first().copied().unwrap_or_default();
         let mut new = new_state(state, model, "", first, Action::Remove, stamp);
         new.reason = request.reason.map(str::to_owned);
-        new.forced = true;
+        new.forced = !emptied.is_empty();
         new.removed = request.versions.to_vec();
         for e in &emptied {
             new.stages.remove(&e.stage);

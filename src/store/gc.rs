@@ -310,9 +310,17 @@ fn bytes_below(path: &Path) -> u64 {
 
 /// Deletes the garbage's objects and temp files; returns what went. An object whose
 /// file is already gone counts as deleted, so a second `gc` after a killed one
-/// finishes the work.
+/// finishes the work. Before the first object goes, `gc.epoch` gets a new mark, so
+/// that registries remembering what this one holds forget it ([`keys::GC_EPOCH`]).
 pub fn sweep(reg: &Registry, garbage: &Garbage) -> Result<[Amount; 3]> {
     let mut done: [Amount; 3] = Default::default();
+    if !garbage.removed.is_empty() || !garbage.unreferenced.is_empty() {
+        super::atomic::replace(
+            &reg.tmp_dir(),
+            &reg.path(keys::GC_EPOCH),
+            format!("{}\n", super::registry::new_registry_id()).as_bytes(),
+        )?;
+    }
     for (kind, items) in [&garbage.removed, &garbage.unreferenced]
         .into_iter()
         .enumerate()

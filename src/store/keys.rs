@@ -12,6 +12,8 @@
 //! runs/ID/run.toml                   a run's record as it started
 //! runs/ID/log/NAME.toml              its events, one immutable file each
 //! tmp/                               temp files and probes
+//! gc.epoch                           the mark of the newest gc that deleted objects
+//! gc/collector, gc/writers/ID        on a bucket: the leases of gc and of writers
 //! ```
 //!
 //! A registry folder also holds, for itself only: `remotes.toml`, `.gitignore` and
@@ -62,6 +64,19 @@ pub const GC_LOCK: &str = "gc.lock";
 
 /// The queue `gc` takes before [`GC_LOCK`], so writers arriving later wait behind it.
 pub const GC_QUEUE: &str = "gc.queue";
+
+/// The mark of the newest `gc` that deleted objects (a random id), written before its
+/// first deletion, in a folder and on a bucket: a writer that remembers which objects a
+/// remote holds forgets them when the mark changed, so it never relies on an object a
+/// `gc` deleted since.
+pub const GC_EPOCH: &str = "gc.epoch";
+
+/// The lease of the `gc` collecting a bucket, which writers wait behind
+/// (`remote::lease`).
+pub const GC_COLLECTOR: &str = "gc/collector";
+
+/// The folder of the leases of the writers of a bucket, which `gc` waits for.
+pub const GC_WRITERS: &str = "gc/writers/";
 
 /// Returns the key of an object in the given encoding.
 ///

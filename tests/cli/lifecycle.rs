@@ -447,6 +447,28 @@ fn removals_travel_through_sync_both_ways_and_a_clone_after_gc_is_whole() {
     ]);
 }
 
+#[test]
+fn a_sync_after_gc_on_the_remote_sends_again_what_gc_deleted_there() {
+    // The registry remembers which objects the share holds; a gc on the share deletes
+    // some of them; the same content pushed again here must reach the share whole.
+    let a = three_versions();
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["init", &share]);
+    a.ok(&["remote", "add", "share", &share]);
+    a.ok(&["sync"]);
+    a.ok(&["rm", "churn@1", "--registry", &share]);
+    a.ok(&["gc", "--registry", &share]);
+    a.ok(&["sync"]);
+    a.write("out/w.bin", "weights of version 1\n".repeat(40));
+    a.ok(&["push", "out", "--model", "churn"]);
+    let out = a.run(&["sync"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("Sent to share: 2 objects"), "{said}");
+    a.ok(&["fsck", "--registry", &share]);
+    a.ok(&["pull", "churn@4", "--registry", &share, "--to", "four"]);
+}
+
 /// How `env` runs mreg, on the real clock, to run it from other threads.
 struct Template {
     program: std::ffi::OsString,

@@ -201,6 +201,7 @@ impl<'a> Sync<'a> {
             super::bootstrap::check_config(self.remote)?;
         }
         self.known.check_identity(self.remote, self.options.send)?;
+        self.known.check_epoch(self.remote)?;
         let mut theirs = remote_keys(self.remote)?;
         let mut ours = local_keys(self.reg)?;
         for key in std::mem::take(&mut theirs.hostile) {
