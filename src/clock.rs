@@ -41,6 +41,17 @@ pub fn format_time_ms(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
+/// Returns the time since the machine started, the time it was suspended included:
+/// how a lease holder measures its own silence, which must count a laptop's sleep.
+/// Never affected by `MREG_NOW` or by a change of the wall clock.
+pub fn since_boot() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
 /// Returns who is acting: `MREG_ACTOR`, else `user@host`.
 pub fn actor() -> String {
     if let Ok(actor) = std::env::var("MREG_ACTOR")

@@ -4,6 +4,8 @@
 mod common;
 
 mod cli {
+    #[cfg(feature = "s3")]
+    mod bucket_gc;
     mod crash;
     mod demo;
     mod diff;

@@ -16,12 +16,18 @@ use crate::ops::gc::{self, Outcome, Request};
 /// Safe while other commands run: pushes, syncs and logs started before gc are waited
 /// for (up to --wait), and those started during it wait until it is done, so nothing
 /// they name is deleted (docs/lifecycle.md). Pulls never wait.
+///
+/// A bucket (--registry s3://…) is collected the same way, with leases in the bucket
+/// instead of a lock: gc waits for the writers on every machine, and they wait for it.
+/// Its objects are deleted a thousand to a request. A gc or writer killed with its lease
+/// held is taken for gone once the lease is five minutes old.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg gc --dry-run
   mreg rm churn@3 && mreg gc
   mreg gc --json | jq .freed_bytes
   mreg gc --wait 300
+  mreg gc --registry s3://ml-models/registry --dry-run
 
 Exit codes: 0 done, 1 error (a record does not read: nothing was deleted), 2 usage
 error, 4 writers kept the registry busy for all of --wait (nothing was deleted).")]

@@ -153,6 +153,10 @@ impl Ctx {
             &self.cwd,
             Box::new(self.out.progress()),
         )?;
+        let out = self.out.clone();
+        let reg = reg.with_notice(crate::store::registry::Notice(std::sync::Arc::new(
+            move |sentence| out.status(sentence),
+        )));
         let mut told = self.refused.borrow_mut();
         for item in refused {
             if !told.contains(&item) {

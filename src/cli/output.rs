@@ -31,6 +31,7 @@ pub fn stderr_color(choice: ColorChoice) -> bool {
 }
 
 /// Prints a command's results in the form the user asked for.
+#[derive(Clone)]
 pub struct Printer {
     json: bool,
     quiet: bool,

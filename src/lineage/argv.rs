@@ -25,6 +25,24 @@ pub fn recorded_argv(argv: &[String]) -> Vec<String> {
     out
 }
 
+/// Returns this process's command line as stage moves and leases record it: masked as
+/// [`recorded_argv`] says, the program named `mreg`, each word quoted for a shell.
+pub fn this_command() -> String {
+    let argv: Vec<String> = std::env::args().collect();
+    recorded_argv(&argv)
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                "mreg".to_owned()
+            } else {
+                shell_word(w)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Returns `word` quoted for a POSIX shell when it needs it.
 pub fn shell_word(word: &str) -> String {
     if !word.is_empty()

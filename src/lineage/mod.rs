@@ -24,7 +24,7 @@ mod url;
 use std::path::Path;
 
 use crate::manifest::lineage::{Ci, Environment};
-pub use argv::{recorded_argv, shell_word};
+pub use argv::{recorded_argv, shell_word, this_command};
 pub use git::source;
 pub use secret::{REDACTED, is_secret_name, mask_text};
 pub use url::strip_credentials;

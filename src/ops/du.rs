@@ -43,7 +43,7 @@ pub struct Row {
 /// Measures the registry: reads every record, as `gc` does, and deletes nothing.
 pub fn du(reg: &Registry) -> Result<Outcome> {
     let census = gc::census(reg)?;
-    let stored = gc::stored_objects(reg)?;
+    let stored = crate::remote::collect::stored(reg)?;
     let mut owners_of: HashMap<ObjectId, u32> = HashMap::new();
     for set in census.owners.values() {
         for id in set {

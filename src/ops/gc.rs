@@ -7,8 +7,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::error::Failure;
+use crate::remote::collect;
 use crate::stage::remove::publish_removals;
-use crate::store::gc::{self, Amount};
+use crate::store::gc::{self, Amount, Collection};
 use crate::store::{Registry, gclock};
 
 /// What `mreg gc` is asked to do.
@@ -52,15 +53,9 @@ pub struct KindRow {
 /// The kinds, in the order [`gc::Garbage::amounts`] gives them.
 const KINDS: [&str; 3] = ["removed-versions", "unreferenced", "temp-files"];
 
-/// Counts the garbage and, unless a dry run, deletes it under the gc lock.
+/// Counts the garbage and, unless a dry run, deletes it: in a registry folder under
+/// the gc lock, on a bucket under the collector's lease (`remote::collect`).
 pub fn gc(reg: &Registry, request: &Request) -> Result<Outcome> {
-    if let Some(url) = reg.bucket_url() {
-        return Err(Failure::usage(format!(
-            "gc works on a registry folder; collecting {url} directly is not supported by this mreg"
-        ))
-        .hint("`mreg rm` works on the bucket; collect a folder registry that syncs with it")
-        .into());
-    }
     if !(0.0..=86_400.0).contains(&request.wait_s) {
         return Err(Failure::usage(format!(
             "--wait {} is not a number of seconds between 0 and 86400",
@@ -68,47 +63,14 @@ pub fn gc(reg: &Registry, request: &Request) -> Result<Outcome> {
         ))
         .into());
     }
-    // A dry run takes no lock: it deletes nothing, so it never holds a push up.
-    let _collecting = if request.dry_run {
-        None
-    } else {
-        Some(gclock::collecting(
-            reg.root(),
-            Duration::from_secs_f64(request.wait_s),
-            &|| {},
-        )?)
-    };
-    let census = gc::census(reg)?;
-    let finished_removals = census
-        .pending
-        .iter()
-        .flat_map(|(_, s)| s.removed.iter().map(|n| format!("{}@{n}", s.model)))
-        .collect();
-    if !request.dry_run {
-        for (id, state) in &census.pending {
-            publish_removals(reg, state, id)?;
-        }
-    }
-    let stored = gc::stored_objects(reg)?;
-    let reachable = census.reachable();
-    let kept = stored.iter().filter(|(id, _)| reachable.contains(id)).fold(
-        Amount::default(),
-        |mut a, (_, s)| {
-            a.count += 1;
-            a.bytes += s.bytes;
-            a
-        },
-    );
-    let garbage = gc::garbage(reg, &census, stored);
-    crate::crash::point("gc-marked");
-    let amounts = if request.dry_run {
-        garbage.amounts()
-    } else {
-        gc::sweep(reg, &garbage)?
+    let wait = Duration::from_secs_f64(request.wait_s);
+    let done = match collect::bucket_of(reg) {
+        Some(bucket) => on_bucket(reg, &bucket, request.dry_run, wait)?,
+        None => folder(reg, request.dry_run, wait)?,
     };
     let kinds: Vec<KindRow> = KINDS
         .iter()
-        .zip(amounts)
+        .zip(done.amounts)
         .map(|(kind, a)| KindRow {
             kind,
             count: a.count,
@@ -123,8 +85,75 @@ pub fn gc(reg: &Registry, request: &Request) -> Result<Outcome> {
         },
         freed_bytes: kinds.iter().map(|k| k.bytes).sum(),
         kinds,
-        kept,
+        kept: done.kept,
+        records: done.records,
+        finished_removals: done.finished_removals,
+    })
+}
+
+/// Collects a registry folder under its gc lock (none for a dry run, which deletes
+/// nothing and so never holds a push up).
+fn folder(reg: &Registry, dry_run: bool, wait: Duration) -> Result<Collection> {
+    let _collecting = if dry_run {
+        None
+    } else {
+        Some(gclock::collecting(reg.root(), wait, &|m| reg.notice(m))?)
+    };
+    let census = gc::census(reg)?;
+    if !dry_run {
+        for (id, state) in &census.pending {
+            publish_removals(reg, state, id)?;
+        }
+    }
+    let stored = gc::stored_objects(reg)?;
+    let kept = gc::kept(&census, &stored);
+    let garbage = gc::garbage(reg, &census, stored);
+    crate::crash::point("gc-marked");
+    let amounts = if dry_run {
+        garbage.amounts()
+    } else {
+        gc::sweep(reg, &garbage)?
+    };
+    Ok(Collection {
+        finished_removals: gc::unfinished(&census),
         records: census.records,
-        finished_removals,
+        kept,
+        amounts,
+    })
+}
+
+/// Collects a bucket under the collector's lease (none for a dry run), then tidies the
+/// local mirror.
+fn on_bucket(
+    reg: &Registry,
+    bucket: &collect::Bucket,
+    dry_run: bool,
+    wait: Duration,
+) -> Result<Collection> {
+    let session = bucket.begin(reg, dry_run, wait)?;
+    let census = gc::census(reg)?;
+    if !dry_run {
+        for (id, state) in &census.pending {
+            publish_removals(reg, state, id)?;
+        }
+    }
+    let stored = bucket.stored()?;
+    let kept = gc::kept(&census, &stored);
+    let garbage = gc::classify(&census, stored);
+    crate::crash::point("gc-marked");
+    let amounts = if dry_run {
+        garbage.amounts()
+    } else {
+        session.sweep(&garbage)?
+    };
+    drop(session);
+    if !dry_run {
+        collect::tidy_mirror(reg, &census)?;
+    }
+    Ok(Collection {
+        finished_removals: gc::unfinished(&census),
+        records: census.records,
+        kept,
+        amounts,
     })
 }

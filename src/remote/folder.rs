@@ -86,22 +86,28 @@ impl Remote for FolderRemote {
         &self.url
     }
 
-    fn writing(&self) -> Result<Option<crate::store::gclock::Writing>> {
-        crate::store::gclock::writing(&self.root, &|| {}).map(Some)
+    fn writing(&self, on_wait: &dyn Fn(&str)) -> Result<Option<super::Guard>> {
+        let guard = crate::store::gclock::writing(&self.root, on_wait)?;
+        Ok(Some(Box::new(guard)))
     }
 
     fn get(&self, key: &str) -> Result<Option<Fetched>> {
         let Some(file) = self.open_key(key)? else {
             return Ok(None);
         };
-        super::check_value_size(self, key, file.metadata()?.len())?;
+        let meta = file.metadata()?;
+        super::check_value_size(self, key, meta.len())?;
         let mut bytes = Vec::new();
         file.take(files::RECORD_LIMIT + 1)
             .read_to_end(&mut bytes)
             .with_context(|| format!("reading {}", self.path(key).display()))?;
         super::check_value_size(self, key, bytes.len() as u64)?;
         let tag = tag_of(&bytes);
-        Ok(Some(Fetched { bytes, tag }))
+        Ok(Some(Fetched {
+            bytes,
+            tag,
+            modified: meta.modified().ok(),
+        }))
     }
 
     fn download(

@@ -147,6 +147,7 @@ impl Remote for MemoryRemote {
             .map(|(b, t)| Fetched {
                 bytes: b.clone(),
                 tag: t.clone(),
+                modified: None,
             });
         if let Some(found) = &found {
             super::check_value_size(self, key, found.bytes.len() as u64)?;
@@ -179,6 +180,7 @@ impl Remote for MemoryRemote {
     }
 
     fn create(&self, key: &str, bytes: &[u8]) -> Result<Created> {
+        super::lease::require_writer(&self.url)?;
         self.note("create", key);
         self.write_allowed(key)?;
         let mut keys = self.state.keys.lock().expect("keys");
@@ -249,6 +251,21 @@ impl Remote for MemoryRemote {
         self.note("delete", key);
         self.state.keys.lock().expect("keys").remove(key);
         Ok(())
+    }
+
+    fn writing(&self, on_wait: &dyn Fn(&str)) -> Result<Option<super::Guard>> {
+        let handles = || -> Box<dyn Remote> { Box::new(self.clone()) };
+        let share = super::lease::writing(self, &handles, on_wait)?;
+        Ok(Some(Box::new(share)))
+    }
+
+    fn collecting(
+        &self,
+        wait: std::time::Duration,
+        on_wait: &dyn Fn(&str),
+    ) -> Result<Option<super::lease::Held>> {
+        let handles = || -> Box<dyn Remote> { Box::new(self.clone()) };
+        super::lease::collecting(self, &handles, wait, on_wait).map(Some)
     }
 }
 

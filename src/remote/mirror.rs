@@ -20,10 +20,10 @@ use super::{Created, Remote, Swap, transfer};
 use crate::error::Failure;
 use crate::id::{ObjectId, StateId};
 use crate::manifest::StageState;
-use crate::store::backend::{Backend, BackendRef};
+use crate::store::backend::{Backend, BackendRef, Writing};
 use crate::store::lock::Holder;
 use crate::store::object::Encoding;
-use crate::store::{NoProgress, Progress, Registry, atomic, keys, read, runs, stages};
+use crate::store::{NoProgress, Progress, Registry, atomic, gclock, keys, read, runs, stages};
 
 /// How many version numbers a push tries before giving up.
 const CLAIM_TRIES: usize = 1000;
@@ -96,10 +96,10 @@ pub fn open_in(
 }
 
 /// A mirror's bucket.
-struct Link {
-    remote: Box<dyn Remote>,
-    known: Known,
-    url: String,
+pub(crate) struct Link {
+    pub(super) remote: Box<dyn Remote>,
+    pub(super) known: Known,
+    pub(super) url: String,
     /// Where uploads of a push report their bytes.
     progress: Box<dyn Progress + Send>,
     /// Whether the bucket was shown to enforce conditional writes.
@@ -168,6 +168,17 @@ impl Link {
 impl Backend for Link {
     fn bucket_url(&self) -> Option<&str> {
         Some(&self.url)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn writing(&self, reg: &Registry) -> Result<Writing> {
+        let local = gclock::writing(reg.root(), &|m| reg.notice(m))?;
+        let lease = self.remote.writing(&|m| reg.notice(m))?;
+        self.known.check_epoch(&*self.remote)?;
+        Ok(Writing { lease, local })
     }
 
     fn require_conditional_writes(&self, what: &str) -> Result<()> {

@@ -8,8 +8,10 @@
 //! creating `versions/N.toml`, and stages move by swapping `HEAD`.
 
 pub mod bootstrap;
+pub mod collect;
 pub mod folder;
 pub mod known;
+pub mod lease;
 #[cfg(test)]
 pub mod memory;
 pub mod mirror;
@@ -65,6 +67,9 @@ pub struct Fetched {
     pub bytes: Vec<u8>,
     /// The version tag: an S3 ETag, or a hash of the bytes in a folder.
     pub tag: String,
+    /// When it was written, by the store's clock (S3's `Last-Modified`, a file's
+    /// modification time), where the store says.
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// One key found by a listing, relative to the remote's root.
@@ -106,7 +111,9 @@ pub trait Remote: Send + Sync {
     /// Returns the size of the value at `key`, or `None` when it is absent.
     fn size(&self, key: &str) -> Result<Option<u64>>;
 
-    /// Writes `bytes` at `key` only if the key is absent.
+    /// Writes `bytes` at `key` only if the key is absent. A store collected under
+    /// leases refuses it while this process holds a writer lease there that was lost
+    /// ([`lease::require_writer`]): every record naming objects is published this way.
     fn create(&self, key: &str, bytes: &[u8]) -> Result<Created>;
 
     /// Writes the file at `source` to `key`, in parts when it is large. `journal` is a
@@ -129,17 +136,40 @@ pub trait Remote: Send + Sync {
     /// Returns every key under `prefix` (a folder path ending in `/`, or empty).
     fn list(&self, prefix: &str) -> Result<Vec<Listed>>;
 
-    /// Removes a key; absent keys are no error. Used only by `remote check` for its
-    /// own probe keys.
+    /// Removes a key; absent keys are no error. Used by `remote check` for its own
+    /// probe keys, by leases, and by `gc`.
     fn delete(&self, key: &str) -> Result<()>;
 
+    /// Removes many keys, absent ones being no error: in batches where the store
+    /// takes them (S3's `DeleteObjects`, a thousand keys a request).
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        keys.iter().try_for_each(|key| self.delete(key))
+    }
+
     /// Returns this process's share of the lock between writers and `gc` on the
-    /// remote, held while the guard lives, or `None` for a remote without one
-    /// (docs/lifecycle.md says how a bucket is kept safe instead).
-    fn writing(&self) -> Result<Option<crate::store::gclock::Writing>> {
+    /// remote (an OS lock in a folder, a lease on a bucket), held while the guard
+    /// lives, waiting while a `gc` collects it; `on_wait` hears once why it waits.
+    /// `None` for a remote with neither.
+    fn writing(&self, on_wait: &dyn Fn(&str)) -> Result<Option<Guard>> {
+        let _ = on_wait;
+        Ok(None)
+    }
+
+    /// Returns the lease `gc` holds on the remote while it collects, once no writer is
+    /// left, or `None` for a remote collected some other way (a folder, under its OS
+    /// lock). Gives up after `wait`.
+    fn collecting(
+        &self,
+        wait: std::time::Duration,
+        on_wait: &dyn Fn(&str),
+    ) -> Result<Option<lease::Held>> {
+        let _ = (wait, on_wait);
         Ok(None)
     }
 }
+
+/// A held share of a lock or lease, released when dropped.
+pub type Guard = Box<dyn Send>;
 
 /// Returns where a remote is: a folder, or a bucket and a prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -56,19 +56,7 @@ impl Stamp {
             ))
             .into());
         }
-        let argv: Vec<String> = std::env::args().collect();
-        let command = lineage::recorded_argv(&argv)
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                if i == 0 {
-                    "mreg".to_owned()
-                } else {
-                    lineage::shell_word(w)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
+        let command = lineage::this_command();
         Ok(Stamp {
             time: crate::clock::format_time(crate::clock::now()?),
             actor: crate::clock::actor(),

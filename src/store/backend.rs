@@ -20,7 +20,7 @@ use super::Registry;
 use super::atomic::Swap;
 use super::lock::Holder;
 use super::object::Encoding;
-use super::{Progress, models, read, stages};
+use super::{Progress, gclock, models, read, stages};
 use crate::id::{ObjectId, StateId, TreeId};
 use crate::manifest::StageState;
 
@@ -28,6 +28,10 @@ use crate::manifest::StageState;
 pub trait Backend: Send + Sync {
     /// Returns the bucket URL this registry mirrors, or `None` for a registry folder.
     fn bucket_url(&self) -> Option<&str>;
+
+    /// Returns the backend as `Any`, for the commands that act on a bucket as a whole
+    /// (`gc`, `du`) to reach it.
+    fn as_any(&self) -> &dyn std::any::Any;
 
     /// Fails unless concurrent writers are arbitrated (conditional writes, or a
     /// vouched-for single writer): checked before a command writes anything.
@@ -67,6 +71,12 @@ pub trait Backend: Send + Sync {
         render: &dyn Fn(u64) -> Result<String>,
     ) -> Result<u64>;
 
+    /// Returns this process's share of the lock between writers and `gc`: the registry
+    /// folder's OS lock, and for a mirror the bucket's writer lease as well, after
+    /// which what the mirror remembers of the bucket's objects is checked against its
+    /// `gc.epoch`. Waits while a `gc` runs, telling [`Registry::notice`].
+    fn writing(&self, reg: &Registry) -> Result<Writing>;
+
     /// Publishes `new` and swaps the model's `HEAD` to it if it still names `expected`;
     /// when it had moved, nothing is written (and a mirror holds what it moved to).
     fn swap_head(
@@ -79,10 +89,30 @@ pub trait Backend: Send + Sync {
     ) -> Result<Swap<StateId>>;
 }
 
+/// A writer's share of the locks between writers and `gc`, released when dropped: the
+/// bucket's lease (for a mirror) first, then the folder's OS lock.
+pub struct Writing {
+    /// The bucket's lease, for a mirror.
+    pub lease: Option<Box<dyn Send>>,
+    /// The registry folder's OS lock.
+    pub local: gclock::Writing,
+}
+
 /// The backend of a registry folder: it decides everything itself.
 pub struct Folder;
 
 impl Backend for Folder {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn writing(&self, reg: &Registry) -> Result<Writing> {
+        Ok(Writing {
+            lease: None,
+            local: gclock::writing(reg.root(), &|m| reg.notice(m))?,
+        })
+    }
+
     fn bucket_url(&self) -> Option<&str> {
         None
     }

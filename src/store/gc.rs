@@ -163,13 +163,49 @@ fn run_files(reg: &Registry, id: &crate::id::RunId) -> Result<Vec<(String, Vec<u
     Ok(out)
 }
 
-/// One stored object: its files (raw, zstd or both) and their bytes on disk.
+/// One stored object: its keys (raw, zstd or both) and their bytes as stored.
 #[derive(Debug, Default, Clone)]
 pub struct Stored {
-    /// Its files.
-    pub paths: Vec<PathBuf>,
-    /// Their bytes on disk, together.
+    /// Its keys ([`keys::object`]).
+    pub keys: Vec<String>,
+    /// Their bytes as stored, together.
     pub bytes: u64,
+}
+
+/// Returns the object a key names, when it is named exactly as a writer names it
+/// (`objects/ab/<62 lowercase hex>`, or the same with `.zst`): the only keys `gc`
+/// ever deletes.
+pub fn object_of_key(key: &str) -> Option<ObjectId> {
+    let rest = key.strip_prefix(keys::OBJECTS)?;
+    let (prefix, name) = rest.split_once('/')?;
+    let hex = name.strip_suffix(Encoding::Zstd.suffix()).unwrap_or(name);
+    let encoding = if hex.len() == name.len() {
+        Encoding::Raw
+    } else {
+        Encoding::Zstd
+    };
+    if prefix.len() != 2 {
+        return None;
+    }
+    let id = format!("{prefix}{hex}").parse::<ObjectId>().ok()?;
+    (keys::object(id, encoding) == key).then_some(id)
+}
+
+/// Returns the objects of a listing of keys and sizes (a bucket's `objects/`), as
+/// [`stored_objects`] does for a folder; keys not named as a writer names objects are
+/// left out.
+pub fn stored_in_listing<'a>(
+    listing: impl Iterator<Item = (&'a str, u64)>,
+) -> HashMap<ObjectId, Stored> {
+    let mut out: HashMap<ObjectId, Stored> = HashMap::new();
+    for (key, size) in listing {
+        if let Some(id) = object_of_key(key) {
+            let stored = out.entry(id).or_default();
+            stored.keys.push(key.to_owned());
+            stored.bytes += size;
+        }
+    }
+    out
 }
 
 /// Returns every object the object folder holds, with its files and stored bytes.
@@ -199,19 +235,10 @@ pub fn stored_objects(reg: &Registry) -> Result<HashMap<ObjectId, Stored>> {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
-            let hex = name.strip_suffix(Encoding::Zstd.suffix()).unwrap_or(&name);
-            let Ok(id) = format!("{prefix}{hex}").parse::<ObjectId>() else {
+            let key = format!("{}{prefix}/{name}", keys::OBJECTS);
+            let Some(id) = object_of_key(&key) else {
                 continue;
             };
-            // The name must be the one a writer makes, in lowercase.
-            let encoding = if hex.len() == name.len() {
-                Encoding::Raw
-            } else {
-                Encoding::Zstd
-            };
-            if keys::object(id, encoding) != format!("{}{prefix}/{name}", keys::OBJECTS) {
-                continue;
-            }
             let Ok(meta) = entry.metadata() else {
                 continue;
             };
@@ -219,7 +246,7 @@ pub fn stored_objects(reg: &Registry) -> Result<HashMap<ObjectId, Stored>> {
                 continue;
             }
             let stored = out.entry(id).or_default();
-            stored.paths.push(entry.path());
+            stored.keys.push(key);
             stored.bytes += meta.len();
         }
     }
@@ -271,6 +298,22 @@ pub fn garbage<S: std::hash::BuildHasher>(
     census: &Census,
     stored: HashMap<ObjectId, Stored, S>,
 ) -> Garbage {
+    let mut out = classify(census, stored);
+    out.temp = tmp::abandoned(&reg.path(keys::TMP))
+        .into_iter()
+        .map(|path| {
+            let bytes = bytes_below(&path);
+            (path, bytes)
+        })
+        .collect();
+    out
+}
+
+/// Returns the stored objects the census does not reach, by kind, sorted.
+pub fn classify<S: std::hash::BuildHasher>(
+    census: &Census,
+    stored: HashMap<ObjectId, Stored, S>,
+) -> Garbage {
     let reachable = census.reachable();
     let mut out = Garbage::default();
     for (id, files) in stored {
@@ -285,14 +328,45 @@ pub fn garbage<S: std::hash::BuildHasher>(
     }
     out.removed.sort_by_key(|(id, _)| *id);
     out.unreferenced.sort_by_key(|(id, _)| *id);
-    out.temp = tmp::abandoned(&reg.path(keys::TMP))
-        .into_iter()
-        .map(|path| {
-            let bytes = bytes_below(&path);
-            (path, bytes)
-        })
-        .collect();
     out
+}
+
+/// Returns the amount of the stored objects the census reaches: what gc keeps.
+pub fn kept<S: std::hash::BuildHasher>(
+    census: &Census,
+    stored: &HashMap<ObjectId, Stored, S>,
+) -> Amount {
+    let reachable = census.reachable();
+    stored.iter().filter(|(id, _)| reachable.contains(id)).fold(
+        Amount::default(),
+        |mut a, (_, s)| {
+            a.count += 1;
+            a.bytes += s.bytes;
+            a
+        },
+    )
+}
+
+/// What one collection did (or, in a dry run, would do): the outcome's numbers.
+#[derive(Debug, Default)]
+pub struct Collection {
+    /// Removals a kill had left unfinished, finished now (or that would be).
+    pub finished_removals: Vec<String>,
+    /// Records read.
+    pub records: u64,
+    /// What stays.
+    pub kept: Amount,
+    /// What went, by kind: removed versions, unreferenced objects, temp files.
+    pub amounts: [Amount; 3],
+}
+
+/// Returns the removals a kill left unfinished, as `NAME@N`.
+pub fn unfinished(census: &Census) -> Vec<String> {
+    census
+        .pending
+        .iter()
+        .flat_map(|(_, s)| s.removed.iter().map(|n| format!("{}@{n}", s.model)))
+        .collect()
 }
 
 /// Returns the bytes of the files at and below `path`, never following a link.
@@ -326,8 +400,9 @@ pub fn sweep(reg: &Registry, garbage: &Garbage) -> Result<[Amount; 3]> {
         .enumerate()
     {
         for (id, stored) in items {
-            for path in &stored.paths {
-                match fs::remove_file(path) {
+            for key in &stored.keys {
+                let path = reg.path(key);
+                match fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                     Err(err) => {

@@ -64,11 +64,11 @@ impl Drop for Writing {
 }
 
 /// Takes a writer's share of the lock of the registry folder at `root`, waiting while
-/// a `gc` runs there; `on_wait` is called once when it has to wait.
+/// a `gc` runs there; `on_wait` hears once, in a sentence, when it has to wait.
 ///
 /// A registry this user cannot create the lock file in is one it cannot write either:
 /// the guard is then empty, and the write that follows fails with its own reason.
-pub fn writing(root: &Path, on_wait: &dyn Fn()) -> Result<Writing> {
+pub fn writing(root: &Path, on_wait: &dyn Fn(&str)) -> Result<Writing> {
     let key = root.to_path_buf();
     let mut table = held().lock().expect("gc lock table is never poisoned");
     if let Some((count, _)) = table.get_mut(&key) {
@@ -81,7 +81,10 @@ pub fn writing(root: &Path, on_wait: &dyn Fn()) -> Result<Writing> {
     // Shared locks never wait for each other: only a gc holding or waiting for the
     // lock makes a writer wait.
     if !try_lock(&queue, FlockOperation::NonBlockingLockShared) {
-        on_wait();
+        on_wait(&format!(
+            "Waiting for the gc of {} to finish.",
+            root.display()
+        ));
         rustix::fs::flock(&queue, FlockOperation::LockShared)
             .with_context(|| format!("locking {}", root.join(QUEUE).display()))?;
     }
@@ -100,9 +103,9 @@ pub struct Collecting {
 }
 
 /// Takes the lock of the registry folder at `root` for `gc`: new writers wait from
-/// now on, and writers already running are waited for, up to `wait`; `on_wait` is
-/// called once when they are.
-pub fn collecting(root: &Path, wait: Duration, on_wait: &dyn Fn()) -> Result<Collecting> {
+/// now on, and writers already running are waited for, up to `wait`; `on_wait` hears
+/// once, in a sentence, when they are.
+pub fn collecting(root: &Path, wait: Duration, on_wait: &dyn Fn(&str)) -> Result<Collecting> {
     let open_or_fail = |name: &str| {
         open(&root.join(name)).ok_or_else(|| {
             anyhow::Error::from(Failure::error(format!(
@@ -127,7 +130,10 @@ pub fn collecting(root: &Path, wait: Duration, on_wait: &dyn Fn()) -> Result<Col
                 .into());
             }
             if !told {
-                on_wait();
+                on_wait(&format!(
+                    "Waiting for the commands writing to {} to finish.",
+                    root.display()
+                ));
                 told = true;
             }
             std::thread::sleep(POLL);
@@ -181,19 +187,19 @@ mod tests {
     fn a_writer_in_progress_holds_gc_off_and_gc_holds_new_writers_off() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let writer = writing(root, &|| {}).unwrap();
-        let again = writing(root, &|| {
+        let writer = writing(root, &|_| {}).unwrap();
+        let again = writing(root, &|_| {
             panic!("a second guard of one process never waits")
         })
         .unwrap();
-        let refused = collecting(root, Duration::from_millis(50), &|| {}).unwrap_err();
+        let refused = collecting(root, Duration::from_millis(50), &|_| {}).unwrap_err();
         assert!(
             refused.to_string().contains("gc deleted nothing"),
             "{refused}"
         );
         drop(again);
         drop(writer);
-        let gc = collecting(root, Duration::from_millis(50), &|| {}).unwrap();
+        let gc = collecting(root, Duration::from_millis(50), &|_| {}).unwrap();
         // Another process's writer would now wait: the queue is held exclusively.
         let queue = open(&root.join(QUEUE)).unwrap();
         assert!(!try_lock(&queue, FlockOperation::NonBlockingLockShared));

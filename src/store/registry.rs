@@ -34,6 +34,19 @@ pub struct Registry {
     backend: BackendRef,
     /// This process's temp folder, shared by every handle cloned from this one.
     tmp: std::sync::Arc<tmp::Area>,
+    /// Who hears what a command waits for.
+    notice: Notice,
+}
+
+/// Hears, in a sentence, what a command waits for (a `gc` collecting the registry),
+/// for the user to be told while it waits.
+#[derive(Clone)]
+pub struct Notice(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notice")
+    }
 }
 
 impl Registry {
@@ -238,6 +251,7 @@ impl Registry {
             root,
             backend: BackendRef(std::sync::Arc::new(Folder)),
             tmp: std::sync::Arc::new(tmp),
+            notice: Notice(std::sync::Arc::new(|_| {})),
         }
     }
 
@@ -249,10 +263,23 @@ impl Registry {
 
     /// Returns this process's share of the lock between writers and `gc`, held until
     /// the guard is dropped: taken before a command first looks whether an object
-    /// exists, kept until its last record naming objects is published ([`gclock`]).
-    /// It waits while a `gc` of this registry runs.
-    pub fn writing(&self) -> Result<gclock::Writing> {
-        gclock::writing(&self.root, &|| {})
+    /// exists, kept until its last record naming objects is published ([`gclock`];
+    /// for a mirror, the bucket's lease too). It waits while a `gc` of this registry
+    /// runs, telling [`Registry::notice`] why.
+    pub fn writing(&self) -> Result<super::backend::Writing> {
+        self.backend().writing(self)
+    }
+
+    /// Tells whoever the command set to hear it what the command waits for.
+    pub fn notice(&self, sentence: &str) {
+        (self.notice.0)(sentence);
+    }
+
+    /// Returns this registry with `notice` hearing what its commands wait for.
+    #[must_use]
+    pub fn with_notice(mut self, notice: Notice) -> Registry {
+        self.notice = notice;
+        self
     }
 
     /// Returns the folder of objects.

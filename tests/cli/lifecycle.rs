@@ -5,12 +5,11 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use insta::assert_snapshot;
 
-use crate::common::{TestEnv, snapshot_files};
+use crate::common::{Template, TestEnv, churn, snapshot_files};
 
 /// Returns a registry holding `churn@1` to `@3`: each a `config.json` shared by all
 /// and a `w.bin` of its own.
@@ -469,150 +468,26 @@ fn a_sync_after_gc_on_the_remote_sends_again_what_gc_deleted_there() {
     a.ok(&["pull", "churn@4", "--registry", &share, "--to", "four"]);
 }
 
-/// How `env` runs mreg, on the real clock, to run it from other threads.
-struct Template {
-    program: std::ffi::OsString,
-    dir: PathBuf,
-    vars: Vec<(std::ffi::OsString, std::ffi::OsString)>,
-}
-
-impl Template {
-    fn of(env: &TestEnv) -> Template {
-        let cmd = env.cmd(&[]);
-        Template {
-            program: cmd.get_program().to_owned(),
-            dir: cmd
-                .get_current_dir()
-                .expect("tests run in work/")
-                .to_owned(),
-            vars: cmd
-                .get_envs()
-                .filter(|(k, _)| *k != "MREG_NOW")
-                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
-                .collect(),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(args)
-            .env_clear()
-            .envs(self.vars.iter().cloned())
-            .current_dir(&self.dir);
-        cmd
-    }
-}
-
-fn succeeds(mut cmd: Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn gc_in_a_loop_against_eight_pushers_and_pullers_never_deletes_what_a_version_names() {
     let env = TestEnv::with_registry();
-    // Kept throughout, for the pullers.
-    env.write("stable/w.bin", "stable weights\n".repeat(1000));
+    env.write("stable/w.bin", churn::stable());
     env.ok(&["push", "stable", "--model", "stable"]);
-    // Content that each pusher pushes, removes, and pushes again, so that its objects
-    // are garbage between the two pushes: the second push finds them present.
-    let contents = |t: usize, i: usize| -> Vec<(String, Vec<u8>)> {
-        vec![
-            (
-                "shared.bin".to_owned(),
-                format!("shared {}\n", i % 2).repeat(3000).into_bytes(),
-            ),
-            (
-                "own.bin".to_owned(),
-                format!("pusher {t} round {i}\n").repeat(500).into_bytes(),
-            ),
-            (
-                "big.bin".to_owned(),
-                crate::common::noise(9 << 20, (i % 2) as u64),
-            ),
-        ]
-    };
-    let root = env.root().to_path_buf();
     let mreg = Template::of(&env);
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let kept: Vec<(String, usize, usize)> = std::thread::scope(|scope| {
-        let gc = scope.spawn(|| {
-            let mut rounds = 0;
-            while !done.load(std::sync::atomic::Ordering::SeqCst) || rounds == 0 {
-                succeeds(mreg.command(&["gc", "--wait", "120", "-q"]));
-                rounds += 1;
-            }
-            rounds
-        });
-        let pullers: Vec<_> = (0..4)
-            .map(|p| {
-                let (mreg, done, root) = (&mreg, &done, &root);
-                scope.spawn(move || {
-                    let mut n = 0;
-                    while !done.load(std::sync::atomic::Ordering::SeqCst) || n == 0 {
-                        let to = root.join(format!("pulled-{p}-{n}"));
-                        let to = to.display().to_string();
-                        succeeds(mreg.command(&["pull", "stable@1", "--to", &to, "-q"]));
-                        assert_eq!(
-                            fs::read(Path::new(&to).join("w.bin")).unwrap(),
-                            "stable weights\n".repeat(1000).into_bytes()
-                        );
-                        fs::remove_dir_all(&to).unwrap();
-                        n += 1;
-                    }
-                })
-            })
-            .collect();
-        let pushers: Vec<_> = (0..4)
-            .map(|t| {
-                let (mreg, root) = (&mreg, &root);
-                scope.spawn(move || {
-                    let mut kept = Vec::new();
-                    for i in 0..4 {
-                        let dir = root.join(format!("push-{t}-{i}"));
-                        fs::create_dir_all(&dir).unwrap();
-                        for (name, bytes) in contents(t, i) {
-                            fs::write(dir.join(name), bytes).unwrap();
-                        }
-                        let dir = dir.display().to_string();
-                        let model = format!("m{t}");
-                        let push = || mreg.command(&["push", &dir, "--model", &model, "-q"]);
-                        let first = succeeds(push());
-                        succeeds(mreg.command(&["rm", first.trim(), "-q"]));
-                        let second = succeeds(push());
-                        kept.push((second.trim().to_owned(), t, i));
-                    }
-                    kept
-                })
-            })
-            .collect();
-        let kept: Vec<_> = pushers
-            .into_iter()
-            .flat_map(|p| p.join().unwrap())
-            .collect();
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
-        for p in pullers {
-            p.join().unwrap();
-        }
-        assert!(gc.join().unwrap() >= 1);
-        kept
-    });
+    let actor = |n: usize| churn::Actor {
+        mreg: &mreg,
+        dir: env.root().join(format!("actor-{n}")),
+    };
+    let pushers: Vec<_> = (0..4).map(actor).collect();
+    let pullers: Vec<_> = (4..8).map(actor).collect();
+    let big = 9 << 20;
+    let kept = churn::gc_against_writers(&mreg, &pushers, &pullers, &[], 4, big);
     env.ok(&["gc"]);
     env.ok(&["fsck"]);
     for (reference, t, i) in kept {
         let to = format!("check-{t}-{i}");
         env.ok(&["pull", &reference, "--to", &to]);
-        for (name, bytes) in contents(t, i) {
-            assert!(
-                fs::read(env.path(&to).join(&name)).unwrap() == bytes,
-                "{reference}: {name} differs"
-            );
-        }
+        churn::check_pulled(&env.path(&to), &reference, t, i, big);
     }
 }
 

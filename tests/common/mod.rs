@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod churn;
 pub mod s3;
 
 use std::cell::{Cell, RefCell};
@@ -40,6 +41,14 @@ impl TestEnv {
     pub fn with_registry() -> TestEnv {
         let env = TestEnv::new();
         env.ok(&["init"]);
+        env
+    }
+
+    /// Returns an environment pointed at the test S3 server (started on first use):
+    /// a machine of its own, with its own cache of bucket mirrors.
+    pub fn on_s3() -> TestEnv {
+        let env = TestEnv::new();
+        env.use_s3(s3::server().port);
         env
     }
 
@@ -351,4 +360,51 @@ pub fn noise(n: usize, seed: u64) -> Vec<u8> {
             (state >> 32) as u8
         })
         .collect()
+}
+
+/// How `env` runs mreg, on the real clock, to run it from other threads.
+pub struct Template {
+    program: std::ffi::OsString,
+    dir: PathBuf,
+    vars: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+}
+
+impl Template {
+    /// Returns how `env` runs mreg, without its fixed clock.
+    pub fn of(env: &TestEnv) -> Template {
+        let cmd = env.cmd(&[]);
+        Template {
+            program: cmd.get_program().to_owned(),
+            dir: cmd
+                .get_current_dir()
+                .expect("tests run in work/")
+                .to_owned(),
+            vars: cmd
+                .get_envs()
+                .filter(|(k, _)| *k != "MREG_NOW")
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+                .collect(),
+        }
+    }
+
+    /// Returns a command running mreg with `args`, as `env` would on the real clock.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(args)
+            .env_clear()
+            .envs(self.vars.iter().cloned())
+            .current_dir(&self.dir);
+        cmd
+    }
+}
+
+/// Runs `cmd`, fails the test unless it succeeds, and returns its stdout.
+pub fn succeeds(mut cmd: Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -15,9 +15,27 @@ import socket
 import sys
 import threading
 
+from moto.s3.responses import S3Response
 from moto.server import ThreadedMotoServer
 
 DROPPED = {"if-none-match", "if-match"}
+
+# moto checks If-Match and If-None-Match and then stores the object with no lock in
+# between, so two concurrent conditional writes of one key can both succeed; and an
+# overwrite closes the buffer of the object it replaces while a concurrent read still
+# uses it (HTTP 500). A real S3 does neither. One lock around every request on a key
+# (not on a bucket listing) makes moto's conditional writes atomic, as the tests of
+# concurrent promotions and gc leases need.
+_KEY_LOCK = threading.Lock()
+_key_response = S3Response._key_response
+
+
+def _locked_key_response(self, request, full_url):
+    with _KEY_LOCK:
+        return _key_response(self, request, full_url)
+
+
+S3Response._key_response = _locked_key_response
 
 
 def free_port():

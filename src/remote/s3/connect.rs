@@ -58,7 +58,7 @@ impl S3Remote {
             url: url.to_owned(),
             store,
             prefix: prefix.to_owned(),
-            runtime,
+            runtime: std::sync::Arc::new(runtime),
         })
     }
 }

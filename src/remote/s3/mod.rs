@@ -17,7 +17,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3;
 use object_store::path::Path as KeyPath;
 use object_store::{
@@ -29,12 +29,13 @@ use multipart::PART_SIZE;
 
 use crate::remote::{Created, Fetched, Listed, Remote, Swap, Tick};
 
-/// A bucket prefix used as a remote.
+/// A bucket prefix used as a remote; clones share the connection.
+#[derive(Clone)]
 pub struct S3Remote {
     url: String,
     store: AmazonS3,
     prefix: String,
-    runtime: tokio::runtime::Runtime,
+    runtime: std::sync::Arc<tokio::runtime::Runtime>,
 }
 
 impl S3Remote {
@@ -71,6 +72,7 @@ impl Remote for S3Remote {
                 }
             };
             let tag = result.meta.e_tag.clone().unwrap_or_default();
+            let modified = Some(std::time::SystemTime::from(result.meta.last_modified));
             super::check_value_size(self, key, result.meta.size)?;
             let mut bytes = Vec::with_capacity(result.meta.size as usize);
             let mut stream = result.into_stream();
@@ -82,7 +84,11 @@ impl Remote for S3Remote {
                 bytes.extend_from_slice(&chunk);
                 super::check_value_size(self, key, bytes.len() as u64)?;
             }
-            Ok(Some(Fetched { bytes, tag }))
+            Ok(Some(Fetched {
+                bytes,
+                tag,
+                modified,
+            }))
         })
     }
 
@@ -162,6 +168,7 @@ impl Remote for S3Remote {
     }
 
     fn create(&self, key: &str, bytes: &[u8]) -> Result<Created> {
+        crate::remote::lease::require_writer(&self.url)?;
         self.runtime.block_on(async {
             let options = PutOptions {
                 mode: PutMode::Create,
@@ -275,5 +282,36 @@ impl Remote for S3Remote {
                 Err(err) => Err(self.explain(&err, "removing", key)),
             }
         })
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let paths: Vec<KeyPath> = keys.iter().map(|k| self.path(k)).collect();
+        self.runtime.block_on(async {
+            let stream = futures_util::stream::iter(paths.into_iter().map(Ok)).boxed();
+            let mut deleted = self.store.delete_stream(stream);
+            while let Some(done) = deleted.next().await {
+                match done {
+                    Ok(_) => {}
+                    Err(err) if is_not_found(&err) => {}
+                    Err(err) => return Err(self.explain(&err, "removing", "objects")),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn writing(&self, on_wait: &dyn Fn(&str)) -> Result<Option<crate::remote::Guard>> {
+        let handles = || -> Box<dyn Remote> { Box::new(self.clone()) };
+        let share = crate::remote::lease::writing(self, &handles, on_wait)?;
+        Ok(Some(Box::new(share)))
+    }
+
+    fn collecting(
+        &self,
+        wait: std::time::Duration,
+        on_wait: &dyn Fn(&str),
+    ) -> Result<Option<crate::remote::lease::Held>> {
+        let handles = || -> Box<dyn Remote> { Box::new(self.clone()) };
+        crate::remote::lease::collecting(self, &handles, wait, on_wait).map(Some)
     }
 }

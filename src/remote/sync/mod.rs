@@ -190,7 +190,7 @@ impl<'a> Sync<'a> {
         // Held from the first listing to the last record, on each side that is written.
         let _ours = self.reg.writing()?;
         let _theirs = if self.options.send {
-            self.remote.writing()?
+            self.remote.writing(&|m| self.reg.notice(m))?
         } else {
             None
         };

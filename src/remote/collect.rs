@@ -1,0 +1,203 @@
+//! Collecting a registry on a bucket (`mreg gc --registry s3://…`): the collector's
+//! lease, every record fetched into the mirror before anything is decided, the
+//! bucket's objects listed, and the garbage deleted in batches while the lease holds.
+//!
+//! `ops::gc` runs the steps in the same order as for a folder: [`Bucket::begin`], the
+//! census of the mirror (`store::gc`), [`Bucket::stored`], [`Session::sweep`], and last
+//! [`tidy_mirror`]. docs/lifecycle.md gives the argument that no object a record names
+//! is deleted.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::lease::Held;
+use super::mirror::Link;
+use super::sync::{Options, Sync};
+use super::{Remote, Swap};
+use crate::error::Failure;
+use crate::id::ObjectId;
+use crate::store::gc::{self, Amount, Census, Garbage, Stored};
+use crate::store::{NoProgress, Registry, gclock, keys};
+
+/// The most keys one deletion request names: S3's `DeleteObjects` limit.
+const BATCH: usize = 1000;
+
+/// The bucket a mirror stands for, as `gc` and `du` act on it.
+pub struct Bucket<'a> {
+    link: &'a Link,
+}
+
+/// Returns the bucket `reg` mirrors, or `None` for a registry folder.
+pub fn bucket_of(reg: &Registry) -> Option<Bucket<'_>> {
+    reg.backend()
+        .as_any()
+        .downcast_ref::<Link>()
+        .map(|link| Bucket { link })
+}
+
+/// Returns every object the registry stores, with its keys and stored bytes: the
+/// bucket's, listed, for a mirror; the object folder's otherwise.
+pub fn stored(reg: &Registry) -> Result<HashMap<ObjectId, Stored>> {
+    match bucket_of(reg) {
+        Some(bucket) => bucket.stored(),
+        None => gc::stored_objects(reg),
+    }
+}
+
+/// A collection of a bucket under way: the collector's lease, held until dropped (none
+/// for a dry run).
+pub struct Session<'a> {
+    bucket: &'a Bucket<'a>,
+    lease: Option<Held>,
+}
+
+impl Bucket<'_> {
+    /// Returns the bucket's URL.
+    pub fn url(&self) -> &str {
+        &self.link.url
+    }
+
+    /// Starts a collection: refuses a bucket that does not arbitrate writers, takes the
+    /// collector's lease once no writer is left (not for a dry run), and fetches every
+    /// record the bucket holds into the mirror. A record refused on the way fails the
+    /// collection: what gc cannot read may name what it would delete.
+    pub fn begin(&self, reg: &Registry, dry_run: bool, wait: Duration) -> Result<Session<'_>> {
+        use crate::store::backend::Backend;
+        let remote: &dyn Remote = &*self.link.remote;
+        let lease = if dry_run {
+            None
+        } else {
+            self.link.require_conditional_writes("collecting garbage")?;
+            remote.collecting(wait, &|m| reg.notice(m))?
+        };
+        let bare = Registry::open(&reg.root().to_string_lossy())?;
+        let report = Sync::new(
+            &bare,
+            remote,
+            &self.link.known,
+            Options::default(),
+            &NoProgress,
+        )
+        .run()?;
+        if let Some(item) = report.refused.first() {
+            return Err(Failure::error(format!(
+                "gc deleted nothing: {} on {} does not read ({}), and a record gc cannot read may name what it would delete",
+                item.key,
+                self.url(),
+                item.message
+            ))
+            .hint("repair or remove that key on the bucket (`mreg clone` of the bucket and `mreg fsck` there name every problem), then run gc again")
+            .into());
+        }
+        if let Some(conflict) = report.conflicts.first() {
+            return Err(Failure::error(format!(
+                "gc deleted nothing: the local mirror of {} disagrees with the bucket: {}",
+                self.url(),
+                conflict.message
+            ))
+            .hint(format!(
+                "the mirror is a cache: delete {} and run gc again",
+                reg.root().display()
+            ))
+            .into());
+        }
+        Ok(Session {
+            bucket: self,
+            lease,
+        })
+    }
+
+    /// Returns every object the bucket stores, listed, with its keys and sizes.
+    pub fn stored(&self) -> Result<HashMap<ObjectId, Stored>> {
+        let listed = self.link.remote.list(keys::OBJECTS)?;
+        Ok(gc::stored_in_listing(
+            listed
+                .iter()
+                .filter(|l| l.special.is_none())
+                .map(|l| (l.key.as_str(), l.size)),
+        ))
+    }
+}
+
+impl Session<'_> {
+    /// Deletes the garbage's objects from the bucket, a batch at a time, each batch
+    /// only while the lease holds; returns what went. `gc.epoch` gets a new mark first,
+    /// so that every registry remembering the bucket's objects forgets them.
+    pub fn sweep(&self, garbage: &Garbage) -> Result<[Amount; 3]> {
+        let lease = self
+            .lease
+            .as_ref()
+            .expect("only a collection that is no dry run sweeps");
+        let remote: &dyn Remote = &*self.bucket.link.remote;
+        let mut done: [Amount; 3] = Default::default();
+        let items: Vec<(usize, &Stored)> = garbage
+            .removed
+            .iter()
+            .map(|(_, s)| (0, s))
+            .chain(garbage.unreferenced.iter().map(|(_, s)| (1, s)))
+            .collect();
+        if items.is_empty() {
+            return Ok(done);
+        }
+        lease.check()?;
+        mark_epoch(remote)?;
+        let mut batch: Vec<String> = Vec::new();
+        let mut counted: Vec<(usize, u64)> = Vec::new();
+        let mut flush = |batch: &mut Vec<String>, counted: &mut Vec<(usize, u64)>| -> Result<()> {
+            lease.check()?;
+            remote.delete_many(batch)?;
+            for (kind, bytes) in counted.drain(..) {
+                done[kind].count += 1;
+                done[kind].bytes += bytes;
+            }
+            batch.clear();
+            crate::crash::point("gc-swept-some");
+            Ok(())
+        };
+        for (kind, stored) in items {
+            if batch.len() + stored.keys.len() > BATCH {
+                flush(&mut batch, &mut counted)?;
+            }
+            batch.extend(stored.keys.iter().cloned());
+            counted.push((kind, stored.bytes));
+        }
+        flush(&mut batch, &mut counted)?;
+        Ok(done)
+    }
+}
+
+/// Writes a new mark to the bucket's `gc.epoch`, compare-and-swap.
+fn mark_epoch(remote: &dyn Remote) -> Result<()> {
+    let mark = format!("{}\n", crate::store::registry::new_registry_id());
+    let current = remote.get(keys::GC_EPOCH)?;
+    match remote.swap(
+        keys::GC_EPOCH,
+        current.as_ref().map(|f| f.tag.as_str()),
+        mark.as_bytes(),
+    )? {
+        Swap::Done(()) => Ok(()),
+        Swap::Moved => Err(Failure::conflict(format!(
+            "{} on {} changed while this gc held the bucket's lease, so gc deleted nothing",
+            keys::GC_EPOCH,
+            remote.url()
+        ))
+        .hint(
+            "another gc may be running without respecting the lease (an older mreg?); run gc again",
+        )
+        .into()),
+    }
+}
+
+/// Deletes the mirror's own copies of objects no record reaches, and its abandoned
+/// temp files, when no command is writing through the mirror (else leaves them for the
+/// next `gc`): the mirror is a cache, and this keeps it from growing with removed
+/// versions. `census` is the bucket's, read into the mirror.
+pub fn tidy_mirror(reg: &Registry, census: &Census) -> Result<()> {
+    let Ok(_alone) = gclock::collecting(reg.root(), Duration::ZERO, &|_| {}) else {
+        return Ok(());
+    };
+    let garbage = gc::garbage(reg, census, gc::stored_objects(reg)?);
+    gc::sweep(reg, &garbage).map(drop)
+}
