@@ -1,21 +1,27 @@
-//! `mreg rm`: remove versions from listings, references and pulls, recorded in history.
+//! `mreg rm`: remove versions from listings, references and pulls, recorded in history;
+//! and runs from listings and comparisons.
 
 use anyhow::Result;
 
 use super::{Ctx, args};
 use crate::ops::rm::{self, Outcome, Request};
 
-/// Remove model versions: they no longer list, resolve or pull
+/// Remove model versions or runs: they no longer list, resolve or pull
 ///
 /// Each model's removal is one entry in its history (who, when, why), and each removed
 /// version keeps its record with a removal record beside it: `mreg show churn@3` says
 /// it was removed, when and by whom, its number is never given again, and a sync
-/// carries the removal to other registries instead of bringing the version back. The
-/// runs the versions came from stay, as evidence. Nothing is deleted yet: `mreg gc`
-/// then frees the files no surviving version, run or stage holds.
+/// carries the removal to other registries instead of bringing the version back.
+/// Nothing is deleted yet: `mreg gc` then frees the files no surviving version, run or
+/// stage holds.
 ///
 /// A version a stage holds is refused, unless --force --reason TEXT empties that stage
 /// in the same recorded move.
+///
+/// The runs the versions came from stay, as evidence, unless --runs; a run is also
+/// removed by naming its id. A removed run no longer lists in `mreg runs`, compares or
+/// takes events, and gc frees its stored series and data. A run a surviving version
+/// came from is kept: named, it is refused.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg rm churn@3
@@ -24,15 +30,22 @@ use crate::ops::rm::{self, Outcome, Request};
   mreg rm churn@production --force --reason 'serving a model trained on bad data'
   mreg rm churn@3 --dry-run
   mreg rm churn@3 --json | jq .removed
+  mreg rm churn@3 --runs --reason 'sweep abandoned'
+  mreg rm 3f9a0c1e 7b21d04e
   mreg rm churn@3 && mreg gc
 
-Exit codes: 0 removed (or already removed), 1 error (a stage holds a version, or a
-reference names nothing: nothing is removed), 2 usage error, 4 another command held
-the model's lock for all of --wait.")]
+Exit codes: 0 removed (or already removed), 1 error (a stage holds a version, a
+surviving version came from a run named, or a reference names nothing: nothing is
+removed), 2 usage error, 4 another command held the model's lock for all of --wait.")]
 pub struct RmArgs {
-    /// The versions to remove: NAME@N, NAME@STAGE, NAME@latest, NAME@TREE-PREFIX
-    #[arg(value_name = "REF")]
+    /// The versions to remove (NAME@N, NAME@STAGE, NAME@latest, NAME@TREE-PREFIX) and
+    /// runs (an id or a unique prefix of 4 or more hex digits)
+    #[arg(value_name = "REF|RUN")]
     refs: Vec<String>,
+    /// Also remove the runs the versions came from, unless another surviving version
+    /// came from one
+    #[arg(long)]
+    runs: bool,
     /// Remove every version of this model
     #[arg(long, value_name = "NAME")]
     model: Option<String>,
@@ -56,6 +69,7 @@ pub fn run(ctx: &Ctx, args: &RmArgs) -> Result<()> {
     args::warn_masked(ctx, "--reason", args.reason.as_deref());
     let request = Request {
         refs: &args.refs,
+        runs: args.runs,
         model: args.model.as_deref(),
         force: args.force,
         reason: args.reason.as_deref(),
@@ -82,12 +96,26 @@ fn status_lines(outcome: &Outcome, dry_run: bool) -> Vec<String> {
         let verb = if dry_run { "Would remove" } else { "Removed" };
         lines.push(format!("{verb} {}@{}{emptied}.", row.model, row.version));
     }
+    for row in &outcome.runs {
+        let verb = if dry_run { "Would remove" } else { "Removed" };
+        lines.push(format!(
+            "{verb} run {} (experiment {}).",
+            row.run, row.experiment
+        ));
+    }
+    for kept in &outcome.kept_runs {
+        lines.push(format!(
+            "Kept run {}: {} came from it.",
+            kept.run,
+            kept.versions.join(" and ")
+        ));
+    }
     for reference in &outcome.already_removed {
         lines.push(format!("{reference} was removed before; nothing to do."));
     }
     if dry_run {
         lines.push("Dry run: nothing was written.".to_owned());
-    } else if !outcome.removed.is_empty() {
+    } else if !outcome.removed.is_empty() || !outcome.runs.is_empty() {
         lines.push("`mreg gc` frees the files no surviving version or run holds.".to_owned());
     }
     lines

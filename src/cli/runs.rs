@@ -67,6 +67,12 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
     for warning in &selection.warnings {
         ctx.out.warn(warning);
     }
+    if selection.index.removed > 0 {
+        ctx.out.status(&format!(
+            "Not listed, as they were removed: {}. `mreg show RUN` says when and by whom.",
+            crate::cli::output::count(selection.index.removed as u64, "run")
+        ));
+    }
     if args.compare {
         let sides = runs::compared(&reg, &selection)?;
         let compared = diff::compare(&reg, &sides, false)?;

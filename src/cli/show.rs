@@ -45,20 +45,21 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
     }
 }
 
+/// Returns the comment line that says when, by whom and why something was removed.
+fn removed_line(time: &str, actor: &str, reason: Option<&str>) -> String {
+    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    format!("# removed at {time} by {actor}{why}\n")
+}
+
 fn show_version(ctx: &Ctx, view: &VersionView) -> Result<()> {
     let mut toml = view.record.to_toml()?;
     if !view.held.is_empty() {
         toml = format!("# holds stage: {}\n{toml}", view.held.join(", "));
     }
     if let Some(removal) = &view.removal {
-        let why = removal
-            .reason
-            .as_ref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default();
         toml = format!(
-            "# removed at {} by {}{why}\n# it no longer pulls; `mreg gc` frees what no other version or run holds\n{toml}",
-            removal.time, removal.actor
+            "{}# it no longer pulls; `mreg gc` frees what no other version or run holds\n{toml}",
+            removed_line(&removal.time, &removal.actor, removal.reason.as_deref())
         );
     }
     ctx.out.emit(&view.json()?, || {
@@ -91,6 +92,12 @@ fn show_run(ctx: &Ctx, view: &RunView) -> Result<()> {
         return ctx.out.emit(&view.json()?, String::new);
     }
     let mut text = view.summary.to_toml()?;
+    if let Some(removal) = &view.removal {
+        text = format!(
+            "{}# it no longer lists, compares or takes events; `mreg gc` frees its stored series and data\n{text}",
+            removed_line(&removal.time, &removal.actor, removal.reason.as_deref())
+        );
+    }
     for (key, list) in &view.points {
         let _ = writeln!(
             text,

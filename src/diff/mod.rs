@@ -75,6 +75,7 @@ impl Side {
     /// else a version reference such as `churn@3` or `churn@production`.
     pub fn load(reg: &Registry, text: &str) -> Result<Side> {
         if let Some(id) = runs::named(reg, text)? {
+            crate::store::removals::require_live_run(reg, &id)?;
             return Ok(Side {
                 given: text.to_owned(),
                 version: None,

@@ -13,7 +13,7 @@ pub mod version;
 
 pub use crate::id::{RunId, StateId};
 pub use event::RunEvent;
-pub use removal::Removal;
+pub use removal::{Removal, RunRemoval};
 pub use run::RunRecord;
 pub use state::StageState;
 pub use value::Value;

@@ -40,18 +40,13 @@ pub struct Outcome {
 /// One kind of garbage.
 #[derive(Debug, Serialize)]
 pub struct KindRow {
-    /// `removed-versions`: objects only removed versions held; `unreferenced`: objects
-    /// no record names (a push or sync that was interrupted, a removed run);
-    /// `temp-files`: entries of `tmp/` whose process is gone.
+    /// One of [`gc::KINDS`].
     pub kind: &'static str,
     /// Objects, or temp entries.
     pub count: u64,
     /// Bytes on disk.
     pub bytes: u64,
 }
-
-/// The kinds, in the order [`gc::Garbage::amounts`] gives them.
-const KINDS: [&str; 3] = ["removed-versions", "unreferenced", "temp-files"];
 
 /// Counts the garbage and, unless a dry run, deletes it: in a registry folder under
 /// the gc lock, on a bucket under the collector's lease (`remote::collect`).
@@ -68,7 +63,7 @@ pub fn gc(reg: &Registry, request: &Request) -> Result<Outcome> {
         Some(bucket) => on_bucket(reg, &bucket, request.dry_run, wait)?,
         None => folder(reg, request.dry_run, wait)?,
     };
-    let kinds: Vec<KindRow> = KINDS
+    let kinds: Vec<KindRow> = gc::KINDS
         .iter()
         .zip(done.amounts)
         .map(|(kind, a)| KindRow {

@@ -90,18 +90,19 @@ pub fn create_finished(
 }
 
 /// Returns the run `flag` (`--run`) names, else the one `MREG_RUN_ID` names.
+/// A removed run takes no more events.
 pub fn target_run(reg: &Registry, flag: Option<&str>) -> Result<RunId> {
-    if let Some(text) = flag {
-        return runs::resolve(reg, text);
-    }
-    match inherited_run() {
-        Some(text) => runs::resolve(reg, &text).map_err(|err| {
+    let id = match (flag, inherited_run()) {
+        (Some(text), _) => runs::resolve(reg, text)?,
+        (None, Some(text)) => runs::resolve(reg, &text).map_err(|err| {
             err.context(format!("MREG_RUN_ID={text} names no run of this registry"))
-        }),
-        None => Err(Failure::usage("no run to log into")
+        })?,
+        (None, None) => return Err(Failure::usage("no run to log into")
             .hint("pass --run ID, or call mreg log from a command started by `mreg run`, which sets MREG_RUN_ID")
             .into()),
-    }
+    };
+    crate::store::removals::require_live_run(reg, &id)?;
+    Ok(id)
 }
 
 /// Returns the run `mreg run` gave this process in `MREG_RUN_ID`, if any.

@@ -1,24 +1,29 @@
-//! Removing versions: the references checked before anything is written, then one
-//! recorded removal per model ([`crate::stage::remove`]), and what happened returned as
-//! `--json` prints it.
+//! Removing versions and runs: every reference checked before anything is written,
+//! then one recorded removal per model ([`crate::stage::remove`]), then a removal
+//! record per run, and what happened returned as `--json` prints it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::error::Failure;
+use crate::id::RunId;
 use crate::lineage;
+use crate::manifest::RunRemoval;
 use crate::names::ModelName;
 use crate::refspec::ModelRef;
 use crate::stage::Stamp;
 use crate::stage::remove::{self, Request as Removal};
-use crate::store::{Registry, models, removals};
+use crate::store::{Registry, models, removals, runs};
 
 /// What `mreg rm` is asked to remove, as given.
 pub struct Request<'a> {
-    /// Version references: `churn@3`, `churn@staging`, `churn@latest`, a tree prefix.
+    /// Version references (`churn@3`, `churn@staging`, `churn@latest`, a tree prefix)
+    /// and run ids (or unique prefixes).
     pub refs: &'a [String],
+    /// Whether the runs the versions came from go too.
+    pub runs: bool,
     /// A whole model: every version it has.
     pub model: Option<&'a str>,
     /// Whether stages holding a version may be emptied; needs `reason`.
@@ -38,10 +43,32 @@ pub struct Outcome {
     pub result: &'static str,
     /// The versions removed (or that would be), ascending by model and number.
     pub removed: Vec<Row>,
-    /// The versions named that were removed before, untouched.
+    /// The versions and runs named that were removed before, untouched.
     pub already_removed: Vec<String>,
     /// The history entry written for each model.
     pub models: Vec<ModelRow>,
+    /// The runs removed (or that would be).
+    pub runs: Vec<RunRow>,
+    /// The runs `--runs` left in place, because a surviving version came from them.
+    pub kept_runs: Vec<KeptRun>,
+}
+
+/// One removed run.
+#[derive(Debug, Serialize)]
+pub struct RunRow {
+    /// The run id.
+    pub run: String,
+    /// Its experiment.
+    pub experiment: String,
+}
+
+/// A run `--runs` kept.
+#[derive(Debug, Serialize)]
+pub struct KeptRun {
+    /// The run id.
+    pub run: String,
+    /// The surviving versions that came from it.
+    pub versions: Vec<String>,
 }
 
 /// One removed version.
@@ -85,7 +112,7 @@ pub fn rm(reg: &Registry, request: &Request) -> Result<Outcome> {
                 .into(),
         );
     }
-    let targets = targets(reg, request)?;
+    let (targets, named_runs) = targets(reg, request)?;
     let stamp = Stamp::now(request.wait_s)?;
     let reason = request.reason.map(lineage::mask_text);
     let mut outcome = Outcome {
@@ -93,7 +120,14 @@ pub fn rm(reg: &Registry, request: &Request) -> Result<Outcome> {
         removed: Vec::new(),
         already_removed: Vec::new(),
         models: Vec::new(),
+        runs: Vec::new(),
+        kept_runs: Vec::new(),
     };
+    let run_plan = plan_runs(reg, request, &targets, &named_runs)?;
+    outcome
+        .already_removed
+        .extend(run_plan.already.iter().cloned());
+    outcome.kept_runs = run_plan.kept;
     for (model, target) in &targets {
         outcome
             .already_removed
@@ -135,7 +169,27 @@ pub fn rm(reg: &Registry, request: &Request) -> Result<Outcome> {
             retries: report.retries,
         });
     }
-    if !outcome.removed.is_empty() {
+    for (id, experiment) in run_plan.live {
+        if !request.dry_run {
+            removals::publish_run(
+                reg,
+                &RunRemoval {
+                    format: crate::manifest::removal::FORMAT,
+                    run: id.clone(),
+                    time: stamp.time.clone(),
+                    actor: stamp.actor.clone(),
+                    reason: reason.clone(),
+                    command: Some(stamp.command.clone()),
+                    ci_job: stamp.ci_job.clone(),
+                },
+            )?;
+        }
+        outcome.runs.push(RunRow {
+            run: id.to_string(),
+            experiment,
+        });
+    }
+    if !outcome.removed.is_empty() || !outcome.runs.is_empty() {
         outcome.result = if request.dry_run {
             "would-remove"
         } else {
@@ -155,12 +209,16 @@ struct Target {
 }
 
 /// Resolves every reference before anything is written: one that names nothing fails
-/// the whole command.
-fn targets(reg: &Registry, request: &Request) -> Result<BTreeMap<String, Target>> {
+/// the whole command. Returns the versions by model, and the runs named by id.
+fn targets(
+    reg: &Registry,
+    request: &Request,
+) -> Result<(BTreeMap<String, Target>, BTreeSet<RunId>)> {
     let mut out: BTreeMap<String, Target> = BTreeMap::new();
+    let mut named_runs = BTreeSet::new();
     if request.refs.is_empty() && request.model.is_none() {
-        return Err(Failure::usage("name the versions to remove")
-            .hint("mreg rm churn@3, or mreg rm --model churn for every version of churn")
+        return Err(Failure::usage("name the versions or runs to remove")
+            .hint("mreg rm churn@3, mreg rm --model churn for every version of churn, or mreg rm RUN-ID")
             .into());
     }
     if let Some(name) = request.model {
@@ -177,6 +235,10 @@ fn targets(reg: &Registry, request: &Request) -> Result<BTreeMap<String, Target>
         }
     }
     for text in request.refs {
+        if let Some(id) = runs::named(reg, text)? {
+            named_runs.insert(id);
+            continue;
+        }
         let reference = ModelRef::parse(text)?;
         let (record, removal) = models::resolve_any(reg, &reference)?;
         let target = out.entry(record.model.clone()).or_default();
@@ -192,6 +254,94 @@ fn targets(reg: &Registry, request: &Request) -> Result<BTreeMap<String, Target>
     for target in out.values_mut() {
         target.live.sort_unstable();
         target.already.sort_unstable();
+    }
+    Ok((out, named_runs))
+}
+
+/// What happens to runs: those removed, those removed before, those `--runs` keeps.
+struct RunPlan {
+    /// Runs to remove, with their experiments, by id.
+    live: Vec<(RunId, String)>,
+    /// Runs named that were removed before.
+    already: Vec<String>,
+    /// Runs `--runs` keeps, as surviving versions came from them.
+    kept: Vec<KeptRun>,
+}
+
+/// Decides which runs go: the runs named, and with `--runs` those the versions being
+/// removed came from. A run a surviving version came from is the evidence of that
+/// version: named, it fails the command (nothing is written); reached through
+/// `--runs`, it is kept and reported.
+fn plan_runs(
+    reg: &Registry,
+    request: &Request,
+    targets: &BTreeMap<String, Target>,
+    named: &BTreeSet<RunId>,
+) -> Result<RunPlan> {
+    let mut wanted: BTreeSet<RunId> = named.clone();
+    if request.runs {
+        for (model, target) in targets {
+            for &n in target.live.iter().chain(&target.already) {
+                if let Some(run) = models::load_version(reg, model, n)?.run {
+                    wanted.insert(run);
+                }
+            }
+        }
+    }
+    let mut plan = RunPlan {
+        live: Vec::new(),
+        already: Vec::new(),
+        kept: Vec::new(),
+    };
+    if wanted.is_empty() {
+        return Ok(plan);
+    }
+    let survivors = surviving_versions_by_run(reg, targets)?;
+    for id in wanted {
+        if removals::of_run(reg, &id)?.is_some() {
+            plan.already.push(id.to_string());
+            continue;
+        }
+        if let Some(versions) = survivors.get(&id) {
+            if named.contains(&id) {
+                return Err(Failure::error(format!(
+                    "{} came from run {id}, so the run was not removed, nor anything else",
+                    versions.join(" and ")
+                ))
+                .hint(format!(
+                    "a run is the evidence of the versions it made: remove them too (mreg rm {} {id})",
+                    versions.join(" ")
+                ))
+                .into());
+            }
+            plan.kept.push(KeptRun {
+                run: id.to_string(),
+                versions: versions.clone(),
+            });
+            continue;
+        }
+        let experiment = runs::load_start(reg, &id)?.experiment;
+        plan.live.push((id, experiment));
+    }
+    Ok(plan)
+}
+
+/// Returns, by run, the versions that came from it and survive this removal.
+fn surviving_versions_by_run(
+    reg: &Registry,
+    targets: &BTreeMap<String, Target>,
+) -> Result<BTreeMap<RunId, Vec<String>>> {
+    let mut out: BTreeMap<RunId, Vec<String>> = BTreeMap::new();
+    for model in models::list_models(reg)? {
+        let going = targets.get(&model).map_or(&[][..], |t| t.live.as_slice());
+        for n in models::live_versions(reg, &model)? {
+            if going.contains(&n) {
+                continue;
+            }
+            if let Some(run) = models::load_version(reg, &model, n)?.run {
+                out.entry(run).or_default().push(format!("{model}@{n}"));
+            }
+        }
     }
     Ok(out)
 }

@@ -11,9 +11,9 @@ use crate::error::Failure;
 use crate::id::{ObjectId, RunId};
 use crate::manifest::json::{json_of_manifest, json_of_value};
 use crate::manifest::series::{Chunk, Point};
-use crate::manifest::{Removal, RunRecord, Value, VersionRecord};
+use crate::manifest::{Removal, RunRecord, RunRemoval, Value, VersionRecord};
 use crate::refspec::ModelRef;
-use crate::store::{Registry, materialize, models, runs, stages};
+use crate::store::{Registry, materialize, models, removals, runs, stages};
 
 /// What `mreg show` shows.
 pub enum Shown {
@@ -161,6 +161,8 @@ pub struct RunView {
     pub summary: RunRecord,
     /// The points of each series asked for.
     pub points: BTreeMap<String, Vec<Point>>,
+    /// Its removal record, when it was removed.
+    pub removal: Option<RunRemoval>,
 }
 
 impl RunView {
@@ -168,6 +170,13 @@ impl RunView {
     /// holding its `points`.
     pub fn json(&self) -> Result<serde_json::Value> {
         let mut json = json_of_manifest(&self.summary)?;
+        if let Some(object) = json.as_object_mut() {
+            let removed = match &self.removal {
+                Some(removal) => json_of_manifest(removal)?,
+                None => serde_json::Value::Null,
+            };
+            object.insert("removed".to_owned(), removed);
+        }
         for (key, list) in &self.points {
             let rows: Vec<serde_json::Value> = list
                 .iter()
@@ -191,6 +200,10 @@ impl RunView {
 
 fn run(reg: &Registry, id: &RunId, series: Option<&str>) -> Result<RunView> {
     let record = runs::load(reg, id)?;
+    let removal = removals::of_run(reg, id)?;
+    if let Some(removal) = removal.as_ref().filter(|_| series.is_some()) {
+        return Err(removals::run_removed_error(removal));
+    }
     let wanted: Vec<&String> = match series {
         None => Vec::new(),
         Some("") => record.series.keys().collect(),
@@ -222,7 +235,11 @@ fn run(reg: &Registry, id: &RunId, series: Option<&str>) -> Result<RunView> {
     for s in summary.series.values_mut() {
         s.chunk = Chunk::default();
     }
-    Ok(RunView { summary, points })
+    Ok(RunView {
+        summary,
+        points,
+        removal,
+    })
 }
 
 /// Returns a key escaped for a JSON pointer.

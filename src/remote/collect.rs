@@ -18,7 +18,7 @@ use super::sync::{Options, Sync};
 use super::{Remote, Swap};
 use crate::error::Failure;
 use crate::id::ObjectId;
-use crate::store::gc::{self, Amount, Census, Garbage, Stored};
+use crate::store::gc::{self, Amounts, Census, Garbage, Stored};
 use crate::store::{NoProgress, Registry, gclock, keys};
 
 /// The most keys one deletion request names: S3's `DeleteObjects` limit.
@@ -125,18 +125,18 @@ impl Session<'_> {
     /// Deletes the garbage's objects from the bucket, a batch at a time, each batch
     /// only while the lease holds; returns what went. `gc.epoch` gets a new mark first,
     /// so that every registry remembering the bucket's objects forgets them.
-    pub fn sweep(&self, garbage: &Garbage) -> Result<[Amount; 3]> {
+    pub fn sweep(&self, garbage: &Garbage) -> Result<Amounts> {
         let lease = self
             .lease
             .as_ref()
             .expect("only a collection that is no dry run sweeps");
         let remote: &dyn Remote = &*self.bucket.link.remote;
-        let mut done: [Amount; 3] = Default::default();
+        let mut done: Amounts = Default::default();
         let items: Vec<(usize, &Stored)> = garbage
-            .removed
+            .objects
             .iter()
-            .map(|(_, s)| (0, s))
-            .chain(garbage.unreferenced.iter().map(|(_, s)| (1, s)))
+            .enumerate()
+            .flat_map(|(kind, list)| list.iter().map(move |(_, s)| (kind, s)))
             .collect();
         if items.is_empty() {
             return Ok(done);

@@ -429,7 +429,8 @@ fn check_stages(
     chain.len() as u64
 }
 
-/// Parses every run record and event, and checks the series objects they name.
+/// Parses every run record and event, and checks the series objects they name; of a
+/// removed run, only its removal record.
 /// Returns how many manifests were parsed.
 fn check_runs(
     reg: &Registry,
@@ -457,6 +458,22 @@ fn check_runs(
         if fs::symlink_metadata(runs::record_path(reg, &id)).is_err() {
             // A leftover (see `runs_without_records`), not a run.
             continue;
+        }
+        // A removed run is on its way out: only its removal record is checked, since
+        // `gc` frees the series it named.
+        match removals::of_run(reg, &id) {
+            Ok(Some(_)) => {
+                parsed += 1;
+                continue;
+            }
+            Ok(None) => {}
+            Err(err) => {
+                problems.push(Problem {
+                    path: reg.path(&keys::run_removal(&id)),
+                    message: format!("{err:#}"),
+                });
+                continue;
+            }
         }
         parsed += 1;
         match runs::load_start(reg, &id) {

@@ -40,6 +40,8 @@ pub struct Census {
     pub owners: BTreeMap<Owner, HashSet<ObjectId>>,
     /// Objects removed versions reach (where their trees still read) and no owner does.
     pub removed_only: HashSet<ObjectId>,
+    /// Objects removed runs name (where their files still read) and no owner reaches.
+    pub removed_runs_only: HashSet<ObjectId>,
     /// Removal states whose removal records a kill left unwritten, with their ids.
     pub pending: Vec<(crate::id::StateId, StageState)>,
     /// Records read.
@@ -113,7 +115,13 @@ pub fn census(reg: &Registry) -> Result<Census> {
         census.owners.insert(Owner::Model(model), reached);
     }
     let mut reached = HashSet::new();
+    let mut removed_runs = Vec::new();
     for id in runs::list_folders(reg)? {
+        if removals::of_run(reg, &id)?.is_some() {
+            census.records += 1;
+            removed_runs.push(id);
+            continue;
+        }
         for (key, bytes) in run_files(reg, &id)? {
             census.records += 1;
             let named = runs::run_objects(&key, &bytes, &|t| read::read_tree(reg, t))
@@ -123,6 +131,19 @@ pub fn census(reg: &Registry) -> Result<Census> {
     }
     census.owners.insert(Owner::Runs, reached);
     let reachable = census.reachable();
+    for id in removed_runs {
+        // Best effort: only to tell what a run's removal frees from what nothing named.
+        for (key, bytes) in run_files(reg, &id).unwrap_or_default() {
+            let named = runs::run_objects(&key, &bytes, &|t| read::read_tree(reg, t));
+            census.removed_runs_only.extend(
+                named
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(o, _)| o)
+                    .filter(|o| !reachable.contains(o)),
+            );
+        }
+    }
     for tree in removed_trees {
         let objects = match graphs.get(&tree) {
             Some(objects) => objects.clone(),
@@ -262,32 +283,51 @@ pub struct Amount {
     pub bytes: u64,
 }
 
+/// The kinds of garbage, in the order [`Garbage::amounts`] gives them:
+/// `removed-versions`, objects only removed versions reached; `removed-runs`, objects
+/// only removed runs named (series, stored data); `unreferenced`, objects no record
+/// names at all (a push or sync that was interrupted); `temp-files`, entries of `tmp/`
+/// whose process is gone.
+pub const KINDS: [&str; 4] = [
+    "removed-versions",
+    "removed-runs",
+    "unreferenced",
+    "temp-files",
+];
+
+/// The amounts of each kind of garbage, in the order of [`KINDS`].
+pub type Amounts = [Amount; 4];
+
 /// What a collection finds to delete, by kind.
 #[derive(Debug, Default)]
 pub struct Garbage {
-    /// Objects only removed versions reach.
-    pub removed: Vec<(ObjectId, Stored)>,
-    /// Objects no record reaches, removed or not.
-    pub unreferenced: Vec<(ObjectId, Stored)>,
+    /// Objects, by the first three of [`KINDS`].
+    pub objects: [Vec<(ObjectId, Stored)>; 3],
     /// Entries of `tmp/` left by processes that are gone, with their bytes.
     pub temp: Vec<(PathBuf, u64)>,
 }
 
 impl Garbage {
-    /// Returns the amount of each kind: removed versions, unreferenced objects, temp.
-    pub fn amounts(&self) -> [Amount; 3] {
+    /// Returns the amount of each kind, in the order of [`KINDS`].
+    pub fn amounts(&self) -> Amounts {
         let of = |items: &[(ObjectId, Stored)]| Amount {
             count: items.len() as u64,
             bytes: items.iter().map(|(_, s)| s.bytes).sum(),
         };
         [
-            of(&self.removed),
-            of(&self.unreferenced),
+            of(&self.objects[0]),
+            of(&self.objects[1]),
+            of(&self.objects[2]),
             Amount {
                 count: self.temp.len() as u64,
                 bytes: self.temp.iter().map(|(_, b)| b).sum(),
             },
         ]
+    }
+
+    /// Returns whether any object is garbage.
+    pub fn has_objects(&self) -> bool {
+        self.objects.iter().any(|o| !o.is_empty())
     }
 }
 
@@ -320,14 +360,18 @@ pub fn classify<S: std::hash::BuildHasher>(
         if reachable.contains(&id) {
             continue;
         }
-        if census.removed_only.contains(&id) {
-            out.removed.push((id, files));
+        let kind = if census.removed_only.contains(&id) {
+            0
+        } else if census.removed_runs_only.contains(&id) {
+            1
         } else {
-            out.unreferenced.push((id, files));
-        }
+            2
+        };
+        out.objects[kind].push((id, files));
     }
-    out.removed.sort_by_key(|(id, _)| *id);
-    out.unreferenced.sort_by_key(|(id, _)| *id);
+    for kind in &mut out.objects {
+        kind.sort_by_key(|(id, _)| *id);
+    }
     out
 }
 
@@ -356,8 +400,8 @@ pub struct Collection {
     pub records: u64,
     /// What stays.
     pub kept: Amount,
-    /// What went, by kind: removed versions, unreferenced objects, temp files.
-    pub amounts: [Amount; 3],
+    /// What went, by kind, in the order of [`KINDS`].
+    pub amounts: Amounts,
 }
 
 /// Returns the removals a kill left unfinished, as `NAME@N`.
@@ -386,19 +430,16 @@ fn bytes_below(path: &Path) -> u64 {
 /// file is already gone counts as deleted, so a second `gc` after a killed one
 /// finishes the work. Before the first object goes, `gc.epoch` gets a new mark, so
 /// that registries remembering what this one holds forget it ([`keys::GC_EPOCH`]).
-pub fn sweep(reg: &Registry, garbage: &Garbage) -> Result<[Amount; 3]> {
-    let mut done: [Amount; 3] = Default::default();
-    if !garbage.removed.is_empty() || !garbage.unreferenced.is_empty() {
+pub fn sweep(reg: &Registry, garbage: &Garbage) -> Result<Amounts> {
+    let mut done: Amounts = Default::default();
+    if garbage.has_objects() {
         super::atomic::replace(
             &reg.tmp_dir(),
             &reg.path(keys::GC_EPOCH),
             format!("{}\n", super::registry::new_registry_id()).as_bytes(),
         )?;
     }
-    for (kind, items) in [&garbage.removed, &garbage.unreferenced]
-        .into_iter()
-        .enumerate()
-    {
+    for (kind, items) in garbage.objects.iter().enumerate() {
         for (id, stored) in items {
             for key in &stored.keys {
                 let path = reg.path(key);
@@ -414,7 +455,7 @@ pub fn sweep(reg: &Registry, garbage: &Garbage) -> Result<[Amount; 3]> {
             }
             done[kind].count += 1;
             done[kind].bytes += stored.bytes;
-            if done[0].count + done[1].count == 1 {
+            if done[..3].iter().map(|a| a.count).sum::<u64>() == 1 {
                 crate::crash::point("gc-swept-some");
             }
         }
@@ -423,8 +464,8 @@ pub fn sweep(reg: &Registry, garbage: &Garbage) -> Result<[Amount; 3]> {
     let left: HashSet<PathBuf> = tmp::abandoned(&reg.path(keys::TMP)).into_iter().collect();
     for (path, bytes) in &garbage.temp {
         if !left.contains(path) {
-            done[2].count += 1;
-            done[2].bytes += bytes;
+            done[3].count += 1;
+            done[3].bytes += bytes;
         }
     }
     Ok(done)

@@ -11,6 +11,7 @@
 //! models/NAME/HEAD                   the newest stage state; the one mutable key
 //! runs/ID/run.toml                   a run's record as it started
 //! runs/ID/log/NAME.toml              its events, one immutable file each
+//! runs/ID/removed.toml               its removal: who removed it, when, why
 //! tmp/                               temp files and probes
 //! gc.epoch                           the mark of the newest gc that deleted objects
 //! gc/collector, gc/writers/ID        on a bucket: the leases of gc and of writers
@@ -58,6 +59,9 @@ pub const FOLDERS: [&str; 5] = [OBJECTS, MODELS, RUNS, TMP, CACHE];
 
 /// The file name of a run's record inside its folder.
 pub const RUN_RECORD: &str = "run.toml";
+
+/// The file name of a run's removal record inside its folder.
+pub const RUN_REMOVAL: &str = "removed.toml";
 
 /// The lock writers share and `gc` takes alone ([`super::gclock`]).
 pub const GC_LOCK: &str = "gc.lock";
@@ -147,6 +151,11 @@ pub fn run_record(id: &RunId) -> String {
     format!("{RUNS}{id}/{RUN_RECORD}")
 }
 
+/// Returns the key of a run's removal record.
+pub fn run_removal(id: &RunId) -> String {
+    format!("{RUNS}{id}/{RUN_REMOVAL}")
+}
+
 /// Returns the folder of a run's events.
 pub fn run_log(id: &RunId) -> String {
     format!("{RUNS}{id}/log/")
@@ -216,6 +225,11 @@ pub enum Key<'a> {
         /// The run.
         run: RunId,
     },
+    /// `runs/ID/removed.toml`.
+    RunRemoval {
+        /// The run.
+        run: RunId,
+    },
     /// `runs/ID/log/NAME.toml`.
     RunEvent {
         /// The run.
@@ -244,6 +258,9 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         }),
         ["models", model, "HEAD"] if model_ok(model) => Some(Key::Head { model }),
         ["runs", id, file] if *file == RUN_RECORD => Some(Key::RunRecord {
+            run: RunId::parse(id)?,
+        }),
+        ["runs", id, file] if *file == RUN_REMOVAL => Some(Key::RunRemoval {
             run: RunId::parse(id)?,
         }),
         ["runs", id, "log", name] if is_event_name(name) => Some(Key::RunEvent {
@@ -284,6 +301,10 @@ mod tests {
             })
         );
         assert_eq!(parse(&head("churn")), Some(Key::Head { model: "churn" }));
+        assert_eq!(
+            parse(&run_removal(&run)),
+            Some(Key::RunRemoval { run: run.clone() })
+        );
         assert_eq!(
             parse(&run_record(&run)),
             Some(Key::RunRecord { run: run.clone() })

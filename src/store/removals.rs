@@ -1,8 +1,10 @@
-//! Removed versions: the removal records of a model, read and published.
+//! Removed versions and runs: their removal records, read and published.
 //!
 //! A version is removed when `models/NAME/removed/N.toml` exists and names the tree of
 //! the version record at that number. Listings, references and pulls leave it out; its
 //! record stays, so its number is never given again and `show` can say what it was.
+//! A run is removed when `runs/ID/removed.toml` exists beside its record: `runs` leaves
+//! it out, `compare`, `diff` and `log` refuse it, and `show` says what it was.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,7 +12,9 @@ use std::fs;
 use anyhow::{Context, Result, bail};
 
 use super::{Registry, atomic, keys};
-use crate::manifest::{Removal, VersionRecord};
+use crate::error::Failure;
+use crate::id::RunId;
+use crate::manifest::{Removal, RunRemoval, VersionRecord};
 
 /// Returns the removal records of a model by version number; empty when it has none.
 ///
@@ -97,4 +101,64 @@ pub fn publish(reg: &Registry, removal: &Removal) -> Result<()> {
     let target = reg.make_parents(&key)?;
     atomic::create_exclusive(&reg.tmp_dir(), &target, text.as_bytes())?;
     reg.backend().publish_file(reg, &key, text.as_bytes())
+}
+
+/// Returns the removal record of a run, or `None` when it was not removed; one that
+/// does not read, or names another run, is an error naming its path.
+pub fn of_run(reg: &Registry, id: &RunId) -> Result<Option<RunRemoval>> {
+    let key = keys::run_removal(id);
+    let path = reg.path(&key);
+    let Some(text) = reg
+        .read_text(&key)
+        .with_context(|| format!("reading the removal of run {id} at {}", path.display()))?
+    else {
+        return Ok(None);
+    };
+    let removal = RunRemoval::parse(&text)
+        .with_context(|| format!("parsing the removal of run {id} at {}", path.display()))?;
+    if removal.run != *id {
+        bail!(
+            "the removal at {} says it removes run {}, not {id}",
+            path.display(),
+            removal.run
+        );
+    }
+    Ok(Some(removal))
+}
+
+/// Returns whether a run was removed, by whether its removal record exists (read it
+/// with [`of_run`]): what a listing of many runs asks.
+pub fn run_is_removed(reg: &Registry, id: &RunId) -> bool {
+    fs::symlink_metadata(reg.path(&keys::run_removal(id))).is_ok()
+}
+
+/// Publishes a run's removal record, create-only; one already there is kept.
+pub fn publish_run(reg: &Registry, removal: &RunRemoval) -> Result<()> {
+    let key = keys::run_removal(&removal.run);
+    let text = removal.to_toml()?;
+    let target = reg.make_parents(&key)?;
+    atomic::create_exclusive(&reg.tmp_dir(), &target, text.as_bytes())?;
+    reg.backend().publish_file(reg, &key, text.as_bytes())
+}
+
+/// Returns the error that a run was removed, saying when, by whom and why.
+pub fn run_removed_error(removal: &RunRemoval) -> anyhow::Error {
+    let by = match &removal.reason {
+        Some(reason) => format!("{} by {}: {reason}", removal.time, removal.actor),
+        None => format!("{} by {}", removal.time, removal.actor),
+    };
+    Failure::error(format!("run {} was removed at {by}", removal.run))
+        .hint(format!(
+            "`mreg show {}` shows what it was; `mreg runs` lists the runs there are",
+            removal.run
+        ))
+        .into()
+}
+
+/// Fails when run `id` was removed, saying when and by whom.
+pub fn require_live_run(reg: &Registry, id: &RunId) -> Result<()> {
+    match of_run(reg, id)? {
+        Some(removal) => Err(run_removed_error(&removal)),
+        None => Ok(()),
+    }
 }

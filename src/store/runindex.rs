@@ -128,6 +128,8 @@ pub struct RunIndex {
     /// Runs that could not be read, with the reason, so that one damaged run does not
     /// hide the others.
     pub broken: Vec<(RunId, String)>,
+    /// How many runs were removed (`mreg rm`), and so are left out.
+    pub removed: usize,
 }
 
 impl RunIndex {
@@ -238,6 +240,8 @@ struct RunStamp {
 enum Stamped {
     /// The folder holds no record: it is not a run.
     NoRecord,
+    /// The run was removed.
+    Removed,
     /// One of the files could not be stamped; the run is folded every time.
     Unknown,
     /// The run's stamp.
@@ -256,6 +260,9 @@ impl RunStamp {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Stamped::NoRecord,
             Err(_) => return Stamped::Unknown,
         };
+        if super::removals::run_is_removed(reg, id) {
+            return Stamped::Removed;
+        }
         let Ok(log) = fs::symlink_metadata(runs::log_dir(reg, id)) else {
             return Stamped::Unknown;
         };
@@ -300,14 +307,20 @@ pub fn summaries(reg: &Registry) -> Result<RunIndex> {
     // Run folders, each checked for its record by the stamp below rather than by a
     // `stat` of its own: a folder without one is not a run.
     let ids = runs::list_folders(reg)?;
+    let removed = std::sync::atomic::AtomicUsize::new(0);
     let stamped: Vec<(RunId, Option<RunStamp>)> = ids
         .into_par_iter()
         .filter_map(|id| match RunStamp::of(reg, &id) {
             Stamped::NoRecord => None,
+            Stamped::Removed => {
+                removed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                None
+            }
             Stamped::Unknown => Some((id, None)),
             Stamped::Known(stamp) => Some((id, Some(stamp))),
         })
         .collect();
+    index.removed = removed.into_inner();
     let stale = old.len() != stamped.len();
     let mut kept = Vec::with_capacity(stamped.len());
     let mut todo = Vec::new();

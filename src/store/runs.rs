@@ -388,14 +388,19 @@ pub fn load_points(reg: &Registry, chunk: &Chunk, budget: &mut SeriesBudget) -> 
     Ok(points)
 }
 
-/// Parses a run file (`runs/ID/run.toml` or an event under `runs/ID/log/`), checking
-/// it belongs to the run its key names; returns its series and data inputs.
+/// Parses a run file (`runs/ID/run.toml`, an event under `runs/ID/log/`, or the run's
+/// `removed.toml`), checking it belongs to the run its key names; returns its series
+/// and data inputs (none for a removal).
 pub fn parse_run_file(
     key: &str,
     bytes: &[u8],
 ) -> Result<(BTreeMap<String, Series>, Vec<DataInput>)> {
     let text = std::str::from_utf8(bytes).with_context(|| format!("reading {key}"))?;
-    let (run, series, data) = if key.ends_with(keys::RUN_RECORD) {
+    let (run, series, data) = if key.ends_with(keys::RUN_REMOVAL) {
+        let removal =
+            crate::manifest::RunRemoval::parse(text).with_context(|| format!("parsing {key}"))?;
+        (removal.run, BTreeMap::new(), Vec::new())
+    } else if key.ends_with(keys::RUN_RECORD) {
         let record = RunRecord::parse(text).with_context(|| format!("parsing {key}"))?;
         (record.id, record.series, record.data)
     } else {

@@ -163,7 +163,9 @@ fn a_version_a_stage_holds_is_refused_unless_forced_and_the_stage_is_emptied_in_
           "number": 2,
           "retries": 0
         }
-      ]
+      ],
+      "runs": [],
+      "kept_runs": []
     }
     --- stderr
     Removed churn@3, emptying production.
@@ -228,6 +230,7 @@ fn gc_frees_what_only_removed_versions_held_and_every_survivor_still_pulls() {
     --- stdout
     KIND              COUNT  SIZE
     removed-versions  0      0 B
+    removed-runs      0      0 B
     unreferenced      0      0 B
     temp-files        0      0 B
     --- stderr
@@ -258,6 +261,11 @@ fn gc_frees_what_only_removed_versions_held_and_every_survivor_still_pulls() {
           "bytes": 362
         },
         {
+          "kind": "removed-runs",
+          "count": 0,
+          "bytes": 0
+        },
+        {
           "kind": "unreferenced",
           "count": 0,
           "bytes": 0
@@ -285,6 +293,7 @@ fn gc_frees_what_only_removed_versions_held_and_every_survivor_still_pulls() {
     --- stdout
     KIND              COUNT  SIZE
     removed-versions  4      362 B
+    removed-runs      0      0 B
     unreferenced      0      0 B
     temp-files        0      0 B
     --- stderr
@@ -304,16 +313,8 @@ fn gc_frees_what_only_removed_versions_held_and_every_survivor_still_pulls() {
         fs::read(env.path("two/w.bin")).unwrap(),
         "weights of version 2\n".repeat(40).into_bytes()
     );
-    assert_snapshot!(env.snap(&["gc"]), @r"
-    exit: 0
-    --- stdout
-    KIND              COUNT  SIZE
-    removed-versions  0      0 B
-    unreferenced      0      0 B
-    temp-files        0      0 B
-    --- stderr
-    Freed 0 B; 3 objects (194 B) are kept.
-    ");
+    let again: serde_json::Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
+    assert_eq!(again["freed_bytes"], 0, "a second gc found more: {again}");
     // A removed version's record still shows, though its files are gone.
     assert!(env.ok(&["show", "churn@3"]).contains("# removed at"));
     assert_snapshot!(env.snap(&["show", "churn@3", "--files"]), @r"
@@ -362,6 +363,157 @@ fn gc_keeps_what_runs_name_and_deletes_nothing_when_a_record_does_not_read() {
     let left = objects(&reg);
     assert_eq!(left.len(), 1, "{left:?}");
     env.ok(&["fsck"]);
+}
+
+/// Returns the ids of the runs `mreg runs` lists, oldest first.
+fn listed_runs(env: &TestEnv, registry: Option<&str>) -> Vec<String> {
+    let mut args = vec!["runs", "--json", "--sort", "start"];
+    if let Some(reg) = registry {
+        args.extend(["--registry", reg]);
+    }
+    let listed: serde_json::Value = serde_json::from_str(&env.ok(&args)).unwrap();
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Returns a registry with two runs that stored their data: the first made `churn@1`,
+/// the second made nothing. Returns their ids too.
+fn two_runs() -> (TestEnv, String, String) {
+    let env = TestEnv::with_registry();
+    for (i, data) in ["a,b\n1,2\n", "a,b\n3,4\n"].iter().enumerate() {
+        env.write("data/train.csv", data.repeat(100));
+        env.ok(&[
+            "run",
+            "--experiment",
+            &format!("e{i}"),
+            "--store-data",
+            "--data",
+            "data/train.csv",
+            "--",
+            "true",
+        ]);
+    }
+    let ids = listed_runs(&env, None);
+    env.write("out/w.bin", "weights\n".repeat(40));
+    env.ok(&["push", "out", "--model", "churn", "--run", &ids[0]]);
+    (env, ids[0].clone(), ids[1].clone())
+}
+
+#[test]
+fn a_removed_run_no_longer_lists_compares_or_logs_and_gc_frees_what_it_stored() {
+    let (env, made_churn, idle) = two_runs();
+    // A run a surviving version came from is that version's evidence: refused.
+    let before = snapshot_files(&env.registry().join("runs"));
+    let out = env.run(&["rm", &made_churn[..8], &idle]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("churn@1 came from run {made_churn}")),
+        "{said}"
+    );
+    assert_eq!(
+        snapshot_files(&env.registry().join("runs")),
+        before,
+        "nothing written"
+    );
+    let said = env.ok_err(&["rm", &idle, "--reason", "abandoned sweep"]);
+    assert!(
+        said.contains(&format!("Removed run {idle} (experiment e1).")),
+        "{said}"
+    );
+    let out = env.run(&["runs"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Not listed, as they were removed: 1 run."),
+        "{out:?}"
+    );
+    assert_eq!(listed_runs(&env, None), std::slice::from_ref(&made_churn));
+    let shown: serde_json::Value =
+        serde_json::from_str(&env.ok(&["show", &idle, "--json"])).unwrap();
+    assert_eq!(shown["removed"]["reason"], "abandoned sweep", "{shown}");
+    assert!(env.ok(&["show", &idle]).starts_with("# removed at "));
+    for refused in [
+        vec!["log", "--run", idle.as_str(), "--metric", "acc=1"],
+        vec!["diff", idle.as_str(), made_churn.as_str()],
+    ] {
+        let out = env.run(&refused);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{refused:?}: {said}");
+        assert!(
+            said.contains(&format!("run {idle} was removed at")),
+            "{said}"
+        );
+    }
+    // --runs takes the run of each version removed; again, nothing is left to do.
+    let out: serde_json::Value =
+        serde_json::from_str(&env.ok(&["rm", "churn@1", "--runs", "--json"])).unwrap();
+    assert_eq!(out["runs"][0]["run"], made_churn.as_str(), "{out}");
+    assert_eq!(out["kept_runs"], serde_json::json!([]), "{out}");
+    let again: serde_json::Value =
+        serde_json::from_str(&env.ok(&["rm", "churn@1", "--runs", "--json"])).unwrap();
+    assert_eq!(again["result"], "unchanged", "{again}");
+    assert!(listed_runs(&env, None).is_empty());
+    // gc frees the data both runs stored, as removed-runs.
+    let gc: serde_json::Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
+    assert_eq!(gc["kinds"][1]["kind"], "removed-runs", "{gc}");
+    assert_eq!(gc["kinds"][1]["count"], 2, "{gc}");
+    assert_eq!(gc["kept"]["count"], 0, "{gc}");
+    assert!(objects(&env.registry()).is_empty());
+    env.ok(&["fsck"]);
+}
+
+#[test]
+fn rm_runs_keeps_a_run_another_surviving_version_came_from() {
+    let (env, made_churn, _) = two_runs();
+    env.write("out/w.bin", "other weights\n".repeat(40));
+    env.ok(&["push", "out", "--model", "fraud", "--run", &made_churn]);
+    assert_snapshot!(env.snap(&["rm", "churn@1", "--runs"]).replace(&made_churn, "[RUN]"), @r"
+    exit: 0
+    --- stdout
+    --- stderr
+    Removed churn@1.
+    Kept run [RUN]: fraud@1 came from it.
+    `mreg gc` frees the files no surviving version or run holds.
+    ");
+    assert_eq!(listed_runs(&env, None).len(), 2);
+}
+
+#[test]
+fn a_run_removal_travels_through_sync_both_ways() {
+    let (a, _, idle) = two_runs();
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["init", &share]);
+    a.ok(&["remote", "add", "share", &share]);
+    a.ok(&["rm", &idle]);
+    let said = a.ok_err(&["sync"]);
+    assert!(said.contains("1 removal"), "{said}");
+    let b = TestEnv::new();
+    b.ok(&["clone", &share, "b"]);
+    let b_reg = b.path("b/.mreg").display().to_string();
+    assert_eq!(listed_runs(&b, Some(&b_reg)).len(), 1);
+    b.ok(&["--registry", &b_reg, "rm", "churn@1", "--runs"]);
+    b.ok(&["--registry", &b_reg, "sync"]);
+    a.ok(&["sync"]);
+    assert!(listed_runs(&a, None).is_empty());
+    // A forged removal naming another run is refused by name.
+    let forged = a
+        .root()
+        .join("share/.mreg/runs")
+        .join(&idle)
+        .join("removed.toml");
+    let text = fs::read_to_string(&forged).unwrap();
+    let other = listed_runs(&b, Some(&b_reg));
+    assert!(other.is_empty());
+    fs::set_permissions(&forged, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&forged, text.replace(&idle, "0123456789abcdef")).unwrap();
+    let c = TestEnv::new();
+    let out = c.run(&["clone", &share, "c"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("removed.toml"), "{said}");
 }
 
 #[test]
@@ -536,6 +688,7 @@ fn a_kill_during_rm_or_gc_leaves_a_registry_fsck_passes_and_the_next_gc_finishes
     --- stdout
     KIND              COUNT  SIZE
     removed-versions  2      181 B
+    removed-runs      0      0 B
     unreferenced      1      37 B
     temp-files        0      0 B
     --- stderr

@@ -173,13 +173,23 @@ impl TestEnv {
 
     /// Runs mreg, asserts it succeeded, and returns its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
+        String::from_utf8(self.succeeded(args).stdout).unwrap()
+    }
+
+    /// Runs mreg and returns its output, failing the test unless it succeeds.
+    fn succeeded(&self, args: &[&str]) -> Output {
         let out = self.run(args);
         assert!(
             out.status.success(),
             "mreg {args:?} failed:\n{}",
             render(&out, self.root())
         );
-        String::from_utf8(out.stdout).unwrap()
+        out
+    }
+
+    /// Runs mreg, fails the test unless it succeeds, and returns its stderr.
+    pub fn ok_err(&self, args: &[&str]) -> String {
+        String::from_utf8(self.succeeded(args).stderr).unwrap()
     }
 
     /// Runs mreg and returns exit code, stdout and stderr as one string, with the

@@ -20,7 +20,7 @@ pub(super) struct Keys {
     pub(super) states: BTreeMap<String, BTreeSet<String>>,
     /// Models with a `HEAD`.
     pub(super) heads: BTreeSet<String>,
-    /// Run id → its files (`run.toml`, `log/NAME.toml`).
+    /// Run id → its files (`run.toml`, `log/NAME.toml`, `removed.toml`).
     pub(super) runs: BTreeMap<String, BTreeSet<String>>,
     /// Keys no registry writes and no reader may follow: a `.`, `..` or empty segment,
     /// or a control character. Other keys a listing does not know (`HEAD.lock`, a
@@ -67,6 +67,12 @@ impl Keys {
                         .entry(run.to_string())
                         .or_default()
                         .insert(keys::RUN_RECORD.to_owned());
+                }
+                Some(Key::RunRemoval { run }) => {
+                    out.runs
+                        .entry(run.to_string())
+                        .or_default()
+                        .insert(keys::RUN_REMOVAL.to_owned());
                 }
                 Some(Key::RunEvent { run, name }) => {
                     out.runs

@@ -106,6 +106,8 @@ impl Sync<'_> {
             if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
                 if key.ends_with(keys::RUN_RECORD) {
                     self.report.fetched.runs += 1;
+                } else if key.ends_with(keys::RUN_REMOVAL) {
+                    self.report.fetched.removals += 1;
                 } else {
                     self.report.fetched.events += 1;
                 }
@@ -154,14 +156,22 @@ impl Sync<'_> {
         let (records, events): (Vec<_>, Vec<_>) = whole
             .into_iter()
             .partition(|(key, _)| key.ends_with(keys::RUN_RECORD));
+        // Records first, then events and removals: a run's files never arrive before
+        // its record.
         for (batch, is_record) in [(records, true), (events, false)] {
             let created = AtomicU64::new(0);
+            let removals = AtomicU64::new(0);
             transfer::parallel(&batch, transfer::PARALLEL, &|(key, bytes)| {
                 if create_or_same(self.remote, key, bytes)? {
-                    created.fetch_add(1, Ordering::Relaxed);
+                    if key.ends_with(keys::RUN_REMOVAL) {
+                        removals.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        created.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 Ok(())
             })?;
+            self.report.sent.removals += removals.into_inner();
             if is_record {
                 self.report.sent.runs += created.into_inner();
             } else {
