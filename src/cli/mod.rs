@@ -27,6 +27,7 @@ mod promote;
 mod pull;
 mod push;
 mod remote;
+mod removal;
 mod report;
 mod rm;
 mod rollback;

@@ -3,8 +3,8 @@
 
 use anyhow::Result;
 
-use super::{Ctx, args};
-use crate::ops::rm::{self, Outcome, Request};
+use super::{Ctx, args, removal};
+use crate::ops::rm::{self, Request};
 
 /// Remove model versions or runs: they no longer list, resolve or pull
 ///
@@ -22,6 +22,10 @@ use crate::ops::rm::{self, Outcome, Request};
 /// removed by naming its id. A removed run no longer lists in `mreg runs`, compares or
 /// takes events, and gc frees its stored series and data. A run a surviving version
 /// came from is kept: named, it is refused.
+///
+/// --policy removes what the [retention] policy of config.toml does not keep (the
+/// newest N, those pushed within a time, those a stage held in the last K moves; what
+/// a stage holds is always kept), recording the policy as the reason.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg rm churn@3
@@ -32,6 +36,8 @@ use crate::ops::rm::{self, Outcome, Request};
   mreg rm churn@3 --json | jq .removed
   mreg rm churn@3 --runs --reason 'sweep abandoned'
   mreg rm 3f9a0c1e 7b21d04e
+  mreg rm --policy --dry-run
+  mreg rm --policy --model churn-nightly
   mreg rm churn@3 && mreg gc
 
 Exit codes: 0 removed (or already removed), 1 error (a stage holds a version, a
@@ -46,9 +52,12 @@ pub struct RmArgs {
     /// came from one
     #[arg(long)]
     runs: bool,
-    /// Remove every version of this model
+    /// Remove every version of this model (with --policy: apply it to this model only)
     #[arg(long, value_name = "NAME")]
     model: Option<String>,
+    /// Remove the versions the [retention] policy of config.toml does not keep
+    #[arg(long, conflicts_with = "force")]
+    policy: bool,
     /// Empty the stages that hold a version being removed; needs --reason
     #[arg(long)]
     force: bool,
@@ -70,6 +79,7 @@ pub fn run(ctx: &Ctx, args: &RmArgs) -> Result<()> {
     let request = Request {
         refs: &args.refs,
         runs: args.runs,
+        policy: args.policy,
         model: args.model.as_deref(),
         force: args.force,
         reason: args.reason.as_deref(),
@@ -78,45 +88,8 @@ pub fn run(ctx: &Ctx, args: &RmArgs) -> Result<()> {
     };
     let outcome = rm::rm(&reg, &request)?;
     ctx.out.emit(&outcome, String::new)?;
-    for line in status_lines(&outcome, args.dry_run) {
+    for line in removal::status_lines(&outcome, args.dry_run) {
         ctx.out.status(&line);
     }
     Ok(())
-}
-
-/// Returns the status lines of a removal: one per version, then what follows.
-fn status_lines(outcome: &Outcome, dry_run: bool) -> Vec<String> {
-    let mut lines = Vec::new();
-    for row in &outcome.removed {
-        let emptied = if row.emptied.is_empty() {
-            String::new()
-        } else {
-            format!(", emptying {}", row.emptied.join(" and "))
-        };
-        let verb = if dry_run { "Would remove" } else { "Removed" };
-        lines.push(format!("{verb} {}@{}{emptied}.", row.model, row.version));
-    }
-    for row in &outcome.runs {
-        let verb = if dry_run { "Would remove" } else { "Removed" };
-        lines.push(format!(
-            "{verb} run {} (experiment {}).",
-            row.run, row.experiment
-        ));
-    }
-    for kept in &outcome.kept_runs {
-        lines.push(format!(
-            "Kept run {}: {} came from it.",
-            kept.run,
-            kept.versions.join(" and ")
-        ));
-    }
-    for reference in &outcome.already_removed {
-        lines.push(format!("{reference} was removed before; nothing to do."));
-    }
-    if dry_run {
-        lines.push("Dry run: nothing was written.".to_owned());
-    } else if !outcome.removed.is_empty() || !outcome.runs.is_empty() {
-        lines.push("`mreg gc` frees the files no surviving version or run holds.".to_owned());
-    }
-    lines
 }

@@ -18,6 +18,9 @@ pub struct Request {
     pub dry_run: bool,
     /// Seconds to wait for writers already running to finish.
     pub wait_s: f64,
+    /// Versions and runs to count as removed, in a dry run only (of `gc --policy`):
+    /// a collection that deletes reads only the removals written.
+    pub as_if: gc::AsIf,
 }
 
 /// Returns what a collection did, as `--json` prints it.
@@ -60,8 +63,8 @@ pub fn gc(reg: &Registry, request: &Request) -> Result<Outcome> {
     }
     let wait = Duration::from_secs_f64(request.wait_s);
     let done = match collect::bucket_of(reg) {
-        Some(bucket) => on_bucket(reg, &bucket, request.dry_run, wait)?,
-        None => folder(reg, request.dry_run, wait)?,
+        Some(bucket) => on_bucket(reg, &bucket, request, wait)?,
+        None => folder(reg, request, wait)?,
     };
     let kinds: Vec<KindRow> = gc::KINDS
         .iter()
@@ -86,15 +89,27 @@ pub fn gc(reg: &Registry, request: &Request) -> Result<Outcome> {
     })
 }
 
+/// Returns what a collection counts as removed beyond the removals written: nothing,
+/// unless it is a dry run.
+fn as_if(request: &Request) -> &gc::AsIf {
+    static NONE: std::sync::OnceLock<gc::AsIf> = std::sync::OnceLock::new();
+    if request.dry_run {
+        &request.as_if
+    } else {
+        NONE.get_or_init(gc::AsIf::default)
+    }
+}
+
 /// Collects a registry folder under its gc lock (none for a dry run, which deletes
 /// nothing and so never holds a push up).
-fn folder(reg: &Registry, dry_run: bool, wait: Duration) -> Result<Collection> {
+fn folder(reg: &Registry, request: &Request, wait: Duration) -> Result<Collection> {
+    let dry_run = request.dry_run;
     let _collecting = if dry_run {
         None
     } else {
         Some(gclock::collecting(reg.root(), wait, &|m| reg.notice(m))?)
     };
-    let census = gc::census(reg)?;
+    let census = gc::census_as_if(reg, as_if(request))?;
     if !dry_run {
         for (id, state) in &census.pending {
             publish_removals(reg, state, id)?;
@@ -122,11 +137,12 @@ fn folder(reg: &Registry, dry_run: bool, wait: Duration) -> Result<Collection> {
 fn on_bucket(
     reg: &Registry,
     bucket: &collect::Bucket,
-    dry_run: bool,
+    request: &Request,
     wait: Duration,
 ) -> Result<Collection> {
+    let dry_run = request.dry_run;
     let session = bucket.begin(reg, dry_run, wait)?;
-    let census = gc::census(reg)?;
+    let census = gc::census_as_if(reg, as_if(request))?;
     if !dry_run {
         for (id, state) in &census.pending {
             publish_removals(reg, state, id)?;

@@ -15,7 +15,7 @@ use crate::names::ModelName;
 use crate::refspec::ModelRef;
 use crate::stage::Stamp;
 use crate::stage::remove::{self, Request as Removal};
-use crate::store::{Registry, models, removals, runs};
+use crate::store::{Registry, models, removals, retention, runs};
 
 /// What `mreg rm` is asked to remove, as given.
 pub struct Request<'a> {
@@ -24,6 +24,9 @@ pub struct Request<'a> {
     pub refs: &'a [String],
     /// Whether the runs the versions came from go too.
     pub runs: bool,
+    /// Whether the versions are those the retention policy of `config.toml` does not
+    /// keep (of `model` only, when given), rather than `refs`.
+    pub policy: bool,
     /// A whole model: every version it has.
     pub model: Option<&'a str>,
     /// Whether stages holding a version may be emptied; needs `reason`.
@@ -141,7 +144,7 @@ pub fn rm(reg: &Registry, request: &Request) -> Result<Outcome> {
                 model,
                 versions: &target.live,
                 force: request.force,
-                reason: reason.as_deref(),
+                reason: reason.as_deref().or(target.reason.as_deref()),
                 dry_run: request.dry_run,
             },
             &stamp,
@@ -178,7 +181,9 @@ pub fn rm(reg: &Registry, request: &Request) -> Result<Outcome> {
                     run: id.clone(),
                     time: stamp.time.clone(),
                     actor: stamp.actor.clone(),
-                    reason: reason.clone(),
+                    reason: reason
+                        .clone()
+                        .or_else(|| request.policy.then(|| "retention policy".to_owned())),
                     command: Some(stamp.command.clone()),
                     ci_job: stamp.ci_job.clone(),
                 },
@@ -206,6 +211,55 @@ struct Target {
     live: Vec<u64>,
     /// Removed before.
     already: Vec<u64>,
+    /// The reason recorded when none is given: the retention policy that decided.
+    reason: Option<String>,
+    /// Whether the runs of these versions go too (the policy's `remove_runs`).
+    runs: bool,
+}
+
+/// Returns, by model, the versions the retention policy does not keep: of `model`
+/// only, when given, else of every model with a policy.
+fn policy_targets(reg: &Registry, request: &Request) -> Result<BTreeMap<String, Target>> {
+    if !request.refs.is_empty() {
+        return Err(Failure::usage(
+            "--policy decides which versions go: name none (--model NAME limits it to one model)",
+        )
+        .into());
+    }
+    let config = reg.config()?;
+    if config.retention.is_none() {
+        return Err(Failure::error(
+            "config.toml has no [retention] table, so --policy has nothing to apply; nothing was removed",
+        )
+        .hint("add one, e.g. [retention] keep_last = 10 and keep_within = \"30d\" (docs/lifecycle.md)")
+        .into());
+    }
+    let names = match request.model {
+        Some(name) => {
+            let model = ModelName::parse(name)?;
+            models::require_model(reg, &model)?;
+            vec![model.to_string()]
+        }
+        None => models::list_models(reg)?,
+    };
+    let now = crate::clock::now()?;
+    let mut out = BTreeMap::new();
+    for model in names {
+        let Some(policy) = config.retention_for(&model) else {
+            continue;
+        };
+        let live = retention::to_remove(reg, &model, &policy, now)?;
+        out.insert(
+            model,
+            Target {
+                live,
+                already: Vec::new(),
+                reason: Some(retention::describe(&policy)),
+                runs: policy.remove_runs,
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// Resolves every reference before anything is written: one that names nothing fails
@@ -214,6 +268,9 @@ fn targets(
     reg: &Registry,
     request: &Request,
 ) -> Result<(BTreeMap<String, Target>, BTreeSet<RunId>)> {
+    if request.policy {
+        return Ok((policy_targets(reg, request)?, BTreeSet::new()));
+    }
     let mut out: BTreeMap<String, Target> = BTreeMap::new();
     let mut named_runs = BTreeSet::new();
     if request.refs.is_empty() && request.model.is_none() {
@@ -279,8 +336,8 @@ fn plan_runs(
     named: &BTreeSet<RunId>,
 ) -> Result<RunPlan> {
     let mut wanted: BTreeSet<RunId> = named.clone();
-    if request.runs {
-        for (model, target) in targets {
+    for (model, target) in targets {
+        if request.runs || target.runs {
             for &n in target.live.iter().chain(&target.already) {
                 if let Some(run) = models::load_version(reg, model, n)?.run {
                     wanted.insert(run);

@@ -13,6 +13,19 @@
 //!
 //! A `[metrics]` table says which way metrics improve, where their names do not:
 //! `minimize = ["mean_rank", "*_ms"]`, `maximize = ["reward_*"]`.
+//!
+//! A `[retention]` table says which versions `mreg rm --policy` keeps; a
+//! `[retention.models.NAME]` table replaces it for one model (docs/lifecycle.md):
+//!
+//! ```toml
+//! [retention]
+//! keep_last = 10          # the 10 newest versions
+//! keep_within = "30d"     # versions pushed in the last 30 days
+//! keep_stage_moves = 20   # versions a stage held in the model's last 20 history entries
+//! remove_runs = true      # the runs of removed versions go too (as `rm --runs`)
+//! [retention.models.fraud]
+//! keep_all = true
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,6 +49,65 @@ pub struct Config {
     /// Which way metrics improve, where their names do not say.
     #[serde(default)]
     pub metrics: MetricGoals,
+    /// Which versions `mreg rm --policy` keeps; none: it removes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+}
+
+/// Returns a retention policy: which versions of a model `mreg rm --policy` keeps. A
+/// version is kept when any rule keeps it, and always while a stage holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Keep the newest N surviving versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u64>,
+    /// Keep the versions pushed within this long of now (`30d`, `12h`, `2weeks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_within: Option<String>,
+    /// Keep every version a stage held in the model's newest N history entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_stage_moves: Option<u64>,
+    /// Keep every version: a model's way out of the registry-wide policy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_all: bool,
+    /// Remove the runs of the versions removed too, unless a surviving version came
+    /// from one (as `mreg rm --runs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remove_runs: bool,
+    /// Policies of single models, each replacing this one for its model.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, Retention>,
+}
+
+impl Retention {
+    /// Returns how long `keep_within` keeps a version, when it is set.
+    pub fn within(&self) -> Option<std::time::Duration> {
+        self.keep_within
+            .as_deref()
+            .and_then(|t| humantime::parse_duration(t).ok())
+    }
+
+    /// Returns what is wrong with this policy (`models` aside), if anything.
+    fn problem(&self) -> Option<String> {
+        if let Some(text) = &self.keep_within
+            && let Err(err) = humantime::parse_duration(text)
+        {
+            return Some(format!(
+                "keep_within = {text:?} is not a duration ({err}); write e.g. \"30d\", \"12h\" or \"2weeks\""
+            ));
+        }
+        let keeps = self.keep_last.is_some_and(|n| n > 0)
+            || self.keep_within.is_some()
+            || self.keep_stage_moves.is_some_and(|n| n > 0);
+        if self.keep_all && keeps {
+            return Some("keep_all = true keeps every version, so its other keep_ rules say nothing; keep one or the other".to_owned());
+        }
+        if !self.keep_all && !keeps {
+            return Some("keeps nothing: give it keep_last, keep_within or keep_stage_moves (a policy that keeps nothing would remove every version), or keep_all = true".to_owned());
+        }
+        None
+    }
 }
 
 /// Returns the metrics declared lower-is-better or higher-is-better: exact names, or
@@ -110,6 +182,16 @@ replaced_to = "archived"
 [stages.archived]
 allow_downgrade = true
 
+# Which versions `mreg rm --policy` (and `mreg gc --policy`) keeps; a version is kept
+# when any rule keeps it, and always while a stage holds it (docs/lifecycle.md).
+# [retention]
+# keep_last = 10          # the 10 newest versions of each model
+# keep_within = "30d"     # versions pushed in the last 30 days
+# keep_stage_moves = 20   # versions a stage held in the model's last 20 history entries
+# remove_runs = true      # the runs of removed versions go too
+# [retention.models.fraud]
+# keep_all = true         # a model's own table replaces [retention] for it
+
 # Which way metrics improve, for diff and compare, where a name does not say: names
 # with a word like loss, error, latency or ms are minimized, all others maximized.
 # [metrics]
@@ -131,7 +213,9 @@ impl Config {
             .hint(
                 "a [stages.NAME] table takes gates = [\"acc>0.8\"], from = \"STAGE\", \
                  replaced_to = \"STAGE\" and allow_downgrade = true|false (docs/stages.md); \
-                 [metrics] takes minimize = [\"loss\"] and maximize = [\"acc\"] (docs/diff.md)",
+                 [metrics] takes minimize = [\"loss\"] and maximize = [\"acc\"] (docs/diff.md); \
+                 [retention] takes keep_last, keep_within, keep_stage_moves, keep_all and \
+                 remove_runs (docs/lifecycle.md)",
             )
         })?;
         config.validate(path)?;
@@ -175,8 +259,65 @@ impl Config {
         )
     }
 
+    /// Returns the retention policy of `model`: its own table, else the registry's;
+    /// `None` when the config has none for it.
+    pub fn retention_for(&self, model: &str) -> Option<Retention> {
+        let top = self.retention.as_ref()?;
+        if let Some(own) = top.models.get(model) {
+            return Some(own.clone());
+        }
+        let mut policy = top.clone();
+        policy.models.clear();
+        let any = policy.keep_all
+            || policy.keep_last.is_some()
+            || policy.keep_within.is_some()
+            || policy.keep_stage_moves.is_some();
+        any.then_some(policy)
+    }
+
+    /// Refuses a retention policy that keeps nothing, or says something it cannot mean.
+    fn validate_retention(&self, path: &Path) -> Result<(), Failure> {
+        let Some(top) = &self.retention else {
+            return Ok(());
+        };
+        let bad = |which: String, what: String| {
+            Failure::error(format!(
+                "registry config {}: {which} {what}",
+                path.display()
+            ))
+            .hint("fix the [retention] tables of config.toml; docs/lifecycle.md explains them")
+        };
+        let mut top_only = top.clone();
+        top_only.models.clear();
+        if top_only != Retention::default()
+            && let Some(what) = top_only.problem()
+        {
+            return Err(bad("[retention]".to_owned(), what));
+        }
+        for (model, policy) in &top.models {
+            let which = format!("[retention.models.{model}]");
+            if let Err(err) = crate::names::ModelName::parse(model) {
+                return Err(bad(
+                    which,
+                    format!("does not name a model: {}", err.message),
+                ));
+            }
+            if !policy.models.is_empty() {
+                return Err(bad(
+                    which,
+                    "has a models table of its own; only [retention] has one".to_owned(),
+                ));
+            }
+            if let Some(what) = policy.problem() {
+                return Err(bad(which, what));
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self, path: &Path) -> Result<(), Failure> {
         self.validate_metrics(path)?;
+        self.validate_retention(path)?;
         let bad = |stage: &str, what: String| {
             Failure::error(format!(
                 "registry config {}: stage {stage:?} {what}",
@@ -323,6 +464,65 @@ mod tests {
         let err = parse("format = 1\n[metrics]\nmaximize = [\"\"]\n").unwrap_err();
         assert!(err.to_string().contains("empty metric name"), "{err}");
         assert!(parse("format = 1\n[metrics]\nbest = [\"acc\"]\n").is_err());
+    }
+
+    #[test]
+    fn retention_policies_parse_and_a_model_table_replaces_the_registrys() {
+        let config = parse(
+            "format = 1\n[retention]\nkeep_last = 10\nkeep_within = \"30d\"\n\
+             [retention.models.fraud]\nkeep_all = true\n\
+             [retention.models.churn]\nkeep_stage_moves = 5\nremove_runs = true\n",
+        )
+        .unwrap();
+        let any = config.retention_for("any").unwrap();
+        assert_eq!(any.keep_last, Some(10));
+        assert_eq!(
+            any.within(),
+            Some(std::time::Duration::from_secs(30 * 86_400))
+        );
+        assert!(any.models.is_empty());
+        assert!(config.retention_for("fraud").unwrap().keep_all);
+        let churn = config.retention_for("churn").unwrap();
+        assert_eq!((churn.keep_last, churn.keep_stage_moves), (None, Some(5)));
+        assert!(churn.remove_runs);
+        // Only model tables: other models have no policy.
+        let only = parse("format = 1\n[retention.models.churn]\nkeep_last = 2\n").unwrap();
+        assert!(only.retention_for("fraud").is_none());
+        assert!(
+            parse("format = 1\n")
+                .unwrap()
+                .retention_for("churn")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_retention_policy_that_keeps_nothing_or_contradicts_itself_is_refused() {
+        for (text, fragment) in [
+            ("[retention]\nremove_runs = true\n", "keeps nothing"),
+            ("[retention]\nkeep_last = 0\n", "keeps nothing"),
+            ("[retention.models.churn]\n", "keeps nothing"),
+            ("[retention]\nkeep_within = \"a while\"\n", "not a duration"),
+            (
+                "[retention]\nkeep_all = true\nkeep_last = 3\n",
+                "keep one or the other",
+            ),
+            (
+                "[retention.models.\"-x\"]\nkeep_last = 3\n",
+                "does not name a model",
+            ),
+            ("[retention]\nkeep_first = 3\n", "unknown field"),
+            (
+                "[retention.models.churn]\nkeep_last = 3\n[retention.models.churn.models.x]\nkeep_last = 1\n",
+                "only [retention] has one",
+            ),
+        ] {
+            let err = parse(&format!("format = 1\n{text}")).unwrap_err();
+            assert!(
+                format!("{err:#}").contains(fragment),
+                "{text:?} gave {err:#}"
+            );
+        }
     }
 
     #[test]

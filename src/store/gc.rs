@@ -59,9 +59,25 @@ impl Census {
     }
 }
 
+/// Versions and runs a census counts as removed though they are not yet: what a dry
+/// run of `gc --policy` would find once the policy's removals are written.
+#[derive(Debug, Default, Clone)]
+pub struct AsIf {
+    /// Versions, by model.
+    pub versions: BTreeMap<String, std::collections::BTreeSet<u64>>,
+    /// Runs.
+    pub runs: std::collections::BTreeSet<crate::id::RunId>,
+}
+
 /// Reads every record of the registry and returns what they reach; fails, naming the
 /// record, when one cannot be read.
 pub fn census(reg: &Registry) -> Result<Census> {
+    census_as_if(reg, &AsIf::default())
+}
+
+/// Returns the census [`census`] would return had `as_if`'s versions and runs been
+/// removed.
+pub fn census_as_if(reg: &Registry, as_if: &AsIf) -> Result<Census> {
     let mut census = Census::default();
     let mut graphs: HashMap<TreeId, Vec<ObjectId>> = HashMap::new();
     let mut removed_trees: Vec<TreeId> = Vec::new();
@@ -96,7 +112,9 @@ pub fn census(reg: &Registry) -> Result<Census> {
             if let Some(removal) = &removal {
                 removals::check_applies(removal, &record)?;
             }
-            let gone = removal.is_some() || pending.contains(&n);
+            let gone = removal.is_some()
+                || pending.contains(&n)
+                || as_if.versions.get(&model).is_some_and(|s| s.contains(&n));
             if gone && !held.contains(&n) {
                 removed_trees.push(record.tree);
                 continue;
@@ -117,7 +135,7 @@ pub fn census(reg: &Registry) -> Result<Census> {
     let mut reached = HashSet::new();
     let mut removed_runs = Vec::new();
     for id in runs::list_folders(reg)? {
-        if removals::of_run(reg, &id)?.is_some() {
+        if removals::of_run(reg, &id)?.is_some() || as_if.runs.contains(&id) {
             census.records += 1;
             removed_runs.push(id);
             continue;

@@ -18,6 +18,7 @@ pub mod object;
 pub mod read;
 pub mod registry;
 pub mod removals;
+pub mod retention;
 pub mod runindex;
 pub mod runs;
 pub mod scan;

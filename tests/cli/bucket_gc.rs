@@ -188,3 +188,26 @@ fn gc_in_a_loop_on_a_bucket_against_pushers_and_pullers_never_deletes_what_a_ver
         churn::check_pulled(&c.path(&to), &reference, t, i, big);
     }
 }
+
+#[test]
+fn the_buckets_retention_policy_is_applied_by_gc_policy_on_the_bucket() {
+    let (bucket, url, a) = bucket_registry();
+    for i in 1..=3 {
+        a.write("out/w.bin", format!("weights {i}\n").repeat(50));
+        a.ok(&["push", "out", "--model", "churn", "--registry", &url]);
+    }
+    let mut config = String::from_utf8(s3::get(&bucket, "reg/config.toml")).unwrap();
+    config.push_str("\n[retention]\nkeep_last = 1\n");
+    s3::put(&bucket, "reg/config.toml", config.as_bytes());
+    let before = objects(&bucket).len();
+    let done = json(&machine().ok(&["gc", "--policy", "--json", "--registry", &url]));
+    assert_eq!(
+        done["policy"]["removed"].as_array().unwrap().len(),
+        2,
+        "{done}"
+    );
+    assert_eq!(objects(&bucket).len(), before - 4, "{done}");
+    let (c, reg) = checked_clone(&url);
+    let listed = json(&c.ok(&["--registry", &reg, "ls", "churn", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+}

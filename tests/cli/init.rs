@@ -40,6 +40,16 @@ fn init_creates_a_registry_once() {
     [stages.archived]
     allow_downgrade = true
 
+    # Which versions `mreg rm --policy` (and `mreg gc --policy`) keeps; a version is kept
+    # when any rule keeps it, and always while a stage holds it (docs/lifecycle.md).
+    # [retention]
+    # keep_last = 10          # the 10 newest versions of each model
+    # keep_within = "30d"     # versions pushed in the last 30 days
+    # keep_stage_moves = 20   # versions a stage held in the model's last 20 history entries
+    # remove_runs = true      # the runs of removed versions go too
+    # [retention.models.fraud]
+    # keep_all = true         # a model's own table replaces [retention] for it
+
     # Which way metrics improve, for diff and compare, where a name does not say: names
     # with a word like loss, error, latency or ms are minimized, all others maximized.
     # [metrics]

@@ -282,7 +282,8 @@ fn gc_frees_what_only_removed_versions_held_and_every_survivor_still_pulls() {
         "bytes": 194
       },
       "records": 11,
-      "finished_removals": []
+      "finished_removals": [],
+      "policy": null
     }
     --- stderr
     Dry run: gc would free 362 B; 3 objects (194 B) are kept. Nothing was deleted.
@@ -363,6 +364,110 @@ fn gc_keeps_what_runs_name_and_deletes_nothing_when_a_record_does_not_read() {
     let left = objects(&reg);
     assert_eq!(left.len(), 1, "{left:?}");
     env.ok(&["fsck"]);
+}
+
+/// Appends `text` to the registry's `config.toml`.
+fn configure(env: &TestEnv, text: &str) {
+    let path = env.registry().join("config.toml");
+    let mut config = fs::read_to_string(&path).unwrap();
+    config.push_str(text);
+    fs::write(&path, config).unwrap();
+}
+
+#[test]
+fn the_retention_policy_removes_what_no_rule_keeps_and_gc_policy_collects_it() {
+    let env = three_versions();
+    for i in 4..=5 {
+        env.write("out/w.bin", format!("weights of version {i}\n").repeat(40));
+        env.ok(&["push", "out", "--model", "churn"]);
+    }
+    env.write("fraud/w.bin", "fraud weights\n");
+    env.ok(&["push", "fraud", "--model", "fraud"]);
+    env.write("fraud/w.bin", "fraud weights 2\n");
+    env.ok(&["push", "fraud", "--model", "fraud"]);
+    env.ok(&["promote", "churn@1", "production"]);
+    assert_snapshot!(env.snap(&["rm", "--policy"]), @r#"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: config.toml has no [retention] table, so --policy has nothing to apply; nothing was removed
+    hint: add one, e.g. [retention] keep_last = 10 and keep_within = "30d" (docs/lifecycle.md)
+    "#);
+    configure(
+        &env,
+        "\n[retention]\nkeep_last = 2\nremove_runs = true\n[retention.models.fraud]\nkeep_all = true\n",
+    );
+    let before = snapshot_files(&env.registry());
+    assert_snapshot!(env.snap(&["rm", "--policy", "--dry-run"]), @r#"
+    exit: 0
+    --- stdout
+    --- stderr
+    Would remove churn@2.
+    Would remove churn@3.
+    Would remove run 8562c9ece8b61bac (experiment churn).
+    Would remove run 8a9d06422a681749 (experiment churn).
+    Dry run: nothing was written.
+    "#);
+    let dry: serde_json::Value =
+        serde_json::from_str(&env.ok(&["gc", "--policy", "--dry-run", "--json"])).unwrap();
+    assert_eq!(dry["policy"]["result"], "would-remove", "{dry}");
+    assert_eq!(
+        dry["kinds"][0]["count"], 4,
+        "the two versions' trees and weights: {dry}"
+    );
+    assert_eq!(
+        dry["kinds"][1]["count"], 0,
+        "their runs stored nothing: {dry}"
+    );
+    assert_eq!(
+        snapshot_files(&env.registry()),
+        before,
+        "a dry run wrote something"
+    );
+    assert_snapshot!(env.snap(&["gc", "--policy"]), @r#"
+    exit: 0
+    --- stdout
+    KIND              COUNT  SIZE
+    removed-versions  4      361 B
+    removed-runs      0      0 B
+    unreferenced      0      0 B
+    temp-files        0      0 B
+    --- stderr
+    Removed churn@2.
+    Removed churn@3.
+    Removed run 8562c9ece8b61bac (experiment churn).
+    Removed run 8a9d06422a681749 (experiment churn).
+    Freed 361 B; 11 objects (766 B) are kept.
+    "#);
+    let history: serde_json::Value =
+        serde_json::from_str(&env.ok(&["history", "churn", "--json"])).unwrap();
+    assert_eq!(
+        history[0]["reason"], "retention policy (keep_last = 2)",
+        "{history}"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&env.ok(&["ls", "churn", "--json"])).unwrap();
+    let numbers: Vec<u64> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 4, 5]);
+    // Applied again, the policy finds nothing more to remove.
+    let again: serde_json::Value =
+        serde_json::from_str(&env.ok(&["rm", "--policy", "--json"])).unwrap();
+    assert_eq!(again["result"], "unchanged", "{again}");
+    env.ok(&["fsck"]);
+    // A policy that would keep nothing is refused when the config is read.
+    configure(&env, "[retention.models.churn]\nremove_runs = true\n");
+    let out = env.run(&["rm", "--policy"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("[retention.models.churn] keeps nothing"),
+        "{said}"
+    );
 }
 
 /// Returns the ids of the runs `mreg runs` lists, oldest first.

@@ -94,6 +94,13 @@ pub fn put(bucket: &str, key: &str, body: &[u8]) {
     );
 }
 
+/// Returns the bytes at a key, bypassing mreg.
+pub fn get(bucket: &str, key: &str) -> Vec<u8> {
+    let (status, reply) = request("GET", &format!("/{bucket}/{key}"), &[]);
+    assert_eq!(status, 200, "reading {key}");
+    reply
+}
+
 /// Deletes every key under a prefix, bypassing mreg (a bucket emptied by hand).
 pub fn delete_all(bucket: &str, prefix: &str) {
     for key in keys(bucket, prefix) {
