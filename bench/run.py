@@ -30,9 +30,11 @@ against boto3 uploading the same files), a sync with nothing new, and `mreg clon
 The "gc" section removes 199 of 200 versions of a 100 MiB model and times `mreg gc`
 against `rm -rf` of a copy of its object folder, checking the bytes freed and that the
 survivor pulls byte-identical; then `mreg gc --dry-run` on 10,000 objects against `find`.
+The "gc-bucket" section times `mreg gc` of 5,010 objects on a bucket against boto3
+listing and deleting as many keys.
 
 Usage: bench/run.py [--only SECTIONS] [WORKDIR]
-  SECTIONS: comma-separated, of model, small, runs, stages, diff, sync, gc (default: all)
+  SECTIONS: comma-separated, of model, small, runs, stages, diff, sync, gc, gc-bucket (default: all)
   KEEP=1 keeps WORKDIR; MREG=path uses that binary
 """
 
@@ -901,7 +903,65 @@ def bench_gc(work, mreg, env, report):
                f"{ratio:.2f}x find -printf ({base:.3f} s); peak RSS {rss:.0f} MiB")
 
 
-SECTIONS = ["model", "small", "runs", "stages", "diff", "sync", "gc"]
+def bench_gc_bucket(work, mreg, env, report):
+    """Times `mreg gc --registry s3://…` deleting the 5,000 objects of 10 removed
+    versions (of 11, 500 small files each) on a local S3 server, against boto3 listing
+    the same number of keys and deleting them with DeleteObjects, 1,000 a request: the
+    requests no collector of a bucket can do without."""
+    import boto3
+
+    port, server = start_s3()
+    try:
+        s3env = dict(env, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+                     AWS_REGION="us-east-1", AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+                     MREG_CACHE_DIR=str(work / "gc-bucket-cache"))
+        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}",
+                              aws_access_key_id="test", aws_secret_access_key="test",
+                              region_name="us-east-1")
+        client.create_bucket(Bucket="gc-bench")
+        reg = work / "gc-bucket-reg"
+        src = work / "gc-bucket-model"
+        shutil.rmtree(reg, ignore_errors=True)
+        capture([mreg, "init", str(reg), "-q"], env)
+        for v in range(11):
+            shutil.rmtree(src, ignore_errors=True)
+            src.mkdir(parents=True)
+            for i in range(500):
+                (src / f"f{i:03d}.json").write_text(json.dumps({"v": v, "i": i}) + "\n")
+            capture([mreg, "--registry", str(reg), "-q", "push", str(src), "--model", "m"], env)
+        url = "s3://gc-bench/reg"
+        capture([mreg, "--registry", str(reg), "-q", "remote", "add", "bucket", url], s3env)
+        capture([mreg, "--registry", str(reg), "-q", "sync", "bucket"], s3env)
+        capture([mreg, "--registry", url, "-q", "rm", *[f"m@{v}" for v in range(1, 11)]], s3env)
+        keys = [f"floor/{i:05d}" for i in range(5010)]
+        for key in keys:
+            client.put_object(Bucket="gc-bench", Key=key, Body=b"x")
+
+        def floor():
+            listed = []
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket="gc-bench", Prefix="floor/"):
+                listed.extend(o["Key"] for o in page.get("Contents", []))
+            for i in range(0, len(listed), 1000):
+                client.delete_objects(Bucket="gc-bench", Delete={"Objects": [{"Key": k} for k in listed[i:i + 1000]]})
+
+        start = time.monotonic()
+        floor()
+        base = time.monotonic() - start
+        dry = json.loads(capture([mreg, "--registry", url, "gc", "--dry-run", "--json"], s3env))
+        seconds, rss = sh(mreg, "--registry", url, "-q", "gc", env=s3env)
+        count = sum(k["count"] for k in dry["kinds"][:3])
+        report.row(f"gc on a bucket: {count} objects of 10 removed versions", seconds,
+                   f"{seconds / base:.2f}x boto3 list + DeleteObjects of as many keys "
+                   f"({base:.3f} s); peak RSS {rss:.0f} MiB")
+        left = client.list_objects_v2(Bucket="gc-bench", Prefix="reg/objects/").get("KeyCount", 0)
+        report.check("gc on a bucket: only the surviving version's objects are left",
+                     left == 501, f"{left} objects left")
+    finally:
+        server.stdin.close()
+        server.wait()
+
+
+SECTIONS = ["model", "small", "runs", "stages", "diff", "sync", "gc", "gc-bucket"]
 
 
 def main():
@@ -943,6 +1003,8 @@ def main():
         bench_sync(work, mreg, env, report)
     if "gc" in sections:
         bench_gc(work, mreg, env, report)
+    if "gc-bucket" in sections:
+        bench_gc_bucket(work, mreg, env, report)
 
     report.print()
     if report.failed():
