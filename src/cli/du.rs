@@ -34,7 +34,12 @@ fn table(outcome: &Outcome) -> String {
         .iter()
         .map(|r| {
             vec![
-                r.name.clone(),
+                // In parentheses, as the totals: a model may be named `runs`.
+                if r.kind == "runs" {
+                    "(runs)".to_owned()
+                } else {
+                    r.name.clone()
+                },
                 r.versions.map_or_else(|| "-".to_owned(), |v| v.to_string()),
                 r.objects.to_string(),
                 output::bytes(r.bytes),

@@ -89,6 +89,12 @@ fn tell(ctx: &Ctx, report: &Report) -> Result<()> {
             report.unfinished_removals.join(", ")
         ));
     }
+    if !report.removed_runs_in_use.is_empty() {
+        ctx.out.status(&format!(
+            "Note: removed runs that surviving versions came from: {}. Their records and stored data are kept as those versions' evidence; remove the versions too to let them go.",
+            report.removed_runs_in_use.join("; ")
+        ));
+    }
     if let Some(amount) = report.reclaimable.as_ref().filter(|a| a.count > 0) {
         ctx.out.status(&format!(
             "Note: {} ({}) no surviving version, stage or run holds; `mreg gc` frees them.",

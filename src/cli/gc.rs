@@ -78,7 +78,7 @@ pub fn run(ctx: &Ctx, args: &GcArgs) -> Result<()> {
                 dry_run: args.dry_run,
             },
         )?;
-        for line in removal::status_lines(&removed, args.dry_run) {
+        for line in removal::status_lines(&removed, args.dry_run, true) {
             if !line.starts_with("Dry run") && !line.starts_with("`mreg gc`") {
                 ctx.out.status(&line);
             }

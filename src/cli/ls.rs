@@ -72,8 +72,15 @@ fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {
     let listing = ls::models(reg)?;
     let (rows, order) = (&listing.rows, &listing.stages);
     if listing.unreadable.is_empty() && rows.is_empty() && !ctx.out.is_json() {
-        ctx.out
-            .status("No models yet; `mreg push DIR --model NAME` records the first.");
+        if listing.emptied.is_empty() {
+            ctx.out
+                .status("No models yet; `mreg push DIR --model NAME` records the first.");
+        } else {
+            ctx.out.status(&format!(
+                "No model has a version left: every version of {} was removed. `mreg ls NAME` names them; `mreg push DIR --model NAME` records a new one.",
+                listing.emptied.join(", ")
+            ));
+        }
         return Ok(());
     }
     let printed = ctx.out.emit(rows, || {
@@ -96,6 +103,12 @@ fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {
         )
     });
     output::after_print(printed, || {
+        if !listing.emptied.is_empty() {
+            ctx.out.status(&format!(
+                "Not listed, as every version of theirs was removed: {}.",
+                listing.emptied.join(", ")
+            ));
+        }
         for (model, why) in &listing.unreadable {
             ctx.out.warn(&format!("{model} is left out: {why}"));
         }

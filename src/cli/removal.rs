@@ -3,8 +3,16 @@
 use crate::ops::rm::Outcome;
 
 /// Returns the status lines of a removal: one per version, then what follows.
-pub fn status_lines(outcome: &Outcome, dry_run: bool) -> Vec<String> {
+/// `policy` says the versions were the retention policy's choice.
+pub fn status_lines(outcome: &Outcome, dry_run: bool, policy: bool) -> Vec<String> {
     let mut lines = Vec::new();
+    let nothing =
+        outcome.removed.is_empty() && outcome.runs.is_empty() && outcome.already_removed.is_empty();
+    if nothing && policy {
+        lines.push("The retention policy keeps every version; nothing to remove.".to_owned());
+    } else if nothing {
+        lines.push("Nothing to remove.".to_owned());
+    }
     for row in &outcome.removed {
         let emptied = if row.emptied.is_empty() {
             String::new()

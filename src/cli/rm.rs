@@ -88,7 +88,7 @@ pub fn run(ctx: &Ctx, args: &RmArgs) -> Result<()> {
     };
     let outcome = rm::rm(&reg, &request)?;
     ctx.out.emit(&outcome, String::new)?;
-    for line in removal::status_lines(&outcome, args.dry_run) {
+    for line in removal::status_lines(&outcome, args.dry_run, args.policy) {
         ctx.out.status(&line);
     }
     Ok(())

@@ -35,6 +35,8 @@ pub struct Listing {
     pub stages: Vec<String>,
     /// Models left out because a record of theirs does not read, with why.
     pub unreadable: Vec<(String, String)>,
+    /// Models left out because every version of theirs was removed.
+    pub emptied: Vec<String>,
 }
 
 /// Returns every model that has a version; a model whose records do not read is left
@@ -42,6 +44,7 @@ pub struct Listing {
 pub fn models(reg: &Registry) -> Result<Listing> {
     let mut rows = Vec::new();
     let mut unreadable = Vec::new();
+    let mut emptied = Vec::new();
     for model in models::list_models(reg)? {
         let read = models::load_live_versions(reg, &model)
             .and_then(|versions| Ok((stage_map(reg, model.as_str())?, versions)));
@@ -53,6 +56,7 @@ pub fn models(reg: &Registry) -> Result<Listing> {
             }
         };
         let Some(latest) = versions.last() else {
+            emptied.push(model);
             continue;
         };
         rows.push(ModelRow {
@@ -68,6 +72,7 @@ pub fn models(reg: &Registry) -> Result<Listing> {
         rows,
         stages: reg.config()?.stage_names(),
         unreadable,
+        emptied,
     })
 }
 

@@ -146,10 +146,11 @@ pub fn rm(reg: &Registry, request: &Request) -> Result<Outcome> {
                 force: request.force,
                 reason: reason.as_deref().or(target.reason.as_deref()),
                 dry_run: request.dry_run,
+                keep_held: request.policy,
             },
             &stamp,
         )?;
-        for &n in &target.live {
+        for &n in &report.removed {
             let record = models::load_version(reg, model, n)?;
             outcome.removed.push(Row {
                 model: model.clone(),
@@ -282,9 +283,10 @@ fn targets(
         let model = ModelName::parse(name)?;
         models::require_model(reg, &model)?;
         let removed = removals::list(reg, model.as_str())?;
+        let held = held_now(reg, model.as_str())?;
         let target = out.entry(model.to_string()).or_default();
         for n in models::list_versions(reg, model.as_str())? {
-            if removed.contains_key(&n) {
+            if removed.contains_key(&n) && !held.contains(&n) {
                 target.already.push(n);
             } else {
                 target.live.push(n);
@@ -296,10 +298,29 @@ fn targets(
             named_runs.insert(id);
             continue;
         }
+        if !text.contains('@') {
+            let model = ModelName::parse(text)?;
+            if models::list_versions(reg, model.as_str())?.is_empty() {
+                return Err(Failure::error(format!("{text:?} names no model and no run"))
+                    .hint("`mreg ls` lists the models and `mreg runs` the runs (ids are hex, 4 or more digits name one)")
+                    .into());
+            }
+            // A bare name would mean its newest version; a removal goes by what is said.
+            return Err(Failure::usage(format!(
+                "{text:?} names a model, not a version: rm takes NAME@N, NAME@STAGE or NAME@latest"
+            ))
+            .hint(format!(
+                "mreg rm {text}@latest removes its newest version; mreg rm --model {text} removes every version"
+            ))
+            .into());
+        }
         let reference = ModelRef::parse(text)?;
         let (record, removal) = models::resolve_any(reg, &reference)?;
+        // A removed version a stage still holds (two registries' syncs crossed) is
+        // removed again, so that --force can empty the stage.
+        let held = removal.is_some() && held_now(reg, &record.model)?.contains(&record.version);
         let target = out.entry(record.model.clone()).or_default();
-        let list = if removal.is_some() {
+        let list = if removal.is_some() && !held {
             &mut target.already
         } else {
             &mut target.live
@@ -313,6 +334,13 @@ fn targets(
         target.already.sort_unstable();
     }
     Ok((out, named_runs))
+}
+
+/// Returns the versions of `model` its stages hold now.
+fn held_now(reg: &Registry, model: &str) -> Result<BTreeSet<u64>> {
+    Ok(crate::store::stages::current(reg, model)?
+        .map(|(_, s)| s.stages.into_values().collect())
+        .unwrap_or_default())
 }
 
 /// What happens to runs: those removed, those removed before, those `--runs` keeps.

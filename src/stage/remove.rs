@@ -31,6 +31,10 @@ pub struct Request<'a> {
     pub reason: Option<&'a str>,
     /// Whether to decide only, writing nothing.
     pub dry_run: bool,
+    /// Whether versions a stage holds by the time the removal is decided are left out
+    /// rather than refused (a retention policy, whose decision a promotion made just
+    /// before can overtake).
+    pub keep_held: bool,
 }
 
 /// Returns what a removal did (or would do).
@@ -42,6 +46,9 @@ pub struct Report {
     pub state: Option<(StateId, u64)>,
     /// How many times another writer moved the stages first.
     pub retries: u32,
+    /// The versions actually removed (or that would be), ascending: all asked for,
+    /// less those `keep_held` left out.
+    pub removed: Vec<u64>,
 }
 
 /// Removes `request.versions` of `request.model`: refused when a stage holds one of
@@ -66,14 +73,11 @@ pub fn remove(reg: &Registry, request: &Request, stamp: &Stamp) -> Result<Report
     };
     let current = crate::store::stages::current(reg, model)?;
     finish_pending(reg, current.as_ref())?;
-    let emptied = held_by_stages(current.as_ref().map(|(_, s)| s), request.versions);
-    if !emptied.is_empty() && !request.force {
-        return Err(held_error(model, &emptied));
-    }
+    let (versions, emptied) = decide(request, current.as_ref().map(|(_, s)| s))?;
     let on_bucket = reg.bucket_url().is_some();
     if request.dry_run || (emptied.is_empty() && !on_bucket) {
         if !request.dry_run {
-            for &version in request.versions {
+            for &version in &versions {
                 publish_removal(reg, model, version, stamp, request.reason)?;
             }
         }
@@ -81,24 +85,25 @@ pub fn remove(reg: &Registry, request: &Request, stamp: &Stamp) -> Result<Report
             emptied,
             state: None,
             retries: 0,
+            removed: versions,
         });
     }
     drop(lock);
     let done = super::transact(reg, model, stamp, |state| {
-        let emptied = held_by_stages(state, request.versions);
-        if !emptied.is_empty() && !request.force {
-            return Err(held_error(model, &emptied));
-        }
+        let (versions, emptied) = decide(request, state)?;
         let report = Report {
             emptied: emptied.clone(),
             state: None,
             retries: 0,
+            removed: versions.clone(),
         };
-        let first = request.versions.first().copied().unwrap_or_default();
+        let Some(&first) = versions.first() else {
+            return Ok(Step::Stop(report));
+        };
         let mut new = new_state(state, model, "", first, Action::Remove, stamp);
         new.reason = request.reason.map(str::to_owned);
         new.forced = !emptied.is_empty();
-        new.removed = request.versions.to_vec();
+        new.removed = versions;
         for e in &emptied {
             new.stages.remove(&e.stage);
         }
@@ -114,6 +119,21 @@ pub fn remove(reg: &Registry, request: &Request, stamp: &Stamp) -> Result<Report
         report.state = Some((id, number));
     }
     Ok(report)
+}
+
+/// Returns the versions to remove and the stages that emptying them empties: refused
+/// when a stage holds one, unless forced (or, with `keep_held`, left out).
+fn decide(request: &Request, state: Option<&StageState>) -> Result<(Vec<u64>, Vec<Emptied>)> {
+    let mut versions = request.versions.to_vec();
+    let mut emptied = held_by_stages(state, &versions);
+    if !emptied.is_empty() && request.keep_held {
+        versions.retain(|v| !emptied.iter().any(|e| e.version == *v));
+        emptied.clear();
+    }
+    if !emptied.is_empty() && !request.force {
+        return Err(held_error(request.model, &emptied));
+    }
+    Ok((versions, emptied))
 }
 
 /// Returns the stages of `state` that hold one of `versions`, in stage order.
@@ -217,5 +237,40 @@ pub fn require_live(reg: &Registry, model: &str, version: u64) -> Result<()> {
     match removals::load(reg, model, version)? {
         Some(removal) => Err(models::removed_error(&removal, None)),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TempRegistry;
+
+    #[test]
+    fn a_policy_removal_leaves_out_what_a_stage_came_to_hold_and_an_asked_one_refuses_it() {
+        let t = TempRegistry::new();
+        for i in 1..=3 {
+            t.push("m", &[("w.bin", format!("weights {i}").as_bytes())], &[]);
+        }
+        // Decided before this promotion landed, a removal of 1 and 2 meets staging.
+        t.promote("m@1", "staging", &[]);
+        let stamp = Stamp::now(1.0).unwrap();
+        let request = |keep_held| Request {
+            model: "m",
+            versions: &[1, 2],
+            force: false,
+            reason: None,
+            dry_run: false,
+            keep_held,
+        };
+        let refused = remove(&t.reg, &request(false), &stamp).unwrap_err();
+        assert!(
+            refused.to_string().contains("staging holds m@1"),
+            "{refused}"
+        );
+        assert!(removals::list(&t.reg, "m").unwrap().is_empty());
+        let report = remove(&t.reg, &request(true), &stamp).unwrap();
+        assert_eq!(report.removed, [2]);
+        let removed: Vec<u64> = removals::list(&t.reg, "m").unwrap().into_keys().collect();
+        assert_eq!(removed, [2]);
     }
 }

@@ -44,6 +44,9 @@ pub struct Report {
     /// Versions whose removal a kill left unfinished (recorded in the history, without
     /// its removal record yet): the next stage move of the model or `gc` finishes it.
     pub unfinished_removals: Vec<String>,
+    /// Removed runs that surviving versions came from (removals that crossed in two
+    /// registries' syncs), as `RUN (NAME@N, …)`: `gc` keeps what they stored.
+    pub removed_runs_in_use: Vec<String>,
     /// What `gc` would free: objects no surviving version, stage or run reaches, and
     /// temp files of processes that are gone. A note, not a problem; `None` when a
     /// record does not read (a problem then says which).
@@ -144,16 +147,35 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     problems.dedup();
     leftovers.sort();
-    let reclaimable = reclaimable(reg);
     Ok(Report {
+        removed_runs_in_use: removed_runs_in_use(reg)?,
+        reclaimable: reclaimable(reg),
         objects: stored.len() as u64,
         bytes,
         manifests,
         problems,
         leftovers,
         unfinished_removals,
-        reclaimable,
     })
+}
+
+/// Returns the removed runs surviving versions came from, each with those versions.
+fn removed_runs_in_use(reg: &Registry) -> Result<Vec<String>> {
+    let mut by_run: BTreeMap<crate::id::RunId, Vec<String>> = BTreeMap::new();
+    for model in models::list_models(reg)? {
+        for n in models::live_versions(reg, &model)? {
+            if let Ok(record) = models::load_version(reg, &model, n)
+                && let Some(run) = record.run
+                && removals::run_is_removed(reg, &run)
+            {
+                by_run.entry(run).or_default().push(format!("{model}@{n}"));
+            }
+        }
+    }
+    Ok(by_run
+        .into_iter()
+        .map(|(run, versions)| format!("{run} ({})", versions.join(", ")))
+        .collect())
 }
 
 /// Returns what `gc` would free, or `None` when its census fails.

@@ -90,12 +90,20 @@ impl Retention {
 
     /// Returns what is wrong with this policy (`models` aside), if anything.
     fn problem(&self) -> Option<String> {
-        if let Some(text) = &self.keep_within
-            && let Err(err) = humantime::parse_duration(text)
-        {
-            return Some(format!(
-                "keep_within = {text:?} is not a duration ({err}); write e.g. \"30d\", \"12h\" or \"2weeks\""
-            ));
+        if let Some(text) = &self.keep_within {
+            match humantime::parse_duration(text) {
+                Err(err) => {
+                    return Some(format!(
+                        "keep_within = {text:?} is not a duration ({err}); write e.g. \"30d\", \"12h\" or \"2weeks\""
+                    ));
+                }
+                Ok(d) if d < std::time::Duration::from_secs(60) => {
+                    return Some(format!(
+                        "keep_within = {text:?} keeps almost nothing; give at least a minute, e.g. \"30d\""
+                    ));
+                }
+                Ok(_) => {}
+            }
         }
         let keeps = self.keep_last.is_some_and(|n| n > 0)
             || self.keep_within.is_some()
@@ -503,6 +511,14 @@ mod tests {
             ("[retention]\nkeep_last = 0\n", "keeps nothing"),
             ("[retention.models.churn]\n", "keeps nothing"),
             ("[retention]\nkeep_within = \"a while\"\n", "not a duration"),
+            (
+                "[retention]\nkeep_within = \"0s\"\n",
+                "keeps almost nothing",
+            ),
+            (
+                "[retention]\nkeep_within = \"1ns\"\n",
+                "keeps almost nothing",
+            ),
             (
                 "[retention]\nkeep_all = true\nkeep_last = 3\n",
                 "keep one or the other",

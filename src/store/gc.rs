@@ -81,6 +81,9 @@ pub fn census_as_if(reg: &Registry, as_if: &AsIf) -> Result<Census> {
     let mut census = Census::default();
     let mut graphs: HashMap<TreeId, Vec<ObjectId>> = HashMap::new();
     let mut removed_trees: Vec<TreeId> = Vec::new();
+    // Runs surviving versions came from: kept whole, even when removed (removals that
+    // crossed in two registries' syncs), as the evidence of those versions.
+    let mut runs_in_use: HashSet<crate::id::RunId> = HashSet::new();
     for model in models::list_models(reg)? {
         let mut removed = removals::list(reg, &model)?;
         census.records += removed.len() as u64;
@@ -115,6 +118,9 @@ pub fn census_as_if(reg: &Registry, as_if: &AsIf) -> Result<Census> {
             let gone = removal.is_some()
                 || pending.contains(&n)
                 || as_if.versions.get(&model).is_some_and(|s| s.contains(&n));
+            if !gone && let Some(run) = &record.run {
+                runs_in_use.insert(run.clone());
+            }
             if gone && !held.contains(&n) {
                 removed_trees.push(record.tree);
                 continue;
@@ -135,7 +141,8 @@ pub fn census_as_if(reg: &Registry, as_if: &AsIf) -> Result<Census> {
     let mut reached = HashSet::new();
     let mut removed_runs = Vec::new();
     for id in runs::list_folders(reg)? {
-        if removals::of_run(reg, &id)?.is_some() || as_if.runs.contains(&id) {
+        let removed = removals::of_run(reg, &id)?.is_some() || as_if.runs.contains(&id);
+        if removed && !runs_in_use.contains(&id) {
             census.records += 1;
             removed_runs.push(id);
             continue;

@@ -80,16 +80,20 @@ pub fn writing(root: &Path, on_wait: &dyn Fn(&str)) -> Result<Writing> {
     };
     // Shared locks never wait for each other: only a gc holding or waiting for the
     // lock makes a writer wait.
-    if !try_lock(&queue, FlockOperation::NonBlockingLockShared) {
-        on_wait(&format!(
-            "Waiting for the gc of {} to finish.",
-            root.display()
-        ));
-        rustix::fs::flock(&queue, FlockOperation::LockShared)
-            .with_context(|| format!("locking {}", root.join(QUEUE).display()))?;
+    let mut told = false;
+    for (file, name) in [(&queue, QUEUE), (&lock, LOCK)] {
+        if !try_lock(file, FlockOperation::NonBlockingLockShared) {
+            if !told {
+                on_wait(&format!(
+                    "Waiting for the gc of {} to finish.",
+                    root.display()
+                ));
+                told = true;
+            }
+            rustix::fs::flock(file, FlockOperation::LockShared)
+                .with_context(|| format!("locking {}", root.join(name).display()))?;
+        }
     }
-    rustix::fs::flock(&lock, FlockOperation::LockShared)
-        .with_context(|| format!("locking {}", root.join(LOCK).display()))?;
     drop(queue);
     table.insert(key.clone(), (1, lock));
     Ok(Writing { root: Some(key) })

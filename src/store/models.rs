@@ -357,11 +357,9 @@ fn resolve_among(
         .copied()
         .filter(|n| !removed.contains_key(n))
         .collect();
+    // Read after "{model} has versions …".
     let range = if numbers.is_empty() {
-        format!(
-            "none left: every one of them was removed ({})",
-            describe_versions(&all)
-        )
+        format!("{}, every one of them removed", describe_versions(&all))
     } else {
         describe_versions(&numbers)
     };

@@ -3,8 +3,9 @@
 //!
 //! A surviving version is kept when any rule keeps it: among the newest `keep_last`,
 //! pushed within `keep_within` of now, held by a stage in one of the model's newest
-//! `keep_stage_moves` history entries, or held by a stage now (always). A version whose
-//! push time does not read is kept: a policy never removes what it cannot judge.
+//! `keep_stage_moves` history entries, and always when a stage holds it now or it is
+//! the model's newest: a policy never empties a stage or a model. A version whose push
+//! time does not read is kept: a policy never removes what it cannot judge.
 
 use std::collections::BTreeSet;
 use std::time::SystemTime;
@@ -25,7 +26,7 @@ pub fn to_remove(
     if policy.keep_all || live.is_empty() {
         return Ok(Vec::new());
     }
-    let mut keep: BTreeSet<u64> = BTreeSet::new();
+    let mut keep: BTreeSet<u64> = live.last().copied().into_iter().collect();
     let newest = usize::try_from(policy.keep_last.unwrap_or(0)).unwrap_or(usize::MAX);
     keep.extend(live.iter().rev().take(newest));
     if let Some(within) = policy.within() {
@@ -102,6 +103,6 @@ mod tests {
         assert_eq!(removed("keep_all = true"), Vec::<u64>::new());
         let later = now + std::time::Duration::from_secs(7200);
         let aged = to_remove(&t.reg, "m", &policy("keep_within = \"1h\""), later).unwrap();
-        assert_eq!(aged, [1, 3, 5, 6]);
+        assert_eq!(aged, [1, 3, 5], "the newest is kept whatever the rules say");
     }
 }

@@ -242,7 +242,7 @@ fn gc_frees_what_only_removed_versions_held_and_every_survivor_still_pulls() {
     --- stdout
     NAME        VERSIONS  OBJECTS  SIZE   UNIQUE
     churn       1         3        194 B  194 B
-    runs        -         0        0 B    0 B
+    (runs)      -         0        0 B    0 B
     (shared)    -         0        0 B    -
     (gc frees)  -         4        362 B  -
     (stored)    -         7        556 B  -
@@ -468,6 +468,39 @@ fn the_retention_policy_removes_what_no_rule_keeps_and_gc_policy_collects_it() {
         said.contains("[retention.models.churn] keeps nothing"),
         "{said}"
     );
+}
+
+#[test]
+fn rm_goes_by_what_is_said_and_a_registry_with_nothing_left_says_so() {
+    let env = three_versions();
+    assert_snapshot!(env.snap(&["rm", "churn"]), @r#"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: "churn" names a model, not a version: rm takes NAME@N, NAME@STAGE or NAME@latest
+    hint: mreg rm churn@latest removes its newest version; mreg rm --model churn removes every version
+    "#);
+    assert_snapshot!(env.snap(&["rm", "deadbeef"]), @r#"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: "deadbeef" names no model and no run
+    hint: `mreg ls` lists the models and `mreg runs` the runs (ids are hex, 4 or more digits name one)
+    "#);
+    env.ok(&["rm", "--model", "churn"]);
+    assert_snapshot!(env.snap(&["ls"]), @r#"
+    exit: 0
+    --- stdout
+    --- stderr
+    No model has a version left: every version of churn was removed. `mreg ls NAME` names them; `mreg push DIR --model NAME` records a new one.
+    "#);
+    assert_snapshot!(env.snap(&["rm", "churn@latest"]), @r#"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: churn has no version left: every one of them was removed
+    hint: `mreg history churn` shows the removals; push a new version to use the model again
+    "#);
 }
 
 /// Returns the ids of the runs `mreg runs` lists, oldest first.
@@ -701,6 +734,111 @@ fn removals_travel_through_sync_both_ways_and_a_clone_after_gc_is_whole() {
         "--to",
         "three-again",
     ]);
+}
+
+/// Returns two registries, `a` (in work/) and `b` (a clone), sharing `share`, both
+/// holding `churn@1` to `@3`; and b's registry folder.
+fn two_registries_sharing() -> (TestEnv, TestEnv, String) {
+    let a = three_versions();
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["init", &share]);
+    a.ok(&["remote", "add", "share", &share]);
+    a.ok(&["sync"]);
+    let b = TestEnv::new();
+    b.ok(&["clone", &share, "b"]);
+    let b_reg = b.path("b/.mreg").display().to_string();
+    (a, b, b_reg)
+}
+
+#[test]
+fn a_removal_on_one_side_and_a_promotion_of_the_same_version_on_the_other_are_a_conflict() {
+    // In both orders: the removal syncs first, or the promotion does.
+    for promote_first in [false, true] {
+        let (a, b, b_reg) = two_registries_sharing();
+        let remove = || b.ok(&["--registry", &b_reg, "rm", "churn@1"]);
+        let promote = || a.ok(&["promote", "churn@1", "production"]);
+        if promote_first {
+            promote();
+            a.ok(&["sync"]);
+            remove();
+        } else {
+            remove();
+            b.ok(&["--registry", &b_reg, "sync"]);
+            promote();
+        }
+        let out = if promote_first {
+            b.run(&["--registry", &b_reg, "sync"])
+        } else {
+            a.run(&["sync"])
+        };
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{said}");
+        assert!(
+            said.contains("churn@1 was removed") && said.contains("production holds it"),
+            "{said}"
+        );
+        for reg in [a.registry().display().to_string(), b_reg.clone()] {
+            a.ok(&["fsck", "--registry", &reg]);
+        }
+        a.ok(&[
+            "fsck",
+            "--registry",
+            &a.root().join("share").display().to_string(),
+        ]);
+        // Resolved where production holds it: emptied and removed there, then synced.
+        a.ok(&["rm", "churn@1", "--force", "--reason", "removed elsewhere"]);
+        a.ok(&["sync"]);
+        b.ok(&["--registry", &b_reg, "sync"]);
+        for reg in [a.registry().display().to_string(), b_reg.clone()] {
+            a.ok(&["fsck", "--registry", &reg]);
+            let out = a.run(&["pull", "churn@production", "--registry", &reg, "--to", "p"]);
+            assert_eq!(out.status.code(), Some(1), "production is empty: {out:?}");
+        }
+    }
+}
+
+#[test]
+fn a_run_removed_on_one_side_is_not_taken_where_a_surviving_version_came_from_it() {
+    let (a, _, idle) = two_runs();
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["init", &share]);
+    a.ok(&["remote", "add", "share", &share]);
+    a.ok(&["sync"]);
+    let b = TestEnv::new();
+    b.ok(&["clone", &share, "b"]);
+    let b_reg = b.path("b/.mreg").display().to_string();
+    b.write("out/w.bin", "b weights\n");
+    b.ok(&[
+        "--registry",
+        &b_reg,
+        "push",
+        "out",
+        "--model",
+        "bmodel",
+        "--run",
+        &idle,
+    ]);
+    a.ok(&["rm", &idle]);
+    a.ok(&["sync"]);
+    let out = b.run(&["--registry", &b_reg, "sync"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert!(
+        said.contains(&format!("run {idle} was removed on "))
+            && said.contains("bmodel@1 came from it"),
+        "{said}"
+    );
+    assert_eq!(
+        listed_runs(&b, Some(&b_reg)).len(),
+        2,
+        "the run stays listed in b"
+    );
+    // a gets bmodel@1 through the share: its removed run's data are kept there.
+    a.ok(&["sync"]);
+    let gc: serde_json::Value = serde_json::from_str(&a.ok(&["gc", "--json"])).unwrap();
+    assert_eq!(gc["kinds"][1]["count"], 0, "{gc}");
+    let said = a.ok_err(&["fsck"]);
+    assert!(said.contains(&format!("{idle} (bmodel@1)")), "{said}");
 }
 
 #[test]

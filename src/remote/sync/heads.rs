@@ -10,7 +10,7 @@ use super::{
 use crate::id::StateId;
 use crate::remote::Swap;
 use crate::store::lock::Holder;
-use crate::store::{atomic, keys, models, stages};
+use crate::store::{atomic, keys, models, removals, stages};
 
 impl Sync<'_> {
     /// Returns the state files `from` holds and `to` lacks, of models not blocked (and
@@ -217,6 +217,12 @@ impl Sync<'_> {
             self.refuse(&keys::head(model), Side::Remote, Some(model), &err);
             return Ok(Attempt::Settled);
         }
+        for (stage, &n) in &state.stages {
+            if removals::load(self.reg, model, n)?.is_some() {
+                self.removal_conflict(model, n, stage, Side::Remote);
+                return Ok(Attempt::Settled);
+            }
+        }
         if let Swap::Done(_) = stages::advance(self.reg, model, ours, target, holder, LOCK_WAIT)? {
             self.report.fetched.stages += 1;
             return Ok(Attempt::Settled);
@@ -235,6 +241,16 @@ impl Sync<'_> {
         let key = keys::head(model);
         let theirs_keys = remote_keys(self.remote)?;
         let ours_keys = local_keys(self.reg)?;
+        let state = stages::load_state(self.reg, model, ours)?;
+        let removed_there = theirs_keys.removals.get(model);
+        if let Some((stage, &n)) = state
+            .stages
+            .iter()
+            .find(|(_, n)| removed_there.is_some_and(|r| r.contains(n)))
+        {
+            self.removal_conflict(model, n, stage, Side::Local);
+            return Ok(Attempt::Settled);
+        }
         self.send_states(&theirs_keys, &ours_keys, Some(model))?;
         match self
             .remote

@@ -27,7 +27,7 @@ mod runs;
 mod tests;
 mod versions;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -160,6 +160,9 @@ pub struct Sync<'a> {
     same_policy: Option<bool>,
     /// Trees fetched while walking versions, counted into the report at the end.
     trees_fetched: std::cell::Cell<u64>,
+    /// The runs this registry's surviving versions came from, with those versions,
+    /// once asked.
+    runs_in_use: Option<BTreeMap<String, Vec<String>>>,
 }
 
 impl<'a> Sync<'a> {
@@ -182,6 +185,7 @@ impl<'a> Sync<'a> {
             held: BTreeSet::new(),
             same_policy: None,
             trees_fetched: std::cell::Cell::new(0),
+            runs_in_use: None,
         }
     }
 
@@ -245,7 +249,6 @@ impl<'a> Sync<'a> {
         }
         self.fetch_runs(&theirs, &ours)?;
         self.fetch_versions(&theirs, &ours)?;
-        self.sync_removals(&theirs, &ours)?;
         self.fetch_states(&theirs, &ours, None)?;
         if self.options.send {
             self.send_config()?;
@@ -266,8 +269,53 @@ impl<'a> Sync<'a> {
                 self.refuse(&keys::head(&model), Side::Remote, Some(&model), &err);
             }
         }
+        // Removals last: each is taken only where the stages, as they now are, do not
+        // hold the version it removes.
+        self.sync_removals(&theirs, &ours)?;
+        self.sync_run_removals(&theirs, &ours)?;
         self.report.fetched.objects += self.trees_fetched.get();
         Ok(self.report)
+    }
+
+    /// Returns the surviving versions of this registry that came from `run`: a run's
+    /// removal is taken from either side only when none did.
+    fn versions_from_run(&mut self, run: &str) -> Result<Vec<String>> {
+        if self.runs_in_use.is_none() {
+            let mut by_run: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for model in crate::store::models::list_models(self.reg)? {
+                for n in crate::store::models::live_versions(self.reg, &model)? {
+                    if let Some(run) = crate::store::models::load_version(self.reg, &model, n)?.run
+                    {
+                        by_run
+                            .entry(run.to_string())
+                            .or_default()
+                            .push(format!("{model}@{n}"));
+                    }
+                }
+            }
+            self.runs_in_use = Some(by_run);
+        }
+        Ok(self
+            .runs_in_use
+            .as_ref()
+            .and_then(|m| m.get(run).cloned())
+            .unwrap_or_default())
+    }
+
+    /// Records that a run's removal from one side meets surviving versions that came
+    /// from the run: the removal is not synced.
+    fn run_removal_conflict(&mut self, run: &str, versions: &[String], removed_on: &str) {
+        self.conflict(
+            run,
+            format!(
+                "run {run} was removed {removed_on}, but {} came from it, so the removal was not synced",
+                versions.join(" and ")
+            ),
+            format!(
+                "a run is the evidence of the versions it made: remove them too (`mreg rm {} --runs`), then sync again",
+                versions.join(" ")
+            ),
+        );
     }
 
     /// Reads a tree, fetching it from the remote first when this registry lacks it.

@@ -15,6 +15,7 @@ use crate::store::{atomic, files, keys, read};
 impl Sync<'_> {
     /// Copies the remote's runs and events the registry lacks: all read at once, then
     /// the objects they name, then each run's record before its events.
+    /// Run removals wait for [`Sync::sync_run_removals`].
     pub(super) fn fetch_runs(&mut self, theirs: &Keys, ours: &Keys) -> Result<()> {
         let mut keys = Vec::new();
         for (id, files) in &theirs.runs {
@@ -22,6 +23,7 @@ impl Sync<'_> {
             keys.extend(
                 files
                     .iter()
+                    .filter(|f| *f != keys::RUN_REMOVAL)
                     .filter(|f| have.is_none_or(|h| !h.contains(*f)))
                     .map(|f| keys::run_file(id, f)),
             );
@@ -106,8 +108,6 @@ impl Sync<'_> {
             if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
                 if key.ends_with(keys::RUN_RECORD) {
                     self.report.fetched.runs += 1;
-                } else if key.ends_with(keys::RUN_REMOVAL) {
-                    self.report.fetched.removals += 1;
                 } else {
                     self.report.fetched.events += 1;
                 }
@@ -127,6 +127,9 @@ impl Sync<'_> {
                 .iter()
                 .filter(|f| have.is_none_or(|h| !h.contains(*f)))
             {
+                if file == keys::RUN_REMOVAL {
+                    continue;
+                }
                 let key = keys::run_file(id, file);
                 let checked = self.local_record(&key).and_then(|bytes| {
                     let named = run_objects(&key, &bytes, &|t| read::read_tree(self.reg, t))?;
@@ -156,26 +159,94 @@ impl Sync<'_> {
         let (records, events): (Vec<_>, Vec<_>) = whole
             .into_iter()
             .partition(|(key, _)| key.ends_with(keys::RUN_RECORD));
-        // Records first, then events and removals: a run's files never arrive before
-        // its record.
         for (batch, is_record) in [(records, true), (events, false)] {
             let created = AtomicU64::new(0);
-            let removals = AtomicU64::new(0);
             transfer::parallel(&batch, transfer::PARALLEL, &|(key, bytes)| {
                 if create_or_same(self.remote, key, bytes)? {
-                    if key.ends_with(keys::RUN_REMOVAL) {
-                        removals.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        created.fetch_add(1, Ordering::Relaxed);
-                    }
+                    created.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(())
             })?;
-            self.report.sent.removals += removals.into_inner();
             if is_record {
                 self.report.sent.runs += created.into_inner();
             } else {
                 self.report.sent.events += created.into_inner();
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies run removals each side lacks, after the version removals: a run's
+    /// removal is taken by a side only when it holds the run's record and none of its
+    /// surviving versions came from the run (else a conflict naming them).
+    pub(super) fn sync_run_removals(&mut self, theirs: &Keys, ours: &Keys) -> Result<()> {
+        let removed = |keys: &Keys, id: &str| {
+            keys.runs
+                .get(id)
+                .is_some_and(|f| f.iter().any(|f| f == keys::RUN_REMOVAL))
+        };
+        for id in theirs.runs.keys() {
+            if !removed(theirs, id)
+                || removed(ours, id)
+                || !self
+                    .reg
+                    .path(&keys::run_file(id, keys::RUN_RECORD))
+                    .is_file()
+            {
+                continue;
+            }
+            let versions = self.versions_from_run(id)?;
+            if !versions.is_empty() {
+                let on = format!("on {}", self.remote.url());
+                self.run_removal_conflict(id, &versions, &on);
+                continue;
+            }
+            let key = keys::run_file(id, keys::RUN_REMOVAL);
+            let fetched = self.remote.get(&key).and_then(|fetched| {
+                let fetched = fetched.ok_or_else(|| anyhow::anyhow!("it is missing"))?;
+                parse_run_file(&key, &fetched.bytes)?;
+                Ok(fetched.bytes)
+            });
+            match fetched {
+                Ok(bytes) => {
+                    let path = self.reg.make_parents(&key)?;
+                    if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
+                        self.report.fetched.removals += 1;
+                    }
+                }
+                Err(err) => self.refuse(&key, Side::Remote, None, &err),
+            }
+        }
+        if !self.options.send {
+            return Ok(());
+        }
+        for id in ours.runs.keys() {
+            if !removed(ours, id)
+                || removed(theirs, id)
+                || self
+                    .remote
+                    .size(&keys::run_file(id, keys::RUN_RECORD))?
+                    .is_none()
+            {
+                continue;
+            }
+            let versions = self.versions_from_run(id)?;
+            if !versions.is_empty() {
+                self.run_removal_conflict(id, &versions, "here");
+                continue;
+            }
+            let key = keys::run_file(id, keys::RUN_REMOVAL);
+            let checked = self.local_record(&key).and_then(|bytes| {
+                parse_run_file(&key, &bytes)?;
+                Ok(bytes)
+            });
+            match checked {
+                Ok(bytes) => {
+                    if create_or_same(self.remote, &key, &bytes)? {
+                        self.report.sent.removals += 1;
+                    }
+                }
+                Err(err) => self.refuse(&key, Side::Local, None, &err),
             }
         }
         Ok(())

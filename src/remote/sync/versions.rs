@@ -10,7 +10,7 @@ use crate::id::ObjectId;
 use crate::manifest::VersionRecord;
 use crate::remote::{Created, transfer};
 use crate::store::object::Encoding;
-use crate::store::{atomic, keys, models, removals, runs};
+use crate::store::{atomic, keys, models, removals, runs, stages};
 
 impl Sync<'_> {
     /// Copies the remote's versions the registry lacks, each after its objects. A
@@ -300,6 +300,12 @@ impl Sync<'_> {
                 if !both || mine.is_some_and(|m| m.contains(&n)) {
                     continue;
                 }
+                let held = stages::current(self.reg, model)?
+                    .and_then(|(_, s)| s.stages.into_iter().find(|(_, v)| *v == n));
+                if let Some((stage, _)) = held {
+                    self.removal_conflict(model, n, &stage, Side::Local);
+                    break;
+                }
                 let key = keys::removal(model, n);
                 let fetched = self.remote.get(&key).and_then(|fetched| {
                     let fetched = fetched.ok_or_else(|| anyhow::anyhow!("it is missing"))?;
@@ -331,6 +337,10 @@ impl Sync<'_> {
                 if !both || there.is_some_and(|t| t.contains(&n)) {
                     continue;
                 }
+                if let Some(stage) = self.remote_holder(model, n)? {
+                    self.removal_conflict(model, n, &stage, Side::Remote);
+                    break;
+                }
                 let key = keys::removal(model, n);
                 let version_key = keys::version(model, n);
                 let local = self.local_record(&version_key)?;
@@ -355,6 +365,39 @@ impl Sync<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Returns the stage of the remote's newest state that holds `model@n`, if one does.
+    fn remote_holder(&mut self, model: &str, n: u64) -> Result<Option<String>> {
+        let key = keys::head(model);
+        let Some(head) = self.remote.get(&key)? else {
+            return Ok(None);
+        };
+        let id = super::parse_head(&head.bytes, &key, self.remote.url())?;
+        self.fetch_state_named(model, &id, &key)?;
+        let state = stages::load_state(self.reg, model, &id)?;
+        Ok(state
+            .stages
+            .into_iter()
+            .find(|(_, v)| *v == n)
+            .map(|(stage, _)| stage))
+    }
+
+    /// Records that a removal of `model@n` from one side meets a stage holding it on
+    /// `holder`'s side: the model is left as it is on both sides.
+    pub(super) fn removal_conflict(&mut self, model: &str, n: u64, stage: &str, holder: Side) {
+        let there = format!("on {}", self.remote.url());
+        let (removed_on, held_on) = match holder {
+            Side::Local => (there, "here".to_owned()),
+            Side::Remote => ("here".to_owned(), there),
+        };
+        self.conflict(
+            model,
+            format!("{model}@{n} was removed {removed_on}, and {stage} holds it {held_on}, so neither the removal nor the stages of {model} were synced"),
+            format!(
+                "where {stage} holds it, promote another version to {stage} or empty it with `mreg rm {model}@{n} --force --reason TEXT`, then sync again"
+            ),
+        );
     }
 
     /// Sends every object of every local version the remote lacks, whether or not
