@@ -41,3 +41,22 @@ pub fn point(name: &str) {
         std::process::abort();
     }
 }
+
+/// Stops this process (`SIGSTOP`) the first time it reaches the point `name` when
+/// `MREG_PAUSE_AT` names it, as a machine put to sleep, or a debugger, would stop it
+/// there, every thread at once; a `SIGCONT` resumes it. The tests of leases on a
+/// bucket stop a writer where its lease was checked and the request it guards is not
+/// sent yet, collect meanwhile, then resume it.
+pub fn pause(name: &str) {
+    static AT: OnceLock<Option<String>> = OnceLock::new();
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let at = AT.get_or_init(|| {
+        std::env::var("MREG_PAUSE_AT")
+            .ok()
+            .filter(|v| !v.is_empty())
+    });
+    if at.as_deref() == Some(name) && !DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
+    }
+}

@@ -116,7 +116,7 @@ pub fn run(ctx: &Ctx, args: &GcArgs) -> Result<()> {
     ctx.out.emit(&printed, || table(&outcome))?;
     for reference in &outcome.finished_removals {
         ctx.out.status(&format!(
-            "Finished the removal of {reference}, which an interrupted `mreg rm` recorded."
+            "Finished the removal of {reference}, which `mreg rm` recorded and had not finished (interrupted, or still running)."
         ));
     }
     let kept = format!(

@@ -187,8 +187,12 @@ pub fn run(cli: Cli) -> Result<u8> {
         cwd: std::env::current_dir().context("reading the current folder")?,
         refused: std::cell::RefCell::new(Vec::new()),
     };
-    // A listing that left out a refused item is not complete: it exits 1.
-    let lists = matches!(cli.command, Command::Ls(_) | Command::Runs(_));
+    // A listing (or a count, du) that left out a refused item is not complete: it
+    // exits 1.
+    let lists = matches!(
+        cli.command,
+        Command::Ls(_) | Command::Runs(_) | Command::Du(_)
+    );
     let code = dispatch(&ctx, cli.command);
     let refused = ctx.refused.take();
     for item in &refused {

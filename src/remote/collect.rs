@@ -148,6 +148,15 @@ impl Session<'_> {
         let mut flush = |batch: &mut Vec<String>, counted: &mut Vec<(usize, u64)>| -> Result<()> {
             lease.check()?;
             remote.delete_many(batch)?;
+            // Checked again after: a gc stopped between its check and the request
+            // (a machine asleep) sent it late, and a push made meanwhile may name what
+            // it deleted. It cannot be undone; it is said.
+            lease.check().map_err(|err| {
+                err.context(format!(
+                    "this gc's lease lapsed while it deleted {} objects; a push made meanwhile may name one of them: push its files again, or `mreg sync --recheck` from a registry holding them (fsck of a clone names any version missing objects)",
+                    counted.len()
+                ))
+            })?;
             for (kind, bytes) in counted.drain(..) {
                 done[kind].count += 1;
                 done[kind].bytes += bytes;

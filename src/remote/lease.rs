@@ -124,20 +124,33 @@ impl Text {
     }
 }
 
-/// Returns the life a stored lease declares, within the bounds; the longest for one
-/// that does not parse.
+/// Returns the life a stored lease declares, within the bounds; the default life for
+/// one that does not parse (no mreg wrote it, so none renews it either).
 fn life_of(bytes: &[u8]) -> Duration {
-    let secs = Text::parse(bytes).map_or(LIFE_RANGE.1, |t| t.ttl_s);
+    let secs = Text::parse(bytes).map_or(DEFAULT_LIFE.as_secs(), |t| t.ttl_s);
     Duration::from_secs(secs.clamp(LIFE_RANGE.0, LIFE_RANGE.1))
 }
 
 /// Returns who holds a stored lease, for messages.
-fn describe(bytes: &[u8]) -> String {
+fn describe(key: &str, bytes: &[u8]) -> String {
     match Text::parse(bytes) {
-        Some(t) => {
-            crate::lineage::mask_text(&format!("{} ({}, since {})", t.holder, t.command, t.since))
-        }
-        None => "a holder whose lease does not read".to_owned(),
+        Some(t) => crate::lineage::mask_text(&format!(
+            "{} ({}, since {}; lease {key})",
+            t.holder, t.command, t.since
+        )),
+        None => format!("a holder whose lease {key} does not read (delete it if no mreg wrote it)"),
+    }
+}
+
+/// Reads the collector's lease, or `None` when there is none. A key there too large
+/// for a lease is no lease of mreg's and reads as `None` (a `gc` replaces it).
+fn collector_lease(remote: &dyn Remote) -> Result<Option<Fetched>> {
+    match remote.get(GC_COLLECTOR) {
+        Ok(found) => Ok(found.filter(|f| f.bytes.len() as u64 <= LEASE_LIMIT)),
+        Err(err) => match remote.size(GC_COLLECTOR)? {
+            Some(len) if len > LEASE_LIMIT => Ok(None),
+            _ => Err(err),
+        },
     }
 }
 
@@ -468,29 +481,7 @@ fn writing_for(
         *count += 1;
         return Ok(share());
     }
-    let mut watch = Watch::default();
-    let mut told = false;
-    let held = loop {
-        let key = format!("{GC_WRITERS}{}", new_id());
-        let Some(held) = Held::create(handles(), &key, "writer", life)? else {
-            continue;
-        };
-        match remote.get(GC_COLLECTOR)? {
-            None => break held,
-            Some(gc) if watch.abandoned(GC_COLLECTOR, &gc, held.server_now()) => break held,
-            Some(gc) => {
-                drop(held);
-                if !told {
-                    on_wait(&format!(
-                        "Waiting for the gc of {url} by {} to finish.",
-                        describe(&gc.bytes)
-                    ));
-                    told = true;
-                }
-                std::thread::sleep(poll(life_of(&gc.bytes)));
-            }
-        }
-    };
+    let held = acquire(remote, handles, on_wait, life)?;
     let mut table = writers().lock().expect("lease table");
     match table.get_mut(&url) {
         // Another thread of this process took one meanwhile: share it, drop ours.
@@ -506,17 +497,86 @@ fn writing_for(
     Ok(share())
 }
 
-/// Fails when this process holds a writer lease on the remote at `url` that may no
-/// longer be acted on: called before each record that names objects is published
-/// there. A process holding none (a promotion) is not asked.
-pub fn require_writer(url: &str) -> Result<()> {
+/// Writes a new writer lease on `remote` and returns it once no `gc` that is alive
+/// collects the remote.
+fn acquire(
+    remote: &dyn Remote,
+    handles: Handles,
+    on_wait: &dyn Fn(&str),
+    life: Duration,
+) -> Result<Held> {
+    let mut watch = Watch::default();
+    let mut told = false;
+    let url = remote.url();
+    let held = loop {
+        let key = format!("{GC_WRITERS}{}", new_id());
+        let Some(held) = Held::create(handles(), &key, "writer", life)? else {
+            continue;
+        };
+        match collector_lease(remote)? {
+            None => break held,
+            Some(gc) if watch.abandoned(GC_COLLECTOR, &gc, held.server_now()) => break held,
+            Some(gc) => {
+                drop(held);
+                if !told {
+                    on_wait(&format!(
+                        "Waiting for the gc of {url} by {} to finish.",
+                        describe(GC_COLLECTOR, &gc.bytes)
+                    ));
+                    told = true;
+                }
+                std::thread::sleep(poll(life_of(&gc.bytes)));
+            }
+        }
+    };
+    Ok(held)
+}
+
+/// Takes a new writer lease on `remote` in place of this process's lost one, waiting
+/// for any `gc` alive to finish: what a writer does when its lease was lost while a
+/// record of its was on its way, before it makes sure the objects the record names
+/// are there.
+pub fn retake_writer(remote: &dyn Remote, handles: Handles, on_wait: &dyn Fn(&str)) -> Result<()> {
+    let held = Arc::new(acquire(remote, handles, on_wait, own_life()?)?);
+    let old = {
+        let mut table = writers().lock().expect("lease table");
+        if let Some((_, slot)) = table.get_mut(remote.url()) {
+            Some(std::mem::replace(slot, held))
+        } else {
+            table.insert(remote.url().to_owned(), (1, held));
+            None
+        }
+    };
+    drop(old);
+    Ok(())
+}
+
+/// The collector's leases this process holds, by remote URL.
+fn collectors() -> &'static Mutex<HashMap<String, std::sync::Weak<Inner>>> {
+    static COLLECTORS: OnceLock<Mutex<HashMap<String, std::sync::Weak<Inner>>>> = OnceLock::new();
+    COLLECTORS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Fails when this process holds a lease on the remote at `url` (a writer's, or the
+/// collector's) that may no longer be acted on: checked before each attempt of each
+/// record create and deletion there. A process holding none (a promotion) is not
+/// asked.
+pub fn require_held(url: &str) -> Result<()> {
     let held = writers()
         .lock()
         .expect("lease table")
         .get(url)
         .map(|(_, held)| Arc::clone(held));
-    match held {
-        Some(held) => held.check(),
+    if let Some(held) = held {
+        held.check()?;
+    }
+    let collector = collectors()
+        .lock()
+        .expect("lease table")
+        .get(url)
+        .and_then(std::sync::Weak::upgrade);
+    match collector {
+        Some(inner) => inner.check(),
         None => Ok(()),
     }
 }
@@ -551,16 +611,38 @@ fn collecting_for(
     on_wait: &dyn Fn(&str),
     life: Duration,
 ) -> Result<Held> {
-    let url = remote.url().to_owned();
     let deadline = Instant::now() + wait;
     let mut watch = Watch::default();
+    let held = take_collector(remote, handles, deadline, on_wait, life, &mut watch)?;
+    wait_for_writers(remote, held, deadline, on_wait, life, &mut watch)
+}
+
+/// Writes the collector's lease, taking over one that is abandoned; a conflict when
+/// another `gc` alive holds it past `deadline`.
+fn take_collector(
+    remote: &dyn Remote,
+    handles: Handles,
+    deadline: Instant,
+    on_wait: &dyn Fn(&str),
+    life: Duration,
+    watch: &mut Watch,
+) -> Result<Held> {
+    let url = remote.url();
     let mut told = false;
     let mut clock: Option<Option<SystemTime>> = None;
-    let held = loop {
+    loop {
         if let Some(held) = Held::create(handles(), GC_COLLECTOR, "collector", life)? {
-            break held;
+            return Ok(held);
         }
-        let Some(other) = remote.get(GC_COLLECTOR)? else {
+        let Some(other) = collector_lease(remote)? else {
+            // Gone meanwhile, or a key too large for a lease, which no mreg wrote and
+            // which is replaced.
+            if remote
+                .size(GC_COLLECTOR)?
+                .is_some_and(|len| len > LEASE_LIMIT)
+            {
+                remote.delete(GC_COLLECTOR)?;
+            }
             continue;
         };
         let now = match clock {
@@ -569,14 +651,14 @@ fn collecting_for(
         };
         if watch.abandoned(GC_COLLECTOR, &other, now) {
             match Held::take_over(handles(), GC_COLLECTOR, "collector", life, &other.tag)? {
-                Some(held) => break held,
+                Some(held) => return Ok(held),
                 None => continue,
             }
         }
         if Instant::now() >= deadline {
             return Err(Failure::conflict(format!(
                 "another gc is collecting {url}: {}; nothing was deleted",
-                describe(&other.bytes)
+                describe(GC_COLLECTOR, &other.bytes)
             ))
             .hint("run gc again once it is done; a gc that was killed is taken for gone once its lease is older than its life (5 minutes unless set otherwise)")
             .into());
@@ -584,13 +666,26 @@ fn collecting_for(
         if !told {
             on_wait(&format!(
                 "Waiting for the gc of {url} by {} to finish.",
-                describe(&other.bytes)
+                describe(GC_COLLECTOR, &other.bytes)
             ));
             told = true;
         }
         std::thread::sleep(poll(life));
-    };
-    told = false;
+    }
+}
+
+/// Waits, holding the collector's lease, until no writer holds a lease that is alive
+/// (deleting the abandoned ones); a conflict, the lease released, past `deadline`.
+fn wait_for_writers(
+    remote: &dyn Remote,
+    held: Held,
+    deadline: Instant,
+    on_wait: &dyn Fn(&str),
+    life: Duration,
+    watch: &mut Watch,
+) -> Result<Held> {
+    let url = remote.url().to_owned();
+    let mut told = false;
     loop {
         held.check()?;
         let listed = remote.list(GC_WRITERS)?;
@@ -614,17 +709,20 @@ fn collecting_for(
             if watch.abandoned(&item.key, &lease, now) {
                 remote.delete(&item.key)?;
             } else {
-                alive.push(describe(&lease.bytes));
+                alive.push(describe(&item.key, &lease.bytes));
             }
         }
         let Some(first) = alive.first() else {
+            collectors()
+                .lock()
+                .expect("lease table")
+                .insert(url.clone(), Arc::downgrade(&held.inner));
             return Ok(held);
         };
         if Instant::now() >= deadline {
             return Err(Failure::conflict(format!(
-                "{} kept writing to {url} for {} s, so gc deleted nothing (among them {first})",
+                "{} kept writing to {url} for all of --wait, so gc deleted nothing (among them {first})",
                 if alive.len() == 1 { "a writer".to_owned() } else { format!("{} writers", alive.len()) },
-                wait.as_secs()
             ))
             .hint("run gc again when fewer pushes run, or give it longer with --wait SECONDS; a writer that was killed is taken for gone once its lease is older than its life (5 minutes unless set otherwise)")
             .into());

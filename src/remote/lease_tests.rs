@@ -146,7 +146,7 @@ fn a_live_lease_is_renewed_and_never_taken_for_abandoned() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    require_writer("mem://lease-live").unwrap();
+    require_held("mem://lease-live").unwrap();
     drop(share);
 }
 
@@ -157,7 +157,7 @@ fn a_holder_whose_lease_was_taken_away_stops_acting() {
     let key = writer_keys(&remote).pop().unwrap();
     remote.delete(&key).unwrap();
     std::thread::sleep(renew_every(LIFE) * 3);
-    let err = require_writer("mem://lease-lost").unwrap_err();
+    let err = require_held("mem://lease-lost").unwrap_err();
     assert!(err.to_string().contains("deleted, as abandoned"), "{err}");
     // Every record it would publish is refused.
     let refused = remote.create("models/m/versions/1.toml", b"x").unwrap_err();
@@ -184,4 +184,18 @@ fn a_lease_older_than_its_life_by_the_stores_clock_is_abandoned_at_once() {
     };
     assert!(!Watch::default().abandoned("k", &garbage, Some(written + LIFE * 2)));
     assert!(Watch::default().abandoned("k", &garbage, Some(written + Duration::from_secs(3601))));
+}
+
+#[test]
+fn a_key_at_the_collectors_lease_too_large_for_one_is_no_lease() {
+    let remote = MemoryRemote::new("mem://lease-large");
+    remote.put(GC_COLLECTOR, &vec![b'x'; 70 * 1024]);
+    let started = Instant::now();
+    let share = writing_for(&remote, &handles(&remote), &|_| panic!("no wait"), LIFE).unwrap();
+    assert!(started.elapsed() < LIFE);
+    drop(share);
+    let gc = collecting_for(&remote, &handles(&remote), Duration::ZERO, &|_| {}, LIFE).unwrap();
+    let lease = remote.bytes(GC_COLLECTOR).unwrap();
+    assert!(Text::parse(&lease).is_some(), "gc replaced it with its own lease");
+    drop(gc);
 }

@@ -180,7 +180,9 @@ impl Remote for MemoryRemote {
     }
 
     fn create(&self, key: &str, bytes: &[u8]) -> Result<Created> {
-        super::lease::require_writer(&self.url)?;
+        if !key.starts_with(crate::store::keys::GC_PREFIX) {
+            super::lease::require_held(&self.url)?;
+        }
         self.note("create", key);
         self.write_allowed(key)?;
         let mut keys = self.state.keys.lock().expect("keys");
@@ -257,6 +259,11 @@ impl Remote for MemoryRemote {
         let handles = || -> Box<dyn Remote> { Box::new(self.clone()) };
         let share = super::lease::writing(self, &handles, on_wait)?;
         Ok(Some(Box::new(share)))
+    }
+
+    fn retake_writing(&self, on_wait: &dyn Fn(&str)) -> Result<()> {
+        let handles = || -> Box<dyn Remote> { Box::new(self.clone()) };
+        super::lease::retake_writer(self, &handles, on_wait)
     }
 
     fn collecting(

@@ -143,6 +143,25 @@ impl Link {
         Ok(())
     }
 
+    /// Makes sure the objects a record just published names are on the bucket, when
+    /// this process's lease was lost while the record was on its way: a `gc` that took
+    /// the lease for abandoned may have deleted some of them meanwhile. It takes the
+    /// lease again (waiting for that `gc` to finish), forgets what it remembered of the
+    /// bucket, and sends whatever is missing, so the record never names a missing
+    /// object.
+    fn make_whole(&self, reg: &Registry, objects: &[ObjectId]) -> Result<()> {
+        if super::lease::require_held(&self.url).is_ok() {
+            return Ok(());
+        }
+        self.remote.retake_writing(&|m| reg.notice(m))?;
+        self.known.forget()?;
+        let (_, sent) = transfer::send_all(reg, &*self.remote, &self.known, objects, &NoProgress)?
+            .require(transfer::damaged_here)?;
+        self.sent
+            .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Creates `key` on the bucket; the same bytes found there count as ours (a retry
     /// after a lost reply); other bytes are a conflict.
     fn create_same(&self, key: &str, bytes: &[u8]) -> Result<bool> {
@@ -238,7 +257,7 @@ impl Backend for Link {
         self.sent
             .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
         self.create_same(key, bytes)?;
-        Ok(())
+        self.make_whole(reg, &objects)
     }
 
     fn claim_version(
@@ -282,6 +301,7 @@ impl Backend for Link {
             };
             let path = crate::store::models::version_path(reg, model, n);
             if ours {
+                self.make_whole(reg, &objects)?;
                 atomic::replace(&reg.tmp_dir(), &path, text.as_bytes())?;
                 self.known.note_same_record(&key, text.as_bytes())?;
                 return Ok(n);

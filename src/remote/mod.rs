@@ -113,7 +113,7 @@ pub trait Remote: Send + Sync {
 
     /// Writes `bytes` at `key` only if the key is absent. A store collected under
     /// leases refuses it while this process holds a writer lease there that was lost
-    /// ([`lease::require_writer`]): every record naming objects is published this way.
+    /// ([`lease::require_held`]): every record naming objects is published this way.
     fn create(&self, key: &str, bytes: &[u8]) -> Result<Created>;
 
     /// Writes the file at `source` to `key`, in parts when it is large. `journal` is a
@@ -153,6 +153,14 @@ pub trait Remote: Send + Sync {
     fn writing(&self, on_wait: &dyn Fn(&str)) -> Result<Option<Guard>> {
         let _ = on_wait;
         Ok(None)
+    }
+
+    /// Takes this process's writer lease on the remote again after it was lost,
+    /// waiting for any `gc` alive to finish ([`lease::retake_writer`]); nothing for a
+    /// remote without leases.
+    fn retake_writing(&self, on_wait: &dyn Fn(&str)) -> Result<()> {
+        let _ = on_wait;
+        Ok(())
     }
 
     /// Returns the lease `gc` holds on the remote while it collects, once no writer is

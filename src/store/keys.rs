@@ -75,6 +75,9 @@ pub const GC_QUEUE: &str = "gc.queue";
 /// `gc` deleted since.
 pub const GC_EPOCH: &str = "gc.epoch";
 
+/// The folder of a bucket's leases.
+pub const GC_PREFIX: &str = "gc/";
+
 /// The lease of the `gc` collecting a bucket, which writers wait behind
 /// (`remote::lease`).
 pub const GC_COLLECTOR: &str = "gc/collector";

@@ -3,6 +3,7 @@
 //! record the bucket holds but gc cannot read stops it, and a gc or writer killed with
 //! its lease held leaves a bucket the next command uses. Against moto on 127.0.0.1.
 
+use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
@@ -210,4 +211,77 @@ fn the_buckets_retention_policy_is_applied_by_gc_policy_on_the_bucket() {
     let (c, reg) = checked_clone(&url);
     let listed = json(&c.ok(&["--registry", &reg, "ls", "churn", "--json"]));
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+}
+
+/// Waits until process `pid` is stopped (`SIGSTOP`), failing after a minute.
+fn wait_until_stopped(pid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next());
+        if state == Some("T") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pid} never stopped: {stat}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_writer_stopped_past_its_lease_while_gc_took_its_objects_still_publishes_a_whole_version() {
+    let (_bucket, url, a) = bucket_registry();
+    let weights = crate::common::noise(300_000, 5);
+    a.write("c/w.bin", &weights);
+    a.ok(&["push", "c", "--model", "a", "--registry", &url]);
+    a.ok(&["rm", "a@1", "--registry", &url]);
+    // Another machine pushes the same files, into a run of its own: it finds the
+    // objects on the bucket, and is stopped with its lease checked and the version
+    // record not yet sent.
+    let b = machine();
+    b.write("c/w.bin", &weights);
+    b.ok(&["run", "--experiment", "e", "--registry", &url, "--", "true"]);
+    let runs = json(&b.ok(&["runs", "--json", "--registry", &url]));
+    let run = runs[0]["id"].as_str().unwrap().to_owned();
+    let mut push = b.cmd(&[
+        "push",
+        "c",
+        "--model",
+        "b",
+        "--run",
+        &run,
+        "--registry",
+        &url,
+    ]);
+    push.env("MREG_LEASE_SECONDS", "2")
+        .env("MREG_PAUSE_AT", "lease-checked")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = push.spawn().unwrap();
+    wait_until_stopped(child.id());
+    // A gc takes the stopped writer's lease for abandoned and deletes the objects.
+    let collected = json(&machine().ok(&["gc", "--json", "--wait", "60", "--registry", &url]));
+    assert!(
+        collected["freed_bytes"].as_u64().unwrap() > 250_000,
+        "{collected}"
+    );
+    let resumed = std::process::Command::new("kill")
+        .args(["-CONT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(resumed.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (c, reg) = checked_clone(&url);
+    c.ok(&["--registry", &reg, "pull", "b@1", "--to", "b1"]);
+    assert_eq!(fs::read(c.path("b1/w.bin")).unwrap(), weights);
 }

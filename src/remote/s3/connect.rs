@@ -40,15 +40,25 @@ impl S3Remote {
             max_retries: 4,
             retry_timeout: Duration::from_secs(60),
         };
-        let store = builder
+        let builder = builder
             .with_conditional_put(S3ConditionalPut::ETagMatch)
-            .with_retry(retry)
-            .with_http_connector(super::listing::Connector)
+            .with_http_connector(super::listing::Connector);
+        let failed = |err: object_store::Error| {
+            Failure::error(format!("cannot use {url}: {err}"))
+                .hint("set AWS_REGION, AWS_ENDPOINT_URL and credentials (docs/remotes.md)")
+        };
+        // Record creates and deletions are retried by S3Remote itself, each attempt
+        // only while this process's lease holds (remote/lease.rs): a retry the client
+        // sent on its own after the process was paused could land long after.
+        let once = builder
+            .clone()
+            .with_retry(RetryConfig {
+                max_retries: 0,
+                ..retry.clone()
+            })
             .build()
-            .map_err(|err| {
-                Failure::error(format!("cannot use {url}: {err}"))
-                    .hint("set AWS_REGION, AWS_ENDPOINT_URL and credentials (docs/remotes.md)")
-            })?;
+            .map_err(failed)?;
+        let store = builder.with_retry(retry).build().map_err(failed)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -57,6 +67,7 @@ impl S3Remote {
         Ok(S3Remote {
             url: url.to_owned(),
             store,
+            once,
             prefix: prefix.to_owned(),
             runtime: std::sync::Arc::new(runtime),
         })

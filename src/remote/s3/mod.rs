@@ -34,6 +34,9 @@ use crate::remote::{Created, Fetched, Listed, Remote, Swap, Tick};
 pub struct S3Remote {
     url: String,
     store: AmazonS3,
+    /// The same store without the client's own retries: for the writes a lease
+    /// guards, which [`S3Remote`] retries itself, checking the lease before each.
+    once: AmazonS3,
     prefix: String,
     runtime: std::sync::Arc<tokio::runtime::Runtime>,
 }
@@ -55,6 +58,58 @@ impl S3Remote {
 /// Returns whether an error says the key is absent.
 fn is_not_found(err: &object_store::Error) -> bool {
     matches!(err, object_store::Error::NotFound { .. })
+}
+
+/// How many times a guarded write is tried.
+const GUARDED_TRIES: u32 = 5;
+
+impl S3Remote {
+    /// Runs a write a lease guards (a record's create, a deletion), trying it again
+    /// after a failure, each attempt only while this process's writer lease on the
+    /// bucket holds, a writer's or the collector's
+    /// ([`crate::remote::lease::require_held`]).
+    fn guarded<T, F, Fut>(&self, key: &str, verb: &str, attempt: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, object_store::Error>>,
+    {
+        let mut wait = std::time::Duration::from_millis(100);
+        for tries in 1.. {
+            // The leases' own keys are written whatever leases this process holds.
+            if !key.starts_with(crate::store::keys::GC_PREFIX) {
+                crate::remote::lease::require_held(&self.url)?;
+                crate::crash::pause("lease-checked");
+            }
+            match self.runtime.block_on(attempt()) {
+                Ok(done) => return Ok(done),
+                Err(err) if tries >= GUARDED_TRIES || !retryable(&err) => {
+                    return Err(self.explain(&err, verb, key));
+                }
+                Err(_) => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
+        }
+        unreachable!("the loop returns")
+    }
+}
+
+/// Returns whether a failed request may succeed when sent again: a connection that
+/// failed or a server error, not a refusal.
+fn retryable(err: &object_store::Error) -> bool {
+    !matches!(
+        err,
+        object_store::Error::NotFound { .. }
+            | object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. }
+            | object_store::Error::NotModified { .. }
+            | object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }
+            | object_store::Error::NotSupported { .. }
+            | object_store::Error::NotImplemented { .. }
+            | object_store::Error::InvalidPath { .. }
+    )
 }
 
 impl Remote for S3Remote {
@@ -168,15 +223,14 @@ impl Remote for S3Remote {
     }
 
     fn create(&self, key: &str, bytes: &[u8]) -> Result<Created> {
-        crate::remote::lease::require_writer(&self.url)?;
-        self.runtime.block_on(async {
-            let options = PutOptions {
-                mode: PutMode::Create,
-                ..PutOptions::default()
-            };
+        let options = || PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        self.guarded(key, "writing", || async {
             match self
-                .store
-                .put_opts(&self.path(key), PutPayload::from(bytes.to_vec()), options)
+                .once
+                .put_opts(&self.path(key), PutPayload::from(bytes.to_vec()), options())
                 .await
             {
                 Ok(_) => Ok(Created::New),
@@ -184,7 +238,7 @@ impl Remote for S3Remote {
                     object_store::Error::AlreadyExists { .. }
                     | object_store::Error::Precondition { .. },
                 ) => Ok(Created::Exists),
-                Err(err) => Err(self.explain(&err, "writing", key)),
+                Err(err) => Err(err),
             }
         })
     }
@@ -285,15 +339,15 @@ impl Remote for S3Remote {
     }
 
     fn delete_many(&self, keys: &[String]) -> Result<()> {
-        let paths: Vec<KeyPath> = keys.iter().map(|k| self.path(k)).collect();
-        self.runtime.block_on(async {
+        self.guarded("objects", "removing", || async {
+            let paths: Vec<KeyPath> = keys.iter().map(|k| self.path(k)).collect();
             let stream = futures_util::stream::iter(paths.into_iter().map(Ok)).boxed();
-            let mut deleted = self.store.delete_stream(stream);
+            let mut deleted = self.once.delete_stream(stream);
             while let Some(done) = deleted.next().await {
                 match done {
                     Ok(_) => {}
                     Err(err) if is_not_found(&err) => {}
-                    Err(err) => return Err(self.explain(&err, "removing", "objects")),
+                    Err(err) => return Err(err),
                 }
             }
             Ok(())
@@ -304,6 +358,11 @@ impl Remote for S3Remote {
         let handles = || -> Box<dyn Remote> { Box::new(self.clone()) };
         let share = crate::remote::lease::writing(self, &handles, on_wait)?;
         Ok(Some(Box::new(share)))
+    }
+
+    fn retake_writing(&self, on_wait: &dyn Fn(&str)) -> Result<()> {
+        let handles = || -> Box<dyn Remote> { Box::new(self.clone()) };
+        crate::remote::lease::retake_writer(self, &handles, on_wait)
     }
 
     fn collecting(

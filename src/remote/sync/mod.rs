@@ -198,6 +198,22 @@ impl<'a> Sync<'a> {
         } else {
             None
         };
+        let done = self.steps();
+        if self.options.send && crate::remote::lease::require_held(self.remote.url()).is_err() {
+            // The lease was lost while a record was on its way: a gc that took it for
+            // abandoned may have deleted objects the record names. Once the lease is
+            // taken again, every object of every version and run is checked there.
+            self.remote.retake_writing(&|m| self.reg.notice(m))?;
+            self.known.forget()?;
+            self.send_every_object(&local_keys(self.reg)?)?;
+        }
+        done?;
+        self.report.fetched.objects += self.trees_fetched.get();
+        Ok(self.report)
+    }
+
+    /// Runs every step of the sync, in order.
+    fn steps(&mut self) -> Result<()> {
         if self.remote.size(keys::CONFIG)?.is_none() {
             // A new (or emptied) remote: nothing remembered about it can be trusted.
             self.known.forget()?;
@@ -273,8 +289,7 @@ impl<'a> Sync<'a> {
         // hold the version it removes.
         self.sync_removals(&theirs, &ours)?;
         self.sync_run_removals(&theirs, &ours)?;
-        self.report.fetched.objects += self.trees_fetched.get();
-        Ok(self.report)
+        Ok(())
     }
 
     /// Returns the surviving versions of this registry that came from `run`: a run's
