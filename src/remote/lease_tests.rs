@@ -196,6 +196,9 @@ fn a_key_at_the_collectors_lease_too_large_for_one_is_no_lease() {
     drop(share);
     let gc = collecting_for(&remote, &handles(&remote), Duration::ZERO, &|_| {}, LIFE).unwrap();
     let lease = remote.bytes(GC_COLLECTOR).unwrap();
-    assert!(Text::parse(&lease).is_some(), "gc replaced it with its own lease");
+    assert!(
+        Text::parse(&lease).is_some(),
+        "gc replaced it with its own lease"
+    );
     drop(gc);
 }
