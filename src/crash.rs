@@ -44,9 +44,10 @@ pub fn point(name: &str) {
 
 /// Stops this process (`SIGSTOP`) the first time it reaches the point `name` when
 /// `MREG_PAUSE_AT` names it, as a machine put to sleep, or a debugger, would stop it
-/// there, every thread at once; a `SIGCONT` resumes it. The tests of leases on a
-/// bucket stop a writer where its lease was checked and the request it guards is not
-/// sent yet, collect meanwhile, then resume it.
+/// there, every thread at once; a `SIGCONT` resumes it. The points: `lease-checked`
+/// (a write on a bucket, its lease checked and the request not sent yet: the tests of
+/// leases collect meanwhile) and `move-decided` (a stage move decided, `HEAD` not yet
+/// swapped: the tests of removals racing promotions remove meanwhile).
 pub fn pause(name: &str) {
     static AT: OnceLock<Option<String>> = OnceLock::new();
     static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

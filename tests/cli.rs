@@ -27,6 +27,7 @@ mod cli {
     mod push;
     #[cfg(feature = "s3")]
     mod remote;
+    mod removal_races;
     mod roundtrip;
     pub mod run;
     mod runs;

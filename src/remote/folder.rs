@@ -86,6 +86,19 @@ impl Remote for FolderRemote {
         &self.url
     }
 
+    fn lock_head(&self, model: &str) -> Result<Option<super::Guard>> {
+        let target = self.make_parents(&crate::store::keys::head(model))?;
+        let holder = Holder::this_process(
+            "mreg sync (removal)".to_owned(),
+            crate::clock::format_time(std::time::SystemTime::now()),
+        );
+        let lock = Lock::acquire(&self.tmp_dir(), &target, &holder, LOCK_WAIT).map_err(|err| {
+            Failure::conflict(format!("{err:#}"))
+                .hint("another writer holds the remote's lock; try again")
+        })?;
+        Ok(Some(Box::new(lock)))
+    }
+
     fn writing(&self, on_wait: &dyn Fn(&str)) -> Result<Option<super::Guard>> {
         let guard = crate::store::gclock::writing(&self.root, on_wait)?;
         Ok(Some(Box::new(guard)))

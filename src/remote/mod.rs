@@ -155,6 +155,15 @@ pub trait Remote: Send + Sync {
         Ok(None)
     }
 
+    /// Returns the lock of a model's `HEAD` on the remote, held while the guard lives,
+    /// for a sync to publish a removal there that no stage move of the remote decides
+    /// around; `None` for a remote without one (a bucket, where removals are stage
+    /// moves).
+    fn lock_head(&self, model: &str) -> Result<Option<Guard>> {
+        let _ = model;
+        Ok(None)
+    }
+
     /// Takes this process's writer lease on the remote again after it was lost,
     /// waiting for any `gc` alive to finish ([`lease::retake_writer`]); nothing for a
     /// remote without leases.

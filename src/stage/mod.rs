@@ -115,6 +115,7 @@ pub(crate) fn transact<T>(
         };
         new.previous = head.cloned();
         new.number = state.map_or(1, |s| s.number + 1);
+        crate::crash::pause("move-decided");
         let wait = deadline.saturating_duration_since(Instant::now());
         match stages::commit(reg, head, &new, &holder, wait)? {
             Swap::Done(id) => {

@@ -38,6 +38,13 @@ pub fn list(reg: &Registry, model: &str) -> Result<BTreeMap<u64, Removal>> {
     Ok(out)
 }
 
+/// Returns whether `model@version` has a removal record, by whether the file exists:
+/// what a stage swap asks under `HEAD.lock`, so that no stage comes to hold a version
+/// removed while the move was being decided.
+pub fn is_removed(reg: &Registry, model: &str, version: u64) -> bool {
+    fs::symlink_metadata(reg.path(&keys::removal(model, version))).is_ok()
+}
+
 /// Returns the removal record of one version, or `None` when it was not removed.
 pub fn load(reg: &Registry, model: &str, version: u64) -> Result<Option<Removal>> {
     let key = keys::removal(model, version);

@@ -255,7 +255,9 @@ pub(crate) fn swap_in_folder(
     let model = new.model.as_str();
     let lock = Lock::acquire(&reg.tmp_dir(), &reg.head_path(model), holder, wait)?;
     let swap = lock.swap(&reg.tmp_dir(), || {
-        if read_head(reg, model)?.as_ref() != expected {
+        if read_head(reg, model)?.as_ref() != expected || moves_to_removed(reg, new) {
+            // Moved, or a version the new stages hold was removed since the move was
+            // decided (the removal holds the same lock): decided again.
             return Ok(None);
         }
         let id = publish_state(reg, new)?;
@@ -279,10 +281,27 @@ pub fn advance(
     let head = reg.make_parents(&keys::head(model))?;
     let lock = Lock::acquire(&reg.tmp_dir(), &head, holder, wait)?;
     let swap = lock.swap(&reg.tmp_dir(), || {
-        let still = head_file(reg, model)?.as_ref() == expected;
+        let still = head_file(reg, model)?.as_ref() == expected
+            && !holds_removed(reg, &load_state(reg, model, id)?);
         Ok(still.then(|| (head_bytes(id), id.clone())))
     })?;
     Ok(mark_written(reg, model, swap))
+}
+
+/// Returns whether a move of `state` gives a stage a version this registry removed.
+fn moves_to_removed(reg: &Registry, state: &StageState) -> bool {
+    state
+        .moves
+        .iter()
+        .any(|m| super::removals::is_removed(reg, &state.model, m.to))
+}
+
+/// Returns whether a stage of `state` holds a version this registry removed.
+fn holds_removed(reg: &Registry, state: &StageState) -> bool {
+    state
+        .stages
+        .values()
+        .any(|&n| super::removals::is_removed(reg, &state.model, n))
 }
 
 /// Points a model's lost `HEAD` at `id`, a state the registry holds, under the lock;

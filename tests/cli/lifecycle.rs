@@ -833,11 +833,21 @@ fn a_run_removed_on_one_side_is_not_taken_where_a_surviving_version_came_from_it
         2,
         "the run stays listed in b"
     );
-    // a gets bmodel@1 through the share: its removed run's data are kept there.
-    a.ok(&["sync"]);
-    let gc: serde_json::Value = serde_json::from_str(&a.ok(&["gc", "--json"])).unwrap();
+    // Nor does bmodel@1 reach the share, where the run is removed.
+    let shared = a.ok(&["ls", "--registry", &share]);
+    assert!(!shared.contains("bmodel"), "{shared}");
+    // Should the two meet all the same (the removal copied by hand here), gc keeps
+    // what the run stored and fsck notes the pair.
+    let removal = a.registry().join("runs").join(&idle).join("removed.toml");
+    fs::copy(
+        &removal,
+        b.path("b/.mreg/runs").join(&idle).join("removed.toml"),
+    )
+    .unwrap();
+    let gc: serde_json::Value =
+        serde_json::from_str(&b.ok(&["--registry", &b_reg, "gc", "--json"])).unwrap();
     assert_eq!(gc["kinds"][1]["count"], 0, "{gc}");
-    let said = a.ok_err(&["fsck"]);
+    let said = b.ok_err(&["--registry", &b_reg, "fsck"]);
     assert!(said.contains(&format!("{idle} (bmodel@1)")), "{said}");
 }
 

@@ -361,6 +361,20 @@ impl Sync<'_> {
 
     pub(super) fn describe_state(&self, model: &str, id: &StateId) -> String {
         match stages::load_state(self.reg, model, id) {
+            Ok(s) if s.action == crate::manifest::state::Action::Remove => {
+                let removed: Vec<String> = s
+                    .removed
+                    .iter()
+                    .map(|n| format!("{}@{n}", s.model))
+                    .collect();
+                format!(
+                    "#{} remove {} by {} at {}",
+                    s.number,
+                    removed.join(" "),
+                    s.actor,
+                    s.time
+                )
+            }
             Ok(s) => format!(
                 "#{} {} {}@{} to {} by {} at {}",
                 s.number,

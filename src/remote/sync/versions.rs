@@ -64,6 +64,10 @@ impl Sync<'_> {
                     let err = anyhow::anyhow!("it names run {run}, which neither side holds whole");
                     self.refuse(&key, Side::Remote, Some(&record.0), &err);
                 }
+                Some(run) if removals::run_is_removed(self.reg, run) => {
+                    let reference = format!("{}@{}", record.0, record.1);
+                    self.version_of_removed_run(&record.0, &reference, run.as_str(), "here");
+                }
                 _ => with_run.push(record),
             }
         }
@@ -235,6 +239,17 @@ impl Sync<'_> {
             if self.blocked.contains(&model) {
                 continue;
             }
+            let run = parse_version(&bytes, &model, n, "this registry")?.run;
+            if let Some(run) = run.filter(|r| {
+                theirs
+                    .runs
+                    .get(r.as_str())
+                    .is_some_and(|f| f.iter().any(|f| f == keys::RUN_REMOVAL))
+            }) {
+                let on = format!("on {}", self.remote.url());
+                self.version_of_removed_run(&model, &format!("{model}@{n}"), run.as_str(), &on);
+                continue;
+            }
             if let Some(why) = objects.iter().find_map(|(o, _)| damaged.get(o)) {
                 let err = anyhow::anyhow!("{why}");
                 self.refuse(&key, Side::Local, Some(&model), &err);
@@ -300,9 +315,21 @@ impl Sync<'_> {
                 if !both || mine.is_some_and(|m| m.contains(&n)) {
                     continue;
                 }
-                let held = stages::current(self.reg, model)?
+                // Under the model's lock, so that no promotion here decides around it.
+                let holder = crate::store::lock::Holder::this_process(
+                    "mreg sync (removal)".to_owned(),
+                    crate::clock::format_time(std::time::SystemTime::now()),
+                );
+                let head_path = self.reg.make_parents(&keys::head(model))?;
+                let _lock = crate::store::lock::Lock::acquire(
+                    &self.reg.tmp_dir(),
+                    &head_path,
+                    &holder,
+                    super::LOCK_WAIT,
+                )?;
+                let holding = stages::current(self.reg, model)?
                     .and_then(|(_, s)| s.stages.into_iter().find(|(_, v)| *v == n));
-                if let Some((stage, _)) = held {
+                if let Some((stage, _)) = holding {
                     self.removal_conflict(model, n, &stage, Side::Local);
                     break;
                 }
@@ -337,6 +364,7 @@ impl Sync<'_> {
                 if !both || there.is_some_and(|t| t.contains(&n)) {
                     continue;
                 }
+                let _lock = self.remote.lock_head(model)?;
                 if let Some(stage) = self.remote_holder(model, n)? {
                     self.removal_conflict(model, n, &stage, Side::Remote);
                     break;
@@ -365,6 +393,18 @@ impl Sync<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Records that a version came from a run removed on the other side (`where_`):
+    /// the version is not synced, as the run removal would not be where it is.
+    fn version_of_removed_run(&mut self, model: &str, reference: &str, run: &str, where_: &str) {
+        self.conflict(
+            model,
+            format!("{reference} came from run {run}, which was removed {where_}, so {model} was not synced"),
+            format!(
+                "remove {reference} too (`mreg rm {reference}`), or push its files again without --run {run}, then sync again"
+            ),
+        );
     }
 
     /// Returns the stage of the remote's newest state that holds `model@n`, if one does.
