@@ -74,6 +74,21 @@ impl FolderRemote {
     fn tmp_dir(&self) -> PathBuf {
         self.tmp.dir()
     }
+
+    /// Takes the lock beside `key` (`KEY.lock`, as a stage swap takes it), naming
+    /// `command` as its holder; another writer holding it past the wait is a conflict.
+    fn lock(&self, key: &str, command: &str) -> Result<Lock> {
+        let target = self.make_parents(key)?;
+        let holder = Holder::this_process(
+            command.to_owned(),
+            crate::clock::format_time(std::time::SystemTime::now()),
+        );
+        Lock::acquire(&self.tmp_dir(), &target, &holder, LOCK_WAIT).map_err(|err| {
+            Failure::conflict(format!("{err:#}"))
+                .hint("another writer holds the remote's lock; try again")
+                .into()
+        })
+    }
 }
 
 /// Returns the tag a folder remote gives a value: a hash of its bytes.
@@ -87,15 +102,7 @@ impl Remote for FolderRemote {
     }
 
     fn lock_head(&self, model: &str) -> Result<Option<super::Guard>> {
-        let target = self.make_parents(&crate::store::keys::head(model))?;
-        let holder = Holder::this_process(
-            "mreg sync (removal)".to_owned(),
-            crate::clock::format_time(std::time::SystemTime::now()),
-        );
-        let lock = Lock::acquire(&self.tmp_dir(), &target, &holder, LOCK_WAIT).map_err(|err| {
-            Failure::conflict(format!("{err:#}"))
-                .hint("another writer holds the remote's lock; try again")
-        })?;
+        let lock = self.lock(&crate::store::keys::head(model), "mreg sync (removal)")?;
         Ok(Some(Box::new(lock)))
     }
 
@@ -208,15 +215,7 @@ impl Remote for FolderRemote {
     }
 
     fn swap(&self, key: &str, expected: Option<&str>, bytes: &[u8]) -> Result<Swap> {
-        let target = self.make_parents(key)?;
-        let holder = Holder::this_process(
-            "mreg (remote swap)".to_owned(),
-            crate::clock::format_time(std::time::SystemTime::now()),
-        );
-        let lock = Lock::acquire(&self.tmp_dir(), &target, &holder, LOCK_WAIT).map_err(|err| {
-            Failure::conflict(format!("{err:#}"))
-                .hint("another writer holds the remote's lock; try again")
-        })?;
+        let lock = self.lock(key, "mreg (remote swap)")?;
         lock.swap(&self.tmp_dir(), || {
             let current = self.get(key)?.map(|f| f.tag);
             Ok((current.as_deref() == expected).then(|| (bytes.to_vec(), ())))

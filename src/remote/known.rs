@@ -59,33 +59,44 @@ impl Known {
     /// A registry names itself in its `registry-id` key; with `may_create`, one that
     /// has none (made by an older mreg) is given one.
     pub fn check_identity(&self, remote: &dyn Remote, may_create: bool) -> Result<()> {
-        let mut id = remote
-            .get(keys::REGISTRY_ID)?
-            .map(|f| String::from_utf8_lossy(&f.bytes).trim().to_owned());
+        let mut id = text_of(remote, keys::REGISTRY_ID)?;
         if id.is_none() && may_create && remote.size(keys::CONFIG)?.is_some() {
             let new = crate::store::registry::new_registry_id();
             if remote.create(keys::REGISTRY_ID, format!("{new}\n").as_bytes())? == Created::New {
                 id = Some(new);
             } else {
-                id = remote
-                    .get(keys::REGISTRY_ID)?
-                    .map(|f| String::from_utf8_lossy(&f.bytes).trim().to_owned());
+                id = text_of(remote, keys::REGISTRY_ID)?;
             }
         }
-        let path = self.dir.join(keys::REGISTRY_ID);
+        self.forget_unless_remembered(keys::REGISTRY_ID, id)
+    }
+
+    /// Forgets every object remembered when a `gc` deleted objects on the remote since
+    /// they were remembered: its `gc.epoch` changed. Called by a writer once it holds
+    /// its share of the remote's gc lock or lease, so no `gc` can delete after the check
+    /// while the writer relies on what it knows.
+    pub fn check_epoch(&self, remote: &dyn Remote) -> Result<()> {
+        let epoch = text_of(remote, keys::GC_EPOCH)?;
+        self.forget_unless_remembered(keys::GC_EPOCH, epoch)
+    }
+
+    /// Forgets everything known unless `value` is what this cache remembers under
+    /// `name`; then remembers `value` (or that there is none).
+    fn forget_unless_remembered(&self, name: &str, value: Option<String>) -> Result<()> {
+        let path = self.dir.join(name);
         let remembered = files::read_cache(&path, 4096)
             .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned());
-        if remembered == id {
+        if remembered == value {
             return Ok(());
         }
         self.forget()?;
-        match id {
-            Some(id) => {
+        match value {
+            Some(value) => {
                 self.make_dir()?;
                 atomic::replace(
                     &self.root.join(keys::TMP),
                     &path,
-                    format!("{id}\n").as_bytes(),
+                    format!("{value}\n").as_bytes(),
                 )
             }
             None => match fs::remove_file(&path) {
@@ -94,34 +105,6 @@ impl Known {
                 }
                 _ => Ok(()),
             },
-        }
-    }
-
-    /// Forgets every object remembered when a `gc` deleted objects on the remote since
-    /// they were remembered: its `gc.epoch` changed. Called by a writer once it holds
-    /// its share of the remote's gc lock or lease, so no `gc` can delete after the check
-    /// while the writer relies on what it knows.
-    pub fn check_epoch(&self, remote: &dyn Remote) -> Result<()> {
-        let epoch = remote
-            .get(keys::GC_EPOCH)?
-            .map(|f| String::from_utf8_lossy(&f.bytes).trim().to_owned());
-        let path = self.dir.join(keys::GC_EPOCH);
-        let remembered = files::read_cache(&path, 4096)
-            .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned());
-        if remembered == epoch {
-            return Ok(());
-        }
-        self.forget()?;
-        match epoch {
-            Some(epoch) => {
-                self.make_dir()?;
-                atomic::replace(
-                    &self.root.join(keys::TMP),
-                    &path,
-                    format!("{epoch}\n").as_bytes(),
-                )
-            }
-            None => Ok(()),
         }
     }
 
@@ -204,6 +187,13 @@ impl Known {
         files::make_dir(&self.root, key)?;
         Ok(dir.join(format!("{}.json", id.to_hex())))
     }
+}
+
+/// Returns the small text value at `key` on the remote, trimmed; `None` when absent.
+fn text_of(remote: &dyn Remote, key: &str) -> Result<Option<String>> {
+    Ok(remote
+        .get(key)?
+        .map(|f| String::from_utf8_lossy(&f.bytes).trim().to_owned()))
 }
 
 /// Returns the entry that says a record at `key` holds `bytes`.

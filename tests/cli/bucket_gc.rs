@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
-use crate::common::{Template, TestEnv, churn, s3};
+use crate::common::{Template, TestEnv, churn, resume, s3, wait_until_stopped};
 
 /// Returns a new bucket, the URL of a registry under it, and a machine that made it.
 fn bucket_registry() -> (String, String, TestEnv) {
@@ -213,26 +213,6 @@ fn the_buckets_retention_policy_is_applied_by_gc_policy_on_the_bucket() {
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
 }
 
-/// Waits until process `pid` is stopped (`SIGSTOP`), failing after a minute.
-fn wait_until_stopped(pid: u32) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().next());
-        if state == Some("T") {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{pid} never stopped: {stat}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_writer_stopped_past_its_lease_while_gc_took_its_objects_still_publishes_a_whole_version() {
     let (_bucket, url, a) = bucket_registry();
@@ -270,11 +250,7 @@ fn a_writer_stopped_past_its_lease_while_gc_took_its_objects_still_publishes_a_w
         collected["freed_bytes"].as_u64().unwrap() > 250_000,
         "{collected}"
     );
-    let resumed = std::process::Command::new("kill")
-        .args(["-CONT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(resumed.success());
+    resume(child.id());
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use insta::assert_snapshot;
 
-use crate::common::{Template, TestEnv, churn, snapshot_files};
+use crate::common::{Template, TestEnv, churn, shared_with_a_clone, snapshot_files};
 
 /// Returns a registry holding `churn@1` to `@3`: each a `config.json` shared by all
 /// and a `w.bin` of its own.
@@ -657,13 +657,7 @@ fn a_run_removal_travels_through_sync_both_ways() {
 #[test]
 fn removals_travel_through_sync_both_ways_and_a_clone_after_gc_is_whole() {
     let a = three_versions();
-    let share = a.root().join("share").display().to_string();
-    a.ok(&["init", &share]);
-    a.ok(&["remote", "add", "share", &share]);
-    a.ok(&["sync"]);
-    let b = TestEnv::new();
-    b.ok(&["clone", &share, "b"]);
-    let b_reg = b.path("b/.mreg").display().to_string();
+    let (share, b, b_reg) = shared_with_a_clone(&a);
     a.ok(&["rm", "churn@1", "--reason", "obsolete"]);
     assert_snapshot!(a.snap(&["sync"]), @r"
     exit: 0
@@ -736,25 +730,12 @@ fn removals_travel_through_sync_both_ways_and_a_clone_after_gc_is_whole() {
     ]);
 }
 
-/// Returns two registries, `a` (in work/) and `b` (a clone), sharing `share`, both
-/// holding `churn@1` to `@3`; and b's registry folder.
-fn two_registries_sharing() -> (TestEnv, TestEnv, String) {
-    let a = three_versions();
-    let share = a.root().join("share").display().to_string();
-    a.ok(&["init", &share]);
-    a.ok(&["remote", "add", "share", &share]);
-    a.ok(&["sync"]);
-    let b = TestEnv::new();
-    b.ok(&["clone", &share, "b"]);
-    let b_reg = b.path("b/.mreg").display().to_string();
-    (a, b, b_reg)
-}
-
 #[test]
 fn a_removal_on_one_side_and_a_promotion_of_the_same_version_on_the_other_are_a_conflict() {
     // In both orders: the removal syncs first, or the promotion does.
     for promote_first in [false, true] {
-        let (a, b, b_reg) = two_registries_sharing();
+        let a = three_versions();
+        let (_, b, b_reg) = shared_with_a_clone(&a);
         let remove = || b.ok(&["--registry", &b_reg, "rm", "churn@1"]);
         let promote = || a.ok(&["promote", "churn@1", "production"]);
         if promote_first {
@@ -800,13 +781,7 @@ fn a_removal_on_one_side_and_a_promotion_of_the_same_version_on_the_other_are_a_
 #[test]
 fn a_run_removed_on_one_side_is_not_taken_where_a_surviving_version_came_from_it() {
     let (a, _, idle) = two_runs();
-    let share = a.root().join("share").display().to_string();
-    a.ok(&["init", &share]);
-    a.ok(&["remote", "add", "share", &share]);
-    a.ok(&["sync"]);
-    let b = TestEnv::new();
-    b.ok(&["clone", &share, "b"]);
-    let b_reg = b.path("b/.mreg").display().to_string();
+    let (share, b, b_reg) = shared_with_a_clone(&a);
     b.write("out/w.bin", "b weights\n");
     b.ok(&[
         "--registry",

@@ -4,7 +4,7 @@
 
 use std::process::Stdio;
 
-use crate::common::{Template, TestEnv};
+use crate::common::{Template, TestEnv, resume, shared_with_a_clone, wait_until_stopped};
 
 /// Returns a registry holding `churn@1` and `churn@2`.
 fn two_versions() -> TestEnv {
@@ -14,26 +14,6 @@ fn two_versions() -> TestEnv {
         env.ok(&["push", "out", "--model", "churn"]);
     }
     env
-}
-
-/// Waits until process `pid` is stopped (`SIGSTOP`), failing after a minute.
-pub fn wait_until_stopped(pid: u32) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().next());
-        if state == Some("T") {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{pid} never stopped: {stat}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -48,11 +28,7 @@ fn a_removal_made_while_a_promotion_of_the_same_version_was_deciding_wins() {
     let child = promote.spawn().unwrap();
     wait_until_stopped(child.id());
     env.ok(&["rm", "churn@1"]);
-    let resumed = std::process::Command::new("kill")
-        .args(["-CONT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(resumed.success());
+    resume(child.id());
     let out = child.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{said}");
@@ -63,16 +39,10 @@ fn a_removal_made_while_a_promotion_of_the_same_version_was_deciding_wins() {
 #[test]
 fn a_version_from_a_run_removed_on_the_other_side_is_a_conflict_not_taken() {
     let a = TestEnv::with_registry();
-    let share = a.root().join("share").display().to_string();
-    a.ok(&["init", &share]);
-    a.ok(&["remote", "add", "share", &share]);
     a.ok(&["run", "--experiment", "e", "--", "true"]);
     let runs: serde_json::Value = serde_json::from_str(&a.ok(&["runs", "--json"])).unwrap();
     let run = runs[0]["id"].as_str().unwrap().to_owned();
-    a.ok(&["sync"]);
-    let b = TestEnv::new();
-    b.ok(&["clone", &share, "b"]);
-    let b_reg = b.path("b/.mreg").display().to_string();
+    let (share, b, b_reg) = shared_with_a_clone(&a);
     a.ok(&["rm", &run]);
     a.ok(&["sync"]);
     b.write("out/w.bin", "weights\n");

@@ -418,3 +418,47 @@ pub fn succeeds(mut cmd: Command) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Waits until process `pid` is stopped (`SIGSTOP`, as `MREG_PAUSE_AT` stops it),
+/// failing after a minute.
+pub fn wait_until_stopped(pid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next());
+        if state == Some("T") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pid} never stopped: {stat}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Resumes a stopped process (`SIGCONT`).
+pub fn resume(pid: u32) {
+    let resumed = Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(resumed.success());
+}
+
+/// Makes a folder remote `share` beside `a`'s work folder, syncs `a` to it, and clones
+/// it into a new environment; returns the share's path, the clone's environment and
+/// its registry folder.
+pub fn shared_with_a_clone(a: &TestEnv) -> (String, TestEnv, String) {
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["init", &share]);
+    a.ok(&["remote", "add", "share", &share]);
+    a.ok(&["sync"]);
+    let b = TestEnv::new();
+    b.ok(&["clone", &share, "b"]);
+    let b_reg = b.path("b/.mreg").display().to_string();
+    (share, b, b_reg)
+}

@@ -221,7 +221,10 @@ impl<'a> Sync<'a> {
             super::bootstrap::check_config(self.remote)?;
         }
         self.known.check_identity(self.remote, self.options.send)?;
-        self.known.check_epoch(self.remote)?;
+        if self.options.send {
+            // Only a sync that sends relies on what it remembers being there.
+            self.known.check_epoch(self.remote)?;
+        }
         let mut theirs = remote_keys(self.remote)?;
         let mut ours = local_keys(self.reg)?;
         for key in std::mem::take(&mut theirs.hostile) {
@@ -315,6 +318,31 @@ impl<'a> Sync<'a> {
             .as_ref()
             .and_then(|m| m.get(run).cloned())
             .unwrap_or_default())
+    }
+
+    /// Copies the removal record at `key` from the remote once `check` accepts its
+    /// bytes; a record it refuses is refused by name (holding `model`'s stages).
+    fn fetch_removal(
+        &mut self,
+        key: &str,
+        model: Option<&str>,
+        check: &dyn Fn(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let fetched = self.remote.get(key).and_then(|fetched| {
+            let fetched = fetched.ok_or_else(|| anyhow::anyhow!("it is missing"))?;
+            check(&fetched.bytes)?;
+            Ok(fetched.bytes)
+        });
+        match fetched {
+            Ok(bytes) => {
+                let path = self.reg.make_parents(key)?;
+                if crate::store::atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
+                    self.report.fetched.removals += 1;
+                }
+            }
+            Err(err) => self.refuse(key, Side::Remote, model, &err),
+        }
+        Ok(())
     }
 
     /// Records that a run's removal from one side meets surviving versions that came

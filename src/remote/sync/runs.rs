@@ -202,20 +202,7 @@ impl Sync<'_> {
                 continue;
             }
             let key = keys::run_file(id, keys::RUN_REMOVAL);
-            let fetched = self.remote.get(&key).and_then(|fetched| {
-                let fetched = fetched.ok_or_else(|| anyhow::anyhow!("it is missing"))?;
-                parse_run_file(&key, &fetched.bytes)?;
-                Ok(fetched.bytes)
-            });
-            match fetched {
-                Ok(bytes) => {
-                    let path = self.reg.make_parents(&key)?;
-                    if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
-                        self.report.fetched.removals += 1;
-                    }
-                }
-                Err(err) => self.refuse(&key, Side::Remote, None, &err),
-            }
+            self.fetch_removal(&key, None, &|bytes| parse_run_file(&key, bytes).map(drop))?;
         }
         if !self.options.send {
             return Ok(());

@@ -333,22 +333,11 @@ impl Sync<'_> {
                     self.removal_conflict(model, n, &stage, Side::Local);
                     break;
                 }
-                let key = keys::removal(model, n);
-                let fetched = self.remote.get(&key).and_then(|fetched| {
-                    let fetched = fetched.ok_or_else(|| anyhow::anyhow!("it is missing"))?;
-                    let record = models::load_version(self.reg, model, n)?;
-                    removals::check_bytes(&fetched.bytes, model, n, &record)?;
-                    Ok(fetched.bytes)
-                });
-                match fetched {
-                    Ok(bytes) => {
-                        let path = self.reg.make_parents(&key)?;
-                        if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
-                            self.report.fetched.removals += 1;
-                        }
-                    }
-                    Err(err) => self.refuse(&key, Side::Remote, Some(model), &err),
-                }
+                let reg = self.reg;
+                self.fetch_removal(&keys::removal(model, n), Some(model), &|bytes| {
+                    let record = models::load_version(reg, model, n)?;
+                    removals::check_bytes(bytes, model, n, &record)
+                })?;
             }
         }
         if !self.options.send {
