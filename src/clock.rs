@@ -23,7 +23,8 @@ pub fn now() -> Result<SystemTime> {
     }
 }
 
-fn parse_time(text: &str) -> Result<SystemTime> {
+/// Returns the time `text` names: RFC 3339 (as every record writes it) or Unix seconds.
+pub fn parse_time(text: &str) -> Result<SystemTime> {
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
     }

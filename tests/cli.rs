@@ -9,6 +9,7 @@ mod cli {
     mod crash;
     mod demo;
     mod diff;
+    mod first_day;
     mod fsck;
     mod golden;
     mod golden_registry;

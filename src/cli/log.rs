@@ -18,9 +18,11 @@ use crate::ops::log;
   mreg log --metric loss=0.41 --metric acc=0.83 --step 3
   mreg log --metrics-file eval.json                  # final values, nested keys dotted
   mreg log --metrics-file metrics.jsonl              # one {\"step\": N, …} record per line
-  mreg log --run 3f9a0c1e --param lr=0.001 --tag team=growth")]
+  mreg log --run 3f9a0c1e --param lr=0.001 --tag team=growth
+  mreg log --run last --metrics-file eval.json       # the last `mreg run` of this checkout")]
 pub struct LogArgs {
-    /// Run to log into: its id or a unique prefix [default: $MREG_RUN_ID]
+    /// Run to log into: its id, a unique prefix, or `last` (the newest run `mreg run`
+    /// started from this work tree and commit) [default: $MREG_RUN_ID]
     #[arg(long, value_name = "ID")]
     run: Option<String>,
     /// Step of the --metric values given: they become series points at this step
@@ -46,6 +48,7 @@ pub fn run(ctx: &Ctx, args: &LogArgs) -> Result<()> {
     let logged = log::log(
         &reg,
         args.run.as_deref(),
+        ctx.cwd(),
         &inputs,
         &ctx.out.progress(),
         &mut |w| ctx.out.warn(&w),

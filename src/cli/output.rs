@@ -326,6 +326,24 @@ pub fn count(n: u64, noun: &str) -> String {
     }
 }
 
+/// Returns how long ago an RFC 3339 time was, for people: "just now", "4 minutes ago";
+/// "at TIME" when it is in the future or cannot be read.
+pub fn ago(time: &str) -> String {
+    let (Ok(now), Ok(then)) = (crate::clock::now(), crate::clock::parse_time(time)) else {
+        return format!("at {time}");
+    };
+    let Ok(elapsed) = now.duration_since(then) else {
+        return format!("at {time}");
+    };
+    let s = elapsed.as_secs();
+    match s {
+        0..60 => "just now".to_owned(),
+        60..3600 => format!("{} ago", count(s / 60, "minute")),
+        3600..86_400 => format!("{} ago", count(s / 3600, "hour")),
+        _ => format!("{} ago", count(s / 86_400, "day")),
+    }
+}
+
 /// Returns seconds for people: `0.42s`, `12.3s`, `4m 05s`, `2h 03m`.
 pub fn seconds(s: f64) -> String {
     if s < 10.0 {

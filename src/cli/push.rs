@@ -7,7 +7,9 @@ use anyhow::Result;
 
 use super::args::{self, LineageArgs, MetricArgs, ParamArgs};
 use super::{Ctx, output, verdict};
+use crate::id::RunId;
 use crate::ops::push::{self, Notice, Request};
+use crate::store::runindex::RunSummary;
 use crate::store::snapshot::Skipped;
 
 /// Store a model folder and record it as the model's next version
@@ -20,10 +22,13 @@ use crate::store::snapshot::Skipped;
 /// A .mregignore file at the folder's top (gitignore syntax) leaves paths out; every
 /// skipped path is reported.
 ///
-/// Every version comes from a run. Inside `mreg run` (MREG_RUN_ID set) or with --run,
-/// the version is linked to that run, and params, metrics and data given here are
-/// logged into it; otherwise push records a run itself from these flags, the git
-/// source and the environment. The version keeps a copy of the run's final metrics.
+/// Every version comes from a run. Inside `mreg run` (MREG_RUN_ID set, also in later
+/// steps of a GitHub Actions job) or with --run, the version is linked to that run, and
+/// params, metrics and data given here are logged into it; `--run last` names the newest
+/// run `mreg run` started from this work tree and commit. Otherwise push records a run
+/// itself from these flags, the git source and the environment, and warns when a recent
+/// run from this work tree finished without pushing a model (the training run this push
+/// most likely meant). The version keeps a copy of the run's final metrics.
 ///
 /// With --stage, the version is then promoted to that stage as `mreg promote` would,
 /// through the stage's policy and any --gate; a refusal exits 3 after the push.
@@ -34,6 +39,7 @@ use crate::store::snapshot::Skipped;
   mreg push ./out --model churn --params-file params.yaml --metrics-file eval.json \\
        --data data/train.csv --parent churn@3
   mreg push ./out --model churn --run 3f9a0c1e
+  mreg push ./out --model churn --run last     # after `mreg run … -- python train.py`
   mreg push ./out --model churn --metrics-file eval.json --stage staging --gate 'acc>0.85'
   version=$(mreg push ./out --model churn --json | jq -r .version)")]
 pub struct PushArgs {
@@ -46,8 +52,9 @@ pub struct PushArgs {
     /// secret KEY=VALUE)
     #[arg(long)]
     message: Option<String>,
-    /// Run that produced the model: its id or a unique prefix [default: $MREG_RUN_ID,
-    /// else push records a run itself]
+    /// Run that produced the model: its id, a unique prefix, or `last` (the newest run
+    /// `mreg run` started from this work tree and commit) [default: $MREG_RUN_ID, else
+    /// push records a run itself]
     #[arg(long, value_name = "ID")]
     run: Option<String>,
     /// Experiment of the run push records itself, credentials in it masked [default: the
@@ -86,6 +93,8 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         stage: args.stage.as_deref().map(|s| (s, args.gates.as_slice())),
         cwd: ctx.cwd(),
     };
+    // Said after what was stored, which it is about.
+    let mut unlinked = None;
     let mut pushed = push::push(
         &reg,
         &request,
@@ -93,9 +102,13 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         &mut |notice| match notice {
             Notice::Warning(w) => ctx.out.warn(&w),
             Notice::Skipped(skipped) => report_skipped(ctx, skipped),
+            Notice::UnlinkedRun { recorded, sibling } => unlinked = Some((recorded, sibling)),
         },
     )?;
     tell_stored(ctx, args, &pushed.outcome, pushed.sent_to.as_deref());
+    if let Some((recorded, sibling)) = unlinked {
+        report_unlinked(ctx, &pushed.outcome.reference, &recorded, &sibling);
+    }
     let report = pushed.promote(&reg)?;
     let (outcome, record) = (&pushed.outcome, &pushed.record);
     let reference = outcome.reference.clone();
@@ -144,6 +157,27 @@ fn tell_stored(ctx: &Ctx, args: &PushArgs, outcome: &push::Outcome, sent_to: Opt
             }
         }
     }
+}
+
+/// Warns that a push recorded its own run while a recent training run pushed nothing.
+fn report_unlinked(ctx: &Ctx, version: &str, recorded: &RunId, sibling: &RunSummary) {
+    let ended = sibling
+        .end
+        .as_deref()
+        .map(|end| format!(" finished {}", output::ago(end)))
+        .unwrap_or_default();
+    ctx.out.warn(&format!(
+        "{version} is linked to run {recorded}, which this push recorded, not to run {} \
+         (experiment {}), which `mreg run` started from this work tree and commit and \
+         which{ended} without pushing a model.",
+        sibling.id, sibling.experiment
+    ));
+    ctx.out.hint(&format!(
+        "to link a version to its training run, push from inside `mreg run`, or pass --run \
+         last (or --run {}); in GitHub Actions, later steps of the job have MREG_RUN_ID \
+         already",
+        sibling.id
+    ));
 }
 
 fn report_skipped(ctx: &Ctx, skipped: &[Skipped]) {

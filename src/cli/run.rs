@@ -10,7 +10,10 @@ use crate::ops::run::{self, Child, Request};
 /// Run a command and record it as a run: params, source, environment, exit code
 ///
 /// The command runs as a child with MREG_RUN_ID and MREG_REGISTRY in its environment,
-/// so `mreg log` and `mreg push` called from it record into this run. mreg exits with
+/// so `mreg log` and `mreg push` called from it record into this run. In GitHub Actions
+/// MREG_RUN_ID also goes to the job's later steps (through GITHUB_ENV), so a separate
+/// `mreg push` step links to this run too; elsewhere, a later step can name it with
+/// `--run last` (the newest run `mreg run` started from the same work tree and commit). mreg exits with
 /// the command's exit code (128+N when a signal N ended it). Ctrl-C reaches the command
 /// as usual and the run is recorded as interrupted; SIGTERM and SIGHUP sent to mreg are
 /// passed on to the command. With --json the command's stdout goes to stderr, so that
@@ -28,7 +31,10 @@ use crate::ops::run::{self, Child, Request};
 
 Inside the command:
   mreg log --metric loss=0.41 --step 3
-  mreg push ./out --model churn            # links churn@N to this run")]
+  mreg push ./out --model churn            # links churn@N to this run
+
+In a later CI step (or shell command):
+  mreg push ./out --model churn --run last # the newest `mreg run` of this checkout")]
 pub struct RunArgs {
     /// Experiment the run belongs to; credentials in it are masked, as in --name
     #[arg(long, env = "MREG_EXPERIMENT", default_value = "default")]
@@ -78,6 +84,16 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
             .collect::<Vec<_>>()
             .join(" ")
     ));
+    match &started.exported {
+        Some(Ok(to)) => ctx.out.status(&format!(
+            "MREG_RUN_ID={} goes to the job's later steps through {to}.",
+            started.record.id
+        )),
+        Some(Err(why)) => ctx.out.warn(&format!(
+            "later steps of this job will not link to this run: {why}"
+        )),
+        None => {}
+    }
     let child = Child {
         quiet: ctx.out.is_quiet(),
         stdout_to_stderr: ctx.out.is_json(),

@@ -30,16 +30,18 @@ pub struct Logged {
     pub parents: usize,
 }
 
-/// Logs `inputs` into the run `run` names (else `MREG_RUN_ID`'s); `warn` hears of
+/// Logs `inputs` into the run `run` names (`last`: the newest of the work tree of `cwd`;
+/// else `MREG_RUN_ID`'s); `warn` hears of
 /// values of metrics files that are not numbers.
 pub fn log(
     reg: &Registry,
     run: Option<&str>,
+    cwd: &std::path::Path,
     inputs: &Inputs,
     progress: &dyn Progress,
     warn: &mut dyn FnMut(String),
 ) -> Result<Logged> {
-    let id = record::target_run(reg, run)?;
+    let id = record::target_run(reg, run, cwd)?;
     let time = clock::format_time_ms(clock::now()?);
     if inputs.step.is_some() && inputs.metrics.is_empty() {
         return Err(

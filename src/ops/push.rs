@@ -18,6 +18,7 @@ use crate::lineage;
 use crate::manifest::VersionRecord;
 use crate::names::{self, ModelName};
 use crate::stage::promote::Report;
+use crate::store::runindex::RunSummary;
 use crate::store::snapshot::{self, Sink, Skipped};
 use crate::store::statcache::StatCache;
 use crate::store::write::Staging;
@@ -182,6 +183,15 @@ pub enum Notice<'a> {
     Warning(String),
     /// The paths the folder's scan left out (`.mregignore`, the registry itself).
     Skipped(&'a [Skipped]),
+    /// The push recorded a run of its own (`recorded`) for the new version, while a
+    /// recent run started by `mreg run` from the same work tree finished without pushing
+    /// a model (`sibling`): most likely the training run it was meant to link to.
+    UnlinkedRun {
+        /// The run the push recorded.
+        recorded: RunId,
+        /// The recent run that pushed nothing.
+        sibling: RunSummary,
+    },
 }
 
 /// When a push happens, and the run it links to.
@@ -245,7 +255,7 @@ fn store_and_record(
             run: None,
             metrics: BTreeMap::new(),
         };
-        new_version(reg, request, (run.target, run.time), add, content)?
+        new_version(reg, request, (run.target, run.time), add, content, notify)?
     };
     cache.save(reg);
     Ok(Stored {
@@ -264,22 +274,35 @@ fn new_version(
     (target, time): (Option<&RunId>, &str),
     add: Additions,
     mut content: models::NewVersion,
+    notify: &mut dyn FnMut(Notice),
 ) -> Result<VersionRecord> {
-    let (run_id, metrics) = if let Some(id) = target {
+    let (run_id, metrics, recorded) = if let Some(id) = target {
         if !add.is_empty() {
             record::log(reg, id, time, add)?;
         }
-        (id.clone(), runs::load(reg, id)?.metrics)
+        (id.clone(), runs::load(reg, id)?.metrics, None)
     } else {
         let experiment = request.experiment.unwrap_or(content.model.as_str());
         let experiment = lineage::mask_text(experiment);
         let recorded = record::create_finished(reg, request.cwd, &experiment, time, add)?;
-        (recorded.id, recorded.metrics)
+        (
+            recorded.id.clone(),
+            recorded.metrics.clone(),
+            Some(recorded),
+        )
     };
     content.run = Some(run_id.clone());
     content.metrics = metrics;
     let version = models::create_version(reg, content)?;
     record::link_output(reg, &run_id, time, &version)?;
+    if let Some(recorded) = recorded
+        && let Some(sibling) = record::unlinked_sibling(reg, &recorded, request.cwd)
+    {
+        notify(Notice::UnlinkedRun {
+            recorded: recorded.id,
+            sibling,
+        });
+    }
     Ok(version)
 }
 
@@ -297,5 +320,5 @@ fn linked_run(reg: &Registry, request: &Request) -> Result<Option<RunId>> {
         .hint("leave out --experiment, or --run and MREG_RUN_ID")
         .into());
     }
-    record::target_run(reg, request.run).map(Some)
+    record::target_run(reg, request.run, request.cwd).map(Some)
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Result;
 
@@ -13,6 +14,7 @@ use crate::id::RunId;
 use crate::lineage;
 use crate::manifest::run::{Command, End, FORMAT, ModelLink, Status};
 use crate::manifest::{RunEvent, RunRecord, VersionRecord};
+use crate::store::runindex::{self, RunSummary};
 use crate::store::{Registry, runs};
 
 /// Returns a run record as a run starts in `cwd`: who, when, where, and the source and
@@ -89,10 +91,19 @@ pub fn create_finished(
     create_with(reg, start, add)
 }
 
-/// Returns the run `flag` (`--run`) names, else the one `MREG_RUN_ID` names.
+/// The word `--run` takes for the newest run started from the caller's work tree.
+pub const LAST: &str = "last";
+
+/// How long after it ended a run that pushed no model is still worth a warning when a
+/// push from its work tree records a run of its own.
+const RECENT: Duration = Duration::from_secs(24 * 3600);
+
+/// Returns the run `flag` (`--run`: an id, a prefix, or `last`, the newest run started
+/// from the work tree of `cwd`) names, else the one `MREG_RUN_ID` names.
 /// A removed run takes no more events.
-pub fn target_run(reg: &Registry, flag: Option<&str>) -> Result<RunId> {
+pub fn target_run(reg: &Registry, flag: Option<&str>, cwd: &Path) -> Result<RunId> {
     let id = match (flag, inherited_run()) {
+        (Some(LAST), _) => last_run(reg, cwd)?,
         (Some(text), _) => runs::resolve(reg, text)?,
         (None, Some(text)) => runs::resolve(reg, &text).map_err(|err| {
             err.context(format!("MREG_RUN_ID={text} names no run of this registry"))
@@ -103,6 +114,115 @@ pub fn target_run(reg: &Registry, flag: Option<&str>) -> Result<RunId> {
     };
     crate::store::removals::require_live_run(reg, &id)?;
     Ok(id)
+}
+
+/// Where a run started, as `--run last` matches it: the top folder of its git work
+/// tree and the commit checked out, or outside git the folder itself.
+#[derive(Debug, PartialEq, Eq)]
+struct WorkTree {
+    root: String,
+    commit: Option<String>,
+}
+
+impl WorkTree {
+    /// Returns the work tree of `cwd` as a run started there records it.
+    fn here(cwd: &Path) -> WorkTree {
+        lineage::source(cwd).map_or_else(
+            || WorkTree {
+                root: cwd.display().to_string(),
+                commit: None,
+            },
+            |s| WorkTree {
+                root: s.root,
+                commit: s.commit,
+            },
+        )
+    }
+
+    /// Returns the work tree a run started in, for a run `mreg run` made (a run a push
+    /// recorded for itself ran no command, and is no candidate).
+    fn of_command_run(record: &RunRecord) -> Option<WorkTree> {
+        let command = record.command.as_ref()?;
+        Some(match &record.source {
+            Some(s) => WorkTree {
+                root: s.root.clone(),
+                commit: s.commit.clone(),
+            },
+            None => WorkTree {
+                root: command.cwd.clone()?,
+                commit: None,
+            },
+        })
+    }
+
+    fn describe(&self) -> String {
+        match &self.commit {
+            Some(commit) => format!(
+                "{} at commit {}",
+                self.root,
+                &commit[..commit.len().min(12)]
+            ),
+            None => self.root.clone(),
+        }
+    }
+}
+
+/// Returns the newest run `mreg run` started from the work tree of `cwd` (same git top
+/// folder and commit; outside git, the same folder), removed runs left out.
+fn last_run(reg: &Registry, cwd: &Path) -> Result<RunId> {
+    let here = WorkTree::here(cwd);
+    let mut index = runindex::summaries(reg)?.runs;
+    index.sort_by(|a, b| b.start.cmp(&a.start).then_with(|| b.id.cmp(&a.id)));
+    for summary in &index {
+        let Ok(record) = runs::load_start(reg, &summary.id) else {
+            continue;
+        };
+        if WorkTree::of_command_run(&record).as_ref() == Some(&here) {
+            return Ok(summary.id.clone());
+        }
+    }
+    Err(Failure::error(format!(
+        "--run last: no run of this registry was started by `mreg run` from {}",
+        here.describe()
+    ))
+    .hint(
+        "`mreg runs` lists the runs; pass --run ID, or start the training with `mreg run` \
+         from this work tree and commit",
+    )
+    .into())
+}
+
+/// Returns a recent run that pushed nothing, started by `mreg run` from the same work
+/// tree as `recorded` (a run a push in `cwd` just recorded for itself): the run the
+/// push most likely meant to link to, had it been a training run that pushed nothing.
+/// Any trouble reading runs finds none: this only warns.
+pub fn unlinked_sibling(reg: &Registry, recorded: &RunRecord, cwd: &Path) -> Option<RunSummary> {
+    let here = recorded.source.as_ref().map_or_else(
+        || WorkTree {
+            root: cwd.display().to_string(),
+            commit: None,
+        },
+        |s| WorkTree {
+            root: s.root.clone(),
+            commit: s.commit.clone(),
+        },
+    );
+    let now = clock::now().ok()?;
+    let mut index = runindex::summaries(reg).ok()?.runs;
+    index.retain(|r| {
+        r.id != recorded.id
+            && r.status == Status::Finished
+            && r.outputs.is_empty()
+            && r.end
+                .as_deref()
+                .and_then(|end| clock::parse_time(end).ok())
+                .is_some_and(|end| now.duration_since(end).unwrap_or_default() <= RECENT)
+    });
+    index.sort_by(|a, b| b.start.cmp(&a.start).then_with(|| b.id.cmp(&a.id)));
+    index.into_iter().find(|summary| {
+        runs::load_start(reg, &summary.id)
+            .is_ok_and(|r| WorkTree::of_command_run(&r).as_ref() == Some(&here))
+    })
 }
 
 /// Returns the run `mreg run` gave this process in `MREG_RUN_ID`, if any.

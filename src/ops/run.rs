@@ -49,6 +49,9 @@ pub struct Child {
 pub struct Started {
     /// The record as published.
     pub record: RunRecord,
+    /// Where the run's id was handed to the CI job's later steps, or why it could not be
+    /// ([`export_to_ci`]); `None` outside a CI that offers it.
+    pub exported: Option<Result<String, String>>,
     started_at: SystemTime,
 }
 
@@ -102,7 +105,37 @@ pub fn start(
         Some(request.argv),
     );
     let record = record::create_with(reg, record, add)?;
-    Ok(Started { record, started_at })
+    let exported = export_to_ci(&record.id, &lineage::process_env);
+    Ok(Started {
+        record,
+        exported,
+        started_at,
+    })
+}
+
+/// Hands the run's id to the later steps of the CI job, where the CI offers a way:
+/// in GitHub Actions, a `MREG_RUN_ID=ID` line appended to the file `GITHUB_ENV` names,
+/// so a later step's `mreg push` or `mreg log` links to this run. Returns where it went,
+/// or why it could not; `None` outside such a CI.
+fn export_to_ci(
+    id: &RunId,
+    getenv: &dyn Fn(&str) -> Option<String>,
+) -> Option<Result<String, String>> {
+    use std::io::Write as _;
+    if getenv("GITHUB_ACTIONS").as_deref() != Some("true") {
+        return None;
+    }
+    let path = getenv("GITHUB_ENV").filter(|p| !p.is_empty())?;
+    let written = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| writeln!(file, "MREG_RUN_ID={id}"));
+    Some(match written {
+        Ok(()) => Ok(format!("GITHUB_ENV ({path})")),
+        Err(err) => Err(format!(
+            "appending MREG_RUN_ID to GITHUB_ENV ({path}): {err}"
+        )),
+    })
 }
 
 /// Checks the experiment and run names before anything is read or written.

@@ -194,7 +194,7 @@ fn ci_jobs_are_recorded() {
     assert!(run["environment"]["cores"].as_u64().unwrap() >= 1);
 }
 
-fn git(dir: &Path, args: &[&str]) {
+pub(crate) fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
         .args([
             "-c",

@@ -1,0 +1,178 @@
+//! A user's first day: the natural CI sequence (train in one step, push in another)
+//! links the version to its training run, and the mistakes a new user makes get a
+//! clear answer instead of a silent wrong one.
+
+use crate::cli::lineage::git;
+use crate::common::TestEnv;
+use insta::assert_snapshot;
+use serde_json::Value;
+
+/// Records a training run that logs a loss curve and pushes nothing, as a CI training
+/// step does; returns its id.
+fn train(env: &TestEnv) -> String {
+    let out = env.run(&[
+        "run",
+        "--experiment",
+        "churn",
+        "--param",
+        "lr=0.1",
+        "--",
+        "sh",
+        "-c",
+        "mreg log -q --metric loss=0.5 --step 1 && mreg log -q --metric loss=0.3 --step 2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Value = serde_json::from_str(&env.ok(&["runs", "--json"])).unwrap();
+    runs[0]["id"].as_str().unwrap().to_owned()
+}
+
+fn run_of(env: &TestEnv, reference: &str) -> String {
+    let shown: Value = serde_json::from_str(&env.ok(&["show", reference, "--json"])).unwrap();
+    shown["run"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_push_in_a_later_step_links_to_the_training_run_with_run_last() {
+    let env = TestEnv::with_registry();
+    let trained = train(&env);
+    env.fixture("tiny-v1", "out");
+    env.ok(&["push", "out", "--model", "churn", "--run", "last"]);
+    assert_eq!(run_of(&env, "churn@1"), trained);
+    let shown: Value = serde_json::from_str(&env.ok(&["show", &trained, "--json"])).unwrap();
+    assert_eq!(shown["params"]["lr"], 0.1);
+    assert_eq!(shown["outputs"][0]["version"], 1);
+    // `mreg log --run last` reaches the same run, for an evaluation step.
+    env.write("eval.json", r#"{"acc": 0.91}"#);
+    env.ok(&["log", "--run", "last", "--metrics-file", "eval.json"]);
+    let shown: Value = serde_json::from_str(&env.ok(&["show", &trained, "--json"])).unwrap();
+    assert_eq!(shown["metrics"]["acc"], 0.91);
+}
+
+#[test]
+fn run_last_skips_runs_of_other_folders_and_says_when_there_is_none() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "out");
+    assert_snapshot!(env.snap(&["push", "out", "--model", "churn", "--run", "last"]), @r#"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: --run last: no run of this registry was started by `mreg run` from [TMP]/work
+    hint: `mreg runs` lists the runs; pass --run ID, or start the training with `mreg run` from this work tree and commit
+    "#);
+    // A run started elsewhere is not this work tree's.
+    std::fs::create_dir(env.path("elsewhere")).unwrap();
+    let out = env
+        .cmd(&["run", "--", "true"])
+        .current_dir(env.path("elsewhere"))
+        .env("MREG_REGISTRY", env.registry())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env.run(&["push", "out", "--model", "churn", "--run", "last"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(env.version_files().is_empty());
+}
+
+#[test]
+fn a_push_that_records_its_own_run_warns_of_the_training_run_it_missed() {
+    let env = TestEnv::with_registry();
+    let trained = train(&env);
+    env.fixture("tiny-v1", "out");
+    let snap = env.snap(&["push", "out", "--model", "churn"]);
+    assert!(snap.contains(&trained), "{snap}");
+    assert_snapshot!(snap, @r#"
+    exit: 0
+    --- stdout
+    churn@1
+    --- stderr
+    Stored 4 files (476 B, 476 B new) as churn@1, from run 8a9d06422a681749.
+    warning: churn@1 is linked to run 8a9d06422a681749, which this push recorded, not to run eb16012c5aff4a1a (experiment churn), which `mreg run` started from this work tree and commit and which finished 1 minute ago without pushing a model.
+    hint: to link a version to its training run, push from inside `mreg run`, or pass --run last (or --run eb16012c5aff4a1a); in GitHub Actions, later steps of the job have MREG_RUN_ID already
+    "#);
+    assert_ne!(run_of(&env, "churn@1"), trained);
+    // Once a run has pushed a model, a later push from the folder does not warn of it.
+    env.fixture("tiny-v2", "out2");
+    env.ok(&["push", "out2", "--model", "churn", "--run", &trained]);
+    env.fixture("tiny-v1", "out3");
+    std::fs::write(env.path("out3/extra.txt"), "x").unwrap();
+    let err = env.ok_err(&["push", "out3", "--model", "churn"]);
+    assert!(!err.contains("warning"), "{err}");
+}
+
+#[test]
+fn run_hands_its_id_to_later_github_actions_steps() {
+    let env = TestEnv::with_registry();
+    let github_env = env.write("github-env", "EARLIER=1\n");
+    let github_env = github_env.display().to_string();
+    let vars = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_ENV", github_env.as_str()),
+    ];
+    let out = env.run_with(&["run", "--experiment", "churn", "--", "true"], &vars);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let runs: Value = serde_json::from_str(&env.ok(&["runs", "--json"])).unwrap();
+    let id = runs[0]["id"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&github_env).unwrap(),
+        format!("EARLIER=1\nMREG_RUN_ID={id}\n")
+    );
+    assert!(
+        stderr.contains(&format!("MREG_RUN_ID={id} goes to the job's later steps")),
+        "{stderr}"
+    );
+    // The later step, as the runner starts it: MREG_RUN_ID from that file.
+    env.fixture("tiny-v1", "out");
+    let out = env.run_with(&["push", "out", "--model", "churn"], &[("MREG_RUN_ID", id)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run_of(&env, "churn@1"), id);
+    // Outside GitHub Actions nothing is written.
+    env.ok(&["run", "--", "true"]);
+    assert_eq!(
+        std::fs::read_to_string(&github_env)
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn run_last_is_the_newest_run_of_the_checked_out_commit() {
+    let env = TestEnv::with_registry();
+    let work = env.path("");
+    env.write(".gitignore", ".mreg/\nout/\n");
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "first"]);
+    let first = train(&env);
+    env.write("train.py", "print('v2')\n");
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "second"]);
+    env.fixture("tiny-v1", "out");
+    // The only run is of another commit: not this checkout's training.
+    let out = env.run(&["push", "out", "--model", "churn", "--run", "last"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("at commit"), "{stderr}");
+    let second = train(&env);
+    env.ok(&["push", "out", "--model", "churn", "--run", "last"]);
+    assert_eq!(run_of(&env, "churn@1"), second);
+    assert_ne!(first, second);
+}
