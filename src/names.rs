@@ -44,6 +44,32 @@ impl fmt::Display for ModelName {
     }
 }
 
+/// Returns the candidate closest to `word`, as a "did you mean" for a misspelled key or
+/// name; `None` when none is close. Close means at least 60% alike by edit distance
+/// (`acuracy`, `accuracy`), or one an abbreviation of the other: the same first letter,
+/// and the shorter's letters in order in the longer (`acuracy`, `acc`).
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| {
+            let alike = strsim::normalized_damerau_levenshtein(word, c);
+            let abbreviates = abbreviates(word, c) || abbreviates(c, word);
+            (if abbreviates { alike.max(0.6) } else { alike }, c)
+        })
+        .filter(|(score, _)| *score >= 0.6)
+        .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+        .map(|(_, c)| c)
+}
+
+/// Returns whether `short` abbreviates `long`: two or more characters, the same first
+/// one, all found in `long` in order.
+fn abbreviates(short: &str, long: &str) -> bool {
+    let mut rest = long.chars();
+    short.chars().count() >= 2
+        && short.chars().next() == long.chars().next()
+        && short.chars().all(|c| rest.any(|l| l == c))
+}
+
 /// Returns whether `name` may name a stage: `production`, `pre-prod`, `canary_2`.
 ///
 /// A stage name is words of lowercase ASCII letters, digits and `_`, each starting with a
@@ -120,6 +146,16 @@ pub fn check_remote_name(name: &str) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_closest_name_is_suggested_and_far_ones_are_not() {
+        let names = ["acc", "loss", "f1", "val.loss"];
+        assert_eq!(closest("acuracy", names), Some("acc"));
+        assert_eq!(closest("los", names), Some("loss"));
+        assert_eq!(closest("val.los", names), Some("val.loss"));
+        assert_eq!(closest("latency_ms", names), None);
+        assert_eq!(closest("x", []), None);
+    }
 
     #[test]
     fn stage_names() {

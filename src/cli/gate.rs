@@ -11,7 +11,9 @@ use crate::ops::gate;
 /// Each EXPR is one comparison, KEY OP VALUE, where VALUE may be @STAGE (the value of
 /// the version that stage holds) with a tolerance: @production-0.005, @production*1.1.
 /// Bare names are metrics; params.X, tags.X and attributes.X (version, files, bytes,
-/// created, actor, tree, run) work too. A missing value, NaN or an empty stage fails.
+/// created, actor, tree, run) work too. A missing value, NaN or an empty stage fails;
+/// @production? passes while production is empty. A key no version of the model has is
+/// a usage error (exit 2) naming the closest one.
 /// With --stage, the stage's policy from config.toml is checked first. Exits 0 when
 /// every gate holds, 3 when one does not. Quote each gate: an unquoted > redirects.
 #[derive(Debug, clap::Args)]

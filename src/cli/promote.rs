@@ -10,7 +10,9 @@ use crate::ops::promote::{self, Request};
 /// Every gate must hold: the stage's own gates from config.toml, then each --gate. A
 /// gate is one comparison, KEY OP VALUE, where VALUE may be @STAGE (what the version in
 /// that stage scored) with a tolerance: @production-0.005, @production*1.1. A missing
-/// metric, NaN or an empty stage fails the gate. A refused promotion moves nothing and
+/// metric, NaN or an empty stage fails the gate; @production? passes while production is
+/// empty (a pipeline's first promotion). A --gate key no version of the model has is a
+/// typo: a usage error (exit 2), nothing recorded. A refused promotion moves nothing and
 /// is recorded, with the values that refused it; --force --reason TEXT overrides the
 /// gates and the policy, and is recorded too. A promotion to production moves the
 /// version production held to archived in the same step (the stage's `replaced_to`).
@@ -25,6 +27,7 @@ use crate::ops::promote::{self, Request};
   mreg promote churn@4 staging
   mreg promote churn@4 production --gate 'acc>0.85' --gate 'acc>=@production-0.005'
   mreg promote churn@staging production --gate 'latency_ms<=@production*1.1'
+  mreg promote churn@4 production --gate 'acc>=@production?-0.005'   # passes if empty
   mreg promote churn@4 production --expect 3 --json | jq -r .result
   mreg promote churn@4 production --force --reason 'hotfix for incident 42'
   mreg promote churn@4 production --dry-run

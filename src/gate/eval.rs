@@ -73,8 +73,15 @@ pub fn evaluate(gate: &Gate, subject: &dyn Subject) -> Check {
             required_note: String::new(),
             why_note: String::new(),
         }),
-        Rhs::Stage { stage, adjust } => {
+        Rhs::Stage {
+            stage,
+            adjust,
+            if_held,
+        } => {
             let holder = subject.holder(stage, key);
+            if holder.is_none() && *if_held {
+                return empty_stage_pass(gate, stage, &label, actual);
+            }
             against = holder.as_ref().map(|(label, _)| label.clone());
             stage_threshold(key, stage, *adjust, holder)
         }
@@ -100,6 +107,31 @@ pub fn evaluate(gate: &Gate, subject: &dyn Subject) -> Check {
     }
 }
 
+/// Returns the outcome of an `@STAGE?` gate whose stage holds no version: a pass, saying
+/// so in `required`, as long as the candidate has a value (NaN included: there is no
+/// value to compare it with) under the key.
+fn empty_stage_pass(gate: &Gate, stage: &str, label: &str, actual: Option<Value>) -> Check {
+    let key = gate.key();
+    let why = match &actual {
+        None => Some(format!("{label} has no {}", noun(key))),
+        Some(value) if is_nan(value) => Some(format!("{} of {label} is NaN", short(key))),
+        Some(_) => None,
+    };
+    Check {
+        gate: gate.text().to_owned(),
+        required: format!(
+            "{} {} ({stage} holds no version: passes)",
+            gate.op(),
+            gate.rhs()
+        ),
+        threshold: None,
+        against: None,
+        passed: why.is_none(),
+        actual,
+        why,
+    }
+}
+
 /// Returns the threshold of a stage gate, or why there is none.
 fn stage_threshold(
     key: &Key,
@@ -109,7 +141,8 @@ fn stage_threshold(
 ) -> Result<Threshold, String> {
     let Some((holder, value)) = holder else {
         return Err(format!(
-            "{stage} holds no version, so there is nothing to compare {} with",
+            "{stage} holds no version, so there is nothing to compare {} with (@{stage}? \
+             passes while it holds none)",
             short(key)
         ));
     };

@@ -319,7 +319,10 @@ fn an_empty_stage_fails() {
     assert!(!result.passed);
     assert_eq!(
         result.why.as_deref(),
-        Some("production holds no version, so there is nothing to compare acc with")
+        Some(
+            "production holds no version, so there is nothing to compare acc with \
+             (@production? passes while it holds none)"
+        )
     );
     assert_eq!(result.required, ">= @production - 0.005");
     assert_eq!((result.threshold, result.against), (None, None));
@@ -399,4 +402,39 @@ fn computed_values_show_twelve_significant_digits() {
     assert_eq!(computed(&float(-2.5e-7)), "-0.00000025");
     assert_eq!(computed(&float(f64::INFINITY)), "inf");
     assert_eq!(computed(&Value::Int(6)), "6");
+}
+
+#[test]
+fn a_stage_gate_with_a_question_mark_passes_on_an_empty_stage_and_says_so() {
+    let c = check(
+        "acc>=@production?-0.005",
+        &candidate(&[("acc", float(0.9))]),
+    );
+    assert!(c.passed && c.why.is_none(), "{c:?}");
+    assert_eq!(
+        c.required,
+        ">= @production? - 0.005 (production holds no version: passes)"
+    );
+    assert_eq!((c.threshold, c.against), (None, None));
+    // The candidate must still have a value to judge.
+    assert_eq!(
+        why("acc>=@production?", &candidate(&[])),
+        "churn@4 has no metric acc"
+    );
+    assert_eq!(
+        why("acc>=@production?", &candidate(&[("acc", float(f64::NAN))])),
+        "acc of churn@4 is NaN"
+    );
+    // Once the stage holds a version, it is an ordinary stage gate.
+    let held = candidate(&[("acc", float(0.9))]).with_stage(
+        "production",
+        "churn@3",
+        &[("acc", float(0.95))],
+    );
+    assert_eq!(
+        why("acc>=@production?", &held),
+        "0.9 is not >= 0.95 (churn@3 in production)"
+    );
+    // Without the mark, an empty stage fails and says how to let it pass.
+    assert!(why("acc>=@production", &candidate(&[("acc", float(0.9))])).contains("@production?"));
 }

@@ -30,6 +30,9 @@ pub enum Rhs {
         stage: String,
         /// What to do to the holder's value before comparing, if anything.
         adjust: Option<Adjust>,
+        /// Whether the gate passes when the stage holds no version (`@production?`),
+        /// so a pipeline's first promotion needs no person.
+        if_held: bool,
     },
 }
 
@@ -143,7 +146,8 @@ impl fmt::Display for Adjust {
     }
 }
 
-/// Shows a literal as [`Value`] does, strings in double quotes; a stage as `@production - 0.005`.
+/// Shows a literal as [`Value`] does, strings in double quotes; a stage as
+/// `@production - 0.005` or `@production? - 0.005`.
 impl fmt::Display for Rhs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -151,12 +155,15 @@ impl fmt::Display for Rhs {
             Rhs::Literal(value) => write!(f, "{value}"),
             Rhs::Stage {
                 stage,
-                adjust: None,
-            } => write!(f, "@{stage}"),
-            Rhs::Stage {
-                stage,
-                adjust: Some(adjust),
-            } => write!(f, "@{stage} {adjust}"),
+                adjust,
+                if_held,
+            } => {
+                write!(f, "@{stage}{}", if *if_held { "?" } else { "" })?;
+                match adjust {
+                    Some(adjust) => write!(f, " {adjust}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

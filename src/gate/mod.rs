@@ -5,7 +5,7 @@
 //! ```text
 //! gate   = KEY OP rhs
 //! OP     = ">" | ">=" | "<" | "<=" | "==" | "!="
-//! rhs    = LITERAL | "@" STAGE [ ADJUST ]
+//! rhs    = LITERAL | "@" STAGE [ "?" ] [ ADJUST ]
 //! ADJUST = ("+" | "-" | "*") NUMBER
 //! ```
 //!
@@ -15,7 +15,8 @@
 //! - **Stages** ([`crate::names::is_stage_name`]) are lowercase words of
 //!   letters, digits and `_`, each starting with a letter, joined by `-`: `production`,
 //!   `pre-prod`, `canary_2`. `@STAGE` stands for the value under the same key of the
-//!   version holding that stage.
+//!   version holding that stage. `@STAGE?` is the same, except that the gate passes
+//!   while the stage holds no version (the first promotion of a pipeline).
 //! - **Adjustments** apply to that value: `+ n`, `- n` or `* n`, where n is a non-negative
 //!   number. In `@pre-prod-0.005` the stage is `pre-prod`, since no word of a stage name
 //!   starts with a digit, and `-0.005` is the tolerance.
@@ -29,6 +30,7 @@
 //! --gate 'metrics.val.loss <= 0.3'
 //! --gate 'tags.team == "growth"'
 //! --gate 'acc>=@production-0.005'            at most 0.005 below the production version
+//! --gate 'acc>=@production?-0.005'           the same, or production is still empty
 //! --gate 'latency_ms <= @production * 1.1'   at most 10% slower than production
 //! --gate 'params.epochs >= @pre-prod+1'      stage pre-prod, tolerance +1
 //! ```
@@ -37,8 +39,9 @@
 //!
 //! [`evaluate`] compares as `--where` does (numbers exactly, ints and
 //! floats mixed; strings by bytes; bools only with `==` and `!=`; other pairings of types
-//! fail) but never passes silently: a missing key, a NaN, a stage holding no version, or an
-//! adjustment of a value that is not a number fails the gate with a sentence saying why.
+//! fail) but never passes silently: a missing key, a NaN, a stage holding no version
+//! (unless written `@STAGE?`), or an adjustment of a value that is not a number fails the
+//! gate with a sentence saying why.
 
 mod eval;
 mod expr;

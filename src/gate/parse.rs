@@ -247,6 +247,9 @@ fn stage_at(src: &[char], pos: usize) -> Result<(Rhs, usize), SyntaxError> {
             format!("'{name}' is not a stage name: it reads as a version, as in churn@{name}");
         return Err(SyntaxError::new(start, what).with_hint(VERSION_LIKE_HINT));
     }
+    // `@production?`: the gate passes while the stage holds no version.
+    let if_held = src.get(end) == Some(&'?');
+    let end = if if_held { end + 1 } else { end };
     let sign_at = skip_ws(src, end);
     let Some(&sign @ ('+' | '-' | '*')) = src.get(sign_at) else {
         // Whatever follows is reported as trailing text.
@@ -254,6 +257,7 @@ fn stage_at(src: &[char], pos: usize) -> Result<(Rhs, usize), SyntaxError> {
             Rhs::Stage {
                 stage: name,
                 adjust: None,
+                if_held,
             },
             end,
         ));
@@ -285,6 +289,7 @@ fn stage_at(src: &[char], pos: usize) -> Result<(Rhs, usize), SyntaxError> {
     let rhs = Rhs::Stage {
         stage: name,
         adjust: Some(adjust),
+        if_held,
     };
     Ok((rhs, num_end))
 }

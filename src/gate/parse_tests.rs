@@ -20,7 +20,7 @@ fn literal(text: &str) -> Value {
 
 fn stage(text: &str) -> (String, Option<Adjust>) {
     match gate(text).rhs {
-        Rhs::Stage { stage, adjust } => (stage, adjust),
+        Rhs::Stage { stage, adjust, .. } => (stage, adjust),
         other @ Rhs::Literal(_) => panic!("not a stage: {other:?}"),
     }
 }
@@ -461,4 +461,33 @@ proptest! {
             prop_assert_eq!(Gate::parse(&gate.text).map(|g| g.text).ok(), Some(gate.text));
         }
     }
+}
+
+#[test]
+fn a_stage_with_a_question_mark_passes_while_it_is_empty() {
+    for (text, adjust) in [
+        ("acc>=@production?", None),
+        ("acc >= @production? - 0.005", Some(Adjust::Minus(0.005))),
+        ("acc>=@pre-prod?*1.1", Some(Adjust::Times(1.1))),
+    ] {
+        let g = gate(text);
+        let Rhs::Stage {
+            adjust: got,
+            if_held,
+            ..
+        } = g.rhs()
+        else {
+            panic!("not a stage: {text}");
+        };
+        assert!(*if_held, "{text}");
+        assert_eq!(*got, adjust, "{text}");
+        assert!(g.rhs().to_string().contains('?'), "{text}");
+    }
+    assert!(matches!(
+        gate("acc>=@production").rhs(),
+        Rhs::Stage { if_held: false, .. }
+    ));
+    // The mark belongs to the name: a space before it, or two, is trailing text.
+    assert_eq!(error("acc>=@production ?").0, 18);
+    assert_eq!(error("acc>=@production??").0, 18);
 }

@@ -7,7 +7,8 @@ use serde::Serialize;
 use crate::error::Failure;
 use crate::manifest::json::json_of_value;
 use crate::manifest::state::CheckRecord;
-use crate::query::Namespace;
+use crate::names;
+use crate::query::{Key, Namespace};
 use crate::refspec::ModelRef;
 use crate::stage::subject::VERSION_ATTRIBUTES;
 use crate::stage::{self, COMMAND_LINE, SourcedGate, VersionFields};
@@ -80,6 +81,84 @@ pub fn check_gate_stages(config: &Config, gates: &[SourcedGate]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses command-line gates whose key no version of the candidate's model has, as a
+/// usage error: `acuracy>0.85` is a typo, not a model that is not good enough, and must
+/// not be recorded as a refusal. A key the candidate lacks but another version has stays
+/// a refusal (the candidate is missing what the others are judged on). Gates from a
+/// stage's policy are left to refuse: the policy is the registry's own rule.
+pub fn check_gate_keys(
+    reg: &Registry,
+    candidate: &VersionFields,
+    gates: &[SourcedGate],
+) -> Result<()> {
+    let mut unknown: Vec<&SourcedGate> = gates
+        .iter()
+        .filter(|g| g.source == COMMAND_LINE && g.gate.key().ns != Namespace::Attributes)
+        .filter(|g| candidate.field(g.gate.key()).is_none())
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let record = candidate.record();
+    // Newest first: a key the candidate lacks is most likely one recent versions have.
+    for version in models::list_versions(reg, &record.model)?.into_iter().rev() {
+        if version == record.version {
+            continue;
+        }
+        let Ok(other) = models::load_version(reg, &record.model, version)
+            .and_then(|r| VersionFields::load(reg, r))
+        else {
+            continue;
+        };
+        unknown.retain(|g| other.field(g.gate.key()).is_none());
+        if unknown.is_empty() {
+            return Ok(());
+        }
+    }
+    let gate = unknown[0];
+    let key = gate.gate.key();
+    let kind = match key.ns {
+        Namespace::Params => "param",
+        Namespace::Tags => "tag",
+        _ => "metric",
+    };
+    let names = candidate.names(key.ns);
+    // As a user writes it in a gate: a metric by its bare name.
+    let written = |name: &str| {
+        let key = Key::new(key.ns, name);
+        let text = key.to_string();
+        match text.strip_prefix("metrics.") {
+            Some(bare) if key.ns == Namespace::Metrics => bare.to_owned(),
+            _ => text,
+        }
+    };
+    let mut hint = match names::closest(&key.name, names.iter().copied()) {
+        Some(near) => format!("did you mean {}? ", written(near)),
+        None => String::new(),
+    };
+    if names.is_empty() {
+        hint.push_str(&format!("{} has no {kind}s", record.reference()));
+    } else {
+        hint.push_str(&format!(
+            "{kind}s of {}: {}",
+            record.reference(),
+            names.join(", ")
+        ));
+    }
+    Err(Failure::usage(format!(
+        "gate '{}' reads {}, which no version of {} has",
+        gate.gate.text(),
+        if key.ns == Namespace::Metrics {
+            format!("metric {}", written(&key.name))
+        } else {
+            written(&key.name)
+        },
+        record.model
+    ))
+    .hint(hint)
+    .into())
+}
+
 /// Returns what `mreg gate` found, as `--json` prints it; `checks` holds the records
 /// for the text table.
 #[derive(Debug, Serialize)]
@@ -129,6 +208,7 @@ pub fn check(
     }
     all.extend(gates);
     let fields = VersionFields::load(reg, record.clone())?;
+    check_gate_keys(reg, &fields, &all)?;
     let from = from.as_ref().map(|(s, f)| (*s, f.as_str()));
     let checks = stage::evaluate(reg, &fields, current.as_ref(), from, &all);
     Ok(Checked {

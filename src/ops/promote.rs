@@ -5,14 +5,14 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::gate::{CheckRow, check_gate_stages, check_rows, parse_gates};
+use super::gate::{CheckRow, check_gate_keys, check_gate_stages, check_rows, parse_gates};
 use crate::error::Failure;
 use crate::lineage;
 use crate::manifest::VersionRecord;
 use crate::manifest::state::Move;
 use crate::refspec::ModelRef;
 use crate::stage::promote::{Expect, Promotion, Report, Verdict, promote as decide};
-use crate::stage::{SourcedGate, Stamp};
+use crate::stage::{SourcedGate, Stamp, VersionFields};
 use crate::store::{Registry, models};
 
 /// What `mreg promote` is asked to do, as given.
@@ -149,6 +149,11 @@ pub fn promote(reg: &Registry, request: &Request) -> Result<Promoted> {
         .map(|e| parse_expect(e, reference.model.as_str()))
         .transpose()?;
     let candidate = models::resolve(reg, &reference)?;
+    check_gate_keys(
+        reg,
+        &VersionFields::load(reg, candidate.clone())?,
+        &pending.gates,
+    )?;
     let promotion = Promotion {
         candidate,
         stage: pending.stage,
@@ -199,6 +204,7 @@ impl Pending {
 
     /// Promotes the pushed version, through the stage's policy and the gates.
     pub fn promote(self, reg: &Registry, record: &VersionRecord) -> Result<Promoted> {
+        check_gate_keys(reg, &VersionFields::load(reg, record.clone())?, &self.gates)?;
         let promotion = Promotion {
             candidate: record.clone(),
             stage: self.stage,

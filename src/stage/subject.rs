@@ -56,6 +56,35 @@ impl VersionFields {
         }
     }
 
+    /// Returns the names the version has a value under in namespace `ns` (metrics, params
+    /// or tags; attributes are fixed, [`VERSION_ATTRIBUTES`]), sorted.
+    pub fn names(&self, ns: Namespace) -> Vec<&str> {
+        let run = self.run.as_ref();
+        let mut names: Vec<&str> = match ns {
+            Namespace::Metrics => self
+                .record
+                .metrics
+                .keys()
+                .chain(run.into_iter().flat_map(|r| r.metrics.keys()))
+                .map(String::as_str)
+                .collect(),
+            Namespace::Params => run
+                .into_iter()
+                .flat_map(|r| r.params.keys())
+                .map(String::as_str)
+                .collect(),
+            Namespace::Tags => run
+                .into_iter()
+                .flat_map(|r| r.tags.keys())
+                .map(String::as_str)
+                .collect(),
+            Namespace::Attributes => VERSION_ATTRIBUTES.to_vec(),
+        };
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     fn attribute(&self, name: &str) -> Option<Value> {
         let r = &self.record;
         let int = |n: u64| Some(Value::Int(i64::try_from(n).unwrap_or(i64::MAX)));

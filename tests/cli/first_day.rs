@@ -176,3 +176,95 @@ fn run_last_is_the_newest_run_of_the_checked_out_commit() {
     assert_eq!(run_of(&env, "churn@1"), second);
     assert_ne!(first, second);
 }
+
+#[test]
+fn a_gate_key_no_version_has_is_a_usage_error_not_a_refusal() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "out");
+    env.ok(&[
+        "push", "out", "--model", "churn", "--metric", "acc=0.9", "--metric", "loss=0.2",
+    ]);
+    assert_snapshot!(env.snap(&["promote", "churn@1", "staging", "--gate", "acuracy>0.85"]), @r#"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: gate 'acuracy>0.85' reads metric acuracy, which no version of churn has
+    hint: did you mean acc? metrics of churn@1: acc, loss
+    "#);
+    assert_snapshot!(env.snap(&["gate", "churn@1", "params.lrr<0.1"]), @r#"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: gate 'params.lrr<0.1' reads params.lrr, which no version of churn has
+    hint: churn@1 has no params
+    "#);
+    // Nothing recorded: no refusal in the history.
+    assert_snapshot!(env.snap(&["history", "churn"]), @r#"
+    exit: 0
+    --- stdout
+    --- stderr
+    No stage moves for churn yet; `mreg promote churn@N STAGE` makes the first.
+    "#);
+    // From push --stage: the version is pushed, the promotion refused as a usage error.
+    env.write("out/build.txt", "2");
+    let out = env.run(&[
+        "push",
+        "out",
+        "--model",
+        "churn",
+        "--metric",
+        "acc=0.95",
+        "--stage",
+        "staging",
+        "--gate",
+        "acuracy>0.85",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A metric another version has but the candidate lacks stays a refusal (exit 3).
+    env.write("out/build.txt", "3");
+    env.ok(&["push", "out", "--model", "churn", "--metric", "f1=0.5"]);
+    let out = env.run(&["promote", "churn@3", "staging", "--gate", "acc>0.85"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_pipeline_bootstraps_an_empty_stage_with_a_question_mark_gate() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "out");
+    env.ok(&["push", "out", "--model", "churn", "--metric", "acc=0.9"]);
+    let gate = "acc>=@production?-0.005";
+    assert_snapshot!(env.snap(&["promote", "churn@1", "production", "--gate", gate]), @r#"
+    exit: 0
+    --- stdout
+    GATE                     REQUIRED                                                       ACTUAL  RESULT
+    acc>=@production?-0.005  >= @production? - 0.005 (production holds no version: passes)  0.9     pass
+    --- stderr
+    Promoted churn@1 to production (it held nothing); history #1.
+    "#);
+    let history: Value = serde_json::from_str(&env.ok(&["history", "churn", "--json"])).unwrap();
+    assert_eq!(history[0]["checks"][0]["passed"], true);
+    assert_eq!(
+        history[0]["checks"][0]["required"],
+        ">= @production? - 0.005 (production holds no version: passes)"
+    );
+    // From then on the same gate judges against the incumbent.
+    env.write("out/build.txt", "2");
+    env.ok(&["push", "out", "--model", "churn", "--metric", "acc=0.8"]);
+    let out = env.run(&["promote", "churn@2", "production", "--gate", gate]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

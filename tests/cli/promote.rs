@@ -117,20 +117,21 @@ fn a_refused_promotion_moves_nothing_and_is_recorded_with_its_values() {
 #[test]
 fn missing_metrics_nan_and_empty_stages_fail_with_a_sentence() {
     let env = env_with_versions(&[&["acc=nan"], &["loss=0.2"]]);
-    assert_snapshot!(env.snap(&["gate", "m@1", "acc>0.5", "acc>=@production", "f1>0.1"]), @"
+    // m@1 has no loss, which m@2 has: the candidate lacks it, a refusal.
+    assert_snapshot!(env.snap(&["gate", "m@1", "acc>0.5", "acc>=@production", "loss<0.3"]), @r#"
     exit: 3
     --- stdout
     GATE              REQUIRED        ACTUAL  RESULT
     acc>0.5           > 0.5           NaN     FAIL
     acc>=@production  >= @production  NaN     FAIL
-    f1>0.1            > 0.1           -       FAIL
+    loss<0.3          < 0.3           -       FAIL
     --- stderr
     error: m@1 fails 3 of 3 gates:
       acc>0.5: acc of m@1 is NaN
       acc>=@production: acc of m@1 is NaN
-      f1>0.1: m@1 has no metric f1
+      loss<0.3: m@1 has no metric loss
     hint: nothing was recorded; `mreg promote` records a refusal, `mreg gate` never does
-    ");
+    "#);
     assert_snapshot!(env.snap(&["gate", "m@2", "loss<=@production*1.1"]), @"
     exit: 3
     --- stdout
@@ -138,7 +139,7 @@ fn missing_metrics_nan_and_empty_stages_fail_with_a_sentence() {
     loss<=@production*1.1  <= @production * 1.1  0.2     FAIL
     --- stderr
     error: m@2 fails 1 of 1 gate:
-      loss<=@production*1.1: production holds no version, so there is nothing to compare loss with
+      loss<=@production*1.1: production holds no version, so there is nothing to compare loss with (@production? passes while it holds none)
     hint: nothing was recorded; `mreg promote` records a refusal, `mreg gate` never does
     ");
     assert_snapshot!(env.snap(&["gate", "m@2", "loss<0.3", "--json"]), @r#"
