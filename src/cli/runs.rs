@@ -16,7 +16,9 @@ const DEFAULT_METRIC_COLUMNS: usize = 6;
 /// EXPR compares params, metrics, tags and attributes (id, experiment, name, status,
 /// start, end, duration, actor, exit_code): `metrics.acc > 0.8 and (params.lr < 0.01
 /// or tags.team == "growth") and not params.debug`. A bare name means a metric. A run
-/// missing a key fails that comparison; it is never an error. Newest runs first unless
+/// missing a key fails that comparison; it is never an error, but a key no run has is
+/// warned of, with the closest one runs have. An expression ending in a bare key no run
+/// holds true/false under is refused as an unquoted redirect (exit 2). Newest runs first unless
 /// --sort says otherwise; prefix a key with '-' to sort descending. Missing values sort
 /// last. See docs/query.md for the grammar.
 #[derive(Debug, clap::Args)]

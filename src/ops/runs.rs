@@ -12,6 +12,7 @@ use crate::id::RunId;
 use crate::manifest::Value;
 use crate::manifest::json::json_of_value;
 use crate::manifest::value::JsonFloat;
+use crate::names;
 use crate::query::{self, Expr, Fields, Key, Namespace, SortKey};
 use crate::store::runindex::{self, RunIndex, RunSummary};
 use crate::store::{Registry, runs};
@@ -181,6 +182,7 @@ pub fn select(reg: &Registry, query: &Query) -> Result<Selection> {
         .iter()
         .map(|(id, err)| format!("run {id} cannot be read and is left out: {err}"))
         .collect();
+    check_redirect_shape(&index, query)?;
     warnings.extend(unknown_keys(&index, query));
     let all = &index.runs;
     let mut found: Vec<usize> = (0..all.len())
@@ -217,8 +219,35 @@ pub fn select(reg: &Registry, query: &Query) -> Result<Selection> {
     })
 }
 
-/// Returns warnings about keys that no run has: a typo in `--sort` or `--columns`, or a
-/// bare attribute name in `--where`, where bare names mean metrics.
+/// Refuses a filter whose last term is a bare key that no run holds a bool under: what
+/// the shell leaves of an unquoted `--where acc>0.85` (`acc`, with `>0.85` taken as a
+/// redirect of stdout to a file named `0.85`), which would otherwise match nothing in
+/// silence.
+fn check_redirect_shape(index: &RunIndex, query: &Query) -> Result<(), Failure> {
+    let Some(key) = query.filter.as_ref().and_then(Expr::trailing_bare_key) else {
+        return Ok(());
+    };
+    let holds_bool = index
+        .runs
+        .iter()
+        .any(|r| matches!(row(index, r).field(key), Some(Value::Bool(_))));
+    if holds_bool {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "--where ends with the bare key {key}, which matches only runs where it is true, and \
+         no run has a true/false value there: the rest of the expression was most likely \
+         taken by the shell"
+    ))
+    .hint(
+        "quote the whole expression: --where 'acc>0.85' (unquoted, > and < redirect: the \
+         shell may have created a file named after the value)",
+    ))
+}
+
+/// Returns warnings about keys that no run has: a typo in `--where`, `--sort` or
+/// `--columns` (with the closest name runs have), or a bare attribute name in `--where`,
+/// where bare names mean metrics.
 fn unknown_keys(index: &RunIndex, query: &Query) -> Vec<String> {
     let all = &index.runs;
     let mut out = Vec::new();
@@ -228,21 +257,30 @@ fn unknown_keys(index: &RunIndex, query: &Query) -> Vec<String> {
     let present = |key: &Key| {
         key.ns == Namespace::Attributes || all.iter().any(|r| row(index, r).field(key).is_some())
     };
+    let missing = |key: &Key, flag: &str| {
+        let near = names::closest(&key.name, index.names(key.ns))
+            .map(|near| format!("; did you mean {}?", Key::new(key.ns, near)))
+            .unwrap_or_default();
+        format!("no run has {key}, so {flag} cannot use it{near}")
+    };
     for key in query.filter.as_ref().map(Expr::keys).unwrap_or_default() {
-        if key.ns == Namespace::Metrics && ATTRIBUTES.contains(&key.name.as_str()) && !present(&key)
-        {
+        if present(&key) {
+            continue;
+        }
+        if key.ns == Namespace::Metrics && ATTRIBUTES.contains(&key.name.as_str()) {
             out.push(format!(
                 "no run has a metric {0:?}; in --where a bare name is a metric: for the \
                  attribute, write attributes.{0}",
                 key.name
             ));
+        } else {
+            out.push(missing(&key, "--where"));
         }
     }
-    for key in std::iter::once(&query.sort.key).chain(&query.columns) {
+    let sort = std::iter::once((&query.sort.key, "--sort"));
+    for (key, flag) in sort.chain(query.columns.iter().map(|k| (k, "--columns"))) {
         if !present(key) {
-            out.push(format!(
-                "no run has {key}; check the key's spelling and namespace"
-            ));
+            out.push(missing(key, flag));
         }
     }
     out

@@ -109,6 +109,21 @@ impl Expr {
             .map_err(|err| err.into_failure_with(subject, &src, GRAMMAR_HINT))
     }
 
+    /// Returns the key of the expression's last term when that term is a bare key, not
+    /// negated (`acc`, `x > 1 and acc`): the shape an unquoted `--where acc>0.85` leaves
+    /// once the shell has taken `>0.85` as a redirect. (`not params.debug` is a common
+    /// query of its own.)
+    pub fn trailing_bare_key(&self) -> Option<&Key> {
+        let mut node = &self.node;
+        loop {
+            match node {
+                Node::Truthy(key) => return Some(key),
+                Node::Compare { .. } | Node::Not(_) => return None,
+                Node::And(_, last) | Node::Or(_, last) => node = last,
+            }
+        }
+    }
+
     /// Returns the keys the expression mentions, in order of appearance, without repeats.
     pub fn keys(&self) -> Vec<Key> {
         fn walk(node: &Node, out: &mut Vec<Key>) {

@@ -28,6 +28,7 @@ use crate::id::RunId;
 use crate::manifest::run::{ModelLink, Status};
 use crate::manifest::value::{JsonFloat, format_float};
 use crate::manifest::{RunRecord, Value};
+use crate::query::Namespace;
 
 const FORMAT: u32 = 3;
 
@@ -133,6 +134,17 @@ pub struct RunIndex {
 }
 
 impl RunIndex {
+    /// Returns the names of params, metrics or tags the runs hold (attributes: none).
+    pub fn names(&self, ns: Namespace) -> impl Iterator<Item = &str> {
+        let names: &[String] = match ns {
+            Namespace::Params => &self.params.list,
+            Namespace::Metrics => &self.metrics.list,
+            Namespace::Tags => &self.tags.list,
+            Namespace::Attributes => &[],
+        };
+        names.iter().map(String::as_str)
+    }
+
     /// Returns a run's param.
     pub fn param<'a>(&self, run: &'a RunSummary, name: &str) -> Option<&'a Value> {
         let id = *self.params.ids.get(name)?;

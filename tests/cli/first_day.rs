@@ -268,3 +268,44 @@ fn a_pipeline_bootstraps_an_empty_stage_with_a_question_mark_gate() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn where_refuses_the_unquoted_redirect_shape_and_warns_of_unknown_keys() {
+    let env = TestEnv::with_registry();
+    train(&env);
+    env.write("eval.json", r#"{"acc": 0.91}"#);
+    env.ok(&[
+        "log",
+        "--run",
+        "last",
+        "--metrics-file",
+        "eval.json",
+        "--param",
+        "debug=false",
+    ]);
+    // What the shell leaves of `mreg runs --where acc>0.85`.
+    assert_snapshot!(env.snap(&["runs", "--where", "acc"]), @r#"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: --where ends with the bare key metrics.acc, which matches only runs where it is true, and no run has a true/false value there: the rest of the expression was most likely taken by the shell
+    hint: quote the whole expression: --where 'acc>0.85' (unquoted, > and < redirect: the shell may have created a file named after the value)
+    "#);
+    assert_snapshot!(env.snap(&["runs", "--where", "accc > 0.5", "--sort", "-acuracy"]), @r#"
+    exit: 0
+    --- stdout
+    --- stderr
+    warning: no run has metrics.accc, so --where cannot use it; did you mean metrics.acc?
+    warning: no run has metrics.acuracy, so --sort cannot use it; did you mean metrics.acc?
+    No runs match.
+    "#);
+    // A bare key some run holds a bool under is a real filter.
+    let out = env.run(&["runs", "--where", "not params.debug"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty());
+}
