@@ -53,17 +53,30 @@ pub fn since_boot() -> Duration {
     )
 }
 
-/// Returns who is acting: `MREG_ACTOR`, else `user@host`.
+/// Returns who is acting: `MREG_ACTOR`; else, in a CI job, the account that started it
+/// (`GITHUB_ACTOR@github`, `GITLAB_USER_LOGIN@gitlab`), not the runner's user; else
+/// `user@host`.
 pub fn actor() -> String {
-    if let Ok(actor) = std::env::var("MREG_ACTOR")
-        && !actor.is_empty()
-    {
+    actor_with(&|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+}
+
+fn actor_with(getenv: &dyn Fn(&str) -> Option<String>) -> String {
+    if let Some(actor) = getenv("MREG_ACTOR") {
         return actor;
     }
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
+    let ci = [
+        ("GITHUB_ACTIONS", "GITHUB_ACTOR", "github"),
+        ("GITLAB_CI", "GITLAB_USER_LOGIN", "gitlab"),
+    ];
+    for (flag, login, forge) in ci {
+        if getenv(flag).as_deref() == Some("true")
+            && let Some(login) = getenv(login)
+        {
+            return format!("{login}@{forge}");
+        }
+    }
+    let user = getenv("USER")
+        .or_else(|| getenv("LOGNAME"))
         .or_else(account_name)
         .unwrap_or_else(|| format!("uid{}", rustix::process::getuid().as_raw()));
     let host = rustix::system::uname()
@@ -87,6 +100,29 @@ fn account_name() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ci_job_acts_as_the_account_that_started_it() {
+        let with = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            actor_with(&move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        };
+        let github = [("GITHUB_ACTIONS", "true"), ("GITHUB_ACTOR", "octocat")];
+        assert_eq!(with(&github), "octocat@github");
+        let gitlab = [("GITLAB_CI", "true"), ("GITLAB_USER_LOGIN", "alice")];
+        assert_eq!(with(&gitlab), "alice@gitlab");
+        let pinned = [
+            ("MREG_ACTOR", "release-bot"),
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_ACTOR", "octocat"),
+        ];
+        assert_eq!(with(&pinned), "release-bot");
+        // A variable alone, outside its CI, is not trusted to name anyone.
+        assert!(with(&[("GITHUB_ACTOR", "octocat"), ("USER", "bob")]).starts_with("bob@"));
+    }
 
     #[test]
     fn parses_rfc3339_and_unix_seconds_alike() {

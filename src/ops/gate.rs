@@ -132,19 +132,16 @@ pub fn check_gate_keys(
             _ => text,
         }
     };
-    let mut hint = match names::closest(&key.name, names.iter().copied()) {
+    let near = match names::closest(&key.name, names.iter().copied()) {
         Some(near) => format!("did you mean {}? ", written(near)),
         None => String::new(),
     };
-    if names.is_empty() {
-        hint.push_str(&format!("{} has no {kind}s", record.reference()));
+    let listed = if names.is_empty() {
+        format!("{} has no {kind}s", record.reference())
     } else {
-        hint.push_str(&format!(
-            "{kind}s of {}: {}",
-            record.reference(),
-            names.join(", ")
-        ));
-    }
+        format!("{kind}s of {}: {}", record.reference(), names.join(", "))
+    };
+    let hint = format!("{near}{listed}");
     Err(Failure::usage(format!(
         "gate '{}' reads {}, which no version of {} has",
         gate.gate.text(),

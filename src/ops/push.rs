@@ -190,7 +190,7 @@ pub enum Notice<'a> {
         /// The run the push recorded.
         recorded: RunId,
         /// The recent run that pushed nothing.
-        sibling: RunSummary,
+        sibling: Box<RunSummary>,
     },
 }
 
@@ -300,7 +300,7 @@ fn new_version(
     {
         notify(Notice::UnlinkedRun {
             recorded: recorded.id,
-            sibling,
+            sibling: Box::new(sibling),
         });
     }
     Ok(version)

@@ -52,7 +52,7 @@ pub struct Started {
     /// Where the run's id was handed to the CI job's later steps, or why it could not be
     /// ([`export_to_ci`]); `None` outside a CI that offers it.
     pub exported: Option<Result<String, String>>,
-    started_at: SystemTime,
+    began_at: SystemTime,
 }
 
 /// Returns how a run ended, as `--json` prints it.
@@ -92,8 +92,8 @@ pub fn start(
     progress: &dyn Progress,
     warn: &mut dyn FnMut(String),
 ) -> Result<Started> {
-    let started_at = clock::now()?;
-    let start = clock::format_time_ms(started_at);
+    let began_at = clock::now()?;
+    let start = clock::format_time_ms(began_at);
     // Held while the run's first record is made, not while its command runs.
     let _writing = reg.writing()?;
     let add = inputs::collect(reg, request.inputs, &start, progress, warn)?;
@@ -109,7 +109,7 @@ pub fn start(
     Ok(Started {
         record,
         exported,
-        started_at,
+        began_at,
     })
 }
 
@@ -156,7 +156,7 @@ pub fn execute(reg: &Registry, started: &Started, argv: &[String], child: &Child
     let began = Instant::now();
     let ended = supervise(reg.spec(), child, id, argv, &signals);
     let duration_s = began.elapsed().as_secs_f64();
-    let time = clock::format_time_ms(started.started_at + Duration::from_secs_f64(duration_s));
+    let time = clock::format_time_ms(started.began_at + Duration::from_secs_f64(duration_s));
     let end = match ended {
         Ok(status) => end_of(status, signals.received(), &time, duration_s),
         Err(spawn_error) => End {

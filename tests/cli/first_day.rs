@@ -309,3 +309,37 @@ fn where_refuses_the_unquoted_redirect_shape_and_warns_of_unknown_keys() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).is_empty());
 }
+
+#[test]
+fn in_ci_the_actor_is_the_account_that_started_the_job() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "out");
+    let out = env
+        .cmd(&["push", "out", "--model", "churn"])
+        .env_remove("MREG_ACTOR")
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_ACTOR", "octocat")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env
+        .cmd(&["promote", "churn@1", "staging"])
+        .env_remove("MREG_ACTOR")
+        .env("GITLAB_CI", "true")
+        .env("GITLAB_USER_LOGIN", "alice")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Value = serde_json::from_str(&env.ok(&["show", "churn@1", "--json"])).unwrap();
+    assert_eq!(shown["actor"], "octocat@github");
+    let history: Value = serde_json::from_str(&env.ok(&["history", "churn", "--json"])).unwrap();
+    assert_eq!(history[0]["actor"], "alice@gitlab");
+}
