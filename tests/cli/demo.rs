@@ -4,9 +4,9 @@ use crate::common::TestEnv;
 
 #[test]
 fn the_demo_runs_every_step_and_verifies_the_pull() {
+    // From an empty folder, with no fixtures on disk: the demo brings its own.
     let env = TestEnv::new();
-    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
-    let out = env.run(&["demo", "--fixtures", fixtures]);
+    let out = env.run(&["demo"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -19,7 +19,8 @@ fn the_demo_runs_every_step_and_verifies_the_pull() {
         "Promoted demo@2 to production (it held demo@1; demo@1 moved to archived)",
         "Rolled production back from demo@2 to demo@1",
         "2  2026-01-01T00:00:00Z  refused",
-        "tree 6b24fac002fe5a7c = demo@1 = ",
+        "tree 6b24fac002fe5a7c = demo@1 = fixtures/models/tiny-v1",
+        "$ mreg push fixtures/models/tiny-v2 --model demo",
         "error: archived holds demo@2, so nothing was removed",
         "Removed demo@2, emptying archived.",
         "removed-versions  ",
@@ -29,4 +30,16 @@ fn the_demo_runs_every_step_and_verifies_the_pull() {
             "missing {step:?} in:\n{stdout}\n{stderr}"
         );
     }
+}
+
+#[test]
+fn a_fixtures_folder_without_the_models_is_a_usage_error() {
+    let env = TestEnv::new();
+    let out = env.run(&["demo", "--fixtures", "nowhere"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--fixtures nowhere: no models/tiny-v1"),
+        "{stderr}"
+    );
 }

@@ -1,5 +1,7 @@
 //! `mreg demo`: the main job end to end on the bundled fixtures, in a throwaway registry.
 
+mod fixtures;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -18,12 +20,16 @@ use crate::store::{NoProgress, Registry, models};
 /// tensors, compares the runs, promotes through gates (one refused), rolls production
 /// back, lists and shows the versions, pulls production back and verifies it byte for
 /// byte, then checks the registry. Each step prints the command it runs.
+///
+/// The fixtures (two versions of a tiny safetensors model, params, metrics) are built
+/// into mreg and written to the temp folder, so the demo runs wherever mreg is installed.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cargo run --release -- demo\n  mreg demo --fixtures ./fixtures --keep"
+    after_help = "Examples:\n  mreg demo\n  mreg demo --keep                # keep the registry to look around\n  cargo run --release -- demo --fixtures ./fixtures"
 )]
 pub struct DemoArgs {
-    /// Folder of fixtures (holding models/tiny-v1 and models/tiny-v2)
+    /// Folder of fixtures to use instead of the built-in ones (holding params.yaml,
+    /// eval.json, metrics.jsonl, models/tiny-v1 and models/tiny-v2…)
     #[arg(long, value_name = "DIR")]
     fixtures: Option<PathBuf>,
     /// Keep the throwaway registry and print where it is
@@ -196,12 +202,24 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
                 .into(),
         );
     }
-    let fixtures = find_fixtures(args.fixtures.as_deref())?;
     let work = tempfile::Builder::new()
         .prefix("mreg-demo-")
         .tempdir()
         .context("creating a temp folder")?;
     let root = work.path().to_path_buf();
+    // The built-in fixtures are written beside the registry and named relative to it,
+    // where every step runs.
+    let (fixtures, fixtures_arg) = match &args.fixtures {
+        Some(dir) => {
+            let dir = check_fixtures(dir)?;
+            let arg = dir.display().to_string();
+            (dir, arg)
+        }
+        None => {
+            fixtures::write_to(&root.join("fixtures"))?;
+            (root.join("fixtures"), "fixtures".to_owned())
+        }
+    };
     let exe = std::env::current_exe().context("finding the mreg binary")?;
     // Commands started by `mreg run` call this same mreg.
     let mut dirs = vec![exe.parent().unwrap_or(Path::new("/")).to_path_buf()];
@@ -209,16 +227,14 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
         &std::env::var_os("PATH").unwrap_or_default(),
     ));
     let path = std::env::join_paths(dirs).context("building PATH for the demo")?;
-    let v1 = fixtures.join("models/tiny-v1");
-    let fixtures_abs = fixtures.display().to_string();
-    let fixtures_short = shorten(&fixtures);
+    let fixtures_short = shorten(&fixtures, &fixtures_arg);
     let step = |title: &str, argv: &[&str], expect_ok: bool| -> Result<()> {
         if !title.is_empty() {
             ctx.out.line(&format!("\n# {title}"))?;
         }
         let shown: Vec<String> = argv
             .iter()
-            .map(|a| output::shell_word(&a.replace(&fixtures_abs, &fixtures_short)))
+            .map(|a| output::shell_word(&a.replace(&fixtures_arg, &fixtures_short)))
             .collect();
         ctx.out.line(&format!("$ mreg {}", shown.join(" ")))?;
         let status = Command::new(&exe)
@@ -239,12 +255,12 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
     for (title, words, expect_ok) in STEPS {
         let owned: Vec<String> = words
             .iter()
-            .map(|a| a.replace("{fixtures}", &fixtures_abs))
+            .map(|a| a.replace("{fixtures}", &fixtures_arg))
             .collect();
         let args: Vec<&str> = owned.iter().map(String::as_str).collect();
         step(title, &args, *expect_ok)?;
     }
-    verify_pull(&ctx.out, &root, &v1)?;
+    verify_pull(&ctx.out, &root, &fixtures, &fixtures_short)?;
     if args.keep {
         let kept = work.keep();
         ctx.out.status(&format!(
@@ -260,8 +276,9 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
 }
 
 /// Checks that `serve/` under `root` (production, rolled back to demo@1) hashes to demo@1,
-/// and so to the fixture `v1`.
-fn verify_pull(out: &Printer, root: &Path, v1: &Path) -> Result<()> {
+/// and so to the fixture `models/tiny-v1` of `fixtures` (shown as `shown`).
+fn verify_pull(out: &Printer, root: &Path, fixtures: &Path, shown: &str) -> Result<()> {
+    let v1 = &fixtures.join("models/tiny-v1");
     out.line("\n# Check that the pulled folder is the pushed one")?;
     let reg = Registry::open(&root.join("registry").display().to_string())?;
     let record = models::load_version(&reg, "demo", 1)?;
@@ -277,37 +294,32 @@ fn verify_pull(out: &Printer, root: &Path, v1: &Path) -> Result<()> {
         );
     }
     out.line(&format!(
-        "tree {} = demo@1 = {}",
+        "tree {} = demo@1 = {shown}/models/tiny-v1",
         pulled.tree.0.short(16),
-        shorten(v1)
     ))
 }
 
-/// Returns a path relative to the current folder when it is below it.
-fn shorten(path: &Path) -> String {
+/// Returns how the demo shows the fixtures folder `dir`, given to its steps as `arg`: a
+/// relative `arg` as it is (the built-in fixtures, beside the registry), else the path
+/// relative to the current folder when it is below it.
+fn shorten(dir: &Path, arg: &str) -> String {
+    if Path::new(arg).is_relative() {
+        return arg.to_owned();
+    }
     let cwd = std::env::current_dir().unwrap_or_default();
-    path.strip_prefix(&cwd)
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    dir.strip_prefix(&cwd).unwrap_or(dir).display().to_string()
 }
 
-fn find_fixtures(given: Option<&Path>) -> Result<PathBuf> {
-    let candidates: Vec<PathBuf> = match given {
-        Some(dir) => vec![dir.to_path_buf()],
-        None => vec![
-            PathBuf::from("fixtures"),
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"),
-        ],
-    };
-    for dir in &candidates {
-        if dir.join("models/tiny-v1").is_dir() && dir.join("models/tiny-v2").is_dir() {
-            return Ok(std::path::absolute(dir)?);
-        }
+/// Returns the absolute path of a fixtures folder given with `--fixtures`, once it is
+/// seen to hold the two models.
+fn check_fixtures(dir: &Path) -> Result<PathBuf> {
+    if dir.join("models/tiny-v1").is_dir() && dir.join("models/tiny-v2").is_dir() {
+        return Ok(std::path::absolute(dir)?);
     }
-    Err(
-        Failure::usage(format!("no fixtures found at {}", candidates[0].display()))
-            .hint("run the demo from the mreg source folder, or pass --fixtures DIR")
-            .into(),
-    )
+    Err(Failure::usage(format!(
+        "--fixtures {}: no models/tiny-v1 and models/tiny-v2 there",
+        dir.display()
+    ))
+    .hint("leave out --fixtures to use the fixtures built into mreg")
+    .into())
 }
