@@ -209,16 +209,13 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
     let root = work.path().to_path_buf();
     // The built-in fixtures are written beside the registry and named relative to it,
     // where every step runs.
-    let (fixtures, fixtures_arg) = match &args.fixtures {
-        Some(dir) => {
-            let dir = check_fixtures(dir)?;
-            let arg = dir.display().to_string();
-            (dir, arg)
-        }
-        None => {
-            fixtures::write_to(&root.join("fixtures"))?;
-            (root.join("fixtures"), "fixtures".to_owned())
-        }
+    let (fixtures, fixtures_arg) = if let Some(dir) = &args.fixtures {
+        let dir = check_fixtures(dir)?;
+        let arg = dir.display().to_string();
+        (dir, arg)
+    } else {
+        fixtures::write_to(&root.join("fixtures"))?;
+        (root.join("fixtures"), "fixtures".to_owned())
     };
     let exe = std::env::current_exe().context("finding the mreg binary")?;
     // Commands started by `mreg run` call this same mreg.
