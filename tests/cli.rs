@@ -6,6 +6,7 @@ mod common;
 mod cli {
     #[cfg(feature = "s3")]
     mod bucket_gc;
+    mod completions;
     mod crash;
     mod demo;
     mod diff;

@@ -12,6 +12,7 @@ use crate::store::Registry;
 
 mod args;
 mod compare;
+mod completions;
 mod demo;
 mod diff;
 mod du;
@@ -22,6 +23,7 @@ mod history;
 mod init;
 mod log;
 mod ls;
+mod man;
 pub mod output;
 mod promote;
 mod pull;
@@ -133,6 +135,8 @@ enum Command {
     Sync(sync::SyncArgs),
     Clone(sync::CloneArgs),
     Demo(demo::DemoArgs),
+    Completions(completions::CompletionsArgs),
+    Man(man::ManArgs),
 }
 
 /// What every command gets: the printer and the way to the registry.
@@ -237,6 +241,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<u8> {
         Command::Show(args) => show::run(ctx, &args),
         Command::Fsck(args) => fsck::run(ctx, &args),
         Command::Demo(args) => demo::run(ctx, &args),
+        Command::Completions(args) => completions::run(ctx, &args),
+        Command::Man(args) => man::run(ctx, &args),
     };
     done.map(|()| crate::error::EXIT_OK)
 }
