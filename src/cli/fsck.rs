@@ -116,9 +116,10 @@ fn tell(ctx: &Ctx, report: &Report) -> Result<()> {
             output::count(report.problems.len() as u64, "problem")
         ))
         .hint(
-            "each line above names a bad file and what to do. A missing object comes back \
-             when a folder holding its content is pushed again; delete a corrupt object file \
-             first",
+            "each line above names a bad file and what to do. A missing or corrupt object \
+             (delete a corrupt object file first) comes back from a remote holding it with \
+             `mreg sync NAME --recheck`, or when a folder holding its content is pushed \
+             again (`mreg push DIR --model NAME`; the same content records no new version)",
         )
         .into())
     }

@@ -128,6 +128,17 @@ impl Printer {
         to_stderr(&format!("{label} {}", visible_lines(line)));
     }
 
+    /// Prints an error on stderr, even with `--quiet`: for a command that reports
+    /// several failures (the conflicts of a sync) and exits non-zero once they are told.
+    pub fn error(&self, line: &str) {
+        let label = if self.color {
+            "\x1b[1;31merror:\x1b[0m"
+        } else {
+            "error:"
+        };
+        to_stderr(&format!("{label} {}", visible_lines(line)));
+    }
+
     /// Prints what to do next on stderr, after a warning, even with `--quiet`.
     pub fn hint(&self, line: &str) {
         to_stderr(&format!("hint: {}", visible_lines(line)));

@@ -139,7 +139,7 @@ fn print(ctx: &Ctx, outcome: &Outcome, both_ways: bool) -> Result<u8> {
         ));
     }
     for conflict in &report.conflicts {
-        ctx.out.warn(&format!("conflict: {}", conflict.message));
+        ctx.out.error(&format!("conflict: {}", conflict.message));
         ctx.out.hint(&conflict.hint);
     }
     for refused in &report.refused {

@@ -5,6 +5,7 @@ use std::fmt;
 use std::fs;
 use std::path::Path;
 
+use crate::error::Failure;
 use anyhow::{Context as _, Result, anyhow};
 
 use super::json;
@@ -94,8 +95,33 @@ impl Format {
 
 /// Returns the text of a file, without a leading byte-order mark.
 pub(crate) fn read_text(path: &Path, what: &str) -> Result<String> {
-    let text = fs::read_to_string(path)
-        .with_context(|| format!("reading {what} file {}", path.display()))?;
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            return Err(Failure::error(format!(
+                "the {what} file {} does not exist",
+                path.display()
+            ))
+            .hint(format!(
+                "check the path; a relative one is read from the folder mreg runs in ({}), \
+                 and a training script must have written the file before this step",
+                cwd.display()
+            ))
+            .into());
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::IsADirectory => {
+            return Err(Failure::error(format!(
+                "the {what} file {} is a folder",
+                path.display()
+            ))
+            .hint(format!("name the {what} file inside it"))
+            .into());
+        }
+        Err(err) => {
+            return Err(err).with_context(|| format!("reading {what} file {}", path.display()));
+        }
+    };
     Ok(match text.strip_prefix('\u{feff}') {
         Some(rest) => rest.to_owned(),
         None => text,

@@ -43,7 +43,19 @@ pub fn show(reg: &Registry, reference: &str, files: bool, series: Option<&str>) 
         .hint("give a run id, as `mreg runs` lists them")
         .into());
     }
-    version(reg, &ModelRef::parse(reference)?, files).map(|v| Shown::Version(Box::new(v)))
+    let model_ref = ModelRef::parse(reference)?;
+    let could_be_run = !reference.contains('@') && runs::looks_like_id(&reference.to_ascii_lowercase());
+    if could_be_run && !models::list_models(reg)?.iter().any(|m| m == reference) {
+        return Err(Failure::error(format!(
+            "no model or run matches {reference:?}"
+        ))
+        .hint(
+            "`mreg ls` lists the models and `mreg runs` the runs; a run is named by its id \
+             or a unique prefix of it (4 or more hex digits), a version by NAME@N",
+        )
+        .into());
+    }
+    version(reg, &model_ref, files).map(|v| Shown::Version(Box::new(v)))
 }
 
 /// One file of a version, as `--files` lists it.

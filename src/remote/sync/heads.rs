@@ -177,6 +177,9 @@ impl Sync<'_> {
         if self.options.take_remote_stages.iter().any(|m| m == model) {
             return Ok(Some(true));
         }
+        if self.agree_apart(model, o, t)? {
+            return Ok(Some(true));
+        }
         let (a, b) = (self.describe_state(model, o), self.describe_state(model, t));
         self.conflict(
             model,
@@ -342,6 +345,42 @@ impl Sync<'_> {
         };
         self.same_policy = Some(same);
         Ok(same)
+    }
+
+    /// Returns whether chains that grew apart came to the same place: the two newest
+    /// states give every stage the same version, and no move only here removed a
+    /// version. Taking the remote's chain then loses no stage and no removal (the moves
+    /// made only here stay in the files, unreachable, as with `--take-remote-stages`).
+    fn agree_apart(&self, model: &str, ours: &StateId, theirs: &StateId) -> Result<bool> {
+        let (o, t) = (
+            stages::load_state(self.reg, model, ours)?,
+            stages::load_state(self.reg, model, theirs)?,
+        );
+        if o.stages != t.stages {
+            return Ok(false);
+        }
+        let mut shared = std::collections::HashSet::new();
+        let mut next = Some(theirs.clone());
+        while let Some(id) = next {
+            if !stages::state_path(self.reg, model, &id).is_file() || !shared.insert(id.clone()) {
+                break;
+            }
+            next = stages::load_state(self.reg, model, &id)?.previous;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut next = Some(ours.clone());
+        while let Some(id) = next.filter(|id| !shared.contains(id)) {
+            // A chain that loops (a damaged or hostile state) ends at its first repeat.
+            if !stages::state_path(self.reg, model, &id).is_file() || !seen.insert(id.clone()) {
+                break;
+            }
+            let state = stages::load_state(self.reg, model, &id)?;
+            if state.action == crate::manifest::state::Action::Remove {
+                return Ok(false);
+            }
+            next = state.previous;
+        }
+        Ok(true)
     }
 
     /// Returns whether the state `newer` has `older` in its chain (or is it).

@@ -168,6 +168,31 @@ fn stage_chains_that_grew_apart_are_a_conflict_until_one_side_is_taken() {
 }
 
 #[test]
+fn chains_that_grew_apart_to_the_same_stages_are_no_conflict() {
+    let remote = MemoryRemote::new("mem://team");
+    let a = sent(&remote);
+    let b = TempRegistry::new();
+    sync(&b.reg, &remote, both_ways()).unwrap();
+    // Two jobs promote the same version, each on its own side.
+    a.promote("m@2", "production", &[]);
+    sync(&a.reg, &remote, both_ways()).unwrap();
+    b.promote("m@2", "production", &[]);
+
+    let report = sync(&b.reg, &remote, both_ways()).unwrap();
+    assert!(report.conflicts.is_empty(), "{report:?}");
+    assert_eq!(
+        stages::read_head(&b.reg, "m").unwrap(),
+        stages::read_head(&a.reg, "m").unwrap()
+    );
+    // Once they differ, it is a conflict again.
+    a.promote("m@2", "staging", &[]);
+    sync(&a.reg, &remote, both_ways()).unwrap();
+    b.promote("m@1", "archived", &[]);
+    let report = sync(&b.reg, &remote, both_ways()).unwrap();
+    assert_eq!(report.conflicts.len(), 1, "{report:?}");
+}
+
+#[test]
 fn stage_moves_stay_local_when_the_remote_may_not_have_its_stages_moved() {
     let remote = MemoryRemote::new("mem://weak");
     let a = TempRegistry::new();
