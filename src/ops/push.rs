@@ -123,6 +123,7 @@ pub fn push(
     reg.backend()
         .require_conditional_writes("numbering a version")?;
     let dir = snapshot::check_folder(request.dir)?;
+    refuse_case_twin(reg, request.model)?;
     let stage = request
         .stage
         .map(|(stage, gates)| Pending::check(reg, stage, gates, 10.0))
@@ -165,6 +166,28 @@ pub fn push(
         sent_to: reg.bucket_url().map(str::to_owned),
         stage,
     })
+}
+
+/// Refuses a new model whose name differs from an existing one only in case (`Churn`
+/// beside `churn`): on a case-insensitive file system (macOS, Windows) the two would
+/// share one folder, and a clone there would mix their versions.
+fn refuse_case_twin(reg: &Registry, model: &ModelName) -> Result<()> {
+    let name = model.as_str();
+    let models = models::list_models(reg)?;
+    if models.iter().any(|m| m == name) {
+        return Ok(());
+    }
+    let Some(twin) = models.iter().find(|m| m.eq_ignore_ascii_case(name)) else {
+        return Ok(());
+    };
+    Err(Failure::usage(format!(
+        "model {name} differs from the existing model {twin} only in case"
+    ))
+    .hint(format!(
+        "push to {twin}, or pick a name that differs in more than case: on a \
+         case-insensitive file system (macOS, Windows) the two would share one folder"
+    ))
+    .into())
 }
 
 /// What storing a folder led to.

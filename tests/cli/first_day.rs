@@ -343,3 +343,40 @@ fn in_ci_the_actor_is_the_account_that_started_the_job() {
     let history: Value = serde_json::from_str(&env.ok(&["history", "churn", "--json"])).unwrap();
     assert_eq!(history[0]["actor"], "alice@gitlab");
 }
+
+#[test]
+fn a_name_that_is_neither_model_nor_run_and_a_missing_file_get_sentences() {
+    let env = TestEnv::with_registry();
+    assert_snapshot!(env.snap(&["show", "deadbeef"]), @r#"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: no model or run matches "deadbeef"
+    hint: `mreg ls` lists the models and `mreg runs` the runs; a run is named by its id or a unique prefix of it (4 or more hex digits), a version by NAME@N
+    "#);
+    env.fixture("tiny-v1", "out");
+    assert_snapshot!(env.snap(&["push", "out", "--model", "churn", "--metrics-file", "eval.json"]), @r#"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: the metrics file eval.json does not exist
+    hint: check the path; a relative one is read from the folder mreg runs in ([TMP]/work), and a training script must have written the file before this step
+    "#);
+    assert!(env.version_files().is_empty());
+}
+
+#[test]
+fn a_model_name_that_differs_only_in_case_is_refused() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "out");
+    env.ok(&["push", "out", "--model", "churn"]);
+    env.write("out/build.txt", "2");
+    assert_snapshot!(env.snap(&["push", "out", "--model", "Churn"]), @r#"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: model Churn differs from the existing model churn only in case
+    hint: push to churn, or pick a name that differs in more than case: on a case-insensitive file system (macOS, Windows) the two would share one folder
+    "#);
+    assert_eq!(env.version_files(), ["churn/versions/1.toml"]);
+}
