@@ -11,6 +11,10 @@ use crate::ops::ls::{self, with_undeclared};
 use crate::store::Registry;
 
 /// List models with their stages, or the versions of one model
+///
+/// Without a model: one row per model, its latest version, how many versions it has,
+/// the size and push time of the latest (`mreg du` counts every version's bytes), and
+/// where its stages point. With a model: its versions, newest first.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  mreg ls\n  mreg ls churn\n  mreg ls churn --json | jq '.[-1].tree'\n  mreg ls --json | jq -r '.[] | select(.stages.production) | .model'"
@@ -98,7 +102,14 @@ fn list_models(ctx: &Ctx, reg: &Registry) -> Result<()> {
             })
             .collect();
         output::table(
-            &["MODEL", "LATEST", "VERSIONS", "SIZE", "UPDATED", "STAGES"],
+            &[
+                "MODEL",
+                "LATEST",
+                "VERSIONS",
+                "SIZE OF LATEST",
+                "UPDATED",
+                "STAGES",
+            ],
             cells,
         )
     });

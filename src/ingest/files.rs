@@ -111,12 +111,11 @@ pub(crate) fn read_text(path: &Path, what: &str) -> Result<String> {
             .into());
         }
         Err(err) if err.kind() == std::io::ErrorKind::IsADirectory => {
-            return Err(Failure::error(format!(
-                "the {what} file {} is a folder",
-                path.display()
-            ))
-            .hint(format!("name the {what} file inside it"))
-            .into());
+            return Err(
+                Failure::error(format!("the {what} file {} is a folder", path.display()))
+                    .hint(format!("name the {what} file inside it"))
+                    .into(),
+            );
         }
         Err(err) => {
             return Err(err).with_context(|| format!("reading {what} file {}", path.display()));

@@ -44,16 +44,17 @@ pub fn show(reg: &Registry, reference: &str, files: bool, series: Option<&str>) 
         .into());
     }
     let model_ref = ModelRef::parse(reference)?;
-    let could_be_run = !reference.contains('@') && runs::looks_like_id(&reference.to_ascii_lowercase());
+    let could_be_run =
+        !reference.contains('@') && runs::looks_like_id(&reference.to_ascii_lowercase());
     if could_be_run && !models::list_models(reg)?.iter().any(|m| m == reference) {
-        return Err(Failure::error(format!(
-            "no model or run matches {reference:?}"
-        ))
-        .hint(
-            "`mreg ls` lists the models and `mreg runs` the runs; a run is named by its id \
+        return Err(
+            Failure::error(format!("no model or run matches {reference:?}"))
+                .hint(
+                    "`mreg ls` lists the models and `mreg runs` the runs; a run is named by its id \
              or a unique prefix of it (4 or more hex digits), a version by NAME@N",
-        )
-        .into());
+                )
+                .into(),
+        );
     }
     version(reg, &model_ref, files).map(|v| Shown::Version(Box::new(v)))
 }

@@ -16,14 +16,14 @@ fn two_versions() -> TestEnv {
 #[test]
 fn ls_lists_models_then_versions() {
     let env = two_versions();
-    assert_snapshot!(env.snap(&["ls"]), @"
+    assert_snapshot!(env.snap(&["ls"]), @r#"
     exit: 0
     --- stdout
-    MODEL  LATEST   VERSIONS  SIZE   UPDATED               STAGES
-    churn  churn@2  2         490 B  2026-01-01T00:02:00Z  -
-    fraud  fraud@1  1         476 B  2026-01-01T00:03:00Z  -
+    MODEL  LATEST   VERSIONS  SIZE OF LATEST  UPDATED               STAGES
+    churn  churn@2  2         490 B           2026-01-01T00:02:00Z  -
+    fraud  fraud@1  1         476 B           2026-01-01T00:03:00Z  -
     --- stderr
-    ");
+    "#);
     assert_snapshot!(env.snap(&["ls", "churn"]), @"
     exit: 0
     --- stdout

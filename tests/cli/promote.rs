@@ -60,13 +60,13 @@ fn promotion_moves_the_stage_and_archives_the_replaced_version() {
     ");
     assert_eq!(version_of(&env, "m@production"), Some(2));
     assert_eq!(version_of(&env, "m@archived"), Some(1));
-    assert_snapshot!(env.snap(&["ls"]), @"
+    assert_snapshot!(env.snap(&["ls"]), @r#"
     exit: 0
     --- stdout
-    MODEL  LATEST  VERSIONS  SIZE   UPDATED               STAGES
-    m      m@2     2         484 B  2026-01-01T00:02:00Z  production=2 archived=1
+    MODEL  LATEST  VERSIONS  SIZE OF LATEST  UPDATED               STAGES
+    m      m@2     2         484 B           2026-01-01T00:02:00Z  production=2 archived=1
     --- stderr
-    ");
+    "#);
     assert_snapshot!(env.snap(&["ls", "m"]), @"
     exit: 0
     --- stdout

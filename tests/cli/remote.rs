@@ -412,7 +412,10 @@ fn stages_moved_on_both_sides_are_a_conflict_until_one_side_is_taken() {
     b.ok(&["--registry", "reg", "promote", "tiny@2", "staging"]);
     let out = b.snap(&["--registry", "reg", "sync"]);
     assert!(out.starts_with("exit: 4\n"), "{out}");
-    assert!(out.contains("error: conflict: the stages of tiny moved apart"), "{out}");
+    assert!(
+        out.contains("error: conflict: the stages of tiny moved apart"),
+        "{out}"
+    );
     assert!(out.contains("--take-remote-stages tiny"), "{out}");
     b.ok(&["--registry", "reg", "sync", "--take-remote-stages", "tiny"]);
     let ls = json(&b.ok(&["--registry", "reg", "ls", "--json"]));
