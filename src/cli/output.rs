@@ -224,6 +224,18 @@ impl Progress for Bar {
             bar.finish_and_clear();
         }
     }
+
+    fn phase(&self, what: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{msg:>9} {spinner} {elapsed}")
+                    .expect("the template is valid"),
+            );
+            bar.set_message(what.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(200));
+        }
+    }
 }
 
 /// Returns text with control characters written as escapes (`\n`, `\t`, `\e`,

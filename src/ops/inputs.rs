@@ -292,7 +292,7 @@ fn data_folder(
     let (snap, trees) = snapshot::snapshot(reg, &dir, &sink, Some(&cache), progress)
         .with_context(|| format!("hashing --data {spec}"))?;
     if store {
-        snapshot::publish(staging, &trees)?;
+        snapshot::publish(staging, &trees, progress)?;
     }
     cache.save(reg);
     Ok(DataInput {

@@ -250,7 +250,7 @@ fn store_and_record(
         .last()
         .map(|n| models::load_version(reg, model, *n))
         .transpose()?;
-    snapshot::publish(staging, &trees)?;
+    snapshot::publish(staging, &trees, progress)?;
     let unchanged = latest.filter(|l| l.tree == snap.tree);
     let created_new = unchanged.is_none();
     let record = if let Some(latest) = unchanged {
@@ -344,4 +344,53 @@ fn linked_run(reg: &Registry, request: &Request) -> Result<Option<RunId>> {
         .into());
     }
     record::target_run(reg, request.run, request.cwd).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::ops::inputs::Inputs;
+    use crate::testing::TempRegistry;
+
+    /// Records the phases a push reports, in order.
+    #[derive(Default)]
+    struct Phases(Mutex<Vec<String>>);
+
+    impl Progress for Phases {
+        fn start(&self, what: &str, _: u64) {
+            self.0.lock().unwrap().push(what.to_owned());
+        }
+        fn advance(&self, _: u64) {}
+        fn finish(&self) {
+            self.0.lock().unwrap().push("done".to_owned());
+        }
+        fn phase(&self, what: &str) {
+            self.0.lock().unwrap().push(what.to_owned());
+        }
+    }
+
+    #[test]
+    fn a_push_says_it_is_flushing_after_hashing() {
+        let t = TempRegistry::new();
+        let dir = t.dir.path().join("out");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("w.bin"), vec![7u8; 1 << 20]).unwrap();
+        let model = ModelName::parse("m").unwrap();
+        let request = Request {
+            dir: &dir,
+            model: &model,
+            message: None,
+            run: None,
+            experiment: None,
+            inputs: &Inputs::default(),
+            stage: None,
+            cwd: t.dir.path(),
+        };
+        let phases = Phases::default();
+        push(&t.reg, &request, &phases, &mut |_| {}).unwrap();
+        let seen = phases.0.into_inner().unwrap();
+        assert_eq!(seen, ["hashing", "done", "flushing to disk", "done"]);
+    }
 }

@@ -42,6 +42,11 @@ pub trait Progress: Sync {
     fn advance(&self, bytes: u64);
     /// Ends the current phase.
     fn finish(&self);
+    /// Starts a phase whose size is unknown (`flushing` the written bytes to disk), so
+    /// that a reader sees what is being waited for; [`Progress::finish`] ends it.
+    fn phase(&self, what: &str) {
+        let _ = what;
+    }
 }
 
 /// Returns a [`Progress`] that ignores everything.

@@ -85,10 +85,14 @@ pub fn snapshot(
 /// Publishes what a snapshot staged: its blobs, then the trees that name them, so no
 /// tree is ever durable before the objects below it. Also run when nothing was new:
 /// objects that went missing from the store since are put back.
-pub fn publish(blobs: Staging, trees: &[Vec<u8>]) -> Result<()> {
+pub fn publish(blobs: Staging, trees: &[Vec<u8>], progress: &dyn Progress) -> Result<()> {
     let reg = blobs.registry();
     crate::crash::point("objects-staged");
-    blobs.publish()?;
+    // Making what was written durable can take a while after a large push: say so.
+    progress.phase("flushing to disk");
+    let published = blobs.publish();
+    progress.finish();
+    published?;
     let staged = Staging::new(reg);
     for tree in trees {
         staged.add_bytes(tree)?;
