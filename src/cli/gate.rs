@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{Ctx, output, verdict};
+use super::{Ctx, output, report, verdict};
 use crate::error::Failure;
 use crate::ops::gate;
 
@@ -22,6 +22,7 @@ use crate::ops::gate;
   mreg gate churn@latest 'acc>=@production-0.005' 'latency_ms<=@production*1.1'
   mreg gate churn@4 --stage production
   mreg gate churn@4 'acc>0.85' --json | jq .passed
+  mreg gate churn@4 'acc>=@production' --md >> \"$GITHUB_STEP_SUMMARY\"
 
 Exit codes: 0 every gate holds, 1 error, 2 usage error, 3 a gate does not hold.")]
 pub struct GateArgs {
@@ -34,14 +35,35 @@ pub struct GateArgs {
     /// Also check the policy of this stage (its `from` and its gates)
     #[arg(long, value_name = "STAGE")]
     stage: Option<String>,
+    /// Print the gates as Markdown, for a CI step summary or a pull-request comment
+    /// (printed when they fail too, before exit 3)
+    #[arg(long)]
+    md: bool,
 }
 
 /// Runs `mreg gate`; a gate that does not hold is a failure that exits 3.
 pub fn run(ctx: &Ctx, args: &GateArgs) -> Result<()> {
+    report::refuse_md_with_json(ctx, args.md)?;
     let reg = ctx.registry()?;
     let checked = gate::check(&reg, &args.reference, &args.gates, args.stage.as_deref())?;
     let checks = &checked.checks;
-    let printed = ctx.out.emit(&checked, || verdict::checks_table(checks));
+    let printed = ctx.out.emit(&checked, || {
+        if args.md {
+            let failed = checks.iter().filter(|c| !c.passed).count();
+            let title = if failed == 0 {
+                format!("{}: gates pass", checked.reference)
+            } else {
+                format!(
+                    "{}: {failed} of {} gates fail",
+                    checked.reference,
+                    checks.len()
+                )
+            };
+            verdict::checks_markdown(&title, checks)
+        } else {
+            verdict::checks_table(checks)
+        }
+    });
     output::after_print(printed, || tell(ctx, &checked))
 }
 

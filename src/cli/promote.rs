@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{Ctx, args, output, verdict};
+use super::{Ctx, args, output, report, verdict};
 use crate::ops::promote::{self, Request};
 
 /// Move a stage to a model version, if its gates and the stage's policy hold
@@ -31,6 +31,7 @@ use crate::ops::promote::{self, Request};
   mreg promote churn@4 production --expect 3 --json | jq -r .result
   mreg promote churn@4 production --force --reason 'hotfix for incident 42'
   mreg promote churn@4 production --dry-run
+  mreg promote churn@4 staging --gate 'acc>0.85' --md >> \"$GITHUB_STEP_SUMMARY\"
 
 Exit codes: 0 moved (or already there), 1 error, 2 usage error, 3 a gate did not hold
 (nothing moved; the refusal is recorded), 4 the stage moved under you (--expect) or
@@ -64,10 +65,15 @@ pub struct PromoteArgs {
     /// Evaluate and show what would move, writing nothing
     #[arg(long)]
     dry_run: bool,
+    /// Print the outcome and the gates as Markdown, for a CI step summary (printed on a
+    /// refusal too, before exit 3)
+    #[arg(long)]
+    md: bool,
 }
 
 /// Runs `mreg promote`.
 pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
+    report::refuse_md_with_json(ctx, args.md)?;
     let reg = ctx.registry()?;
     args::warn_masked(ctx, "--reason", args.reason.as_deref());
     let request = Request {
@@ -82,9 +88,14 @@ pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
         dry_run: args.dry_run,
     };
     let p = promote::promote(&reg, &request)?;
-    let printed = ctx
-        .out
-        .emit(&p.outcome, || verdict::checks_table(&p.report.checks));
+    let printed = ctx.out.emit(&p.outcome, || {
+        if args.md {
+            let title = verdict::promotion_title(&p.model, p.version, &p.stage, &p.report);
+            verdict::checks_markdown(&title, &p.report.checks)
+        } else {
+            verdict::checks_table(&p.report.checks)
+        }
+    });
     output::after_print(printed, || {
         verdict::tell(ctx, &p.model, p.version, &p.stage, &p.report)
     })

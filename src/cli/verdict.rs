@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
+use super::report::{self, Block, Cell, Tone};
 use super::{Ctx, output};
 use crate::error::Failure;
 use crate::manifest::state::{CheckRecord, Move};
@@ -37,6 +38,81 @@ pub fn checks_table(checks: &[CheckRecord]) -> String {
         })
         .collect();
     output::table(&["GATE", "REQUIRED", "ACTUAL", "RESULT"], rows)
+}
+
+/// Returns the checks as GitHub-flavored Markdown under `title` (`churn@4 → staging:
+/// refused`), for `--md` and a CI step summary: a heading, then a table of gate,
+/// required, actual and result, failures bold, with why each failed below.
+pub fn checks_markdown(title: &str, checks: &[CheckRecord]) -> String {
+    let rows = checks
+        .iter()
+        .map(|c| {
+            let gate = if c.source == COMMAND_LINE {
+                c.gate.clone()
+            } else {
+                format!("{} ({})", c.gate, c.source)
+            };
+            let result = if c.passed {
+                Cell::toned("pass", Tone::Good)
+            } else {
+                Cell::toned("FAIL", Tone::Best)
+            };
+            vec![
+                Cell::plain(gate),
+                Cell::plain(c.required.clone()),
+                Cell::plain(
+                    c.actual
+                        .as_ref()
+                        .map_or_else(|| "-".to_owned(), ToString::to_string),
+                ),
+                result,
+            ]
+        })
+        .collect();
+    let notes = checks
+        .iter()
+        .filter_map(|c| {
+            c.why
+                .as_ref()
+                .map(|why| Cell::plain(format!("{}: {why}", c.gate)))
+        })
+        .collect();
+    let block = Block {
+        title: format!(
+            "gates: {} of {} passed",
+            checks.iter().filter(|c| c.passed).count(),
+            checks.len()
+        ),
+        header: ["gate", "required", "actual", "result"]
+            .map(str::to_owned)
+            .to_vec(),
+        right: Vec::new(),
+        rows,
+        notes,
+    };
+    report::markdown(&report::Report {
+        title: title.to_owned(),
+        heading: Vec::new(),
+        blocks: if checks.is_empty() {
+            Vec::new()
+        } else {
+            vec![block]
+        },
+        footer: None,
+    })
+}
+
+/// Returns the Markdown title of a promotion: `churn@4 → production: promoted`.
+pub fn promotion_title(model: &str, version: u64, stage: &str, report: &Report) -> String {
+    let outcome = match report.verdict {
+        Verdict::Moved if report.forced => "promoted, forced past failing checks",
+        Verdict::Moved => "promoted",
+        Verdict::Unchanged => "already there",
+        Verdict::Refused => "refused",
+        Verdict::WouldMove => "would be promoted (dry run)",
+        Verdict::WouldRefuse => "would be refused (dry run)",
+    };
+    format!("{model}@{version} → {stage}: {outcome}")
 }
 
 /// Returns the failing checks as one line each, `GATE: why`, for an error message.

@@ -380,3 +380,47 @@ fn a_model_name_that_differs_only_in_case_is_refused() {
     "#);
     assert_eq!(env.version_files(), ["churn/versions/1.toml"]);
 }
+
+#[test]
+fn promote_and_gate_write_markdown_for_a_step_summary() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "out");
+    env.ok(&["push", "out", "--model", "churn", "--metric", "acc=0.9"]);
+    let refused = [
+        "promote", "churn@1", "staging", "--gate", "acc>0.95", "--md",
+    ];
+    assert_snapshot!(env.snap(&refused), @r#"
+    exit: 3
+    --- stdout
+    ### churn@1 → staging: refused
+
+
+    **gates: 0 of 1 passed**
+
+    | gate | required | actual | result |
+    |---|---|---|---|
+    | acc&gt;0.95 | &gt; 0.95 | 0.9 | **FAIL** |
+
+    acc&gt;0.95: 0.9 is not &gt; 0.95  
+    --- stderr
+    error: churn@1 was not promoted to staging: 1 of 1 check failed:
+      acc>0.95: 0.9 is not > 0.95
+    hint: the refusal is recorded (`mreg history churn`); nothing moved. To override: mreg promote churn@1 staging --force --reason TEXT
+    "#);
+    assert_snapshot!(env.snap(&["gate", "churn@1", "acc>0.85", "--md"]), @r#"
+    exit: 0
+    --- stdout
+    ### churn@1: gates pass
+
+
+    **gates: 1 of 1 passed**
+
+    | gate | required | actual | result |
+    |---|---|---|---|
+    | acc&gt;0.85 | &gt; 0.85 | 0.9 | pass |
+    --- stderr
+    churn@1 passes 1 gate.
+    "#);
+    let both = env.run(&["gate", "churn@1", "acc>0.85", "--md", "--json"]);
+    assert_eq!(both.status.code(), Some(2));
+}
