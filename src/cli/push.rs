@@ -109,7 +109,15 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     if let Some((recorded, sibling)) = unlinked {
         report_unlinked(ctx, &pushed.outcome.reference, &recorded, &sibling);
     }
-    let report = pushed.promote(&reg)?;
+    let report = match pushed.promote(&reg) {
+        Ok(report) => report,
+        // The version exists: say which, as on success, before the promotion's error.
+        Err(err) => {
+            let reference = pushed.outcome.reference.clone();
+            let printed = ctx.out.emit(&pushed.outcome, || reference);
+            return output::after_print(printed, || Err(err));
+        }
+    };
     let (outcome, record) = (&pushed.outcome, &pushed.record);
     let reference = outcome.reference.clone();
     let printed = ctx.out.emit(outcome, || reference);

@@ -182,28 +182,20 @@ pub struct SideInfo {
     /// `churn@3`, or a run's first 8 digits.
     pub label: String,
     /// The model, for a version.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// The version number, for a version.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
     /// The tree hash, for a version.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub tree: Option<TreeId>,
     /// The run: the side itself, or the one that produced the version.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<RunId>,
     /// The run's experiment.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub experiment: Option<String>,
     /// The run's name.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// When the version was pushed, or the run started.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
     /// Who pushed the version, or started the run.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
 }
 

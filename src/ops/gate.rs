@@ -15,19 +15,17 @@ use crate::stage::{self, COMMAND_LINE, SourcedGate, VersionFields};
 use crate::store::config::Config;
 use crate::store::{Registry, models, stages};
 
-/// Returns one evaluated gate, as `--json` prints it.
+/// Returns one evaluated gate, as `--json` prints it: every key present, `null` where
+/// it does not apply.
 #[derive(Debug, Serialize)]
 pub struct CheckRow {
     gate: String,
     source: String,
     required: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     threshold: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     against: Option<String>,
     actual: Option<serde_json::Value>,
     passed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     why: Option<String>,
 }
 

@@ -98,6 +98,18 @@ fn removal_entry(removal: &Removal) -> StageState {
     }
 }
 
+/// The keys of a check, in the order `--json` prints them.
+const CHECK_KEYS: [&str; 8] = [
+    "gate",
+    "source",
+    "required",
+    "threshold",
+    "against",
+    "actual",
+    "passed",
+    "why",
+];
+
 /// Returns the states as `--json` prints them: each record with its id, and every
 /// field present (the record leaves empty ones out; scripts get all, always).
 pub fn json(entries: &[(Option<StateId>, StageState)]) -> Result<Vec<serde_json::Value>> {
@@ -130,6 +142,20 @@ pub fn json(entries: &[(Option<StateId>, StageState)]) -> Result<Vec<serde_json:
                 if let Some(moves) = object.get_mut("moves").and_then(|m| m.as_array_mut()) {
                     for m in moves.iter_mut().filter_map(|m| m.as_object_mut()) {
                         m.entry("from").or_insert(serde_json::Value::Null);
+                    }
+                }
+                if let Some(checks) = object.get_mut("checks").and_then(|c| c.as_array_mut()) {
+                    for c in checks.iter_mut().filter_map(|c| c.as_object_mut()) {
+                        // In the order of promote's and gate's rows, nulls included.
+                        let mut row = serde_json::Map::new();
+                        for key in CHECK_KEYS {
+                            row.insert(
+                                key.to_owned(),
+                                c.remove(key).unwrap_or(serde_json::Value::Null),
+                            );
+                        }
+                        row.append(c);
+                        *c = row;
                     }
                 }
             }

@@ -64,11 +64,9 @@ pub struct Outcome {
     pub experiment: String,
     /// How it ended.
     pub status: Status,
-    /// The command's exit code, when it exited.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The command's exit code, when it exited (`null` otherwise).
     pub exit_code: Option<i32>,
-    /// The signal that ended it, when one did.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The signal that ended it, when one did (`null` otherwise).
     pub signal: Option<String>,
     /// Wall-clock seconds it ran.
     pub duration_s: f64,

@@ -218,6 +218,7 @@ fn a_gate_key_no_version_has_is_a_usage_error_not_a_refusal() {
         "staging",
         "--gate",
         "acuracy>0.85",
+        "--json",
     ]);
     assert_eq!(
         out.status.code(),
@@ -225,6 +226,10 @@ fn a_gate_key_no_version_has_is_a_usage_error_not_a_refusal() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The version exists: its JSON says which, though the promotion failed.
+    let pushed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pushed["version"], 2, "{pushed}");
+    assert_eq!(pushed["created"], true, "{pushed}");
     // A metric another version has but the candidate lacks stays a refusal (exit 3).
     env.write("out/build.txt", "3");
     env.ok(&["push", "out", "--model", "churn", "--metric", "f1=0.5"]);
@@ -423,4 +428,32 @@ fn promote_and_gate_write_markdown_for_a_step_summary() {
     "#);
     let both = env.run(&["gate", "churn@1", "acc>0.85", "--md", "--json"]);
     assert_eq!(both.status.code(), Some(2));
+}
+
+#[test]
+fn json_shapes_hold_every_documented_key() {
+    let env = TestEnv::with_registry();
+    // A run ended by a signal has no exit code: the key is there, null.
+    let out = env.run(&["run", "--json", "--", "sh", "-c", "kill -TERM $$"]);
+    assert_eq!(out.status.code(), Some(143));
+    let ended: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ended["exit_code"], Value::Null, "{ended}");
+    assert_eq!(ended["signal"], "SIGTERM", "{ended}");
+    let out = env.run(&["run", "--json", "--", "true"]);
+    let ended: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ended["signal"], Value::Null, "{ended}");
+    assert_eq!(ended["exit_code"], 0, "{ended}");
+    // Checks: every key, in promote, gate and history alike.
+    env.fixture("tiny-v1", "out");
+    env.ok(&["push", "out", "--model", "churn", "--metric", "acc=0.9"]);
+    let keys = ["gate", "source", "required", "threshold", "against", "actual", "passed", "why"];
+    let promote = ["promote", "churn@1", "staging", "--gate", "acc>0.5", "--json"];
+    let promoted: Value = serde_json::from_str(&env.ok(&promote)).unwrap();
+    let gate = ["gate", "churn@1", "acc>=@production?", "--json"];
+    let gated: Value = serde_json::from_str(&env.ok(&gate)).unwrap();
+    let history: Value = serde_json::from_str(&env.ok(&["history", "churn", "--json"])).unwrap();
+    for row in [&promoted["checks"][0], &gated["checks"][0], &history[0]["checks"][0]] {
+        let got: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(got, keys, "{row}");
+    }
 }

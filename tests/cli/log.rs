@@ -266,7 +266,7 @@ fn show_of_a_run_says_what_it_could_not_find() {
     exit: 1
     --- stdout
     --- stderr
-    error: no model named "0000"
-    hint: the registry holds no models yet; `mreg ls` lists them
+    error: no model or run matches "0000"
+    hint: `mreg ls` lists the models and `mreg runs` the runs; a run is named by its id or a unique prefix of it (4 or more hex digits), a version by NAME@N
     "#);
 }

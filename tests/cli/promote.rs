@@ -155,8 +155,10 @@ fn missing_metrics_nan_and_empty_stages_fail_with_a_sentence() {
           "source": "command line",
           "required": "< 0.3",
           "threshold": 0.3,
+          "against": null,
           "actual": 0.2,
-          "passed": true
+          "passed": true,
+          "why": null
         }
       ]
     }
@@ -376,15 +378,18 @@ fn stage_policy_gates_and_required_previous_stage_are_enforced() {
           "gate": "from staging",
           "source": "policy of production",
           "required": "staging holds m@3",
+          "threshold": null,
           "against": "m@3",
           "actual": "m@3",
-          "passed": true
+          "passed": true,
+          "why": null
         },
         {
           "gate": "acc>0.8",
           "source": "policy of production",
           "required": "> 0.8",
           "threshold": 0.8,
+          "against": null,
           "actual": 0.7,
           "passed": false,
           "why": "0.7 is not > 0.8"
