@@ -33,8 +33,14 @@ survivor pulls byte-identical; then `mreg gc --dry-run` on 10,000 objects agains
 The "gc-bucket" section times `mreg gc` of 5,010 objects on a bucket against boto3
 listing and deleting as many keys.
 
+The "env" section times what capturing a run's environment costs: `mreg run -- true`
+in a project with a venv of 300 packages and five lock files (one a 1 MiB uv.lock),
+alternated with the same run recording no Python environment and no lock files
+(`MREG_PYTHON=none`, an empty folder); the difference is the capture's cost, checking
+that the run recorded all 300 packages and stored the lock files.
+
 Usage: bench/run.py [--only SECTIONS] [WORKDIR]
-  SECTIONS: comma-separated, of model, small, runs, stages, diff, sync, gc, gc-bucket (default: all)
+  SECTIONS: comma-separated, of model, small, runs, stages, diff, sync, gc, gc-bucket, env (default: all)
   KEEP=1 keeps WORKDIR; MREG=path uses that binary
 """
 
@@ -653,6 +659,56 @@ def bench_stages(work, mreg, env, report):
     report.target("stages: promote median < 20 ms", promote_med < 0.020, f"{promote_med * 1000:.1f} ms")
 
 
+def bench_env(work, mreg, env, report):
+    """Times the capture of a run's Python packages and lock files: `mreg run -- true` in a
+    project with a 300-package venv and five lock files, alternated with a bare one."""
+    reg = work / "env-registry"
+    capture([mreg, "init", str(reg), "-q"], env)
+    project, bare = work / "env-project", work / "env-bare"
+    project.mkdir()
+    bare.mkdir()
+    venv = project / ".venv"
+    site = venv / "lib/python3.11/site-packages"
+    for i in range(300):
+        (site / f"package_{i}-1.{i}.0.dist-info").mkdir(parents=True)
+        (site / f"package_{i}").mkdir()
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.11.9\n")
+    rng = random.Random(7)
+    (project / "uv.lock").write_text("".join(f"[[package]]\nname = \"p{i}\"\nversion = \"{rng.random()}\"\n"
+                                             for i in range(20000))[: 1 << 20])
+    for name in ["requirements.txt", "requirements-dev.txt", "poetry.lock", "environment.yml"]:
+        (project / name).write_text("".join(f"package-{i}==1.{i}.0\n" for i in range(300)))
+
+    def run_in(folder, extra):
+        run_env = {k: v for k, v in env.items() if k not in ("VIRTUAL_ENV", "MREG_PYTHON")}
+        run_env.update(extra)
+        argv = [mreg, "--registry", str(reg), "-q", "run", "--", "/bin/true"]
+        start = time.perf_counter()
+        proc = subprocess.run(argv, env=run_env, cwd=folder, capture_output=True)
+        if proc.returncode != 0:
+            sys.exit(f"failed: {' '.join(argv)}\n{proc.stderr.decode()}")
+        return time.perf_counter() - start
+
+    with_env = {"VIRTUAL_ENV": str(venv)}
+    bare_s, full_s = [], []
+    for _ in range(40):  # alternate, so drift on a shared machine hits both alike
+        bare_s.append(run_in(bare, {"MREG_PYTHON": "none"}))
+        full_s.append(run_in(project, with_env))
+    bare_med, full_med = statistics.median(bare_s), statistics.median(full_s)
+    added = statistics.median(f - b for b, f in zip(bare_s, full_s))
+    report.row("mreg run -- true, no Python environment, no lock files (median of 40)", bare_med)
+    report.row("mreg run -- true, 300-package venv, 5 lock files (1 MiB uv.lock)", full_med,
+               f"+{added * 1000:.1f} ms (median of paired differences)")
+    newest = json.loads(capture([mreg, "--registry", str(reg), "--json", "runs", "--limit", "1"], env))[0]["id"]
+    shown = json.loads(capture([mreg, "--registry", str(reg), "--json", "show", newest], env))
+    python = shown["environment"].get("python") or {}
+    stored = [l for l in shown["environment"].get("lockfiles", []) if l.get("stored")]
+    report.check("env: the run recorded 300 packages and stored 5 lock files",
+                 python.get("packages") == 300 and len(python.get("package_list", {})) == 300 and len(stored) == 5,
+                 f"{python.get('packages')} packages, {len(stored)} lock files stored")
+    report.target("env: capture adds < 30 ms to a run", added < 0.030, f"{added * 1000:.1f} ms")
+
+
 def write_safetensors(path, tensors, seeds):
     """Writes a .safetensors file of `tensors` F32 tensors of 16 MiB, tensor i filled
     from seed seeds[i] (random bytes; the same seed gives the same bytes)."""
@@ -961,7 +1017,7 @@ def bench_gc_bucket(work, mreg, env, report):
         server.wait()
 
 
-SECTIONS = ["model", "small", "runs", "stages", "diff", "sync", "gc", "gc-bucket"]
+SECTIONS = ["model", "small", "runs", "stages", "diff", "sync", "gc", "gc-bucket", "env"]
 
 
 def main():
@@ -1005,6 +1061,8 @@ def main():
         bench_gc(work, mreg, env, report)
     if "gc-bucket" in sections:
         bench_gc_bucket(work, mreg, env, report)
+    if "env" in sections:
+        bench_env(work, mreg, env, report)
 
     report.print()
     if report.failed():

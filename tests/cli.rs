@@ -11,6 +11,7 @@ mod cli {
     mod crash;
     mod demo;
     mod diff;
+    mod environment;
     mod first_day;
     mod fsck;
     mod golden;

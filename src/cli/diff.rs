@@ -57,7 +57,7 @@ pub struct DiffArgs {
 }
 
 /// The sections `--only` names, with the help each shows.
-const PARTS: [(Part, &str, &str); 8] = [
+const PARTS: [(Part, &str, &str); 9] = [
     (Part::Params, "params", "Hyperparameters"),
     (Part::Metrics, "metrics", "Final metrics and series"),
     (Part::Files, "files", "Files of the versions"),
@@ -74,6 +74,11 @@ const PARTS: [(Part, &str, &str); 8] = [
         "environment",
         "Machine, GPUs, container, CI job, lock files",
     ),
+    (
+        Part::Packages,
+        "packages",
+        "Python packages: added, removed, changed",
+    ),
 ];
 
 impl ValueEnum for Part {
@@ -87,6 +92,7 @@ impl ValueEnum for Part {
             Part::Data,
             Part::Parents,
             Part::Environment,
+            Part::Packages,
         ]
     }
 

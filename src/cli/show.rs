@@ -13,7 +13,11 @@ use crate::ops::show::{self, RunView, Shown, VersionView};
 ///
 /// A run is named by its id or a unique prefix of 4 or more hex digits; anything with
 /// an '@', or naming a model, is a version. A run is shown with every logged event
-/// folded in; its series are summarized (count, last, min, max) unless --series.
+/// folded in; its series are summarized (count, last, min, max) unless --series, and
+/// the Python packages of its environment are listed after it (as `# name==version`
+/// comments; `environment.python.package_list` in JSON). --lockfile prints the content
+/// of a lock file the run recorded (requirements.txt, uv.lock…), for a run or for the run
+/// a version came from.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg show churn@3
@@ -22,7 +26,9 @@ use crate::ops::show::{self, RunView, Shown, VersionView};
   mreg show churn@latest --json | jq -r .tree
   mreg show 3f9a0c1e
   mreg show 3f9a0c1e --series loss
-  mreg show 3f9a0c1e --json | jq .metrics")]
+  mreg show 3f9a0c1e --json | jq .metrics
+  mreg show churn@production --lockfile requirements.txt   # what trained production
+  mreg show 3f9a0c1e --json | jq -r '.environment.python.package_list.torch'")]
 pub struct ShowArgs {
     /// A version (NAME, NAME@3, NAME@latest, NAME@production, NAME@<tree-hash prefix>) or a
     /// run id
@@ -34,11 +40,27 @@ pub struct ShowArgs {
     /// Also list the points of the run's metric series (of KEY only, when given)
     #[arg(long, value_name = "KEY", num_args = 0..=1, default_missing_value = "")]
     series: Option<String>,
+    /// Print the stored content of this lock file of the run (or of the version's run),
+    /// as the run recorded it: requirements.txt, uv.lock, poetry.lock…
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["files", "series"])]
+    lockfile: Option<String>,
 }
 
 /// Runs `mreg show`.
 pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
     let reg = ctx.registry()?;
+    if let Some(name) = &args.lockfile {
+        if ctx.out.is_json() {
+            return Err(crate::error::Failure::usage(
+                "--lockfile prints the file as it is and has no JSON form",
+            )
+            .hint("leave out --json")
+            .into());
+        }
+        let (_, bytes) = show::lockfile(&reg, &args.reference, name)?;
+        let text = String::from_utf8_lossy(&bytes);
+        return ctx.out.emit(&(), || text.trim_end_matches('\n').to_owned());
+    }
     match show::show(&reg, &args.reference, args.files, args.series.as_deref())? {
         Shown::Run(view) => show_run(ctx, &view),
         Shown::Version(view) => show_version(ctx, &view),
@@ -97,6 +119,18 @@ fn show_run(ctx: &Ctx, view: &RunView) -> Result<()> {
             "{}# it no longer lists, compares or takes events; `mreg gc` frees its stored series and data\n{text}",
             removed_line(&removal.time, &removal.actor, removal.reason.as_deref())
         );
+    }
+    match &view.packages {
+        Some(Ok(packages)) => {
+            let _ = writeln!(text, "\n# Python packages ({}):", packages.len());
+            for (name, version) in packages {
+                let _ = writeln!(text, "#   {name}=={version}");
+            }
+        }
+        Some(Err(why)) => {
+            let _ = writeln!(text, "\n# Python packages: the list cannot be read: {why}");
+        }
+        None => {}
     }
     for (key, list) in &view.points {
         let _ = writeln!(

@@ -6,9 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::Change;
+use crate::id::ObjectId;
+use crate::lineage;
 use crate::manifest::RunRecord;
 use crate::manifest::lineage::Environment;
 use crate::manifest::run::DataInput;
+use crate::store::{Registry, read};
 
 /// Returns one fact on both sides, as text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -168,6 +171,13 @@ fn environment_facts(env: &Environment) -> BTreeMap<String, String> {
         put("ci.commit", ci.commit.clone());
         put("ci.ref", ci.ref_name.clone());
     }
+    if let Some(python) = &env.python {
+        let version = python.version.as_deref().unwrap_or("?");
+        put(
+            "python",
+            Some(format!("{version} ({}, {})", python.kind, python.prefix)),
+        );
+    }
     for lock in &env.lockfiles {
         put(
             &format!("lockfile {}", lock.path),
@@ -175,6 +185,59 @@ fn environment_facts(env: &Environment) -> BTreeMap<String, String> {
         );
     }
     facts
+}
+
+/// The largest package list read: a few thousand distributions take a few hundred KiB.
+const PACKAGE_LIST_LIMIT: u64 = 4 << 20;
+
+/// Returns one row per Python distribution installed in either run's environment, by
+/// name: its version on each side (added, removed, changed). A side whose list is not
+/// stored (a run recorded before mreg kept them) or cannot be read has none; the second
+/// value says which sides could not be read, for a note.
+pub fn packages(
+    reg: &Registry,
+    old: Option<&RunRecord>,
+    new: Option<&RunRecord>,
+) -> (Vec<TextRow>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut list = |run: Option<&RunRecord>| -> BTreeMap<String, String> {
+        let Some(run) = run else {
+            return BTreeMap::new();
+        };
+        match package_list(reg, run) {
+            Ok(list) => list.unwrap_or_default(),
+            Err(err) => {
+                problems.push(format!(
+                    "the package list of run {} cannot be read: {err:#}",
+                    run.id
+                ));
+                BTreeMap::new()
+            }
+        }
+    };
+    let (a, b) = (list(old), list(new));
+    (rows(&a, &b), problems)
+}
+
+/// Returns a run's Python packages by name, `None` when it has no stored list.
+pub fn package_list(
+    reg: &Registry,
+    run: &RunRecord,
+) -> anyhow::Result<Option<BTreeMap<String, String>>> {
+    let Some(hex) = run
+        .environment
+        .as_ref()
+        .and_then(|e| e.python.as_ref())
+        .and_then(|p| p.packages_object.as_deref())
+    else {
+        return Ok(None);
+    };
+    let id: ObjectId = hex
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{hex:?} is not an object id"))?;
+    let bytes = read::read_up_to(reg, id, PACKAGE_LIST_LIMIT, "a package list")?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(Some(lineage::parse_package_list(&text)))
 }
 
 /// Returns the GPUs as `2× NVIDIA A100-SXM4-80GB`, several models joined by `+`.
@@ -248,6 +311,7 @@ mod tests {
                 lockfiles: vec![LockFile {
                     path: "uv.lock".into(),
                     blake3: lock.into(),
+                    stored: false,
                 }],
                 ..Environment::default()
             }),

@@ -233,6 +233,11 @@ pub struct Diff {
     pub parents: Vec<TextRow>,
     /// Machines, GPUs, containers, CI jobs and lock files.
     pub environment: Vec<TextRow>,
+    /// Python distributions of the runs' environments, by name: their versions.
+    pub packages: Vec<TextRow>,
+    /// Why a side's package list could not be read, when one could not.
+    #[serde(skip)]
+    pub package_problems: Vec<String>,
 }
 
 /// Returns the tensor comparison of one `.safetensors` file, or why it could not be made.
@@ -267,6 +272,7 @@ impl Diff {
             &mut self.data,
             &mut self.parents,
             &mut self.environment,
+            &mut self.packages,
         ] {
             rows.retain(|r| r.change != Change::Same);
         }
@@ -312,6 +318,7 @@ pub fn diff(
     let data = lineage::data(a, b);
     let parents = lineage::parents(a, b);
     let environment = lineage::environment(a, b);
+    let (packages, package_problems) = lineage::packages(reg, a, b);
     let mut diff = Diff {
         old: old.info(),
         new: new.info(),
@@ -324,6 +331,8 @@ pub fn diff(
         data,
         parents,
         environment,
+        packages,
+        package_problems,
     };
     diff.differs = diff.any_change();
     Ok(diff)
@@ -350,6 +359,7 @@ impl Diff {
             || text(&self.data)
             || text(&self.parents)
             || text(&self.environment)
+            || text(&self.packages)
     }
 }
 

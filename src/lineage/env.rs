@@ -72,8 +72,12 @@ pub(crate) fn container(root: &Path, getenv: Getenv<'_>) -> Option<Container> {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         })
     };
+    // Where a runtime or CI says which image the job runs in: GitLab's job image,
+    // Buildkite's docker plugin, podman's .containerenv. Docker itself tells a container
+    // nothing of its image, so there `MREG_CONTAINER_IMAGE` is the way.
     let image = var(getenv, "MREG_CONTAINER_IMAGE")
         .or_else(|| var(getenv, "CI_JOB_IMAGE"))
+        .or_else(|| var(getenv, "BUILDKITE_PLUGIN_DOCKER_IMAGE"))
         .or_else(|| containerenv.as_deref().and_then(|t| assignment(t, "image")));
     if runtime.is_none() && image.is_none() {
         return None;
@@ -231,6 +235,16 @@ HOME_URL="https://www.debian.org/"
             None
         );
 
+        assert_eq!(
+            container(
+                root.path(),
+                &env(&[("BUILDKITE_PLUGIN_DOCKER_IMAGE", "ghcr.io/acme/train:7")])
+            ),
+            Some(Container {
+                runtime: "unknown".into(),
+                image: Some("ghcr.io/acme/train:7".into())
+            })
+        );
         std::fs::write(root.path().join(".dockerenv"), "").expect("write");
         assert_eq!(
             container(root.path(), &env(&[("CI_JOB_IMAGE", "python:3.12")])),

@@ -40,6 +40,7 @@ pub(crate) fn lockfiles(dir: &Path) -> Vec<LockFile> {
             Some(LockFile {
                 blake3: hash_file(&path)?,
                 path: name,
+                stored: false,
             })
         })
         .collect();
@@ -107,19 +108,23 @@ mod tests {
             vec![
                 LockFile {
                     path: "Pipfile.lock".into(),
-                    blake3: hex(b"version = 1\n")
+                    blake3: hex(b"version = 1\n"),
+                    stored: false,
                 },
                 LockFile {
                     path: "requirements-dev.txt".into(),
-                    blake3: hex(b"pytest\n")
+                    blake3: hex(b"pytest\n"),
+                    stored: false,
                 },
                 LockFile {
                     path: "requirements.txt".into(),
-                    blake3: hex(b"")
+                    blake3: hex(b""),
+                    stored: false,
                 },
                 LockFile {
                     path: "uv.lock".into(),
-                    blake3: hex(b"version = 1\n")
+                    blake3: hex(b"version = 1\n"),
+                    stored: false,
                 },
             ]
         );

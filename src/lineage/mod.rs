@@ -18,6 +18,7 @@ mod env;
 mod git;
 mod gpu;
 mod lockfiles;
+mod python;
 mod secret;
 mod url;
 
@@ -26,13 +27,15 @@ use std::path::Path;
 use crate::manifest::lineage::{Ci, Environment};
 pub use argv::{recorded_argv, shell_word, this_command};
 pub use git::source;
+pub use python::{package_list, parse_package_list};
 pub use secret::{REDACTED, is_secret_name, mask_text};
 pub use url::strip_credentials;
 
 /// A lookup of one environment variable, injectable so tests never touch the process's.
 pub(crate) type Getenv<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-/// Returns the environment of this process, with lock files from `source_root`.
+/// Returns the environment of this process, with lock files from `source_root` and the
+/// Python environment its `python3` would be.
 ///
 /// `source_root` is the folder whose lock files describe the run's dependencies,
 /// normally [`Source::root`](crate::manifest::lineage::Source::root) or else the folder the run started in; only its top level
@@ -64,6 +67,7 @@ pub(crate) fn environment_with(source_root: &Path, getenv: Getenv<'_>) -> Enviro
         container: env::container(Path::new("/"), getenv),
         ci: ci::detect(getenv),
         lockfiles: lockfiles::lockfiles(source_root),
+        python: python::detect(getenv),
     }
 }
 

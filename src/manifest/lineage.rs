@@ -67,6 +67,32 @@ pub struct Environment {
     /// The dependency lock files at the top of the source folder, sorted by path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lockfiles: Vec<LockFile>,
+    /// The Python environment the run's command finds, with its installed packages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<Python>,
+}
+
+/// The Python environment a run used: the one its command's `python3` is, found without
+/// running it (`$VIRTUAL_ENV`, then `$CONDA_PREFIX`, then `python3` on `PATH`, through
+/// pyenv's shims).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Python {
+    /// How it was found: `given` (`$MREG_PYTHON`), `venv` (`$VIRTUAL_ENV`, or a
+    /// `python3` on `PATH` in a venv), `conda` (`$CONDA_PREFIX`), `pyenv` (the version
+    /// pyenv's shim selects) or `path`.
+    pub kind: String,
+    /// Its prefix: the folder holding `bin/` and `lib/`.
+    pub prefix: String,
+    /// Its version: in full from a venv's `pyvenv.cfg`, else major and minor from the
+    /// `lib/pythonX.Y` folder its packages are in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// How many distributions are installed in its package folders.
+    pub packages: u64,
+    /// The object holding the package list: one `name==version` line per distribution
+    /// (names normalized as pip does), sorted; absent when none was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packages_object: Option<String>,
 }
 
 /// The CI job a run or promotion happened in.
@@ -108,8 +134,8 @@ pub struct Container {
     /// systemd `container` variable (`lxc`, `systemd-nspawn`…), or `unknown` when only
     /// an image name was given.
     pub runtime: String,
-    /// The image, from `MREG_CONTAINER_IMAGE`, GitLab's `CI_JOB_IMAGE`, or podman's
-    /// `/run/.containerenv`.
+    /// The image, from `MREG_CONTAINER_IMAGE`, GitLab's `CI_JOB_IMAGE`, Buildkite's
+    /// `BUILDKITE_PLUGIN_DOCKER_IMAGE`, or podman's `/run/.containerenv`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 }
@@ -132,8 +158,12 @@ pub struct Gpu {
 pub struct LockFile {
     /// The file's name, relative to the source folder.
     pub path: String,
-    /// The blake3 hash of its content, in lowercase hex.
+    /// The blake3 hash of its content, in lowercase hex: the object holding it, when
+    /// `stored`.
     pub blake3: String,
+    /// Whether its content is in the store (files over 16 MiB are hashed only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stored: bool,
 }
 
 #[cfg(test)]
@@ -178,7 +208,15 @@ mod tests {
             lockfiles: vec![LockFile {
                 path: "uv.lock".into(),
                 blake3: "ab".repeat(32),
+                stored: true,
             }],
+            python: Some(Python {
+                kind: "venv".into(),
+                prefix: "/home/alice/churn/.venv".into(),
+                version: Some("3.11.2".into()),
+                packages: 2,
+                packages_object: Some("cd".repeat(32)),
+            }),
         }
     }
 

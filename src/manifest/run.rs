@@ -16,8 +16,13 @@ use super::lineage::{Environment, Source};
 use super::series::Series;
 use crate::id::{RunId, TreeId};
 
-/// The run-record format this build reads and writes.
-pub const FORMAT: u32 = 1;
+/// The run-record format this build writes; it reads this one and every earlier one.
+///
+/// Format 2 added objects the record names in its environment (the content of lock
+/// files, `stored = true`, and the Python package list, `packages_object`): an mreg that
+/// reads only format 1 would not count them as held, and a `gc` of it would delete them,
+/// so it must refuse these records rather than read them without their objects.
+pub const FORMAT: u32 = 2;
 
 /// Returns where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

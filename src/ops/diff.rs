@@ -28,6 +28,8 @@ pub enum Part {
     Parents,
     /// Machine, GPUs, container, CI job, lock files.
     Environment,
+    /// Python distributions and their versions.
+    Packages,
 }
 
 /// What `mreg diff` is asked to show.
@@ -113,6 +115,10 @@ fn keep_parts(result: &mut Diff, wants: &dyn Fn(Part) -> bool) {
     }
     if !wants(Part::Environment) {
         result.environment.clear();
+    }
+    if !wants(Part::Packages) {
+        result.packages.clear();
+        result.package_problems.clear();
     }
 }
 

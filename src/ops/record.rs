@@ -15,6 +15,7 @@ use crate::lineage;
 use crate::manifest::run::{Command, End, FORMAT, ModelLink, Status};
 use crate::manifest::{RunEvent, RunRecord, VersionRecord};
 use crate::store::runindex::{self, RunSummary};
+use crate::store::write::Staging;
 use crate::store::{Registry, runs};
 
 /// Returns a run record as a run starts in `cwd`: who, when, where, and the source and
@@ -64,10 +65,51 @@ pub fn start_record(
     }
 }
 
-/// Publishes a new run holding `record` plus `add`, and returns it with its id.
-pub fn create_with(reg: &Registry, mut record: RunRecord, add: Additions) -> Result<RunRecord> {
+/// Publishes a new run holding `record` plus `add`, and returns it with its id. The
+/// content of its environment's lock files (found in its source folder, else `cwd`) and
+/// its Python package list are stored first, once for any number of runs that share
+/// them.
+pub fn create_with(
+    reg: &Registry,
+    mut record: RunRecord,
+    add: Additions,
+    cwd: &Path,
+) -> Result<RunRecord> {
     add.apply_to(reg, &mut record)?;
+    store_environment(reg, &mut record, cwd)?;
     runs::create(reg, record)
+}
+
+/// The largest lock file whose content a run stores; a larger one is hashed only.
+const LOCKFILE_LIMIT: u64 = 16 << 20;
+
+/// Stores the content of the record's lock files and its Python package list as
+/// objects, and names them in the record. A lock file that cannot be read now (or has
+/// grown past the limit) keeps the hash it was found with, unstored.
+fn store_environment(reg: &Registry, record: &mut RunRecord, cwd: &Path) -> Result<()> {
+    let root = record
+        .source
+        .as_ref()
+        .map_or_else(|| cwd.to_path_buf(), |s| s.root.clone().into());
+    let Some(environment) = record.environment.as_mut() else {
+        return Ok(());
+    };
+    let staging = Staging::new(reg);
+    for lock in &mut environment.lockfiles {
+        let path = root.join(&lock.path);
+        let small = std::fs::metadata(&path).is_ok_and(|m| m.len() <= LOCKFILE_LIMIT);
+        if let (true, Ok(stored)) = (small, staging.add_file(&path, &|_| {})) {
+            lock.blake3 = stored.id.to_string();
+            lock.stored = true;
+        }
+    }
+    if let Some(python) = environment.python.as_mut()
+        && let Some(list) = lineage::package_list(python)
+    {
+        python.packages = list.lines().count() as u64;
+        python.packages_object = Some(staging.add_bytes(list.as_bytes())?.id.to_string());
+    }
+    staging.publish()
 }
 
 /// Publishes a complete run for a push that names none: it starts and ends at `time`.
@@ -88,7 +130,7 @@ pub fn create_finished(
         received: None,
         error: None,
     });
-    create_with(reg, start, add)
+    create_with(reg, start, add, cwd)
 }
 
 /// The word `--run` takes for the newest run started from the caller's work tree.

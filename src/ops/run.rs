@@ -102,7 +102,7 @@ pub fn start(
         start,
         Some(request.argv),
     );
-    let record = record::create_with(reg, record, add)?;
+    let record = record::create_with(reg, record, add, request.cwd)?;
     let exported = export_to_ci(&record.id, &lineage::process_env);
     Ok(Started {
         record,

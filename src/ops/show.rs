@@ -176,6 +176,9 @@ pub struct RunView {
     pub points: BTreeMap<String, Vec<Point>>,
     /// Its removal record, when it was removed.
     pub removal: Option<RunRemoval>,
+    /// Its Python packages by name, from the stored list; why they cannot be read, when
+    /// they cannot; `None` when the run has no stored list.
+    pub packages: Option<Result<BTreeMap<String, String>, String>>,
 }
 
 impl RunView {
@@ -189,6 +192,17 @@ impl RunView {
                 None => serde_json::Value::Null,
             };
             object.insert("removed".to_owned(), removed);
+        }
+        if let Some(Ok(packages)) = &self.packages
+            && let Some(python) = json
+                .pointer_mut("/environment/python")
+                .and_then(|p| p.as_object_mut())
+        {
+            let list = packages
+                .iter()
+                .map(|(name, version)| (name.clone(), version.clone().into()))
+                .collect();
+            python.insert("package_list".to_owned(), serde_json::Value::Object(list));
         }
         for (key, list) in &self.points {
             let rows: Vec<serde_json::Value> = list
@@ -244,6 +258,9 @@ fn run(reg: &Registry, id: &RunId, series: Option<&str>) -> Result<RunView> {
             .with_context(|| format!("reading the points of series {key:?} of run {id}"))?;
         points.insert(key.clone(), list);
     }
+    let packages = crate::diff::lineage::package_list(reg, &record)
+        .map_err(|err| format!("{err:#}"))
+        .transpose();
     let mut summary = record.clone();
     for s in summary.series.values_mut() {
         s.chunk = Chunk::default();
@@ -252,7 +269,56 @@ fn run(reg: &Registry, id: &RunId, series: Option<&str>) -> Result<RunView> {
         summary,
         points,
         removal,
+        packages,
     })
+}
+
+/// Returns the stored content of the lock file `name` (as the record lists it:
+/// `requirements.txt`, `uv.lock`) of the run `reference` names, or of the run a version
+/// came from; with the run's id.
+pub fn lockfile(reg: &Registry, reference: &str, name: &str) -> Result<(RunId, Vec<u8>)> {
+    let id = if let Some(id) = runs::named(reg, reference)? {
+        id
+    } else {
+        let (version, _) = models::resolve_any(reg, &ModelRef::parse(reference)?)?;
+        let reference = version.reference();
+        version
+            .run
+            .ok_or_else(|| Failure::error(format!("{reference} names no run")))?
+    };
+    let record = runs::load(reg, &id)?;
+    let locks = record
+        .environment
+        .as_ref()
+        .map(|e| e.lockfiles.as_slice())
+        .unwrap_or_default();
+    let Some(lock) = locks.iter().find(|l| l.path == name) else {
+        let known: Vec<&str> = locks.iter().map(|l| l.path.as_str()).collect();
+        return Err(Failure::error(format!("run {id} recorded no lock file {name:?}"))
+            .hint(if known.is_empty() {
+                "it recorded none: lock files are looked for at the top of the run's git work tree".to_owned()
+            } else {
+                format!("its lock files: {}", known.join(", "))
+            })
+            .into());
+    };
+    if !lock.stored {
+        return Err(Failure::error(format!(
+            "run {id} recorded only the hash of {name} (blake3 {}), not its content",
+            lock.blake3
+        ))
+        .hint("runs recorded before mreg stored lock files, and lock files over 16 MiB, keep the hash only")
+        .into());
+    }
+    let object: ObjectId = lock.blake3.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "run {id} names lock file {name} by {:?}, not an object id",
+            lock.blake3
+        )
+    })?;
+    let bytes = crate::store::read::read_up_to(reg, object, 16 << 20, "a lock file")
+        .with_context(|| format!("reading lock file {name} of run {id}"))?;
+    Ok((id, bytes))
 }
 
 /// Returns a key escaped for a JSON pointer.

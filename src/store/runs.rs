@@ -388,6 +388,27 @@ pub fn load_points(reg: &Registry, chunk: &Chunk, budget: &mut SeriesBudget) -> 
     Ok(points)
 }
 
+/// Returns the objects a run record's environment names: its stored lock files and its
+/// Python package list.
+pub fn environment_objects(record: &RunRecord) -> Vec<ObjectId> {
+    let Some(env) = &record.environment else {
+        return Vec::new();
+    };
+    let locks = env
+        .lockfiles
+        .iter()
+        .filter(|l| l.stored)
+        .map(|l| l.blake3.as_str());
+    let packages = env
+        .python
+        .iter()
+        .filter_map(|p| p.packages_object.as_deref());
+    locks
+        .chain(packages)
+        .filter_map(|hex| hex.parse::<ObjectId>().ok())
+        .collect()
+}
+
 /// Parses a run file (`runs/ID/run.toml`, an event under `runs/ID/log/`, or the run's
 /// `removed.toml`), checking it belongs to the run its key names; returns its series
 /// and data inputs (none for a removal).
@@ -395,34 +416,46 @@ pub fn parse_run_file(
     key: &str,
     bytes: &[u8],
 ) -> Result<(BTreeMap<String, Series>, Vec<DataInput>)> {
+    parse_run_file_with_environment(key, bytes).map(|(series, data, _)| (series, data))
+}
+
+/// What a run file holds that names objects: series, data inputs, and (a record) the
+/// objects its environment names.
+type RunFileObjects = (BTreeMap<String, Series>, Vec<DataInput>, Vec<ObjectId>);
+
+/// Parses a run file as [`parse_run_file`] does, with the objects a record's environment
+/// names ([`environment_objects`]).
+fn parse_run_file_with_environment(key: &str, bytes: &[u8]) -> Result<RunFileObjects> {
     let text = std::str::from_utf8(bytes).with_context(|| format!("reading {key}"))?;
-    let (run, series, data) = if key.ends_with(keys::RUN_REMOVAL) {
+    let (run, series, data, environment) = if key.ends_with(keys::RUN_REMOVAL) {
         let removal =
             crate::manifest::RunRemoval::parse(text).with_context(|| format!("parsing {key}"))?;
-        (removal.run, BTreeMap::new(), Vec::new())
+        (removal.run, BTreeMap::new(), Vec::new(), Vec::new())
     } else if key.ends_with(keys::RUN_RECORD) {
         let record = RunRecord::parse(text).with_context(|| format!("parsing {key}"))?;
-        (record.id, record.series, record.data)
+        let environment = environment_objects(&record);
+        (record.id, record.series, record.data, environment)
     } else {
         let event = RunEvent::parse(text).with_context(|| format!("parsing {key}"))?;
-        (event.run, event.series, event.data)
+        (event.run, event.series, event.data, Vec::new())
     };
     let named = key.split('/').nth(1).unwrap_or_default();
     if run.to_string() != named {
         anyhow::bail!("{key} says it belongs to run {run}");
     }
-    Ok((series, data))
+    Ok((series, data, environment))
 }
 
-/// Returns the objects a run file names: series stored as objects, and data inputs
-/// stored with `--store-data` (a folder's whole tree, held to the walk limits).
+/// Returns the objects a run file names: series stored as objects, data inputs stored
+/// with `--store-data` (a folder's whole tree, held to the walk limits), and in a run's
+/// record the stored content of its lock files and its Python package list.
 pub fn run_objects(
     key: &str,
     bytes: &[u8],
     read_tree: &dyn Fn(TreeId) -> Result<super::tree::Tree>,
 ) -> Result<Vec<(ObjectId, u64)>> {
-    let (series, data) = parse_run_file(key, bytes)?;
-    let mut out = Vec::new();
+    let (series, data, environment) = parse_run_file_with_environment(key, bytes)?;
+    let mut out: Vec<(ObjectId, u64)> = environment.into_iter().map(|o| (o, 0)).collect();
     for s in series.values() {
         out.extend(s.chunk.objects.iter().map(|o| (*o, 0)));
     }

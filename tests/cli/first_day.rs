@@ -446,14 +446,34 @@ fn json_shapes_hold_every_documented_key() {
     // Checks: every key, in promote, gate and history alike.
     env.fixture("tiny-v1", "out");
     env.ok(&["push", "out", "--model", "churn", "--metric", "acc=0.9"]);
-    let keys = ["gate", "source", "required", "threshold", "against", "actual", "passed", "why"];
-    let promote = ["promote", "churn@1", "staging", "--gate", "acc>0.5", "--json"];
+    let keys = [
+        "gate",
+        "source",
+        "required",
+        "threshold",
+        "against",
+        "actual",
+        "passed",
+        "why",
+    ];
+    let promote = [
+        "promote", "churn@1", "staging", "--gate", "acc>0.5", "--json",
+    ];
     let promoted: Value = serde_json::from_str(&env.ok(&promote)).unwrap();
     let gate = ["gate", "churn@1", "acc>=@production?", "--json"];
     let gated: Value = serde_json::from_str(&env.ok(&gate)).unwrap();
     let history: Value = serde_json::from_str(&env.ok(&["history", "churn", "--json"])).unwrap();
-    for row in [&promoted["checks"][0], &gated["checks"][0], &history[0]["checks"][0]] {
-        let got: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+    for row in [
+        &promoted["checks"][0],
+        &gated["checks"][0],
+        &history[0]["checks"][0],
+    ] {
+        let got: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(got, keys, "{row}");
     }
 }

@@ -80,6 +80,12 @@ fn every_fixture_manifest_parses_and_round_trips() {
     }
     assert_eq!(
         seen,
-        ["event.toml", "run.toml", "version-2.toml", "version.toml"]
+        [
+            "event.toml",
+            "run-2.toml",
+            "run.toml",
+            "version-2.toml",
+            "version.toml"
+        ]
     );
 }

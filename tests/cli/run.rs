@@ -72,7 +72,7 @@ fn the_command_logs_and_pushes_into_its_run() {
     timed_snapshot!(strip_environment(&env.snap(&["show", &id[..8]])), @r#"
     exit: 0
     --- stdout
-    format = 1
+    format = 2
     id = "eb16012c5aff4a1a"
     experiment = "churn"
     status = "finished"

@@ -80,6 +80,8 @@ impl TestEnv {
             .env("TMPDIR", self.dir.path())
             .env("MREG_NOW", now.to_string())
             .env("MREG_ACTOR", "tester@ci")
+            // The machine's Python would make what a run records depend on the machine.
+            .env("MREG_PYTHON", "none")
             .env("NO_COLOR", "1");
         for (k, v) in self.vars.borrow().iter() {
             cmd.env(k, v);

@@ -42,8 +42,20 @@ pub fn report(diff: &Diff, old: &Side, new: &Side, files_wanted: bool) -> Report
         ("data", "INPUT", &diff.data),
         ("parents", "MODEL", &diff.parents),
         ("environment", "FIELD", &diff.environment),
+        ("packages", "PACKAGE", &diff.packages),
     ] {
         blocks.extend(text_block(title, noun, rows));
+    }
+    if !diff.package_problems.is_empty() {
+        blocks.push(Block {
+            title: "packages: not all compared".to_owned(),
+            notes: diff
+                .package_problems
+                .iter()
+                .map(|p| Cell::toned(p.clone(), Tone::Bad))
+                .collect(),
+            ..Block::default()
+        });
     }
     let footer = (!diff.differs).then(|| {
         format!(
