@@ -51,13 +51,9 @@ pub fn run(ctx: &Ctx, args: &GateArgs) -> Result<()> {
         if args.md {
             let failed = checks.iter().filter(|c| !c.passed).count();
             let title = if failed == 0 {
-                format!("{}: gates pass", checked.reference)
+                format!("{}: passes", checked.reference)
             } else {
-                format!(
-                    "{}: {failed} of {} gates fail",
-                    checked.reference,
-                    checks.len()
-                )
+                format!("{}: fails", checked.reference)
             };
             verdict::checks_markdown(&title, checks)
         } else {

@@ -21,8 +21,8 @@ use crate::ops::log;
   mreg log --run 3f9a0c1e --param lr=0.001 --tag team=growth
   mreg log --run last --metrics-file eval.json       # the last `mreg run` of this checkout")]
 pub struct LogArgs {
-    /// Run to log into: its id, a unique prefix, or `last` (the newest run `mreg run`
-    /// started from this work tree and commit) [default: $MREG_RUN_ID]
+    /// Run to log into: its id, a unique prefix, `last` (the newest finished run
+    /// `mreg run` started from this work tree and commit) or `last:EXPERIMENT` [default: $MREG_RUN_ID]
     #[arg(long, value_name = "ID")]
     run: Option<String>,
     /// Step of the --metric values given: they become series points at this step

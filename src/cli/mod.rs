@@ -53,7 +53,7 @@ Examples:
   mreg promote churn@4 production --gate 'acc>0.85' --gate 'acc>=@production'
   mreg history churn
   mreg pull churn@production --to /srv/model
-  mreg push ./out --model churn --json | jq -r .version
+  mreg push ./out --model churn --json | jq -r .ref
   mreg remote add team s3://ml-models/registry && mreg sync
   mreg ls --registry s3://ml-models/registry
 

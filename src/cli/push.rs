@@ -41,7 +41,7 @@ use crate::store::snapshot::Skipped;
   mreg push ./out --model churn --run 3f9a0c1e
   mreg push ./out --model churn --run last     # after `mreg run … -- python train.py`
   mreg push ./out --model churn --metrics-file eval.json --stage staging --gate 'acc>0.85'
-  version=$(mreg push ./out --model churn --json | jq -r .version)")]
+  ref=$(mreg push ./out --model churn --json | jq -r .ref)   # churn@7, for promote")]
 pub struct PushArgs {
     /// Folder holding the model's files
     dir: PathBuf,
@@ -52,8 +52,8 @@ pub struct PushArgs {
     /// secret KEY=VALUE)
     #[arg(long)]
     message: Option<String>,
-    /// Run that produced the model: its id, a unique prefix, or `last` (the newest run
-    /// `mreg run` started from this work tree and commit) [default: $MREG_RUN_ID, else
+    /// Run that produced the model: its id, a unique prefix, `last` (the newest finished
+    /// run `mreg run` started from this work tree and commit) or `last:EXPERIMENT` [default: $MREG_RUN_ID, else
     /// push records a run itself]
     #[arg(long, value_name = "ID")]
     run: Option<String>,
@@ -176,14 +176,14 @@ fn report_unlinked(ctx: &Ctx, version: &str, recorded: &RunId, sibling: &RunSumm
         .unwrap_or_default();
     ctx.out.warn(&format!(
         "{version} is linked to run {recorded}, which this push recorded, not to run {} \
-         (experiment {}), which `mreg run` started from this work tree and commit and \
-         which{ended} without pushing a model.",
+         (experiment {}), a `mreg run` started here (same folder and commit) that{ended} \
+         without pushing a model.",
         sibling.id, sibling.experiment
     ));
     ctx.out.hint(&format!(
-        "to link a version to its training run, push from inside `mreg run`, or pass --run \
-         last (or --run {}); in GitHub Actions, later steps of the job have MREG_RUN_ID \
-         already",
+        "{version} stays linked to {recorded}. To link the next push to its training run, \
+         push from inside `mreg run`, or pass --run last (or --run {}); in GitHub Actions, \
+         later steps of the job have MREG_RUN_ID already",
         sibling.id
     ));
 }

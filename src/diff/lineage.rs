@@ -191,32 +191,46 @@ fn environment_facts(env: &Environment) -> BTreeMap<String, String> {
 const PACKAGE_LIST_LIMIT: u64 = 4 << 20;
 
 /// Returns one row per Python distribution installed in either run's environment, by
-/// name: its version on each side (added, removed, changed). A side whose list is not
-/// stored (a run recorded before mreg kept them) or cannot be read has none; the second
-/// value says which sides could not be read, for a note.
+/// name: its version on each side (added, removed, changed), when both runs have a list.
+/// The second value says why a side has none (not recorded, or unreadable), for a note;
+/// when neither run recorded one, there is nothing to say.
 pub fn packages(
     reg: &Registry,
     old: Option<&RunRecord>,
     new: Option<&RunRecord>,
 ) -> (Vec<TextRow>, Vec<String>) {
     let mut problems = Vec::new();
-    let mut list = |run: Option<&RunRecord>| -> BTreeMap<String, String> {
-        let Some(run) = run else {
-            return BTreeMap::new();
-        };
+    let mut unrecorded = 0;
+    let mut list = |run: Option<&RunRecord>| -> Option<BTreeMap<String, String>> {
+        let run = run?;
         match package_list(reg, run) {
-            Ok(list) => list.unwrap_or_default(),
+            Ok(Some(list)) => Some(list),
+            Ok(None) => {
+                unrecorded += 1;
+                problems.push(format!(
+                    "run {} recorded no package list (no Python environment was found, or \
+                     it was recorded before mreg kept them)",
+                    run.id
+                ));
+                None
+            }
             Err(err) => {
                 problems.push(format!(
                     "the package list of run {} cannot be read: {err:#}",
                     run.id
                 ));
-                BTreeMap::new()
+                None
             }
         }
     };
     let (a, b) = (list(old), list(new));
-    (rows(&a, &b), problems)
+    match (a, b) {
+        (Some(a), Some(b)) => (rows(&a, &b), problems),
+        // Neither recorded one: nothing to compare, nothing to say.
+        (None, None) if unrecorded == 2 => (Vec::new(), Vec::new()),
+        // One side missing would read as every package added: say why instead.
+        _ => (Vec::new(), problems),
+    }
 }
 
 /// Returns a run's Python packages by name, `None` when it has no stored list.

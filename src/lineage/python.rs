@@ -14,9 +14,17 @@ pub(crate) fn detect(getenv: Getenv<'_>) -> Option<Python> {
     let (kind, prefix) = find(getenv)?;
     let dirs = site_dirs(&prefix);
     let packages = installed(&dirs);
+    // pyenv names each interpreter's folder after its full version.
+    let version = match kind {
+        "pyenv" => prefix
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned),
+        _ => None,
+    };
     Some(Python {
         kind: kind.to_owned(),
-        version: version(&prefix, &dirs),
+        version: version.or_else(|| version_of(&prefix, &dirs)),
         prefix: prefix.display().to_string(),
         packages: packages.len() as u64,
         packages_object: None,
@@ -54,8 +62,19 @@ pub fn parse_package_list(text: &str) -> BTreeMap<String, String> {
 /// interpreter of its own (`/opt/conda/envs/x/bin/python`), or to record none.
 fn find(getenv: Getenv<'_>) -> Option<(&'static str, PathBuf)> {
     if let Some(given) = var(getenv, "MREG_PYTHON") {
-        let dir = PathBuf::from(given);
-        return (dir.as_os_str() != "none" && dir.is_dir()).then_some(("given", dir));
+        let given = PathBuf::from(given);
+        if given.as_os_str() == "none" {
+            return None;
+        }
+        if given.is_dir() {
+            return Some(("given", given));
+        }
+        // An interpreter: `.venv/bin/python3`, `/opt/envs/x/bin/python`.
+        return given
+            .is_file()
+            .then(|| prefix_of(&given))
+            .flatten()
+            .map(|p| ("given", p));
     }
     for (name, kind) in [("VIRTUAL_ENV", "venv"), ("CONDA_PREFIX", "conda")] {
         if let Some(dir) = var(getenv, name).map(PathBuf::from)
@@ -79,14 +98,25 @@ fn find(getenv: Getenv<'_>) -> Option<(&'static str, PathBuf)> {
             _ => python = found.next()?,
         }
     }
-    let bin = python.parent()?;
-    let prefix = bin.parent()?;
+    let prefix = prefix_of(&python)?;
+    let kind = if prefix.join("pyvenv.cfg").is_file() {
+        "venv"
+    } else {
+        "path"
+    };
+    Some((kind, prefix))
+}
+
+/// Returns the prefix of the interpreter at `python`: a venv's folder (its link is not
+/// followed: it points at the interpreter the venv was made from), else the folder
+/// above the `bin/` the real file is in (`/usr/bin/python3` -> `python3.11`: `/usr`).
+fn prefix_of(python: &Path) -> Option<PathBuf> {
+    let prefix = python.parent()?.parent()?;
     if prefix.join("pyvenv.cfg").is_file() {
-        return Some(("venv", prefix.to_path_buf()));
+        return Some(prefix.to_path_buf());
     }
-    // A system interpreter: /usr/bin/python3 -> python3.11, prefix /usr.
-    let real = std::fs::canonicalize(&python).ok()?;
-    Some(("path", real.parent()?.parent()?.to_path_buf()))
+    let real = std::fs::canonicalize(python).ok()?;
+    Some(real.parent()?.parent()?.to_path_buf())
 }
 
 /// Returns the version pyenv selects: `$PYENV_VERSION`, else the nearest
@@ -198,7 +228,7 @@ fn normalize(name: &str) -> String {
 
 /// Returns the environment's Python version: a venv's `pyvenv.cfg` says it in full;
 /// otherwise the `pythonX.Y` folder of its first package folder gives major and minor.
-fn version(prefix: &Path, dirs: &[PathBuf]) -> Option<String> {
+fn version_of(prefix: &Path, dirs: &[PathBuf]) -> Option<String> {
     if let Ok(cfg) = std::fs::read_to_string(prefix.join("pyvenv.cfg")) {
         for line in cfg.lines() {
             if let Some((key, value)) = line.split_once('=')
@@ -345,12 +375,41 @@ mod tests {
                 found.version.as_deref(),
                 found.packages
             ),
-            ("pyenv", Some("3.11"), 1)
+            ("pyenv", Some("3.11.7"), 1)
         );
         assert!(
             found.prefix.ends_with("versions/3.11.7"),
             "{}",
             found.prefix
         );
+    }
+
+    #[test]
+    fn mreg_python_may_name_an_interpreter_or_none() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let venv = dir.path().join(".venv");
+        touch_dir(&venv.join("bin"));
+        touch_dir(&venv.join("lib/python3.12/site-packages/torch-2.3.0.dist-info"));
+        std::fs::write(venv.join("bin/python3"), "").expect("write");
+        std::fs::write(venv.join("pyvenv.cfg"), "version_info = 3.12.4.final.0\n").expect("write");
+        let with = |value: String| {
+            let vars: HashMap<&str, String> = [("MREG_PYTHON", value)].into();
+            detect(&|name: &str| vars.get(name).cloned())
+        };
+        let found = with(venv.join("bin/python3").display().to_string()).expect("a venv");
+        assert_eq!(
+            (
+                found.kind.as_str(),
+                found.version.as_deref(),
+                found.packages
+            ),
+            ("given", Some("3.12.4"), 1)
+        );
+        assert_eq!(
+            with(venv.display().to_string()).map(|p| p.packages),
+            Some(1)
+        );
+        assert_eq!(with("none".into()), None);
+        assert_eq!(with("/nonexistent/python3".into()), None);
     }
 }

@@ -140,12 +140,15 @@ pub const LAST: &str = "last";
 /// push from its work tree records a run of its own.
 const RECENT: Duration = Duration::from_secs(24 * 3600);
 
-/// Returns the run `flag` (`--run`: an id, a prefix, or `last`, the newest run started
-/// from the work tree of `cwd`) names, else the one `MREG_RUN_ID` names.
-/// A removed run takes no more events.
+/// Returns the run `flag` (`--run`: an id, a prefix, or `last`, the newest finished run
+/// started from the work tree of `cwd`, `last:EXPERIMENT` the newest of that experiment)
+/// names, else the one `MREG_RUN_ID` names. A removed run takes no more events.
 pub fn target_run(reg: &Registry, flag: Option<&str>, cwd: &Path) -> Result<RunId> {
     let id = match (flag, inherited_run()) {
-        (Some(LAST), _) => last_run(reg, cwd)?,
+        (Some(LAST), _) => last_run(reg, cwd, None)?,
+        (Some(text), _) if text.starts_with("last:") => {
+            last_run(reg, cwd, Some(&text["last:".len()..]))?
+        }
         (Some(text), _) => runs::resolve(reg, text)?,
         (None, Some(text)) => runs::resolve(reg, &text).map_err(|err| {
             err.context(format!("MREG_RUN_ID={text} names no run of this registry"))
@@ -209,11 +212,13 @@ impl WorkTree {
     }
 }
 
-/// Returns the newest run `mreg run` started from the work tree of `cwd` (same git top
-/// folder and commit; outside git, the same folder), removed runs left out.
-fn last_run(reg: &Registry, cwd: &Path) -> Result<RunId> {
+/// Returns the newest finished run `mreg run` started from the work tree of `cwd` (same
+/// git top folder and commit; outside git, the same folder), of `experiment` when given;
+/// removed runs, failed runs and runs still going are left out.
+fn last_run(reg: &Registry, cwd: &Path, experiment: Option<&str>) -> Result<RunId> {
     let here = WorkTree::here(cwd);
     let mut index = runindex::summaries(reg)?.runs;
+    index.retain(|r| r.status == Status::Finished && experiment.is_none_or(|e| r.experiment == e));
     index.sort_by(|a, b| b.start.cmp(&a.start).then_with(|| b.id.cmp(&a.id)));
     for summary in &index {
         let Ok(record) = runs::load_start(reg, &summary.id) else {
@@ -223,8 +228,11 @@ fn last_run(reg: &Registry, cwd: &Path) -> Result<RunId> {
             return Ok(summary.id.clone());
         }
     }
+    let of = experiment
+        .map(|e| format!(" of experiment {e}"))
+        .unwrap_or_default();
     Err(Failure::error(format!(
-        "--run last: no run of this registry was started by `mreg run` from {}",
+        "--run last: no finished run{of} of this registry was started by `mreg run` from {}",
         here.describe()
     ))
     .hint(

@@ -120,14 +120,36 @@ fn export_to_ci(
     getenv: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Result<String, String>> {
     use std::io::Write as _;
-    if getenv("GITHUB_ACTIONS").as_deref() != Some("true") {
+    // A run inside another (`mreg run -- make train`, whose Makefile runs `mreg run`)
+    // leaves the outer run, the one the step wrapped, to the later steps.
+    if getenv("GITHUB_ACTIONS").as_deref() != Some("true")
+        || getenv("MREG_RUN_ID").is_some_and(|v| !v.is_empty())
+    {
         return None;
     }
     let path = getenv("GITHUB_ENV").filter(|p| !p.is_empty())?;
+    // Only a regular file: opening a FIFO would wait for a reader.
+    if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+        return Some(Err(format!(
+            "GITHUB_ENV ({path}) is not a file this job can append to"
+        )));
+    }
     let written = std::fs::OpenOptions::new()
+        .read(true)
         .append(true)
         .open(&path)
-        .and_then(|mut file| writeln!(file, "MREG_RUN_ID={id}"));
+        .and_then(|mut file| {
+            // A step that wrote its last line without a newline would swallow ours.
+            let len = file.metadata()?.len();
+            let mut last = [b'\n'];
+            if len > 0 {
+                use std::io::{Read as _, Seek as _};
+                file.seek(std::io::SeekFrom::Start(len - 1))?;
+                file.read_exact(&mut last)?;
+            }
+            let lead = if last[0] == b'\n' { "" } else { "\n" };
+            write!(file, "{lead}MREG_RUN_ID={id}\n")
+        });
     Some(match written {
         Ok(()) => Ok(format!("GITHUB_ENV ({path})")),
         Err(err) => Err(format!(

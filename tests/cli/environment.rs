@@ -157,3 +157,41 @@ fn a_lock_file_not_recorded_or_not_stored_gets_a_sentence() {
     let out = env.run(&["show", "churn@1", "--lockfile", "uv.lock", "--json"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_run_without_a_package_list_is_named_not_diffed_as_all_added() {
+    let env = TestEnv::with_registry();
+    let bare = env.ok(&["run", "--json", "--", "true"]);
+    let bare: Value = serde_json::from_str(&bare).unwrap();
+    let prefix = venv(&env, "venv", &[("numpy", "2.0.1")]);
+    let full = run_in(&env, &prefix);
+    let out = env.snap(&[
+        "diff",
+        &bare["run"].as_str().unwrap()[..8],
+        &full[..8],
+        "--only",
+        "packages",
+    ]);
+    assert!(!out.contains("added"), "{out}");
+    assert!(out.contains("recorded no package list"), "{out}");
+}
+
+#[test]
+fn mreg_python_may_name_the_interpreter_a_command_runs() {
+    let env = TestEnv::with_registry();
+    let prefix = venv(&env, ".venv", &[("torch", "2.3.0")]);
+    std::fs::create_dir_all(env.path(".venv/bin")).unwrap();
+    std::fs::write(env.path(".venv/bin/python3"), "").unwrap();
+    let interpreter = format!("{prefix}/bin/python3");
+    let out = env.run_with(
+        &["run", "--json", "--", "true"],
+        &[("MREG_PYTHON", &interpreter)],
+    );
+    let ended: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown: Value =
+        serde_json::from_str(&env.ok(&["show", ended["run"].as_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(
+        shown["environment"]["python"]["package_list"]["torch"], "2.3.0",
+        "{shown}"
+    );
+}

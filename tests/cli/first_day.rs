@@ -60,7 +60,7 @@ fn run_last_skips_runs_of_other_folders_and_says_when_there_is_none() {
     exit: 1
     --- stdout
     --- stderr
-    error: --run last: no run of this registry was started by `mreg run` from [TMP]/work
+    error: --run last: no finished run of this registry was started by `mreg run` from [TMP]/work
     hint: `mreg runs` lists the runs; pass --run ID, or start the training with `mreg run` from this work tree and commit
     "#);
     // A run started elsewhere is not this work tree's.
@@ -94,8 +94,8 @@ fn a_push_that_records_its_own_run_warns_of_the_training_run_it_missed() {
     churn@1
     --- stderr
     Stored 4 files (476 B, 476 B new) as churn@1, from run 8a9d06422a681749.
-    warning: churn@1 is linked to run 8a9d06422a681749, which this push recorded, not to run eb16012c5aff4a1a (experiment churn), which `mreg run` started from this work tree and commit and which finished 1 minute ago without pushing a model.
-    hint: to link a version to its training run, push from inside `mreg run`, or pass --run last (or --run eb16012c5aff4a1a); in GitHub Actions, later steps of the job have MREG_RUN_ID already
+    warning: churn@1 is linked to run 8a9d06422a681749, which this push recorded, not to run eb16012c5aff4a1a (experiment churn), a `mreg run` started here (same folder and commit) that finished 1 minute ago without pushing a model.
+    hint: churn@1 stays linked to 8a9d06422a681749. To link the next push to its training run, push from inside `mreg run`, or pass --run last (or --run eb16012c5aff4a1a); in GitHub Actions, later steps of the job have MREG_RUN_ID already
     "#);
     assert_ne!(run_of(&env, "churn@1"), trained);
     // Once a run has pushed a model, a later push from the folder does not warn of it.
@@ -415,7 +415,7 @@ fn promote_and_gate_write_markdown_for_a_step_summary() {
     assert_snapshot!(env.snap(&["gate", "churn@1", "acc>0.85", "--md"]), @r#"
     exit: 0
     --- stdout
-    ### churn@1: gates pass
+    ### churn@1: passes
 
 
     **gates: 1 of 1 passed**
@@ -476,4 +476,66 @@ fn json_shapes_hold_every_documented_key() {
             .collect();
         assert_eq!(got, keys, "{row}");
     }
+}
+
+#[test]
+fn run_last_skips_failed_runs_and_takes_an_experiment() {
+    let env = TestEnv::with_registry();
+    let trained = train(&env);
+    let fraud = env.run(&["run", "--experiment", "fraud", "--", "true"]);
+    assert!(fraud.status.success());
+    // A crashed training run after it is no candidate.
+    let crashed = env.run(&["run", "--experiment", "churn", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(crashed.status.code(), Some(3));
+    env.fixture("tiny-v1", "out");
+    env.ok(&["push", "out", "--model", "churn", "--run", "last:churn"]);
+    assert_eq!(run_of(&env, "churn@1"), trained);
+    let out = env.run(&["push", "out", "--model", "churn", "--run", "last:nope"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn github_env_gets_the_outer_run_and_its_own_line() {
+    let env = TestEnv::with_registry();
+    // A step that wrote its last line without a newline.
+    let github_env = env.write("github-env", "FOO=bar").display().to_string();
+    let vars = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_ENV", github_env.as_str()),
+    ];
+    let nested = "mreg run -q --experiment inner -- true";
+    let out = env.run_with(
+        &["run", "--experiment", "outer", "--", "sh", "-c", nested],
+        &vars,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Value = serde_json::from_str(&env.ok(&["runs", "--json"])).unwrap();
+    let outer = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["experiment"] == "outer")
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&github_env).unwrap(),
+        format!("FOO=bar\nMREG_RUN_ID={}\n", outer["id"].as_str().unwrap())
+    );
+    // The demo leaves it alone.
+    let out = env.run_with(&["demo"], &vars);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&github_env)
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
 }

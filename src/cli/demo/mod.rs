@@ -238,6 +238,12 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
             .args(argv)
             .env("MREG_REGISTRY", root.join("registry"))
             .env("PATH", &path)
+            // The demo's runs are its own: neither a run this shell is in nor the CI's
+            // later steps may see them, or mix with them.
+            .env_remove("MREG_RUN_ID")
+            .env_remove("MREG_EXPERIMENT")
+            .env_remove("GITHUB_ENV")
+            .env_remove("GITHUB_ACTIONS")
             .current_dir(&root)
             .status()
             .with_context(|| format!("running mreg {}", argv[0]))?;

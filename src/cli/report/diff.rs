@@ -48,7 +48,7 @@ pub fn report(diff: &Diff, old: &Side, new: &Side, files_wanted: bool) -> Report
     }
     if !diff.package_problems.is_empty() {
         blocks.push(Block {
-            title: "packages: not all compared".to_owned(),
+            title: "packages: not compared".to_owned(),
             notes: diff
                 .package_problems
                 .iter()
