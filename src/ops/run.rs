@@ -148,7 +148,7 @@ fn export_to_ci(
                 file.read_exact(&mut last)?;
             }
             let lead = if last[0] == b'\n' { "" } else { "\n" };
-            write!(file, "{lead}MREG_RUN_ID={id}\n")
+            writeln!(file, "{lead}MREG_RUN_ID={id}")
         });
     Some(match written {
         Ok(()) => Ok(format!("GITHUB_ENV ({path})")),
