@@ -187,9 +187,6 @@ fn environment_facts(env: &Environment) -> BTreeMap<String, String> {
     facts
 }
 
-/// The largest package list read: a few thousand distributions take a few hundred KiB.
-const PACKAGE_LIST_LIMIT: u64 = 4 << 20;
-
 /// Returns one row per Python distribution installed in either run's environment, by
 /// name: its version on each side (added, removed, changed), when both runs have a list.
 /// The second value says why a side has none (not recorded, or unreadable), for a note;
@@ -249,9 +246,12 @@ pub fn package_list(
     let id: ObjectId = hex
         .parse()
         .map_err(|_| anyhow::anyhow!("{hex:?} is not an object id"))?;
-    let bytes = read::read_up_to(reg, id, PACKAGE_LIST_LIMIT, "a package list")?;
-    let text = String::from_utf8_lossy(&bytes);
-    Ok(Some(lineage::parse_package_list(&text)))
+    let bytes = read::read_up_to(reg, id, lineage::PACKAGE_LIST_LIMIT, "a package list")?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| anyhow::anyhow!("object {} is not a package list: not UTF-8", id.short(16)))?;
+    lineage::parse_package_list(text)
+        .map(Some)
+        .map_err(|why| anyhow::anyhow!("object {} is not a package list: {why}", id.short(16)))
 }
 
 /// Returns the GPUs as `2× NVIDIA A100-SXM4-80GB`, several models joined by `+`.

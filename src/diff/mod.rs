@@ -235,8 +235,9 @@ pub struct Diff {
     pub environment: Vec<TextRow>,
     /// Python distributions of the runs' environments, by name: their versions.
     pub packages: Vec<TextRow>,
-    /// Why a side's package list could not be read, when one could not.
-    #[serde(skip)]
+    /// Why a side has no package list to compare (not recorded, or unreadable): then
+    /// `packages` is empty rather than every package of the other side added.
+    #[serde(rename = "package_notes")]
     pub package_problems: Vec<String>,
 }
 

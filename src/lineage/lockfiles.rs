@@ -1,7 +1,9 @@
-//! Dependency lock files at the top of the source folder, with their blake3 hashes.
+//! Dependency lock files at the top of the source folder: which ones, and the content a
+//! run stores of each (credentials masked), read only from regular files inside it.
 
 use std::ffi::OsStr;
 use std::fs::File;
+use std::io::Read as _;
 use std::path::Path;
 
 use crate::manifest::lineage::LockFile;
@@ -18,34 +20,74 @@ const NAMES: [&str; 8] = [
     "package-lock.json",
 ];
 
-/// Returns the lock files directly in `dir` (not in subfolders), sorted by path.
+/// The largest lock file recorded; a larger one is no lock file a run depends on, and
+/// hashing it would hold up the command.
+pub const SIZE_LIMIT: u64 = 16 << 20;
+
+/// The most lock files recorded of one folder, by name.
+pub const COUNT_LIMIT: usize = 32;
+
+/// Returns the lock files directly in `dir` (not in subfolders), sorted by path, at most
+/// [`COUNT_LIMIT`], each with the blake3 of the content a run stores ([`content`]).
 ///
-/// Symbolic links to files count. Files that cannot be read, and names that are not
-/// UTF-8, are skipped.
+/// Only regular files count, and a link only when it leads to one inside `dir`: a link
+/// to `/proc/self/environ` or `~/.netrc` is not a lock file, and its content must never
+/// reach a registry. Files over [`SIZE_LIMIT`], names that are not UTF-8, and files that
+/// cannot be read are skipped.
 pub(crate) fn lockfiles(dir: &Path) -> Vec<LockFile> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut found: Vec<LockFile> = entries
-        .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let name = entry.file_name().into_string().ok()?;
-            if !is_lock_file(&name) {
-                return None;
-            }
-            let path = entry.path();
-            if !path.is_file() {
-                return None;
-            }
+    let mut names: Vec<String> = entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| is_lock_file(name))
+        .collect();
+    names.sort();
+    names.truncate(COUNT_LIMIT);
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let bytes = content(dir, &name)?;
             Some(LockFile {
-                blake3: hash_file(&path)?,
+                blake3: blake3::hash(&bytes).to_hex().to_string(),
                 path: name,
                 stored: false,
             })
         })
-        .collect();
-    found.sort_by(|a, b| a.path.cmp(&b.path));
-    found
+        .collect()
+}
+
+/// Returns what a run stores of the lock file `name` in `dir`: its content, with the
+/// credentials it may hold masked as in every text mreg records (an index URL's
+/// `user:token@`, a `ghp_…` token), or `None` when it is no lock file to read (see
+/// [`lockfiles`]).
+pub fn content(dir: &Path, name: &str) -> Option<Vec<u8>> {
+    let path = dir.join(name);
+    let link = std::fs::symlink_metadata(&path).ok()?;
+    if link.file_type().is_symlink() {
+        let inside = std::fs::canonicalize(&path).ok()?;
+        if !inside.starts_with(std::fs::canonicalize(dir).ok()?) {
+            return None;
+        }
+    }
+    // Checked before opening: opening a FIFO would wait for a writer.
+    let meta = std::fs::metadata(&path).ok()?;
+    if !meta.is_file() || meta.len() > SIZE_LIMIT {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    File::open(&path)
+        .ok()?
+        .take(SIZE_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    if bytes.len() as u64 > SIZE_LIMIT {
+        return None;
+    }
+    Some(match std::str::from_utf8(&bytes) {
+        Ok(text) => super::mask_text(text).into_bytes(),
+        Err(_) => bytes,
+    })
 }
 
 /// Returns whether a file name is one of the recognized lock files.
@@ -53,14 +95,6 @@ fn is_lock_file(name: &str) -> bool {
     NAMES.contains(&name)
         || (name.starts_with("requirements")
             && Path::new(name).extension() == Some(OsStr::new("txt")))
-}
-
-/// Returns the blake3 hex of a file's content, read in a stream.
-fn hash_file(path: &Path) -> Option<String> {
-    let file = File::open(path).ok()?;
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(file).ok()?;
-    Some(hasher.finalize().to_hex().to_string())
 }
 
 #[cfg(test)]
@@ -129,5 +163,47 @@ mod tests {
             ]
         );
         assert_eq!(lockfiles(&root.join("nope")), vec![]);
+    }
+
+    #[test]
+    fn links_out_of_the_folder_fifos_and_huge_files_are_no_lock_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("project");
+        std::fs::create_dir(&root).expect("mkdir");
+        std::fs::write(dir.path().join("secret"), "TOKEN=x").expect("write");
+        std::os::unix::fs::symlink("../secret", root.join("requirements-a.txt")).expect("link");
+        std::os::unix::fs::symlink("/proc/self/environ", root.join("requirements-b.txt"))
+            .expect("link");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("requirements-c.txt"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("fifo");
+        let big = std::fs::File::create(root.join("uv.lock")).expect("create");
+        big.set_len(super::SIZE_LIMIT + 1).expect("sparse");
+        assert_eq!(lockfiles(&root), vec![]);
+    }
+
+    #[test]
+    fn credentials_in_a_lock_file_are_masked_in_what_is_stored() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = "--extra-index-url https://__token__:glpat-SECRET@gitlab.example.com/simple\nnumpy==2.0.1\n";
+        std::fs::write(dir.path().join("requirements.txt"), text).expect("write");
+        let stored =
+            String::from_utf8(super::content(dir.path(), "requirements.txt").expect("read"))
+                .expect("text");
+        assert!(!stored.contains("SECRET"), "{stored}");
+        assert!(
+            stored.contains("gitlab.example.com/simple") && stored.ends_with("numpy==2.0.1\n"),
+            "{stored}"
+        );
+        let found = lockfiles(dir.path());
+        assert_eq!(
+            found[0].blake3,
+            blake3::hash(stored.as_bytes()).to_hex().to_string()
+        );
     }
 }

@@ -27,7 +27,8 @@ use std::path::Path;
 use crate::manifest::lineage::{Ci, Environment};
 pub use argv::{recorded_argv, shell_word, this_command};
 pub use git::source;
-pub use python::{package_list, parse_package_list};
+pub use lockfiles::content as lockfile_content;
+pub use python::{LIST_LIMIT as PACKAGE_LIST_LIMIT, package_list, parse_package_list};
 pub use secret::{REDACTED, is_secret_name, mask_text};
 pub use url::strip_credentials;
 
@@ -76,6 +77,25 @@ pub(crate) fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// Returns the text of a small regular file (at most 64 KiB), `None` for anything else:
+/// a work tree's `.python-version` or a venv's `pyvenv.cfg` may be a FIFO, which would
+/// wait forever, or a link to `/dev/zero`, which would never end.
+pub(crate) fn small_text_file(path: &Path) -> Option<String> {
+    use std::io::Read as _;
+    const LIMIT: u64 = 64 << 10;
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > LIMIT {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(LIMIT)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
 /// Returns a variable through `getenv`, an empty value counting as unset.
 pub(crate) fn var(getenv: Getenv<'_>, name: &str) -> Option<String> {
     getenv(name).filter(|value| !value.is_empty())
@@ -84,6 +104,35 @@ pub(crate) fn var(getenv: Getenv<'_>, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    #[test]
+    fn a_small_text_file_is_never_a_fifo_a_device_or_huge() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fifo = dir.path().join(".python-version");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("fifo");
+        assert_eq!(super::small_text_file(&fifo), None);
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).expect("link");
+        assert_eq!(super::small_text_file(&zero), None);
+        let big = dir.path().join("big");
+        std::fs::File::create(&big)
+            .expect("create")
+            .set_len(1 << 30)
+            .expect("sparse");
+        assert_eq!(super::small_text_file(&big), None);
+        std::fs::write(dir.path().join("ok"), "3.11.7\n").expect("write");
+        assert_eq!(
+            super::small_text_file(&dir.path().join("ok")).as_deref(),
+            Some("3.11.7\n")
+        );
+    }
     use std::time::{Duration, Instant};
 
     use super::environment_with;

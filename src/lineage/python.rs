@@ -5,8 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Getenv, var};
+use super::{Getenv, small_text_file, var};
 use crate::manifest::lineage::Python;
+
+/// The largest package list stored, and read back: a few thousand distributions take a
+/// few hundred KiB. A writer keeps within what every reader takes.
+pub const LIST_LIMIT: u64 = 4 << 20;
 
 /// Returns the Python environment `getenv` points at, with how many distributions it
 /// holds; `None` when there is none.
@@ -48,13 +52,27 @@ pub fn package_list(python: &Python) -> Option<String> {
     Some(list)
 }
 
-/// Returns a package list's lines as (name, version) pairs; lines that are not
-/// `name==version` are skipped.
-pub fn parse_package_list(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|line| line.split_once("=="))
-        .map(|(name, version)| (name.to_owned(), version.to_owned()))
-        .collect()
+/// Returns a package list's lines as (name, version) pairs, or the first line that is
+/// not `name==version` as mreg writes it (a list from a registry is untrusted).
+pub fn parse_package_list(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let valid = line.split_once("==").filter(|(name, version)| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && version.starts_with(|c: char| c.is_ascii_digit())
+                && version
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '!' | '_'))
+        });
+        let Some((name, version)) = valid else {
+            return Err(format!("line {} is not name==version", n + 1));
+        };
+        out.insert(name.to_owned(), version.to_owned());
+    }
+    Ok(out)
 }
 
 /// Returns how the environment was found and its prefix. `MREG_PYTHON` names the prefix
@@ -130,8 +148,8 @@ fn pyenv_version(root: &Path, getenv: Getenv<'_>) -> Option<String> {
     let cwd = std::env::current_dir().ok()?;
     let local = cwd
         .ancestors()
-        .find_map(|dir| std::fs::read_to_string(dir.join(".python-version")).ok());
-    let text = local.or_else(|| std::fs::read_to_string(root.join("version")).ok())?;
+        .find_map(|dir| small_text_file(&dir.join(".python-version")));
+    let text = local.or_else(|| small_text_file(&root.join("version")))?;
     first(&text)
 }
 
@@ -204,7 +222,20 @@ fn distribution(entry: &str) -> Option<(String, String)> {
         .or_else(|| entry.strip_suffix(".egg-info"))?;
     let (name, rest) = stem.split_once('-')?;
     let version = rest.split_once("-py").map_or(rest, |(v, _)| v);
-    if name.is_empty() || version.is_empty() || !version.starts_with(|c: char| c.is_ascii_digit()) {
+    // What the packaging specs allow: anything else (a newline, `==`) is no
+    // distribution, and would break the list's `name==version` lines.
+    let name_ok = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_'));
+    let version_ok = version
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '!' | '_'));
+    if name.is_empty()
+        || !name_ok
+        || !version_ok
+        || name.len() + version.len() > 200
+        || !version.starts_with(|c: char| c.is_ascii_digit())
+    {
         return None;
     }
     Some((normalize(name), version.to_owned()))
@@ -229,7 +260,7 @@ fn normalize(name: &str) -> String {
 /// Returns the environment's Python version: a venv's `pyvenv.cfg` says it in full;
 /// otherwise the `pythonX.Y` folder of its first package folder gives major and minor.
 fn version_of(prefix: &Path, dirs: &[PathBuf]) -> Option<String> {
-    if let Ok(cfg) = std::fs::read_to_string(prefix.join("pyvenv.cfg")) {
+    if let Some(cfg) = small_text_file(&prefix.join("pyvenv.cfg")) {
         for line in cfg.lines() {
             if let Some((key, value)) = line.split_once('=')
                 && matches!(key.trim(), "version" | "version_info")
@@ -285,6 +316,9 @@ mod tests {
             "-1.0.dist-info",
             "x-.dist-info",
             "README.txt",
+            "new\nline-2.0.dist-info",
+            "weird==name-1.0.dist-info",
+            "a-1.0\nb==2.dist-info",
         ] {
             assert_eq!(distribution(no), None, "{no}");
         }
@@ -323,8 +357,14 @@ mod tests {
             package_list(&found).as_deref(),
             Some("numpy==2.0.1\ntorch==2.3.0\n")
         );
-        let parsed = parse_package_list("numpy==2.0.1\nnot a line\ntorch==2.3.0\n");
-        assert_eq!(parsed.len(), 2);
+        assert_eq!(
+            parse_package_list("numpy==2.0.1\ntorch==2.3.0\n").map(|p| p.len()),
+            Ok(2)
+        );
+        assert_eq!(
+            parse_package_list("numpy==2.0.1\nnot a line\n"),
+            Err("line 2 is not name==version".to_owned())
+        );
     }
 
     #[test]

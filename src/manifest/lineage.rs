@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a run's code came from: the git state of the folder it started in.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Source {
     /// The checked-out commit (full hex id); `None` on a branch with no commit yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,6 +31,7 @@ pub struct Source {
 
 /// The machine, container, CI job and dependency locks a run executed with.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Environment {
     /// The version of mreg that recorded the run.
     pub mreg_version: String,
@@ -72,10 +74,44 @@ pub struct Environment {
     pub python: Option<Python>,
 }
 
+impl Environment {
+    /// Refuses what a record's environment cannot hold: a lock file listed twice (which
+    /// one would `show` print, which `diff` compare?), or an object named by anything
+    /// but a 64-hex-digit hash (`gc`, `sync` and `fsck` must all read it as one).
+    pub fn check(&self) -> anyhow::Result<()> {
+        let is_hash = |hex: &str| {
+            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
+        let mut seen = std::collections::HashSet::new();
+        for lock in &self.lockfiles {
+            if !seen.insert(lock.path.as_str()) {
+                anyhow::bail!("environment.lockfiles lists {:?} twice", lock.path);
+            }
+            if lock.stored && !is_hash(&lock.blake3) {
+                anyhow::bail!(
+                    "environment.lockfiles: {:?} is stored under {:?}, which is not a blake3 hash",
+                    lock.path,
+                    lock.blake3
+                );
+            }
+        }
+        if let Some(object) = self
+            .python
+            .as_ref()
+            .and_then(|p| p.packages_object.as_deref())
+            && !is_hash(object)
+        {
+            anyhow::bail!("environment.python.packages_object {object:?} is not a blake3 hash");
+        }
+        Ok(())
+    }
+}
+
 /// The Python environment a run used: the one its command's `python3` is, found without
 /// running it (`$VIRTUAL_ENV`, then `$CONDA_PREFIX`, then `python3` on `PATH`, through
 /// pyenv's shims).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Python {
     /// How it was found: `given` (`$MREG_PYTHON`), `venv` (`$VIRTUAL_ENV`, or a
     /// `python3` on `PATH` in a venv), `conda` (`$CONDA_PREFIX`), `pyenv` (the version
@@ -101,6 +137,7 @@ pub struct Python {
 /// or build as a whole, `job_id` one job inside it, `job` the job's name and `workflow`
 /// the pipeline's name. A provider that has no equivalent leaves the field out.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Ci {
     /// The provider: `github-actions`, `gitlab-ci`, `buildkite`, `circleci` or `jenkins`.
     pub provider: String,
@@ -129,6 +166,7 @@ pub struct Ci {
 
 /// The container a run executed in, when one could be recognized.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Container {
     /// What runs the container: `kubernetes`, `podman`, `docker`, the value of the
     /// systemd `container` variable (`lxc`, `systemd-nspawn`…), or `unknown` when only
@@ -142,6 +180,7 @@ pub struct Container {
 
 /// One GPU as `nvidia-smi` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Gpu {
     /// The model name, such as `NVIDIA A100-SXM4-80GB`.
     pub name: String,
@@ -155,6 +194,7 @@ pub struct Gpu {
 
 /// One dependency lock file and the hash of its content.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LockFile {
     /// The file's name, relative to the source folder.
     pub path: String,

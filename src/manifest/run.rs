@@ -214,6 +214,9 @@ impl RunRecord {
         if let Some(end) = &record.end {
             end.check()?;
         }
+        if let Some(environment) = &record.environment {
+            environment.check()?;
+        }
         Ok(record)
     }
 

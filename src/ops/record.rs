@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::inputs::Additions;
 use crate::clock;
@@ -80,9 +80,6 @@ pub fn create_with(
     runs::create(reg, record)
 }
 
-/// The largest lock file whose content a run stores; a larger one is hashed only.
-const LOCKFILE_LIMIT: u64 = 16 << 20;
-
 /// Stores the content of the record's lock files and its Python package list as
 /// objects, and names them in the record. A lock file that cannot be read now (or has
 /// grown past the limit) keeps the hash it was found with, unstored.
@@ -96,15 +93,15 @@ fn store_environment(reg: &Registry, record: &mut RunRecord, cwd: &Path) -> Resu
     };
     let staging = Staging::new(reg);
     for lock in &mut environment.lockfiles {
-        let path = root.join(&lock.path);
-        let small = std::fs::metadata(&path).is_ok_and(|m| m.len() <= LOCKFILE_LIMIT);
-        if let (true, Ok(stored)) = (small, staging.add_file(&path, &|_| {})) {
-            lock.blake3 = stored.id.to_string();
+        // Read again as when found: a regular file inside the folder, credentials masked.
+        if let Some(bytes) = lineage::lockfile_content(&root, &lock.path) {
+            lock.blake3 = staging.add_bytes(&bytes)?.id.to_string();
             lock.stored = true;
         }
     }
     if let Some(python) = environment.python.as_mut()
         && let Some(list) = lineage::package_list(python)
+        && list.len() as u64 <= lineage::PACKAGE_LIST_LIMIT
     {
         python.packages = list.lines().count() as u64;
         python.packages_object = Some(staging.add_bytes(list.as_bytes())?.id.to_string());
@@ -217,13 +214,22 @@ impl WorkTree {
 /// removed runs, failed runs and runs still going are left out.
 fn last_run(reg: &Registry, cwd: &Path, experiment: Option<&str>) -> Result<RunId> {
     let here = WorkTree::here(cwd);
-    let mut index = runindex::summaries(reg)?.runs;
+    let summaries = runindex::summaries(reg)?;
+    // A run that does not read may be the newest: linking to an older one instead
+    // would put another run's params behind the version, without a word.
+    if let Some((id, why)) = summaries.broken.first() {
+        return Err(Failure::error(format!(
+            "--run last: run {id} cannot be read, so which run is the last cannot be told: {why}"
+        ))
+        .hint("`mreg fsck` names what is wrong with it; pass --run ID to name the run instead")
+        .into());
+    }
+    let mut index = summaries.runs;
     index.retain(|r| r.status == Status::Finished && experiment.is_none_or(|e| r.experiment == e));
     index.sort_by(|a, b| b.start.cmp(&a.start).then_with(|| b.id.cmp(&a.id)));
     for summary in &index {
-        let Ok(record) = runs::load_start(reg, &summary.id) else {
-            continue;
-        };
+        let record = runs::load_start(reg, &summary.id)
+            .with_context(|| format!("--run last: reading run {}", summary.id))?;
         if WorkTree::of_command_run(&record).as_ref() == Some(&here) {
             return Ok(summary.id.clone());
         }

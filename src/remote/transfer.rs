@@ -485,8 +485,19 @@ pub fn send_all(
     }
     let mut sizes = Vec::with_capacity(unknown.len());
     let mut total = 0;
+    // An object missing here fails what names it, not the whole transfer.
+    let mut missing_here = BTreeMap::new();
     for id in &unknown {
-        let (path, encoding) = reg.find_object(*id).ok_or_else(|| read::missing(*id))?;
+        let Some((path, encoding)) = reg.find_object(*id) else {
+            missing_here.insert(
+                *id,
+                format!(
+                    "object {} is missing from this registry; it was not sent",
+                    id.short(16)
+                ),
+            );
+            continue;
+        };
         let len = fs::metadata(&path)
             .with_context(|| format!("reading {}", path.display()))?
             .len();
@@ -495,7 +506,7 @@ pub fn send_all(
     }
     let sent = AtomicUsize::new(0);
     let bytes = std::sync::atomic::AtomicU64::new(0);
-    let failed = Mutex::new(BTreeMap::new());
+    let failed = Mutex::new(missing_here);
     progress.start("send", total);
     let tick = |n: u64| progress.advance(n);
     let result = parallel(&sizes, PARALLEL, &|(id, path, encoding, len)| {

@@ -499,13 +499,11 @@ fn check_runs(
         }
         parsed += 1;
         match runs::load_start(reg, &id) {
-            Ok(record) => series_problems(
-                reg,
-                good,
-                &runs::record_path(reg, &id),
-                &record.series,
-                problems,
-            ),
+            Ok(record) => {
+                let path = runs::record_path(reg, &id);
+                series_problems(reg, good, &path, &record.series, problems);
+                environment_problems(reg, good, &path, &record, problems);
+            }
             Err(err) => problems.push(Problem {
                 path: runs::record_path(reg, &id),
                 message: format!("{err:#}"),
@@ -533,6 +531,75 @@ fn check_runs(
         }
     }
     Ok(parsed)
+}
+
+/// Reports each object a run's environment names (stored lock files, the package list)
+/// that is missing or corrupt, and a package list that is not one or is over the size
+/// every reader takes.
+fn environment_problems(
+    reg: &Registry,
+    good: &HashSet<ObjectId>,
+    path: &Path,
+    record: &crate::manifest::RunRecord,
+    problems: &mut Vec<Problem>,
+) {
+    let Some(env) = &record.environment else {
+        return;
+    };
+    let mut report = |what: String| {
+        problems.push(Problem {
+            path: path.to_path_buf(),
+            message: what,
+        });
+    };
+    let state = |id: ObjectId| {
+        if reg.has_object(id) {
+            "corrupt"
+        } else {
+            "missing"
+        }
+    };
+    for lock in env.lockfiles.iter().filter(|l| l.stored) {
+        if let Ok(id) = lock.blake3.parse::<ObjectId>()
+            && !good.contains(&id)
+        {
+            report(format!(
+                "lock file {}: object {} is {}",
+                lock.path,
+                id.short(16),
+                state(id)
+            ));
+        }
+    }
+    let Some(id) = env
+        .python
+        .as_ref()
+        .and_then(|p| p.packages_object.as_deref())
+        .and_then(|hex| hex.parse::<ObjectId>().ok())
+    else {
+        return;
+    };
+    if !good.contains(&id) {
+        report(format!(
+            "package list: object {} is {}",
+            id.short(16),
+            state(id)
+        ));
+        return;
+    }
+    let list = super::read::read_up_to(
+        reg,
+        id,
+        crate::lineage::PACKAGE_LIST_LIMIT,
+        "a package list",
+    )
+    .and_then(|bytes| {
+        let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("it is not UTF-8"))?;
+        crate::lineage::parse_package_list(&text).map_err(|why| anyhow::anyhow!(why))
+    });
+    if let Err(err) = list {
+        report(format!("package list: object {}: {err:#}", id.short(16)));
+    }
 }
 
 /// Reports each series object that is missing or corrupt.

@@ -195,3 +195,121 @@ fn mreg_python_may_name_the_interpreter_a_command_runs() {
         "{shown}"
     );
 }
+
+#[test]
+fn lock_files_outside_the_folder_or_holding_credentials_never_reach_the_registry() {
+    let env = TestEnv::with_registry();
+    std::fs::write(
+        env.root().join("secret"),
+        "AWS_SECRET_ACCESS_KEY=wJalr-SUPERSECRET\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../secret", env.path("requirements-env.txt")).unwrap();
+    env.write(
+        "requirements.txt",
+        "--extra-index-url https://__token__:glpat-SUPERSECRET@gitlab.example.com/simple\nnumpy==2.0.1\n",
+    );
+    let out = env.run(&["run", "--json", "--", "true"]);
+    let ended: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = ended["run"].as_str().unwrap();
+    let shown: Value = serde_json::from_str(&env.ok(&["show", run, "--json"])).unwrap();
+    let locks: Vec<&str> = shown["environment"]["lockfiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(locks, ["requirements.txt"]);
+    let stored = env.ok(&["show", run, "--lockfile", "requirements.txt"]);
+    assert!(
+        stored.contains("gitlab.example.com/simple") && stored.contains("numpy==2.0.1"),
+        "{stored}"
+    );
+    for entry in walkdir::WalkDir::new(env.registry()) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains("SUPERSECRET"), "{}", entry.path().display());
+        }
+    }
+}
+
+#[test]
+fn a_missing_environment_object_is_an_fsck_problem_and_blocks_only_its_run() {
+    let env = TestEnv::with_registry();
+    env.write("uv.lock", "version = 1\n");
+    let prefix = venv(&env, "venv", &[("numpy", "2.0.1")]);
+    let run = run_in(&env, &prefix);
+    let shown: Value = serde_json::from_str(&env.ok(&["show", &run, "--json"])).unwrap();
+    let object = shown["environment"]["python"]["packages_object"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for entry in std::fs::read_dir(env.registry().join("objects").join(&object[..2])).unwrap() {
+        let entry = entry.unwrap();
+        if entry
+            .file_name()
+            .to_str()
+            .unwrap()
+            .starts_with(&object[2..])
+        {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    let fsck = env.snap(&["fsck"]);
+    assert!(fsck.starts_with("exit: 1"), "{fsck}");
+    assert!(
+        fsck.contains(&format!(
+            "package list: object {} is missing",
+            &object[..16]
+        )),
+        "{fsck}"
+    );
+    // A sync sends everything else, and nothing of the run.
+    env.fixture("tiny-v1", "out");
+    let before: Value = serde_json::from_str(&env.ok(&["runs", "--json"])).unwrap();
+    assert_eq!(before.as_array().unwrap().len(), 1);
+    env.ok(&["push", "out", "--model", "churn"]);
+    let share = env.root().join("share");
+    env.ok(&["remote", "add", "share", &share.display().to_string()]);
+    let out = env.run(&["sync"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("refused runs/{run}/run.toml")),
+        "{stderr}"
+    );
+    assert!(share.join(".mreg/models/churn/versions/1.toml").is_file());
+    assert!(!share.join(".mreg/runs").join(&run).exists());
+}
+
+#[test]
+fn an_unknown_key_in_a_run_environment_is_refused_not_ignored() {
+    let env = TestEnv::with_registry();
+    env.write("requirements.txt", "torch==2.3.0\n");
+    let out = env.run(&["run", "--json", "--", "true"]);
+    let ended: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = ended["run"].as_str().unwrap();
+    let record = env.registry().join("runs").join(run).join("run.toml");
+    let text = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(
+        &record,
+        text.replace("[[environment.lockfiles]]", "[[environment.lockfile]]"),
+    )
+    .unwrap();
+    // gc must not free the lock file's object on a record it cannot read whole.
+    let out = env.run(&["gc"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.run(&["fsck"]).status.code(), Some(1));
+    std::fs::write(&record, text).unwrap();
+    assert_eq!(
+        env.ok(&["show", run, "--lockfile", "requirements.txt"]),
+        "torch==2.3.0\n"
+    );
+}

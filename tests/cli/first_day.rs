@@ -539,3 +539,22 @@ fn github_env_gets_the_outer_run_and_its_own_line() {
         2
     );
 }
+
+#[test]
+fn run_last_refuses_to_guess_past_a_run_it_cannot_read() {
+    let env = TestEnv::with_registry();
+    train(&env);
+    let newer = train(&env);
+    let record = env.registry().join("runs").join(&newer).join("run.toml");
+    let text = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(&record, text.replacen("format = 2", "format = 9", 1)).unwrap();
+    env.fixture("tiny-v1", "out");
+    let out = env.run(&["push", "out", "--model", "churn", "--run", "last"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("run {newer} cannot be read")),
+        "{stderr}"
+    );
+    assert!(env.version_files().is_empty());
+}

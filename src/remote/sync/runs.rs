@@ -147,15 +147,24 @@ impl Sync<'_> {
         }
         let damaged = self.send_objects(&objects)?;
         let mut whole = Vec::with_capacity(pending.len());
+        let mut refused_records = std::collections::HashSet::new();
         for (key, bytes, named) in pending {
             match named.iter().find_map(|o| damaged.get(o)) {
                 None => whole.push((key, bytes)),
                 Some(why) => {
+                    if key.ends_with(keys::RUN_RECORD) {
+                        refused_records
+                            .insert(key.split('/').nth(1).unwrap_or_default().to_owned());
+                    }
                     let err = anyhow::anyhow!("{why}");
                     self.refuse(&key, Side::Local, None, &err);
                 }
             }
         }
+        // A run's events wait with its record: sent alone they would be leftovers there.
+        whole.retain(|(key, _)| {
+            !refused_records.contains(key.split('/').nth(1).unwrap_or_default())
+        });
         let (records, events): (Vec<_>, Vec<_>) = whole
             .into_iter()
             .partition(|(key, _)| key.ends_with(keys::RUN_RECORD));
