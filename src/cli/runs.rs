@@ -57,6 +57,21 @@ pub struct RunsArgs {
 
 /// Runs `mreg runs`.
 pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
+    // A listing that left out runs it cannot read is not complete: it exits 1, after it.
+    match list(ctx, args)? {
+        0 => Ok(()),
+        broken => Err(crate::error::Failure::error(format!(
+            "{} cannot be read and {} left out",
+            output::count(broken as u64, "run"),
+            if broken == 1 { "was" } else { "were" }
+        ))
+        .hint("`mreg fsck` names what is wrong with each")
+        .into()),
+    }
+}
+
+/// Lists the runs a query finds; returns how many runs could not be read.
+fn list(ctx: &Ctx, args: &RunsArgs) -> Result<usize> {
     let query = Query::parse(
         args.experiment.as_deref(),
         args.filter.as_deref(),
@@ -66,6 +81,7 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
     )?;
     let reg = ctx.registry()?;
     let selection = runs::select(&reg, &query)?;
+    let broken = selection.index.broken.len();
     for warning in &selection.warnings {
         ctx.out.warn(warning);
     }
@@ -78,16 +94,18 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
     if args.compare {
         let sides = runs::compared(&reg, &selection)?;
         let compared = diff::compare(&reg, &sides, false)?;
-        return report::compare::print(ctx, &compared, &sides, false, false);
+        report::compare::print(ctx, &compared, &sides, false, false)?;
+        return Ok(broken);
     }
     if ctx.out.is_json() {
-        return ctx.out.emit(&selection.json(), String::new);
+        ctx.out.emit(&selection.json(), String::new)?;
+        return Ok(broken);
     }
     let rows = selection.runs();
     let index = &selection.index;
     if rows.is_empty() {
         none_found(ctx, index, args.experiment.as_deref());
-        return Ok(());
+        return Ok(broken);
     }
     let (columns, hidden) = if query.columns.is_empty() {
         default_columns(index, &rows, query.filter.as_ref(), &query.sort)
@@ -101,7 +119,7 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
             output::count(hidden as u64, "more metric")
         ));
     }
-    Ok(())
+    Ok(broken)
 }
 
 /// Says why no run is listed: there are none, the experiment has none, or none match.
