@@ -37,7 +37,8 @@ The "env" section times what capturing a run's environment costs: `mreg run -- t
 in a project with a venv of 300 packages and five lock files (one a 1 MiB uv.lock),
 alternated with the same run recording no Python environment and no lock files
 (`MREG_PYTHON=none`, an empty folder); the difference is the capture's cost, checking
-that the run recorded all 300 packages and stored the lock files.
+that the run recorded all 300 packages and stored the lock files. Then 10 runs with the
+uv.lock changed before each, whose content is masked and stored anew.
 
 Usage: bench/run.py [--only SECTIONS] [WORKDIR]
   SECTIONS: comma-separated, of model, small, runs, stages, diff, sync, gc, gc-bucket, env (default: all)
@@ -694,11 +695,21 @@ def bench_env(work, mreg, env, report):
     for _ in range(40):  # alternate, so drift on a shared machine hits both alike
         bare_s.append(run_in(bare, {"MREG_PYTHON": "none"}))
         full_s.append(run_in(project, with_env))
+    # A lock file the registry has not seen: its content is masked and stored anew.
+    changed_s = []
+    for i in range(10):
+        with open(project / "uv.lock", "a") as lock:
+            lock.write(f"# change {i}\n")
+        bare_s.append(run_in(bare, {"MREG_PYTHON": "none"}))
+        changed_s.append(run_in(project, with_env) - bare_s[-1])
+    bare_s = bare_s[:40]
     bare_med, full_med = statistics.median(bare_s), statistics.median(full_s)
     added = statistics.median(f - b for b, f in zip(bare_s, full_s))
     report.row("mreg run -- true, no Python environment, no lock files (median of 40)", bare_med)
     report.row("mreg run -- true, 300-package venv, 5 lock files (1 MiB uv.lock)", full_med,
                f"+{added * 1000:.1f} ms (median of paired differences)")
+    report.row("the same, the 1 MiB uv.lock changed before each run (median of 10)", bare_med + statistics.median(changed_s),
+               f"+{statistics.median(changed_s) * 1000:.1f} ms: masked and stored anew")
     newest = json.loads(capture([mreg, "--registry", str(reg), "--json", "runs", "--limit", "1"], env))[0]["id"]
     shown = json.loads(capture([mreg, "--registry", str(reg), "--json", "show", newest], env))
     python = shown["environment"].get("python") or {}

@@ -28,7 +28,8 @@ pub const SIZE_LIMIT: u64 = 16 << 20;
 pub const COUNT_LIMIT: usize = 32;
 
 /// Returns the lock files directly in `dir` (not in subfolders), sorted by path, at most
-/// [`COUNT_LIMIT`], each with the blake3 of the content a run stores ([`content`]).
+/// [`COUNT_LIMIT`], each with the blake3 of its content as found; a run that stores it
+/// ([`masked`]) names it by the hash of what it stored.
 ///
 /// Only regular files count, and a link only when it leads to one inside `dir`: a link
 /// to `/proc/self/environ` or `~/.netrc` is not a lock file, and its content must never
@@ -57,10 +58,8 @@ pub(crate) fn lockfiles(dir: &Path) -> Vec<LockFile> {
         .collect()
 }
 
-/// Returns what a run stores of the lock file `name` in `dir`: its content, with the
-/// credentials it may hold masked as in every text mreg records (an index URL's
-/// `user:token@`, a `ghp_…` token), or `None` when it is no lock file to read (see
-/// [`lockfiles`]).
+/// Returns the content of the lock file `name` in `dir`, or `None` when it is no lock
+/// file to read (see [`lockfiles`]). What a run stores of it is [`masked`].
 pub fn content(dir: &Path, name: &str) -> Option<Vec<u8>> {
     let path = dir.join(name);
     let link = std::fs::symlink_metadata(&path).ok()?;
@@ -84,10 +83,17 @@ pub fn content(dir: &Path, name: &str) -> Option<Vec<u8>> {
     if bytes.len() as u64 > SIZE_LIMIT {
         return None;
     }
-    Some(match std::str::from_utf8(&bytes) {
+    Some(bytes)
+}
+
+/// Returns what a run stores of a lock file's content: the credentials it may hold
+/// masked as in every text mreg records (an index URL's `user:token@`, a `ghp_…`
+/// token). Masking a large file takes a while; a caller keeps the result per content.
+pub fn masked(bytes: Vec<u8>) -> Vec<u8> {
+    match std::str::from_utf8(&bytes) {
         Ok(text) => super::mask_text(text).into_bytes(),
         Err(_) => bytes,
-    })
+    }
 }
 
 /// Returns whether a file name is one of the recognized lock files.
@@ -192,18 +198,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let text = "--extra-index-url https://__token__:glpat-SECRET@gitlab.example.com/simple\nnumpy==2.0.1\n";
         std::fs::write(dir.path().join("requirements.txt"), text).expect("write");
-        let stored =
-            String::from_utf8(super::content(dir.path(), "requirements.txt").expect("read"))
-                .expect("text");
+        let raw = super::content(dir.path(), "requirements.txt").expect("read");
+        assert_eq!(
+            lockfiles(dir.path())[0].blake3,
+            blake3::hash(&raw).to_hex().to_string()
+        );
+        let stored = String::from_utf8(super::masked(raw)).expect("text");
         assert!(!stored.contains("SECRET"), "{stored}");
         assert!(
             stored.contains("gitlab.example.com/simple") && stored.ends_with("numpy==2.0.1\n"),
             "{stored}"
-        );
-        let found = lockfiles(dir.path());
-        assert_eq!(
-            found[0].blake3,
-            blake3::hash(stored.as_bytes()).to_hex().to_string()
         );
     }
 }

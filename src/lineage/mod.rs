@@ -27,7 +27,7 @@ use std::path::Path;
 use crate::manifest::lineage::{Ci, Environment};
 pub use argv::{recorded_argv, shell_word, this_command};
 pub use git::source;
-pub use lockfiles::content as lockfile_content;
+pub use lockfiles::{content as lockfile_content, masked as masked_lockfile};
 pub use python::{LIST_LIMIT as PACKAGE_LIST_LIMIT, package_list, parse_package_list};
 pub use secret::{REDACTED, is_secret_name, mask_text};
 pub use url::strip_credentials;
@@ -80,7 +80,7 @@ pub(crate) fn process_env(name: &str) -> Option<String> {
 /// Returns the text of a small regular file (at most 64 KiB), `None` for anything else:
 /// a work tree's `.python-version` or a venv's `pyvenv.cfg` may be a FIFO, which would
 /// wait forever, or a link to `/dev/zero`, which would never end.
-pub(crate) fn small_text_file(path: &Path) -> Option<String> {
+pub fn small_text_file(path: &Path) -> Option<String> {
     use std::io::Read as _;
     const LIMIT: u64 = 64 << 10;
     let meta = std::fs::metadata(path).ok()?;

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use super::inputs::Additions;
 use crate::clock;
 use crate::error::Failure;
-use crate::id::RunId;
+use crate::id::{ObjectId, RunId};
 use crate::lineage;
 use crate::manifest::run::{Command, End, FORMAT, ModelLink, Status};
 use crate::manifest::{RunEvent, RunRecord, VersionRecord};
@@ -80,6 +80,28 @@ pub fn create_with(
     runs::create(reg, record)
 }
 
+/// Returns the object an earlier run stored for lock-file content of hash `raw`, masked,
+/// when the registry still holds it: masking a large lock file costs tens of
+/// milliseconds, and most runs find the lock files the previous run found.
+fn masked_before(reg: &Registry, raw: &str) -> Option<ObjectId> {
+    let text = lineage::small_text_file(&reg.cache_dir().join("lockfiles").join(raw))?;
+    let id: ObjectId = text.trim().parse().ok()?;
+    reg.has_object(id).then_some(id)
+}
+
+/// Remembers which object holds lock-file content of hash `raw`, masked; a cache, so a
+/// failure to write it only costs the next run the masking.
+fn remember_masked(reg: &Registry, raw: &str, id: ObjectId) {
+    let dir = reg.cache_dir().join("lockfiles");
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| tempfile::NamedTempFile::new_in(&dir))
+        .and_then(|mut temp| {
+            std::io::Write::write_all(&mut temp, id.to_string().as_bytes())?;
+            temp.persist(dir.join(raw)).map(drop).map_err(|e| e.error)
+        });
+    drop(written);
+}
+
 /// Stores the content of the record's lock files and its Python package list as
 /// objects, and names them in the record. A lock file that cannot be read now (or has
 /// grown past the limit) keeps the hash it was found with, unstored.
@@ -93,11 +115,21 @@ fn store_environment(reg: &Registry, record: &mut RunRecord, cwd: &Path) -> Resu
     };
     let staging = Staging::new(reg);
     for lock in &mut environment.lockfiles {
-        // Read again as when found: a regular file inside the folder, credentials masked.
-        if let Some(bytes) = lineage::lockfile_content(&root, &lock.path) {
-            lock.blake3 = staging.add_bytes(&bytes)?.id.to_string();
-            lock.stored = true;
-        }
+        // Read again as when found: a regular file inside the folder.
+        let Some(raw) = lineage::lockfile_content(&root, &lock.path) else {
+            continue;
+        };
+        let raw_hash = blake3::hash(&raw).to_hex().to_string();
+        let id = match masked_before(reg, &raw_hash) {
+            Some(id) => id,
+            None => {
+                let id = staging.add_bytes(&lineage::masked_lockfile(raw))?.id;
+                remember_masked(reg, &raw_hash, id);
+                id
+            }
+        };
+        lock.blake3 = id.to_string();
+        lock.stored = true;
     }
     if let Some(python) = environment.python.as_mut()
         && let Some(list) = lineage::package_list(python)
