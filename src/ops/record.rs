@@ -120,13 +120,12 @@ fn store_environment(reg: &Registry, record: &mut RunRecord, cwd: &Path) -> Resu
             continue;
         };
         let raw_hash = blake3::hash(&raw).to_hex().to_string();
-        let id = match masked_before(reg, &raw_hash) {
-            Some(id) => id,
-            None => {
-                let id = staging.add_bytes(&lineage::masked_lockfile(raw))?.id;
-                remember_masked(reg, &raw_hash, id);
-                id
-            }
+        let id = if let Some(id) = masked_before(reg, &raw_hash) {
+            id
+        } else {
+            let id = staging.add_bytes(&lineage::masked_lockfile(raw))?.id;
+            remember_masked(reg, &raw_hash, id);
+            id
         };
         lock.blake3 = id.to_string();
         lock.stored = true;
