@@ -130,9 +130,23 @@ pub fn check_gate_keys(
             _ => text,
         }
     };
+    // The same namespace first; then a name the version has under another (`lr` for
+    // `params.lr`, as a bare name reads as a metric).
+    let elsewhere = || {
+        [Namespace::Metrics, Namespace::Params, Namespace::Tags]
+            .into_iter()
+            .filter(|ns| *ns != key.ns)
+            .find_map(|ns| {
+                let other = candidate.names(ns);
+                names::closest(&key.name, other.iter().copied())
+                    .map(|near| Key::new(ns, near).to_string())
+            })
+    };
     let near = match names::closest(&key.name, names.iter().copied()) {
         Some(near) => format!("did you mean {}? ", written(near)),
-        None => String::new(),
+        None => elsewhere()
+            .map(|k| format!("did you mean {k}? "))
+            .unwrap_or_default(),
     };
     let listed = if names.is_empty() {
         format!("{} has no {kind}s", record.reference())

@@ -259,7 +259,16 @@ fn unknown_keys(index: &RunIndex, query: &Query) -> Vec<String> {
     };
     let missing = |key: &Key, flag: &str| {
         let near = names::closest(&key.name, index.names(key.ns))
-            .map(|near| format!("; did you mean {}?", Key::new(key.ns, near)))
+            .map(|near| Key::new(key.ns, near))
+            .or_else(|| {
+                [Namespace::Metrics, Namespace::Params, Namespace::Tags]
+                    .into_iter()
+                    .filter(|ns| *ns != key.ns)
+                    .find_map(|ns| {
+                        names::closest(&key.name, index.names(ns)).map(|n| Key::new(ns, n))
+                    })
+            })
+            .map(|near| format!("; did you mean {near}?"))
             .unwrap_or_default();
         format!("no run has {key}, so {flag} cannot use it{near}")
     };

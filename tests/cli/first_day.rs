@@ -558,3 +558,20 @@ fn run_last_refuses_to_guess_past_a_run_it_cannot_read() {
     );
     assert!(env.version_files().is_empty());
 }
+
+#[test]
+fn a_bare_name_that_is_a_param_is_suggested_as_one() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "out");
+    env.ok(&[
+        "push", "out", "--model", "churn", "--param", "lr=0.1", "--metric", "acc=0.9",
+    ]);
+    let out = env.snap(&["gate", "churn@1", "lr<1"]);
+    assert!(out.starts_with("exit: 2"), "{out}");
+    assert!(out.contains("did you mean params.lr?"), "{out}");
+    let out = env.snap(&["runs", "--columns", "lr"]);
+    assert!(
+        out.contains("no run has metrics.lr, so --columns cannot use it; did you mean params.lr?"),
+        "{out}"
+    );
+}
