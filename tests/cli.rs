@@ -23,6 +23,7 @@ mod cli {
     mod ls_show;
     #[cfg(not(feature = "s3"))]
     mod no_s3;
+    mod pictures;
     mod pipes;
     mod planted;
     mod promote;

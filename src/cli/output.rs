@@ -38,6 +38,7 @@ pub struct Printer {
     progress: bool,
     color: bool,
     stdout_color: bool,
+    unicode: bool,
 }
 
 impl Printer {
@@ -57,7 +58,14 @@ impl Printer {
                         && std::io::stdout().is_terminal()
                 }
             },
+            unicode: color != ColorChoice::Never && utf8_locale(&|name| std::env::var(name).ok()),
         }
+    }
+
+    /// Returns whether text may use characters beyond ASCII (sparkline blocks): not with
+    /// `--color never`, which asks for plain output, nor outside a UTF-8 locale.
+    pub fn unicode(&self) -> bool {
+        self.unicode
     }
 
     /// Returns whether data printed on stdout may be colored: on a terminal, unless
@@ -365,6 +373,19 @@ pub fn ago(time: &str) -> String {
         3600..86_400 => format!("{} ago", count(s / 3600, "hour")),
         _ => format!("{} ago", count(s / 86_400, "day")),
     }
+}
+
+/// Returns whether the locale the variables name is UTF-8: the first of `LC_ALL`,
+/// `LC_CTYPE` and `LANG` that is set decides (`C.UTF-8`, `en_US.utf8`); none set is the C
+/// locale, which is not.
+pub fn utf8_locale(getenv: &dyn Fn(&str) -> Option<String>) -> bool {
+    ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|name| getenv(name).filter(|v| !v.is_empty()))
+        .is_some_and(|v| {
+            let v = v.to_ascii_lowercase();
+            v.contains("utf-8") || v.contains("utf8")
+        })
 }
 
 /// Returns seconds for people: `0.42s`, `12.3s`, `4m 05s`, `2h 03m`.

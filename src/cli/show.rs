@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
+use super::report::spark;
 use super::{Ctx, output};
 use crate::manifest::value::format_float;
 use crate::ops::show::{self, RunView, Shown, VersionView};
@@ -14,6 +15,8 @@ use crate::ops::show::{self, RunView, Shown, VersionView};
 /// A run is named by its id or a unique prefix of 4 or more hex digits; anything with
 /// an '@', or naming a model, is a version. A run is shown with every logged event
 /// folded in; its series are summarized (count, last, min, max) unless --series, and
+/// drawn as sparklines after the record (ASCII outside a UTF-8 locale and with --color
+/// never), and
 /// the Python packages of its environment are listed after it (as `# name==version`
 /// comments; `environment.python.package_list` in JSON). --lockfile prints the content
 /// of a lock file the run recorded (requirements.txt, uv.lock…), for a run or for the run
@@ -61,7 +64,14 @@ pub fn run(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
         let text = String::from_utf8_lossy(&bytes);
         return ctx.out.emit(&(), || text.trim_end_matches('\n').to_owned());
     }
-    match show::show(&reg, &args.reference, args.files, args.series.as_deref())? {
+    let curves = !ctx.out.is_json();
+    match show::show(
+        &reg,
+        &args.reference,
+        args.files,
+        args.series.as_deref(),
+        curves,
+    )? {
         Shown::Run(view) => show_run(ctx, &view),
         Shown::Version(view) => show_version(ctx, &view),
     }
@@ -119,6 +129,22 @@ fn show_run(ctx: &Ctx, view: &RunView) -> Result<()> {
             "{}# it no longer lists, compares or takes events; `mreg gc` frees its stored series and data\n{text}",
             removed_line(&removal.time, &removal.actor, removal.reason.as_deref())
         );
+    }
+    if !view.curves.is_empty() {
+        let width = view
+            .curves
+            .keys()
+            .map(|k| k.chars().count())
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(text, "\n# Series:");
+        for (key, values) in &view.curves {
+            let _ = writeln!(
+                text,
+                "#   {key:<width$}  {}",
+                spark::line(values, ctx.out.unicode())
+            );
+        }
     }
     match &view.packages {
         Some(Ok(packages)) => {

@@ -24,8 +24,15 @@ pub enum Shown {
 }
 
 /// Shows what `reference` names: a run (by id or unique prefix) or a version. `files`
-/// asks for a version's files, `series` for a run's series points (`""`: all of them).
-pub fn show(reg: &Registry, reference: &str, files: bool, series: Option<&str>) -> Result<Shown> {
+/// asks for a version's files, `series` for a run's series points (`""`: all of them),
+/// `curves` for the values of every series of a run, to draw.
+pub fn show(
+    reg: &Registry,
+    reference: &str,
+    files: bool,
+    series: Option<&str>,
+    curves: bool,
+) -> Result<Shown> {
     if let Some(id) = runs::named(reg, reference)? {
         if files {
             return Err(Failure::usage(format!(
@@ -34,7 +41,7 @@ pub fn show(reg: &Registry, reference: &str, files: bool, series: Option<&str>) 
             .hint("`mreg show NAME@N --files` lists the files of a version")
             .into());
         }
-        return run(reg, &id, series).map(|v| Shown::Run(Box::new(v)));
+        return run(reg, &id, series, curves).map(|v| Shown::Run(Box::new(v)));
     }
     if series.is_some() {
         return Err(Failure::usage(format!(
@@ -179,6 +186,8 @@ pub struct RunView {
     /// Its Python packages by name, from the stored list; why they cannot be read, when
     /// they cannot; `None` when the run has no stored list.
     pub packages: Option<Result<BTreeMap<String, String>, String>>,
+    /// The values of each series, in step order, when asked for, to draw.
+    pub curves: BTreeMap<String, Vec<f64>>,
 }
 
 impl RunView {
@@ -225,7 +234,7 @@ impl RunView {
     }
 }
 
-fn run(reg: &Registry, id: &RunId, series: Option<&str>) -> Result<RunView> {
+fn run(reg: &Registry, id: &RunId, series: Option<&str>, curves: bool) -> Result<RunView> {
     let record = runs::load(reg, id)?;
     let removal = removals::of_run(reg, id)?;
     if let Some(removal) = removal.as_ref().filter(|_| series.is_some()) {
@@ -258,6 +267,20 @@ fn run(reg: &Registry, id: &RunId, series: Option<&str>) -> Result<RunView> {
             .with_context(|| format!("reading the points of series {key:?} of run {id}"))?;
         points.insert(key.clone(), list);
     }
+    // Drawn only: a series over what one command may read is left undrawn, not an error.
+    let mut values = BTreeMap::new();
+    if curves {
+        for (key, s) in &record.series {
+            let list = match points.get(key) {
+                Some(list) => list.iter().map(|p| p.1).collect(),
+                None => match runs::load_points(reg, &s.chunk, &mut budget) {
+                    Ok(list) => list.iter().map(|p| p.1).collect(),
+                    Err(_) => continue,
+                },
+            };
+            values.insert(key.clone(), list);
+        }
+    }
     let packages = crate::diff::lineage::package_list(reg, &record)
         .map_err(|err| format!("{err:#}"))
         .transpose();
@@ -270,6 +293,7 @@ fn run(reg: &Registry, id: &RunId, series: Option<&str>) -> Result<RunView> {
         points,
         removal,
         packages,
+        curves: values,
     })
 }
 

@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod diff;
+pub mod spark;
 mod tensors;
 
 use std::fmt::Write as _;
