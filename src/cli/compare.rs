@@ -44,7 +44,7 @@ pub fn run(ctx: &Ctx, args: &CompareArgs) -> Result<u8> {
     let reg = ctx.registry()?;
     let sides = diff::sides(&reg, &args.sides)?;
     let compared = diff::compare(&reg, &sides, args.all)?;
-    let printed = report::compare::print(ctx, &compared, &sides, args.all, args.md);
+    let printed = report::compare::print(ctx, &reg, &compared, &sides, args.all, args.md);
     output::after_print(printed, || {
         Ok(if args.exit_code && compared.differs {
             EXIT_ERROR

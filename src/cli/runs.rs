@@ -94,7 +94,7 @@ fn list(ctx: &Ctx, args: &RunsArgs) -> Result<usize> {
     if args.compare {
         let sides = runs::compared(&reg, &selection)?;
         let compared = diff::compare(&reg, &sides, false)?;
-        report::compare::print(ctx, &compared, &sides, false, false)?;
+        report::compare::print(ctx, &reg, &compared, &sides, false, false)?;
         return Ok(broken);
     }
     if ctx.out.is_json() {

@@ -526,7 +526,7 @@ fn compare_marks_the_best_value_of_each_metric() {
         "--metric",
         "latency_ms=11.0",
     ]);
-    assert_snapshot!(env.snap(&["compare", "m@1", "m@2", "m@3"]), @"
+    assert_snapshot!(env.snap(&["compare", "m@1", "m@2", "m@3"]), @r#"
     exit: 0
     --- stdout
     compare m@1 m@2 m@3
@@ -546,8 +546,13 @@ fn compare_marks_the_best_value_of_each_metric() {
       holdout.rows  20000.0 *  20000.0 *
       latency_ms       12.4       12.9     11.0 *
       loss            0.388      0.362     0.31 *
+
+    series: 2
+      SERIES  m@1   m@2   m@3
+      acc     _=*#  _+#*
+      loss    #=._  #~_-
     --- stderr
-    ");
+    "#);
     assert_snapshot!(env.snap(&["compare", "m@1", "m@2", "m@3", "--md"]), @r"
     exit: 0
     --- stdout

@@ -57,3 +57,30 @@ fn show_draws_each_series_in_blocks_or_in_ascii() {
     assert!(env.ok(&["show", &run]).contains("#   loss  #"));
     assert!(!env.ok(&["show", &run, "--json"]).contains("Series"));
 }
+
+#[test]
+fn compare_draws_each_series_of_each_side() {
+    let env = TestEnv::with_registry();
+    let a = run_with_curves(&env);
+    let b = run_with_curves(&env);
+    let out = env.run_with(&["compare", &a[..8], &b[..8]], &[("LANG", "C.UTF-8")]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let block: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("series:"))
+        .collect();
+    assert_eq!(block[0], "series: 2", "{text}");
+    assert!(
+        block[2].contains("acc     ▁▁▂▂▃▃▄▄▅▅▆▆▇▇██  ▁▁▂▂▃▃▄▄▅▅▆▆▇▇██"),
+        "{text}"
+    );
+    // Markdown and JSON have no drawing.
+    assert!(
+        !env.ok(&["compare", &a[..8], &b[..8], "--md"])
+            .contains("series:")
+    );
+    assert!(
+        !env.ok(&["compare", &a[..8], &b[..8], "--json"])
+            .contains("SERIES")
+    );
+}

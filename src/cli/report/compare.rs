@@ -4,21 +4,81 @@
 use anyhow::Result;
 
 use super::super::Ctx;
-use super::{Block, Cell, Report, Tone, markdown, text};
+use super::{Block, Cell, Report, Tone, markdown, spark, text};
 use crate::diff::Side;
 use crate::diff::compare::{CompareRow, Section, Table};
 use crate::ops::diff::Compared;
+use crate::store::{Registry, runs};
 
-/// Prints the table comparing `sides` (text, Markdown or JSON).
-pub fn print(ctx: &Ctx, compared: &Compared, sides: &[Side], all: bool, md: bool) -> Result<()> {
+/// How wide a series is drawn in a comparison's column.
+const CURVE_WIDTH: usize = 16;
+
+/// Prints the table comparing `sides` (text, Markdown or JSON); in text, each series of
+/// the sides' runs drawn, a sparkline per side, under the table.
+pub fn print(
+    ctx: &Ctx,
+    reg: &Registry,
+    compared: &Compared,
+    sides: &[Side],
+    all: bool,
+    md: bool,
+) -> Result<()> {
     let table = &compared.table;
-    let shown = render(table, sides, all);
+    let mut shown = render(table, sides, all);
+    if !md && !ctx.out.is_json() {
+        shown.blocks.extend(curves(reg, sides, ctx.out.unicode()));
+    }
     let color = ctx.out.stdout_color();
     if md {
         ctx.out.emit(&(), || markdown(&shown))
     } else {
         ctx.out.emit_painted(table, || text(&shown, color))
     }
+}
+
+/// Returns the block drawing each series any side's run has, a column per side; a side
+/// whose run lacks it, or whose points are over what one command reads, is blank.
+fn curves(reg: &Registry, sides: &[Side], unicode: bool) -> Option<Block> {
+    let mut keys: Vec<&String> = sides
+        .iter()
+        .filter_map(|s| s.run.as_ref())
+        .flat_map(|r| r.series.keys())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    if keys.is_empty() {
+        return None;
+    }
+    let mut budget = runs::SeriesBudget::new();
+    let rows = keys
+        .iter()
+        .map(|key| {
+            let mut line = vec![Cell::plain(key.as_str())];
+            for side in sides {
+                let drawn = side
+                    .run
+                    .as_ref()
+                    .and_then(|r| r.series.get(*key))
+                    .and_then(|s| runs::load_points(reg, &s.chunk, &mut budget).ok())
+                    .map(|points| {
+                        let values: Vec<f64> = points.iter().map(|p| p.1).collect();
+                        spark::sparkline(&values, CURVE_WIDTH, unicode)
+                    })
+                    .unwrap_or_default();
+                line.push(Cell::plain(drawn));
+            }
+            line
+        })
+        .collect();
+    let mut header = vec!["SERIES".to_owned()];
+    header.extend(sides.iter().map(|s| s.given.clone()));
+    Some(Block {
+        title: format!("series: {}", keys.len()),
+        header,
+        right: Vec::new(),
+        rows,
+        notes: Vec::new(),
+    })
 }
 
 fn render(table: &Table, sides: &[Side], all: bool) -> Report {
