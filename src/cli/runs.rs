@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 
+use super::report::spark;
 use super::{Ctx, output, report};
 use crate::ops::diff;
 use crate::ops::runs::{self, Query, row};
@@ -27,6 +28,7 @@ const DEFAULT_METRIC_COLUMNS: usize = 6;
   mreg runs --experiment churn --where 'metrics.acc > 0.8 and params.lr < 0.01' --sort -metrics.acc
   mreg runs --where 'attributes.status == \"failed\"' --limit 5
   mreg runs --columns params.lr,acc,f1 --sort -acc
+  mreg runs --experiment churn --columns params.lr,acc,series.loss   # loss curves drawn
   mreg runs --where 'acc > 0.85' --json | jq -r '.[0].id'
   mreg runs --experiment churn --sort -acc --limit 4 --compare
 
@@ -46,7 +48,8 @@ pub struct RunsArgs {
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
     /// Columns after the id, comma-separated keys: params.lr,acc,tags.team,status (bare
-    /// attribute names mean attributes here)
+    /// attribute names mean attributes here); series.KEY draws that metric series
+    /// (series.loss), after the other columns
     #[arg(long, value_name = "KEYS", value_delimiter = ',')]
     columns: Vec<String>,
     /// Compare the runs found instead of listing them: a column per run (at most 20),
@@ -72,12 +75,22 @@ pub fn run(ctx: &Ctx, args: &RunsArgs) -> Result<()> {
 
 /// Lists the runs a query finds; returns how many runs could not be read.
 fn list(ctx: &Ctx, args: &RunsArgs) -> Result<usize> {
+    // `series.KEY` columns are drawn, not queried.
+    let (curves, keys): (Vec<&String>, Vec<&String>) = args
+        .columns
+        .iter()
+        .partition(|c| c.trim().starts_with("series."));
+    let keys: Vec<String> = keys.into_iter().cloned().collect();
+    let curves: Vec<String> = curves
+        .iter()
+        .map(|c| c.trim()["series.".len()..].to_owned())
+        .collect();
     let query = Query::parse(
         args.experiment.as_deref(),
         args.filter.as_deref(),
         args.sort.as_deref(),
         args.limit,
-        &args.columns,
+        &keys,
     )?;
     let reg = ctx.registry()?;
     let selection = runs::select(&reg, &query)?;
@@ -112,7 +125,9 @@ fn list(ctx: &Ctx, args: &RunsArgs) -> Result<usize> {
     } else {
         (query.columns.clone(), 0)
     };
-    ctx.out.emit(&(), || table(index, &rows, &columns))?;
+    let drawn = draw_curves(ctx, &reg, &rows, &curves);
+    ctx.out
+        .emit(&(), || table(index, &rows, &columns, &drawn))?;
     if hidden > 0 {
         ctx.out.status(&format!(
             "{} not shown; choose columns with --columns.",
@@ -214,15 +229,73 @@ fn header(key: &Key) -> String {
     }
 }
 
-fn table(index: &RunIndex, rows: &[&RunSummary], columns: &[Key]) -> String {
+/// Returns each `series.KEY` column: its header and each listed run's drawing of that
+/// series (blank where the run has none); warns of a series no listed run has.
+fn draw_curves(
+    ctx: &Ctx,
+    reg: &crate::store::Registry,
+    rows: &[&RunSummary],
+    curves: &[String],
+) -> Vec<(String, Vec<String>)> {
+    if curves.is_empty() {
+        return Vec::new();
+    }
+    let mut budget = crate::store::runs::SeriesBudget::new();
+    let records: Vec<Option<crate::manifest::RunRecord>> = rows
+        .iter()
+        .map(|r| crate::store::runs::load(reg, &r.id).ok())
+        .collect();
+    curves
+        .iter()
+        .map(|name| {
+            let cells: Vec<String> = records
+                .iter()
+                .map(|record| {
+                    record
+                        .as_ref()
+                        .and_then(|r| r.series.get(name))
+                        .and_then(|s| {
+                            crate::store::runs::load_points(reg, &s.chunk, &mut budget).ok()
+                        })
+                        .map(|points| {
+                            let values: Vec<f64> = points.iter().map(|p| p.1).collect();
+                            spark::sparkline(&values, CURVE_WIDTH, ctx.out.unicode())
+                        })
+                        .unwrap_or_default()
+                })
+                .collect();
+            if cells.iter().all(String::is_empty) {
+                ctx.out.warn(&format!(
+                    "no run listed has a series {name:?}, so --columns cannot draw it"
+                ));
+            }
+            (format!("series.{name}"), cells)
+        })
+        .collect()
+}
+
+/// How wide a series column is drawn.
+const CURVE_WIDTH: usize = 16;
+
+fn table(
+    index: &RunIndex,
+    rows: &[&RunSummary],
+    columns: &[Key],
+    drawn: &[(String, Vec<String>)],
+) -> String {
     let mut headers = vec!["ID".to_owned()];
     headers.extend(columns.iter().map(header));
+    headers.extend(drawn.iter().map(|(h, _)| h.clone()));
     let cells = rows
         .iter()
-        .map(|run| {
+        .enumerate()
+        .map(|(i, run)| {
             let mut line = vec![run.id.short().to_owned()];
             for key in columns {
                 line.push(cell(index, run, key));
+            }
+            for (_, cells) in drawn {
+                line.push(cells[i].clone());
             }
             line
         })

@@ -84,3 +84,18 @@ fn compare_draws_each_series_of_each_side() {
             .contains("SERIES")
     );
 }
+
+#[test]
+fn runs_draws_a_series_column() {
+    let env = TestEnv::with_registry();
+    run_with_curves(&env);
+    let out = env.run(&["runs", "--columns", "experiment,series.loss,series.nope"]);
+    assert_snapshot!(crate::common::render(&out, env.root()), @r#"
+    exit: 0
+    --- stdout
+    ID        EXPERIMENT  series.loss       series.nope
+    ef454d5b  default     #+=~~---....____
+    --- stderr
+    warning: no run listed has a series "nope", so --columns cannot draw it
+    "#);
+}
