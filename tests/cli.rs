@@ -6,6 +6,7 @@ mod common;
 mod cli {
     #[cfg(feature = "s3")]
     mod bucket_gc;
+    mod card;
     mod ci_recipes;
     mod completions;
     mod crash;

@@ -11,6 +11,7 @@ use crate::remote::sync::Refused;
 use crate::store::Registry;
 
 mod args;
+mod card;
 mod compare;
 mod completions;
 mod demo;
@@ -135,6 +136,7 @@ enum Command {
     Sync(sync::SyncArgs),
     Clone(sync::CloneArgs),
     Demo(demo::DemoArgs),
+    Card(card::CardArgs),
     Completions(completions::CompletionsArgs),
     Man(man::ManArgs),
 }
@@ -241,6 +243,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<u8> {
         Command::Show(args) => show::run(ctx, &args),
         Command::Fsck(args) => fsck::run(ctx, &args),
         Command::Demo(args) => demo::run(ctx, &args),
+        Command::Card(args) => card::run(ctx, &args),
         Command::Completions(args) => completions::run(ctx, &args),
         Command::Man(args) => man::run(ctx, &args),
     };

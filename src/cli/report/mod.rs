@@ -187,7 +187,7 @@ pub fn text(report: &Report, color: bool) -> String {
 
 /// Returns text escaped for Markdown: every character Markdown or HTML could read as
 /// markup is escaped, so a value shows as written and cannot break a table.
-fn md_cell(text: &str) -> String {
+pub fn md_cell(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in visible(text).chars() {
         match c {
