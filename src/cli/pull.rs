@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
-use super::{Ctx, output};
+use super::{Ctx, output, report};
 use crate::ops::pull;
 use crate::refspec::ModelRef;
 use crate::store::materialize::Options;
@@ -25,7 +25,8 @@ use crate::store::materialize::Options;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg pull churn@3 --to ./model
-  mreg pull churn@production --to /srv/model --force --durable")]
+  mreg pull churn@production --to /srv/model --force --durable
+  mreg pull churn@production --to ./model --card     # with README.md, the model card")]
 pub struct PullArgs {
     /// The version to pull
     #[arg(value_name = "REF")]
@@ -39,6 +40,44 @@ pub struct PullArgs {
     /// Flush the files to disk before the folder appears (survives a power cut)
     #[arg(long)]
     durable: bool,
+    /// Also write the version's model card (`mreg card`) as README.md in the folder,
+    /// unless the version has a README.md of its own
+    #[arg(long)]
+    card: bool,
+}
+
+/// Writes the model card of `reference` as `README.md` in the pulled folder `dir`,
+/// whole or not at all; a README.md the version holds itself is kept.
+fn write_card(
+    ctx: &Ctx,
+    reg: &crate::store::Registry,
+    reference: &str,
+    dir: &std::path::Path,
+) -> Result<()> {
+    let target = dir.join("README.md");
+    if std::fs::symlink_metadata(&target).is_ok() {
+        ctx.out.warn(&format!(
+            "{reference} has a README.md of its own; the model card was not written over it"
+        ));
+        return Ok(());
+    }
+    let card = crate::ops::card::card(reg, reference)?;
+    let text = report::card::markdown(&card, &report::card::task(&card, None));
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing the model card into {}", dir.display()))?;
+    std::io::Write::write_all(&mut temp, format!("{}\n", text.trim_end()).as_bytes())
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt as _;
+            temp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+        })
+        .with_context(|| format!("writing the model card into {}", dir.display()))?;
+    temp.persist_noclobber(&target)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", target.display()))?;
+    ctx.out
+        .status(&format!("Wrote the model card to {}.", target.display()));
+    Ok(())
 }
 
 /// Runs `mreg pull`.
@@ -64,6 +103,9 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         output::bytes(outcome.bytes),
         outcome.path
     ));
+    if args.card {
+        write_card(ctx, &reg, &outcome.reference, &args.to)?;
+    }
     if ctx.out.is_json() {
         ctx.out.emit(&outcome, String::new)?;
     }

@@ -193,3 +193,25 @@ print(json.dumps({
     assert_eq!(read["datasets"], serde_json::json!(["data/train.csv"]));
     assert_eq!(read["tags"], serde_json::json!(["mreg", "churn"]));
 }
+
+#[test]
+fn pull_card_writes_readme_beside_the_model_and_keeps_one_of_its_own() {
+    let env = carded();
+    env.ok(&["pull", "churn@production", "--to", "serve", "--card"]);
+    let readme = std::fs::read_to_string(env.path("serve/README.md")).unwrap();
+    assert_eq!(readme, env.ok(&["card", "churn@production"]));
+    // The model's own files are as pushed.
+    assert_eq!(
+        std::fs::read(env.path("serve/config.json")).unwrap(),
+        std::fs::read(env.path("out/config.json")).unwrap()
+    );
+    // A version with a README.md of its own keeps it.
+    env.write("out/README.md", "# ours\n");
+    env.ok(&["push", "out", "--model", "churn"]);
+    let err = env.ok_err(&["pull", "churn@2", "--to", "serve2", "--card"]);
+    assert!(err.contains("has a README.md of its own"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("serve2/README.md")).unwrap(),
+        "# ours\n"
+    );
+}

@@ -2,6 +2,7 @@
 //! Markdown for pull-request comments and CI step summaries: what `diff` and `compare`
 //! print.
 
+pub mod card;
 pub mod compare;
 pub mod diff;
 pub mod spark;
