@@ -102,12 +102,22 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         &mut |notice| match notice {
             Notice::Warning(w) => ctx.out.warn(&w),
             Notice::Skipped(skipped) => report_skipped(ctx, skipped),
-            Notice::UnlinkedRun { recorded, sibling } => unlinked = Some((recorded, sibling)),
+            Notice::UnlinkedRun {
+                recorded,
+                sibling,
+                same_commit,
+            } => unlinked = Some((recorded, sibling, same_commit)),
         },
     )?;
     tell_stored(ctx, args, &pushed.outcome, pushed.sent_to.as_deref());
-    if let Some((recorded, sibling)) = unlinked {
-        report_unlinked(ctx, &pushed.outcome.reference, &recorded, &sibling);
+    if let Some((recorded, sibling, same_commit)) = unlinked {
+        report_unlinked(
+            ctx,
+            &pushed.outcome.reference,
+            &recorded,
+            &sibling,
+            same_commit,
+        );
     }
     let report = match pushed.promote(&reg) {
         Ok(report) => report,
@@ -168,7 +178,13 @@ fn tell_stored(ctx: &Ctx, args: &PushArgs, outcome: &push::Outcome, sent_to: Opt
 }
 
 /// Warns that a push recorded its own run while a recent training run pushed nothing.
-fn report_unlinked(ctx: &Ctx, version: &str, recorded: &RunId, sibling: &RunSummary) {
+fn report_unlinked(
+    ctx: &Ctx,
+    version: &str,
+    recorded: &RunId,
+    sibling: &RunSummary,
+    same_commit: bool,
+) {
     let ended = sibling
         .end
         .as_deref()
@@ -176,15 +192,28 @@ fn report_unlinked(ctx: &Ctx, version: &str, recorded: &RunId, sibling: &RunSumm
         .unwrap_or_default();
     ctx.out.warn(&format!(
         "{version} is linked to run {recorded}, which this push recorded, not to run {} \
-         (experiment {}), a `mreg run` started here (same folder and commit) that{ended} \
-         without pushing a model.",
-        sibling.id, sibling.experiment
+         (experiment {}), a `mreg run` started here ({}) that{ended} without pushing a \
+         model.",
+        sibling.id,
+        sibling.experiment,
+        if same_commit {
+            "same folder and commit"
+        } else {
+            "same folder, at another commit"
+        }
     ));
+    let how = if same_commit {
+        format!("pass --run last (or --run {})", sibling.id)
+    } else {
+        format!(
+            "pass --run {} (--run last takes only runs of the commit checked out)",
+            sibling.id
+        )
+    };
     ctx.out.hint(&format!(
         "{version} stays linked to {recorded}. To link the next push to its training run, \
-         push from inside `mreg run`, or pass --run last (or --run {}); in GitHub Actions, \
-         later steps of the job have MREG_RUN_ID already",
-        sibling.id
+         push from inside `mreg run`, or {how}; in GitHub Actions, later steps of the job \
+         have MREG_RUN_ID already"
     ));
 }
 

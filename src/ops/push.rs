@@ -214,6 +214,8 @@ pub enum Notice<'a> {
         recorded: RunId,
         /// The recent run that pushed nothing.
         sibling: Box<RunSummary>,
+        /// Whether it ran at the commit checked out now (else `--run last` misses it).
+        same_commit: bool,
     },
 }
 
@@ -319,11 +321,12 @@ fn new_version(
     let version = models::create_version(reg, content)?;
     record::link_output(reg, &run_id, time, &version)?;
     if let Some(recorded) = recorded
-        && let Some(sibling) = record::unlinked_sibling(reg, &recorded, request.cwd)
+        && let Some((sibling, same_commit)) = record::unlinked_sibling(reg, &recorded, request.cwd)
     {
         notify(Notice::UnlinkedRun {
             recorded: recorded.id,
             sibling: Box::new(sibling),
+            same_commit,
         });
     }
     Ok(version)

@@ -279,11 +279,15 @@ fn last_run(reg: &Registry, cwd: &Path, experiment: Option<&str>) -> Result<RunI
     .into())
 }
 
-/// Returns a recent run that pushed nothing, started by `mreg run` from the same work
-/// tree as `recorded` (a run a push in `cwd` just recorded for itself): the run the
+/// Returns a recent run that pushed nothing, started by `mreg run` from the same folder
+/// as `recorded`, and whether at the same commit (a run a push in `cwd` just recorded for itself): the run the
 /// push most likely meant to link to, had it been a training run that pushed nothing.
 /// Any trouble reading runs finds none: this only warns.
-pub fn unlinked_sibling(reg: &Registry, recorded: &RunRecord, cwd: &Path) -> Option<RunSummary> {
+pub fn unlinked_sibling(
+    reg: &Registry,
+    recorded: &RunRecord,
+    cwd: &Path,
+) -> Option<(RunSummary, bool)> {
     let here = recorded.source.as_ref().map_or_else(
         || WorkTree {
             root: cwd.display().to_string(),
@@ -306,9 +310,14 @@ pub fn unlinked_sibling(reg: &Registry, recorded: &RunRecord, cwd: &Path) -> Opt
                 .is_some_and(|end| now.duration_since(end).unwrap_or_default() <= RECENT)
     });
     index.sort_by(|a, b| b.start.cmp(&a.start).then_with(|| b.id.cmp(&a.id)));
-    index.into_iter().find(|summary| {
-        runs::load_start(reg, &summary.id)
-            .is_ok_and(|r| WorkTree::of_command_run(&r).as_ref() == Some(&here))
+    // The same folder, at this commit or an earlier one (a commit between training and
+    // pushing is common): the second value says whether the commit is the same.
+    index.into_iter().find_map(|summary| {
+        let tree = WorkTree::of_command_run(&runs::load_start(reg, &summary.id).ok()?)?;
+        (tree.root == here.root).then(|| {
+            let same = tree.commit == here.commit;
+            (summary, same)
+        })
     })
 }
 

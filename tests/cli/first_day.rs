@@ -575,3 +575,25 @@ fn a_bare_name_that_is_a_param_is_suggested_as_one() {
         "{out}"
     );
 }
+
+#[test]
+fn a_push_after_a_new_commit_still_warns_of_the_training_run() {
+    let env = TestEnv::with_registry();
+    let work = env.path("");
+    env.write(".gitignore", ".mreg/\nout/\n");
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "first"]);
+    let trained = train(&env);
+    env.write("notes.txt", "a fix after training\n");
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "second"]);
+    env.fixture("tiny-v1", "out");
+    let err = env.ok_err(&["push", "out", "--model", "churn"]);
+    assert!(err.contains(&format!("not to run {trained}")), "{err}");
+    assert!(err.contains("same folder, at another commit"), "{err}");
+    assert!(
+        err.contains(&format!("pass --run {trained} (--run last takes only")),
+        "{err}"
+    );
+}
