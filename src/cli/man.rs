@@ -24,6 +24,20 @@ pub struct ManArgs {
     out: Option<PathBuf>,
 }
 
+/// Returns a page that `man` neither hyphenates nor justifies (`.nh`, `.ad l` after its
+/// title): hyphenated flags and stretched examples could not be copied as written.
+fn plain_lines(page: &str) -> String {
+    let mut out = String::with_capacity(page.len() + 16);
+    for line in page.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with(".TH ") {
+            out.push_str(".nh\n.ad l\n");
+        }
+    }
+    out
+}
+
 /// Runs `mreg man`.
 pub fn run(ctx: &Ctx, args: &ManArgs) -> Result<()> {
     if ctx.out.is_json() {
@@ -39,16 +53,31 @@ pub fn run(ctx: &Ctx, args: &ManArgs) -> Result<()> {
         clap_mangen::Man::new(command)
             .render(&mut page)
             .context("rendering the manual page")?;
-        return ctx.out.line(String::from_utf8_lossy(&page).trim_end());
+        return ctx
+            .out
+            .line(plain_lines(&String::from_utf8_lossy(&page)).trim_end());
     };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     clap_mangen::generate_to(command, dir)
         .with_context(|| format!("writing manual pages to {}", dir.display()))?;
-    let pages = std::fs::read_dir(dir)
-        .with_context(|| format!("listing {}", dir.display()))?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".1"))
-        .count();
+    let mut pages = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("listing {}", dir.display()))?
+            .path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !(name.starts_with("mreg") && name.ends_with(".1")) {
+            continue;
+        }
+        let page = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        std::fs::write(&path, plain_lines(&page))
+            .with_context(|| format!("writing {}", path.display()))?;
+        pages += 1;
+    }
     ctx.out.status(&format!(
         "Wrote {} to {}.",
         super::output::count(pages as u64, "manual page"),

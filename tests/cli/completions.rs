@@ -122,7 +122,7 @@ fn man_renders_the_pages_of_every_command() {
     let out = Command::new("man")
         .args(["-M", &env.path("man").display().to_string(), "mreg-promote"])
         .env("MANPAGER", "cat")
-        .env("MANWIDTH", "100")
+        .env("MANWIDTH", "60")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -139,6 +139,13 @@ fn man_renders_the_pages_of_every_command() {
         "Examples:",
     ] {
         assert!(text.contains(words), "{words:?} not in:\n{text}");
+    }
+    // Narrow, yet no word is hyphenated across lines: examples copy as written.
+    for line in text.lines() {
+        let end = line.trim_end();
+        let broken = end.ends_with('\u{2010}')
+            || (end.ends_with('-') && end.chars().rev().nth(1).is_some_and(char::is_alphabetic));
+        assert!(!broken, "hyphenated: {line:?}\n{text}");
     }
 }
 
