@@ -34,6 +34,7 @@ mod cli {
     #[cfg(feature = "s3")]
     mod remote;
     mod removal_races;
+    mod report;
     mod roundtrip;
     pub mod run;
     mod runs;

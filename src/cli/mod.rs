@@ -21,6 +21,7 @@ mod fsck;
 mod gate;
 mod gc;
 mod history;
+mod html_report;
 mod init;
 mod log;
 mod ls;
@@ -137,6 +138,7 @@ enum Command {
     Clone(sync::CloneArgs),
     Demo(demo::DemoArgs),
     Card(card::CardArgs),
+    Report(html_report::ReportArgs),
     Completions(completions::CompletionsArgs),
     Man(man::ManArgs),
 }
@@ -244,6 +246,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<u8> {
         Command::Fsck(args) => fsck::run(ctx, &args),
         Command::Demo(args) => demo::run(ctx, &args),
         Command::Card(args) => card::run(ctx, &args),
+        Command::Report(args) => html_report::run(ctx, &args),
         Command::Completions(args) => completions::run(ctx, &args),
         Command::Man(args) => man::run(ctx, &args),
     };

@@ -25,6 +25,7 @@ pub mod pull;
 pub mod push;
 pub mod record;
 pub mod remote;
+pub mod report;
 pub mod rm;
 pub mod rollback;
 pub mod run;

@@ -5,6 +5,7 @@
 pub mod card;
 pub mod compare;
 pub mod diff;
+pub mod html;
 pub mod spark;
 mod tensors;
 

@@ -1,0 +1,128 @@
+//! `mreg report`: runs drawn in one self-contained HTML file.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::report::html;
+use super::{Ctx, output};
+use crate::error::Failure;
+use crate::ops::report::{self, RUN_LIMIT};
+use crate::ops::runs::{self, Query};
+use crate::store::runs as stored;
+
+/// Write an HTML report of runs: their series as charts, their params and metrics
+///
+/// The file is self-contained (inline CSS and SVG, no script, no network), so it opens
+/// from disk on a machine without a network and can be attached to a CI job. Each metric
+/// series is a line chart with the runs overlaid and a legend, on a log scale when its
+/// values span a decade or more, with each run's best point circled (lower or higher is
+/// better by the metric's name, as in `mreg diff`). Long series are drawn from each
+/// stretch's lowest and highest points, so no spike is lost and the file stays small.
+/// A table gives the runs' params and final metrics, rows that differ highlighted.
+/// Runs are named, or selected as `mreg runs` selects them (at most 20).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  mreg report 3f9a0c1e 7b2e4d10 --out compare.html
+  mreg report --experiment churn --where 'metrics.acc > 0.8' --limit 5
+  mreg report $(mreg runs --json --limit 3 | jq -r '.[].id') --out latest.html")]
+pub struct ReportArgs {
+    /// Runs to report on: ids or unique prefixes
+    #[arg(value_name = "RUN")]
+    runs: Vec<String>,
+    /// Only runs of this experiment (with --where or alone)
+    #[arg(long)]
+    experiment: Option<String>,
+    /// Select the runs for which EXPR holds, as `mreg runs --where`
+    #[arg(long = "where", value_name = "EXPR")]
+    filter: Option<String>,
+    /// With a selection, its order, as `mreg runs --sort` [default: -start]
+    #[arg(long, value_name = "KEY")]
+    sort: Option<String>,
+    /// With a selection, at most N runs
+    #[arg(long, value_name = "N", default_value_t = RUN_LIMIT)]
+    limit: usize,
+    /// The file to write
+    #[arg(long, value_name = "FILE", default_value = "mreg-report.html")]
+    out: PathBuf,
+}
+
+/// Runs `mreg report`.
+pub fn run(ctx: &Ctx, args: &ReportArgs) -> Result<()> {
+    let selecting = args.filter.is_some() || args.experiment.is_some();
+    if selecting && !args.runs.is_empty() {
+        return Err(Failure::usage(
+            "name runs, or select them with --where/--experiment, not both",
+        )
+        .hint("mreg report RUN RUN…, or mreg report --where EXPR")
+        .into());
+    }
+    if args.limit > RUN_LIMIT {
+        return Err(Failure::usage(format!(
+            "--limit {} is more runs than one report overlays ({RUN_LIMIT})",
+            args.limit
+        ))
+        .hint("narrow the selection with --where or --experiment")
+        .into());
+    }
+    let reg = ctx.registry()?;
+    let ids = if selecting {
+        let query = Query::parse(
+            args.experiment.as_deref(),
+            args.filter.as_deref(),
+            args.sort.as_deref(),
+            Some(args.limit),
+            &[],
+        )?;
+        let selection = runs::select(&reg, &query)?;
+        for warning in &selection.warnings {
+            ctx.out.warn(warning);
+        }
+        selection.runs().iter().map(|r| r.id.clone()).collect()
+    } else {
+        args.runs
+            .iter()
+            .map(|r| stored::resolve(&reg, r))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let gathered = report::runs(&reg, &ids)?;
+    let generated = format!(
+        "Written by mreg {} at {}.",
+        env!("CARGO_PKG_VERSION"),
+        crate::clock::format_time(crate::clock::now()?)
+    );
+    let page = html::runs_page(&gathered, &generated)?;
+    write(&args.out, page.as_bytes())?;
+    ctx.out.status(&format!(
+        "Wrote a report of {} ({}) to {}.",
+        output::count(gathered.runs.len() as u64, "run"),
+        output::bytes(page.len() as u64),
+        args.out.display()
+    ));
+    let path = args.out.display().to_string();
+    ctx.out.emit(
+        &serde_json::json!({ "path": path, "runs": gathered.runs.len(), "bytes": page.len() }),
+        || path.clone(),
+    )
+}
+
+/// Writes `bytes` to `path` whole or not at all: a temp file beside it, then a rename.
+fn write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut temp = tempfile::NamedTempFile::new_in(&dir)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut temp, bytes)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt as _;
+            temp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+        })
+        .with_context(|| format!("writing {}", path.display()))?;
+    temp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,331 @@
+//! `mreg report`'s page: one self-contained HTML file (inline CSS and SVG, no script, no
+//! network), readable from disk on a machine without a network.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::{Result, anyhow};
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
+
+use crate::diff::goal::Goal;
+use crate::manifest::series::Point;
+use crate::manifest::value::format_float;
+use crate::ops::report::RunsReport;
+
+/// How many buckets a series is drawn with: each keeps its lowest and highest point, so
+/// 20 runs of 10,000 steps draw in a few hundred KiB and no spike is lost.
+const BUCKETS: usize = 400;
+
+/// The size of one chart, in SVG pixels.
+const CHART: (u32, u32) = (860, 340);
+
+/// Returns text escaped for HTML: a name from a record is never markup.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Returns text the chart library may write into SVG as it is: letters, digits and a
+/// few marks; anything else (`<`, quotes, control characters) becomes `?`.
+fn svg_safe(text: &str) -> String {
+    text.chars()
+        .take(60)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || " ._-/:@+()".contains(c) {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// Returns a run's label in charts and tables: its short id, and its name when it has one.
+fn label(record: &crate::manifest::RunRecord) -> String {
+    match &record.name {
+        Some(name) => format!("{} {name}", record.id.short()),
+        None => record.id.short().to_owned(),
+    }
+}
+
+/// Returns the points of a series to draw: finite values in step order, each bucket of
+/// steps reduced to its lowest and highest point.
+pub fn downsample(points: &[Point], buckets: usize) -> Vec<(f64, f64)> {
+    let finite: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.1.is_finite())
+        .map(|p| (p.0 as f64, p.1))
+        .collect();
+    if finite.len() <= buckets * 2 {
+        return finite;
+    }
+    let mut out = Vec::with_capacity(buckets * 2);
+    for i in 0..buckets {
+        let share = &finite[i * finite.len() / buckets..(i + 1) * finite.len() / buckets];
+        let lo = share.iter().min_by(|a, b| a.1.total_cmp(&b.1));
+        let hi = share.iter().max_by(|a, b| a.1.total_cmp(&b.1));
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            // In step order, so the line goes through both.
+            let (a, b) = if lo.0 <= hi.0 { (lo, hi) } else { (hi, lo) };
+            out.push(*a);
+            if a != b {
+                out.push(*b);
+            }
+        }
+    }
+    out
+}
+
+/// Returns the page for a runs report.
+pub fn runs_page(report: &RunsReport, generated: &str) -> Result<String> {
+    let mut body = String::new();
+    let keys: Vec<&String> = report.goals.keys().collect();
+    let _ = writeln!(body, "<h2>Series</h2>");
+    if keys.is_empty() {
+        let _ = writeln!(body, "<p>None of these runs logged a series.</p>");
+    }
+    for key in keys {
+        let goal = report.goals.get(key).copied().unwrap_or(Goal::Max);
+        let svg = chart(report, key, goal)?;
+        let better = match goal {
+            Goal::Min => "lower is better",
+            Goal::Max => "higher is better",
+        };
+        let _ = writeln!(
+            body,
+            "<figure><figcaption>{} <span class=\"dim\">({better}; the best point of each run is circled)</span></figcaption>\n{svg}\n</figure>",
+            escape(key)
+        );
+    }
+    values_table(&mut body, report);
+    Ok(format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>mreg report: {n} runs</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>mreg report: {n} runs</h1>\n<p class=\"dim\">{}</p>\n{body}</body>\n</html>\n",
+        escape(generated),
+        n = report.runs.len()
+    ))
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}\
+h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}\
+figure{margin:1em 0}figcaption{font-weight:bold;margin-bottom:.3em}\
+.dim{color:#777;font-weight:normal}\
+table{border-collapse:collapse;font-size:.9em}\
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}\
+td.differs{background:#fff3c4}th.section{background:#eee}\
+ul.legend{list-style:none;padding:0;margin:.2em 0 0 4em;columns:3;font-size:.85em}\
+ul.legend span{display:inline-block;width:1.4em;height:.3em;margin-right:.4em;vertical-align:middle}";
+
+/// Draws one series of every run that has it, overlaid, with its legend below (HTML:
+/// twenty runs' names would cover the lines inside the chart).
+fn chart(report: &RunsReport, key: &str, goal: Goal) -> Result<String> {
+    let lines: Vec<(String, Vec<(f64, f64)>)> = report
+        .runs
+        .iter()
+        .filter_map(|(record, series)| {
+            let drawn = downsample(series.get(key)?, BUCKETS);
+            (!drawn.is_empty()).then(|| (label(record), drawn))
+        })
+        .collect();
+    let mut legend = String::from("<ul class=\"legend\">");
+    for (i, (name, _)) in lines.iter().enumerate() {
+        let (r, g, b) = Palette99::pick(i).rgb();
+        let _ = write!(
+            legend,
+            "<li><span style=\"background:#{r:02x}{g:02x}{b:02x}\"></span>{}</li>",
+            escape(name)
+        );
+    }
+    legend.push_str("</ul>");
+    let all = || lines.iter().flat_map(|(_, l)| l.iter());
+    let (x0, x1) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+        (a.min(p.0), b.max(p.0))
+    });
+    let (y0, y1) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+        (a.min(p.1), b.max(p.1))
+    });
+    let mut svg = String::new();
+    if !x0.is_finite() {
+        return Ok("<p class=\"dim\">no finite points</p>".to_owned());
+    }
+    let x = x0..(if x1 > x0 { x1 } else { x0 + 1.0 });
+    let pad = if y1 > y0 { (y1 - y0) * 0.05 } else { 0.5 };
+    {
+        let area = SVGBackend::with_string(&mut svg, CHART).into_drawing_area();
+        area.fill(&WHITE)
+            .map_err(|e| anyhow!("drawing {key}: {e}"))?;
+        if y0 > 0.0 && y1 >= y0 * 10.0 {
+            draw(
+                &area,
+                key,
+                &lines,
+                goal,
+                x,
+                (y0 * 0.9..y1 * 1.1).log_scale(),
+                "log scale",
+            )?;
+        } else {
+            draw(&area, key, &lines, goal, x, y0 - pad..y1 + pad, "")?;
+        }
+        area.present().map_err(|e| anyhow!("drawing {key}: {e}"))?;
+    }
+    // The XML declaration plotters writes is not needed inside HTML.
+    Ok(format!(
+        "{}\n{legend}",
+        svg.trim_start_matches(|c| c != '<')
+    ))
+}
+
+/// Draws the lines of one chart on `area`, `y` being a linear or a log range.
+fn draw<Y>(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    key: &str,
+    lines: &[(String, Vec<(f64, f64)>)],
+    goal: Goal,
+    x: std::ops::Range<f64>,
+    y: Y,
+    note: &str,
+) -> Result<()>
+where
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let fail = |e: &dyn std::fmt::Display| anyhow!("drawing {key}: {e}");
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x, y)
+        .map_err(|e| fail(&e))?;
+    let y_desc = if note.is_empty() {
+        svg_safe(key)
+    } else {
+        format!("{} ({note})", svg_safe(key))
+    };
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| format!("{}", v.round() as i64))
+        .light_line_style(TRANSPARENT)
+        .draw()
+        .map_err(|e| fail(&e))?;
+    for (i, (_, points)) in lines.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| fail(&e))?;
+        let best = match goal {
+            Goal::Min => points.iter().min_by(|a, b| a.1.total_cmp(&b.1)),
+            Goal::Max => points.iter().max_by(|a, b| a.1.total_cmp(&b.1)),
+        };
+        if let Some(best) = best {
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    *best,
+                    5,
+                    color.stroke_width(2),
+                )))
+                .map_err(|e| fail(&e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the params and final metrics of the runs, a column each; rows whose values
+/// differ are highlighted.
+fn values_table(body: &mut String, report: &RunsReport) {
+    let _ = writeln!(body, "<h2>Params and metrics</h2>\n<table>\n<tr><th></th>");
+    for (record, _) in &report.runs {
+        let _ = write!(body, "<th>{}</th>", escape(&label(record)));
+    }
+    body.push_str("</tr>\n");
+    let mut section = |title: &str, rows: BTreeMap<&String, Vec<Option<String>>>| {
+        let _ = writeln!(
+            body,
+            "<tr><th class=\"section\" colspan=\"{}\">{title}</th></tr>",
+            report.runs.len() + 1
+        );
+        for (key, values) in rows {
+            let differs = values.iter().any(|v| *v != values[0]);
+            let class = if differs { " class=\"differs\"" } else { "" };
+            let _ = write!(body, "<tr><th>{}</th>", escape(key));
+            for v in values {
+                let _ = write!(
+                    body,
+                    "<td{class}>{}</td>",
+                    escape(v.as_deref().unwrap_or(""))
+                );
+            }
+            body.push_str("</tr>\n");
+        }
+    };
+    let mut params: BTreeMap<&String, Vec<Option<String>>> = BTreeMap::new();
+    let mut metrics: BTreeMap<&String, Vec<Option<String>>> = BTreeMap::new();
+    let n = report.runs.len();
+    for (i, (record, _)) in report.runs.iter().enumerate() {
+        for (k, v) in &record.params {
+            params.entry(k).or_insert_with(|| vec![None; n])[i] = Some(v.to_string());
+        }
+        for (k, v) in &record.metrics {
+            metrics.entry(k).or_insert_with(|| vec![None; n])[i] = Some(format_float(*v));
+        }
+    }
+    section("params", params);
+    section("metrics", metrics);
+    body.push_str("</table>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downsampling_keeps_each_buckets_extremes_in_step_order() {
+        let points: Vec<Point> = (0..10_000)
+            .map(|i| {
+                Point(
+                    i,
+                    if i == 5_001 {
+                        99.0
+                    } else {
+                        1.0 / f64::from(i as i32 + 1)
+                    },
+                    String::new(),
+                )
+            })
+            .collect();
+        let drawn = downsample(&points, 100);
+        assert!(drawn.len() <= 200, "{}", drawn.len());
+        assert!(drawn.iter().any(|p| p.1 > 98.0), "the spike is kept");
+        assert!(drawn.windows(2).all(|w| w[0].0 <= w[1].0), "in step order");
+        assert_eq!(
+            downsample(&[Point(0, f64::NAN, String::new())], 100),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn record_text_is_never_markup() {
+        assert_eq!(
+            escape("<script>\"x\"&'"),
+            "&lt;script&gt;&quot;x&quot;&amp;&#39;"
+        );
+        assert_eq!(svg_safe("a<b>\"c"), "a?b??c");
+    }
+}

@@ -1,0 +1,165 @@
+//! `mreg report`: a self-contained HTML file of runs, opened in a real browser
+//! (headless Chromium, when installed: `.ci/run` installs Debian's), and held to its size
+//! with 20 runs of 10,000 steps.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use crate::common::TestEnv;
+use serde_json::Value;
+
+/// Records `n` runs, each logging `steps` points of loss and acc from one metrics file.
+fn runs(env: &TestEnv, n: usize, steps: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for r in 1..=n {
+        let mut lines = String::new();
+        for s in 1..=steps {
+            let loss = 2.0 / (s as f64 * r as f64);
+            let acc = 0.5 + 0.4 * s as f64 / steps as f64;
+            let _ = writeln!(lines, "{{\"step\": {s}, \"loss\": {loss}, \"acc\": {acc}}}");
+        }
+        env.write("metrics.jsonl", lines);
+        let name = format!("run {r} <b>");
+        let out = env.run(&[
+            "run",
+            "--json",
+            "--name",
+            &name,
+            "--param",
+            &format!("lr=0.0{r}"),
+            "--",
+            "mreg",
+            "log",
+            "-q",
+            "--metrics-file",
+            "metrics.jsonl",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ended: Value = serde_json::from_slice(&out.stdout).unwrap();
+        ids.push(ended["run"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+fn installed(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_report_of_runs_is_one_self_contained_page_a_browser_draws() {
+    let env = TestEnv::with_registry();
+    let ids = runs(&env, 3, 50);
+    let out = env.ok(&[
+        "report",
+        &ids[0][..8],
+        &ids[1][..8],
+        &ids[2][..8],
+        "--out",
+        "r.html",
+    ]);
+    assert_eq!(out.trim(), "r.html");
+    let page = std::fs::read_to_string(env.path("r.html")).unwrap();
+    // Self-contained: no script, nothing fetched (SVG's namespace is a name, not a fetch).
+    let fetchable = page.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    for banned in ["<script", "http://", "https://", "src=", "<link", "url("] {
+        assert!(!fetchable.contains(banned), "{banned} in the page");
+    }
+    assert_eq!(page.matches("<svg").count(), 2, "a chart per series");
+    assert!(
+        page.contains("loss (log scale)"),
+        "a loss over a decade is on a log scale"
+    );
+    // A name from a record is text, never markup.
+    assert!(page.contains("run 1 &lt;b&gt;") && !page.contains("<b>"));
+    assert!(
+        page.contains("class=\"differs\""),
+        "params that differ are marked"
+    );
+    if !installed("chromium") {
+        eprintln!("chromium is not installed: the page was not opened in a browser");
+        return;
+    }
+    let shot = env.path("shot.png");
+    let url = format!("file://{}", env.path("r.html").display());
+    let browser = |args: &[&str]| {
+        Command::new("chromium")
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--enable-logging=stderr",
+                "--v=0",
+            ])
+            .args(args)
+            .arg(&url)
+            .env("HOME", env.root())
+            .output()
+            .unwrap()
+    };
+    let dom = browser(&["--dump-dom"]);
+    let dom_text = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    // The charts as the browser parsed them: two SVGs, their axes and legends.
+    assert_eq!(dom_text.matches("<svg").count(), 2, "{dom_text}");
+    for text in [
+        "step",
+        "acc",
+        "loss (log scale)",
+        &ids[0][..8],
+        &ids[2][..8],
+    ] {
+        assert!(dom_text.contains(text), "{text:?} not drawn");
+    }
+    let console = String::from_utf8_lossy(&dom.stderr);
+    assert!(!console.contains("CONSOLE"), "console messages: {console}");
+    let shot_arg = format!("--screenshot={}", shot.display());
+    let taken = browser(&[&shot_arg, "--window-size=1000,1400"]);
+    assert!(
+        taken.status.success() && shot.is_file(),
+        "{}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
+    // Kept where a person can look at it after the run.
+    let kept = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-runs.png");
+    std::fs::copy(&shot, &kept).unwrap();
+}
+
+#[test]
+fn twenty_runs_of_ten_thousand_steps_stay_under_a_megabyte() {
+    let env = TestEnv::with_registry();
+    runs(&env, 20, 10_000);
+    let out = env.ok(&[
+        "--json",
+        "report",
+        "--where",
+        "metrics.loss > 0",
+        "--out",
+        "big.html",
+    ]);
+    let written: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(written["runs"], 20);
+    let bytes = std::fs::metadata(env.path("big.html")).unwrap().len();
+    assert!(bytes < 1 << 20, "{bytes} bytes");
+    // More than 20 runs is refused, not drawn illegibly.
+    let out = env.run(&[
+        "report",
+        "--where",
+        "metrics.loss > 0",
+        "--limit",
+        "21",
+        "--out",
+        "x.html",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
