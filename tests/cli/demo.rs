@@ -10,6 +10,8 @@ fn the_demo_runs_every_step_and_verifies_the_pull() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    let report = std::fs::read_to_string(env.path("mreg-demo-report.html")).unwrap();
+    assert!(report.contains("mreg report: 2 runs") && report.contains("<svg"));
     for step in [
         "$ mreg diff demo@1 demo@2",
         "tensors of model.safetensors: 1 modified",
@@ -24,6 +26,7 @@ fn the_demo_runs_every_step_and_verifies_the_pull() {
         "error: archived holds demo@2, so nothing was removed",
         "Removed demo@2, emptying archived.",
         "removed-versions  ",
+        "The runs' report is in ",
     ] {
         assert!(
             stdout.contains(step) || stderr.contains(step),

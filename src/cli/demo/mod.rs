@@ -19,7 +19,9 @@ use crate::store::{NoProgress, Registry, models};
 /// and pushes a tiny model, pushes a fine-tune of it, diffs the two down to their
 /// tensors, compares the runs, promotes through gates (one refused), rolls production
 /// back, lists and shows the versions, pulls production back and verifies it byte for
-/// byte, then checks the registry. Each step prints the command it runs.
+/// byte, then checks the registry, and writes a report of the runs (curves and params,
+/// HTML) as mreg-demo-report.html in the current folder. Each step prints the command
+/// it runs.
 ///
 /// The fixtures (two versions of a tiny safetensors model, params, metrics) are built
 /// into mreg and written to the temp folder, so the demo runs wherever mreg is installed.
@@ -191,6 +193,11 @@ const STEPS: &[(&str, &[&str], bool)] = &[
     ),
     ("", &["gc"], true),
     ("Verify every object and manifest", &["fsck"], true),
+    (
+        "Draw the runs: their loss curves and params in one HTML file",
+        &["report", "--experiment", "demo", "--out", "{report}"],
+        true,
+    ),
 ];
 
 /// Runs `mreg demo`.
@@ -202,6 +209,8 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
                 .into(),
         );
     }
+    // The report outlives the throwaway registry: it goes where the demo was started.
+    let report = ctx.cwd().join("mreg-demo-report.html");
     let work = tempfile::Builder::new()
         .prefix("mreg-demo-")
         .tempdir()
@@ -258,12 +267,19 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
     for (title, words, expect_ok) in STEPS {
         let owned: Vec<String> = words
             .iter()
-            .map(|a| a.replace("{fixtures}", &fixtures_arg))
+            .map(|a| {
+                a.replace("{fixtures}", &fixtures_arg)
+                    .replace("{report}", &report.display().to_string())
+            })
             .collect();
         let args: Vec<&str> = owned.iter().map(String::as_str).collect();
         step(title, &args, *expect_ok)?;
     }
     verify_pull(&ctx.out, &root, &fixtures, &fixtures_short)?;
+    ctx.out.status(&format!(
+        "The runs' report is in {}; open it in a browser.",
+        report.display()
+    ));
     if args.keep {
         let kept = work.keep();
         ctx.out.status(&format!(
