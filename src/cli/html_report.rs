@@ -20,12 +20,14 @@ use crate::store::runs as stored;
 /// better by the metric's name, as in `mreg diff`). Long series are drawn from each
 /// stretch's lowest and highest points, so no spike is lost and the file stays small.
 /// A table gives the runs' params and final metrics, rows that differ highlighted.
-/// Runs are named, or selected as `mreg runs` selects them (at most 20).
+/// Runs are named, or selected as `mreg runs` selects them (at most 20). --vega writes
+/// the same charts as one Vega-Lite spec with the data inline instead.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg report 3f9a0c1e 7b2e4d10 --out compare.html
   mreg report --experiment churn --where 'metrics.acc > 0.8' --limit 5
-  mreg report $(mreg runs --json --limit 3 | jq -r '.[].id') --out latest.html")]
+  mreg report $(mreg runs --json --limit 3 | jq -r '.[].id') --out latest.html
+  mreg report --experiment churn --limit 5 --vega --out churn.vl.json   # Vega-Lite")]
 pub struct ReportArgs {
     /// Runs to report on: ids or unique prefixes
     #[arg(value_name = "RUN")]
@@ -42,9 +44,12 @@ pub struct ReportArgs {
     /// With a selection, at most N runs
     #[arg(long, value_name = "N", default_value_t = RUN_LIMIT)]
     limit: usize,
-    /// The file to write
-    #[arg(long, value_name = "FILE", default_value = "mreg-report.html")]
-    out: PathBuf,
+    /// Write the charts as one Vega-Lite spec (JSON, data inline) instead of HTML
+    #[arg(long)]
+    vega: bool,
+    /// The file to write [default: mreg-report.html, with --vega mreg-report.vl.json]
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 /// Runs `mreg report`.
@@ -91,15 +96,24 @@ pub fn run(ctx: &Ctx, args: &ReportArgs) -> Result<()> {
         env!("CARGO_PKG_VERSION"),
         crate::clock::format_time(crate::clock::now()?)
     );
-    let page = html::runs_page(&gathered, &generated)?;
-    write(&args.out, page.as_bytes())?;
+    let (page, default) = if args.vega {
+        let spec = super::report::vega::spec(&gathered, html::BUCKETS);
+        (
+            serde_json::to_string_pretty(&spec)? + "\n",
+            "mreg-report.vl.json",
+        )
+    } else {
+        (html::runs_page(&gathered, &generated)?, "mreg-report.html")
+    };
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from(default));
+    write(&out, page.as_bytes())?;
     ctx.out.status(&format!(
         "Wrote a report of {} ({}) to {}.",
         output::count(gathered.runs.len() as u64, "run"),
         output::bytes(page.len() as u64),
-        args.out.display()
+        out.display()
     ));
-    let path = args.out.display().to_string();
+    let path = out.display().to_string();
     ctx.out.emit(
         &serde_json::json!({ "path": path, "runs": gathered.runs.len(), "bytes": page.len() }),
         || path.clone(),

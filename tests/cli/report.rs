@@ -163,3 +163,67 @@ fn twenty_runs_of_ten_thousand_steps_stay_under_a_megabyte() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Installs `vl-convert-python` (Vega-Lite's own renderer, offline) when it is missing.
+fn vl_convert() {
+    let has = || {
+        Command::new("python3")
+            .args(["-c", "import vl_convert"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has() {
+        let installed = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "vl-convert-python==1.9.0.post1",
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            installed && has(),
+            "the Vega-Lite test needs vl-convert: pip install 'vl-convert-python==1.9.0.post1'"
+        );
+    }
+}
+
+#[test]
+fn the_vega_lite_spec_is_drawn_by_vega_lite_itself() {
+    vl_convert();
+    let env = TestEnv::with_registry();
+    let ids = runs(&env, 2, 30);
+    let out = env.ok(&["report", &ids[0][..8], &ids[1][..8], "--vega"]);
+    assert_eq!(out.trim(), "mreg-report.vl.json");
+    let spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("mreg-report.vl.json")).unwrap())
+            .unwrap();
+    assert_eq!(spec["vconcat"].as_array().unwrap().len(), 2);
+    assert_eq!(spec["vconcat"][1]["encoding"]["y"]["scale"]["type"], "log");
+    let script = r#"
+import sys, vl_convert
+svg = vl_convert.vegalite_to_svg(open(sys.argv[1]).read())
+print(svg)
+"#;
+    let drawn = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &env.path("mreg-report.vl.json").display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        drawn.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drawn.stderr)
+    );
+    let svg = String::from_utf8_lossy(&drawn.stdout);
+    assert!(svg.starts_with("<svg"), "{svg}");
+    for text in ["loss", "acc", "step", &ids[0][..8], &ids[1][..8]] {
+        assert!(svg.contains(text), "{text:?} not drawn");
+    }
+}

@@ -16,7 +16,7 @@ use crate::ops::report::RunsReport;
 
 /// How many buckets a series is drawn with: each keeps its lowest and highest point, so
 /// 20 runs of 10,000 steps draw in a few hundred KiB and no spike is lost.
-const BUCKETS: usize = 400;
+pub const BUCKETS: usize = 400;
 
 /// The size of one chart, in SVG pixels.
 const CHART: (u32, u32) = (860, 340);

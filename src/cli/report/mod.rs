@@ -8,6 +8,7 @@ pub mod diff;
 pub mod html;
 pub mod spark;
 mod tensors;
+pub mod vega;
 
 use std::fmt::Write as _;
 
