@@ -203,11 +203,8 @@ fn the_vega_lite_spec_is_drawn_by_vega_lite_itself() {
             .unwrap();
     assert_eq!(spec["vconcat"].as_array().unwrap().len(), 2);
     assert_eq!(spec["vconcat"][1]["encoding"]["y"]["scale"]["type"], "log");
-    let script = r#"
-import sys, vl_convert
-svg = vl_convert.vegalite_to_svg(open(sys.argv[1]).read())
-print(svg)
-"#;
+    let script = "import sys, vl_convert\n\
+                  print(vl_convert.vegalite_to_svg(open(sys.argv[1]).read()))\n";
     let drawn = Command::new("python3")
         .args([
             "-c",
