@@ -11,7 +11,11 @@ use crate::ops::report::{self, RUN_LIMIT};
 use crate::ops::runs::{self, Query};
 use crate::store::runs as stored;
 
-/// Write an HTML report of runs: their series as charts, their params and metrics
+/// Write an HTML report of runs (their series as charts, params and metrics) or a model
+///
+/// Given one name that is no run, the report is the model's: each metric over its
+/// versions, the stage history with refusals marked, and per version its run, commit,
+/// data hashes and Python environment.
 ///
 /// The file is self-contained (inline CSS and SVG, no script, no network), so it opens
 /// from disk on a machine without a network and can be attached to a CI job. Each metric
@@ -25,11 +29,12 @@ use crate::store::runs as stored;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg report 3f9a0c1e 7b2e4d10 --out compare.html
+  mreg report churn --out churn.html                  # a model: versions and stages
   mreg report --experiment churn --where 'metrics.acc > 0.8' --limit 5
   mreg report $(mreg runs --json --limit 3 | jq -r '.[].id') --out latest.html
   mreg report --experiment churn --limit 5 --vega --out churn.vl.json   # Vega-Lite")]
 pub struct ReportArgs {
-    /// Runs to report on: ids or unique prefixes
+    /// Runs to report on (ids or unique prefixes), or one model's name
     #[arg(value_name = "RUN")]
     runs: Vec<String>,
     /// Only runs of this experiment (with --where or alone)
@@ -71,6 +76,42 @@ pub fn run(ctx: &Ctx, args: &ReportArgs) -> Result<()> {
         .into());
     }
     let reg = ctx.registry()?;
+    let generated = format!(
+        "Written by mreg {} at {}.",
+        env!("CARGO_PKG_VERSION"),
+        crate::clock::format_time(crate::clock::now()?)
+    );
+    // One name that is no run: a model.
+    if let [name] = args.runs.as_slice()
+        && stored::named(&reg, name)?.is_none()
+    {
+        if args.vega {
+            return Err(
+                Failure::usage("--vega draws runs; a model's report is HTML")
+                    .hint(format!("mreg report {name} --out {name}.html"))
+                    .into(),
+            );
+        }
+        let gathered = report::model(&reg, name)?;
+        let page = html::model_page(&gathered, &generated)?;
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("mreg-report.html"));
+        write(&out, page.as_bytes())?;
+        ctx.out.status(&format!(
+            "Wrote a report of {} ({} versions, {}) to {}.",
+            gathered.model,
+            gathered.versions.len(),
+            output::bytes(page.len() as u64),
+            out.display()
+        ));
+        let path = out.display().to_string();
+        return ctx.out.emit(
+            &serde_json::json!({ "path": path, "model": gathered.model, "versions": gathered.versions.len(), "bytes": page.len() }),
+            || path.clone(),
+        );
+    }
     let ids = if selecting {
         let query = Query::parse(
             args.experiment.as_deref(),
@@ -91,11 +132,6 @@ pub fn run(ctx: &Ctx, args: &ReportArgs) -> Result<()> {
             .collect::<Result<Vec<_>>>()?
     };
     let gathered = report::runs(&reg, &ids)?;
-    let generated = format!(
-        "Written by mreg {} at {}.",
-        env!("CARGO_PKG_VERSION"),
-        crate::clock::format_time(crate::clock::now()?)
-    );
     let (page, default) = if args.vega {
         let spec = super::report::vega::spec(&gathered, html::BUCKETS);
         (

@@ -56,3 +56,56 @@ pub fn runs(reg: &Registry, ids: &[RunId]) -> Result<RunsReport> {
     }
     Ok(RunsReport { runs: out, goals })
 }
+
+/// The most versions a model report shows: the newest.
+pub const VERSION_LIMIT: usize = 200;
+
+/// The most stage moves a model report lists: the newest.
+pub const MOVE_LIMIT: usize = 500;
+
+/// Returns what a model's report draws: its versions (oldest first) with their runs, and
+/// its stage moves (newest first).
+pub struct ModelReport {
+    /// The model.
+    pub model: String,
+    /// Its versions not removed, at most [`VERSION_LIMIT`] (the newest), each with its run
+    /// when the registry holds it.
+    pub versions: Vec<(crate::manifest::VersionRecord, Option<RunRecord>)>,
+    /// Its stage moves and refusals, newest first, at most [`MOVE_LIMIT`].
+    pub moves: Vec<crate::manifest::StageState>,
+    /// Which way each metric improves.
+    pub goals: BTreeMap<String, Goal>,
+}
+
+/// Gathers the report of `model`.
+pub fn model(reg: &Registry, model: &str) -> Result<ModelReport> {
+    let name = crate::names::ModelName::parse(model)?;
+    crate::store::models::require_model(reg, &name)?;
+    let config_goals = Goals::new(&reg.config()?.metrics);
+    let mut records = crate::store::models::load_live_versions(reg, model)?;
+    if records.len() > VERSION_LIMIT {
+        records.drain(..records.len() - VERSION_LIMIT);
+    }
+    let mut goals = BTreeMap::new();
+    let mut versions = Vec::with_capacity(records.len());
+    for record in records {
+        for key in record.metrics.keys() {
+            goals.insert(key.clone(), config_goals.of(key));
+        }
+        let run = match &record.run {
+            Some(id) if runs::record_path(reg, id).is_file() => runs::load_start(reg, id).ok(),
+            _ => None,
+        };
+        versions.push((record, run));
+    }
+    let moves = crate::store::stages::chain(reg, model, Some(MOVE_LIMIT))?
+        .into_iter()
+        .map(|(_, state)| state)
+        .collect();
+    Ok(ModelReport {
+        model: model.to_owned(),
+        versions,
+        moves,
+        goals,
+    })
+}

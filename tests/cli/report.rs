@@ -224,3 +224,66 @@ fn the_vega_lite_spec_is_drawn_by_vega_lite_itself() {
         assert!(svg.contains(text), "{text:?} not drawn");
     }
 }
+
+#[test]
+fn a_model_report_shows_versions_stage_history_and_refusals() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "out");
+    for (n, acc) in [(1, "0.9"), (2, "0.8"), (3, "0.95")] {
+        env.write("out/build.txt", format!("{n}"));
+        env.ok(&[
+            "push",
+            "out",
+            "--model",
+            "churn",
+            "--metric",
+            &format!("acc={acc}"),
+            "--message",
+            "<i>x</i>",
+        ]);
+    }
+    env.ok(&["promote", "churn@1", "production"]);
+    let refused = env.run(&["promote", "churn@2", "production", "--gate", "acc>0.85"]);
+    assert_eq!(refused.status.code(), Some(3));
+    let out = env.ok(&["--json", "report", "churn", "--out", "churn.html"]);
+    let written: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(written["versions"], 3);
+    let page = std::fs::read_to_string(env.path("churn.html")).unwrap();
+    assert!(page.contains("mreg report: model churn"));
+    assert_eq!(page.matches("<svg").count(), 1, "a chart per metric");
+    assert_eq!(
+        page.matches("<tr class=\"refused\">").count(),
+        1,
+        "the refusal is marked"
+    );
+    for version in ["churn@1", "churn@2", "churn@3"] {
+        assert!(page.contains(version), "{version}");
+    }
+    assert!(
+        page.contains("&lt;i&gt;x&lt;/i&gt;") && !page.contains("<i>"),
+        "messages are text"
+    );
+    // A model's report is HTML only.
+    let out = env.run(&["report", "churn", "--vega"]);
+    assert_eq!(out.status.code(), Some(2));
+    if installed("chromium") {
+        let url = format!("file://{}", env.path("churn.html").display());
+        let dom = Command::new("chromium")
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--dump-dom",
+                &url,
+            ])
+            .env("HOME", env.root())
+            .output()
+            .unwrap();
+        let dom = String::from_utf8_lossy(&dom.stdout);
+        assert_eq!(dom.matches("<svg").count(), 1, "{dom}");
+        assert!(
+            dom.contains("version") && dom.contains("Stage history"),
+            "{dom}"
+        );
+    }
+}

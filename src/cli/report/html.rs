@@ -12,7 +12,7 @@ use plotters::prelude::*;
 use crate::diff::goal::Goal;
 use crate::manifest::series::Point;
 use crate::manifest::value::format_float;
-use crate::ops::report::RunsReport;
+use crate::ops::report::{ModelReport, RunsReport};
 
 /// How many buckets a series is drawn with: each keeps its lowest and highest point, so
 /// 20 runs of 10,000 steps draw in a few hundred KiB and no spike is lost.
@@ -118,13 +118,142 @@ pub fn runs_page(report: &RunsReport, generated: &str) -> Result<String> {
     ))
 }
 
+/// Returns the page for a model's report: each metric over its versions, the stage
+/// history (refusals marked), and per version its run, commit, data and environment.
+pub fn model_page(report: &ModelReport, generated: &str) -> Result<String> {
+    let mut body = String::new();
+    let _ = writeln!(body, "<h2>Metrics by version</h2>");
+    if report.goals.is_empty() {
+        let _ = writeln!(body, "<p>No version of this model has metrics.</p>");
+    }
+    for (key, goal) in &report.goals {
+        let points: Vec<(f64, f64)> = report
+            .versions
+            .iter()
+            .filter_map(|(v, _)| {
+                let m = *v.metrics.get(key)?;
+                m.is_finite().then_some((v.version as f64, m))
+            })
+            .collect();
+        let lines = vec![(report.model.clone(), points)];
+        let better = match goal {
+            Goal::Min => "lower is better",
+            Goal::Max => "higher is better",
+        };
+        let svg = lines_chart(&lines, key, *goal, "version")?;
+        let _ = writeln!(
+            body,
+            "<figure><figcaption>{} <span class=\"dim\">({better}; the best version is circled)</span></figcaption>\n{svg}\n</figure>",
+            escape(key)
+        );
+    }
+    let _ = writeln!(
+        body,
+        "<h2>Stage history</h2>\n<table>\n<tr><th>#</th><th>time</th><th>action</th><th>stage</th><th>version</th><th>by</th><th>checks</th><th>reason</th></tr>"
+    );
+    for s in &report.moves {
+        let refused = s.action == crate::manifest::state::Action::Refused;
+        let class = if refused { " class=\"refused\"" } else { "" };
+        let passed = s.checks.iter().filter(|c| c.passed).count();
+        let checks = if s.checks.is_empty() {
+            String::new()
+        } else {
+            format!("{passed} of {} passed", s.checks.len())
+        };
+        let _ = writeln!(
+            body,
+            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}@{}</td><td>{}</td><td>{checks}</td><td>{}</td></tr>",
+            s.number,
+            escape(&s.time),
+            s.action.as_str(),
+            escape(&s.stage),
+            escape(&s.model),
+            s.version,
+            escape(&s.actor),
+            escape(s.reason.as_deref().unwrap_or("")),
+        );
+    }
+    body.push_str("</table>\n");
+    versions_table(&mut body, report);
+    Ok(format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>mreg report: {m}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>mreg report: model {m}</h1>\n<p class=\"dim\">{}</p>\n{body}</body>\n</html>\n",
+        escape(generated),
+        m = escape(&report.model)
+    ))
+}
+
+/// Writes a model's versions, newest first: when and by whom, tree, run, commit, data,
+/// Python and message.
+fn versions_table(body: &mut String, report: &ModelReport) {
+    let _ = writeln!(
+        body,
+        "<h2>Versions</h2>\n<table>\n<tr><th>version</th><th>pushed</th><th>by</th><th>tree</th><th>run</th><th>commit</th><th>data</th><th>Python</th><th>message</th></tr>"
+    );
+    for (v, run) in report.versions.iter().rev() {
+        let source = run.as_ref().and_then(|r| r.source.as_ref());
+        let commit = source
+            .and_then(|s| s.commit.as_deref())
+            .map(|c| {
+                let dirty = if source.is_some_and(|s| s.dirty) {
+                    " (dirty)"
+                } else {
+                    ""
+                };
+                format!("{}{dirty}", &c[..c.len().min(12)])
+            })
+            .unwrap_or_default();
+        let data = run
+            .as_ref()
+            .map(|r| {
+                r.data
+                    .iter()
+                    .map(|d| match &d.hash {
+                        Some(h) => format!("{} ({})", d.path, &h[..h.len().min(12)]),
+                        None => d.path.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let python = run
+            .as_ref()
+            .and_then(|r| r.environment.as_ref())
+            .and_then(|e| e.python.as_ref())
+            .map(|p| {
+                format!(
+                    "{} ({} packages)",
+                    p.version.as_deref().unwrap_or("?"),
+                    p.packages
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&v.reference()),
+            escape(&v.created),
+            escape(&v.actor),
+            v.tree.0.short(12),
+            v.run
+                .as_ref()
+                .map(|id| id.short().to_owned())
+                .unwrap_or_default(),
+            escape(&commit),
+            escape(&data),
+            escape(&python),
+            escape(v.message.as_deref().unwrap_or("")),
+        );
+    }
+    body.push_str("</table>\n");
+}
+
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}\
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}\
 figure{margin:1em 0}figcaption{font-weight:bold;margin-bottom:.3em}\
 .dim{color:#777;font-weight:normal}\
 table{border-collapse:collapse;font-size:.9em}\
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}\
-td.differs{background:#fff3c4}th.section{background:#eee}\
+td.differs{background:#fff3c4}th.section{background:#eee}tr.refused td{background:#fde2e2}\
 ul.legend{list-style:none;padding:0;margin:.2em 0 0 4em;columns:3;font-size:.85em}\
 ul.legend span{display:inline-block;width:1.4em;height:.3em;margin-right:.4em;vertical-align:middle}";
 
@@ -139,6 +268,16 @@ fn chart(report: &RunsReport, key: &str, goal: Goal) -> Result<String> {
             (!drawn.is_empty()).then(|| (label(record), drawn))
         })
         .collect();
+    lines_chart(&lines, key, goal, "step")
+}
+
+/// Draws `lines` (a name and its points each) in one chart, with its legend below.
+fn lines_chart(
+    lines: &[(String, Vec<(f64, f64)>)],
+    key: &str,
+    goal: Goal,
+    x_desc: &str,
+) -> Result<String> {
     let mut legend = String::from("<ul class=\"legend\">");
     for (i, (name, _)) in lines.iter().enumerate() {
         let (r, g, b) = Palette99::pick(i).rgb();
@@ -167,17 +306,10 @@ fn chart(report: &RunsReport, key: &str, goal: Goal) -> Result<String> {
         area.fill(&WHITE)
             .map_err(|e| anyhow!("drawing {key}: {e}"))?;
         if y0 > 0.0 && y1 >= y0 * 10.0 {
-            draw(
-                &area,
-                key,
-                &lines,
-                goal,
-                x,
-                (y0 * 0.9..y1 * 1.1).log_scale(),
-                "log scale",
-            )?;
+            let y = (y0 * 0.9..y1 * 1.1).log_scale();
+            draw(&area, key, lines, goal, x, y, (x_desc, "log scale"))?;
         } else {
-            draw(&area, key, &lines, goal, x, y0 - pad..y1 + pad, "")?;
+            draw(&area, key, lines, goal, x, y0 - pad..y1 + pad, (x_desc, ""))?;
         }
         area.present().map_err(|e| anyhow!("drawing {key}: {e}"))?;
     }
@@ -196,13 +328,15 @@ fn draw<Y>(
     goal: Goal,
     x: std::ops::Range<f64>,
     y: Y,
-    note: &str,
+    (x_desc, note): (&str, &str),
 ) -> Result<()>
 where
     Y: AsRangedCoord<Value = f64>,
     Y::CoordDescType: ValueFormatter<f64>,
 {
     let fail = |e: &dyn std::fmt::Display| anyhow!("drawing {key}: {e}");
+    // Whole steps and versions: no more ticks than there are whole numbers to name.
+    let ticks = ((x.end - x.start).round() as usize + 1).clamp(2, 12);
     let mut chart = ChartBuilder::on(area)
         .margin(12)
         .x_label_area_size(36)
@@ -216,8 +350,9 @@ where
     };
     chart
         .configure_mesh()
-        .x_desc("step")
+        .x_desc(x_desc)
         .y_desc(y_desc)
+        .x_labels(ticks)
         .x_label_formatter(&|v| format!("{}", v.round() as i64))
         .light_line_style(TRANSPARENT)
         .draw()
