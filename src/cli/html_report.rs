@@ -13,7 +13,9 @@ use crate::store::runs as stored;
 
 /// Write an HTML report of runs (their series as charts, params and metrics) or a model
 ///
-/// Given one name that is no run, the report is the model's: each metric over its
+/// Given two sides of which one is a version (NAME@REF), the report is their diff, as
+/// `mreg diff` shows it (params, metrics, files, the tensors of changed .safetensors
+/// files, lineage). Given one name that is no run, the report is the model's: each metric over its
 /// versions, the stage history with refusals marked, and per version its run, commit,
 /// data hashes and Python environment.
 ///
@@ -30,6 +32,7 @@ use crate::store::runs as stored;
 #[command(after_help = "Examples:
   mreg report 3f9a0c1e 7b2e4d10 --out compare.html
   mreg report churn --out churn.html                  # a model: versions and stages
+  mreg report churn@3 churn@4 --out diff.html         # a diff, down to the tensors
   mreg report --experiment churn --where 'metrics.acc > 0.8' --limit 5
   mreg report $(mreg runs --json --limit 3 | jq -r '.[].id') --out latest.html
   mreg report --experiment churn --limit 5 --vega --out churn.vl.json   # Vega-Lite")]
@@ -81,36 +84,17 @@ pub fn run(ctx: &Ctx, args: &ReportArgs) -> Result<()> {
         env!("CARGO_PKG_VERSION"),
         crate::clock::format_time(crate::clock::now()?)
     );
+    // Two sides, one of them a version: a diff.
+    if let [old, new] = args.runs.as_slice()
+        && (old.contains('@') || new.contains('@'))
+    {
+        return diff_report(ctx, &reg, args, (old, new), &generated);
+    }
     // One name that is no run: a model.
     if let [name] = args.runs.as_slice()
         && stored::named(&reg, name)?.is_none()
     {
-        if args.vega {
-            return Err(
-                Failure::usage("--vega draws runs; a model's report is HTML")
-                    .hint(format!("mreg report {name} --out {name}.html"))
-                    .into(),
-            );
-        }
-        let gathered = report::model(&reg, name)?;
-        let page = html::model_page(&gathered, &generated)?;
-        let out = args
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("mreg-report.html"));
-        write(&out, page.as_bytes())?;
-        ctx.out.status(&format!(
-            "Wrote a report of {} ({} versions, {}) to {}.",
-            gathered.model,
-            gathered.versions.len(),
-            output::bytes(page.len() as u64),
-            out.display()
-        ));
-        let path = out.display().to_string();
-        return ctx.out.emit(
-            &serde_json::json!({ "path": path, "model": gathered.model, "versions": gathered.versions.len(), "bytes": page.len() }),
-            || path.clone(),
-        );
+        return model_report(ctx, &reg, args, name, &generated);
     }
     let ids = if selecting {
         let query = Query::parse(
@@ -152,6 +136,84 @@ pub fn run(ctx: &Ctx, args: &ReportArgs) -> Result<()> {
     let path = out.display().to_string();
     ctx.out.emit(
         &serde_json::json!({ "path": path, "runs": gathered.runs.len(), "bytes": page.len() }),
+        || path.clone(),
+    )
+}
+
+/// Writes the report of a diff of `old` and `new`.
+fn diff_report(
+    ctx: &Ctx,
+    reg: &crate::store::Registry,
+    args: &ReportArgs,
+    (old, new): (&str, &str),
+    generated: &str,
+) -> Result<()> {
+    if args.vega {
+        return Err(Failure::usage("--vega draws runs; a diff's report is HTML")
+            .hint(format!("mreg report {old} {new} --out diff.html"))
+            .into());
+    }
+    let request = crate::ops::diff::Request {
+        old,
+        new,
+        all: false,
+        only: &[],
+        tensors: true,
+    };
+    let diffed = crate::ops::diff::diff(reg, &request, &ctx.out.progress())?;
+    let shown =
+        super::report::diff::report(&diffed.diff, &diffed.old, &diffed.new, diffed.files_wanted);
+    let page = html::diff_page(&shown, generated);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("mreg-report.html"));
+    write(&out, page.as_bytes())?;
+    ctx.out.status(&format!(
+        "Wrote a report of {} ({}) to {}.",
+        shown.title,
+        output::bytes(page.len() as u64),
+        out.display()
+    ));
+    let path = out.display().to_string();
+    ctx.out.emit(
+        &serde_json::json!({ "path": path, "bytes": page.len() }),
+        || path.clone(),
+    )
+}
+
+/// Writes the report of the model `name`.
+fn model_report(
+    ctx: &Ctx,
+    reg: &crate::store::Registry,
+    args: &ReportArgs,
+    name: &str,
+    generated: &str,
+) -> Result<()> {
+    if args.vega {
+        return Err(
+            Failure::usage("--vega draws runs; a model's report is HTML")
+                .hint(format!("mreg report {name} --out {name}.html"))
+                .into(),
+        );
+    }
+    let gathered = report::model(reg, name)?;
+    let page = html::model_page(&gathered, generated)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("mreg-report.html"));
+    write(&out, page.as_bytes())?;
+    ctx.out.status(&format!(
+        "Wrote a report of {} ({} versions, {}) to {}.",
+        gathered.model,
+        gathered.versions.len(),
+        output::bytes(page.len() as u64),
+        out.display()
+    ));
+    let path = out.display().to_string();
+    ctx.out.emit(
+        &serde_json::json!({ "path": path, "model": gathered.model, "versions": gathered.versions.len(), "bytes": page.len() }),
         || path.clone(),
     )
 }

@@ -287,3 +287,30 @@ fn a_model_report_shows_versions_stage_history_and_refusals() {
         );
     }
 }
+
+#[test]
+fn a_diff_report_holds_the_tensor_table() {
+    let env = TestEnv::with_registry();
+    env.fixture("tiny-v1", "v1");
+    env.fixture("tiny-v2", "v2");
+    env.ok(&["push", "v1", "--model", "churn", "--metric", "acc=0.9"]);
+    env.ok(&["push", "v2", "--model", "churn", "--metric", "acc=0.8"]);
+    env.ok(&["report", "churn@1", "churn@2", "--out", "diff.html"]);
+    let page = std::fs::read_to_string(env.path("diff.html")).unwrap();
+    assert!(
+        page.contains("mreg report: diff churn@1 → churn@2"),
+        "{page}"
+    );
+    assert!(
+        page.contains("tensors of model.safetensors: 1 modified"),
+        "{page}"
+    );
+    assert!(page.contains("<td>head.weight</td>"), "{page}");
+    assert!(!page.contains("<script"));
+    assert_eq!(
+        env.run(&["report", "churn@1", "churn@2", "--vega"])
+            .status
+            .code(),
+        Some(2)
+    );
+}

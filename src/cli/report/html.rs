@@ -247,13 +247,58 @@ fn versions_table(body: &mut String, report: &ModelReport) {
     body.push_str("</table>\n");
 }
 
+/// Returns the page of a diff: its tables (params, metrics, files, the tensors of changed
+/// `.safetensors` files, lineage), as `mreg diff` prints them, best values bold.
+pub fn diff_page(report: &super::Report, generated: &str) -> String {
+    let mut body = String::new();
+    for line in &report.heading {
+        let _ = writeln!(body, "<p class=\"dim\">{}</p>", escape(line.trim()));
+    }
+    for block in &report.blocks {
+        let _ = writeln!(body, "<h2>{}</h2>", escape(&block.title));
+        if !block.rows.is_empty() {
+            body.push_str("<table>\n<tr>");
+            for h in &block.header {
+                let _ = write!(body, "<th>{}</th>", escape(h));
+            }
+            body.push_str("</tr>\n");
+            for row in &block.rows {
+                body.push_str("<tr>");
+                for cell in row {
+                    let class = match cell.tone {
+                        super::Tone::Added | super::Tone::Good => " class=\"good\"",
+                        super::Tone::Removed | super::Tone::Bad => " class=\"bad\"",
+                        super::Tone::Changed => " class=\"differs\"",
+                        super::Tone::Best => " class=\"best\"",
+                        super::Tone::Plain | super::Tone::Dim => "",
+                    };
+                    let _ = write!(body, "<td{class}>{}</td>", escape(cell.text.trim()));
+                }
+                body.push_str("</tr>\n");
+            }
+            body.push_str("</table>\n");
+        }
+        for note in &block.notes {
+            let _ = writeln!(body, "<p>{}</p>", escape(&note.text));
+        }
+    }
+    if let Some(footer) = &report.footer {
+        let _ = writeln!(body, "<p>{}</p>", escape(footer));
+    }
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>mreg report: {t}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>mreg report: {t}</h1>\n<p class=\"dim\">{}</p>\n{body}</body>\n</html>\n",
+        escape(generated),
+        t = escape(&report.title)
+    )
+}
+
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}\
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}\
 figure{margin:1em 0}figcaption{font-weight:bold;margin-bottom:.3em}\
 .dim{color:#777;font-weight:normal}\
 table{border-collapse:collapse;font-size:.9em}\
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}\
-td.differs{background:#fff3c4}th.section{background:#eee}tr.refused td{background:#fde2e2}\
+td.differs{background:#fff3c4}td.good{color:#11722a}td.bad{color:#b3261e}td.best{font-weight:bold}th.section{background:#eee}tr.refused td{background:#fde2e2}\
 ul.legend{list-style:none;padding:0;margin:.2em 0 0 4em;columns:3;font-size:.85em}\
 ul.legend span{display:inline-block;width:1.4em;height:.3em;margin-right:.4em;vertical-align:middle}";
 
