@@ -314,3 +314,30 @@ fn a_diff_report_holds_the_tensor_table() {
         Some(2)
     );
 }
+
+#[test]
+fn a_run_with_hundreds_of_series_draws_a_hundred_charts_and_says_so() {
+    let env = TestEnv::with_registry();
+    let mut line = String::from("{\"step\": 1");
+    for i in 0..150 {
+        let _ = write!(line, ", \"k{i:03}<x>\": 0.5");
+    }
+    line.push_str("}\n");
+    env.write("m.jsonl", line);
+    let out = env.run(&[
+        "run",
+        "--json",
+        "--",
+        "mreg",
+        "log",
+        "-q",
+        "--metrics-file",
+        "m.jsonl",
+    ]);
+    let ended: Value = serde_json::from_slice(&out.stdout).unwrap();
+    env.ok(&["report", ended["run"].as_str().unwrap(), "--out", "r.html"]);
+    let page = std::fs::read_to_string(env.path("r.html")).unwrap();
+    assert_eq!(page.matches("<svg").count(), 100);
+    assert!(page.contains("150 series; the first 100 by name are drawn."));
+    assert!(!page.contains("<x>"), "a key is text, never markup");
+}

@@ -18,6 +18,10 @@ use crate::ops::report::{ModelReport, RunsReport};
 /// 20 runs of 10,000 steps draw in a few hundred KiB and no spike is lost.
 pub const BUCKETS: usize = 400;
 
+/// The most charts one page draws: a run logging thousands of series keys would
+/// otherwise make a page no browser opens.
+pub const CHART_LIMIT: usize = 100;
+
 /// The size of one chart, in SVG pixels.
 const CHART: (u32, u32) = (860, 340);
 
@@ -97,7 +101,14 @@ pub fn runs_page(report: &RunsReport, generated: &str) -> Result<String> {
     if keys.is_empty() {
         let _ = writeln!(body, "<p>None of these runs logged a series.</p>");
     }
-    for key in keys {
+    if keys.len() > CHART_LIMIT {
+        let _ = writeln!(
+            body,
+            "<p>{} series; the first {CHART_LIMIT} by name are drawn.</p>",
+            keys.len()
+        );
+    }
+    for key in keys.into_iter().take(CHART_LIMIT) {
         let goal = report.goals.get(key).copied().unwrap_or(Goal::Max);
         let svg = chart(report, key, goal)?;
         let better = match goal {
@@ -126,7 +137,7 @@ pub fn model_page(report: &ModelReport, generated: &str) -> Result<String> {
     if report.goals.is_empty() {
         let _ = writeln!(body, "<p>No version of this model has metrics.</p>");
     }
-    for (key, goal) in &report.goals {
+    for (key, goal) in report.goals.iter().take(CHART_LIMIT) {
         let points: Vec<(f64, f64)> = report
             .versions
             .iter()

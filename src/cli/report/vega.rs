@@ -10,13 +10,15 @@ use crate::ops::report::RunsReport;
 /// The Vega-Lite schema the specs follow.
 const SCHEMA: &str = "https://vega.github.io/schema/vega-lite/v5.json";
 
-/// Returns one Vega-Lite spec: a line chart per metric series, stacked (`vconcat`), each
+/// Returns one Vega-Lite spec: a line chart per metric series (the first 100 by name, as
+/// the page draws), stacked (`vconcat`), each
 /// with its points inline (`run`, `step`, `value`), drawn from the same reduced points
 /// as the HTML page, on a log scale where the page uses one.
 pub fn spec(report: &RunsReport, buckets: usize) -> Value {
     let charts: Vec<Value> = report
         .goals
         .iter()
+        .take(super::html::CHART_LIMIT)
         .map(|(key, goal)| {
             let mut values = Vec::new();
             let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
