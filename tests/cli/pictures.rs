@@ -45,13 +45,13 @@ fn show_draws_each_series_in_blocks_or_in_ascii() {
     assert_snapshot!(series_block(&String::from_utf8(utf8.stdout).unwrap()), @r#"
     # Series:
     #   acc   ▁▁▂▂▂▃▃▃▃▄▄▄▅▅▅▆▆▆▆▇▇▇██  0.51 → 0.9, 40 points
-    #   loss  █▆▅▅▄▄▃▃▃▃▃▂▂▂▂▂▂▂▁▁▁▁▁▁  2.0 → 0.05, 40 points, log scale
+    #   loss  █▆▅▅▄▄▃▃▃▃▃▂▂▂▂▂▂▂▁▁▁▁▁▁  2 → 0.05, 40 points, log scale
     "#);
     let plain = env.run_with(&["show", &run, "--color", "never"], &[("LANG", "C.UTF-8")]);
     assert_snapshot!(series_block(&String::from_utf8(plain.stdout).unwrap()), @r#"
     # Series:
     #   acc   __...----~~~===++++***##  0.51 -> 0.9, 40 points
-    #   loss  #+==~~-----.......______  2.0 -> 0.05, 40 points, log scale
+    #   loss  #+==~~-----.......______  2 -> 0.05, 40 points, log scale
     "#);
     // The C locale (no LANG) has no blocks either; JSON never has the drawing.
     assert!(env.ok(&["show", &run]).contains("#   loss  #"));

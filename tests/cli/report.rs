@@ -341,3 +341,36 @@ fn a_run_with_hundreds_of_series_draws_a_hundred_charts_and_says_so() {
     assert!(page.contains("150 series; the first 100 by name are drawn."));
     assert!(!page.contains("<x>"), "a key is text, never markup");
 }
+
+#[test]
+fn values_at_the_ends_of_the_doubles_neither_hang_nor_break_a_report() {
+    let env = TestEnv::with_registry();
+    let script = "mreg log -q --metric x=-1.7e308 --step 1 && mreg log -q --metric x=0 --step 2 \
+                  && mreg log -q --metric y=1e308 --step 1 && mreg log -q --metric y=-1e308 --step 2";
+    let out = env.run(&["run", "--json", "--", "sh", "-c", script]);
+    let ended: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = ended["run"].as_str().unwrap();
+    let out = env.run_within(&["report", id, "--out", "r.html"], 30);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("r.html"))
+            .unwrap()
+            .matches("<svg")
+            .count(),
+        2
+    );
+    env.fixture("tiny-v1", "out");
+    env.ok(&["push", "out", "--model", "m", "--metric", "loss=-1.7e308"]);
+    env.write("out/build.txt", "2");
+    env.ok(&["push", "out", "--model", "m", "--metric", "loss=1"]);
+    let out = env.run_within(&["report", "m", "--out", "m.html"], 30);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

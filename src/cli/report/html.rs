@@ -9,6 +9,7 @@ use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
+use crate::cli::output;
 use crate::diff::goal::Goal;
 use crate::manifest::series::Point;
 use crate::manifest::value::format_float;
@@ -123,9 +124,9 @@ pub fn runs_page(report: &RunsReport, generated: &str) -> Result<String> {
     }
     values_table(&mut body, report);
     Ok(format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>mreg report: {n} runs</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>mreg report: {n} runs</h1>\n<p class=\"dim\">{}</p>\n{body}</body>\n</html>\n",
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>mreg report: {n}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>mreg report: {n}</h1>\n<p class=\"dim\">{}</p>\n{body}</body>\n</html>\n",
         escape(generated),
-        n = report.runs.len()
+        n = output::count(report.runs.len() as u64, "run")
     ))
 }
 
@@ -327,6 +328,10 @@ fn chart(report: &RunsReport, key: &str, goal: Goal) -> Result<String> {
     lines_chart(&lines, key, goal, "step")
 }
 
+/// The largest magnitude drawn: beyond it a value is drawn at it, so that the axis's
+/// span (and its ticks) stay finite; tables show the values themselves.
+const DRAWN_LIMIT: f64 = 1e300;
+
 /// Draws `lines` (a name and its points each) in one chart, with its legend below.
 fn lines_chart(
     lines: &[(String, Vec<(f64, f64)>)],
@@ -334,6 +339,17 @@ fn lines_chart(
     goal: Goal,
     x_desc: &str,
 ) -> Result<String> {
+    let clamped: Vec<(String, Vec<(f64, f64)>)> = lines
+        .iter()
+        .map(|(name, points)| {
+            let points = points
+                .iter()
+                .map(|(x, y)| (*x, y.clamp(-DRAWN_LIMIT, DRAWN_LIMIT)))
+                .collect();
+            (name.clone(), points)
+        })
+        .collect();
+    let lines = &clamped[..];
     let mut legend = String::from("<ul class=\"legend\">");
     for (i, (name, _)) in lines.iter().enumerate() {
         let (r, g, b) = Palette99::pick(i).rgb();

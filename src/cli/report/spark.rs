@@ -1,7 +1,5 @@
 //! Sparklines: a metric series drawn in one line of text, for `show RUN` and `compare`.
 
-use crate::manifest::value::format_float;
-
 /// The levels of a Unicode sparkline, lowest first.
 const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
@@ -32,11 +30,15 @@ pub fn sparkline(values: &[f64], width: usize, unicode: bool) -> String {
     let means: Vec<Option<f64>> = (0..width)
         .map(|i| {
             let share = &values[i * values.len() / width..(i + 1) * values.len() / width];
-            let (sum, n) = share
-                .iter()
-                .filter(|v| v.is_finite())
-                .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-            (n > 0).then(|| sum / n as f64)
+            let n = share.iter().filter(|v| v.is_finite()).count();
+            // Each value divided first: 1e308 + 1e308 would overflow.
+            (n > 0).then(|| {
+                share
+                    .iter()
+                    .filter(|v| v.is_finite())
+                    .map(|v| v / n as f64)
+                    .sum()
+            })
         })
         .collect();
     // Scaled between the lowest and highest share drawn, so the line spans its height.
@@ -52,8 +54,9 @@ pub fn sparkline(values: &[f64], width: usize, unicode: bool) -> String {
             let Some(mean) = mean else {
                 return ' ';
             };
+            // Halved, so a range from -1e308 to 1e308 does not overflow.
             let level = if hi > lo {
-                (((mean - lo) / (hi - lo)) * 7.0).round() as usize
+                (((mean / 2.0 - lo / 2.0) / (hi / 2.0 - lo / 2.0)) * 7.0).round() as usize
             } else {
                 3
             };
@@ -80,11 +83,11 @@ pub fn line(values: &[f64], unicode: bool) -> String {
     };
     let arrow = if unicode { "→" } else { "->" };
     format!(
-        "{}  {} {arrow} {}, {} points{}",
+        "{}  {} {arrow} {}, {}{}",
         sparkline(values, WIDTH, unicode),
-        format_float(*first),
-        format_float(*last),
-        values.len(),
+        super::diff::short_float(*first),
+        super::diff::short_float(*last),
+        crate::cli::output::count(values.len() as u64, "point"),
         if log_scale(values) { ", log scale" } else { "" }
     )
 }
@@ -124,5 +127,12 @@ mod tests {
         assert!(drawn.chars().filter(|c| *c == '▁').count() <= 2, "{drawn}");
         assert!(line(&loss, true).ends_with(", log scale"));
         assert!(!log_scale(&[0.5, 0.9]) && !log_scale(&[-1.0, 100.0]));
+    }
+
+    #[test]
+    fn values_at_the_ends_of_the_doubles_draw_at_the_ends() {
+        assert_eq!(sparkline(&[1e308, -1e308], 24, true), "█▁");
+        assert_eq!(sparkline(&[1.7e308, 1.7e308, -1.7e308], 3, true), "██▁");
+        assert!(line(&[3.0], false).ends_with(", 1 point"));
     }
 }
