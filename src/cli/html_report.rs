@@ -125,19 +125,32 @@ pub fn run(ctx: &Ctx, args: &ReportArgs) -> Result<()> {
     } else {
         (html::runs_page(&gathered, &generated)?, "mreg-report.html")
     };
+    let what = output::count(gathered.runs.len() as u64, "run");
+    let json = serde_json::json!({ "runs": gathered.runs.len() });
+    publish(ctx, args, default, &page, &what, json)
+}
+
+/// Writes a report's `page` to `--out` (else `default`), says so, and prints its path
+/// (with `--json`, `json` plus `path` and `bytes`).
+fn publish(
+    ctx: &Ctx,
+    args: &ReportArgs,
+    default: &str,
+    page: &str,
+    what: &str,
+    mut json: serde_json::Value,
+) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from(default));
     write(&out, page.as_bytes())?;
+    let bytes = output::bytes(page.len() as u64);
     ctx.out.status(&format!(
-        "Wrote a report of {} ({}) to {}.",
-        output::count(gathered.runs.len() as u64, "run"),
-        output::bytes(page.len() as u64),
+        "Wrote a report of {what} ({bytes}) to {}.",
         out.display()
     ));
     let path = out.display().to_string();
-    ctx.out.emit(
-        &serde_json::json!({ "path": path, "runs": gathered.runs.len(), "bytes": page.len() }),
-        || path.clone(),
-    )
+    json["path"] = path.clone().into();
+    json["bytes"] = page.len().into();
+    ctx.out.emit(&json, || path.clone())
 }
 
 /// Writes the report of a diff of `old` and `new`.
@@ -164,22 +177,8 @@ fn diff_report(
     let shown =
         super::report::diff::report(&diffed.diff, &diffed.old, &diffed.new, diffed.files_wanted);
     let page = html::diff_page(&shown, generated);
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("mreg-report.html"));
-    write(&out, page.as_bytes())?;
-    ctx.out.status(&format!(
-        "Wrote a report of {} ({}) to {}.",
-        shown.title,
-        output::bytes(page.len() as u64),
-        out.display()
-    ));
-    let path = out.display().to_string();
-    ctx.out.emit(
-        &serde_json::json!({ "path": path, "bytes": page.len() }),
-        || path.clone(),
-    )
+    let json = serde_json::json!({});
+    publish(ctx, args, "mreg-report.html", &page, &shown.title, json)
 }
 
 /// Writes the report of the model `name`.
@@ -199,23 +198,13 @@ fn model_report(
     }
     let gathered = report::model(reg, name)?;
     let page = html::model_page(&gathered, generated)?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("mreg-report.html"));
-    write(&out, page.as_bytes())?;
-    ctx.out.status(&format!(
-        "Wrote a report of {} ({} versions, {}) to {}.",
+    let what = format!(
+        "{}, {}",
         gathered.model,
-        gathered.versions.len(),
-        output::bytes(page.len() as u64),
-        out.display()
-    ));
-    let path = out.display().to_string();
-    ctx.out.emit(
-        &serde_json::json!({ "path": path, "model": gathered.model, "versions": gathered.versions.len(), "bytes": page.len() }),
-        || path.clone(),
-    )
+        output::count(gathered.versions.len() as u64, "version")
+    );
+    let json = serde_json::json!({ "model": gathered.model, "versions": gathered.versions.len() });
+    publish(ctx, args, "mreg-report.html", &page, &what, json)
 }
 
 /// Writes `bytes` to `path` whole or not at all: a temp file beside it, then a rename.

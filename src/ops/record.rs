@@ -115,6 +115,12 @@ fn store_environment(reg: &Registry, record: &mut RunRecord, cwd: &Path) -> Resu
     };
     let staging = Staging::new(reg);
     for lock in &mut environment.lockfiles {
+        // The content found a moment ago, stored by an earlier run: no second read.
+        if let Some(id) = masked_before(reg, &lock.blake3) {
+            lock.blake3 = id.to_string();
+            lock.stored = true;
+            continue;
+        }
         // Read again as when found: a regular file inside the folder.
         let Some(raw) = lineage::lockfile_content(&root, &lock.path) else {
             continue;

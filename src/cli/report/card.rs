@@ -247,12 +247,7 @@ fn history(out: &mut String, card: &Card) {
     if !card.moves.is_empty() {
         out.push_str("## Stage history\n\n| # | Time | Action | Stage | By | Checks |\n|---|---|---|---|---|---|\n");
         for s in &card.moves {
-            let passed = s.checks.iter().filter(|c| c.passed).count();
-            let checks = if s.checks.is_empty() {
-                String::new()
-            } else {
-                format!("{passed} of {} passed", s.checks.len())
-            };
+            let checks = super::checks_passed(&s.checks);
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} |",

@@ -166,12 +166,7 @@ pub fn model_page(report: &ModelReport, generated: &str) -> Result<String> {
     for s in &report.moves {
         let refused = s.action == crate::manifest::state::Action::Refused;
         let class = if refused { " class=\"refused\"" } else { "" };
-        let passed = s.checks.iter().filter(|c| c.passed).count();
-        let checks = if s.checks.is_empty() {
-            String::new()
-        } else {
-            format!("{passed} of {} passed", s.checks.len())
-        };
+        let checks = super::checks_passed(&s.checks);
         let _ = writeln!(
             body,
             "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}@{}</td><td>{}</td><td>{checks}</td><td>{}</td></tr>",

@@ -16,6 +16,15 @@ use super::Ctx;
 pub use super::output::visible;
 use crate::error::Failure;
 
+/// Returns how a stage move's checks went, `2 of 3 passed`; empty for none.
+pub fn checks_passed(checks: &[crate::manifest::state::CheckRecord]) -> String {
+    if checks.is_empty() {
+        return String::new();
+    }
+    let passed = checks.iter().filter(|c| c.passed).count();
+    format!("{passed} of {} passed", checks.len())
+}
+
 /// Refuses `--md` together with `--json`: both choose what stdout holds.
 pub fn refuse_md_with_json(ctx: &Ctx, md: bool) -> Result<(), Failure> {
     if md && ctx.out.is_json() {
