@@ -21,6 +21,7 @@ mod cli {
     mod lifecycle;
     mod lineage;
     mod log;
+    mod model;
     mod ls_show;
     #[cfg(not(feature = "s3"))]
     mod no_s3;

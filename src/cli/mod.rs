@@ -26,6 +26,7 @@ mod init;
 mod log;
 mod ls;
 mod man;
+mod model;
 pub mod output;
 mod promote;
 mod pull;
@@ -137,6 +138,7 @@ enum Command {
     Sync(sync::SyncArgs),
     Clone(sync::CloneArgs),
     Demo(demo::DemoArgs),
+    Model(model::ModelArgs),
     Card(card::CardArgs),
     Report(html_report::ReportArgs),
     Completions(completions::CompletionsArgs),
@@ -245,6 +247,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<u8> {
         Command::Show(args) => show::run(ctx, &args),
         Command::Fsck(args) => fsck::run(ctx, &args),
         Command::Demo(args) => demo::run(ctx, &args),
+        Command::Model(args) => model::run(ctx, &args),
         Command::Card(args) => card::run(ctx, &args),
         Command::Report(args) => html_report::run(ctx, &args),
         Command::Completions(args) => completions::run(ctx, &args),

@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use super::report::spark;
 use super::{Ctx, output};
+use crate::manifest::info::ModelInfo;
 use crate::manifest::value::format_float;
 use crate::ops::show::{self, RunView, Shown, VersionView};
 
@@ -94,6 +95,9 @@ fn show_version(ctx: &Ctx, view: &VersionView) -> Result<()> {
             removed_line(&removal.time, &removal.actor, removal.reason.as_deref())
         );
     }
+    if view.whole_model {
+        toml = format!("{}{toml}", model_fields(&view.record.model, &view.info));
+    }
     ctx.out.emit(&view.json()?, || {
         let mut text = toml;
         if let Some(rows) = &view.files {
@@ -116,6 +120,43 @@ fn show_version(ctx: &Ctx, view: &VersionView) -> Result<()> {
         }
         text
     })
+}
+
+/// Returns a model's own fields as comment lines, before its newest version's record.
+fn model_fields(model: &str, info: &Result<ModelInfo, String>) -> String {
+    let info = match info {
+        Ok(info) if info.changes == 0 => return String::new(),
+        Ok(info) => info,
+        Err(why) => return format!("# model {model}: its fields cannot be read: {why}\n"),
+    };
+    let mut text = format!("# model {model}\n");
+    for field in info.fields.present() {
+        let name = field.as_str().replace('_', " ");
+        match info.fields.text(field) {
+            Some(value) if value.contains('\n') => {
+                let _ = writeln!(text, "#   {name}:");
+                for line in value.lines() {
+                    let _ = writeln!(text, "#     {line}");
+                }
+            }
+            Some(value) => {
+                let _ = writeln!(text, "#   {name}: {value}");
+            }
+            None => {
+                let tags = info.fields.tags.clone().unwrap_or_default();
+                let _ = writeln!(text, "#   {name}: {}", tags.join(", "));
+            }
+        }
+    }
+    if let (Some(time), Some(actor)) = (&info.updated, &info.updated_by) {
+        let _ = writeln!(
+            text,
+            "#   ({}, the newest at {time} by {actor}: `mreg model log {model}`)",
+            output::count(info.changes as u64, "change")
+        );
+    }
+    text.push_str("# newest version:\n");
+    text
 }
 
 /// Prints a run: its record, then a table of each series asked for.

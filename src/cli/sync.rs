@@ -106,7 +106,7 @@ fn print(ctx: &Ctx, outcome: &Outcome, both_ways: bool) -> Result<u8> {
                 output::bytes(c.bytes),
                 output::count(c.versions, "version"),
                 output::count(c.runs, "run"),
-                output::count(c.events + c.states, "record"),
+                output::count(c.events + c.states + c.info, "record"),
                 output::count(c.stages, "stage pointer"),
             )
         };

@@ -2,6 +2,7 @@
 
 pub mod event;
 pub mod fields;
+pub mod info;
 pub mod json;
 pub mod lineage;
 pub mod removal;

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
+use crate::manifest::info::ModelInfo;
 use crate::manifest::state::StageState;
 use crate::manifest::{RunRecord, VersionRecord};
 use crate::refspec::ModelRef;
-use crate::store::{Registry, models, runs, stages};
+use crate::store::{Registry, info, models, runs, stages};
 
 /// The most stage moves a card lists.
 const HISTORY_LIMIT: usize = 20;
@@ -24,6 +25,8 @@ pub struct Card {
     pub moves: Vec<StageState>,
     /// Its run's Python packages, when stored and readable.
     pub packages: Option<BTreeMap<String, String>>,
+    /// The model's own fields (`mreg model set`).
+    pub info: ModelInfo,
 }
 
 /// Gathers the card of the version `reference` names.
@@ -52,7 +55,9 @@ pub fn card(reg: &Registry, reference: &str) -> Result<Card> {
     let packages = run
         .as_ref()
         .and_then(|r| crate::diff::lineage::package_list(reg, r).ok().flatten());
+    let info = info::current(reg, &version.model)?;
     Ok(Card {
+        info,
         version,
         run,
         held,

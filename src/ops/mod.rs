@@ -20,6 +20,7 @@ pub mod init;
 pub mod inputs;
 pub mod log;
 pub mod ls;
+pub mod model;
 pub mod promote;
 pub mod pull;
 pub mod push;

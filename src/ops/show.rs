@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::error::Failure;
 use crate::id::{ObjectId, RunId};
+use crate::manifest::info::ModelInfo;
 use crate::manifest::json::{json_of_manifest, json_of_value};
 use crate::manifest::series::{Chunk, Point};
 use crate::manifest::{Removal, RunRecord, RunRemoval, Value, VersionRecord};
@@ -63,7 +64,9 @@ pub fn show(
                 .into(),
         );
     }
-    version(reg, &model_ref, files).map(|v| Shown::Version(Box::new(v)))
+    let mut view = version(reg, &model_ref, files)?;
+    view.whole_model = !reference.contains('@');
+    Ok(Shown::Version(Box::new(view)))
 }
 
 /// One file of a version, as `--files` lists it.
@@ -92,6 +95,12 @@ pub struct VersionView {
     pub files: Option<Vec<FileRow>>,
     /// Its removal record, when it was removed.
     pub removal: Option<Removal>,
+    /// Its model's own fields (`mreg model set`); why they cannot be read, when they
+    /// cannot.
+    pub info: Result<ModelInfo, String>,
+    /// Whether the reference named the model alone (`show churn`), which shows the
+    /// model's fields before its newest version.
+    pub whole_model: bool,
 }
 
 /// A version as `mreg show --json` prints it.
@@ -115,6 +124,15 @@ impl VersionView {
                 None => serde_json::Value::Null,
             };
             object.insert("removed".to_owned(), removed);
+            match &self.info {
+                Ok(info) if info.changes > 0 => {
+                    object.insert("model_info".to_owned(), serde_json::to_value(info)?);
+                }
+                Ok(_) => {}
+                Err(why) => {
+                    object.insert("model_info_error".to_owned(), why.clone().into());
+                }
+            }
         }
         Ok(VersionJson {
             record,
@@ -142,11 +160,14 @@ fn version(reg: &Registry, reference: &ModelRef, files: bool) -> Result<VersionV
             .collect(),
         None => Vec::new(),
     };
+    let info = crate::store::info::current(reg, &record.model).map_err(|err| format!("{err:#}"));
     Ok(VersionView {
         record,
         held,
         files,
         removal,
+        info,
+        whole_model: false,
     })
 }
 

@@ -141,6 +141,7 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
             &mut leftovers,
             &mut unfinished_removals,
         );
+        manifests += check_info(reg, &model, &mut problems);
     }
     let good: HashSet<ObjectId> = good.into_keys().collect();
     manifests += check_runs(reg, &good, &mut problems)?;
@@ -187,6 +188,46 @@ fn reclaimable(reg: &Registry) -> Option<gc::Amount> {
         count: amounts.iter().map(|a| a.count).sum(),
         bytes: amounts.iter().map(|a| a.bytes).sum(),
     })
+}
+
+/// Reads every change of a model's own fields; reports one that does not read, a stray
+/// file among them, and a folder holding more than a model keeps. Returns how many
+/// changes were parsed.
+fn check_info(reg: &Registry, model: &str, problems: &mut Vec<Problem>) -> u64 {
+    let dir = reg.path(&keys::infos(model));
+    let names = match super::info::names(reg, model) {
+        Ok(names) => names,
+        Err(err) => {
+            problems.push(Problem {
+                path: dir,
+                message: format!("{err:#}"),
+            });
+            return 0;
+        }
+    };
+    if let Ok(entries) = fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            if !entry.file_name().to_str().is_some_and(keys::is_event_name) {
+                problems.push(Problem {
+                    path: entry.path(),
+                    message: "a stray file, not a change of the model's fields (those are \
+                              NAME.toml files); no command reads it"
+                        .to_owned(),
+                });
+            }
+        }
+    }
+    let mut parsed = 0;
+    for name in names {
+        match super::info::read(reg, model, &name) {
+            Ok(_) => parsed += 1,
+            Err(err) => problems.push(Problem {
+                path: dir.join(&name),
+                message: format!("{err:#}"),
+            }),
+        }
+    }
+    parsed
 }
 
 /// Reports every file in a model's `versions/` folder that is no version record: only

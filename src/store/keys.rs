@@ -9,6 +9,7 @@
 //! models/NAME/versions/N.toml        version records, created exclusively
 //! models/NAME/states/ID.toml         stage states, immutable, each naming the one before
 //! models/NAME/HEAD                   the newest stage state; the one mutable key
+//! models/NAME/info/NAME.toml         changes of the model's own fields, immutable
 //! runs/ID/run.toml                   a run's record as it started
 //! runs/ID/log/NAME.toml              its events, one immutable file each
 //! runs/ID/removed.toml               its removal: who removed it, when, why
@@ -132,6 +133,43 @@ pub fn state(model: &str, id: &StateId) -> String {
     format!("{MODELS}{model}/states/{id}.toml")
 }
 
+/// Returns the folder of the changes of a model's own fields (`manifest::info`).
+pub fn infos(model: &str) -> String {
+    format!("{MODELS}{model}/info/")
+}
+
+/// Returns the key of one change of a model's own fields, by its file name.
+pub fn info(model: &str, name: &str) -> String {
+    format!("{MODELS}{model}/info/{name}")
+}
+
+/// Returns a new file name for an immutable entry of a log (a run's event, a change of
+/// a model's fields): the time in nanoseconds, strictly increasing within this
+/// process, so that names sort in the order they were written, and 8 hex digits of a
+/// hash of the content and the process, so that two writers never pick one name.
+pub fn new_log_name(body: &[u8]) -> String {
+    let nanos = unique_nanos();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(format!("{nanos}-{}-", std::process::id()).as_bytes());
+    hasher.update(body);
+    format!("{nanos:020}-{}.toml", &hasher.finalize().to_hex()[..8])
+}
+
+/// Returns nanoseconds since the epoch, strictly increasing within this process.
+pub fn unique_nanos() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let prev = LAST.fetch_max(now, Ordering::Relaxed);
+    if prev >= now {
+        LAST.fetch_add(1, Ordering::Relaxed) + 1
+    } else {
+        now
+    }
+}
+
 /// Returns the key of a model's stage pointer.
 pub fn head(model: &str) -> String {
     format!("{MODELS}{model}/HEAD")
@@ -218,6 +256,13 @@ pub enum Key<'a> {
         /// The state.
         id: StateId,
     },
+    /// `models/NAME/info/NAME.toml`.
+    Info {
+        /// The model.
+        model: &'a str,
+        /// The change's file name.
+        name: &'a str,
+    },
     /// `models/NAME/HEAD`.
     Head {
         /// The model.
@@ -259,6 +304,9 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
             model,
             id: StateId::parse(file.strip_suffix(".toml")?)?,
         }),
+        ["models", model, "info", name] if model_ok(model) && is_event_name(name) => {
+            Some(Key::Info { model, name })
+        }
         ["models", model, "HEAD"] if model_ok(model) => Some(Key::Head { model }),
         ["runs", id, file] if *file == RUN_RECORD => Some(Key::RunRecord {
             run: RunId::parse(id)?,
@@ -304,6 +352,15 @@ mod tests {
             })
         );
         assert_eq!(parse(&head("churn")), Some(Key::Head { model: "churn" }));
+        let name = new_log_name(b"x");
+        assert_eq!(
+            parse(&info("churn", &name)),
+            Some(Key::Info {
+                model: "churn",
+                name: &name
+            })
+        );
+        assert!(new_log_name(b"x") > name, "names sort in the order they were made");
         assert_eq!(
             parse(&run_removal(&run)),
             Some(Key::RunRemoval { run: run.clone() })
@@ -335,6 +392,9 @@ mod tests {
             "models/churn/states/short.toml",
             "models/churn/removed/03.toml",
             "models/churn/HEAD.lock",
+            "models/churn/info/.x.toml",
+            "models/churn/info/notes.txt",
+            "models/churn/info/sub/1.toml",
             "models/../versions/1.toml",
             "models/-rf/HEAD",
             "runs/0123456789abcdef/log/.tmp-x.toml",

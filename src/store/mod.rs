@@ -10,6 +10,7 @@ pub mod config;
 pub mod files;
 pub mod gc;
 pub mod gclock;
+pub mod info;
 pub mod keys;
 pub mod lock;
 pub mod materialize;

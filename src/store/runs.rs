@@ -13,8 +13,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
@@ -61,7 +59,7 @@ pub fn create(reg: &Registry, mut record: RunRecord) -> Result<RunRecord> {
     let entropy = if pinned {
         String::new()
     } else {
-        format!("{}-{}", std::process::id(), unique_nanos())
+        format!("{}-{}", std::process::id(), keys::unique_nanos())
     };
     let runs = reg.runs_dir();
     for attempt in 0..ID_TRIES {
@@ -118,20 +116,6 @@ pub fn create(reg: &Registry, mut record: RunRecord) -> Result<RunRecord> {
     )
 }
 
-/// Returns nanoseconds since the epoch, strictly increasing within this process.
-fn unique_nanos() -> u64 {
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let prev = LAST.fetch_max(now, Ordering::Relaxed);
-    if prev >= now {
-        LAST.fetch_add(1, Ordering::Relaxed) + 1
-    } else {
-        now
-    }
-}
-
 /// Publishes one event of a run, under a new name that sorts after earlier events.
 pub fn append(reg: &Registry, event: &RunEvent) -> Result<()> {
     let dir = log_dir(reg, &event.run);
@@ -140,9 +124,7 @@ pub fn append(reg: &Registry, event: &RunEvent) -> Result<()> {
     }
     let body = event.to_toml()?;
     loop {
-        let nanos = unique_nanos();
-        let nonce = blake3::hash(format!("{nanos}-{}-{body}", std::process::id()).as_bytes());
-        let name = format!("{nanos:020}-{}.toml", &nonce.to_hex()[..8]);
+        let name = keys::new_log_name(body.as_bytes());
         if atomic::create_exclusive(&reg.tmp_dir(), &dir.join(&name), body.as_bytes())? {
             reg.backend().publish_file(
                 reg,

@@ -82,6 +82,14 @@ fn a_card_tells_what_the_registry_recorded() {
     | Message | first \| run |
     | Stages | production |
 
+    ## Intended use
+
+    _Not written yet: `mreg model set churn --intended-use TEXT` records it._
+
+    ## Limitations
+
+    _Not written yet: `mreg model set churn --limitations TEXT` records it._
+
     ## Training
 
     |  |  |
@@ -153,6 +161,19 @@ fn huggingface_hub() {
 fn hugging_face_reads_the_card_and_its_eval_results_are_the_registrys_metrics() {
     huggingface_hub();
     let env = carded();
+    env.ok(&[
+        "model",
+        "set",
+        "churn",
+        "--license",
+        "apache-2.0",
+        "--tag",
+        "tabular,churn",
+        "--description",
+        "Predicts which subscribers cancel.",
+        "--limitations",
+        "Not for accounts younger than 30 days.",
+    ]);
     let card = env.write(
         "README.md",
         env.ok(&[
@@ -171,6 +192,8 @@ print(json.dumps({
     "task": card.data.eval_results[0].task_type,
     "datasets": card.data.datasets,
     "tags": card.data.tags,
+    "license": card.data.license,
+    "text": card.text,
 }))
 "#;
     let out = Command::new("python3")
@@ -191,7 +214,15 @@ print(json.dumps({
     assert_eq!(read["results"].as_object().unwrap().len(), 2, "{read}");
     assert_eq!(read["task"], "tabular-classification");
     assert_eq!(read["datasets"], serde_json::json!(["data/train.csv"]));
-    assert_eq!(read["tags"], serde_json::json!(["mreg", "churn"]));
+    // The model's own tags join the card's, each once; its license is the card's.
+    assert_eq!(read["tags"], serde_json::json!(["mreg", "churn", "tabular"]));
+    assert_eq!(read["license"], "apache-2.0");
+    let text = read["text"].as_str().unwrap();
+    assert!(text.contains("\nPredicts which subscribers cancel.\n"), "{text}");
+    assert!(
+        text.contains("## Limitations\n\nNot for accounts younger than 30 days.\n"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -997,3 +997,30 @@ fn a_removal_on_a_bucket_is_seen_by_every_machine_and_carried_to_clones() {
         .collect();
     assert_eq!(actions, ["remove", "remove", "promote"], "{history}");
 }
+
+#[test]
+fn model_fields_set_on_a_bucket_are_read_by_another_machine_and_synced() {
+    let (bucket, url) = new_bucket();
+    let a = s3_env();
+    a.ok(&["init", &url]);
+    a.fixture("tiny-v1", "v1");
+    a.ok(&["push", "v1", "--model", "tiny", "--registry", &url]);
+    a.ok(&[
+        "model", "set", "tiny", "--license", "mit", "--owner", "alice", "--registry", &url,
+    ]);
+    let keys = s3::keys(&bucket, "reg/models/tiny/info/");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    // Another machine, its own cache: it reads the fields and adds to them.
+    let b = s3_env();
+    b.ok(&["model", "set", "tiny", "--owner", "bob", "--registry", &url]);
+    let fields = json(&a.ok(&["model", "show", "tiny", "--registry", &url, "--json"]));
+    assert_eq!(fields["license"], "mit");
+    assert_eq!(fields["owner"], "bob");
+    // A folder registry syncing with the bucket gets both changes.
+    let c = s3_env();
+    c.ok(&["clone", &url, "c"]);
+    let c_reg = c.path("c/.mreg").display().to_string();
+    let card = c.ok(&["--registry", &c_reg, "card", "tiny@1"]);
+    assert!(card.contains("license: \"mit\"\n"), "{card}");
+    assert!(card.contains("| Owner | bob |"), "{card}");
+}

@@ -18,7 +18,8 @@ use crate::store::{NoProgress, Registry, models};
 /// Creates a registry in a temp folder, records a training run that logs a loss curve
 /// and pushes a tiny model, pushes a fine-tune of it, diffs the two down to their
 /// tensors, compares the runs, promotes through gates (one refused), rolls production
-/// back, lists and shows the versions, pulls production back and verifies it byte for
+/// back, lists and shows the versions, writes the model's license, owner and intended
+/// use, pulls production back and verifies it byte for
 /// byte, then checks the registry, and writes a report of the runs (curves and params,
 /// HTML) as mreg-demo-report.html in the current folder. Each step prints the command
 /// it runs.
@@ -160,6 +161,22 @@ const STEPS: &[(&str, &[&str], bool)] = &[
         &["show", "demo@1", "--files"],
         true,
     ),
+    (
+        "Write what a person knows of the model; `mreg card` puts it in the model card",
+        &[
+            "model",
+            "set",
+            "demo",
+            "--license",
+            "apache-2.0",
+            "--owner",
+            "demo-team",
+            "--intended-use",
+            "Showing what mreg records; not for serving.",
+        ],
+        true,
+    ),
+    ("", &["model", "show", "demo"], true),
     (
         "Pull what production holds, for serving",
         &["pull", "demo@production", "--to", "serve"],

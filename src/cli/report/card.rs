@@ -30,11 +30,16 @@ fn yaml(text: &str) -> String {
 fn front_matter(card: &Card, task: &str) -> String {
     let v = &card.version;
     let mut out = String::from("---\n");
+    if let Some(license) = &card.info.fields.license {
+        let _ = writeln!(out, "license: {}", yaml(license));
+    }
     let mut tags = vec!["mreg".to_owned()];
     if let Some(run) = &card.run {
         tags.push(run.experiment.clone());
     }
-    tags.dedup();
+    tags.extend(card.info.fields.tags.iter().flatten().cloned());
+    let mut seen = std::collections::HashSet::new();
+    tags.retain(|t| seen.insert(t.clone()));
     out.push_str("tags:\n");
     for tag in &tags {
         let _ = writeln!(out, "- {}", yaml(tag));
@@ -95,6 +100,10 @@ fn body(card: &Card) -> String {
     let v = &card.version;
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", md_cell(&v.reference()));
+    let fields = &card.info.fields;
+    if let Some(description) = &fields.description {
+        let _ = writeln!(out, "{description}\n");
+    }
     let mut facts = vec![
         ("Tree".to_owned(), v.tree.to_string()),
         (
@@ -109,7 +118,31 @@ fn body(card: &Card) -> String {
     if !card.held.is_empty() {
         facts.push(("Stages".to_owned(), card.held.join(", ")));
     }
+    if let Some(owner) = &fields.owner {
+        facts.push(("Owner".to_owned(), owner.clone()));
+    }
+    if let Some(license) = &fields.license {
+        facts.push(("License".to_owned(), license.clone()));
+    }
     table(&mut out, ["Version", ""], &facts);
+    for (title, text, flag) in [
+        ("Intended use", &fields.intended_use, "--intended-use"),
+        ("Limitations", &fields.limitations, "--limitations"),
+    ] {
+        let _ = writeln!(out, "## {title}\n");
+        match text {
+            Some(text) => {
+                let _ = writeln!(out, "{text}\n");
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "_Not written yet: `mreg model set {} {flag} TEXT` records it._\n",
+                    v.model
+                );
+            }
+        }
+    }
 
     if let Some(run) = &card.run {
         out.push_str("## Training\n\n");

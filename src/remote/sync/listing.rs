@@ -20,6 +20,8 @@ pub(super) struct Keys {
     pub(super) states: BTreeMap<String, BTreeSet<String>>,
     /// Models with a `HEAD`.
     pub(super) heads: BTreeSet<String>,
+    /// Model → names of the changes of its own fields.
+    pub(super) info: BTreeMap<String, BTreeSet<String>>,
     /// Run id → its files (`run.toml`, `log/NAME.toml`, `removed.toml`).
     pub(super) runs: BTreeMap<String, BTreeSet<String>>,
     /// Keys no registry writes and no reader may follow: a `.`, `..` or empty segment,
@@ -61,6 +63,12 @@ impl Keys {
                 }
                 Some(Key::Head { model }) => {
                     out.heads.insert(model.to_owned());
+                }
+                Some(Key::Info { model, name }) => {
+                    out.info
+                        .entry(model.to_owned())
+                        .or_default()
+                        .insert(name.to_owned());
                 }
                 Some(Key::RunRecord { run }) => {
                     out.runs
@@ -131,6 +139,8 @@ mod tests {
             "models/churn/states/short.toml".to_owned(),
             "models/churn/HEAD".to_owned(),
             "models/churn/HEAD.lock".to_owned(),
+            "models/churn/info/00000000000000000001-abcd1234.toml".to_owned(),
+            "models/churn/info/notes.txt".to_owned(),
             "models/../versions/1.toml".to_owned(),
             "models/x//versions/1.toml".to_owned(),
             "runs/0123456789abcdef/run.toml".to_owned(),
@@ -160,6 +170,10 @@ mod tests {
         );
         assert_eq!(parsed.removals["churn"], BTreeSet::from([1]));
         assert_eq!(parsed.heads, BTreeSet::from(["churn".to_owned()]));
+        assert_eq!(
+            parsed.info["churn"],
+            BTreeSet::from(["00000000000000000001-abcd1234.toml".to_owned()])
+        );
         assert_eq!(parsed.runs.len(), 1);
         assert_eq!(parsed.runs["0123456789abcdef"].len(), 2);
         assert_eq!(parsed.models(), BTreeSet::from(["churn".to_owned()]));

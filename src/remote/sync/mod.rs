@@ -2,7 +2,8 @@
 //!
 //! Immutable things are copied only when missing, with create-only writes, in the order
 //! that keeps every reader safe: objects, then run records and events, then version
-//! records, then stage states, then a model's `HEAD`. So neither side ever names data it
+//! records, then stage states, then a model's `HEAD`; the changes of a model's own
+//! fields once its versions are there. So neither side ever names data it
 //! lacks, whatever interrupts the sync. A version is written on a side only after every
 //! object of its tree is there, which is why versions present on both sides need no
 //! look at their objects, and why a sync with nothing new lists only the small
@@ -20,6 +21,7 @@
 
 mod heads;
 pub(crate) use heads::mark_head;
+mod info;
 mod listing;
 mod renumber;
 mod runs;
@@ -87,6 +89,8 @@ pub struct Counts {
     pub states: u64,
     /// Models whose `HEAD` moved.
     pub stages: u64,
+    /// Changes of models' own fields.
+    pub info: u64,
 }
 
 impl Counts {
@@ -269,10 +273,12 @@ impl<'a> Sync<'a> {
         self.fetch_runs(&theirs, &ours)?;
         self.fetch_versions(&theirs, &ours)?;
         self.fetch_states(&theirs, &ours, None)?;
+        self.fetch_info(&theirs, &ours)?;
         if self.options.send {
             self.send_config()?;
             self.send_runs(&theirs, &ours)?;
             self.send_versions(&theirs, &ours)?;
+            self.send_info(&theirs, &ours)?;
             if self.options.recheck {
                 self.send_every_object(&ours)?;
             }
