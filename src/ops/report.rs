@@ -75,6 +75,8 @@ pub struct ModelReport {
     pub moves: Vec<crate::manifest::StageState>,
     /// Which way each metric improves.
     pub goals: BTreeMap<String, Goal>,
+    /// Its own fields (`mreg model set`).
+    pub info: crate::manifest::info::ModelInfo,
 }
 
 /// Gathers the report of `model`.
@@ -103,6 +105,7 @@ pub fn model(reg: &Registry, model: &str) -> Result<ModelReport> {
         .map(|(_, state)| state)
         .collect();
     Ok(ModelReport {
+        info: crate::store::info::current(reg, model)?,
         model: model.to_owned(),
         versions,
         moves,

@@ -243,6 +243,15 @@ fn a_model_report_shows_versions_stage_history_and_refusals() {
         ]);
     }
     env.ok(&["promote", "churn@1", "production"]);
+    env.ok(&[
+        "model",
+        "set",
+        "churn",
+        "--description",
+        "Predicts <churn>.",
+        "--owner",
+        "ml-team",
+    ]);
     let refused = env.run(&["promote", "churn@2", "production", "--gate", "acc>0.85"]);
     assert_eq!(refused.status.code(), Some(3));
     let out = env.ok(&["--json", "report", "churn", "--out", "churn.html"]);
@@ -250,6 +259,9 @@ fn a_model_report_shows_versions_stage_history_and_refusals() {
     assert_eq!(written["versions"], 3);
     let page = std::fs::read_to_string(env.path("churn.html")).unwrap();
     assert!(page.contains("mreg report: model churn"));
+    // What a person wrote of the model heads the page, as text.
+    assert!(page.contains("<p class=\"text\">Predicts &lt;churn&gt;.</p>"), "{page}");
+    assert!(page.contains("<tr><th>owner</th><td class=\"text\">ml-team</td></tr>"));
     assert_eq!(page.matches("<svg").count(), 1, "a chart per metric");
     assert_eq!(
         page.matches("<tr class=\"refused\">").count(),

@@ -134,6 +134,7 @@ pub fn runs_page(report: &RunsReport, generated: &str) -> Result<String> {
 /// history (refusals marked), and per version its run, commit, data and environment.
 pub fn model_page(report: &ModelReport, generated: &str) -> Result<String> {
     let mut body = String::new();
+    model_fields(&mut body, &report.info.fields);
     let _ = writeln!(body, "<h2>Metrics by version</h2>");
     if report.goals.is_empty() {
         let _ = writeln!(body, "<p>No version of this model has metrics.</p>");
@@ -307,7 +308,36 @@ table{border-collapse:collapse;font-size:.9em}\
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}\
 td.differs{background:#fff3c4}td.good{color:#11722a}td.bad{color:#b3261e}td.best{font-weight:bold}th.section{background:#eee}tr.refused td{background:#fde2e2}\
 ul.legend{list-style:none;padding:0;margin:.2em 0 0 4em;columns:3;font-size:.85em}\
+.text{white-space:pre-wrap;max-width:50em}\
 ul.legend span{display:inline-block;width:1.4em;height:.3em;margin-right:.4em;vertical-align:middle}";
+
+/// Writes what a person wrote of the model (`mreg model set`): its description, then a
+/// table of the other fields; nothing when none was written.
+fn model_fields(body: &mut String, fields: &crate::manifest::info::Fields) {
+    use crate::manifest::info::Field;
+    if let Some(description) = &fields.description {
+        let _ = writeln!(body, "<p class=\"text\">{}</p>", escape(description));
+    }
+    let rows: Vec<String> = fields
+        .present()
+        .into_iter()
+        .filter(|f| *f != Field::Description)
+        .map(|f| {
+            let value = match f {
+                Field::Tags => fields.tags.clone().unwrap_or_default().join(", "),
+                other => fields.text(other).unwrap_or_default().to_owned(),
+            };
+            format!(
+                "<tr><th>{}</th><td class=\"text\">{}</td></tr>",
+                f.as_str().replace('_', " "),
+                escape(&value)
+            )
+        })
+        .collect();
+    if !rows.is_empty() {
+        let _ = writeln!(body, "<table class=\"fields\">\n{}\n</table>", rows.join("\n"));
+    }
+}
 
 /// Draws one series of every run that has it, overlaid, with its legend below (HTML:
 /// twenty runs' names would cover the lines inside the chart).
