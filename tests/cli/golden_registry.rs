@@ -100,10 +100,20 @@ fn a_v1_registry_takes_new_versions_moves_and_syncs() {
         &["promote", "tiny@2", "production", "--gate", "acc>0.9"],
     );
     reads_as_before(&env, "log", &["log", "--run", RUN, "--metric", "acc=0.9"]);
+    reads_as_before(
+        &env,
+        "model_set",
+        &["model", "set", "tiny", "--license", "mit", "--owner", "ml-team"],
+    );
     std::fs::create_dir(env.path("share")).unwrap();
     reads_as_before(&env, "remote_add", &["remote", "add", "share", "share"]);
     reads_as_before(&env, "sync", &["sync"]);
     reads_as_before(&env, "clone", &["clone", "share", "copy"]);
     reads_as_before(&env, "clone_ls", &["--registry", "copy", "ls"]);
+    reads_as_before(
+        &env,
+        "clone_model_show",
+        &["--registry", "copy", "model", "show", "tiny"],
+    );
     reads_as_before(&env, "fsck_after", &["fsck"]);
 }
