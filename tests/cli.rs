@@ -21,8 +21,8 @@ mod cli {
     mod lifecycle;
     mod lineage;
     mod log;
-    mod model;
     mod ls_show;
+    mod model;
     #[cfg(not(feature = "s3"))]
     mod no_s3;
     mod pictures;

@@ -54,8 +54,10 @@ enum ModelCommand {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "A field given both in --file and as a flag takes the flag's value. \
-Long texts are Markdown; a --file holds them as TOML strings (\"\"\"…\"\"\" spans lines).")]
+#[command(
+    after_help = "A field given both in --file and as a flag takes the flag's value. \
+Long texts are Markdown; a --file holds them as TOML strings (\"\"\"…\"\"\" spans lines)."
+)]
 struct SetArgs {
     /// The model
     #[arg(value_name = "NAME")]
@@ -175,7 +177,9 @@ fn fields_of(set: &SetArgs) -> Result<Fields> {
     .into_iter()
     .flatten()
     {
-        *text = text.replace("\r\n", "\n").trim_end().to_owned();
+        let unix = text.replace("\r\n", "\n");
+        text.clear();
+        text.push_str(unix.trim_end());
     }
     if let Some(license) = &mut fields.license {
         *license = license.trim().to_ascii_lowercase();
@@ -245,7 +249,12 @@ fn log_text(changes: &[InfoChange]) -> String {
                 (_, Some(text)) if text.contains('\n') || text.chars().count() > 60 => {
                     format!(
                         "{:?}… ({} characters)",
-                        text.lines().next().unwrap_or_default().chars().take(40).collect::<String>(),
+                        text.lines()
+                            .next()
+                            .unwrap_or_default()
+                            .chars()
+                            .take(40)
+                            .collect::<String>(),
                         text.chars().count()
                     )
                 }

@@ -114,10 +114,7 @@ impl Fields {
 
     /// Returns the fields that hold a value, in [`Field::ALL`]'s order.
     pub fn present(&self) -> Vec<Field> {
-        Field::ALL
-            .into_iter()
-            .filter(|f| self.is_set(*f))
-            .collect()
+        Field::ALL.into_iter().filter(|f| self.is_set(*f)).collect()
     }
 
     /// Returns whether a field holds a value.
@@ -179,7 +176,10 @@ impl Fields {
                         text.len()
                     );
                 }
-                if let Some(c) = text.chars().find(|c| c.is_control() && !matches!(c, '\n' | '\t')) {
+                if let Some(c) = text
+                    .chars()
+                    .find(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+                {
                     bail!(
                         "{name} holds the control character {c:?}; only line breaks and tabs may be in a text"
                     );
@@ -380,7 +380,10 @@ mod tests {
         for (text, said) in [
             ("", "neither sets nor clears"),
             ("[set]\nlicense = \"MIT\"", "not a license id"),
-            ("unset = [\"license\"]\n[set]\nlicense = \"mit\"", "both sets and clears license"),
+            (
+                "unset = [\"license\"]\n[set]\nlicense = \"mit\"",
+                "both sets and clears license",
+            ),
             ("[set]\nowner = \"a\\u001b[31m\"", "control character"),
             ("[set]\ndescription = \"  \"", "description is empty"),
             ("[set]\ntags = [\"a\", \"a\"]", "twice"),

@@ -57,11 +57,11 @@ pub fn card(reg: &Registry, reference: &str) -> Result<Card> {
         .and_then(|r| crate::diff::lineage::package_list(reg, r).ok().flatten());
     let info = info::current(reg, &version.model)?;
     Ok(Card {
-        info,
         version,
         run,
         held,
         moves,
         packages,
+        info,
     })
 }

@@ -63,7 +63,9 @@ pub fn edit(reg: &Registry, name: &str, edit: &Edit) -> Result<Edited> {
             .hint("give --description, --intended-use, --limitations, --license, --owner, --tag or --file")
             .into());
     }
-    edit.set.check().map_err(|err| Failure::usage(format!("{err:#}")))?;
+    edit.set
+        .check()
+        .map_err(|err| Failure::usage(format!("{err:#}")))?;
     let mut info = info::current(reg, &model)?;
     let mut change = InfoChange {
         format: crate::manifest::info::FORMAT,

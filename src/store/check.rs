@@ -134,14 +134,9 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     leftovers.extend(runs_without_records(reg));
     let mut unfinished_removals = Vec::new();
     for model in models::list_models(reg)? {
-        manifests += check_stages(
-            reg,
-            &model,
-            &mut problems,
-            &mut leftovers,
-            &mut unfinished_removals,
-        );
         manifests += check_info(reg, &model, &mut problems);
+        let stages = (&mut leftovers, &mut unfinished_removals);
+        manifests += check_stages(reg, &model, &mut problems, stages.0, stages.1);
     }
     let good: HashSet<ObjectId> = good.into_keys().collect();
     manifests += check_runs(reg, &good, &mut problems)?;

@@ -63,12 +63,7 @@ pub fn read(reg: &Registry, model: &str, name: &str) -> Result<InfoChange> {
         }
         Ok(change)
     };
-    read().with_context(|| {
-        format!(
-            "reading the change {} of {model}'s fields",
-            path.display()
-        )
-    })
+    read().with_context(|| format!("reading the change {} of {model}'s fields", path.display()))
 }
 
 /// Returns every change of a model's fields, oldest first, with its file name.

@@ -360,7 +360,10 @@ mod tests {
                 name: &name
             })
         );
-        assert!(new_log_name(b"x") > name, "names sort in the order they were made");
+        assert!(
+            new_log_name(b"x") > name,
+            "names sort in the order they were made"
+        );
         assert_eq!(
             parse(&run_removal(&run)),
             Some(Key::RunRemoval { run: run.clone() })

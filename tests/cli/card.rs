@@ -215,10 +215,16 @@ print(json.dumps({
     assert_eq!(read["task"], "tabular-classification");
     assert_eq!(read["datasets"], serde_json::json!(["data/train.csv"]));
     // The model's own tags join the card's, each once; its license is the card's.
-    assert_eq!(read["tags"], serde_json::json!(["mreg", "churn", "tabular"]));
+    assert_eq!(
+        read["tags"],
+        serde_json::json!(["mreg", "churn", "tabular"])
+    );
     assert_eq!(read["license"], "apache-2.0");
     let text = read["text"].as_str().unwrap();
-    assert!(text.contains("\nPredicts which subscribers cancel.\n"), "{text}");
+    assert!(
+        text.contains("\nPredicts which subscribers cancel.\n"),
+        "{text}"
+    );
     assert!(
         text.contains("## Limitations\n\nNot for accounts younger than 30 days.\n"),
         "{text}"

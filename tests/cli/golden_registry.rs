@@ -103,7 +103,15 @@ fn a_v1_registry_takes_new_versions_moves_and_syncs() {
     reads_as_before(
         &env,
         "model_set",
-        &["model", "set", "tiny", "--license", "mit", "--owner", "ml-team"],
+        &[
+            "model",
+            "set",
+            "tiny",
+            "--license",
+            "mit",
+            "--owner",
+            "ml-team",
+        ],
     );
     std::fs::create_dir(env.path("share")).unwrap();
     reads_as_before(&env, "remote_add", &["remote", "add", "share", "share"]);

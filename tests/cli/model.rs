@@ -52,7 +52,13 @@ fn fields_are_set_shown_logged_and_cleared_and_an_edit_that_changes_nothing_writ
     churn's fields already hold these values; nothing was written.
     "#);
     assert_eq!(changes(&env.registry(), "churn").len(), 1);
-    env.ok(&["model", "set", "churn", "--intended-use", "Ranking accounts for outreach."]);
+    env.ok(&[
+        "model",
+        "set",
+        "churn",
+        "--intended-use",
+        "Ranking accounts for outreach.",
+    ]);
     env.ok(&["model", "unset", "churn", "owner", "-m", "team renamed"]);
     assert_eq!(changes(&env.registry(), "churn").len(), 3);
     assert_snapshot!(env.snap(&["model", "show", "churn"]), @r#"
@@ -132,9 +138,21 @@ fn bad_fields_are_usage_errors_that_name_the_field_and_write_nothing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("limitations is 40960 bytes long"));
     for (args, code, said) in [
-        (vec!["model", "set", "churn@1", "--license", "mit"], 2, "names a version"),
-        (vec!["model", "set", "fraud", "--license", "mit"], 1, "no model named fraud"),
-        (vec!["model", "unset", "churn", "colour"], 2, "\"colour\" is not a field"),
+        (
+            vec!["model", "set", "churn@1", "--license", "mit"],
+            2,
+            "names a version",
+        ),
+        (
+            vec!["model", "set", "fraud", "--license", "mit"],
+            1,
+            "no model named fraud",
+        ),
+        (
+            vec!["model", "unset", "churn", "colour"],
+            2,
+            "\"colour\" is not a field",
+        ),
         (vec!["model", "show", "fraud"], 1, "no model named fraud"),
     ] {
         let out = env.run(&args);
@@ -157,8 +175,26 @@ fn fields_edited_in_two_registries_meet_through_sync_and_agree() {
     let b_reg = b.path("b/.mreg").display().to_string();
     // Different fields on each side, and the same field on both: both edits of
     // different fields stay, and of the same field the later one wins, on both sides.
-    a.ok(&["model", "set", "churn", "--license", "mit", "--owner", "alice"]);
-    b.ok(&["--registry", &b_reg, "model", "set", "churn", "--owner", "bob", "--tag", "tabular"]);
+    a.ok(&[
+        "model",
+        "set",
+        "churn",
+        "--license",
+        "mit",
+        "--owner",
+        "alice",
+    ]);
+    b.ok(&[
+        "--registry",
+        &b_reg,
+        "model",
+        "set",
+        "churn",
+        "--owner",
+        "bob",
+        "--tag",
+        "tabular",
+    ]);
     let said = a.ok_err(&["sync"]);
     assert!(said.contains("Sent to share"), "{said}");
     b.ok(&["--registry", &b_reg, "sync"]);
@@ -208,17 +244,23 @@ fn a_hostile_change_on_a_remote_is_refused_by_name_and_the_rest_syncs() {
     // The good change came; the refused ones did not.
     assert_eq!(changes(&b_reg, "churn").len(), 1);
     let b_reg = b_reg.display().to_string();
-    let fields: serde_json::Value = serde_json::from_str(&b.ok(&[
-        "--registry", &b_reg, "model", "show", "churn", "--json",
-    ]))
-    .unwrap();
+    let fields: serde_json::Value =
+        serde_json::from_str(&b.ok(&["--registry", &b_reg, "model", "show", "churn", "--json"]))
+            .unwrap();
     assert_eq!(fields["license"], "mit");
     // fsck of the share names both files.
     let out = a.run(&["--registry", &share, "fsck"]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("00000000000000000001-aaaaaaaa.toml"), "{text}");
-    assert!(text.contains("00000000000000000002-bbbbbbbb.toml"), "{text}");
+    assert!(
+        text.contains("00000000000000000001-aaaaaaaa.toml"),
+        "{text}"
+    );
+    assert!(
+        text.contains("00000000000000000002-bbbbbbbb.toml"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -234,11 +276,20 @@ fn a_model_with_more_changes_than_it_keeps_is_refused_not_read() {
     let out = env.run(&["model", "show", "churn"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("more than 1000 changes of churn's fields"), "{err}");
+    assert!(
+        err.contains("more than 1000 changes of churn's fields"),
+        "{err}"
+    );
     // The version itself still shows, saying why the fields do not.
     let shown = env.ok(&["show", "churn"]);
-    assert!(shown.starts_with("# model churn: its fields cannot be read: "), "{shown}");
-    assert!(env.ok(&["show", "churn@1", "--json"]).contains("model_info_error"));
+    assert!(
+        shown.starts_with("# model churn: its fields cannot be read: "),
+        "{shown}"
+    );
+    assert!(
+        env.ok(&["show", "churn@1", "--json"])
+            .contains("model_info_error")
+    );
     let out = env.run(&["card", "churn@1"]);
     assert_eq!(out.status.code(), Some(1));
 }

@@ -1006,7 +1006,15 @@ fn model_fields_set_on_a_bucket_are_read_by_another_machine_and_synced() {
     a.fixture("tiny-v1", "v1");
     a.ok(&["push", "v1", "--model", "tiny", "--registry", &url]);
     a.ok(&[
-        "model", "set", "tiny", "--license", "mit", "--owner", "alice", "--registry", &url,
+        "model",
+        "set",
+        "tiny",
+        "--license",
+        "mit",
+        "--owner",
+        "alice",
+        "--registry",
+        &url,
     ]);
     let keys = s3::keys(&bucket, "reg/models/tiny/info/");
     assert_eq!(keys.len(), 1, "{keys:?}");

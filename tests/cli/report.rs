@@ -260,7 +260,10 @@ fn a_model_report_shows_versions_stage_history_and_refusals() {
     let page = std::fs::read_to_string(env.path("churn.html")).unwrap();
     assert!(page.contains("mreg report: model churn"));
     // What a person wrote of the model heads the page, as text.
-    assert!(page.contains("<p class=\"text\">Predicts &lt;churn&gt;.</p>"), "{page}");
+    assert!(
+        page.contains("<p class=\"text\">Predicts &lt;churn&gt;.</p>"),
+        "{page}"
+    );
     assert!(page.contains("<tr><th>owner</th><td class=\"text\">ml-team</td></tr>"));
     assert_eq!(page.matches("<svg").count(), 1, "a chart per metric");
     assert_eq!(

@@ -99,51 +99,8 @@ fn table(out: &mut String, header: [&str; 2], rows: &[(String, String)]) {
 fn body(card: &Card) -> String {
     let v = &card.version;
     let mut out = String::new();
-    let _ = writeln!(out, "# {}\n", md_cell(&v.reference()));
-    let fields = &card.info.fields;
-    if let Some(description) = &fields.description {
-        let _ = writeln!(out, "{description}\n");
-    }
-    let mut facts = vec![
-        ("Tree".to_owned(), v.tree.to_string()),
-        (
-            "Files".to_owned(),
-            format!("{} ({})", v.files, output::bytes(v.bytes)),
-        ),
-        ("Pushed".to_owned(), format!("{} by {}", v.created, v.actor)),
-    ];
-    if let Some(message) = &v.message {
-        facts.push(("Message".to_owned(), message.clone()));
-    }
-    if !card.held.is_empty() {
-        facts.push(("Stages".to_owned(), card.held.join(", ")));
-    }
-    if let Some(owner) = &fields.owner {
-        facts.push(("Owner".to_owned(), owner.clone()));
-    }
-    if let Some(license) = &fields.license {
-        facts.push(("License".to_owned(), license.clone()));
-    }
-    table(&mut out, ["Version", ""], &facts);
-    for (title, text, flag) in [
-        ("Intended use", &fields.intended_use, "--intended-use"),
-        ("Limitations", &fields.limitations, "--limitations"),
-    ] {
-        let _ = writeln!(out, "## {title}\n");
-        match text {
-            Some(text) => {
-                let _ = writeln!(out, "{text}\n");
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "_Not written yet: `mreg model set {} {flag} TEXT` records it._\n",
-                    v.model
-                );
-            }
-        }
-    }
-
+    heading(&mut out, card);
+    person_written(&mut out, card);
     if let Some(run) = &card.run {
         out.push_str("## Training\n\n");
         let mut rows = vec![
@@ -221,6 +178,61 @@ fn body(card: &Card) -> String {
     }
     history(&mut out, card);
     out
+}
+
+/// Writes the card's title, the model's description, and the version's facts.
+fn heading(out: &mut String, card: &Card) {
+    let v = &card.version;
+    let _ = writeln!(out, "# {}\n", md_cell(&v.reference()));
+    let fields = &card.info.fields;
+    if let Some(description) = &fields.description {
+        let _ = writeln!(out, "{description}\n");
+    }
+    let mut facts = vec![
+        ("Tree".to_owned(), v.tree.to_string()),
+        (
+            "Files".to_owned(),
+            format!("{} ({})", v.files, output::bytes(v.bytes)),
+        ),
+        ("Pushed".to_owned(), format!("{} by {}", v.created, v.actor)),
+    ];
+    if let Some(message) = &v.message {
+        facts.push(("Message".to_owned(), message.clone()));
+    }
+    if !card.held.is_empty() {
+        facts.push(("Stages".to_owned(), card.held.join(", ")));
+    }
+    if let Some(owner) = &fields.owner {
+        facts.push(("Owner".to_owned(), owner.clone()));
+    }
+    if let Some(license) = &fields.license {
+        facts.push(("License".to_owned(), license.clone()));
+    }
+    table(out, ["Version", ""], &facts);
+}
+
+/// Writes the model's intended use and limitations, as a person wrote them with `mreg
+/// model set`, or how to write them.
+fn person_written(out: &mut String, card: &Card) {
+    let fields = &card.info.fields;
+    for (title, text, flag) in [
+        ("Intended use", &fields.intended_use, "--intended-use"),
+        ("Limitations", &fields.limitations, "--limitations"),
+    ] {
+        let _ = writeln!(out, "## {title}\n");
+        match text {
+            Some(text) => {
+                let _ = writeln!(out, "{text}\n");
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "_Not written yet: `mreg model set {} {flag} TEXT` records it._\n",
+                    card.version.model
+                );
+            }
+        }
+    }
 }
 
 /// Writes where the run ran: OS, GPUs, container, Python and its packages, lock files.

@@ -335,7 +335,11 @@ fn model_fields(body: &mut String, fields: &crate::manifest::info::Fields) {
         })
         .collect();
     if !rows.is_empty() {
-        let _ = writeln!(body, "<table class=\"fields\">\n{}\n</table>", rows.join("\n"));
+        let _ = writeln!(
+            body,
+            "<table class=\"fields\">\n{}\n</table>",
+            rows.join("\n")
+        );
     }
 }
 
