@@ -248,7 +248,7 @@ fn a_model_report_shows_versions_stage_history_and_refusals() {
         "set",
         "churn",
         "--description",
-        "Predicts <churn>.",
+        "Predicts <churn>.\nMonthly.",
         "--owner",
         "ml-team",
     ]);
@@ -261,7 +261,7 @@ fn a_model_report_shows_versions_stage_history_and_refusals() {
     assert!(page.contains("mreg report: model churn"));
     // What a person wrote of the model heads the page, as text.
     assert!(
-        page.contains("<p class=\"text\">Predicts &lt;churn&gt;.</p>"),
+        page.contains("<p class=\"text\">Predicts &lt;churn&gt;.\nMonthly.</p>"),
         "{page}"
     );
     assert!(page.contains("<tr><th>owner</th><td class=\"text\">ml-team</td></tr>"));

@@ -26,7 +26,9 @@ pub const CHART_LIMIT: usize = 100;
 /// The size of one chart, in SVG pixels.
 const CHART: (u32, u32) = (860, 340);
 
-/// Returns text escaped for HTML: a name from a record is never markup.
+/// Returns text escaped for HTML: a name from a record is never markup. Line breaks and
+/// tabs stay (a text shown with `white-space: pre-wrap` keeps its lines); any other
+/// control character becomes U+FFFD.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -36,7 +38,7 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() => out.push('\u{fffd}'),
+            c if c.is_control() && !matches!(c, '\n' | '\t') => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
@@ -400,8 +402,15 @@ fn lines_chart(
     if !x0.is_finite() {
         return Ok("<p class=\"dim\">no finite points</p>".to_owned());
     }
-    let x = x0..(if x1 > x0 { x1 } else { x0 + 1.0 });
-    let pad = if y1 > y0 { (y1 - y0) * 0.05 } else { 0.5 };
+    // One step or version alone sits in the middle of its chart, its value too.
+    let x = if x1 > x0 { x0..x1 } else { x0 - 1.0..x0 + 1.0 };
+    let pad = if y1 > y0 {
+        (y1 - y0) * 0.05
+    } else if y0 != 0.0 {
+        y0.abs() * 0.1
+    } else {
+        0.5
+    };
     {
         let area = SVGBackend::with_string(&mut svg, CHART).into_drawing_area();
         area.fill(&WHITE)
