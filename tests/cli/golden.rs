@@ -1,6 +1,7 @@
 //! Golden values: fixed bytes give fixed hashes, and fixtures parse and round-trip.
 
 use crate::common::TestEnv;
+use mreg::manifest::info::InfoChange;
 use mreg::manifest::{RunEvent, RunRecord, VersionRecord};
 use mreg::store::ObjectId;
 use mreg::store::tree::{Entry, Kind, Tree};
@@ -73,6 +74,8 @@ fn every_fixture_manifest_parses_and_round_trips() {
             round_trips(path, &text, RunRecord::parse, RunRecord::to_toml);
         } else if name.starts_with("event") {
             round_trips(path, &text, RunEvent::parse, RunEvent::to_toml);
+        } else if name.starts_with("info") {
+            round_trips(path, &text, InfoChange::parse, InfoChange::to_toml);
         } else {
             round_trips(path, &text, VersionRecord::parse, VersionRecord::to_toml);
         }
@@ -82,6 +85,7 @@ fn every_fixture_manifest_parses_and_round_trips() {
         seen,
         [
             "event.toml",
+            "info.toml",
             "run-2.toml",
             "run.toml",
             "version-2.toml",
