@@ -40,8 +40,13 @@ alternated with the same run recording no Python environment and no lock files
 that the run recorded all 300 packages and stored the lock files. Then 10 runs with the
 uv.lock changed before each, whose content is masked and stored anew.
 
+The "report" section logs 20 runs of 10,000 steps (loss, acc, lr series), then times
+`mreg report` of them (HTML, and `--vega`) against `mreg show RUN --series --json` of the
+same 20 runs, which reads and prints every point drawn from; it reports the page's size,
+mreg's peak RSS, and checks the page holds a chart per series and a legend entry per run.
+
 Usage: bench/run.py [--only SECTIONS] [WORKDIR]
-  SECTIONS: comma-separated, of model, small, runs, stages, diff, sync, gc, gc-bucket, env (default: all)
+  SECTIONS: comma-separated, of model, small, runs, stages, diff, sync, gc, gc-bucket, env, report (default: all)
   KEEP=1 keeps WORKDIR; MREG=path uses that binary
 """
 
@@ -1028,7 +1033,70 @@ def bench_gc_bucket(work, mreg, env, report):
         server.wait()
 
 
-SECTIONS = ["model", "small", "runs", "stages", "diff", "sync", "gc", "gc-bucket", "env"]
+# ---- report: pictures of runs ----
+
+def peak_rss_mib(argv, env):
+    """Runs a command; returns its peak RSS in MiB (from wait4's rusage)."""
+    actions = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+               (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
+    _, _, usage = os.wait4(pid, 0)
+    return usage.ru_maxrss / 1024
+
+
+def bench_report(work, mreg, env, report):
+    """Times `mreg report` of 20 runs of 10,000 steps against reading their series."""
+    reg = work / "report"
+    shutil.rmtree(reg, ignore_errors=True)
+    reg.mkdir()
+    run_env = dict(env, MREG_REGISTRY=str(reg))
+    subprocess.run([mreg, "init", str(reg), "-q"], env=env, check=True)
+    print("# logging 20 runs of 10,000 steps", file=sys.stderr)
+    ids = []
+    for r in range(1, 21):
+        lines = work / "report-metrics.jsonl"
+        with open(lines, "w") as f:
+            for step in range(1, 10_001):
+                f.write(json.dumps({"step": step, "loss": 2.0 / (step * r) + 0.01 * (step % 7),
+                                    "acc": 0.5 + 0.4 * step / 10_000, "lr": 0.001 * 0.9995 ** step})
+                        + "\n")
+        out = capture([mreg, "--json", "-q", "run", "--experiment", "bench", "--name", f"run {r}",
+                       "--param", f"seed={r}", "--", mreg, "log", "-q", "--metrics-file", str(lines)],
+                      run_env)
+        ids.append(json.loads(out)["run"])
+    page = work / "report.html"
+    spec = work / "report.vl.json"
+    html_argv = [mreg, "--registry", str(reg), "-q", "report", "--experiment", "bench", "--out", str(page)]
+    vega_argv = html_argv[:-1] + [str(spec), "--vega"]
+    read_argvs = [[mreg, "--registry", str(reg), "--json", "show", i, "--series"] for i in ids]
+
+    def read_all():
+        return sum(spawn(a, env) for a in read_argvs)
+
+    html_s, vega_s, read_s = [], [], []
+    for _ in range(5):  # alternating rounds
+        read_s.append(read_all())
+        html_s.append(spawn(html_argv, env))
+        vega_s.append(spawn(vega_argv, env))
+    html, vega, read = (statistics.median(x) for x in (html_s, vega_s, read_s))
+    text = page.read_text()
+    charts = text.count("<svg")
+    legend = text.count("<li><span style=")
+    report.check("report: a chart per series (3) and a legend entry per run per chart (60)",
+                 charts == 3 and legend == 60, f"{charts} charts, {legend} legend entries")
+    size = page.stat().st_size
+    rss = peak_rss_mib(html_argv, env)
+    report.heading("-- report: 20 runs x 10,000 steps x 3 series (600,000 points)")
+    report.row("mreg show RUN --series --json, each of the 20 runs", read)
+    report.row("mreg report (HTML)", html, f"{html / read:.2f}x reading the series")
+    report.row("mreg report --vega", vega, f"{vega / read:.2f}x reading the series")
+    report.heading(f"   page {size / 1024:.0f} KiB, spec {spec.stat().st_size / 1024:.0f} KiB; "
+                   f"report peak RSS {rss:.0f} MiB")
+    report.target("report: 20 x 10,000 page under 1 MB", size < 1_000_000, f"{size / 1024:.0f} KiB")
+    shutil.rmtree(reg, ignore_errors=True)
+
+
+SECTIONS = ["model", "small", "runs", "stages", "diff", "sync", "gc", "gc-bucket", "env", "report"]
 
 
 def main():
@@ -1074,6 +1142,8 @@ def main():
         bench_gc_bucket(work, mreg, env, report)
     if "env" in sections:
         bench_env(work, mreg, env, report)
+    if "report" in sections:
+        bench_report(work, mreg, env, report)
 
     report.print()
     if report.failed():

@@ -119,7 +119,7 @@ pub fn run(ctx: &Ctx, args: &ReportArgs) -> Result<()> {
     let (page, default) = if args.vega {
         let spec = super::report::vega::spec(&gathered, html::BUCKETS);
         (
-            serde_json::to_string_pretty(&spec)? + "\n",
+            super::report::vega::text(&spec)? + "\n",
             "mreg-report.vl.json",
         )
     } else {

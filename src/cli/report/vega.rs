@@ -33,6 +33,12 @@ pub fn spec(report: &RunsReport, buckets: usize) -> Value {
                 for (step, value) in downsample(points, buckets) {
                     lo = lo.min(value);
                     hi = hi.max(value);
+                    // Steps are whole numbers: written as such, not as 25.0.
+                    let step = if step.fract() == 0.0 && step.abs() < 9e15 {
+                        json!(step as i64)
+                    } else {
+                        json!(step)
+                    };
                     values.push(json!({"run": run, "step": step, "value": value}));
                 }
             }
@@ -64,4 +70,38 @@ pub fn spec(report: &RunsReport, buckets: usize) -> Value {
         "description": format!("mreg report: {} runs", report.runs.len()),
         "vconcat": charts
     })
+}
+
+/// Returns a spec as text: indented, but each data row on one line, so that a spec of
+/// 20 runs of 10,000 steps stays a few megabytes, not five times that.
+pub fn text(spec: &Value) -> serde_json::Result<String> {
+    // The placeholders name a hash of the spec, which no string inside it can spell.
+    let token = &blake3::hash(spec.to_string().as_bytes()).to_hex()[..16];
+    let mut spec = spec.clone();
+    let mut rows = Vec::new();
+    if let Some(charts) = spec.get_mut("vconcat").and_then(Value::as_array_mut) {
+        for chart in charts {
+            if let Some(values) = chart.pointer_mut("/data/values") {
+                let placeholder = Value::String(format!("rows {token} {}", rows.len()));
+                rows.push(std::mem::replace(values, placeholder));
+            }
+        }
+    }
+    let mut out = serde_json::to_string_pretty(&spec)?;
+    for (i, values) in rows.iter().enumerate() {
+        let lines: Vec<String> = values
+            .as_array()
+            .map(|a| a.iter().map(Value::to_string).collect())
+            .unwrap_or_default();
+        let block = if lines.is_empty() {
+            "[]".to_owned()
+        } else {
+            format!(
+                "[\n          {}\n        ]",
+                lines.join(",\n          ")
+            )
+        };
+        out = out.replacen(&format!("\"rows {token} {i}\""), &block, 1);
+    }
+    Ok(out)
 }
