@@ -96,10 +96,7 @@ pub fn text(spec: &Value) -> serde_json::Result<String> {
         let block = if lines.is_empty() {
             "[]".to_owned()
         } else {
-            format!(
-                "[\n          {}\n        ]",
-                lines.join(",\n          ")
-            )
+            format!("[\n          {}\n        ]", lines.join(",\n          "))
         };
         out = out.replacen(&format!("\"rows {token} {i}\""), &block, 1);
     }
