@@ -55,7 +55,7 @@ pub struct ReportArgs {
     /// Write the charts as one Vega-Lite spec (JSON, data inline) instead of HTML
     #[arg(long)]
     vega: bool,
-    /// The file to write [default: mreg-report.html, with --vega mreg-report.vl.json]
+    /// The file to write, or /dev/stdout [default: mreg-report.html, with --vega mreg-report.vl.json]
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 }
@@ -141,7 +141,7 @@ fn publish(
     mut json: serde_json::Value,
 ) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from(default));
-    write(&out, page.as_bytes())?;
+    write(&out, page.as_bytes(), default)?;
     let bytes = output::bytes(page.len() as u64);
     ctx.out.status(&format!(
         "Wrote a report of {what} ({bytes}) to {}.",
@@ -207,8 +207,40 @@ fn model_report(
     publish(ctx, args, "mreg-report.html", &page, &what, json)
 }
 
-/// Writes `bytes` to `path` whole or not at all: a temp file beside it, then a rename.
-fn write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to `path` as a shell redirection would, but a file whole or not at all.
+///
+/// A regular file (or a new one) is written beside itself and renamed into place. A
+/// symbolic link is followed, so the link keeps naming its file. A pipe or a device
+/// (`/dev/stdout`, `/dev/null`) is written through: a rename would replace it. A folder
+/// is refused, with `default` inside it as the hint.
+fn write(path: &std::path::Path, bytes: &[u8], default: &str) -> Result<()> {
+    let writing = || format!("writing {}", path.display());
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(Failure::error(format!(
+                "{} is a folder; --out names the file to write.",
+                path.display()
+            ))
+            .hint(format!("--out {}", path.join(default).display()))
+            .into());
+        }
+        Ok(meta) if !meta.is_file() => {
+            let mut through = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(writing)?;
+            return std::io::Write::write_all(&mut through, bytes).with_context(writing);
+        }
+        _ => {}
+    }
+    let resolved;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            resolved = std::fs::canonicalize(path).with_context(writing)?;
+            resolved.as_path()
+        }
+        _ => path,
+    };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

@@ -389,3 +389,67 @@ fn values_at_the_ends_of_the_doubles_neither_hang_nor_break_a_report() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--out` names where the page goes, as a shell redirection would: a pipe or a device
+/// (`/dev/stdout`, `/dev/null`) is written through and stays what it was, a symbolic link
+/// keeps pointing at the file it names, and a folder is refused.
+#[test]
+fn the_page_goes_through_a_pipe_or_a_link_and_never_replaces_it() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let env = TestEnv::with_registry();
+    let ids = runs(&env, 1, 5);
+    let fifo = env.path("page.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    // The test holds a writing end of the pipe while mreg runs, and closing it ends the
+    // read whatever mreg did.
+    let held = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let out = env.run(&["report", &ids[0], "--out", "page.fifo"]);
+    drop(held);
+    let read = reader.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(read.starts_with("<!doctype html>"), "{read:.80}");
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+
+    std::fs::create_dir(env.path("pages")).unwrap();
+    env.write("pages/latest.html", "old");
+    std::os::unix::fs::symlink("pages/latest.html", env.path("latest.html")).unwrap();
+    env.ok(&["report", &ids[0], "--out", "latest.html"]);
+    assert!(
+        std::fs::symlink_metadata(env.path("latest.html"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let page = std::fs::read_to_string(env.path("pages/latest.html")).unwrap();
+    assert!(page.starts_with("<!doctype html>"));
+
+    let pages = ["report", &ids[0], "--out", "pages"];
+    assert_eq!(env.run(&pages).status.code(), Some(1));
+    insta::assert_snapshot!(env.snap(&pages), @r#"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: pages is a folder; --out names the file to write.
+    hint: --out pages/mreg-report.html
+    "#);
+    assert!(env.path("pages/latest.html").exists());
+}
