@@ -38,6 +38,7 @@ pub fn run(ctx: &Ctx, args: &CardArgs) -> Result<()> {
     }
     let reg = ctx.registry()?;
     let card = card::card(&reg, &args.reference)?;
+    super::model::warn_left_out(ctx, &card.info.refused);
     let task = report::card::task(&card, args.task.as_deref());
     let text = report::card::markdown(&card, &task);
     ctx.out.emit(&(), || text.trim_end().to_owned())

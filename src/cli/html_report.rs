@@ -197,6 +197,7 @@ fn model_report(
         );
     }
     let gathered = report::model(reg, name)?;
+    super::model::warn_left_out(ctx, &gathered.info.refused);
     let page = html::model_page(&gathered, generated)?;
     let what = format!(
         "{}, {}",

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use super::{Ctx, output};
 use crate::error::Failure;
-use crate::manifest::info::{Field, Fields, InfoChange, ModelInfo};
+use crate::manifest::info::{CHANGE_LIMIT, Field, Fields, InfoChange, ModelInfo};
 use crate::ops::model::{self, Edit};
 
 /// Write, show and trace a model's own fields: description, intended use,
@@ -56,7 +56,15 @@ enum ModelCommand {
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "A field given both in --file and as a flag takes the flag's value. \
-Long texts are Markdown; a --file holds them as TOML strings (\"\"\"…\"\"\" spans lines)."
+Long texts are Markdown; a --file holds them as TOML strings (\"\"\"…\"\"\" spans lines). \
+Line ends are made Unix ones and trailing blanks are trimmed; a license id is lowercased.
+
+Examples:
+  mreg model set churn --license apache-2.0 --owner 'retention-ml@example.com'
+  mreg model set churn --description \"$(cat docs/churn.md)\" -m 'first description'
+  mreg model set churn --tag tabular,churn            # replaces the model's tags
+  mreg model show churn > f.toml && $EDITOR f.toml && mreg model set churn --file f.toml
+  mreg model show other | mreg model set churn --file -   # copy another model's fields"
 )]
 struct SetArgs {
     /// The model
@@ -81,8 +89,8 @@ struct SetArgs {
     /// model's tags
     #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
     tags: Vec<String>,
-    /// A TOML file of fields: description, intended_use, limitations, license, owner,
-    /// tags (as `mreg model show` prints them)
+    /// A TOML file of fields (`-`: stdin): description, intended_use, limitations,
+    /// license, owner, tags (as `mreg model show` prints them)
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
     /// Why, kept with the change
@@ -135,10 +143,12 @@ pub fn run(ctx: &Ctx, args: &ModelArgs) -> Result<()> {
         }
         ModelCommand::Show { model } => {
             let info = model::show(&reg, model)?;
+            warn_left_out(ctx, &info.refused);
             ctx.out.emit(&info, || toml_of(model, &info))
         }
         ModelCommand::Log { model } => {
-            let changes = model::log(&reg, model)?;
+            let (changes, refused) = model::log(&reg, model)?;
+            warn_left_out(ctx, &refused);
             if changes.is_empty() && !ctx.out.is_json() {
                 ctx.out.status(&format!(
                     "No fields written for {model} yet; `mreg model set {model} --description …` writes the first."
@@ -147,6 +157,18 @@ pub fn run(ctx: &Ctx, args: &ModelArgs) -> Result<()> {
             }
             ctx.out.emit(&changes, || log_text(&changes))
         }
+    }
+}
+
+/// Warns of each change of a model's fields that was left out of them, and how to find
+/// it.
+pub(super) fn warn_left_out(ctx: &Ctx, refused: &[String]) {
+    for why in refused {
+        ctx.out.warn(why);
+    }
+    if !refused.is_empty() {
+        ctx.out
+            .warn("`mreg fsck` lists what the registry holds that no command reads");
     }
 }
 
@@ -187,17 +209,53 @@ fn fields_of(set: &SetArgs) -> Result<Fields> {
     if let Some(tags) = &mut fields.tags {
         *tags = tags.iter().map(|t| t.trim().to_owned()).collect();
         tags.retain(|t| !t.is_empty());
+        if tags.is_empty() {
+            return Err(Failure::usage("no tag given: the tags are empty")
+                .hint(format!(
+                    "`mreg model unset {} tags` clears the tags",
+                    set.model
+                ))
+                .into());
+        }
     }
     Ok(fields)
 }
 
-/// Reads a TOML file of fields.
+/// Reads a TOML file of fields, or stdin for `-`: a regular file of at most
+/// [`CHANGE_LIMIT`] bytes, so that a device or a pipe named by mistake neither hangs
+/// nor fills the memory.
 fn read_file(path: &std::path::Path) -> Result<Fields> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {}", path.display()))
-        .map_err(|err| Failure::usage(format!("{err:#}")))?;
+    use std::io::Read as _;
+    let shown = path.display();
+    let limit = CHANGE_LIMIT;
+    let mut bytes = Vec::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin()
+            .lock()
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        let meta = std::fs::metadata(path).with_context(|| format!("reading {shown}"))?;
+        if !meta.is_file() {
+            return Err(Failure::error(format!(
+                "{shown} is not a regular file; --file reads a TOML file of fields"
+            ))
+            .hint("to read them from a pipe, give `--file -` and pipe them in")
+            .into());
+        }
+        std::fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+    };
+    read.with_context(|| format!("reading {shown}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(Failure::error(format!(
+            "{shown} is longer than the {limit} bytes model fields may be"
+        ))
+        .into());
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Failure::error(format!("{shown} is not UTF-8 text")))?;
     toml::from_str(&text).map_err(|err| {
-        Failure::usage(format!("{} is not a file of model fields: {err}", path.display()))
+        Failure::error(format!("{shown} is not a file of model fields: {err}"))
             .hint("it holds description, intended_use, limitations, license, owner and tags, as `mreg model show NAME` prints them")
             .into()
     })

@@ -256,18 +256,19 @@ pub fn visible(text: &str) -> String {
     out
 }
 
-/// Returns text as [`visible`] writes it, but for its newlines, which are kept: for
-/// text made of lines.
+/// Returns text as [`visible`] writes it, but for its newlines and tabs, which are
+/// kept: for text made of lines (a tab moves the cursor and does nothing else).
 pub fn visible_lines(text: &str) -> String {
+    let kept = |c: char| matches!(c, '\n' | '\t');
     if !text
         .chars()
-        .any(|c| c != '\n' && (c.is_control() || is_bidi(c)))
+        .any(|c| !kept(c) && (c.is_control() || is_bidi(c)))
     {
         return text.to_owned();
     }
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c == '\n' {
+        if kept(c) {
             out.push(c);
         } else {
             push_visible(&mut out, c);
@@ -425,7 +426,7 @@ mod tests {
     #[test]
     fn control_characters_are_written_visibly() {
         assert_eq!(visible("a\x1b[31mred\nb\u{7}"), "a\\e[31mred\\nb\\u{7}");
-        assert_eq!(visible_lines("a\rb\nc\u{9b}"), "a\\rb\nc\\u{9b}");
+        assert_eq!(visible_lines("a\rb\nc\u{9b}\td"), "a\\rb\nc\\u{9b}\td");
         let t = table(&["A"], vec![vec!["x\ny\x1b[2J".to_owned()]]);
         assert_eq!(t, "A\nx\\ny\\e[2J\n");
         let t = table_of_lines(&["A"], vec![vec![vec!["x".to_owned(), "y\rz".to_owned()]]]);

@@ -46,14 +46,20 @@ pub struct PullArgs {
     card: bool,
 }
 
-/// Writes the model card of `reference` as `README.md` in the pulled folder `dir`,
-/// whole or not at all; a README.md the version holds itself is kept.
-fn write_card(
-    ctx: &Ctx,
-    reg: &crate::store::Registry,
-    reference: &str,
-    dir: &std::path::Path,
-) -> Result<()> {
+/// Returns the model card of `reference`, made before anything is pulled so that a
+/// card that cannot be made leaves no folder behind.
+fn card_of(ctx: &Ctx, reg: &crate::store::Registry, reference: &str) -> Result<String> {
+    let card = crate::ops::card::card(reg, reference)?;
+    super::model::warn_left_out(ctx, &card.info.refused);
+    Ok(report::card::markdown(
+        &card,
+        &report::card::task(&card, None),
+    ))
+}
+
+/// Writes the model card `text` of `reference` as `README.md` in the pulled folder
+/// `dir`, whole or not at all; a README.md the version holds itself is kept.
+fn write_card(ctx: &Ctx, text: &str, reference: &str, dir: &std::path::Path) -> Result<()> {
     let target = dir.join("README.md");
     if std::fs::symlink_metadata(&target).is_ok() {
         ctx.out.warn(&format!(
@@ -61,8 +67,6 @@ fn write_card(
         ));
         return Ok(());
     }
-    let card = crate::ops::card::card(reg, reference)?;
-    let text = report::card::markdown(&card, &report::card::task(&card, None));
     let mut temp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("writing the model card into {}", dir.display()))?;
     std::io::Write::write_all(&mut temp, format!("{}\n", text.trim_end()).as_bytes())
@@ -95,6 +99,11 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
             output::bytes(*moved)
         ));
     }
+    let card = if args.card {
+        Some(card_of(ctx, &reg, &fetched.record.reference())?)
+    } else {
+        None
+    };
     let outcome = pull::pull(&reg, &fetched, &args.to, opts, &ctx.out.progress())?;
     ctx.out.status(&format!(
         "Pulled {} ({}, {}) into {}.",
@@ -103,8 +112,8 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         output::bytes(outcome.bytes),
         outcome.path
     ));
-    if args.card {
-        write_card(ctx, &reg, &outcome.reference, &args.to)?;
+    if let Some(card) = &card {
+        write_card(ctx, card, &outcome.reference, &args.to)?;
     }
     if ctx.out.is_json() {
         ctx.out.emit(&outcome, String::new)?;

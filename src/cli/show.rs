@@ -96,6 +96,9 @@ fn show_version(ctx: &Ctx, view: &VersionView) -> Result<()> {
         );
     }
     if view.whole_model {
+        if let Ok(info) = &view.info {
+            super::model::warn_left_out(ctx, &info.refused);
+        }
         toml = format!("{}{toml}", model_fields(&view.record.model, &view.info));
     }
     ctx.out.emit(&view.json()?, || {

@@ -21,8 +21,9 @@ use crate::names::ModelName;
 /// The change format this build reads and writes.
 pub const FORMAT: u32 = 1;
 
-/// The most bytes of a change file: the three long texts at their longest, and room.
-pub const CHANGE_LIMIT: u64 = 128 << 10;
+/// The most bytes of a change file: the three long texts at their longest, each of
+/// their bytes written as an escape of two, and room.
+pub const CHANGE_LIMIT: u64 = 256 << 10;
 
 /// The most bytes of a long text (description, intended use, limitations).
 pub const TEXT_LIMIT: usize = 32 << 10;
@@ -178,10 +179,10 @@ impl Fields {
                 }
                 if let Some(c) = text
                     .chars()
-                    .find(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+                    .find(|c| (c.is_control() && !matches!(c, '\n' | '\t')) || hidden(*c))
                 {
                     bail!(
-                        "{name} holds the control character {c:?}; only line breaks and tabs may be in a text"
+                        "{name} holds the character {c:?}, which a reader could not see; a text holds printable characters, line breaks and tabs"
                     );
                 }
             }
@@ -193,6 +194,9 @@ impl Fields {
             short("owner", owner)?;
         }
         if let Some(tags) = &self.tags {
+            if tags.is_empty() {
+                bail!("tags is empty; `mreg model unset NAME tags` clears the tags");
+            }
             if tags.len() > TAGS_LIMIT {
                 bail!(
                     "tags holds {} tags, more than the {TAGS_LIMIT} a model keeps",
@@ -211,9 +215,14 @@ impl Fields {
 }
 
 /// Refuses a license that is not a Hugging Face license id: lowercase letters, digits,
-/// `.`, `-` and `+`, as in `apache-2.0`, `cc-by-4.0`, `mit` or `other`.
+/// `.`, `-` and `+`, the first a letter or digit, as in `apache-2.0`, `cc-by-4.0`, `mit`
+/// or `other`. YAML reads some such words as other things than text (`true`, `null`),
+/// so the card quotes the id.
 pub fn license_id(license: &str) -> Result<()> {
-    let ok = !license.is_empty()
+    let ok = license
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && license.len() <= 64
         && license
             .bytes()
@@ -235,10 +244,24 @@ fn short(what: &str, value: &str) -> Result<()> {
     if value.chars().count() > SHORT_LIMIT {
         bail!("{what} is longer than {SHORT_LIMIT} characters: {value:.40}…");
     }
-    if value.chars().any(char::is_control) {
-        bail!("{what} holds a control character; it is one line of text: {value:?}");
+    if value.chars().any(|c| c.is_control() || hidden(c)) {
+        bail!(
+            "{what} holds a control character or one a reader could not see; it is one line of printable text: {value:?}"
+        );
     }
     Ok(())
+}
+
+/// Returns whether `c` is a character a reader of the value would not see, or that
+/// changes how the text around it reads: the bidirectional controls (a text could show
+/// other words than it holds), zero-width and other format characters, the line and
+/// paragraph separators (YAML readers break lines at them), and the noncharacters.
+fn hidden(c: char) -> bool {
+    let code = u32::from(c);
+    matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
+        | '\u{fdd0}'..='\u{fdef}')
+        || code & 0xfffe == 0xfffe
 }
 
 /// One change of a model's fields, as stored in TOML.
@@ -325,6 +348,10 @@ pub struct ModelInfo {
     /// Who wrote it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_by: Option<String>,
+    /// Why changes were left out of the fold (damaged, hostile, dated in the future,
+    /// past the most a model keeps), a sentence each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 impl ModelInfo {
@@ -387,6 +414,14 @@ mod tests {
             ("[set]\nowner = \"a\\u001b[31m\"", "control character"),
             ("[set]\ndescription = \"  \"", "description is empty"),
             ("[set]\ntags = [\"a\", \"a\"]", "twice"),
+            ("[set]\ntags = []", "tags is empty"),
+            ("[set]\nlicense = \"-x\"", "not a license id"),
+            ("[set]\nlicense = \".inf\"", "not a license id"),
+            ("[set]\nowner = \"ann\\u202egpj\"", "could not see"),
+            ("[set]\ntags = [\"a\\uffff\"]", "could not see"),
+            ("[set]\ntags = [\"a\\u2028b\"]", "could not see"),
+            ("[set]\ndescription = \"x\\u200by\"", "could not see"),
+            ("[set]\nlimitations = \"x\\U0001FFFE\"", "could not see"),
             ("unset = [\"colour\"]", "unknown variant"),
             ("[set]\ncolour = \"red\"", "unknown field"),
             ("model2 = 1", "unknown field"),

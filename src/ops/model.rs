@@ -109,10 +109,12 @@ pub fn show(reg: &Registry, name: &str) -> Result<ModelInfo> {
     info::current(reg, &model(reg, name)?)
 }
 
-/// Returns every change of a model's fields, oldest first.
-pub fn log(reg: &Registry, name: &str) -> Result<Vec<InfoChange>> {
-    Ok(info::changes(reg, &model(reg, name)?)?
-        .into_iter()
-        .map(|(_, change)| change)
-        .collect())
+/// Returns every change of a model's fields that could be read, oldest first, and why
+/// the others were left out.
+pub fn log(reg: &Registry, name: &str) -> Result<(Vec<InfoChange>, Vec<String>)> {
+    let changes = info::changes(reg, &model(reg, name)?)?;
+    Ok((
+        changes.read.into_iter().map(|(_, change)| change).collect(),
+        changes.refused,
+    ))
 }

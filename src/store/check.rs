@@ -190,8 +190,17 @@ fn reclaimable(reg: &Registry) -> Option<gc::Amount> {
 /// changes were parsed.
 fn check_info(reg: &Registry, model: &str, problems: &mut Vec<Problem>) -> u64 {
     let dir = reg.path(&keys::infos(model));
-    let names = match super::info::names(reg, model) {
-        Ok(names) => names,
+    if fs::symlink_metadata(&dir).is_ok_and(|meta| !meta.is_dir()) {
+        problems.push(Problem {
+            path: dir,
+            message: "not a folder: a model's fields are files in its info/ folder; no \
+                      command reads it"
+                .to_owned(),
+        });
+        return 0;
+    }
+    let listing = match super::info::names(reg, model) {
+        Ok(listing) => listing,
         Err(err) => {
             problems.push(Problem {
                 path: dir,
@@ -200,20 +209,35 @@ fn check_info(reg: &Registry, model: &str, problems: &mut Vec<Problem>) -> u64 {
             return 0;
         }
     };
-    if let Ok(entries) = fs::read_dir(&dir) {
-        for entry in entries.flatten() {
-            if !entry.file_name().to_str().is_some_and(keys::is_event_name) {
-                problems.push(Problem {
-                    path: entry.path(),
-                    message: "a stray file, not a change of the model's fields (those are \
-                              NAME.toml files); no command reads it"
-                        .to_owned(),
-                });
-            }
-        }
+    for stray in &listing.strays {
+        problems.push(Problem {
+            path: dir.join(stray),
+            message: "a stray file, not a change of the model's fields (those are named \
+                      NANOS-HASH.toml: 20 digits, a dash, 8 hex digits); no command reads it"
+                .to_owned(),
+        });
+    }
+    if listing.beyond > 0 {
+        problems.push(Problem {
+            path: dir.clone(),
+            message: format!(
+                "{} changes past the first {}, the most a model keeps; no command reads them",
+                listing.beyond,
+                super::info::CHANGES_LIMIT
+            ),
+        });
     }
     let mut parsed = 0;
-    for name in names {
+    for name in listing.names {
+        if super::info::is_future(&name) {
+            problems.push(Problem {
+                path: dir.join(&name),
+                message: "dated more than a day after this machine's clock (a clock set wrong \
+                          wrote it); no command reads it before that date"
+                    .to_owned(),
+            });
+            continue;
+        }
         match super::info::read(reg, model, &name) {
             Ok(_) => parsed += 1,
             Err(err) => problems.push(Problem {

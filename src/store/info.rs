@@ -1,6 +1,7 @@
 //! A model's own fields in the registry: the changes under `models/NAME/info/`, each
 //! an immutable file published with an exclusive link, read back in the order of
-//! their names and folded (`manifest::info`).
+//! their names and folded (`manifest::info`). Reading them is bounded: at most
+//! [`CHANGES_LIMIT`] names, each change at most [`CHANGE_LIMIT`] bytes.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -12,36 +13,57 @@ use crate::error::Failure;
 use crate::manifest::info::{CHANGE_LIMIT, InfoChange, ModelInfo};
 
 /// The most changes a model's fields keep: a person edits them, and a reader folds
-/// them all, so a registry (or a remote) holding more is refused rather than read.
+/// them all. A writer refuses the change past it; a reader that meets more (writers
+/// racing, or a remote written by hand) folds the first this many by name and says
+/// how many it left, so every reader folds the same changes.
 pub const CHANGES_LIMIT: usize = 1000;
 
-/// Returns the names of a model's changes, in the order they were written.
-///
-/// A folder holding more than [`CHANGES_LIMIT`] is an error, and none is read.
-pub fn names(reg: &Registry, model: &str) -> Result<Vec<String>> {
+/// How far past this machine's clock a change's name may be dated and still be read:
+/// further, and it is the change of a machine whose clock is wrong (or of a hand), and
+/// folding it would hide every later change until that date.
+const FUTURE_SLACK_NANOS: u64 = 24 * 3600 * 1_000_000_000;
+
+/// A model's `info/` folder as listed: the names of its changes, and what else it held.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The first [`CHANGES_LIMIT`] names of changes, in the order they were written.
+    pub names: Vec<String>,
+    /// How many more changes it holds.
+    pub beyond: usize,
+    /// Entries whose name is no change's (see [`keys::log_name_nanos`]), at most 10.
+    pub strays: Vec<String>,
+}
+
+/// Lists a model's changes, keeping the first [`CHANGES_LIMIT`] names in memory
+/// however many the folder holds.
+pub fn names(reg: &Registry, model: &str) -> Result<Listing> {
     let dir = reg.path(&keys::infos(model));
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
-        Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Listing::default()),
         Err(err) => return Err(err).with_context(|| format!("listing {}", dir.display())),
     };
-    let mut names = Vec::new();
+    let mut first = std::collections::BinaryHeap::new();
+    let mut listing = Listing::default();
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-        if let Some(name) = entry.file_name().to_str()
-            && keys::is_event_name(name)
-        {
-            names.push(name.to_owned());
-            if names.len() > CHANGES_LIMIT {
-                bail!(
-                    "{} holds more than {CHANGES_LIMIT} changes of {model}'s fields, the most a model keeps; none was read",
-                    dir.display()
-                );
+        let name = entry.file_name();
+        match name.to_str() {
+            Some(name) if keys::log_name_nanos(name).is_some() => {
+                first.push(name.to_owned());
+                if first.len() > CHANGES_LIMIT {
+                    first.pop();
+                    listing.beyond += 1;
+                }
             }
+            _ if listing.strays.len() < 10 => {
+                listing.strays.push(name.to_string_lossy().into_owned());
+            }
+            _ => {}
         }
     }
-    names.sort();
-    Ok(names)
+    listing.names = first.into_sorted_vec();
+    Ok(listing)
 }
 
 /// Reads one change, refusing one longer than a change may be or that is not one of
@@ -66,20 +88,57 @@ pub fn read(reg: &Registry, model: &str, name: &str) -> Result<InfoChange> {
     read().with_context(|| format!("reading the change {} of {model}'s fields", path.display()))
 }
 
-/// Returns every change of a model's fields, oldest first, with its file name.
-pub fn changes(reg: &Registry, model: &str) -> Result<Vec<(String, InfoChange)>> {
-    names(reg, model)?
-        .into_iter()
-        .map(|name| read(reg, model, &name).map(|change| (name, change)))
-        .collect()
+/// Returns whether a change's name is dated more than a day after this machine's clock.
+pub fn is_future(name: &str) -> bool {
+    let horizon = keys::unique_nanos().saturating_add(FUTURE_SLACK_NANOS);
+    keys::log_name_nanos(name).is_some_and(|nanos| nanos > horizon)
 }
 
-/// Returns a model's fields as its changes leave them.
-pub fn current(reg: &Registry, model: &str) -> Result<ModelInfo> {
-    let mut info = ModelInfo::default();
-    for (_, change) in changes(reg, model)? {
-        info.apply(&change);
+/// A model's changes as read: those that could be, oldest first with their names,
+/// and why the others were left.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// The changes read.
+    pub read: Vec<(String, InfoChange)>,
+    /// A sentence for each change (or group of them) left unread.
+    pub refused: Vec<String>,
+}
+
+/// Returns the changes of a model's fields, oldest first. A change that cannot be read
+/// (damaged, hostile, dated in the future) is left out and said why, so that one bad
+/// file never keeps a model's fields from being read; `mreg fsck` names it too.
+pub fn changes(reg: &Registry, model: &str) -> Result<Changes> {
+    let listing = names(reg, model)?;
+    let mut changes = Changes::default();
+    for name in listing.names {
+        if is_future(&name) {
+            changes.refused.push(format!(
+                "the change {name} of {model}'s fields is dated more than a day after this machine's clock, so it was left out (a clock set wrong wrote it)"
+            ));
+            continue;
+        }
+        match read(reg, model, &name) {
+            Ok(change) => changes.read.push((name, change)),
+            Err(err) => changes.refused.push(format!("{err:#}; it was left out")),
+        }
     }
+    if listing.beyond > 0 {
+        changes.refused.push(format!(
+            "{model} has {} changes of its fields past the first {CHANGES_LIMIT}, the most a model keeps; they were left out",
+            listing.beyond
+        ));
+    }
+    Ok(changes)
+}
+
+/// Returns a model's fields as its changes leave them, with the changes left out.
+pub fn current(reg: &Registry, model: &str) -> Result<ModelInfo> {
+    let changes = changes(reg, model)?;
+    let mut info = ModelInfo::default();
+    for (_, change) in &changes.read {
+        info.apply(change);
+    }
+    info.refused = changes.refused;
     Ok(info)
 }
 
@@ -87,7 +146,8 @@ pub fn current(reg: &Registry, model: &str) -> Result<ModelInfo> {
 /// caller has checked that the model exists.
 pub fn append(reg: &Registry, change: &InfoChange) -> Result<String> {
     change.check()?;
-    if names(reg, &change.model)?.len() >= CHANGES_LIMIT {
+    let listing = names(reg, &change.model)?;
+    if listing.names.len() + listing.beyond >= CHANGES_LIMIT {
         return Err(Failure::error(format!(
             "{} already has {CHANGES_LIMIT} changes of its fields, the most a model keeps",
             change.model
@@ -96,6 +156,15 @@ pub fn append(reg: &Registry, change: &InfoChange) -> Result<String> {
         .into());
     }
     let body = change.to_toml()?;
+    if body.len() as u64 > CHANGE_LIMIT {
+        return Err(Failure::usage(format!(
+            "this change of {}'s fields is {} bytes long written out, longer than the {CHANGE_LIMIT} a change may be",
+            change.model,
+            body.len()
+        ))
+        .hint("set the long texts in separate changes")
+        .into());
+    }
     files::make_dir(reg.root(), &keys::infos(&change.model))?;
     loop {
         let name = keys::new_log_name(body.as_bytes());

@@ -9,7 +9,7 @@
 //! models/NAME/versions/N.toml        version records, created exclusively
 //! models/NAME/states/ID.toml         stage states, immutable, each naming the one before
 //! models/NAME/HEAD                   the newest stage state; the one mutable key
-//! models/NAME/info/NAME.toml         changes of the model's own fields, immutable
+//! models/NAME/info/NANOS-HASH8.toml  changes of the model's own fields, immutable
 //! runs/ID/run.toml                   a run's record as it started
 //! runs/ID/log/NAME.toml              its events, one immutable file each
 //! runs/ID/removed.toml               its removal: who removed it, when, why
@@ -218,6 +218,24 @@ pub fn probe(nonce: &str) -> String {
     format!("{TMP}probe-{nonce}")
 }
 
+/// Returns the time a name [`new_log_name`] made holds, in nanoseconds since the epoch,
+/// or `None` for a name it cannot have made: only 20 digits, a dash, 8 lowercase hex
+/// digits and `.toml` is one, so no two names claim one place in the order by spelling
+/// it differently.
+pub fn log_name_nanos(name: &str) -> Option<u64> {
+    let (nanos, hash) = name.strip_suffix(".toml")?.split_once('-')?;
+    let digits = nanos.len() == 20 && nanos.bytes().all(|b| b.is_ascii_digit());
+    let hex = hash.len() == 8
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if digits && hex {
+        nanos.parse().ok()
+    } else {
+        None
+    }
+}
+
 /// Returns whether `name` is the file name of a run event: a `.toml` file that is not
 /// hidden (temp files of other tools start with a dot).
 pub fn is_event_name(name: &str) -> bool {
@@ -256,7 +274,7 @@ pub enum Key<'a> {
         /// The state.
         id: StateId,
     },
-    /// `models/NAME/info/NAME.toml`.
+    /// `models/NAME/info/NANOS-HASH8.toml`.
     Info {
         /// The model.
         model: &'a str,
@@ -304,7 +322,7 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
             model,
             id: StateId::parse(file.strip_suffix(".toml")?)?,
         }),
-        ["models", model, "info", name] if model_ok(model) && is_event_name(name) => {
+        ["models", model, "info", name] if model_ok(model) && log_name_nanos(name).is_some() => {
             Some(Key::Info { model, name })
         }
         ["models", model, "HEAD"] if model_ok(model) => Some(Key::Head { model }),
@@ -359,6 +377,22 @@ mod tests {
                 model: "churn",
                 name: &name
             })
+        );
+        for planted in [
+            "zzz.toml",
+            "99999999999999999999-0000000.toml",
+            "9999999999999999999a-00000000.toml",
+            "99999999999999999999-0000000G.toml",
+            "99999999999999999999-0000000A.toml",
+            "99999999999999999999-00000000.toml.tmp",
+            "0099999999999999999-00000000.toml",
+            "99999999999999999999-00000000\n.toml",
+        ] {
+            assert_eq!(parse(&info("churn", planted)), None, "{planted}");
+        }
+        assert_eq!(
+            log_name_nanos("00000000000000000042-0123abcd.toml"),
+            Some(42)
         );
         assert!(
             new_log_name(b"x") > name,

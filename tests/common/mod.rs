@@ -116,6 +116,24 @@ impl TestEnv {
         cmd.output().unwrap()
     }
 
+    /// Runs mreg with `input` on its stdin and returns its output.
+    pub fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .cmd(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        // Written on a thread: a child that stops reading must not block the test.
+        let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+        let out = child.wait_with_output().unwrap();
+        let _ = writer.join();
+        out
+    }
+
     /// Runs mreg and returns its output, failing the test when it runs longer than
     /// `seconds` (it is then killed): for inputs that once made mreg hang.
     pub fn run_within(&self, args: &[&str], seconds: u64) -> Output {

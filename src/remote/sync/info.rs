@@ -22,28 +22,24 @@ fn check(model: &str, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Returns the changes of `model` that `from` holds and `to` lacks, the oldest first,
-/// and those beyond what `to` may hold in all ([`CHANGES_LIMIT`]).
-fn missing(model: &str, from: &Keys, to: &Keys) -> (Vec<String>, Vec<String>) {
+/// Returns the changes of `model` among the first [`CHANGES_LIMIT`] `from` holds (by
+/// name) that `to` lacks, the oldest first.
+///
+/// A reader folds a model's first [`CHANGES_LIMIT`] changes by name, and each side
+/// sends its own first ones: after a sync both sides hold the first of the changes
+/// either held, so both fold the same fields. Changes past them no reader folds, and
+/// they are not copied.
+fn missing(model: &str, from: &Keys, to: &Keys) -> Vec<String> {
     let empty = BTreeSet::new();
     let have = to.info.get(model).unwrap_or(&empty);
-    let lacking: Vec<String> = from
-        .info
+    from.info
         .get(model)
         .unwrap_or(&empty)
-        .difference(have)
+        .iter()
+        .take(CHANGES_LIMIT)
+        .filter(|name| !have.contains(*name))
         .cloned()
-        .collect();
-    let room = CHANGES_LIMIT.saturating_sub(have.len()).min(lacking.len());
-    let (fits, over) = lacking.split_at(room);
-    (fits.to_vec(), over.to_vec())
-}
-
-/// Says why a change was not copied: the side would hold more than a model keeps.
-fn over_limit(model: &str, side: &str) -> anyhow::Error {
-    anyhow::anyhow!(
-        "{side} would then hold more than {CHANGES_LIMIT} changes of {model}'s fields, the most a model keeps"
-    )
+        .collect()
 }
 
 impl Sync<'_> {
@@ -56,11 +52,7 @@ impl Sync<'_> {
                 // Its versions did not come (yet): the fields wait for them.
                 continue;
             }
-            let (fits, over) = missing(model, theirs, ours);
-            for name in over {
-                let err = over_limit(model, "this registry");
-                self.refuse(&keys::info(model, &name), Side::Remote, None, &err);
-            }
+            let fits = missing(model, theirs, ours);
             wanted.extend(fits.into_iter().map(|name| (model.clone(), name)));
         }
         if wanted.is_empty() {
@@ -83,10 +75,15 @@ impl Sync<'_> {
         bodies.sort_by(|a, b| a.0.cmp(&b.0));
         for (key, fetched) in bodies {
             match fetched {
+                // A change that cannot be written here (its folder is no folder) is
+                // refused by name; the sync goes on.
                 Ok(bytes) => {
-                    let path = self.reg.make_parents(&key)?;
-                    if atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)? {
-                        self.report.fetched.info += 1;
+                    match self.reg.make_parents(&key).and_then(|path| {
+                        atomic::create_exclusive(&self.reg.tmp_dir(), &path, &bytes)
+                    }) {
+                        Ok(true) => self.report.fetched.info += 1,
+                        Ok(false) => {}
+                        Err(err) => self.refuse(&key, Side::Local, None, &err),
                     }
                 }
                 Err(err) => self.refuse(&key, Side::Remote, None, &err),
@@ -99,12 +96,7 @@ impl Sync<'_> {
     pub(super) fn send_info(&mut self, theirs: &Keys, ours: &Keys) -> Result<()> {
         let mut pending = Vec::new();
         for model in ours.info.keys() {
-            let (fits, over) = missing(model, ours, theirs);
-            for name in over {
-                let err = over_limit(model, "the remote");
-                self.refuse(&keys::info(model, &name), Side::Local, None, &err);
-            }
-            for name in fits {
+            for name in missing(model, ours, theirs) {
                 let key = keys::info(model, &name);
                 match self.local_record(&key).and_then(|bytes| {
                     check(model, &bytes)?;
@@ -116,13 +108,24 @@ impl Sync<'_> {
             }
         }
         let created = std::sync::atomic::AtomicU64::new(0);
+        let failed = Mutex::new(Vec::new());
         transfer::parallel(&pending, transfer::PARALLEL, &|(key, bytes)| {
-            if create_or_same(self.remote, key, bytes)? {
-                created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match create_or_same(self.remote, key, bytes) {
+                Ok(true) => {
+                    created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(false) => {}
+                // The remote's folder for it is no folder, or a link: refused by name.
+                Err(err) => failed.lock().expect("failed").push((key.clone(), err)),
             }
             Ok(())
         })?;
         self.report.sent.info += created.into_inner();
+        let mut failed = failed.into_inner().expect("failed");
+        failed.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, err) in failed {
+            self.refuse(&key, Side::Remote, None, &err);
+        }
         Ok(())
     }
 }
