@@ -22,6 +22,7 @@ pub mod ops;
 pub mod query;
 pub mod refspec;
 pub mod remote;
+pub mod safetensors;
 pub mod stage;
 pub mod store;
 #[cfg(test)]

@@ -40,6 +40,7 @@ mod run;
 mod runs;
 mod show;
 mod sync;
+mod upgrade;
 mod verdict;
 
 use output::Printer;
@@ -139,6 +140,7 @@ enum Command {
     Clone(sync::CloneArgs),
     Demo(demo::DemoArgs),
     Model(model::ModelArgs),
+    Upgrade(upgrade::UpgradeArgs),
     Card(card::CardArgs),
     Report(html_report::ReportArgs),
     Completions(completions::CompletionsArgs),
@@ -248,6 +250,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<u8> {
         Command::Fsck(args) => fsck::run(ctx, &args),
         Command::Demo(args) => demo::run(ctx, &args),
         Command::Model(args) => model::run(ctx, &args),
+        Command::Upgrade(args) => upgrade::run(ctx, &args),
         Command::Card(args) => card::run(ctx, &args),
         Command::Report(args) => html_report::run(ctx, &args),
         Command::Completions(args) => completions::run(ctx, &args),

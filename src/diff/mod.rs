@@ -9,7 +9,6 @@ pub mod compare;
 pub mod files;
 pub mod goal;
 pub mod lineage;
-pub mod safetensors;
 mod tensor_bytes;
 pub mod tensors;
 pub mod values;

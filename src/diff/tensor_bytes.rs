@@ -6,8 +6,8 @@ use std::os::unix::fs::FileExt;
 
 use anyhow::{Context, anyhow};
 
-use super::safetensors::{Header, TensorInfo};
 use super::tensors::Side;
+use crate::safetensors::{Header, TensorInfo};
 
 /// Bytes read from each side at a time; a multiple of every element size.
 pub(super) const CHUNK: usize = 1 << 20;

@@ -11,10 +11,10 @@ use std::fs::File;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::safetensors::{Header, HeaderError, TensorInfo};
 #[cfg(test)]
 use super::tensor_bytes::{CHUNK, count_differences};
 use super::tensor_bytes::{Counts, compare};
+use crate::safetensors::{Header, HeaderError, TensorInfo};
 
 /// Returns which side of a diff something belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::*;
 use crate::diff::Change as KeyChange;
-use crate::diff::safetensors::tests::{build, f32s, file};
+use crate::safetensors::tests::{build, f32s, file};
 
 /// Returns the diff of two files' bytes, checking that progress adds up to A's length.
 fn diff_bytes(a: &[u8], b: &[u8]) -> Result<TensorDiff, SideError> {

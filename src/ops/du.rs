@@ -42,8 +42,9 @@ pub struct Row {
 
 /// Measures the registry: reads every record, as `gc` does, and deletes nothing.
 pub fn du(reg: &Registry) -> Result<Outcome> {
-    let census = gc::census(reg)?;
+    let mut census = gc::census(reg)?;
     let stored = crate::remote::collect::stored(reg)?;
+    crate::remote::collect::add_parts(reg, &mut census, &stored)?;
     let mut owners_of: HashMap<ObjectId, u32> = HashMap::new();
     for set in census.owners.values() {
         for id in set {

@@ -10,7 +10,7 @@ use crate::error::Failure;
 use crate::remote::collect;
 use crate::stage::remove::publish_removals;
 use crate::store::gc::{self, Amount, Collection};
-use crate::store::{Registry, gclock};
+use crate::store::{Registry, chunks, gclock};
 
 /// What `mreg gc` is asked to do.
 pub struct Request {
@@ -109,13 +109,16 @@ fn folder(reg: &Registry, request: &Request, wait: Duration) -> Result<Collectio
     } else {
         Some(gclock::collecting(reg.root(), wait, &|m| reg.notice(m))?)
     };
-    let census = gc::census_as_if(reg, as_if(request))?;
+    let mut census = gc::census_as_if(reg, as_if(request))?;
     if !dry_run {
         for (id, state) in &census.pending {
             publish_removals(reg, state, id)?;
         }
     }
     let stored = gc::stored_objects(reg)?;
+    gc::add_parts(&mut census, &stored, &|key| {
+        chunks::ChunkList::read(&reg.path(key))
+    })?;
     let kept = gc::kept(&census, &stored);
     let garbage = gc::garbage(reg, &census, stored);
     crate::crash::point("gc-marked");
@@ -142,13 +145,14 @@ fn on_bucket(
 ) -> Result<Collection> {
     let dry_run = request.dry_run;
     let session = bucket.begin(reg, dry_run, wait)?;
-    let census = gc::census_as_if(reg, as_if(request))?;
+    let mut census = gc::census_as_if(reg, as_if(request))?;
     if !dry_run {
         for (id, state) in &census.pending {
             publish_removals(reg, state, id)?;
         }
     }
     let stored = bucket.stored()?;
+    gc::add_parts(&mut census, &stored, &|key| bucket.read_list(reg, key))?;
     let kept = gc::kept(&census, &stored);
     let garbage = gc::classify(&census, stored);
     crate::crash::point("gc-marked");

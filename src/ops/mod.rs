@@ -33,6 +33,7 @@ pub mod run;
 pub mod runs;
 pub mod show;
 pub mod sync;
+pub mod upgrade;
 
 use std::path::Path;
 

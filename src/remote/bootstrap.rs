@@ -44,6 +44,15 @@ pub fn config_of(remote: &dyn Remote, hint: String) -> Result<Vec<u8>> {
     Ok(config.bytes)
 }
 
+/// Returns the remote's `config.toml` with its tag, checked as [`config_of`] checks it.
+pub fn config_fetched(remote: &dyn Remote) -> Result<super::Fetched> {
+    let config = remote
+        .get(keys::CONFIG)?
+        .ok_or_else(|| Failure::error(format!("no mreg registry at {}", remote.url())))?;
+    check_bytes(remote, &config.bytes)?;
+    Ok(config)
+}
+
 /// Refuses a remote whose `config.toml` this mreg cannot honour: a newer layout format,
 /// or a config that does not parse. Nothing is written to such a remote.
 pub fn check_config(remote: &dyn Remote) -> Result<()> {

@@ -19,7 +19,7 @@ use super::{Remote, Swap};
 use crate::error::Failure;
 use crate::id::ObjectId;
 use crate::store::gc::{self, Amounts, Census, Garbage, Stored};
-use crate::store::{NoProgress, Registry, gclock, keys};
+use crate::store::{NoProgress, Registry, chunks, gclock, keys};
 
 /// The most keys one deletion request names: S3's `DeleteObjects` limit.
 const BATCH: usize = 1000;
@@ -43,6 +43,22 @@ pub fn stored(reg: &Registry) -> Result<HashMap<ObjectId, Stored>> {
     match bucket_of(reg) {
         Some(bucket) => bucket.stored(),
         None => gc::stored_objects(reg),
+    }
+}
+
+/// Adds the parts of the objects stored in parts to the census's sets (see
+/// [`gc::add_parts`]), their lists read from the bucket a mirror stands for, or from the
+/// object folder.
+pub fn add_parts<S: std::hash::BuildHasher>(
+    reg: &Registry,
+    census: &mut gc::Census,
+    stored: &HashMap<ObjectId, Stored, S>,
+) -> Result<()> {
+    match bucket_of(reg) {
+        Some(bucket) => gc::add_parts(census, stored, &|key| bucket.read_list(reg, key)),
+        None => gc::add_parts(census, stored, &|key| {
+            chunks::ChunkList::read(&reg.path(key))
+        }),
     }
 }
 
@@ -107,6 +123,26 @@ impl Bucket<'_> {
             bucket: self,
             lease,
         })
+    }
+
+    /// Returns the bucket, spoken to directly.
+    pub fn remote(&self) -> &dyn Remote {
+        &*self.link.remote
+    }
+
+    /// Returns the chunk list at `key`: the mirror's copy when it has one, else the
+    /// bucket's.
+    pub fn read_list(&self, reg: &Registry, key: &str) -> Result<chunks::ChunkList> {
+        let local = reg.path(key);
+        if local.is_file() {
+            return chunks::ChunkList::read(&local);
+        }
+        let fetched = self
+            .link
+            .remote
+            .get(key)?
+            .ok_or_else(|| anyhow::anyhow!("{key} is missing from {}", self.url()))?;
+        chunks::ChunkList::parse(&fetched.bytes)
     }
 
     /// Returns every object the bucket stores, listed, with its keys and sizes.

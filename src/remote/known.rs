@@ -122,7 +122,7 @@ impl Known {
     /// Returns the encoding the remote holds an object in, if it is known to.
     pub fn encoding_of(&self, id: ObjectId) -> Option<Encoding> {
         let keys = self.keys.lock().expect("known keys");
-        [Encoding::Raw, Encoding::Zstd]
+        Encoding::ALL
             .into_iter()
             .find(|e| keys.contains(&keys::object(id, *e)))
     }

@@ -233,7 +233,7 @@ impl Backend for Link {
         if self.known.encoding_of(id).is_some() {
             return Ok(true);
         }
-        for encoding in [Encoding::Raw, Encoding::Zstd] {
+        for encoding in Encoding::ALL {
             let key = keys::object(id, encoding);
             if self.remote.size(&key)?.is_some() {
                 self.known.insert(&key)?;

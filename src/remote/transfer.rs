@@ -20,6 +20,7 @@ use super::Remote;
 use super::known::Known;
 use crate::error::Failure;
 use crate::id::{ObjectId, TreeId};
+use crate::store::chunks;
 use crate::store::object::{self, Encoding};
 use crate::store::read;
 use crate::store::tree::Tree;
@@ -193,15 +194,158 @@ pub fn fetch_all(
     result?;
     let downloaded = downloaded.into_inner().expect("downloads");
     atomic::sync_filesystem(&reg.tmp_dir())?;
-    for fetched in &downloaded {
+    let (lists, whole): (Vec<Downloaded>, Vec<Downloaded>) = downloaded
+        .into_iter()
+        .partition(|d| d.encoding == Encoding::Chunked && d.file.is_some());
+    for fetched in &whole {
         install(reg, known, fetched)?;
     }
     atomic::sync_filesystem(&reg.objects_dir())?;
+    let mut failed = failed.into_inner().expect("failures");
+    let mut objects = whole.len() as u64;
+    let mut bytes = moved.into_inner();
+    if !lists.is_empty() {
+        let parts = complete_lists(reg, remote, known, lists, progress)?;
+        objects += parts.objects;
+        bytes += parts.bytes;
+        failed.extend(parts.failed);
+    }
     Ok(Moved {
-        objects: downloaded.len() as u64,
-        bytes: moved.into_inner(),
-        failed: failed.into_inner().expect("failures"),
+        objects,
+        bytes,
+        failed,
     })
+}
+
+/// Finishes the fetch of objects stored in parts, whose lists are downloaded: fetches
+/// the parts this registry lacks, checks the whole content against each object's name,
+/// and only then stores the list (or, in a registry that does not store parts, the
+/// content assembled whole). Returns what moved, lists counted as objects.
+fn complete_lists(
+    reg: &Registry,
+    remote: &dyn Remote,
+    known: &Known,
+    lists: Vec<Downloaded>,
+    progress: &dyn Progress,
+) -> Result<Moved> {
+    let mut parsed = Vec::with_capacity(lists.len());
+    let mut failed = BTreeMap::new();
+    for fetched in lists {
+        let bytes = fs::read(&fetched.temp)
+            .with_context(|| format!("reading {}", fetched.temp.display()))?;
+        match chunks::ChunkList::parse(&bytes) {
+            Ok(list) if fetched.declared == u64::MAX || list.total() == fetched.declared => {
+                parsed.push((fetched, list));
+            }
+            Ok(list) => {
+                let _ = fs::remove_file(&fetched.temp);
+                failed.insert(
+                    fetched.id,
+                    format!(
+                        "object {} fetched from {} is corrupt: its chunk list adds up to {} bytes where its tree declares {}; it was not used",
+                        fetched.id.short(16),
+                        remote.url(),
+                        list.total(),
+                        fetched.declared
+                    ),
+                );
+            }
+            Err(err) => {
+                let _ = fs::remove_file(&fetched.temp);
+                failed.insert(fetched.id, format!("{err:#}"));
+            }
+        }
+    }
+    let parts: Vec<(ObjectId, u64)> = parsed
+        .iter()
+        .flat_map(|(_, list)| list.parts.iter().copied())
+        .collect();
+    let fetched_parts = fetch_all(reg, remote, known, &parts, progress)?;
+    let mut moved = Moved {
+        objects: fetched_parts.objects,
+        bytes: fetched_parts.bytes,
+        failed,
+    };
+    let in_parts = reg.stores_in_parts();
+    for (fetched, list) in parsed {
+        if let Some((part, why)) = list
+            .parts
+            .iter()
+            .find_map(|(p, _)| fetched_parts.failed.get(p).map(|why| (p, why)))
+        {
+            let _ = fs::remove_file(&fetched.temp);
+            moved.failed.insert(
+                fetched.id,
+                format!(
+                    "object {} was not fetched: its part {} was not ({why})",
+                    fetched.id.short(16),
+                    part.short(16)
+                ),
+            );
+            continue;
+        }
+        let result = if in_parts {
+            check_whole(reg, fetched.id, list)
+                .and_then(|()| install(reg, known, &fetched).map(|_| ()))
+        } else {
+            known.insert(&fetched.key)?;
+            let _ = fs::remove_file(&fetched.temp);
+            assemble(reg, fetched.id, list)
+        };
+        match result {
+            Ok(()) => moved.objects += 1,
+            Err(err) => {
+                let _ = fs::remove_file(&fetched.temp);
+                moved.failed.insert(
+                    fetched.id,
+                    format!(
+                        "object {} fetched from {} is corrupt: {err:#}; it was not used",
+                        fetched.id.short(16),
+                        remote.url()
+                    ),
+                );
+            }
+        }
+    }
+    atomic::sync_filesystem(&reg.objects_dir())?;
+    Ok(moved)
+}
+
+/// Checks that the parts `list` names, as this registry holds them, are the content
+/// `id` names.
+fn check_whole(reg: &Registry, id: ObjectId, list: chunks::ChunkList) -> Result<()> {
+    let total = list.total();
+    let mut parts = chunks::PartsReader::new(reg.root(), list);
+    let (actual, n) = object::hash_reader(&mut parts, total, None, &|_| {})?;
+    object::check_size(id, n, total)?;
+    if actual != id {
+        anyhow::bail!("its parts hash to {}", actual.short(16));
+    }
+    Ok(())
+}
+
+/// Stores the content `list`'s parts make as one raw object `id`, checked against its
+/// name on the way: how a registry that does not store parts takes a file fetched in
+/// parts. The parts stay, for `gc` to collect.
+fn assemble(reg: &Registry, id: ObjectId, list: chunks::ChunkList) -> Result<()> {
+    let total = list.total();
+    let mut parts = chunks::PartsReader::new(reg.root(), list);
+    let temp = atomic::object_temp_file(&reg.tmp_dir())?;
+    let (file, path) = temp.into_parts();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, &file);
+    let (actual, n) = object::hash_reader(&mut parts, total, Some(&mut out), &|_| {})?;
+    std::io::Write::flush(&mut out)?;
+    drop(out);
+    object::check_size(id, n, total)?;
+    if actual != id {
+        anyhow::bail!("its parts hash to {}", actual.short(16));
+    }
+    file.sync_all()?;
+    let target = reg.make_parents(&keys::object(id, Encoding::Raw))?;
+    path.persist(&target)
+        .map_err(|e| e.error)
+        .with_context(|| format!("storing {}", target.display()))?;
+    Ok(())
 }
 
 /// Returns the most bytes a stored form of an object may have on a remote, given the
@@ -217,6 +361,7 @@ pub fn download_limit(declared: u64, encoding: Encoding) -> u64 {
         Encoding::Zstd => declared
             .saturating_add(declared / 64)
             .saturating_add(64 << 10),
+        Encoding::Chunked => chunks::LIST_LIMIT,
     }
 }
 
@@ -240,6 +385,13 @@ pub fn fetch_one(
         file.sync_all()
             .with_context(|| format!("writing {}", fetched.temp.display()))?;
     }
+    if fetched.encoding == Encoding::Chunked && fetched.file.is_some() {
+        let moved = complete_lists(reg, remote, known, vec![fetched], &crate::store::NoProgress)?;
+        if let Some((_, why)) = moved.failed.into_iter().next() {
+            return Err(Failure::error(why).hint(needed_here(id)).into());
+        }
+        return reg.find_object(id).ok_or_else(|| read::missing(id));
+    }
     crate::crash::point("fetch-downloaded");
     let stored = install(reg, known, &fetched)?;
     atomic::sync_parent(&stored.0)?;
@@ -249,6 +401,8 @@ pub fn fetch_one(
 /// An object downloaded and verified in a temp file, not yet in the store.
 struct Downloaded {
     id: ObjectId,
+    /// The content size its records declare (`u64::MAX`: unknown).
+    declared: u64,
     encoding: Encoding,
     key: String,
     temp: PathBuf,
@@ -266,10 +420,16 @@ fn download(
     declared: u64,
     tick: &(dyn Fn(u64) + Sync),
 ) -> Result<Downloaded> {
-    let order = match known.encoding_of(id) {
-        Some(Encoding::Zstd) => [Encoding::Zstd, Encoding::Raw],
-        _ => [Encoding::Raw, Encoding::Zstd],
+    let mut order = match known.encoding_of(id) {
+        Some(Encoding::Zstd) => vec![Encoding::Zstd, Encoding::Raw, Encoding::Chunked],
+        Some(Encoding::Chunked) => vec![Encoding::Chunked, Encoding::Raw, Encoding::Zstd],
+        _ => vec![Encoding::Raw, Encoding::Zstd, Encoding::Chunked],
     };
+    // Only a file larger than any part is stored in parts: a part, a tree or a series
+    // chunk offered as a chunk list is not looked for.
+    if declared != u64::MAX && declared <= chunks::CHUNKED_MIN {
+        order.retain(|e| *e != Encoding::Chunked);
+    }
     for encoding in order {
         let key = keys::object(id, encoding);
         let (temp, file) = claim_temp(reg, id, encoding)?;
@@ -299,6 +459,7 @@ fn download(
                 if reg.find_object(id).is_some() {
                     return Ok(Downloaded {
                         id,
+                        declared,
                         encoding,
                         key,
                         temp,
@@ -318,6 +479,7 @@ fn download(
         };
         return Ok(Downloaded {
             id,
+            declared,
             encoding,
             key,
             temp,
@@ -446,6 +608,19 @@ fn verify(file: &File, encoding: Encoding, id: ObjectId) -> Result<(), String> {
         Encoding::Raw => object::hash_reader(&mut file, len, None, &|_| {}),
         Encoding::Zstd => zstd::stream::read::Decoder::new(file)
             .and_then(|mut d| object::hash_reader(&mut d, len, None, &|_| {})),
+        // A list is checked for its form here; its parts, once fetched, are checked
+        // against its name (see `complete_lists`).
+        Encoding::Chunked => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(file, chunks::LIST_LIMIT + 1),
+                &mut bytes,
+            )
+            .map_err(|e| e.to_string())?;
+            return chunks::ChunkList::parse(&bytes)
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"));
+        }
     };
     match hashed {
         Ok((actual, _)) if actual == id => Ok(()),
@@ -456,11 +631,88 @@ fn verify(file: &File, encoding: Encoding, id: ObjectId) -> Result<(), String> {
 
 /// Sends every listed object the remote lacks, in parallel, each re-hashed first (an
 /// object whose content no longer matches its name is listed in `failed`, not sent).
+///
+/// An object stored here in parts goes as its parts, then its list, so that a remote
+/// never holds a list before its parts; to a remote whose format predates parts, it
+/// goes whole.
 pub fn send_all(
     reg: &Registry,
     remote: &dyn Remote,
     known: &Known,
     objects: &[ObjectId],
+    progress: &dyn Progress,
+) -> Result<Moved> {
+    let lists: Vec<(ObjectId, PathBuf)> = objects
+        .iter()
+        .filter(|id| known.encoding_of(**id).is_none())
+        .filter_map(|id| match reg.find_object(*id) {
+            Some((path, Encoding::Chunked)) => Some((*id, path)),
+            _ => None,
+        })
+        .collect();
+    let in_parts = !lists.is_empty() && remote_stores_parts(remote)?;
+    let mut parts_of: BTreeMap<ObjectId, Vec<ObjectId>> = BTreeMap::new();
+    if in_parts {
+        for (id, path) in &lists {
+            // A list that does not read is refused by the send below, as damage.
+            if let Ok(list) = chunks::ChunkList::read(path) {
+                parts_of.insert(*id, list.parts.iter().map(|(p, _)| *p).collect());
+            }
+        }
+    }
+    let parts: Vec<ObjectId> = parts_of.values().flatten().copied().collect();
+    let mut moved = if parts.is_empty() {
+        Moved::default()
+    } else {
+        send_objects(
+            reg,
+            remote,
+            known,
+            &parts,
+            (false, &BTreeMap::new()),
+            progress,
+        )?
+    };
+    // A list goes only once every part it names has.
+    let mut blocked = BTreeMap::new();
+    for (id, parts) in &parts_of {
+        if let Some(part) = parts.iter().find(|p| moved.failed.contains_key(p)) {
+            blocked.insert(
+                *id,
+                format!(
+                    "object {} was not sent: its part {} was not",
+                    id.short(16),
+                    part.short(16)
+                ),
+            );
+        }
+    }
+    let rest = send_objects(reg, remote, known, objects, (in_parts, &blocked), progress)?;
+    moved.objects += rest.objects;
+    moved.bytes += rest.bytes;
+    moved.failed.extend(rest.failed);
+    Ok(moved)
+}
+
+/// Returns whether `remote`'s registry stores files in parts: its `config.toml`
+/// declares format 2 or later.
+fn remote_stores_parts(remote: &dyn Remote) -> Result<bool> {
+    let config = remote.get(keys::CONFIG)?;
+    Ok(config.is_some_and(|c| {
+        crate::store::registry::format_of(&String::from_utf8_lossy(&c.bytes))
+            >= crate::store::registry::PARTS_FORMAT
+    }))
+}
+
+/// Sends the listed objects the remote lacks (see [`send_all`]); `in_parts` says
+/// whether objects stored in parts go as their lists (their parts sent already) or
+/// whole, and `blocked` names those not to send, with why.
+fn send_objects(
+    reg: &Registry,
+    remote: &dyn Remote,
+    known: &Known,
+    objects: &[ObjectId],
+    (in_parts, blocked): (bool, &BTreeMap<ObjectId, String>),
     progress: &dyn Progress,
 ) -> Result<Moved> {
     let mut unknown: Vec<ObjectId> = objects
@@ -488,6 +740,10 @@ pub fn send_all(
     // An object missing here fails what names it, not the whole transfer.
     let mut missing_here = BTreeMap::new();
     for id in &unknown {
+        if let Some(why) = blocked.get(id) {
+            missing_here.insert(*id, why.clone());
+            continue;
+        }
         let Some((path, encoding)) = reg.find_object(*id) else {
             missing_here.insert(
                 *id,
@@ -510,9 +766,8 @@ pub fn send_all(
     progress.start("send", total);
     let tick = |n: u64| progress.advance(n);
     let result = parallel(&sizes, PARALLEL, &|(id, path, encoding, len)| {
-        let key = keys::object(*id, *encoding);
         if sizes.len() <= LIST_INSTEAD_OF_ASKING {
-            for other in [Encoding::Raw, Encoding::Zstd] {
+            for other in Encoding::ALL {
                 let other_key = keys::object(*id, other);
                 if remote.size(&other_key)?.is_some() {
                     known.insert(&other_key)?;
@@ -521,25 +776,22 @@ pub fn send_all(
                 }
             }
         }
-        let damaged =
-            match object::hash_stored(path, *encoding, None, &mut std::io::sink(), &|_| {}) {
-                Ok((actual, _)) if actual == *id => None,
-                Ok((actual, _)) => Some(object::corrupt_message(*id, actual, path)),
-                Err(err) => Some(format!("object {} cannot be read: {err:#}", id.short(16))),
-            };
-        if let Some(why) = damaged {
-            failed
-                .lock()
-                .expect("failed objects")
-                .insert(*id, format!("{why}; it was not sent"));
-            tick(*len);
-            return Ok(());
-        }
-        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        remote.upload(&key, &file, *len, known.journal(*id)?, &tick)?;
+        let whole = *encoding == Encoding::Chunked && !in_parts;
+        let (key, file, len) = match checked(reg, (*id, path, *encoding), whole)? {
+            Ok(ready) => ready,
+            Err(why) => {
+                failed
+                    .lock()
+                    .expect("failed objects")
+                    .insert(*id, format!("{why}; it was not sent"));
+                tick(*len);
+                return Ok(());
+            }
+        };
+        remote.upload(&key, &file, len, known.journal(*id)?, &tick)?;
         known.insert(&key)?;
         sent.fetch_add(1, Ordering::Relaxed);
-        bytes.fetch_add(*len, Ordering::Relaxed);
+        bytes.fetch_add(len, Ordering::Relaxed);
         Ok(())
     });
     progress.finish();
@@ -549,4 +801,54 @@ pub fn send_all(
         bytes: bytes.into_inner(),
         failed: failed.into_inner().expect("failed objects"),
     })
+}
+
+/// Returns what sends an object stored at `path`: its key on the remote, a file of what
+/// goes there and its length; or, for an object whose content no longer matches its
+/// name, why it does not go. With `whole`, an object stored in parts is assembled into
+/// a file without a name as it is checked, and goes raw.
+fn checked(
+    reg: &Registry,
+    (id, path, encoding): (ObjectId, &std::path::Path, Encoding),
+    whole: bool,
+) -> Result<Result<(String, File, u64), String>> {
+    let assembled = if whole {
+        Some(
+            tempfile::tempfile_in(reg.tmp_dir())
+                .or_else(|_| tempfile::tempfile())
+                .context("creating a temp file to assemble an object in")?,
+        )
+    } else {
+        None
+    };
+    let hashed = match &assembled {
+        Some(file) => {
+            let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+            let hashed = object::hash_stored(path, encoding, None, &mut writer, &|_| {});
+            std::io::Write::flush(&mut writer)?;
+            hashed
+        }
+        None => object::hash_stored(path, encoding, None, &mut std::io::sink(), &|_| {}),
+    };
+    match hashed {
+        Ok((actual, _)) if actual == id => {}
+        Ok((actual, _)) => return Ok(Err(object::corrupt_message(id, actual, path))),
+        Err(err) => {
+            return Ok(Err(format!(
+                "object {} cannot be read: {err:#}",
+                id.short(16)
+            )));
+        }
+    }
+    Ok(Ok(match assembled {
+        Some(file) => {
+            let len = file.metadata()?.len();
+            (keys::object(id, Encoding::Raw), file, len)
+        }
+        None => (
+            keys::object(id, encoding),
+            File::open(path).with_context(|| format!("opening {}", path.display()))?,
+            fs::metadata(path)?.len(),
+        ),
+    }))
 }

@@ -36,9 +36,19 @@ pub enum Swap<T = ()> {
 /// records published from it are readable by the team sharing a registry (objects are
 /// then made read-only).
 pub fn temp_file(tmp_dir: &Path) -> Result<tempfile::NamedTempFile> {
+    temp_file_mode(tmp_dir, 0o666)
+}
+
+/// Returns a new temp file in `tmp_dir`, open for writing, created read-only (0444 less
+/// the umask): an object's file, which no `chmod` has to make read-only afterwards.
+pub fn object_temp_file(tmp_dir: &Path) -> Result<tempfile::NamedTempFile> {
+    temp_file_mode(tmp_dir, 0o444)
+}
+
+fn temp_file_mode(tmp_dir: &Path, mode: u32) -> Result<tempfile::NamedTempFile> {
     tempfile::Builder::new()
         .prefix("tmp-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
         .tempfile_in(tmp_dir)
         .with_context(|| format!("creating a temp file in {}", tmp_dir.display()))
 }

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::object::{self, Encoding};
 use super::tree::{self, Kind, Tree};
 use super::walk::Graph;
-use super::{Progress, Registry, gc, keys, lock, models, read, removals, runs, stages};
+use super::{Progress, Registry, chunks, gc, keys, lock, models, read, removals, runs, stages};
 use crate::id::{ObjectId, RunId};
 use crate::manifest::series::Series;
 use crate::manifest::{RunEvent, VersionRecord};
@@ -76,11 +76,7 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     let results: Vec<Result<(ObjectId, u64)>> = stored
         .par_iter()
         .map(|(path, id, encoding, len)| {
-            let limit = declared
-                .get(id)
-                .copied()
-                .or_else(|| undeclared_limit(*encoding, *len));
-            let r = object::hash_stored(path, *encoding, limit, &mut std::io::sink(), &|_| {});
+            let r = check_object(reg, (path, *id, *encoding, *len), declared.get(id).copied());
             progress.advance(*len);
             r
         })
@@ -107,7 +103,10 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
             ),
             Ok((actual, _)) if actual != *id => object::corrupt_message(*id, actual, path),
             Ok((_, n)) => {
-                bytes += n;
+                // The bytes of a file stored in parts are counted with its parts.
+                if *encoding != Encoding::Chunked {
+                    bytes += n;
+                }
                 good.insert(*id, n);
                 continue;
             }
@@ -176,8 +175,12 @@ fn removed_runs_in_use(reg: &Registry) -> Result<Vec<String>> {
 
 /// Returns what `gc` would free, or `None` when its census fails.
 fn reclaimable(reg: &Registry) -> Option<gc::Amount> {
-    let census = gc::census(reg).ok()?;
+    let mut census = gc::census(reg).ok()?;
     let stored = gc::stored_objects(reg).ok()?;
+    gc::add_parts(&mut census, &stored, &|key| {
+        chunks::ChunkList::read(&reg.path(key))
+    })
+    .ok()?;
     let amounts = gc::garbage(reg, &census, stored).amounts();
     Some(gc::Amount {
         count: amounts.iter().map(|a| a.count).sum(),
@@ -273,6 +276,39 @@ fn stray_versions(reg: &Registry, model: &str, problems: &mut Vec<Problem>) {
 /// A version record's path and its tree graph as pull would read it, or `None` for a
 /// record that cannot be read.
 type Loaded = Option<(PathBuf, Result<Graph>)>;
+
+/// Returns the hash and length of a stored object's content (stored in `len` bytes),
+/// read no further than the size its trees declare, if any, allows. A chunk list no
+/// version declares (a run's data input, or garbage) has its form and its parts
+/// checked, each part as an object of its own, but not the whole, which a hostile list
+/// could make as long as it likes.
+fn check_object(
+    reg: &Registry,
+    (path, id, encoding, len): (&Path, ObjectId, Encoding, u64),
+    declared: Option<u64>,
+) -> Result<(ObjectId, u64)> {
+    let limit = declared.or_else(|| undeclared_limit(encoding, len));
+    if encoding == Encoding::Chunked && declared.is_none() {
+        let list = chunks::ChunkList::read(path)
+            .with_context(|| format!("reading the chunk list {}", path.display()))?;
+        parts_present(reg, &list)?;
+        return Ok((id, list.total()));
+    }
+    object::hash_stored(path, encoding, limit, &mut std::io::sink(), &|_| {})
+}
+
+/// Fails, naming the first, when a part `list` names is not stored raw or compressed.
+fn parts_present(reg: &Registry, list: &chunks::ChunkList) -> Result<()> {
+    for (part, _) in &list.parts {
+        if !Encoding::WHOLE
+            .iter()
+            .any(|e| reg.object_path(*part, *e).is_file())
+        {
+            anyhow::bail!("part {} of the chunk list is missing", part.short(16));
+        }
+    }
+    Ok(())
+}
 
 /// Returns how far fsck decodes a compressed object no version declares (a tree, a
 /// series chunk, or one no record names): a thousand times what it stores, and at least
@@ -721,10 +757,7 @@ fn list_objects(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<Store
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
-            let (rest, encoding) = match name.strip_suffix(".zst") {
-                Some(rest) => (rest, Encoding::Zstd),
-                None => (name, Encoding::Raw),
-            };
+            let (rest, encoding) = Encoding::of_name(name);
             let Ok(id) = format!("{prefix}{rest}").parse::<ObjectId>() else {
                 problems.push(Problem {
                     path,

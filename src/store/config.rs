@@ -167,6 +167,32 @@ fn default_policy(stage: &str) -> StagePolicy {
     }
 }
 
+/// Returns `text` (a `config.toml`) declaring layout format `to` in place of the format
+/// it declares, everything else kept byte for byte; `None` when no line of it is the
+/// `format = N` line a config starts with.
+pub fn with_format(text: &str, to: u32) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + 1);
+    let mut found = false;
+    for line in text.split_inclusive('\n') {
+        let is_format = !found
+            && line.trim_start().starts_with("format")
+            && toml::from_str::<toml::Table>(line).ok().is_some_and(|t| {
+                t.len() == 1 && t.get("format").is_some_and(toml::Value::is_integer)
+            });
+        if is_format {
+            found = true;
+            out.push_str("format = ");
+            out.push_str(&to.to_string());
+            if line.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            out.push_str(line);
+        }
+    }
+    found.then_some(out)
+}
+
 /// Returns the text `mreg init` writes: the format, and the default stages spelled out
 /// with commented examples, so a team sees where its policy goes.
 pub fn initial_text(format: u32) -> String {
@@ -428,6 +454,21 @@ mod tests {
             assert_eq!(config.policy(stage), default_policy(stage), "{stage}");
         }
         assert_eq!(config.stage_names(), DEFAULT_STAGES);
+    }
+
+    #[test]
+    fn the_format_line_is_replaced_and_nothing_else() {
+        let text = "# mine\nformat = 1 # old\n\n[stages.qa]\nformat_note = 1\n";
+        assert_eq!(
+            with_format(text, 2).unwrap(),
+            "# mine\nformat = 2\n\n[stages.qa]\nformat_note = 1\n"
+        );
+        assert_eq!(with_format("[stages.qa]\n", 2), None);
+        assert!(
+            with_format(&initial_text(1), 2)
+                .unwrap()
+                .contains("\nformat = 2\n")
+        );
     }
 
     #[test]

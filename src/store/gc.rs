@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::chunks;
 use super::object::Encoding;
 use super::walk::{self, Graph};
 use super::{ObjectId, Registry, TreeId, keys, models, read, removals, runs, stages, tmp};
@@ -180,6 +181,52 @@ pub fn census_as_if(reg: &Registry, as_if: &AsIf) -> Result<Census> {
     Ok(census)
 }
 
+/// Adds to each of the census's sets the parts of the objects in it that `stored` holds
+/// in parts, their lists read with `read_list` (given the list's key). A list an owner
+/// reaches that cannot be read fails the census, naming it: gc cannot tell which parts
+/// it keeps. Those of removed objects are added where they read.
+pub fn add_parts<S: std::hash::BuildHasher>(
+    census: &mut Census,
+    stored: &HashMap<ObjectId, Stored, S>,
+    read_list: &dyn Fn(&str) -> Result<chunks::ChunkList>,
+) -> Result<()> {
+    let mut read: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
+    let mut expand = |set: &mut HashSet<ObjectId>, strict: bool| -> Result<()> {
+        let mut more = Vec::new();
+        for id in set.iter() {
+            let Some(key) = stored.get(id).and_then(|s| {
+                s.keys
+                    .iter()
+                    .find(|k| k.ends_with(Encoding::Chunked.suffix()))
+            }) else {
+                continue;
+            };
+            if !read.contains_key(id) {
+                match read_list(key) {
+                    Ok(list) => {
+                        read.insert(*id, list.parts.iter().map(|(p, _)| *p).collect());
+                    }
+                    Err(err) if strict => {
+                        return Err(err.context(format!(
+                            "reading the chunk list {key}: gc must keep its parts, so it deleted nothing"
+                        )));
+                    }
+                    Err(_) => continue,
+                }
+            }
+            more.extend(read[id].iter().copied());
+        }
+        set.extend(more);
+        Ok(())
+    };
+    for set in census.owners.values_mut() {
+        expand(set, true)?;
+    }
+    expand(&mut census.removed_only, false)?;
+    expand(&mut census.removed_runs_only, false)?;
+    Ok(())
+}
+
 /// Returns the object ids of a graph.
 fn ids(graph: &Graph) -> Vec<ObjectId> {
     graph.objects().into_iter().map(|(o, _)| o).collect()
@@ -220,12 +267,7 @@ pub struct Stored {
 pub fn object_of_key(key: &str) -> Option<ObjectId> {
     let rest = key.strip_prefix(keys::OBJECTS)?;
     let (prefix, name) = rest.split_once('/')?;
-    let hex = name.strip_suffix(Encoding::Zstd.suffix()).unwrap_or(name);
-    let encoding = if hex.len() == name.len() {
-        Encoding::Raw
-    } else {
-        Encoding::Zstd
-    };
+    let (hex, encoding) = Encoding::of_name(name);
     if prefix.len() != 2 {
         return None;
     }

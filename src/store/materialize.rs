@@ -144,10 +144,10 @@ pub fn materialize(
         .par_iter()
         .map(|f| {
             let (stored, encoding) = reg.object(f.id)?;
-            let cost = if encoding == Encoding::Zstd {
-                f.size * 3
-            } else {
-                f.size
+            let cost = match encoding {
+                Encoding::Zstd => f.size * 3,
+                Encoding::Chunked => f.size * 2,
+                Encoding::Raw => f.size,
             };
             Ok((cost, f, stored, encoding))
         })

@@ -6,6 +6,7 @@
 pub mod atomic;
 pub mod backend;
 pub mod check;
+pub mod chunks;
 pub mod config;
 pub mod files;
 pub mod gc;

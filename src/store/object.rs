@@ -11,6 +11,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use super::chunks;
 use crate::id::ObjectId;
 
 /// Bytes read per call when streaming a file.
@@ -36,15 +37,35 @@ pub enum Encoding {
     Raw,
     /// One zstd frame that decodes to the content.
     Zstd,
+    /// A list of parts, each an object stored raw or as zstd, whose contents in order
+    /// are the content ([`super::chunks`]).
+    Chunked,
 }
 
 impl Encoding {
+    /// Every stored form, in the order a reader looks for them.
+    pub const ALL: [Encoding; 3] = [Encoding::Raw, Encoding::Zstd, Encoding::Chunked];
+
+    /// The stored forms that hold the content itself: the forms of a part.
+    pub const WHOLE: [Encoding; 2] = [Encoding::Raw, Encoding::Zstd];
+
     /// Returns the file name suffix of this encoding.
     pub fn suffix(self) -> &'static str {
         match self {
             Encoding::Raw => "",
             Encoding::Zstd => ".zst",
+            Encoding::Chunked => ".chunks",
         }
+    }
+
+    /// Splits an object's file name into its hex digits and its encoding.
+    pub fn of_name(name: &str) -> (&str, Encoding) {
+        for encoding in [Encoding::Zstd, Encoding::Chunked] {
+            if let Some(hex) = name.strip_suffix(encoding.suffix()) {
+                return (hex, encoding);
+            }
+        }
+        (name, Encoding::Raw)
     }
 }
 
@@ -68,6 +89,37 @@ pub fn zstd_pays(file: &File, len: u64) -> io::Result<bool> {
         packed += zstd::bulk::compress(&buf[..n], ZSTD_LEVEL)?.len();
     }
     Ok(packed * 10 <= raw * 9)
+}
+
+/// Returns whether compressing `bytes` (content held in memory) with zstd pays, from
+/// the same samples [`zstd_pays`] takes of a file.
+pub fn zstd_pays_bytes(bytes: &[u8]) -> bool {
+    if bytes.len() < 64 {
+        return false;
+    }
+    let mut samples = vec![&bytes[..bytes.len().min(SAMPLE)]];
+    if bytes.len() > 3 * SAMPLE {
+        let mid = bytes.len() / 2;
+        samples.push(&bytes[mid..mid + SAMPLE]);
+        samples.push(&bytes[bytes.len() - SAMPLE..]);
+    }
+    let (mut raw, mut packed) = (0usize, 0usize);
+    for sample in samples {
+        raw += sample.len();
+        packed += zstd::bulk::compress(sample, ZSTD_LEVEL).map_or(sample.len(), |c| c.len());
+    }
+    packed * 10 <= raw * 9
+}
+
+/// Returns the id of content held in memory, hashed on all cores when it is large.
+pub fn hash_bytes(bytes: &[u8]) -> ObjectId {
+    let mut hasher = blake3::Hasher::new();
+    if bytes.len() as u64 >= PARALLEL_HASH_MIN {
+        hasher.update_rayon(bytes);
+    } else {
+        hasher.update(bytes);
+    }
+    ObjectId::from_hasher(&hasher)
 }
 
 fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
@@ -200,8 +252,24 @@ pub fn hash_stored(
         Encoding::Raw => hash_reader(&mut (&file).take(take), hint, Some(out), progress),
         Encoding::Zstd => zstd::stream::read::Decoder::new(file)
             .and_then(|decoder| hash_reader(&mut decoder.take(take), hint, Some(out), progress)),
+        Encoding::Chunked => {
+            let mut parts = parts_of(stored)?;
+            hash_reader(&mut (&mut parts).take(take), hint, Some(out), progress)
+        }
     }
     .with_context(|| format!("reading object {}", stored.display()))
+}
+
+/// Returns a reader of the parts the chunk list stored at `stored` names, found beside
+/// it: a list lives at `objects/ab/NAME.chunks` of its registry, as its parts do.
+pub fn parts_of(stored: &Path) -> Result<chunks::PartsReader> {
+    let list = chunks::ChunkList::read(stored)
+        .with_context(|| format!("reading the chunk list {}", stored.display()))?;
+    let root = stored
+        .ancestors()
+        .nth(3)
+        .with_context(|| format!("{} is not inside a registry's objects/", stored.display()))?;
+    Ok(chunks::PartsReader::new(root, list))
 }
 
 /// Fails when an object's content length differs from the size its tree declares;

@@ -170,7 +170,8 @@ fn open_sized(stored: &Path, id: ObjectId, size: u64) -> Result<File> {
 ///
 /// Small raw objects are read, hashed and written in one pass. Large raw objects are
 /// cloned (reflink) or copied in the kernel (`copy_file_range`) while this thread
-/// hashes the object; compressed ones are decoded and hashed in one pass. `dest` must
+/// hashes the object; compressed ones, and those stored in parts, are decoded and
+/// hashed in one pass. `dest` must
 /// not exist. On a mismatch the error names the corrupt object.
 pub fn copy_to_file(
     (stored, encoding): (&Path, Encoding),
@@ -226,7 +227,7 @@ pub fn copy_to_file(
             }
             check_size(id, n, size)?;
         }
-        Encoding::Zstd => {
+        Encoding::Zstd | Encoding::Chunked => {
             let mut writer = BufWriter::with_capacity(1 << 20, &out);
             object::copy_verified(stored, encoding, id, Some(size), &mut writer, progress)?;
             writer
@@ -238,7 +239,7 @@ pub fn copy_to_file(
 }
 
 /// Returns a readable file holding an object's verified content: the object itself
-/// when it is stored raw, else a decoded copy in a temp file that has no name (so it
+/// when it is stored raw, else a decoded (or assembled) copy in a temp file that has no name (so it
 /// disappears with the process, however it ends).
 pub fn verified_file(
     reg: &Registry,
@@ -258,7 +259,7 @@ pub fn verified_file(
             check_size(id, n, size)?;
             Ok(VerifiedFile { file, len: n })
         }
-        Encoding::Zstd => {
+        Encoding::Zstd | Encoding::Chunked => {
             // A file without a name: nothing is left behind, even if mreg is killed. The
             // registry's tmp/ is on the registry's disk; a read-only registry falls back
             // to the system's temp folder.

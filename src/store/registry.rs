@@ -16,7 +16,10 @@ use crate::error::Failure;
 use crate::id::ObjectId;
 
 /// The layout format this build reads and writes.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
+
+/// The first layout format whose registries store large files in parts.
+pub const PARTS_FORMAT: u32 = 2;
 
 /// The name of the registry folder inside a project.
 pub const DIR_NAME: &str = ".mreg";
@@ -156,6 +159,21 @@ impl Registry {
         Ok(reg)
     }
 
+    /// Returns the layout format `config.toml` declares (a config that does not say is
+    /// of this build's format, as [`check_config`] reads it).
+    pub fn format(&self) -> u32 {
+        files::read_text(&self.root, keys::CONFIG)
+            .ok()
+            .flatten()
+            .map_or(FORMAT, |text| format_of(&text))
+    }
+
+    /// Returns whether pushes store large files in parts here: a registry of format 2
+    /// or later ([`super::chunks`]).
+    pub fn stores_in_parts(&self) -> bool {
+        self.format() >= PARTS_FORMAT
+    }
+
     /// Returns the registry's parsed `config.toml`, refusing a newer layout format.
     pub fn config(&self) -> Result<Config> {
         let path = self.path(keys::CONFIG);
@@ -177,10 +195,16 @@ pub fn new_registry_id() -> String {
     blake3::hash(seed.as_bytes()).to_hex()[..32].to_owned()
 }
 
+/// Returns the layout format a `config.toml`'s text declares; one that does not say
+/// is of this build's format.
+pub fn format_of(text: &str) -> u32 {
+    toml::from_str::<FormatOnly>(text).map_or(FORMAT, |f| f.format)
+}
+
 /// Returns the config of the registry `name` names, parsed from `text` (read from
 /// `path`), refusing a newer layout format before anything else in it.
 pub fn check_config(text: &str, name: &str, path: &Path) -> Result<Config> {
-    let format = toml::from_str::<FormatOnly>(text).map_or(FORMAT, |f| f.format);
+    let format = format_of(text);
     if format > FORMAT {
         return Err(Failure::error(format!(
             "the registry at {name} has layout format {format}, newer than this mreg reads ({FORMAT})",
@@ -324,12 +348,10 @@ impl Registry {
 
     /// Returns where and how an object is stored, or `None` when it is absent.
     pub fn find_object(&self, id: ObjectId) -> Option<(PathBuf, Encoding)> {
-        [Encoding::Raw, Encoding::Zstd]
-            .into_iter()
-            .find_map(|encoding| {
-                let path = self.object_path(id, encoding);
-                path.is_file().then_some((path, encoding))
-            })
+        Encoding::ALL.into_iter().find_map(|encoding| {
+            let path = self.object_path(id, encoding);
+            path.is_file().then_some((path, encoding))
+        })
     }
 
     /// Returns whether the object is stored.

@@ -112,7 +112,8 @@ struct Hashed {
     id: ObjectId,
     size: u64,
     was_read: bool,
-    new: bool,
+    /// Content bytes new to the registry (a file stored in parts: its new parts').
+    new: u64,
 }
 
 fn hash_files(
@@ -143,7 +144,7 @@ fn hash_files(
                     Sink::Store(staging) if !staging.holds_whole(*id, file.stamp_size())? => {
                         return read_file(file, sink, cache, progress);
                     }
-                    _ => false,
+                    _ => 0,
                 };
                 return Ok(Hashed {
                     id: *id,
@@ -169,11 +170,11 @@ fn read_file(
     let (id, size, new) = match sink {
         Sink::HashOnly => {
             let (id, size) = object::hash_file(&file.abs, &advance)?;
-            (id, size, false)
+            (id, size, 0)
         }
         Sink::Store(staging) => {
             let stored = staging.add_file(&file.abs, &advance)?;
-            (stored.id, stored.size, stored.new)
+            (stored.id, stored.size, stored.new_bytes)
         }
     };
     let after = fs::symlink_metadata(&file.abs)
@@ -219,9 +220,7 @@ fn build_tree(
                 if h.was_read {
                     totals.hashed += h.size;
                 }
-                if h.new {
-                    totals.new += h.size;
-                }
+                totals.new += h.new;
                 let kind = if scan.files[*i].exec {
                     Kind::Exec
                 } else {

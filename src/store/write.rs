@@ -7,17 +7,17 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use rayon::prelude::*;
 use tempfile::TempPath;
 
 use super::object::{self, Encoding};
 use super::registry::Registry;
-use super::{atomic, keys};
+use super::{atomic, chunks, keys};
 use crate::id::ObjectId;
 
 /// Returns what storing one file did.
@@ -29,14 +29,43 @@ pub struct Stored {
     pub size: u64,
     /// Whether the object was new to the registry.
     pub new: bool,
+    /// Content bytes new to the registry: the size when the object is new, or for one
+    /// stored in parts, its new parts' sizes.
+    pub new_bytes: u64,
+}
+
+impl Stored {
+    fn of(id: ObjectId, size: u64, new: bool) -> Stored {
+        Stored {
+            id,
+            size,
+            new,
+            new_bytes: if new { size } else { 0 },
+        }
+    }
 }
 
 /// Objects written to temp files, waiting to be published.
 pub struct Staging<'r> {
     reg: &'r Registry,
+    /// Whether large files are stored in parts (a registry of format 2).
+    in_parts: bool,
     /// Each temp file and the key it is published at.
     pending: Mutex<Vec<(TempPath, String)>>,
+    /// Chunk lists, published once every part they name is.
+    lists: Mutex<Vec<(TempPath, String)>>,
+    /// Objects staged raw or compressed.
     ids: Mutex<HashSet<ObjectId>>,
+    /// Objects staged as chunk lists.
+    listed: Mutex<HashSet<ObjectId>>,
+}
+
+/// A part written to a temp file, kept only if its file turns out to be new.
+struct StagedPart {
+    temp: TempPath,
+    id: ObjectId,
+    size: u64,
+    encoding: Encoding,
 }
 
 impl<'r> Staging<'r> {
@@ -44,8 +73,11 @@ impl<'r> Staging<'r> {
     pub fn new(reg: &'r Registry) -> Self {
         Staging {
             reg,
+            in_parts: reg.stores_in_parts(),
             pending: Mutex::new(Vec::new()),
+            lists: Mutex::new(Vec::new()),
             ids: Mutex::new(HashSet::new()),
+            listed: Mutex::new(HashSet::new()),
         }
     }
 
@@ -62,16 +94,37 @@ impl<'r> Staging<'r> {
             .is_empty()
     }
 
-    /// Streams the file at `path` into a temp object, hashing it on the way.
+    fn staged(&self, id: ObjectId, any_form: bool) -> bool {
+        self.ids
+            .lock()
+            .expect("staging lock is never poisoned")
+            .contains(&id)
+            || (any_form
+                && self
+                    .listed
+                    .lock()
+                    .expect("staging lock is never poisoned")
+                    .contains(&id))
+    }
+
+    /// Streams the file at `path` into the store, hashing it on the way.
     ///
-    /// Compresses with zstd when a sample says it pays. The temp file is dropped if
-    /// the registry (or this staging area) already holds the content.
+    /// Content the registry (or this staging area) holds already is not written again:
+    /// a file that fits in memory is hashed before anything is written, and a large one
+    /// in a registry that stores parts is hashed whole first. Compresses with zstd when
+    /// a sample says it pays.
     pub fn add_file(&self, path: &Path, progress: &dyn Fn(u64)) -> Result<Stored> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let len = file
             .metadata()
             .with_context(|| format!("reading {}", path.display()))?
             .len();
+        if len < object::KERNEL_COPY_MIN {
+            return self.add_small(path, &file, len, progress);
+        }
+        if self.in_parts && len > chunks::CHUNKED_MIN {
+            return self.add_in_parts(path, &file, len, progress);
+        }
         let encoding = if object::zstd_pays(&file, len)
             .with_context(|| format!("reading {}", path.display()))?
         {
@@ -79,43 +132,180 @@ impl<'r> Staging<'r> {
         } else {
             Encoding::Raw
         };
-        let temp = atomic::temp_file(&self.reg.tmp_dir())?;
+        let temp = atomic::object_temp_file(&self.reg.tmp_dir())?;
         let (temp_file, temp_path) = temp.into_parts();
-        let (id, size) = match encoding {
+        let (id, size) = if encoding == Encoding::Raw {
             // A large file is copied by the kernel on a thread of its own while this
             // thread hashes it: no round trip through user memory for the copy. The
             // caller's before/after stat catches a file that changes in between.
-            Encoding::Raw if len >= object::KERNEL_COPY_MIN => std::thread::scope(|scope| {
+            std::thread::scope(|scope| {
                 let copy = scope.spawn(|| object::clone_or_copy(path, &temp_file));
                 let hashed = object::hash_reader(&mut &file, len, None, progress);
                 copy.join()
                     .expect("the copy thread does not panic")
                     .and(hashed)
-            }),
-            Encoding::Raw => {
-                let mut out = temp_file;
-                object::hash_reader(&mut &file, len, Some(&mut out), progress)
-            }
-            Encoding::Zstd => {
-                let mut encoder = zstd::stream::write::Encoder::new(
-                    BufWriter::with_capacity(1 << 20, temp_file),
-                    object::ZSTD_LEVEL,
-                )?;
-                let hashed = object::hash_reader(&mut &file, len, Some(&mut encoder), progress);
-                hashed.and_then(|h| encoder.finish()?.flush().map(|()| h))
-            }
+            })
+        } else {
+            let mut encoder = zstd::stream::write::Encoder::new(
+                BufWriter::with_capacity(1 << 20, temp_file),
+                object::ZSTD_LEVEL,
+            )?;
+            let hashed = object::hash_reader(&mut &file, len, Some(&mut encoder), progress);
+            hashed.and_then(|h| encoder.finish()?.flush().map(|()| h))
         }
         .with_context(|| format!("storing {}", path.display()))?;
         let new = self.keep(id, size, encoding, temp_path)?;
-        Ok(Stored { id, size, new })
+        Ok(Stored::of(id, size, new))
+    }
+
+    /// Stores a file smaller than [`object::KERNEL_COPY_MIN`]: read into memory and
+    /// hashed, then written only when new.
+    fn add_small(
+        &self,
+        path: &Path,
+        file: &File,
+        len: u64,
+        progress: &dyn Fn(u64),
+    ) -> Result<Stored> {
+        let mut bytes = Vec::with_capacity(len as usize);
+        file.take(object::KERNEL_COPY_MIN)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {}", path.display()))?;
+        progress(bytes.len() as u64);
+        self.add_bytes(&bytes)
+            .with_context(|| format!("storing {}", path.display()))
+    }
+
+    /// Stores a large file as parts and a chunk list ([`chunks`]). The whole content is
+    /// hashed first: a file the registry holds costs one read. Otherwise each part is
+    /// read, hashed, and written when the registry lacks it.
+    fn add_in_parts(
+        &self,
+        path: &Path,
+        file: &File,
+        len: u64,
+        progress: &dyn Fn(u64),
+    ) -> Result<Stored> {
+        let (id, size) = object::hash_reader(&mut &*file, len, None, progress)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if size != len || self.holds_whole(id, size)? || self.staged(id, true) {
+            // A length that changed is caught by the caller's before/after stat.
+            return Ok(Stored::of(id, size, false));
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let store = |bytes: &[u8]| self.stage_part(bytes);
+        let parts: Vec<(ObjectId, u64, Option<StagedPart>)> =
+            match chunks::cuts(file, len, &name) {
+                chunks::Cuts::At(at) => {
+                    let mut bounds = Vec::with_capacity(at.len() + 1);
+                    let mut start = 0;
+                    for cut in at.into_iter().chain([len]) {
+                        bounds.push((start, cut - start));
+                        start = cut;
+                    }
+                    bounds
+                        .par_iter()
+                        .map(|(offset, n)| {
+                            let mut buf = Vec::new();
+                            chunks::read_range(file, *offset, *n, &mut buf)?;
+                            store(&buf)
+                        })
+                        .collect::<Result<_>>()
+                }
+                chunks::Cuts::ByContent => fastcdc::v2020::StreamCDC::new(
+                    rewound(file)?,
+                    chunks::CDC_MIN,
+                    chunks::CDC_AVG,
+                    chunks::CDC_MAX,
+                )
+                .map(|part| store(&part.map_err(std::io::Error::other)?.data))
+                .collect::<Result<_>>(),
+            }
+            .with_context(|| format!("storing {}", path.display()))?;
+        let list = chunks::ChunkList {
+            parts: parts.iter().map(|(id, size, _)| (*id, *size)).collect(),
+        };
+        if list.total() != size {
+            bail!("{} changed while mreg was reading it", path.display());
+        }
+        let mut new_bytes = 0;
+        for part in parts.into_iter().filter_map(|(_, _, staged)| staged) {
+            if self.keep(part.id, part.size, part.encoding, part.temp)? {
+                new_bytes += part.size;
+            }
+        }
+        let mut temp = atomic::object_temp_file(&self.reg.tmp_dir())?;
+        temp.write_all(list.to_text().as_bytes())
+            .with_context(|| format!("writing {}", temp.path().display()))?;
+        let new = self.keep(id, size, Encoding::Chunked, temp.into_temp_path())?;
+        Ok(Stored {
+            id,
+            size,
+            new,
+            new_bytes,
+        })
+    }
+
+    /// Hashes one part and, unless the registry or this staging area holds it, writes
+    /// it to a temp file (compressed when that pays).
+    fn stage_part(&self, bytes: &[u8]) -> Result<(ObjectId, u64, Option<StagedPart>)> {
+        let id = object::hash_bytes(bytes);
+        let size = bytes.len() as u64;
+        if self.holds_part(id, size)? || self.staged(id, false) {
+            return Ok((id, size, None));
+        }
+        let (encoding, temp) = self.write_temp(bytes)?;
+        Ok((
+            id,
+            size,
+            Some(StagedPart {
+                temp,
+                id,
+                size,
+                encoding,
+            }),
+        ))
+    }
+
+    /// Writes `bytes` to a new temp object file, compressed when a sample says it pays.
+    fn write_temp(&self, bytes: &[u8]) -> Result<(Encoding, TempPath)> {
+        let mut temp = atomic::object_temp_file(&self.reg.tmp_dir())?;
+        let encoding = if object::zstd_pays_bytes(bytes) {
+            let packed = zstd::bulk::compress(bytes, object::ZSTD_LEVEL)?;
+            if packed.len() < bytes.len() {
+                temp.write_all(&packed)
+            } else {
+                temp.write_all(bytes)
+            }
+            .with_context(|| format!("writing {}", temp.path().display()))?;
+            if packed.len() < bytes.len() {
+                Encoding::Zstd
+            } else {
+                Encoding::Raw
+            }
+        } else {
+            temp.write_all(bytes)
+                .with_context(|| format!("writing {}", temp.path().display()))?;
+            Encoding::Raw
+        };
+        Ok((encoding, temp.into_temp_path()))
     }
 
     /// Returns whether the registry holds `id` whole, as far as its length tells: a raw
     /// object of another length than its content (truncated, or overwritten) is
     /// removed, so that the content being stored replaces it rather than a new version
-    /// naming damage. A compressed one, and damage that keeps the length, are found by
-    /// the hash when the object is read, and by `mreg fsck`.
+    /// naming damage. A compressed one, one in parts, and damage that keeps the length,
+    /// are found by the hash when the object is read, and by `mreg fsck`.
     pub(super) fn holds_whole(&self, id: ObjectId, size: u64) -> Result<bool> {
+        Ok(self.holds_part(id, size)? || self.reg.object_path(id, Encoding::Chunked).is_file())
+    }
+
+    /// Returns whether the registry holds `id` raw or compressed: the forms a part of a
+    /// file stored in parts must have (see [`Staging::holds_whole`]).
+    fn holds_part(&self, id: ObjectId, size: u64) -> Result<bool> {
         let raw = self.reg.object_path(id, Encoding::Raw);
         match fs::symlink_metadata(&raw) {
             Ok(meta) if meta.is_file() && meta.len() == size => Ok(true),
@@ -128,23 +318,13 @@ impl<'r> Staging<'r> {
         }
     }
 
-    /// Stages `bytes` (a tree or a link target) as an object, raw or compressed,
-    /// whichever is smaller by a tenth.
+    /// Stages `bytes` (a tree, a link target, or a small file's content) as an object,
+    /// raw or compressed, whichever is smaller by a tenth.
     pub fn add_bytes(&self, bytes: &[u8]) -> Result<Stored> {
-        let id = ObjectId::of(bytes);
+        let id = object::hash_bytes(bytes);
         let size = bytes.len() as u64;
-        if self.holds_whole(id, size)?
-            || self
-                .ids
-                .lock()
-                .expect("staging lock is never poisoned")
-                .contains(&id)
-        {
-            return Ok(Stored {
-                id,
-                size,
-                new: false,
-            });
+        if self.holds_whole(id, size)? || self.staged(id, true) {
+            return Ok(Stored::of(id, size, false));
         }
         let packed = zstd::bulk::compress(bytes, object::ZSTD_LEVEL)?;
         let (encoding, body) = if bytes.len() >= 64 && packed.len() * 10 <= bytes.len() * 9 {
@@ -152,60 +332,88 @@ impl<'r> Staging<'r> {
         } else {
             (Encoding::Raw, bytes)
         };
-        let mut temp = atomic::temp_file(&self.reg.tmp_dir())?;
+        let mut temp = atomic::object_temp_file(&self.reg.tmp_dir())?;
         temp.write_all(body)
             .with_context(|| format!("writing {}", temp.path().display()))?;
         let new = self.keep(id, size, encoding, temp.into_temp_path())?;
-        Ok(Stored { id, size, new })
+        Ok(Stored::of(id, size, new))
     }
 
     fn keep(&self, id: ObjectId, size: u64, encoding: Encoding, temp: TempPath) -> Result<bool> {
-        if self.holds_whole(id, size)?
-            || !self
-                .ids
+        let (held, set) = match encoding {
+            Encoding::Chunked => (
+                self.holds_whole(id, size)? || self.staged(id, true),
+                &self.listed,
+            ),
+            _ => (
+                self.holds_part(id, size)? || self.staged(id, false),
+                &self.ids,
+            ),
+        };
+        if held
+            || !set
                 .lock()
                 .expect("staging lock is never poisoned")
                 .insert(id)
         {
             return Ok(false);
         }
-        fs::set_permissions(&temp, fs::Permissions::from_mode(0o444))
-            .with_context(|| format!("setting permissions of {}", temp.display()))?;
         let target = keys::object(id, encoding);
-        self.pending
+        let queue = if encoding == Encoding::Chunked {
+            &self.lists
+        } else {
+            &self.pending
+        };
+        queue
             .lock()
             .expect("staging lock is never poisoned")
             .push((temp, target));
         Ok(true)
     }
 
-    /// Makes every staged object durable and visible under its object path.
+    /// Makes every staged object durable and visible under its object path: parts and
+    /// whole objects first, then the chunk lists naming parts, so that no list is ever
+    /// durable before its parts.
     pub fn publish(self) -> Result<()> {
         let pending = self
             .pending
             .into_inner()
             .expect("staging lock is never poisoned");
-        if pending.is_empty() {
-            return Ok(());
-        }
-        atomic::sync_filesystem(self.reg.root())?;
+        let lists = self
+            .lists
+            .into_inner()
+            .expect("staging lock is never poisoned");
         // Each fan-out folder is made and checked once, not once per object.
         let mut made: HashSet<String> = HashSet::new();
-        for (temp, key) in pending {
-            let (folder, _) = key
-                .rsplit_once('/')
-                .expect("object keys have a fan-out folder");
-            let target = if made.contains(folder) {
-                self.reg.path(&key)
-            } else {
-                let target = self.reg.make_parents(&key)?;
-                made.insert(folder.to_owned());
-                target
-            };
-            temp.persist(&target)
-                .map_err(|e| e.error)
-                .with_context(|| format!("publishing object {}", target.display()))?;
+        for batch in [pending, lists] {
+            if batch.is_empty() {
+                continue;
+            }
+            atomic::sync_filesystem(self.reg.root())?;
+            for (temp, key) in batch {
+                let (folder, _) = key
+                    .rsplit_once('/')
+                    .expect("object keys have a fan-out folder");
+                let target = if made.contains(folder) {
+                    self.reg.path(&key)
+                } else {
+                    let target = self.reg.make_parents(&key)?;
+                    made.insert(folder.to_owned());
+                    target
+                };
+                temp.persist(&target)
+                    .map_err(|e| e.error)
+                    .with_context(|| format!("publishing object {}", target.display()))?;
+            }
+            atomic::sync_filesystem(self.reg.root())?;
         }
-        atomic::sync_filesystem(self.reg.root())
+        Ok(())
     }
+}
+
+/// Returns `file` read from its start again.
+fn rewound(file: &File) -> std::io::Result<&File> {
+    let mut reader = file;
+    std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(0))?;
+    Ok(file)
 }

@@ -22,7 +22,7 @@ fn init_creates_a_registry_once() {
     let config = std::fs::read_to_string(env.registry().join("config.toml")).unwrap();
     assert_snapshot!(config, @r#"
     # mreg registry configuration
-    format = 1
+    format = 2
 
     # Stages are named pointers to one version of each model. staging, production and
     # archived always exist; a [stages.NAME] table declares another one. Keys:
@@ -136,13 +136,13 @@ fn registry_flag_and_variable_name_a_registry_elsewhere() {
 fn a_registry_of_a_newer_format_is_refused() {
     let env = TestEnv::with_registry();
     std::fs::write(env.registry().join("config.toml"), "format = 9\n").unwrap();
-    assert_snapshot!(env.snap(&["ls"]), @"
+    assert_snapshot!(env.snap(&["ls"]), @r#"
     exit: 1
     --- stdout
     --- stderr
-    error: the registry at [TMP]/work/.mreg has layout format 9, newer than this mreg reads (1)
+    error: the registry at [TMP]/work/.mreg has layout format 9, newer than this mreg reads (2)
     hint: upgrade mreg
-    ");
+    "#);
 }
 
 #[test]

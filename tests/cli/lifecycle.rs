@@ -225,7 +225,7 @@ fn gc_frees_what_only_removed_versions_held_and_every_survivor_still_pulls() {
     let env = three_versions();
     let reg = env.registry();
     env.ok(&["pull", "churn@3", "--to", "three-before"]);
-    assert_snapshot!(env.snap(&["gc", "--dry-run"]), @r"
+    assert_snapshot!(env.snap(&["gc", "--dry-run"]), @r#"
     exit: 0
     --- stdout
     KIND              COUNT  SIZE
@@ -234,20 +234,20 @@ fn gc_frees_what_only_removed_versions_held_and_every_survivor_still_pulls() {
     unreferenced      0      0 B
     temp-files        0      0 B
     --- stderr
-    Dry run: gc would free 0 B; 7 objects (556 B) are kept. Nothing was deleted.
-    ");
+    Dry run: gc would free 0 B; 7 objects (559 B) are kept. Nothing was deleted.
+    "#);
     env.ok(&["rm", "churn@1", "churn@3"]);
-    assert_snapshot!(env.snap(&["du"]), @r"
+    assert_snapshot!(env.snap(&["du"]), @r#"
     exit: 0
     --- stdout
     NAME        VERSIONS  OBJECTS  SIZE   UNIQUE
-    churn       1         3        194 B  194 B
+    churn       1         3        195 B  195 B
     (runs)      -         0        0 B    0 B
     (shared)    -         0        0 B    -
-    (gc frees)  -         4        362 B  -
-    (stored)    -         7        556 B  -
+    (gc frees)  -         4        364 B  -
+    (stored)    -         7        559 B  -
     --- stderr
-    ");
+    "#);
     let before = objects(&reg);
     assert_snapshot!(env.snap(&["gc", "--dry-run", "--json"]), @r#"
     exit: 0
@@ -258,7 +258,7 @@ fn gc_frees_what_only_removed_versions_held_and_every_survivor_still_pulls() {
         {
           "kind": "removed-versions",
           "count": 4,
-          "bytes": 362
+          "bytes": 364
         },
         {
           "kind": "removed-runs",
@@ -276,30 +276,30 @@ fn gc_frees_what_only_removed_versions_held_and_every_survivor_still_pulls() {
           "bytes": 0
         }
       ],
-      "freed_bytes": 362,
+      "freed_bytes": 364,
       "kept": {
         "count": 3,
-        "bytes": 194
+        "bytes": 195
       },
       "records": 11,
       "finished_removals": [],
       "policy": null
     }
     --- stderr
-    Dry run: gc would free 362 B; 3 objects (194 B) are kept. Nothing was deleted.
+    Dry run: gc would free 364 B; 3 objects (195 B) are kept. Nothing was deleted.
     "#);
     assert_eq!(objects(&reg), before, "a dry run deleted something");
-    assert_snapshot!(env.snap(&["gc"]), @r"
+    assert_snapshot!(env.snap(&["gc"]), @r#"
     exit: 0
     --- stdout
     KIND              COUNT  SIZE
-    removed-versions  4      362 B
+    removed-versions  4      364 B
     removed-runs      0      0 B
     unreferenced      0      0 B
     temp-files        0      0 B
     --- stderr
-    Freed 362 B; 3 objects (194 B) are kept.
-    ");
+    Freed 364 B; 3 objects (195 B) are kept.
+    "#);
     // The shared config stays with churn@2; each removed version's own weights and
     // tree went.
     assert_eq!(objects(&reg).len(), before.len() - 4);
@@ -428,7 +428,7 @@ fn the_retention_policy_removes_what_no_rule_keeps_and_gc_policy_collects_it() {
     exit: 0
     --- stdout
     KIND              COUNT  SIZE
-    removed-versions  4      361 B
+    removed-versions  4      363 B
     removed-runs      0      0 B
     unreferenced      0      0 B
     temp-files        0      0 B
@@ -437,7 +437,7 @@ fn the_retention_policy_removes_what_no_rule_keeps_and_gc_policy_collects_it() {
     Removed churn@3.
     Removed run 8562c9ece8b61bac (experiment churn).
     Removed run 8a9d06422a681749 (experiment churn).
-    Freed 361 B; 11 objects (766 B) are kept.
+    Freed 363 B; 11 objects (769 B) are kept.
     "#);
     let history: serde_json::Value =
         serde_json::from_str(&env.ok(&["history", "churn", "--json"])).unwrap();
@@ -698,7 +698,7 @@ fn removals_travel_through_sync_both_ways_and_a_clone_after_gc_is_whole() {
     // Three objects: churn@3's tree, weights and config; the removed versions' records
     // and removals, none of their files.
     assert!(
-        said.contains("3 objects, 51 B, 3 versions, 2 removals"),
+        said.contains("3 objects, 52 B, 3 versions, 2 removals"),
         "{said}"
     );
     let c_reg = c.path("c/.mreg").display().to_string();
@@ -888,14 +888,14 @@ fn a_kill_during_rm_or_gc_leaves_a_registry_fsck_passes_and_the_next_gc_finishes
     );
     // The history records the removal and staging is empty; the removal record is not
     // written yet, and no stage move can bring the version back meanwhile.
-    assert_snapshot!(env.snap(&["fsck"]), @r"
+    assert_snapshot!(env.snap(&["fsck"]), @r#"
     exit: 0
     --- stdout
     --- stderr
     The removal of churn@3 was recorded but left unfinished by an interrupted command; the next `mreg gc` or stage move of the model finishes it.
-    Note: 2 items (181 B) no surviving version, stage or run holds; `mreg gc` frees them.
+    Note: 2 items (182 B) no surviving version, stage or run holds; `mreg gc` frees them.
     Checked 7 objects (2.99 KiB) and 12 manifests: all good.
-    ");
+    "#);
     assert_snapshot!(env.snap(&["promote", "churn@3", "staging"]), @r"
     exit: 1
     --- stdout
@@ -911,17 +911,17 @@ fn a_kill_during_rm_or_gc_leaves_a_registry_fsck_passes_and_the_next_gc_finishes
         env.ok(&["fsck"]);
     }
     assert!(objects(&env.registry()).len() < all.len());
-    assert_snapshot!(env.snap(&["gc"]), @r"
+    assert_snapshot!(env.snap(&["gc"]), @r#"
     exit: 0
     --- stdout
     KIND              COUNT  SIZE
-    removed-versions  2      181 B
+    removed-versions  2      182 B
     removed-runs      0      0 B
-    unreferenced      1      37 B
+    unreferenced      1      38 B
     temp-files        0      0 B
     --- stderr
-    Freed 218 B; 3 objects (194 B) are kept.
-    ");
+    Freed 220 B; 3 objects (195 B) are kept.
+    "#);
     assert_eq!(objects(&env.registry()).len(), all.len() - 4);
     env.ok(&["pull", "churn@2", "--to", "two"]);
     // The kills left no lock behind that a writer waits for.

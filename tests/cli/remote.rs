@@ -633,6 +633,12 @@ fn an_upload_in_parts_killed_midway_resumes_from_its_journal() {
     let (bucket, url) = new_bucket();
     let a = s3_env();
     a.ok(&["init"]);
+    // A registry of format 1 stores the file whole, so it goes to the bucket as one
+    // object large enough to be uploaded in parts (format 2 would store it in parts of
+    // its own, each small enough to go in one request).
+    let config = a.registry().join("config.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, text.replace("format = 2", "format = 1")).unwrap();
     let bytes = noise(96 << 20, 7);
     a.write("big/weights.bin", &bytes);
     a.ok(&["push", "big", "--model", "big"]);

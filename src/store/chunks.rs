@@ -1,0 +1,389 @@
+//! Large files stored in parts: where a file is cut, the list naming its parts, and
+//! reading the parts back as one stream.
+//!
+//! In a registry of format 2, a file of at least [`CHUNKED_MIN`] bytes is stored as
+//! parts, each an ordinary object (raw or zstd), plus a list at
+//! `objects/ab/cdef….chunks` named by the hash of the *whole* content, as any object
+//! is. So a tree, a signature or a diff names the file as before; only the store knows
+//! it is in parts. A `.safetensors` file is cut at tensor boundaries (its header is one
+//! part, each tensor of at least [`GROUP_MAX`] bytes starts a part of its own, smaller
+//! neighbours share one, and tensors larger than [`PART_MAX`] are cut every
+//! [`PART_MAX`] bytes), so a fine-tune that changed some tensors stores only those.
+//! Any other large file is cut where its content says (FastCDC), so an insertion
+//! shifts no boundary but its own.
+//!
+//! A list is untrusted input like everything in a registry: it is bounded
+//! ([`LIST_LIMIT`]), its parts must add up to the size a tree declares, and reading
+//! verifies the whole content's hash, so a list that lies about its parts yields an
+//! error, never other bytes.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+
+use super::keys;
+use super::object::Encoding;
+use crate::id::ObjectId;
+use crate::safetensors::Header;
+
+/// Files at least this large are stored in parts (in a registry of format 2).
+pub const CHUNKED_MIN: u64 = 16 << 20;
+
+/// The largest part: longer tensors are cut every this many bytes.
+pub const PART_MAX: u64 = 16 << 20;
+
+/// Tensors smaller than this share a part with their neighbours, up to this size.
+pub const GROUP_MAX: u64 = 1 << 20;
+
+/// Content-defined parts of other files: at least, on average and at most.
+pub const CDC_MIN: usize = 1 << 20;
+/// The average size content-defined cuts aim for.
+pub const CDC_AVG: usize = 4 << 20;
+/// The largest content-defined part.
+pub const CDC_MAX: usize = 16 << 20;
+
+/// The most parts one list may name.
+pub const MAX_PARTS: usize = 200_000;
+
+/// The largest list read: [`MAX_PARTS`] lines and the first.
+pub const LIST_LIMIT: u64 = 80 * (MAX_PARTS as u64 + 1);
+
+/// The first line of a list.
+const MAGIC: &str = "mreg chunks 1";
+
+/// The parts of a file, in order: each part's object and length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkList {
+    /// The parts, in the order their bytes come in the file.
+    pub parts: Vec<(ObjectId, u64)>,
+}
+
+impl ChunkList {
+    /// Returns the list's stored text: `mreg chunks 1`, then `HASH SIZE` per part.
+    pub fn to_text(&self) -> String {
+        let mut out = String::with_capacity(16 + self.parts.len() * 80);
+        out.push_str(MAGIC);
+        out.push('\n');
+        for (id, size) in &self.parts {
+            out.push_str(&id.to_hex());
+            out.push(' ');
+            out.push_str(&size.to_string());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Returns the content length the parts add up to.
+    pub fn total(&self) -> u64 {
+        self.parts
+            .iter()
+            .fold(0u64, |sum, (_, size)| sum.saturating_add(*size))
+    }
+
+    /// Parses a list, refusing anything but the form [`ChunkList::to_text`] writes:
+    /// no empty part, none longer than [`PART_MAX`], no more than [`MAX_PARTS`].
+    pub fn parse(bytes: &[u8]) -> Result<ChunkList> {
+        if bytes.len() as u64 > LIST_LIMIT {
+            bail!(
+                "a chunk list of {} bytes, more than any mreg writes",
+                bytes.len()
+            );
+        }
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("a chunk list that is not text"))?;
+        let mut lines = text.split_terminator('\n');
+        if lines.next() != Some(MAGIC) || !text.ends_with('\n') {
+            bail!("not a chunk list (it does not start with {MAGIC:?})");
+        }
+        let mut parts = Vec::new();
+        let mut total = 0u64;
+        for (n, line) in lines.enumerate() {
+            let bad = || anyhow::anyhow!("line {} of a chunk list is not `HASH SIZE`", n + 2);
+            let (hex, size) = line.split_once(' ').ok_or_else(bad)?;
+            let id: ObjectId = hex.parse().map_err(|_| bad())?;
+            if size.starts_with('0') || size.starts_with('+') {
+                return Err(bad());
+            }
+            let size: u64 = size.parse().map_err(|_| bad())?;
+            if size > PART_MAX {
+                bail!(
+                    "line {} of a chunk list declares a part of {size} bytes, more than any mreg writes ({PART_MAX})",
+                    n + 2
+                );
+            }
+            total = total.checked_add(size).ok_or_else(|| {
+                anyhow::anyhow!("a chunk list whose parts add up past 2^64 bytes")
+            })?;
+            parts.push((id, size));
+            if parts.len() > MAX_PARTS {
+                bail!("a chunk list of more than {MAX_PARTS} parts");
+            }
+        }
+        if parts.is_empty() {
+            bail!("a chunk list that names no part");
+        }
+        Ok(ChunkList { parts })
+    }
+
+    /// Reads and parses the list stored at `path`, no more than [`LIST_LIMIT`] bytes.
+    pub fn read(path: &Path) -> Result<ChunkList> {
+        let file = File::open(path)?;
+        let mut bytes = Vec::new();
+        file.take(LIST_LIMIT + 1).read_to_end(&mut bytes)?;
+        ChunkList::parse(&bytes)
+    }
+}
+
+/// Where a large file is cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cuts {
+    /// At these offsets (ascending, each inside the file): a `.safetensors` file.
+    At(Vec<u64>),
+    /// Where the content says (FastCDC).
+    ByContent,
+}
+
+/// Returns where the file `name` (its last path component), open as `file`, of `len`
+/// bytes, is cut: at tensor boundaries when it is a `.safetensors` file whose header
+/// reads, else by content.
+pub fn cuts(file: &File, len: u64, name: &str) -> Cuts {
+    if !name.ends_with(".safetensors") {
+        return Cuts::ByContent;
+    }
+    match Header::read(file, len) {
+        Ok(header) => match tensor_cuts(&header) {
+            Some(at) => Cuts::At(at),
+            None => Cuts::ByContent,
+        },
+        Err(_) => Cuts::ByContent,
+    }
+}
+
+/// Returns the cut offsets of a `.safetensors` file from its header: after the header,
+/// before each tensor of at least [`GROUP_MAX`] bytes and after it, between smaller
+/// neighbours once [`GROUP_MAX`] bytes gathered, and every [`PART_MAX`] bytes inside a
+/// tensor. `None` when it would make more than [`MAX_PARTS`] parts.
+fn tensor_cuts(header: &Header) -> Option<Vec<u64>> {
+    let mut ranges: Vec<(u64, u64)> = header
+        .tensors
+        .iter()
+        .map(|t| (header.data_start + t.begin, header.data_start + t.end))
+        .filter(|(b, e)| e > b)
+        .collect();
+    ranges.sort_unstable();
+    let mut cuts = vec![header.data_start];
+    let mut last = header.data_start;
+    for (begin, end) in ranges {
+        let size = end - begin;
+        if size >= GROUP_MAX {
+            if begin > last {
+                cuts.push(begin);
+            }
+            let mut at = begin + PART_MAX;
+            while at < end {
+                cuts.push(at);
+                at += PART_MAX;
+            }
+            cuts.push(end);
+            last = end;
+        } else if end - last > GROUP_MAX {
+            // The gathered neighbours are a part; this tensor starts the next.
+            if begin > last {
+                cuts.push(begin);
+                last = begin;
+            }
+        }
+        if cuts.len() > MAX_PARTS {
+            return None;
+        }
+    }
+    cuts.retain(|&c| c > 0 && c < header.file_len);
+    cuts.dedup();
+    // A long header, or a long gap between tensors, is cut like a long tensor.
+    let mut out = Vec::with_capacity(cuts.len());
+    let mut last = 0;
+    for cut in cuts.into_iter().chain([header.file_len]) {
+        let mut at = last + PART_MAX;
+        while at < cut {
+            out.push(at);
+            at += PART_MAX;
+        }
+        out.push(cut);
+        last = cut;
+    }
+    out.pop();
+    (out.len() < MAX_PARTS).then_some(out)
+}
+
+/// Reads a file's parts as one stream: each part's stored form (raw or zstd) in turn,
+/// each no longer than its list says (a part of another length is an error). The
+/// caller verifies the whole content's hash.
+pub struct PartsReader {
+    objects: PathBuf,
+    parts: std::vec::IntoIter<(ObjectId, u64)>,
+    current: Option<(Box<dyn Read>, ObjectId, u64, u64)>,
+}
+
+impl PartsReader {
+    /// Returns a reader of `list`'s parts, found in the registry folder `root`.
+    pub fn new(root: &Path, list: ChunkList) -> PartsReader {
+        PartsReader {
+            objects: root.to_path_buf(),
+            parts: list.parts.into_iter(),
+            current: None,
+        }
+    }
+
+    fn open(&self, id: ObjectId, size: u64) -> io::Result<Box<dyn Read>> {
+        for encoding in Encoding::WHOLE {
+            let path = self.objects.join(keys::object(id, encoding));
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err),
+            };
+            return Ok(match encoding {
+                Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(file)?.take(size + 1)),
+                _ => Box::new(file.take(size + 1)),
+            });
+        }
+        Err(io::Error::other(format!(
+            "part {} of a file stored in parts is missing",
+            id.short(16)
+        )))
+    }
+}
+
+impl Read for PartsReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.current.is_none() {
+                let Some((id, size)) = self.parts.next() else {
+                    return Ok(0);
+                };
+                let reader = self.open(id, size)?;
+                self.current = Some((reader, id, size, 0));
+            }
+            let (reader, id, size, read) = self.current.as_mut().expect("a part is open");
+            let n = reader.read(buf)?;
+            *read += n as u64;
+            if *read > *size {
+                return Err(io::Error::other(format!(
+                    "part {} holds more than the {size} bytes its list declares",
+                    id.short(16)
+                )));
+            }
+            if n == 0 {
+                if *read < *size {
+                    return Err(io::Error::other(format!(
+                        "part {} holds {read} bytes where its list declares {size}",
+                        id.short(16)
+                    )));
+                }
+                self.current = None;
+                continue;
+            }
+            return Ok(n);
+        }
+    }
+}
+
+/// Reads `len` bytes at `offset` of `file` into `buf` (cleared first).
+pub fn read_range(file: &File, offset: u64, len: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    buf.resize(usize::try_from(len).map_err(io::Error::other)?, 0);
+    file.read_exact_at(buf, offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(tensors: &[(u64, u64)], data_start: u64) -> Header {
+        let end = tensors.iter().map(|t| t.1).max().unwrap_or(0);
+        Header {
+            tensors: tensors
+                .iter()
+                .enumerate()
+                .map(|(i, (b, e))| crate::safetensors::TensorInfo {
+                    name: format!("t{i}"),
+                    dtype: "U8".into(),
+                    shape: vec![e - b],
+                    begin: *b,
+                    end: *e,
+                })
+                .collect(),
+            metadata: std::collections::BTreeMap::default(),
+            data_start,
+            file_len: data_start + end,
+        }
+    }
+
+    #[test]
+    fn large_tensors_stand_alone_and_small_ones_share_a_part() {
+        let mb = 1 << 20;
+        // Two small tensors, a large one, three small ones, then one past PART_MAX.
+        let h = header(
+            &[
+                (0, 10),
+                (10, 20),
+                (20, 20 + 3 * mb),
+                (20 + 3 * mb, 21 + 3 * mb),
+                (21 + 3 * mb, 22 + 3 * mb),
+                (22 + 3 * mb, 23 + 3 * mb),
+                (23 + 3 * mb, 23 + 3 * mb + 40 * mb),
+            ],
+            100,
+        );
+        let at = tensor_cuts(&h).unwrap();
+        let d = 100;
+        assert_eq!(
+            at,
+            vec![
+                d,
+                d + 20,
+                d + 20 + 3 * mb,
+                d + 23 + 3 * mb,
+                d + 23 + 3 * mb + 16 * mb,
+                d + 23 + 3 * mb + 32 * mb,
+            ]
+        );
+    }
+
+    #[test]
+    fn many_small_tensors_are_gathered_up_to_the_group_size() {
+        let kb = 1 << 10;
+        let tensors: Vec<(u64, u64)> = (0..3000).map(|i| (i * kb, (i + 1) * kb)).collect();
+        let at = tensor_cuts(&header(&tensors, 8)).unwrap();
+        // 3000 KiB in parts of 1 MiB: the header, then three parts.
+        assert_eq!(at.len(), 3);
+        assert!(at.windows(2).all(|w| w[1] - w[0] == GROUP_MAX));
+    }
+
+    #[test]
+    fn lists_round_trip_and_refuse_other_forms() {
+        let list = ChunkList {
+            parts: vec![(ObjectId::of(b"a"), 1), (ObjectId::of(b"bc"), 2)],
+        };
+        let text = list.to_text();
+        assert_eq!(ChunkList::parse(text.as_bytes()).unwrap(), list);
+        assert_eq!(list.total(), 3);
+        let a = ObjectId::of(b"a").to_hex();
+        for bad in [
+            String::new(),
+            "mreg chunks 1\n".to_owned(),
+            format!("mreg chunks 2\n{a} 1\n"),
+            format!("mreg chunks 1\n{a} 1"),
+            format!("mreg chunks 1\n{a} 01\n"),
+            format!("mreg chunks 1\n{a} -1\n"),
+            format!("mreg chunks 1\n{a}  1\n"),
+            format!("mreg chunks 1\n{a} 16777217\n"),
+            format!("mreg chunks 1\n{} 1\n", a.to_uppercase()),
+        ] {
+            assert!(ChunkList::parse(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+    }
+}

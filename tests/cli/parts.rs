@@ -1,0 +1,375 @@
+//! Large files stored in parts (registry format 2): a fine-tune stores only the tensors
+//! it changed, parts travel through remotes and buckets and are collected by gc, a
+//! damaged part or a forged chunk list is caught, and a registry of format 1 keeps
+//! storing files whole until `mreg upgrade`.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+#[cfg(feature = "s3")]
+use crate::common::s3;
+use crate::common::{TestEnv, noise};
+
+const MIB: usize = 1 << 20;
+
+/// Returns the bytes of a `.safetensors` file of 8 layers (a 3 MiB weight and a 4 KiB
+/// norm each) and a 6 MiB head, about 30 MiB; the layers in `changed` and, with
+/// `head`, the head hold other values than the base.
+fn checkpoint(changed: &[usize], head: bool) -> Vec<u8> {
+    // `noise` keeps the low bit of its seed set: seeds differ above it.
+    let noise = |len: usize, seed: u64| noise(len, seed << 1);
+    let mut tensors: Vec<(String, Vec<u8>)> = Vec::new();
+    for layer in 0..8 {
+        let seed = 100 * layer as u64 + if changed.contains(&layer) { 7 } else { 0 };
+        tensors.push((
+            format!("model.layers.{layer}.mlp.weight"),
+            noise(3 * MIB, seed + 1),
+        ));
+        tensors.push((
+            format!("model.layers.{layer}.norm.weight"),
+            noise(4096, seed + 2),
+        ));
+    }
+    tensors.push((
+        "lm_head.weight".into(),
+        noise(6 * MIB, if head { 9 } else { 8 }),
+    ));
+    let mut header = serde_json::Map::new();
+    let mut offset = 0;
+    for (name, data) in &tensors {
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "BF16", "shape": [data.len() / 2], "data_offsets": [offset, offset + data.len()]}),
+        );
+        offset += data.len();
+    }
+    let mut json = serde_json::to_vec(&header).unwrap();
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&json);
+    for (_, data) in &tensors {
+        out.extend_from_slice(data);
+    }
+    out
+}
+
+/// Returns the bytes stored under `objects/` of the registry folder `root`.
+fn stored_bytes(root: &Path) -> u64 {
+    walkdir::WalkDir::new(root.join("objects"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+/// Returns the chunk lists stored under `objects/` of the registry folder `root`.
+fn lists(root: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(root.join("objects"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".chunks"))
+        .map(walkdir::DirEntry::into_path)
+        .collect()
+}
+
+/// Returns the object file of `hex` under the registry folder `root`, raw or zstd.
+fn object_file(root: &Path, hex: &str) -> PathBuf {
+    let raw = root.join("objects").join(&hex[..2]).join(&hex[2..]);
+    if raw.exists() {
+        raw
+    } else {
+        raw.with_extension("zst")
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Overwrites a read-only object file.
+fn overwrite(path: &Path, bytes: &[u8]) {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(path, bytes).unwrap();
+}
+
+/// A registry holding `llm@1` (the base checkpoint and a config) and `llm@2` (its head
+/// fine-tuned).
+fn two_versions() -> TestEnv {
+    let env = TestEnv::new();
+    env.ok(&["init"]);
+    env.write("out/model.safetensors", checkpoint(&[], false));
+    env.write("out/config.json", "{\"layers\": 8}\n");
+    env.ok(&["push", "out", "--model", "llm"]);
+    env.write("out/model.safetensors", checkpoint(&[], true));
+    env.ok(&["push", "out", "--model", "llm"]);
+    env
+}
+
+#[test]
+fn a_fine_tune_stores_only_the_tensors_it_changed_and_pulls_byte_identical() {
+    let env = TestEnv::new();
+    env.ok(&["init"]);
+    let base = checkpoint(&[], false);
+    env.write("out/model.safetensors", &base);
+    env.write("out/config.json", "{\"layers\": 8}\n");
+    let first = json(&env.ok(&["push", "out", "--model", "llm", "--json"]));
+    assert_eq!(first["new_bytes"].as_u64(), Some(base.len() as u64 + 14));
+    let before = stored_bytes(&env.registry());
+    // Only the head changed: the push stores its 6 MiB, and says so.
+    let tuned = checkpoint(&[], true);
+    env.write("out/model.safetensors", &tuned);
+    let second = json(&env.ok(&["push", "out", "--model", "llm", "--json"]));
+    assert_eq!(second["new_bytes"].as_u64(), Some(6 * MIB as u64));
+    let grown = stored_bytes(&env.registry()) - before;
+    assert!(
+        grown > 6 * MIB as u64 && grown < 6 * MIB as u64 + 64 * 1024,
+        "the fine-tune grew the store by {grown} bytes"
+    );
+    assert_eq!(lists(&env.registry()).len(), 2);
+    // Two changed layers: their weights and the part holding their norms, no more.
+    env.write("out/model.safetensors", checkpoint(&[2, 5], true));
+    let third = json(&env.ok(&["push", "out", "--model", "llm", "--json"]));
+    let new = third["new_bytes"].as_u64().unwrap();
+    assert!(
+        new >= 6 * MIB as u64 && new < 6 * MIB as u64 + 64 * 1024,
+        "{new}"
+    );
+    for (version, bytes) in [("1", &base), ("2", &tuned)] {
+        let dest = format!("pulled{version}");
+        env.ok(&["pull", &format!("llm@{version}"), "--to", &dest]);
+        assert!(
+            fs::read(env.path(&format!("{dest}/model.safetensors"))).unwrap() == *bytes,
+            "llm@{version} pulled other bytes"
+        );
+    }
+    env.ok(&["fsck"]);
+    // The same bytes with a new modification time store nothing at all.
+    env.write("out/model.safetensors", checkpoint(&[2, 5], true));
+    let again = json(&env.ok(&["push", "out", "--model", "llm", "--json"]));
+    assert_eq!(again["new_bytes"].as_u64(), Some(0));
+}
+
+#[test]
+fn a_damaged_part_or_a_forged_list_is_refused_by_pull_and_named_by_fsck() {
+    let env = two_versions();
+    let root = env.registry();
+    // A part of the head: flipped bytes, same length.
+    let list = lists(&root)
+        .into_iter()
+        .map(|p| (fs::read_to_string(&p).unwrap(), p))
+        .max_by_key(|(text, _)| text.len())
+        .unwrap();
+    let last_part = list
+        .0
+        .lines()
+        .last()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let part = object_file(&root, &last_part);
+    let mut bytes = fs::read(&part).unwrap();
+    bytes[100] ^= 0xff;
+    overwrite(&part, &bytes);
+    let out = env.run(&["pull", "llm@2", "--to", "broken"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("is corrupt"), "{said}");
+    assert!(!env.path("broken").exists(), "a refused pull left a folder");
+    let out = env.run(&["fsck"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&last_part[..16]), "{said}");
+    bytes[100] ^= 0xff;
+    overwrite(&part, &bytes);
+    env.ok(&["fsck"]);
+
+    // A list naming real parts in another order: the sizes add up, the bytes do not.
+    let mut lines: Vec<&str> = list.0.lines().collect();
+    let n = lines.len();
+    lines.swap(1, n - 1);
+    overwrite(&list.1, format!("{}\n", lines.join("\n")).as_bytes());
+    let out = env.run(&["pull", "llm@2", "--to", "forged"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!env.path("forged").exists());
+    let out = env.run(&["fsck"]);
+    assert_eq!(out.status.code(), Some(1));
+    // A list that is not one.
+    overwrite(&list.1, b"mreg chunks 1\nnot a part\n");
+    let out = env.run(&["pull", "llm@2", "--to", "garbled"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("chunk list"), "{said}");
+    // The other version, whose parts are whole, still pulls.
+    env.ok(&["pull", "llm@1", "--to", "fine"]);
+}
+
+#[test]
+fn gc_keeps_the_parts_live_files_need_and_frees_those_only_removed_versions_held() {
+    let env = two_versions();
+    let root = env.registry();
+    env.ok(&["gc"]);
+    env.ok(&["pull", "llm@1", "--to", "one"]);
+    env.ok(&["pull", "llm@2", "--to", "two"]);
+    let before = stored_bytes(&root);
+    // Removing llm@1 frees its head (6 MiB) and its list; every part llm@2 shares stays.
+    env.ok(&["rm", "llm@1", "--reason", "superseded"]);
+    let freed = json(&env.ok(&["gc", "--json"]));
+    let bytes = freed["freed_bytes"].as_u64().unwrap();
+    assert!(
+        bytes >= 6 * MIB as u64 && bytes < 6 * MIB as u64 + 64 * 1024,
+        "{freed}"
+    );
+    assert_eq!(before - stored_bytes(&root), bytes);
+    fs::remove_dir_all(env.path("two")).unwrap();
+    env.ok(&["pull", "llm@2", "--to", "two"]);
+    assert!(fs::read(env.path("two/model.safetensors")).unwrap() == checkpoint(&[], true));
+    env.ok(&["fsck"]);
+    let du = json(&env.ok(&["du", "--json"]));
+    assert_eq!(du["reclaimable"]["bytes"].as_u64(), Some(0), "{du}");
+}
+
+#[test]
+fn parts_travel_through_a_folder_remote_and_a_clone_and_a_sync_sends_only_new_ones() {
+    let a = TestEnv::new();
+    a.ok(&["init"]);
+    a.write("out/model.safetensors", checkpoint(&[], false));
+    a.ok(&["push", "out", "--model", "llm"]);
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["remote", "add", "share", &share]);
+    a.ok(&["sync"]);
+    let share_root = Path::new(&share).join(".mreg");
+    assert_eq!(lists(&share_root).len(), 1);
+    let first = stored_bytes(&share_root);
+    a.write("out/model.safetensors", checkpoint(&[], true));
+    a.ok(&["push", "out", "--model", "llm"]);
+    let sent = json(&a.ok(&["sync", "--json"]));
+    let grown = stored_bytes(&share_root) - first;
+    assert!(
+        grown > 6 * MIB as u64 && grown < 6 * MIB as u64 + 64 * 1024,
+        "the sync of a head fine-tune sent {grown} bytes: {sent}"
+    );
+    let b = TestEnv::new();
+    b.ok(&["clone", &share, "b"]);
+    let b_reg = b.path("b/.mreg").display().to_string();
+    for (version, head) in [("1", false), ("2", true)] {
+        let dest = format!("v{version}");
+        b.ok(&[
+            "--registry",
+            &b_reg,
+            "pull",
+            &format!("llm@{version}"),
+            "--to",
+            &dest,
+        ]);
+        assert!(
+            fs::read(b.path(&format!("{dest}/model.safetensors"))).unwrap()
+                == checkpoint(&[], head)
+        );
+    }
+    b.ok(&["--registry", &b_reg, "fsck"]);
+    assert_eq!(lists(&b.path("b/.mreg")).len(), 2);
+}
+
+#[test]
+fn a_registry_of_format_1_stores_whole_sends_whole_and_upgrade_turns_parts_on() {
+    // A registry of format 1 next to one of format 2.
+    let old = TestEnv::new();
+    old.ok(&["init"]);
+    let config = old.registry().join("config.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, text.replace("format = 2", "format = 1")).unwrap();
+    old.write("out/model.safetensors", checkpoint(&[], false));
+    old.ok(&["push", "out", "--model", "llm"]);
+    assert!(lists(&old.registry()).is_empty(), "format 1 stored parts");
+
+    // Parts fetched from a registry of format 2 are stored whole here.
+    let new = TestEnv::new();
+    new.ok(&["init"]);
+    new.write("out/model.safetensors", checkpoint(&[3], true));
+    new.ok(&["push", "out", "--model", "tuned"]);
+    assert_eq!(lists(&new.registry()).len(), 1);
+    let new_reg = new.registry().display().to_string();
+    old.ok(&["remote", "add", "new", &new_reg]);
+    old.ok(&["sync"]);
+    assert!(
+        lists(&old.registry()).is_empty(),
+        "format 1 took a chunk list"
+    );
+    old.ok(&["pull", "tuned@1", "--to", "tuned"]);
+    assert!(fs::read(old.path("tuned/model.safetensors")).unwrap() == checkpoint(&[3], true));
+    old.ok(&["fsck"]);
+    // And what it sends to a remote of format 1 goes whole.
+    let share = old.root().join("share");
+    let plain = TestEnv::new();
+    plain.ok(&["init", &share.display().to_string()]);
+    let share_config = share.join(".mreg/config.toml");
+    let text = fs::read_to_string(&share_config).unwrap();
+    fs::write(&share_config, text.replace("format = 2", "format = 1")).unwrap();
+    new.ok(&["remote", "add", "share", &share.display().to_string()]);
+    new.ok(&["sync", "share"]);
+    assert!(
+        lists(&share.join(".mreg")).is_empty(),
+        "a remote of format 1 got a chunk list"
+    );
+    let c = TestEnv::new();
+    c.ok(&["clone", &share.display().to_string(), "c"]);
+    let c_reg = c.path("c/.mreg").display().to_string();
+    c.ok(&["--registry", &c_reg, "pull", "tuned@1", "--to", "t"]);
+    assert!(fs::read(c.path("t/model.safetensors")).unwrap() == checkpoint(&[3], true));
+
+    // Upgraded, the old registry stores the next fine-tune in parts.
+    let said = json(&old.ok(&["upgrade", "--json"]));
+    assert_eq!(said["from"], 1);
+    assert_eq!(said["to"], 2);
+    assert_eq!(said["changed"], true);
+    assert!(
+        fs::read_to_string(&config)
+            .unwrap()
+            .contains("\nformat = 2\n")
+    );
+    old.write("out/model.safetensors", checkpoint(&[], true));
+    let pushed = json(&old.ok(&["push", "out", "--model", "llm", "--json"]));
+    assert_eq!(lists(&old.registry()).len(), 1);
+    // The parts fetched with tuned@1 are there still (until gc): only layer 3's
+    // weight and norm, where the two differ, are new.
+    let new_bytes = pushed["new_bytes"].as_u64().unwrap();
+    assert!(
+        new_bytes >= 3 * MIB as u64 && new_bytes < 3 * MIB as u64 + 64 * 1024,
+        "{pushed}"
+    );
+    let again = old.ok(&["upgrade"]);
+    assert!(again.contains("at layout format 2 already"), "{again}");
+    old.ok(&["pull", "llm@1", "--to", "one"]);
+    old.ok(&["pull", "llm@2", "--to", "two"]);
+    old.ok(&["fsck"]);
+}
+
+#[cfg(feature = "s3")]
+#[test]
+fn parts_go_to_a_bucket_and_come_back_and_gc_there_keeps_them() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = TestEnv::on_s3();
+    a.ok(&["init", &url]);
+    a.write("out/model.safetensors", checkpoint(&[], false));
+    a.ok(&["--registry", &url, "push", "out", "--model", "llm"]);
+    a.write("out/model.safetensors", checkpoint(&[], true));
+    a.ok(&["--registry", &url, "push", "out", "--model", "llm"]);
+    let keys = s3::keys(&bucket, "reg/objects/");
+    assert_eq!(keys.iter().filter(|k| k.ends_with(".chunks")).count(), 2);
+    a.ok(&["--registry", &url, "gc"]);
+    let b = TestEnv::on_s3();
+    b.ok(&["--registry", &url, "pull", "llm@1", "--to", "one"]);
+    assert!(fs::read(b.path("one/model.safetensors")).unwrap() == checkpoint(&[], false));
+    b.ok(&["clone", &url, "c"]);
+    let c_reg = b.path("c/.mreg").display().to_string();
+    b.ok(&["--registry", &c_reg, "pull", "llm@2", "--to", "two"]);
+    assert!(fs::read(b.path("two/model.safetensors")).unwrap() == checkpoint(&[], true));
+    b.ok(&["--registry", &c_reg, "fsck"]);
+}
