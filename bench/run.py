@@ -46,7 +46,7 @@ same 20 runs, which reads and prints every point drawn from; it reports the page
 mreg's peak RSS, and checks the page holds a chart per series and a legend entry per run.
 
 Usage: bench/run.py [--only SECTIONS] [WORKDIR]
-  SECTIONS: comma-separated, of model, small, runs, stages, diff, sync, gc, gc-bucket, env, report (default: all)
+  SECTIONS: comma-separated, of model, small, runs, stages, diff, dedup, sync, gc, gc-bucket, env, report (default: all)
   KEEP=1 keeps WORKDIR; MREG=path uses that binary
 """
 
@@ -792,6 +792,180 @@ def bench_diff(work, mreg, env, report):
     report.row("mreg diff --no-tensors (files and metrics only)", quick_s)
 
 
+# ---- dedup: fine-tunes and checkpoint series of one .safetensors file ----
+
+HIDDEN, INTER, LAYERS, VOCAB, KV = 1280, 3584, 24, 32000, 256
+
+
+def checkpoint_tensors():
+    """Returns (name, shape) of a Llama-shaped bf16 checkpoint of about 1 GB, in the
+    order Hugging Face writes names (sorted)."""
+    shapes = {"model.embed_tokens.weight": [VOCAB, HIDDEN], "lm_head.weight": [VOCAB, HIDDEN],
+              "model.norm.weight": [HIDDEN]}
+    for i in range(LAYERS):
+        p = f"model.layers.{i}."
+        shapes[p + "input_layernorm.weight"] = [HIDDEN]
+        shapes[p + "post_attention_layernorm.weight"] = [HIDDEN]
+        for name, shape in [("self_attn.q_proj", [HIDDEN, HIDDEN]), ("self_attn.k_proj", [KV, HIDDEN]),
+                            ("self_attn.v_proj", [KV, HIDDEN]), ("self_attn.o_proj", [HIDDEN, HIDDEN]),
+                            ("mlp.gate_proj", [INTER, HIDDEN]), ("mlp.up_proj", [INTER, HIDDEN]),
+                            ("mlp.down_proj", [HIDDEN, INTER])]:
+            shapes[p + name + ".weight"] = shape
+    return sorted(shapes.items())
+
+
+# bf16 of weights near N(0, 0.02): the high byte (sign, exponent) takes few values, the
+# low byte (last exponent bit, mantissa) is close to random.
+BF16_HIGH = bytes(((0x3A + (i % 4)) | (i & 0x80)) for i in range(256))
+_TENSOR_CACHE = {}
+
+
+def tensor_bytes(name, n, seed):
+    key = (name, n, seed)
+    if key not in _TENSOR_CACHE:
+        import hashlib
+        raw = hashlib.shake_256(f"{name}/{seed}".encode()).digest(n)
+        out = bytearray(raw)
+        out[1::2] = raw[1::2].translate(BF16_HIGH)
+        _TENSOR_CACHE[key] = bytes(out)
+    return _TENSOR_CACHE[key]
+
+
+def write_checkpoint(path, seeds):
+    """Writes the checkpoint with each tensor's bytes from seeds.get(name, 0)."""
+    tensors = checkpoint_tensors()
+    header, offset = {"__metadata__": {"format": "pt"}}, 0
+    for name, shape in tensors:
+        n = 2
+        for d in shape:
+            n *= d
+        header[name] = {"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + n]}
+        offset += n
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    changed = 0
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text)
+        for name, shape in tensors:
+            lo, hi = header[name]["data_offsets"]
+            seed = seeds.get(name, 0)
+            if seed:
+                changed += hi - lo
+            f.write(tensor_bytes(name, hi - lo, seed))
+    return changed
+
+
+def bench_dedup(work, mreg, env, report):
+    """Stores fine-tunes and a checkpoint series of a ~1 GB bf16 .safetensors file in a
+    registry of format 2 (parts) and one of format 1 (whole files, as DVC and git-lfs
+    store them), and times first push, pull and diff of each."""
+    names = [n for n, _ in checkpoint_tensors()]
+    layer = lambda i: {n for n in names if n.startswith(f"model.layers.{i}.")}
+    folder = work / "dedup-src"
+    folder.mkdir()
+    target = folder / "model.safetensors"
+    (folder / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}\n')
+    write_checkpoint(target, {})
+    size = target.stat().st_size
+    report.heading(f"dedup: a bf16 .safetensors checkpoint of {size / 1e9:.2f} GB, "
+                   f"{len(names)} tensors in {LAYERS} layers")
+
+    def objects(reg):
+        return sum(p.stat().st_size for p in (reg / ".mreg/objects").rglob("*") if p.is_file())
+
+    def new_registry(name, fmt):
+        reg = work / name
+        shutil.rmtree(reg, ignore_errors=True)
+        capture([mreg, "init", str(reg), "-q"], env)
+        if fmt == 1:
+            config = reg / ".mreg/config.toml"
+            config.write_text(config.read_text().replace("format = 2", "format = 1"))
+        return reg
+
+    def push(reg):
+        return sh(mreg, "--registry", str(reg), "-q", "--no-progress", "push", str(folder), "--model", "m", env=env)
+
+    # First push: parts against whole files, alternating.
+    regs = {1: iter(range(3)), 2: iter(range(3))}
+    whole_s, parts_s, first_ratio, first_rss = paired(
+        lambda: push(new_registry(f"dedup-whole-{next(regs[1])}", 1)),
+        lambda: push(new_registry(f"dedup-parts-{next(regs[2])}", 2)))
+    report.row("first push, whole files (format 1)", whole_s)
+    report.row("first push, in parts (format 2)", parts_s,
+               f"{first_ratio:.2f}x whole; peak RSS {first_rss:.0f} MiB")
+    report.target("dedup: first push in parts within 1.1x of whole files", first_ratio <= 1.1,
+                  f"{first_ratio:.2f}x")
+    parts, whole = work / "dedup-parts-0", work / "dedup-whole-0"
+
+    def pull(reg):
+        dst = work / "dedup-pulled"
+        shutil.rmtree(dst, ignore_errors=True)
+        return sh(mreg, "--registry", str(reg), "-q", "--no-progress", "pull", "m@1", "--to", str(dst), env=env)
+
+    w_pull, p_pull, pull_ratio, pull_rss = paired(lambda: pull(whole), lambda: pull(parts))
+    report.row("pull, whole files", w_pull)
+    report.row("pull, in parts", p_pull, f"{pull_ratio:.2f}x whole; peak RSS {pull_rss:.0f} MiB")
+    report.target("dedup: pull in parts within 1.1x of whole files", pull_ratio <= 1.1, f"{pull_ratio:.2f}x")
+    report.check("dedup: the pulled checkpoint is the pushed one",
+                 (work / "dedup-pulled/model.safetensors").read_bytes() == target.read_bytes(), "compared")
+
+    # Fine-tunes, each pushed onto the base, as versions 2, 3 and 4.
+    version = 1
+    for label, changed_names, limit_note in [
+        ("head-only fine-tune (lm_head)", {"lm_head.weight"}, "changed + 1%"),
+        ("last 2 layers + head", layer(LAYERS - 1) | layer(LAYERS - 2) | {"lm_head.weight", "model.norm.weight"}, "changed + 1%"),
+        ("full fine-tune (every tensor)", set(names), "whole file + 1%"),
+    ]:
+        version += 1
+        changed = write_checkpoint(target, {n: version for n in changed_names})
+        grown = {}
+        for fmt, reg in [(1, whole), (2, parts)]:
+            before = objects(reg)
+            push(reg)
+            grown[fmt] = objects(reg) - before
+        limit = changed + size // 100 if "full" not in label else grown[1] + size // 100
+        report.row(f"{label}: stored, whole files (MB)", grown[1] / 1e6, f"changed tensors {changed / 1e6:.1f} MB")
+        report.row(f"{label}: stored, in parts (MB)", grown[2] / 1e6,
+                   f"{grown[2] / max(grown[1], 1):.3f}x whole files")
+        report.target(f"dedup: {label} stores <= {limit_note}", grown[2] <= limit,
+                      f"{grown[2] / 1e6:.1f} MB, limit {limit / 1e6:.1f} MB")
+        argv = [mreg, "--registry", str(parts), "diff", f"m@{version - 1 if version > 2 else 1}", f"m@{version}"]
+        if version == 2:
+            diff_s = statistics.median(sh(*argv)[0] for _ in range(3))
+            b3, _ = median(lambda: sh("b3sum", "--num-threads", "2", str(target)))
+            report.row(f"{label}: mreg diff m@1 m@2 (tensors)", diff_s, f"{diff_s / b3:.2f}x b3sum of one file")
+
+    # A series of 10 checkpoints of one run, the backbone frozen: head and final norm move.
+    series = new_registry("dedup-series", 2)
+    write_checkpoint(target, {})
+    push(series)
+    for step in range(1, 10):
+        write_checkpoint(target, {"lm_head.weight": 100 + step, "model.norm.weight": 100 + step})
+        push(series)
+    stored = objects(series)
+    saved = 1 - stored / (10 * size)
+    report.row("10-checkpoint series, frozen backbone: stored (MB)", stored / 1e6,
+               f"saves {saved:.1%} of 10 whole files")
+    report.target("dedup: a 10-checkpoint series with a frozen backbone saves >= 85%", saved >= 0.85,
+                  f"{saved:.1%}")
+
+    # A float-aware codec: byte planes before zstd, measured on the base checkpoint.
+    write_checkpoint(target, {})
+    codec = REPO / "target/release/examples/bf16_planes"
+    if not codec.exists():
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "bf16_planes"], cwd=REPO, check=True)
+    measured = json.loads(capture([str(codec), str(target)], env))
+    report.row("bf16 byte planes + zstd -1: saving over zstd -1 alone", measured["saving_over_plain"],
+               f"decode {measured['planes_decode_gbps']:.2f} GB/s on one core "
+               f"(plain zstd {measured['plain_decode_gbps']:.2f} GB/s)")
+    report.target("dedup: bf16 byte planes save >= 25% at >= 1 GB/s decode (ship only if so)",
+                  measured["saving_over_plain"] >= 0.25 and measured["planes_decode_gbps"] >= 1.0,
+                  f"{measured['saving_over_plain']:.1%} at {measured['planes_decode_gbps']:.2f} GB/s")
+    for p in [folder, series, work / "dedup-pulled"] + list(work.glob("dedup-whole-*")) + list(work.glob("dedup-parts-*")):
+        shutil.rmtree(p, ignore_errors=True)
+    _TENSOR_CACHE.clear()
+
+
 def start_s3():
     """Starts the tests' moto server on 127.0.0.1; returns (port, the process)."""
     proc = subprocess.Popen([sys.executable, str(REPO / "tests/support/s3_server.py")],
@@ -1096,7 +1270,7 @@ def bench_report(work, mreg, env, report):
     shutil.rmtree(reg, ignore_errors=True)
 
 
-SECTIONS = ["model", "small", "runs", "stages", "diff", "sync", "gc", "gc-bucket", "env", "report"]
+SECTIONS = ["model", "small", "runs", "stages", "diff", "dedup", "sync", "gc", "gc-bucket", "env", "report"]
 
 
 def main():
@@ -1110,7 +1284,7 @@ def main():
     if unknown or not sections:
         parser.error(f"unknown section {', '.join(unknown) or '(none)'}; choose from {', '.join(SECTIONS)}")
 
-    if "model" in sections or "small" in sections or "diff" in sections or "sync" in sections:
+    if any(s in sections for s in ("model", "small", "diff", "dedup", "sync")):
         ensure_tools()
     mreg = os.environ.get("MREG") or str(REPO / "target/release/mreg")
     if "MREG" not in os.environ:
@@ -1134,6 +1308,8 @@ def main():
         bench_stages(work, mreg, env, report)
     if "diff" in sections:
         bench_diff(work, mreg, env, report)
+    if "dedup" in sections:
+        bench_dedup(work, mreg, env, report)
     if "sync" in sections:
         bench_sync(work, mreg, env, report)
     if "gc" in sections:

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::FileTensors;
+use super::parts;
 use super::tensors::{self, SideError};
 use crate::id::{ObjectId, TreeId};
 use crate::store::tree::Kind;
@@ -287,14 +288,16 @@ pub fn tensors(
     progress.start("comparing", total);
     let advance = |n| progress.advance(n);
     for (path, a, b) in &pairs {
-        // One pair at a time, so at most two decoded copies exist at once.
-        let (x, y) = rayon::join(
-            || read::verified_file(reg, a.hash, a.size, &advance),
-            || read::verified_file(reg, b.hash, b.size, &advance),
-        );
-        let x = x.with_context(|| format!("reading {path} of the old version"))?;
-        let y = y.with_context(|| format!("reading {path} of the new version"))?;
-        let result = tensors::diff(x.file(), x.len(), y.file(), y.len(), &advance);
+        // Two files stored in parts: only the headers and the tensors whose parts
+        // differ are read.
+        let result = if let (Some(la), Some(lb)) =
+            (parts::list_of(reg, a.hash), parts::list_of(reg, b.hash))
+        {
+            parts::diff(reg, (&la, a.size), (&lb, b.size), &advance)
+                .with_context(|| format!("reading {path}"))?
+        } else {
+            whole_diff(reg, (a, b), &advance).with_context(|| format!("reading {path}"))?
+        };
         out.push(match result {
             Ok(diff) => FileTensors {
                 path: (*path).to_owned(),
@@ -311,6 +314,24 @@ pub fn tensors(
     }
     progress.finish();
     Ok(out)
+}
+
+/// Returns the tensor diff of two files read whole, each verified first.
+fn whole_diff(
+    reg: &Registry,
+    (a, b): (&FileSide, &FileSide),
+    advance: &(dyn Fn(u64) + Sync),
+) -> Result<Result<tensors::TensorDiff, SideError>> {
+    {
+        // One pair at a time, so at most two decoded copies exist at once.
+        let (x, y) = rayon::join(
+            || read::verified_file(reg, a.hash, a.size, &advance),
+            || read::verified_file(reg, b.hash, b.size, &advance),
+        );
+        let x = x.context("reading it in the old version")?;
+        let y = y.context("reading it in the new version")?;
+        Ok(tensors::diff(x.file(), x.len(), y.file(), y.len(), advance))
+    }
 }
 
 #[cfg(test)]

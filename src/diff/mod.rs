@@ -9,6 +9,7 @@ pub mod compare;
 pub mod files;
 pub mod goal;
 pub mod lineage;
+pub mod parts;
 mod tensor_bytes;
 pub mod tensors;
 pub mod values;

@@ -373,3 +373,120 @@ fn parts_go_to_a_bucket_and_come_back_and_gc_there_keeps_them() {
     assert!(fs::read(b.path("two/model.safetensors")).unwrap() == checkpoint(&[], true));
     b.ok(&["--registry", &c_reg, "fsck"]);
 }
+
+#[cfg(feature = "s3")]
+#[test]
+fn a_bucket_of_format_1_takes_files_whole_until_upgraded() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = TestEnv::on_s3();
+    a.ok(&["init", &url]);
+    let config = String::from_utf8(s3::get(&bucket, "reg/config.toml")).unwrap();
+    s3::put(
+        &bucket,
+        "reg/config.toml",
+        config.replace("format = 2", "format = 1").as_bytes(),
+    );
+    a.write("out/model.safetensors", checkpoint(&[], false));
+    a.ok(&["--registry", &url, "push", "out", "--model", "llm"]);
+    let chunked = || {
+        s3::keys(&bucket, "reg/objects/")
+            .iter()
+            .filter(|k| k.ends_with(".chunks"))
+            .count()
+    };
+    assert_eq!(chunked(), 0, "a bucket of format 1 got a chunk list");
+    let said = json(&a.ok(&["--registry", &url, "upgrade", "--json"]));
+    assert_eq!(
+        (said["from"].as_u64(), said["changed"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert!(
+        String::from_utf8(s3::get(&bucket, "reg/config.toml"))
+            .unwrap()
+            .contains("\nformat = 2\n")
+    );
+    a.write("out/model.safetensors", checkpoint(&[], true));
+    a.ok(&["--registry", &url, "push", "out", "--model", "llm"]);
+    assert_eq!(chunked(), 1);
+    let b = TestEnv::on_s3();
+    b.ok(&["--registry", &url, "pull", "llm@2", "--to", "two"]);
+    assert!(fs::read(b.path("two/model.safetensors")).unwrap() == checkpoint(&[], true));
+}
+
+#[test]
+fn diff_of_files_in_parts_reads_only_changed_tensors_and_agrees_with_whole_files() {
+    let tensors = |env: &TestEnv, args: &[&str]| {
+        let mut argv = vec!["diff"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["--json", "--only", "tensors"]);
+        json(&env.ok(&argv))["tensors"].clone()
+    };
+    let parts = two_versions();
+    parts.write("out/model.safetensors", checkpoint(&[1, 6], true));
+    parts.ok(&["push", "out", "--model", "llm"]);
+    // The same three versions, stored whole.
+    let whole = TestEnv::new();
+    whole.ok(&["init"]);
+    let config = whole.registry().join("config.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, text.replace("format = 2", "format = 1")).unwrap();
+    whole.write("out/config.json", "{\"layers\": 8}\n");
+    for (changed, head) in [(&[][..], false), (&[][..], true), (&[1, 6][..], true)] {
+        whole.write("out/model.safetensors", checkpoint(changed, head));
+        whole.ok(&["push", "out", "--model", "llm"]);
+    }
+    for pair in [["llm@1", "llm@2"], ["llm@2", "llm@3"], ["llm@1", "llm@3"]] {
+        assert_eq!(tensors(&parts, &pair), tensors(&whole, &pair), "{pair:?}");
+    }
+    let head = &tensors(&parts, &["llm@1", "llm@2"])[0]["summary"];
+    assert_eq!(
+        (head["modified"].as_u64(), head["same"].as_u64()),
+        (Some(1), Some(16)),
+        "{head}"
+    );
+    let layers = &tensors(&parts, &["llm@2", "llm@3"])[0]["summary"];
+    assert_eq!(
+        (layers["modified"].as_u64(), layers["same"].as_u64()),
+        (Some(4), Some(13)),
+        "{layers}"
+    );
+    // The parts of the tensors that changed are read, and checked: damage in one of
+    // them is an error, not a wrong answer.
+    let list_of = |version: &str| -> Vec<String> {
+        let shown = json(&parts.ok(&["show", version, "--files", "--json"]));
+        let hash = shown["file_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == "model.safetensors")
+            .unwrap()["hash"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = parts
+            .registry()
+            .join("objects")
+            .join(&hash[..2])
+            .join(format!("{}.chunks", &hash[2..]));
+        fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(' ').next().unwrap().to_owned())
+            .collect()
+    };
+    let before = list_of("llm@2");
+    let new_part = list_of("llm@3")
+        .into_iter()
+        .find(|p| !before.contains(p))
+        .unwrap();
+    let file = object_file(&parts.registry(), &new_part);
+    let mut bytes = fs::read(&file).unwrap();
+    bytes[10] ^= 1;
+    overwrite(&file, &bytes);
+    let out = parts.run(&["diff", "llm@2", "llm@3", "--only", "tensors"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("is corrupt"), "{said}");
+}
