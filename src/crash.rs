@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 /// a garbage collection reach them.
 pub const POINTS: &[&str] = &[
     "objects-staged",
+    "parts-published",
     "objects-published",
     "run-staged",
     "version-written",
@@ -20,6 +21,7 @@ pub const POINTS: &[&str] = &[
     "head-swapped",
     "clone-made",
     "fetch-downloaded",
+    "upload-staged",
     "pull-written",
     "removal-recorded",
     "gc-marked",

@@ -26,7 +26,7 @@ pub mod transfer;
 use std::fs::File;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::error::Failure;
 pub use crate::store::atomic::{Created, Swap};
@@ -84,6 +84,46 @@ pub struct Listed {
     pub special: Option<&'static str>,
 }
 
+/// One object to send: its key, where its content is, its length, and the journal an
+/// interrupted upload of it resumes from.
+pub struct Upload {
+    /// The key it goes to.
+    pub key: String,
+    /// Where its bytes are.
+    pub source: Source,
+    /// Its length in bytes.
+    pub len: u64,
+    /// The local file recording the parts of an upload in parts that arrived.
+    pub journal: PathBuf,
+}
+
+/// Where the bytes of an object to send are.
+pub enum Source {
+    /// A file, opened only when its turn comes (a batch may name thousands).
+    Path(PathBuf),
+    /// A file open already (content assembled into a file without a name).
+    Open(File),
+}
+
+impl Upload {
+    /// Returns the content, open.
+    pub fn open(&self) -> Result<File> {
+        match &self.source {
+            Source::Path(path) => {
+                File::open(path).with_context(|| format!("opening {}", path.display()))
+            }
+            Source::Open(file) => {
+                let mut file = file
+                    .try_clone()
+                    .context("reopening an object assembled to be sent")?;
+                std::io::Seek::rewind(&mut file)
+                    .context("rereading an object assembled to be sent")?;
+                Ok(file)
+            }
+        }
+    }
+}
+
 /// Receives the bytes a transfer moved, for a progress bar.
 pub type Tick<'a> = &'a (dyn Fn(u64) + Sync);
 
@@ -128,6 +168,17 @@ pub trait Remote: Send + Sync {
         journal: PathBuf,
         tick: Tick,
     ) -> Result<()>;
+
+    /// Writes each of `items` to its key as [`Remote::upload`] does, several at once;
+    /// returns once every one is there and durable. A remote that can make a batch of
+    /// writes durable together does so: a folder flushes its filesystem twice for the
+    /// batch, not twice per object.
+    fn upload_all(&self, items: &[Upload], tick: Tick) -> Result<()> {
+        transfer::parallel(items, transfer::PARALLEL, &|item| {
+            let file = item.open()?;
+            self.upload(&item.key, &file, item.len, item.journal.clone(), tick)
+        })
+    }
 
     /// Replaces the value at `key` with `bytes` only if it still has the tag `expected`
     /// (`None`: only if the key is absent).

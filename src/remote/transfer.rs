@@ -760,11 +760,12 @@ fn send_objects(
         total += len;
         sizes.push((*id, path, encoding, len));
     }
-    let sent = AtomicUsize::new(0);
-    let bytes = std::sync::atomic::AtomicU64::new(0);
     let failed = Mutex::new(missing_here);
+    let ready = Mutex::new(Vec::with_capacity(sizes.len()));
     progress.start("send", total);
     let tick = |n: u64| progress.advance(n);
+    // Each object is checked against its name first; the ones that pass go in one
+    // batch, which a folder remote makes durable at once.
     let result = parallel(&sizes, PARALLEL, &|(id, path, encoding, len)| {
         if sizes.len() <= LIST_INSTEAD_OF_ASKING {
             for other in Encoding::ALL {
@@ -777,41 +778,46 @@ fn send_objects(
             }
         }
         let whole = *encoding == Encoding::Chunked && !in_parts;
-        let (key, file, len) = match checked(reg, (*id, path, *encoding), whole)? {
-            Ok(ready) => ready,
+        match checked(reg, (*id, path, *encoding), whole)? {
+            Ok((key, source, len)) => ready.lock().expect("objects to send").push(super::Upload {
+                key,
+                source,
+                len,
+                journal: known.journal(*id)?,
+            }),
             Err(why) => {
                 failed
                     .lock()
                     .expect("failed objects")
                     .insert(*id, format!("{why}; it was not sent"));
                 tick(*len);
-                return Ok(());
             }
-        };
-        remote.upload(&key, &file, len, known.journal(*id)?, &tick)?;
-        known.insert(&key)?;
-        sent.fetch_add(1, Ordering::Relaxed);
-        bytes.fetch_add(len, Ordering::Relaxed);
+        }
         Ok(())
     });
+    let ready = ready.into_inner().expect("objects to send");
+    let result = result.and_then(|()| remote.upload_all(&ready, &tick));
     progress.finish();
     result?;
+    for item in &ready {
+        known.insert(&item.key)?;
+    }
     Ok(Moved {
-        objects: sent.into_inner() as u64,
-        bytes: bytes.into_inner(),
+        objects: ready.len() as u64,
+        bytes: ready.iter().map(|u| u.len).sum(),
         failed: failed.into_inner().expect("failed objects"),
     })
 }
 
-/// Returns what sends an object stored at `path`: its key on the remote, a file of what
-/// goes there and its length; or, for an object whose content no longer matches its
+/// Returns what sends an object stored at `path`: its key on the remote, where what
+/// goes there is, and its length; or, for an object whose content no longer matches its
 /// name, why it does not go. With `whole`, an object stored in parts is assembled into
 /// a file without a name as it is checked, and goes raw.
 fn checked(
     reg: &Registry,
     (id, path, encoding): (ObjectId, &std::path::Path, Encoding),
     whole: bool,
-) -> Result<Result<(String, File, u64), String>> {
+) -> Result<Result<(String, super::Source, u64), String>> {
     let assembled = if whole {
         Some(
             tempfile::tempfile_in(reg.tmp_dir())
@@ -843,12 +849,18 @@ fn checked(
     Ok(Ok(match assembled {
         Some(file) => {
             let len = file.metadata()?.len();
-            (keys::object(id, Encoding::Raw), file, len)
+            (
+                keys::object(id, Encoding::Raw),
+                super::Source::Open(file),
+                len,
+            )
         }
         None => (
             keys::object(id, encoding),
-            File::open(path).with_context(|| format!("opening {}", path.display()))?,
-            fs::metadata(path)?.len(),
+            super::Source::Path(path.to_path_buf()),
+            fs::metadata(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .len(),
         ),
     }))
 }

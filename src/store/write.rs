@@ -385,9 +385,12 @@ impl<'r> Staging<'r> {
             .expect("staging lock is never poisoned");
         // Each fan-out folder is made and checked once, not once per object.
         let mut made: HashSet<String> = HashSet::new();
-        for batch in [pending, lists] {
+        for (n, batch) in [pending, lists].into_iter().enumerate() {
             if batch.is_empty() {
                 continue;
+            }
+            if n == 1 {
+                crate::crash::point("parts-published");
             }
             atomic::sync_filesystem(self.reg.root())?;
             for (temp, key) in batch {

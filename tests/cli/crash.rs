@@ -277,3 +277,44 @@ fn clones_racing_into_one_folder_all_end_with_the_same_clone() {
         .collect();
     assert!(left.is_empty(), "downloads left behind: {left:?}");
 }
+
+#[test]
+fn a_sync_killed_before_its_batch_of_objects_is_linked_leaves_the_remote_whole() {
+    let (a, share) = registry_with_a_share();
+    a.ok(&["push", "v2", "--model", "m"]);
+    let out = a.run_with(&["sync"], &[("MREG_CRASH_AT", "upload-staged")]);
+    assert_eq!(out.status.signal(), Some(9), "{}", stderr(&out));
+    // Nothing half-written under the remote's objects/: its fsck passes, and the next
+    // sync finishes what the killed one began.
+    a.ok(&["--registry", &share, "fsck"]);
+    a.ok(&["sync"]);
+    a.ok(&["--registry", &share, "fsck"]);
+    let b = TestEnv::new();
+    b.ok(&["clone", &share, "b"]);
+    let b_reg = b.path("b/.mreg").display().to_string();
+    b.ok(&["--registry", &b_reg, "pull", "m@2", "--to", "two"]);
+    assert_eq!(
+        snapshot_files(&b.path("two")),
+        snapshot_files(&a.path("v2"))
+    );
+}
+
+#[test]
+fn a_push_killed_between_the_parts_of_a_large_file_and_its_list_loses_nothing() {
+    let env = TestEnv::new();
+    env.ok(&["init"]);
+    let weights = crate::common::noise(40 << 20, 11);
+    env.write("big/weights.bin", &weights);
+    let out = env.run_with(
+        &["push", "big", "--model", "big"],
+        &[("MREG_CRASH_AT", "parts-published")],
+    );
+    assert_eq!(out.status.signal(), Some(9), "{}", stderr(&out));
+    // The parts are there, the list is not, no version names them: fsck passes, and a
+    // push again stores the list and pulls back the same bytes.
+    env.ok(&["fsck"]);
+    env.ok(&["push", "big", "--model", "big"]);
+    env.ok(&["pull", "big@1", "--to", "out"]);
+    assert!(std::fs::read(env.path("out/weights.bin")).unwrap() == weights);
+    env.ok(&["fsck"]);
+}
