@@ -36,6 +36,9 @@ pub fn run(ctx: &Ctx, _args: &UpgradeArgs) -> Result<()> {
             outcome.registry, outcome.from
         )
     };
-    ctx.out.emit(&outcome, || sentence.clone())?;
+    ctx.out.status(&sentence);
+    if ctx.out.is_json() {
+        ctx.out.emit(&outcome, String::new)?;
+    }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::error::Failure;
@@ -117,8 +117,9 @@ fn folder(reg: &Registry, request: &Request, wait: Duration) -> Result<Collectio
     }
     let stored = gc::stored_objects(reg)?;
     gc::add_parts(&mut census, &stored, &|key| {
-        chunks::ChunkList::read(&reg.path(key))
-    })?;
+        chunks::ChunkList::read_if_present(&reg.path(key))
+    })
+    .context("gc deleted nothing")?;
     let kept = gc::kept(&census, &stored);
     let garbage = gc::garbage(reg, &census, stored);
     crate::crash::point("gc-marked");
@@ -152,7 +153,8 @@ fn on_bucket(
         }
     }
     let stored = bucket.stored()?;
-    gc::add_parts(&mut census, &stored, &|key| bucket.read_list(reg, key))?;
+    gc::add_parts(&mut census, &stored, &|key| bucket.read_list(reg, key))
+        .context("gc deleted nothing")?;
     let kept = gc::kept(&census, &stored);
     let garbage = gc::classify(&census, stored);
     crate::crash::point("gc-marked");

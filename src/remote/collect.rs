@@ -57,7 +57,7 @@ pub fn add_parts<S: std::hash::BuildHasher>(
     match bucket_of(reg) {
         Some(bucket) => gc::add_parts(census, stored, &|key| bucket.read_list(reg, key)),
         None => gc::add_parts(census, stored, &|key| {
-            chunks::ChunkList::read(&reg.path(key))
+            chunks::ChunkList::read_if_present(&reg.path(key))
         }),
     }
 }
@@ -132,17 +132,14 @@ impl Bucket<'_> {
 
     /// Returns the chunk list at `key`: the mirror's copy when it has one, else the
     /// bucket's.
-    pub fn read_list(&self, reg: &Registry, key: &str) -> Result<chunks::ChunkList> {
-        let local = reg.path(key);
-        if local.is_file() {
-            return chunks::ChunkList::read(&local);
+    pub fn read_list(&self, reg: &Registry, key: &str) -> Result<Option<chunks::ChunkList>> {
+        if let Some(list) = chunks::ChunkList::read_if_present(&reg.path(key))? {
+            return Ok(Some(list));
         }
-        let fetched = self
-            .link
-            .remote
-            .get(key)?
-            .ok_or_else(|| anyhow::anyhow!("{key} is missing from {}", self.url()))?;
-        chunks::ChunkList::parse(&fetched.bytes)
+        match self.link.remote.get(key)? {
+            Some(fetched) => chunks::ChunkList::parse(&fetched.bytes).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Returns every object the bucket stores, listed, with its keys and sizes.

@@ -141,17 +141,7 @@ pub fn fetch_all(
     objects: &[(ObjectId, u64)],
     progress: &dyn Progress,
 ) -> Result<Moved> {
-    // One id may be declared with several sizes, by an honest record and a lying one:
-    // the largest bounds the download, and the hash decides.
-    let mut declared: BTreeMap<ObjectId, u64> = BTreeMap::new();
-    for (id, size) in objects {
-        let entry = declared.entry(*id).or_insert(0);
-        *entry = (*entry).max(*size);
-    }
-    let missing: Vec<(ObjectId, u64)> = declared
-        .into_iter()
-        .filter(|(id, _)| !reg.has_object(*id))
-        .collect();
+    let missing = lacking(reg, objects);
     if missing.is_empty() {
         return Ok(Moved::default());
     }
@@ -164,116 +154,159 @@ pub fn fetch_all(
         moved.fetch_add(n, Ordering::Relaxed);
         progress.advance(n);
     };
-    // Download and verify everything, flush once, rename everything, flush again: an
-    // object path never names bytes that a crash could lose, without an fsync per file.
-    let downloaded = Mutex::new(Vec::with_capacity(missing.len()));
     let failed = Mutex::new(BTreeMap::new());
-    let result = parallel(&missing, PARALLEL, &|(id, size)| {
-        if failed.lock().expect("failures").len() >= FAILURES_BEFORE_GIVING_UP {
-            failed.lock().expect("failures").insert(
-                *id,
-                format!(
-                    "object {} was not fetched: {FAILURES_BEFORE_GIVING_UP} others failed first",
-                    id.short(16)
-                ),
-            );
-            return Ok(());
+    let mut objects = 0;
+    let mut lists: Vec<FetchedList> = Vec::new();
+    let mut parts_pending = 0;
+    // A batch at a time, so that no more files are open at once than a batch holds.
+    for batch in missing.chunks(FETCH_BATCH) {
+        // Download and verify the batch, flush once, rename it all, flush again: an
+        // object path never names bytes that a crash could lose, without an fsync per
+        // file.
+        let downloaded = Mutex::new(Vec::with_capacity(batch.len()));
+        let result = parallel(batch, PARALLEL, &|(id, size)| {
+            if failed.lock().expect("failures").len() >= FAILURES_BEFORE_GIVING_UP {
+                failed.lock().expect("failures").insert(
+                    *id,
+                    format!(
+                        "object {} was not fetched: {FAILURES_BEFORE_GIVING_UP} others failed first",
+                        id.short(16)
+                    ),
+                );
+                return Ok(());
+            }
+            match download(reg, remote, known, *id, *size, &tick) {
+                Ok(fetched) => downloaded.lock().expect("downloads").push(fetched),
+                Err(err) => {
+                    failed
+                        .lock()
+                        .expect("failures")
+                        .insert(*id, format!("{err:#}"));
+                }
+            }
+            Ok(())
+        });
+        if let Err(err) = result {
+            progress.finish();
+            return Err(err);
         }
-        match download(reg, remote, known, *id, *size, &tick) {
-            Ok(fetched) => downloaded.lock().expect("downloads").push(fetched),
-            Err(err) => {
-                failed
-                    .lock()
-                    .expect("failures")
-                    .insert(*id, format!("{err:#}"));
+        let downloaded = downloaded.into_inner().expect("downloads");
+        atomic::sync_filesystem(&reg.tmp_dir())?;
+        for fetched in &downloaded {
+            if fetched.encoding == Encoding::Chunked && fetched.file.is_some() {
+                match read_list(remote, fetched) {
+                    Ok(list) => {
+                        parts_pending += list.list.parts.len();
+                        lists.push(list);
+                    }
+                    Err(why) => {
+                        failed.lock().expect("failures").insert(fetched.id, why);
+                    }
+                }
+                let _ = fs::remove_file(&fetched.temp);
+            } else {
+                install(reg, known, fetched)?;
+                objects += 1;
             }
         }
-        Ok(())
-    });
-    progress.finish();
-    result?;
-    let downloaded = downloaded.into_inner().expect("downloads");
-    atomic::sync_filesystem(&reg.tmp_dir())?;
-    let (lists, whole): (Vec<Downloaded>, Vec<Downloaded>) = downloaded
-        .into_iter()
-        .partition(|d| d.encoding == Encoding::Chunked && d.file.is_some());
-    for fetched in &whole {
-        install(reg, known, fetched)?;
+        drop(downloaded);
+        atomic::sync_filesystem(&reg.objects_dir())?;
+        // The parts of the lists read so far, once they are many: memory stays bounded
+        // however many lists a version names.
+        if parts_pending >= PARTS_IN_FLIGHT {
+            let done = complete_lists(reg, remote, known, std::mem::take(&mut lists), progress)?;
+            parts_pending = 0;
+            objects += done.objects;
+            moved.fetch_add(done.bytes, Ordering::Relaxed);
+            failed.lock().expect("failures").extend(done.failed);
+        }
     }
-    atomic::sync_filesystem(&reg.objects_dir())?;
+    progress.finish();
     let mut failed = failed.into_inner().expect("failures");
-    let mut objects = whole.len() as u64;
-    let mut bytes = moved.into_inner();
     if !lists.is_empty() {
-        let parts = complete_lists(reg, remote, known, lists, progress)?;
-        objects += parts.objects;
-        bytes += parts.bytes;
-        failed.extend(parts.failed);
+        let done = complete_lists(reg, remote, known, lists, progress)?;
+        objects += done.objects;
+        moved.fetch_add(done.bytes, Ordering::Relaxed);
+        failed.extend(done.failed);
     }
     Ok(Moved {
         objects,
-        bytes,
+        bytes: moved.into_inner(),
         failed,
     })
 }
 
-/// Finishes the fetch of objects stored in parts, whose lists are downloaded: fetches
-/// the parts this registry lacks, checks the whole content against each object's name,
-/// and only then stores the list (or, in a registry that does not store parts, the
-/// content assembled whole). Returns what moved, lists counted as objects.
+/// Objects downloaded at once before they are stored: each holds a file open.
+const FETCH_BATCH: usize = 128;
+
+/// Parts of downloaded lists gathered before they are fetched.
+const PARTS_IN_FLIGHT: usize = 1_000_000;
+
+/// A chunk list downloaded and read, its parts not yet fetched.
+struct FetchedList {
+    id: ObjectId,
+    key: String,
+    list: chunks::ChunkList,
+}
+
+/// Reads a downloaded chunk list from its open file and checks it adds up to the size
+/// declared; returns why not as a refusal.
+fn read_list(remote: &dyn Remote, fetched: &Downloaded) -> Result<FetchedList, String> {
+    let file = fetched.file.as_ref().expect("a download holds its file");
+    let mut bytes = Vec::new();
+    let mut reader = file;
+    std::io::Seek::rewind(&mut reader).map_err(|e| e.to_string())?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(reader, chunks::LIST_LIMIT + 1),
+        &mut bytes,
+    )
+    .map_err(|e| e.to_string())?;
+    let list = chunks::ChunkList::parse(&bytes).map_err(|e| format!("{e:#}"))?;
+    if fetched.declared != u64::MAX && list.total() != fetched.declared {
+        return Err(format!(
+            "object {} fetched from {} is corrupt: its chunk list adds up to {} bytes where its tree declares {}; it was not used",
+            fetched.id.short(16),
+            remote.url(),
+            list.total(),
+            fetched.declared
+        ));
+    }
+    Ok(FetchedList {
+        id: fetched.id,
+        key: fetched.key.clone(),
+        list,
+    })
+}
+
+/// Finishes the fetch of objects stored in parts, whose lists are read: fetches the
+/// parts this registry lacks, checks the whole content against each object's name, and
+/// only then stores the list (or, in a registry that does not store parts, the content
+/// assembled whole). Returns what moved, lists counted as objects.
 fn complete_lists(
     reg: &Registry,
     remote: &dyn Remote,
     known: &Known,
-    lists: Vec<Downloaded>,
+    lists: Vec<FetchedList>,
     progress: &dyn Progress,
 ) -> Result<Moved> {
-    let mut parsed = Vec::with_capacity(lists.len());
-    let mut failed = BTreeMap::new();
-    for fetched in lists {
-        let bytes = fs::read(&fetched.temp)
-            .with_context(|| format!("reading {}", fetched.temp.display()))?;
-        match chunks::ChunkList::parse(&bytes) {
-            Ok(list) if fetched.declared == u64::MAX || list.total() == fetched.declared => {
-                parsed.push((fetched, list));
-            }
-            Ok(list) => {
-                let _ = fs::remove_file(&fetched.temp);
-                failed.insert(
-                    fetched.id,
-                    format!(
-                        "object {} fetched from {} is corrupt: its chunk list adds up to {} bytes where its tree declares {}; it was not used",
-                        fetched.id.short(16),
-                        remote.url(),
-                        list.total(),
-                        fetched.declared
-                    ),
-                );
-            }
-            Err(err) => {
-                let _ = fs::remove_file(&fetched.temp);
-                failed.insert(fetched.id, format!("{err:#}"));
-            }
-        }
-    }
-    let parts: Vec<(ObjectId, u64)> = parsed
+    let parts: Vec<(ObjectId, u64)> = lists
         .iter()
-        .flat_map(|(_, list)| list.parts.iter().copied())
+        .flat_map(|fetched| fetched.list.parts.iter().copied())
         .collect();
     let fetched_parts = fetch_all(reg, remote, known, &parts, progress)?;
     let mut moved = Moved {
         objects: fetched_parts.objects,
         bytes: fetched_parts.bytes,
-        failed,
+        failed: BTreeMap::new(),
     };
     let in_parts = reg.stores_in_parts();
-    for (fetched, list) in parsed {
-        if let Some((part, why)) = list
+    for fetched in lists {
+        if let Some((part, why)) = fetched
+            .list
             .parts
             .iter()
             .find_map(|(p, _)| fetched_parts.failed.get(p).map(|why| (p, why)))
         {
-            let _ = fs::remove_file(&fetched.temp);
             moved.failed.insert(
                 fetched.id,
                 format!(
@@ -284,38 +317,60 @@ fn complete_lists(
             );
             continue;
         }
-        let result = if in_parts {
-            check_whole(reg, fetched.id, list)
-                .and_then(|()| install(reg, known, &fetched).map(|_| ()))
-        } else {
-            known.insert(&fetched.key)?;
-            let _ = fs::remove_file(&fetched.temp);
-            assemble(reg, fetched.id, list)
-        };
-        match result {
-            Ok(()) => moved.objects += 1,
-            Err(err) => {
-                let _ = fs::remove_file(&fetched.temp);
-                moved.failed.insert(
-                    fetched.id,
-                    format!(
-                        "object {} fetched from {} is corrupt: {err:#}; it was not used",
-                        fetched.id.short(16),
-                        remote.url()
-                    ),
-                );
-            }
+        let id = fetched.id;
+        // The whole content is checked against its name before anything is stored:
+        // work on damage ends there, and never fills a disk.
+        if let Err(err) = check_whole(reg, id, &fetched.list) {
+            moved.failed.insert(
+                id,
+                format!(
+                    "object {} fetched from {} is corrupt: {err:#}; it was not used",
+                    id.short(16),
+                    remote.url()
+                ),
+            );
+            continue;
         }
+        let stored = if in_parts {
+            store_list(reg, id, &fetched.list)
+        } else {
+            assemble(reg, id, fetched.list)
+        };
+        stored.with_context(|| {
+            format!(
+                "storing object {} fetched from {}",
+                id.short(16),
+                remote.url()
+            )
+        })?;
+        known.insert(&fetched.key)?;
+        moved.objects += 1;
     }
     atomic::sync_filesystem(&reg.objects_dir())?;
     Ok(moved)
 }
 
+/// Stores a checked chunk list as the object `id`, durably, in its canonical text (the
+/// bytes read, since only that spelling parses).
+fn store_list(reg: &Registry, id: ObjectId, list: &chunks::ChunkList) -> Result<()> {
+    if reg.holds_in_parts(id, list.total()) {
+        return Ok(());
+    }
+    let target = reg.make_parents(&keys::object(id, Encoding::Chunked))?;
+    let mut temp = atomic::object_temp_file(&reg.tmp_dir())?;
+    std::io::Write::write_all(&mut temp, list.to_text().as_bytes())?;
+    temp.as_file().sync_all()?;
+    temp.persist(&target)
+        .map_err(|e| e.error)
+        .with_context(|| format!("storing {}", target.display()))?;
+    Ok(())
+}
+
 /// Checks that the parts `list` names, as this registry holds them, are the content
 /// `id` names.
-fn check_whole(reg: &Registry, id: ObjectId, list: chunks::ChunkList) -> Result<()> {
+fn check_whole(reg: &Registry, id: ObjectId, list: &chunks::ChunkList) -> Result<()> {
     let total = list.total();
-    let mut parts = chunks::PartsReader::new(reg.root(), list);
+    let mut parts = chunks::PartsReader::new(reg.root(), list.clone());
     let (actual, n) = object::hash_reader(&mut parts, total, None, &|_| {})?;
     object::check_size(id, n, total)?;
     if actual != id {
@@ -346,6 +401,35 @@ fn assemble(reg: &Registry, id: ObjectId, list: chunks::ChunkList) -> Result<()>
         .map_err(|e| e.error)
         .with_context(|| format!("storing {}", target.display()))?;
     Ok(())
+}
+
+/// Returns the objects of `objects` this registry lacks, each once with the largest size
+/// declared for it, and the parts it lacks of those it holds in parts.
+fn lacking(reg: &Registry, objects: &[(ObjectId, u64)]) -> Vec<(ObjectId, u64)> {
+    // One id may be declared with several sizes, by an honest record and a lying one:
+    // the largest bounds the download, and the hash decides.
+    let mut declared: BTreeMap<ObjectId, u64> = BTreeMap::new();
+    for (id, size) in objects {
+        let entry = declared.entry(*id).or_insert(0);
+        *entry = (*entry).max(*size);
+    }
+    // An object held in parts with some part missing (deleted as damage, say) has
+    // those parts fetched.
+    let mut missing: Vec<(ObjectId, u64)> = Vec::new();
+    for (id, size) in declared {
+        match reg.find_object(id) {
+            Some((_, Encoding::Chunked)) => {
+                if let Some((_, parts)) = reg.missing_parts(id) {
+                    missing.extend(parts);
+                }
+            }
+            Some(_) => {}
+            None => missing.push((id, size)),
+        }
+    }
+    missing.sort_unstable_by_key(|(id, size)| (*id, std::cmp::Reverse(*size)));
+    missing.dedup_by_key(|(id, _)| *id);
+    missing
 }
 
 /// Returns the most bytes a stored form of an object may have on a remote, given the
@@ -386,7 +470,10 @@ pub fn fetch_one(
             .with_context(|| format!("writing {}", fetched.temp.display()))?;
     }
     if fetched.encoding == Encoding::Chunked && fetched.file.is_some() {
-        let moved = complete_lists(reg, remote, known, vec![fetched], &crate::store::NoProgress)?;
+        let list = read_list(remote, &fetched);
+        let _ = fs::remove_file(&fetched.temp);
+        let list = list.map_err(|why| Failure::error(why).hint(needed_here(id)))?;
+        let moved = complete_lists(reg, remote, known, vec![list], &crate::store::NoProgress)?;
         if let Some((_, why)) = moved.failed.into_iter().next() {
             return Err(Failure::error(why).hint(needed_here(id)).into());
         }
@@ -676,11 +763,14 @@ pub fn send_all(
     // A list goes only once every part it names has.
     let mut blocked = BTreeMap::new();
     for (id, parts) in &parts_of {
-        if let Some(part) = parts.iter().find(|p| moved.failed.contains_key(p)) {
+        if let Some((part, why)) = parts
+            .iter()
+            .find_map(|p| moved.failed.get(p).map(|why| (p, why)))
+        {
             blocked.insert(
                 *id,
                 format!(
-                    "object {} was not sent: its part {} was not",
+                    "object {} was not sent: its part {} was not ({why})",
                     id.short(16),
                     part.short(16)
                 ),

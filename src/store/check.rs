@@ -178,7 +178,7 @@ fn reclaimable(reg: &Registry) -> Option<gc::Amount> {
     let mut census = gc::census(reg).ok()?;
     let stored = gc::stored_objects(reg).ok()?;
     gc::add_parts(&mut census, &stored, &|key| {
-        chunks::ChunkList::read(&reg.path(key))
+        chunks::ChunkList::read_if_present(&reg.path(key))
     })
     .ok()?;
     let amounts = gc::garbage(reg, &census, stored).amounts();
@@ -288,9 +288,21 @@ fn check_object(
     declared: Option<u64>,
 ) -> Result<(ObjectId, u64)> {
     let limit = declared.or_else(|| undeclared_limit(encoding, len));
+    if encoding == Encoding::Chunked && !reg.stores_in_parts() {
+        anyhow::bail!(
+            "a chunk list in a registry whose config.toml declares format {}, which holds none: run `mreg upgrade`, or pull and push its file again",
+            reg.format()
+        );
+    }
     if encoding == Encoding::Chunked && declared.is_none() {
         let list = chunks::ChunkList::read(path)
             .with_context(|| format!("reading the chunk list {}", path.display()))?;
+        if list.total() <= chunks::CHUNKED_MIN {
+            anyhow::bail!(
+                "a chunk list standing for {} bytes, a file mreg stores whole",
+                list.total()
+            );
+        }
         parts_present(reg, &list)?;
         return Ok((id, list.total()));
     }

@@ -22,7 +22,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::keys;
 use super::object::Encoding;
@@ -95,8 +95,11 @@ impl ChunkList {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| anyhow::anyhow!("a chunk list that is not text"))?;
         let mut lines = text.split_terminator('\n');
-        if lines.next() != Some(MAGIC) || !text.ends_with('\n') {
+        if lines.next() != Some(MAGIC) {
             bail!("not a chunk list (it does not start with {MAGIC:?})");
+        }
+        if !text.ends_with('\n') {
+            bail!("a chunk list whose last line does not end");
         }
         let mut parts = Vec::new();
         let mut total = 0u64;
@@ -128,12 +131,31 @@ impl ChunkList {
         Ok(ChunkList { parts })
     }
 
-    /// Reads and parses the list stored at `path`, no more than [`LIST_LIMIT`] bytes.
+    /// Reads and parses the list stored at `path` (`objects/ab/NAME.chunks` of a
+    /// registry folder), no more than [`LIST_LIMIT`] bytes, opened as every file of a
+    /// registry is: no link followed, no FIFO waited on.
     pub fn read(path: &Path) -> Result<ChunkList> {
-        let file = File::open(path)?;
+        ChunkList::read_if_present(path)?.with_context(|| format!("{} is missing", path.display()))
+    }
+
+    /// Returns what [`ChunkList::read`] returns, or `None` when nothing is at `path`
+    /// (anything there that is not a list's file, a FIFO say, is an error).
+    pub fn read_if_present(path: &Path) -> Result<Option<ChunkList>> {
+        let root = path
+            .ancestors()
+            .nth(3)
+            .with_context(|| format!("{} is not inside a registry's objects/", path.display()))?;
+        let key = path
+            .strip_prefix(root)
+            .ok()
+            .and_then(Path::to_str)
+            .with_context(|| format!("{} is not inside a registry's objects/", path.display()))?;
+        let Some(file) = super::files::open(root, key)? else {
+            return Ok(None);
+        };
         let mut bytes = Vec::new();
         file.take(LIST_LIMIT + 1).read_to_end(&mut bytes)?;
-        ChunkList::parse(&bytes)
+        ChunkList::parse(&bytes).map(Some)
     }
 }
 
@@ -228,7 +250,8 @@ pub struct PartsReader {
 }
 
 impl PartsReader {
-    /// Returns a reader of `list`'s parts, found in the registry folder `root`.
+    /// Returns a reader of `list`'s parts, found in the registry folder `root` (its
+    /// `.mreg` folder).
     pub fn new(root: &Path, list: ChunkList) -> PartsReader {
         PartsReader {
             objects: root.to_path_buf(),
@@ -237,13 +260,20 @@ impl PartsReader {
         }
     }
 
+    /// Opens a part as every file of a registry is opened (no link followed, no FIFO
+    /// waited on, nothing but a regular file), raw or compressed.
     fn open(&self, id: ObjectId, size: u64) -> io::Result<Box<dyn Read>> {
         for encoding in Encoding::WHOLE {
-            let path = self.objects.join(keys::object(id, encoding));
-            let file = match File::open(&path) {
-                Ok(file) => file,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(err),
+            let key = keys::object(id, encoding);
+            let file = match super::files::open(&self.objects, &key) {
+                Ok(Some(file)) => file,
+                Ok(None) => continue,
+                Err(err) => {
+                    return Err(io::Error::other(format!(
+                        "part {} of a file stored in parts cannot be read: {err:#}",
+                        id.short(16)
+                    )));
+                }
             };
             return Ok(match encoding {
                 Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(file)?.take(size + 1)),

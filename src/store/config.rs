@@ -181,11 +181,23 @@ pub fn with_format(text: &str, to: u32) -> Option<String> {
             });
         if is_format {
             found = true;
-            out.push_str("format = ");
-            out.push_str(&to.to_string());
-            if line.ends_with('\n') {
-                out.push('\n');
+            // Only the number changes: what follows it (a comment) stays.
+            let digits = line
+                .find(|c: char| c.is_ascii_digit())
+                .expect("an integer format has digits");
+            let end = line[digits..]
+                .find(|c: char| !c.is_ascii_digit())
+                .map_or(line.len(), |n| digits + n);
+            let replaced = format!("{}{to}{}", &line[..digits], &line[end..]);
+            // A spelling the digits do not cover (`0x1`) is not rewritten.
+            if toml::from_str::<toml::Table>(&replaced)
+                .ok()
+                .and_then(|t| t.get("format").and_then(toml::Value::as_integer))
+                != Some(i64::from(to))
+            {
+                return None;
             }
+            out.push_str(&replaced);
         } else {
             out.push_str(line);
         }
@@ -461,8 +473,10 @@ mod tests {
         let text = "# mine\nformat = 1 # old\n\n[stages.qa]\nformat_note = 1\n";
         assert_eq!(
             with_format(text, 2).unwrap(),
-            "# mine\nformat = 2\n\n[stages.qa]\nformat_note = 1\n"
+            "# mine\nformat = 2 # old\n\n[stages.qa]\nformat_note = 1\n"
         );
+        assert_eq!(with_format("format=1\r\n", 2).unwrap(), "format=2\r\n");
+        assert_eq!(with_format("format = 0x1\n", 2), None);
         assert_eq!(with_format("[stages.qa]\n", 2), None);
         assert!(
             with_format(&initial_text(1), 2)

@@ -188,30 +188,37 @@ pub fn census_as_if(reg: &Registry, as_if: &AsIf) -> Result<Census> {
 pub fn add_parts<S: std::hash::BuildHasher>(
     census: &mut Census,
     stored: &HashMap<ObjectId, Stored, S>,
-    read_list: &dyn Fn(&str) -> Result<chunks::ChunkList>,
+    read_list: &dyn Fn(&str) -> Result<Option<chunks::ChunkList>>,
 ) -> Result<()> {
     let mut read: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
     let mut expand = |set: &mut HashSet<ObjectId>, strict: bool| -> Result<()> {
         let mut more = Vec::new();
         for id in set.iter() {
-            let Some(key) = stored.get(id).and_then(|s| {
+            let listed = stored.get(id).and_then(|s| {
                 s.keys
                     .iter()
                     .find(|k| k.ends_with(Encoding::Chunked.suffix()))
-            }) else {
-                continue;
+                    .cloned()
+            });
+            // An object not stored at all may have a list that is no file (a FIFO
+            // planted there): what cannot be read cannot be vouched for.
+            let key = match (listed, stored.contains_key(id)) {
+                (Some(key), _) => key,
+                (None, false) => keys::object(*id, Encoding::Chunked),
+                (None, true) => continue,
             };
             if !read.contains_key(id) {
-                match read_list(key) {
-                    Ok(list) => {
+                match read_list(&key) {
+                    Ok(Some(list)) => {
                         read.insert(*id, list.parts.iter().map(|(p, _)| *p).collect());
                     }
                     Err(err) if strict => {
                         return Err(err.context(format!(
-                            "reading the chunk list {key}: gc must keep its parts, so it deleted nothing"
+                            "reading the chunk list {key}, which names parts a version or run needs"
                         )));
                     }
-                    Err(_) => continue,
+                    // Nothing there, or a removed version's list that does not read.
+                    Ok(None) | Err(_) => continue,
                 }
             }
             more.extend(read[id].iter().copied());

@@ -265,6 +265,16 @@ pub fn hash_stored(
 pub fn parts_of(stored: &Path) -> Result<chunks::PartsReader> {
     let list = chunks::ChunkList::read(stored)
         .with_context(|| format!("reading the chunk list {}", stored.display()))?;
+    // Only a file larger than any part is stored in parts; a list of a smaller one is
+    // refused wherever it is read, as a fetch refuses it.
+    if list.total() <= chunks::CHUNKED_MIN {
+        anyhow::bail!(
+            "the chunk list {} stands for {} bytes, a file mreg stores whole (files over {} bytes go in parts)",
+            stored.display(),
+            list.total(),
+            chunks::CHUNKED_MIN
+        );
+    }
     let root = stored
         .ancestors()
         .nth(3)

@@ -205,6 +205,13 @@ pub fn format_of(text: &str) -> u32 {
 /// `path`), refusing a newer layout format before anything else in it.
 pub fn check_config(text: &str, name: &str, path: &Path) -> Result<Config> {
     let format = format_of(text);
+    if format == 0 {
+        return Err(Failure::error(format!(
+            "the config.toml of the registry at {name} declares layout format 0, which no mreg writes"
+        ))
+        .hint(format!("set `format = 1` in {} if mreg 0.1 made it", path.display()))
+        .into());
+    }
     if format > FORMAT {
         return Err(Failure::error(format!(
             "the registry at {name} has layout format {format}, newer than this mreg reads ({FORMAT})",
@@ -352,6 +359,33 @@ impl Registry {
             let path = self.object_path(id, encoding);
             path.is_file().then_some((path, encoding))
         })
+    }
+
+    /// Returns whether the object `id`, of `size` content bytes, is stored in parts
+    /// here with every part it names: its list reads, adds up to `size`, and no part
+    /// is missing.
+    pub fn holds_in_parts(&self, id: ObjectId, size: u64) -> bool {
+        self.missing_parts(id)
+            .is_some_and(|(total, missing)| total == size && missing.is_empty())
+    }
+
+    /// Returns, for an object stored here in parts whose list reads, the content length
+    /// its list gives and the parts (with their sizes) stored neither raw nor
+    /// compressed; `None` when there is no such list.
+    pub fn missing_parts(&self, id: ObjectId) -> Option<(u64, Vec<(ObjectId, u64)>)> {
+        let path = self.object_path(id, Encoding::Chunked);
+        let list = super::chunks::ChunkList::read(&path).ok()?;
+        let missing = list
+            .parts
+            .iter()
+            .filter(|(part, _)| {
+                !Encoding::WHOLE
+                    .iter()
+                    .any(|e| self.object_path(*part, *e).is_file())
+            })
+            .copied()
+            .collect();
+        Some((list.total(), missing))
     }
 
     /// Returns whether the object is stored.

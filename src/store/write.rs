@@ -297,10 +297,11 @@ impl<'r> Staging<'r> {
     /// Returns whether the registry holds `id` whole, as far as its length tells: a raw
     /// object of another length than its content (truncated, or overwritten) is
     /// removed, so that the content being stored replaces it rather than a new version
-    /// naming damage. A compressed one, one in parts, and damage that keeps the length,
-    /// are found by the hash when the object is read, and by `mreg fsck`.
+    /// naming damage; one stored in parts is held only with every part it names. A
+    /// compressed one, and damage that keeps the length, are found by the hash when
+    /// the object is read, and by `mreg fsck`.
     pub(super) fn holds_whole(&self, id: ObjectId, size: u64) -> Result<bool> {
-        Ok(self.holds_part(id, size)? || self.reg.object_path(id, Encoding::Chunked).is_file())
+        Ok(self.holds_part(id, size)? || self.reg.holds_in_parts(id, size))
     }
 
     /// Returns whether the registry holds `id` raw or compressed: the forms a part of a

@@ -3,6 +3,7 @@
 //! damaged part or a forged chunk list is caught, and a registry of format 1 keeps
 //! storing files whole until `mreg upgrade`.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -343,7 +344,7 @@ fn a_registry_of_format_1_stores_whole_sends_whole_and_upgrade_turns_parts_on() 
         new_bytes >= 3 * MIB as u64 && new_bytes < 3 * MIB as u64 + 64 * 1024,
         "{pushed}"
     );
-    let again = old.ok(&["upgrade"]);
+    let again = old.ok_err(&["upgrade"]);
     assert!(again.contains("at layout format 2 already"), "{again}");
     old.ok(&["pull", "llm@1", "--to", "one"]);
     old.ok(&["pull", "llm@2", "--to", "two"]);
@@ -489,4 +490,217 @@ fn diff_of_files_in_parts_reads_only_changed_tensors_and_agrees_with_whole_files
     assert_eq!(out.status.code(), Some(1));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("is corrupt"), "{said}");
+}
+
+/// Returns the object file of the part on `line` (1 is the first part) of the only
+/// chunk list in the registry folder `root`.
+fn part_file(root: &Path, line: usize) -> (String, PathBuf) {
+    let list = fs::read_to_string(&lists(root)[0]).unwrap();
+    let hex = list
+        .lines()
+        .nth(line)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let file = object_file(root, &hex);
+    (hex, file)
+}
+
+#[test]
+fn a_part_that_is_a_fifo_or_a_link_is_refused_without_waiting_or_following() {
+    let env = TestEnv::new();
+    env.ok(&["init"]);
+    env.write("big/weights.bin", noise(40 << 20, 21));
+    env.ok(&["push", "big", "--model", "big"]);
+    let (_, part) = part_file(&env.registry(), 2);
+    fs::remove_file(&part).unwrap();
+    mkfifo(&part);
+    for args in [&["pull", "big@1", "--to", "out"][..], &["fsck"][..]] {
+        let out = env.run_within(args, 30);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+    }
+    assert!(!env.path("out").exists());
+    // A link to bytes outside the registry is not followed either.
+    fs::remove_file(&part).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &part).unwrap();
+    let out = env.run_within(&["pull", "big@1", "--to", "out"], 30);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("cannot be read"), "{said}");
+}
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
+
+#[test]
+fn a_missing_part_comes_back_from_a_remote_or_a_push_and_no_version_names_damage() {
+    let env = TestEnv::new();
+    env.ok(&["init"]);
+    let weights = noise(40 << 20, 23);
+    env.write("big/weights.bin", &weights);
+    env.ok(&["push", "big", "--model", "big"]);
+    let share = env.root().join("share").display().to_string();
+    env.ok(&["remote", "add", "share", &share]);
+    env.ok(&["sync"]);
+    let (_, part) = part_file(&env.registry(), 2);
+    let gone = || {
+        fs::set_permissions(&part, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::remove_file(&part).unwrap();
+        assert_eq!(env.run(&["fsck"]).status.code(), Some(1));
+    };
+    gone();
+    env.ok(&["sync", "--recheck"]);
+    env.ok(&["fsck"]);
+    gone();
+    // Pushing the same folder again stores the part, and records no new version.
+    let again = json(&env.ok(&["push", "big", "--model", "big", "--json"]));
+    assert_eq!(again["created"], false);
+    env.ok(&["fsck"]);
+    gone();
+    // Pushed as another model, the content is stored whole again, not named damaged.
+    env.ok(&["push", "big", "--model", "copy"]);
+    env.ok(&["pull", "copy@1", "--to", "out"]);
+    assert!(fs::read(env.path("out/weights.bin")).unwrap() == weights);
+}
+
+#[test]
+fn lists_mreg_never_writes_are_refused_by_pull_and_named_by_fsck() {
+    // A small file given a chunk list of its own (as a hostile remote could plant it).
+    let env = TestEnv::new();
+    env.ok(&["init"]);
+    env.write("small/a.bin", noise(3 << 20, 25));
+    env.ok(&["push", "small", "--model", "small"]);
+    let shown = json(&env.ok(&["show", "small@1", "--files", "--json"]));
+    let hash = shown["file_list"][0]["hash"].as_str().unwrap().to_owned();
+    let raw = object_file(&env.registry(), &hash);
+    let bytes = fs::read(&raw).unwrap();
+    // Two parts that make the file, each stored as an object, and the list.
+    let mut text = String::from("mreg chunks 1\n");
+    for (i, half) in bytes.chunks(bytes.len() / 2).enumerate() {
+        let name = format!("half{i}");
+        env.write(&format!("halves/{name}"), half);
+        writeln!(text, "{} {}", blake3::hash(half).to_hex(), half.len()).unwrap();
+    }
+    env.ok(&["push", "halves", "--model", "halves"]);
+    fs::set_permissions(&raw, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::remove_file(&raw).unwrap();
+    fs::write(raw.with_extension("chunks"), text).unwrap();
+    let out = env.run(&["pull", "small@1", "--to", "out"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("a file mreg stores whole"), "{said}");
+    let out = env.run(&["fsck"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("a file mreg stores whole"));
+
+    // Lists in a registry whose config says format 1.
+    let two = two_versions();
+    let config = two.registry().join("config.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, text.replace("format = 2", "format = 1")).unwrap();
+    let out = two.run(&["fsck"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mreg upgrade"));
+    // And a format no mreg writes.
+    fs::write(&config, text.replace("format = 2", "format = 0")).unwrap();
+    let out = two.run(&["ls"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("layout format 0"));
+}
+
+#[test]
+fn gc_deletes_nothing_when_a_list_a_version_needs_is_no_file() {
+    let env = two_versions();
+    let list = lists(&env.registry())[0].clone();
+    fs::set_permissions(&list, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::remove_file(&list).unwrap();
+    mkfifo(&list);
+    let before = stored_bytes(&env.registry());
+    let out = env.run_within(&["gc"], 30);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gc deleted nothing"));
+    assert_eq!(stored_bytes(&env.registry()), before);
+}
+
+#[test]
+fn upgrade_keeps_what_follows_the_format_and_quiet_is_quiet() {
+    let env = TestEnv::new();
+    env.ok(&["init"]);
+    let config = env.registry().join("config.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        text.replace("format = 2", "format = 1   # made by 0.1"),
+    )
+    .unwrap();
+    let out = env.run(&["upgrade", "-q"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    assert!(
+        fs::read_to_string(&config)
+            .unwrap()
+            .contains("\nformat = 2   # made by 0.1\n")
+    );
+}
+
+#[test]
+fn a_clone_of_a_file_of_more_parts_than_open_files_allowed_completes() {
+    // 240 parts, under a limit of 200 open files.
+    let a = TestEnv::new();
+    a.ok(&["init"]);
+    let mut tensors = Vec::new();
+    for i in 0..240 {
+        tensors.push((format!("t{i:03}"), noise(1 << 20, 1000 + (i << 1))));
+    }
+    let mut header = serde_json::Map::new();
+    let mut offset = 0;
+    for (name, data) in &tensors {
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "U8", "shape": [data.len()], "data_offsets": [offset, offset + data.len()]}),
+        );
+        offset += data.len();
+    }
+    let json_bytes = serde_json::to_vec(&header).unwrap();
+    let mut file = (json_bytes.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(&json_bytes);
+    for (_, data) in &tensors {
+        file.extend_from_slice(data);
+    }
+    a.write("many/model.safetensors", &file);
+    a.ok(&["push", "many", "--model", "many"]);
+    let share = a.root().join("share").display().to_string();
+    a.ok(&["remote", "add", "share", &share]);
+    a.ok(&["sync"]);
+    let b = TestEnv::new();
+    let clone = b.cmd(&["clone", &share, "b"]);
+    let mut limited = std::process::Command::new("sh");
+    limited
+        .args(["-c", "ulimit -n 200 && exec \"$0\" \"$@\""])
+        .arg(clone.get_program())
+        .args(clone.get_args())
+        .env_clear()
+        .current_dir(clone.get_current_dir().unwrap());
+    for (key, value) in clone.get_envs() {
+        if let Some(value) = value {
+            limited.env(key, value);
+        }
+    }
+    let out = limited.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b_reg = b.path("b/.mreg").display().to_string();
+    b.ok(&["--registry", &b_reg, "pull", "many@1", "--to", "out"]);
+    assert!(fs::read(b.path("out/model.safetensors")).unwrap() == file);
 }
