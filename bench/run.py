@@ -244,6 +244,18 @@ def bench_files(work, mreg, env, report, label, maker):
     row("mreg push, no change (first re-push)", settle)
     nochange, _ = median(lambda: sh(*mreg_cmd(reg, "push", str(src), "--model", "m"), env=env), 5)
     row("mreg push, no change (stat cache warm)", nochange)
+
+    def touched_push():
+        # New modification times, the same bytes: a fresh CI checkout of the folder.
+        for p in files:
+            os.utime(p)
+        return sh(*mreg_cmd(reg, "push", str(src), "--model", "m"), env=env)
+
+    b3_all = lambda: sh("sh", "-c", f"find '{src}' -type f -print0 | xargs -0 b3sum --num-threads 2 > /dev/null")
+    _, touched, touched_ratio, _ = paired(b3_all, touched_push)
+    row("mreg push, same bytes, new mtimes", touched, "b3sum", touched_ratio)
+    report.target(f"{label}: re-push of unchanged bytes with new mtimes <= 1.2x b3sum",
+                  touched_ratio <= 1.2, f"{touched_ratio:.2f}x")
     if label == "model":
         report.target("model: no-change push <= 50 ms", nochange <= 0.050, f"{nochange * 1000:.0f} ms")
         write_random(src / "model-00002.safetensors", 512 * MIB, 3)

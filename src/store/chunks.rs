@@ -159,29 +159,74 @@ impl ChunkList {
     }
 }
 
-/// Where a large file is cut.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cuts {
-    /// At these offsets (ascending, each inside the file): a `.safetensors` file.
-    At(Vec<u64>),
-    /// Where the content says (FastCDC).
-    ByContent,
+/// Returns where the file `name` (its last path component), open as `file`, of `len`
+/// bytes, is cut (ascending offsets, each inside the file): at tensor boundaries when it
+/// is a `.safetensors` file whose header reads, else where its content says.
+pub fn cuts(file: &File, len: u64, name: &str) -> io::Result<Vec<u64>> {
+    if name.ends_with(".safetensors")
+        && let Ok(header) = Header::read(file, len)
+        && let Some(at) = tensor_cuts(&header)
+    {
+        return Ok(at);
+    }
+    content_cuts(file, len)
 }
 
-/// Returns where the file `name` (its last path component), open as `file`, of `len`
-/// bytes, is cut: at tensor boundaries when it is a `.safetensors` file whose header
-/// reads, else by content.
-pub fn cuts(file: &File, len: u64, name: &str) -> Cuts {
-    if !name.ends_with(".safetensors") {
-        return Cuts::ByContent;
+/// Bytes of a file read at once while finding content-defined cuts.
+const WINDOW: usize = 32 << 20;
+
+/// Returns FastCDC's cuts of a file (the 2020 algorithm, normalization level 1, at
+/// [`CDC_MIN`]/[`CDC_AVG`]/[`CDC_MAX`]), reading it a window at a time.
+fn content_cuts(file: &File, len: u64) -> io::Result<Vec<u64>> {
+    use fastcdc::v2020::{Normalization, cut, select_masks};
+    let (mask_s, mask_l) = select_masks(CDC_AVG, Normalization::Level1);
+    let mut buf = vec![0u8; WINDOW.min(usize::try_from(len).unwrap_or(WINDOW))];
+    let (mut base, mut filled, mut pos) = (0u64, 0usize, 0usize);
+    let mut cuts = Vec::new();
+    loop {
+        // Keep at least a largest part ahead of the scan, or the rest of the file.
+        if filled - pos < CDC_MAX && base + (filled as u64) < len {
+            buf.copy_within(pos..filled, 0);
+            base += pos as u64;
+            filled -= pos;
+            pos = 0;
+            while filled < buf.len() && base + (filled as u64) < len {
+                match file.read_at(&mut buf[filled..], base + filled as u64) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        if pos == filled {
+            break;
+        }
+        let (_, count) = cut(
+            &buf[pos..filled],
+            CDC_MIN,
+            CDC_AVG,
+            CDC_MAX,
+            mask_s,
+            mask_l,
+            mask_s << 1,
+            mask_l << 1,
+        );
+        if count == 0 {
+            break;
+        }
+        pos += count;
+        let at = base + pos as u64;
+        if at < len {
+            cuts.push(at);
+        }
+        if cuts.len() > MAX_PARTS {
+            return Err(io::Error::other(
+                "a file that makes more parts than mreg lists",
+            ));
+        }
     }
-    match Header::read(file, len) {
-        Ok(header) => match tensor_cuts(&header) {
-            Some(at) => Cuts::At(at),
-            None => Cuts::ByContent,
-        },
-        Err(_) => Cuts::ByContent,
-    }
+    Ok(cuts)
 }
 
 /// Returns the cut offsets of a `.safetensors` file from its header: after the header,
@@ -321,6 +366,92 @@ impl Read for PartsReader {
     }
 }
 
+/// Writes the content of `list`'s parts, found in the registry folder `root`, into
+/// `out` at their places, several parts at once: raw ones copied by the kernel, the
+/// others decoded; each no longer or shorter than its list says. `out` must be as long
+/// as the list's total. The caller verifies the whole content's hash, reading `out`.
+pub fn write_parts(
+    root: &Path,
+    list: &ChunkList,
+    out: &File,
+    progress: &(dyn Fn(u64) + Sync),
+) -> io::Result<()> {
+    use rayon::prelude::*;
+    let mut placed = Vec::with_capacity(list.parts.len());
+    let mut at = 0;
+    for (id, size) in &list.parts {
+        placed.push((*id, *size, at));
+        at += size;
+    }
+    placed.par_iter().try_for_each(|&(id, size, offset)| {
+        write_part(root, (id, size), out, offset)?;
+        progress(size);
+        Ok(())
+    })
+}
+
+/// Writes one part into `out` at `offset`.
+fn write_part(root: &Path, (id, size): (ObjectId, u64), out: &File, offset: u64) -> io::Result<()> {
+    let reader = PartsReader {
+        objects: root.to_path_buf(),
+        parts: Vec::new().into_iter(),
+        current: None,
+    };
+    let too_long = || {
+        io::Error::other(format!(
+            "part {} holds more than the {size} bytes its list declares",
+            id.short(16)
+        ))
+    };
+    let too_short = |n: u64| {
+        io::Error::other(format!(
+            "part {} holds {n} bytes where its list declares {size}",
+            id.short(16)
+        ))
+    };
+    // A raw part of the right length is copied by the kernel.
+    if let Ok(Some(file)) = super::files::open(root, &keys::object(id, Encoding::Raw)) {
+        let len = file.metadata()?.len();
+        if len > size {
+            return Err(too_long());
+        }
+        if len < size {
+            return Err(too_short(len));
+        }
+        let (mut from, mut to) = (0u64, offset);
+        while from < size {
+            let left = usize::try_from(size - from)
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
+            match rustix::fs::copy_file_range(&file, Some(&mut from), out, Some(&mut to), left) {
+                Ok(0) => return Err(too_short(from)),
+                // Copied some (or interrupted): the offsets say where to go on.
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        return Ok(());
+    }
+    let mut part = reader.open(id, size)?;
+    let mut buf = vec![0u8; (size as usize).min(1 << 20)];
+    let mut written = 0u64;
+    loop {
+        let n = part.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+        if written > size {
+            return Err(too_long());
+        }
+        out.write_all_at(&buf[..n], offset + written - n as u64)?;
+    }
+    if written < size {
+        return Err(too_short(written));
+    }
+    Ok(())
+}
+
 /// Reads `len` bytes at `offset` of `file` into `buf` (cleared first).
 pub fn read_range(file: &File, offset: u64, len: u64, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
@@ -391,6 +522,39 @@ mod tests {
         // 3000 KiB in parts of 1 MiB: the header, then three parts.
         assert_eq!(at.len(), 3);
         assert!(at.windows(2).all(|w| w[1] - w[0] == GROUP_MAX));
+    }
+
+    #[test]
+    fn content_cuts_move_with_an_insertion_and_nowhere_else() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let bytes: Vec<u8> = (0..(40 << 20))
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let cuts_of = |content: &[u8]| {
+            let path = dir.path().join("f");
+            std::fs::write(&path, content).unwrap();
+            let file = File::open(&path).unwrap();
+            content_cuts(&file, content.len() as u64).unwrap()
+        };
+        let before = cuts_of(&bytes);
+        assert!(before.len() >= 4, "{before:?}");
+        assert!(
+            before
+                .windows(2)
+                .all(|w| w[1] - w[0] >= CDC_MIN as u64 && w[1] - w[0] <= CDC_MAX as u64)
+        );
+        let mut inserted = b"a few new bytes".to_vec();
+        inserted.extend_from_slice(&bytes);
+        let after = cuts_of(&inserted);
+        let shifted: Vec<u64> = before.iter().map(|c| c + 15).collect();
+        // Every cut but the first lands where it was, 15 bytes on.
+        assert_eq!(after[1..], shifted[1..]);
     }
 
     #[test]

@@ -263,6 +263,17 @@ pub fn hash_stored(
 /// Returns a reader of the parts the chunk list stored at `stored` names, found beside
 /// it: a list lives at `objects/ab/NAME.chunks` of its registry, as its parts do.
 pub fn parts_of(stored: &Path) -> Result<chunks::PartsReader> {
+    let list = list_of(stored)?;
+    let root = stored
+        .ancestors()
+        .nth(3)
+        .with_context(|| format!("{} is not inside a registry's objects/", stored.display()))?;
+    Ok(chunks::PartsReader::new(root, list))
+}
+
+/// Returns the chunk list stored at `stored`, refusing one mreg never writes: a list
+/// standing for a file it stores whole.
+pub fn list_of(stored: &Path) -> Result<chunks::ChunkList> {
     let list = chunks::ChunkList::read(stored)
         .with_context(|| format!("reading the chunk list {}", stored.display()))?;
     // Only a file larger than any part is stored in parts; a list of a smaller one is
@@ -275,11 +286,7 @@ pub fn parts_of(stored: &Path) -> Result<chunks::PartsReader> {
             chunks::CHUNKED_MIN
         );
     }
-    let root = stored
-        .ancestors()
-        .nth(3)
-        .with_context(|| format!("{} is not inside a registry's objects/", stored.display()))?;
-    Ok(chunks::PartsReader::new(root, list))
+    Ok(list)
 }
 
 /// Fails when an object's content length differs from the size its tree declares;

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use super::chunks;
 use super::object::{self, Encoding, check_size};
 use super::registry::Registry;
 use super::tree::{Kind, Tree};
@@ -182,12 +183,30 @@ pub fn copy_to_file(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
     let out = OpenOptions::new()
+        .read(true)
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(dest)
         .with_context(|| format!("creating {}", dest.display()))?;
     match encoding {
+        Encoding::Chunked => {
+            // Every part into its place at once, then the file written hashed whole
+            // against its name: what is checked is what the folder holds.
+            let list = object::list_of(stored)?;
+            check_size(id, list.total(), size)?;
+            out.set_len(size)
+                .with_context(|| format!("writing {}", dest.display()))?;
+            let root = stored.ancestors().nth(3).unwrap_or(stored);
+            chunks::write_parts(root, &list, &out, progress)
+                .with_context(|| format!("writing {} from its parts", dest.display()))?;
+            let (actual, n) = object::hash_reader(&mut (&out).take(size + 1), size, None, &|_| {})
+                .with_context(|| format!("reading {}", dest.display()))?;
+            check_size(id, n, size)?;
+            if actual != id {
+                bail!(object::corrupt_message(id, actual, stored));
+            }
+        }
         Encoding::Raw if size < object::KERNEL_COPY_MIN => {
             // One open: its length checked before a byte is read, then read whole.
             let mut src = open_sized(stored, id, size)?;
@@ -227,7 +246,7 @@ pub fn copy_to_file(
             }
             check_size(id, n, size)?;
         }
-        Encoding::Zstd | Encoding::Chunked => {
+        Encoding::Zstd => {
             let mut writer = BufWriter::with_capacity(1 << 20, &out);
             object::copy_verified(stored, encoding, id, Some(size), &mut writer, progress)?;
             writer

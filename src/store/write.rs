@@ -119,7 +119,7 @@ impl<'r> Staging<'r> {
             .metadata()
             .with_context(|| format!("reading {}", path.display()))?
             .len();
-        if len < object::KERNEL_COPY_MIN {
+        if len <= chunks::CHUNKED_MIN {
             return self.add_small(path, &file, len, progress);
         }
         if self.in_parts && len > chunks::CHUNKED_MIN {
@@ -158,7 +158,7 @@ impl<'r> Staging<'r> {
         Ok(Stored::of(id, size, new))
     }
 
-    /// Stores a file smaller than [`object::KERNEL_COPY_MIN`]: read into memory and
+    /// Stores a file of at most [`chunks::CHUNKED_MIN`] bytes: read into memory and
     /// hashed, then written only when new.
     fn add_small(
         &self,
@@ -168,7 +168,7 @@ impl<'r> Staging<'r> {
         progress: &dyn Fn(u64),
     ) -> Result<Stored> {
         let mut bytes = Vec::with_capacity(len as usize);
-        file.take(object::KERNEL_COPY_MIN)
+        file.take(chunks::CHUNKED_MIN + 1)
             .read_to_end(&mut bytes)
             .with_context(|| format!("reading {}", path.display()))?;
         progress(bytes.len() as u64);
@@ -197,33 +197,22 @@ impl<'r> Staging<'r> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let store = |bytes: &[u8]| self.stage_part(bytes);
-        let parts: Vec<(ObjectId, u64, Option<StagedPart>)> =
-            match chunks::cuts(file, len, &name) {
-                chunks::Cuts::At(at) => {
-                    let mut bounds = Vec::with_capacity(at.len() + 1);
-                    let mut start = 0;
-                    for cut in at.into_iter().chain([len]) {
-                        bounds.push((start, cut - start));
-                        start = cut;
-                    }
-                    bounds
-                        .par_iter()
-                        .map(|(offset, n)| {
-                            let mut buf = Vec::new();
-                            chunks::read_range(file, *offset, *n, &mut buf)?;
-                            store(&buf)
-                        })
-                        .collect::<Result<_>>()
-                }
-                chunks::Cuts::ByContent => fastcdc::v2020::StreamCDC::new(
-                    rewound(file)?,
-                    chunks::CDC_MIN,
-                    chunks::CDC_AVG,
-                    chunks::CDC_MAX,
-                )
-                .map(|part| store(&part.map_err(std::io::Error::other)?.data))
-                .collect::<Result<_>>(),
-            }
+        let at = chunks::cuts(file, len, &name)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut bounds = Vec::with_capacity(at.len() + 1);
+        let mut start = 0;
+        for cut in at.into_iter().chain([len]) {
+            bounds.push((start, cut - start));
+            start = cut;
+        }
+        // Parts are read, hashed and written several at once.
+        let parts: Vec<(ObjectId, u64, Option<StagedPart>)> = bounds
+            .par_iter()
+            .map_init(Vec::new, |buf, (offset, n)| {
+                chunks::read_range(file, *offset, *n, buf)?;
+                store(buf)
+            })
+            .collect::<Result<_>>()
             .with_context(|| format!("storing {}", path.display()))?;
         let list = chunks::ChunkList {
             parts: parts.iter().map(|(id, size, _)| (*id, *size)).collect(),
@@ -320,15 +309,21 @@ impl<'r> Staging<'r> {
     }
 
     /// Stages `bytes` (a tree, a link target, or a small file's content) as an object,
-    /// raw or compressed, whichever is smaller by a tenth.
+    /// compressed when samples say it pays and it comes out smaller by a tenth, else
+    /// raw.
     pub fn add_bytes(&self, bytes: &[u8]) -> Result<Stored> {
         let id = object::hash_bytes(bytes);
         let size = bytes.len() as u64;
         if self.holds_whole(id, size)? || self.staged(id, true) {
             return Ok(Stored::of(id, size, false));
         }
-        let packed = zstd::bulk::compress(bytes, object::ZSTD_LEVEL)?;
-        let (encoding, body) = if bytes.len() >= 64 && packed.len() * 10 <= bytes.len() * 9 {
+        // Samples decide first, so incompressible content is not compressed whole.
+        let packed = if object::zstd_pays_bytes(bytes) {
+            zstd::bulk::compress(bytes, object::ZSTD_LEVEL)?
+        } else {
+            Vec::new()
+        };
+        let (encoding, body) = if !packed.is_empty() && packed.len() * 10 <= bytes.len() * 9 {
             (Encoding::Zstd, packed.as_slice())
         } else {
             (Encoding::Raw, bytes)
@@ -413,11 +408,4 @@ impl<'r> Staging<'r> {
         }
         Ok(())
     }
-}
-
-/// Returns `file` read from its start again.
-fn rewound(file: &File) -> std::io::Result<&File> {
-    let mut reader = file;
-    std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(0))?;
-    Ok(file)
 }
