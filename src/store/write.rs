@@ -196,7 +196,7 @@ impl<'r> Staging<'r> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let store = |bytes: &[u8]| self.stage_part(bytes);
+        let store = |bytes: &[u8], offset: u64| self.stage_part(bytes, (file, offset));
         let at = chunks::cuts(file, len, &name)
             .with_context(|| format!("reading {}", path.display()))?;
         let mut bounds = Vec::with_capacity(at.len() + 1);
@@ -210,7 +210,7 @@ impl<'r> Staging<'r> {
             .par_iter()
             .map_init(Vec::new, |buf, (offset, n)| {
                 chunks::read_range(file, *offset, *n, buf)?;
-                store(buf)
+                store(buf, *offset)
             })
             .collect::<Result<_>>()
             .with_context(|| format!("storing {}", path.display()))?;
@@ -240,13 +240,21 @@ impl<'r> Staging<'r> {
 
     /// Hashes one part and, unless the registry or this staging area holds it, writes
     /// it to a temp file (compressed when that pays).
-    fn stage_part(&self, bytes: &[u8]) -> Result<(ObjectId, u64, Option<StagedPart>)> {
+    ///
+    /// `source` is where the bytes came from (a file and an offset): a part stored raw
+    /// is copied from there by the kernel, which on some machines writes far faster
+    /// than a `write` of the same bytes from memory.
+    fn stage_part(
+        &self,
+        bytes: &[u8],
+        source: (&File, u64),
+    ) -> Result<(ObjectId, u64, Option<StagedPart>)> {
         let id = object::hash_bytes(bytes);
         let size = bytes.len() as u64;
         if self.holds_part(id, size)? || self.staged(id, false) {
             return Ok((id, size, None));
         }
-        let (encoding, temp) = self.write_temp(bytes)?;
+        let (encoding, temp) = self.write_temp(bytes, Some(source))?;
         Ok((
             id,
             size,
@@ -259,27 +267,33 @@ impl<'r> Staging<'r> {
         ))
     }
 
-    /// Writes `bytes` to a new temp object file, compressed when a sample says it pays.
-    fn write_temp(&self, bytes: &[u8]) -> Result<(Encoding, TempPath)> {
+    /// Writes `bytes` to a new temp object file, compressed when a sample says it pays;
+    /// stored raw, they are copied from `source` (a file and the offset they start at)
+    /// by the kernel when one is given.
+    fn write_temp(
+        &self,
+        bytes: &[u8],
+        source: Option<(&File, u64)>,
+    ) -> Result<(Encoding, TempPath)> {
         let mut temp = atomic::object_temp_file(&self.reg.tmp_dir())?;
-        let encoding = if object::zstd_pays_bytes(bytes) {
-            let packed = zstd::bulk::compress(bytes, object::ZSTD_LEVEL)?;
-            if packed.len() < bytes.len() {
-                temp.write_all(&packed)
-            } else {
-                temp.write_all(bytes)
-            }
-            .with_context(|| format!("writing {}", temp.path().display()))?;
-            if packed.len() < bytes.len() {
-                Encoding::Zstd
-            } else {
-                Encoding::Raw
-            }
+        let packed = if object::zstd_pays_bytes(bytes) {
+            Some(zstd::bulk::compress(bytes, object::ZSTD_LEVEL)?).filter(|p| p.len() < bytes.len())
         } else {
-            temp.write_all(bytes)
-                .with_context(|| format!("writing {}", temp.path().display()))?;
+            None
+        };
+        let encoding = if packed.is_some() {
+            Encoding::Zstd
+        } else {
             Encoding::Raw
         };
+        match (packed, source) {
+            (Some(packed), _) => temp.write_all(&packed),
+            (None, Some((file, offset))) => {
+                copy_range(file, offset, bytes.len() as u64, temp.as_file())
+            }
+            (None, None) => temp.write_all(bytes),
+        }
+        .with_context(|| format!("writing {}", temp.path().display()))?;
         Ok((encoding, temp.into_temp_path()))
     }
 
@@ -408,4 +422,23 @@ impl<'r> Staging<'r> {
         }
         Ok(())
     }
+}
+
+/// Copies `len` bytes of `from` at `offset` to the end of `to`, in the kernel.
+fn copy_range(from: &File, offset: u64, len: u64, to: &File) -> std::io::Result<()> {
+    let (mut at, end) = (offset, offset + len);
+    while at < end {
+        let left = usize::try_from(end - at).unwrap_or(usize::MAX).min(1 << 30);
+        match rustix::fs::copy_file_range(from, Some(&mut at), to, None, left) {
+            Ok(0) => {
+                return Err(std::io::Error::other(
+                    "the file ended while it was being stored",
+                ));
+            }
+            // Copied some (or interrupted): the offset says where to go on.
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
 }
