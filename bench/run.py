@@ -45,6 +45,10 @@ The "report" section logs 20 runs of 10,000 steps (loss, acc, lr series), then t
 same 20 runs, which reads and prints every point drawn from; it reports the page's size,
 mreg's peak RSS, and checks the page holds a chart per series and a legend entry per run.
 
+The "dedup" section pushes a ~1 GB bf16 .safetensors checkpoint, three fine-tunes of it
+and a 10-checkpoint series into registries of format 2 (parts) and format 1 (whole
+files), and measures a bf16 byte-plane codec (bench/README.md).
+
 Usage: bench/run.py [--only SECTIONS] [WORKDIR]
   SECTIONS: comma-separated, of model, small, runs, stages, diff, dedup, sync, gc, gc-bucket, env, report (default: all)
   KEEP=1 keeps WORKDIR; MREG=path uses that binary
