@@ -159,7 +159,7 @@ pub fn fetch_all(
     let mut lists: Vec<FetchedList> = Vec::new();
     let mut parts_pending = 0;
     // A batch at a time, so that no more files are open at once than a batch holds.
-    for batch in missing.chunks(FETCH_BATCH) {
+    for batch in missing.chunks(fetch_batch()) {
         // Download and verify the batch, flush once, rename it all, flush again: an
         // object path never names bytes that a crash could lose, without an fsync per
         // file.
@@ -238,6 +238,17 @@ pub fn fetch_all(
 
 /// Objects downloaded at once before they are stored: each holds a file open.
 const FETCH_BATCH: usize = 128;
+
+/// Returns how many objects to download before storing them: [`FETCH_BATCH`], or a
+/// quarter of the open files this process may have, when that is fewer (at least 8).
+fn fetch_batch() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    limit.map_or(FETCH_BATCH, |n| {
+        usize::try_from(n / 4)
+            .unwrap_or(FETCH_BATCH)
+            .clamp(8, FETCH_BATCH)
+    })
+}
 
 /// Parts of downloaded lists gathered before they are fetched.
 const PARTS_IN_FLIGHT: usize = 1_000_000;

@@ -390,6 +390,51 @@ pub fn write_parts(
     })
 }
 
+/// Returns whether `copy_file_range` failed only because the kernel cannot copy between
+/// these two files (they are on different filesystems, or one that does not support
+/// it), so that a copy through memory will do.
+pub fn kernel_cannot_copy(err: rustix::io::Errno) -> bool {
+    use rustix::io::Errno;
+    [
+        Errno::XDEV,
+        Errno::INVAL,
+        Errno::NOSYS,
+        Errno::OPNOTSUPP,
+        Errno::PERM,
+    ]
+    .contains(&err)
+}
+
+/// Returns the first of `list`'s parts, found in the registry folder `root`, whose
+/// content does not match its name, with why: what to name when a file assembled
+/// from its parts does not match its own name.
+pub fn first_bad_part(root: &Path, list: &ChunkList) -> Option<(ObjectId, String)> {
+    let reader = PartsReader {
+        objects: root.to_path_buf(),
+        parts: Vec::new().into_iter(),
+        current: None,
+    };
+    for (id, size) in &list.parts {
+        let checked = reader
+            .open(*id, *size)
+            .and_then(|mut part| super::object::hash_reader(&mut part, *size, None, &|_| {}));
+        match checked {
+            Ok((actual, n)) if actual == *id && n == *size => {}
+            Ok((actual, n)) if n == *size => {
+                return Some((*id, format!("its content hashes to {}", actual.short(16))));
+            }
+            Ok((_, n)) => {
+                return Some((
+                    *id,
+                    format!("it holds {n} bytes where its list declares {size}"),
+                ));
+            }
+            Err(err) => return Some((*id, err.to_string())),
+        }
+    }
+    None
+}
+
 /// Writes one part into `out` at `offset`.
 fn write_part(root: &Path, (id, size): (ObjectId, u64), out: &File, offset: u64) -> io::Result<()> {
     let reader = PartsReader {
@@ -409,7 +454,7 @@ fn write_part(root: &Path, (id, size): (ObjectId, u64), out: &File, offset: u64)
             id.short(16)
         ))
     };
-    // A raw part of the right length is copied by the kernel.
+    // A raw part of the right length is copied by the kernel, where it can.
     if let Ok(Some(file)) = super::files::open(root, &keys::object(id, Encoding::Raw)) {
         let len = file.metadata()?.len();
         if len > size {
@@ -427,10 +472,14 @@ fn write_part(root: &Path, (id, size): (ObjectId, u64), out: &File, offset: u64)
                 Ok(0) => return Err(too_short(from)),
                 // Copied some (or interrupted): the offsets say where to go on.
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                // Another filesystem: copied through memory below.
+                Err(err) if from == 0 && kernel_cannot_copy(err) => break,
                 Err(err) => return Err(err.into()),
             }
         }
-        return Ok(());
+        if from == size {
+            return Ok(());
+        }
     }
     let mut part = reader.open(id, size)?;
     let mut buf = vec![0u8; (size as usize).min(1 << 20)];

@@ -204,7 +204,22 @@ pub fn copy_to_file(
                 .with_context(|| format!("reading {}", dest.display()))?;
             check_size(id, n, size)?;
             if actual != id {
-                bail!(object::corrupt_message(id, actual, stored));
+                // Name the part that is damaged, if one is; else the list is wrong.
+                if let Some((part, why)) = chunks::first_bad_part(root, &list) {
+                    return Err(Failure::error(format!(
+                        "part {} of object {} is corrupt: {why}",
+                        part.short(16),
+                        id.short(16)
+                    ))
+                    .hint("`mreg fsck` names its file; delete that file, then `mreg sync NAME --recheck`, or push the folder again")
+                    .into());
+                }
+                bail!(
+                    "object {} is corrupt: its chunk list {} names parts that hash to {}",
+                    id.short(16),
+                    stored.display(),
+                    actual.short(16)
+                );
             }
         }
         Encoding::Raw if size < object::KERNEL_COPY_MIN => {

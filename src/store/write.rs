@@ -288,8 +288,13 @@ impl<'r> Staging<'r> {
         };
         match (packed, source) {
             (Some(packed), _) => temp.write_all(&packed),
+            // Across filesystems (or where the kernel cannot copy), from memory.
             (None, Some((file, offset))) => {
-                copy_range(file, offset, bytes.len() as u64, temp.as_file())
+                match copy_range(file, offset, bytes.len() as u64, temp.as_file()) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => temp.write_all(bytes),
+                    Err(err) => Err(err),
+                }
             }
             (None, None) => temp.write_all(bytes),
         }
@@ -424,8 +429,10 @@ impl<'r> Staging<'r> {
     }
 }
 
-/// Copies `len` bytes of `from` at `offset` to the end of `to`, in the kernel.
-fn copy_range(from: &File, offset: u64, len: u64, to: &File) -> std::io::Result<()> {
+/// Copies `len` bytes of `from` at `offset` to the end of the empty file `to`, in the
+/// kernel; returns `false`, having written nothing, where the kernel cannot copy
+/// between the two (another filesystem, say): the caller then writes the bytes itself.
+fn copy_range(from: &File, offset: u64, len: u64, to: &File) -> std::io::Result<bool> {
     let (mut at, end) = (offset, offset + len);
     while at < end {
         let left = usize::try_from(end - at).unwrap_or(usize::MAX).min(1 << 30);
@@ -437,8 +444,9 @@ fn copy_range(from: &File, offset: u64, len: u64, to: &File) -> std::io::Result<
             }
             // Copied some (or interrupted): the offset says where to go on.
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(err) if at == offset && chunks::kernel_cannot_copy(err) => return Ok(false),
             Err(err) => return Err(err.into()),
         }
     }
-    Ok(())
+    Ok(true)
 }
