@@ -379,9 +379,10 @@ impl Registry {
             .parts
             .iter()
             .filter(|(part, _)| {
-                !Encoding::WHOLE
-                    .iter()
-                    .any(|e| self.object_path(*part, *e).is_file())
+                // A link or a FIFO in a part's place is no part: a push puts the part back.
+                !Encoding::WHOLE.iter().any(|e| {
+                    fs::symlink_metadata(self.object_path(*part, *e)).is_ok_and(|m| m.is_file())
+                })
             })
             .copied()
             .collect();

@@ -323,7 +323,20 @@ impl<'r> Staging<'r> {
                     .with_context(|| format!("removing the damaged object {}", raw.display()))?;
                 Ok(false)
             }
-            Err(_) => Ok(self.reg.object_path(id, Encoding::Zstd).is_file()),
+            Err(_) => {
+                let zst = self.reg.object_path(id, Encoding::Zstd);
+                match fs::symlink_metadata(&zst) {
+                    Ok(meta) if meta.is_file() => Ok(true),
+                    // A link or a FIFO in its place: removed, and the content stored.
+                    Ok(_) => {
+                        fs::remove_file(&zst).with_context(|| {
+                            format!("removing the damaged object {}", zst.display())
+                        })?;
+                        Ok(false)
+                    }
+                    Err(_) => Ok(false),
+                }
+            }
         }
     }
 

@@ -573,6 +573,15 @@ fn a_missing_part_comes_back_from_a_remote_or_a_push_and_no_version_names_damage
     env.ok(&["push", "big", "--model", "copy"]);
     env.ok(&["pull", "copy@1", "--to", "out"]);
     assert!(fs::read(env.path("out/weights.bin")).unwrap() == weights);
+    // A link in a part's place, even to the right bytes, is replaced by the part.
+    let elsewhere = env.path("elsewhere");
+    fs::copy(&part, &elsewhere).unwrap();
+    fs::set_permissions(&part, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::remove_file(&part).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &part).unwrap();
+    env.ok(&["push", "big", "--model", "big"]);
+    assert!(fs::symlink_metadata(&part).unwrap().is_file());
+    env.ok(&["fsck"]);
 }
 
 #[test]
