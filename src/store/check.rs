@@ -73,14 +73,7 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     let declared = declared_sizes(versions.iter().filter_map(|(_, g)| g.as_ref().ok()));
     let total: u64 = stored.iter().map(|(_, _, _, len)| len).sum();
     progress.start("checking", total);
-    let results: Vec<Result<(ObjectId, u64)>> = stored
-        .par_iter()
-        .map(|(path, id, encoding, len)| {
-            let r = check_object(reg, (path, *id, *encoding, *len), declared.get(id).copied());
-            progress.advance(*len);
-            r
-        })
-        .collect();
+    let results = check_objects(reg, &stored, &declared, progress);
     progress.finish();
     let mut good: HashMap<ObjectId, u64> = HashMap::new();
     let mut bytes = 0;
@@ -307,6 +300,113 @@ fn check_object(
         return Ok((id, list.total()));
     }
     object::hash_stored(path, encoding, limit, &mut std::io::sink(), &|_| {})
+}
+
+/// Re-hashes every stored object, several at once, each read no further than the size
+/// its trees declare allows; files in parts first, each part read once for its own hash
+/// and the whole's, so the parts found whole need no second read. Returns each object's
+/// hash and length, in the order of `stored`.
+fn check_objects(
+    reg: &Registry,
+    stored: &[StoredObject],
+    declared: &HashMap<ObjectId, u64>,
+    progress: &dyn Progress,
+) -> Vec<Result<(ObjectId, u64)>> {
+    let lists = check_lists(reg, stored, declared);
+    let whole_parts: HashMap<(ObjectId, Encoding), u64> = lists
+        .values()
+        .flat_map(|(_, parts)| parts.iter().copied())
+        .collect();
+    let mut lists = lists;
+    stored
+        .iter()
+        .map(|(path, _, _, _)| lists.remove(path).map(|(result, _)| result))
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .zip(stored.par_iter())
+        .map(|(checked, (path, id, encoding, len))| {
+            let r = match (checked, whole_parts.get(&(*id, *encoding))) {
+                (Some(result), _) => result,
+                (None, Some(size)) => Ok((*id, *size)),
+                (None, None) => {
+                    check_object(reg, (path, *id, *encoding, *len), declared.get(id).copied())
+                }
+            };
+            progress.advance(*len);
+            r
+        })
+        .collect()
+}
+
+/// What checking one file stored in parts found: its content's hash and length (or why
+/// it could not be read), and the parts (with the form each was read in) found whole.
+type ListChecked = (Result<(ObjectId, u64)>, Vec<((ObjectId, Encoding), u64)>);
+
+/// Checks every chunk list a version declares, several at once: each part is read once,
+/// hashed for its own name and for the whole file's. Returns the findings by the list's
+/// path; lists no version declares are left to [`check_object`].
+fn check_lists(
+    reg: &Registry,
+    stored: &[StoredObject],
+    declared: &HashMap<ObjectId, u64>,
+) -> HashMap<PathBuf, ListChecked> {
+    if !reg.stores_in_parts() {
+        return HashMap::new();
+    }
+    stored
+        .par_iter()
+        .filter(|(_, _, encoding, _)| *encoding == Encoding::Chunked)
+        .filter_map(|(path, id, _, _)| {
+            let limit = *declared.get(id)?;
+            Some((path.clone(), check_list(reg, path, limit)))
+        })
+        .collect()
+}
+
+/// Reads the parts of the list at `path` once, returning the whole content's hash and
+/// length and the parts found whole; a list adding up to more than `limit` (the size
+/// its trees declare) is not read, and its length says so.
+fn check_list(reg: &Registry, path: &Path, limit: u64) -> ListChecked {
+    let list = match object::list_of(path) {
+        Ok(list) => list,
+        Err(err) => return (Err(err), Vec::new()),
+    };
+    if list.total() > limit {
+        return (Ok((ObjectId::of(b""), list.total())), Vec::new());
+    }
+    let mut whole = blake3::Hasher::new();
+    let mut found = Vec::new();
+    let mut buf = vec![0u8; 4 << 20];
+    for (part, size) in &list.parts {
+        let (mut reader, encoding) = match chunks::open_part(reg.root(), *part, *size) {
+            Ok(opened) => opened,
+            Err(err) => return (Err(err.into()), found),
+        };
+        let mut own = blake3::Hasher::new();
+        let mut n = 0u64;
+        loop {
+            let read = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    let err = anyhow::Error::from(err).context(format!(
+                        "reading part {} of {}",
+                        part.short(16),
+                        path.display()
+                    ));
+                    return (Err(err), found);
+                }
+            };
+            own.update_rayon(&buf[..read]);
+            whole.update_rayon(&buf[..read]);
+            n += read as u64;
+        }
+        if n == *size && ObjectId::from_hasher(&own) == *part {
+            found.push(((*part, encoding), *size));
+        }
+    }
+    (Ok((ObjectId::from_hasher(&whole), list.total())), found)
 }
 
 /// Fails, naming the first, when a part `list` names is not stored raw or compressed.

@@ -308,6 +308,11 @@ impl PartsReader {
     /// Opens a part as every file of a registry is opened (no link followed, no FIFO
     /// waited on, nothing but a regular file), raw or compressed.
     fn open(&self, id: ObjectId, size: u64) -> io::Result<Box<dyn Read>> {
+        self.open_as(id, size).map(|(reader, _)| reader)
+    }
+
+    /// Returns what [`PartsReader::open`] returns, with the stored form it opened.
+    fn open_as(&self, id: ObjectId, size: u64) -> io::Result<(Box<dyn Read>, Encoding)> {
         for encoding in Encoding::WHOLE {
             let key = keys::object(id, encoding);
             let file = match super::files::open(&self.objects, &key) {
@@ -320,10 +325,11 @@ impl PartsReader {
                     )));
                 }
             };
-            return Ok(match encoding {
+            let reader: Box<dyn Read> = match encoding {
                 Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(file)?.take(size + 1)),
                 _ => Box::new(file.take(size + 1)),
-            });
+            };
+            return Ok((reader, encoding));
         }
         Err(io::Error::other(format!(
             "part {} of a file stored in parts is missing",
@@ -388,6 +394,18 @@ pub fn write_parts(
         progress(size);
         Ok(())
     })
+}
+
+/// Returns the content of the part `id` of `size` bytes, found in the registry folder
+/// `root`, to read, with the stored form it was opened in: opened as [`PartsReader`]
+/// opens each part, and read no further than one byte past `size`.
+pub fn open_part(root: &Path, id: ObjectId, size: u64) -> io::Result<(Box<dyn Read>, Encoding)> {
+    PartsReader {
+        objects: root.to_path_buf(),
+        parts: Vec::new().into_iter(),
+        current: None,
+    }
+    .open_as(id, size)
 }
 
 /// Returns whether `copy_file_range` failed only because the kernel cannot copy between

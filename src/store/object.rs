@@ -31,7 +31,7 @@ const SAMPLE: usize = 64 << 10;
 pub const ZSTD_LEVEL: i32 = 1;
 
 /// Returns how an object is stored on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {
     /// The content's exact bytes.
     Raw,
