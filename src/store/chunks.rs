@@ -163,17 +163,41 @@ impl ChunkList {
 /// bytes, is cut (ascending offsets, each inside the file): at tensor boundaries when it
 /// is a `.safetensors` file whose header reads, else where its content says.
 pub fn cuts(file: &File, len: u64, name: &str) -> io::Result<Vec<u64>> {
-    if name.ends_with(".safetensors")
-        && let Ok(header) = Header::read(file, len)
-        && let Some(at) = tensor_cuts(&header)
-    {
-        return Ok(at);
+    match tensor_cuts_of(file, len, name) {
+        Some(at) => Ok(at),
+        None => content_cuts(file, len),
     }
-    content_cuts(file, len)
+}
+
+/// Returns the tensor cuts of a `.safetensors` file whose header reads; `None` for any
+/// other file, which is cut by content.
+pub fn tensor_cuts_of(file: &File, len: u64, name: &str) -> Option<Vec<u64>> {
+    if !name.ends_with(".safetensors") {
+        return None;
+    }
+    tensor_cuts(&Header::read(file, len).ok()?)
+}
+
+/// Returns the length of the next content-defined part at the start of `window`, which
+/// holds at least [`CDC_MAX`] bytes or the rest of the file; 0 when it is empty.
+pub fn next_content_cut(window: &[u8]) -> usize {
+    use fastcdc::v2020::{Normalization, cut, select_masks};
+    let (mask_s, mask_l) = select_masks(CDC_AVG, Normalization::Level1);
+    cut(
+        window,
+        CDC_MIN,
+        CDC_AVG,
+        CDC_MAX,
+        mask_s,
+        mask_l,
+        mask_s << 1,
+        mask_l << 1,
+    )
+    .1
 }
 
 /// Bytes of a file read at once while finding content-defined cuts.
-const WINDOW: usize = 32 << 20;
+pub const WINDOW: usize = 32 << 20;
 
 /// Returns FastCDC's cuts of a file (the 2020 algorithm, normalization level 1, at
 /// [`CDC_MIN`]/[`CDC_AVG`]/[`CDC_MAX`]), reading it a window at a time.

@@ -173,7 +173,10 @@ fn read_file(
             (id, size, 0)
         }
         Sink::Store(staging) => {
-            let stored = staging.add_file(&file.abs, &advance)?;
+            // A large file this folder never held at this size is most likely new:
+            // stored in one pass, without hashing it whole first.
+            let likely_new = cache.is_some_and(|c| !c.saw(&file.rel, file.stamp_size()));
+            let stored = staging.add_file_as(&file.abs, likely_new, &advance)?;
             (stored.id, stored.size, stored.new_bytes)
         }
     };

@@ -137,6 +137,13 @@ impl StatCache {
         }
     }
 
+    /// Returns whether the last push of this folder saw a file at `rel` of `size` bytes:
+    /// if so, the file is likely the same content with a new time (a fresh checkout),
+    /// and is best hashed whole before anything is written.
+    pub fn saw(&self, rel: &str, size: u64) -> bool {
+        self.old.get(rel).is_some_and(|e| e.stamp.size == size)
+    }
+
     /// Returns the remembered hash of `rel`, if its stamp is unchanged and trustworthy.
     pub fn lookup(&self, rel: &str, stamp: &Stamp) -> Option<ObjectId> {
         let entry = self.old.get(rel)?;

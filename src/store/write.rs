@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -114,6 +115,19 @@ impl<'r> Staging<'r> {
     /// in a registry that stores parts is hashed whole first. Compresses with zstd when
     /// a sample says it pays.
     pub fn add_file(&self, path: &Path, progress: &dyn Fn(u64)) -> Result<Stored> {
+        self.add_file_as(path, false, progress)
+    }
+
+    /// Does what [`Staging::add_file`] does; with `likely_new` (the folder never held a
+    /// file of this size at this path), a large file in a registry that stores parts is
+    /// stored in one pass, hashed whole as its parts are, rather than hashed whole
+    /// first.
+    pub fn add_file_as(
+        &self,
+        path: &Path,
+        likely_new: bool,
+        progress: &dyn Fn(u64),
+    ) -> Result<Stored> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let len = file
             .metadata()
@@ -123,6 +137,9 @@ impl<'r> Staging<'r> {
             return self.add_small(path, &file, len, progress);
         }
         if self.in_parts && len > chunks::CHUNKED_MIN {
+            if likely_new {
+                return self.add_in_one_pass(path, &file, len, progress);
+            }
             return self.add_in_parts(path, &file, len, progress);
         }
         let encoding = if object::zstd_pays(&file, len)
@@ -214,6 +231,103 @@ impl<'r> Staging<'r> {
             })
             .collect::<Result<_>>()
             .with_context(|| format!("storing {}", path.display()))?;
+        self.keep_list(path, (id, size), parts)
+    }
+
+    /// Stores a large file as [`Staging::add_in_parts`] does, in one pass: each window
+    /// of the file is cut, its parts hashed and written several at once, and the whole
+    /// content hashed from the same bytes. Parts of content the registry turns out to
+    /// hold are thrown away unpublished.
+    fn add_in_one_pass(
+        &self,
+        path: &Path,
+        file: &File,
+        len: u64,
+        progress: &dyn Fn(u64),
+    ) -> Result<Stored> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tensor_cuts = chunks::tensor_cuts_of(file, len, &name);
+        let mut cuts = tensor_cuts
+            .iter()
+            .flatten()
+            .copied()
+            .chain([len])
+            .peekable();
+        let mut whole = blake3::Hasher::new();
+        let mut parts = Vec::new();
+        let mut buf = vec![0u8; chunks::WINDOW.min(usize::try_from(len).unwrap_or(chunks::WINDOW))];
+        let (mut base, mut filled) = (0u64, 0usize);
+        while base < len {
+            while filled < buf.len() && base + (filled as u64) < len {
+                match file.read_at(&mut buf[filled..], base + filled as u64) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(err) => {
+                        return Err(err).with_context(|| format!("reading {}", path.display()));
+                    }
+                }
+            }
+            let at_end = base + filled as u64 >= len;
+            // The parts that end inside the window.
+            let mut slices = Vec::new();
+            let mut pos = 0usize;
+            if tensor_cuts.is_some() {
+                while let Some(&cut) = cuts.peek() {
+                    let end = usize::try_from(cut - base).unwrap_or(usize::MAX);
+                    if end > filled {
+                        break;
+                    }
+                    slices.push((pos, end - pos));
+                    pos = end;
+                    cuts.next();
+                }
+            } else {
+                while pos < filled && (at_end || filled - pos >= chunks::CDC_MAX) {
+                    let n = chunks::next_content_cut(&buf[pos..filled]);
+                    if n == 0 {
+                        break;
+                    }
+                    slices.push((pos, n));
+                    pos += n;
+                }
+            }
+            if pos == 0 {
+                bail!("{} changed while mreg was reading it", path.display());
+            }
+            let window = &buf;
+            let staged: Vec<(ObjectId, u64, Option<StagedPart>)> = slices
+                .par_iter()
+                .map(|&(p, n)| self.stage_part(&window[p..p + n], (file, base + p as u64)))
+                .collect::<Result<_>>()
+                .with_context(|| format!("storing {}", path.display()))?;
+            whole.update_rayon(&buf[..pos]);
+            progress(pos as u64);
+            parts.extend(staged);
+            if parts.len() > chunks::MAX_PARTS {
+                bail!("{} makes more parts than mreg lists", path.display());
+            }
+            buf.copy_within(pos..filled, 0);
+            filled -= pos;
+            base += pos as u64;
+        }
+        let id = ObjectId::from_hasher(&whole);
+        if self.holds_whole(id, len)? || self.staged(id, true) {
+            return Ok(Stored::of(id, len, false));
+        }
+        self.keep_list(path, (id, len), parts)
+    }
+
+    /// Keeps the staged parts of a file and stages its list; returns what storing it did.
+    fn keep_list(
+        &self,
+        path: &Path,
+        (id, size): (ObjectId, u64),
+        parts: Vec<(ObjectId, u64, Option<StagedPart>)>,
+    ) -> Result<Stored> {
         let list = chunks::ChunkList {
             parts: parts.iter().map(|(id, size, _)| (*id, *size)).collect(),
         };

@@ -739,3 +739,41 @@ fn parts_cross_filesystems_on_push_and_pull() {
     assert!(fs::read(there.path().join("out/weights.bin")).unwrap() == weights);
     env.ok(&["fsck"]);
 }
+
+#[test]
+fn a_new_file_stored_in_one_pass_gets_the_parts_a_known_one_gets() {
+    // The same content pushed where the folder never held a file of its size (one
+    // pass) and where it did (hashed whole first) must give the same list, or the
+    // same tensors would be stored twice.
+    for (name, content) in [
+        ("model.safetensors", checkpoint(&[3], true)),
+        ("weights.bin", noise(45 << 20, 29)),
+    ] {
+        let fresh = TestEnv::new();
+        fresh.ok(&["init"]);
+        fresh.write(&format!("out/{name}"), &content);
+        fresh.ok(&["push", "out", "--model", "m"]);
+        let known = TestEnv::new();
+        known.ok(&["init"]);
+        let mut other = content.clone();
+        let n = other.len();
+        other[n - 1] ^= 0xff;
+        known.write(&format!("out/{name}"), &other);
+        known.ok(&["push", "out", "--model", "m"]);
+        known.write(&format!("out/{name}"), &content);
+        known.ok(&["push", "out", "--model", "m"]);
+        let list_of = |env: &TestEnv| -> Vec<String> {
+            let mut all: Vec<String> = lists(&env.registry())
+                .iter()
+                .map(|p| fs::read_to_string(p).unwrap())
+                .collect();
+            all.sort();
+            all
+        };
+        let fresh_lists = list_of(&fresh);
+        assert_eq!(fresh_lists.len(), 1, "{name}");
+        assert!(list_of(&known).contains(&fresh_lists[0]), "{name}: the two paths cut differently");
+        fresh.ok(&["pull", "m@1", "--to", "back"]);
+        assert!(fs::read(fresh.path(&format!("back/{name}"))).unwrap() == content);
+    }
+}
