@@ -772,7 +772,10 @@ fn a_new_file_stored_in_one_pass_gets_the_parts_a_known_one_gets() {
         };
         let fresh_lists = list_of(&fresh);
         assert_eq!(fresh_lists.len(), 1, "{name}");
-        assert!(list_of(&known).contains(&fresh_lists[0]), "{name}: the two paths cut differently");
+        assert!(
+            list_of(&known).contains(&fresh_lists[0]),
+            "{name}: the two paths cut differently"
+        );
         fresh.ok(&["pull", "m@1", "--to", "back"]);
         assert!(fs::read(fresh.path(&format!("back/{name}"))).unwrap() == content);
     }
