@@ -411,15 +411,10 @@ fn check_list(reg: &Registry, path: &Path, limit: u64) -> ListChecked {
 
 /// Fails, naming the first, when a part `list` names is not stored raw or compressed.
 fn parts_present(reg: &Registry, list: &chunks::ChunkList) -> Result<()> {
-    for (part, _) in &list.parts {
-        if !Encoding::WHOLE
-            .iter()
-            .any(|e| reg.object_path(*part, *e).is_file())
-        {
-            anyhow::bail!("part {} of the chunk list is missing", part.short(16));
-        }
+    match reg.absent_parts(list).first() {
+        Some((part, _)) => anyhow::bail!("part {} of the chunk list is missing", part.short(16)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Returns how far fsck decodes a compressed object no version declares (a tree, a

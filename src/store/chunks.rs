@@ -141,10 +141,7 @@ impl ChunkList {
     /// Returns what [`ChunkList::read`] returns, or `None` when nothing is at `path`
     /// (anything there that is not a list's file, a FIFO say, is an error).
     pub fn read_if_present(path: &Path) -> Result<Option<ChunkList>> {
-        let root = path
-            .ancestors()
-            .nth(3)
-            .with_context(|| format!("{} is not inside a registry's objects/", path.display()))?;
+        let root = registry_of(path)?;
         let key = path
             .strip_prefix(root)
             .ok()
@@ -159,28 +156,92 @@ impl ChunkList {
     }
 }
 
-/// Returns where the file `name` (its last path component), open as `file`, of `len`
-/// bytes, is cut (ascending offsets, each inside the file): at tensor boundaries when it
-/// is a `.safetensors` file whose header reads, else where its content says.
-pub fn cuts(file: &File, len: u64, name: &str) -> io::Result<Vec<u64>> {
-    match tensor_cuts_of(file, len, name) {
-        Some(at) => Ok(at),
-        None => content_cuts(file, len),
-    }
+/// Returns the registry folder holding the list or object stored at `path`
+/// (`ROOT/objects/ab/NAME`): where the parts it names are found.
+pub fn registry_of(path: &Path) -> Result<&Path> {
+    path.ancestors()
+        .nth(3)
+        .with_context(|| format!("{} is not inside a registry's objects/", path.display()))
 }
 
-/// Returns the tensor cuts of a `.safetensors` file whose header reads; `None` for any
-/// other file, which is cut by content.
-pub fn tensor_cuts_of(file: &File, len: u64, name: &str) -> Option<Vec<u64>> {
-    if !name.ends_with(".safetensors") {
-        return None;
+/// Bytes of a file read at once while it is cut into parts: at least two largest parts.
+const WINDOW: usize = 32 << 20;
+
+/// The parts ending inside one window of a file: each part's start in the window and
+/// its length, in order.
+pub type Slices = [(usize, usize)];
+
+/// What [`walk_parts`] calls with each window: its offset in the file, its bytes, and
+/// the parts ending inside it.
+pub type EachWindow<'a> = dyn FnMut(u64, &[u8], &Slices) -> Result<()> + 'a;
+
+/// Reads the file `name` (its last path component), open as `file`, of `len` bytes, one
+/// window at a time, and calls `each` with the window's offset in the file, its bytes,
+/// and the parts that end inside it, so that every byte is read once. A `.safetensors`
+/// file whose header reads is cut at its tensors; any other file where its content
+/// says (FastCDC).
+pub fn walk_parts(file: &File, len: u64, name: &str, each: &mut EachWindow<'_>) -> Result<()> {
+    let tensor_cuts = name
+        .ends_with(".safetensors")
+        .then(|| Header::read(file, len).ok().and_then(|h| tensor_cuts(&h)))
+        .flatten();
+    let by_tensor = tensor_cuts.is_some();
+    let mut cuts = tensor_cuts.into_iter().flatten().chain([len]).peekable();
+    let mut buf = vec![0u8; WINDOW.min(usize::try_from(len).unwrap_or(WINDOW))];
+    let (mut base, mut filled, mut count) = (0u64, 0usize, 0usize);
+    let mut slices = Vec::new();
+    while base < len {
+        while filled < buf.len() && base + (filled as u64) < len {
+            match file.read_at(&mut buf[filled..], base + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        let at_end = base + filled as u64 >= len;
+        slices.clear();
+        let mut pos = 0usize;
+        if by_tensor {
+            while let Some(&cut) = cuts.peek() {
+                let end = usize::try_from(cut - base).unwrap_or(usize::MAX);
+                if end > filled {
+                    break;
+                }
+                slices.push((pos, end - pos));
+                pos = end;
+                cuts.next();
+            }
+        } else {
+            // A largest part ahead of each cut, or the rest of the file.
+            while pos < filled && (at_end || filled - pos >= CDC_MAX) {
+                let n = next_content_cut(&buf[pos..filled]);
+                if n == 0 {
+                    break;
+                }
+                slices.push((pos, n));
+                pos += n;
+            }
+        }
+        if pos == 0 {
+            bail!("the file changed while mreg was reading it");
+        }
+        count += slices.len();
+        if count > MAX_PARTS {
+            bail!("the file makes more parts than a chunk list holds ({MAX_PARTS})");
+        }
+        each(base, &buf[..filled], &slices)?;
+        buf.copy_within(pos..filled, 0);
+        filled -= pos;
+        base += pos as u64;
     }
-    tensor_cuts(&Header::read(file, len).ok()?)
+    Ok(())
 }
 
 /// Returns the length of the next content-defined part at the start of `window`, which
-/// holds at least [`CDC_MAX`] bytes or the rest of the file; 0 when it is empty.
-pub fn next_content_cut(window: &[u8]) -> usize {
+/// holds at least [`CDC_MAX`] bytes or the rest of the file (FastCDC's 2020 algorithm,
+/// normalization level 1); 0 when it is empty.
+fn next_content_cut(window: &[u8]) -> usize {
     use fastcdc::v2020::{Normalization, cut, select_masks};
     let (mask_s, mask_l) = select_masks(CDC_AVG, Normalization::Level1);
     cut(
@@ -194,63 +255,6 @@ pub fn next_content_cut(window: &[u8]) -> usize {
         mask_l << 1,
     )
     .1
-}
-
-/// Bytes of a file read at once while finding content-defined cuts.
-pub const WINDOW: usize = 32 << 20;
-
-/// Returns FastCDC's cuts of a file (the 2020 algorithm, normalization level 1, at
-/// [`CDC_MIN`]/[`CDC_AVG`]/[`CDC_MAX`]), reading it a window at a time.
-fn content_cuts(file: &File, len: u64) -> io::Result<Vec<u64>> {
-    use fastcdc::v2020::{Normalization, cut, select_masks};
-    let (mask_s, mask_l) = select_masks(CDC_AVG, Normalization::Level1);
-    let mut buf = vec![0u8; WINDOW.min(usize::try_from(len).unwrap_or(WINDOW))];
-    let (mut base, mut filled, mut pos) = (0u64, 0usize, 0usize);
-    let mut cuts = Vec::new();
-    loop {
-        // Keep at least a largest part ahead of the scan, or the rest of the file.
-        if filled - pos < CDC_MAX && base + (filled as u64) < len {
-            buf.copy_within(pos..filled, 0);
-            base += pos as u64;
-            filled -= pos;
-            pos = 0;
-            while filled < buf.len() && base + (filled as u64) < len {
-                match file.read_at(&mut buf[filled..], base + filled as u64) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                    Err(err) => return Err(err),
-                }
-            }
-        }
-        if pos == filled {
-            break;
-        }
-        let (_, count) = cut(
-            &buf[pos..filled],
-            CDC_MIN,
-            CDC_AVG,
-            CDC_MAX,
-            mask_s,
-            mask_l,
-            mask_s << 1,
-            mask_l << 1,
-        );
-        if count == 0 {
-            break;
-        }
-        pos += count;
-        let at = base + pos as u64;
-        if at < len {
-            cuts.push(at);
-        }
-        if cuts.len() > MAX_PARTS {
-            return Err(io::Error::other(
-                "a file that makes more parts than mreg lists",
-            ));
-        }
-    }
-    Ok(cuts)
 }
 
 /// Returns the cut offsets of a `.safetensors` file from its header: after the header,
@@ -328,38 +332,6 @@ impl PartsReader {
             current: None,
         }
     }
-
-    /// Opens a part as every file of a registry is opened (no link followed, no FIFO
-    /// waited on, nothing but a regular file), raw or compressed.
-    fn open(&self, id: ObjectId, size: u64) -> io::Result<Box<dyn Read>> {
-        self.open_as(id, size).map(|(reader, _)| reader)
-    }
-
-    /// Returns what [`PartsReader::open`] returns, with the stored form it opened.
-    fn open_as(&self, id: ObjectId, size: u64) -> io::Result<(Box<dyn Read>, Encoding)> {
-        for encoding in Encoding::WHOLE {
-            let key = keys::object(id, encoding);
-            let file = match super::files::open(&self.objects, &key) {
-                Ok(Some(file)) => file,
-                Ok(None) => continue,
-                Err(err) => {
-                    return Err(io::Error::other(format!(
-                        "part {} of a file stored in parts cannot be read: {err:#}",
-                        id.short(16)
-                    )));
-                }
-            };
-            let reader: Box<dyn Read> = match encoding {
-                Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(file)?.take(size + 1)),
-                _ => Box::new(file.take(size + 1)),
-            };
-            return Ok((reader, encoding));
-        }
-        Err(io::Error::other(format!(
-            "part {} of a file stored in parts is missing",
-            id.short(16)
-        )))
-    }
 }
 
 impl Read for PartsReader {
@@ -369,7 +341,7 @@ impl Read for PartsReader {
                 let Some((id, size)) = self.parts.next() else {
                     return Ok(0);
                 };
-                let reader = self.open(id, size)?;
+                let (reader, _) = open_part(&self.objects, id, size)?;
                 self.current = Some((reader, id, size, 0));
             }
             let (reader, id, size, read) = self.current.as_mut().expect("a part is open");
@@ -421,15 +393,32 @@ pub fn write_parts(
 }
 
 /// Returns the content of the part `id` of `size` bytes, found in the registry folder
-/// `root`, to read, with the stored form it was opened in: opened as [`PartsReader`]
-/// opens each part, and read no further than one byte past `size`.
+/// `root`, to read, with the stored form it was opened in (raw or compressed): opened
+/// as every file of a registry is (no link followed, no FIFO waited on, nothing but a
+/// regular file), and read no further than one byte past `size`.
 pub fn open_part(root: &Path, id: ObjectId, size: u64) -> io::Result<(Box<dyn Read>, Encoding)> {
-    PartsReader {
-        objects: root.to_path_buf(),
-        parts: Vec::new().into_iter(),
-        current: None,
+    for encoding in Encoding::WHOLE {
+        let key = keys::object(id, encoding);
+        let file = match super::files::open(root, &key) {
+            Ok(Some(file)) => file,
+            Ok(None) => continue,
+            Err(err) => {
+                return Err(io::Error::other(format!(
+                    "part {} of a file stored in parts cannot be read: {err:#}",
+                    id.short(16)
+                )));
+            }
+        };
+        let reader: Box<dyn Read> = match encoding {
+            Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(file)?.take(size + 1)),
+            _ => Box::new(file.take(size + 1)),
+        };
+        return Ok((reader, encoding));
     }
-    .open_as(id, size)
+    Err(io::Error::other(format!(
+        "part {} of a file stored in parts is missing",
+        id.short(16)
+    )))
 }
 
 /// Returns whether `copy_file_range` failed only because the kernel cannot copy between
@@ -451,15 +440,9 @@ pub fn kernel_cannot_copy(err: rustix::io::Errno) -> bool {
 /// content does not match its name, with why: what to name when a file assembled
 /// from its parts does not match its own name.
 pub fn first_bad_part(root: &Path, list: &ChunkList) -> Option<(ObjectId, String)> {
-    let reader = PartsReader {
-        objects: root.to_path_buf(),
-        parts: Vec::new().into_iter(),
-        current: None,
-    };
     for (id, size) in &list.parts {
-        let checked = reader
-            .open(*id, *size)
-            .and_then(|mut part| super::object::hash_reader(&mut part, *size, None, &|_| {}));
+        let checked = open_part(root, *id, *size)
+            .and_then(|(mut part, _)| super::object::hash_reader(&mut part, *size, None, &|_| {}));
         match checked {
             Ok((actual, n)) if actual == *id && n == *size => {}
             Ok((actual, n)) if n == *size => {
@@ -479,11 +462,6 @@ pub fn first_bad_part(root: &Path, list: &ChunkList) -> Option<(ObjectId, String
 
 /// Writes one part into `out` at `offset`.
 fn write_part(root: &Path, (id, size): (ObjectId, u64), out: &File, offset: u64) -> io::Result<()> {
-    let reader = PartsReader {
-        objects: root.to_path_buf(),
-        parts: Vec::new().into_iter(),
-        current: None,
-    };
     let too_long = || {
         io::Error::other(format!(
             "part {} holds more than the {size} bytes its list declares",
@@ -523,7 +501,7 @@ fn write_part(root: &Path, (id, size): (ObjectId, u64), out: &File, offset: u64)
             return Ok(());
         }
     }
-    let mut part = reader.open(id, size)?;
+    let (mut part, _) = open_part(root, id, size)?;
     let mut buf = vec![0u8; (size as usize).min(1 << 20)];
     let mut written = 0u64;
     loop {
@@ -541,13 +519,6 @@ fn write_part(root: &Path, (id, size): (ObjectId, u64), out: &File, offset: u64)
         return Err(too_short(written));
     }
     Ok(())
-}
-
-/// Reads `len` bytes at `offset` of `file` into `buf` (cleared first).
-pub fn read_range(file: &File, offset: u64, len: u64, buf: &mut Vec<u8>) -> io::Result<()> {
-    buf.clear();
-    buf.resize(usize::try_from(len).map_err(io::Error::other)?, 0);
-    file.read_exact_at(buf, offset)
 }
 
 #[cfg(test)]
@@ -615,6 +586,27 @@ mod tests {
         assert!(at.windows(2).all(|w| w[1] - w[0] == GROUP_MAX));
     }
 
+    /// Returns where [`walk_parts`] cuts a file, checking that the windows it hands
+    /// over hold the file's bytes and that its parts tile the file.
+    fn cuts_of(file: &File, len: u64, name: &str) -> Vec<u64> {
+        let mut cuts = Vec::new();
+        let mut next = 0u64;
+        walk_parts(file, len, name, &mut |base, window, slices| {
+            let mut expect = vec![0u8; window.len()];
+            file.read_exact_at(&mut expect, base).unwrap();
+            assert!(expect == window);
+            for (pos, n) in slices {
+                assert_eq!(base + *pos as u64, next);
+                next += *n as u64;
+                cuts.push(next);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(cuts.pop(), Some(len));
+        cuts
+    }
+
     #[test]
     fn content_cuts_move_with_an_insertion_and_nowhere_else() {
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
@@ -631,7 +623,7 @@ mod tests {
             let path = dir.path().join("f");
             std::fs::write(&path, content).unwrap();
             let file = File::open(&path).unwrap();
-            content_cuts(&file, content.len() as u64).unwrap()
+            cuts_of(&file, content.len() as u64, "weights.bin")
         };
         let before = cuts_of(&bytes);
         assert!(before.len() >= 4, "{before:?}");

@@ -264,11 +264,7 @@ pub fn hash_stored(
 /// it: a list lives at `objects/ab/NAME.chunks` of its registry, as its parts do.
 pub fn parts_of(stored: &Path) -> Result<chunks::PartsReader> {
     let list = list_of(stored)?;
-    let root = stored
-        .ancestors()
-        .nth(3)
-        .with_context(|| format!("{} is not inside a registry's objects/", stored.display()))?;
-    Ok(chunks::PartsReader::new(root, list))
+    Ok(chunks::PartsReader::new(chunks::registry_of(stored)?, list))
 }
 
 /// Returns the chunk list stored at `stored`, refusing one mreg never writes: a list

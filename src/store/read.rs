@@ -197,7 +197,7 @@ pub fn copy_to_file(
             check_size(id, list.total(), size)?;
             out.set_len(size)
                 .with_context(|| format!("writing {}", dest.display()))?;
-            let root = stored.ancestors().nth(3).unwrap_or(stored);
+            let root = chunks::registry_of(stored)?;
             chunks::write_parts(root, &list, &out, progress)
                 .with_context(|| format!("writing {} from its parts", dest.display()))?;
             let (actual, n) = object::hash_reader(&mut (&out).take(size + 1), size, None, &|_| {})

@@ -375,18 +375,22 @@ impl Registry {
     pub fn missing_parts(&self, id: ObjectId) -> Option<(u64, Vec<(ObjectId, u64)>)> {
         let path = self.object_path(id, Encoding::Chunked);
         let list = super::chunks::ChunkList::read(&path).ok()?;
-        let missing = list
-            .parts
+        Some((list.total(), self.absent_parts(&list)))
+    }
+
+    /// Returns the parts `list` names that are stored here neither raw nor compressed,
+    /// with their sizes. A link or a FIFO in a part's place is no part: a push of the
+    /// file, or a fetch, puts the part back.
+    pub fn absent_parts(&self, list: &super::chunks::ChunkList) -> Vec<(ObjectId, u64)> {
+        list.parts
             .iter()
             .filter(|(part, _)| {
-                // A link or a FIFO in a part's place is no part: a push puts the part back.
                 !Encoding::WHOLE.iter().any(|e| {
                     fs::symlink_metadata(self.object_path(*part, *e)).is_ok_and(|m| m.is_file())
                 })
             })
             .copied()
-            .collect();
-        Some((list.total(), missing))
+            .collect()
     }
 
     /// Returns whether the object is stored.

@@ -8,7 +8,6 @@
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{BufWriter, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -60,6 +59,10 @@ pub struct Staging<'r> {
     /// Objects staged as chunk lists.
     listed: Mutex<HashSet<ObjectId>>,
 }
+
+/// One part of a file being stored: its id, its size, and its temp file when the
+/// registry lacked it.
+type Part = (ObjectId, u64, Option<StagedPart>);
 
 /// A part written to a temp file, kept only if its file turns out to be new.
 struct StagedPart {
@@ -209,28 +212,12 @@ impl<'r> Staging<'r> {
             // A length that changed is caught by the caller's before/after stat.
             return Ok(Stored::of(id, size, false));
         }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let store = |bytes: &[u8], offset: u64| self.stage_part(bytes, (file, offset));
-        let at = chunks::cuts(file, len, &name)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let mut bounds = Vec::with_capacity(at.len() + 1);
-        let mut start = 0;
-        for cut in at.into_iter().chain([len]) {
-            bounds.push((start, cut - start));
-            start = cut;
+        // Read again to be cut: the whole is hashed once more, so a file that changed
+        // in between is caught rather than stored under the first hash.
+        let (again, parts) = self.store_parts(path, file, len, &|_| {})?;
+        if again != id {
+            bail!("{} changed while mreg was reading it", path.display());
         }
-        // Parts are read, hashed and written several at once.
-        let parts: Vec<(ObjectId, u64, Option<StagedPart>)> = bounds
-            .par_iter()
-            .map_init(Vec::new, |buf, (offset, n)| {
-                chunks::read_range(file, *offset, *n, buf)?;
-                store(buf, *offset)
-            })
-            .collect::<Result<_>>()
-            .with_context(|| format!("storing {}", path.display()))?;
         self.keep_list(path, (id, size), parts)
     }
 
@@ -245,80 +232,43 @@ impl<'r> Staging<'r> {
         len: u64,
         progress: &dyn Fn(u64),
     ) -> Result<Stored> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tensor_cuts = chunks::tensor_cuts_of(file, len, &name);
-        let mut cuts = tensor_cuts
-            .iter()
-            .flatten()
-            .copied()
-            .chain([len])
-            .peekable();
-        let mut whole = blake3::Hasher::new();
-        let mut parts = Vec::new();
-        let mut buf = vec![0u8; chunks::WINDOW.min(usize::try_from(len).unwrap_or(chunks::WINDOW))];
-        let (mut base, mut filled) = (0u64, 0usize);
-        while base < len {
-            while filled < buf.len() && base + (filled as u64) < len {
-                match file.read_at(&mut buf[filled..], base + filled as u64) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(err) => {
-                        return Err(err).with_context(|| format!("reading {}", path.display()));
-                    }
-                }
-            }
-            let at_end = base + filled as u64 >= len;
-            // The parts that end inside the window.
-            let mut slices = Vec::new();
-            let mut pos = 0usize;
-            if tensor_cuts.is_some() {
-                while let Some(&cut) = cuts.peek() {
-                    let end = usize::try_from(cut - base).unwrap_or(usize::MAX);
-                    if end > filled {
-                        break;
-                    }
-                    slices.push((pos, end - pos));
-                    pos = end;
-                    cuts.next();
-                }
-            } else {
-                while pos < filled && (at_end || filled - pos >= chunks::CDC_MAX) {
-                    let n = chunks::next_content_cut(&buf[pos..filled]);
-                    if n == 0 {
-                        break;
-                    }
-                    slices.push((pos, n));
-                    pos += n;
-                }
-            }
-            if pos == 0 {
-                bail!("{} changed while mreg was reading it", path.display());
-            }
-            let window = &buf;
-            let staged: Vec<(ObjectId, u64, Option<StagedPart>)> = slices
-                .par_iter()
-                .map(|&(p, n)| self.stage_part(&window[p..p + n], (file, base + p as u64)))
-                .collect::<Result<_>>()
-                .with_context(|| format!("storing {}", path.display()))?;
-            whole.update_rayon(&buf[..pos]);
-            progress(pos as u64);
-            parts.extend(staged);
-            if parts.len() > chunks::MAX_PARTS {
-                bail!("{} makes more parts than mreg lists", path.display());
-            }
-            buf.copy_within(pos..filled, 0);
-            filled -= pos;
-            base += pos as u64;
-        }
-        let id = ObjectId::from_hasher(&whole);
+        let (id, parts) = self.store_parts(path, file, len, progress)?;
         if self.holds_whole(id, len)? || self.staged(id, true) {
             return Ok(Stored::of(id, len, false));
         }
         self.keep_list(path, (id, len), parts)
+    }
+
+    /// Cuts a large file into parts ([`chunks::walk_parts`]) reading it once: each
+    /// window's parts hashed and written several at once (those the registry lacks),
+    /// and the whole content hashed from the same bytes. Returns the whole's id and the
+    /// parts, staged but not yet kept.
+    fn store_parts(
+        &self,
+        path: &Path,
+        file: &File,
+        len: u64,
+        progress: &dyn Fn(u64),
+    ) -> Result<(ObjectId, Vec<Part>)> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut whole = blake3::Hasher::new();
+        let mut parts = Vec::new();
+        chunks::walk_parts(file, len, &name, &mut |base, window, slices| {
+            let staged: Vec<Part> = slices
+                .par_iter()
+                .map(|&(p, n)| self.stage_part(&window[p..p + n], (file, base + p as u64)))
+                .collect::<Result<_>>()?;
+            let end = slices.last().map_or(0, |(p, n)| p + n);
+            whole.update_rayon(&window[..end]);
+            progress(end as u64);
+            parts.extend(staged);
+            Ok(())
+        })
+        .with_context(|| format!("storing {}", path.display()))?;
+        Ok((ObjectId::from_hasher(&whole), parts))
     }
 
     /// Keeps the staged parts of a file and stages its list; returns what storing it did.
@@ -326,7 +276,7 @@ impl<'r> Staging<'r> {
         &self,
         path: &Path,
         (id, size): (ObjectId, u64),
-        parts: Vec<(ObjectId, u64, Option<StagedPart>)>,
+        parts: Vec<Part>,
     ) -> Result<Stored> {
         let list = chunks::ChunkList {
             parts: parts.iter().map(|(id, size, _)| (*id, *size)).collect(),
@@ -358,11 +308,7 @@ impl<'r> Staging<'r> {
     /// `source` is where the bytes came from (a file and an offset): a part stored raw
     /// is copied from there by the kernel, which on some machines writes far faster
     /// than a `write` of the same bytes from memory.
-    fn stage_part(
-        &self,
-        bytes: &[u8],
-        source: (&File, u64),
-    ) -> Result<(ObjectId, u64, Option<StagedPart>)> {
+    fn stage_part(&self, bytes: &[u8], source: (&File, u64)) -> Result<Part> {
         let id = object::hash_bytes(bytes);
         let size = bytes.len() as u64;
         if self.holds_part(id, size)? || self.staged(id, false) {

@@ -125,3 +125,35 @@ fn a_v1_registry_takes_new_versions_moves_and_syncs() {
     );
     reads_as_before(&env, "fsck_after", &["fsck"]);
 }
+
+#[test]
+fn a_v1_registry_stores_files_whole_until_upgraded_then_in_parts_and_reads_as_before() {
+    let env = golden();
+    let chunk_lists = |env: &TestEnv| {
+        walkdir::WalkDir::new(env.registry().join("objects"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".chunks"))
+            .count()
+    };
+    env.write("big/weights.bin", crate::common::noise(20 << 20, 31));
+    env.ok(&["push", "big", "--model", "big"]);
+    assert_eq!(chunk_lists(&env), 0, "format 1 stored a file in parts");
+    let config = env.registry().join("config.toml");
+    let before = std::fs::read_to_string(&config).unwrap();
+    env.ok(&["upgrade"]);
+    let after = std::fs::read_to_string(&config).unwrap();
+    // Only the format line changed.
+    assert_eq!(after, before.replace("format = 1", "format = 2"));
+    assert_ne!(after, before);
+    env.write("big/weights.bin", crate::common::noise(20 << 20, 33));
+    env.ok(&["push", "big", "--model", "big"]);
+    assert_eq!(chunk_lists(&env), 1);
+    env.ok(&["pull", "churn@production", "--to", "churn"]);
+    env.ok(&["pull", "big@1", "--to", "one"]);
+    env.ok(&["pull", "big@2", "--to", "two"]);
+    assert!(
+        std::fs::read(env.path("two/weights.bin")).unwrap() == crate::common::noise(20 << 20, 33)
+    );
+    env.ok(&["fsck"]);
+}
