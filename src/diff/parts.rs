@@ -25,7 +25,7 @@ use crate::store::object::{self, Encoding};
 
 /// Returns the chunk list of `id` when the registry holds it in parts.
 pub fn list_of(reg: &Registry, id: ObjectId) -> Option<ChunkList> {
-    match reg.find_object(id) {
+    match reg.find_file(id) {
         Some((path, Encoding::Chunked)) => ChunkList::read(&path).ok(),
         _ => None,
     }
@@ -87,9 +87,9 @@ impl Side {
                 continue;
             }
             let (b, e, id) = self.parts[i];
-            let (stored, encoding) = reg.object(id)?;
+            let stored = reg.object(id)?;
             anyhow::ensure!(
-                encoding != Encoding::Chunked,
+                stored.encoding() != Encoding::Chunked,
                 "part {} is stored as a chunk list itself",
                 id.short(16)
             );
@@ -97,7 +97,7 @@ impl Side {
                 file: &self.file,
                 offset: b,
             };
-            object::copy_verified(&stored, encoding, id, Some(e - b), &mut out, progress)?;
+            object::copy_verified(&stored, id, Some(e - b), &mut out, progress)?;
             self.written[i] = true;
         }
         Ok(())

@@ -163,6 +163,21 @@ impl Remote for FolderRemote {
         Ok(Some(len))
     }
 
+    fn read_range(&self, key: &str, offset: u64, len: u64) -> Result<Option<Vec<u8>>> {
+        super::check_range(self, key, len)?;
+        let Some(file) = self.open_key(key)? else {
+            return Ok(None);
+        };
+        let mut bytes = vec![0u8; len as usize];
+        match file.read_exact_at(&mut bytes, offset) {
+            Ok(()) => Ok(Some(bytes)),
+            Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(super::short_range(self, key, offset, len))
+            }
+            Err(err) => Err(err).with_context(|| format!("reading {}", self.path(key).display())),
+        }
+    }
+
     fn size(&self, key: &str) -> Result<Option<u64>> {
         Ok(match self.open_key(key)? {
             Some(file) => Some(file.metadata()?.len()),

@@ -31,6 +31,8 @@ pub struct Known {
     dir: PathBuf,
     keys: Mutex<HashSet<String>>,
     log: Mutex<Option<File>>,
+    /// The remote's packs, read at the first object looked for there.
+    packs: Mutex<Option<std::sync::Arc<super::packs::RemotePacks>>>,
 }
 
 impl Known {
@@ -51,6 +53,7 @@ impl Known {
             dir,
             keys: Mutex::new(keys),
             log: Mutex::new(None),
+            packs: Mutex::new(None),
         })
     }
 
@@ -117,6 +120,23 @@ impl Known {
             Err(err) if err.kind() == ErrorKind::NotFound => Ok(()),
             Err(err) => Err(err).context("forgetting what the remote holds"),
         }
+    }
+
+    /// Returns the key of the pack on `remote` holding `id`, and its entry there, if
+    /// the remote holds it packed; the remote's pack indexes are read once.
+    pub fn packed(
+        &self,
+        remote: &dyn Remote,
+        id: ObjectId,
+    ) -> Result<Option<(String, crate::store::pack::Entry)>> {
+        let mut slot = self.packs.lock().expect("remote packs");
+        if slot.is_none() {
+            *slot = Some(std::sync::Arc::new(super::packs::RemotePacks::load(
+                remote,
+            )?));
+        }
+        let packs = slot.as_ref().expect("loaded just now");
+        Ok(packs.find(id).map(|(key, entry)| (key.to_owned(), entry)))
     }
 
     /// Returns the encoding the remote holds an object in, if it is known to.

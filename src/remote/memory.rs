@@ -174,6 +174,19 @@ impl Remote for MemoryRemote {
         Ok(Some(bytes.len() as u64))
     }
 
+    fn read_range(&self, key: &str, offset: u64, len: u64) -> Result<Option<Vec<u8>>> {
+        self.note("read_range", key);
+        super::check_range(self, key, len)?;
+        let Some(bytes) = self.bytes(key) else {
+            return Ok(None);
+        };
+        let end = offset.saturating_add(len);
+        if end > bytes.len() as u64 {
+            return Err(super::short_range(self, key, offset, len));
+        }
+        Ok(Some(bytes[offset as usize..end as usize].to_vec()))
+    }
+
     fn size(&self, key: &str) -> Result<Option<u64>> {
         self.note("size", key);
         Ok(self.bytes(key).map(|b| b.len() as u64))

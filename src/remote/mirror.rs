@@ -216,7 +216,7 @@ impl Backend for Link {
         Some(self.sent.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    fn fetch_object(&self, reg: &Registry, id: ObjectId) -> Result<(PathBuf, Encoding)> {
+    fn fetch_object(&self, reg: &Registry, id: ObjectId) -> Result<crate::store::object::Place> {
         transfer::fetch_one(reg, &*self.remote, &self.known, id, None, &|_| {})
     }
 

@@ -15,6 +15,7 @@ pub mod lease;
 #[cfg(test)]
 pub mod memory;
 pub mod mirror;
+pub mod packs;
 pub mod probe;
 pub mod profile;
 #[cfg(feature = "s3")]
@@ -46,6 +47,28 @@ fn check_value_size(remote: &dyn Remote, key: &str, len: u64) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Refuses a range longer than a packed object can be.
+fn check_range(remote: &dyn Remote, key: &str, len: u64) -> Result<()> {
+    if len > crate::store::pack::STORED_MAX {
+        return Err(Failure::error(format!(
+            "a read of {len} bytes of {key} on {} was asked for, more than a packed object holds",
+            remote.url()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Returns the error of a range that reaches past the end of its value.
+fn short_range(remote: &dyn Remote, key: &str, offset: u64, len: u64) -> anyhow::Error {
+    Failure::error(format!(
+        "{key} on {} ends before byte {}: the pack is shorter than its index says",
+        remote.url(),
+        offset.saturating_add(len)
+    ))
+    .into()
 }
 
 /// Refuses a download of `len` bytes when it is longer than `limit`.
@@ -147,6 +170,11 @@ pub trait Remote: Send + Sync {
         limit: u64,
         tick: Tick,
     ) -> Result<Option<u64>>;
+
+    /// Returns the `len` bytes of the value at `key` from byte `offset` on, or `None`
+    /// when the key is absent; a value that ends sooner is an error. For a slice of a
+    /// pack: `len` is at most a packed object's stored length.
+    fn read_range(&self, key: &str, offset: u64, len: u64) -> Result<Option<Vec<u8>>>;
 
     /// Returns the size of the value at `key`, or `None` when it is absent.
     fn size(&self, key: &str) -> Result<Option<u64>>;

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -21,7 +22,7 @@ use super::known::Known;
 use crate::error::Failure;
 use crate::id::{ObjectId, TreeId};
 use crate::store::chunks;
-use crate::store::object::{self, Encoding};
+use crate::store::object::{self, Encoding, Place};
 use crate::store::read;
 use crate::store::tree::Tree;
 use crate::store::walk;
@@ -429,7 +430,7 @@ fn lacking(reg: &Registry, objects: &[(ObjectId, u64)]) -> Vec<(ObjectId, u64)> 
     let mut missing: Vec<(ObjectId, u64)> = Vec::new();
     for (id, size) in declared {
         match reg.find_object(id) {
-            Some((_, Encoding::Chunked)) => {
+            Some(Place::File(_, Encoding::Chunked)) => {
                 if let Some((_, parts)) = reg.missing_parts(id) {
                     missing.extend(parts);
                 }
@@ -471,7 +472,7 @@ pub fn fetch_one(
     id: ObjectId,
     declared: Option<u64>,
     tick: &(dyn Fn(u64) + Sync),
-) -> Result<(PathBuf, Encoding)> {
+) -> Result<Place> {
     if let Some(found) = reg.find_object(id) {
         return Ok(found);
     }
@@ -492,7 +493,9 @@ pub fn fetch_one(
     }
     crate::crash::point("fetch-downloaded");
     let stored = install(reg, known, &fetched)?;
-    atomic::sync_parent(&stored.0)?;
+    if let Some(path) = stored.file() {
+        atomic::sync_parent(path)?;
+    }
     Ok(stored)
 }
 
@@ -584,6 +587,9 @@ fn download(
             file: Some(file),
         });
     }
+    if let Some(fetched) = download_packed(reg, remote, known, id, declared, tick)? {
+        return Ok(fetched);
+    }
     Err(Failure::error(format!(
         "object {} is missing from {} as well as from the local registry",
         id.short(16),
@@ -653,7 +659,7 @@ fn download_as(
 
 /// Renames a downloaded object into the store (its bytes must be durable already) and
 /// remembers that the remote holds it.
-fn install(reg: &Registry, known: &Known, fetched: &Downloaded) -> Result<(PathBuf, Encoding)> {
+fn install(reg: &Registry, known: &Known, fetched: &Downloaded) -> Result<Place> {
     known.insert(&fetched.key)?;
     if let Some(found) = reg.find_object(fetched.id) {
         let _ = fs::remove_file(&fetched.temp);
@@ -674,7 +680,7 @@ fn install(reg: &Registry, known: &Known, fetched: &Downloaded) -> Result<(PathB
         };
         atomic::create_exclusive_with(&reg.tmp_dir(), &target, copy)?;
         let _ = fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o444));
-        return Ok((target, fetched.encoding));
+        return Ok(Place::File(target, fetched.encoding));
     }
     if let Err(err) = fs::rename(&fetched.temp, &target) {
         if let Some(found) = reg.find_object(fetched.id) {
@@ -684,7 +690,7 @@ fn install(reg: &Registry, known: &Known, fetched: &Downloaded) -> Result<(PathB
     }
     // Read-only once it has its name: until then another fetch may still open it.
     let _ = fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o444));
-    Ok((target, fetched.encoding))
+    Ok(Place::File(target, fetched.encoding))
 }
 
 /// Returns whether `path` is still the name of the open `file`.
@@ -694,6 +700,57 @@ fn names_file(path: &std::path::Path, file: &File) -> bool {
         (Ok(named), Ok(open)) => named.dev() == open.dev() && named.ino() == open.ino(),
         _ => false,
     }
+}
+
+/// Downloads an object the remote holds in a pack into its temp file, checked against
+/// its name; `None` when no pack of the remote holds it.
+fn download_packed(
+    reg: &Registry,
+    remote: &dyn Remote,
+    known: &Known,
+    id: ObjectId,
+    declared: u64,
+    tick: &(dyn Fn(u64) + Sync),
+) -> Result<Option<Downloaded>> {
+    let Some((pack_key, entry)) = known.packed(remote, id)? else {
+        return Ok(None);
+    };
+    let corrupt = |why: String| -> anyhow::Error {
+        Failure::error(format!(
+            "object {} fetched from {} is corrupt: {why}; it was not used",
+            id.short(16),
+            remote.url()
+        ))
+        .hint(format!(
+            "run `mreg fsck` on the registry at {}; a push there of the files it names stores them again",
+            remote.url()
+        ))
+        .into()
+    };
+    if declared != 0 && declared != u64::MAX && entry.size != declared {
+        return Err(corrupt(format!(
+            "its pack {pack_key} declares {} bytes where its tree declares {declared}",
+            entry.size
+        )));
+    }
+    let Some(bytes) = remote.read_range(&pack_key, entry.offset, entry.stored)? else {
+        return Ok(None);
+    };
+    tick(bytes.len() as u64);
+    object::verify_stored(&bytes, entry.encoding, id)
+        .map_err(|why| corrupt(format!("{why}, in {pack_key}")))?;
+    let (temp, file) = claim_temp(reg, id, entry.encoding)?;
+    file.set_len(0)?;
+    file.write_all_at(&bytes, 0)
+        .with_context(|| format!("writing {}", temp.display()))?;
+    Ok(Some(Downloaded {
+        id,
+        declared,
+        encoding: entry.encoding,
+        key: keys::object(id, entry.encoding),
+        temp,
+        file: Some(file),
+    }))
 }
 
 /// Checks a downloaded object against its name; returns a description of a mismatch.
@@ -743,7 +800,7 @@ pub fn send_all(
     let lists: Vec<(ObjectId, PathBuf)> = objects
         .iter()
         .filter(|id| known.encoding_of(**id).is_none())
-        .filter_map(|id| match reg.find_object(*id) {
+        .filter_map(|id| match reg.find_file(*id) {
             Some((path, Encoding::Chunked)) => Some((*id, path)),
             _ => None,
         })
@@ -845,7 +902,7 @@ fn send_objects(
             missing_here.insert(*id, why.clone());
             continue;
         }
-        let Some((path, encoding)) = reg.find_object(*id) else {
+        let Some(place) = reg.find_object(*id) else {
             missing_here.insert(
                 *id,
                 format!(
@@ -855,11 +912,9 @@ fn send_objects(
             );
             continue;
         };
-        let len = fs::metadata(&path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .len();
+        let len = place.stored_len()?;
         total += len;
-        sizes.push((*id, path, encoding, len));
+        sizes.push((*id, place, len));
     }
     let failed = Mutex::new(missing_here);
     let ready = Mutex::new(Vec::with_capacity(sizes.len()));
@@ -867,7 +922,7 @@ fn send_objects(
     let tick = |n: u64| progress.advance(n);
     // Each object is checked against its name first; the ones that pass go in one
     // batch, which a folder remote makes durable at once.
-    let result = parallel(&sizes, PARALLEL, &|(id, path, encoding, len)| {
+    let result = parallel(&sizes, PARALLEL, &|(id, place, len)| {
         if sizes.len() <= LIST_INSTEAD_OF_ASKING {
             for other in Encoding::ALL {
                 let other_key = keys::object(*id, other);
@@ -878,8 +933,8 @@ fn send_objects(
                 }
             }
         }
-        let whole = *encoding == Encoding::Chunked && !in_parts;
-        match checked(reg, (*id, path, *encoding), whole)? {
+        let whole = place.encoding() == Encoding::Chunked && !in_parts;
+        match checked(reg, (*id, place), whole)? {
             Ok((key, source, len)) => ready.lock().expect("objects to send").push(super::Upload {
                 key,
                 source,
@@ -916,9 +971,39 @@ fn send_objects(
 /// a file without a name as it is checked, and goes raw.
 fn checked(
     reg: &Registry,
-    (id, path, encoding): (ObjectId, &std::path::Path, Encoding),
+    (id, place): (ObjectId, &Place),
     whole: bool,
 ) -> Result<Result<(String, super::Source, u64), String>> {
+    let encoding = place.encoding();
+    if let Place::Packed(packed) = place {
+        // A packed object goes as an object of its own, its stored bytes checked first.
+        let bytes = match packed.read_stored() {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                return Ok(Err(format!(
+                    "object {} cannot be read: {err:#}",
+                    id.short(16)
+                )));
+            }
+        };
+        if let Err(why) = object::verify_stored(&bytes, encoding, id) {
+            return Ok(Err(format!(
+                "object {} is corrupt: {why} ({})",
+                id.short(16),
+                packed.describe()
+            )));
+        }
+        let mut file = tempfile::tempfile_in(reg.tmp_dir())
+            .or_else(|_| tempfile::tempfile())
+            .context("creating a temp file for an object to send")?;
+        std::io::Write::write_all(&mut file, &bytes).context("writing an object to send")?;
+        return Ok(Ok((
+            keys::object(id, encoding),
+            super::Source::Open(file),
+            bytes.len() as u64,
+        )));
+    }
+    let path = place.path();
     let assembled = if whole {
         Some(
             tempfile::tempfile_in(reg.tmp_dir())
@@ -931,15 +1016,17 @@ fn checked(
     let hashed = match &assembled {
         Some(file) => {
             let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
-            let hashed = object::hash_stored(path, encoding, None, &mut writer, &|_| {});
+            let hashed = object::hash_stored(place, None, &mut writer, &|_| {});
             std::io::Write::flush(&mut writer)?;
             hashed
         }
-        None => object::hash_stored(path, encoding, None, &mut std::io::sink(), &|_| {}),
+        None => object::hash_stored(place, None, &mut std::io::sink(), &|_| {}),
     };
     match hashed {
         Ok((actual, _)) if actual == id => {}
-        Ok((actual, _)) => return Ok(Err(object::corrupt_message(id, actual, path))),
+        Ok((actual, _)) => {
+            return Ok(Err(object::corrupt_message(id, actual, &place.describe())));
+        }
         Err(err) => {
             return Ok(Err(format!(
                 "object {} cannot be read: {err:#}",

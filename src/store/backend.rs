@@ -10,7 +10,6 @@
 //! the store asks it; nothing else needs to know which kind a registry is.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use anyhow::Result;
 use super::Registry;
 use super::atomic::Swap;
 use super::lock::Holder;
-use super::object::Encoding;
+use super::object::Place;
 use super::{Progress, gclock, models, read, stages};
 use crate::id::{ObjectId, StateId, TreeId};
 use crate::manifest::StageState;
@@ -42,7 +41,7 @@ pub trait Backend: Send + Sync {
 
     /// Fetches an object the registry lacks, verified, into its object folder, and
     /// returns where it now is; an error names an object found nowhere.
-    fn fetch_object(&self, reg: &Registry, id: ObjectId) -> Result<(PathBuf, Encoding)>;
+    fn fetch_object(&self, reg: &Registry, id: ObjectId) -> Result<Place>;
 
     /// Fetches every object below a tree that the registry lacks and returns the bytes
     /// moved, or `None` when there is nowhere to fetch from.
@@ -125,7 +124,7 @@ impl Backend for Folder {
         None
     }
 
-    fn fetch_object(&self, _reg: &Registry, id: ObjectId) -> Result<(PathBuf, Encoding)> {
+    fn fetch_object(&self, _reg: &Registry, id: ObjectId) -> Result<Place> {
         Err(read::missing(id))
     }
 

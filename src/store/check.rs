@@ -11,10 +11,12 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::object::{self, Encoding};
+use super::object::{self, Encoding, Place};
 use super::tree::{self, Kind, Tree};
 use super::walk::Graph;
-use super::{Progress, Registry, chunks, gc, keys, lock, models, read, removals, runs, stages};
+use super::{
+    Progress, Registry, chunks, gc, keys, lock, models, pack, read, removals, runs, stages,
+};
 use crate::id::{ObjectId, RunId};
 use crate::manifest::series::Series;
 use crate::manifest::{RunEvent, VersionRecord};
@@ -71,13 +73,14 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     manifests += versions.len() as u64;
     let versions: Vec<(PathBuf, Result<Graph>)> = versions.into_iter().flatten().collect();
     let declared = declared_sizes(versions.iter().filter_map(|(_, g)| g.as_ref().ok()));
-    let total: u64 = stored.iter().map(|(_, _, _, len)| len).sum();
+    let total: u64 = stored.iter().map(|(_, _, len)| len).sum();
     progress.start("checking", total);
     let results = check_objects(reg, &stored, &declared, progress);
     progress.finish();
     let mut good: HashMap<ObjectId, u64> = HashMap::new();
     let mut bytes = 0;
-    for ((path, id, encoding, len), result) in stored.iter().zip(results) {
+    for ((place, id, len), result) in stored.iter().zip(results) {
+        let encoding = &place.encoding();
         let message = match result {
             Ok((_, n))
                 if !declared.contains_key(id)
@@ -94,7 +97,9 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
                 id.short(16),
                 declared[id]
             ),
-            Ok((actual, _)) if actual != *id => object::corrupt_message(*id, actual, path),
+            Ok((actual, _)) if actual != *id => {
+                object::corrupt_message(*id, actual, &place.describe())
+            }
             Ok((_, n)) => {
                 // The bytes of a file stored in parts are counted with its parts.
                 if *encoding != Encoding::Chunked {
@@ -106,7 +111,7 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
             Err(err) => format!("{err:#}"),
         };
         problems.push(Problem {
-            path: path.clone(),
+            path: place.path().to_path_buf(),
             message,
         });
     }
@@ -123,6 +128,7 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
         }
     }
     let mut leftovers = super::tmp::abandoned(&reg.path(keys::TMP));
+    leftovers.extend(packs_without_index(reg));
     leftovers.extend(runs_without_records(reg));
     let mut unfinished_removals = Vec::new();
     for model in models::list_models(reg)? {
@@ -277,9 +283,10 @@ type Loaded = Option<(PathBuf, Result<Graph>)>;
 /// could make as long as it likes.
 fn check_object(
     reg: &Registry,
-    (path, id, encoding, len): (&Path, ObjectId, Encoding, u64),
+    (place, id, len): (&Place, ObjectId, u64),
     declared: Option<u64>,
 ) -> Result<(ObjectId, u64)> {
+    let (path, encoding) = (place.path(), place.encoding());
     let limit = declared.or_else(|| undeclared_limit(encoding, len));
     if encoding == Encoding::Chunked && !reg.stores_in_parts() {
         anyhow::bail!(
@@ -299,7 +306,7 @@ fn check_object(
         parts_present(reg, &list)?;
         return Ok((id, list.total()));
     }
-    object::hash_stored(path, encoding, limit, &mut std::io::sink(), &|_| {})
+    object::hash_stored(place, limit, &mut std::io::sink(), &|_| {})
 }
 
 /// Re-hashes every stored object, several at once, each read no further than the size
@@ -320,17 +327,22 @@ fn check_objects(
     let mut lists = lists;
     stored
         .iter()
-        .map(|(path, _, _, _)| lists.remove(path).map(|(result, _)| result))
+        .map(|(place, _, _)| {
+            let path = place.file()?;
+            lists.remove(path).map(|(result, _)| result)
+        })
         .collect::<Vec<_>>()
         .into_par_iter()
         .zip(stored.par_iter())
-        .map(|(checked, (path, id, encoding, len))| {
-            let r = match (checked, whole_parts.get(&(*id, *encoding))) {
+        .map(|(checked, (place, id, len))| {
+            let whole = match place {
+                Place::File(_, encoding) => whole_parts.get(&(*id, *encoding)),
+                Place::Packed(_) => None,
+            };
+            let r = match (checked, whole) {
                 (Some(result), _) => result,
                 (None, Some(size)) => Ok((*id, *size)),
-                (None, None) => {
-                    check_object(reg, (path, *id, *encoding, *len), declared.get(id).copied())
-                }
+                (None, None) => check_object(reg, (place, *id, *len), declared.get(id).copied()),
             };
             progress.advance(*len);
             r
@@ -355,8 +367,10 @@ fn check_lists(
     }
     stored
         .par_iter()
-        .filter(|(_, _, encoding, _)| *encoding == Encoding::Chunked)
-        .filter_map(|(path, id, _, _)| {
+        .filter_map(|(place, id, _)| {
+            let Place::File(path, Encoding::Chunked) = place else {
+                return None;
+            };
             let limit = *declared.get(id)?;
             Some((path.clone(), check_list(reg, path, limit)))
         })
@@ -830,10 +844,11 @@ fn series_problems(
     }
 }
 
-type StoredObject = (PathBuf, ObjectId, Encoding, u64);
+/// One stored object: where, its id, and the bytes it occupies as stored.
+type StoredObject = (Place, ObjectId, u64);
 
 fn list_objects(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<StoredObject>> {
-    let mut out = Vec::new();
+    let mut out = list_packed(reg, problems)?;
     for fan in list_dir(&reg.objects_dir())? {
         let Some(prefix) = fan
             .file_name()
@@ -878,10 +893,81 @@ fn list_objects(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<Store
                 // Reported by `special_entries`.
                 continue;
             }
-            out.push((path, id, encoding, meta.len()));
+            out.push((Place::File(path, encoding), id, meta.len()));
         }
     }
     Ok(out)
+}
+
+/// Returns every object the registry's packs hold, by their indexes. An index that is
+/// damaged, or whose pack is missing or of another length, is a problem; a pack
+/// without an index (a writer killed before publishing it) is a leftover `gc`
+/// removes, reported by [`packs_without_index`].
+fn list_packed(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<StoredObject>> {
+    let mut out = Vec::new();
+    let dir = reg.path(keys::PACKS);
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    for path in list_dir(&dir)? {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if pack::name_of_pack(name).is_some() {
+            continue;
+        }
+        let Some(name) = pack::name_of_index(name) else {
+            problems.push(Problem {
+                path,
+                message: "unexpected entry in packs/".into(),
+            });
+            continue;
+        };
+        let opened = pack::read_index(reg.root(), name).and_then(|index| {
+            let index = index.context("it vanished while fsck ran")?;
+            let file = pack::open(reg.root(), name, &index)?;
+            Ok((index, file))
+        });
+        let (index, file) = match opened {
+            Ok(opened) => opened,
+            Err(err) => {
+                problems.push(Problem {
+                    path,
+                    message: format!(
+                        "{err:#}; the objects it lists count as missing (remove it, then push or sync them again)"
+                    ),
+                });
+                continue;
+            }
+        };
+        for entry in index.entries {
+            let packed = pack::Packed {
+                pack: std::sync::Arc::clone(&file),
+                entry,
+            };
+            out.push((Place::Packed(packed), entry.id, entry.stored));
+        }
+    }
+    Ok(out)
+}
+
+/// Returns the packs without an index: left by a writer killed before it published
+/// one; `gc` removes them.
+pub fn packs_without_index(reg: &Registry) -> Vec<PathBuf> {
+    let dir = reg.path(keys::PACKS);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let file_name = e.file_name();
+            let name = pack::name_of_pack(file_name.to_str()?)?.to_owned();
+            let indexed = fs::symlink_metadata(reg.path(&pack::index_key(&name))).is_ok();
+            (!indexed).then(|| e.path())
+        })
+        .collect()
 }
 
 /// Reports every link, FIFO, socket or device inside the registry folder: mreg writes

@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use super::chunks;
 use super::object::Encoding;
 use super::walk::{self, Graph};
-use super::{ObjectId, Registry, TreeId, keys, models, read, removals, runs, stages, tmp};
+use super::{ObjectId, Registry, TreeId, keys, models, pack, read, removals, runs, stages, tmp};
 use crate::manifest::StageState;
 use crate::manifest::state::Action;
 
@@ -259,13 +259,30 @@ fn run_files(reg: &Registry, id: &crate::id::RunId) -> Result<Vec<(String, Vec<u
     Ok(out)
 }
 
-/// One stored object: its keys (raw, zstd or both) and their bytes as stored.
+/// One stored object: its keys (raw, zstd or both), the packs holding it, and their
+/// bytes as stored.
 #[derive(Debug, Default, Clone)]
 pub struct Stored {
     /// Its keys ([`keys::object`]).
     pub keys: Vec<String>,
+    /// The packs holding it, by name, with the bytes it occupies in each.
+    pub packed: Vec<(String, u64)>,
     /// Their bytes as stored, together.
     pub bytes: u64,
+}
+
+/// A pack is rewritten once what records reach of it falls below this share of its
+/// bytes: its live objects go to a new pack, and it is deleted.
+pub const REPACK_BELOW: f64 = 0.5;
+
+/// What `gc` does with the packs: deletes those holding nothing live, and rewrites
+/// those whose live share fell below [`REPACK_BELOW`].
+#[derive(Debug, Default)]
+pub struct PackPlan {
+    /// Packs to delete, their live objects (if any) written to new packs first.
+    pub rewrite: Vec<String>,
+    /// The live objects to write to new packs, with the pack each is read from.
+    pub keep: Vec<(ObjectId, String)>,
 }
 
 /// Returns the object a key names, when it is named exactly as a writer names it
@@ -305,6 +322,7 @@ pub fn stored_in_listing<'a>(
 pub fn stored_objects(reg: &Registry) -> Result<HashMap<ObjectId, Stored>> {
     let dir = reg.objects_dir();
     let mut out: HashMap<ObjectId, Stored> = HashMap::new();
+    add_packed(reg, &mut out)?;
     let fans = match fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(out),
@@ -344,6 +362,85 @@ pub fn stored_objects(reg: &Registry) -> Result<HashMap<ObjectId, Stored>> {
     Ok(out)
 }
 
+/// Adds the objects of the registry's packs, by their indexes. A pack whose index does
+/// not read, or whose pack is missing or of another length, is left out: `gc` never
+/// touches it, and `fsck` reports it.
+fn add_packed(reg: &Registry, out: &mut HashMap<ObjectId, Stored>) -> Result<()> {
+    for name in pack::names(reg.root())? {
+        let Ok(Some(index)) = pack::read_index(reg.root(), &name) else {
+            continue;
+        };
+        if pack::open(reg.root(), &name, &index).is_err() {
+            continue;
+        }
+        for entry in index.entries {
+            let stored = out.entry(entry.id).or_default();
+            stored.packed.push((name.clone(), entry.stored));
+            stored.bytes += entry.stored;
+        }
+    }
+    Ok(())
+}
+
+/// Decides what happens to each pack, given what the census reaches: an object in
+/// several packs lives in the one with the largest live share (the first by name on a
+/// tie), so copies left by a repack a kill interrupted become garbage. A pack with
+/// nothing live is deleted, one whose live share is below [`REPACK_BELOW`] rewritten.
+pub fn plan_packs<S: std::hash::BuildHasher, T: std::hash::BuildHasher>(
+    reachable: &HashSet<ObjectId, T>,
+    stored: &HashMap<ObjectId, Stored, S>,
+) -> PackPlan {
+    // Each pack's total and live bytes.
+    let mut packs: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for (id, s) in stored {
+        for (name, bytes) in &s.packed {
+            let totals = packs.entry(name.as_str()).or_default();
+            totals.0 += bytes;
+            if reachable.contains(id) {
+                totals.1 += bytes;
+            }
+        }
+    }
+    let share = |name: &str| {
+        let (total, live) = packs[name];
+        if total == 0 {
+            0.0
+        } else {
+            live as f64 / total as f64
+        }
+    };
+    let mut order: Vec<&str> = packs.keys().copied().collect();
+    order.sort_by(|a, b| share(b).total_cmp(&share(a)).then(a.cmp(b)));
+    let rank: HashMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    // The bytes each pack owns: of its live objects, those no better pack holds.
+    let mut owned: HashMap<&str, u64> = HashMap::new();
+    let mut owning_pack: HashMap<ObjectId, &str> = HashMap::new();
+    for (id, s) in stored {
+        if !reachable.contains(id) {
+            continue;
+        }
+        if let Some((name, bytes)) = s.packed.iter().min_by_key(|(n, _)| rank[n.as_str()]) {
+            *owned.entry(name.as_str()).or_default() += bytes;
+            owning_pack.insert(*id, name.as_str());
+        }
+    }
+    let mut plan = PackPlan::default();
+    for (name, (total, _)) in &packs {
+        let live = owned.get(name).copied().unwrap_or(0);
+        if (live as f64) < REPACK_BELOW * (*total as f64) {
+            plan.rewrite.push((*name).to_owned());
+        }
+    }
+    let rewritten: HashSet<&str> = plan.rewrite.iter().map(String::as_str).collect();
+    for (id, name) in owning_pack {
+        if rewritten.contains(name) {
+            plan.keep.push((id, name.to_owned()));
+        }
+    }
+    plan.keep.sort();
+    plan
+}
+
 /// What a kind of garbage amounts to.
 #[derive(Debug, Clone, Default, serde::Serialize, PartialEq, Eq)]
 pub struct Amount {
@@ -371,10 +468,15 @@ pub type Amounts = [Amount; 4];
 /// What a collection finds to delete, by kind.
 #[derive(Debug, Default)]
 pub struct Garbage {
-    /// Objects, by the first three of [`KINDS`].
+    /// Objects, by the first three of [`KINDS`]: their files, and their copies in the
+    /// packs `packs` rewrites (copies in packs it keeps stay, until those fall below
+    /// [`REPACK_BELOW`]).
     pub objects: [Vec<(ObjectId, Stored)>; 3],
-    /// Entries of `tmp/` left by processes that are gone, with their bytes.
+    /// Entries of `tmp/` left by processes that are gone, and packs without an index
+    /// (left by a writer killed before it published one), with their bytes.
     pub temp: Vec<(PathBuf, u64)>,
+    /// The packs to delete or rewrite.
+    pub packs: PackPlan,
 }
 
 impl Garbage {
@@ -411,6 +513,7 @@ pub fn garbage<S: std::hash::BuildHasher>(
     let mut out = classify(census, stored);
     out.temp = tmp::abandoned(&reg.path(keys::TMP))
         .into_iter()
+        .chain(super::check::packs_without_index(reg))
         .map(|path| {
             let bytes = bytes_below(&path);
             (path, bytes)
@@ -425,9 +528,23 @@ pub fn classify<S: std::hash::BuildHasher>(
     stored: HashMap<ObjectId, Stored, S>,
 ) -> Garbage {
     let reachable = census.reachable();
-    let mut out = Garbage::default();
-    for (id, files) in stored {
+    let mut out = Garbage {
+        packs: plan_packs(&reachable, &stored),
+        ..Garbage::default()
+    };
+    let rewritten: HashSet<&str> = out.packs.rewrite.iter().map(String::as_str).collect();
+    for (id, mut files) in stored {
         if reachable.contains(&id) {
+            continue;
+        }
+        // Only the copies in rewritten packs go now.
+        let (going, staying): (Vec<_>, Vec<_>) = files
+            .packed
+            .into_iter()
+            .partition(|(name, _)| rewritten.contains(name.as_str()));
+        files.bytes -= staying.iter().map(|(_, b)| b).sum::<u64>();
+        files.packed = going;
+        if files.keys.is_empty() && files.packed.is_empty() {
             continue;
         }
         let kind = if census.removed_only.contains(&id) {
@@ -496,6 +613,81 @@ fn bytes_below(path: &Path) -> u64 {
     })
 }
 
+/// Rewrites the packs `plan` names: their live objects, each checked against its id,
+/// go to new packs, published before the old ones are deleted (index first), so that
+/// every live object is in a durable, indexed pack at every moment. A pack holding a
+/// live object that does not match its id is left as it is, for `fsck` to report.
+fn repack(reg: &Registry, plan: &PackPlan) -> Result<()> {
+    if plan.rewrite.is_empty() {
+        return Ok(());
+    }
+    let mut opened: HashMap<&str, (pack::PackIndex, std::sync::Arc<pack::PackFile>)> =
+        HashMap::new();
+    for name in &plan.rewrite {
+        let index = pack::read_index(reg.root(), name)?
+            .with_context(|| format!("the index of pack {name} vanished during gc"))?;
+        let file = pack::open(reg.root(), name, &index)?;
+        opened.insert(name.as_str(), (index, file));
+    }
+    let mut damaged: HashSet<&str> = HashSet::new();
+    let mut bodies: Vec<(pack::Entry, Vec<u8>, &str)> = Vec::with_capacity(plan.keep.len());
+    for (id, name) in &plan.keep {
+        let Some((index, file)) = opened.get(name.as_str()) else {
+            continue;
+        };
+        let Some(entry) = index.find(*id).copied() else {
+            continue;
+        };
+        let packed = pack::Packed {
+            pack: std::sync::Arc::clone(file),
+            entry,
+        };
+        let bytes = packed.read_stored()?;
+        if super::object::verify_stored(&bytes, entry.encoding, entry.id).is_err() {
+            damaged.insert(name.as_str());
+            continue;
+        }
+        bodies.push((entry, bytes, name.as_str()));
+    }
+    let mut done = Vec::new();
+    let mut writer: Option<pack::PackWriter> = None;
+    for (entry, bytes, name) in bodies {
+        if damaged.contains(name) {
+            continue;
+        }
+        let w = match &mut writer {
+            Some(w) => w,
+            None => writer.insert(pack::PackWriter::new(&reg.tmp_dir())?),
+        };
+        w.add(entry.id, entry.encoding, entry.size, &bytes)?;
+        if w.len() >= pack::PACK_TARGET {
+            let full = writer.take().expect("a pack is being filled");
+            done.push(full.finish(&reg.tmp_dir())?);
+        }
+    }
+    if let Some(w) = writer.filter(|w| !w.is_empty()) {
+        done.push(w.finish(&reg.tmp_dir())?);
+    }
+    let new: HashSet<String> = done.iter().map(|d| d.name.clone()).collect();
+    pack::publish(reg.root(), done)?;
+    crate::crash::point("gc-repacked");
+    for name in &plan.rewrite {
+        if damaged.contains(name.as_str()) || new.contains(name) {
+            continue;
+        }
+        for key in [pack::index_key(name), pack::pack_key(name)] {
+            match fs::remove_file(reg.path(&key)) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(err).with_context(|| format!("deleting {key}"));
+                }
+                _ => {}
+            }
+        }
+    }
+    reg.packs().changed();
+    Ok(())
+}
+
 /// Deletes the garbage's objects and temp files; returns what went. An object whose
 /// file is already gone counts as deleted, so a second `gc` after a killed one
 /// finishes the work. Before the first object goes, `gc.epoch` gets a new mark, so
@@ -530,8 +722,15 @@ pub fn sweep(reg: &Registry, garbage: &Garbage) -> Result<Amounts> {
             }
         }
     }
+    repack(reg, &garbage.packs)?;
     tmp::reclaim(&reg.path(keys::TMP));
-    let left: HashSet<PathBuf> = tmp::abandoned(&reg.path(keys::TMP)).into_iter().collect();
+    for orphan in super::check::packs_without_index(reg) {
+        if garbage.temp.iter().any(|(path, _)| *path == orphan) {
+            fs::remove_file(&orphan).with_context(|| format!("deleting {}", orphan.display()))?;
+        }
+    }
+    let mut left: HashSet<PathBuf> = tmp::abandoned(&reg.path(keys::TMP)).into_iter().collect();
+    left.extend(super::check::packs_without_index(reg));
     for (path, bytes) in &garbage.temp {
         if !left.contains(path) {
             done[3].count += 1;

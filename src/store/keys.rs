@@ -5,7 +5,8 @@
 //! ```text
 //! config.toml                        format version, stages and their policies
 //! registry-id                        the registry's name for itself (32 hex digits)
-//! objects/ab/cdef…[.zst]             blobs and trees, immutable
+//! objects/ab/cdef…[.zst|.chunks]     blobs and trees, immutable
+//! packs/NAME.pack, packs/NAME.idx    small objects packed together, and the index
 //! models/NAME/versions/N.toml        version records, created exclusively
 //! models/NAME/states/ID.toml         stage states, immutable, each naming the one before
 //! models/NAME/HEAD                   the newest stage state; the one mutable key
@@ -42,6 +43,9 @@ pub const GITIGNORE: &str = ".gitignore";
 
 /// The folder of objects.
 pub const OBJECTS: &str = "objects/";
+
+/// The folder of packs ([`super::pack`]).
+pub const PACKS: &str = "packs/";
 
 /// The folder of models.
 pub const MODELS: &str = "models/";

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 
-use super::object::Encoding;
+use super::object::{Encoding, Place};
 use super::read::{self, copy_to_file};
 use super::tree::{self, Kind};
 use super::walk::Graph;
@@ -139,24 +139,24 @@ pub fn materialize(
     // Each object is located once. Costliest first, so that no big file ends up alone
     // on one core at the end: decoding a compressed object costs about three times
     // copying a raw one.
-    let mut order: Vec<(u64, &PlanFile, PathBuf, Encoding)> = plan
+    let mut order: Vec<(u64, &PlanFile, Place)> = plan
         .files
         .par_iter()
         .map(|f| {
-            let (stored, encoding) = reg.object(f.id)?;
-            let cost = match encoding {
+            let stored = reg.object(f.id)?;
+            let cost = match stored.encoding() {
                 Encoding::Zstd => f.size * 3,
                 Encoding::Chunked => f.size * 2,
                 Encoding::Raw => f.size,
             };
-            Ok((cost, f, stored, encoding))
+            Ok((cost, f, stored))
         })
         .collect::<Result<_>>()?;
     order.sort_by_key(|(cost, ..)| std::cmp::Reverse(*cost));
-    let written: Result<()> = order.par_iter().try_for_each(|(_, f, stored, encoding)| {
+    let written: Result<()> = order.par_iter().try_for_each(|(_, f, stored)| {
         let mode = if f.exec { 0o755 } else { 0o644 };
         let dest = base.join(&f.path);
-        copy_to_file((stored, *encoding), f.id, f.size, &dest, mode, &|n| {
+        copy_to_file(stored, f.id, f.size, &dest, mode, &|n| {
             progress.advance(n);
         })
         .with_context(|| format!("writing {}", f.path))

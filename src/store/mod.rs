@@ -17,6 +17,7 @@ pub mod lock;
 pub mod materialize;
 pub mod models;
 pub mod object;
+pub mod pack;
 pub mod read;
 pub mod registry;
 pub mod removals;

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::chunks;
+use super::{chunks, pack};
 use crate::id::ObjectId;
 
 /// Bytes read per call when streaming a file.
@@ -66,6 +66,75 @@ impl Encoding {
             }
         }
         (name, Encoding::Raw)
+    }
+}
+
+/// Where an object is stored, and how.
+#[derive(Debug, Clone)]
+pub enum Place {
+    /// A file of its own under `objects/`, in the given encoding.
+    File(std::path::PathBuf, Encoding),
+    /// Inside a pack ([`pack`]), raw or as zstd.
+    Packed(pack::Packed),
+}
+
+impl Place {
+    /// Returns how the object is stored.
+    pub fn encoding(&self) -> Encoding {
+        match self {
+            Place::File(_, encoding) => *encoding,
+            Place::Packed(packed) => packed.entry.encoding,
+        }
+    }
+
+    /// Returns the file that holds the object: its own, or its pack.
+    pub fn path(&self) -> &Path {
+        match self {
+            Place::File(path, _) => path,
+            Place::Packed(packed) => &packed.pack.path,
+        }
+    }
+
+    /// Describes where the object is, for a message.
+    pub fn describe(&self) -> String {
+        match self {
+            Place::File(path, _) => path.display().to_string(),
+            Place::Packed(packed) => packed.describe(),
+        }
+    }
+
+    /// Returns how many bytes the object occupies as stored.
+    pub fn stored_len(&self) -> Result<u64> {
+        match self {
+            Place::File(path, _) => Ok(std::fs::metadata(path)
+                .with_context(|| format!("reading object {}", path.display()))?
+                .len()),
+            Place::Packed(packed) => Ok(packed.entry.stored),
+        }
+    }
+
+    /// Returns the object's file when it has one of its own.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Place::File(path, _) => Some(path),
+            Place::Packed(_) => None,
+        }
+    }
+}
+
+/// Checks an object's stored bytes held in memory (a packed object, at most
+/// [`pack::STORED_MAX`]) against its id; returns a description of a mismatch.
+pub fn verify_stored(bytes: &[u8], encoding: Encoding, id: ObjectId) -> Result<(), String> {
+    let limit = pack::PACKED_MAX + 1;
+    let hashed = match encoding {
+        Encoding::Zstd => zstd::stream::read::Decoder::new(bytes)
+            .and_then(|d| hash_reader(&mut d.take(limit), limit, None, &|_| {})),
+        _ => hash_reader(&mut &bytes[..], bytes.len() as u64, None, &|_| {}),
+    };
+    match hashed {
+        Ok((actual, _)) if actual == id => Ok(()),
+        Ok((actual, _)) => Err(format!("its content hashes to {}", actual.short(16))),
+        Err(err) => Err(format!("it cannot be decoded ({err})")),
     }
 }
 
@@ -200,25 +269,21 @@ pub fn hash_file(path: &Path, progress: &dyn Fn(u64)) -> Result<(ObjectId, u64)>
 /// any other length is an error. Returns the number of content bytes written. On an
 /// error `out` has received bytes that must not be trusted.
 pub fn copy_verified(
-    stored: &Path,
-    encoding: Encoding,
+    place: &Place,
     id: ObjectId,
     size: Option<u64>,
     out: &mut dyn Write,
     progress: &dyn Fn(u64),
 ) -> Result<u64> {
-    if let (Encoding::Raw, Some(size)) = (encoding, size) {
-        let stored_len = std::fs::metadata(stored)
-            .with_context(|| format!("reading object {}", stored.display()))?
-            .len();
-        check_size(id, stored_len, size)?;
+    if let (Encoding::Raw, Some(size)) = (place.encoding(), size) {
+        check_size(id, place.stored_len()?, size)?;
     }
-    let (actual, n) = hash_stored(stored, encoding, size, out, progress)?;
+    let (actual, n) = hash_stored(place, size, out, progress)?;
     if let Some(size) = size {
         check_size(id, n, size)?;
     }
     if actual != id {
-        bail!(corrupt_message(id, actual, stored));
+        bail!(corrupt_message(id, actual, &place.describe()));
     }
     Ok(n)
 }
@@ -239,12 +304,28 @@ pub fn open_stored(stored: &Path) -> Result<(File, u64)> {
 /// With a `limit`, reading or decoding stops one byte past it, so the length returned
 /// is at most `limit + 1`: a compressed object cannot inflate further than that.
 pub fn hash_stored(
-    stored: &Path,
-    encoding: Encoding,
+    place: &Place,
     limit: Option<u64>,
     out: &mut dyn Write,
     progress: &dyn Fn(u64),
 ) -> Result<(ObjectId, u64)> {
+    let (stored, encoding) = match place {
+        Place::File(path, encoding) => (path.as_path(), *encoding),
+        Place::Packed(packed) => {
+            let bytes = packed.read_stored()?;
+            let hint = limit.unwrap_or(packed.entry.size);
+            let take = limit.map_or(u64::MAX, |s| s.saturating_add(1));
+            return match packed.entry.encoding {
+                Encoding::Zstd => {
+                    zstd::stream::read::Decoder::new(bytes.as_slice()).and_then(|decoder| {
+                        hash_reader(&mut decoder.take(take), hint, Some(out), progress)
+                    })
+                }
+                _ => hash_reader(&mut bytes.as_slice().take(take), hint, Some(out), progress),
+            }
+            .with_context(|| format!("reading object {}", packed.describe()));
+        }
+    };
     let (file, stored_len) = open_stored(stored)?;
     let hint = limit.unwrap_or(stored_len);
     let take = limit.map_or(u64::MAX, |s| s.saturating_add(1));
@@ -303,13 +384,12 @@ pub fn check_size(id: ObjectId, actual: u64, declared: u64) -> Result<()> {
     Ok(())
 }
 
-/// Returns the sentence that reports a corrupt object.
-pub fn corrupt_message(id: ObjectId, actual: ObjectId, stored: &Path) -> String {
+/// Returns the sentence that reports a corrupt object, stored where `place` says.
+pub fn corrupt_message(id: ObjectId, actual: ObjectId, place: &str) -> String {
     format!(
-        "object {} is corrupt: its content hashes to {} ({})",
+        "object {} is corrupt: its content hashes to {} ({place})",
         id.short(16),
         actual.short(16),
-        stored.display()
     )
 }
 

@@ -1,7 +1,7 @@
 //! Reading objects back: always verified against their hash.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use super::chunks;
-use super::object::{self, Encoding, check_size};
+use super::object::{self, Encoding, Place, check_size};
 use super::registry::Registry;
 use super::tree::{Kind, Tree};
 use super::walk::{self, Graph};
@@ -39,10 +39,8 @@ pub fn read_small(reg: &Registry, id: ObjectId) -> Result<Vec<u8>> {
 /// read as, in the refusal.
 pub fn read_up_to(reg: &Registry, id: ObjectId, limit: u64, what: &str) -> Result<Vec<u8>> {
     let limit = limit.min(SMALL_OBJECT_LIMIT);
-    let (path, encoding) = reg.object(id)?;
-    let len = fs::metadata(&path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
+    let place = reg.object(id)?;
+    let len = place.stored_len()?;
     if len > limit {
         bail!(
             "object {} is {len} bytes, too large for {what} (at most {limit})",
@@ -54,7 +52,7 @@ pub fn read_up_to(reg: &Registry, id: ObjectId, limit: u64, what: &str) -> Resul
         inner: &mut out,
         left: limit,
     };
-    object::copy_verified(&path, encoding, id, None, &mut limited, &|_| {})
+    object::copy_verified(&place, id, None, &mut limited, &|_| {})
         .with_context(|| format!("reading object {} as {what}", id.short(16)))?;
     Ok(out)
 }
@@ -68,13 +66,13 @@ pub fn link_target(reg: &Registry, id: ObjectId, size: u64) -> Result<String> {
     if size > limit {
         bail!("its tree declares a target of {size} bytes, more than {limit}");
     }
-    let (path, encoding) = reg.object(id)?;
+    let place = reg.object(id)?;
     let mut out = Vec::new();
     let mut limited = LimitedWriter {
         inner: &mut out,
         left: size,
     };
-    object::copy_verified(&path, encoding, id, Some(size), &mut limited, &|_| {})?;
+    object::copy_verified(&place, id, Some(size), &mut limited, &|_| {})?;
     String::from_utf8(out).map_err(|_| anyhow::anyhow!("its target is not UTF-8"))
 }
 
@@ -175,7 +173,7 @@ fn open_sized(stored: &Path, id: ObjectId, size: u64) -> Result<File> {
 /// hashed in one pass. `dest` must
 /// not exist. On a mismatch the error names the corrupt object.
 pub fn copy_to_file(
-    (stored, encoding): (&Path, Encoding),
+    place: &Place,
     id: ObjectId,
     size: u64,
     dest: &Path,
@@ -189,7 +187,11 @@ pub fn copy_to_file(
         .mode(mode)
         .open(dest)
         .with_context(|| format!("creating {}", dest.display()))?;
-    match encoding {
+    let stored = match place {
+        Place::File(path, _) => path.as_path(),
+        Place::Packed(_) => return copy_packed(place, id, size, (&out, dest), progress),
+    };
+    match place.encoding() {
         Encoding::Chunked => {
             // Every part into its place at once, then the file written hashed whole
             // against its name: what is checked is what the folder holds.
@@ -232,7 +234,11 @@ pub fn copy_to_file(
                 .with_context(|| format!("reading object {}", stored.display()))?;
             let actual = ObjectId::of(&bytes);
             if actual != id {
-                bail!(object::corrupt_message(id, actual, stored));
+                bail!(object::corrupt_message(
+                    id,
+                    actual,
+                    &stored.display().to_string()
+                ));
             }
             check_size(id, bytes.len() as u64, size)?;
             (&out)
@@ -257,18 +263,40 @@ pub fn copy_to_file(
             let (actual, n) =
                 hashed.with_context(|| format!("reading object {}", stored.display()))?;
             if actual != id {
-                bail!(object::corrupt_message(id, actual, stored));
+                bail!(object::corrupt_message(
+                    id,
+                    actual,
+                    &stored.display().to_string()
+                ));
             }
             check_size(id, n, size)?;
         }
         Encoding::Zstd => {
             let mut writer = BufWriter::with_capacity(1 << 20, &out);
-            object::copy_verified(stored, encoding, id, Some(size), &mut writer, progress)?;
+            object::copy_verified(place, id, Some(size), &mut writer, progress)?;
             writer
                 .flush()
                 .with_context(|| format!("writing {}", dest.display()))?;
         }
     }
+    Ok(())
+}
+
+/// Writes a packed object to `out` (the new file at `dest`): read whole, since a
+/// packed object is small, and checked before a byte is written.
+fn copy_packed(
+    place: &Place,
+    id: ObjectId,
+    size: u64,
+    (out, dest): (&File, &Path),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(1 << 20));
+    object::copy_verified(place, id, Some(size), &mut bytes, &|_| {})?;
+    let mut out = out;
+    out.write_all(&bytes)
+        .with_context(|| format!("writing {}", dest.display()))?;
+    progress(size);
     Ok(())
 }
 
@@ -281,35 +309,34 @@ pub fn verified_file(
     size: u64,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<VerifiedFile> {
-    let (stored, encoding) = reg.object(id)?;
-    match encoding {
-        Encoding::Raw => {
-            let file = open_sized(&stored, id, size)?;
-            let (actual, n) = object::hash_reader(&mut &file, size, None, progress)
-                .with_context(|| format!("reading object {}", stored.display()))?;
-            if actual != id {
-                bail!(object::corrupt_message(id, actual, &stored));
-            }
-            check_size(id, n, size)?;
-            Ok(VerifiedFile { file, len: n })
+    let place = reg.object(id)?;
+    if let Place::File(stored, Encoding::Raw) = &place {
+        let file = open_sized(stored, id, size)?;
+        let (actual, n) = object::hash_reader(&mut &file, size, None, progress)
+            .with_context(|| format!("reading object {}", stored.display()))?;
+        if actual != id {
+            bail!(object::corrupt_message(
+                id,
+                actual,
+                &stored.display().to_string()
+            ));
         }
-        Encoding::Zstd | Encoding::Chunked => {
-            // A file without a name: nothing is left behind, even if mreg is killed. The
-            // registry's tmp/ is on the registry's disk; a read-only registry falls back
-            // to the system's temp folder.
-            let file = tempfile::tempfile_in(reg.tmp_dir())
-                .or_else(|_| tempfile::tempfile())
-                .context("creating a temp file to decode a compressed object into")?;
-            let mut writer = BufWriter::with_capacity(1 << 20, &file);
-            let n =
-                object::copy_verified(&stored, encoding, id, Some(size), &mut writer, progress)?;
-            writer
-                .flush()
-                .context("writing a decoded object to a temp file")?;
-            drop(writer);
-            Ok(VerifiedFile { file, len: n })
-        }
+        check_size(id, n, size)?;
+        return Ok(VerifiedFile { file, len: n });
     }
+    // A file without a name: nothing is left behind, even if mreg is killed. The
+    // registry's tmp/ is on the registry's disk; a read-only registry falls back to the
+    // system's temp folder.
+    let file = tempfile::tempfile_in(reg.tmp_dir())
+        .or_else(|_| tempfile::tempfile())
+        .context("creating a temp file to decode a compressed object into")?;
+    let mut writer = BufWriter::with_capacity(1 << 20, &file);
+    let n = object::copy_verified(&place, id, Some(size), &mut writer, progress)?;
+    writer
+        .flush()
+        .context("writing a decoded object to a temp file")?;
+    drop(writer);
+    Ok(VerifiedFile { file, len: n })
 }
 
 /// An object's verified content in a file that can be read at any offset.

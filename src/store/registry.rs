@@ -10,16 +10,19 @@ use serde::Deserialize;
 use super::backend::{Backend, BackendRef, Folder};
 use super::config::{self, Config};
 use super::keys;
-use super::object::Encoding;
-use super::{atomic, files, gclock, tmp};
+use super::object::{Encoding, Place};
+use super::{atomic, files, gclock, pack, tmp};
 use crate::error::Failure;
 use crate::id::ObjectId;
 
 /// The layout format this build reads and writes.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// The first layout format whose registries store large files in parts.
 pub const PARTS_FORMAT: u32 = 2;
+
+/// The first layout format whose registries store small objects in packs.
+pub const PACKS_FORMAT: u32 = 3;
 
 /// The name of the registry folder inside a project.
 pub const DIR_NAME: &str = ".mreg";
@@ -39,6 +42,8 @@ pub struct Registry {
     tmp: std::sync::Arc<tmp::Area>,
     /// Who hears what a command waits for.
     notice: Notice,
+    /// The packs, as far as this process has read their indexes; shared by clones.
+    packs: std::sync::Arc<pack::Packs>,
 }
 
 /// Hears, in a sentence, what a command waits for (a `gc` collecting the registry),
@@ -174,6 +179,17 @@ impl Registry {
         self.format() >= PARTS_FORMAT
     }
 
+    /// Returns whether pushes store small objects in packs here: a registry of format
+    /// 3 or later ([`super::pack`]).
+    pub fn stores_in_packs(&self) -> bool {
+        self.format() >= PACKS_FORMAT
+    }
+
+    /// Returns the registry's packs, as far as this process has read them.
+    pub fn packs(&self) -> &pack::Packs {
+        &self.packs
+    }
+
     /// Returns the registry's parsed `config.toml`, refusing a newer layout format.
     pub fn config(&self) -> Result<Config> {
         let path = self.path(keys::CONFIG);
@@ -279,10 +295,11 @@ impl Registry {
     fn at(root: PathBuf) -> Registry {
         let tmp = tmp::Area::new(root.join(keys::TMP.trim_end_matches('/')));
         Registry {
-            root,
             backend: BackendRef(std::sync::Arc::new(Folder)),
             tmp: std::sync::Arc::new(tmp),
             notice: Notice(std::sync::Arc::new(|_| {})),
+            packs: std::sync::Arc::new(pack::Packs::new(&root)),
+            root,
         }
     }
 
@@ -353,8 +370,20 @@ impl Registry {
         self.path(&keys::object(id, encoding))
     }
 
-    /// Returns where and how an object is stored, or `None` when it is absent.
-    pub fn find_object(&self, id: ObjectId) -> Option<(PathBuf, Encoding)> {
+    /// Returns where and how an object is stored, or `None` when it is absent: in a
+    /// file of its own, or in a pack.
+    pub fn find_object(&self, id: ObjectId) -> Option<Place> {
+        Encoding::ALL
+            .into_iter()
+            .find_map(|encoding| {
+                let path = self.object_path(id, encoding);
+                path.is_file().then_some(Place::File(path, encoding))
+            })
+            .or_else(|| self.packs.find(id).map(Place::Packed))
+    }
+
+    /// Returns where an object is stored in a file of its own, or `None`.
+    pub fn find_file(&self, id: ObjectId) -> Option<(PathBuf, Encoding)> {
         Encoding::ALL.into_iter().find_map(|encoding| {
             let path = self.object_path(id, encoding);
             path.is_file().then_some((path, encoding))
@@ -400,7 +429,7 @@ impl Registry {
 
     /// Returns where and how an object is stored, fetching it from the bucket when this
     /// registry is a mirror that lacks it; an error names an object found nowhere.
-    pub fn object(&self, id: ObjectId) -> Result<(PathBuf, Encoding)> {
+    pub fn object(&self, id: ObjectId) -> Result<Place> {
         match self.find_object(id) {
             Some(found) => Ok(found),
             None => self.backend().fetch_object(self, id),

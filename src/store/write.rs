@@ -17,7 +17,7 @@ use tempfile::TempPath;
 
 use super::object::{self, Encoding};
 use super::registry::Registry;
-use super::{atomic, chunks, keys};
+use super::{atomic, chunks, keys, pack};
 use crate::id::ObjectId;
 
 /// Returns what storing one file did.
@@ -58,7 +58,24 @@ pub struct Staging<'r> {
     ids: Mutex<HashSet<ObjectId>>,
     /// Objects staged as chunk lists.
     listed: Mutex<HashSet<ObjectId>>,
+    /// Whether small objects go in packs (a registry of format 3).
+    packing: bool,
+    /// The first objects bound for a pack, held until there are more than
+    /// [`LOOSE_UP_TO`]: a push that adds a tree or two stores them as files, not as a
+    /// pack of their own.
+    few: Mutex<Vec<Held>>,
+    /// The pack being filled.
+    pack: Mutex<Option<pack::PackWriter>>,
+    /// Packs filled, waiting to be published.
+    packs: Mutex<Vec<pack::Finished>>,
 }
+
+/// A small object held in memory: its id, content size, encoding and stored bytes.
+type Held = (ObjectId, u64, Encoding, Vec<u8>);
+
+/// A staging area with no more small objects than this stores them as files of their
+/// own; with more, in packs.
+const LOOSE_UP_TO: usize = 16;
 
 /// One part of a file being stored: its id, its size, and its temp file when the
 /// registry lacked it.
@@ -82,6 +99,10 @@ impl<'r> Staging<'r> {
             lists: Mutex::new(Vec::new()),
             ids: Mutex::new(HashSet::new()),
             listed: Mutex::new(HashSet::new()),
+            packing: reg.stores_in_packs(),
+            few: Mutex::new(Vec::new()),
+            pack: Mutex::new(None),
+            packs: Mutex::new(Vec::new()),
         }
     }
 
@@ -92,10 +113,15 @@ impl<'r> Staging<'r> {
 
     /// Returns whether nothing is waiting to be published.
     pub fn is_empty(&self) -> bool {
-        self.pending
+        self.ids
             .lock()
             .expect("staging lock is never poisoned")
             .is_empty()
+            && self
+                .listed
+                .lock()
+                .expect("staging lock is never poisoned")
+                .is_empty()
     }
 
     fn staged(&self, id: ObjectId, any_form: bool) -> bool {
@@ -369,6 +395,16 @@ impl<'r> Staging<'r> {
     /// compressed one, and damage that keeps the length, are found by the hash when
     /// the object is read, and by `mreg fsck`.
     pub(super) fn holds_whole(&self, id: ObjectId, size: u64) -> Result<bool> {
+        if self.packing
+            && size <= pack::PACKED_MAX
+            && self
+                .reg
+                .packs()
+                .find(id)
+                .is_some_and(|p| p.entry.size == size)
+        {
+            return Ok(true);
+        }
         Ok(self.holds_part(id, size)? || self.reg.holds_in_parts(id, size))
     }
 
@@ -420,11 +456,58 @@ impl<'r> Staging<'r> {
         } else {
             (Encoding::Raw, bytes)
         };
+        if self.packing && size <= pack::PACKED_MAX {
+            return self.add_to_pack(id, size, encoding, body);
+        }
         let mut temp = atomic::object_temp_file(&self.reg.tmp_dir())?;
         temp.write_all(body)
             .with_context(|| format!("writing {}", temp.path().display()))?;
         let new = self.keep(id, size, encoding, temp.into_temp_path())?;
         Ok(Stored::of(id, size, new))
+    }
+
+    /// Appends an object to the pack being filled, unless it is staged already; a pack
+    /// that reaches [`pack::PACK_TARGET`] is closed, to be published with the rest.
+    fn add_to_pack(
+        &self,
+        id: ObjectId,
+        size: u64,
+        encoding: Encoding,
+        body: &[u8],
+    ) -> Result<Stored> {
+        if !self
+            .ids
+            .lock()
+            .expect("staging lock is never poisoned")
+            .insert(id)
+        {
+            return Ok(Stored::of(id, size, false));
+        }
+        let mut slot = self.pack.lock().expect("staging lock is never poisoned");
+        if slot.is_none() {
+            let mut few = self.few.lock().expect("staging lock is never poisoned");
+            if few.len() < LOOSE_UP_TO {
+                few.push((id, size, encoding, body.to_vec()));
+                return Ok(Stored::of(id, size, true));
+            }
+            let mut writer = pack::PackWriter::new(&self.reg.tmp_dir())?;
+            for (id, size, encoding, body) in few.drain(..) {
+                writer.add(id, encoding, size, &body)?;
+            }
+            *slot = Some(writer);
+        }
+        let writer = slot.as_mut().expect("a pack is being filled");
+        writer.add(id, encoding, size, body)?;
+        if writer.len() >= pack::PACK_TARGET {
+            let full = slot.take().expect("a pack is being filled");
+            drop(slot);
+            let done = full.finish(&self.reg.tmp_dir())?;
+            self.packs
+                .lock()
+                .expect("staging lock is never poisoned")
+                .push(done);
+        }
+        Ok(Stored::of(id, size, true))
     }
 
     fn keep(&self, id: ObjectId, size: u64, encoding: Encoding, temp: TempPath) -> Result<bool> {
@@ -463,16 +546,46 @@ impl<'r> Staging<'r> {
     /// whole objects first, then the chunk lists naming parts, so that no list is ever
     /// durable before its parts.
     pub fn publish(self) -> Result<()> {
-        let pending = self
+        let mut pending = self
             .pending
             .into_inner()
             .expect("staging lock is never poisoned");
-        let lists = self
+        let mut lists = self
             .lists
             .into_inner()
             .expect("staging lock is never poisoned");
+        let mut packs = self
+            .packs
+            .into_inner()
+            .expect("staging lock is never poisoned");
+        if let Some(writer) = self
+            .pack
+            .into_inner()
+            .expect("staging lock is never poisoned")
+            .filter(|w| !w.is_empty())
+        {
+            packs.push(writer.finish(&self.reg.tmp_dir())?);
+        }
+        for (id, _, encoding, body) in self
+            .few
+            .into_inner()
+            .expect("staging lock is never poisoned")
+        {
+            let mut temp = atomic::object_temp_file(&self.reg.tmp_dir())?;
+            temp.write_all(&body)
+                .with_context(|| format!("writing {}", temp.path().display()))?;
+            pending.push((temp.into_temp_path(), keys::object(id, encoding)));
+        }
+        // A pack goes with the objects; its index, which makes its objects found, with
+        // the lists, once the pack is durable.
+        let published_packs = !packs.is_empty();
+        for done in packs {
+            pending.push((done.pack, pack::pack_key(&done.name)));
+            lists.push((done.index, pack::index_key(&done.name)));
+        }
         // Each fan-out folder is made and checked once, not once per object.
         let mut made: HashSet<String> = HashSet::new();
+        let mut durable = false;
         for (n, batch) in [pending, lists].into_iter().enumerate() {
             if batch.is_empty() {
                 continue;
@@ -480,7 +593,10 @@ impl<'r> Staging<'r> {
             if n == 1 {
                 crate::crash::point("parts-published");
             }
-            atomic::sync_filesystem(self.reg.root())?;
+            // What the first batch's last flush made durable needs no flush again.
+            if !durable {
+                atomic::sync_filesystem(self.reg.root())?;
+            }
             for (temp, key) in batch {
                 let (folder, _) = key
                     .rsplit_once('/')
@@ -497,6 +613,10 @@ impl<'r> Staging<'r> {
                     .with_context(|| format!("publishing object {}", target.display()))?;
             }
             atomic::sync_filesystem(self.reg.root())?;
+            durable = true;
+        }
+        if published_packs {
+            self.reg.packs().changed();
         }
         Ok(())
     }

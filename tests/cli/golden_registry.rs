@@ -144,7 +144,7 @@ fn a_v1_registry_stores_files_whole_until_upgraded_then_in_parts_and_reads_as_be
     env.ok(&["upgrade"]);
     let after = std::fs::read_to_string(&config).unwrap();
     // Only the format line changed.
-    assert_eq!(after, before.replace("format = 1", "format = 2"));
+    assert_eq!(after, before.replace("format = 1", "format = 3"));
     assert_ne!(after, before);
     env.write("big/weights.bin", crate::common::noise(20 << 20, 33));
     env.ok(&["push", "big", "--model", "big"]);

@@ -22,7 +22,7 @@ fn init_creates_a_registry_once() {
     let config = std::fs::read_to_string(env.registry().join("config.toml")).unwrap();
     assert_snapshot!(config, @r#"
     # mreg registry configuration
-    format = 2
+    format = 3
 
     # Stages are named pointers to one version of each model. staging, production and
     # archived always exist; a [stages.NAME] table declares another one. Keys:
@@ -140,7 +140,7 @@ fn a_registry_of_a_newer_format_is_refused() {
     exit: 1
     --- stdout
     --- stderr
-    error: the registry at [TMP]/work/.mreg has layout format 9, newer than this mreg reads (2)
+    error: the registry at [TMP]/work/.mreg has layout format 9, newer than this mreg reads (3)
     hint: upgrade mreg
     "#);
 }

@@ -283,17 +283,17 @@ fn parts_travel_through_a_folder_remote_and_a_clone_and_a_sync_sends_only_new_on
 
 #[test]
 fn a_registry_of_format_1_stores_whole_sends_whole_and_upgrade_turns_parts_on() {
-    // A registry of format 1 next to one of format 2.
+    // A registry of format 1 next to one of this build's format.
     let old = TestEnv::new();
     old.ok(&["init"]);
     let config = old.registry().join("config.toml");
     let text = fs::read_to_string(&config).unwrap();
-    fs::write(&config, text.replace("format = 2", "format = 1")).unwrap();
+    fs::write(&config, text.replace("format = 3", "format = 1")).unwrap();
     old.write("out/model.safetensors", checkpoint(&[], false));
     old.ok(&["push", "out", "--model", "llm"]);
     assert!(lists(&old.registry()).is_empty(), "format 1 stored parts");
 
-    // Parts fetched from a registry of format 2 are stored whole here.
+    // Parts fetched from a registry of format 2 or later are stored whole here.
     let new = TestEnv::new();
     new.ok(&["init"]);
     new.write("out/model.safetensors", checkpoint(&[3], true));
@@ -315,7 +315,7 @@ fn a_registry_of_format_1_stores_whole_sends_whole_and_upgrade_turns_parts_on() 
     plain.ok(&["init", &share.display().to_string()]);
     let share_config = share.join(".mreg/config.toml");
     let text = fs::read_to_string(&share_config).unwrap();
-    fs::write(&share_config, text.replace("format = 2", "format = 1")).unwrap();
+    fs::write(&share_config, text.replace("format = 3", "format = 1")).unwrap();
     new.ok(&["remote", "add", "share", &share.display().to_string()]);
     new.ok(&["sync", "share"]);
     assert!(
@@ -331,12 +331,12 @@ fn a_registry_of_format_1_stores_whole_sends_whole_and_upgrade_turns_parts_on() 
     // Upgraded, the old registry stores the next fine-tune in parts.
     let said = json(&old.ok(&["upgrade", "--json"]));
     assert_eq!(said["from"], 1);
-    assert_eq!(said["to"], 2);
+    assert_eq!(said["to"], 3);
     assert_eq!(said["changed"], true);
     assert!(
         fs::read_to_string(&config)
             .unwrap()
-            .contains("\nformat = 2\n")
+            .contains("\nformat = 3\n")
     );
     old.write("out/model.safetensors", checkpoint(&[], true));
     let pushed = json(&old.ok(&["push", "out", "--model", "llm", "--json"]));
@@ -349,7 +349,7 @@ fn a_registry_of_format_1_stores_whole_sends_whole_and_upgrade_turns_parts_on() 
         "{pushed}"
     );
     let again = old.ok_err(&["upgrade"]);
-    assert!(again.contains("at layout format 2 already"), "{again}");
+    assert!(again.contains("at layout format 3 already"), "{again}");
     old.ok(&["pull", "llm@1", "--to", "one"]);
     old.ok(&["pull", "llm@2", "--to", "two"]);
     old.ok(&["fsck"]);
@@ -390,7 +390,7 @@ fn a_bucket_of_format_1_takes_files_whole_until_upgraded() {
     s3::put(
         &bucket,
         "reg/config.toml",
-        config.replace("format = 2", "format = 1").as_bytes(),
+        config.replace("format = 3", "format = 1").as_bytes(),
     );
     a.write("out/model.safetensors", checkpoint(&[], false));
     a.ok(&["--registry", &url, "push", "out", "--model", "llm"]);
@@ -409,7 +409,7 @@ fn a_bucket_of_format_1_takes_files_whole_until_upgraded() {
     assert!(
         String::from_utf8(s3::get(&bucket, "reg/config.toml"))
             .unwrap()
-            .contains("\nformat = 2\n")
+            .contains("\nformat = 3\n")
     );
     a.write("out/model.safetensors", checkpoint(&[], true));
     a.ok(&["--registry", &url, "push", "out", "--model", "llm"]);
@@ -435,7 +435,7 @@ fn diff_of_files_in_parts_reads_only_changed_tensors_and_agrees_with_whole_files
     whole.ok(&["init"]);
     let config = whole.registry().join("config.toml");
     let text = fs::read_to_string(&config).unwrap();
-    fs::write(&config, text.replace("format = 2", "format = 1")).unwrap();
+    fs::write(&config, text.replace("format = 3", "format = 1")).unwrap();
     whole.write("out/config.json", "{\"layers\": 8}\n");
     for (changed, head) in [(&[][..], false), (&[][..], true), (&[1, 6][..], true)] {
         whole.write("out/model.safetensors", checkpoint(changed, head));
@@ -618,12 +618,12 @@ fn lists_mreg_never_writes_are_refused_by_pull_and_named_by_fsck() {
     let two = two_versions();
     let config = two.registry().join("config.toml");
     let text = fs::read_to_string(&config).unwrap();
-    fs::write(&config, text.replace("format = 2", "format = 1")).unwrap();
+    fs::write(&config, text.replace("format = 3", "format = 1")).unwrap();
     let out = two.run(&["fsck"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("mreg upgrade"));
     // And a format no mreg writes.
-    fs::write(&config, text.replace("format = 2", "format = 0")).unwrap();
+    fs::write(&config, text.replace("format = 3", "format = 0")).unwrap();
     let out = two.run(&["ls"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("layout format 0"));
@@ -651,7 +651,7 @@ fn upgrade_keeps_what_follows_the_format_and_quiet_is_quiet() {
     let text = fs::read_to_string(&config).unwrap();
     fs::write(
         &config,
-        text.replace("format = 2", "format = 1   # made by 0.1"),
+        text.replace("format = 3", "format = 1   # made by 0.1"),
     )
     .unwrap();
     let out = env.run(&["upgrade", "-q"]);
@@ -660,7 +660,7 @@ fn upgrade_keeps_what_follows_the_format_and_quiet_is_quiet() {
     assert!(
         fs::read_to_string(&config)
             .unwrap()
-            .contains("\nformat = 2   # made by 0.1\n")
+            .contains("\nformat = 3   # made by 0.1\n")
     );
 }
 

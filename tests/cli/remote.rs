@@ -638,7 +638,7 @@ fn an_upload_in_parts_killed_midway_resumes_from_its_journal() {
     // its own, each small enough to go in one request).
     let config = a.registry().join("config.toml");
     let text = fs::read_to_string(&config).unwrap();
-    fs::write(&config, text.replace("format = 2", "format = 1")).unwrap();
+    fs::write(&config, text.replace("format = 3", "format = 1")).unwrap();
     let bytes = noise(96 << 20, 7);
     a.write("big/weights.bin", &bytes);
     a.ok(&["push", "big", "--model", "big"]);

@@ -212,6 +212,43 @@ impl Remote for S3Remote {
         })
     }
 
+    fn read_range(&self, key: &str, offset: u64, len: u64) -> Result<Option<Vec<u8>>> {
+        super::check_range(self, key, len)?;
+        self.runtime.block_on(async {
+            let options = GetOptions {
+                range: Some(GetRange::Bounded(offset..offset.saturating_add(len))),
+                ..GetOptions::default()
+            };
+            let result = match self.store.get_opts(&self.path(key), options).await {
+                Ok(result) => result,
+                Err(err) if is_not_found(&err) => return Ok(None),
+                Err(err) if err.to_string().contains("Range") => {
+                    return Err(super::short_range(self, key, offset, len));
+                }
+                Err(err) => return Err(self.explain(&err, "reading", key)),
+            };
+            let mut bytes = Vec::with_capacity(len as usize);
+            let mut stream = result.into_stream();
+            while let Some(chunk) = stream
+                .try_next()
+                .await
+                .map_err(|err| self.explain(&err, "reading", key))?
+            {
+                if bytes.len() + chunk.len() > len as usize {
+                    bail!(
+                        "{} sent more than the {len} bytes asked for",
+                        self.describe(key)
+                    );
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            if bytes.len() as u64 != len {
+                return Err(super::short_range(self, key, offset, len));
+            }
+            Ok(Some(bytes))
+        })
+    }
+
     fn size(&self, key: &str) -> Result<Option<u64>> {
         self.runtime.block_on(async {
             match self.store.head(&self.path(key)).await {
