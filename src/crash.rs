@@ -26,6 +26,7 @@ pub const POINTS: &[&str] = &[
     "removal-recorded",
     "gc-marked",
     "gc-swept-some",
+    "gc-repacked",
 ];
 
 /// Kills this process when `MREG_CRASH_AT` names `name`.

@@ -25,6 +25,7 @@ mod cli {
     mod model;
     #[cfg(not(feature = "s3"))]
     mod no_s3;
+    mod packs;
     mod parts;
     mod pictures;
     mod pipes;
