@@ -14,12 +14,13 @@ use anyhow::Result;
 
 use super::lease::Held;
 use super::mirror::Link;
+use super::packs::RemotePacks;
 use super::sync::{Options, Sync};
 use super::{Remote, Swap};
 use crate::error::Failure;
 use crate::id::ObjectId;
 use crate::store::gc::{self, Amounts, Census, Garbage, Stored};
-use crate::store::{NoProgress, Registry, chunks, gclock, keys};
+use crate::store::{NoProgress, Registry, chunks, gclock, keys, pack};
 
 /// The most keys one deletion request names: S3's `DeleteObjects` limit.
 const BATCH: usize = 1000;
@@ -67,6 +68,8 @@ pub fn add_parts<S: std::hash::BuildHasher>(
 pub struct Session<'a> {
     bucket: &'a Bucket<'a>,
     lease: Option<Held>,
+    /// The mirror's temp folder, where rewritten packs are made.
+    tmp: std::path::PathBuf,
 }
 
 impl Bucket<'_> {
@@ -122,6 +125,7 @@ impl Bucket<'_> {
         Ok(Session {
             bucket: self,
             lease,
+            tmp: reg.tmp_dir(),
         })
     }
 
@@ -142,15 +146,45 @@ impl Bucket<'_> {
         }
     }
 
-    /// Returns every object the bucket stores, listed, with its keys and sizes.
+    /// Returns every object the bucket stores, listed, with its keys and sizes, and
+    /// those its packs hold, by their indexes (read afresh).
     pub fn stored(&self) -> Result<HashMap<ObjectId, Stored>> {
         let listed = self.link.remote.list(keys::OBJECTS)?;
-        Ok(gc::stored_in_listing(
+        let mut stored = gc::stored_in_listing(
             listed
                 .iter()
                 .filter(|l| l.special.is_none())
                 .map(|l| (l.key.as_str(), l.size)),
-        ))
+        );
+        let packs = RemotePacks::load(self.remote())?;
+        for remote_pack in packs.packs() {
+            for entry in &remote_pack.entries {
+                let one = stored.entry(entry.id).or_default();
+                one.packed.push((remote_pack.name.clone(), entry.stored));
+                one.bytes += entry.stored;
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Returns the keys and sizes of the bucket's packs that have no index: left by a
+    /// writer stopped between sending a pack and its index.
+    pub fn packs_without_index(&self) -> Result<Vec<(String, u64)>> {
+        let listed = self.link.remote.list(keys::PACKS)?;
+        let indexed: std::collections::HashSet<&str> = listed
+            .iter()
+            .filter_map(|l| pack::name_of_index(l.key.strip_prefix(keys::PACKS)?))
+            .collect();
+        Ok(listed
+            .iter()
+            .filter(|l| {
+                l.key
+                    .strip_prefix(keys::PACKS)
+                    .and_then(pack::name_of_pack)
+                    .is_some_and(|name| !indexed.contains(name))
+            })
+            .map(|l| (l.key.clone(), l.size))
+            .collect())
     }
 }
 
@@ -171,7 +205,8 @@ impl Session<'_> {
             .enumerate()
             .flat_map(|(kind, list)| list.iter().map(move |(_, s)| (kind, s)))
             .collect();
-        if items.is_empty() {
+        if items.is_empty() && garbage.packs.rewrite.is_empty() {
+            self.delete_orphans(&mut done)?;
             return Ok(done);
         }
         lease.check()?;
@@ -206,7 +241,103 @@ impl Session<'_> {
             counted.push((kind, stored.bytes));
         }
         flush(&mut batch, &mut counted)?;
+        self.rewrite_packs(&garbage.packs)?;
+        self.delete_orphans(&mut done)?;
         Ok(done)
+    }
+
+    /// Deletes the bucket's packs without an index, counted with the temp files: no
+    /// writer is sending one while the collector's lease holds.
+    fn delete_orphans(&self, done: &mut Amounts) -> Result<()> {
+        let orphans = self.bucket.packs_without_index()?;
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        let lease = self.lease.as_ref().expect("only a real collection sweeps");
+        lease.check()?;
+        let keys: Vec<String> = orphans.iter().map(|(k, _)| k.clone()).collect();
+        self.bucket.link.remote.delete_many(&keys)?;
+        done[3].count += orphans.len() as u64;
+        done[3].bytes += orphans.iter().map(|(_, b)| b).sum::<u64>();
+        Ok(())
+    }
+
+    /// Rewrites the bucket's packs `plan` names: their live objects, each read by range
+    /// and checked against its id, go to new packs, sent with their indexes before the
+    /// old indexes and packs are deleted, so that every live object is in an indexed
+    /// pack at every moment. A pack with a live object that does not match its id is
+    /// left as it is.
+    fn rewrite_packs(&self, plan: &gc::PackPlan) -> Result<()> {
+        if plan.rewrite.is_empty() {
+            return Ok(());
+        }
+        let lease = self
+            .lease
+            .as_ref()
+            .expect("only a real collection rewrites");
+        let remote: &dyn Remote = &*self.bucket.link.remote;
+        let packs = RemotePacks::load(remote)?;
+        let by_name: HashMap<&str, &super::packs::RemotePack> =
+            packs.packs().iter().map(|p| (p.name.as_str(), p)).collect();
+        let mut damaged: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut writer: Option<pack::PackWriter> = None;
+        let mut done = Vec::new();
+        for (id, name) in &plan.keep {
+            let Some(entry) = by_name
+                .get(name.as_str())
+                .and_then(|p| p.entries.iter().find(|e| e.id == *id))
+            else {
+                damaged.insert(name.as_str());
+                continue;
+            };
+            let bytes = remote.read_range(&pack::pack_key(name), entry.offset, entry.stored)?;
+            let Some(bytes) = bytes.filter(|b| {
+                crate::store::object::verify_stored(b, entry.encoding, entry.id).is_ok()
+            }) else {
+                damaged.insert(name.as_str());
+                continue;
+            };
+            let w = match &mut writer {
+                Some(w) => w,
+                None => writer.insert(pack::PackWriter::new(&self.tmp)?),
+            };
+            w.add(entry.id, entry.encoding, entry.size, &bytes)?;
+            if w.len() >= pack::PACK_TARGET {
+                let full = writer.take().expect("a pack is being filled");
+                done.push(full.finish(&self.tmp)?);
+            }
+        }
+        if let Some(w) = writer.filter(|w| !w.is_empty()) {
+            done.push(w.finish(&self.tmp)?);
+        }
+        // A pack that could not be read whole keeps its objects where they are; the
+        // copies made of its others are harmless, and the next gc collects them.
+        let new: std::collections::HashSet<String> = done.iter().map(|d| d.name.clone()).collect();
+        for finished in &done {
+            for (path, key) in [
+                (&finished.pack, pack::pack_key(&finished.name)),
+                (&finished.index, pack::index_key(&finished.name)),
+            ] {
+                lease.check()?;
+                let file = std::fs::File::open(path)?;
+                let len = file.metadata()?.len();
+                let journal = self.tmp.join(format!("journal-{}", finished.name));
+                remote.upload(&key, &file, len, journal, &|_| {})?;
+            }
+        }
+        crate::crash::point("gc-repacked");
+        let mut old = Vec::new();
+        for name in &plan.rewrite {
+            if damaged.contains(name.as_str()) || new.contains(name) {
+                continue;
+            }
+            old.push(pack::index_key(name));
+            old.push(pack::pack_key(name));
+        }
+        lease.check()?;
+        remote.delete_many(&old)?;
+        self.bucket.link.known.forget_packs();
+        Ok(())
     }
 }
 

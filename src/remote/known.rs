@@ -139,6 +139,37 @@ impl Known {
         Ok(packs.find(id).map(|(key, entry)| (key.to_owned(), entry)))
     }
 
+    /// Returns the remote's packs, their indexes read once.
+    pub fn remote_packs(
+        &self,
+        remote: &dyn Remote,
+    ) -> Result<std::sync::Arc<super::packs::RemotePacks>> {
+        let mut slot = self.packs.lock().expect("remote packs");
+        if slot.is_none() {
+            *slot = Some(std::sync::Arc::new(super::packs::RemotePacks::load(
+                remote,
+            )?));
+        }
+        Ok(std::sync::Arc::clone(
+            slot.as_ref().expect("loaded just now"),
+        ))
+    }
+
+    /// Forgets the remote's pack indexes, so the next lookup reads them again.
+    pub fn forget_packs(&self) {
+        *self.packs.lock().expect("remote packs") = None;
+    }
+
+    /// Remembers every object the remote's packs hold as held there (in the encoding
+    /// its pack stores it in), reading the remote's pack indexes if need be.
+    pub fn note_packed(&self, remote: &dyn Remote) -> Result<()> {
+        let packs = self.remote_packs(remote)?;
+        for (id, encoding) in packs.objects() {
+            self.insert(&keys::object(id, encoding))?;
+        }
+        Ok(())
+    }
+
     /// Returns the encoding the remote holds an object in, if it is known to.
     pub fn encoding_of(&self, id: ObjectId) -> Option<Encoding> {
         let keys = self.keys.lock().expect("known keys");

@@ -230,7 +230,7 @@ impl Backend for Link {
     }
 
     fn holds_object(&self, _reg: &Registry, id: ObjectId) -> Result<bool> {
-        if self.known.encoding_of(id).is_some() {
+        if self.known.encoding_of(id).is_some() || self.known.packed(&*self.remote, id)?.is_some() {
             return Ok(true);
         }
         for encoding in Encoding::ALL {

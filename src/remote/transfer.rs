@@ -142,9 +142,31 @@ pub fn fetch_all(
     objects: &[(ObjectId, u64)],
     progress: &dyn Progress,
 ) -> Result<Moved> {
-    let missing = lacking(reg, objects);
+    fetch_objects(reg, remote, known, objects, false, progress)
+}
+
+/// Does what [`fetch_all`] does; with `parts` (the parts of files stored in parts,
+/// which this registry keeps as files of their own, never in packs), no pack is
+/// fetched whole.
+fn fetch_objects(
+    reg: &Registry,
+    remote: &dyn Remote,
+    known: &Known,
+    objects: &[(ObjectId, u64)],
+    parts: bool,
+    progress: &dyn Progress,
+) -> Result<Moved> {
+    let mut missing = lacking(reg, objects);
     if missing.is_empty() {
         return Ok(Moved::default());
+    }
+    let whole = if reg.stores_in_packs() && !parts {
+        super::packs::fetch_whole_packs(reg, remote, known, &mut missing, progress)?
+    } else {
+        Moved::default()
+    };
+    if missing.is_empty() {
+        return Ok(whole);
     }
     let total = missing
         .iter()
@@ -223,6 +245,8 @@ pub fn fetch_all(
         }
     }
     progress.finish();
+    objects += whole.objects;
+    moved.fetch_add(whole.bytes, Ordering::Relaxed);
     let mut failed = failed.into_inner().expect("failures");
     if !lists.is_empty() {
         let done = complete_lists(reg, remote, known, lists, progress)?;
@@ -305,7 +329,7 @@ fn complete_lists(
         .iter()
         .flat_map(|fetched| fetched.list.parts.iter().copied())
         .collect();
-    let fetched_parts = fetch_all(reg, remote, known, &parts, progress)?;
+    let fetched_parts = fetch_objects(reg, remote, known, &parts, true, progress)?;
     let mut moved = Moved {
         objects: fetched_parts.objects,
         bytes: fetched_parts.bytes,
@@ -521,6 +545,10 @@ fn download(
     declared: u64,
     tick: &(dyn Fn(u64) + Sync),
 ) -> Result<Downloaded> {
+    // A remote's packs first: an object packed there is no file of its own.
+    if let Some(fetched) = download_packed(reg, remote, known, id, declared, tick)? {
+        return Ok(fetched);
+    }
     let mut order = match known.encoding_of(id) {
         Some(Encoding::Zstd) => vec![Encoding::Zstd, Encoding::Raw, Encoding::Chunked],
         Some(Encoding::Chunked) => vec![Encoding::Chunked, Encoding::Raw, Encoding::Zstd],
@@ -586,9 +614,6 @@ fn download(
             temp,
             file: Some(file),
         });
-    }
-    if let Some(fetched) = download_packed(reg, remote, known, id, declared, tick)? {
-        return Ok(fetched);
     }
     Err(Failure::error(format!(
         "object {} is missing from {} as well as from the local registry",
@@ -712,6 +737,19 @@ fn download_packed(
     declared: u64,
     tick: &(dyn Fn(u64) + Sync),
 ) -> Result<Option<Downloaded>> {
+    download_packed_once(reg, remote, known, (id, declared), tick, false)
+}
+
+/// Does what [`download_packed`] does; `retried` says the remote's indexes were read
+/// again already.
+fn download_packed_once(
+    reg: &Registry,
+    remote: &dyn Remote,
+    known: &Known,
+    (id, declared): (ObjectId, u64),
+    tick: &(dyn Fn(u64) + Sync),
+    retried: bool,
+) -> Result<Option<Downloaded>> {
     let Some((pack_key, entry)) = known.packed(remote, id)? else {
         return Ok(None);
     };
@@ -734,7 +772,12 @@ fn download_packed(
         )));
     }
     let Some(bytes) = remote.read_range(&pack_key, entry.offset, entry.stored)? else {
-        return Ok(None);
+        // The pack went since its index was read (a gc rewrote it): read them again.
+        if retried {
+            return Ok(None);
+        }
+        known.forget_packs();
+        return download_packed_once(reg, remote, known, (id, declared), tick, true);
     };
     tick(bytes.len() as u64);
     object::verify_stored(&bytes, entry.encoding, id)
@@ -824,7 +867,7 @@ pub fn send_all(
             remote,
             known,
             &parts,
-            (false, &BTreeMap::new()),
+            (false, false, &BTreeMap::new()),
             progress,
         )?
     };
@@ -845,7 +888,14 @@ pub fn send_all(
             );
         }
     }
-    let rest = send_objects(reg, remote, known, objects, (in_parts, &blocked), progress)?;
+    let rest = send_objects(
+        reg,
+        remote,
+        known,
+        objects,
+        (in_parts, true, &blocked),
+        progress,
+    )?;
     moved.objects += rest.objects;
     moved.bytes += rest.bytes;
     moved.failed.extend(rest.failed);
@@ -855,22 +905,28 @@ pub fn send_all(
 /// Returns whether `remote`'s registry stores files in parts: its `config.toml`
 /// declares format 2 or later.
 fn remote_stores_parts(remote: &dyn Remote) -> Result<bool> {
+    Ok(remote_format(remote)? >= crate::store::registry::PARTS_FORMAT)
+}
+
+/// Returns the layout format `remote`'s `config.toml` declares (0 without one).
+fn remote_format(remote: &dyn Remote) -> Result<u32> {
     let config = remote.get(keys::CONFIG)?;
-    Ok(config.is_some_and(|c| {
+    Ok(config.map_or(0, |c| {
         crate::store::registry::format_of(&String::from_utf8_lossy(&c.bytes))
-            >= crate::store::registry::PARTS_FORMAT
     }))
 }
 
 /// Sends the listed objects the remote lacks (see [`send_all`]); `in_parts` says
 /// whether objects stored in parts go as their lists (their parts sent already) or
-/// whole, and `blocked` names those not to send, with why.
+/// whole, `may_pack` whether small objects may go in packs (not parts, which every
+/// registry keeps as objects of their own), and `blocked` names those not to send,
+/// with why.
 fn send_objects(
     reg: &Registry,
     remote: &dyn Remote,
     known: &Known,
     objects: &[ObjectId],
-    (in_parts, blocked): (bool, &BTreeMap<ObjectId, String>),
+    (in_parts, may_pack, blocked): (bool, bool, &BTreeMap<ObjectId, String>),
     progress: &dyn Progress,
 ) -> Result<Moved> {
     let mut unknown: Vec<ObjectId> = objects
@@ -888,34 +944,16 @@ fn send_objects(
                 .filter(|l| l.special.is_none())
                 .map(|l| l.key.as_str()),
         )?;
+        known.note_packed(remote)?;
         unknown.retain(|id| known.encoding_of(*id).is_none());
     }
     if unknown.is_empty() {
         return Ok(Moved::default());
     }
-    let mut sizes = Vec::with_capacity(unknown.len());
-    let mut total = 0;
-    // An object missing here fails what names it, not the whole transfer.
-    let mut missing_here = BTreeMap::new();
-    for id in &unknown {
-        if let Some(why) = blocked.get(id) {
-            missing_here.insert(*id, why.clone());
-            continue;
-        }
-        let Some(place) = reg.find_object(*id) else {
-            missing_here.insert(
-                *id,
-                format!(
-                    "object {} is missing from this registry; it was not sent",
-                    id.short(16)
-                ),
-            );
-            continue;
-        };
-        let len = place.stored_len()?;
-        total += len;
-        sizes.push((*id, place, len));
-    }
+    // A remote of format 3 takes small objects in packs: a few requests, not one each.
+    let packer = (may_pack && remote_format(remote)? >= crate::store::registry::PACKS_FORMAT)
+        .then(|| super::packs::Packer::new(reg));
+    let (sizes, total, missing_here) = located(reg, &unknown, blocked)?;
     let failed = Mutex::new(missing_here);
     let ready = Mutex::new(Vec::with_capacity(sizes.len()));
     progress.start("send", total);
@@ -923,15 +961,24 @@ fn send_objects(
     // Each object is checked against its name first; the ones that pass go in one
     // batch, which a folder remote makes durable at once.
     let result = parallel(&sizes, PARALLEL, &|(id, place, len)| {
-        if sizes.len() <= LIST_INSTEAD_OF_ASKING {
-            for other in Encoding::ALL {
-                let other_key = keys::object(*id, other);
-                if remote.size(&other_key)?.is_some() {
-                    known.insert(&other_key)?;
-                    tick(*len);
-                    return Ok(());
+        if sizes.len() <= LIST_INSTEAD_OF_ASKING && held_there(remote, known, *id)? {
+            tick(*len);
+            return Ok(());
+        }
+        if let Some(packer) = &packer
+            && let Some(checked) = super::packs::packable(place, *id)?
+        {
+            match checked {
+                Ok((bytes, size)) => packer.add(*id, place.encoding(), size, &bytes)?,
+                Err(why) => {
+                    failed
+                        .lock()
+                        .expect("failed objects")
+                        .insert(*id, format!("{why}; it was not sent"));
                 }
             }
+            tick(*len);
+            return Ok(());
         }
         let whole = place.encoding() == Encoding::Chunked && !in_parts;
         match checked(reg, (*id, place), whole)? {
@@ -951,18 +998,85 @@ fn send_objects(
         }
         Ok(())
     });
-    let ready = ready.into_inner().expect("objects to send");
-    let result = result.and_then(|()| remote.upload_all(&ready, &tick));
+    let mut ready = ready.into_inner().expect("objects to send");
+    let (packs, in_packs, loose) = match packer {
+        Some(packer) => packer.finish(known)?,
+        None => (Vec::new(), Vec::new(), Vec::new()),
+    };
+    ready.extend(loose);
+    // The packs go with the objects; their indexes, which make what they hold found,
+    // only once every pack is there and durable.
+    let (bodies, indexes) = super::packs::uploads(known, &packs)?;
+    ready.extend(bodies);
+    let result = result
+        .and_then(|()| remote.upload_all(&ready, &tick))
+        .and_then(|()| remote.upload_all(&indexes, &|_| {}));
     progress.finish();
     result?;
     for item in &ready {
-        known.insert(&item.key)?;
+        if !item.key.starts_with(keys::PACKS) {
+            known.insert(&item.key)?;
+        }
+    }
+    for (id, encoding) in &in_packs {
+        known.insert(&keys::object(*id, *encoding))?;
     }
     Ok(Moved {
-        objects: ready.len() as u64,
+        objects: (ready.len() - packs.len() + in_packs.len()) as u64,
         bytes: ready.iter().map(|u| u.len).sum(),
         failed: failed.into_inner().expect("failed objects"),
     })
+}
+
+/// Returns whether the remote holds `id`, asked about it: in a pack, or in any stored
+/// form; remembers where.
+fn held_there(remote: &dyn Remote, known: &Known, id: ObjectId) -> Result<bool> {
+    if let Some((_, entry)) = known.packed(remote, id)? {
+        known.insert(&keys::object(id, entry.encoding))?;
+        return Ok(true);
+    }
+    for other in Encoding::ALL {
+        let other_key = keys::object(id, other);
+        if remote.size(&other_key)?.is_some() {
+            known.insert(&other_key)?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Returns where each object to send is, with its stored length, and their total;
+/// and those that are not to be sent (`blocked`, or missing here), each with why: one
+/// missing fails what names it, not the whole transfer.
+#[allow(clippy::type_complexity)]
+fn located(
+    reg: &Registry,
+    ids: &[ObjectId],
+    blocked: &BTreeMap<ObjectId, String>,
+) -> Result<(Vec<(ObjectId, Place, u64)>, u64, BTreeMap<ObjectId, String>)> {
+    let mut sizes = Vec::with_capacity(ids.len());
+    let mut total = 0;
+    let mut missing_here = BTreeMap::new();
+    for id in ids {
+        if let Some(why) = blocked.get(id) {
+            missing_here.insert(*id, why.clone());
+            continue;
+        }
+        let Some(place) = reg.find_object(*id) else {
+            missing_here.insert(
+                *id,
+                format!(
+                    "object {} is missing from this registry; it was not sent",
+                    id.short(16)
+                ),
+            );
+            continue;
+        };
+        let len = place.stored_len()?;
+        total += len;
+        sizes.push((*id, place, len));
+    }
+    Ok((sizes, total, missing_here))
 }
 
 /// Returns what sends an object stored at `path`: its key on the remote, where what

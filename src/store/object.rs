@@ -125,16 +125,25 @@ impl Place {
 /// Checks an object's stored bytes held in memory (a packed object, at most
 /// [`pack::STORED_MAX`]) against its id; returns a description of a mismatch.
 pub fn verify_stored(bytes: &[u8], encoding: Encoding, id: ObjectId) -> Result<(), String> {
-    let limit = pack::PACKED_MAX + 1;
-    let hashed = match encoding {
-        Encoding::Zstd => zstd::stream::read::Decoder::new(bytes)
-            .and_then(|d| hash_reader(&mut d.take(limit), limit, None, &|_| {})),
-        _ => hash_reader(&mut &bytes[..], bytes.len() as u64, None, &|_| {}),
-    };
-    match hashed {
+    match hash_stored_bytes(bytes, encoding, pack::PACKED_MAX) {
         Ok((actual, _)) if actual == id => Ok(()),
         Ok((actual, _)) => Err(format!("its content hashes to {}", actual.short(16))),
         Err(err) => Err(format!("it cannot be decoded ({err})")),
+    }
+}
+
+/// Returns the hash and length of the content of stored bytes held in memory, decoding
+/// no more than one byte past `limit`.
+pub fn hash_stored_bytes(
+    bytes: &[u8],
+    encoding: Encoding,
+    limit: u64,
+) -> io::Result<(ObjectId, u64)> {
+    let take = limit.saturating_add(1);
+    match encoding {
+        Encoding::Zstd => zstd::stream::read::Decoder::new(bytes)
+            .and_then(|d| hash_reader(&mut d.take(take), limit, None, &|_| {})),
+        _ => hash_reader(&mut bytes.take(take), bytes.len() as u64, None, &|_| {}),
     }
 }
 

@@ -21,7 +21,9 @@ fn small_files(env: &TestEnv, dir: &str, count: usize, seed: u64) {
         let bytes = if i % 2 == 0 {
             noise(len, (seed * 10_000 + i as u64) << 1)
         } else {
-            format!("row {i} of set {seed}\n").repeat(len / 16).into_bytes()
+            format!("row {i} of set {seed}\n")
+                .repeat(len / 16)
+                .into_bytes()
         };
         env.write(&format!("{dir}/shard{}/f{i:04}.dat", i % 4), bytes);
     }
@@ -72,7 +74,11 @@ fn many_small_files_are_stored_in_one_pack_and_pull_back_the_same() {
     assert_eq!(packs(&reg).len(), 1, "one pack for one push");
     assert_eq!(files_ending(&reg.join("packs"), "idx").len(), 1);
     // The files, and their trees, are in the pack: no object file each.
-    assert!(object_files(&reg) < 10, "{} object files", object_files(&reg));
+    assert!(
+        object_files(&reg) < 10,
+        "{} object files",
+        object_files(&reg)
+    );
     env.ok(&["pull", "ds@1", "--to", "out"]);
     assert_eq!(
         snapshot_files(&env.path("out")),
@@ -102,7 +108,10 @@ fn a_registry_of_format_2_keeps_small_files_as_files_until_upgraded() {
     assert!(object_files(&env.registry()) > 100);
 
     let said = json(&env.ok(&["upgrade", "--json"]));
-    assert_eq!((said["from"].as_u64(), said["to"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(
+        (said["from"].as_u64(), said["to"].as_u64()),
+        (Some(2), Some(3))
+    );
     small_files(&env, "data", 100, 2);
     env.ok(&["push", "data", "--model", "ds"]);
     assert_eq!(packs(&env.registry()).len(), 1);
@@ -173,12 +182,18 @@ fn a_damaged_pack_is_named_by_fsck_and_refused_by_pull() {
     let out = env.run(&["fsck"]);
     assert_eq!(out.status.code(), Some(1));
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("is corrupt") && said.contains(".pack"), "{said}");
+    assert!(
+        said.contains("is corrupt") && said.contains(".pack"),
+        "{said}"
+    );
     let out = env.run(&["pull", "ds@1", "--to", "out"]);
     assert_eq!(out.status.code(), Some(1));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("is corrupt"), "{said}");
-    assert!(!env.path("out").exists(), "a pull that failed left a folder");
+    assert!(
+        !env.path("out").exists(),
+        "a pull that failed left a folder"
+    );
     // gc never rewrites a pack whose live objects fail their hash.
     env.ok(&["gc"]);
     assert_eq!(fs::read(&pack).unwrap(), bytes);
@@ -197,7 +212,10 @@ fn a_damaged_or_forged_index_is_refused_and_its_objects_count_as_missing() {
     let out = env.run(&["fsck"]);
     assert_eq!(out.status.code(), Some(1));
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("pack index") && said.contains("damaged"), "{said}");
+    assert!(
+        said.contains("pack index") && said.contains("damaged"),
+        "{said}"
+    );
     let out = env.run(&["pull", "ds@1", "--to", "out"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing"));
@@ -313,7 +331,10 @@ fn a_remote_whose_pack_lies_is_refused_by_name_and_nothing_is_stored() {
     let out = b.run(&["sync"]);
     assert_eq!(out.status.code(), Some(1));
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("is corrupt") && said.contains(".pack"), "{said}");
+    assert!(
+        said.contains("is corrupt") && said.contains(".pack"),
+        "{said}"
+    );
     b.ok(&["fsck"]);
     assert!(
         b.run(&["pull", "ds@1", "--to", "out"]).status.code() != Some(0),
@@ -335,7 +356,11 @@ fn a_remote_whose_pack_lies_is_refused_by_name_and_nothing_is_stored() {
     fs::remove_file(&index).unwrap();
     let pack_bytes = fs::read(&pack).unwrap();
     fs::remove_file(&pack).unwrap();
-    fs::write(share.registry().join(format!("packs/{name}.pack")), pack_bytes).unwrap();
+    fs::write(
+        share.registry().join(format!("packs/{name}.pack")),
+        pack_bytes,
+    )
+    .unwrap();
     let out = b.run(&["sync", "--recheck"]);
     assert_eq!(out.status.code(), Some(1), "a forged index was believed");
     b.ok(&["fsck"]);
@@ -360,4 +385,44 @@ fn a_registry_with_packs_syncs_to_a_bucket_and_a_clone_of_it_pulls() {
         snapshot_files(&c.path("out")),
         snapshot_files(&env.path("data"))
     );
+}
+
+#[cfg(feature = "s3")]
+#[test]
+fn a_bucket_takes_small_files_in_packs_and_its_gc_rewrites_them() {
+    let bucket = s3::bucket();
+    let url = format!("s3://{bucket}/reg");
+    let a = TestEnv::on_s3();
+    a.ok(&["init", &url]);
+    small_files(&a, "data", 200, 1);
+    a.ok(&["--registry", &url, "push", "data", "--model", "ds"]);
+    let pack_keys = || {
+        let mut keys: Vec<String> = s3::keys(&bucket, "reg/packs/");
+        keys.sort();
+        keys
+    };
+    let first = pack_keys();
+    assert_eq!(first.len(), 2, "one pack and its index: {first:?}");
+    let loose = s3::keys(&bucket, "reg/objects/").len();
+    assert!(loose < 20, "{loose} objects sent one by one");
+    small_files(&a, "data", 150, 2);
+    a.ok(&["--registry", &url, "push", "data", "--model", "ds"]);
+    a.ok(&["--registry", &url, "rm", "ds@1", "--reason", "old"]);
+    a.ok(&["--registry", &url, "gc"]);
+    let after = pack_keys();
+    assert!(
+        !after.contains(&first[0]),
+        "the first pack, mostly garbage, is still there: {after:?}"
+    );
+    // A registry that never saw the bucket pulls what lives.
+    let b = TestEnv::on_s3();
+    b.ok(&["clone", &url, "c"]);
+    let c_reg = b.path("c/.mreg").display().to_string();
+    b.ok(&["--registry", &c_reg, "pull", "ds@2", "--to", "out"]);
+    assert_eq!(
+        snapshot_files(&b.path("out")),
+        snapshot_files(&a.path("data"))
+    );
+    b.ok(&["--registry", &c_reg, "fsck"]);
+    b.ok(&["--registry", &url, "pull", "ds@2", "--to", "direct"]);
 }

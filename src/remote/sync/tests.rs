@@ -211,7 +211,10 @@ fn stage_moves_stay_local_when_the_remote_may_not_have_its_stages_moved() {
 
 #[test]
 fn a_corrupt_object_on_the_remote_is_refused_and_no_version_names_it() {
+    // A remote of format 2 holds each object as a file of its own (damage inside a pack
+    // is tested with the CLI).
     let remote = MemoryRemote::new("mem://team");
+    remote.put(keys::CONFIG, b"format = 2\n");
     sent(&remote);
     let object = remote
         .key_list()
@@ -251,6 +254,7 @@ fn a_corrupt_object_on_the_remote_is_refused_and_no_version_names_it() {
 #[test]
 fn an_interrupted_send_is_finished_by_the_next_sync() {
     let remote = MemoryRemote::new("mem://team");
+    remote.put(keys::CONFIG, b"format = 2\n");
     let a = TempRegistry::new();
     for i in 0..5 {
         let name = format!("w{i}.bin");
@@ -276,6 +280,47 @@ fn an_interrupted_send_is_finished_by_the_next_sync() {
     let b = TempRegistry::new();
     sync(&b.reg, &remote, both_ways()).unwrap();
     assert_eq!(versions(&b.reg, "m"), [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn small_objects_go_to_a_remote_of_format_3_in_packs_indexes_last() {
+    let remote = MemoryRemote::new("mem://team");
+    let a = TempRegistry::new();
+    let files: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| (format!("f{i}.bin"), format!("weights {i}").into_bytes()))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    a.push("m", &refs, &[]);
+    remote.take_calls();
+    let report = sync(&a.reg, &remote, both_ways()).unwrap();
+    let calls = remote.take_calls();
+    let uploads: Vec<&String> = calls.iter().filter(|c| c.starts_with("upload")).collect();
+    // One pack and its index hold the version's objects, the index sent last; the run's
+    // one object, sent on its own, goes as an object.
+    let kind = |u: &str| u.rsplit('.').next().unwrap_or_default().to_owned();
+    let position = |ext: &str| uploads.iter().position(|u| kind(u) == ext);
+    assert_eq!(uploads.iter().filter(|u| kind(u) == "pack").count(), 1);
+    assert!(position("pack") < position("idx"), "{uploads:?}");
+    assert!(uploads.len() <= 3, "{uploads:?}");
+    assert!(report.sent.objects >= 41, "{report:?}");
+    let blob = ObjectId::of(b"weights 7");
+    assert!(
+        !remote
+            .key_list()
+            .iter()
+            .any(|k| k.starts_with(keys::OBJECTS) && k.contains(&blob.to_hex()[2..]))
+    );
+    // A registry syncing from it reads the packs, and a second sync sends nothing.
+    let b = TempRegistry::new();
+    sync(&b.reg, &remote, both_ways()).unwrap();
+    assert_eq!(versions(&b.reg, "m"), [1]);
+    assert!(b.reg.has_object(ObjectId::of(b"weights 7")));
+    remote.take_calls();
+    sync(&a.reg, &remote, both_ways()).unwrap();
+    assert!(!remote.take_calls().iter().any(|c| c.starts_with("upload")));
 }
 
 #[test]
