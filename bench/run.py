@@ -105,7 +105,15 @@ def paired(base_fn, mreg_fn, n=3):
     return base, ours, ratio, max(m[1] for _, m in pairs)
 
 
-def ensure_tools():
+def ensure_tools(peers=False):
+    """Installs GNU time and b3sum, and with `peers` restic and git-lfs, from Debian
+    where they are missing (aws comes from pip's awscli)."""
+    if peers:
+        missing = [p for p in ("restic", "git-lfs") if shutil.which(p) is None]
+        if missing:
+            subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=False)
+        if shutil.which("aws") is None:
+            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "awscli"], check=False)
     if not Path("/usr/bin/time").exists():
         subprocess.run(["apt-get", "install", "-y", "-qq", "time"], check=True)
     if shutil.which("b3sum") is None:
@@ -293,6 +301,266 @@ def bench_files(work, mreg, env, report, label, maker):
         shutil.rmtree(p)
     shutil.rmtree(src)
 
+
+# ---- packs: 5,000 small files, against restic, git-lfs and the copy, on two disks ----
+
+class CountingProxy:
+    """A pass-through HTTP proxy in front of the S3 server that counts requests (by
+    method) and the bytes of their bodies both ways, so a transfer's requests are
+    measured, not estimated."""
+
+    def __init__(self, upstream_port):
+        import http.client
+        import http.server
+        import socketserver
+        import threading
+
+        counts = self.counts = {}
+        self.bytes = [0, 0]
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=120)
+                conn.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
+                reply = conn.getresponse()
+                data = reply.read()
+                with lock:
+                    counts[self.command] = counts.get(self.command, 0) + 1
+                    outer.bytes[0] += length
+                    outer.bytes[1] += len(data)
+                self.send_response(reply.status)
+                for k, v in reply.getheaders():
+                    if k.lower() not in ("transfer-encoding", "content-length", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take(self):
+        """Returns (requests, bytes sent, bytes received) since the last call."""
+        out = (sum(self.counts.values()), self.bytes[0], self.bytes[1])
+        self.counts.clear()
+        self.bytes[0] = self.bytes[1] = 0
+        return out
+
+
+def journaled_disk(work):
+    """Mounts a loop-backed ext4 with its journal under `work`; returns its path, or
+    None where mounting is not allowed."""
+    image, mount = work / "ext4.img", work / "ext4"
+    mount.mkdir(exist_ok=True)
+    subprocess.run(["truncate", "-s", "3G", str(image)], check=True)
+    made = subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True)
+    mounted = made.returncode == 0 and subprocess.run(
+        ["mount", "-o", "loop", str(image), str(mount)], capture_output=True).returncode == 0
+    return mount if mounted else None
+
+
+def bench_packs_on(disk, label, src, mreg, env, report):
+    """The small-file rows on one disk: first push, no-op re-push, push to a folder
+    remote, and clone + pull from it, mreg beside restic, git-lfs and the copy."""
+
+    def mreg_cmd(reg, *args):
+        return [mreg, "--registry", str(reg), "--no-progress", "-q", *args]
+
+    peers = {name: shutil.which(name) is not None for name in ("restic", "git-lfs")}
+    renv = dict(env, RESTIC_PASSWORD="bench", RESTIC_CACHE_DIR=str(disk / "restic-cache"))
+    report.heading(f"-- packs on {label}: {sum(1 for _ in src.rglob('*.dat'))} small files")
+    n = iter(range(1_000_000))
+
+    def cp_sync():
+        dst = disk / "cp-dst"
+        shutil.rmtree(dst, ignore_errors=True)
+        return sh("sh", "-c", f"cp -r '{src}' '{dst}' && sync")
+
+    def fresh_push():
+        reg = fresh_push.reg = disk / f"reg-{next(n)}"
+        subprocess.run([mreg, "init", str(reg), "-q"], check=True, env=env)
+        return sh(*mreg_cmd(reg, "push", str(src), "--model", "m"), env=env)
+
+    def restic_backup():
+        repo = disk / f"restic-{next(n)}"
+        subprocess.run(["restic", "init", "-q", "-r", str(repo)], check=True, env=renv,
+                       stdout=subprocess.DEVNULL)
+        restic_backup.repo = repo
+        return sh("restic", "-q", "-r", str(repo), "backup", str(src), env=renv)
+
+    base, ours, ratio, rss = paired(cp_sync, fresh_push)
+    report.row("cp -r && sync", base)
+    report.row("mreg push (fresh registry)", ours, f"{ratio:.2f}x cp -r && sync; peak RSS {rss:.0f} MiB")
+    report.target(f"packs ({label}): first push <= 1.2x cp -r && sync", ratio <= 1.2, f"{ratio:.2f}x")
+    if peers["restic"]:
+        r_s, ours, r_ratio, _ = paired(restic_backup, fresh_push)
+        report.row("restic backup (fresh repository)", r_s)
+        report.row("mreg push (fresh registry), paired with restic", ours, f"{r_ratio:.2f}x restic")
+
+    reg = fresh_push.reg
+    time.sleep(2.1)  # the stat cache trusts stamps older than 2 s
+    sh(*mreg_cmd(reg, "push", str(src), "--model", "m"), env=env)
+    noop = lambda: sh(*mreg_cmd(reg, "push", str(src), "--model", "m"), env=env)
+    if peers["git-lfs"]:
+        repo = disk / "lfs"
+        shutil.rmtree(repo, ignore_errors=True)
+        shutil.copytree(src, repo)
+        genv = dict(env, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b",
+                    GIT_COMMITTER_EMAIL="b@b")
+        for cmd in (["git", "init", "-q"], ["git", "lfs", "install", "--local"],
+                    ["git", "lfs", "track", "*.dat"], ["git", "add", "-A"],
+                    ["git", "commit", "-q", "-m", "data"]):
+            subprocess.run(cmd, cwd=repo, env=genv, check=True, stdout=subprocess.DEVNULL)
+        time.sleep(2.1)
+        lfs_noop = lambda: sh("git", "-C", str(repo), "add", "-A", env=genv)
+        lfs_noop()
+        g_s, ours, g_ratio, _ = paired(lfs_noop, noop, n=5)
+        report.row("git add -A, nothing changed (git-lfs)", g_s)
+        report.row("mreg push, nothing changed", ours, f"{g_ratio:.2f}x git-lfs")
+        report.target(f"packs ({label}): no-op re-push <= git-lfs", g_ratio <= 1.0, f"{g_ratio:.2f}x")
+    else:
+        report.row("mreg push, nothing changed", median(noop, 5)[0])
+
+    share = disk / "share"
+
+    def to_remote():
+        shutil.rmtree(share, ignore_errors=True)
+        (reg / ".mreg" / "remotes.toml").unlink(missing_ok=True)
+        shutil.rmtree(reg / ".mreg" / "cache" / "remotes", ignore_errors=True)
+        subprocess.run(mreg_cmd(reg, "init", str(share)), check=True, env=env)
+        subprocess.run(mreg_cmd(reg, "remote", "add", "share", str(share)), check=True, env=env)
+        return sh(*mreg_cmd(reg, "sync", "share"), env=env)
+
+    base, ours, ratio, _ = paired(cp_sync, to_remote)
+    report.row("mreg sync to an empty folder remote", ours, f"{ratio:.2f}x cp -r && sync")
+
+    def clone_pull():
+        dst = disk / "clone"
+        shutil.rmtree(dst, ignore_errors=True)
+        start = time.perf_counter()
+        subprocess.run([mreg, "-q", "--no-progress", "clone", str(share), str(dst)], check=True, env=env)
+        subprocess.run(mreg_cmd(dst / ".mreg", "pull", "m@1", "--to", str(dst / "out")),
+                       check=True, env=env)
+        subprocess.run(["sync"], check=True)
+        return time.perf_counter() - start, 0
+
+    base, ours, ratio, _ = paired(cp_sync, clone_pull)
+    report.row("mreg clone + pull from the folder remote", ours, f"{ratio:.2f}x cp -r && sync")
+    same = snapshot(disk / "clone" / "out") == snapshot(src)
+    report.check(f"packs ({label}): clone + pull is byte-identical", same, "")
+    if peers["restic"]:
+        repo = restic_backup.repo
+
+        def restore():
+            dst = disk / "restored"
+            shutil.rmtree(dst, ignore_errors=True)
+            start = time.perf_counter()
+            subprocess.run(["restic", "-q", "-r", str(repo), "restore", "latest", "--target", str(dst)],
+                           check=True, env=renv, stdout=subprocess.DEVNULL)
+            subprocess.run(["sync"], check=True)
+            return time.perf_counter() - start, 0
+
+        r_s, ours, r_ratio, _ = paired(restore, clone_pull)
+        report.row("restic restore from its repository", r_s)
+        report.row("mreg clone + pull, paired with restic", ours, f"{r_ratio:.2f}x restic")
+        report.target(f"packs ({label}): clone + pull <= restic restore", r_ratio <= 1.0, f"{r_ratio:.2f}x")
+    for p in list(disk.glob("reg-*")) + list(disk.glob("restic-*")) + [share, disk / "clone", disk / "lfs",
+                                                                      disk / "restored", disk / "cp-dst"]:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def snapshot(root):
+    """Returns every file below `root` with its bytes' hash, by relative path."""
+    import hashlib
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def bench_packs(work, mreg, env, report):
+    """Small files in packs: the rows of `bench_packs_on` on the work folder's disk and
+    on a loop-mounted journaled ext4, then the requests a sync of them to a bucket on
+    the local S3 server makes, against `aws s3 sync` of the same folder."""
+    src = work / "packs-small"
+    make_small(src)
+    bench_packs_on(work, "the work disk", src, mreg, env, report)
+    disk = journaled_disk(work)
+    if disk is None:
+        report.heading("(no loop-mounted ext4: mounting is not allowed here)")
+    else:
+        try:
+            local = disk / "small"
+            shutil.copytree(src, local)
+            bench_packs_on(disk, "a journaled ext4 (loop)", local, mreg, env, report)
+        finally:
+            subprocess.run(["umount", str(disk)], check=False)
+    port, server = start_s3()
+    proxy = CountingProxy(port)
+    s3env = dict(env, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1",
+                 AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", MREG_CACHE_DIR=str(work / "packs-cache"))
+    import boto3
+    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id="test",
+                          aws_secret_access_key="test", region_name="us-east-1")
+    reg = work / "packs-reg"
+    subprocess.run([mreg, "init", str(reg), "-q"], check=True, env=env)
+    subprocess.run([mreg, "--registry", str(reg), "-q", "push", str(src), "--model", "m"], check=True, env=env)
+    n = iter(range(1_000_000))
+
+    def mreg_sync():
+        bucket = f"packs-{next(n)}"
+        client.create_bucket(Bucket=bucket)
+        (reg / ".mreg" / "remotes.toml").unlink(missing_ok=True)
+        shutil.rmtree(reg / ".mreg" / "cache" / "remotes", ignore_errors=True)
+        subprocess.run([mreg, "--registry", str(reg), "-q", "remote", "add", "b", f"s3://{bucket}/reg"],
+                       check=True, env=s3env)
+        proxy.take()
+        out = sh(mreg, "--registry", str(reg), "-q", "sync", "b", env=s3env)
+        mreg_sync.last = proxy.take()
+        return out
+
+    def aws_sync():
+        bucket = f"packs-{next(n)}"
+        client.create_bucket(Bucket=bucket)
+        proxy.take()
+        out = sh("aws", "s3", "sync", "--quiet", str(src), f"s3://{bucket}/plain", env=s3env)
+        aws_sync.last = proxy.take()
+        return out
+
+    a_s, ours, ratio, rss = paired(aws_sync, mreg_sync)
+    (m_req, m_up, m_down), (a_req, a_up, _) = mreg_sync.last, aws_sync.last
+    report.row("aws s3 sync of the small files to an empty bucket", a_s,
+               f"{a_req} requests, {a_up / MIB:.0f} MiB sent")
+    report.row("mreg sync of them to an empty bucket", ours,
+               f"{ratio:.2f}x aws s3 sync; {m_req} requests, {m_up / MIB:.0f} MiB sent; peak RSS {rss:.0f} MiB")
+    report.target("packs: S3 requests of a sync of 5,000 small files < 100", m_req < 100, f"{m_req}")
+    clone = work / "packs-clone"
+    url = json.loads(capture([mreg, "--registry", str(reg), "--json", "remote", "list"], s3env))[0]["url"]
+    proxy.take()
+    start = time.perf_counter()
+    subprocess.run([mreg, "-q", "--no-progress", "clone", url, str(clone)], check=True, env=s3env)
+    seconds = time.perf_counter() - start
+    c_req, _, c_down = proxy.take()
+    report.row("mreg clone of that bucket", seconds, f"{c_req} requests, {c_down / MIB:.0f} MiB received")
+    report.target("packs: S3 requests of a clone of 5,000 small files < 100", c_req < 100, f"{c_req}")
+    server.stdin.close()
+    server.wait()
+    shutil.rmtree(src)
 
 # ---- runs: query and logging over synthetic runs ----
 
@@ -1286,7 +1554,8 @@ def bench_report(work, mreg, env, report):
     shutil.rmtree(reg, ignore_errors=True)
 
 
-SECTIONS = ["model", "small", "runs", "stages", "diff", "dedup", "sync", "gc", "gc-bucket", "env", "report"]
+SECTIONS = ["model", "small", "packs", "runs", "stages", "diff", "dedup", "sync", "gc", "gc-bucket", "env",
+            "report"]
 
 
 def main():
@@ -1300,8 +1569,8 @@ def main():
     if unknown or not sections:
         parser.error(f"unknown section {', '.join(unknown) or '(none)'}; choose from {', '.join(SECTIONS)}")
 
-    if any(s in sections for s in ("model", "small", "diff", "dedup", "sync")):
-        ensure_tools()
+    if any(s in sections for s in ("model", "small", "packs", "diff", "dedup", "sync")):
+        ensure_tools(peers="packs" in sections)
     mreg = os.environ.get("MREG") or str(REPO / "target/release/mreg")
     if "MREG" not in os.environ:
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
@@ -1318,6 +1587,8 @@ def main():
     for label, maker in [("model", make_model), ("small", make_small)]:
         if label in sections:
             bench_files(work, mreg, env, report, label, maker)
+    if "packs" in sections:
+        bench_packs(work, mreg, env, report)
     if "runs" in sections:
         bench_runs(work, mreg, env, report)
     if "stages" in sections:

@@ -5,16 +5,17 @@ use anyhow::Result;
 use super::Ctx;
 use crate::ops::upgrade;
 
-/// Raise the registry's layout format to this mreg's, so that pushes store large files in parts
+/// Raise the registry's layout format to this mreg's (3): large files in parts, small ones in packs
 ///
 /// A registry made by `mreg init` has the newest format already. One made by an older
-/// mreg (format 1) keeps working as it is, storing each file whole, until it is
-/// upgraded: then files over 16 MiB are stored in parts (a `.safetensors` file cut at
-/// its tensors), so a version that changed a few tensors stores only those. Only the
-/// `format` line of config.toml changes; nothing stored is rewritten. An mreg older
-/// than this one refuses the registry afterwards, with a sentence saying to upgrade
-/// it. A sync sends files whole to a remote of format 1, and a registry of format 1
-/// stores whole what it fetches.
+/// mreg keeps working as it is until it is upgraded. From format 1 (every file stored
+/// whole), files over 16 MiB are then stored in parts (a `.safetensors` file cut at
+/// its tensors), so a version that changed a few tensors stores only those. From
+/// format 1 or 2, the small objects a push adds go in packs, a few files rather than
+/// one per file. Only the `format` line of config.toml changes; nothing stored is
+/// rewritten. An mreg older than this one refuses the registry afterwards, with a
+/// sentence saying to upgrade it. A sync sends a remote of an older format only what
+/// that format holds.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  mreg upgrade\n  mreg upgrade --registry /srv/registry\n  mreg upgrade --registry s3://ml-models/registry --json"
@@ -27,7 +28,7 @@ pub fn run(ctx: &Ctx, _args: &UpgradeArgs) -> Result<()> {
     let outcome = upgrade::upgrade(&reg)?;
     let sentence = if outcome.changed {
         format!(
-            "Raised {} from layout format {} to {}: large files pushed from now on are stored in parts.",
+            "Raised {} from layout format {} to {}: large files pushed from now on are stored in parts, small ones in packs.",
             outcome.registry, outcome.from, outcome.to
         )
     } else {

@@ -924,6 +924,15 @@ fn list_packed(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<Stored
             });
             continue;
         };
+        if !reg.stores_in_packs() {
+            problems.push(Problem {
+                path: path.clone(),
+                message: format!(
+                    "a pack in a registry whose config.toml declares format {}, which holds none (an older mreg does not see what it holds): run `mreg upgrade`",
+                    reg.format()
+                ),
+            });
+        }
         let opened = pack::read_index(reg.root(), name).and_then(|index| {
             let index = index.context("it vanished while fsck ran")?;
             let file = pack::open(reg.root(), name, &index)?;

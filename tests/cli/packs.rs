@@ -426,3 +426,18 @@ fn a_bucket_takes_small_files_in_packs_and_its_gc_rewrites_them() {
     b.ok(&["--registry", &c_reg, "fsck"]);
     b.ok(&["--registry", &url, "pull", "ds@2", "--to", "direct"]);
 }
+
+#[test]
+fn packs_in_a_registry_that_says_format_2_are_named_by_fsck() {
+    let env = TestEnv::with_registry();
+    small_files(&env, "data", 40, 1);
+    env.ok(&["push", "data", "--model", "ds"]);
+    let config = env.registry().join("config.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, text.replace("format = 3", "format = 2")).unwrap();
+    let out = env.run(&["fsck"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mreg upgrade"));
+    env.ok(&["upgrade"]);
+    env.ok(&["fsck"]);
+}
