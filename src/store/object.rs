@@ -147,6 +147,23 @@ pub fn hash_stored_bytes(
     }
 }
 
+/// Returns `bytes` as one zstd frame at [`ZSTD_LEVEL`], with this thread's compression
+/// context: making a context costs more than compressing a small file, and a push of
+/// thousands of small files compresses thousands of samples.
+pub fn compress(bytes: &[u8]) -> io::Result<Vec<u8>> {
+    thread_local! {
+        static CONTEXT: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    CONTEXT.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        slot.as_mut().expect("made above").compress(bytes)
+    })
+}
+
 /// Returns whether compressing `file` with zstd pays, from samples at its start,
 /// middle and end: it pays when they shrink by at least a tenth.
 pub fn zstd_pays(file: &File, len: u64) -> io::Result<bool> {
@@ -164,7 +181,7 @@ pub fn zstd_pays(file: &File, len: u64) -> io::Result<bool> {
     for offset in offsets {
         let n = read_full_at(file, &mut buf, offset)?;
         raw += n;
-        packed += zstd::bulk::compress(&buf[..n], ZSTD_LEVEL)?.len();
+        packed += compress(&buf[..n])?.len();
     }
     Ok(packed * 10 <= raw * 9)
 }
@@ -184,7 +201,7 @@ pub fn zstd_pays_bytes(bytes: &[u8]) -> bool {
     let (mut raw, mut packed) = (0usize, 0usize);
     for sample in samples {
         raw += sample.len();
-        packed += zstd::bulk::compress(sample, ZSTD_LEVEL).map_or(sample.len(), |c| c.len());
+        packed += compress(sample).map_or(sample.len(), |c| c.len());
     }
     packed * 10 <= raw * 9
 }

@@ -449,7 +449,8 @@ impl State {
 
 /// A pack being written: its temp file and the entries so far.
 pub struct PackWriter {
-    temp: tempfile::NamedTempFile,
+    out: std::io::BufWriter<File>,
+    path: TempPath,
     len: u64,
     entries: Vec<Entry>,
 }
@@ -469,11 +470,13 @@ pub struct Finished {
 impl PackWriter {
     /// Begins a pack in a temp file of `tmp_dir`.
     pub fn new(tmp_dir: &Path) -> Result<PackWriter> {
-        let mut temp = atomic::object_temp_file(tmp_dir)?;
-        temp.write_all(MAGIC)
-            .with_context(|| format!("writing {}", temp.path().display()))?;
+        let (file, path) = atomic::object_temp_file(tmp_dir)?.into_parts();
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        out.write_all(MAGIC)
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(PackWriter {
-            temp,
+            out,
+            path,
             len: MAGIC.len() as u64,
             entries: Vec::new(),
         })
@@ -481,9 +484,9 @@ impl PackWriter {
 
     /// Appends an object's stored bytes.
     pub fn add(&mut self, id: ObjectId, encoding: Encoding, size: u64, body: &[u8]) -> Result<()> {
-        self.temp
+        self.out
             .write_all(body)
-            .with_context(|| format!("writing {}", self.temp.path().display()))?;
+            .with_context(|| format!("writing {}", self.path.display()))?;
         self.entries.push(Entry {
             id,
             encoding,
@@ -507,9 +510,9 @@ impl PackWriter {
 
     /// Writes the index beside the pack; returns both, named, not yet published.
     pub fn finish(mut self, tmp_dir: &Path) -> Result<Finished> {
-        self.temp
+        self.out
             .flush()
-            .with_context(|| format!("writing {}", self.temp.path().display()))?;
+            .with_context(|| format!("writing {}", self.path.display()))?;
         self.entries.sort_unstable_by_key(|e| e.id);
         self.entries.dedup_by_key(|e| e.id);
         let index = PackIndex {
@@ -522,7 +525,7 @@ impl PackWriter {
             .with_context(|| format!("writing {}", temp.path().display()))?;
         Ok(Finished {
             name: name_of(text.as_bytes()),
-            pack: self.temp.into_temp_path(),
+            pack: self.path,
             index: temp.into_temp_path(),
             entries: index.entries.len(),
         })
@@ -530,8 +533,9 @@ impl PackWriter {
 }
 
 /// Publishes packs written to temp files: flushes the filesystem, gives each pack its
-/// name, flushes, gives each index its name, and flushes again, so that an index only
-/// ever names a durable pack. `root` is the registry folder.
+/// name, then each index its name, and flushes again. An index whose name outlived a
+/// crash that lost its pack's name is no harm: an index counts only with its pack
+/// present at its length. `root` is the registry folder.
 pub fn publish(root: &Path, done: Vec<Finished>) -> Result<()> {
     if done.is_empty() {
         return Ok(());
@@ -548,7 +552,6 @@ pub fn publish(root: &Path, done: Vec<Finished>) -> Result<()> {
             .with_context(|| format!("publishing {}", target.display()))?;
         indexes.push((finished.index, root.join(index_key(&finished.name))));
     }
-    atomic::sync_filesystem(root)?;
     for (temp, target) in indexes {
         temp.persist(&target)
             .map_err(|e| e.error)

@@ -394,8 +394,11 @@ impl Registry {
     /// here with every part it names: its list reads, adds up to `size`, and no part
     /// is missing.
     pub fn holds_in_parts(&self, id: ObjectId, size: u64) -> bool {
-        self.missing_parts(id)
-            .is_some_and(|(total, missing)| total == size && missing.is_empty())
+        // Only a file larger than any part is stored in parts: no list to look for.
+        size > super::chunks::CHUNKED_MIN
+            && self
+                .missing_parts(id)
+                .is_some_and(|(total, missing)| total == size && missing.is_empty())
     }
 
     /// Returns, for an object stored here in parts whose list reads, the content length

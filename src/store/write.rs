@@ -363,7 +363,7 @@ impl<'r> Staging<'r> {
     ) -> Result<(Encoding, TempPath)> {
         let mut temp = atomic::object_temp_file(&self.reg.tmp_dir())?;
         let packed = if object::zstd_pays_bytes(bytes) {
-            Some(zstd::bulk::compress(bytes, object::ZSTD_LEVEL)?).filter(|p| p.len() < bytes.len())
+            Some(object::compress(bytes)?).filter(|p| p.len() < bytes.len())
         } else {
             None
         };
@@ -447,7 +447,7 @@ impl<'r> Staging<'r> {
         }
         // Samples decide first, so incompressible content is not compressed whole.
         let packed = if object::zstd_pays_bytes(bytes) {
-            zstd::bulk::compress(bytes, object::ZSTD_LEVEL)?
+            object::compress(bytes)?
         } else {
             Vec::new()
         };
@@ -542,9 +542,9 @@ impl<'r> Staging<'r> {
         Ok(true)
     }
 
-    /// Makes every staged object durable and visible under its object path: parts and
-    /// whole objects first, then the chunk lists naming parts, so that no list is ever
-    /// durable before its parts.
+    /// Makes every staged object durable and visible under its object path: parts,
+    /// whole objects and packs first, then the chunk lists naming parts and the indexes
+    /// naming packs, with two flushes of the filesystem in all.
     pub fn publish(self) -> Result<()> {
         let mut pending = self
             .pending
@@ -583,19 +583,20 @@ impl<'r> Staging<'r> {
             pending.push((done.pack, pack::pack_key(&done.name)));
             lists.push((done.index, pack::index_key(&done.name)));
         }
+        if pending.is_empty() && lists.is_empty() {
+            return Ok(());
+        }
+        // Every temp file's bytes are durable before any of them has its name; then the
+        // names are given, objects and packs before the lists and indexes naming them,
+        // and flushed. A list or index whose name outlived a crash that lost a name it
+        // needs is no harm: a list is held only with every part present, and an index
+        // only with its pack present at its length, so the content is stored again.
+        atomic::sync_filesystem(self.reg.root())?;
         // Each fan-out folder is made and checked once, not once per object.
         let mut made: HashSet<String> = HashSet::new();
-        let mut durable = false;
         for (n, batch) in [pending, lists].into_iter().enumerate() {
-            if batch.is_empty() {
-                continue;
-            }
-            if n == 1 {
+            if n == 1 && !batch.is_empty() {
                 crate::crash::point("parts-published");
-            }
-            // What the first batch's last flush made durable needs no flush again.
-            if !durable {
-                atomic::sync_filesystem(self.reg.root())?;
             }
             for (temp, key) in batch {
                 let (folder, _) = key
@@ -612,9 +613,8 @@ impl<'r> Staging<'r> {
                     .map_err(|e| e.error)
                     .with_context(|| format!("publishing object {}", target.display()))?;
             }
-            atomic::sync_filesystem(self.reg.root())?;
-            durable = true;
         }
+        atomic::sync_filesystem(self.reg.root())?;
         if published_packs {
             self.reg.packs().changed();
         }
