@@ -37,7 +37,7 @@ const FORMAT: u32 = 2;
 const CACHE_LIMIT: u64 = 1 << 30;
 
 /// What `lstat` says of a file, compared to decide whether it changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamp {
     size: u64,
     mtime_ns: i64,
