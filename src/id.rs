@@ -27,6 +27,16 @@ impl ObjectId {
         ObjectId(*hasher.finalize().as_bytes())
     }
 
+    /// Returns the id whose 32 bytes these are (as [`ObjectId::as_bytes`] gives them).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        ObjectId(bytes)
+    }
+
+    /// Returns the id's 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// Returns the full lowercase hex form (64 characters).
     pub fn to_hex(self) -> String {
         blake3::Hash::from_bytes(self.0).to_hex().to_string()

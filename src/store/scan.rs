@@ -3,13 +3,14 @@
 //! cannot hold refused with its path: FIFOs, sockets, devices, names that are not UTF-8,
 //! symlinks leading out of the folder. Only metadata is read.
 
-use std::fs::{self, Metadata};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use rayon::prelude::*;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::snapshot::{IGNORE_FILE, Skipped};
 use super::statcache::Stamp;
@@ -26,6 +27,8 @@ pub(super) struct FileItem {
     pub(super) stamp: Stamp,
     /// Whether it is executable.
     pub(super) exec: bool,
+    /// The folder holding it, by its index in the scan.
+    dir: usize,
 }
 
 /// An entry of a scanned folder: files and folders by their index in the scan.
@@ -43,6 +46,8 @@ pub(super) struct Scan {
     pub(super) dirs: Vec<Vec<Child>>,
     /// What was left out.
     pub(super) skipped: Vec<Skipped>,
+    /// Every folder's path, by its index (the folder itself at 0).
+    dir_paths: Vec<PathBuf>,
     /// Bytes of every path found, together.
     path_bytes: u64,
 }
@@ -81,6 +86,7 @@ pub(super) fn scan(root: &Path, registry: Option<&Path>) -> Result<Scan> {
         files: Vec::new(),
         dirs: vec![Vec::new()],
         skipped: Vec::new(),
+        dir_paths: vec![root.to_path_buf()],
         path_bytes: 0,
     };
     let mut stack: Vec<usize> = vec![0];
@@ -116,25 +122,57 @@ pub(super) fn scan(root: &Path, registry: Option<&Path>) -> Result<Scan> {
         found.add(root, &entry, &mut stack)?;
     }
     found.skipped = skipped;
-    // Every file's metadata, several at once: on a folder of thousands of small files
-    // the `lstat`s are most of a push that finds nothing new.
-    found.files.par_iter_mut().try_for_each(|file| {
-        let meta: Metadata = fs::symlink_metadata(&file.abs)
-            .with_context(|| format!("reading {}", file.abs.display()))?;
-        if !meta.is_file() {
-            return Err(refuse(
-                &file.abs,
-                "it stopped being a file while mreg scanned the folder",
-            ));
-        }
-        file.stamp = Stamp::of(&meta);
-        file.exec = meta.permissions().mode() & 0o111 != 0;
-        Ok(())
-    })?;
+    found.stat_files()?;
     Ok(found)
 }
 
 impl Scan {
+    /// Reads every file's metadata, several folders at once, each file by its name in
+    /// its folder (opened once): on a folder of thousands of small files the `lstat`s
+    /// are most of a push that finds nothing new, and a full path walked per file
+    /// doubles them.
+    fn stat_files(&mut self) -> Result<()> {
+        let mut by_dir: Vec<Vec<usize>> = vec![Vec::new(); self.dirs.len()];
+        for (i, file) in self.files.iter().enumerate() {
+            by_dir[file.dir].push(i);
+        }
+        let files = &self.files;
+        let found: Vec<(usize, Stamp, bool)> = by_dir
+            .par_iter()
+            .enumerate()
+            .filter(|(_, list)| !list.is_empty())
+            .map(|(dir, list)| -> Result<Vec<(usize, Stamp, bool)>> {
+                let path = &self.dir_paths[dir];
+                let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                let fd = rustix::fs::open(path, flags, Mode::empty())
+                    .with_context(|| format!("reading {}", path.display()))?;
+                list.iter()
+                    .map(|&i| {
+                        let file = &files[i];
+                        let name = file.abs.file_name().unwrap_or_default();
+                        let st = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                            .with_context(|| format!("reading {}", file.abs.display()))?;
+                        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                            return Err(refuse(
+                                &file.abs,
+                                "it stopped being a file while mreg scanned the folder",
+                            ));
+                        }
+                        Ok((i, Stamp::of_stat(&st), st.st_mode & 0o111 != 0))
+                    })
+                    .collect()
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        for (i, stamp, exec) in found {
+            self.files[i].stamp = stamp;
+            self.files[i].exec = exec;
+        }
+        Ok(())
+    }
+
     /// Adds one walked entry under the folder on top of `stack`, the folders from the
     /// root down to the entry's parent.
     fn add(
@@ -201,6 +239,7 @@ impl Scan {
                 ));
             }
             self.dirs.push(Vec::new());
+            self.dir_paths.push(path.to_path_buf());
             let idx = self.dirs.len() - 1;
             self.dirs[parent].push(Child::Dir(name, idx));
             stack.push(idx);
@@ -211,6 +250,7 @@ impl Scan {
                 abs: path.to_path_buf(),
                 stamp: Stamp::default(),
                 exec: false,
+                dir: parent,
             });
             self.dirs[parent].push(Child::File(name, self.files.len() - 1));
         } else if ft.is_symlink() {

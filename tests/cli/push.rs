@@ -351,16 +351,17 @@ fn a_stat_cache_edited_by_someone_else_is_not_believed() {
     let cache = walkdir::WalkDir::new(env.registry().join("cache/stat"))
         .into_iter()
         .map(|e| e.unwrap())
-        .find(|e| fs::read_to_string(e.path()).is_ok_and(|t| t.contains("/mine")))
+        .find(|e| fs::read(e.path()).is_ok_and(|b| b.windows(5).any(|w| w == b"/mine")))
         .expect("the push left a stat cache for mine/");
-    let text = fs::read_to_string(cache.path()).unwrap();
+    let mut bytes = fs::read(cache.path()).unwrap();
+    // The cache names each file's hash by its 32 bytes: put the other file's there.
     let mine_id = mreg::store::ObjectId::of(&mine);
-    assert!(text.contains(&mine_id.to_hex()));
-    fs::write(
-        cache.path(),
-        text.replace(&mine_id.to_hex(), &evil.to_hex()),
-    )
-    .unwrap();
+    let at = bytes
+        .windows(32)
+        .position(|w| w == mine_id.as_bytes())
+        .expect("the cache holds the file's hash");
+    bytes[at..at + 32].copy_from_slice(evil.as_bytes());
+    fs::write(cache.path(), bytes).unwrap();
     env.write("mine/config.json", "{}");
     env.ok(&["push", "mine", "--model", "prod"]);
     env.ok(&["pull", "prod@2", "--to", "out"]);
