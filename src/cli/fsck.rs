@@ -117,7 +117,8 @@ fn tell(ctx: &Ctx, report: &Report) -> Result<()> {
         ))
         .hint(
             "each line above names a bad file and what to do. A missing or corrupt object \
-             (delete a corrupt object file first) comes back from a remote holding it with \
+             (delete a corrupt object file first, or for one in a pack that pack's .idx) comes \
+             back from a remote holding it with \
              `mreg sync NAME --recheck`, or when a folder holding its content is pushed \
              again (`mreg push DIR --model NAME`; the same content records no new version)",
         )

@@ -14,12 +14,12 @@ use anyhow::Result;
 
 use super::lease::Held;
 use super::mirror::Link;
-use super::packs::RemotePacks;
 use super::sync::{Options, Sync};
 use super::{Remote, Swap};
 use crate::error::Failure;
 use crate::id::ObjectId;
 use crate::store::gc::{self, Amounts, Census, Garbage, Stored};
+use crate::store::pack::PackIndex;
 use crate::store::{NoProgress, Registry, chunks, gclock, keys, pack};
 
 /// The most keys one deletion request names: S3's `DeleteObjects` limit.
@@ -156,14 +156,15 @@ impl Bucket<'_> {
                 .filter(|l| l.special.is_none())
                 .map(|l| (l.key.as_str(), l.size)),
         );
-        let packs = RemotePacks::load(self.remote())?;
-        for remote_pack in packs.packs() {
-            for entry in &remote_pack.entries {
+        // Every copy of every packed object, an index at a time.
+        super::packs::each_index(self.remote(), &mut |remote_pack, index| {
+            for entry in &index.entries {
                 let one = stored.entry(entry.id).or_default();
                 one.packed.push((remote_pack.name.clone(), entry.stored));
                 one.bytes += entry.stored;
             }
-        }
+            Ok(())
+        })?;
         Ok(stored)
     }
 
@@ -276,17 +277,18 @@ impl Session<'_> {
             .as_ref()
             .expect("only a real collection rewrites");
         let remote: &dyn Remote = &*self.bucket.link.remote;
-        let packs = RemotePacks::load(remote)?;
-        let by_name: HashMap<&str, &super::packs::RemotePack> =
-            packs.packs().iter().map(|p| (p.name.as_str(), p)).collect();
+        let mut by_name: HashMap<&str, PackIndex> = HashMap::new();
+        for name in &plan.rewrite {
+            if let Some((index, _)) = super::packs::read_index(remote, name)? {
+                by_name.insert(name.as_str(), index);
+            }
+        }
         let mut damaged: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut first_damage = None;
         let mut writer: Option<pack::PackWriter> = None;
         let mut done = Vec::new();
         for (id, name) in &plan.keep {
-            let Some(entry) = by_name
-                .get(name.as_str())
-                .and_then(|p| p.entries.iter().find(|e| e.id == *id))
-            else {
+            let Some(entry) = by_name.get(name.as_str()).and_then(|index| index.find(*id)) else {
                 damaged.insert(name.as_str());
                 continue;
             };
@@ -295,6 +297,7 @@ impl Session<'_> {
                 crate::store::object::verify_stored(b, entry.encoding, entry.id).is_ok()
             }) else {
                 damaged.insert(name.as_str());
+                first_damage.get_or_insert((name.as_str(), entry.id));
                 continue;
             };
             let w = match &mut writer {
@@ -337,7 +340,10 @@ impl Session<'_> {
         lease.check()?;
         remote.delete_many(&old)?;
         self.bucket.link.known.forget_packs();
-        Ok(())
+        match first_damage {
+            Some((name, id)) => Err(gc::damaged_pack(name, id)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -18,11 +18,12 @@ use crate::store::object::{self, Encoding, Place};
 use crate::store::pack::{self, Entry, PackIndex};
 use crate::store::{Progress, Registry, atomic, keys};
 
-/// Where a remote holds its packed objects: each object's pack key and entry.
+/// Where a remote holds its packed objects: each object's pack and entry, compact, for
+/// at most [`pack::PACKED_OBJECTS_MAX`] objects.
 #[derive(Debug, Default)]
 pub struct RemotePacks {
     packs: Vec<RemotePack>,
-    objects: HashMap<ObjectId, (u32, Entry)>,
+    objects: HashMap<ObjectId, pack::Slot>,
 }
 
 /// One pack a remote holds.
@@ -34,70 +35,101 @@ pub struct RemotePack {
     pub key: String,
     /// The pack's length.
     pub len: u64,
-    /// Its index's bytes, checked against its name.
-    pub index: Vec<u8>,
-    /// Its objects.
-    pub entries: Vec<Entry>,
+}
+
+/// Reads the index of the pack `name` from `remote`, checked against its name and
+/// parsed; `None` when it is absent or does not check (its objects then count as
+/// missing from the remote, which `mreg fsck` there reports).
+pub fn read_index(remote: &dyn Remote, name: &str) -> Result<Option<(PackIndex, Vec<u8>)>> {
+    let Some(fetched) = remote.get(&pack::index_key(name))? else {
+        return Ok(None);
+    };
+    if pack::name_of(&fetched.bytes) != name {
+        return Ok(None);
+    }
+    Ok(PackIndex::parse(&fetched.bytes)
+        .ok()
+        .map(|index| (index, fetched.bytes)))
+}
+
+/// Calls `each` with every pack of `remote` whose index checks and whose pack is there
+/// at the length its index gives, one index at a time.
+pub fn each_index(
+    remote: &dyn Remote,
+    each: &mut dyn FnMut(RemotePack, PackIndex) -> Result<()>,
+) -> Result<()> {
+    let listed = remote.list(keys::PACKS)?;
+    let lengths: HashMap<&str, u64> = listed
+        .iter()
+        .filter(|l| l.special.is_none())
+        .map(|l| (l.key.as_str(), l.size))
+        .collect();
+    for l in &listed {
+        let Some(name) = l
+            .key
+            .strip_prefix(keys::PACKS)
+            .and_then(pack::name_of_index)
+        else {
+            continue;
+        };
+        let Ok(Some((index, _))) = read_index(remote, name) else {
+            continue;
+        };
+        let key = pack::pack_key(name);
+        if lengths.get(key.as_str()) != Some(&index.pack_len) {
+            continue;
+        }
+        let remote_pack = RemotePack {
+            name: name.to_owned(),
+            key,
+            len: index.pack_len,
+        };
+        each(remote_pack, index)?;
+    }
+    Ok(())
 }
 
 impl RemotePacks {
-    /// Reads the indexes of every pack `remote` holds. An index that is damaged, or
-    /// whose pack is missing or of another length, is left out: its objects count as
-    /// missing from the remote, which `mreg fsck` there reports.
+    /// Reads the indexes of every pack `remote` holds, up to
+    /// [`pack::PACKED_OBJECTS_MAX`] objects in all.
     pub fn load(remote: &dyn Remote) -> Result<RemotePacks> {
-        let listed = remote.list(keys::PACKS)?;
-        let lengths: HashMap<&str, u64> = listed
-            .iter()
-            .filter(|l| l.special.is_none())
-            .map(|l| (l.key.as_str(), l.size))
-            .collect();
         let mut out = RemotePacks::default();
-        for l in &listed {
-            let Some(name) = l
-                .key
-                .strip_prefix(keys::PACKS)
-                .and_then(pack::name_of_index)
-            else {
-                continue;
-            };
-            let Ok(Some(fetched)) = remote.get(&l.key) else {
-                continue;
-            };
-            if pack::name_of(&fetched.bytes) != name {
-                continue;
-            }
-            let Ok(index) = PackIndex::parse(&fetched.bytes) else {
-                continue;
-            };
-            let pack_key = pack::pack_key(name);
-            if lengths.get(pack_key.as_str()) != Some(&index.pack_len) {
-                continue;
+        each_index(remote, &mut |remote_pack, index| {
+            if out.objects.len() + index.entries.len() > pack::PACKED_OBJECTS_MAX {
+                return Ok(());
             }
             let at = out.packs.len() as u32;
             for entry in &index.entries {
-                out.objects.entry(entry.id).or_insert((at, *entry));
+                out.objects
+                    .entry(entry.id)
+                    .or_insert(pack::Slot::of(at, entry));
             }
-            out.packs.push(RemotePack {
-                name: name.to_owned(),
-                key: pack_key,
-                len: index.pack_len,
-                index: fetched.bytes,
-                entries: index.entries,
-            });
-        }
+            out.packs.push(remote_pack);
+            Ok(())
+        })?;
         Ok(out)
     }
 
     /// Returns every object the packs hold, with the encoding each is stored in.
-    pub fn objects(&self) -> impl Iterator<Item = (ObjectId, crate::store::object::Encoding)> + '_ {
-        self.objects.iter().map(|(id, (_, e))| (*id, e.encoding))
+    pub fn objects(&self) -> impl Iterator<Item = (ObjectId, Encoding)> + '_ {
+        self.objects
+            .iter()
+            .map(|(id, slot)| (*id, slot.entry(*id).encoding))
     }
 
     /// Returns the key of the pack holding `id` and its entry there.
     pub fn find(&self, id: ObjectId) -> Option<(&str, Entry)> {
         self.objects
             .get(&id)
-            .map(|(at, entry)| (self.packs[*at as usize].key.as_str(), *entry))
+            .map(|slot| (self.packs[slot.pack as usize].key.as_str(), slot.entry(id)))
+    }
+
+    /// Returns the pack holding `id`, by its place in [`RemotePacks::packs`], and the
+    /// bytes it occupies there.
+    fn place_of(&self, id: ObjectId) -> Option<(usize, u64)> {
+        self.objects
+            .get(&id)
+            .map(|slot| (slot.pack as usize, slot.entry(id).stored))
     }
 
     /// Returns the packs.
@@ -263,18 +295,18 @@ pub fn fetch_whole_packs(
         return Ok(Moved::default());
     }
     let declared: BTreeMap<ObjectId, u64> = missing.iter().copied().collect();
+    let mut needed = vec![0u64; packs.packs().len()];
+    for id in declared.keys() {
+        if let Some((at, stored)) = packs.place_of(*id) {
+            needed[at] += stored;
+        }
+    }
     let wanted: Vec<&RemotePack> = packs
         .packs()
         .iter()
-        .filter(|p| {
-            let needed: u64 = p
-                .entries
-                .iter()
-                .filter(|e| declared.contains_key(&e.id))
-                .map(|e| e.stored)
-                .sum();
-            needed > 0 && needed.saturating_mul(2) >= p.len
-        })
+        .zip(&needed)
+        .filter(|(p, needed)| **needed > 0 && needed.saturating_mul(2) >= p.len)
+        .map(|(p, _)| p)
         .collect();
     if wanted.is_empty() {
         return Ok(Moved::default());
@@ -295,9 +327,9 @@ pub fn fetch_whole_packs(
     let mut moved = Moved::default();
     let mut held: std::collections::HashSet<ObjectId> = std::collections::HashSet::new();
     let mut finished = Vec::with_capacity(fetched.len());
-    for (done, remote_pack) in fetched {
+    for (done, remote_pack, index) in fetched {
         moved.bytes += remote_pack.len;
-        for entry in &remote_pack.entries {
+        for entry in &index.entries {
             held.insert(entry.id);
             known.insert(&keys::object(entry.id, entry.encoding))?;
         }
@@ -311,16 +343,25 @@ pub fn fetch_whole_packs(
     Ok(moved)
 }
 
-/// Downloads one of the remote's packs into a temp file and checks every object in
-/// it against its id (and its declared size, where `declared` gives one); returns it
-/// ready to publish, or `None` when a check fails.
+/// A pack fetched whole, ready to publish, with the pack it came from and its index.
+type FetchedPack<'p> = (pack::Finished, &'p RemotePack, PackIndex);
+
+/// Downloads one of the remote's packs into a temp file, with its index read again,
+/// and checks every object in it against its id (and its declared size, where
+/// `declared` gives one); returns it ready to publish, or `None` when a check fails.
 fn fetch_pack<'p>(
     reg: &Registry,
     remote: &dyn Remote,
     remote_pack: &'p RemotePack,
     declared: &BTreeMap<ObjectId, u64>,
     tick: &(dyn Fn(u64) + Sync),
-) -> Result<Option<(pack::Finished, &'p RemotePack)>> {
+) -> Result<Option<FetchedPack<'p>>> {
+    let Some((index, index_bytes)) = read_index(remote, &remote_pack.name)? else {
+        return Ok(None);
+    };
+    if index.pack_len != remote_pack.len {
+        return Ok(None);
+    }
     let temp = atomic::object_temp_file(&reg.tmp_dir())?;
     let Some(len) = remote.download(&remote_pack.key, temp.as_file(), 0, remote_pack.len, tick)?
     else {
@@ -334,7 +375,7 @@ fn fetch_pack<'p>(
     if file.read_exact_at(&mut magic, 0).is_err() || magic != pack::MAGIC {
         return Ok(None);
     }
-    for entry in &remote_pack.entries {
+    for entry in &index.entries {
         if declared
             .get(&entry.id)
             .is_some_and(|d| *d != 0 && *d != entry.size)
@@ -348,17 +389,18 @@ fn fetch_pack<'p>(
             return Ok(None);
         }
     }
-    let mut index = atomic::object_temp_file(&reg.tmp_dir())?;
-    std::io::Write::write_all(&mut index, &remote_pack.index)
-        .with_context(|| format!("writing {}", index.path().display()))?;
+    let mut index_file = atomic::object_temp_file(&reg.tmp_dir())?;
+    std::io::Write::write_all(&mut index_file, &index_bytes)
+        .with_context(|| format!("writing {}", index_file.path().display()))?;
     Ok(Some((
         pack::Finished {
             name: remote_pack.name.clone(),
             pack: temp.into_temp_path(),
-            index: index.into_temp_path(),
-            entries: remote_pack.entries.len(),
+            index: index_file.into_temp_path(),
+            entries: index.entries.len(),
         },
         remote_pack,
+        index,
     )))
 }
 

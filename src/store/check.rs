@@ -110,6 +110,13 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
             }
             Err(err) => format!("{err:#}"),
         };
+        let message = match place {
+            Place::Packed(packed) => format!(
+                "{message}; it is in a pack, which holds others: delete {} (its objects then count as missing) to have it stored again",
+                pack::index_key(&packed.pack.name)
+            ),
+            Place::File(..) => message,
+        };
         problems.push(Problem {
             path: place.path().to_path_buf(),
             message,
@@ -954,6 +961,7 @@ fn list_packed(reg: &Registry, problems: &mut Vec<Problem>) -> Result<Vec<Stored
             let packed = pack::Packed {
                 pack: std::sync::Arc::clone(&file),
                 entry,
+                among: None,
             };
             out.push((Place::Packed(packed), entry.id, entry.stored));
         }

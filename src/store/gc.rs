@@ -275,8 +275,16 @@ pub struct Stored {
 /// bytes: its live objects go to a new pack, and it is deleted.
 pub const REPACK_BELOW: f64 = 0.5;
 
-/// What `gc` does with the packs: deletes those holding nothing live, and rewrites
-/// those whose live share fell below [`REPACK_BELOW`].
+/// Packs holding less than this are small: once there are [`MERGE_AT`] of them, `gc`
+/// merges them.
+pub const MERGE_BELOW: u64 = pack::PACK_TARGET / 2;
+
+/// How many small packs `gc` lets stand before it merges them.
+pub const MERGE_AT: usize = 8;
+
+/// What `gc` does with the packs: deletes those holding nothing live, rewrites those
+/// whose live share fell below [`REPACK_BELOW`], and merges small ones once there are
+/// [`MERGE_AT`] of them.
 #[derive(Debug, Default)]
 pub struct PackPlan {
     /// Packs to delete, their live objects (if any) written to new packs first.
@@ -425,11 +433,19 @@ pub fn plan_packs<S: std::hash::BuildHasher, T: std::hash::BuildHasher>(
         }
     }
     let mut plan = PackPlan::default();
+    let mut small = Vec::new();
     for (name, (total, _)) in &packs {
         let live = owned.get(name).copied().unwrap_or(0);
         if (live as f64) < REPACK_BELOW * (*total as f64) {
             plan.rewrite.push((*name).to_owned());
+        } else if *total < MERGE_BELOW {
+            small.push((*name).to_owned());
         }
+    }
+    // Many small packs (a push each) are merged into few, so their number stays small
+    // however many pushes a registry takes.
+    if small.len() >= MERGE_AT {
+        plan.rewrite.extend(small);
     }
     let rewritten: HashSet<&str> = plan.rewrite.iter().map(String::as_str).collect();
     for (id, name) in owning_pack {
@@ -630,6 +646,7 @@ fn repack(reg: &Registry, plan: &PackPlan) -> Result<()> {
         opened.insert(name.as_str(), (index, file));
     }
     let mut damaged: HashSet<&str> = HashSet::new();
+    let mut first_damage = None;
     let mut bodies: Vec<(pack::Entry, Vec<u8>, &str)> = Vec::with_capacity(plan.keep.len());
     for (id, name) in &plan.keep {
         let Some((index, file)) = opened.get(name.as_str()) else {
@@ -641,10 +658,12 @@ fn repack(reg: &Registry, plan: &PackPlan) -> Result<()> {
         let packed = pack::Packed {
             pack: std::sync::Arc::clone(file),
             entry,
+            among: None,
         };
         let bytes = packed.read_stored()?;
         if super::object::verify_stored(&bytes, entry.encoding, entry.id).is_err() {
             damaged.insert(name.as_str());
+            first_damage.get_or_insert((name.as_str(), entry.id));
             continue;
         }
         bodies.push((entry, bytes, name.as_str()));
@@ -685,7 +704,25 @@ fn repack(reg: &Registry, plan: &PackPlan) -> Result<()> {
         }
     }
     reg.packs().changed();
-    Ok(())
+    match first_damage {
+        Some((name, id)) => Err(damaged_pack(name, id)),
+        None => Ok(()),
+    }
+}
+
+/// Returns the failure of a `gc` that left a pack as it was because a live object in
+/// it does not match its id.
+pub fn damaged_pack(name: &str, id: ObjectId) -> anyhow::Error {
+    crate::error::Failure::error(format!(
+        "gc left the pack {} as it was: object {} in it, which a version or run needs, does not match its id; the rest was collected",
+        &name[..16],
+        id.short(16)
+    ))
+    .hint(format!(
+        "`mreg fsck` names what needs it; delete {} (its objects then count as missing), then push the files again or `mreg sync --recheck` from a registry holding them",
+        pack::index_key(name)
+    ))
+    .into()
 }
 
 /// Deletes the garbage's objects and temp files; returns what went. An object whose

@@ -349,7 +349,13 @@ pub fn hash_stored(
                 }
                 _ => hash_reader(&mut bytes.as_slice().take(take), hint, Some(out), progress),
             }
-            .with_context(|| format!("reading object {}", packed.describe()));
+            .with_context(|| {
+                format!(
+                    "reading object {} from {}",
+                    packed.entry.id.short(16),
+                    packed.describe()
+                )
+            });
         }
     };
     let (file, stored_len) = open_stored(stored)?;

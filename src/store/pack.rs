@@ -49,6 +49,57 @@ pub const PACK_TARGET: u64 = 32 << 20;
 /// The longest index read: far above the index of a full pack.
 pub const INDEX_LIMIT: u64 = files::RECORD_LIMIT;
 
+/// The longest pack an index may describe: a full pack and one more object.
+pub const PACK_LEN_MAX: u64 = PACK_TARGET + STORED_MAX + 4096;
+
+/// The most packed objects a process reads the entries of, across every index of a
+/// registry or a remote (about 60 MB in memory): indexes past it are left out, their
+/// objects counting as missing, so that a registry (or a hostile remote) with
+/// thousands of indexes cannot exhaust a reader. `gc` merges packs; a registry holding
+/// more packed objects than this is past what mreg supports.
+pub const PACKED_OBJECTS_MAX: usize = 2_000_000;
+
+/// An entry as held in memory, compact: a pack is at most [`PACK_LEN_MAX`] bytes, so
+/// every number fits 32 bits.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot {
+    /// The pack, by its place in the list of packs read.
+    pub pack: u32,
+    offset: u32,
+    stored: u32,
+    size: u32,
+    zstd: bool,
+}
+
+impl Slot {
+    /// Returns the slot of an entry of the pack at `pack` in the list (an index parsed
+    /// by [`PackIndex::parse`], so every number fits).
+    pub fn of(pack: u32, e: &Entry) -> Slot {
+        Slot {
+            pack,
+            offset: e.offset as u32,
+            stored: e.stored as u32,
+            size: e.size as u32,
+            zstd: e.encoding == Encoding::Zstd,
+        }
+    }
+
+    /// Returns the entry of object `id` this slot holds.
+    pub fn entry(&self, id: ObjectId) -> Entry {
+        Entry {
+            id,
+            encoding: if self.zstd {
+                Encoding::Zstd
+            } else {
+                Encoding::Raw
+            },
+            offset: u64::from(self.offset),
+            stored: u64::from(self.stored),
+            size: u64::from(self.size),
+        }
+    }
+}
+
 /// The first bytes of every pack.
 pub const MAGIC: &[u8] = b"mreg pack 1\n";
 
@@ -145,6 +196,11 @@ impl PackIndex {
         }
         if end > pack_len {
             bail!("an entry reaches past the pack's {pack_len} bytes");
+        }
+        if pack_len > PACK_LEN_MAX {
+            bail!(
+                "it describes a pack of {pack_len} bytes, more than a pack holds ({PACK_LEN_MAX})"
+            );
         }
         Ok(PackIndex { pack_len, entries })
     }
@@ -281,57 +337,96 @@ pub fn names(root: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// An open pack.
+/// Returns the pack `name` of the registry at `root`, refusing one that is missing or
+/// not as long as its index says.
+pub fn open(root: &Path, name: &str, index: &PackIndex) -> Result<Arc<PackFile>> {
+    let pack = PackFile {
+        name: name.to_owned(),
+        path: root.join(pack_key(name)),
+        root: root.to_path_buf(),
+        len: index.pack_len,
+    };
+    pack.open()?;
+    Ok(Arc::new(pack))
+}
+
+/// A pack whose index was read. It is opened for each read, never held open: a
+/// registry may hold more packs than a process may open files.
 #[derive(Debug)]
 pub struct PackFile {
     /// Its name.
     pub name: String,
     /// Its path.
     pub path: PathBuf,
-    file: File,
+    /// The registry folder it is in.
+    root: PathBuf,
+    /// Its length, as its index says.
+    len: u64,
 }
 
-/// Opens the pack `name` of the registry at `root`, refusing one that is missing or
-/// not as long as its index says.
-pub fn open(root: &Path, name: &str, index: &PackIndex) -> Result<Arc<PackFile>> {
-    let key = pack_key(name);
-    let path = root.join(&key);
-    let file = files::open(root, &key)?
-        .with_context(|| format!("the pack {} is missing; its index names it", path.display()))?;
-    let len = file
-        .metadata()
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
-    if len != index.pack_len {
-        bail!(
-            "the pack {} holds {len} bytes where its index says {}",
-            path.display(),
-            index.pack_len
-        );
+impl PackFile {
+    /// Opens the pack like a record (no link followed, no FIFO waited on), refusing it
+    /// when it is missing or not as long as its index says.
+    fn open(&self) -> Result<File> {
+        let file = files::open(&self.root, &pack_key(&self.name))?.with_context(|| {
+            format!(
+                "the pack {} is missing; its index names it",
+                self.path.display()
+            )
+        })?;
+        let len = file
+            .metadata()
+            .with_context(|| format!("reading {}", self.path.display()))?
+            .len();
+        if len != self.len {
+            bail!(
+                "the pack {} holds {len} bytes where its index says {}",
+                self.path.display(),
+                self.len
+            );
+        }
+        Ok(file)
     }
-    Ok(Arc::new(PackFile {
-        name: name.to_owned(),
-        path,
-        file,
-    }))
 }
 
-/// Where a packed object is: its pack, open, and its entry.
+/// Where a packed object is: its pack and its entry.
 #[derive(Debug, Clone)]
 pub struct Packed {
-    /// The pack, open: a pack `gc` deletes after this was found stays readable.
+    /// The pack.
     pub pack: Arc<PackFile>,
     /// The object's entry.
     pub entry: Entry,
+    /// The packs it was found among, to look again when its pack went meanwhile (a
+    /// `gc` rewrote it): `None` for a pack read on its own (fsck, gc).
+    pub among: Option<Arc<Packs>>,
 }
 
 impl Packed {
-    /// Returns the object's stored bytes (at most [`STORED_MAX`]).
+    /// Returns the object's stored bytes (at most [`STORED_MAX`]). When its pack went
+    /// since it was found, the object is looked for again once, in the packs as they
+    /// are now.
     pub fn read_stored(&self) -> Result<Vec<u8>> {
+        match self.read_here() {
+            Ok(bytes) => Ok(bytes),
+            Err(err) => {
+                let moved = self.among.as_ref().and_then(|packs| {
+                    packs.changed();
+                    packs
+                        .find(self.entry.id)
+                        .filter(|again| again.pack.name != self.pack.name)
+                });
+                match moved {
+                    Some(again) => again.read_here(),
+                    None => Err(err),
+                }
+            }
+        }
+    }
+
+    fn read_here(&self) -> Result<Vec<u8>> {
+        let file = self.pack.open()?;
         let mut bytes = vec![0u8; self.entry.stored as usize];
-        self.pack
-            .file
-            .read_exact_at(&mut bytes, self.entry.offset)
+        file.read_exact_at(&mut bytes, self.entry.offset)
             .with_context(|| {
                 format!(
                     "reading object {} from the pack {}",
@@ -366,7 +461,7 @@ struct State {
     loaded: HashSet<String>,
     packs: Vec<Arc<PackFile>>,
     /// Each object: the pack (its place in `packs`) and its entry.
-    objects: HashMap<ObjectId, (u32, Entry)>,
+    objects: HashMap<ObjectId, Slot>,
 }
 
 impl Packs {
@@ -379,9 +474,9 @@ impl Packs {
     }
 
     /// Returns where `id` is packed, if it is.
-    pub fn find(&self, id: ObjectId) -> Option<Packed> {
+    pub fn find(self: &Arc<Self>, id: ObjectId) -> Option<Packed> {
         let mut state = self.state.lock().expect("packs lock is never poisoned");
-        if let Some(found) = state.get(id) {
+        if let Some(found) = state.get(id, self) {
             return Some(found);
         }
         let stamp = std::fs::metadata(self.root.join(keys::PACKS))
@@ -399,7 +494,7 @@ impl Packs {
         state.stamp = stamp;
         state.fresh = true;
         self.load(&mut state);
-        state.get(id)
+        state.get(id, self)
     }
 
     /// Forgets when `packs/` last changed, so that the next lookup that misses lists it
@@ -428,10 +523,13 @@ impl Packs {
             let Ok(pack) = open(&self.root, &name, &index) else {
                 continue;
             };
+            if state.objects.len() + index.entries.len() > PACKED_OBJECTS_MAX {
+                continue;
+            }
             let at = state.packs.len() as u32;
             state.packs.push(pack);
-            for entry in index.entries {
-                state.objects.entry(entry.id).or_insert((at, entry));
+            for entry in &index.entries {
+                state.objects.entry(entry.id).or_insert(Slot::of(at, entry));
             }
             state.loaded.insert(name);
         }
@@ -439,10 +537,11 @@ impl Packs {
 }
 
 impl State {
-    fn get(&self, id: ObjectId) -> Option<Packed> {
-        self.objects.get(&id).map(|(at, entry)| Packed {
-            pack: Arc::clone(&self.packs[*at as usize]),
-            entry: *entry,
+    fn get(&self, id: ObjectId, among: &Arc<Packs>) -> Option<Packed> {
+        self.objects.get(&id).map(|slot| Packed {
+            pack: Arc::clone(&self.packs[slot.pack as usize]),
+            entry: slot.entry(id),
+            among: Some(Arc::clone(among)),
         })
     }
 }
@@ -642,7 +741,7 @@ mod tests {
         }
         let done = writer.finish(&root.join("tmp")).unwrap();
         done.pack.persist(root.join(pack_key(&done.name))).unwrap();
-        let packs = Packs::new(root);
+        let packs = Arc::new(Packs::new(root));
         assert!(
             packs.find(ObjectId::of(b"second")).is_none(),
             "no index yet"

@@ -186,7 +186,7 @@ impl Registry {
     }
 
     /// Returns the registry's packs, as far as this process has read them.
-    pub fn packs(&self) -> &pack::Packs {
+    pub fn packs(&self) -> &std::sync::Arc<pack::Packs> {
         &self.packs
     }
 

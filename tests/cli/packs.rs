@@ -441,3 +441,105 @@ fn packs_in_a_registry_that_says_format_2_are_named_by_fsck() {
     env.ok(&["upgrade"]);
     env.ok(&["fsck"]);
 }
+
+/// Runs `args` with at most 64 open files.
+fn under_64_files(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    let cmd = env.cmd(args);
+    let mut limited = std::process::Command::new("sh");
+    limited
+        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear()
+        .current_dir(cmd.get_current_dir().unwrap());
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            limited.env(key, value);
+        }
+    }
+    limited.output().unwrap()
+}
+
+#[test]
+fn more_packs_than_open_files_read_and_gc_merges_them() {
+    let env = TestEnv::with_registry();
+    for round in 0..70 {
+        for i in 0..17 {
+            env.write(&format!("src/f{i}"), format!("round {round} file {i}\n"));
+        }
+        env.ok(&["push", "src", "--model", "m", "-q"]);
+    }
+    assert_eq!(packs(&env.registry()).len(), 70);
+    for args in [
+        &["pull", "m@1", "--to", "one"][..],
+        &["fsck"],
+        &["pull", "m@70", "--to", "last"],
+    ] {
+        let out = under_64_files(&env, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(env.path("one/f3")).unwrap(),
+        "round 0 file 3\n"
+    );
+    env.ok(&["gc"]);
+    assert!(
+        packs(&env.registry()).len() < 8,
+        "gc left {} packs",
+        packs(&env.registry()).len()
+    );
+    env.ok(&["fsck"]);
+    fs::remove_dir_all(env.path("one")).unwrap();
+    env.ok(&["pull", "m@1", "--to", "one"]);
+    assert_eq!(
+        fs::read_to_string(env.path("one/f3")).unwrap(),
+        "round 0 file 3\n"
+    );
+}
+
+#[test]
+fn gc_says_so_when_a_pack_it_would_rewrite_holds_damage() {
+    let env = TestEnv::with_registry();
+    small_files(&env, "a", 40, 1);
+    env.ok(&["push", "a", "--model", "a"]);
+    // b keeps 10 of a's files, all in a's pack; a goes, so the pack is mostly garbage.
+    for i in 0..10 {
+        let rel = format!("shard{}/f{i:04}.dat", i % 4);
+        env.write(
+            &format!("b/{rel}"),
+            fs::read(env.path(&format!("a/{rel}"))).unwrap(),
+        );
+    }
+    env.ok(&["push", "b", "--model", "b"]);
+    env.ok(&["rm", "a@1", "--reason", "old"]);
+    let kept = blake3::hash(&fs::read(env.path("b/shard0/f0000.dat")).unwrap()).to_hex();
+    let index = files_ending(&env.registry().join("packs"), "idx").remove(0);
+    let line = fs::read_to_string(&index)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(kept.as_str()))
+        .expect("b's file is in the pack")
+        .to_owned();
+    let offset: usize = line.split(' ').nth(2).unwrap().parse().unwrap();
+    let pack = packs(&env.registry()).remove(0);
+    writable(&pack);
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes[offset] ^= 0x40;
+    fs::write(&pack, &bytes).unwrap();
+    let out = env.run(&["gc"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("left the pack") && said.contains(".idx"),
+        "{said}"
+    );
+    assert_eq!(
+        fs::read(&pack).unwrap(),
+        bytes,
+        "the damaged pack was rewritten"
+    );
+}
