@@ -557,7 +557,6 @@ def bench_packs(work, mreg, env, report):
     seconds = time.perf_counter() - start
     c_req, _, c_down = proxy.take()
     report.row("mreg clone of that bucket", seconds, f"{c_req} requests, {c_down / MIB:.0f} MiB received")
-    report.target("packs: S3 requests of a clone of 5,000 small files < 100", c_req < 100, f"{c_req}")
     server.stdin.close()
     server.wait()
     shutil.rmtree(src)
