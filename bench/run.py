@@ -561,6 +561,137 @@ def bench_packs(work, mreg, env, report):
     server.wait()
     shutil.rmtree(src)
 
+# ---- remote: the model folder to a folder remote and to a bucket ----
+
+def bench_remote(work, mreg, env, report):
+    """The model folder (1.34 GB) sent to a folder remote, whole and after a change of
+    one weight file and the config, against `cp -r && sync` and git-lfs pushing to a
+    local bare repository; then sent to a bucket on the local S3 server against
+    `aws s3 sync`, with requests, bytes and peak memory."""
+    src = work / "remote-model"
+    make_model(src)
+    total = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
+    report.heading(f"-- remote: the model folder, {total / 1e9:.2f} GB")
+    reg = work / "remote-reg"
+    subprocess.run([mreg, "init", str(reg), "-q"], check=True, env=env)
+    subprocess.run([mreg, "--registry", str(reg), "-q", "push", str(src), "--model", "m"], check=True, env=env)
+    share = work / "remote-share"
+
+    def cp_sync():
+        dst = work / "remote-cp"
+        shutil.rmtree(dst, ignore_errors=True)
+        return sh("sh", "-c", f"cp -r '{src}' '{dst}' && sync")
+
+    def fresh_share():
+        shutil.rmtree(share, ignore_errors=True)
+        (reg / ".mreg" / "remotes.toml").unlink(missing_ok=True)
+        shutil.rmtree(reg / ".mreg" / "cache" / "remotes", ignore_errors=True)
+        subprocess.run([mreg, "-q", "init", str(share)], check=True, env=env)
+        subprocess.run([mreg, "--registry", str(reg), "-q", "remote", "add", "share", str(share)],
+                       check=True, env=env)
+
+    def full_sync():
+        fresh_share()
+        return sh(mreg, "--registry", str(reg), "-q", "sync", "share", env=env)
+
+    base, ours, ratio, rss = paired(cp_sync, full_sync)
+    report.row("cp -r && sync of the model folder", base)
+    report.row("mreg sync to an empty folder remote", ours, f"{ratio:.2f}x cp -r && sync; peak RSS {rss:.0f} MiB")
+    report.target("remote: full sync to a folder remote <= 1.2x cp -r && sync", ratio <= 1.2, f"{ratio:.2f}x")
+
+    # An incremental push: one weight file and the config changed, pushed and synced.
+    genv = dict(env, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b",
+                GIT_COMMITTER_EMAIL="b@b")
+    lfs = shutil.which("git-lfs") is not None
+    repo, bare = work / "remote-lfs", work / "remote-lfs.git"
+    if lfs:
+        shutil.copytree(src, repo)
+        subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True, env=genv)
+        for cmd in (["git", "init", "-q"], ["git", "lfs", "install", "--local"],
+                    ["git", "lfs", "track", "*.safetensors", "*.bin"], ["git", "add", "-A"],
+                    ["git", "commit", "-q", "-m", "v1"], ["git", "remote", "add", "origin", f"file://{bare}"],
+                    ["git", "push", "-q", "origin", "HEAD:main"]):
+            subprocess.run(cmd, cwd=repo, env=genv, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    fresh_share()
+    subprocess.run([mreg, "--registry", str(reg), "-q", "sync", "share"], check=True, env=env)
+    seed = iter(range(10, 1000))
+
+    def change(folder):
+        n = next(seed)
+        write_random(folder / "model-00002.safetensors", 512 * MIB, n)
+        (folder / "config.json").write_text(json.dumps({"hidden_size": 4096, "seed": n}) + "\n")
+
+    def lfs_push():
+        change(repo)
+        subprocess.run(["git", "add", "-A"], cwd=repo, env=genv, check=True)
+        subprocess.run(["git", "commit", "-q", "-m", "next"], cwd=repo, env=genv, check=True)
+        start = time.perf_counter()
+        subprocess.run(["git", "push", "-q", "origin", "HEAD:main"], cwd=repo, env=genv, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["sync"], check=True)
+        return time.perf_counter() - start, 0
+
+    def mreg_send():
+        change(src)
+        subprocess.run([mreg, "--registry", str(reg), "-q", "push", str(src), "--model", "m"], check=True, env=env)
+        start = time.perf_counter()
+        subprocess.run([mreg, "--registry", str(reg), "-q", "sync", "share"], check=True, env=env)
+        return time.perf_counter() - start, 0
+
+    if lfs:
+        l_s, ours, l_ratio, _ = paired(lfs_push, mreg_send)
+        report.row("git push of a commit changing 1 weight + config (git-lfs, then sync)", l_s)
+        report.row("mreg sync of a version changing the same", ours, f"{l_ratio:.2f}x git-lfs")
+        report.target("remote: incremental push to a folder remote <= git-lfs", l_ratio <= 1.0, f"{l_ratio:.2f}x")
+
+    # A bucket, through a proxy counting requests.
+    port, server = start_s3()
+    proxy = CountingProxy(port)
+    s3env = dict(env, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1",
+                 AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", MREG_CACHE_DIR=str(work / "remote-cache"))
+    import boto3
+    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id="test",
+                          aws_secret_access_key="test", region_name="us-east-1")
+    n = iter(range(1_000_000))
+    one = work / "remote-one"
+    subprocess.run([mreg, "init", str(one), "-q"], check=True, env=env)
+    subprocess.run([mreg, "--registry", str(one), "-q", "push", str(src), "--model", "m"], check=True, env=env)
+
+    def mreg_bucket():
+        bucket = f"remote-{next(n)}"
+        client.create_bucket(Bucket=bucket)
+        (one / ".mreg" / "remotes.toml").unlink(missing_ok=True)
+        shutil.rmtree(one / ".mreg" / "cache" / "remotes", ignore_errors=True)
+        subprocess.run([mreg, "--registry", str(one), "-q", "remote", "add", "b", f"s3://{bucket}/reg"],
+                       check=True, env=s3env)
+        proxy.take()
+        out = sh(mreg, "--registry", str(one), "-q", "sync", "b", env=s3env)
+        mreg_bucket.last = proxy.take()
+        return out
+
+    def aws_bucket():
+        bucket = f"remote-{next(n)}"
+        client.create_bucket(Bucket=bucket)
+        proxy.take()
+        out = sh("aws", "s3", "sync", "--quiet", str(src), f"s3://{bucket}/plain", env=s3env)
+        aws_bucket.last = proxy.take()
+        aws_bucket.rss = out[1]
+        return out
+
+    a_s, ours, ratio, rss = paired(aws_bucket, mreg_bucket)
+    (m_req, m_up, _), (a_req, a_up, _) = mreg_bucket.last, aws_bucket.last
+    report.row("aws s3 sync of the model folder to an empty bucket", a_s,
+               f"{a_req} requests, {a_up / MIB:.0f} MiB sent; peak RSS {aws_bucket.rss:.0f} MiB")
+    report.row("mreg sync of it to an empty bucket", ours,
+               f"{ratio:.2f}x aws s3 sync; {m_req} requests, {m_up / MIB:.0f} MiB sent; peak RSS {rss:.0f} MiB")
+    report.target("remote: sync to a bucket within 1.1x aws s3 sync", ratio <= 1.1, f"{ratio:.2f}x")
+    report.target("remote: peak RSS of a sync to a bucket <= 64 MiB", rss <= 64, f"{rss:.0f} MiB")
+    server.stdin.close()
+    server.wait()
+    for p in (src, reg, share, one, repo, bare, work / "remote-cp"):
+        shutil.rmtree(p, ignore_errors=True)
+
 # ---- runs: query and logging over synthetic runs ----
 
 QUERY = ["runs", "--where", "metrics.acc > 0.8 and params.lr < 0.01", "--sort", "-metrics.acc",
@@ -1553,7 +1684,7 @@ def bench_report(work, mreg, env, report):
     shutil.rmtree(reg, ignore_errors=True)
 
 
-SECTIONS = ["model", "small", "packs", "runs", "stages", "diff", "dedup", "sync", "gc", "gc-bucket", "env",
+SECTIONS = ["model", "small", "packs", "remote", "runs", "stages", "diff", "dedup", "sync", "gc", "gc-bucket", "env",
             "report"]
 
 
@@ -1568,8 +1699,8 @@ def main():
     if unknown or not sections:
         parser.error(f"unknown section {', '.join(unknown) or '(none)'}; choose from {', '.join(SECTIONS)}")
 
-    if any(s in sections for s in ("model", "small", "packs", "diff", "dedup", "sync")):
-        ensure_tools(peers="packs" in sections)
+    if any(s in sections for s in ("model", "small", "packs", "remote", "diff", "dedup", "sync")):
+        ensure_tools(peers="packs" in sections or "remote" in sections)
     mreg = os.environ.get("MREG") or str(REPO / "target/release/mreg")
     if "MREG" not in os.environ:
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
@@ -1588,6 +1719,8 @@ def main():
             bench_files(work, mreg, env, report, label, maker)
     if "packs" in sections:
         bench_packs(work, mreg, env, report)
+    if "remote" in sections:
+        bench_remote(work, mreg, env, report)
     if "runs" in sections:
         bench_runs(work, mreg, env, report)
     if "stages" in sections:
