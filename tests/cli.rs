@@ -14,6 +14,7 @@ mod cli {
     mod diff;
     mod environment;
     mod first_day;
+    mod folder_remote;
     mod fsck;
     mod golden;
     mod golden_registry;

@@ -197,7 +197,8 @@ impl Remote for FolderRemote {
     }
 
     /// Copies each object into a temp file of the remote's (created read-only, not
-    /// flushed), flushes the remote's filesystem once, links each into place (a key
+    /// flushed), or links it there when it is a file of this registry on the same
+    /// filesystem, flushes the remote's filesystem once, links each into place (a key
     /// present already is left as it is), and flushes once more: an object's key only
     /// ever names durable bytes, for two flushes a batch.
     fn upload_all(&self, items: &[super::Upload], tick: Tick) -> Result<()> {
@@ -206,6 +207,18 @@ impl Remote for FolderRemote {
             let target = self.make_parents(&item.key)?;
             if fs::symlink_metadata(&target).is_ok() {
                 tick(item.len);
+                return Ok(());
+            }
+            // An object file of this registry on the remote's filesystem is linked, not
+            // copied: both are immutable, and the bytes were flushed when it was stored.
+            if let super::Source::Path(path) = &item.source
+                && let Some(linked) = link_into(path, &self.tmp_dir(), item.len)
+            {
+                tick(item.len);
+                staged
+                    .lock()
+                    .expect("staged uploads")
+                    .push((linked, target));
                 return Ok(());
             }
             let mut source = item.open()?;
@@ -342,4 +355,20 @@ impl Remote for FolderRemote {
             Err(err) => Err(err).with_context(|| format!("removing {}", self.path(key).display())),
         }
     }
+}
+
+/// Links the object file `path` into a new name in `tmp` when both are on one
+/// filesystem and it is a read-only regular file of `len` bytes (an object as a
+/// registry stores it); `None` when it cannot be linked, and it is then copied.
+fn link_into(path: &Path, tmp: &Path, len: u64) -> Option<tempfile::TempPath> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() || meta.len() != len || meta.permissions().mode() & 0o222 != 0 {
+        return None;
+    }
+    tempfile::Builder::new()
+        .prefix("tmp-")
+        .make_in(tmp, |name| fs::hard_link(path, name))
+        .ok()
+        .map(tempfile::NamedTempFile::into_temp_path)
 }
