@@ -156,8 +156,14 @@ impl Bucket<'_> {
                 .filter(|l| l.special.is_none())
                 .map(|l| (l.key.as_str(), l.size)),
         );
-        // Every copy of every packed object, an index at a time.
+        // Every copy of every packed object, an index at a time, up to the bound a
+        // reader keeps (packs past it are left as they are).
+        let mut entries = 0;
         super::packs::each_index(self.remote(), &mut |remote_pack, index| {
+            entries += index.entries.len();
+            if entries > pack::PACKED_OBJECTS_MAX {
+                return Ok(());
+            }
             for entry in &index.entries {
                 let one = stored.entry(entry.id).or_default();
                 one.packed.push((remote_pack.name.clone(), entry.stored));

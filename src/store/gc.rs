@@ -370,16 +370,23 @@ pub fn stored_objects(reg: &Registry) -> Result<HashMap<ObjectId, Stored>> {
     Ok(out)
 }
 
-/// Adds the objects of the registry's packs, by their indexes. A pack whose index does
-/// not read, or whose pack is missing or of another length, is left out: `gc` never
-/// touches it, and `fsck` reports it.
+/// Adds the objects of the registry's packs, by their indexes, up to
+/// [`pack::PACKED_OBJECTS_MAX`] of them. A pack whose index does not read, or whose
+/// pack is missing or of another length, is left out: `gc` never touches it, and
+/// `fsck` reports it.
 fn add_packed(reg: &Registry, out: &mut HashMap<ObjectId, Stored>) -> Result<()> {
+    let mut entries = 0;
     for name in pack::names(reg.root())? {
         let Ok(Some(index)) = pack::read_index(reg.root(), &name) else {
             continue;
         };
         if pack::open(reg.root(), &name, &index).is_err() {
             continue;
+        }
+        // Past the bound a reader keeps, packs are left as they are.
+        entries += index.entries.len();
+        if entries > pack::PACKED_OBJECTS_MAX {
+            break;
         }
         for entry in index.entries {
             let stored = out.entry(entry.id).or_default();
@@ -391,8 +398,9 @@ fn add_packed(reg: &Registry, out: &mut HashMap<ObjectId, Stored>) -> Result<()>
 }
 
 /// Decides what happens to each pack, given what the census reaches: an object in
-/// several packs lives in the one with the largest live share (the first by name on a
-/// tie), so copies left by a repack a kill interrupted become garbage. A pack with
+/// several packs lives in the one with the most live bytes (then the largest live
+/// share, then the first by name), so copies left by a rewrite or merge a kill
+/// interrupted become garbage. A pack with
 /// nothing live is deleted, one whose live share is below [`REPACK_BELOW`] rewritten.
 pub fn plan_packs<S: std::hash::BuildHasher, T: std::hash::BuildHasher>(
     reachable: &HashSet<ObjectId, T>,
@@ -417,8 +425,16 @@ pub fn plan_packs<S: std::hash::BuildHasher, T: std::hash::BuildHasher>(
             live as f64 / total as f64
         }
     };
+    // The pack with more live bytes owns a shared object: copies in small packs (a
+    // merge or a rewrite a kill interrupted) then own nothing, and go.
     let mut order: Vec<&str> = packs.keys().copied().collect();
-    order.sort_by(|a, b| share(b).total_cmp(&share(a)).then(a.cmp(b)));
+    order.sort_by(|a, b| {
+        packs[b]
+            .1
+            .cmp(&packs[a].1)
+            .then(share(b).total_cmp(&share(a)))
+            .then(a.cmp(b))
+    });
     let rank: HashMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     // The bytes each pack owns: of its live objects, those no better pack holds.
     let mut owned: HashMap<&str, u64> = HashMap::new();

@@ -53,11 +53,11 @@ pub const INDEX_LIMIT: u64 = files::RECORD_LIMIT;
 pub const PACK_LEN_MAX: u64 = PACK_TARGET + STORED_MAX + 4096;
 
 /// The most packed objects a process reads the entries of, across every index of a
-/// registry or a remote (about 60 MB in memory): indexes past it are left out, their
-/// objects counting as missing, so that a registry (or a hostile remote) with
-/// thousands of indexes cannot exhaust a reader. `gc` merges packs; a registry holding
-/// more packed objects than this is past what mreg supports.
-pub const PACKED_OBJECTS_MAX: usize = 2_000_000;
+/// registry or a remote (about 60 MB in a reader, a few hundred in `fsck`): indexes
+/// past it are left out, their objects counting as missing, so that a registry (or a
+/// hostile remote) with thousands of indexes cannot exhaust a reader. A registry
+/// holding more packed objects than this is past what mreg supports.
+pub const PACKED_OBJECTS_MAX: usize = 1_000_000;
 
 /// An entry as held in memory, compact: a pack is at most [`PACK_LEN_MAX`] bytes, so
 /// every number fits 32 bits.
@@ -345,6 +345,7 @@ pub fn open(root: &Path, name: &str, index: &PackIndex) -> Result<Arc<PackFile>>
         path: root.join(pack_key(name)),
         root: root.to_path_buf(),
         len: index.pack_len,
+        objects: index.entries.len(),
     };
     pack.open()?;
     Ok(Arc::new(pack))
@@ -362,6 +363,8 @@ pub struct PackFile {
     root: PathBuf,
     /// Its length, as its index says.
     len: u64,
+    /// How many objects its index lists.
+    pub objects: usize,
 }
 
 impl PackFile {
@@ -410,7 +413,7 @@ impl Packed {
             Ok(bytes) => Ok(bytes),
             Err(err) => {
                 let moved = self.among.as_ref().and_then(|packs| {
-                    packs.changed();
+                    packs.reread(&self.pack.name);
                     packs
                         .find(self.entry.id)
                         .filter(|again| again.pack.name != self.pack.name)
@@ -495,6 +498,16 @@ impl Packs {
         state.fresh = true;
         self.load(&mut state);
         state.get(id, self)
+    }
+
+    /// Forgets every index read when the pack `gone` is among them, so that the next
+    /// lookup reads the indexes as they are now: the pack went (a `gc` rewrote it into
+    /// another). Once is enough for every read that found it gone.
+    pub fn reread(&self, gone: &str) {
+        let mut state = self.state.lock().expect("packs lock is never poisoned");
+        if state.loaded.contains(gone) {
+            *state = State::default();
+        }
     }
 
     /// Forgets when `packs/` last changed, so that the next lookup that misses lists it
@@ -757,5 +770,35 @@ mod tests {
             read_index(root, &done.name).unwrap().unwrap().entries.len(),
             3
         );
+    }
+
+    #[test]
+    fn a_read_whose_pack_was_rewritten_finds_the_object_in_the_new_pack() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("packs")).unwrap();
+        std::fs::create_dir_all(root.join("tmp")).unwrap();
+        let write = |bodies: &[&[u8]]| {
+            let mut writer = PackWriter::new(&root.join("tmp")).unwrap();
+            for body in bodies {
+                writer
+                    .add(ObjectId::of(body), Encoding::Raw, body.len() as u64, body)
+                    .unwrap();
+            }
+            let done = writer.finish(&root.join("tmp")).unwrap();
+            let name = done.name.clone();
+            publish(root, vec![done]).unwrap();
+            name
+        };
+        let old = write(&[b"kept", b"garbage"]);
+        let packs = Arc::new(Packs::new(root));
+        let found = packs.find(ObjectId::of(b"kept")).unwrap();
+        // A gc rewrites the pack: the new one first, then the old one goes.
+        let new = write(&[b"kept"]);
+        assert_ne!(old, new);
+        std::fs::remove_file(root.join(index_key(&old))).unwrap();
+        std::fs::remove_file(root.join(pack_key(&old))).unwrap();
+        assert_eq!(found.read_stored().unwrap(), b"kept");
+        assert!(packs.find(ObjectId::of(b"garbage")).is_none());
     }
 }

@@ -38,8 +38,10 @@ pub const RACY_NS: i64 = 2_000_000_000;
 /// and rebuilt by the push that finds them.
 const MAGIC: &[u8] = b"mreg stat 3\n";
 
-/// The largest cache read back; a larger one is rebuilt.
-const CACHE_LIMIT: u64 = 1 << 30;
+/// The largest cache read back (a folder of some 500,000 files); a larger one is
+/// ignored, and rebuilt. It is read before its seal is checked: this bounds what a
+/// planted file costs.
+const CACHE_LIMIT: u64 = 48 << 20;
 
 /// What `lstat` says of a file, compared to decide whether it changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

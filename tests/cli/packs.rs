@@ -543,3 +543,39 @@ fn gc_says_so_when_a_pack_it_would_rewrite_holds_damage() {
         "the damaged pack was rewritten"
     );
 }
+
+#[test]
+fn a_small_pack_duplicating_objects_of_a_larger_one_is_collected() {
+    let env = TestEnv::with_registry();
+    small_files(&env, "data", 60, 1);
+    env.ok(&["push", "data", "--model", "ds"]);
+    let big = packs(&env.registry());
+    // Another registry packs 20 of the same files; its pack is copied here, as a merge
+    // or rewrite a kill interrupted leaves copies.
+    let other = TestEnv::with_registry();
+    for i in 0..20 {
+        let rel = format!("shard{}/f{i:04}.dat", i % 4);
+        other.write(
+            &format!("some/{rel}"),
+            fs::read(env.path(&format!("data/{rel}"))).unwrap(),
+        );
+    }
+    other.ok(&["push", "some", "--model", "some"]);
+    for file in fs::read_dir(other.registry().join("packs")).unwrap() {
+        let file = file.unwrap().path();
+        fs::copy(
+            &file,
+            env.registry().join("packs").join(file.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    assert_eq!(packs(&env.registry()).len(), 2);
+    env.ok(&["gc"]);
+    assert_eq!(packs(&env.registry()), big, "the duplicate pack stayed");
+    env.ok(&["pull", "ds@1", "--to", "out"]);
+    assert_eq!(
+        snapshot_files(&env.path("out")),
+        snapshot_files(&env.path("data"))
+    );
+    env.ok(&["fsck"]);
+}

@@ -70,6 +70,7 @@ impl S3Remote {
             once,
             prefix: prefix.to_owned(),
             runtime: std::sync::Arc::new(runtime),
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(super::IN_FLIGHT_MIB)),
         })
     }
 }

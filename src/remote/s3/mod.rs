@@ -39,6 +39,18 @@ pub struct S3Remote {
     once: AmazonS3,
     prefix: String,
     runtime: std::sync::Arc<tokio::runtime::Runtime>,
+    /// The MiB of object bytes held in memory to be sent, across every upload at once.
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// How many MiB of object bytes uploads hold in memory at once, together: a push or
+/// sync of any size stays within about this much more than its own needs.
+pub const IN_FLIGHT_MIB: usize = 40;
+
+/// Returns the permits (MiB, rounded up) a buffer of `len` bytes takes from
+/// [`IN_FLIGHT_MIB`].
+fn mib_of(len: u64) -> u32 {
+    u32::try_from(len.div_ceil(1 << 20).max(1)).unwrap_or(u32::MAX)
 }
 
 impl S3Remote {
@@ -293,11 +305,16 @@ impl Remote for S3Remote {
                 .runtime
                 .block_on(self.put_parts(key, source, len, &journal, tick));
         }
-        let mut buf = vec![0u8; len as usize];
-        source
-            .read_exact_at(&mut buf, 0)
-            .context("reading an object to send")?;
         self.runtime.block_on(async {
+            let _held = self
+                .in_flight
+                .acquire_many(mib_of(len))
+                .await
+                .context("waiting for memory to send an object")?;
+            let mut buf = vec![0u8; len as usize];
+            source
+                .read_exact_at(&mut buf, 0)
+                .context("reading an object to send")?;
             self.store
                 .put(&self.path(key), PutPayload::from(buf))
                 .await

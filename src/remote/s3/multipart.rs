@@ -65,6 +65,12 @@ impl S3Remote {
             let upload = upload.clone();
             async move {
                 let size = part_len(index, len);
+                // The part's bytes count against the memory every upload shares.
+                let _held = self
+                    .in_flight
+                    .acquire_many(super::mib_of(size))
+                    .await
+                    .context("waiting for memory to send a part")?;
                 let mut buf = vec![0u8; size as usize];
                 source
                     .read_exact_at(&mut buf, index as u64 * PART_SIZE)
