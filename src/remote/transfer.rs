@@ -31,6 +31,10 @@ use crate::store::{Progress, Registry, atomic, files, keys};
 /// Transfers in flight at once: network-bound, so more than the cores.
 pub const PARALLEL: usize = 8;
 
+/// Objects re-hashed at once before they are sent: hashing a large one already uses
+/// every core, so more at once would only hold more buffers.
+const CHECKERS: usize = 2;
+
 /// Above this many objects of unknown presence, one listing of the remote's objects
 /// is cheaper than asking about each.
 const LIST_INSTEAD_OF_ASKING: usize = 64;
@@ -960,7 +964,14 @@ fn send_objects(
     let tick = |n: u64| progress.advance(n);
     // Each object is checked against its name first; the ones that pass go in one
     // batch, which a folder remote makes durable at once.
-    let result = parallel(&sizes, PARALLEL, &|(id, place, len)| {
+    // Checking is hashing, bound by the cores; asking the remote about each object (a few
+    // of unknown presence) is bound by the network.
+    let threads = if sizes.len() <= LIST_INSTEAD_OF_ASKING {
+        PARALLEL
+    } else {
+        CHECKERS
+    };
+    let result = parallel(&sizes, threads, &|(id, place, len)| {
         if sizes.len() <= LIST_INSTEAD_OF_ASKING && held_there(remote, known, *id)? {
             tick(*len);
             return Ok(());

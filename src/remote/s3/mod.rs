@@ -44,13 +44,24 @@ pub struct S3Remote {
 }
 
 /// How many MiB of object bytes uploads hold in memory at once, together: a push or
-/// sync of any size stays within about this much more than its own needs.
-pub const IN_FLIGHT_MIB: usize = 40;
+/// sync of any size stays within about this much more than its own needs. At least one
+/// part ([`PART_SIZE`]).
+pub const IN_FLIGHT_MIB: usize = 16;
+
+/// Returns `len` bytes of `source` from `offset`, as a payload.
+pub(super) fn read_payload(source: &File, offset: u64, len: u64) -> Result<PutPayload> {
+    let mut bytes = vec![0u8; len as usize];
+    source
+        .read_exact_at(&mut bytes, offset)
+        .context("reading an object to send")?;
+    Ok(PutPayload::from(bytes))
+}
 
 /// Returns the permits (MiB, rounded up) a buffer of `len` bytes takes from
 /// [`IN_FLIGHT_MIB`].
 fn mib_of(len: u64) -> u32 {
-    u32::try_from(len.div_ceil(1 << 20).max(1)).unwrap_or(u32::MAX)
+    // Never more than the whole budget: a larger buffer would wait forever.
+    u32::try_from(len.div_ceil(1 << 20).clamp(1, IN_FLIGHT_MIB as u64)).unwrap_or(1)
 }
 
 impl S3Remote {
@@ -300,7 +311,7 @@ impl Remote for S3Remote {
         journal: PathBuf,
         tick: Tick,
     ) -> Result<()> {
-        if len >= PART_SIZE {
+        if len > PART_SIZE {
             return self
                 .runtime
                 .block_on(self.put_parts(key, source, len, &journal, tick));
@@ -311,12 +322,9 @@ impl Remote for S3Remote {
                 .acquire_many(mib_of(len))
                 .await
                 .context("waiting for memory to send an object")?;
-            let mut buf = vec![0u8; len as usize];
-            source
-                .read_exact_at(&mut buf, 0)
-                .context("reading an object to send")?;
+            let payload = read_payload(source, 0, len)?;
             self.store
-                .put(&self.path(key), PutPayload::from(buf))
+                .put(&self.path(key), payload)
                 .await
                 .map_err(|err| self.explain(&err, "writing", key))
         })?;

@@ -1,14 +1,12 @@
-//! Uploads in parts: an object of [`PART_SIZE`] or more goes in parts, several at once,
+//! Uploads in parts: an object larger than [`PART_SIZE`] goes in parts, several at once,
 //! with a journal beside the registry recording each part that arrived, so that an
 //! interrupted upload resumes with only the missing parts.
 
 use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
-use object_store::PutPayload;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as KeyPath;
 use serde::{Deserialize, Serialize};
@@ -16,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::S3Remote;
 use crate::remote::Tick;
 
-/// Objects at least this large are sent in parts of this size.
+/// Objects larger than this are sent in parts of this size (a part of a file stored in
+/// parts is never larger: it goes in one request).
 pub const PART_SIZE: u64 = 16 << 20;
 
 /// Parts of one object in flight at once.
@@ -71,14 +70,8 @@ impl S3Remote {
                     .acquire_many(super::mib_of(size))
                     .await
                     .context("waiting for memory to send a part")?;
-                let mut buf = vec![0u8; size as usize];
-                source
-                    .read_exact_at(&mut buf, index as u64 * PART_SIZE)
-                    .context("reading an object to send")?;
-                let part = self
-                    .store
-                    .put_part(&path, &upload, index, PutPayload::from(buf))
-                    .await;
+                let payload = super::read_payload(source, index as u64 * PART_SIZE, size)?;
+                let part = self.store.put_part(&path, &upload, index, payload).await;
                 Ok::<_, anyhow::Error>((index, size, part))
             }
         }))
