@@ -128,7 +128,9 @@ pub fn census_as_if(reg: &Registry, as_if: &AsIf) -> Result<Census> {
             }
             if let std::collections::hash_map::Entry::Vacant(slot) = graphs.entry(record.tree) {
                 let graph = models::graph(reg, &record)
-                    .context("gc must keep them, so it deleted nothing")?;
+                    .context(format!(
+                        "{model}@{n} is kept and its files cannot all be read, so what it needs is unknown (gc deletes nothing until this is fixed)"
+                    ))?;
                 slot.insert(ids(&graph));
             }
             reached.extend(graphs[&record.tree].iter().copied());

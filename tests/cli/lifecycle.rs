@@ -928,3 +928,29 @@ fn a_kill_during_rm_or_gc_leaves_a_registry_fsck_passes_and_the_next_gc_finishes
     env.write("out/w.bin", "after the kills\n");
     env.ok(&["push", "out", "--model", "churn"]);
 }
+
+#[test]
+fn gc_and_du_name_a_kept_version_whose_tree_cannot_be_read() {
+    let env = TestEnv::with_registry();
+    env.write("v/w.bin", "weights");
+    env.ok(&["push", "v", "--model", "m"]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&env.ok(&["show", "m@1", "--json"])).unwrap();
+    let tree = shown["tree"].as_str().unwrap().to_owned();
+    let path = walkdir::WalkDir::new(env.registry().join("objects"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with(&tree[2..]))
+        .expect("the tree is a file of its own")
+        .into_path();
+    std::fs::remove_file(&path).unwrap();
+    for args in [&["gc"][..], &["du"]] {
+        let out = env.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.contains("m@1 is kept") && said.contains("gc deletes nothing"),
+            "{args:?}: {said}"
+        );
+    }
+}
