@@ -20,12 +20,17 @@ use crate::store::check::Report;
 /// With --restore-head MODEL, instead points the lost HEAD of MODEL at its newest stage
 /// state (the one with the highest number that no other state follows), or at the
 /// state --state names when the history forked.
+///
+/// With --repair, takes each damaged object out of the pack that holds it (the pack's
+/// other objects stay): it then counts as missing, and comes back with a push of a
+/// folder holding its content or `mreg sync NAME --recheck`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg fsck
   mreg fsck --json | jq '.problems[].path'
   mreg fsck --restore-head churn
-  mreg fsck --restore-head churn --state 3f2a9c")]
+  mreg fsck --restore-head churn --state 3f2a9c
+  mreg fsck --repair")]
 pub struct FsckArgs {
     /// Point the lost HEAD of MODEL at its newest stage state, and check nothing
     #[arg(long, value_name = "MODEL")]
@@ -33,6 +38,10 @@ pub struct FsckArgs {
     /// With --restore-head: the state to point HEAD at (a prefix of its id)
     #[arg(long, value_name = "ID", requires = "restore_head")]
     state: Option<String>,
+    /// Take each object that does not match its id out of its pack (the pack's other
+    /// objects stay), so that it counts as missing until pushed or synced again
+    #[arg(long, conflicts_with = "restore_head")]
+    repair: bool,
 }
 
 /// Runs `mreg fsck`.
@@ -49,6 +58,19 @@ pub fn run(ctx: &Ctx, args: &FsckArgs) -> Result<()> {
                 restored.time,
                 restored.actor
             ));
+        });
+    }
+    if args.repair {
+        let repaired = fsck::repair(&reg, std::time::Duration::from_secs(60))?;
+        return ctx.out.emit(&repaired, String::new).map(|()| {
+            ctx.out.status(&if repaired.dropped.is_empty() {
+                "No object in a pack is damaged; nothing to repair.".to_owned()
+            } else {
+                format!(
+                    "Took {} out of their packs; they now count as missing: push the folders holding them again, or `mreg sync NAME --recheck` from a registry holding them, then `mreg fsck`.",
+                    output::count(repaired.dropped.len() as u64, "damaged object")
+                )
+            });
         });
     }
     let report = fsck::fsck(&reg, &ctx.out.progress())?;
@@ -117,7 +139,7 @@ fn tell(ctx: &Ctx, report: &Report) -> Result<()> {
         ))
         .hint(
             "each line above names a bad file and what to do. A missing or corrupt object \
-             (delete a corrupt object file first, or for one in a pack that pack's .idx) comes \
+             (delete a corrupt object file first, or for one in a pack run `mreg fsck --repair`) comes \
              back from a remote holding it with \
              `mreg sync NAME --recheck`, or when a folder holding its content is pushed \
              again (`mreg push DIR --model NAME`; the same content records no new version)",

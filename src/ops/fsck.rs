@@ -31,6 +31,29 @@ pub fn fsck(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     check::check(reg, progress)
 }
 
+/// What `fsck --repair` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repaired {
+    /// The damaged objects taken out of their packs, now missing.
+    pub dropped: Vec<String>,
+}
+
+/// Takes every damaged object out of its pack, under the gc lock (waiting up to `wait`
+/// for writers), so that it counts as missing while the rest of its pack stays.
+pub fn repair(reg: &Registry, wait: Duration) -> Result<Repaired> {
+    if let Some(url) = reg.bucket_url() {
+        return Err(Failure::usage(format!(
+            "fsck --repair repairs a local registry, not a bucket ({url})"
+        ))
+        .into());
+    }
+    let _alone = crate::store::gclock::collecting(reg.root(), wait, &|m| reg.notice(m))?;
+    let dropped = crate::store::gc::repair_packs(reg)?;
+    Ok(Repaired {
+        dropped: dropped.iter().map(|id| id.to_hex()).collect(),
+    })
+}
+
 /// What restoring a lost `HEAD` did: the state it now names.
 #[derive(Debug, Clone, Serialize)]
 pub struct Restored {

@@ -112,9 +112,8 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
         };
         let message = match place {
             Place::Packed(packed) => format!(
-                "{message}; it is in a pack of {} objects: deleting {} makes every one of them missing, to be stored again by a push of their folders or `mreg sync --recheck` from a registry holding them",
-                packed.pack.objects,
-                pack::index_key(&packed.pack.name)
+                "{message}; it is in a pack of {} objects: `mreg fsck --repair` takes it out (the others stay), then a push of its folder or `mreg sync NAME --recheck` stores it again",
+                packed.pack.objects
             ),
             Place::File(..) => message,
         };

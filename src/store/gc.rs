@@ -652,9 +652,17 @@ fn bytes_below(path: &Path) -> u64 {
 /// every live object is in a durable, indexed pack at every moment. A pack holding a
 /// live object that does not match its id is left as it is, for `fsck` to report.
 fn repack(reg: &Registry, plan: &PackPlan) -> Result<()> {
+    rewrite_packs(reg, plan, false).map(drop)
+}
+
+/// Rewrites the packs `plan` names as [`repack`] does; with `drop_damaged`, an object
+/// that does not match its id is left out of the new pack rather than keeping its
+/// pack as it is. Returns the objects left out.
+fn rewrite_packs(reg: &Registry, plan: &PackPlan, drop_damaged: bool) -> Result<Vec<ObjectId>> {
     if plan.rewrite.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let mut dropped = Vec::new();
     let mut opened: HashMap<&str, (pack::PackIndex, std::sync::Arc<pack::PackFile>)> =
         HashMap::new();
     for name in &plan.rewrite {
@@ -680,8 +688,12 @@ fn repack(reg: &Registry, plan: &PackPlan) -> Result<()> {
         };
         let bytes = packed.read_stored()?;
         if super::object::verify_stored(&bytes, entry.encoding, entry.id).is_err() {
-            damaged.insert(name.as_str());
-            first_damage.get_or_insert((name.as_str(), entry.id));
+            if drop_damaged {
+                dropped.push(entry.id);
+            } else {
+                damaged.insert(name.as_str());
+                first_damage.get_or_insert((name.as_str(), entry.id));
+            }
             continue;
         }
         bodies.push((entry, bytes, name.as_str()));
@@ -724,8 +736,40 @@ fn repack(reg: &Registry, plan: &PackPlan) -> Result<()> {
     reg.packs().changed();
     match first_damage {
         Some((name, id)) => Err(damaged_pack(name, id)),
-        None => Ok(()),
+        None => Ok(dropped),
     }
+}
+
+/// Takes every object that does not match its id out of its pack: each pack holding
+/// one is rewritten without it (its other objects checked and kept), so that it counts
+/// as missing, to be stored again by a push of its folder or a sync, while the rest of
+/// the pack stays. Returns the objects taken out. The caller holds the gc lock.
+pub fn repair_packs(reg: &Registry) -> Result<Vec<ObjectId>> {
+    let mut plan = PackPlan::default();
+    for name in pack::names(reg.root())? {
+        let Some(index) = pack::read_index(reg.root(), &name)? else {
+            continue;
+        };
+        let file = pack::open(reg.root(), &name, &index)?;
+        let mut any = false;
+        for entry in &index.entries {
+            let packed = pack::Packed {
+                pack: std::sync::Arc::clone(&file),
+                entry: *entry,
+                among: None,
+            };
+            let bytes = packed.read_stored()?;
+            if super::object::verify_stored(&bytes, entry.encoding, entry.id).is_err() {
+                any = true;
+            }
+        }
+        if any {
+            plan.keep
+                .extend(index.entries.iter().map(|e| (e.id, name.clone())));
+            plan.rewrite.push(name);
+        }
+    }
+    rewrite_packs(reg, &plan, true)
 }
 
 /// Returns the failure of a `gc` that left a pack as it was because a live object in
@@ -736,10 +780,9 @@ pub fn damaged_pack(name: &str, id: ObjectId) -> anyhow::Error {
         &name[..16],
         id.short(16)
     ))
-    .hint(format!(
-        "`mreg fsck` names what needs it; delete {} (its objects then count as missing), then push the files again or `mreg sync --recheck` from a registry holding them",
-        pack::index_key(name)
-    ))
+    .hint(
+        "`mreg fsck --repair` takes it out of its pack (the others stay); then push its folder again or `mreg sync NAME --recheck` from a registry holding it",
+    )
     .into()
 }
 

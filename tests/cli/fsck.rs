@@ -50,7 +50,7 @@ fn corrupt_and_missing_objects_and_bad_manifests_are_named() {
     [TMP]/work/.mreg/objects/zz/not-an-object: not an object name
     --- stderr
     error: fsck found 5 problems
-    hint: each line above names a bad file and what to do. A missing or corrupt object (delete a corrupt object file first, or for one in a pack that pack's .idx) comes back from a remote holding it with `mreg sync NAME --recheck`, or when a folder holding its content is pushed again (`mreg push DIR --model NAME`; the same content records no new version)
+    hint: each line above names a bad file and what to do. A missing or corrupt object (delete a corrupt object file first, or for one in a pack run `mreg fsck --repair`) comes back from a remote holding it with `mreg sync NAME --recheck`, or when a folder holding its content is pushed again (`mreg push DIR --model NAME`; the same content records no new version)
     ");
     let json: serde_json::Value =
         serde_json::from_slice(&env.run(&["fsck", "--json"]).stdout).unwrap();
@@ -128,7 +128,7 @@ fn version_files_with_a_sign_or_leading_zero_are_strays_not_versions() {
     [TMP]/work/.mreg/models/m/versions/07.toml: a stray file, not a version record (those are named N.toml, N a decimal number without sign or leading zero); no command reads it
     --- stderr
     error: fsck found 3 problems
-    hint: each line above names a bad file and what to do. A missing or corrupt object (delete a corrupt object file first, or for one in a pack that pack's .idx) comes back from a remote holding it with `mreg sync NAME --recheck`, or when a folder holding its content is pushed again (`mreg push DIR --model NAME`; the same content records no new version)
+    hint: each line above names a bad file and what to do. A missing or corrupt object (delete a corrupt object file first, or for one in a pack run `mreg fsck --repair`) comes back from a remote holding it with `mreg sync NAME --recheck`, or when a folder holding its content is pushed again (`mreg push DIR --model NAME`; the same content records no new version)
     ");
     env.write("v1/build.txt", "2\n");
     assert!(env.ok(&["push", "v1", "--model", "m"]).contains("m@2"));

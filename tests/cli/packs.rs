@@ -579,3 +579,64 @@ fn a_small_pack_duplicating_objects_of_a_larger_one_is_collected() {
     );
     env.ok(&["fsck"]);
 }
+
+#[test]
+fn fsck_repair_takes_a_damaged_object_out_of_its_pack_and_a_push_stores_it_again() {
+    let env = TestEnv::with_registry();
+    small_files(&env, "one", 40, 1);
+    env.ok(&["push", "one", "--model", "a"]);
+    small_files(&env, "two", 40, 2);
+    env.ok(&["push", "two", "--model", "b"]);
+    // Damage one file of a@1 in its pack.
+    let victim = blake3::hash(&fs::read(env.path("one/shard0/f0000.dat")).unwrap()).to_hex();
+    let (index, line) = files_ending(&env.registry().join("packs"), "idx")
+        .into_iter()
+        .find_map(|idx| {
+            let text = fs::read_to_string(&idx).unwrap();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(victim.as_str()))?
+                .to_owned();
+            Some((idx, line))
+        })
+        .expect("the file is packed");
+    let offset: usize = line.split(' ').nth(2).unwrap().parse().unwrap();
+    let pack = index.with_extension("pack");
+    writable(&pack);
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes[offset] ^= 0x20;
+    fs::write(&pack, &bytes).unwrap();
+    let out = env.run(&["fsck"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mreg fsck --repair"));
+
+    let said = json(&env.ok(&["fsck", "--repair", "--json"]));
+    assert_eq!(
+        said["dropped"],
+        serde_json::json!([victim.as_str()]),
+        "{said}"
+    );
+    // b@1 and the rest of a@1's pack are untouched; the damaged file is missing.
+    env.ok(&["pull", "b@1", "--to", "b"]);
+    assert_eq!(
+        snapshot_files(&env.path("b")),
+        snapshot_files(&env.path("two"))
+    );
+    let out = env.run(&["fsck"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("missing") && !said.contains("corrupt"),
+        "{said}"
+    );
+    // A push of the folder stores it again.
+    env.ok(&["push", "one", "--model", "a"]);
+    env.ok(&["fsck"]);
+    env.ok(&["pull", "a@1", "--to", "a"]);
+    assert_eq!(
+        snapshot_files(&env.path("a")),
+        snapshot_files(&env.path("one"))
+    );
+    let again = json(&env.ok(&["fsck", "--repair", "--json"]));
+    assert_eq!(again["dropped"], serde_json::json!([]));
+}
