@@ -534,7 +534,7 @@ fn gc_says_so_when_a_pack_it_would_rewrite_holds_damage() {
     assert_eq!(out.status.code(), Some(1));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
-        said.contains("left the pack") && said.contains(".idx"),
+        said.contains("left the pack") && said.contains("mreg fsck --repair"),
         "{said}"
     );
     assert_eq!(
