@@ -542,6 +542,16 @@ fn gc_says_so_when_a_pack_it_would_rewrite_holds_damage() {
         bytes,
         "the damaged pack was rewritten"
     );
+    // The repair it names: the damaged object out, the folder pushed again, gc again.
+    env.ok(&["fsck", "--repair"]);
+    env.ok(&["push", "b", "--model", "b"]);
+    env.ok(&["gc"]);
+    env.ok(&["fsck"]);
+    env.ok(&["pull", "b@1", "--to", "b-out"]);
+    assert_eq!(
+        snapshot_files(&env.path("b-out")),
+        snapshot_files(&env.path("b"))
+    );
 }
 
 #[test]
