@@ -60,6 +60,15 @@ fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap()
 }
 
+/// Pulls `reference` into `to` and asserts it holds what the folder `from` holds.
+fn pulls_back(env: &TestEnv, reference: &str, to: &str, from: &str) {
+    env.ok(&["pull", reference, "--to", to]);
+    assert_eq!(
+        snapshot_files(&env.path(to)),
+        snapshot_files(&env.path(from))
+    );
+}
+
 /// Makes a file of the registry writable, so a test can damage it.
 fn writable(path: &Path) {
     fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
@@ -79,11 +88,7 @@ fn many_small_files_are_stored_in_one_pack_and_pull_back_the_same() {
         "{} object files",
         object_files(&reg)
     );
-    env.ok(&["pull", "ds@1", "--to", "out"]);
-    assert_eq!(
-        snapshot_files(&env.path("out")),
-        snapshot_files(&env.path("data"))
-    );
+    pulls_back(&env, "ds@1", "out", "data");
     let said = json(&env.ok(&["fsck", "--json"]));
     assert_eq!(said["problems"].as_array().unwrap().len(), 0, "{said}");
     assert!(said["objects"].as_u64().unwrap() >= 300, "{said}");
@@ -116,17 +121,9 @@ fn a_registry_of_format_2_keeps_small_files_as_files_until_upgraded() {
     env.ok(&["push", "data", "--model", "ds"]);
     assert_eq!(packs(&env.registry()).len(), 1);
     // Both versions pull: one from files, one from the pack.
-    env.ok(&["pull", "ds@2", "--to", "two"]);
-    assert_eq!(
-        snapshot_files(&env.path("two")),
-        snapshot_files(&env.path("data"))
-    );
+    pulls_back(&env, "ds@2", "two", "data");
     small_files(&env, "one", 100, 1);
-    env.ok(&["pull", "ds@1", "--to", "back"]);
-    assert_eq!(
-        snapshot_files(&env.path("back")),
-        snapshot_files(&env.path("one"))
-    );
+    pulls_back(&env, "ds@1", "back", "one");
     env.ok(&["fsck"]);
 }
 
@@ -156,11 +153,7 @@ fn gc_rewrites_a_pack_once_most_of_it_is_garbage_and_keeps_what_lives() {
         "the first pack, three quarters garbage, is still there"
     );
     assert_eq!(after.len(), 2, "{after:?}");
-    env.ok(&["pull", "ds@2", "--to", "out"]);
-    assert_eq!(
-        snapshot_files(&env.path("out")),
-        snapshot_files(&env.path("data"))
-    );
+    pulls_back(&env, "ds@2", "out", "data");
     env.ok(&["fsck"]);
     // A second gc finds nothing more to do in the packs.
     let again = json(&env.ok(&["gc", "--json"]));
@@ -248,11 +241,7 @@ fn packs_without_an_index_are_leftovers_that_gc_removes() {
     env.ok(&["gc"]);
     assert!(packs(&env.registry()).is_empty());
     env.ok(&["push", "data", "--model", "ds"]);
-    env.ok(&["pull", "ds@1", "--to", "out"]);
-    assert_eq!(
-        snapshot_files(&env.path("out")),
-        snapshot_files(&env.path("data"))
-    );
+    pulls_back(&env, "ds@1", "out", "data");
     env.ok(&["fsck"]);
 }
 
@@ -267,11 +256,7 @@ fn a_gc_killed_after_writing_its_new_pack_loses_nothing_and_the_next_one_finishe
     let out = env.run_with(&["gc"], &[("MREG_CRASH_AT", "gc-repacked")]);
     assert_eq!(out.status.signal(), Some(9));
     env.ok(&["fsck"]);
-    env.ok(&["pull", "ds@2", "--to", "out"]);
-    assert_eq!(
-        snapshot_files(&env.path("out")),
-        snapshot_files(&env.path("data"))
-    );
+    pulls_back(&env, "ds@2", "out", "data");
     let before = packs(&env.registry()).len();
     env.ok(&["gc"]);
     assert!(packs(&env.registry()).len() < before, "the copies stayed");
@@ -442,24 +427,6 @@ fn packs_in_a_registry_that_says_format_2_are_named_by_fsck() {
     env.ok(&["fsck"]);
 }
 
-/// Runs `args` with at most 64 open files.
-fn under_64_files(env: &TestEnv, args: &[&str]) -> std::process::Output {
-    let cmd = env.cmd(args);
-    let mut limited = std::process::Command::new("sh");
-    limited
-        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .env_clear()
-        .current_dir(cmd.get_current_dir().unwrap());
-    for (key, value) in cmd.get_envs() {
-        if let Some(value) = value {
-            limited.env(key, value);
-        }
-    }
-    limited.output().unwrap()
-}
-
 #[test]
 fn more_packs_than_open_files_read_and_gc_merges_them() {
     let env = TestEnv::with_registry();
@@ -475,7 +442,7 @@ fn more_packs_than_open_files_read_and_gc_merges_them() {
         &["fsck"],
         &["pull", "m@70", "--to", "last"],
     ] {
-        let out = under_64_files(&env, args);
+        let out = env.run_with_open_files(args, 64);
         assert!(
             out.status.success(),
             "{args:?}: {}",
@@ -547,11 +514,7 @@ fn gc_says_so_when_a_pack_it_would_rewrite_holds_damage() {
     env.ok(&["push", "b", "--model", "b"]);
     env.ok(&["gc"]);
     env.ok(&["fsck"]);
-    env.ok(&["pull", "b@1", "--to", "b-out"]);
-    assert_eq!(
-        snapshot_files(&env.path("b-out")),
-        snapshot_files(&env.path("b"))
-    );
+    pulls_back(&env, "b@1", "b-out", "b");
 }
 
 #[test]
@@ -582,11 +545,7 @@ fn a_small_pack_duplicating_objects_of_a_larger_one_is_collected() {
     assert_eq!(packs(&env.registry()).len(), 2);
     env.ok(&["gc"]);
     assert_eq!(packs(&env.registry()), big, "the duplicate pack stayed");
-    env.ok(&["pull", "ds@1", "--to", "out"]);
-    assert_eq!(
-        snapshot_files(&env.path("out")),
-        snapshot_files(&env.path("data"))
-    );
+    pulls_back(&env, "ds@1", "out", "data");
     env.ok(&["fsck"]);
 }
 
@@ -627,11 +586,7 @@ fn fsck_repair_takes_a_damaged_object_out_of_its_pack_and_a_push_stores_it_again
         "{said}"
     );
     // b@1 and the rest of a@1's pack are untouched; the damaged file is missing.
-    env.ok(&["pull", "b@1", "--to", "b"]);
-    assert_eq!(
-        snapshot_files(&env.path("b")),
-        snapshot_files(&env.path("two"))
-    );
+    pulls_back(&env, "b@1", "b", "two");
     let out = env.run(&["fsck"]);
     assert_eq!(out.status.code(), Some(1));
     let said = String::from_utf8_lossy(&out.stdout);
@@ -642,11 +597,7 @@ fn fsck_repair_takes_a_damaged_object_out_of_its_pack_and_a_push_stores_it_again
     // A push of the folder stores it again.
     env.ok(&["push", "one", "--model", "a"]);
     env.ok(&["fsck"]);
-    env.ok(&["pull", "a@1", "--to", "a"]);
-    assert_eq!(
-        snapshot_files(&env.path("a")),
-        snapshot_files(&env.path("one"))
-    );
+    pulls_back(&env, "a@1", "a", "one");
     let again = json(&env.ok(&["fsck", "--repair", "--json"]));
     assert_eq!(again["dropped"], serde_json::json!([]));
 }

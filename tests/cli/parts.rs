@@ -694,20 +694,7 @@ fn a_clone_of_a_file_of_more_parts_than_open_files_allowed_completes() {
     a.ok(&["remote", "add", "share", &share]);
     a.ok(&["sync"]);
     let b = TestEnv::new();
-    let clone = b.cmd(&["clone", &share, "b"]);
-    let mut limited = std::process::Command::new("sh");
-    limited
-        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
-        .arg(clone.get_program())
-        .args(clone.get_args())
-        .env_clear()
-        .current_dir(clone.get_current_dir().unwrap());
-    for (key, value) in clone.get_envs() {
-        if let Some(value) = value {
-            limited.env(key, value);
-        }
-    }
-    let out = limited.output().unwrap();
+    let out = b.run_with_open_files(&["clone", &share, "b"], 64);
     assert!(
         out.status.success(),
         "{}",

@@ -191,6 +191,24 @@ impl TestEnv {
         self.cmd(args).output().unwrap()
     }
 
+    /// Runs mreg with at most `files` open files (`ulimit -n`) and returns its output.
+    pub fn run_with_open_files(&self, args: &[&str], files: u32) -> Output {
+        let cmd = self.cmd(args);
+        let mut limited = Command::new("sh");
+        limited
+            .args(["-c", &format!("ulimit -n {files} && exec \"$0\" \"$@\"")])
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .env_clear()
+            .current_dir(cmd.get_current_dir().unwrap());
+        for (key, value) in cmd.get_envs() {
+            if let Some(value) = value {
+                limited.env(key, value);
+            }
+        }
+        limited.output().unwrap()
+    }
+
     /// Runs mreg, asserts it succeeded, and returns its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         String::from_utf8(self.succeeded(args).stdout).unwrap()
