@@ -164,8 +164,11 @@ pub fn registry_of(path: &Path) -> Result<&Path> {
         .with_context(|| format!("{} is not inside a registry's objects/", path.display()))
 }
 
-/// Bytes of a file read at once while it is cut into parts: at least two largest parts.
-const WINDOW: usize = 32 << 20;
+/// Bytes of a file read at once while it is cut into parts: a largest part and room
+/// for a few more. Cuts do not depend on it (a content-defined cut is sought only with
+/// a largest part's bytes ahead, or the end of the file); memory does, once per file
+/// being cut at the same time.
+const WINDOW: usize = 20 << 20;
 
 /// The parts ending inside one window of a file: each part's start in the window and
 /// its length, in order.

@@ -14,6 +14,7 @@ pub mod gclock;
 pub mod info;
 pub mod keys;
 pub mod lock;
+pub mod mapped;
 pub mod materialize;
 pub mod models;
 pub mod object;

@@ -164,6 +164,40 @@ pub fn compress(bytes: &[u8]) -> io::Result<Vec<u8>> {
     })
 }
 
+/// Writes `bytes` to `out` as one zstd frame at [`ZSTD_LEVEL`], streamed through the
+/// encoder's own output buffer (about 128 KiB); returns the frame's length.
+pub fn compress_to(bytes: &[u8], out: &File) -> io::Result<u64> {
+    let mut written = 0u64;
+    let counted = Counted {
+        inner: out,
+        written: &mut written,
+    };
+    let mut encoder = zstd::stream::write::Encoder::new(counted, ZSTD_LEVEL)?;
+    encoder.include_contentsize(true)?;
+    encoder.set_pledged_src_size(Some(bytes.len() as u64))?;
+    encoder.write_all(bytes)?;
+    encoder.finish()?;
+    Ok(written)
+}
+
+/// A writer that counts the bytes it passes on.
+struct Counted<'a, W> {
+    inner: W,
+    written: &'a mut u64,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        *self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Returns whether compressing `file` with zstd pays, from samples at its start,
 /// middle and end: it pays when they shrink by at least a tenth.
 pub fn zstd_pays(file: &File, len: u64) -> io::Result<bool> {

@@ -17,7 +17,7 @@ use tempfile::TempPath;
 
 use super::object::{self, Encoding};
 use super::registry::Registry;
-use super::{atomic, chunks, keys, pack};
+use super::{atomic, chunks, keys, mapped, pack};
 use crate::id::ObjectId;
 
 /// Returns what storing one file did.
@@ -187,9 +187,9 @@ impl<'r> Staging<'r> {
             std::thread::scope(|scope| {
                 let copy = scope.spawn(|| object::clone_or_copy(path, &temp_file));
                 let hashed = object::hash_reader(&mut &file, len, None, progress);
-                copy.join()
-                    .expect("the copy thread does not panic")
-                    .and(hashed)
+                let copied = copy.join().expect("the copy thread does not panic");
+                start_writeback(&temp_file);
+                copied.and(hashed)
             })
         } else {
             let mut encoder = zstd::stream::write::Encoder::new(
@@ -232,8 +232,11 @@ impl<'r> Staging<'r> {
         len: u64,
         progress: &dyn Fn(u64),
     ) -> Result<Stored> {
-        let (id, size) = object::hash_reader(&mut &*file, len, None, progress)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let (id, size) = match mapped::hash_file(file, len, progress) {
+            Some(hashed) => hashed.map(|id| (id, len)),
+            None => object::hash_reader(&mut &*file, len, None, progress),
+        }
+        .with_context(|| format!("reading {}", path.display()))?;
         if size != len || self.holds_whole(id, size)? || self.staged(id, true) {
             // A length that changed is caught by the caller's before/after stat.
             return Ok(Stored::of(id, size, false));
@@ -353,39 +356,40 @@ impl<'r> Staging<'r> {
         ))
     }
 
-    /// Writes `bytes` to a new temp object file, compressed when a sample says it pays;
-    /// stored raw, they are copied from `source` (a file and the offset they start at)
-    /// by the kernel when one is given.
+    /// Writes `bytes` to a new temp object file, compressed when a sample says it pays
+    /// and it comes out smaller; stored raw, they are copied from `source` (a file and
+    /// the offset they start at) by the kernel when one is given. The compressed form
+    /// is streamed to the file, so a part costs no second buffer of its size.
     fn write_temp(
         &self,
         bytes: &[u8],
         source: Option<(&File, u64)>,
     ) -> Result<(Encoding, TempPath)> {
         let mut temp = atomic::object_temp_file(&self.reg.tmp_dir())?;
-        let packed = if object::zstd_pays_bytes(bytes) {
-            Some(object::compress(bytes)?).filter(|p| p.len() < bytes.len())
-        } else {
-            None
-        };
-        let encoding = if packed.is_some() {
-            Encoding::Zstd
-        } else {
-            Encoding::Raw
-        };
-        match (packed, source) {
-            (Some(packed), _) => temp.write_all(&packed),
+        if object::zstd_pays_bytes(bytes) {
+            let packed = object::compress_to(bytes, temp.as_file())
+                .with_context(|| format!("writing {}", temp.path().display()))?;
+            if packed < bytes.len() as u64 {
+                start_writeback(temp.as_file());
+                return Ok((Encoding::Zstd, temp.into_temp_path()));
+            }
+            // Samples promised more than the whole gave: stored raw, in a fresh file.
+            temp = atomic::object_temp_file(&self.reg.tmp_dir())?;
+        }
+        match source {
             // Across filesystems (or where the kernel cannot copy), from memory.
-            (None, Some((file, offset))) => {
+            Some((file, offset)) => {
                 match copy_range(file, offset, bytes.len() as u64, temp.as_file()) {
                     Ok(true) => Ok(()),
                     Ok(false) => temp.write_all(bytes),
                     Err(err) => Err(err),
                 }
             }
-            (None, None) => temp.write_all(bytes),
+            None => temp.write_all(bytes),
         }
         .with_context(|| format!("writing {}", temp.path().display()))?;
-        Ok((encoding, temp.into_temp_path()))
+        start_writeback(temp.as_file());
+        Ok((Encoding::Raw, temp.into_temp_path()))
     }
 
     /// Returns whether the registry holds `id` whole, as far as its length tells: a raw
@@ -642,4 +646,13 @@ fn copy_range(from: &File, offset: u64, len: u64, to: &File) -> std::io::Result<
         }
     }
     Ok(true)
+}
+
+/// Asks the kernel to start writing a new object file to disk now, so that the flush
+/// at publish finds less left to do: the disk works while the push hashes and cuts
+/// the rest. `DONTNEED` starts writeback of the dirty pages and drops only pages that
+/// are already clean, so the file stays cached. Advice only: its failure changes
+/// nothing.
+fn start_writeback(file: &File) {
+    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
 }

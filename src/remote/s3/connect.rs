@@ -71,6 +71,8 @@ impl S3Remote {
             prefix: prefix.to_owned(),
             runtime: std::sync::Arc::new(runtime),
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(super::IN_FLIGHT_MIB)),
+            // What is in flight, and a few blocks of payloads the client has yet to drop.
+            blocks: super::blocks::Blocks::new(super::IN_FLIGHT_MIB),
         })
     }
 }

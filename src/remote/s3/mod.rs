@@ -7,6 +7,7 @@
 //! (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, …) and else from the active
 //! profile in `~/.aws`.
 
+mod blocks;
 mod connect;
 mod errors;
 mod listing;
@@ -41,6 +42,8 @@ pub struct S3Remote {
     runtime: std::sync::Arc<tokio::runtime::Runtime>,
     /// The MiB of object bytes held in memory to be sent, across every upload at once.
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The blocks uploads read object bytes into.
+    blocks: std::sync::Arc<blocks::Blocks>,
 }
 
 /// How many MiB of object bytes uploads hold in memory at once, together: a push or
@@ -49,14 +52,6 @@ pub struct S3Remote {
 pub const IN_FLIGHT_MIB: usize = 16;
 
 /// Returns `len` bytes of `source` from `offset`, as a payload.
-pub(super) fn read_payload(source: &File, offset: u64, len: u64) -> Result<PutPayload> {
-    let mut bytes = vec![0u8; len as usize];
-    source
-        .read_exact_at(&mut bytes, offset)
-        .context("reading an object to send")?;
-    Ok(PutPayload::from(bytes))
-}
-
 /// Returns the permits (MiB, rounded up) a buffer of `len` bytes takes from
 /// [`IN_FLIGHT_MIB`].
 fn mib_of(len: u64) -> u32 {
@@ -322,7 +317,7 @@ impl Remote for S3Remote {
                 .acquire_many(mib_of(len))
                 .await
                 .context("waiting for memory to send an object")?;
-            let payload = read_payload(source, 0, len)?;
+            let payload = self.blocks.read(source, 0, len)?;
             self.store
                 .put(&self.path(key), payload)
                 .await

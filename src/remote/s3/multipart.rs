@@ -70,7 +70,7 @@ impl S3Remote {
                     .acquire_many(super::mib_of(size))
                     .await
                     .context("waiting for memory to send a part")?;
-                let payload = super::read_payload(source, index as u64 * PART_SIZE, size)?;
+                let payload = self.blocks.read(source, index as u64 * PART_SIZE, size)?;
                 let part = self.store.put_part(&path, &upload, index, payload).await;
                 Ok::<_, anyhow::Error>((index, size, part))
             }
