@@ -236,8 +236,15 @@ fn number(text: &str) -> Option<u64> {
 }
 
 fn parse_entry(line: &str) -> Result<Entry> {
-    let fields: Vec<&str> = line.split(' ').collect();
-    let [hex, encoding, offset, stored, size] = fields[..] else {
+    let mut fields = line.split(' ');
+    let (Some(hex), Some(encoding), Some(offset), Some(stored), Some(size), None) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
         bail!("it does not have 5 fields");
     };
     let id: ObjectId = hex
