@@ -23,6 +23,7 @@ pub mod query;
 pub mod refspec;
 pub mod remote;
 pub mod safetensors;
+pub mod sign;
 pub mod stage;
 pub mod store;
 #[cfg(test)]

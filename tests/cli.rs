@@ -43,5 +43,6 @@ mod cli {
     pub mod run;
     mod runs;
     mod secrets;
+    mod signing;
     mod untrusted;
 }

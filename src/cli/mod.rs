@@ -39,6 +39,7 @@ mod rollback;
 mod run;
 mod runs;
 mod show;
+mod sign;
 mod sync;
 mod upgrade;
 mod verdict;
@@ -135,6 +136,8 @@ enum Command {
     Diff(diff::DiffArgs),
     Compare(compare::CompareArgs),
     Fsck(fsck::FsckArgs),
+    Sign(sign::SignArgs),
+    Verify(sign::VerifyArgs),
     Remote(remote::RemoteArgs),
     Sync(sync::SyncArgs),
     Clone(sync::CloneArgs),
@@ -248,6 +251,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<u8> {
         Command::Du(args) => du::run(ctx, &args),
         Command::Show(args) => show::run(ctx, &args),
         Command::Fsck(args) => fsck::run(ctx, &args),
+        Command::Sign(args) => sign::run_sign(ctx, &args),
+        Command::Verify(args) => sign::run_verify(ctx, &args),
         Command::Demo(args) => demo::run(ctx, &args),
         Command::Model(args) => model::run(ctx, &args),
         Command::Upgrade(args) => upgrade::run(ctx, &args),

@@ -26,7 +26,9 @@ use crate::store::materialize::Options;
 #[command(after_help = "Examples:
   mreg pull churn@3 --to ./model
   mreg pull churn@production --to /srv/model --force --durable
-  mreg pull churn@production --to ./model --card     # with README.md, the model card")]
+  mreg pull churn@production --to ./model --card     # with README.md, the model card
+  mreg pull churn@4 --to ./model --signature         # with model.sig, its OMS signature
+  model_signing verify key ./model --signature ./model/model.sig --public_key alice.pub")]
 pub struct PullArgs {
     /// The version to pull
     #[arg(value_name = "REF")]
@@ -44,6 +46,11 @@ pub struct PullArgs {
     /// unless the version has a README.md of its own
     #[arg(long)]
     card: bool,
+    /// Also write the version's signature (`mreg sign`) as model.sig in the folder, for
+    /// `model_signing verify key` or `mreg verify --dir`; with several signers, give the
+    /// start of one's key hint
+    #[arg(long, value_name = "KEY-HINT", num_args = 0..=1, default_missing_value = "", conflicts_with = "card")]
+    signature: Option<String>,
 }
 
 /// Returns the model card of `reference`, made before anything is pulled so that a
@@ -104,7 +111,14 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
     } else {
         None
     };
-    let outcome = pull::pull(&reg, &fetched, &args.to, opts, &ctx.out.progress())?;
+    let outcome = pull::pull(
+        &reg,
+        &fetched,
+        &args.to,
+        opts,
+        args.signature.as_deref(),
+        &ctx.out.progress(),
+    )?;
     ctx.out.status(&format!(
         "Pulled {} ({}, {}) into {}.",
         outcome.reference,
@@ -112,6 +126,14 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         output::bytes(outcome.bytes),
         outcome.path
     ));
+    if args.signature.is_some() {
+        ctx.out.status(&format!(
+            "Wrote its signature to {}.",
+            std::path::Path::new(&outcome.path)
+                .join(crate::sign::oms::SIGNATURE_FILE)
+                .display()
+        ));
+    }
     if let Some(card) = &card {
         write_card(ctx, card, &outcome.reference, &args.to)?;
     }

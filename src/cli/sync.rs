@@ -11,7 +11,7 @@ use crate::remote::sync::Counts;
 
 /// Send a remote what it lacks and fetch what this registry lacks
 ///
-/// Objects, runs, version records, stage states and stage pointers are copied only
+/// Objects, runs, version records, signatures, stage states and stage pointers are copied only
 /// where missing, in the order that never lets either side name data it lacks; every
 /// object fetched is re-hashed before it is stored. Nothing is overwritten: a version
 /// number holding different records on the two sides, or stage moves made on both
@@ -95,13 +95,16 @@ fn print(ctx: &Ctx, outcome: &Outcome, both_ways: bool) -> Result<u8> {
         ctx.out.emit(outcome, String::new)
     } else {
         let line = |verb: &str, c: &Counts| {
-            let removals = if c.removals == 0 {
+            let mut extra = if c.removals == 0 {
                 String::new()
             } else {
                 format!(", {}", output::count(c.removals, "removal"))
             };
+            if c.signatures > 0 {
+                extra = format!("{extra}, {}", output::count(c.signatures, "signature"));
+            }
             format!(
-                "{verb} {name}: {}, {}, {}{removals}, {}, {}, {}.",
+                "{verb} {name}: {}, {}, {}{extra}, {}, {}, {}.",
                 output::count(c.objects, "object"),
                 output::bytes(c.bytes),
                 output::count(c.versions, "version"),

@@ -32,6 +32,7 @@ pub mod rollback;
 pub mod run;
 pub mod runs;
 pub mod show;
+pub mod sign;
 pub mod sync;
 pub mod upgrade;
 

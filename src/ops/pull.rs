@@ -52,16 +52,24 @@ pub fn fetch(reg: &Registry, reference: &ModelRef, progress: &dyn Progress) -> R
 }
 
 /// Materializes a fetched version into `to`; `options` say whether a folder that is not
-/// empty is replaced and whether files are flushed first.
+/// empty is replaced and whether files are flushed first. With `signature` (the start
+/// of a signer's key hint, or empty for the only signer), the version's signature is
+/// written as `model.sig` among its files, appearing with them.
 pub fn pull(
     reg: &Registry,
     fetched: &Fetched,
     to: &Path,
     options: Options,
+    signature: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<Outcome> {
     let record = &fetched.record;
-    let plan = materialize::plan(reg, &models::graph(reg, record)?)?;
+    let mut plan = materialize::plan(reg, &models::graph(reg, record)?)?;
+    if let Some(which) = signature {
+        let bytes = super::sign::for_pull(reg, record, which, progress)?;
+        plan.beside
+            .push((crate::sign::oms::SIGNATURE_FILE.to_owned(), bytes));
+    }
     let written = materialize::materialize(reg, &plan, to, options, progress)?;
     Ok(Outcome {
         model: record.model.clone(),
@@ -77,7 +85,7 @@ pub fn pull(
 /// Fetches the objects of a version the registry lacks: from the bucket of a registry
 /// used as `--registry s3://…`, else from the default remote, if there is one. Returns
 /// the remote and the bytes fetched from it, for a fetch from a remote.
-fn fetch_missing(
+pub(crate) fn fetch_missing(
     reg: &Registry,
     tree: TreeId,
     progress: &dyn Progress,

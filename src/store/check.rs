@@ -140,6 +140,7 @@ pub fn check(reg: &Registry, progress: &dyn Progress) -> Result<Report> {
     let mut unfinished_removals = Vec::new();
     for model in models::list_models(reg)? {
         manifests += check_info(reg, &model, &mut problems);
+        manifests += check_signatures(reg, &model, &mut problems);
         let stages = (&mut leftovers, &mut unfinished_removals);
         manifests += check_stages(reg, &model, &mut problems, stages.0, stages.1);
     }
@@ -192,6 +193,62 @@ fn reclaimable(reg: &Registry) -> Option<gc::Amount> {
         count: amounts.iter().map(|a| a.count).sum(),
         bytes: amounts.iter().map(|a| a.bytes).sum(),
     })
+}
+
+/// Reads every signature of a model's versions: each must be named by the hash of its
+/// bytes and read as a model signature (whether its signer is trusted is `verify`'s
+/// question); anything else in the folders is reported. Returns how many read.
+fn check_signatures(reg: &Registry, model: &str, problems: &mut Vec<Problem>) -> u64 {
+    let dir = reg.path(&format!("{}{model}/signatures", keys::MODELS));
+    let Ok(trees) = fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut parsed = 0;
+    for tree in trees.filter_map(Result::ok) {
+        let path = tree.path();
+        let is_dir = tree.file_type().is_ok_and(|t| t.is_dir());
+        let tree_name = tree.file_name().to_string_lossy().into_owned();
+        let Some(tree_id) = tree_name
+            .parse::<crate::id::TreeId>()
+            .ok()
+            .filter(|_| is_dir)
+        else {
+            problems.push(Problem {
+                path,
+                message: "a stray entry, not a folder of a tree's signatures; no command reads it"
+                    .to_owned(),
+            });
+            continue;
+        };
+        let Ok(entries) = fs::read_dir(&path) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let key = keys::signature(model, &tree_id, file.trim_end_matches(".sig"));
+            if file.strip_suffix(".sig").is_none() || keys::parse(&key).is_none() {
+                problems.push(Problem {
+                    path: entry.path(),
+                    message: "a stray file, not a signature (those are named by the BLAKE3 of \
+                              their bytes, HASH.sig); no command reads it"
+                        .to_owned(),
+                });
+                continue;
+            }
+            let read = super::signatures::read_key(reg, &key).and_then(|bytes| {
+                crate::sign::oms::Bundle::parse(&bytes)?.manifest()?;
+                Ok(())
+            });
+            match read {
+                Ok(()) => parsed += 1,
+                Err(err) => problems.push(Problem {
+                    path: entry.path(),
+                    message: format!("not a model signature: {err:#}"),
+                }),
+            }
+        }
+    }
+    parsed
 }
 
 /// Reads every change of a model's own fields; reports one that does not read, a stray

@@ -12,7 +12,7 @@ use std::fs::{self, File};
 use std::io::{self, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use rustix::fs::{Mode, OFlags};
 
 use super::atomic;
@@ -149,6 +149,27 @@ pub fn read_cache(path: &Path, limit: u64) -> Option<Vec<u8>> {
     let mut bytes = Vec::new();
     file.take(limit + 1).read_to_end(&mut bytes).ok()?;
     (bytes.len() as u64 <= limit).then_some(bytes)
+}
+
+/// Reads a file a user names on the command line (a key, a list of signers): links
+/// followed, as the user meant, but never a FIFO or device waited on, and at most
+/// `limit` bytes, else an error saying so.
+pub fn read_user_file(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let file = File::from(
+        rustix::fs::open(path, flags, Mode::empty())
+            .with_context(|| format!("opening {}", path.display()))?,
+    );
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        bail!("{} is larger than {limit} bytes", path.display());
+    }
+    Ok(bytes)
 }
 
 /// Opens the file at `path` (in a folder already checked to be real) for appending,

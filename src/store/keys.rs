@@ -11,6 +11,7 @@
 //! models/NAME/states/ID.toml         stage states, immutable, each naming the one before
 //! models/NAME/HEAD                   the newest stage state; the one mutable key
 //! models/NAME/info/NANOS-HASH8.toml  changes of the model's own fields, immutable
+//! models/NAME/signatures/TREE/H.sig   signatures of a version's tree (OMS bundles), by hash
 //! runs/ID/run.toml                   a run's record as it started
 //! runs/ID/log/NAME.toml              its events, one immutable file each
 //! runs/ID/removed.toml               its removal: who removed it, when, why
@@ -25,7 +26,7 @@
 
 use std::path::Path;
 
-use crate::id::{ObjectId, RunId, StateId};
+use crate::id::{ObjectId, RunId, StateId, TreeId};
 use crate::names::ModelName;
 use crate::store::object::Encoding;
 
@@ -145,6 +146,22 @@ pub fn infos(model: &str) -> String {
 /// Returns the key of one change of a model's own fields, by its file name.
 pub fn info(model: &str, name: &str) -> String {
     format!("{MODELS}{model}/info/{name}")
+}
+
+/// Returns the folder of the signatures of a model's versions holding `tree`.
+pub fn signatures(model: &str, tree: &TreeId) -> String {
+    format!("{MODELS}{model}/signatures/{}/", tree.0.to_hex())
+}
+
+/// Returns the key of one signature of a tree of a model, by its name: the BLAKE3 of
+/// its bytes in hex, so that a signature is stored once and checked by its name.
+pub fn signature(model: &str, tree: &TreeId, name: &str) -> String {
+    format!("{}{name}.sig", signatures(model, tree))
+}
+
+/// Returns the name a signature's bytes take.
+pub fn signature_name(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
 }
 
 /// Returns a new file name for an immutable entry of a log (a run's event, a change of
@@ -285,6 +302,15 @@ pub enum Key<'a> {
         /// The change's file name.
         name: &'a str,
     },
+    /// `models/NAME/signatures/TREE/NAME.sig`.
+    Signature {
+        /// The model.
+        model: &'a str,
+        /// The tree the signature is of.
+        tree: TreeId,
+        /// The signature's name (the hash of its bytes, in hex).
+        name: &'a str,
+    },
     /// `models/NAME/HEAD`.
     Head {
         /// The model.
@@ -328,6 +354,20 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         }),
         ["models", model, "info", name] if model_ok(model) && log_name_nanos(name).is_some() => {
             Some(Key::Info { model, name })
+        }
+        ["models", model, "signatures", tree, file] if model_ok(model) => {
+            let name = file.strip_suffix(".sig")?;
+            let hex = |t: &str| {
+                t.len() == 64 && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            };
+            if !hex(tree) || !hex(name) {
+                return None;
+            }
+            Some(Key::Signature {
+                model,
+                tree: tree.parse().ok()?,
+                name,
+            })
         }
         ["models", model, "HEAD"] if model_ok(model) => Some(Key::Head { model }),
         ["runs", id, file] if *file == RUN_RECORD => Some(Key::RunRecord {
@@ -374,6 +414,24 @@ mod tests {
             })
         );
         assert_eq!(parse(&head("churn")), Some(Key::Head { model: "churn" }));
+        let tree: TreeId = "b".repeat(64).parse().unwrap();
+        let sig = signature_name(b"bundle");
+        assert_eq!(
+            parse(&signature("churn", &tree, &sig)),
+            Some(Key::Signature {
+                model: "churn",
+                tree,
+                name: &sig
+            })
+        );
+        for planted in [
+            "x.sig",
+            &format!("{sig}.toml"),
+            &format!("{}.sig", sig.to_uppercase()),
+        ] {
+            let key = format!("{}{planted}", signatures("churn", &tree));
+            assert_eq!(parse(&key), None, "{planted}");
+        }
         let name = new_log_name(b"x");
         assert_eq!(
             parse(&info("churn", &name)),

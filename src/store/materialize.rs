@@ -33,6 +33,9 @@ pub struct Plan {
     pub links: Vec<(String, String)>,
     /// Bytes of all files.
     pub bytes: u64,
+    /// Files of the pull's own beside the version's (a signature, `model.sig`): a
+    /// top-level name no entry of the tree has, and their bytes.
+    pub beside: Vec<(String, Vec<u8>)>,
 }
 
 /// One file of a [`Plan`].
@@ -60,6 +63,7 @@ pub fn plan(reg: &Registry, graph: &Graph) -> Result<Plan> {
         files: Vec::with_capacity(shape.files as usize),
         links: Vec::new(),
         bytes: shape.bytes,
+        beside: Vec::new(),
     };
     let mut targets: HashMap<ObjectId, String> = HashMap::new();
     graph.for_each(&mut |v| {
@@ -167,6 +171,15 @@ pub fn materialize(
         let link = base.join(path);
         std::os::unix::fs::symlink(target, &link)
             .with_context(|| format!("creating link {}", link.display()))?;
+    }
+    for (name, bytes) in &plan.beside {
+        let path = base.join(name);
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, bytes))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if opts.durable {
         atomic::sync_filesystem(base)?;

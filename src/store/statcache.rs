@@ -212,7 +212,7 @@ impl StatCache {
         let key = ObjectId::of(root.as_bytes()).short(24);
         let path = reg.cache_dir().join("stat").join(format!("{key}.bin"));
         let old = files::read_cache(&path, CACHE_LIMIT)
-            .and_then(|bytes| unseal(&bytes).and_then(|body| decode(body, &root)))
+            .and_then(|bytes| super::usercache::unseal(&bytes).and_then(|body| decode(body, &root)))
             .unwrap_or_default();
         StatCache {
             path,
@@ -271,7 +271,9 @@ impl StatCache {
         if !changed && entries.len() == self.old.len() {
             return;
         }
-        let Some(bytes) = seal(encode(SEAL_LEN, &self.root, &entries)) else {
+        let Some(bytes) =
+            super::usercache::seal(encode(super::usercache::SEAL_LEN, &self.root, &entries))
+        else {
             return;
         };
         if reg.make_parents_of(&self.path).is_ok() {
@@ -281,30 +283,6 @@ impl StatCache {
         }
     }
 }
-/// The line of a seal: 64 hex digits and a newline.
-const SEAL_LEN: usize = 65;
-
-/// Writes the seal of the body after the first [`SEAL_LEN`] bytes of `out` (left for
-/// it) under this user's key into those bytes; `None` when the user has no key (the
-/// cache is then not kept).
-fn seal(mut out: Vec<u8>) -> Option<Vec<u8>> {
-    let key = super::usercache::seal_key()?;
-    let seal = blake3::keyed_hash(&key, &out[SEAL_LEN..]);
-    out[..SEAL_LEN - 1].copy_from_slice(seal.to_hex().as_bytes());
-    out[SEAL_LEN - 1] = b'\n';
-    Some(out)
-}
-
-/// Returns the body of a sealed cache file, if its seal verifies under this user's key.
-fn unseal(bytes: &[u8]) -> Option<&[u8]> {
-    let key = super::usercache::seal_key()?;
-    let newline = bytes.iter().position(|b| *b == b'\n')?;
-    let (line, body) = (&bytes[..newline], &bytes[newline + 1..]);
-    let seal = blake3::Hash::from_hex(line).ok()?;
-    // `Hash` compares in constant time.
-    (seal == blake3::keyed_hash(&key, body)).then_some(body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,3 +81,27 @@ pub fn seal_key() -> Option<[u8; 32]> {
         Err(_) => read(),
     }
 }
+
+/// The line of a seal: 64 hex digits and a newline.
+pub const SEAL_LEN: usize = 65;
+
+/// Writes the seal of the body after the first [`SEAL_LEN`] bytes of `out` (left for
+/// it) under this user's key into those bytes; `None` when the user has no key (the
+/// cache is then not kept).
+pub fn seal(mut out: Vec<u8>) -> Option<Vec<u8>> {
+    let key = seal_key()?;
+    let seal = blake3::keyed_hash(&key, &out[SEAL_LEN..]);
+    out[..SEAL_LEN - 1].copy_from_slice(seal.to_hex().as_bytes());
+    out[SEAL_LEN - 1] = b'\n';
+    Some(out)
+}
+
+/// Returns the body of a sealed cache file, if its seal verifies under this user's key.
+pub fn unseal(bytes: &[u8]) -> Option<&[u8]> {
+    let key = seal_key()?;
+    let newline = bytes.iter().position(|b| *b == b'\n')?;
+    let (line, body) = (&bytes[..newline], &bytes[newline + 1..]);
+    let seal = blake3::Hash::from_hex(line).ok()?;
+    // `Hash` compares in constant time.
+    (seal == blake3::keyed_hash(&key, body)).then_some(body)
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod churn;
+pub mod oms;
 pub mod s3;
 
 use std::cell::{Cell, RefCell};

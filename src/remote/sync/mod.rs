@@ -25,6 +25,7 @@ mod info;
 mod listing;
 mod renumber;
 mod runs;
+mod signatures;
 #[cfg(test)]
 mod tests;
 mod versions;
@@ -91,6 +92,8 @@ pub struct Counts {
     pub stages: u64,
     /// Changes of models' own fields.
     pub info: u64,
+    /// Signatures of versions.
+    pub signatures: u64,
 }
 
 impl Counts {
@@ -274,11 +277,13 @@ impl<'a> Sync<'a> {
         self.fetch_versions(&theirs, &ours)?;
         self.fetch_states(&theirs, &ours, None)?;
         self.fetch_info(&theirs, &ours)?;
+        self.fetch_signatures(&theirs, &ours)?;
         if self.options.send {
             self.send_config()?;
             self.send_runs(&theirs, &ours)?;
             self.send_versions(&theirs, &ours)?;
             self.send_info(&theirs, &ours)?;
+            self.send_signatures(&theirs, &ours)?;
             if self.options.recheck {
                 self.send_every_object(&ours)?;
             }

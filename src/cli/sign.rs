@@ -1,0 +1,203 @@
+//! `mreg sign` and `mreg verify`: OpenSSF Model Signing signatures of versions.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::{Ctx, output};
+use crate::error::Failure;
+use crate::ops::sign::{self, Verified};
+
+/// Sign a version with an OpenSSF Model Signing (OMS v1.0) signature
+///
+/// The signature lists every file of the version with its SHA-256 digest, in a
+/// Sigstore bundle that the stock `model_signing verify key` accepts (pull the version
+/// with `--signature`). It is made from the version's tree: the first signature of a
+/// version reads each file once to learn its SHA-256 (objects are named by BLAKE3),
+/// later ones read nothing. The signature is a record of the version: it travels with
+/// `mreg sync`, and a version may have several signers.
+///
+/// Keys are ECDSA on P-256 or P-384, in PEM (unencrypted; see docs/signing.md on
+/// keeping them). A signature made elsewhere (`model_signing sign key` on the folder
+/// that was pushed) is stored with --bundle once it is checked to list exactly the
+/// version's files.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  openssl ecparam -name prime256v1 -genkey -noout -out alice.pem
+  openssl ec -in alice.pem -pubout -out alice.pub
+  mreg sign churn@4 --key alice.pem
+  mreg verify churn@4 --key alice.pub
+  mreg sign churn@4 --bundle ./model.sig      # made by `model_signing sign key`
+
+Exit codes: 0 signed, 1 error (a version holding links cannot be signed), 2 usage
+error (a key that is not an ECDSA P-256/P-384 private key).")]
+pub struct SignArgs {
+    /// The version to sign
+    #[arg(value_name = "REF")]
+    reference: String,
+    /// The private key to sign with (PEM)
+    #[arg(
+        long,
+        value_name = "KEY.pem",
+        required_unless_present = "bundle",
+        conflicts_with = "bundle"
+    )]
+    key: Option<PathBuf>,
+    /// Store this OMS signature (a bundle) of the version instead of making one
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
+}
+
+/// Runs `mreg sign`.
+pub fn run_sign(ctx: &Ctx, args: &SignArgs) -> Result<()> {
+    let reg = ctx.registry()?;
+    let signed = sign::sign(
+        &reg,
+        &args.reference,
+        args.key.as_deref(),
+        args.bundle.as_deref(),
+        &ctx.out.progress(),
+    )?;
+    let key = signed.key.as_deref().map_or_else(
+        || "a key it does not name".to_owned(),
+        |k| format!("key {}", &k[..k.len().min(16)]),
+    );
+    let line = if signed.new {
+        format!(
+            "Signed {}@{} with {key}: {} listed; signature {}.",
+            signed.model,
+            signed.version,
+            output::count(signed.files as u64, "file"),
+            &signed.signature[..16]
+        )
+    } else {
+        format!(
+            "{}@{} already holds this signature by {key} ({}); nothing new was written.",
+            signed.model,
+            signed.version,
+            &signed.signature[..16]
+        )
+    };
+    ctx.out.emit(&signed, String::new)?;
+    ctx.out.status(&line);
+    Ok(())
+}
+
+/// Check the signatures of a version, or of a pulled folder
+///
+/// A version is verified when one of its signatures was made by a trusted key and
+/// lists exactly its files, each with the digest of its content. Trusted keys are
+/// given with --key (public keys in PEM) or --signers (a TOML file: a [signers] table
+/// of NAME = "PEM"). Every signature of the version is listed, with why it does or does
+/// not hold.
+///
+/// With --dir, the folder is hashed whole and checked against its signature file
+/// (model.sig in it, as `pull --signature` writes, or --signature FILE), as the stock
+/// `model_signing verify key` checks it.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  mreg verify churn@4 --key alice.pub
+  mreg verify churn@production --signers team-signers.toml --json
+  mreg pull churn@4 --to ./model --signature && mreg verify --dir ./model --key alice.pub
+
+A signers file:
+  [signers]
+  alice = \"\"\"
+  -----BEGIN PUBLIC KEY-----
+  ...
+  -----END PUBLIC KEY-----
+  \"\"\"
+
+Exit codes: 0 verified, 1 not verified (no signature, none by a trusted key, or files
+that differ from what was signed), 2 usage error.")]
+pub struct VerifyArgs {
+    /// The version to check
+    #[arg(
+        value_name = "REF",
+        required_unless_present = "dir",
+        conflicts_with = "dir"
+    )]
+    reference: Option<String>,
+    /// Check a folder (a pulled version) instead of a version in the registry
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The signature file of --dir (default: DIR/model.sig)
+    #[arg(long, value_name = "FILE", requires = "dir")]
+    signature: Option<PathBuf>,
+    /// A trusted public key (PEM); repeat for several
+    #[arg(long, value_name = "PUB.pem")]
+    key: Vec<PathBuf>,
+    /// A file of trusted signers: a [signers] table of NAME = "PEM public key"
+    #[arg(long, value_name = "FILE")]
+    signers: Option<PathBuf>,
+}
+
+/// Runs `mreg verify`.
+pub fn run_verify(ctx: &Ctx, args: &VerifyArgs) -> Result<()> {
+    let signers = sign::read_signers(&args.key, args.signers.as_deref())?;
+    if signers.is_empty() {
+        return Err(Failure::usage(
+            "verify needs the keys to trust: --key PUB.pem or --signers FILE",
+        )
+        .hint("a signature proves who made it only against a key you already trust")
+        .into());
+    }
+    let verified = match (&args.reference, &args.dir) {
+        (Some(reference), None) => {
+            let reg = ctx.registry()?;
+            sign::verify_version(&reg, reference, &signers, &ctx.out.progress())?
+        }
+        (None, Some(dir)) => sign::verify_dir(
+            dir,
+            args.signature.as_deref(),
+            &signers,
+            &ctx.out.progress(),
+        )?,
+        _ => unreachable!("clap asks for exactly one of REF and --dir"),
+    };
+    ctx.out.emit(&verified, || render(&verified))?;
+    if verified.verified {
+        Ok(())
+    } else {
+        Err(Failure::error(format!(
+            "{} is not verified: no signature by a trusted key lists exactly its files",
+            verified.subject
+        ))
+        .into())
+    }
+}
+
+fn render(verified: &Verified) -> String {
+    let mut out = String::new();
+    for checked in &verified.signatures {
+        let key = checked.key.as_deref().map_or_else(
+            || "unnamed key".to_owned(),
+            |k| format!("key {}", &k[..k.len().min(16)]),
+        );
+        let by = checked
+            .signer
+            .as_deref()
+            .map_or(String::new(), |s| format!(" ({s})"));
+        let line = if checked.valid {
+            let ignored = if checked.ignored.is_empty() {
+                String::new()
+            } else {
+                format!("; not covered: {}", checked.ignored.join(", "))
+            };
+            format!(
+                "ok    {}: signed by {key}{by}, {} match{ignored}",
+                verified.subject,
+                output::count(checked.files as u64, "file")
+            )
+        } else {
+            format!(
+                "FAIL  {}: {key}{by}: {}",
+                verified.subject,
+                checked.problem.as_deref().unwrap_or("not valid")
+            )
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
