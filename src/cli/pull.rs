@@ -47,9 +47,9 @@ pub struct PullArgs {
     #[arg(long)]
     card: bool,
     /// Also write the version's signature (`mreg sign`) as model.sig in the folder, for
-    /// `model_signing verify key` or `mreg verify --dir`; with several signers, give the
-    /// start of one's key hint
-    #[arg(long, value_name = "KEY-HINT", num_args = 0..=1, default_missing_value = "", conflicts_with = "card")]
+    /// `model_signing verify key` or `mreg verify --dir`; with several, give the start of
+    /// one's id (as `mreg verify` lists them) or of its signer's key hint
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "", conflicts_with = "card")]
     signature: Option<String>,
 }
 

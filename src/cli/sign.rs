@@ -62,7 +62,15 @@ pub fn run_sign(ctx: &Ctx, args: &SignArgs) -> Result<()> {
         || "a key it does not name".to_owned(),
         |k| format!("key {}", &k[..k.len().min(16)]),
     );
-    let line = if signed.new {
+    let line = if signed.new && signed.imported {
+        format!(
+            "Stored a signature of {}@{} made elsewhere, naming {key}: {} listed; signature {}. Its signer is checked by `mreg verify`.",
+            signed.model,
+            signed.version,
+            output::count(signed.files as u64, "file"),
+            &signed.signature[..16]
+        )
+    } else if signed.new {
         format!(
             "Signed {}@{} with {key}: {} listed; signature {}.",
             signed.model,
@@ -80,6 +88,13 @@ pub fn run_sign(ctx: &Ctx, args: &SignArgs) -> Result<()> {
     };
     ctx.out.emit(&signed, String::new)?;
     ctx.out.status(&line);
+    if !signed.uncovered.is_empty() {
+        ctx.out.warn(&format!(
+            "the signature leaves out {} of the version by its ignore_paths, so it does not vouch for them: {}",
+            output::count(signed.uncovered.len() as u64, "file"),
+            signed.uncovered.join(", ")
+        ));
+    }
     Ok(())
 }
 
@@ -134,6 +149,13 @@ pub struct VerifyArgs {
 
 /// Runs `mreg verify`.
 pub fn run_verify(ctx: &Ctx, args: &VerifyArgs) -> Result<()> {
+    if args.signature.is_some() && args.dir.is_none() {
+        return Err(Failure::usage(
+            "--signature names the signature file of a folder, and goes with --dir",
+        )
+        .hint("a version's signatures are in the registry: `mreg verify REF --key PUB.pem` checks them all")
+        .into());
+    }
     let signers = sign::read_signers(&args.key, args.signers.as_deref())?;
     if signers.is_empty() {
         return Err(Failure::usage(
@@ -178,20 +200,24 @@ fn render(verified: &Verified) -> String {
             .signer
             .as_deref()
             .map_or(String::new(), |s| format!(" ({s})"));
+        let id = std::path::Path::new(&checked.signature)
+            .file_stem()
+            .map(|s| s.to_string_lossy().chars().take(16).collect::<String>())
+            .unwrap_or_default();
         let line = if checked.valid {
             let ignored = if checked.ignored.is_empty() {
                 String::new()
             } else {
-                format!("; not covered: {}", checked.ignored.join(", "))
+                format!("; NOT covered by it: {}", checked.ignored.join(", "))
             };
             format!(
-                "ok    {}: signed by {key}{by}, {} match{ignored}",
+                "ok    {} [{id}]: signed by {key}{by}, {} match{ignored}",
                 verified.subject,
                 output::count(checked.files as u64, "file")
             )
         } else {
             format!(
-                "FAIL  {}: {key}{by}: {}",
+                "FAIL  {} [{id}]: {key}{by}: {}",
                 verified.subject,
                 checked.problem.as_deref().unwrap_or("not valid")
             )
@@ -200,4 +226,79 @@ fn render(verified: &Verified) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Approve a version for a stage, signed with your key
+///
+/// Records a signed approval of the version for the stage: a DSSE bundle naming the
+/// model, the version's tree, the stage, the time and your comment, signed with your
+/// ECDSA key. A stage whose policy says `approvals = N` takes a promotion only once N
+/// distinct approvers listed under `[signers]` in config.toml have approved the
+/// version for that stage; an approval for another version or stage, or by a key not
+/// (or no longer) among the approvers, does not count, and `mreg promote` says why.
+/// Approvals travel with `mreg sync`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  mreg approve churn@4 production --key alice.pem --comment 'eval reviewed, PR #88'
+  mreg promote churn@4 production      # exit 3 until the stage's approvals are there
+
+In config.toml:
+  [signers]
+  alice = \"\"\"-----BEGIN PUBLIC KEY-----
+  ...\"\"\"
+  [stages.production]
+  approvals = 2
+  approvers = [\"alice\", \"bob\", \"carol\"]
+  require_signature = [\"release-bot\"]
+
+Exit codes: 0 recorded, 1 error, 2 usage error (an unknown stage, a key that is not
+an ECDSA private key).")]
+pub struct ApproveArgs {
+    /// The version to approve
+    #[arg(value_name = "REF")]
+    reference: String,
+    /// The stage it may be promoted to
+    #[arg(value_name = "STAGE")]
+    stage: String,
+    /// Your private key (PEM)
+    #[arg(long, value_name = "KEY.pem")]
+    key: PathBuf,
+    /// Why; recorded in the approval, credentials in it masked
+    #[arg(long, value_name = "TEXT")]
+    comment: Option<String>,
+}
+
+/// Runs `mreg approve`.
+pub fn run_approve(ctx: &Ctx, args: &ApproveArgs) -> Result<()> {
+    let reg = ctx.registry()?;
+    let done = crate::ops::approve::approve(
+        &reg,
+        &args.reference,
+        &args.stage,
+        &args.key,
+        args.comment.as_deref(),
+    )?;
+    let who = done.signer.as_deref().map_or_else(
+        || format!("key {}", &done.key[..16]),
+        |s| format!("{s} (key {})", &done.key[..16]),
+    );
+    let line = if done.new {
+        format!(
+            "Recorded {who}'s approval of {}@{} for {}.",
+            done.model, done.version, done.stage
+        )
+    } else {
+        format!(
+            "{who} had already approved {}@{} for {}; nothing new was written.",
+            done.model, done.version, done.stage
+        )
+    };
+    ctx.out.emit(&done, String::new)?;
+    ctx.out.status(&line);
+    if done.signer.is_none() {
+        ctx.out.warn(
+            "this key is not under [signers] in config.toml, so no stage policy counts its approval yet",
+        );
+    }
+    Ok(())
 }

@@ -9,6 +9,7 @@
 //! file, while later inputs may still fail; the paths a push's scan left out) takes a
 //! callback for it (`warn`, or push's `notify`), as it takes a progress reporter.
 
+pub mod approve;
 pub mod card;
 pub mod diff;
 pub mod du;

@@ -154,6 +154,18 @@ pub fn promote(reg: &Registry, request: &Request) -> Result<Promoted> {
         &VersionFields::load(reg, candidate.clone())?,
         &pending.gates,
     )?;
+    let config = reg.config()?;
+    let signed = super::approve::policy_checks(
+        reg,
+        &config,
+        &config.policy(&pending.stage),
+        &candidate,
+        &pending.stage,
+        &crate::store::NoProgress,
+    )?;
+    if request.force && !request.dry_run {
+        refuse_forced_signing(&signed, &candidate, &pending.stage)?;
+    }
     let promotion = Promotion {
         candidate,
         stage: pending.stage,
@@ -163,9 +175,36 @@ pub fn promote(reg: &Registry, request: &Request) -> Result<Promoted> {
         expect,
         allow_downgrade: request.allow_downgrade,
         dry_run: request.dry_run,
+        signed,
     };
-    let report = decide(reg, &reg.config()?, &promotion, &pending.stamp)?;
+    let report = decide(reg, &config, &promotion, &pending.stamp)?;
     Ok(promoted(&promotion, report))
+}
+
+/// Refuses `--force` past a stage's signing rules: a missing signature or approval is
+/// not a gate a person may skip on their own say, or one key could promote alone.
+fn refuse_forced_signing(
+    signed: &[crate::manifest::state::CheckRecord],
+    candidate: &VersionRecord,
+    stage: &str,
+) -> Result<()> {
+    let failed: Vec<String> = signed
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.gate, c.why.as_deref().unwrap_or("failed")))
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::gate(format!(
+        "{} was not promoted to {stage}: --force does not override the stage's signing rules ({})",
+        candidate.reference(),
+        failed.join("; ")
+    ))
+    .hint(format!(
+        "sign and approve it (`mreg sign`, `mreg approve`), or change the policy of {stage} in config.toml"
+    ))
+    .into())
 }
 
 fn promoted(promotion: &Promotion, report: Report) -> Promoted {
@@ -205,6 +244,15 @@ impl Pending {
     /// Promotes the pushed version, through the stage's policy and the gates.
     pub fn promote(self, reg: &Registry, record: &VersionRecord) -> Result<Promoted> {
         check_gate_keys(reg, &VersionFields::load(reg, record.clone())?, &self.gates)?;
+        let config = reg.config()?;
+        let signed = super::approve::policy_checks(
+            reg,
+            &config,
+            &config.policy(&self.stage),
+            record,
+            &self.stage,
+            &crate::store::NoProgress,
+        )?;
         let promotion = Promotion {
             candidate: record.clone(),
             stage: self.stage,
@@ -214,8 +262,9 @@ impl Pending {
             expect: None,
             allow_downgrade: false,
             dry_run: false,
+            signed,
         };
-        let report = decide(reg, &reg.config()?, &promotion, &self.stamp)?;
+        let report = decide(reg, &config, &promotion, &self.stamp)?;
         Ok(promoted(&promotion, report))
     }
 }

@@ -17,6 +17,7 @@ use crate::refspec::ModelRef;
 use crate::sign::digests::Digests;
 use crate::sign::keys::{PrivateKey, PublicKey};
 use crate::sign::oms::{self, Algorithm, Bundle, Manifest, SIGNATURE_FILE};
+use crate::store::keys::Signed as Record;
 use crate::store::tree::Kind;
 use crate::store::{Progress, Registry, files, models, signatures};
 
@@ -60,6 +61,11 @@ pub struct Signed {
     pub files: usize,
     /// Bytes read to compute digests not known before.
     pub digested_bytes: u64,
+    /// Whether the signature was made elsewhere (`--bundle`): stored, its signer not
+    /// judged until `mreg verify`.
+    pub imported: bool,
+    /// Files of the version the signature leaves out (its `ignore_paths`).
+    pub uncovered: Vec<String>,
 }
 
 /// Returns the files of a version with their digests, refusing what a signature
@@ -135,13 +141,25 @@ pub fn sign(
 ) -> Result<Signed> {
     let record = models::resolve(reg, &ModelRef::parse(reference)?)?;
     let (files, digested_bytes) = version_files(reg, &record, progress)?;
-    let (bytes, hint) = match (key, bundle) {
+    let (bytes, hint, listed, uncovered) = match (key, bundle) {
         (Some(key), None) => {
             let key = PrivateKey::read(key).map_err(|e| Failure::usage(format!("{e:#}")))?;
             let listed: Vec<(String, [u8; 32])> =
                 files.iter().map(|f| (f.path.clone(), f.sha256)).collect();
             let payload = oms::statement(&record.model, &listed);
-            (oms::bundle(&key, &payload), Some(key.public().hint()))
+            let bytes = oms::bundle(&key, &payload);
+            if bytes.len() as u64 > oms::BUNDLE_LIMIT {
+                return Err(Failure::error(format!(
+                    "the signature of {} would be {} bytes, more than the {} a signature may be: it lists {} files",
+                    record.reference(),
+                    bytes.len(),
+                    oms::BUNDLE_LIMIT,
+                    files.len()
+                ))
+                .hint("a version of that many files cannot be signed; pack small files into archives (one file each) and push again")
+                .into());
+            }
+            (bytes, Some(key.public().hint()), files.len(), Vec::new())
         }
         (None, Some(path)) => {
             let bytes = files::read_user_file(path, oms::BUNDLE_LIMIT)?;
@@ -168,11 +186,13 @@ pub fn sign(
                 .hint("sign the folder that was pushed as this version, or push the folder that was signed")
                 .into());
             }
-            (bytes, bundle.hint)
+            let uncovered = uncovered(&manifest, &files);
+            (bytes, bundle.hint, manifest.resources.len(), uncovered)
         }
         _ => unreachable!("the command asks for exactly one of --key and --bundle"),
     };
-    let (signature, new) = signatures::add(reg, &record.model, &record.tree, &bytes)?;
+    let (signature, new) =
+        signatures::add(reg, &record.model, Record::Signature, &record.tree, &bytes)?;
     Ok(Signed {
         model: record.model.clone(),
         version: record.version,
@@ -180,9 +200,20 @@ pub fn sign(
         key: hint,
         signature,
         new,
-        files: files.len(),
+        files: listed,
         digested_bytes,
+        imported: bundle.is_some(),
+        uncovered,
     })
+}
+
+/// Returns the files of `files` a signature leaves out by its `ignore_paths`.
+fn uncovered(manifest: &Manifest, files: &[SignedFile]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|f| manifest.ignores(&f.path))
+        .map(|f| f.path.clone())
+        .collect()
 }
 
 /// Returns what differs between what a signature lists and the files it should cover,
@@ -222,14 +253,24 @@ pub fn compare(manifest: &Manifest, files: &[SignedFile]) -> Vec<String> {
         .copied()
         .collect();
     let mut out = Vec::new();
-    for (what, names) in [
-        ("differs from what was signed", changed),
-        ("is listed but absent", missing),
-        ("is not in the signature", added),
+    for ((one, many), names) in [
+        (
+            (
+                "differs from what was signed",
+                "differ from what was signed",
+            ),
+            changed,
+        ),
+        (("is listed but absent", "are listed but absent"), missing),
+        (
+            ("is not in the signature", "are not in the signature"),
+            added,
+        ),
     ] {
         if names.is_empty() {
             continue;
         }
+        let what = if names.len() == 1 { one } else { many };
         let shown: Vec<&str> = names.iter().take(5).copied().collect();
         let more = names.len().saturating_sub(shown.len());
         let tail = if more > 0 {
@@ -257,7 +298,7 @@ pub struct Checked {
     pub problem: Option<String>,
     /// Files it lists.
     pub files: usize,
-    /// Paths it leaves out (its `ignore_paths`).
+    /// Files it leaves out by its `ignore_paths`, which it does not vouch for.
     pub ignored: Vec<String>,
 }
 
@@ -305,7 +346,7 @@ fn check(name: String, bytes: &[u8], signers: &[Signer], files: &[SignedFile]) -
         }
     };
     checked.files = manifest.resources.len();
-    checked.ignored.clone_from(&manifest.ignore_paths);
+    checked.ignored = uncovered(&manifest, files);
     if checked.signer.is_none() {
         checked.problem = Some("it was not made by a trusted key".to_owned());
         return checked;
@@ -327,7 +368,7 @@ pub fn verify_version(
     progress: &dyn Progress,
 ) -> Result<Verified> {
     let record = models::resolve(reg, &ModelRef::parse(reference)?)?;
-    let names = signatures::list(reg, &record.model, &record.tree)?;
+    let names = signatures::list(reg, &record.model, Record::Signature, &record.tree)?;
     if names.is_empty() {
         return Err(Failure::error(format!("{} has no signature", record.reference()))
             .hint(format!(
@@ -339,7 +380,7 @@ pub fn verify_version(
     let (files, _) = version_files(reg, &record, progress)?;
     let mut checked = Vec::with_capacity(names.len());
     for name in names {
-        match signatures::read(reg, &record.model, &record.tree, &name) {
+        match signatures::read(reg, &record.model, Record::Signature, &record.tree, &name) {
             Ok(bytes) => checked.push(check(name, &bytes, signers, &files)),
             Err(err) => checked.push(Checked {
                 signature: name,
@@ -376,7 +417,13 @@ pub fn verify_dir(
             "pull the version with `--signature` to write its signature beside its files, or name the file with --signature",
         )
     })?;
-    let files = folder_files(dir, progress)?;
+    // The signature file itself, when it is inside the folder, is no file of the
+    // model: the stock verifier leaves it out too.
+    let skip = sig_path.canonicalize().ok().and_then(|sig| {
+        let dir = dir.canonicalize().ok()?;
+        Some(sig.strip_prefix(dir).ok()?.to_path_buf())
+    });
+    let files = folder_files(dir, skip.as_deref(), progress)?;
     let name = sig_path.display().to_string();
     let checked = check(name, &bytes, signers, &files);
     let verified = checked.valid;
@@ -389,13 +436,24 @@ pub fn verify_dir(
 }
 
 /// Returns every regular file below `dir` with its SHA-256 and BLAKE3.
-fn folder_files(dir: &Path, progress: &dyn Progress) -> Result<Vec<SignedFile>> {
+fn folder_files(
+    dir: &Path,
+    skip: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<Vec<SignedFile>> {
     let mut paths = Vec::new();
     for entry in walkdir::WalkDir::new(dir)
         .follow_links(false)
         .sort_by_file_name()
     {
         let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        if entry.depth() == 0 {
+            // The folder itself (a link to one is followed, as the user named it).
+            continue;
+        }
+        if skip.is_some_and(|s| entry.path().strip_prefix(dir).is_ok_and(|rel| rel == s)) {
+            continue;
+        }
         let kind = entry.file_type();
         if kind.is_dir() {
             continue;
@@ -456,58 +514,58 @@ pub fn for_pull(
     which: &str,
     progress: &dyn Progress,
 ) -> Result<Vec<u8>> {
-    let names = signatures::list(reg, &record.model, &record.tree)?;
+    let names = signatures::list(reg, &record.model, Record::Signature, &record.tree)?;
     let mut candidates = Vec::new();
     for name in names {
-        let bytes = signatures::read(reg, &record.model, &record.tree, &name)?;
+        let bytes = signatures::read(reg, &record.model, Record::Signature, &record.tree, &name)?;
         let hint = Bundle::parse(&bytes)
             .ok()
             .and_then(|b| b.hint)
             .unwrap_or_default();
-        if hint.starts_with(which) {
-            candidates.push((hint, bytes));
+        if hint.starts_with(which) || name.starts_with(which) {
+            candidates.push((name.clone(), bytes));
         }
     }
-    let (_, bytes) =
-        match candidates.len() {
-            0 if which.is_empty() => {
-                return Err(Failure::error(format!(
-                    "{} has no signature to write",
-                    record.reference()
-                ))
-                .hint(format!(
-                    "sign it first: `mreg sign {} --key KEY.pem`",
-                    record.reference()
-                ))
-                .into());
-            }
-            0 => {
-                return Err(Failure::usage(format!(
-                    "{} has no signature by a key whose hint starts with {which}",
-                    record.reference()
-                ))
-                .hint(format!(
-                    "`mreg verify {} --key PUB.pem` lists its signatures",
-                    record.reference()
-                ))
-                .into());
-            }
-            1 => candidates.remove(0),
-            _ => {
-                let hints: Vec<String> = candidates
-                    .iter()
-                    .map(|(h, _)| h[..h.len().min(16)].to_owned())
-                    .collect();
-                return Err(Failure::usage(format!(
-                "{} has {} signatures; a pulled folder holds one: choose it by its key's hint ({})",
-                record.reference(),
-                candidates.len(),
-                hints.join(", ")
+    let (_, bytes) = match candidates.len() {
+        0 if which.is_empty() => {
+            return Err(Failure::error(format!(
+                "{} has no signature to write",
+                record.reference()
             ))
-            .hint(format!("mreg pull {} --signature {}", record.reference(), hints[0]))
+            .hint(format!(
+                "sign it first: `mreg sign {} --key KEY.pem`",
+                record.reference()
+            ))
             .into());
-            }
-        };
+        }
+        0 => {
+            return Err(Failure::usage(format!(
+                "{} has no signature by a key whose hint starts with {which}",
+                record.reference()
+            ))
+            .hint(format!(
+                "`mreg verify {} --key PUB.pem` lists its signatures",
+                record.reference()
+            ))
+            .into());
+        }
+        1 => candidates.remove(0),
+        _ => {
+            let names: Vec<String> = candidates.iter().map(|(n, _)| n[..16].to_owned()).collect();
+            return Err(Failure::usage(format!(
+                    "{} has {} signatures; a pulled folder holds one: choose it by its id ({}) or its key's hint",
+                    record.reference(),
+                    candidates.len(),
+                    names.join(", ")
+                ))
+                .hint(format!(
+                    "`mreg verify {r} --key PUB.pem` lists them with their ids; then `mreg pull {r} --to DIR --signature {}`",
+                    names[0],
+                    r = record.reference(),
+                ))
+                .into());
+        }
+    };
     let (files, _) = version_files(reg, record, progress)?;
     let manifest = Bundle::parse(&bytes).and_then(|b| b.manifest())?;
     let problems = compare(&manifest, &files);
@@ -537,7 +595,8 @@ pub fn read_signers(
         out.push(Signer { name, key });
     }
     if let Some(path) = signers_file {
-        let bytes = files::read_user_file(path, 1 << 20)?;
+        let bytes =
+            files::read_user_file(path, 1 << 20).map_err(|e| Failure::usage(format!("{e:#}")))?;
         let text =
             String::from_utf8(bytes).with_context(|| format!("{} is not text", path.display()))?;
         out.extend(parse_signers(&text).map_err(|e| {

@@ -40,7 +40,7 @@ impl fmt::Debug for PublicKey {
 }
 
 /// The sentence that says which keys are taken.
-const KEY_KINDS: &str = "an ECDSA key on P-256 or P-384 in PEM (`openssl ecparam -name prime256v1 -genkey -noout -out KEY.pem` makes one)";
+const KEY_KINDS: &str = "an ECDSA key on P-256 or P-384 in PEM (P-521, RSA and Ed25519 keys are not taken; `openssl ecparam -name prime256v1 -genkey -noout -out KEY.pem` makes one)";
 
 impl PrivateKey {
     /// Reads a private key from a PEM file (SEC1 `EC PRIVATE KEY` or PKCS#8
@@ -53,7 +53,7 @@ impl PrivateKey {
 
     /// Parses a private key from PEM text.
     pub fn from_pem(text: &str) -> Result<PrivateKey> {
-        if text.contains("ENCRYPTED PRIVATE KEY") {
+        if text.contains("ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
             bail!(
                 "it is encrypted; decrypt it to a file only you can read (`openssl pkey -in KEY.pem -out PLAIN.pem`)"
             );
@@ -61,6 +61,11 @@ impl PrivateKey {
         if text.contains("BEGIN PUBLIC KEY") {
             bail!("it is a public key; signing needs the private key");
         }
+        // `openssl ecparam -genkey` without `-noout` writes the curve's parameters
+        // first: the key is the block after them.
+        let text = text
+            .find("-----BEGIN EC PRIVATE KEY-----")
+            .map_or(text, |at| &text[at..]);
         if let Ok(key) =
             p256::SecretKey::from_sec1_pem(text).or_else(|_| p256::SecretKey::from_pkcs8_pem(text))
         {
@@ -222,6 +227,20 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE8bP+VjS46yL4N5XnZ4UC++5Ne6Mu
         assert_eq!(key.public().curve(), "P-384");
         let again = PublicKey::from_pem(&key.public().to_pem()).unwrap();
         assert_eq!(again, key.public());
+    }
+
+    #[test]
+    fn a_key_written_with_its_curve_parameters_first_is_read() {
+        let with_params = format!(
+            "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n{PRIVATE}"
+        );
+        assert_eq!(
+            PrivateKey::from_pem(&with_params).unwrap().public(),
+            PublicKey::from_pem(PUBLIC).unwrap()
+        );
+        let encrypted = "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n";
+        let err = PrivateKey::from_pem(encrypted).err().unwrap();
+        assert!(err.to_string().contains("encrypted"), "{err}");
     }
 
     #[test]

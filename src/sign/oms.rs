@@ -251,12 +251,17 @@ impl Bundle {
         })
     }
 
-    /// Returns whether one of the bundle's signatures is `key`'s over its payload.
+    /// Returns whether the bundle is `key`'s signature of its payload, as the stock
+    /// verifier decides it: its first signature verifies under the key, and the key
+    /// hint it gives, if any, is that key's (a bundle relabelled with another key's
+    /// hint is refused, not believed).
     pub fn signed_by(&self, key: &PublicKey) -> bool {
-        let message = pae(&self.payload);
-        self.signatures
-            .iter()
-            .any(|sig| key.verifies(&message, sig))
+        let hint_fits = self.hint.as_ref().is_none_or(|h| *h == key.hint());
+        hint_fits
+            && self
+                .signatures
+                .first()
+                .is_some_and(|sig| key.verifies(&pae(&self.payload), sig))
     }
 
     /// Returns the manifest the payload states, checked: the statement and predicate
@@ -293,6 +298,12 @@ impl Bundle {
         if string(serialization, "method")? != "files" {
             bail!("it lists shards of files; mreg verifies signatures made file by file");
         }
+        let hash_type = string(serialization, "hash_type")?;
+        let hash_type = Algorithm::parse(hash_type)
+            .with_context(|| format!("its hash type {hash_type:?} is not sha256 or blake3"))?;
+        if !serialization.contains_key("allow_symlinks") {
+            bail!("its serialization does not say allow_symlinks, which a verifier needs");
+        }
         let ignore_paths = match serialization.get("ignore_paths") {
             None => Vec::new(),
             Some(list) => list
@@ -307,41 +318,64 @@ impl Bundle {
                 })
                 .collect::<Result<_>>()?,
         };
-        let listed = field(predicate, "resources")?
-            .as_array()
-            .context("its resources are not a list")?;
-        if listed.len() > RESOURCES_LIMIT {
-            bail!("it lists more than {RESOURCES_LIMIT} files");
-        }
-        let mut resources = Vec::with_capacity(listed.len());
-        let mut names = BTreeSet::new();
-        for item in listed {
-            let item = object(item, "a resource")?;
-            let name = normal_name(string(item, "name")?)?;
-            let algorithm = string(item, "algorithm")?;
-            let algorithm = Algorithm::parse(algorithm).with_context(|| {
-                format!("{name} is listed with the digest {algorithm:?}, not sha256 or blake3")
-            })?;
-            let digest = parse_digest(string(item, "digest")?)
-                .with_context(|| format!("the digest of {name} is not 32 bytes in hex"))?;
-            if !names.insert(name.clone()) {
-                bail!("it lists {name} twice");
-            }
-            resources.push(Resource {
-                name,
-                algorithm,
-                digest,
-            });
-        }
+        let resources = parse_resources(field(predicate, "resources")?, hash_type)?;
         if hex(&root_digest(&resources)) != root {
             bail!("its subject digest is not the digest of the files it lists");
         }
-        Ok(Manifest {
+        let manifest = Manifest {
             subject: subject_name,
             resources,
             ignore_paths,
-        })
+        };
+        if let Some(both) = manifest
+            .resources
+            .iter()
+            .find(|r| manifest.ignores(&r.name))
+        {
+            bail!("it lists {}, which it also ignores", both.name);
+        }
+        if let Some(hint) = &self.hint
+            && (hint.len() != 64 || !hint.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            bail!("its key hint is not a SHA-256 in hex");
+        }
+        Ok(manifest)
     }
+}
+
+/// Parses the listed files of a statement: each a relative path listed once, with a
+/// 32-byte digest of the signature's hash type.
+fn parse_resources(listed: &Value, hash_type: Algorithm) -> Result<Vec<Resource>> {
+    let listed = listed.as_array().context("its resources are not a list")?;
+    if listed.len() > RESOURCES_LIMIT {
+        bail!("it lists more than {RESOURCES_LIMIT} files");
+    }
+    let mut resources = Vec::with_capacity(listed.len());
+    let mut names = BTreeSet::new();
+    for item in listed {
+        let item = object(item, "a resource")?;
+        let name = normal_name(string(item, "name")?)?;
+        let algorithm = string(item, "algorithm")?;
+        let algorithm = Algorithm::parse(algorithm)
+            .filter(|a| *a == hash_type)
+            .with_context(|| {
+                format!(
+                    "{name} is listed with the digest {algorithm:?}, not the signature's hash type {}",
+                    hash_type.name()
+                )
+            })?;
+        let digest = parse_digest(string(item, "digest")?)
+            .with_context(|| format!("the digest of {name} is not 32 bytes in hex"))?;
+        if !names.insert(name.clone()) {
+            bail!("it lists {name} twice");
+        }
+        resources.push(Resource {
+            name,
+            algorithm,
+            digest,
+        });
+    }
+    Ok(resources)
 }
 
 /// Returns a listed name as a relative `/`-separated path, refusing absolute paths,

@@ -108,3 +108,53 @@ fn paths_sort_by_components_as_the_stock_signer_sorts_them() {
     names.sort_by(|a, b| path_order(a, b));
     assert_eq!(names, ["a", "d/e/f", "d/e.txt", "sub/x", "sub.txt"]);
 }
+
+#[test]
+fn a_bundle_relabelled_with_another_keys_hint_is_not_that_keys_nor_its_signers() {
+    let key = PublicKey::from_pem(PUBLIC).unwrap();
+    let mut bundle = Bundle::parse(STOCK).unwrap();
+    bundle.hint = Some("9".repeat(64));
+    assert!(
+        !bundle.signed_by(&key),
+        "the stock verifier refuses a key mismatch"
+    );
+    bundle.hint = None;
+    assert!(
+        bundle.signed_by(&key),
+        "no hint is only a warning for the stock verifier"
+    );
+}
+
+#[test]
+fn only_the_first_signature_of_an_envelope_counts() {
+    let key = PublicKey::from_pem(PUBLIC).unwrap();
+    let mut bundle = Bundle::parse(STOCK).unwrap();
+    bundle
+        .signatures
+        .insert(0, vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]);
+    assert!(!bundle.signed_by(&key));
+}
+
+#[test]
+fn a_manifest_must_be_consistent_with_itself() {
+    let key = PrivateKey::from_pem(PRIVATE).unwrap();
+    let statement = String::from_utf8(statement("m", &[("a".to_owned(), sha256(b"a"))])).unwrap();
+    let refused = |text: String| {
+        let bytes = bundle(&key, text.as_bytes());
+        Bundle::parse(&bytes)
+            .unwrap()
+            .manifest()
+            .err()
+            .map(|e| e.to_string())
+    };
+    // A file listed with another algorithm than the signature's hash type.
+    let mixed = statement.replace("\"algorithm\": \"sha256\"", "\"algorithm\": \"blake3\"");
+    assert!(
+        refused(mixed)
+            .unwrap()
+            .contains("not the signature's hash type")
+    );
+    // A file both listed and ignored.
+    let both = statement.replace("\"model.sig\"", "\"a\"");
+    assert!(refused(both).unwrap().contains("which it also ignores"));
+}

@@ -42,6 +42,9 @@ pub struct Promotion {
     pub allow_downgrade: bool,
     /// Whether to decide only, writing nothing.
     pub dry_run: bool,
+    /// The checks of the stage's signing rules (a required signature, approvals),
+    /// made by the caller, which knows the keys; recorded with the gates'.
+    pub signed: Vec<CheckRecord>,
 }
 
 /// Returns how a promotion ended.
@@ -133,7 +136,11 @@ impl Decision<'_> {
         super::remove::require_live(self.reg, model, version)?;
         let from = state.and_then(|s| s.holder(&req.stage));
         let required_from = policy.from.as_deref().map(|f| (req.stage.as_str(), f));
-        let checks = || evaluate(self.reg, &self.fields, state, required_from, &self.gates);
+        let checks = || {
+            let mut checks = evaluate(self.reg, &self.fields, state, required_from, &self.gates);
+            checks.extend(req.signed.iter().cloned());
+            checks
+        };
         if from == Some(version) {
             // Nothing moves, but the gates still answer: a CI step that promotes and
             // relies on the exit code must not pass a version that fails them.

@@ -195,56 +195,58 @@ fn reclaimable(reg: &Registry) -> Option<gc::Amount> {
     })
 }
 
-/// Reads every signature of a model's versions: each must be named by the hash of its
-/// bytes and read as a model signature (whether its signer is trusted is `verify`'s
-/// question); anything else in the folders is reported. Returns how many read.
+/// Reads every signature and approval of a model's versions: each must be named by
+/// the hash of its bytes and read as what its folder says it is (whether its signer is
+/// trusted is `verify`'s and `promote`'s question); anything else in the folders is
+/// reported. Returns how many read.
 fn check_signatures(reg: &Registry, model: &str, problems: &mut Vec<Problem>) -> u64 {
-    let dir = reg.path(&format!("{}{model}/signatures", keys::MODELS));
-    let Ok(trees) = fs::read_dir(&dir) else {
-        return 0;
-    };
     let mut parsed = 0;
-    for tree in trees.filter_map(Result::ok) {
-        let path = tree.path();
-        let is_dir = tree.file_type().is_ok_and(|t| t.is_dir());
-        let tree_name = tree.file_name().to_string_lossy().into_owned();
-        let Some(tree_id) = tree_name
-            .parse::<crate::id::TreeId>()
-            .ok()
-            .filter(|_| is_dir)
-        else {
-            problems.push(Problem {
-                path,
-                message: "a stray entry, not a folder of a tree's signatures; no command reads it"
-                    .to_owned(),
-            });
+    for kind in [keys::Signed::Signature, keys::Signed::Approval] {
+        let dir = reg.path(&format!("{}{model}/{}", keys::MODELS, kind.folder()));
+        let Ok(trees) = fs::read_dir(&dir) else {
             continue;
         };
-        let Ok(entries) = fs::read_dir(&path) else {
-            continue;
-        };
-        for entry in entries.filter_map(Result::ok) {
-            let file = entry.file_name().to_string_lossy().into_owned();
-            let key = keys::signature(model, &tree_id, file.trim_end_matches(".sig"));
-            if file.strip_suffix(".sig").is_none() || keys::parse(&key).is_none() {
+        for tree in trees.filter_map(Result::ok) {
+            let path = tree.path();
+            let is_dir = tree.file_type().is_ok_and(|t| t.is_dir());
+            let tree_name = tree.file_name().to_string_lossy().into_owned();
+            let Some(tree_id) = tree_name
+                .parse::<crate::id::TreeId>()
+                .ok()
+                .filter(|_| is_dir)
+            else {
                 problems.push(Problem {
-                    path: entry.path(),
-                    message: "a stray file, not a signature (those are named by the BLAKE3 of \
-                              their bytes, HASH.sig); no command reads it"
-                        .to_owned(),
+                    path,
+                    message: format!(
+                        "a stray entry, not a folder of a tree's {}; no command reads it",
+                        kind.folder()
+                    ),
                 });
                 continue;
-            }
-            let read = super::signatures::read_key(reg, &key).and_then(|bytes| {
-                crate::sign::oms::Bundle::parse(&bytes)?.manifest()?;
-                Ok(())
-            });
-            match read {
-                Ok(()) => parsed += 1,
-                Err(err) => problems.push(Problem {
-                    path: entry.path(),
-                    message: format!("not a model signature: {err:#}"),
-                }),
+            };
+            let Ok(entries) = fs::read_dir(&path) else {
+                continue;
+            };
+            for entry in entries.filter_map(Result::ok) {
+                let file = entry.file_name().to_string_lossy().into_owned();
+                let name = file.strip_suffix(".sig");
+                let key = keys::signed(model, kind, &tree_id, name.unwrap_or_default());
+                if name.is_none() || keys::parse(&key).is_none() {
+                    problems.push(Problem {
+                        path: entry.path(),
+                        message: "a stray file, not a signed record (those are named by the \
+                                  BLAKE3 of their bytes, HASH.sig); no command reads it"
+                            .to_owned(),
+                    });
+                    continue;
+                }
+                match crate::sign::read_signed(reg, &key, kind) {
+                    Ok(()) => parsed += 1,
+                    Err(err) => problems.push(Problem {
+                        path: entry.path(),
+                        message: format!("not a {}: {err:#}", kind.noun()),
+                    }),
+                }
             }
         }
     }

@@ -11,6 +11,18 @@
 //! allow_downgrade = false     # a version older than the holder needs rollback or a flag
 //! ```
 //!
+//! A stage may also require a signature and approvals from the keys a `[signers]` table
+//! names (docs/signing.md):
+//!
+//! ```toml
+//! [signers]
+//! alice = """-----BEGIN PUBLIC KEY-----…"""
+//! [stages.production]
+//! require_signature = ["alice"]       # signed (`mreg sign`) by one of these
+//! approvals = 2                       # approved (`mreg approve`) by 2 distinct keys
+//! approvers = ["alice", "bob", "carol"]
+//! ```
+//!
 //! A `[metrics]` table says which way metrics improve, where their names do not:
 //! `minimize = ["mean_rank", "*_ms"]`, `maximize = ["reward_*"]`.
 //!
@@ -52,6 +64,10 @@ pub struct Config {
     /// Which versions `mreg rm --policy` keeps; none: it removes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// The keys stage policies trust, by name: public keys in PEM (docs/signing.md).
+    /// A key removed from here is revoked: its signatures and approvals no longer count.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub signers: BTreeMap<String, String>,
 }
 
 /// Returns a retention policy: which versions of a model `mreg rm --policy` keeps. A
@@ -147,6 +163,22 @@ pub struct StagePolicy {
     /// Whether a version older than the holder may be promoted without `--allow-downgrade`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_downgrade: bool,
+    /// Signers (names in `[signers]`) one of whom must have signed the version
+    /// (`mreg sign`) for it to be promoted here; empty: no signature is required.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub require_signature: Vec<String>,
+    /// How many distinct approvers must have approved the version for this stage
+    /// (`mreg approve`) before it is promoted here.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub approvals: u32,
+    /// Who may approve (names in `[signers]`); empty: every signer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The stages every registry has, in the order listings show them.
@@ -218,7 +250,18 @@ format = {format}
 #   from = "staging"          only the version that stage holds may be promoted here
 #   replaced_to = "archived"  where the version this stage held goes when replaced
 #   allow_downgrade = true    allow promoting a version older than the holder
-# Skipping a gate or `from` takes `mreg promote --force --reason TEXT`, which is recorded.
+#   require_signature = ["alice"]  a signature (`mreg sign`) by one of these [signers]
+#   approvals = 2             approvals (`mreg approve`) by that many distinct approvers
+#   approvers = ["alice", "bob"]  who may approve (default: every one of [signers])
+# Skipping a gate or `from` takes `mreg promote --force --reason TEXT`, which is recorded;
+# the signing rules cannot be skipped.
+# [signers] names the public keys those rules trust (docs/signing.md):
+# [signers]
+# alice = """
+# -----BEGIN PUBLIC KEY-----
+# ...
+# -----END PUBLIC KEY-----
+# """
 
 [stages.staging]
 
@@ -258,7 +301,9 @@ impl Config {
             ))
             .hint(
                 "a [stages.NAME] table takes gates = [\"acc>0.8\"], from = \"STAGE\", \
-                 replaced_to = \"STAGE\" and allow_downgrade = true|false (docs/stages.md); \
+                 replaced_to = \"STAGE\", allow_downgrade = true|false, require_signature, \
+                 approvals and approvers (docs/stages.md, docs/signing.md); [signers] takes \
+                 NAME = \"PEM public key\"; \
                  [metrics] takes minimize = [\"loss\"] and maximize = [\"acc\"] (docs/diff.md); \
                  [retention] takes keep_last, keep_within, keep_stage_moves, keep_all and \
                  remove_runs (docs/lifecycle.md)",
@@ -427,14 +472,37 @@ impl Config {
         }
         if let Some(target) = &policy.replaced_to {
             let next = self.policy(target);
-            if !next.gates.is_empty() || next.from.is_some() || next.replaced_to.is_some() {
+            if !next.gates.is_empty()
+                || next.from.is_some()
+                || next.replaced_to.is_some()
+                || !next.require_signature.is_empty()
+                || next.approvals > 0
+            {
                 return Err(format!(
-                    "sends replaced versions to {target:?}, which has gates, `from` or \
-                     `replaced_to` of its own; a version must not reach a stage \
-                     around its policy, so replaced_to must name a stage without any \
+                    "sends replaced versions to {target:?}, which has gates, `from`, \
+                     `replaced_to` or signing rules of its own; a version must not reach a \
+                     stage around its policy, so replaced_to must name a stage without any \
                      (like archived)"
                 ));
             }
+        }
+        for signer in policy.require_signature.iter().chain(&policy.approvers) {
+            if !self.signers.contains_key(signer) {
+                return Err(format!(
+                    "names {signer:?} in require_signature or approvers, who is not in [signers]"
+                ));
+            }
+        }
+        let pool = if policy.approvers.is_empty() {
+            self.signers.len()
+        } else {
+            policy.approvers.len()
+        };
+        if policy.approvals as usize > pool {
+            return Err(format!(
+                "asks for {} approvals, more than it has approvers",
+                policy.approvals
+            ));
         }
         for text in &policy.gates {
             let gate = Gate::parse(text)
@@ -594,6 +662,34 @@ mod tests {
                 "{text:?} gave {err:#}"
             );
         }
+    }
+
+    #[test]
+    fn signing_rules_name_known_signers_and_no_more_approvals_than_approvers() {
+        let signers = "[signers]\nalice = \"PEM\"\nbob = \"PEM\"\n";
+        for (text, fragment) in [
+            (
+                "[stages.prod]\nrequire_signature = [\"carol\"]\n",
+                "\"carol\" in require_signature or approvers, who is not in [signers]",
+            ),
+            ("[stages.prod]\napprovals = 3\n", "asks for 3 approvals"),
+            (
+                "[stages.prod]\napprovals = 2\napprovers = [\"alice\"]\n",
+                "asks for 2 approvals",
+            ),
+            (
+                "[stages.prod]\nreplaced_to = \"old\"\n[stages.old]\napprovals = 1\n",
+                "signing rules of its own",
+            ),
+        ] {
+            let err = parse(&format!("format = 1\n{signers}{text}")).unwrap_err();
+            assert!(
+                format!("{err:#}").contains(fragment),
+                "{text:?} gave {err:#}"
+            );
+        }
+        let fine = "[stages.prod]\nrequire_signature = [\"alice\"]\napprovals = 2\n";
+        assert!(parse(&format!("format = 1\n{signers}{fine}")).is_ok());
     }
 
     #[test]

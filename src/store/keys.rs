@@ -12,6 +12,7 @@
 //! models/NAME/HEAD                   the newest stage state; the one mutable key
 //! models/NAME/info/NANOS-HASH8.toml  changes of the model's own fields, immutable
 //! models/NAME/signatures/TREE/H.sig   signatures of a version's tree (OMS bundles), by hash
+//! models/NAME/approvals/TREE/H.sig    signed approvals of a tree for a stage, by hash
 //! runs/ID/run.toml                   a run's record as it started
 //! runs/ID/log/NAME.toml              its events, one immutable file each
 //! runs/ID/removed.toml               its removal: who removed it, when, why
@@ -148,15 +149,52 @@ pub fn info(model: &str, name: &str) -> String {
     format!("{MODELS}{model}/info/{name}")
 }
 
-/// Returns the folder of the signatures of a model's versions holding `tree`.
-pub fn signatures(model: &str, tree: &TreeId) -> String {
-    format!("{MODELS}{model}/signatures/{}/", tree.0.to_hex())
+/// Returns which signed record a key holds: a signature of a tree, or an approval
+/// of a tree for a stage. Both are DSSE bundles named by the BLAKE3 of their bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Signed {
+    /// `models/NAME/signatures/TREE/H.sig`: an OMS signature of the tree's files.
+    Signature,
+    /// `models/NAME/approvals/TREE/H.sig`: an approval of the tree for a stage.
+    Approval,
 }
 
-/// Returns the key of one signature of a tree of a model, by its name: the BLAKE3 of
-/// its bytes in hex, so that a signature is stored once and checked by its name.
-pub fn signature(model: &str, tree: &TreeId, name: &str) -> String {
-    format!("{}{name}.sig", signatures(model, tree))
+impl Signed {
+    /// Returns the folder name of this kind under a model.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Signed::Signature => "signatures",
+            Signed::Approval => "approvals",
+        }
+    }
+
+    /// Returns what one is called, for people.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Signed::Signature => "model signature",
+            Signed::Approval => "approval",
+        }
+    }
+
+    fn of_folder(folder: &str) -> Option<Signed> {
+        match folder {
+            "signatures" => Some(Signed::Signature),
+            "approvals" => Some(Signed::Approval),
+            _ => None,
+        }
+    }
+}
+
+/// Returns the folder of the signed records of one kind of a model's versions holding
+/// `tree`.
+pub fn signed_dir(model: &str, kind: Signed, tree: &TreeId) -> String {
+    format!("{MODELS}{model}/{}/{}/", kind.folder(), tree.0.to_hex())
+}
+
+/// Returns the key of one signed record of a tree of a model, by its name: the BLAKE3
+/// of its bytes in hex, so that it is stored once and checked by its name.
+pub fn signed(model: &str, kind: Signed, tree: &TreeId, name: &str) -> String {
+    format!("{}{name}.sig", signed_dir(model, kind, tree))
 }
 
 /// Returns the name a signature's bytes take.
@@ -302,13 +340,15 @@ pub enum Key<'a> {
         /// The change's file name.
         name: &'a str,
     },
-    /// `models/NAME/signatures/TREE/NAME.sig`.
-    Signature {
+    /// `models/NAME/signatures|approvals/TREE/NAME.sig`.
+    Signed {
         /// The model.
         model: &'a str,
-        /// The tree the signature is of.
+        /// A signature or an approval.
+        kind: Signed,
+        /// The tree it is of.
         tree: TreeId,
-        /// The signature's name (the hash of its bytes, in hex).
+        /// Its name (the hash of its bytes, in hex).
         name: &'a str,
     },
     /// `models/NAME/HEAD`.
@@ -355,7 +395,9 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["models", model, "info", name] if model_ok(model) && log_name_nanos(name).is_some() => {
             Some(Key::Info { model, name })
         }
-        ["models", model, "signatures", tree, file] if model_ok(model) => {
+        ["models", model, folder, tree, file]
+            if model_ok(model) && Signed::of_folder(folder).is_some() =>
+        {
             let name = file.strip_suffix(".sig")?;
             let hex = |t: &str| {
                 t.len() == 64 && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -363,8 +405,9 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
             if !hex(tree) || !hex(name) {
                 return None;
             }
-            Some(Key::Signature {
+            Some(Key::Signed {
                 model,
+                kind: Signed::of_folder(folder)?,
                 tree: tree.parse().ok()?,
                 name,
             })
@@ -417,9 +460,10 @@ mod tests {
         let tree: TreeId = "b".repeat(64).parse().unwrap();
         let sig = signature_name(b"bundle");
         assert_eq!(
-            parse(&signature("churn", &tree, &sig)),
-            Some(Key::Signature {
+            parse(&signed("churn", Signed::Approval, &tree, &sig)),
+            Some(Key::Signed {
                 model: "churn",
+                kind: Signed::Approval,
                 tree,
                 name: &sig
             })
@@ -429,7 +473,7 @@ mod tests {
             &format!("{sig}.toml"),
             &format!("{}.sig", sig.to_uppercase()),
         ] {
-            let key = format!("{}{planted}", signatures("churn", &tree));
+            let key = format!("{}{planted}", signed_dir("churn", Signed::Signature, &tree));
             assert_eq!(parse(&key), None, "{planted}");
         }
         let name = new_log_name(b"x");

@@ -1,25 +1,50 @@
-//! The signatures of a model's versions, as records: `models/NAME/signatures/TREE/H.sig`,
-//! each an OMS bundle named by the BLAKE3 of its bytes. A signature is of a tree, so
-//! it holds for every version of the model with that tree, whatever number a sync
-//! gives it; a version has as many as it has signers. Records are created once and
-//! never changed; reading one checks its bytes against its name.
+//! Signed records of a model's versions: signatures (`models/NAME/signatures/TREE/H.sig`,
+//! OMS bundles of the tree's files) and approvals (`models/NAME/approvals/TREE/H.sig`,
+//! bundles approving the tree for a stage), each named by the BLAKE3 of its bytes. A
+//! record is of a tree, so it holds for every version of the model with that tree,
+//! whatever number a sync gives it. Records are created once and never changed; reading
+//! one checks its bytes against its name.
 
 use anyhow::{Context, Result, bail};
 
-use super::{Registry, atomic, files, keys};
+use super::keys::{self, Signed};
+use super::{Registry, atomic, files};
 use crate::id::TreeId;
 
-/// The most signatures of one tree listed: a version is signed by a few keys.
+/// The most records of one kind of one tree this registry adds: a version is signed and
+/// approved by a few keys.
 pub const PER_TREE_LIMIT: usize = 256;
 
-/// Stores a signature of `tree` (already checked by the caller); returns its name and
-/// whether it is new (the same bytes stored before are the same signature).
-pub fn add(reg: &Registry, model: &str, tree: &TreeId, bytes: &[u8]) -> Result<(String, bool)> {
+/// The most records of one kind of one tree read. More than [`PER_TREE_LIMIT`], so that
+/// records planted past the cap (a sync brings what a remote holds) cannot hide a
+/// genuine one from `verify` or `promote`; bounded all the same.
+pub const READ_LIMIT: usize = 10_000;
+
+/// Stores a signed record of `tree` (already checked by the caller); returns its name
+/// and whether it is new (the same bytes stored before are the same record).
+pub fn add(
+    reg: &Registry,
+    model: &str,
+    kind: Signed,
+    tree: &TreeId,
+    bytes: &[u8],
+) -> Result<(String, bool)> {
     let name = keys::signature_name(bytes);
-    if list(reg, model, tree)?.len() >= PER_TREE_LIMIT {
-        bail!("this version already has {PER_TREE_LIMIT} signatures, the most one keeps");
+    let key = keys::signed(model, kind, tree, &name);
+    if reg.path(&key).exists() {
+        return Ok((name, false));
     }
-    let key = keys::signature(model, tree, &name);
+    if list(reg, model, kind, tree)?.len() >= PER_TREE_LIMIT {
+        return Err(crate::error::Failure::error(format!(
+            "this version already has {PER_TREE_LIMIT} {}, the most mreg adds to one",
+            kind.folder()
+        ))
+        .hint(format!(
+            "`mreg fsck` names them; ones by keys nobody trusts can be deleted from {} by hand",
+            reg.path(&keys::signed_dir(model, kind, tree)).display()
+        ))
+        .into());
+    }
     let path = reg.make_parents(&key)?;
     let new = atomic::create_exclusive(&reg.tmp_dir(), &path, bytes)?;
     if new {
@@ -28,10 +53,10 @@ pub fn add(reg: &Registry, model: &str, tree: &TreeId, bytes: &[u8]) -> Result<(
     Ok((name, new))
 }
 
-/// Returns the names of the signatures of `tree`, sorted; the first
-/// [`PER_TREE_LIMIT`] of them. Entries that are no signature's name are left out.
-pub fn list(reg: &Registry, model: &str, tree: &TreeId) -> Result<Vec<String>> {
-    let dir = reg.path(&keys::signatures(model, tree));
+/// Returns the names of the records of one kind of `tree`, sorted; the first
+/// [`READ_LIMIT`] of them. Entries that are no record's name are left out.
+pub fn list(reg: &Registry, model: &str, kind: Signed, tree: &TreeId) -> Result<Vec<String>> {
+    let dir = reg.path(&keys::signed_dir(model, kind, tree));
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -43,32 +68,38 @@ pub fn list(reg: &Registry, model: &str, tree: &TreeId) -> Result<Vec<String>> {
         .filter_map(Result::ok)
         .filter_map(|e| {
             let file = e.file_name().into_string().ok()?;
-            let key = keys::signature(model, tree, file.strip_suffix(".sig")?);
-            matches!(keys::parse(&key), Some(keys::Key::Signature { .. }))
-                .then(|| file.trim_end_matches(".sig").to_owned())
+            let name = file.strip_suffix(".sig")?;
+            let key = keys::signed(model, kind, tree, name);
+            matches!(keys::parse(&key), Some(keys::Key::Signed { .. })).then(|| name.to_owned())
         })
         .collect();
     names.sort();
-    names.truncate(PER_TREE_LIMIT);
+    names.truncate(READ_LIMIT);
     Ok(names)
 }
 
-/// Returns the bytes of one signature of `tree`, checked against its name.
-pub fn read(reg: &Registry, model: &str, tree: &TreeId, name: &str) -> Result<Vec<u8>> {
-    read_key(reg, &keys::signature(model, tree, name))
+/// Returns the bytes of one record of `tree`, checked against its name.
+pub fn read(
+    reg: &Registry,
+    model: &str,
+    kind: Signed,
+    tree: &TreeId,
+    name: &str,
+) -> Result<Vec<u8>> {
+    read_key(reg, &keys::signed(model, kind, tree, name))
 }
 
-/// Returns the bytes of the signature at `key`, checked against its name.
+/// Returns the bytes of the signed record at `key`, checked against its name.
 pub fn read_key(reg: &Registry, key: &str) -> Result<Vec<u8>> {
-    let bytes = files::read_record(reg.root(), key)?
-        .with_context(|| format!("the signature {key} is missing"))?;
+    let bytes =
+        files::read_record(reg.root(), key)?.with_context(|| format!("{key} is missing"))?;
     let name = key
         .rsplit('/')
         .next()
         .and_then(|f| f.strip_suffix(".sig"))
         .unwrap_or_default();
     if keys::signature_name(&bytes) != name {
-        bail!("the signature {key} is damaged: its bytes are not the ones its name is the hash of");
+        bail!("{key} is damaged: its bytes are not the ones its name is the hash of");
     }
     Ok(bytes)
 }

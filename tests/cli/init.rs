@@ -30,7 +30,18 @@ fn init_creates_a_registry_once() {
     #   from = "staging"          only the version that stage holds may be promoted here
     #   replaced_to = "archived"  where the version this stage held goes when replaced
     #   allow_downgrade = true    allow promoting a version older than the holder
-    # Skipping a gate or `from` takes `mreg promote --force --reason TEXT`, which is recorded.
+    #   require_signature = ["alice"]  a signature (`mreg sign`) by one of these [signers]
+    #   approvals = 2             approvals (`mreg approve`) by that many distinct approvers
+    #   approvers = ["alice", "bob"]  who may approve (default: every one of [signers])
+    # Skipping a gate or `from` takes `mreg promote --force --reason TEXT`, which is recorded;
+    # the signing rules cannot be skipped.
+    # [signers] names the public keys those rules trust (docs/signing.md):
+    # [signers]
+    # alice = """
+    # -----BEGIN PUBLIC KEY-----
+    # ...
+    # -----END PUBLIC KEY-----
+    # """
 
     [stages.staging]
 

@@ -106,7 +106,10 @@ fn a_folder_the_stock_tool_signs_is_verified_by_mreg_once_pushed() {
     env.ok(&["push", "model", "--model", "toy"]);
     env.ok(&["sign", "toy@1", "--bundle", "stock.sig"]);
     let out = env.ok(&["verify", "toy@1", "--key", &s(&public)]);
-    assert!(out.contains("ok    toy@1: signed by key"), "{out}");
+    assert!(
+        out.contains("ok    toy@1 [") && out.contains("]: signed by key"),
+        "{out}"
+    );
 
     // The same signature does not fit a version whose files differ, nor one with a
     // file more; each is refused by name, and nothing is stored.
@@ -143,8 +146,8 @@ fn verify_names_each_signature_and_trusts_only_the_keys_it_is_given() {
     insta::assert_snapshot!(out, @r#"
     exit: 0
     --- stdout
-    FAIL  toy@1: key 9f93ac5706e13b39: it was not made by a trusted key
-    ok    toy@1: signed by key eee1a7c9c7c49e04 (alice), 7 files match; not covered: model.sig
+    FAIL  toy@1 [c5543687b0664ae2]: key 9f93ac5706e13b39: it was not made by a trusted key
+    ok    toy@1 [d9a56d328322ae83]: signed by key eee1a7c9c7c49e04 (alice), 7 files match
     --- stderr
     "#);
     let json = env.ok(&["verify", "toy@1", "--key", &public, "--json"]);
@@ -289,4 +292,346 @@ fn signatures_travel_through_a_bucket() {
     let b_reg = s(&b.path("b/.mreg"));
     b.ok(&["--registry", &b_reg, "verify", "toy@1", "--key", &public]);
     b.ok(&["--registry", &url, "verify", "toy@1", "--key", &public]);
+}
+
+/// Writes a config giving production a signing policy: signed by alice, and approved
+/// by 2 of alice, bob and carol (whose keys are the fixtures' test, other and third
+/// keys).
+fn with_policy(env: &TestEnv) {
+    policy_into(&env.registry().join("config.toml"));
+}
+
+/// Gives production the policy of [`with_policy`] in the config file `config`.
+fn policy_into(config: &Path) {
+    let dir = oms::fixture_model().with_file_name("");
+    let pem = |name: &str| fs::read_to_string(dir.join(name)).unwrap();
+    let text = fs::read_to_string(config).unwrap().replace(
+        "[stages.production]\nreplaced_to = \"archived\"\n",
+        "[stages.production]\nreplaced_to = \"archived\"\nrequire_signature = [\"alice\"]\n\
+         approvals = 2\napprovers = [\"alice\", \"bob\", \"carol\"]\n",
+    ) + &format!(
+        "\n[signers]\nalice = \"\"\"\n{}\"\"\"\nbob = \"\"\"\n{}\"\"\"\ncarol = \"\"\"\n{}\"\"\"\n\n",
+        pem("test-key.pub"),
+        pem("other-key.pub"),
+        pem("third-key.pub"),
+    );
+    fs::write(config, text).unwrap();
+}
+
+fn key(name: &str) -> String {
+    s(&oms::fixture_model().with_file_name(name))
+}
+
+#[test]
+fn approvals_let_a_promotion_through_only_when_the_policy_holds() {
+    let (env, _, _) = pushed();
+    with_policy(&env);
+    let refused = env.snap(&["promote", "toy@1", "production"]);
+    assert!(refused.starts_with("exit: 3"), "{refused}");
+    assert!(refused.contains("no signature"), "{refused}");
+    assert!(
+        refused.contains("0 of 2 approvals for production"),
+        "{refused}"
+    );
+    let forced = env.snap(&[
+        "promote",
+        "toy@1",
+        "production",
+        "--force",
+        "--reason",
+        "hotfix",
+    ]);
+    assert!(forced.starts_with("exit: 3"), "{forced}");
+    assert!(
+        forced.contains("--force does not override the stage's signing rules"),
+        "{forced}"
+    );
+
+    env.ok(&["sign", "toy@1", "--key", &key("test-key.pem")]);
+    env.ok(&[
+        "approve",
+        "toy@1",
+        "production",
+        "--key",
+        &key("test-key.pem"),
+    ]);
+    // The same approver twice, an approval for another stage, and a key no policy
+    // names: none of them is a second approval.
+    env.ok(&[
+        "approve",
+        "toy@1",
+        "production",
+        "--key",
+        &key("test-key.pem"),
+        "--comment",
+        "again",
+    ]);
+    env.ok(&[
+        "approve",
+        "toy@1",
+        "staging",
+        "--key",
+        &key("other-key.pem"),
+    ]);
+    let stranger = env.path("stranger.pem");
+    fs::copy(key("test-key.pem"), &stranger).unwrap();
+    let outsider = env.snap(&[
+        "approve",
+        "toy@1",
+        "production",
+        "--key",
+        &s(&oms::fixture_model().with_file_name("third-key.pem")),
+    ]);
+    assert!(outsider.starts_with("exit: 0"), "{outsider}");
+    let config = env.registry().join("config.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    // Carol's key is revoked: removed from [signers] and from the approvers.
+    let carol_at = text.find("carol = ").unwrap();
+    let carol_end = text[carol_at..].find("\"\"\"\n\n").unwrap() + carol_at + 4;
+    let revoked = format!("{}{}", &text[..carol_at], &text[carol_end..]).replace(
+        "approvers = [\"alice\", \"bob\", \"carol\"]",
+        "approvers = [\"alice\", \"bob\"]",
+    );
+    fs::write(&config, revoked).unwrap();
+    let still = env.snap(&["promote", "toy@1", "production"]);
+    assert!(still.starts_with("exit: 3"), "{still}");
+    assert!(
+        still.contains("1 of 2 approvals for production (alice); 1 more from bob"),
+        "{still}"
+    );
+    assert!(still.contains("is for staging, not production"), "{still}");
+    assert!(still.contains("an unknown or revoked key"), "{still}");
+
+    env.ok(&[
+        "approve",
+        "toy@1",
+        "production",
+        "--key",
+        &key("other-key.pem"),
+    ]);
+    let moved = env.ok_err(&["promote", "toy@1", "production"]);
+    assert!(moved.contains("toy@1"), "{moved}");
+    let history = env.ok(&["history", "toy", "--json"]);
+    assert!(history.contains("approvals >= 2"), "{history}");
+    assert!(history.contains("signed by alice"), "{history}");
+}
+
+#[test]
+fn an_approval_is_of_one_tree_and_a_forged_one_is_refused() {
+    let (env, _, _) = pushed();
+    with_policy(&env);
+    env.ok(&["sign", "toy@1", "--key", &key("test-key.pem")]);
+    env.ok(&[
+        "approve",
+        "toy@1",
+        "production",
+        "--key",
+        &key("test-key.pem"),
+    ]);
+    env.ok(&[
+        "approve",
+        "toy@1",
+        "production",
+        "--key",
+        &key("other-key.pem"),
+    ]);
+    // A second version: the approvals of the first do not carry over, even copied
+    // into its folder.
+    fs::write(env.path("model/config.json"), "{\"v\": 2}\n").unwrap();
+    env.ok(&["push", "model", "--model", "toy"]);
+    env.ok(&["sign", "toy@2", "--key", &key("test-key.pem")]);
+    let models = env.registry().join("models/toy/approvals");
+    let mut trees: Vec<_> = fs::read_dir(&models)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(trees.len(), 1);
+    let first = trees.pop().unwrap();
+    let shown = env.ok(&["show", "toy@2", "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let second_tree = shown["tree"].as_str().unwrap().to_owned();
+    let second = models.join(&second_tree);
+    fs::create_dir_all(&second).unwrap();
+    for entry in fs::read_dir(&first).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), second.join(entry.file_name())).unwrap();
+    }
+    let replayed = env.snap(&["promote", "toy@2", "production"]);
+    assert!(replayed.starts_with("exit: 3"), "{replayed}");
+    assert!(replayed.contains("is for another version"), "{replayed}");
+    // An approval whose bytes were altered no longer matches its name or signature.
+    let name = fs::read_dir(&first)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = fs::read(&name).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    fs::write(&name, bytes).unwrap();
+    let altered = env.snap(&["promote", "toy@1", "production"]);
+    assert!(altered.starts_with("exit: 3"), "{altered}");
+    assert!(altered.contains("is damaged"), "{altered}");
+}
+
+#[test]
+fn approvals_travel_with_sync_and_count_on_the_other_side() {
+    let (env, _, _) = pushed();
+    with_policy(&env);
+    env.ok(&["sign", "toy@1", "--key", &key("test-key.pem")]);
+    env.ok(&[
+        "approve",
+        "toy@1",
+        "production",
+        "--key",
+        &key("test-key.pem"),
+    ]);
+    env.ok(&[
+        "approve",
+        "toy@1",
+        "production",
+        "--key",
+        &key("other-key.pem"),
+    ]);
+    let share = env.root().join("share");
+    env.ok(&["init", &s(&share)]);
+    policy_into(&share.join(".mreg/config.toml"));
+    env.ok(&["remote", "add", "share", &s(&share)]);
+    env.ok(&["sync", "share"]);
+    let b = TestEnv::new();
+    b.ok(&["clone", &s(&share), "b"]);
+    let b_reg = s(&b.path("b/.mreg"));
+    b.ok(&["--registry", &b_reg, "promote", "toy@1", "production"]);
+    // The policy came with the clone: a version nobody approved stays out.
+    b.write("next/weights.bin", "other weights");
+    b.ok(&["--registry", &b_reg, "push", "next", "--model", "toy"]);
+    let refused = b.run(&["--registry", &b_reg, "promote", "toy@2", "production"]);
+    assert_eq!(refused.status.code(), Some(3));
+}
+
+#[cfg(feature = "s3")]
+#[test]
+fn approvals_count_on_a_bucket() {
+    let env = TestEnv::with_registry();
+    copy_tree(&oms::fixture_model(), &env.path("model"));
+    let url = format!("s3://{}/reg", crate::common::s3::bucket());
+    env.use_s3(crate::common::s3::server().port);
+    // The bucket registry is made by a sync from a registry holding the policy, whose
+    // config it takes.
+    with_policy(&env);
+    env.ok(&["remote", "add", "bucket", &url]);
+    env.ok(&["sync", "bucket"]);
+    env.ok(&["--registry", &url, "push", "model", "--model", "toy"]);
+    let refused = env.run(&["--registry", &url, "promote", "toy@1", "production"]);
+    assert_eq!(refused.status.code(), Some(3));
+    env.ok(&[
+        "--registry",
+        &url,
+        "sign",
+        "toy@1",
+        "--key",
+        &key("test-key.pem"),
+    ]);
+    env.ok(&[
+        "--registry",
+        &url,
+        "approve",
+        "toy@1",
+        "production",
+        "--key",
+        &key("test-key.pem"),
+    ]);
+    env.ok(&[
+        "--registry",
+        &url,
+        "approve",
+        "toy@1",
+        "production",
+        "--key",
+        &key("other-key.pem"),
+    ]);
+    env.ok(&["--registry", &url, "promote", "toy@1", "production"]);
+}
+
+#[test]
+fn what_the_attack_round_found_stays_fixed() {
+    let (env, private, public) = pushed();
+    env.ok(&["sign", "toy@1", "--key", &private]);
+    // A signature made by the stock tool inside the folder, as its docs show: the
+    // signature file is left out of the folder's files, as the stock verifier leaves
+    // it out, and the git files its ignore_paths name are named as not covered.
+    copy_tree(&oms::fixture_model(), &env.path("inside"));
+    env.write("inside/.gitattributes", "* text=auto\n");
+    let signed = oms::run(
+        env.root(),
+        &[
+            "sign",
+            "key",
+            &s(&env.path("inside")),
+            "--private_key",
+            &private,
+            "--signature",
+            &s(&env.path("inside/model.sig")),
+        ],
+    );
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    env.ok(&["verify", "--dir", "inside", "--key", &public]);
+    fs::rename(env.path("inside/model.sig"), env.path("inside.sig")).unwrap();
+    env.ok(&["push", "inside", "--model", "git"]);
+    let stored = env.ok_err(&["sign", "git@1", "--bundle", "inside.sig"]);
+    assert!(stored.contains("made elsewhere"), "{stored}");
+    assert!(
+        stored.contains("does not vouch for them: .gitattributes"),
+        "{stored}"
+    );
+    let listed = env.ok(&["verify", "git@1", "--key", &public]);
+    assert!(
+        listed.contains("NOT covered by it: .gitattributes"),
+        "{listed}"
+    );
+
+    // Two signatures by one key: a pull chooses one by its id.
+    env.ok(&[
+        "sign",
+        "toy@1",
+        "--bundle",
+        &s(&oms::fixture_model().with_file_name("model_signing-1.1.1.sig")),
+    ]);
+    let both = env.run(&["pull", "toy@1", "--to", "two", "--signature", "eee1"]);
+    assert_eq!(both.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&both.stderr);
+    let id = said
+        .split("its id (")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    env.ok(&["pull", "toy@1", "--to", "two", "--signature", &id]);
+    assert!(stock_accepts(&env.path("two"), &public));
+
+    // Hundreds of planted records past the cap do not hide the genuine signature.
+    let dir = fs::read_dir(env.registry().join("models/toy/signatures"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for i in 0..300 {
+        let junk = format!("{{\"junk\": {i}}}");
+        let name = blake3::hash(junk.as_bytes()).to_hex().to_string();
+        fs::write(dir.join(format!("{name}.sig")), junk).unwrap();
+    }
+    let out = env.ok(&["verify", "toy@1", "--key", &public]);
+    assert!(out.contains("ok    toy@1"), "{out}");
+
+    // --signature belongs to --dir.
+    let misplaced = env.run(&["verify", "toy@1", "--signature", "x.sig", "--key", &public]);
+    assert_eq!(misplaced.status.code(), Some(2));
 }

@@ -22,7 +22,8 @@ pub(super) struct Keys {
     pub(super) heads: BTreeSet<String>,
     /// Model → names of the changes of its own fields.
     pub(super) info: BTreeMap<String, BTreeSet<String>>,
-    /// Model → its signatures, as `TREE/NAME` (hex, without `.sig`).
+    /// Model → its signatures and approvals, as `signatures|approvals/TREE/NAME` (hex,
+    /// without `.sig`).
     pub(super) signatures: BTreeMap<String, BTreeSet<String>>,
     /// Run id → its files (`run.toml`, `log/NAME.toml`, `removed.toml`).
     pub(super) runs: BTreeMap<String, BTreeSet<String>>,
@@ -72,11 +73,16 @@ impl Keys {
                         .or_default()
                         .insert(name.to_owned());
                 }
-                Some(Key::Signature { model, tree, name }) => {
+                Some(Key::Signed {
+                    model,
+                    kind,
+                    tree,
+                    name,
+                }) => {
                     out.signatures
                         .entry(model.to_owned())
                         .or_default()
-                        .insert(format!("{}/{name}", tree.0.to_hex()));
+                        .insert(format!("{}/{}/{name}", kind.folder(), tree.0.to_hex()));
                 }
                 Some(Key::RunRecord { run }) => {
                     out.runs

@@ -1,8 +1,9 @@
-//! Syncing the signatures of versions: each side gets the signatures it lacks of the
-//! models it holds. A signature is immutable and named by the hash of its bytes, so
+//! Syncing the signatures and approvals of versions: each side gets the ones it lacks
+//! of the models it holds. They are immutable and named by the hash of their bytes, so
 //! copying both ways never meets a conflict. What comes from either side is checked
-//! before it is written: its name is its hash, and it is a model signature
-//! ([`crate::sign::oms`]); whether anyone trusts its signer is `mreg verify`'s call.
+//! before it is written: its name is its hash, and it is the signature or approval its
+//! folder says ([`crate::sign::check_signed`]); whether anyone trusts its signer is for
+//! `mreg verify` and `mreg promote` to decide.
 
 use std::sync::Mutex;
 
@@ -10,21 +11,26 @@ use anyhow::{Result, bail};
 
 use super::{Keys, Side, Sync, create_or_same};
 use crate::remote::transfer;
-use crate::sign::oms::{BUNDLE_LIMIT, Bundle};
+use crate::sign::oms::BUNDLE_LIMIT;
 use crate::store::{atomic, files, keys};
 
 /// Signatures of one model a sync copies at most, each way: a model is signed by a
 /// few keys per version, and a side holding more is not believed further.
 const PER_MODEL_LIMIT: usize = 100_000;
 
-/// Checks a signature read from a side: its bytes hash to its name, and it reads as
-/// a model signature.
-fn check(name: &str, bytes: &[u8]) -> Result<()> {
+/// Checks a signed record read from a side (`entry` is `signatures|approvals/TREE/NAME`):
+/// its bytes hash to its name, and it reads as what its folder says it is.
+fn check(entry: &str, bytes: &[u8]) -> Result<()> {
+    let name = entry.rsplit('/').next().unwrap_or_default();
     if keys::signature_name(bytes) != name {
         bail!("its bytes are not the ones its name is the hash of");
     }
-    Bundle::parse(bytes)?.manifest()?;
-    Ok(())
+    let kind = if entry.starts_with("approvals/") {
+        keys::Signed::Approval
+    } else {
+        keys::Signed::Signature
+    };
+    crate::sign::check_signed(bytes, kind)
 }
 
 /// Returns the `(model, TREE/NAME)` signatures `from` holds and `to` lacks, for the
@@ -47,9 +53,9 @@ fn missing(from: &Keys, to: &Keys, want: &dyn Fn(&str) -> bool) -> Vec<(String, 
     out
 }
 
-/// Returns the key of a `TREE/NAME` signature of `model`.
+/// Returns the key of a `signatures|approvals/TREE/NAME` record of `model`.
 fn key_of(model: &str, entry: &str) -> String {
-    format!("{}{model}/signatures/{entry}.sig", keys::MODELS)
+    format!("{}{model}/{entry}.sig", keys::MODELS)
 }
 
 impl Sync<'_> {
@@ -66,13 +72,12 @@ impl Sync<'_> {
         let bodies = Mutex::new(Vec::with_capacity(wanted.len()));
         transfer::parallel(&wanted, transfer::PARALLEL, &|(model, entry)| {
             let key = key_of(model, entry);
-            let name = entry.rsplit('/').next().unwrap_or_default();
             let fetched = self.remote.get(&key).and_then(|fetched| {
                 let fetched = fetched.ok_or_else(|| anyhow::anyhow!("it is missing"))?;
                 if fetched.bytes.len() as u64 > BUNDLE_LIMIT {
                     bail!("it is larger than {BUNDLE_LIMIT} bytes");
                 }
-                check(name, &fetched.bytes)?;
+                check(entry, &fetched.bytes)?;
                 Ok(fetched.bytes)
             });
             bodies.lock().expect("bodies").push((key, fetched));
@@ -102,9 +107,8 @@ impl Sync<'_> {
         let mut pending = Vec::new();
         for (model, entry) in missing(ours, theirs, &|_| true) {
             let key = key_of(&model, &entry);
-            let name = entry.rsplit('/').next().unwrap_or_default().to_owned();
             match crate::store::signatures::read_key(self.reg, &key).and_then(|bytes| {
-                check(&name, &bytes)?;
+                check(&entry, &bytes)?;
                 Ok(bytes)
             }) {
                 Ok(bytes) => pending.push((key, bytes)),

@@ -1,0 +1,282 @@
+//! Approvals and the signing rules of stages: `mreg approve` records a signed approval
+//! of a version for a stage, and a promotion checks a stage's `require_signature` and
+//! `approvals` against the keys the registry's `[signers]` table trusts.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::sign::{self as signing, Signer};
+use crate::error::Failure;
+use crate::id::TreeId;
+use crate::manifest::state::CheckRecord;
+use crate::manifest::{Value, VersionRecord};
+use crate::refspec::ModelRef;
+use crate::sign::approval::{self, Approval};
+use crate::sign::keys::{PrivateKey, PublicKey};
+use crate::sign::oms::{self, Bundle};
+use crate::store::config::{Config, StagePolicy};
+use crate::store::keys::Signed;
+use crate::store::{Progress, Registry, models, signatures};
+
+/// What `mreg approve` did, as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Approved {
+    /// The model.
+    pub model: String,
+    /// The version.
+    pub version: u64,
+    /// Its tree.
+    pub tree: TreeId,
+    /// The stage.
+    pub stage: String,
+    /// The approving key's hint.
+    pub key: String,
+    /// The signer it is in `[signers]`, if it is one.
+    pub signer: Option<String>,
+    /// The approval's name in the registry.
+    pub approval: String,
+    /// Whether it was new.
+    pub new: bool,
+}
+
+/// Returns the registry's trusted signers (`[signers]`), refusing a key that does not
+/// parse.
+pub fn config_signers(config: &Config) -> Result<Vec<Signer>> {
+    config
+        .signers
+        .iter()
+        .map(|(name, pem)| {
+            let key = PublicKey::from_pem(pem).map_err(|e| {
+                Failure::error(format!(
+                    "the signer {name} of config.toml is not a public key: {e:#}"
+                ))
+                .hint("paste the output of `openssl ec -in KEY.pem -pubout` between the quotes")
+            })?;
+            Ok(Signer {
+                name: name.clone(),
+                key,
+            })
+        })
+        .collect()
+}
+
+/// Returns the signers `names` picks among `all`, refusing a name `[signers]` lacks.
+fn pick(all: &[Signer], names: &[String], what: &str, stage: &str) -> Result<Vec<Signer>> {
+    names
+        .iter()
+        .map(|name| {
+            all.iter().find(|s| &s.name == name).cloned().ok_or_else(|| {
+                Failure::error(format!(
+                    "the {what} of stage {stage} names {name}, who is not in [signers] of config.toml"
+                ))
+                .hint("add their public key under [signers], or remove the name from the policy")
+                .into()
+            })
+        })
+        .collect()
+}
+
+/// Records `key`'s approval of the version `reference` names for `stage`.
+pub fn approve(
+    reg: &Registry,
+    reference: &str,
+    stage: &str,
+    key: &Path,
+    comment: Option<&str>,
+) -> Result<Approved> {
+    let config = reg.config()?;
+    config.require_stage(stage)?;
+    let record = models::resolve(reg, &ModelRef::parse(reference)?)?;
+    let key = PrivateKey::read(key).map_err(|e| Failure::usage(format!("{e:#}")))?;
+    let comment = comment.map(crate::lineage::mask_text);
+    if comment
+        .as_ref()
+        .is_some_and(|c| c.len() > approval::COMMENT_LIMIT)
+    {
+        return Err(Failure::usage(format!(
+            "--comment is longer than the {} bytes an approval carries",
+            approval::COMMENT_LIMIT
+        ))
+        .into());
+    }
+    let approval = Approval {
+        model: record.model.clone(),
+        version: record.version,
+        tree: record.tree,
+        stage: stage.to_owned(),
+        time: crate::clock::format_time(crate::clock::now()?),
+        comment,
+    };
+    let bytes = oms::bundle(&key, &approval.statement());
+    let public = key.public();
+    let signer = config_signers(&config)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|s| s.key == public)
+        .map(|s| s.name);
+    let (name, new) = signatures::add(reg, &record.model, Signed::Approval, &record.tree, &bytes)?;
+    Ok(Approved {
+        model: record.model.clone(),
+        version: record.version,
+        tree: record.tree,
+        stage: stage.to_owned(),
+        key: public.hint(),
+        signer,
+        approval: name,
+        new,
+    })
+}
+
+/// Returns the approvers who validly approved `record`'s tree for `stage`, by name, and
+/// why each other approval found does not count.
+pub fn approvals_of(
+    reg: &Registry,
+    record: &VersionRecord,
+    stage: &str,
+    approvers: &[Signer],
+) -> Result<(BTreeSet<String>, Vec<String>)> {
+    let mut valid = BTreeSet::new();
+    let mut refused = Vec::new();
+    for name in signatures::list(reg, &record.model, Signed::Approval, &record.tree)? {
+        let short = &name[..12];
+        let checked = signatures::read(reg, &record.model, Signed::Approval, &record.tree, &name)
+            .and_then(|bytes| {
+                let bundle = Bundle::parse(&bytes)?;
+                let approval = Approval::parse(&bundle.payload)?;
+                Ok((bundle, approval))
+            });
+        let (bundle, approval) = match checked {
+            Ok(read) => read,
+            Err(err) => {
+                refused.push(format!("approval {short} is damaged: {err:#}"));
+                continue;
+            }
+        };
+        let Some(by) = approvers.iter().find(|a| bundle.signed_by(&a.key)) else {
+            refused.push(format!(
+                "approval {short} is not signed by an approver of {stage} (an unknown or revoked key)"
+            ));
+            continue;
+        };
+        if approval.model != record.model || approval.tree != record.tree {
+            refused.push(format!(
+                "approval {short} by {} is for another version",
+                by.name
+            ));
+        } else if approval.stage != stage {
+            refused.push(format!(
+                "approval {short} by {} is for {}, not {stage}",
+                by.name, approval.stage
+            ));
+        } else {
+            valid.insert(by.name.clone());
+        }
+    }
+    Ok((valid, refused))
+}
+
+/// Returns the checks a stage's signing rules make of a version (none when its policy
+/// has none): a signature by one of `require_signature`, and `approvals` approvals.
+pub fn policy_checks(
+    reg: &Registry,
+    config: &Config,
+    policy: &StagePolicy,
+    record: &VersionRecord,
+    stage: &str,
+    progress: &dyn Progress,
+) -> Result<Vec<CheckRecord>> {
+    let mut checks = Vec::new();
+    if policy.require_signature.is_empty() && policy.approvals == 0 {
+        return Ok(checks);
+    }
+    let source = format!("policy of {stage}");
+    let all = config_signers(config)?;
+    if !policy.require_signature.is_empty() {
+        let signers = pick(&all, &policy.require_signature, "require_signature", stage)?;
+        let names: Vec<&str> = signers.iter().map(|s| s.name.as_str()).collect();
+        let verified = signing::verify_version(reg, &record.reference(), &signers, progress);
+        let (actual, why) = match &verified {
+            Ok(v) if v.verified => (
+                v.signatures
+                    .iter()
+                    .find(|c| c.valid)
+                    .and_then(|c| c.signer.clone()),
+                None,
+            ),
+            Ok(v) => (
+                None,
+                Some(format!(
+                    "no valid signature by {}: {}",
+                    names.join(" or "),
+                    v.signatures
+                        .iter()
+                        .filter_map(|c| c.problem.clone())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )),
+            ),
+            Err(err) => (None, Some(format!("{err:#}"))),
+        };
+        checks.push(CheckRecord {
+            gate: format!("signed by {}", names.join("|")),
+            source: source.clone(),
+            required: format!("a signature by {} of exactly its files", names.join(" or ")),
+            threshold: None,
+            against: None,
+            passed: actual.is_some(),
+            actual: actual.map(Value::Str),
+            why,
+        });
+    }
+    if policy.approvals > 0 {
+        let approvers = if policy.approvers.is_empty() {
+            all.clone()
+        } else {
+            pick(&all, &policy.approvers, "approvers", stage)?
+        };
+        let (valid, refused) = approvals_of(reg, record, stage, &approvers)?;
+        let need = policy.approvals as usize;
+        let passed = valid.len() >= need;
+        let have: Vec<&str> = valid.iter().map(String::as_str).collect();
+        let waiting: Vec<&str> = approvers
+            .iter()
+            .map(|a| a.name.as_str())
+            .filter(|n| !valid.contains(*n))
+            .collect();
+        let why = (!passed).then(|| {
+            let mut why = format!(
+                "{} of {need} approvals for {stage}{}; {} more from {}",
+                valid.len(),
+                if have.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", have.join(", "))
+                },
+                need - valid.len(),
+                waiting.join(", ")
+            );
+            if !refused.is_empty() {
+                why = format!("{why}; not counted: {}", refused.join("; "));
+            }
+            why
+        });
+        let by_name: BTreeSet<&str> = approvers.iter().map(|a| a.name.as_str()).collect();
+        checks.push(CheckRecord {
+            gate: format!("approvals >= {need}"),
+            source,
+            required: format!(
+                "{need} approvals for {stage} from {}",
+                by_name.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+            threshold: Some(Value::Int(i64::from(policy.approvals))),
+            against: None,
+            actual: Some(Value::Int(valid.len() as i64)),
+            passed,
+            why,
+        });
+    }
+    Ok(checks)
+}

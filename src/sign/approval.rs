@@ -1,0 +1,118 @@
+//! Approvals: a signed statement that a key's holder approves a model's tree for a
+//! stage. It is a DSSE bundle like a model signature ([`super::oms`]), around an in-toto
+//! statement whose subject is the version's tree (by its BLAKE3) and whose predicate
+//! (`https://mreg.dev/approval/v1`) names the model, the version, the stage, when, and
+//! an optional comment. Everything an approval holds for is inside what is signed, so
+//! it cannot be replayed onto another model, tree or stage.
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::oms::STATEMENT_TYPE;
+use crate::id::TreeId;
+
+/// The predicate type of an approval.
+pub const PREDICATE_TYPE: &str = "https://mreg.dev/approval/v1";
+
+/// The longest comment an approval carries.
+pub const COMMENT_LIMIT: usize = 4096;
+
+/// What an approval says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The model.
+    pub model: String,
+    /// The version number it was given for (informational: the tree is what counts).
+    pub version: u64,
+    /// The tree approved.
+    pub tree: TreeId,
+    /// The stage it may go to.
+    pub stage: String,
+    /// When, RFC 3339.
+    pub time: String,
+    /// Why, in the approver's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+impl Approval {
+    /// Returns the statement to sign.
+    pub fn statement(&self) -> Vec<u8> {
+        let statement = json!({
+            "_type": STATEMENT_TYPE,
+            "subject": [{"name": self.model, "digest": {"blake3": self.tree.0.to_hex()}}],
+            "predicateType": PREDICATE_TYPE,
+            "predicate": self,
+        });
+        serde_json::to_vec_pretty(&statement).expect("an approval serializes")
+    }
+
+    /// Parses a signed statement as an approval, refusing any other statement and one
+    /// whose subject is not the tree its predicate names.
+    pub fn parse(payload: &[u8]) -> Result<Approval> {
+        let value: Value = serde_json::from_slice(payload).context("it is not JSON")?;
+        if value.get("_type").and_then(Value::as_str) != Some(STATEMENT_TYPE) {
+            bail!("it is not an in-toto statement v1");
+        }
+        if value.get("predicateType").and_then(Value::as_str) != Some(PREDICATE_TYPE) {
+            bail!("it is not an approval ({PREDICATE_TYPE})");
+        }
+        let approval: Approval = serde_json::from_value(
+            value
+                .get("predicate")
+                .cloned()
+                .context("it has no predicate")?,
+        )
+        .context("its predicate is not an approval")?;
+        let subject = value
+            .get("subject")
+            .and_then(Value::as_array)
+            .filter(|s| s.len() == 1)
+            .and_then(|s| s[0].get("digest"))
+            .and_then(|d| d.get("blake3"))
+            .and_then(Value::as_str);
+        if subject != Some(approval.tree.0.to_hex().as_str()) {
+            bail!("its subject is not the tree it approves");
+        }
+        if approval
+            .comment
+            .as_ref()
+            .is_some_and(|c| c.len() > COMMENT_LIMIT)
+        {
+            bail!("its comment is longer than {COMMENT_LIMIT} bytes");
+        }
+        Ok(approval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Approval {
+        Approval {
+            model: "churn".to_owned(),
+            version: 4,
+            tree: "a".repeat(64).parse().unwrap(),
+            stage: "production".to_owned(),
+            time: "2026-12-07T10:00:00Z".to_owned(),
+            comment: Some("reviewed the eval".to_owned()),
+        }
+    }
+
+    #[test]
+    fn an_approval_reads_back_as_written() {
+        let approval = sample();
+        assert_eq!(Approval::parse(&approval.statement()).unwrap(), approval);
+    }
+
+    #[test]
+    fn a_statement_about_another_tree_or_of_another_kind_is_refused() {
+        let text = String::from_utf8(sample().statement()).unwrap();
+        let other_subject = text.replacen(&"a".repeat(64), &"b".repeat(64), 1);
+        assert!(Approval::parse(other_subject.as_bytes()).is_err());
+        let other_kind = text.replace(PREDICATE_TYPE, super::super::oms::PREDICATE_TYPE);
+        assert!(Approval::parse(other_kind.as_bytes()).is_err());
+    }
+}
