@@ -18,7 +18,8 @@ use crate::ops::sign::{self, Verified};
 /// `mreg sync`, and a version may have several signers.
 ///
 /// Keys are ECDSA on P-256 or P-384, in PEM (unencrypted; see docs/signing.md on
-/// keeping them). A signature made elsewhere (`model_signing sign key` on the folder
+/// keeping them). A link to a file is listed with its target's content, as the stock
+/// signer lists links with --allow_symlinks (the stock verifier then needs that flag). A signature made elsewhere (`model_signing sign key` on the folder
 /// that was pushed) is stored with --bundle once it is checked to list exactly the
 /// version's files.
 #[derive(Debug, clap::Args)]
@@ -29,7 +30,7 @@ use crate::ops::sign::{self, Verified};
   mreg verify churn@4 --key alice.pub
   mreg sign churn@4 --bundle ./model.sig      # made by `model_signing sign key`
 
-Exit codes: 0 signed, 1 error (a version holding links cannot be signed), 2 usage
+Exit codes: 0 signed, 1 error (a bundle that does not list exactly the version's files), 2 usage
 error (a key that is not an ECDSA P-256/P-384 private key).")]
 pub struct SignArgs {
     /// The version to sign

@@ -68,30 +68,34 @@ pub struct Signed {
     pub uncovered: Vec<String>,
 }
 
-/// Returns the files of a version with their digests, refusing what a signature
-/// cannot cover: links (OMS signs file contents; a link's target is not a file of the
-/// version) and a top-level [`SIGNATURE_FILE`] (every verifier skips it).
+/// The files of a version as a signature lists them.
+pub struct VersionFiles {
+    /// Each file, and each link to a file of the version under the link's own path
+    /// with its target's content.
+    pub files: Vec<SignedFile>,
+    /// Bytes read to learn digests not known before.
+    pub digested: u64,
+    /// Whether links were listed (the signature then says `allow_symlinks`).
+    pub links: bool,
+}
+
+/// The most links followed from one link to the file it stands for.
+const LINK_HOPS: usize = 40;
+
+/// Returns the files of a version with their digests, as a signature lists them: its
+/// files, and its links to files of the version under their own paths with their
+/// targets' content (as the stock signer lists links with `--allow_symlinks`); a link
+/// to a folder is left out, as the stock signer does not go into it. A top-level
+/// [`SIGNATURE_FILE`] is refused: every verifier skips that name.
 pub fn version_files(
     reg: &Registry,
     record: &VersionRecord,
     progress: &dyn Progress,
-) -> Result<(Vec<SignedFile>, u64)> {
+) -> Result<VersionFiles> {
     let graph = models::graph(reg, record)?;
-    let mut listed: Vec<(String, ObjectId, u64)> = Vec::new();
+    let mut entries: HashMap<String, (Kind, ObjectId, u64)> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
     graph.for_each(&mut |v| {
-        match v.entry.kind {
-            Kind::File | Kind::Exec => listed.push((v.path.to_owned(), v.entry.id, v.entry.size)),
-            Kind::Link => {
-                return Err(Failure::error(format!(
-                    "{} holds the link {}: a model signature lists file contents only",
-                    record.reference(),
-                    v.path
-                ))
-                .hint("push the folder with the link resolved (a copy of its target) to sign it")
-                .into());
-            }
-            Kind::Dir => {}
-        }
         if v.path == SIGNATURE_FILE {
             return Err(Failure::error(format!(
                 "{} holds a file named {SIGNATURE_FILE} at its top, the name its signature takes beside a pulled version",
@@ -100,8 +104,28 @@ pub fn version_files(
             .hint("rename that file and push again to sign the version")
             .into());
         }
+        entries.insert(v.path.to_owned(), (v.entry.kind, v.entry.id, v.entry.size));
+        order.push(v.path.to_owned());
         Ok(())
     })?;
+    let links = entries.values().any(|(kind, ..)| *kind == Kind::Link);
+    if links {
+        // Link targets are objects too: a clone may lack them.
+        super::pull::fetch_missing(reg, record.tree, progress)?;
+    }
+    let mut listed: Vec<(String, ObjectId, u64)> = Vec::new();
+    for path in order {
+        let (kind, id, size) = entries[&path];
+        match kind {
+            Kind::File | Kind::Exec => listed.push((path, id, size)),
+            Kind::Link => {
+                if let Some((id, size)) = link_file(reg, record, &entries, &path)? {
+                    listed.push((path, id, size));
+                }
+            }
+            Kind::Dir => {}
+        }
+    }
     let mut objects: Vec<(ObjectId, u64)> =
         listed.iter().map(|(_, id, size)| (*id, *size)).collect();
     objects.sort_unstable();
@@ -126,7 +150,55 @@ pub fn version_files(
             id,
         })
         .collect();
-    Ok((files, to_read))
+    Ok(VersionFiles {
+        files,
+        digested: to_read,
+        links,
+    })
+}
+
+/// Returns the file a link of a version stands for (its object and size), following
+/// links inside the version; `None` for a link to a folder. A link whose target is
+/// not in the version is refused.
+fn link_file(
+    reg: &Registry,
+    record: &VersionRecord,
+    entries: &HashMap<String, (Kind, ObjectId, u64)>,
+    path: &str,
+) -> Result<Option<(ObjectId, u64)>> {
+    let mut at = path.to_owned();
+    for _ in 0..LINK_HOPS {
+        let Some(&(kind, id, size)) = entries.get(&at) else {
+            break;
+        };
+        match kind {
+            Kind::File | Kind::Exec => return Ok(Some((id, size))),
+            Kind::Dir => return Ok(None),
+            Kind::Link => {
+                let target = crate::store::read::link_target(reg, id, size)?;
+                let mut parts: Vec<&str> = at.split('/').collect();
+                parts.pop();
+                for part in target.split('/') {
+                    match part {
+                        "" | "." => {}
+                        ".." => {
+                            if parts.pop().is_none() {
+                                break;
+                            }
+                        }
+                        other => parts.push(other),
+                    }
+                }
+                at = parts.join("/");
+            }
+        }
+    }
+    Err(Failure::error(format!(
+        "{} holds the link {path}, which does not lead to a file or folder of the version",
+        record.reference()
+    ))
+    .hint("a model signature lists file contents: push the folder with the link's target inside it")
+    .into())
 }
 
 /// Signs the version `reference` names with the key at `key`, or stores the bundle at
@@ -140,13 +212,17 @@ pub fn sign(
     progress: &dyn Progress,
 ) -> Result<Signed> {
     let record = models::resolve(reg, &ModelRef::parse(reference)?)?;
-    let (files, digested_bytes) = version_files(reg, &record, progress)?;
+    let VersionFiles {
+        files,
+        digested: digested_bytes,
+        links,
+    } = version_files(reg, &record, progress)?;
     let (bytes, hint, listed, uncovered) = match (key, bundle) {
         (Some(key), None) => {
             let key = PrivateKey::read(key).map_err(|e| Failure::usage(format!("{e:#}")))?;
             let listed: Vec<(String, [u8; 32])> =
                 files.iter().map(|f| (f.path.clone(), f.sha256)).collect();
-            let payload = oms::statement(&record.model, &listed);
+            let payload = oms::statement(&record.model, &listed, links);
             let bytes = oms::bundle(&key, &payload);
             if bytes.len() as u64 > oms::BUNDLE_LIMIT {
                 return Err(Failure::error(format!(
@@ -377,7 +453,7 @@ pub fn verify_version(
             ))
             .into());
     }
-    let (files, _) = version_files(reg, &record, progress)?;
+    let files = version_files(reg, &record, progress)?.files;
     let mut checked = Vec::with_capacity(names.len());
     for name in names {
         match signatures::read(reg, &record.model, Record::Signature, &record.tree, &name) {
@@ -423,7 +499,12 @@ pub fn verify_dir(
         let dir = dir.canonicalize().ok()?;
         Some(sig.strip_prefix(dir).ok()?.to_path_buf())
     });
-    let files = folder_files(dir, skip.as_deref(), progress)?;
+    // Links are followed to the files they stand for when the signature was made so
+    // (`allow_symlinks`), as the stock verifier is told to with --allow_symlinks.
+    let follow = Bundle::parse(&bytes)
+        .and_then(|b| b.manifest())
+        .is_ok_and(|m| m.allow_symlinks);
+    let files = folder_files(dir, skip.as_deref(), follow, progress)?;
     let name = sig_path.display().to_string();
     let checked = check(name, &bytes, signers, &files);
     let verified = checked.valid;
@@ -439,6 +520,7 @@ pub fn verify_dir(
 fn folder_files(
     dir: &Path,
     skip: Option<&Path>,
+    follow: bool,
     progress: &dyn Progress,
 ) -> Result<Vec<SignedFile>> {
     let mut paths = Vec::new();
@@ -465,15 +547,23 @@ fn folder_files(
             .to_str()
             .with_context(|| format!("{} is not a UTF-8 path", entry.path().display()))?
             .to_owned();
-        if !kind.is_file() {
-            // The signature beside the files is no file of the model: it is skipped by
-            // its name, like any ignored path, once the manifest is known.
-            bail!(
-                "{} is not a regular file (a link or special file); a model signature covers regular files only",
-                entry.path().display()
-            );
-        }
-        paths.push((rel, entry.path().to_path_buf(), entry.metadata()?.len()));
+        let len = if kind.is_file() {
+            entry.metadata()?.len()
+        } else {
+            match std::fs::metadata(entry.path()) {
+                // A link to a file, listed with its target's content.
+                Ok(meta) if follow && kind.is_symlink() && meta.is_file() => meta.len(),
+                // A link to a folder: not gone into, as the stock verifier does not.
+                Ok(meta) if follow && kind.is_symlink() && meta.is_dir() => continue,
+                _ => bail!(
+                    "{} is not a regular file ({}); the signature covers regular files{}",
+                    entry.path().display(),
+                    if kind.is_symlink() { "a link" } else { "a special file" },
+                    if follow { " and links to them" } else { " only" }
+                ),
+            }
+        };
+        paths.push((rel, entry.path().to_path_buf(), len));
     }
     progress.start("hashing", paths.iter().map(|(_, _, n)| n).sum());
     let out = paths
@@ -566,7 +656,7 @@ pub fn for_pull(
                 .into());
         }
     };
-    let (files, _) = version_files(reg, record, progress)?;
+    let files = version_files(reg, record, progress)?.files;
     let manifest = Bundle::parse(&bytes).and_then(|b| b.manifest())?;
     let problems = compare(&manifest, &files);
     if !problems.is_empty() {

@@ -91,6 +91,8 @@ pub struct Manifest {
     /// Paths relative to the model's root that verifiers do not check, with what is
     /// below them.
     pub ignore_paths: Vec<String>,
+    /// Whether links were hashed as their targets' content when it was signed.
+    pub allow_symlinks: bool,
 }
 
 impl Manifest {
@@ -132,8 +134,9 @@ pub fn pae(payload: &[u8]) -> Vec<u8> {
 }
 
 /// Returns the statement of a model: `files` sorted by [`path_order`] (SHA-256 digests),
-/// with [`SIGNATURE_FILE`] left out for verifiers.
-pub fn statement(subject: &str, files: &[(String, [u8; 32])]) -> Vec<u8> {
+/// with [`SIGNATURE_FILE`] left out for verifiers; `allow_symlinks` when some of the
+/// files are links listed with their targets' content.
+pub fn statement(subject: &str, files: &[(String, [u8; 32])], allow_symlinks: bool) -> Vec<u8> {
     let mut resources: Vec<Resource> = files
         .iter()
         .map(|(name, digest)| Resource {
@@ -155,7 +158,7 @@ pub fn statement(subject: &str, files: &[(String, [u8; 32])]) -> Vec<u8> {
             "serialization": {
                 "method": "files",
                 "hash_type": "sha256",
-                "allow_symlinks": false,
+                "allow_symlinks": allow_symlinks,
                 "ignore_paths": [SIGNATURE_FILE],
             },
             "resources": listed,
@@ -301,9 +304,10 @@ impl Bundle {
         let hash_type = string(serialization, "hash_type")?;
         let hash_type = Algorithm::parse(hash_type)
             .with_context(|| format!("its hash type {hash_type:?} is not sha256 or blake3"))?;
-        if !serialization.contains_key("allow_symlinks") {
+        let Some(allow_symlinks) = serialization.get("allow_symlinks") else {
             bail!("its serialization does not say allow_symlinks, which a verifier needs");
-        }
+        };
+        let allow_symlinks = allow_symlinks.as_bool().unwrap_or(false);
         let ignore_paths = match serialization.get("ignore_paths") {
             None => Vec::new(),
             Some(list) => list
@@ -326,6 +330,7 @@ impl Bundle {
             subject: subject_name,
             resources,
             ignore_paths,
+            allow_symlinks,
         };
         if let Some(both) = manifest
             .resources

@@ -49,7 +49,7 @@ fn what_mreg_signs_reads_back_the_same() {
         ("sub/x".to_owned(), sha256(b"b")),
         ("empty".to_owned(), sha256(b"")),
     ];
-    let bytes = bundle(&key, &statement("churn", &files));
+    let bytes = bundle(&key, &statement("churn", &files, false));
     let read = Bundle::parse(&bytes).unwrap();
     assert!(read.signed_by(&key.public()));
     let manifest = read.manifest().unwrap();
@@ -58,7 +58,7 @@ fn what_mreg_signs_reads_back_the_same() {
     let names: Vec<&str> = manifest.resources.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["empty", "sub/x", "sub.txt"]);
     // Signing is deterministic (RFC 6979): the same version signs to the same bytes.
-    assert_eq!(bytes, bundle(&key, &statement("churn", &files)));
+    assert_eq!(bytes, bundle(&key, &statement("churn", &files, false)));
 }
 
 #[test]
@@ -138,7 +138,7 @@ fn only_the_first_signature_of_an_envelope_counts() {
 #[test]
 fn a_manifest_must_be_consistent_with_itself() {
     let key = PrivateKey::from_pem(PRIVATE).unwrap();
-    let statement = String::from_utf8(statement("m", &[("a".to_owned(), sha256(b"a"))])).unwrap();
+    let statement = String::from_utf8(statement("m", &[("a".to_owned(), sha256(b"a"))], false)).unwrap();
     let refused = |text: String| {
         let bytes = bundle(&key, text.as_bytes());
         Bundle::parse(&bytes)

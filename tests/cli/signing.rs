@@ -185,7 +185,7 @@ fn signing_reads_the_files_once_and_the_same_key_signs_the_same_bytes() {
 }
 
 #[test]
-fn bad_keys_and_unsignable_versions_are_refused_with_what_to_do() {
+fn bad_keys_and_unsigned_versions_are_refused_with_what_to_do() {
     let (env, _, public) = pushed();
     let wrong = env.snap(&["sign", "toy@1", "--key", &public]);
     assert!(wrong.starts_with("exit: 2"), "{wrong}");
@@ -193,24 +193,61 @@ fn bad_keys_and_unsignable_versions_are_refused_with_what_to_do() {
         wrong.contains("it is a public key; signing needs the private key"),
         "{wrong}"
     );
-    env.write("linked/a.txt", "a");
-    std::os::unix::fs::symlink("a.txt", env.path("linked/b.txt")).unwrap();
-    env.ok(&["push", "linked", "--model", "ln"]);
-    let (private, _) = oms::test_keys();
-    let link = env.snap(&["sign", "ln@1", "--key", &s(&private)]);
-    insta::assert_snapshot!(link, @r#"
-    exit: 1
-    --- stdout
-    --- stderr
-    error: ln@1 holds the link b.txt: a model signature lists file contents only
-    hint: push the folder with the link resolved (a copy of its target) to sign it
-    "#);
-    let unsigned = env.snap(&["pull", "ln@1", "--to", "out", "--signature"]);
+    let unsigned = env.snap(&["pull", "toy@1", "--to", "out", "--signature"]);
     assert!(
-        unsigned.contains("ln@1 has no signature to write"),
+        unsigned.contains("toy@1 has no signature to write"),
         "{unsigned}"
     );
     assert!(!env.path("out").exists(), "a refused pull writes nothing");
+    env.write("top/model.sig", "not a signature");
+    env.ok(&["push", "top", "--model", "top"]);
+    let (private, _) = oms::test_keys();
+    let taken = env.snap(&["sign", "top@1", "--key", &s(&private)]);
+    assert!(taken.starts_with("exit: 1"), "{taken}");
+    assert!(taken.contains("holds a file named model.sig at its top"), "{taken}");
+}
+
+#[test]
+fn a_link_to_a_file_is_signed_as_its_targets_content_as_the_stock_tool_signs_it() {
+    let env = TestEnv::with_registry();
+    let (private, public) = oms::test_keys();
+    let (private, public) = (s(&private), s(&public));
+    env.write("linked/model.safetensors", "weights");
+    env.write("linked/tok/vocab.txt", "a b c");
+    std::os::unix::fs::symlink("model.safetensors", env.path("linked/weights.safetensors"))
+        .unwrap();
+    std::os::unix::fs::symlink("tok", env.path("linked/tokenizer")).unwrap();
+    env.ok(&["push", "linked", "--model", "ln"]);
+    env.ok(&["sign", "ln@1", "--key", &private]);
+    env.ok(&["pull", "ln@1", "--to", "out", "--signature"]);
+    env.ok(&["verify", "--dir", "out", "--key", &public]);
+    let out = env.path("out");
+    let sig = s(&out.join("model.sig"));
+    let stock = |extra: &[&str]| {
+        let mut args = vec!["verify", "key", "out", "--signature", &sig, "--public_key", &public];
+        args.extend_from_slice(extra);
+        oms::run(env.path(".").as_path(), &args).status.success()
+    };
+    assert!(stock(&["--allow_symlinks"]), "the stock verifier refused the links");
+    assert!(!stock(&[]), "the stock verifier takes links only when told to");
+    // The reverse: the stock tool signs the folder, links and all; mreg takes it.
+    let signed = oms::run(
+        env.root(),
+        &[
+            "sign",
+            "key",
+            &s(&env.path("linked")),
+            "--private_key",
+            &private,
+            "--signature",
+            &s(&env.path("linked.sig")),
+            "--allow_symlinks",
+        ],
+    );
+    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    env.ok(&["sign", "ln@1", "--bundle", "linked.sig"]);
+    let listed = env.ok(&["verify", "ln@1", "--key", &public]);
+    assert_eq!(listed.matches("ok    ln@1").count(), 2, "{listed}");
 }
 
 #[test]

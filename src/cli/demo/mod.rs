@@ -19,8 +19,8 @@ use crate::store::{NoProgress, Registry, models};
 /// and pushes a tiny model, pushes a fine-tune of it, diffs the two down to their
 /// tensors, compares the runs, promotes through gates (one refused), rolls production
 /// back, lists and shows the versions, writes the model's license, owner and intended
-/// use, pulls production back and verifies it byte for
-/// byte, then checks the registry, and writes a report of the runs (curves and params,
+/// use, pulls production back and verifies it byte for byte, signs it and verifies the
+/// signature (of the version, and of a folder pulled with it), then checks the registry, and writes a report of the runs (curves and params,
 /// HTML) as mreg-demo-report.html in the current folder. Each step prints the command
 /// it runs.
 ///
@@ -183,6 +183,18 @@ const STEPS: &[(&str, &[&str], bool)] = &[
         true,
     ),
     (
+        "Sign it (an OpenSSF Model Signing signature, from its tree), then verify it",
+        &["sign", "demo@production", "--key", "keys/demo.pem"],
+        true,
+    ),
+    ("", &["verify", "demo@production", "--key", "keys/demo.pub"], true),
+    (
+        "Pull it with its signature, which the stock `model_signing verify key` also checks",
+        &["pull", "demo@production", "--to", "signed", "--signature"],
+        true,
+    ),
+    ("", &["verify", "--dir", "signed", "--key", "keys/demo.pub"], true),
+    (
         "An unknown version is an error that says what exists",
         &["pull", "demo@7", "--to", "other"],
         false,
@@ -217,6 +229,20 @@ const STEPS: &[(&str, &[&str], bool)] = &[
     ),
 ];
 
+/// The demo's signing key pair (P-256), made for the demo and written beside its
+/// registry; it protects nothing, and is never to be used elsewhere.
+const DEMO_PRIVATE_KEY: &str = "-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIGQxuhdlUBaMXshKn/ED+OxhGdsp5TNBKmnvuqiu/I7NoAoGCCqGSM49
+AwEHoUQDQgAEgEo1tielyhZJLdZLpF5CQ/1VfP7EaJCmgEH0hRUPVWnRPgLjeUo+
+zk775M2BP7a3cEeIEeyQwI6G9FULmwSADw==
+-----END EC PRIVATE KEY-----
+";
+const DEMO_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEgEo1tielyhZJLdZLpF5CQ/1VfP7E
+aJCmgEH0hRUPVWnRPgLjeUo+zk775M2BP7a3cEeIEeyQwI6G9FULmwSADw==
+-----END PUBLIC KEY-----
+";
+
 /// Runs `mreg demo`.
 pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
     if ctx.out.is_json() {
@@ -243,6 +269,10 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
         fixtures::write_to(&root.join("fixtures"))?;
         (root.join("fixtures"), "fixtures".to_owned())
     };
+    let keys = root.join("keys");
+    std::fs::create_dir_all(&keys).context("creating the demo's keys folder")?;
+    std::fs::write(keys.join("demo.pem"), DEMO_PRIVATE_KEY).context("writing the demo key")?;
+    std::fs::write(keys.join("demo.pub"), DEMO_PUBLIC_KEY).context("writing the demo key")?;
     let exe = std::env::current_exe().context("finding the mreg binary")?;
     // Commands started by `mreg run` call this same mreg.
     let mut dirs = vec![exe.parent().unwrap_or(Path::new("/")).to_path_buf()];
@@ -305,7 +335,7 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
         ));
     } else {
         ctx.out.status(
-            "Demo done: recorded, pushed, diffed, compared, promoted, rolled back, pulled, removed, collected and verified.",
+            "Demo done: recorded, pushed, diffed, compared, promoted, rolled back, pulled, signed, removed, collected and verified.",
         );
     }
     Ok(())
