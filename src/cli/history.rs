@@ -53,16 +53,35 @@ pub fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<()> {
         ));
         return Ok(());
     }
+    // Who signed each move (`promote --key`), by the names [signers] gives their keys.
+    let signers = reg
+        .config()
+        .ok()
+        .and_then(|c| crate::ops::approve::config_signers(&c).ok())
+        .unwrap_or_default();
+    let signed: Vec<Vec<String>> = entries
+        .iter()
+        .map(|(id, _)| {
+            id.as_ref().map_or_else(Vec::new, |id| {
+                crate::ops::approve::move_signers(&reg, &signers, model, id)
+            })
+        })
+        .collect();
     if args.md {
-        return ctx.out.emit(&(), || markdown(&entries));
+        return ctx.out.emit(&(), || markdown(&entries, &signed));
     }
-    let json = history::json(&entries)?;
-    ctx.out.emit(&json, || table(&entries))
+    let mut json = history::json(&entries)?;
+    for (value, names) in json.iter_mut().zip(&signed) {
+        if let Some(object) = value.as_object_mut() {
+            object.insert("signed_by".to_owned(), names.clone().into());
+        }
+    }
+    ctx.out.emit(&json, || table(&entries, &signed))
 }
 
 /// Returns the cells of one entry, each a list of lines: number, time, action, moves,
 /// checks, actor, reason.
-fn cells(state: &StageState) -> Vec<Vec<String>> {
+fn cells(state: &StageState, signed: &[String]) -> Vec<Vec<String>> {
     let model = &state.model;
     let mut action = state.action.as_str().to_owned();
     if state.forced {
@@ -105,6 +124,7 @@ fn cells(state: &StageState) -> Vec<Vec<String>> {
     }
     let mut by = vec![state.actor.clone()];
     by.extend(state.ci_job.clone());
+    by.extend(signed.iter().map(|s| format!("signed: {s}")));
     vec![
         vec![if state.number == 0 {
             "-".to_owned()
@@ -132,12 +152,16 @@ fn check_cell(check: &CheckRecord) -> String {
 
 const HEADER: [&str; 7] = ["#", "TIME", "ACTION", "MOVES", "GATES", "BY", "REASON"];
 
-fn table(entries: &[(Option<StateId>, StageState)]) -> String {
-    let rows = entries.iter().map(|(_, s)| cells(s)).collect();
+fn table(entries: &[(Option<StateId>, StageState)], signed: &[Vec<String>]) -> String {
+    let rows = entries
+        .iter()
+        .zip(signed)
+        .map(|((_, s), names)| cells(s, names))
+        .collect();
     output::table_of_lines(&HEADER, rows)
 }
 
-fn markdown(entries: &[(Option<StateId>, StageState)]) -> String {
+fn markdown(entries: &[(Option<StateId>, StageState)], signed: &[Vec<String>]) -> String {
     let escape = |cell: &str| {
         cell.replace('|', "\\|")
             .replace("\r\n", "<br>")
@@ -148,8 +172,8 @@ fn markdown(entries: &[(Option<StateId>, StageState)]) -> String {
         HEADER.join(" | "),
         "---|".repeat(HEADER.len())
     );
-    for (_, state) in entries {
-        let row: Vec<String> = cells(state)
+    for ((_, state), names) in entries.iter().zip(signed) {
+        let row: Vec<String> = cells(state, names)
             .iter()
             .map(|lines| {
                 lines

@@ -69,6 +69,10 @@ pub struct PromoteArgs {
     /// refusal too, before exit 3)
     #[arg(long)]
     md: bool,
+    /// Sign the move with this private key (PEM): a record of who vouched for it, which
+    /// `mreg history` shows by the signer's name under [signers] (docs/signing.md)
+    #[arg(long, value_name = "KEY.pem")]
+    key: Option<std::path::PathBuf>,
 }
 
 /// Runs `mreg promote`.
@@ -76,6 +80,14 @@ pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
     report::refuse_md_with_json(ctx, args.md)?;
     let reg = ctx.registry()?;
     args::warn_masked(ctx, "--reason", args.reason.as_deref());
+    // The key is read before anything moves: a move is never left unsigned for a
+    // key that turns out unreadable.
+    let key = args
+        .key
+        .as_deref()
+        .map(crate::sign::keys::PrivateKey::read)
+        .transpose()
+        .map_err(|e| crate::error::Failure::usage(format!("{e:#}")))?;
     let request = Request {
         reference: &args.reference,
         stage: &args.stage,
@@ -96,6 +108,16 @@ pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
             verdict::checks_table(&p.report.checks)
         }
     });
+    if let (Some(key), Some((state, _)), crate::stage::promote::Verdict::Moved) =
+        (&key, &p.report.state, p.report.verdict)
+    {
+        let record = crate::store::models::load_version(&reg, &p.model, p.version)?;
+        crate::ops::approve::sign_move(&reg, &record, &p.stage, state, key)?;
+        ctx.out.status(&format!(
+            "Signed the move with key {}.",
+            key.public().short()
+        ));
+    }
     output::after_print(printed, || {
         verdict::tell(ctx, &p.model, p.version, &p.stage, &p.report)
     })

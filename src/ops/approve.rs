@@ -117,7 +117,13 @@ pub fn approve(
         .into_iter()
         .find(|s| s.key == public)
         .map(|s| s.name);
-    let (name, new) = signatures::add(reg, &record.model, Signed::Approval, &record.tree, &bytes)?;
+    let (name, new) = signatures::add(
+        reg,
+        &record.model,
+        Signed::Approval,
+        &record.tree.0.to_hex(),
+        &bytes,
+    )?;
     Ok(Approved {
         model: record.model.clone(),
         version: record.version,
@@ -140,14 +146,25 @@ pub fn approvals_of(
 ) -> Result<(BTreeSet<String>, Vec<String>)> {
     let mut valid = BTreeSet::new();
     let mut refused = Vec::new();
-    for name in signatures::list(reg, &record.model, Signed::Approval, &record.tree)? {
+    for name in signatures::list(
+        reg,
+        &record.model,
+        Signed::Approval,
+        &record.tree.0.to_hex(),
+    )? {
         let short = &name[..12];
-        let checked = signatures::read(reg, &record.model, Signed::Approval, &record.tree, &name)
-            .and_then(|bytes| {
-                let bundle = Bundle::parse(&bytes)?;
-                let approval = Approval::parse(&bundle.payload)?;
-                Ok((bundle, approval))
-            });
+        let checked = signatures::read(
+            reg,
+            &record.model,
+            Signed::Approval,
+            &record.tree.0.to_hex(),
+            &name,
+        )
+        .and_then(|bytes| {
+            let bundle = Bundle::parse(&bytes)?;
+            let approval = Approval::parse(&bundle.payload)?;
+            Ok((bundle, approval))
+        });
         let (bundle, approval) = match checked {
             Ok(read) => read,
             Err(err) => {
@@ -273,10 +290,80 @@ pub fn policy_checks(
             ),
             threshold: Some(Value::Int(i64::from(policy.approvals))),
             against: None,
-            actual: Some(Value::Int(valid.len() as i64)),
+            // Who approved, for the history to show.
+            actual: Some(Value::Str(if have.is_empty() {
+                "none".to_owned()
+            } else {
+                have.join(", ")
+            })),
             passed,
             why,
         });
     }
     Ok(checks)
+}
+
+/// Signs the stage move that wrote the state `written` (a promotion just made) with
+/// `key`, as a record others can check; returns the record's name.
+pub fn sign_move(
+    reg: &Registry,
+    record: &VersionRecord,
+    stage: &str,
+    written: &crate::id::StateId,
+    key: &PrivateKey,
+) -> Result<String> {
+    let moved = approval::StageMove {
+        model: record.model.clone(),
+        stage: stage.to_owned(),
+        version: record.version,
+        tree: record.tree,
+        state: written.to_string(),
+        time: crate::clock::format_time(crate::clock::now()?),
+    };
+    let bytes = oms::bundle(key, &moved.statement());
+    let (name, _) = signatures::add(reg, &record.model, Signed::Move, written.as_str(), &bytes)?;
+    Ok(name)
+}
+
+/// Returns who signed the stage move that wrote `state`, for people: the `[signers]`
+/// name of each key whose signature of it verifies, or `key HINT (not a signer)` for a
+/// signature by a key the registry does not name (not verified, since no key is at
+/// hand to verify it with).
+pub fn move_signers(
+    reg: &Registry,
+    signers: &[Signer],
+    model: &str,
+    state: &crate::id::StateId,
+) -> Vec<String> {
+    let Ok(names) = signatures::list(reg, model, Signed::Move, state.as_str()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let Ok(bytes) = signatures::read(reg, model, Signed::Move, state.as_str(), &name) else {
+            continue;
+        };
+        let Ok(bundle) = Bundle::parse(&bytes) else {
+            continue;
+        };
+        let Ok(moved) = approval::StageMove::parse(&bundle.payload) else {
+            continue;
+        };
+        if moved.state != state.as_str() || moved.model != model {
+            continue;
+        }
+        match signers.iter().find(|s| bundle.signed_by(&s.key)) {
+            Some(signer) => out.push(signer.name.clone()),
+            None => out.push(format!(
+                "key {} (not a signer)",
+                bundle
+                    .hint
+                    .as_deref()
+                    .map_or("?", |h| &h[..h.len().min(16)])
+            )),
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }

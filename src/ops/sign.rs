@@ -267,8 +267,13 @@ pub fn sign(
         }
         _ => unreachable!("the command asks for exactly one of --key and --bundle"),
     };
-    let (signature, new) =
-        signatures::add(reg, &record.model, Record::Signature, &record.tree, &bytes)?;
+    let (signature, new) = signatures::add(
+        reg,
+        &record.model,
+        Record::Signature,
+        &record.tree.0.to_hex(),
+        &bytes,
+    )?;
     Ok(Signed {
         model: record.model.clone(),
         version: record.version,
@@ -444,7 +449,12 @@ pub fn verify_version(
     progress: &dyn Progress,
 ) -> Result<Verified> {
     let record = models::resolve(reg, &ModelRef::parse(reference)?)?;
-    let names = signatures::list(reg, &record.model, Record::Signature, &record.tree)?;
+    let names = signatures::list(
+        reg,
+        &record.model,
+        Record::Signature,
+        &record.tree.0.to_hex(),
+    )?;
     if names.is_empty() {
         return Err(Failure::error(format!("{} has no signature", record.reference()))
             .hint(format!(
@@ -456,7 +466,13 @@ pub fn verify_version(
     let files = version_files(reg, &record, progress)?.files;
     let mut checked = Vec::with_capacity(names.len());
     for name in names {
-        match signatures::read(reg, &record.model, Record::Signature, &record.tree, &name) {
+        match signatures::read(
+            reg,
+            &record.model,
+            Record::Signature,
+            &record.tree.0.to_hex(),
+            &name,
+        ) {
             Ok(bytes) => checked.push(check(name, &bytes, signers, &files)),
             Err(err) => checked.push(Checked {
                 signature: name,
@@ -558,8 +574,16 @@ fn folder_files(
                 _ => bail!(
                     "{} is not a regular file ({}); the signature covers regular files{}",
                     entry.path().display(),
-                    if kind.is_symlink() { "a link" } else { "a special file" },
-                    if follow { " and links to them" } else { " only" }
+                    if kind.is_symlink() {
+                        "a link"
+                    } else {
+                        "a special file"
+                    },
+                    if follow {
+                        " and links to them"
+                    } else {
+                        " only"
+                    }
                 ),
             }
         };
@@ -604,10 +628,21 @@ pub fn for_pull(
     which: &str,
     progress: &dyn Progress,
 ) -> Result<Vec<u8>> {
-    let names = signatures::list(reg, &record.model, Record::Signature, &record.tree)?;
+    let names = signatures::list(
+        reg,
+        &record.model,
+        Record::Signature,
+        &record.tree.0.to_hex(),
+    )?;
     let mut candidates = Vec::new();
     for name in names {
-        let bytes = signatures::read(reg, &record.model, Record::Signature, &record.tree, &name)?;
+        let bytes = signatures::read(
+            reg,
+            &record.model,
+            Record::Signature,
+            &record.tree.0.to_hex(),
+            &name,
+        )?;
         let hint = Bundle::parse(&bytes)
             .ok()
             .and_then(|b| b.hint)

@@ -1,5 +1,5 @@
-//! Approvals: a signed statement that a key's holder approves a model's tree for a
-//! stage. It is a DSSE bundle like a model signature ([`super::oms`]), around an in-toto
+//! Approvals, and signed stage moves. An approval is a signed statement that a key's
+//! holder approves a model's tree for a stage. It is a DSSE bundle like a model signature ([`super::oms`]), around an in-toto
 //! statement whose subject is the version's tree (by its BLAKE3) and whose predicate
 //! (`https://mreg.dev/approval/v1`) names the model, the version, the stage, when, and
 //! an optional comment. Everything an approval holds for is inside what is signed, so
@@ -86,6 +86,71 @@ impl Approval {
     }
 }
 
+/// The predicate type of a signed stage move.
+pub const MOVE_PREDICATE_TYPE: &str = "https://mreg.dev/stage-move/v1";
+
+/// A signed stage move (`mreg promote --key`): who vouches for the move that wrote a
+/// stage state. Its subject is the state (by its BLAKE3 id), which names everything the
+/// move did; the predicate repeats what people read of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageMove {
+    /// The model.
+    pub model: String,
+    /// The stage moved.
+    pub stage: String,
+    /// The version it now holds.
+    pub version: u64,
+    /// That version's tree.
+    pub tree: TreeId,
+    /// The state the move wrote.
+    pub state: String,
+    /// When it was signed, RFC 3339.
+    pub time: String,
+}
+
+impl StageMove {
+    /// Returns the statement to sign.
+    pub fn statement(&self) -> Vec<u8> {
+        let statement = json!({
+            "_type": STATEMENT_TYPE,
+            "subject": [{"name": self.model, "digest": {"blake3": self.state}}],
+            "predicateType": MOVE_PREDICATE_TYPE,
+            "predicate": self,
+        });
+        serde_json::to_vec_pretty(&statement).expect("a stage move serializes")
+    }
+
+    /// Parses a signed statement as a stage move, refusing any other statement and one
+    /// whose subject is not the state its predicate names.
+    pub fn parse(payload: &[u8]) -> Result<StageMove> {
+        let value: Value = serde_json::from_slice(payload).context("it is not JSON")?;
+        if value.get("_type").and_then(Value::as_str) != Some(STATEMENT_TYPE) {
+            bail!("it is not an in-toto statement v1");
+        }
+        if value.get("predicateType").and_then(Value::as_str) != Some(MOVE_PREDICATE_TYPE) {
+            bail!("it is not a signed stage move ({MOVE_PREDICATE_TYPE})");
+        }
+        let moved: StageMove = serde_json::from_value(
+            value
+                .get("predicate")
+                .cloned()
+                .context("it has no predicate")?,
+        )
+        .context("its predicate is not a stage move")?;
+        let subject = value
+            .get("subject")
+            .and_then(Value::as_array)
+            .filter(|s| s.len() == 1)
+            .and_then(|s| s[0].get("digest"))
+            .and_then(|d| d.get("blake3"))
+            .and_then(Value::as_str);
+        if subject != Some(moved.state.as_str()) {
+            bail!("its subject is not the state it signs");
+        }
+        Ok(moved)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +164,21 @@ mod tests {
             time: "2026-12-07T10:00:00Z".to_owned(),
             comment: Some("reviewed the eval".to_owned()),
         }
+    }
+
+    #[test]
+    fn a_stage_move_reads_back_and_is_no_approval() {
+        let moved = StageMove {
+            model: "churn".to_owned(),
+            stage: "production".to_owned(),
+            version: 4,
+            tree: "a".repeat(64).parse().unwrap(),
+            state: "c".repeat(64),
+            time: "2026-12-07T10:00:00Z".to_owned(),
+        };
+        assert_eq!(StageMove::parse(&moved.statement()).unwrap(), moved);
+        assert!(Approval::parse(&moved.statement()).is_err());
+        assert!(StageMove::parse(&sample().statement()).is_err());
     }
 
     #[test]

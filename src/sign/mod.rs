@@ -13,8 +13,8 @@ use anyhow::Result;
 use crate::store::Registry;
 use crate::store::keys::Signed;
 
-/// Checks a signed record's bytes: a model signature for a signature, an approval for
-/// an approval (its signer is not judged here).
+/// Checks a signed record's bytes: a model signature, an approval or a signed stage
+/// move, as its kind says (its signer is not judged here).
 pub fn check_signed(bytes: &[u8], kind: Signed) -> Result<()> {
     let bundle = oms::Bundle::parse(bytes)?;
     match kind {
@@ -25,6 +25,10 @@ pub fn check_signed(bytes: &[u8], kind: Signed) -> Result<()> {
         }
         Signed::Approval => {
             approval::Approval::parse(&bundle.payload).map_err(|e| e.context("not an approval"))?;
+        }
+        Signed::Move => {
+            approval::StageMove::parse(&bundle.payload)
+                .map_err(|e| e.context("not a signed stage move"))?;
         }
     }
     Ok(())

@@ -138,7 +138,8 @@ fn only_the_first_signature_of_an_envelope_counts() {
 #[test]
 fn a_manifest_must_be_consistent_with_itself() {
     let key = PrivateKey::from_pem(PRIVATE).unwrap();
-    let statement = String::from_utf8(statement("m", &[("a".to_owned(), sha256(b"a"))], false)).unwrap();
+    let statement =
+        String::from_utf8(statement("m", &[("a".to_owned(), sha256(b"a"))], false)).unwrap();
     let refused = |text: String| {
         let bytes = bundle(&key, text.as_bytes());
         Bundle::parse(&bytes)

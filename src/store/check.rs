@@ -201,7 +201,11 @@ fn reclaimable(reg: &Registry) -> Option<gc::Amount> {
 /// reported. Returns how many read.
 fn check_signatures(reg: &Registry, model: &str, problems: &mut Vec<Problem>) -> u64 {
     let mut parsed = 0;
-    for kind in [keys::Signed::Signature, keys::Signed::Approval] {
+    for kind in [
+        keys::Signed::Signature,
+        keys::Signed::Approval,
+        keys::Signed::Move,
+    ] {
         let dir = reg.path(&format!("{}{model}/{}", keys::MODELS, kind.folder()));
         let Ok(trees) = fs::read_dir(&dir) else {
             continue;
@@ -210,15 +214,12 @@ fn check_signatures(reg: &Registry, model: &str, problems: &mut Vec<Problem>) ->
             let path = tree.path();
             let is_dir = tree.file_type().is_ok_and(|t| t.is_dir());
             let tree_name = tree.file_name().to_string_lossy().into_owned();
-            let Some(tree_id) = tree_name
-                .parse::<crate::id::TreeId>()
-                .ok()
-                .filter(|_| is_dir)
+            let Some(subject) = Some(tree_name.as_str()).filter(|t| is_dir && keys::is_hash(t))
             else {
                 problems.push(Problem {
                     path,
                     message: format!(
-                        "a stray entry, not a folder of a tree's {}; no command reads it",
+                        "a stray entry, not a folder of {}; no command reads it",
                         kind.folder()
                     ),
                 });
@@ -230,7 +231,7 @@ fn check_signatures(reg: &Registry, model: &str, problems: &mut Vec<Problem>) ->
             for entry in entries.filter_map(Result::ok) {
                 let file = entry.file_name().to_string_lossy().into_owned();
                 let name = file.strip_suffix(".sig");
-                let key = keys::signed(model, kind, &tree_id, name.unwrap_or_default());
+                let key = keys::signed(model, kind, subject, name.unwrap_or_default());
                 if name.is_none() || keys::parse(&key).is_none() {
                     problems.push(Problem {
                         path: entry.path(),

@@ -13,6 +13,7 @@
 //! models/NAME/info/NANOS-HASH8.toml  changes of the model's own fields, immutable
 //! models/NAME/signatures/TREE/H.sig   signatures of a version's tree (OMS bundles), by hash
 //! models/NAME/approvals/TREE/H.sig    signed approvals of a tree for a stage, by hash
+//! models/NAME/moves/STATE/H.sig       signatures of stage moves (`promote --key`), by hash
 //! runs/ID/run.toml                   a run's record as it started
 //! runs/ID/log/NAME.toml              its events, one immutable file each
 //! runs/ID/removed.toml               its removal: who removed it, when, why
@@ -27,7 +28,7 @@
 
 use std::path::Path;
 
-use crate::id::{ObjectId, RunId, StateId, TreeId};
+use crate::id::{ObjectId, RunId, StateId};
 use crate::names::ModelName;
 use crate::store::object::Encoding;
 
@@ -149,14 +150,18 @@ pub fn info(model: &str, name: &str) -> String {
     format!("{MODELS}{model}/info/{name}")
 }
 
-/// Returns which signed record a key holds: a signature of a tree, or an approval
-/// of a tree for a stage. Both are DSSE bundles named by the BLAKE3 of their bytes.
+/// Returns which signed record a key holds: a signature of a tree, an approval of a
+/// tree for a stage, or a signature of a stage move (a state). All are DSSE bundles
+/// named by the BLAKE3 of their bytes, in a folder named by the hex id (tree or state)
+/// they are of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Signed {
     /// `models/NAME/signatures/TREE/H.sig`: an OMS signature of the tree's files.
     Signature,
     /// `models/NAME/approvals/TREE/H.sig`: an approval of the tree for a stage.
     Approval,
+    /// `models/NAME/moves/STATE/H.sig`: a signature of a stage move.
+    Move,
 }
 
 impl Signed {
@@ -165,6 +170,7 @@ impl Signed {
         match self {
             Signed::Signature => "signatures",
             Signed::Approval => "approvals",
+            Signed::Move => "moves",
         }
     }
 
@@ -173,6 +179,7 @@ impl Signed {
         match self {
             Signed::Signature => "model signature",
             Signed::Approval => "approval",
+            Signed::Move => "signed stage move",
         }
     }
 
@@ -180,21 +187,27 @@ impl Signed {
         match folder {
             "signatures" => Some(Signed::Signature),
             "approvals" => Some(Signed::Approval),
+            "moves" => Some(Signed::Move),
             _ => None,
         }
     }
 }
 
-/// Returns the folder of the signed records of one kind of a model's versions holding
-/// `tree`.
-pub fn signed_dir(model: &str, kind: Signed, tree: &TreeId) -> String {
-    format!("{MODELS}{model}/{}/{}/", kind.folder(), tree.0.to_hex())
+/// Returns the folder of the signed records of one kind about `subject` (the hex id of
+/// a tree, or of a state for a move) of a model.
+pub fn signed_dir(model: &str, kind: Signed, subject: &str) -> String {
+    format!("{MODELS}{model}/{}/{subject}/", kind.folder())
 }
 
-/// Returns the key of one signed record of a tree of a model, by its name: the BLAKE3
-/// of its bytes in hex, so that it is stored once and checked by its name.
-pub fn signed(model: &str, kind: Signed, tree: &TreeId, name: &str) -> String {
-    format!("{}{name}.sig", signed_dir(model, kind, tree))
+/// Returns the key of one signed record about `subject` of a model, by its name: the
+/// BLAKE3 of its bytes in hex, so that it is stored once and checked by its name.
+pub fn signed(model: &str, kind: Signed, subject: &str, name: &str) -> String {
+    format!("{}{name}.sig", signed_dir(model, kind, subject))
+}
+
+/// Returns whether `text` is 64 lowercase hex digits: a hash, as ids and names are.
+pub fn is_hash(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Returns the name a signature's bytes take.
@@ -344,10 +357,10 @@ pub enum Key<'a> {
     Signed {
         /// The model.
         model: &'a str,
-        /// A signature or an approval.
+        /// A signature, an approval or a signed move.
         kind: Signed,
-        /// The tree it is of.
-        tree: TreeId,
+        /// The hex id of the tree (or, for a move, the state) it is of.
+        subject: &'a str,
         /// Its name (the hash of its bytes, in hex).
         name: &'a str,
     },
@@ -395,20 +408,17 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["models", model, "info", name] if model_ok(model) && log_name_nanos(name).is_some() => {
             Some(Key::Info { model, name })
         }
-        ["models", model, folder, tree, file]
+        ["models", model, folder, subject, file]
             if model_ok(model) && Signed::of_folder(folder).is_some() =>
         {
             let name = file.strip_suffix(".sig")?;
-            let hex = |t: &str| {
-                t.len() == 64 && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            };
-            if !hex(tree) || !hex(name) {
+            if !is_hash(subject) || !is_hash(name) {
                 return None;
             }
             Some(Key::Signed {
                 model,
                 kind: Signed::of_folder(folder)?,
-                tree: tree.parse().ok()?,
+                subject,
                 name,
             })
         }
@@ -457,14 +467,14 @@ mod tests {
             })
         );
         assert_eq!(parse(&head("churn")), Some(Key::Head { model: "churn" }));
-        let tree: TreeId = "b".repeat(64).parse().unwrap();
+        let tree = "b".repeat(64);
         let sig = signature_name(b"bundle");
         assert_eq!(
             parse(&signed("churn", Signed::Approval, &tree, &sig)),
             Some(Key::Signed {
                 model: "churn",
                 kind: Signed::Approval,
-                tree,
+                subject: &tree,
                 name: &sig
             })
         );

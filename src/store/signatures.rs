@@ -1,15 +1,15 @@
 //! Signed records of a model's versions: signatures (`models/NAME/signatures/TREE/H.sig`,
-//! OMS bundles of the tree's files) and approvals (`models/NAME/approvals/TREE/H.sig`,
-//! bundles approving the tree for a stage), each named by the BLAKE3 of its bytes. A
-//! record is of a tree, so it holds for every version of the model with that tree,
-//! whatever number a sync gives it. Records are created once and never changed; reading
+//! OMS bundles of the tree's files), approvals (`models/NAME/approvals/TREE/H.sig`,
+//! bundles approving the tree for a stage) and signed stage moves
+//! (`models/NAME/moves/STATE/H.sig`), each named by the BLAKE3 of its bytes. A signature
+//! or approval is of a tree, so it holds for every version of the model with that tree,
+//! whatever number a sync gives it; `subject` is that tree's (or state's) id in hex. Records are created once and never changed; reading
 //! one checks its bytes against its name.
 
 use anyhow::{Context, Result, bail};
 
 use super::keys::{self, Signed};
 use super::{Registry, atomic, files};
-use crate::id::TreeId;
 
 /// The most records of one kind of one tree this registry adds: a version is signed and
 /// approved by a few keys.
@@ -26,22 +26,22 @@ pub fn add(
     reg: &Registry,
     model: &str,
     kind: Signed,
-    tree: &TreeId,
+    subject: &str,
     bytes: &[u8],
 ) -> Result<(String, bool)> {
     let name = keys::signature_name(bytes);
-    let key = keys::signed(model, kind, tree, &name);
+    let key = keys::signed(model, kind, subject, &name);
     if reg.path(&key).exists() {
         return Ok((name, false));
     }
-    if list(reg, model, kind, tree)?.len() >= PER_TREE_LIMIT {
+    if list(reg, model, kind, subject)?.len() >= PER_TREE_LIMIT {
         return Err(crate::error::Failure::error(format!(
             "this version already has {PER_TREE_LIMIT} {}, the most mreg adds to one",
             kind.folder()
         ))
         .hint(format!(
             "`mreg fsck` names them; ones by keys nobody trusts can be deleted from {} by hand",
-            reg.path(&keys::signed_dir(model, kind, tree)).display()
+            reg.path(&keys::signed_dir(model, kind, subject)).display()
         ))
         .into());
     }
@@ -55,8 +55,8 @@ pub fn add(
 
 /// Returns the names of the records of one kind of `tree`, sorted; the first
 /// [`READ_LIMIT`] of them. Entries that are no record's name are left out.
-pub fn list(reg: &Registry, model: &str, kind: Signed, tree: &TreeId) -> Result<Vec<String>> {
-    let dir = reg.path(&keys::signed_dir(model, kind, tree));
+pub fn list(reg: &Registry, model: &str, kind: Signed, subject: &str) -> Result<Vec<String>> {
+    let dir = reg.path(&keys::signed_dir(model, kind, subject));
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -69,7 +69,7 @@ pub fn list(reg: &Registry, model: &str, kind: Signed, tree: &TreeId) -> Result<
         .filter_map(|e| {
             let file = e.file_name().into_string().ok()?;
             let name = file.strip_suffix(".sig")?;
-            let key = keys::signed(model, kind, tree, name);
+            let key = keys::signed(model, kind, subject, name);
             matches!(keys::parse(&key), Some(keys::Key::Signed { .. })).then(|| name.to_owned())
         })
         .collect();
@@ -83,10 +83,10 @@ pub fn read(
     reg: &Registry,
     model: &str,
     kind: Signed,
-    tree: &TreeId,
+    subject: &str,
     name: &str,
 ) -> Result<Vec<u8>> {
-    read_key(reg, &keys::signed(model, kind, tree, name))
+    read_key(reg, &keys::signed(model, kind, subject, name))
 }
 
 /// Returns the bytes of the signed record at `key`, checked against its name.

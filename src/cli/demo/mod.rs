@@ -187,13 +187,21 @@ const STEPS: &[(&str, &[&str], bool)] = &[
         &["sign", "demo@production", "--key", "keys/demo.pem"],
         true,
     ),
-    ("", &["verify", "demo@production", "--key", "keys/demo.pub"], true),
+    (
+        "",
+        &["verify", "demo@production", "--key", "keys/demo.pub"],
+        true,
+    ),
     (
         "Pull it with its signature, which the stock `model_signing verify key` also checks",
         &["pull", "demo@production", "--to", "signed", "--signature"],
         true,
     ),
-    ("", &["verify", "--dir", "signed", "--key", "keys/demo.pub"], true),
+    (
+        "",
+        &["verify", "--dir", "signed", "--key", "keys/demo.pub"],
+        true,
+    ),
     (
         "An unknown version is an error that says what exists",
         &["pull", "demo@7", "--to", "other"],

@@ -22,7 +22,7 @@ pub(super) struct Keys {
     pub(super) heads: BTreeSet<String>,
     /// Model → names of the changes of its own fields.
     pub(super) info: BTreeMap<String, BTreeSet<String>>,
-    /// Model → its signatures and approvals, as `signatures|approvals/TREE/NAME` (hex,
+    /// Model → its signed records, as `signatures|approvals|moves/ID/NAME` (hex,
     /// without `.sig`).
     pub(super) signatures: BTreeMap<String, BTreeSet<String>>,
     /// Run id → its files (`run.toml`, `log/NAME.toml`, `removed.toml`).
@@ -76,13 +76,13 @@ impl Keys {
                 Some(Key::Signed {
                     model,
                     kind,
-                    tree,
+                    subject,
                     name,
                 }) => {
                     out.signatures
                         .entry(model.to_owned())
                         .or_default()
-                        .insert(format!("{}/{}/{name}", kind.folder(), tree.0.to_hex()));
+                        .insert(format!("{}/{subject}/{name}", kind.folder()));
                 }
                 Some(Key::RunRecord { run }) => {
                     out.runs

@@ -25,10 +25,10 @@ fn check(entry: &str, bytes: &[u8]) -> Result<()> {
     if keys::signature_name(bytes) != name {
         bail!("its bytes are not the ones its name is the hash of");
     }
-    let kind = if entry.starts_with("approvals/") {
-        keys::Signed::Approval
-    } else {
-        keys::Signed::Signature
+    let kind = match entry.split('/').next() {
+        Some("approvals") => keys::Signed::Approval,
+        Some("moves") => keys::Signed::Move,
+        _ => keys::Signed::Signature,
     };
     crate::sign::check_signed(bytes, kind)
 }
