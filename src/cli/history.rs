@@ -54,11 +54,7 @@ pub fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<()> {
         return Ok(());
     }
     // Who signed each move (`promote --key`), by the names [signers] gives their keys.
-    let signers = reg
-        .config()
-        .ok()
-        .and_then(|c| crate::ops::approve::config_signers(&c).ok())
-        .unwrap_or_default();
+    let signers = crate::ops::approve::config_signers(&reg.config()?)?;
     let signed: Vec<Vec<String>> = entries
         .iter()
         .map(|(id, _)| {

@@ -49,6 +49,13 @@ pub fn config_signers(config: &Config) -> Result<Vec<Signer>> {
         .signers
         .iter()
         .map(|(name, pem)| {
+            if pem.contains("PRIVATE KEY") {
+                return Err(Failure::error(format!(
+                    "the signer {name} of config.toml is a private key, which must never be shared"
+                ))
+                .hint("put its public half there (`openssl ec -in KEY.pem -pubout`), and make a new key: this one was exposed")
+                .into());
+            }
             let key = PublicKey::from_pem(pem).map_err(|e| {
                 Failure::error(format!(
                     "the signer {name} of config.toml is not a public key: {e:#}"
@@ -112,8 +119,7 @@ pub fn approve(
     };
     let bytes = oms::bundle(&key, &approval.statement());
     let public = key.public();
-    let signer = config_signers(&config)
-        .unwrap_or_default()
+    let signer = config_signers(&config)?
         .into_iter()
         .find(|s| s.key == public)
         .map(|s| s.name);
@@ -213,40 +219,7 @@ pub fn policy_checks(
     let all = config_signers(config)?;
     if !policy.require_signature.is_empty() {
         let signers = pick(&all, &policy.require_signature, "require_signature", stage)?;
-        let names: Vec<&str> = signers.iter().map(|s| s.name.as_str()).collect();
-        let verified = signing::verify_version(reg, &record.reference(), &signers, progress);
-        let (actual, why) = match &verified {
-            Ok(v) if v.verified => (
-                v.signatures
-                    .iter()
-                    .find(|c| c.valid)
-                    .and_then(|c| c.signer.clone()),
-                None,
-            ),
-            Ok(v) => (
-                None,
-                Some(format!(
-                    "no valid signature by {}: {}",
-                    names.join(" or "),
-                    v.signatures
-                        .iter()
-                        .filter_map(|c| c.problem.clone())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )),
-            ),
-            Err(err) => (None, Some(format!("{err:#}"))),
-        };
-        checks.push(CheckRecord {
-            gate: format!("signed by {}", names.join("|")),
-            source: source.clone(),
-            required: format!("a signature by {} of exactly its files", names.join(" or ")),
-            threshold: None,
-            against: None,
-            passed: actual.is_some(),
-            actual: actual.map(Value::Str),
-            why,
-        });
+        checks.push(signature_check(reg, record, &signers, &source, progress));
     }
     if policy.approvals > 0 {
         let approvers = if policy.approvers.is_empty() {
@@ -301,6 +274,66 @@ pub fn policy_checks(
         });
     }
     Ok(checks)
+}
+
+/// Returns the check of `require_signature`: a signature by one of `signers` that
+/// covers every file of the version.
+fn signature_check(
+    reg: &Registry,
+    record: &VersionRecord,
+    signers: &[Signer],
+    source: &str,
+    progress: &dyn Progress,
+) -> CheckRecord {
+    let names: Vec<&str> = signers.iter().map(|s| s.name.as_str()).collect();
+    let verified = signing::verify_version(reg, &record.reference(), signers, progress);
+    // A signature that leaves files of the version out (its ignore_paths) does not
+    // vouch for exactly its files, so it does not meet the rule.
+    let whole = |v: &signing::Verified| {
+        v.signatures
+            .iter()
+            .find(|c| c.valid && c.ignored.is_empty())
+            .and_then(|c| c.signer.clone())
+    };
+    let (actual, why) = match &verified {
+        Ok(v) if whole(v).is_some() => (whole(v), None),
+        Ok(v) if v.verified => (
+            None,
+            Some(format!(
+                "the signatures by {} leave files of the version out: {}",
+                names.join(" or "),
+                v.signatures
+                    .iter()
+                    .filter(|c| c.valid)
+                    .flat_map(|c| c.ignored.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ),
+        Ok(v) => (
+            None,
+            Some(format!(
+                "no valid signature by {}: {}",
+                names.join(" or "),
+                v.signatures
+                    .iter()
+                    .filter_map(|c| c.problem.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        ),
+        Err(err) => (None, Some(format!("{err:#}"))),
+    };
+    CheckRecord {
+        gate: format!("signed by {}", names.join("|")),
+        source: source.to_owned(),
+        required: format!("a signature by {} of exactly its files", names.join(" or ")),
+        threshold: None,
+        against: None,
+        passed: actual.is_some(),
+        actual: actual.map(Value::Str),
+        why,
+    }
 }
 
 /// Signs the stage move that wrote the state `written` (a promotion just made) with
@@ -366,4 +399,42 @@ pub fn move_signers(
     out.sort();
     out.dedup();
     out
+}
+
+/// Refuses (exit 3) to put `record` in `stage` other than by a promotion when the
+/// stage's signing rules do not hold for it, saying which fail; `how` says what was
+/// asked (`rolled back to`).
+pub fn refuse_unsigned(
+    reg: &Registry,
+    config: &Config,
+    record: &VersionRecord,
+    stage: &str,
+    how: &str,
+) -> Result<()> {
+    let checks = policy_checks(
+        reg,
+        config,
+        &config.policy(stage),
+        record,
+        stage,
+        &crate::store::NoProgress,
+    )?;
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.gate, c.why.as_deref().unwrap_or("failed")))
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::gate(format!(
+        "{stage} was not {how} {}: the stage's signing rules do not hold for it ({})",
+        record.reference(),
+        failed.join("; ")
+    ))
+    .hint(format!(
+        "sign and approve {} for {stage} (`mreg sign`, `mreg approve`), then try again",
+        record.reference()
+    ))
+    .into())
 }

@@ -163,7 +163,7 @@ pub fn promote(reg: &Registry, request: &Request) -> Result<Promoted> {
         &pending.stage,
         &crate::store::NoProgress,
     )?;
-    if request.force && !request.dry_run {
+    if request.force {
         refuse_forced_signing(&signed, &candidate, &pending.stage)?;
     }
     let promotion = Promotion {

@@ -62,6 +62,23 @@ pub fn rollback(reg: &Registry, request: &Request) -> Result<RolledBack> {
     config.require_stage(request.stage)?;
     models::require_model(reg, &model)?;
     let stamp = Stamp::now(request.wait_s)?;
+    let policy = config.policy(request.stage);
+    if !request.dry_run && (!policy.require_signature.is_empty() || policy.approvals > 0) {
+        // A rollback runs no gates, but a stage with signing rules takes no version
+        // that does not meet them now, whoever held it before: see where it would go,
+        // then check that version.
+        let would = decide(
+            reg,
+            &config,
+            model.as_str(),
+            request.stage,
+            None,
+            true,
+            &stamp,
+        )?;
+        let target = models::load_version(reg, model.as_str(), would.to)?;
+        super::approve::refuse_unsigned(reg, &config, &target, request.stage, "rolled back to")?;
+    }
     let report = decide(
         reg,
         &config,

@@ -64,7 +64,10 @@ pub fn sync(reg: &Registry, request: &Request, progress: &dyn Progress) -> Resul
         may_move_remote_stages: entry.may_move_stages(),
         recheck: request.recheck,
     };
-    let report = Sync::new(reg, &*remote, &known, options, progress).run()?;
+    let guard = stage_guard(reg)?;
+    let report = Sync::new(reg, &*remote, &known, options, progress)
+        .with_stage_guard(&guard)
+        .run()?;
     Ok(Outcome {
         remote: name,
         url: entry.url,
@@ -187,7 +190,10 @@ fn fetch_clone(
         objects: true,
         ..Options::default()
     };
-    let report = Sync::new(reg, &*remote, &known, options, progress).run()?;
+    let guard = stage_guard(reg)?;
+    let report = Sync::new(reg, &*remote, &known, options, progress)
+        .with_stage_guard(&guard)
+        .run()?;
     Ok(Cloned {
         outcome: Outcome {
             remote: "origin".to_owned(),
@@ -196,5 +202,43 @@ fn fetch_clone(
         },
         root: reg.root().display().to_string(),
         enforced,
+    })
+}
+
+/// Returns the check a sync makes of each stage move it would take from a remote: the
+/// stage's signing rules (`require_signature`, `approvals`), as this registry's
+/// `[signers]` and the signatures and approvals it now holds decide them. A move that
+/// fails them is refused: a teammate who can only sync cannot put an unapproved version
+/// on a stage here.
+fn stage_guard(
+    reg: &Registry,
+) -> Result<impl Fn(&str, &str, u64) -> Result<(), String> + std::marker::Sync + '_> {
+    let config = reg.config()?;
+    Ok(move |model: &str, stage: &str, version: u64| {
+        let policy = config.policy(stage);
+        if policy.require_signature.is_empty() && policy.approvals == 0 {
+            return Ok(());
+        }
+        let record = crate::store::models::load_version(reg, model, version)
+            .map_err(|e| format!("{e:#}"))?;
+        let checks = super::approve::policy_checks(
+            reg,
+            &config,
+            &policy,
+            &record,
+            stage,
+            &crate::store::NoProgress,
+        )
+        .map_err(|e| format!("{e:#}"))?;
+        let failed: Vec<String> = checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("{}: {}", c.gate, c.why.as_deref().unwrap_or("failed")))
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
+        }
     })
 }

@@ -673,3 +673,80 @@ fn what_the_attack_round_found_stays_fixed() {
     let misplaced = env.run(&["verify", "toy@1", "--signature", "x.sig", "--key", &public]);
     assert_eq!(misplaced.status.code(), Some(2));
 }
+
+#[test]
+fn a_stage_move_a_remote_brings_that_fails_the_rules_here_is_refused() {
+    let (env, _, _) = pushed();
+    with_policy(&env);
+    let share = env.root().join("share");
+    env.ok(&["init", &s(&share)]);
+    env.ok(&["remote", "add", "share", &s(&share)]);
+    env.run(&["sync", "share"]);
+    // Someone who can only sync promotes on a share without the rules.
+    let b = TestEnv::new();
+    b.ok(&["clone", &s(&share), "b"]);
+    let b_reg = s(&b.path("b/.mreg"));
+    b.ok(&["--registry", &b_reg, "promote", "toy@1", "production"]);
+    b.ok(&["--registry", &b_reg, "sync"]);
+    let synced = env.run(&["sync", "share"]);
+    assert_eq!(synced.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&synced.stderr);
+    assert!(
+        said.contains("which this registry's signing rules for production do not allow"),
+        "{said}"
+    );
+    let listed = env.ok(&["ls", "toy", "--json"]);
+    assert!(
+        !listed.contains("\"production\""),
+        "production moved here: {listed}"
+    );
+}
+
+#[test]
+fn the_rules_hold_around_promote_too() {
+    let (env, _, _) = pushed();
+    env.ok(&["promote", "toy@1", "production"]);
+    fs::write(env.path("model/config.json"), "{\"v\": 2}\n").unwrap();
+    env.ok(&["push", "model", "--model", "toy"]);
+    env.ok(&["promote", "toy@2", "production"]);
+    with_policy(&env);
+    // A rollback to a version the rules do not allow is refused like a promotion.
+    let back = env.snap(&["rollback", "toy", "production", "--reason", "x"]);
+    assert!(back.starts_with("exit: 3"), "{back}");
+    assert!(back.contains("signing rules do not hold"), "{back}");
+    // A forced dry run answers as the forced promotion would.
+    let dry = env.run(&[
+        "promote",
+        "toy@1",
+        "production",
+        "--force",
+        "--reason",
+        "x",
+        "--dry-run",
+    ]);
+    assert_eq!(dry.status.code(), Some(3));
+    // A signature that leaves files of the version out does not meet require_signature.
+    copy_tree(&oms::fixture_model(), &env.path("git"));
+    env.write("git/.gitignore", "*.tmp\n");
+    env.ok(&["push", "git", "--model", "toy"]);
+    env.ok(&["sign", "toy@3", "--bundle", &key("model_signing-1.1.1.sig")]);
+    for file in ["other-key.pem", "third-key.pem"] {
+        env.ok(&["approve", "toy@3", "production", "--key", &key(file)]);
+    }
+    let partial = env.snap(&["promote", "toy@3", "production"]);
+    assert!(partial.starts_with("exit: 3"), "{partial}");
+    assert!(
+        partial.contains("leave files of the version out: .gitignore"),
+        "{partial}"
+    );
+    // A private key pasted under [signers] is refused, naming it.
+    let config = env.registry().join("config.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    let leaked = fs::read_to_string(key("third-key.pem")).unwrap();
+    fs::write(&config, format!("{text}dave = \"\"\"\n{leaked}\"\"\"\n")).unwrap();
+    let refused = env.snap(&["promote", "toy@3", "production"]);
+    assert!(
+        refused.contains("the signer dave of config.toml is a private key"),
+        "{refused}"
+    );
+}

@@ -226,6 +226,23 @@ impl Sync<'_> {
                 return Ok(Attempt::Settled);
             }
         }
+        if let Some(guard) = self.stage_guard {
+            let before = ours
+                .map(|id| stages::load_state(self.reg, model, id))
+                .transpose()?;
+            for (stage, &n) in &state.stages {
+                if before.as_ref().and_then(|s| s.stages.get(stage)) == Some(&n) {
+                    continue;
+                }
+                if let Err(why) = guard(model, stage, n) {
+                    let err = anyhow::anyhow!(
+                        "its newest stage state puts {model}@{n} in {stage}, which this registry's signing rules for {stage} do not allow: {why}"
+                    );
+                    self.refuse(&keys::head(model), Side::Remote, Some(model), &err);
+                    return Ok(Attempt::Settled);
+                }
+            }
+        }
         if let Swap::Done(_) = stages::advance(self.reg, model, ours, target, holder, LOCK_WAIT)? {
             self.report.fetched.stages += 1;
             return Ok(Attempt::Settled);
@@ -325,8 +342,8 @@ impl Sync<'_> {
     }
 
     /// Returns whether this registry's stage policy is the remote's: stage moves made
-    /// here passed this registry's gates and `from` rules, which must be the remote's
-    /// for the moves to stand there.
+    /// here passed this registry's gates, `from` and signing rules (with its
+    /// `[signers]`), which must be the remote's for the moves to stand there.
     pub(super) fn same_stage_policy(&mut self) -> Result<bool> {
         if let Some(same) = self.same_policy {
             return Ok(same);
@@ -339,6 +356,7 @@ impl Sync<'_> {
                 crate::store::config::Config::parse(&text, path).is_ok_and(|theirs| {
                     serde_json::to_value(&theirs.stages).ok()
                         == serde_json::to_value(&ours.stages).ok()
+                        && theirs.signers == ours.signers
                 })
             }
             None => true,

@@ -170,7 +170,14 @@ pub struct Sync<'a> {
     /// The runs this registry's surviving versions came from, with those versions,
     /// once asked.
     runs_in_use: Option<BTreeMap<String, Vec<String>>>,
+    /// What decides whether a stage move the remote made may be taken here
+    /// ([`Sync::with_stage_guard`]).
+    stage_guard: Option<&'a StageGuard<'a>>,
 }
+
+/// Decides whether this registry takes a stage move that puts `(model, stage, version)`:
+/// `Err` says why not (the stage's signing rules fail for that version here).
+pub type StageGuard<'g> = dyn Fn(&str, &str, u64) -> Result<(), String> + std::marker::Sync + 'g;
 
 impl<'a> Sync<'a> {
     /// Prepares a sync.
@@ -193,7 +200,17 @@ impl<'a> Sync<'a> {
             same_policy: None,
             trees_fetched: std::cell::Cell::new(0),
             runs_in_use: None,
+            stage_guard: None,
         }
+    }
+
+    /// Has the sync take a stage move made on the remote only when `guard` allows each
+    /// stage it moves: a move that fails this registry's signing rules is refused by
+    /// name, and the model's stages here stay as they are.
+    #[must_use]
+    pub fn with_stage_guard(mut self, guard: &'a StageGuard<'a>) -> Sync<'a> {
+        self.stage_guard = Some(guard);
+        self
     }
 
     /// Runs the sync and returns what it did; conflicts are in the report, not errors.
