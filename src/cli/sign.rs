@@ -104,8 +104,9 @@ pub fn run_sign(ctx: &Ctx, args: &SignArgs) -> Result<()> {
 /// A version is verified when one of its signatures was made by a trusted key and
 /// lists exactly its files, each with the digest of its content. Trusted keys are
 /// given with --key (public keys in PEM) or --signers (a TOML file: a [signers] table
-/// of NAME = "PEM"). Every signature of the version is listed, with why it does or does
-/// not hold.
+/// of NAME = "PEM"); without either, a version is checked against the [signers] of the
+/// registry's config.toml. Every signature of the version is listed, with why it does
+/// or does not hold.
 ///
 /// With --dir, the folder is hashed whole and checked against its signature file
 /// (model.sig in it, as `pull --signature` writes, or --signature FILE), as the stock
@@ -157,10 +158,14 @@ pub fn run_verify(ctx: &Ctx, args: &VerifyArgs) -> Result<()> {
         .hint("a version's signatures are in the registry: `mreg verify REF --key PUB.pem` checks them all")
         .into());
     }
-    let signers = sign::read_signers(&args.key, args.signers.as_deref())?;
+    let mut signers = sign::read_signers(&args.key, args.signers.as_deref())?;
+    if signers.is_empty() && args.dir.is_none() {
+        // The keys the registry's own stage rules trust, when none is named.
+        signers = crate::ops::approve::config_signers(&ctx.registry()?.config()?)?;
+    }
     if signers.is_empty() {
         return Err(Failure::usage(
-            "verify needs the keys to trust: --key PUB.pem or --signers FILE",
+            "verify needs the keys to trust: --key PUB.pem or --signers FILE (or [signers] in the registry's config.toml)",
         )
         .hint("a signature proves who made it only against a key you already trust")
         .into());

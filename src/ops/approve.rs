@@ -249,7 +249,14 @@ pub fn policy_checks(
                 waiting.join(", ")
             );
             if !refused.is_empty() {
-                why = format!("{why}; not counted: {}", refused.join("; "));
+                let shown: Vec<&str> = refused.iter().take(5).map(String::as_str).collect();
+                let more = refused.len() - shown.len();
+                let tail = if more > 0 {
+                    format!(" (and {more} more)")
+                } else {
+                    String::new()
+                };
+                why = format!("{why}; not counted: {}{tail}", shown.join("; "));
             }
             why
         });
@@ -382,7 +389,11 @@ pub fn move_signers(
         let Ok(moved) = approval::StageMove::parse(&bundle.payload) else {
             continue;
         };
-        if moved.state != state.as_str() || moved.model != model {
+        // The predicate repeats what the state says: a record saying otherwise is not
+        // a signature of this move.
+        let agrees = crate::store::stages::load_state(reg, model, state)
+            .is_ok_and(|s| s.stage == moved.stage && s.version == moved.version);
+        if moved.state != state.as_str() || moved.model != model || !agrees {
             continue;
         }
         match signers.iter().find(|s| bundle.signed_by(&s.key)) {
@@ -392,7 +403,8 @@ pub fn move_signers(
                 bundle
                     .hint
                     .as_deref()
-                    .map_or("?", |h| &h[..h.len().min(16)])
+                    .filter(|h| crate::store::keys::is_hash(h))
+                    .map_or("unnamed", |h| &h[..16])
             )),
         }
     }

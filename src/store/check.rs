@@ -245,7 +245,7 @@ fn check_signatures(reg: &Registry, model: &str, problems: &mut Vec<Problem>) ->
                     Ok(()) => parsed += 1,
                     Err(err) => problems.push(Problem {
                         path: entry.path(),
-                        message: format!("not a {}: {err:#}", kind.noun()),
+                        message: format!("not {}: {err:#}", kind.with_article()),
                     }),
                 }
             }

@@ -409,6 +409,10 @@ impl Config {
     fn validate(&self, path: &Path) -> Result<(), Failure> {
         self.validate_metrics(path)?;
         self.validate_retention(path)?;
+        self.validate_signers().map_err(|what| {
+            Failure::error(format!("registry config {}: {what}", path.display()))
+                .hint("fix [signers] in config.toml; docs/signing.md explains it")
+        })?;
         let bad = |stage: &str, what: String| {
             Failure::error(format!(
                 "registry config {}: stage {stage:?} {what}",
@@ -445,6 +449,31 @@ impl Config {
             return Err(metrics_error(format!(
                 "lists {both:?} under both minimize and maximize"
             )));
+        }
+        Ok(())
+    }
+
+    /// Returns what is wrong with `[signers]`, if anything: a name that is not a plain
+    /// word (names are shown in lists and history), or one key under two names (which
+    /// would let one key count as two approvers).
+    fn validate_signers(&self) -> Result<(), String> {
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for (name, pem) in &self.signers {
+            let plain = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !plain {
+                return Err(format!(
+                    "[signers] has a signer named {name:?}: use letters, digits, '-', '_' and '.'"
+                ));
+            }
+            let key: String = pem.split_whitespace().collect();
+            if let Some(other) = seen.insert(key, name) {
+                return Err(format!(
+                    "[signers] has one key under two names, {other} and {name}: one key is one signer"
+                ));
+            }
         }
         Ok(())
     }
@@ -493,6 +522,10 @@ impl Config {
                 ));
             }
         }
+        let unique: std::collections::BTreeSet<&String> = policy.approvers.iter().collect();
+        if unique.len() != policy.approvers.len() {
+            return Err("names an approver twice in approvers".to_owned());
+        }
         let pool = if policy.approvers.is_empty() {
             self.signers.len()
         } else {
@@ -500,8 +533,9 @@ impl Config {
         };
         if policy.approvals as usize > pool {
             return Err(format!(
-                "asks for {} approvals, more than it has approvers",
-                policy.approvals
+                "asks for {} approval{}, more than it has approvers ({pool})",
+                policy.approvals,
+                if policy.approvals == 1 { "" } else { "s" }
             ));
         }
         for text in &policy.gates {
@@ -666,7 +700,7 @@ mod tests {
 
     #[test]
     fn signing_rules_name_known_signers_and_no_more_approvals_than_approvers() {
-        let signers = "[signers]\nalice = \"PEM\"\nbob = \"PEM\"\n";
+        let signers = "[signers]\nalice = \"PEM A\"\nbob = \"PEM B\"\n";
         for (text, fragment) in [
             (
                 "[stages.prod]\nrequire_signature = [\"carol\"]\n",
@@ -681,6 +715,10 @@ mod tests {
                 "[stages.prod]\nreplaced_to = \"old\"\n[stages.old]\napprovals = 1\n",
                 "signing rules of its own",
             ),
+            (
+                "[stages.prod]\napprovals = 1\napprovers = [\"bob\", \"bob\"]\n",
+                "names an approver twice",
+            ),
         ] {
             let err = parse(&format!("format = 1\n{signers}{text}")).unwrap_err();
             assert!(
@@ -690,6 +728,19 @@ mod tests {
         }
         let fine = "[stages.prod]\nrequire_signature = [\"alice\"]\napprovals = 2\n";
         assert!(parse(&format!("format = 1\n{signers}{fine}")).is_ok());
+        // One key under two names would count as two approvers.
+        let twice = "format = 1\n[signers]\nbob = \"PEM  X\"\nbob2 = \"PEM\\nX\"\n";
+        let err = parse(twice).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("one key under two names"),
+            "{err:#}"
+        );
+        let odd = "format = 1\n[signers]\n\"bob, carol\" = \"PEM\"\n";
+        let err = parse(odd).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("a signer named \"bob, carol\""),
+            "{err:#}"
+        );
     }
 
     #[test]

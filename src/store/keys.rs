@@ -183,6 +183,17 @@ impl Signed {
         }
     }
 
+    /// Returns what one is called, with its article: `a model signature`, `an approval`.
+    pub fn with_article(self) -> String {
+        let noun = self.noun();
+        let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {noun}")
+    }
+
     fn of_folder(folder: &str) -> Option<Signed> {
         match folder {
             "signatures" => Some(Signed::Signature),

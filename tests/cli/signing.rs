@@ -154,12 +154,21 @@ fn verify_names_each_signature_and_trusts_only_the_keys_it_is_given() {
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(value["verified"], true);
     assert_eq!(value["signatures"].as_array().unwrap().len(), 2);
+    // Without a key named, the registry's own [signers] are the trusted keys.
+    with_policy(&env);
+    let own = env.ok(&["verify", "toy@1"]);
+    assert!(own.contains("(alice), 7 files match"), "{own}");
+    fs::write(
+        env.registry().join("config.toml"),
+        "format = 3\n[stages.production]\nreplaced_to = \"archived\"\n",
+    )
+    .unwrap();
     let nothing = env.snap(&["verify", "toy@1"]);
     insta::assert_snapshot!(nothing, @r#"
     exit: 2
     --- stdout
     --- stderr
-    error: verify needs the keys to trust: --key PUB.pem or --signers FILE
+    error: verify needs the keys to trust: --key PUB.pem or --signers FILE (or [signers] in the registry's config.toml)
     hint: a signature proves who made it only against a key you already trust
     "#);
 }
