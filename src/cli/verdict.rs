@@ -189,7 +189,26 @@ pub fn tell(ctx: &Ctx, model: &str, version: u64, stage: &str, report: &Report) 
 /// Returns the failure a refused promotion exits 3 with.
 fn refusal(model: &str, stage: &str, target: &str, report: &Report) -> anyhow::Error {
     let failed = report.checks.iter().filter(|c| !c.passed).count();
-    let (what, hint) = if report.verdict == Verdict::Refused {
+    // The stage's signing rules are not overridden by --force: what to do is to sign
+    // and approve.
+    let signing = |c: &&crate::manifest::state::CheckRecord| {
+        c.gate.starts_with("signed by ") || c.gate.starts_with("approvals >= ")
+    };
+    let signing_failed = report
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .any(|c| signing(&c));
+    let (what, hint) = if report.verdict == Verdict::Refused && signing_failed {
+        (
+            "was not promoted",
+            format!(
+                "the refusal is recorded (`mreg history {model}`); nothing moved. The stage's \
+                 signing rules are not overridden by --force: sign it (`mreg sign {target} --key KEY.pem`) \
+                 and have it approved (`mreg approve {target} {stage} --key KEY.pem`)"
+            ),
+        )
+    } else if report.verdict == Verdict::Refused {
         (
             "was not promoted",
             format!(
