@@ -86,6 +86,20 @@ fn removed_line(time: &str, actor: &str, reason: Option<&str>) -> String {
 
 fn show_version(ctx: &Ctx, view: &VersionView) -> Result<()> {
     let mut toml = view.record.to_toml()?;
+    for (stage, keys) in view.signed.approvals.iter().rev() {
+        toml = format!(
+            "# approved for {stage} by {} (keys {}; `mreg promote` checks them)\n{toml}",
+            output::count(keys.len() as u64, "key"),
+            keys.join(", ")
+        );
+    }
+    if !view.signed.signatures.is_empty() {
+        toml = format!(
+            "# signed by {} (keys {}; `mreg verify` checks them)\n{toml}",
+            output::count(view.signed.signatures.len() as u64, "key"),
+            view.signed.signatures.join(", ")
+        );
+    }
     if !view.held.is_empty() {
         toml = format!("# holds stage: {}\n{toml}", view.held.join(", "));
     }

@@ -101,6 +101,8 @@ pub struct VersionView {
     /// Whether the reference named the model alone (`show churn`), which shows the
     /// model's fields before its newest version.
     pub whole_model: bool,
+    /// Its signatures and approvals, as their records name their keys.
+    pub signed: crate::sign::Summary,
 }
 
 /// A version as `mreg show --json` prints it.
@@ -124,6 +126,9 @@ impl VersionView {
                 None => serde_json::Value::Null,
             };
             object.insert("removed".to_owned(), removed);
+            if !self.signed.is_empty() {
+                object.insert("signed".to_owned(), serde_json::to_value(&self.signed)?);
+            }
             match &self.info {
                 Ok(info) if info.changes > 0 => {
                     object.insert("model_info".to_owned(), serde_json::to_value(info)?);
@@ -161,6 +166,7 @@ fn version(reg: &Registry, reference: &ModelRef, files: bool) -> Result<VersionV
         None => Vec::new(),
     };
     let info = crate::store::info::current(reg, &record.model).map_err(|err| format!("{err:#}"));
+    let signed = crate::sign::summary(reg, &record.model, &record.tree);
     Ok(VersionView {
         record,
         held,
@@ -168,6 +174,7 @@ fn version(reg: &Registry, reference: &ModelRef, files: bool) -> Result<VersionV
         removal,
         info,
         whole_model: false,
+        signed,
     })
 }
 

@@ -425,6 +425,16 @@ fn approvals_let_a_promotion_through_only_when_the_policy_holds() {
     assert!(still.contains("an unknown or revoked key"), "{still}");
 
     approve("production", "other-key.pem", &[]);
+    let shown = env.ok(&["show", "toy@1"]);
+    assert!(
+        shown.contains("# signed by 1 key (keys eee1a7c9c7c49e04;"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("# approved for production by 3 keys"),
+        "{shown}"
+    );
+    assert!(shown.contains("# approved for staging by 1 key"), "{shown}");
     let signer = key("test-key.pem");
     let moved = env.ok_err(&["promote", "toy@1", "production", "--key", &signer]);
     assert!(
