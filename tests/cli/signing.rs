@@ -129,6 +129,50 @@ fn a_folder_the_stock_tool_signs_is_verified_by_mreg_once_pushed() {
     "#);
     let none = env.run(&["verify", "toy@2", "--key", &s(&public)]);
     assert_eq!(none.status.code(), Some(1));
+
+    // The stock signature of the folder, against copies of it with a file renamed or
+    // added: both verifiers refuse each.
+    for (name, change) in [
+        (
+            "renamed",
+            &(|d: &Path| fs::rename(d.join("sub.txt"), d.join("sub2.txt")).unwrap())
+                as &dyn Fn(&Path),
+        ),
+        ("added", &|d: &Path| {
+            fs::write(d.join("extra.txt"), "new\n").unwrap()
+        }),
+    ] {
+        let copy = env.path(name);
+        copy_tree(&oms::fixture_model(), &copy);
+        change(&copy);
+        let sig = s(&env.path("stock.sig"));
+        let theirs = oms::run(
+            env.root(),
+            &[
+                "verify",
+                "key",
+                &s(&copy),
+                "--signature",
+                &sig,
+                "--public_key",
+                &s(&public),
+            ],
+        );
+        assert!(
+            !theirs.status.success(),
+            "the stock verifier took the {name} folder"
+        );
+        let ours = env.run(&[
+            "verify",
+            "--dir",
+            name,
+            "--signature",
+            "stock.sig",
+            "--key",
+            &s(&public),
+        ]);
+        assert_eq!(ours.status.code(), Some(1), "mreg took the {name} folder");
+    }
 }
 
 #[test]
@@ -767,5 +811,33 @@ fn the_rules_hold_around_promote_too() {
     assert!(
         refused.contains("the signer dave of config.toml is a private key"),
         "{refused}"
+    );
+}
+
+#[test]
+fn a_version_too_large_to_sign_is_refused_before_anything_is_written() {
+    let env = TestEnv::with_registry();
+    // Long names make each listed file some 450 bytes of the signature: 48,000 of them
+    // pass the 16 MiB a signature may be.
+    let long = "n".repeat(180);
+    for d in 0..80 {
+        let dir = env.path(&format!("many/d{d:02}"));
+        fs::create_dir_all(&dir).unwrap();
+        for i in 0..600 {
+            fs::write(dir.join(format!("{long}{i:04}")), format!("{d} {i}")).unwrap();
+        }
+    }
+    env.ok(&["push", "many", "--model", "many"]);
+    let (private, _) = oms::test_keys();
+    let refused = env.snap(&["sign", "many@1", "--key", &s(&private)]);
+    assert!(refused.starts_with("exit: 1"), "{refused}");
+    assert!(
+        refused.contains("more than the 16777216 a signature may be"),
+        "{refused}"
+    );
+    let dir = env.registry().join("models/many/signatures");
+    assert!(
+        !dir.exists() || fs::read_dir(&dir).unwrap().next().is_none(),
+        "nothing written"
     );
 }
