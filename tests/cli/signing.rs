@@ -139,7 +139,7 @@ fn a_folder_the_stock_tool_signs_is_verified_by_mreg_once_pushed() {
                 as &dyn Fn(&Path),
         ),
         ("added", &|d: &Path| {
-            fs::write(d.join("extra.txt"), "new\n").unwrap()
+            fs::write(d.join("extra.txt"), "new\n").unwrap();
         }),
     ] {
         let copy = env.path(name);
