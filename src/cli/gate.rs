@@ -14,7 +14,8 @@ use crate::ops::gate;
 /// created, actor, tree, run) work too. A missing value, NaN or an empty stage fails;
 /// @production? passes while production is empty. A key no version of the model has is
 /// a usage error (exit 2) naming the closest one.
-/// With --stage, the stage's policy from config.toml is checked first. Exits 0 when
+/// With --stage, the stage's policy from config.toml is checked first (and its signing rules,
+/// a signature and approvals, last, as the promotion checks them). Exits 0 when
 /// every gate holds, 3 when one does not. Quote each gate: an unquoted > redirects.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:

@@ -189,8 +189,8 @@ pub struct Checked {
     pub reference: String,
 }
 
-/// Evaluates `gates` (and, with `stage`, that stage's policy first) against the version
-/// `reference` names; records nothing.
+/// Evaluates `gates` (and, with `stage`, that stage's policy first, its signing rules
+/// last) against the version `reference` names; records nothing.
 pub fn check(
     reg: &Registry,
     reference: &str,
@@ -219,7 +219,18 @@ pub fn check(
     let fields = VersionFields::load(reg, record.clone())?;
     check_gate_keys(reg, &fields, &all)?;
     let from = from.as_ref().map(|(s, f)| (*s, f.as_str()));
-    let checks = stage::evaluate(reg, &fields, current.as_ref(), from, &all);
+    let mut checks = stage::evaluate(reg, &fields, current.as_ref(), from, &all);
+    if let Some(name) = stage {
+        // The stage's signing rules too, as the promotion will check them.
+        checks.extend(super::approve::policy_checks(
+            reg,
+            &config,
+            &config.policy(name),
+            &record,
+            name,
+            &crate::store::NoProgress,
+        )?);
+    }
     Ok(Checked {
         model: record.model.clone(),
         version: record.version,

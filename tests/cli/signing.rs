@@ -450,6 +450,12 @@ fn approvals_let_a_promotion_through_only_when_the_policy_holds() {
         refused.contains("0 of 2 approvals for production"),
         "{refused}"
     );
+    let gated = env.run(&["gate", "toy@1", "--stage", "production"]);
+    assert_eq!(
+        gated.status.code(),
+        Some(3),
+        "gate --stage checks the signing rules too"
+    );
     let forced = env.snap(&["promote", "toy@1", "production", "--force", "--reason", "x"]);
     assert!(forced.starts_with("exit: 3"), "{forced}");
     assert!(forced.contains("--force does not override the stage's signing rules"));
