@@ -431,22 +431,27 @@ pub fn refuse_unsigned(
         stage,
         &crate::store::NoProgress,
     )?;
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| format!("{}: {}", c.gate, c.why.as_deref().unwrap_or("failed")))
-        .collect();
-    if failed.is_empty() {
+    let Some(failed) = failing(&checks) else {
         return Ok(());
-    }
+    };
     Err(Failure::gate(format!(
-        "{stage} was not {how} {}: the stage's signing rules do not hold for it ({})",
+        "{stage} was not {how} {}: the stage's signing rules do not hold for it ({failed})",
         record.reference(),
-        failed.join("; ")
     ))
     .hint(format!(
         "sign and approve {} for {stage} (`mreg sign`, `mreg approve`), then try again",
         record.reference()
     ))
     .into())
+}
+
+/// Returns the checks of `checks` that failed, as `GATE: why; …`, or `None` when all
+/// passed.
+pub fn failing(checks: &[CheckRecord]) -> Option<String> {
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.gate, c.why.as_deref().unwrap_or("failed")))
+        .collect();
+    (!failed.is_empty()).then(|| failed.join("; "))
 }

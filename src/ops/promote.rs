@@ -188,18 +188,12 @@ fn refuse_forced_signing(
     candidate: &VersionRecord,
     stage: &str,
 ) -> Result<()> {
-    let failed: Vec<String> = signed
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| format!("{}: {}", c.gate, c.why.as_deref().unwrap_or("failed")))
-        .collect();
-    if failed.is_empty() {
+    let Some(failed) = super::approve::failing(signed) else {
         return Ok(());
-    }
+    };
     Err(Failure::gate(format!(
-        "{} was not promoted to {stage}: --force does not override the stage's signing rules ({})",
+        "{} was not promoted to {stage}: --force does not override the stage's signing rules ({failed})",
         candidate.reference(),
-        failed.join("; ")
     ))
     .hint(format!(
         "sign and approve it (`mreg sign`, `mreg approve`), or change the policy of {stage} in config.toml"

@@ -396,17 +396,24 @@ pub struct Verified {
     pub verified: bool,
 }
 
+impl Checked {
+    /// Returns a signature not (yet) found valid, with why when known.
+    fn refused(signature: String, problem: Option<String>) -> Checked {
+        Checked {
+            signature,
+            key: None,
+            signer: None,
+            valid: false,
+            problem,
+            files: 0,
+            ignored: Vec::new(),
+        }
+    }
+}
+
 /// Checks one bundle against trusted signers and the files it should cover.
 fn check(name: String, bytes: &[u8], signers: &[Signer], files: &[SignedFile]) -> Checked {
-    let mut checked = Checked {
-        signature: name,
-        key: None,
-        signer: None,
-        valid: false,
-        problem: None,
-        files: 0,
-        ignored: Vec::new(),
-    };
+    let mut checked = Checked::refused(name, None);
     let bundle = match Bundle::parse(bytes) {
         Ok(bundle) => bundle,
         Err(err) => {
@@ -474,15 +481,7 @@ pub fn verify_version(
             &name,
         ) {
             Ok(bytes) => checked.push(check(name, &bytes, signers, &files)),
-            Err(err) => checked.push(Checked {
-                signature: name,
-                key: None,
-                signer: None,
-                valid: false,
-                problem: Some(format!("{err:#}")),
-                files: 0,
-                ignored: Vec::new(),
-            }),
+            Err(err) => checked.push(Checked::refused(name, Some(format!("{err:#}")))),
         }
     }
     let verified = checked.iter().any(|c| c.valid);

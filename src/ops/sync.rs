@@ -230,15 +230,6 @@ fn stage_guard(
             &crate::store::NoProgress,
         )
         .map_err(|e| format!("{e:#}"))?;
-        let failed: Vec<String> = checks
-            .iter()
-            .filter(|c| !c.passed)
-            .map(|c| format!("{}: {}", c.gate, c.why.as_deref().unwrap_or("failed")))
-            .collect();
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(failed.join("; "))
-        }
+        super::approve::failing(&checks).map_or(Ok(()), Err)
     })
 }

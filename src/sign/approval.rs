@@ -39,40 +39,15 @@ pub struct Approval {
 impl Approval {
     /// Returns the statement to sign.
     pub fn statement(&self) -> Vec<u8> {
-        let statement = json!({
-            "_type": STATEMENT_TYPE,
-            "subject": [{"name": self.model, "digest": {"blake3": self.tree.0.to_hex()}}],
-            "predicateType": PREDICATE_TYPE,
-            "predicate": self,
-        });
-        serde_json::to_vec_pretty(&statement).expect("an approval serializes")
+        statement(&self.model, &self.tree.0.to_hex(), PREDICATE_TYPE, self)
     }
 
     /// Parses a signed statement as an approval, refusing any other statement and one
     /// whose subject is not the tree its predicate names.
     pub fn parse(payload: &[u8]) -> Result<Approval> {
-        let value: Value = serde_json::from_slice(payload).context("it is not JSON")?;
-        if value.get("_type").and_then(Value::as_str) != Some(STATEMENT_TYPE) {
-            bail!("it is not an in-toto statement v1");
-        }
-        if value.get("predicateType").and_then(Value::as_str) != Some(PREDICATE_TYPE) {
-            bail!("it is not an approval ({PREDICATE_TYPE})");
-        }
-        let approval: Approval = serde_json::from_value(
-            value
-                .get("predicate")
-                .cloned()
-                .context("it has no predicate")?,
-        )
-        .context("its predicate is not an approval")?;
-        let subject = value
-            .get("subject")
-            .and_then(Value::as_array)
-            .filter(|s| s.len() == 1)
-            .and_then(|s| s[0].get("digest"))
-            .and_then(|d| d.get("blake3"))
-            .and_then(Value::as_str);
-        if subject != Some(approval.tree.0.to_hex().as_str()) {
+        let (approval, subject): (Approval, _) =
+            parse_statement(payload, PREDICATE_TYPE, "an approval")?;
+        if subject.as_deref() != Some(approval.tree.0.to_hex().as_str()) {
             bail!("its subject is not the tree it approves");
         }
         if approval
@@ -111,44 +86,68 @@ pub struct StageMove {
 impl StageMove {
     /// Returns the statement to sign.
     pub fn statement(&self) -> Vec<u8> {
-        let statement = json!({
-            "_type": STATEMENT_TYPE,
-            "subject": [{"name": self.model, "digest": {"blake3": self.state}}],
-            "predicateType": MOVE_PREDICATE_TYPE,
-            "predicate": self,
-        });
-        serde_json::to_vec_pretty(&statement).expect("a stage move serializes")
+        statement(&self.model, &self.state, MOVE_PREDICATE_TYPE, self)
     }
 
     /// Parses a signed statement as a stage move, refusing any other statement and one
     /// whose subject is not the state its predicate names.
     pub fn parse(payload: &[u8]) -> Result<StageMove> {
-        let value: Value = serde_json::from_slice(payload).context("it is not JSON")?;
-        if value.get("_type").and_then(Value::as_str) != Some(STATEMENT_TYPE) {
-            bail!("it is not an in-toto statement v1");
-        }
-        if value.get("predicateType").and_then(Value::as_str) != Some(MOVE_PREDICATE_TYPE) {
-            bail!("it is not a signed stage move ({MOVE_PREDICATE_TYPE})");
-        }
-        let moved: StageMove = serde_json::from_value(
-            value
-                .get("predicate")
-                .cloned()
-                .context("it has no predicate")?,
-        )
-        .context("its predicate is not a stage move")?;
-        let subject = value
-            .get("subject")
-            .and_then(Value::as_array)
-            .filter(|s| s.len() == 1)
-            .and_then(|s| s[0].get("digest"))
-            .and_then(|d| d.get("blake3"))
-            .and_then(Value::as_str);
-        if subject != Some(moved.state.as_str()) {
+        let (moved, subject): (StageMove, _) =
+            parse_statement(payload, MOVE_PREDICATE_TYPE, "a signed stage move")?;
+        if subject.as_deref() != Some(moved.state.as_str()) {
             bail!("its subject is not the state it signs");
         }
         Ok(moved)
     }
+}
+
+/// Returns an in-toto statement about `model`, whose subject has the BLAKE3 `subject`,
+/// with `predicate` of `predicate_type`.
+fn statement<T: Serialize>(
+    model: &str,
+    subject: &str,
+    predicate_type: &str,
+    predicate: &T,
+) -> Vec<u8> {
+    let statement = json!({
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": model, "digest": {"blake3": subject}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    });
+    serde_json::to_vec_pretty(&statement).expect("a statement serializes")
+}
+
+/// Parses an in-toto statement whose predicate is `what` (of `predicate_type`); returns
+/// the predicate and the BLAKE3 its one subject names, for the caller to match.
+fn parse_statement<T: serde::de::DeserializeOwned>(
+    payload: &[u8],
+    predicate_type: &str,
+    what: &str,
+) -> Result<(T, Option<String>)> {
+    let value: Value = serde_json::from_slice(payload).context("it is not JSON")?;
+    if value.get("_type").and_then(Value::as_str) != Some(STATEMENT_TYPE) {
+        bail!("it is not an in-toto statement v1");
+    }
+    if value.get("predicateType").and_then(Value::as_str) != Some(predicate_type) {
+        bail!("it is not {what} ({predicate_type})");
+    }
+    let predicate = serde_json::from_value(
+        value
+            .get("predicate")
+            .cloned()
+            .context("it has no predicate")?,
+    )
+    .with_context(|| format!("its predicate is not {what}"))?;
+    let subject = value
+        .get("subject")
+        .and_then(Value::as_array)
+        .filter(|s| s.len() == 1)
+        .and_then(|s| s[0].get("digest"))
+        .and_then(|d| d.get("blake3"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Ok((predicate, subject))
 }
 
 #[cfg(test)]

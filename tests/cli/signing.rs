@@ -730,10 +730,22 @@ fn what_the_attack_round_found_stays_fixed() {
         .unwrap()
         .unwrap()
         .path();
-    for i in 0..300 {
+    // Each planted name sorts before every genuine one, so a reader that stopped at
+    // the cap would never see them.
+    let first = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .min()
+        .unwrap();
+    let (mut planted, mut i) = (0, 0u64);
+    while planted < 300 {
+        i += 1;
         let junk = format!("{{\"junk\": {i}}}");
-        let name = blake3::hash(junk.as_bytes()).to_hex().to_string();
-        fs::write(dir.join(format!("{name}.sig")), junk).unwrap();
+        let name = format!("{}.sig", blake3::hash(junk.as_bytes()).to_hex());
+        if name < first {
+            fs::write(dir.join(name), junk).unwrap();
+            planted += 1;
+        }
     }
     let out = env.ok(&["verify", "toy@1", "--key", &public]);
     assert!(out.contains("ok    toy@1"), "{out}");
