@@ -12,7 +12,8 @@ use crate::ops::card;
 /// version's parents), `datasets` (its run's data inputs) and `model-index` results
 /// built from the version's metrics. The body gives the version, the run that trained
 /// it (command, git source), its data with hashes, hyperparameters, hold-out metrics,
-/// environment (with its Python packages and lock files), lineage and stage history.
+/// environment (with its Python packages and lock files), lineage, who signed and
+/// approved it (by the names `[signers]` gives their keys) and stage history.
 /// Everything comes from the records: nothing is made up.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:

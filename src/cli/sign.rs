@@ -301,10 +301,8 @@ pub fn run_approve(ctx: &Ctx, args: &ApproveArgs) -> Result<()> {
     };
     ctx.out.emit(&done, String::new)?;
     ctx.out.status(&line);
-    if done.signer.is_none() {
-        ctx.out.warn(
-            "this key is not under [signers] in config.toml, so no stage policy counts its approval yet",
-        );
+    if let Some(why) = &done.not_counted {
+        ctx.out.warn(why);
     }
     Ok(())
 }

@@ -40,6 +40,10 @@ pub struct Approved {
     pub approval: String,
     /// Whether it was new.
     pub new: bool,
+    /// Why the approval does not count yet, when it does not: the key is no signer of
+    /// the registry, or not an approver of the stage, or the stage asks for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_counted: Option<String>,
 }
 
 /// Returns the registry's trusted signers (`[signers]`), refusing a key that does not
@@ -123,6 +127,22 @@ pub fn approve(
         .into_iter()
         .find(|s| s.key == public)
         .map(|s| s.name);
+    let policy = config.policy(stage);
+    let not_counted = match &signer {
+        None => Some(
+            "this key is not under [signers] in config.toml, so no stage policy counts its approval yet"
+                .to_owned(),
+        ),
+        Some(name) if !policy.approvers.is_empty() && !policy.approvers.contains(name) => {
+            Some(format!(
+                "{name} is not among the approvers of {stage} in config.toml, so promotions to {stage} do not count this approval yet"
+            ))
+        }
+        Some(_) if policy.approvals == 0 => Some(format!(
+            "{stage} asks for no approvals (`approvals` in config.toml), so this one is kept for when it does"
+        )),
+        Some(_) => None,
+    };
     let (name, new) = signatures::add(
         reg,
         &record.model,
@@ -139,6 +159,7 @@ pub fn approve(
         signer,
         approval: name,
         new,
+        not_counted,
     })
 }
 

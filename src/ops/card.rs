@@ -8,7 +8,10 @@ use crate::manifest::info::ModelInfo;
 use crate::manifest::state::StageState;
 use crate::manifest::{RunRecord, VersionRecord};
 use crate::refspec::ModelRef;
-use crate::store::{Registry, info, models, runs, stages};
+use crate::sign::approval::Approval;
+use crate::sign::oms::Bundle;
+use crate::store::keys::Signed;
+use crate::store::{Registry, info, models, runs, signatures, stages};
 
 /// The most stage moves a card lists.
 const HISTORY_LIMIT: usize = 20;
@@ -27,6 +30,73 @@ pub struct Card {
     pub packages: Option<BTreeMap<String, String>>,
     /// The model's own fields (`mreg model set`).
     pub info: ModelInfo,
+    /// Its signatures and approvals, with who made them.
+    pub signed: Vec<SignedLine>,
+}
+
+/// One signature or approval of the version, as a card tells it.
+pub struct SignedLine {
+    /// `signature`, or the stage an approval is for.
+    pub what: Option<String>,
+    /// The name `[signers]` gives its key, or the key's hint when no signer of the
+    /// registry made it.
+    pub by: Result<String, String>,
+    /// When, and why, as an approval says.
+    pub time: Option<String>,
+    /// The approver's comment.
+    pub comment: Option<String>,
+}
+
+/// Returns the signatures and approvals of `version`, each with the signer of the
+/// registry whose key made it. Only the signer is checked here, not the files, which
+/// `mreg verify` reads; records that do not read are left out (`mreg fsck` names them).
+fn signed_lines(reg: &Registry, version: &VersionRecord) -> Vec<SignedLine> {
+    let signers = reg
+        .config()
+        .ok()
+        .and_then(|c| super::approve::config_signers(&c).ok())
+        .unwrap_or_default();
+    let subject = version.tree.0.to_hex();
+    let mut out = Vec::new();
+    for kind in [Signed::Signature, Signed::Approval] {
+        for name in signatures::list(reg, &version.model, kind, &subject).unwrap_or_default() {
+            let Some(bundle) = signatures::read(reg, &version.model, kind, &subject, &name)
+                .ok()
+                .and_then(|bytes| Bundle::parse(&bytes).ok())
+            else {
+                continue;
+            };
+            let by = signers
+                .iter()
+                .find(|s| bundle.signed_by(&s.key))
+                .map(|s| s.name.clone())
+                .ok_or_else(|| bundle.hint.clone().unwrap_or_default());
+            let line = if kind == Signed::Signature {
+                if bundle.manifest().is_err() {
+                    continue;
+                }
+                SignedLine {
+                    what: None,
+                    by,
+                    time: None,
+                    comment: None,
+                }
+            } else {
+                match Approval::parse(&bundle.payload) {
+                    Ok(a) if a.model == version.model && a.tree == version.tree => SignedLine {
+                        what: Some(a.stage),
+                        by,
+                        time: Some(a.time),
+                        comment: a.comment,
+                    },
+                    _ => continue,
+                }
+            };
+            out.push(line);
+        }
+    }
+    out.sort_by(|a, b| (&a.what, &a.time).cmp(&(&b.what, &b.time)));
+    out
 }
 
 /// Gathers the card of the version `reference` names.
@@ -56,6 +126,7 @@ pub fn card(reg: &Registry, reference: &str) -> Result<Card> {
         .as_ref()
         .and_then(|r| crate::diff::lineage::package_list(reg, r).ok().flatten());
     let info = info::current(reg, &version.model)?;
+    let signed = signed_lines(reg, &version);
     Ok(Card {
         version,
         run,
@@ -63,5 +134,6 @@ pub fn card(reg: &Registry, reference: &str) -> Result<Card> {
         moves,
         packages,
         info,
+        signed,
     })
 }

@@ -20,6 +20,7 @@ pub const COMMENT_LIMIT: usize = 4096;
 
 /// What an approval says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Approval {
     /// The model.
     pub model: String,
@@ -47,7 +48,7 @@ impl Approval {
     pub fn parse(payload: &[u8]) -> Result<Approval> {
         let (approval, subject): (Approval, _) =
             parse_statement(payload, PREDICATE_TYPE, "an approval")?;
-        if subject.as_deref() != Some(approval.tree.0.to_hex().as_str()) {
+        if subject != approval.tree.0.to_hex().as_str() {
             bail!("its subject is not the tree it approves");
         }
         if approval
@@ -68,6 +69,7 @@ pub const MOVE_PREDICATE_TYPE: &str = "https://mreg.dev/stage-move/v1";
 /// stage state. Its subject is the state (by its BLAKE3 id), which names everything the
 /// move did; the predicate repeats what people read of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StageMove {
     /// The model.
     pub model: String,
@@ -94,7 +96,7 @@ impl StageMove {
     pub fn parse(payload: &[u8]) -> Result<StageMove> {
         let (moved, subject): (StageMove, _) =
             parse_statement(payload, MOVE_PREDICATE_TYPE, "a signed stage move")?;
-        if subject.as_deref() != Some(moved.state.as_str()) {
+        if subject != moved.state {
             bail!("its subject is not the state it signs");
         }
         Ok(moved)
@@ -118,13 +120,41 @@ fn statement<T: Serialize>(
     serde_json::to_vec_pretty(&statement).expect("a statement serializes")
 }
 
+/// An in-toto statement as mreg writes them, read strictly: a field mreg does not write,
+/// or one given twice, is refused rather than guessed at.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Statement<T> {
+    #[serde(rename = "_type")]
+    _kind: String,
+    subject: [Subject; 1],
+    #[serde(rename = "predicateType")]
+    _predicate_type: String,
+    predicate: T,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Subject {
+    #[serde(rename = "name")]
+    _name: String,
+    digest: SubjectDigest,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectDigest {
+    blake3: String,
+}
+
 /// Parses an in-toto statement whose predicate is `what` (of `predicate_type`); returns
 /// the predicate and the BLAKE3 its one subject names, for the caller to match.
 fn parse_statement<T: serde::de::DeserializeOwned>(
     payload: &[u8],
     predicate_type: &str,
     what: &str,
-) -> Result<(T, Option<String>)> {
+) -> Result<(T, String)> {
+    // First what it is, in words; then every field, strictly.
     let value: Value = serde_json::from_slice(payload).context("it is not JSON")?;
     if value.get("_type").and_then(Value::as_str) != Some(STATEMENT_TYPE) {
         bail!("it is not an in-toto statement v1");
@@ -132,22 +162,10 @@ fn parse_statement<T: serde::de::DeserializeOwned>(
     if value.get("predicateType").and_then(Value::as_str) != Some(predicate_type) {
         bail!("it is not {what} ({predicate_type})");
     }
-    let predicate = serde_json::from_value(
-        value
-            .get("predicate")
-            .cloned()
-            .context("it has no predicate")?,
-    )
-    .with_context(|| format!("its predicate is not {what}"))?;
-    let subject = value
-        .get("subject")
-        .and_then(Value::as_array)
-        .filter(|s| s.len() == 1)
-        .and_then(|s| s[0].get("digest"))
-        .and_then(|d| d.get("blake3"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    Ok((predicate, subject))
+    let statement: Statement<T> = serde_json::from_slice(payload)
+        .with_context(|| format!("it is not {what} as mreg writes one"))?;
+    let [subject] = statement.subject;
+    Ok((statement.predicate, subject.digest.blake3))
 }
 
 #[cfg(test)]
@@ -193,5 +211,34 @@ mod tests {
         assert!(Approval::parse(other_subject.as_bytes()).is_err());
         let other_kind = text.replace(PREDICATE_TYPE, super::super::oms::PREDICATE_TYPE);
         assert!(Approval::parse(other_kind.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_field_mreg_does_not_write_or_one_given_twice_is_refused() {
+        let text = String::from_utf8(sample().statement()).unwrap();
+        let unknown = text.replacen("\"stage\":", "\"also\": 1,\n    \"stage\":", 1);
+        let err = Approval::parse(unknown.as_bytes()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown field `also`"),
+            "{err:#}"
+        );
+        // A second stage, which a reader taking the last one would believe.
+        let twice = text.replacen(
+            "\"stage\": \"production\",",
+            "\"stage\": \"production\",\n    \"stage\": \"staging\",",
+            1,
+        );
+        assert_ne!(twice, text);
+        let err = Approval::parse(twice.as_bytes()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("duplicate field `stage`"),
+            "{err:#}"
+        );
+        let two_subjects = text.replacen(
+            "\"subject\": [",
+            "\"subject\": [{\"name\": \"x\", \"digest\": {\"blake3\": \"00\"}},",
+            1,
+        );
+        assert!(Approval::parse(two_subjects.as_bytes()).is_err());
     }
 }

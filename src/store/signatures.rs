@@ -3,22 +3,25 @@
 //! bundles approving the tree for a stage) and signed stage moves
 //! (`models/NAME/moves/STATE/H.sig`), each named by the BLAKE3 of its bytes. A signature
 //! or approval is of a tree, so it holds for every version of the model with that tree,
-//! whatever number a sync gives it; `subject` is that tree's (or state's) id in hex. Records are created once and never changed; reading
-//! one checks its bytes against its name.
+//! whatever number a sync gives it; `subject` is that tree's (or state's) id in hex.
+//! Records are created once and never changed; reading one checks its bytes against its
+//! name.
 
 use anyhow::{Context, Result, bail};
 
 use super::keys::{self, Signed};
 use super::{Registry, atomic, files};
 
-/// The most records of one kind of one tree this registry adds: a version is signed and
-/// approved by a few keys.
-pub const PER_TREE_LIMIT: usize = 256;
+/// The most records of one kind of one subject a registry holds, and reads: a version is
+/// signed and approved by a few keys.
+pub const LIMIT: usize = 10_000;
 
-/// The most records of one kind of one tree read. More than [`PER_TREE_LIMIT`], so that
-/// records planted past the cap (a sync brings what a remote holds) cannot hide a
-/// genuine one from `verify` or `promote`; bounded all the same.
-pub const READ_LIMIT: usize = 10_000;
+/// The most records of one kind of one subject a sync brings in when the registry's
+/// `[signers]` do not sign them. What a remote holds is untrusted: records planted there
+/// in bulk stop at this many, far below [`LIMIT`], so they can neither hide a genuine
+/// record from `verify` and `promote` nor keep anyone from signing here; records by the
+/// registry's signers are always taken.
+pub const UNTRUSTED_LIMIT: usize = 256;
 
 /// Stores a signed record of `tree` (already checked by the caller); returns its name
 /// and whether it is new (the same bytes stored before are the same record).
@@ -34,9 +37,9 @@ pub fn add(
     if reg.path(&key).exists() {
         return Ok((name, false));
     }
-    if list(reg, model, kind, subject)?.len() >= PER_TREE_LIMIT {
+    if list(reg, model, kind, subject)?.len() >= LIMIT {
         return Err(crate::error::Failure::error(format!(
-            "this version already has {PER_TREE_LIMIT} {}, the most mreg adds to one",
+            "this version already has {LIMIT} {}, the most a registry holds for one",
             kind.folder()
         ))
         .hint(format!(
@@ -54,7 +57,7 @@ pub fn add(
 }
 
 /// Returns the names of the records of one kind of `tree`, sorted; the first
-/// [`READ_LIMIT`] of them. Entries that are no record's name are left out.
+/// [`LIMIT`] of them. Entries that are no record's name are left out.
 pub fn list(reg: &Registry, model: &str, kind: Signed, subject: &str) -> Result<Vec<String>> {
     let dir = reg.path(&keys::signed_dir(model, kind, subject));
     let entries = match std::fs::read_dir(&dir) {
@@ -74,7 +77,7 @@ pub fn list(reg: &Registry, model: &str, kind: Signed, subject: &str) -> Result<
         })
         .collect();
     names.sort();
-    names.truncate(READ_LIMIT);
+    names.truncate(LIMIT);
     Ok(names)
 }
 

@@ -465,7 +465,17 @@ fn approvals_let_a_promotion_through_only_when_the_policy_holds() {
     // The same approver twice, an approval for another stage, and a key revoked
     // since: none of them is a second approval.
     approve("production", "test-key.pem", &["--comment", "again"]);
-    approve("staging", "other-key.pem", &[]);
+    let staged = env.ok_err(&[
+        "approve",
+        "toy@1",
+        "staging",
+        "--key",
+        &key("other-key.pem"),
+    ]);
+    assert!(
+        staged.contains("staging asks for no approvals"),
+        "an approval no rule counts is said to be one: {staged}"
+    );
     approve("production", "third-key.pem", &[]);
     revoke_carol(&env);
     let still = env.snap(&["promote", "toy@1", "production"]);
@@ -508,6 +518,28 @@ fn approvals_let_a_promotion_through_only_when_the_policy_holds() {
     assert!(checks.iter().any(by_alice));
     let table = env.ok(&["history", "toy"]);
     assert!(table.contains("signed: alice"), "{table}");
+    // The model card says who vouched for the version, by the names this registry gives.
+    let card = env.ok(&["card", "toy@1"]);
+    let trust = card
+        .split("## Signatures and approvals")
+        .nth(1)
+        .unwrap()
+        .split("## ")
+        .next()
+        .unwrap();
+    assert!(
+        trust.contains("| OMS signature of the files | alice |"),
+        "{trust}"
+    );
+    assert!(
+        trust.contains("| approval for production | bob |"),
+        "{trust}"
+    );
+    assert!(trust.contains("| again |"), "{trust}");
+    assert!(
+        trust.contains("| approval for production | a key this registry does not name ("),
+        "carol was revoked: {trust}"
+    );
 }
 
 /// Revokes carol's key: removed from [signers] and from production's approvers.
@@ -615,6 +647,94 @@ fn approvals_travel_with_sync_and_count_on_the_other_side() {
     b.ok(&["--registry", &b_reg, "push", "next", "--model", "toy"]);
     let refused = b.run(&["--registry", &b_reg, "promote", "toy@2", "production"]);
     assert_eq!(refused.status.code(), Some(3));
+}
+
+#[test]
+fn records_planted_in_bulk_on_a_remote_stop_at_a_cap_and_never_crowd_out_the_signers() {
+    let (env, _, _) = pushed();
+    with_policy(&env);
+    revoke_carol(&env);
+    env.ok(&["sign", "toy@1", "--key", &key("test-key.pem")]);
+    let share = env.root().join("share");
+    env.ok(&["init", &s(&share)]);
+    env.ok(&["remote", "add", "share", &s(&share)]);
+    env.ok(&["sync", "share"]);
+    // Someone who can write to the share floods it with approvals by a key this
+    // registry does not trust; alice approves there too.
+    let b = TestEnv::new();
+    b.ok(&["clone", &s(&share), "b"]);
+    let b_reg = s(&b.path("b/.mreg"));
+    let carol = key("third-key.pem");
+    for i in 0..260 {
+        let comment = format!("flood {i}");
+        b.ok(&[
+            "--registry",
+            &b_reg,
+            "approve",
+            "toy@1",
+            "production",
+            "--key",
+            &carol,
+            "--comment",
+            &comment,
+        ]);
+    }
+    let alice = key("test-key.pem");
+    b.ok(&[
+        "--registry",
+        &b_reg,
+        "approve",
+        "toy@1",
+        "production",
+        "--key",
+        &alice,
+    ]);
+    b.ok(&["--registry", &b_reg, "sync"]);
+    // A record filed under a tree no version has vouches for nothing, and stays there.
+    let signed = fs::read_dir(share.join(".mreg/models/toy/signatures"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let record = fs::read_dir(&signed).unwrap().next().unwrap().unwrap();
+    let stray = share
+        .join(".mreg/models/toy/signatures")
+        .join("d".repeat(64));
+    fs::create_dir_all(&stray).unwrap();
+    fs::copy(record.path(), stray.join(record.file_name())).unwrap();
+
+    let synced = env.run(&["sync", "share"]);
+    assert_eq!(synced.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&synced.stderr);
+    assert!(
+        said.contains(
+            "4 records there were left on the remote: none of this registry's [signers] signed them"
+        ),
+        "{said}"
+    );
+    let approvals = fs::read_dir(env.registry().join("models/toy/approvals"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(fs::read_dir(&approvals).unwrap().count(), 257);
+    assert!(
+        !env.registry()
+            .join("models/toy/signatures")
+            .join("d".repeat(64))
+            .exists()
+    );
+    // Alice's approval came whatever its name; bob still approves here.
+    env.ok(&[
+        "approve",
+        "toy@1",
+        "production",
+        "--key",
+        &key("other-key.pem"),
+    ]);
+    env.ok(&["promote", "toy@1", "production"]);
 }
 
 #[cfg(feature = "s3")]

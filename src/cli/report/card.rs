@@ -176,8 +176,43 @@ fn body(card: &Card) -> String {
             .collect();
         table(&mut out, ["Parent", "Identity"], &rows);
     }
+    trust(&mut out, card);
     history(&mut out, card);
     out
+}
+
+/// Writes who signed the version and who approved it for which stage.
+fn trust(out: &mut String, card: &Card) {
+    if card.signed.is_empty() {
+        return;
+    }
+    out.push_str(
+        "## Signatures and approvals\n\n| Record | By | When | Comment |\n|---|---|---|---|\n",
+    );
+    for line in &card.signed {
+        let what = line.what.as_ref().map_or_else(
+            || "OMS signature of the files".to_owned(),
+            |stage| format!("approval for {}", md_cell(stage)),
+        );
+        let by = match &line.by {
+            Ok(name) => md_cell(name),
+            Err(hint) => format!(
+                "a key this registry does not name ({})",
+                md_cell(hint.get(..16).unwrap_or(hint))
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "| {what} | {by} | {} | {} |",
+            md_cell(line.time.as_deref().unwrap_or("")),
+            md_cell(line.comment.as_deref().unwrap_or(""))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n`mreg verify {}` checks the signatures against the files.\n",
+        card.version.reference()
+    );
 }
 
 /// Writes the card's title, the model's description, and the version's facts.
