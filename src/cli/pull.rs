@@ -8,6 +8,7 @@ use super::{Ctx, output, report};
 use crate::ops::pull;
 use crate::refspec::ModelRef;
 use crate::store::materialize::Options;
+use crate::store::select::Select;
 
 /// Materialize a model version into a folder
 ///
@@ -28,7 +29,14 @@ use crate::store::materialize::Options;
   mreg pull churn@production --to /srv/model --force --durable
   mreg pull churn@production --to ./model --card     # with README.md, the model card
   mreg pull churn@4 --to ./model --signature         # with model.sig, its OMS signature
-  model_signing verify key ./model --signature ./model/model.sig --public_key alice.pub")]
+  model_signing verify key ./model --signature ./model/model.sig --public_key alice.pub
+  mreg pull llm@4 --to ./tok --only 'tokenizer*' --only '*.json'   # only those files
+  mreg pull llm@4 --to ./shard1 --only 'model-00001-of-*.safetensors'
+  mreg pull churn@4 --to ./model --exclude 'optimizer/' --exclude '*.ckpt'
+
+Patterns: `*` and `?` match within a name, `**` across folders. A pattern without `/`
+matches a name at any depth; one with `/` matches the path from the version's root; a
+pattern matching a folder takes everything in it. --exclude wins over --only.")]
 pub struct PullArgs {
     /// The version to pull
     #[arg(value_name = "REF")]
@@ -49,8 +57,15 @@ pub struct PullArgs {
     /// Also write the version's signature (`mreg sign`) as model.sig in the folder, for
     /// `model_signing verify key` or `mreg verify --dir`; with several, give the start of
     /// one's id (as `mreg verify` lists them) or of its signer's key hint
-    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "", conflicts_with = "card")]
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "", conflicts_with_all = ["card", "only", "exclude"])]
     signature: Option<String>,
+    /// Pull only the files matching this glob (repeatable); only what they need is
+    /// fetched from a remote, and each is verified like a whole pull
+    #[arg(long, value_name = "GLOB")]
+    only: Vec<String>,
+    /// Leave out the files matching this glob (repeatable), even those --only takes
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
 }
 
 /// Returns the model card of `reference`, made before anything is pulled so that a
@@ -99,7 +114,8 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         force: args.force,
         durable: args.durable,
     };
-    let fetched = pull::fetch(&reg, &reference, &ctx.out.progress())?;
+    let select = Select::new(&args.only, &args.exclude)?;
+    let fetched = pull::fetch(&reg, &reference, select.as_ref(), &ctx.out.progress())?;
     if let Some((name, moved)) = &fetched.from {
         ctx.out.status(&format!(
             "Fetched {} of missing objects from {name}.",
@@ -117,12 +133,16 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         &args.to,
         opts,
         args.signature.as_deref(),
+        select.as_ref(),
         &ctx.out.progress(),
     )?;
+    let files = match outcome.of_files {
+        Some(of) => format!("{} of {of} files", outcome.files),
+        None => output::count(outcome.files, "file"),
+    };
     ctx.out.status(&format!(
-        "Pulled {} ({}, {}) into {}.",
+        "Pulled {} ({files}, {}) into {}.",
         outcome.reference,
-        output::count(outcome.files, "file"),
         output::bytes(outcome.bytes),
         outcome.path
     ));

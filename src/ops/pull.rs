@@ -8,12 +8,14 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::error::Failure;
 use crate::id::TreeId;
 use crate::manifest::VersionRecord;
 use crate::refspec::ModelRef;
 use crate::remote::known::Known;
 use crate::remote::settings::Settings;
 use crate::store::materialize::{self, Options};
+use crate::store::select::Select;
 use crate::store::{Progress, Registry, models, read};
 
 /// Returns what a pull did, as `--json` prints it.
@@ -34,6 +36,12 @@ pub struct Outcome {
     pub files: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Whether only some paths were pulled (`--only`, `--exclude`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// The version's files, for a partial pull.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub of_files: Option<u64>,
 }
 
 /// A version about to be pulled, its objects all in the registry.
@@ -44,27 +52,68 @@ pub struct Fetched {
     pub from: Option<(String, u64)>,
 }
 
-/// Resolves the version `reference` names and fetches the objects the registry lacks.
-pub fn fetch(reg: &Registry, reference: &ModelRef, progress: &dyn Progress) -> Result<Fetched> {
+/// Resolves the version `reference` names and fetches the objects the registry lacks
+/// (with `select`, those the paths it takes need).
+pub fn fetch(
+    reg: &Registry,
+    reference: &ModelRef,
+    select: Option<&Select>,
+    progress: &dyn Progress,
+) -> Result<Fetched> {
     let record = models::resolve(reg, reference)?;
-    let from = fetch_missing(reg, record.tree, progress)?;
+    let from = fetch_missing(reg, record.tree, select, progress)?;
     Ok(Fetched { record, from })
 }
 
 /// Materializes a fetched version into `to`; `options` say whether a folder that is not
 /// empty is replaced and whether files are flushed first. With `signature` (the start
 /// of a signer's key hint, or empty for the only signer), the version's signature is
-/// written as `model.sig` among its files, appearing with them.
+/// written as `model.sig` among its files, appearing with them. With `select`, only the
+/// paths it takes are written; a selection that takes nothing, or an `--only` pattern
+/// that matches nothing, is a usage error and nothing is written.
 pub fn pull(
     reg: &Registry,
     fetched: &Fetched,
     to: &Path,
     options: Options,
     signature: Option<&str>,
+    select: Option<&Select>,
     progress: &dyn Progress,
 ) -> Result<Outcome> {
     let record = &fetched.record;
     let mut plan = materialize::plan(reg, &models::graph(reg, record)?)?;
+    let whole = plan.files.len() as u64;
+    if let Some(select) = select {
+        let paths: Vec<&str> = plan
+            .files
+            .iter()
+            .map(|f| f.path.as_str())
+            .chain(plan.links.iter().map(|l| l.0.as_str()))
+            .collect();
+        if let Some(typo) = select.unmatched(&paths).first() {
+            return Err(Failure::usage(format!(
+                "--only '{typo}' matches no file of {}",
+                record.reference()
+            ))
+            .hint(format!(
+                "`mreg show {} --files` lists its files",
+                record.reference()
+            ))
+            .into());
+        }
+        plan.select(select);
+        if plan.files.is_empty() && plan.links.is_empty() {
+            return Err(Failure::usage(format!(
+                "--only and --exclude leave no file of {} to pull",
+                record.reference()
+            ))
+            .hint(format!(
+                "`mreg show {} --files` lists its files",
+                record.reference()
+            ))
+            .into());
+        }
+    }
     if let Some(which) = signature {
         let bytes = super::sign::for_pull(reg, record, which, progress)?;
         plan.beside
@@ -79,6 +128,8 @@ pub fn pull(
         path: written.display().to_string(),
         files: plan.files.len() as u64,
         bytes: plan.bytes,
+        partial: select.is_some(),
+        of_files: select.map(|_| whole),
     })
 }
 
@@ -88,9 +139,14 @@ pub fn pull(
 pub(crate) fn fetch_missing(
     reg: &Registry,
     tree: TreeId,
+    select: Option<&Select>,
     progress: &dyn Progress,
 ) -> Result<Option<(String, u64)>> {
-    if reg.backend().fetch_tree(reg, tree, progress)?.is_some() {
+    if reg
+        .backend()
+        .fetch_tree(reg, tree, select, progress)?
+        .is_some()
+    {
         return Ok(None);
     }
     if read::missing_below(reg, tree).is_empty() {
@@ -103,6 +159,6 @@ pub(crate) fn fetch_missing(
     let (name, entry) = settings.pick(None)?;
     let remote = entry.open(false)?;
     let known = Known::load(reg, &entry.url)?;
-    let moved = crate::remote::fetch_tree(reg, &*remote, &known, tree, progress)?;
+    let moved = crate::remote::fetch_tree(reg, &*remote, &known, tree, select, progress)?;
     Ok(Some((name, moved)))
 }

@@ -111,7 +111,7 @@ pub fn version_files(
     let links = entries.values().any(|(kind, ..)| *kind == Kind::Link);
     if links {
         // Link targets are objects too: a clone may lack them.
-        super::pull::fetch_missing(reg, record.tree, progress)?;
+        super::pull::fetch_missing(reg, record.tree, None, progress)?;
     }
     let mut listed: Vec<(String, ObjectId, u64)> = Vec::new();
     for path in order {
@@ -135,7 +135,7 @@ pub fn version_files(
     if to_read > 0 {
         // Digests are computed from the objects: those a registry lacks (a clone, a
         // bucket's mirror) are fetched first, as a pull fetches them.
-        super::pull::fetch_missing(reg, record.tree, progress)?;
+        super::pull::fetch_missing(reg, record.tree, None, progress)?;
     }
     progress.start("digesting", to_read);
     let sha = digests.sha256_of(reg, &objects, &|n| progress.advance(n));

@@ -224,9 +224,10 @@ impl Backend for Link {
         &self,
         reg: &Registry,
         tree: crate::id::TreeId,
+        select: Option<&crate::store::select::Select>,
         progress: &dyn crate::store::Progress,
     ) -> Result<Option<u64>> {
-        super::fetch_tree(reg, &*self.remote, &self.known, tree, progress).map(Some)
+        super::fetch_tree(reg, &*self.remote, &self.known, tree, select, progress).map(Some)
     }
 
     fn holds_object(&self, _reg: &Registry, id: ObjectId) -> Result<bool> {

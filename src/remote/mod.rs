@@ -415,18 +415,26 @@ pub fn highest_version(remote: &dyn Remote, model: &str) -> Result<u64> {
         .unwrap_or(0))
 }
 
-/// Fetches every object below a tree that `reg` lacks from `remote`, in parallel, each
-/// re-hashed; returns the bytes moved.
+/// Fetches every object below a tree that `reg` lacks from `remote` (with `select`, the
+/// trees and what the paths it takes need), in parallel, each re-hashed; returns the
+/// bytes moved.
 pub fn fetch_tree(
     reg: &crate::store::Registry,
     remote: &dyn Remote,
     known: &known::Known,
     tree: crate::id::TreeId,
+    select: Option<&crate::store::select::Select>,
     progress: &dyn crate::store::Progress,
 ) -> Result<u64> {
-    let objects = transfer::closure(tree, &|t| {
-        transfer::read_tree_fetching(reg, remote, known, t)
-    })?;
+    let objects = match select {
+        None => transfer::closure(tree, &|t| {
+            transfer::read_tree_fetching(reg, remote, known, t)
+        })?,
+        Some(select) => crate::store::walk::load(tree, &crate::store::walk::LIMITS, &mut |t| {
+            transfer::read_tree_fetching(reg, remote, known, t)
+        })?
+        .objects_selected(select)?,
+    };
     let fetched = transfer::fetch_all(reg, remote, known, &objects, progress)?;
     Ok(fetched.require(transfer::needed_here)?.1)
 }

@@ -43,12 +43,14 @@ pub trait Backend: Send + Sync {
     /// returns where it now is; an error names an object found nowhere.
     fn fetch_object(&self, reg: &Registry, id: ObjectId) -> Result<Place>;
 
-    /// Fetches every object below a tree that the registry lacks and returns the bytes
-    /// moved, or `None` when there is nowhere to fetch from.
+    /// Fetches every object below a tree that the registry lacks (with `select`, only
+    /// what the paths it takes need) and returns the bytes moved, or `None` when there
+    /// is nowhere to fetch from.
     fn fetch_tree(
         &self,
         reg: &Registry,
         tree: TreeId,
+        select: Option<&super::select::Select>,
         progress: &dyn Progress,
     ) -> Result<Option<u64>>;
 
@@ -128,7 +130,13 @@ impl Backend for Folder {
         Err(read::missing(id))
     }
 
-    fn fetch_tree(&self, _: &Registry, _: TreeId, _: &dyn Progress) -> Result<Option<u64>> {
+    fn fetch_tree(
+        &self,
+        _: &Registry,
+        _: TreeId,
+        _: Option<&super::select::Select>,
+        _: &dyn Progress,
+    ) -> Result<Option<u64>> {
         Ok(None)
     }
 

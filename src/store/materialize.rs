@@ -102,6 +102,32 @@ pub fn plan(reg: &Registry, graph: &Graph) -> Result<Plan> {
     Ok(plan)
 }
 
+impl Plan {
+    /// Keeps the files and links `select` takes, and the folders that hold them; an
+    /// empty folder is kept only by a whole pull.
+    pub fn select(&mut self, select: &super::select::Select) {
+        self.files.retain(|f| select.selects(&f.path));
+        self.links.retain(|(path, _)| select.selects(path));
+        let mut holding = std::collections::HashSet::new();
+        for path in self
+            .files
+            .iter()
+            .map(|f| &f.path)
+            .chain(self.links.iter().map(|l| &l.0))
+        {
+            let mut at = path.as_str();
+            while let Some((parent, _)) = at.rsplit_once('/') {
+                if !holding.insert(parent.to_owned()) {
+                    break;
+                }
+                at = parent;
+            }
+        }
+        self.dirs.retain(|d| holding.contains(d));
+        self.bytes = self.files.iter().map(|f| f.size).sum();
+    }
+}
+
 /// Options of [`materialize`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {

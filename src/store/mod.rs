@@ -26,6 +26,7 @@ pub mod retention;
 pub mod runindex;
 pub mod runs;
 pub mod scan;
+pub mod select;
 pub mod signatures;
 pub mod snapshot;
 pub mod stages;

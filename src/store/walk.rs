@@ -418,6 +418,20 @@ impl Graph {
         out
     }
 
+    /// Returns the objects a pull of the paths `select` takes needs: every tree, and the
+    /// content of each file and link it takes, each once.
+    pub fn objects_selected(&self, select: &super::select::Select) -> Result<Vec<(ObjectId, u64)>> {
+        let mut out: Vec<(ObjectId, u64)> = self.trees.keys().map(|id| (*id, 0)).collect();
+        let mut seen: std::collections::HashSet<ObjectId> = self.trees.keys().copied().collect();
+        self.for_each(&mut |v| {
+            if v.entry.kind != Kind::Dir && select.selects(v.path) && seen.insert(v.entry.id) {
+                out.push((v.entry.id, v.entry.size));
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// Calls `visit` on every path of the graph, folders before what they hold, in the
     /// order of the names; stops at the first error `visit` returns.
     pub fn for_each(&self, visit: &mut dyn FnMut(Visit) -> Result<()>) -> Result<()> {

@@ -325,3 +325,149 @@ fn large_files_round_trip_through_the_kernel_copy_path() {
         "{out}"
     );
 }
+
+/// Pushes a model folder with weights in two shards, a tokenizer, a config and
+/// optimizer state, as model `llm`; returns the environment.
+fn sharded() -> TestEnv {
+    let env = TestEnv::with_registry();
+    env.write("llm/config.json", "{\"layers\": 2}\n");
+    env.write("llm/tokenizer/vocab.json", "{\"a\": 0}\n");
+    env.write("llm/tokenizer/merges.txt", "a b\n");
+    env.write("llm/model-00001-of-00002.safetensors", noise(2 << 20, 1));
+    env.write("llm/model-00002-of-00002.safetensors", noise(2 << 20, 2));
+    env.write("llm/optimizer/state.pt", noise(1000, 3));
+    env.ok(&["push", "llm", "--model", "llm"]);
+    env
+}
+
+/// Returns the paths of the regular files below `dir`.
+fn files_below(dir: &std::path::Path) -> Vec<String> {
+    listing(dir)
+        .into_iter()
+        .filter(|l| l.starts_with("file "))
+        .map(|l| l.split(' ').nth(1).unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn only_and_exclude_pull_the_files_they_name_and_nothing_else() {
+    let env = sharded();
+    let out = env.ok_err(&[
+        "pull",
+        "llm@1",
+        "--to",
+        "tok",
+        "--only",
+        "tokenizer",
+        "--only",
+        "*.json",
+    ]);
+    assert!(out.contains("Pulled llm@1 (3 of 6 files"), "{out}");
+    assert_eq!(
+        files_below(&env.path("tok")),
+        [
+            "config.json",
+            "tokenizer/merges.txt",
+            "tokenizer/vocab.json"
+        ]
+    );
+    let json = env.ok(&[
+        "pull",
+        "llm@1",
+        "--to",
+        "serve",
+        "--exclude",
+        "optimizer/",
+        "--exclude",
+        "*-00002-*",
+        "--json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["partial"], true);
+    assert_eq!(
+        (json["files"].as_u64(), json["of_files"].as_u64()),
+        (Some(4), Some(6))
+    );
+    assert_eq!(
+        files_below(&env.path("serve")),
+        [
+            "config.json",
+            "model-00001-of-00002.safetensors",
+            "tokenizer/merges.txt",
+            "tokenizer/vocab.json"
+        ]
+    );
+    assert_eq!(
+        fs::read(env.path("serve/model-00001-of-00002.safetensors")).unwrap(),
+        noise(2 << 20, 1)
+    );
+    assert!(
+        !env.path("serve/optimizer").exists(),
+        "no empty folder either"
+    );
+}
+
+#[test]
+fn a_selection_that_takes_nothing_or_names_nothing_is_refused_before_writing() {
+    let env = sharded();
+    for (args, said) in [
+        (
+            &["--only", "*.json", "--only", "tokenizr/*"][..],
+            "--only 'tokenizr/*' matches no file of llm@1",
+        ),
+        (
+            &["--exclude", "*"][..],
+            "--only and --exclude leave no file of llm@1 to pull",
+        ),
+        (&["--only", "[z-a"][..], "--only '[z-a' is not a glob"),
+    ] {
+        let mut argv = vec!["pull", "llm@1", "--to", "out"];
+        argv.extend_from_slice(args);
+        let run = env.run(&argv);
+        assert_eq!(run.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains(said), "{stderr}");
+        assert!(!env.path("out").exists());
+    }
+    let run = env.run(&[
+        "pull",
+        "llm@1",
+        "--to",
+        "out",
+        "--only",
+        "*.json",
+        "--signature",
+    ]);
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "a partial folder has no signature to go with it"
+    );
+}
+
+#[test]
+fn a_partial_pull_fetches_only_what_its_files_need() {
+    let env = sharded();
+    let share = env.root().join("share").display().to_string();
+    env.ok(&["remote", "add", "share", &share]);
+    env.ok(&["sync"]);
+    fs::remove_dir_all(env.registry().join("objects")).unwrap();
+    fs::create_dir(env.registry().join("objects")).unwrap();
+    let out = env.ok_err(&["pull", "llm@1", "--to", "shard", "--only", "model-00001-*"]);
+    assert!(out.contains("of missing objects from share"), "{out}");
+    assert_eq!(
+        files_below(&env.path("shard")),
+        ["model-00001-of-00002.safetensors"]
+    );
+    let held = |seed: u64| {
+        let hex = ObjectId::of(&noise(2 << 20, seed)).to_string();
+        walkdir::WalkDir::new(env.registry().join("objects"))
+            .into_iter()
+            .any(|e| e.unwrap().file_name().to_string_lossy().contains(&hex[2..]))
+    };
+    assert!(held(1), "the shard pulled was fetched");
+    assert!(!held(2), "the shard left out was not");
+    // A whole pull later fetches the rest.
+    env.ok(&["pull", "llm@1", "--to", "whole"]);
+    assert_eq!(files_below(&env.path("whole")).len(), 6);
+}
