@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod lineage;
 pub mod manifest;
 pub mod names;
+pub mod oci;
 pub mod ops;
 pub mod query;
 pub mod refspec;

@@ -26,6 +26,7 @@ mod cli {
     mod model;
     #[cfg(not(feature = "s3"))]
     mod no_s3;
+    mod oci;
     mod packs;
     mod parts;
     mod pictures;

@@ -17,6 +17,7 @@ mod completions;
 mod demo;
 mod diff;
 mod du;
+mod export;
 mod fsck;
 mod gate;
 mod gc;
@@ -146,6 +147,8 @@ enum Command {
     Model(model::ModelArgs),
     Upgrade(upgrade::UpgradeArgs),
     Card(card::CardArgs),
+    Export(export::ExportArgs),
+    PushOci(export::PushOciArgs),
     Report(html_report::ReportArgs),
     Completions(completions::CompletionsArgs),
     Man(man::ManArgs),
@@ -259,6 +262,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<u8> {
         Command::Model(args) => model::run(ctx, &args),
         Command::Upgrade(args) => upgrade::run(ctx, &args),
         Command::Card(args) => card::run(ctx, &args),
+        Command::Export(args) => export::run_export(ctx, &args),
+        Command::PushOci(args) => export::run_push(ctx, &args),
         Command::Report(args) => html_report::run(ctx, &args),
         Command::Completions(args) => completions::run(ctx, &args),
         Command::Man(args) => man::run(ctx, &args),

@@ -12,7 +12,9 @@
 pub mod approve;
 pub mod card;
 pub mod diff;
+pub mod digested;
 pub mod du;
+pub mod export;
 pub mod fsck;
 pub mod gate;
 pub mod gc;

@@ -2,7 +2,7 @@
 //! (no byte of the weights read once their SHA-256 digests are known), checked against
 //! a version or a pulled folder, and chosen for a pull to write beside its files.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -14,23 +14,12 @@ use crate::error::Failure;
 use crate::id::{ObjectId, TreeId};
 use crate::manifest::VersionRecord;
 use crate::refspec::ModelRef;
-use crate::sign::digests::Digests;
 use crate::sign::keys::{PrivateKey, PublicKey};
 use crate::sign::oms::{self, Algorithm, Bundle, Manifest, SIGNATURE_FILE};
 use crate::store::keys::Signed as Record;
-use crate::store::tree::Kind;
 use crate::store::{Progress, Registry, files, models, signatures};
 
-/// A file of a version, as a signature lists it.
-#[derive(Debug, Clone)]
-pub struct SignedFile {
-    /// Its path in the version.
-    pub path: String,
-    /// Its object (the BLAKE3 of its content).
-    pub id: ObjectId,
-    /// The SHA-256 of its content.
-    pub sha256: [u8; 32],
-}
+use super::digested::{self, DigestedFile, VersionFiles};
 
 /// A trusted signer: a name for people and the public key.
 #[derive(Debug, Clone)]
@@ -68,137 +57,15 @@ pub struct Signed {
     pub uncovered: Vec<String>,
 }
 
-/// The files of a version as a signature lists them.
-pub struct VersionFiles {
-    /// Each file, and each link to a file of the version under the link's own path
-    /// with its target's content.
-    pub files: Vec<SignedFile>,
-    /// Bytes read to learn digests not known before.
-    pub digested: u64,
-    /// Whether links were listed (the signature then says `allow_symlinks`).
-    pub links: bool,
-}
-
-/// The most links followed from one link to the file it stands for.
-const LINK_HOPS: usize = 40;
-
-/// Returns the files of a version with their digests, as a signature lists them: its
-/// files, and its links to files of the version under their own paths with their
-/// targets' content (as the stock signer lists links with `--allow_symlinks`); a link
-/// to a folder is left out, as the stock signer does not go into it. A top-level
-/// [`SIGNATURE_FILE`] is refused: every verifier skips that name.
-pub fn version_files(
+/// Returns the files of a version with their digests, as a signature lists them
+/// ([`digested::version_files`]); a top-level [`SIGNATURE_FILE`] is refused: every
+/// verifier skips that name.
+fn version_files(
     reg: &Registry,
     record: &VersionRecord,
     progress: &dyn Progress,
 ) -> Result<VersionFiles> {
-    let graph = models::graph(reg, record)?;
-    let mut entries: HashMap<String, (Kind, ObjectId, u64)> = HashMap::new();
-    let mut order: Vec<String> = Vec::new();
-    graph.for_each(&mut |v| {
-        if v.path == SIGNATURE_FILE {
-            return Err(Failure::error(format!(
-                "{} holds a file named {SIGNATURE_FILE} at its top, the name its signature takes beside a pulled version",
-                record.reference()
-            ))
-            .hint("rename that file and push again to sign the version")
-            .into());
-        }
-        entries.insert(v.path.to_owned(), (v.entry.kind, v.entry.id, v.entry.size));
-        order.push(v.path.to_owned());
-        Ok(())
-    })?;
-    let links = entries.values().any(|(kind, ..)| *kind == Kind::Link);
-    if links {
-        // Link targets are objects too: a clone may lack them.
-        super::pull::fetch_missing(reg, record.tree, None, progress)?;
-    }
-    let mut listed: Vec<(String, ObjectId, u64)> = Vec::new();
-    for path in order {
-        let (kind, id, size) = entries[&path];
-        match kind {
-            Kind::File | Kind::Exec => listed.push((path, id, size)),
-            Kind::Link => {
-                if let Some((id, size)) = link_file(reg, record, &entries, &path)? {
-                    listed.push((path, id, size));
-                }
-            }
-            Kind::Dir => {}
-        }
-    }
-    let mut objects: Vec<(ObjectId, u64)> =
-        listed.iter().map(|(_, id, size)| (*id, *size)).collect();
-    objects.sort_unstable();
-    objects.dedup();
-    let digests = Digests::load(reg);
-    let to_read = digests.to_read(&objects);
-    if to_read > 0 {
-        // Digests are computed from the objects: those a registry lacks (a clone, a
-        // bucket's mirror) are fetched first, as a pull fetches them.
-        super::pull::fetch_missing(reg, record.tree, None, progress)?;
-    }
-    progress.start("digesting", to_read);
-    let sha = digests.sha256_of(reg, &objects, &|n| progress.advance(n));
-    progress.finish();
-    let by_id: HashMap<ObjectId, [u8; 32]> = objects.iter().map(|(id, _)| *id).zip(sha?).collect();
-    digests.save(reg);
-    let files = listed
-        .into_iter()
-        .map(|(path, id, _)| SignedFile {
-            sha256: by_id[&id],
-            path,
-            id,
-        })
-        .collect();
-    Ok(VersionFiles {
-        files,
-        digested: to_read,
-        links,
-    })
-}
-
-/// Returns the file a link of a version stands for (its object and size), following
-/// links inside the version; `None` for a link to a folder. A link whose target is
-/// not in the version is refused.
-fn link_file(
-    reg: &Registry,
-    record: &VersionRecord,
-    entries: &HashMap<String, (Kind, ObjectId, u64)>,
-    path: &str,
-) -> Result<Option<(ObjectId, u64)>> {
-    let mut at = path.to_owned();
-    for _ in 0..LINK_HOPS {
-        let Some(&(kind, id, size)) = entries.get(&at) else {
-            break;
-        };
-        match kind {
-            Kind::File | Kind::Exec => return Ok(Some((id, size))),
-            Kind::Dir => return Ok(None),
-            Kind::Link => {
-                let target = crate::store::read::link_target(reg, id, size)?;
-                let mut parts: Vec<&str> = at.split('/').collect();
-                parts.pop();
-                for part in target.split('/') {
-                    match part {
-                        "" | "." => {}
-                        ".." => {
-                            if parts.pop().is_none() {
-                                break;
-                            }
-                        }
-                        other => parts.push(other),
-                    }
-                }
-                at = parts.join("/");
-            }
-        }
-    }
-    Err(Failure::error(format!(
-        "{} holds the link {path}, which does not lead to a file or folder of the version",
-        record.reference()
-    ))
-    .hint("a model signature lists file contents: push the folder with the link's target inside it")
-    .into())
+    digested::version_files(reg, record, Some(SIGNATURE_FILE), progress)
 }
 
 /// Signs the version `reference` names with the key at `key`, or stores the bundle at
@@ -289,7 +156,7 @@ pub fn sign(
 }
 
 /// Returns the files of `files` a signature leaves out by its `ignore_paths`.
-fn uncovered(manifest: &Manifest, files: &[SignedFile]) -> Vec<String> {
+fn uncovered(manifest: &Manifest, files: &[DigestedFile]) -> Vec<String> {
     files
         .iter()
         .filter(|f| manifest.ignores(&f.path))
@@ -300,14 +167,14 @@ fn uncovered(manifest: &Manifest, files: &[SignedFile]) -> Vec<String> {
 /// Returns what differs between what a signature lists and the files it should cover,
 /// a sentence each (at most a few of each kind): files changed, missing or added.
 /// Paths the signature ignores are left out on both sides.
-pub fn compare(manifest: &Manifest, files: &[SignedFile]) -> Vec<String> {
+pub fn compare(manifest: &Manifest, files: &[DigestedFile]) -> Vec<String> {
     let listed: BTreeMap<&str, &oms::Resource> = manifest
         .resources
         .iter()
         .filter(|r| !manifest.ignores(&r.name))
         .map(|r| (r.name.as_str(), r))
         .collect();
-    let present: BTreeMap<&str, &SignedFile> = files
+    let present: BTreeMap<&str, &DigestedFile> = files
         .iter()
         .filter(|f| !manifest.ignores(&f.path))
         .map(|f| (f.path.as_str(), f))
@@ -412,7 +279,7 @@ impl Checked {
 }
 
 /// Checks one bundle against trusted signers and the files it should cover.
-fn check(name: String, bytes: &[u8], signers: &[Signer], files: &[SignedFile]) -> Checked {
+fn check(name: String, bytes: &[u8], signers: &[Signer], files: &[DigestedFile]) -> Checked {
     let mut checked = Checked::refused(name, None);
     let bundle = match Bundle::parse(bytes) {
         Ok(bundle) => bundle,
@@ -537,7 +404,7 @@ fn folder_files(
     skip: Option<&Path>,
     follow: bool,
     progress: &dyn Progress,
-) -> Result<Vec<SignedFile>> {
+) -> Result<Vec<DigestedFile>> {
     let mut paths = Vec::new();
     for entry in walkdir::WalkDir::new(dir)
         .follow_links(false)
@@ -591,9 +458,12 @@ fn folder_files(
     progress.start("hashing", paths.iter().map(|(_, _, n)| n).sum());
     let out = paths
         .into_par_iter()
-        .map(|(rel, path, _)| -> Result<SignedFile> {
+        .map(|(rel, path, _)| -> Result<DigestedFile> {
             let mut file = std::fs::File::open(&path)
                 .with_context(|| format!("opening {}", path.display()))?;
+            let meta = file
+                .metadata()
+                .with_context(|| format!("reading {}", path.display()))?;
             let mut sha = Sha256::new();
             let mut blake = blake3::Hasher::new();
             let mut buf = vec![0u8; 1 << 20];
@@ -607,10 +477,12 @@ fn folder_files(
                 blake.update(&buf[..n]);
                 progress.advance(n as u64);
             }
-            Ok(SignedFile {
+            Ok(DigestedFile {
                 path: rel,
                 id: ObjectId::from_hasher(&blake),
                 sha256: sha.finalize().into(),
+                size: meta.len(),
+                exec: std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0,
             })
         })
         .collect();

@@ -1,0 +1,182 @@
+//! Writing an artifact as an OCI image layout: `oci-layout`, `index.json` naming each
+//! manifest by its tag, and `blobs/sha256/HEX`. A folder may hold several versions
+//! (one tag each): blobs they share are written once, and exporting a tag again
+//! replaces its entry in the index. Each blob is written to a temp file and renamed
+//! into place, and the index last, so a reader of the layout never meets a manifest
+//! whose blobs are not all there.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+use super::{Artifact, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME};
+use crate::error::Failure;
+use crate::store::{Progress, Registry, atomic, read};
+
+/// The largest `index.json` read back: a layout of some hundred thousand tags.
+const INDEX_LIMIT: u64 = 64 << 20;
+
+/// What writing a layout did.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Blobs written (the others were there).
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Writes `artifact` into the layout at `dir` under `tag`, creating the folder when it
+/// does not exist; a folder that is not empty and holds no layout is refused.
+pub fn write(
+    reg: &Registry,
+    artifact: &Artifact,
+    dir: &Path,
+    tag: &str,
+    progress: &dyn Progress,
+) -> Result<Written> {
+    let mut index = open(dir)?;
+    let blobs = dir.join("blobs").join("sha256");
+    fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
+    let mut written = Written::default();
+    let todo: Vec<&super::Layer> = {
+        let mut seen = std::collections::HashSet::new();
+        artifact
+            .layers
+            .iter()
+            .filter(|l| seen.insert(&l.digest))
+            .filter(|l| !present(&blob_path(&blobs, &l.digest), l.size))
+            .collect()
+    };
+    progress.start("writing", todo.iter().map(|l| l.size).sum());
+    let copied: Result<Vec<()>> = {
+        use rayon::prelude::*;
+        todo.par_iter()
+            .map(|layer| {
+                let place = reg.object(layer.id)?;
+                let temp = temp_path(&blobs);
+                let _gone = Remove(temp.clone());
+                read::copy_to_file(&place, layer.id, layer.size, &temp, 0o644, &|n| {
+                    progress.advance(n);
+                })
+                .with_context(|| format!("writing the blob of {}", layer.path))?;
+                fs::rename(&temp, blob_path(&blobs, &layer.digest))
+                    .with_context(|| format!("writing the blob of {}", layer.path))
+            })
+            .collect()
+    };
+    progress.finish();
+    copied?;
+    written.blobs += todo.len() as u64;
+    written.bytes += todo.iter().map(|l| l.size).sum::<u64>();
+    for bytes in [&artifact.config, &artifact.manifest] {
+        let path = blob_path(&blobs, &super::digest_of(bytes));
+        if !present(&path, bytes.len() as u64) {
+            atomic::replace(&blobs, &path, bytes)?;
+            written.blobs += 1;
+            written.bytes += bytes.len() as u64;
+        }
+    }
+    let entry = json!({
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "artifactType": super::ARTIFACT_TYPE,
+        "digest": artifact.manifest_digest(),
+        "size": artifact.manifest.len(),
+        "annotations": { REF_NAME: tag },
+    });
+    index.retain(|m| m["annotations"][REF_NAME].as_str() != Some(tag));
+    index.push(entry);
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": INDEX_MEDIA_TYPE,
+        "manifests": index,
+    });
+    atomic::replace(
+        dir,
+        &dir.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
+    atomic::replace(
+        dir,
+        &dir.join("index.json"),
+        &serde_json::to_vec_pretty(&index).expect("an index serializes"),
+    )?;
+    Ok(written)
+}
+
+/// Returns the manifests the layout at `dir` names already (empty for a new or empty
+/// folder), refusing a folder that holds other things, or a layout whose index does
+/// not read.
+fn open(dir: &Path) -> Result<Vec<Value>> {
+    match fs::read_dir(dir) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            return Ok(Vec::new());
+        }
+        Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
+        Ok(mut entries) => {
+            if entries.next().is_none() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+    if !dir.join("oci-layout").is_file() {
+        return Err(Failure::error(format!(
+            "{} is not empty and is no OCI image layout (it has no oci-layout file)",
+            dir.display()
+        ))
+        .hint("give a new or empty folder, or one an earlier export wrote")
+        .into());
+    }
+    let path = dir.join("index.json");
+    let bytes = crate::store::files::read_cache(&path, INDEX_LIMIT).ok_or_else(|| {
+        Failure::error(format!(
+            "{} is an OCI image layout whose index.json cannot be read (missing, or over {} MiB)",
+            dir.display(),
+            INDEX_LIMIT >> 20
+        ))
+    })?;
+    let index: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Failure::error(format!("{} is not an OCI image index: {e}", path.display()))
+    })?;
+    match index.get("manifests") {
+        Some(Value::Array(manifests)) => Ok(manifests.clone()),
+        _ => Err(Failure::error(format!(
+            "{} is not an OCI image index: it has no list of manifests",
+            path.display()
+        ))
+        .into()),
+    }
+}
+
+/// Returns where the blob `digest` (`sha256:HEX`) lives.
+fn blob_path(blobs: &Path, digest: &str) -> PathBuf {
+    blobs.join(digest.trim_start_matches("sha256:"))
+}
+
+/// Returns whether a blob of `size` bytes is at `path` (written by an earlier export:
+/// blobs are renamed into place whole, so one of the right size is taken as it is).
+fn present(path: &Path, size: u64) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == size)
+}
+
+/// Returns a fresh temp path among the blobs.
+fn temp_path(blobs: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    blobs.join(format!(
+        ".mreg-{}-{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Removes a temp file when dropped (after a rename, there is nothing left to remove).
+struct Remove(PathBuf);
+
+impl Drop for Remove {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
