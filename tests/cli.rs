@@ -19,6 +19,7 @@ mod cli {
     mod golden;
     mod golden_registry;
     mod init;
+    mod layouts;
     mod lifecycle;
     mod lineage;
     mod log;

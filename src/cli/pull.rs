@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::{Ctx, output, report};
-use crate::ops::pull;
+use crate::ops::{layouts, pull};
 use crate::refspec::ModelRef;
 use crate::store::materialize::Options;
 use crate::store::select::Select;
@@ -33,6 +33,9 @@ use crate::store::select::Select;
   mreg pull llm@4 --to ./tok --only 'tokenizer*' --only '*.json'   # only those files
   mreg pull llm@4 --to ./shard1 --only 'model-00001-of-*.safetensors'
   mreg pull churn@4 --to ./model --exclude 'optimizer/' --exclude '*.ckpt'
+  mreg pull churn@production --to /models --layout triton     # /models/churn/4/…
+  mreg pull llm@4 --layout hf-cache --repo-id acme/llm        # then, offline:
+  HF_HUB_OFFLINE=1 python -c \"from transformers import AutoModel; AutoModel.from_pretrained('acme/llm')\"
 
 Patterns: `*` and `?` match within a name, `**` across folders. A pattern without `/`
 matches a name at any depth; one with `/` matches the path from the version's root; a
@@ -41,9 +44,10 @@ pub struct PullArgs {
     /// The version to pull
     #[arg(value_name = "REF")]
     reference: String,
-    /// Folder to create or replace
-    #[arg(long, value_name = "DIR")]
-    to: PathBuf,
+    /// Folder to create or replace; with --layout, the model repository or cache to
+    /// add to [hf-cache default: HF_HUB_CACHE, else ~/.cache/huggingface/hub]
+    #[arg(long, value_name = "DIR", required_unless_present = "layout")]
+    to: Option<PathBuf>,
     /// Replace the contents of a folder that is not empty
     #[arg(long)]
     force: bool,
@@ -66,6 +70,28 @@ pub struct PullArgs {
     /// Leave out the files matching this glob (repeatable), even those --only takes
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
+    /// Lay the version out for a server: `triton` (DIR/NAME/N/ and DIR/NAME/config.pbtxt)
+    /// or `hf-cache` (a Hugging Face cache entry, found offline by its repo id)
+    #[arg(long, value_enum, value_name = "LAYOUT", conflicts_with_all = ["card", "signature"])]
+    layout: Option<Layout>,
+    /// With --layout triton: the model's name in the repository [default: the model's]
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// With --layout hf-cache: the repo id it is found by [default: the model's name]
+    #[arg(long, value_name = "ORG/NAME")]
+    repo_id: Option<String>,
+    /// With --layout hf-cache: the branch whose ref names the snapshot
+    #[arg(long, value_name = "BRANCH", default_value = "main")]
+    branch: String,
+}
+
+/// A serving layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Layout {
+    /// A Triton Inference Server model repository
+    Triton,
+    /// A Hugging Face hub cache
+    HfCache,
 }
 
 /// Returns the model card of `reference`, made before anything is pulled so that a
@@ -106,9 +132,86 @@ fn write_card(ctx: &Ctx, text: &str, reference: &str, dir: &std::path::Path) -> 
     Ok(())
 }
 
+/// Pulls into a serving layout.
+fn run_layout(
+    ctx: &Ctx,
+    args: &PullArgs,
+    layout: Layout,
+    reg: &crate::store::Registry,
+    fetched: &pull::Fetched,
+    select: Option<&Select>,
+) -> Result<()> {
+    let opts = Options {
+        force: args.force,
+        durable: args.durable,
+    };
+    let model = &fetched.record.model;
+    let laid = match layout {
+        Layout::Triton => {
+            let repo = args.to.as_ref().ok_or_else(|| {
+                crate::error::Failure::usage("--layout triton needs --to DIR, the model repository")
+            })?;
+            layouts::triton(
+                reg,
+                fetched,
+                repo,
+                args.name.as_deref().unwrap_or(model),
+                opts,
+                select,
+                &ctx.out.progress(),
+            )?
+        }
+        Layout::HfCache => {
+            let cache = match &args.to {
+                Some(dir) => dir.clone(),
+                None => layouts::default_hf_cache().ok_or_else(|| {
+                    crate::error::Failure::usage(
+                        "--layout hf-cache needs --to: HF_HUB_CACHE, HF_HOME and HOME are all unset",
+                    )
+                })?,
+            };
+            layouts::hf_cache(
+                reg,
+                fetched,
+                &layouts::HfTarget {
+                    cache: &cache,
+                    repo_id: args.repo_id.as_deref().unwrap_or(model),
+                    branch: &args.branch,
+                },
+                opts,
+                select,
+                &ctx.out.progress(),
+            )?
+        }
+    };
+    ctx.out.emit(&laid, String::new)?;
+    let how = match (&laid.repo_id, &laid.branch) {
+        (Some(repo), Some(branch)) => format!(
+            " as {repo} (revision {}, refs/{branch})",
+            laid.revision.as_deref().unwrap_or_default()
+        ),
+        _ if laid.config == Some(true) => " with config.pbtxt beside it".to_owned(),
+        _ => String::new(),
+    };
+    ctx.out.status(&format!(
+        "Pulled {} ({}, {}) into {}{how}.",
+        laid.reference,
+        output::count(laid.files, "file"),
+        output::bytes(laid.bytes),
+        laid.path
+    ));
+    Ok(())
+}
+
 /// Runs `mreg pull`.
 pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
     let reference = ModelRef::parse(&args.reference)?;
+    if args.layout.is_none() && (args.name.is_some() || args.repo_id.is_some()) {
+        return Err(crate::error::Failure::usage(
+            "--name and --repo-id name the model in a layout: give --layout triton or --layout hf-cache",
+        )
+        .into());
+    }
     let reg = ctx.registry()?;
     let opts = Options {
         force: args.force,
@@ -122,6 +225,13 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
             output::bytes(*moved)
         ));
     }
+    if let Some(layout) = args.layout {
+        return run_layout(ctx, args, layout, &reg, &fetched, select.as_ref());
+    }
+    let to = args
+        .to
+        .as_ref()
+        .expect("clap requires --to without --layout");
     let card = if args.card {
         Some(card_of(ctx, &reg, &fetched.record.reference())?)
     } else {
@@ -130,7 +240,7 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
     let outcome = pull::pull(
         &reg,
         &fetched,
-        &args.to,
+        to,
         opts,
         args.signature.as_deref(),
         select.as_ref(),
@@ -155,7 +265,7 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         ));
     }
     if let Some(card) = &card {
-        write_card(ctx, card, &outcome.reference, &args.to)?;
+        write_card(ctx, card, &outcome.reference, to)?;
     }
     if ctx.out.is_json() {
         ctx.out.emit(&outcome, String::new)?;

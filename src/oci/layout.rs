@@ -2,7 +2,7 @@
 //! manifest by its tag, and `blobs/sha256/HEX`. A folder may hold several versions
 //! (one tag each): blobs they share are written once, and exporting a tag again
 //! replaces its entry in the index. Each blob is written to a temp file and renamed
-//! into place, and the index last, so a reader of the layout never meets a manifest
+//! into place ([`materialize::write_blobs`]), and the index last, so a reader of the layout never meets a manifest
 //! whose blobs are not all there.
 
 use std::fs;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::{Artifact, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME};
 use crate::error::Failure;
-use crate::store::{Progress, Registry, atomic, read};
+use crate::store::{Progress, Registry, atomic, materialize};
 
 /// The largest `index.json` read back: a layout of some hundred thousand tags.
 const INDEX_LIMIT: u64 = 64 << 20;
@@ -38,38 +38,22 @@ pub fn write(
 ) -> Result<Written> {
     let mut index = open(dir)?;
     let blobs = dir.join("blobs").join("sha256");
-    fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
-    let mut written = Written::default();
-    let todo: Vec<&super::Layer> = {
-        let mut seen = std::collections::HashSet::new();
-        artifact
-            .layers
-            .iter()
-            .filter(|l| seen.insert(&l.digest))
-            .filter(|l| !present(&blob_path(&blobs, &l.digest), l.size))
-            .collect()
+    let layers: Vec<(crate::id::ObjectId, u64, String)> = artifact
+        .layers
+        .iter()
+        .map(|l| {
+            (
+                l.id,
+                l.size,
+                l.digest.trim_start_matches("sha256:").to_owned(),
+            )
+        })
+        .collect();
+    let (count, bytes) = materialize::write_blobs(reg, &blobs, &layers, progress)?;
+    let mut written = Written {
+        blobs: count,
+        bytes,
     };
-    progress.start("writing", todo.iter().map(|l| l.size).sum());
-    let copied: Result<Vec<()>> = {
-        use rayon::prelude::*;
-        todo.par_iter()
-            .map(|layer| {
-                let place = reg.object(layer.id)?;
-                let temp = temp_path(&blobs);
-                let _gone = Remove(temp.clone());
-                read::copy_to_file(&place, layer.id, layer.size, &temp, 0o644, &|n| {
-                    progress.advance(n);
-                })
-                .with_context(|| format!("writing the blob of {}", layer.path))?;
-                fs::rename(&temp, blob_path(&blobs, &layer.digest))
-                    .with_context(|| format!("writing the blob of {}", layer.path))
-            })
-            .collect()
-    };
-    progress.finish();
-    copied?;
-    written.blobs += todo.len() as u64;
-    written.bytes += todo.iter().map(|l| l.size).sum::<u64>();
     for bytes in [&artifact.config, &artifact.manifest] {
         let path = blob_path(&blobs, &super::digest_of(bytes));
         if !present(&path, bytes.len() as u64) {
@@ -159,24 +143,4 @@ fn blob_path(blobs: &Path, digest: &str) -> PathBuf {
 /// blobs are renamed into place whole, so one of the right size is taken as it is).
 fn present(path: &Path, size: u64) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == size)
-}
-
-/// Returns a fresh temp path among the blobs.
-fn temp_path(blobs: &Path) -> PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    blobs.join(format!(
-        ".mreg-{}-{}.tmp",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
-/// Removes a temp file when dropped (after a rename, there is nothing left to remove).
-struct Remove(PathBuf);
-
-impl Drop for Remove {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::id::ObjectId;
+use crate::id::{ObjectId, hex};
 use crate::ops::digested::DigestedFile;
 
 /// The media type of an image manifest.
@@ -177,15 +177,6 @@ pub struct Artifact {
 pub fn digest_of(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     format!("sha256:{}", hex(&sha2::Sha256::digest(bytes)))
-}
-
-/// Returns bytes in lower-case hex.
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }
 
 impl Artifact {

@@ -12,6 +12,7 @@ use crate::error::Failure;
 use crate::id::ObjectId;
 use crate::manifest::VersionRecord;
 use crate::sign::digests::Digests;
+use crate::store::select::Select;
 use crate::store::tree::Kind;
 use crate::store::{Progress, Registry, models};
 
@@ -48,11 +49,13 @@ const LINK_HOPS: usize = 40;
 /// of the version under their own paths with their targets' content (as the stock
 /// model signer lists links with `--allow_symlinks`, and as an unpacked artifact holds
 /// them); a link to a folder is left out. A top-level entry named `reserved` (the name
-/// the caller writes beside the files) is refused.
+/// the caller writes beside the files) is refused. With `select`, only the paths it
+/// takes are listed (and fetched, and digested).
 pub fn version_files(
     reg: &Registry,
     record: &VersionRecord,
     reserved: Option<&str>,
+    select: Option<&Select>,
     progress: &dyn Progress,
 ) -> Result<VersionFiles> {
     let graph = models::graph(reg, record)?;
@@ -74,10 +77,13 @@ pub fn version_files(
     let links = entries.values().any(|(kind, ..)| *kind == Kind::Link);
     if links {
         // Link targets are objects too: a clone may lack them.
-        super::pull::fetch_missing(reg, record.tree, None, progress)?;
+        super::pull::fetch_missing(reg, record.tree, select, progress)?;
     }
     let mut listed: Vec<(String, ObjectId, u64, bool)> = Vec::new();
     for path in order {
+        if select.is_some_and(|s| !s.selects(&path)) {
+            continue;
+        }
         let (kind, id, size) = entries[&path];
         match kind {
             Kind::File | Kind::Exec => listed.push((path, id, size, kind == Kind::Exec)),
@@ -97,8 +103,12 @@ pub fn version_files(
     let to_read = digests.to_read(&objects);
     if to_read > 0 {
         // Digests are computed from the objects: those a registry lacks (a clone, a
-        // bucket's mirror) are fetched first, as a pull fetches them.
-        super::pull::fetch_missing(reg, record.tree, None, progress)?;
+        // bucket's mirror) are fetched first, as a pull fetches them. A link a
+        // selection takes may lead to a file it does not: then all is fetched.
+        super::pull::fetch_missing(reg, record.tree, select, progress)?;
+        if select.is_some() && objects.iter().any(|(id, _)| !reg.has_object(*id)) {
+            super::pull::fetch_missing(reg, record.tree, None, progress)?;
+        }
     }
     progress.start("digesting", to_read);
     let sha = digests.sha256_of(reg, &objects, &|n| progress.advance(n));

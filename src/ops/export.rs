@@ -63,7 +63,7 @@ pub fn prepare(
             .into());
     }
     super::pull::fetch_missing(reg, record.tree, None, progress)?;
-    let files = super::digested::version_files(reg, &record, None, progress)?.files;
+    let files = super::digested::version_files(reg, &record, None, None, progress)?.files;
     if files.is_empty() {
         return Err(Failure::error(format!(
             "{} holds no file, and an OCI model artifact needs at least one layer",

@@ -21,6 +21,7 @@ pub mod gc;
 pub mod history;
 pub mod init;
 pub mod inputs;
+pub mod layouts;
 pub mod log;
 pub mod ls;
 pub mod model;

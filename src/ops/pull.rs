@@ -14,7 +14,7 @@ use crate::manifest::VersionRecord;
 use crate::refspec::ModelRef;
 use crate::remote::known::Known;
 use crate::remote::settings::Settings;
-use crate::store::materialize::{self, Options};
+use crate::store::materialize::{self, Options, Plan};
 use crate::store::select::Select;
 use crate::store::{Progress, Registry, models, read};
 
@@ -84,35 +84,7 @@ pub fn pull(
     let mut plan = materialize::plan(reg, &models::graph(reg, record)?)?;
     let whole = plan.files.len() as u64;
     if let Some(select) = select {
-        let paths: Vec<&str> = plan
-            .files
-            .iter()
-            .map(|f| f.path.as_str())
-            .chain(plan.links.iter().map(|l| l.0.as_str()))
-            .collect();
-        if let Some(typo) = select.unmatched(&paths).first() {
-            return Err(Failure::usage(format!(
-                "--only '{typo}' matches no file of {}",
-                record.reference()
-            ))
-            .hint(format!(
-                "`mreg show {} --files` lists its files",
-                record.reference()
-            ))
-            .into());
-        }
-        plan.select(select);
-        if plan.files.is_empty() && plan.links.is_empty() {
-            return Err(Failure::usage(format!(
-                "--only and --exclude leave no file of {} to pull",
-                record.reference()
-            ))
-            .hint(format!(
-                "`mreg show {} --files` lists its files",
-                record.reference()
-            ))
-            .into());
-        }
+        apply_select(&mut plan, select, &record.reference())?;
     }
     if let Some(which) = signature {
         let bytes = super::sign::for_pull(reg, record, which, progress)?;
@@ -131,6 +103,33 @@ pub fn pull(
         partial: select.is_some(),
         of_files: select.map(|_| whole),
     })
+}
+
+/// Keeps of `plan` the paths `select` takes; an `--only` pattern that matches no path
+/// of the version (`reference`), or a selection that leaves nothing, is a usage error.
+pub(crate) fn apply_select(plan: &mut Plan, select: &Select, reference: &str) -> Result<()> {
+    let paths: Vec<&str> = plan
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .chain(plan.links.iter().map(|l| l.0.as_str()))
+        .collect();
+    if let Some(typo) = select.unmatched(&paths).first() {
+        return Err(
+            Failure::usage(format!("--only '{typo}' matches no file of {reference}"))
+                .hint(format!("`mreg show {reference} --files` lists its files"))
+                .into(),
+        );
+    }
+    plan.select(select);
+    if plan.files.is_empty() && plan.links.is_empty() {
+        return Err(Failure::usage(format!(
+            "--only and --exclude leave no file of {reference} to pull"
+        ))
+        .hint(format!("`mreg show {reference} --files` lists its files"))
+        .into());
+    }
+    Ok(())
 }
 
 /// Fetches the objects of a version the registry lacks: from the bucket of a registry

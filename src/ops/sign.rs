@@ -65,7 +65,7 @@ fn version_files(
     record: &VersionRecord,
     progress: &dyn Progress,
 ) -> Result<VersionFiles> {
-    digested::version_files(reg, record, Some(SIGNATURE_FILE), progress)
+    digested::version_files(reg, record, Some(SIGNATURE_FILE), None, progress)
 }
 
 /// Signs the version `reference` names with the key at `key`, or stores the bundle at

@@ -171,16 +171,7 @@ fn read_pem(path: &Path) -> Result<String> {
     String::from_utf8(bytes).with_context(|| format!("{} is not a PEM text file", path.display()))
 }
 
-/// Returns `bytes` in lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
-}
+pub use crate::id::hex;
 
 #[cfg(test)]
 mod tests {

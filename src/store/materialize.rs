@@ -128,6 +128,48 @@ impl Plan {
     }
 }
 
+/// Writes objects into the folder `dir` as files named by the caller (a blob store:
+/// an OCI layout's `blobs/sha256`, a Hugging Face cache's `blobs`), each verified, and
+/// whole or not at all: written under a temp name and renamed. A file already there
+/// at its size is left as it is, since files are only ever renamed into place whole.
+/// Returns the files written and their bytes.
+pub fn write_blobs(
+    reg: &Registry,
+    dir: &Path,
+    blobs: &[(ObjectId, u64, String)],
+    progress: &dyn Progress,
+) -> Result<(u64, u64)> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut seen = std::collections::HashSet::new();
+    let todo: Vec<&(ObjectId, u64, String)> = blobs
+        .iter()
+        .filter(|(_, _, name)| seen.insert(name))
+        .filter(|(_, size, name)| {
+            fs::symlink_metadata(dir.join(name)).map_or(true, |m| !m.is_file() || m.len() != *size)
+        })
+        .collect();
+    let bytes: u64 = todo.iter().map(|(_, size, _)| size).sum();
+    progress.start("writing", bytes);
+    let written: Result<()> = todo.par_iter().try_for_each(|(id, size, name)| {
+        let temp = tempfile::Builder::new()
+            .prefix(".mreg-")
+            .suffix(".tmp")
+            .make_in(dir, |_| Ok(()))
+            .with_context(|| format!("creating a temp file in {}", dir.display()))?
+            .into_temp_path();
+        copy_to_file(&reg.object(*id)?, *id, *size, &temp, 0o644, &|n| {
+            progress.advance(n);
+        })
+        .with_context(|| format!("writing {}", dir.join(name).display()))?;
+        fs::rename(&temp, dir.join(name))
+            .with_context(|| format!("writing {}", dir.join(name).display()))?;
+        Ok(())
+    });
+    progress.finish();
+    written?;
+    Ok((todo.len() as u64, bytes))
+}
+
 /// Options of [`materialize`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {

@@ -1,6 +1,6 @@
 //! `mreg card`: a version's model card, read back by Hugging Face's own `ModelCard`.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::common::TestEnv;
 use insta::assert_snapshot;
@@ -136,30 +136,9 @@ fn a_card_tells_what_the_registry_recorded() {
     );
 }
 
-/// Installs `huggingface_hub` with pip when it is missing, as the S3 tests install moto.
-fn huggingface_hub() {
-    let has = || {
-        Command::new("python3")
-            .args(["-c", "import huggingface_hub"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !has() {
-        let installed = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "huggingface_hub==2.4.0"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            installed && has(),
-            "the card test needs huggingface_hub: pip install 'huggingface_hub==2.4.0'"
-        );
-    }
-}
-
 #[test]
 fn hugging_face_reads_the_card_and_its_eval_results_are_the_registrys_metrics() {
-    huggingface_hub();
+    crate::common::hf::ensure();
     let env = carded();
     env.ok(&[
         "model",

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod churn;
+pub mod hf;
 pub mod oci;
 pub mod oms;
 pub mod s3;

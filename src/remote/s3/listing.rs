@@ -103,13 +103,7 @@ pub fn original(location: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
-}
+use crate::id::hex;
 
 /// Decodes the XML escapes of a text node: the five named entities and numeric ones.
 fn unescape(text: &str) -> Option<String> {
