@@ -69,6 +69,8 @@ pub fn push_in(
         inputs: &inputs,
         stage: None,
         cwd: scratch,
+        reading: crate::store::snapshot::Reading::default(),
+        source: None,
     };
     Ok(push::push(reg, &request, &NoProgress, &mut |_| {})?.record)
 }

@@ -18,6 +18,7 @@ mod cli {
     mod fsck;
     mod golden;
     mod golden_registry;
+    mod import_hf;
     mod init;
     mod layouts;
     mod lifecycle;

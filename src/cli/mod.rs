@@ -23,6 +23,7 @@ mod gate;
 mod gc;
 mod history;
 mod html_report;
+mod import;
 mod init;
 mod log;
 mod ls;
@@ -149,6 +150,7 @@ enum Command {
     Card(card::CardArgs),
     Export(export::ExportArgs),
     PushOci(export::PushOciArgs),
+    Import(import::ImportArgs),
     Report(html_report::ReportArgs),
     Completions(completions::CompletionsArgs),
     Man(man::ManArgs),
@@ -264,6 +266,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<u8> {
         Command::Card(args) => card::run(ctx, &args),
         Command::Export(args) => export::run_export(ctx, &args),
         Command::PushOci(args) => export::run_push(ctx, &args),
+        Command::Import(args) => import::run(ctx, &args),
         Command::Report(args) => html_report::run(ctx, &args),
         Command::Completions(args) => completions::run(ctx, &args),
         Command::Man(args) => man::run(ctx, &args),

@@ -92,6 +92,8 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         inputs: &inputs,
         stage: args.stage.as_deref().map(|s| (s, args.gates.as_slice())),
         cwd: ctx.cwd(),
+        reading: crate::store::snapshot::Reading::default(),
+        source: None,
     };
     // Said after what was stored, which it is about.
     let mut unlinked = None;

@@ -289,8 +289,15 @@ fn data_folder(
     } else {
         Sink::HashOnly
     };
-    let (snap, trees) = snapshot::snapshot(reg, &dir, &sink, Some(&cache), progress)
-        .with_context(|| format!("hashing --data {spec}"))?;
+    let (snap, trees) = snapshot::snapshot(
+        reg,
+        &dir,
+        &sink,
+        Some(&cache),
+        &snapshot::Reading::default(),
+        progress,
+    )
+    .with_context(|| format!("hashing --data {spec}"))?;
     if store {
         snapshot::publish(staging, &trees, progress)?;
     }

@@ -19,6 +19,7 @@ pub mod fsck;
 pub mod gate;
 pub mod gc;
 pub mod history;
+pub mod import;
 pub mod init;
 pub mod inputs;
 pub mod layouts;

@@ -42,6 +42,11 @@ pub struct Request<'a> {
     pub stage: Option<(&'a str, &'a [String])>,
     /// The folder push runs in (a run it records starts there).
     pub cwd: &'a Path,
+    /// How the folder is read: links out of it followed, names left out (an import).
+    pub reading: snapshot::Reading,
+    /// Where the files came from, for the run push records, when not the git work
+    /// tree of `cwd` (an import of a Hugging Face snapshot).
+    pub source: Option<crate::manifest::lineage::Source>,
 }
 
 /// Returns what a push did, as `--json` prints it.
@@ -243,8 +248,14 @@ fn store_and_record(
     let model = request.model.as_str();
     let cache = StatCache::load(reg, dir);
     let staging = Staging::new(reg);
-    let (snap, trees) =
-        snapshot::snapshot(reg, dir, &Sink::Store(&staging), Some(&cache), progress)?;
+    let (snap, trees) = snapshot::snapshot(
+        reg,
+        dir,
+        &Sink::Store(&staging),
+        Some(&cache),
+        &request.reading,
+        progress,
+    )?;
     if !snap.skipped.is_empty() {
         notify(Notice::Skipped(&snap.skipped));
     }
@@ -309,7 +320,14 @@ fn new_version(
     } else {
         let experiment = request.experiment.unwrap_or(content.model.as_str());
         let experiment = lineage::mask_text(experiment);
-        let recorded = record::create_finished(reg, request.cwd, &experiment, time, add)?;
+        let recorded = record::create_finished(
+            reg,
+            request.cwd,
+            &experiment,
+            time,
+            add,
+            request.source.clone(),
+        )?;
         (
             recorded.id.clone(),
             recorded.metrics.clone(),
@@ -390,6 +408,8 @@ mod tests {
             inputs: &Inputs::default(),
             stage: None,
             cwd: t.dir.path(),
+            reading: crate::store::snapshot::Reading::default(),
+            source: None,
         };
         let phases = Phases::default();
         push(&t.reg, &request, &phases, &mut |_| {}).unwrap();

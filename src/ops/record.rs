@@ -12,6 +12,7 @@ use crate::clock;
 use crate::error::Failure;
 use crate::id::{ObjectId, RunId};
 use crate::lineage;
+use crate::manifest::lineage::Source;
 use crate::manifest::run::{Command, End, FORMAT, ModelLink, Status};
 use crate::manifest::{RunEvent, RunRecord, VersionRecord};
 use crate::store::runindex::{self, RunSummary};
@@ -153,8 +154,12 @@ pub fn create_finished(
     experiment: &str,
     time: &str,
     add: Additions,
+    source: Option<Source>,
 ) -> Result<RunRecord> {
     let mut start = start_record(cwd, experiment, None, time.to_owned(), None);
+    if source.is_some() {
+        start.source = source;
+    }
     start.end = Some(End {
         status: Status::Finished,
         time: time.to_owned(),

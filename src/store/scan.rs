@@ -29,6 +29,19 @@ pub(super) struct FileItem {
     pub(super) exec: bool,
     /// The folder holding it, by its index in the scan.
     dir: usize,
+    /// Whether it is a link leading out of the folder, read as the file it names
+    /// ([`Reading::follow_out`]).
+    pub(super) followed: bool,
+}
+
+/// How a folder is read, beyond what `.mregignore` says.
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    /// Read a link that leads out of the folder as the file it names, instead of
+    /// refusing it: a Hugging Face cache snapshot is links into the cache's blobs.
+    pub follow_out: bool,
+    /// Top-level names left out (`.git` of a cloned repository), reported as skipped.
+    pub leave_out: Vec<String>,
 }
 
 /// An entry of a scanned folder: files and folders by their index in the scan.
@@ -79,7 +92,7 @@ fn refuse(path: &Path, why: &str) -> anyhow::Error {
 
 /// Walks `root` (leaving out the registry folder `registry` and what `.mregignore`
 /// matches), refusing what a tree cannot hold, and reads nothing but metadata.
-pub(super) fn scan(root: &Path, registry: Option<&Path>) -> Result<Scan> {
+pub(super) fn scan(root: &Path, registry: Option<&Path>, reading: &Reading) -> Result<Scan> {
     let ignore = load_ignore(root)?;
     let mut skipped = Vec::new();
     let mut found = Scan {
@@ -100,6 +113,13 @@ pub(super) fn scan(root: &Path, registry: Option<&Path>) -> Result<Scan> {
             let is_dir = e.file_type().is_dir();
             let reason = if is_dir && registry.is_some_and(|r| e.path() == r) {
                 "registry"
+            } else if e.depth() == 1
+                && reading
+                    .leave_out
+                    .iter()
+                    .any(|n| e.file_name() == std::ffi::OsStr::new(n))
+            {
+                "not part of the model"
             } else if ignore.matched(rel, is_dir).is_ignore() {
                 "mregignore"
             } else {
@@ -119,7 +139,7 @@ pub(super) fn scan(root: &Path, registry: Option<&Path>) -> Result<Scan> {
                 .map_or_else(|| root.to_path_buf(), Path::to_path_buf);
             anyhow::Error::new(err).context(format!("scanning {}", path.display()))
         })?;
-        found.add(root, &entry, &mut stack)?;
+        found.add(root, &entry, &mut stack, reading)?;
     }
     found.skipped = skipped;
     found.stat_files()?;
@@ -150,7 +170,12 @@ impl Scan {
                     .map(|&i| {
                         let file = &files[i];
                         let name = file.abs.file_name().unwrap_or_default();
-                        let st = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                        let follow = if file.followed {
+                            AtFlags::empty()
+                        } else {
+                            AtFlags::SYMLINK_NOFOLLOW
+                        };
+                        let st = rustix::fs::statat(&fd, name, follow)
                             .with_context(|| format!("reading {}", file.abs.display()))?;
                         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
                             return Err(refuse(
@@ -180,6 +205,7 @@ impl Scan {
         root: &Path,
         entry: &walkdir::DirEntry,
         stack: &mut Vec<usize>,
+        reading: &Reading,
     ) -> Result<()> {
         let path = entry.path();
         let Some(name) = entry.file_name().to_str() else {
@@ -251,6 +277,7 @@ impl Scan {
                 stamp: Stamp::default(),
                 exec: false,
                 dir: parent,
+                followed: false,
             });
             self.dirs[parent].push(Child::File(name, self.files.len() - 1));
         } else if ft.is_symlink() {
@@ -260,6 +287,18 @@ impl Scan {
                 return Err(refuse(path, "its link target is not valid UTF-8"));
             };
             if let Err(why) = tree::check_link_target(depth - 1, target) {
+                if reading.follow_out && fs::metadata(path).is_ok_and(|m| m.is_file()) {
+                    self.files.push(FileItem {
+                        rel,
+                        abs: path.to_path_buf(),
+                        stamp: Stamp::default(),
+                        exec: false,
+                        dir: parent,
+                        followed: true,
+                    });
+                    self.dirs[parent].push(Child::File(name, self.files.len() - 1));
+                    return Ok(());
+                }
                 return Err(refuse(path, &format!("it is a symlink and {why}")));
             }
             self.dirs[parent].push(Child::Link(name, target.to_owned()));

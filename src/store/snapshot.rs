@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::object;
+pub use super::scan::Reading;
 use super::scan::{Child, FileItem, Scan, scan};
 use super::statcache::{Stamp, StatCache};
 use super::tree::{Entry, Kind, Tree};
@@ -26,7 +27,8 @@ pub const IGNORE_FILE: &str = ".mregignore";
 pub struct Skipped {
     /// Path relative to the folder, `/`-separated, with a trailing `/` for folders.
     pub path: String,
-    /// `mregignore` (matched by `.mregignore`) or `registry` (the registry itself).
+    /// `mregignore` (matched by `.mregignore`), `registry` (the registry itself) or
+    /// `not part of the model` (left out by an import: `.git`).
     pub reason: &'static str,
 }
 
@@ -64,9 +66,10 @@ pub fn snapshot(
     root: &Path,
     sink: &Sink,
     cache: Option<&StatCache>,
+    reading: &Reading,
     progress: &dyn Progress,
 ) -> Result<(Snapshot, Vec<Vec<u8>>)> {
-    let scan = scan(root, Some(reg.root()))?;
+    let scan = scan(root, Some(reg.root()), reading)?;
     let hashed = hash_files(&scan.files, sink, cache, progress)?;
     let mut trees = Vec::new();
     let mut totals = Totals::default();
@@ -180,8 +183,12 @@ fn read_file(
             (stored.id, stored.size, stored.new_bytes)
         }
     };
-    let after = fs::symlink_metadata(&file.abs)
-        .with_context(|| format!("reading {}", file.abs.display()))?;
+    let after = if file.followed {
+        fs::metadata(&file.abs)
+    } else {
+        fs::symlink_metadata(&file.abs)
+    }
+    .with_context(|| format!("reading {}", file.abs.display()))?;
     if Stamp::of(&after) != file.stamp || size != file.stamp_size() {
         return Err(Failure::error(format!(
             "{} changed while mreg was reading it",

@@ -38,3 +38,75 @@ pub fn python(script: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
         .output()
         .expect("running python3")
 }
+
+/// A stand-in for the Hub on 127.0.0.1 serving one repository at one commit (see
+/// tests/support/fake_hub.py); it stops when dropped.
+pub struct FakeHub {
+    /// Its port.
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl FakeHub {
+    /// Serves the files below `files` as every repository, at `commit`.
+    pub fn start(files: &std::path::Path, commit: &str) -> FakeHub {
+        use std::io::BufRead as _;
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_hub.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(files)
+            .arg(commit)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the stand-in Hub");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("the stand-in Hub did not start: {line:?}"))
+            .parse()
+            .unwrap();
+        FakeHub { port, child }
+    }
+
+    /// Downloads `repo_id` into the cache `cache` with huggingface_hub's
+    /// `snapshot_download`, and returns the snapshot folder.
+    pub fn download(&self, repo_id: &str, cache: &std::path::Path) -> String {
+        ensure();
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sys; from huggingface_hub import snapshot_download; \
+                 print(snapshot_download(sys.argv[1], cache_dir=sys.argv[2]))",
+                repo_id,
+            ])
+            .arg(cache)
+            .env("HF_ENDPOINT", format!("http://127.0.0.1:{}", self.port))
+            .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            .env("HF_HUB_DISABLE_TELEMETRY", "1")
+            .env_remove("HF_HUB_OFFLINE")
+            .env_remove("HF_TOKEN")
+            .output()
+            .expect("running python3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+}
+
+impl Drop for FakeHub {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

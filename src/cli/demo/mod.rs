@@ -357,9 +357,23 @@ fn verify_pull(out: &Printer, root: &Path, fixtures: &Path, shown: &str) -> Resu
     let reg = Registry::open(&root.join("registry").display().to_string())?;
     let record = models::load_version(&reg, "demo", 1)?;
     let serve = root.join("serve");
-    let (pulled, _) = snapshot::snapshot(&reg, &serve, &Sink::HashOnly, None, &NoProgress)?;
+    let (pulled, _) = snapshot::snapshot(
+        &reg,
+        &serve,
+        &Sink::HashOnly,
+        None,
+        &crate::store::snapshot::Reading::default(),
+        &NoProgress,
+    )?;
     let v1_dir = snapshot::check_folder(v1)?;
-    let (pushed, _) = snapshot::snapshot(&reg, &v1_dir, &Sink::HashOnly, None, &NoProgress)?;
+    let (pushed, _) = snapshot::snapshot(
+        &reg,
+        &v1_dir,
+        &Sink::HashOnly,
+        None,
+        &crate::store::snapshot::Reading::default(),
+        &NoProgress,
+    )?;
     if pulled.tree != record.tree || pushed.tree != record.tree {
         bail!(
             "the pulled folder hashes to {}, but demo@1 is {}",

@@ -1,0 +1,130 @@
+//! `mreg import`: models and runs from other tools.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::{Ctx, output};
+use crate::ops::import::hf::{self, HfRequest};
+use crate::ops::push::Notice;
+
+/// Bring models and runs in from other tools
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    what: ImportCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ImportCommand {
+    Hf(HfArgs),
+}
+
+/// Import a Hugging Face model: a cache snapshot, a cache entry or a repository folder
+///
+/// PATH may be a snapshot (`~/.cache/huggingface/hub/models--ORG--NAME/snapshots/REV`),
+/// a cache entry (`models--ORG--NAME`: the revision `refs/main` names, or --revision),
+/// or a repository folder (a `git clone` of the Hub, whose `.git` is left out, or plain
+/// files). The files become the model's next version (nothing new when they equal its
+/// latest); the run recorded for it keeps the repo id and revision as its source
+/// (`https://huggingface.co/ORG/NAME` at the commit) and as the tags `hf.repo_id` and
+/// `hf.revision`, which `mreg show`, `mreg card` and `mreg export` carry on.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  mreg import hf ~/.cache/huggingface/hub/models--acme--llm        # refs/main's snapshot
+  mreg import hf ~/.cache/huggingface/hub/models--acme--llm --revision v1.2
+  mreg import hf ./llm-clone --model llm      # a `git clone https://huggingface.co/acme/llm`
+  huggingface-cli download acme/llm && mreg import hf ~/.cache/huggingface/hub/models--acme--llm
+
+Exit codes: 0 imported (or nothing new), 1 error (no such revision, a Git LFS pointer
+instead of a file), 2 usage.")]
+pub struct HfArgs {
+    /// A snapshot folder, a cache entry (models--ORG--NAME) or a repository folder
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// The model to import into [default: the repo's name]
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
+    /// The repo id (ORG/NAME), when PATH does not say it
+    #[arg(long, value_name = "ORG/NAME")]
+    repo_id: Option<String>,
+    /// For a cache entry: the branch, tag or commit to import [default: main]
+    #[arg(long, value_name = "REV")]
+    revision: Option<String>,
+    /// A message kept with the version [default: where it came from]
+    #[arg(long, value_name = "TEXT")]
+    message: Option<String>,
+}
+
+/// Runs `mreg import`.
+pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
+    match &args.what {
+        ImportCommand::Hf(args) => run_hf(ctx, args),
+    }
+}
+
+fn run_hf(ctx: &Ctx, args: &HfArgs) -> Result<()> {
+    let reg = ctx.registry()?;
+    let request = HfRequest {
+        path: &args.path,
+        model: args.model.as_deref(),
+        repo_id: args.repo_id.as_deref(),
+        revision: args.revision.as_deref(),
+        message: args.message.as_deref(),
+        cwd: ctx.cwd(),
+    };
+    // Warnings wait for the outcome: the one about tags not recorded is no news when
+    // the files were imported before.
+    let mut warnings = Vec::new();
+    let imported = hf::import(
+        &reg,
+        &request,
+        &ctx.out.progress(),
+        &mut |notice| match notice {
+            Notice::Warning(w) => warnings.push(w),
+            Notice::Skipped(skipped) => {
+                for s in skipped {
+                    ctx.out
+                        .status(&format!("Left out {} ({}).", s.path, s.reason));
+                }
+            }
+            Notice::UnlinkedRun { .. } => {}
+        },
+    )?;
+    let outcome = &imported.pushed;
+    if outcome.created {
+        for w in &warnings {
+            ctx.out.warn(w);
+        }
+    }
+    let from = format!(
+        "{}{}",
+        imported
+            .origin
+            .repo_id
+            .as_deref()
+            .unwrap_or("a local folder"),
+        imported
+            .origin
+            .revision
+            .as_deref()
+            .map(|r| format!(" at {}", &r[..r.len().min(12)]))
+            .unwrap_or_default()
+    );
+    if outcome.created {
+        ctx.out.status(&format!(
+            "Imported {from} as {} ({}, {}, {} new).",
+            outcome.reference,
+            output::count(outcome.files, "file"),
+            output::bytes(outcome.bytes),
+            output::bytes(outcome.new_bytes)
+        ));
+    } else {
+        ctx.out.status(&format!(
+            "Nothing to import: {} already holds {from}.",
+            outcome.reference
+        ));
+    }
+    let reference = outcome.reference.clone();
+    ctx.out.emit(&imported, || reference)
+}

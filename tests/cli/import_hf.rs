@@ -1,0 +1,197 @@
+//! `mreg import hf`: a cache huggingface_hub downloaded (from a stand-in Hub on
+//! 127.0.0.1), a clone of a Hub repository, and the round trip through
+//! `pull --layout hf-cache`.
+
+use std::fs;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::hf::FakeHub;
+use crate::common::{TestEnv, noise};
+
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+/// Writes the files of a small model under `dir` of `env`.
+fn model_files(env: &TestEnv, dir: &str) {
+    env.write(
+        &format!("{dir}/config.json"),
+        "{\"model_type\": \"gpt2\"}\n",
+    );
+    env.write(&format!("{dir}/model.safetensors"), noise(300_000, 9));
+    env.write(&format!("{dir}/tokenizer/vocab.json"), "{\"a\": 0}\n");
+}
+
+/// Returns the run record of a version, as JSON.
+fn run_of(env: &TestEnv, reference: &str) -> Value {
+    let version = json(&env.ok(&["show", reference, "--json"]));
+    json(&env.ok(&["show", version["run"].as_str().unwrap(), "--json"]))
+}
+
+#[test]
+fn a_snapshot_huggingface_hub_downloaded_becomes_a_version_with_its_repo_and_revision() {
+    let env = TestEnv::with_registry();
+    model_files(&env, "hub-files");
+    let hub = FakeHub::start(&env.path("hub-files"), COMMIT);
+    let snapshot = hub.download("acme/tiny", &env.path("cache"));
+    let out = env.ok_err(&["import", "hf", "cache/models--acme--tiny"]);
+    assert!(
+        out.contains("Imported acme/tiny at 0123456789ab as tiny@1"),
+        "{out}"
+    );
+    env.ok(&["pull", "tiny@1", "--to", "out"]);
+    for file in ["config.json", "model.safetensors", "tokenizer/vocab.json"] {
+        assert_eq!(
+            fs::read(env.path("out").join(file)).unwrap(),
+            fs::read(env.path("hub-files").join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    let run = run_of(&env, "tiny@1");
+    assert_eq!(run["source"]["commit"], COMMIT);
+    assert_eq!(run["source"]["remote"], "https://huggingface.co/acme/tiny");
+    assert_eq!(run["tags"]["hf.repo_id"], "acme/tiny");
+    assert_eq!(run["tags"]["hf.revision"], COMMIT);
+    // Again, by entry or by snapshot folder: nothing new.
+    let again = env.ok_err(&["import", "hf", "cache/models--acme--tiny"]);
+    assert!(
+        again.contains("Nothing to import: tiny@1 already holds"),
+        "{again}"
+    );
+    assert!(!again.contains("warning"), "{again}");
+    env.ok(&["import", "hf", &snapshot]);
+    assert_eq!(json(&env.ok(&["ls", "--json"]))[0]["versions"], 1);
+    // The lineage goes on into what mreg writes for others.
+    let exported = json(&env.ok(&["export", "tiny@1", "--oci", "oci", "--json"]));
+    assert_eq!(exported["layers"], 3);
+    let index = json(&fs::read_to_string(env.path("oci/index.json")).unwrap());
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(env.path("oci/blobs/sha256").join(&digest[7..])).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.revision"],
+        COMMIT
+    );
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.source"],
+        "https://huggingface.co/acme/tiny"
+    );
+    // A revision the cache does not hold is named.
+    let missing = env.run(&[
+        "import",
+        "hf",
+        "cache/models--acme--tiny",
+        "--revision",
+        "v9",
+    ]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("has no ref v9"));
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+#[test]
+fn a_clone_of_a_hub_repository_keeps_its_commit_and_leaves_git_out() {
+    let env = TestEnv::with_registry();
+    model_files(&env, "clone");
+    let repo = env.path("clone");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(
+        &repo,
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://huggingface.co/acme/clone",
+        ],
+    );
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "weights"]);
+    let head = String::from_utf8(
+        Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&repo)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let imported = json(&env.ok(&["import", "hf", "clone", "--json"]));
+    assert_eq!(imported["ref"], "clone@1");
+    assert_eq!(imported["origin"]["repo_id"], "acme/clone");
+    assert_eq!(imported["origin"]["revision"], head.trim());
+    let files = env.ok(&["show", "clone@1", "--files"]);
+    assert!(!files.contains(".git"), "{files}");
+    assert_eq!(imported["files"], 3);
+    assert_eq!(run_of(&env, "clone@1")["source"]["commit"], head.trim());
+
+    // A clone made without git-lfs holds pointers, not weights: refused.
+    env.write(
+        "clone/model.safetensors",
+        "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 300000\n",
+    );
+    let refused = env.run(&["import", "hf", "clone"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("is a Git LFS pointer"), "{said}");
+    assert!(said.contains("git lfs pull"), "{said}");
+}
+
+#[test]
+fn a_version_pulled_into_a_cache_imports_back_as_the_same_tree() {
+    let env = TestEnv::with_registry();
+    model_files(&env, "m");
+    env.ok(&["push", "m", "--model", "orig"]);
+    env.ok(&[
+        "pull",
+        "orig@1",
+        "--layout",
+        "hf-cache",
+        "--to",
+        "hub",
+        "--repo-id",
+        "acme/orig",
+    ]);
+    let imported = json(&env.ok(&[
+        "import",
+        "hf",
+        "hub/models--acme--orig",
+        "--model",
+        "back",
+        "--json",
+    ]));
+    let original = json(&env.ok(&["show", "orig@1", "--json"]));
+    assert_eq!(imported["tree"], original["tree"]);
+}
+
+#[test]
+fn what_cannot_be_imported_is_said() {
+    let env = TestEnv::with_registry();
+    env.write("file.txt", "x");
+    let run = env.run(&["import", "hf", "file.txt"]);
+    assert_eq!(run.status.code(), Some(2));
+    let run = env.run(&["import", "hf", "nowhere"]);
+    assert_eq!(run.status.code(), Some(1));
+    env.write("Bad Name/config.json", "{}");
+    let run = env.run(&["import", "hf", "Bad Name"]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--model"));
+    env.ok(&["import", "hf", "Bad Name", "--model", "fine"]);
+}
