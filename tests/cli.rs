@@ -19,6 +19,7 @@ mod cli {
     mod golden;
     mod golden_registry;
     mod import_hf;
+    mod import_mlflow;
     mod init;
     mod layouts;
     mod lifecycle;

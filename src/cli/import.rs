@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use super::{Ctx, output};
 use crate::ops::import::hf::{self, HfRequest};
+use crate::ops::import::mlflow;
 use crate::ops::push::Notice;
 
 /// Bring models and runs in from other tools
@@ -18,6 +19,36 @@ pub struct ImportArgs {
 #[derive(Debug, clap::Subcommand)]
 enum ImportCommand {
     Hf(HfArgs),
+    Mlflow(MlflowArgs),
+}
+
+/// Import an MLflow tracking store: its runs, and its registered models' versions
+///
+/// PATH is an `mlruns` folder (the file store) or an MLflow SQLite database
+/// (`mlflow.db`). Runs keep experiment, name, status, start and end, user, params
+/// (typed; secret-looking ones masked), tags, every metric point with its step and
+/// time, and the git commit and repository MLflow recorded. Registered model versions
+/// become versions of the mreg model of the same name (their artifact folder stored,
+/// linked to their run); MLflow's legacy stages (Staging, Production, Archived) and
+/// aliases move the mreg stages of the same name, or those --alias names. Importing
+/// again adds only what is new: runs are known by their MLflow id. Runs still running
+/// are left for a later import; deleted ones are left out.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  mreg import mlflow ./mlruns
+  mreg import mlflow ./mlflow.db --alias champion=production --alias challenger=staging
+  mreg runs --experiment churn --sort -acc            # the imported runs, as any others
+  mreg history churn                                  # stages the import moved
+
+Exit codes: 0 imported (versions that could not be are listed), 1 error, 2 usage.")]
+pub struct MlflowArgs {
+    /// An mlruns folder, or an MLflow database file (mlflow.db)
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// Map an MLflow alias onto an mreg stage, ALIAS=STAGE (repeatable) [default: an
+    /// alias moves the stage of its own name, if there is one]
+    #[arg(long, value_name = "ALIAS=STAGE")]
+    alias: Vec<String>,
 }
 
 /// Import a Hugging Face model: a cache snapshot, a cache entry or a repository folder
@@ -60,7 +91,79 @@ pub struct HfArgs {
 pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
     match &args.what {
         ImportCommand::Hf(args) => run_hf(ctx, args),
+        ImportCommand::Mlflow(args) => run_mlflow(ctx, args),
     }
+}
+
+fn run_mlflow(ctx: &Ctx, args: &MlflowArgs) -> Result<()> {
+    let mut aliases = std::collections::BTreeMap::new();
+    for pair in &args.alias {
+        let Some((alias, stage)) = pair
+            .split_once('=')
+            .filter(|(a, s)| !a.is_empty() && !s.is_empty())
+        else {
+            return Err(crate::error::Failure::usage(format!(
+                "--alias {pair}: write ALIAS=STAGE, such as --alias champion=production"
+            ))
+            .into());
+        };
+        aliases.insert(alias.to_owned(), stage.to_owned());
+    }
+    let reg = ctx.registry()?;
+    let request = mlflow::MlflowRequest {
+        path: &args.path,
+        aliases: &aliases,
+        cwd: ctx.cwd(),
+    };
+    let done = mlflow::import(&reg, &request, &ctx.out.progress(), &mut |w| {
+        ctx.out.warn(&w);
+    })?;
+    let left: Vec<String> = done
+        .runs_left_out
+        .iter()
+        .map(|(why, n)| format!("{n} {why}"))
+        .collect();
+    ctx.out.status(&format!(
+        "Read {}: {}; imported {}, {} already here{}.",
+        done.store,
+        output::count(done.runs_found as u64, "run"),
+        done.runs_imported,
+        done.runs_already,
+        if left.is_empty() {
+            String::new()
+        } else {
+            format!(", left out {}", left.join(", "))
+        }
+    ));
+    for v in &done.versions {
+        let line = match (&v.reference, &v.skipped) {
+            (Some(r), _) if v.new => format!("  {} version {} -> {r} (new)", v.model, v.version),
+            (Some(r), _) => format!("  {} version {} -> {r}", v.model, v.version),
+            (None, Some(why)) => {
+                format!("  {} version {}: not imported: {why}", v.model, v.version)
+            }
+            (None, None) => format!("  {} version {}", v.model, v.version),
+        };
+        ctx.out.status(&line);
+    }
+    for s in &done.stages {
+        let line = match (&s.refused, s.moved) {
+            (Some(why), _) => format!(
+                "  {} ({}) not moved to {}: {why}",
+                s.reference, s.from, s.stage
+            ),
+            (None, true) => format!("  {} ({}) moved to {}", s.reference, s.from, s.stage),
+            (None, false) => format!("  {} ({}) holds {} already", s.reference, s.from, s.stage),
+        };
+        ctx.out.status(&line);
+    }
+    if !done.aliases_unmapped.is_empty() {
+        ctx.out.warn(&format!(
+            "no stage here stands for the MLflow aliases {}: --alias ALIAS=STAGE maps one",
+            done.aliases_unmapped.join(", ")
+        ));
+    }
+    ctx.out.emit(&done, String::new)
 }
 
 fn run_hf(ctx: &Ctx, args: &HfArgs) -> Result<()> {

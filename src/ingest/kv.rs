@@ -69,7 +69,7 @@ fn is_key_char(c: char) -> bool {
 }
 
 /// Returns the typed value a param's text stands for.
-fn infer(text: &str) -> Value {
+pub fn infer(text: &str) -> Value {
     match text {
         "true" => return Value::Bool(true),
         "false" => return Value::Bool(false),

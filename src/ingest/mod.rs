@@ -14,8 +14,9 @@ mod files;
 mod json;
 mod kv;
 mod metrics;
+pub mod mlflow;
 mod tree;
 
 pub use files::read_params_file;
-pub use kv::{parse_metric, parse_param, parse_tag};
+pub use kv::{infer, parse_metric, parse_param, parse_tag};
 pub use metrics::{MetricsFile, Point, read_metrics_file};

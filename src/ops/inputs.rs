@@ -117,7 +117,7 @@ fn collect_params(inputs: &Inputs, add: &mut Additions) -> Result<()> {
 /// loses what a command line would lose ([`lineage::mask_text`]: URL credentials,
 /// `Bearer` tokens…). Keys in `keep` are recorded as given. `warn` hears of each masked
 /// key, and of each key of `keep` that had nothing to keep.
-fn mask_secrets(add: &mut Additions, keep: &[String], warn: &mut dyn FnMut(String)) {
+pub(crate) fn mask_secrets(add: &mut Additions, keep: &[String], warn: &mut dyn FnMut(String)) {
     let mut kept = vec![false; keep.len()];
     let mut check = |what: &str, key: &str, value: &mut Value| {
         let (masked, told) = match value {

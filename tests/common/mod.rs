@@ -4,6 +4,7 @@
 
 pub mod churn;
 pub mod hf;
+pub mod mlflow;
 pub mod oci;
 pub mod oms;
 pub mod s3;

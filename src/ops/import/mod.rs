@@ -2,3 +2,4 @@
 //! folder (`mreg import hf`), an MLflow tracking store (`mreg import mlflow`).
 
 pub mod hf;
+pub mod mlflow;
