@@ -16,8 +16,8 @@ use crate::ops::export::{self, Exported};
 /// (name, version, commit, created, description, license, format). The version's
 /// metrics and tree go into manifest annotations. The same version gives the same
 /// digests on every export. DIR may hold several tags: shared blobs are written once.
-/// Tools such as skopeo, oras and modctl read it; KServe and Kubernetes image volumes
-/// mount it once it is in a registry (`mreg push-oci`).
+/// Tools such as skopeo, oras and modctl read it; a blob already in DIR is kept only
+/// when its content has its digest (it is read to know).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg export churn@production --oci ./churn-oci
@@ -44,8 +44,9 @@ pub struct ExportArgs {
 /// distribution API: only the blobs the repository lacks are sent, each streamed from
 /// the registry's verified copy; the manifest goes last, so the tag never names an
 /// artifact whose blobs are not all there. Credentials come from MREG_OCI_USERNAME and
-/// MREG_OCI_PASSWORD (Basic, or traded for a Bearer token as the registry asks);
-/// without them the push is anonymous.
+/// MREG_OCI_PASSWORD (Basic, or traded for a Bearer token as the registry asks), sent
+/// to the registry's own origin only; without them the push is anonymous. A registry
+/// silent for MREG_OCI_TIMEOUT seconds (default 120) ends the push with exit 1.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mreg push-oci churn@production registry.example.com/ml/churn:prod

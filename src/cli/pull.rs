@@ -34,12 +34,14 @@ use crate::store::select::Select;
   mreg pull llm@4 --to ./shard1 --only 'model-00001-of-*.safetensors'
   mreg pull churn@4 --to ./model --exclude 'optimizer/' --exclude '*.ckpt'
   mreg pull churn@production --to /models --layout triton     # /models/churn/4/…
-  mreg pull llm@4 --layout hf-cache --repo-id acme/llm        # then, offline:
-  HF_HUB_OFFLINE=1 python -c \"from transformers import AutoModel; AutoModel.from_pretrained('acme/llm')\"
+  mreg pull llm@4 --layout hf-cache --repo-id acme/llm
+  HF_HUB_OFFLINE=1 python serve.py       # from_pretrained('acme/llm') finds it
 
-Patterns: `*` and `?` match within a name, `**` across folders. A pattern without `/`
-matches a name at any depth; one with `/` matches the path from the version's root; a
-pattern matching a folder takes everything in it. --exclude wins over --only.")]
+Patterns: `*` and `?` match within a name, `**` across folders, `[abc]` one of a set,
+`\\` escapes. A pattern without `/` matches a name at any depth; one with `/` (or a
+leading `/`) matches the path from the version's root; a pattern matching a folder takes
+everything in it, and one ending in `/` matches folders only. --exclude wins over --only.
+A link is taken by its own path; one whose target is left out is named in a warning.")]
 pub struct PullArgs {
     /// The version to pull
     #[arg(value_name = "REF")]
@@ -256,6 +258,12 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         output::bytes(outcome.bytes),
         outcome.path
     ));
+    if !outcome.dangling_links.is_empty() {
+        ctx.out.warn(&format!(
+            "these links were pulled without their targets, which the selection leaves out: {}",
+            outcome.dangling_links.join(", ")
+        ));
+    }
     if args.signature.is_some() {
         ctx.out.status(&format!(
             "Wrote its signature to {}.",

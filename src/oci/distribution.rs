@@ -9,6 +9,7 @@
 
 use std::os::unix::fs::FileExt as _;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt as _;
@@ -20,6 +21,23 @@ use crate::store::{Progress, Registry, read};
 
 /// Blobs uploaded at once.
 const PARALLEL: usize = 4;
+
+/// How long a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the registry may stay silent while an answer is awaited, and how long a
+/// request without a blob may take in all: `MREG_OCI_TIMEOUT` seconds, else 120.
+fn silence() -> Duration {
+    std::env::var("MREG_OCI_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(Duration::from_secs(120), Duration::from_secs)
+}
+
+/// The slowest upload waited for: a blob may take this long per MiB, beyond
+/// the silence allowed (some 100 KiB/s).
+const PER_MIB: Duration = Duration::from_secs(10);
 
 /// Bytes of one chunk of an upload's body.
 const CHUNK: usize = 1 << 20;
@@ -49,6 +67,11 @@ impl Destination {
                 .hint("give HOST[:PORT]/REPOSITORY[:TAG], such as registry.example.com/ml/churn:4")
                 .into()
         };
+        if text.contains('@') {
+            return Err(bad(
+                "give a tag, not a digest: a push names what it sends by a tag",
+            ));
+        }
         if text.contains("://") {
             return Err(bad(
                 "give no scheme (https is used; --plain-http for a registry without TLS)",
@@ -63,6 +86,14 @@ impl Destination {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
         {
             return Err(bad("the host is not a host name with an optional port"));
+        }
+        let port = if host.starts_with('[') {
+            host.rsplit_once("]:").map(|(_, p)| p)
+        } else {
+            host.split_once(':').map(|(_, p)| p)
+        };
+        if port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
+            return Err(bad("the port is not a number from 1 to 65535"));
         }
         let (repository, tag) = match rest.rsplit_once(':') {
             Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag.to_owned())),
@@ -111,8 +142,11 @@ struct Session {
     base: String,
     repository: String,
     credentials: Option<(String, String)>,
-    /// The `Authorization` header that worked last.
+    /// The `Authorization` header that worked last; sent only to the registry's own
+    /// origin, never to another host an upload's `Location` names.
     authorization: Mutex<Option<String>>,
+    /// Whether the registry is spoken to over plain HTTP.
+    plain_http: bool,
 }
 
 /// Sends `artifact` to `to` under `tag`; `plain_http` speaks HTTP instead of HTTPS.
@@ -139,7 +173,8 @@ pub fn push(
     let session = Session {
         client: reqwest::Client::builder()
             .user_agent(concat!("mreg/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(30))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(silence())
             .build()
             .context("starting the HTTP client")?,
         base: format!(
@@ -150,6 +185,7 @@ pub fn push(
         repository: to.repository.clone(),
         credentials,
         authorization: Mutex::new(None),
+        plain_http,
     };
     runtime.block_on(session.push(reg, artifact, tag, progress))
 }
@@ -248,10 +284,12 @@ impl Session {
         let separator = if location.contains('?') { '&' } else { '?' };
         let url = format!("{location}{separator}digest={digest}");
         let body = body.into_body(size);
+        let timeout = silence() + PER_MIB * u32::try_from(size >> 20).unwrap_or(u32::MAX);
         let done = self
             .send_once(Method::PUT, &url, |r| {
                 r.header(header::CONTENT_TYPE, "application/octet-stream")
                     .header(header::CONTENT_LENGTH, size)
+                    .timeout(timeout)
                     .body(body)
             })
             .await?;
@@ -310,14 +348,8 @@ impl Session {
         url: &str,
         build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response> {
-        let mut request = build(self.client.request(method, url));
-        if let Some(auth) = self.authorization.lock().expect("auth").clone() {
-            request = request.header(header::AUTHORIZATION, auth);
-        }
-        request
-            .send()
-            .await
-            .map_err(|e| unreachable(&self.base, &e))
+        let request = self.authorize(build(self.client.request(method, url)), url);
+        request.send().await.map_err(|e| self.unreachable(url, &e))
     }
 
     async fn attempt(
@@ -326,14 +358,40 @@ impl Session {
         url: &str,
         build: &impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response> {
-        let mut request = build(self.client.request(method, url));
-        if let Some(auth) = self.authorization.lock().expect("auth").clone() {
-            request = request.header(header::AUTHORIZATION, auth);
+        let request = self.authorize(
+            build(self.client.request(method, url)).timeout(silence()),
+            url,
+        );
+        request.send().await.map_err(|e| self.unreachable(url, &e))
+    }
+
+    /// Adds the credentials to a request for `url`, if it goes to the registry's own
+    /// origin (scheme, host and port): never to another host an upload's `Location`
+    /// names.
+    fn authorize(&self, request: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
+        let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
+        let same = origin(url).is_some_and(|o| Some(o) == origin(&self.base));
+        match self.authorization.lock().expect("auth").clone() {
+            Some(auth) if same => request.header(header::AUTHORIZATION, auth),
+            _ => request,
         }
-        request
-            .send()
-            .await
-            .map_err(|e| unreachable(&self.base, &e))
+    }
+
+    /// Returns the error of a request to `url` that never got an answer.
+    fn unreachable(&self, url: &str, err: &reqwest::Error) -> anyhow::Error {
+        let host = reqwest::Url::parse(url)
+            .ok()
+            .map_or_else(|| self.base.clone(), |u| u.origin().ascii_serialization());
+        let hint = if err.is_timeout() {
+            "the registry stopped answering; try again later, or check it"
+        } else if self.plain_http {
+            "check the host and port"
+        } else {
+            "check the host and port; a registry without TLS needs --plain-http"
+        };
+        Failure::error(format!("cannot reach {host}: {}", chain(err)))
+            .hint(hint)
+            .into()
     }
 
     /// Answers a `401`: Basic credentials as they are, or a Bearer token fetched from
@@ -360,9 +418,16 @@ impl Session {
             return Ok(());
         }
         if !scheme.eq_ignore_ascii_case("bearer") {
+            if challenge.trim().is_empty() {
+                bail!(
+                    "{} refuses the push (401) without saying how to authenticate",
+                    self.base
+                );
+            }
             bail!(
-                "{} asks for an authentication mreg does not speak: {challenge}",
-                self.base
+                "{} asks for an authentication mreg does not speak: {}",
+                self.base,
+                clip(&challenge)
             );
         }
         let param = |name: &str| {
@@ -372,6 +437,12 @@ impl Session {
             })
         };
         let realm = param("realm").context("the registry's Bearer challenge names no realm")?;
+        if !(realm.starts_with("https://") || realm.starts_with("http://")) {
+            bail!(
+                "the registry's token realm is not an http(s) URL: {}",
+                clip(&realm)
+            );
+        }
         let mut query = vec![(
             "scope".to_owned(),
             format!("repository:{}:pull,push", self.repository),
@@ -380,12 +451,16 @@ impl Session {
             query.push(("service".to_owned(), service));
         }
         let realm_url = reqwest::Url::parse_with_params(&realm, &query)
-            .with_context(|| format!("the registry's token realm {realm} is not a URL"))?;
+            .with_context(|| format!("the registry's token realm {} is not a URL", clip(&realm)))?;
         let mut request = self.client.get(realm_url);
         if let Some((user, password)) = &self.credentials {
             request = request.header(header::AUTHORIZATION, basic(user, password));
         }
-        let token = request.send().await.map_err(|e| unreachable(&realm, &e))?;
+        let token = request
+            .timeout(silence())
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&realm, &e))?;
         if !token.status().is_success() {
             if self.credentials.is_none() {
                 return Err(no_credentials());
@@ -393,6 +468,12 @@ impl Session {
             return Err(refused(token, "giving a token").await);
         }
         let body = read_bounded(token, TOKEN_LIMIT).await?;
+        if body.len() as u64 >= TOKEN_LIMIT {
+            bail!(
+                "the registry's token answer is larger than {} MiB",
+                TOKEN_LIMIT >> 20
+            );
+        }
         let body: serde_json::Value =
             serde_json::from_slice(&body).context("the registry's token answer is not JSON")?;
         let token = body["token"]
@@ -413,17 +494,28 @@ fn basic(user: &str, password: &str) -> String {
     )
 }
 
-/// Returns the error of a request that never got an answer.
-fn unreachable(base: &str, err: &reqwest::Error) -> anyhow::Error {
+/// Returns an error with its causes, cut to [`QUOTED`] characters.
+fn chain(err: &reqwest::Error) -> String {
     let mut message = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(inner) = source {
         message = format!("{message}: {inner}");
         source = inner.source();
     }
-    Failure::error(format!("cannot reach {base}: {message}"))
-        .hint("check the host and port; a registry without TLS needs --plain-http")
-        .into()
+    clip(&message)
+}
+
+/// Returns `text` cut to [`QUOTED`] characters, control characters made spaces.
+fn clip(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(QUOTED)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > QUOTED {
+        out.push('…');
+    }
+    out
 }
 
 /// Returns the error of a request the registry answered with a failure, quoting the

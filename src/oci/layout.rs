@@ -36,7 +36,18 @@ pub fn write(
     tag: &str,
     progress: &dyn Progress,
 ) -> Result<Written> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // One export at a time into a layout: concurrent ones each add their tag, none lost.
+    let held = fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive)
+        .with_context(|| format!("locking {}", dir.display()))?;
     let mut index = open(dir)?;
+    // The layout marker first: a folder an interrupted export left is still a layout.
+    atomic::replace(
+        dir,
+        &dir.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
     let blobs = dir.join("blobs").join("sha256");
     let layers: Vec<(crate::id::ObjectId, u64, String)> = artifact
         .layers
@@ -78,11 +89,6 @@ pub fn write(
     });
     atomic::replace(
         dir,
-        &dir.join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )?;
-    atomic::replace(
-        dir,
         &dir.join("index.json"),
         &serde_json::to_vec_pretty(&index).expect("an index serializes"),
     )?;
@@ -105,6 +111,20 @@ fn open(dir: &Path) -> Result<Vec<Value>> {
             }
         }
     }
+    if let Some(bytes) = crate::store::files::read_cache(&dir.join("oci-layout"), 4096) {
+        let version = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v["imageLayoutVersion"].as_str().map(str::to_owned));
+        if version.as_deref() != Some("1.0.0") {
+            return Err(Failure::error(format!(
+                "{} is an OCI image layout of version {}, not 1.0.0, which mreg writes",
+                dir.display(),
+                version.as_deref().unwrap_or("(unreadable)")
+            ))
+            .hint("export into a new folder")
+            .into());
+        }
+    }
     if !dir.join("oci-layout").is_file() {
         return Err(Failure::error(format!(
             "{} is not empty and is no OCI image layout (it has no oci-layout file)",
@@ -114,9 +134,13 @@ fn open(dir: &Path) -> Result<Vec<Value>> {
         .into());
     }
     let path = dir.join("index.json");
+    if fs::symlink_metadata(&path).is_err() {
+        // Written last: an export interrupted before it left blobs and no index.
+        return Ok(Vec::new());
+    }
     let bytes = crate::store::files::read_cache(&path, INDEX_LIMIT).ok_or_else(|| {
         Failure::error(format!(
-            "{} is an OCI image layout whose index.json cannot be read (missing, or over {} MiB)",
+            "{} is an OCI image layout whose index.json cannot be read (missing, not a regular file, or over {} MiB)",
             dir.display(),
             INDEX_LIMIT >> 20
         ))

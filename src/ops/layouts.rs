@@ -48,10 +48,8 @@ pub struct Laid {
 
 /// Returns the version's plan, with only the paths `select` takes.
 fn plan_of(reg: &Registry, fetched: &Fetched, select: Option<&Select>) -> Result<Plan> {
-    let mut plan = materialize::plan(reg, &models::graph(reg, &fetched.record)?)?;
-    if let Some(select) = select {
-        super::pull::apply_select(&mut plan, select, &fetched.record.reference())?;
-    }
+    let graph = models::graph(reg, &fetched.record)?;
+    let (plan, _) = super::pull::selected_plan(reg, &graph, select, &fetched.record.reference())?;
     if plan.files.is_empty() && plan.links.is_empty() {
         return Err(Failure::error(format!(
             "{} holds no file to pull",

@@ -42,6 +42,9 @@ pub struct Outcome {
     /// The version's files, for a partial pull.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub of_files: Option<u64>,
+    /// Links a partial pull wrote whose targets it left out (`PATH -> TARGET`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dangling_links: Vec<String>,
 }
 
 /// A version about to be pulled, its objects all in the registry.
@@ -81,11 +84,9 @@ pub fn pull(
     progress: &dyn Progress,
 ) -> Result<Outcome> {
     let record = &fetched.record;
-    let mut plan = materialize::plan(reg, &models::graph(reg, record)?)?;
-    let whole = plan.files.len() as u64;
-    if let Some(select) = select {
-        apply_select(&mut plan, select, &record.reference())?;
-    }
+    let graph = models::graph(reg, record)?;
+    let whole = graph.shape().files;
+    let (mut plan, dangling) = selected_plan(reg, &graph, select, &record.reference())?;
     if let Some(which) = signature {
         let bytes = super::sign::for_pull(reg, record, which, progress)?;
         plan.beside
@@ -102,26 +103,41 @@ pub fn pull(
         bytes: plan.bytes,
         partial: select.is_some(),
         of_files: select.map(|_| whole),
+        dangling_links: dangling,
     })
 }
 
-/// Keeps of `plan` the paths `select` takes; an `--only` pattern that matches no path
-/// of the version (`reference`), or a selection that leaves nothing, is a usage error.
-pub(crate) fn apply_select(plan: &mut Plan, select: &Select, reference: &str) -> Result<()> {
-    let paths: Vec<&str> = plan
-        .files
-        .iter()
-        .map(|f| f.path.as_str())
-        .chain(plan.links.iter().map(|l| l.0.as_str()))
-        .collect();
+/// Returns the plan of a version with only the paths `select` takes (the whole plan
+/// without one), and the links it keeps whose targets it leaves out. An `--only`
+/// pattern that matches no path of the version (`reference`), or a selection that
+/// leaves nothing, is a usage error.
+pub(crate) fn selected_plan(
+    reg: &Registry,
+    graph: &crate::store::walk::Graph,
+    select: Option<&Select>,
+    reference: &str,
+) -> Result<(Plan, Vec<String>)> {
+    let Some(select) = select else {
+        return Ok((materialize::plan(reg, graph)?, Vec::new()));
+    };
+    let mut paths = Vec::new();
+    graph.for_each(&mut |v| {
+        if v.entry.kind != crate::store::tree::Kind::Dir {
+            paths.push(v.path.to_owned());
+        }
+        Ok(())
+    })?;
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
     if let Some(typo) = select.unmatched(&paths).first() {
-        return Err(
-            Failure::usage(format!("--only '{typo}' matches no file of {reference}"))
-                .hint(format!("`mreg show {reference} --files` lists its files"))
-                .into(),
-        );
+        return Err(Failure::usage(format!(
+            "--only '{}' matches no file of {reference}",
+            clip(typo)
+        ))
+        .hint(format!("`mreg show {reference} --files` lists its files"))
+        .into());
     }
-    plan.select(select);
+    let mut plan = materialize::plan_with(reg, graph, Some(select))?;
+    let dangling = plan.select(select);
     if plan.files.is_empty() && plan.links.is_empty() {
         return Err(Failure::usage(format!(
             "--only and --exclude leave no file of {reference} to pull"
@@ -129,7 +145,16 @@ pub(crate) fn apply_select(plan: &mut Plan, select: &Select, reference: &str) ->
         .hint(format!("`mreg show {reference} --files` lists its files"))
         .into());
     }
-    Ok(())
+    Ok((plan, dangling))
+}
+
+/// Returns a pattern cut to 200 characters, for a message.
+fn clip(text: &str) -> String {
+    if text.chars().count() > 200 {
+        format!("{}…", text.chars().take(200).collect::<String>())
+    } else {
+        text.to_owned()
+    }
 }
 
 /// Fetches the objects of a version the registry lacks: from the bucket of a registry

@@ -57,6 +57,17 @@ pub struct PlanFile {
 /// The graph was held to the walk limits when it was read ([`super::models::graph`]),
 /// so this costs time and memory in proportion to the paths it declares.
 pub fn plan(reg: &Registry, graph: &Graph) -> Result<Plan> {
+    plan_with(reg, graph, None)
+}
+
+/// Returns what [`plan`] returns, with only the files and links `select` takes (and
+/// every folder; [`Plan::select`] then keeps those that hold them): the targets of the
+/// links it leaves out are not read, so a partial pull needs none of their objects.
+pub fn plan_with(
+    reg: &Registry,
+    graph: &Graph,
+    select: Option<&super::select::Select>,
+) -> Result<Plan> {
     let shape = graph.shape();
     let mut plan = Plan {
         dirs: Vec::with_capacity(shape.dirs as usize),
@@ -67,6 +78,9 @@ pub fn plan(reg: &Registry, graph: &Graph) -> Result<Plan> {
     };
     let mut targets: HashMap<ObjectId, String> = HashMap::new();
     graph.for_each(&mut |v| {
+        if v.entry.kind != Kind::Dir && select.is_some_and(|s| !s.selects(v.path)) {
+            return Ok(());
+        }
         let path = v.path.to_owned();
         match v.entry.kind {
             Kind::Dir => plan.dirs.push(path),
@@ -104,8 +118,9 @@ pub fn plan(reg: &Registry, graph: &Graph) -> Result<Plan> {
 
 impl Plan {
     /// Keeps the files and links `select` takes, and the folders that hold them; an
-    /// empty folder is kept only by a whole pull.
-    pub fn select(&mut self, select: &super::select::Select) {
+    /// empty folder is kept only by a whole pull. Returns the links kept whose targets
+    /// are not (`PATH -> TARGET`): they dangle in the pulled folder.
+    pub fn select(&mut self, select: &super::select::Select) -> Vec<String> {
         self.files.retain(|f| select.selects(&f.path));
         self.links.retain(|(path, _)| select.selects(path));
         let mut holding = std::collections::HashSet::new();
@@ -125,14 +140,40 @@ impl Plan {
         }
         self.dirs.retain(|d| holding.contains(d));
         self.bytes = self.files.iter().map(|f| f.size).sum();
+        let kept: std::collections::HashSet<&str> = self
+            .files
+            .iter()
+            .map(|f| f.path.as_str())
+            .chain(self.links.iter().map(|l| l.0.as_str()))
+            .chain(self.dirs.iter().map(String::as_str))
+            .collect();
+        self.links
+            .iter()
+            .filter(|(path, target)| {
+                let mut parts: Vec<&str> = path.split('/').collect();
+                parts.pop();
+                for part in target.split('/') {
+                    match part {
+                        "" | "." => {}
+                        ".." => {
+                            parts.pop();
+                        }
+                        other => parts.push(other),
+                    }
+                }
+                let resolved = parts.join("/");
+                !kept.contains(resolved.as_str())
+            })
+            .map(|(path, target)| format!("{path} -> {target}"))
+            .collect()
     }
 }
 
-/// Writes objects into the folder `dir` as files named by the caller (a blob store:
-/// an OCI layout's `blobs/sha256`, a Hugging Face cache's `blobs`), each verified, and
-/// whole or not at all: written under a temp name and renamed. A file already there
-/// at its size is left as it is, since files are only ever renamed into place whole.
-/// Returns the files written and their bytes.
+/// Writes objects into the folder `dir` as files named by the SHA-256 (hex) of their
+/// content (a blob store: an OCI layout's `blobs/sha256`, a Hugging Face cache's
+/// `blobs`), each verified, and whole or not at all: written under a temp name and
+/// renamed. A file already there is kept when its content has that SHA-256 (it is read
+/// to know), and replaced otherwise. Returns the files written and their bytes.
 pub fn write_blobs(
     reg: &Registry,
     dir: &Path,
@@ -144,9 +185,9 @@ pub fn write_blobs(
     let todo: Vec<&(ObjectId, u64, String)> = blobs
         .iter()
         .filter(|(_, _, name)| seen.insert(name))
-        .filter(|(_, size, name)| {
-            fs::symlink_metadata(dir.join(name)).map_or(true, |m| !m.is_file() || m.len() != *size)
-        })
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .filter(|(_, size, name)| !holds(&dir.join(name), *size, name))
         .collect();
     let bytes: u64 = todo.iter().map(|(_, size, _)| size).sum();
     progress.start("writing", bytes);
@@ -168,6 +209,26 @@ pub fn write_blobs(
     progress.finish();
     written?;
     Ok((todo.len() as u64, bytes))
+}
+
+/// Returns whether `path` is a regular file of `size` bytes whose SHA-256 is `name`.
+fn holds(path: &Path, size: u64, name: &str) -> bool {
+    use sha2::Digest as _;
+    let Ok(file) = fs::File::open(path) else {
+        return false;
+    };
+    if !file
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() == size)
+    {
+        return false;
+    }
+    let mut sha = sha2::Sha256::new();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    if std::io::copy(&mut reader, &mut sha).is_err() {
+        return false;
+    }
+    crate::id::hex(&sha.finalize()) == name
 }
 
 /// Options of [`materialize`].

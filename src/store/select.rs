@@ -4,7 +4,8 @@
 //! within one name, `**` crosses folders, `[...]` is a set. A pattern with no `/` (other
 //! than a trailing one) is matched against each name, at any depth, as in a
 //! `.gitignore`; one with a `/` is matched against the whole path from the version's
-//! root. A pattern that matches a folder matches everything below it. A path is
+//! root. A pattern that matches a folder matches everything below it; one ending in `/`
+//! matches folders only (what is below them), never a file or link of that name. A path is
 //! selected when some `--only` pattern matches it (or there is none) and no `--exclude`
 //! pattern does.
 
@@ -20,6 +21,8 @@ struct Pattern {
     text: String,
     /// Whether it is matched against whole paths rather than names.
     anchored: bool,
+    /// Whether it ends in `/`: it then matches folders only.
+    dir_only: bool,
     matcher: GlobMatcher,
 }
 
@@ -35,12 +38,14 @@ impl Pattern {
             );
         }
         let anchored = text.starts_with('/') || body.contains('/');
+        let dir_only = text.ends_with('/');
         let matcher = GlobBuilder::new(body)
             .literal_separator(true)
             .backslash_escape(true)
             .build()
             .map_err(|e| {
-                Failure::usage(format!("{flag} '{text}' is not a glob: {}", e.kind())).hint(
+                let shown: String = text.chars().take(200).collect();
+                Failure::usage(format!("{flag} '{shown}' is not a glob: {}", e.kind())).hint(
                     "`*` and `?` match within a name, `**` across folders, `[abc]` one of a set",
                 )
             })?
@@ -48,13 +53,21 @@ impl Pattern {
         Ok(Pattern {
             text: text.to_owned(),
             anchored,
+            dir_only,
             matcher,
         })
     }
 
-    /// Returns whether the pattern matches `path` or one of the folders it is in.
+    /// Returns whether the pattern matches `path` or one of the folders it is in (only
+    /// those, for a pattern ending in `/`).
     fn matches(&self, path: &str) -> bool {
         let mut end = path.len();
+        if self.dir_only {
+            match path.rfind('/') {
+                Some(slash) => end = slash,
+                None => return false,
+            }
+        }
         loop {
             let candidate = &path[..end];
             let subject = if self.anchored {

@@ -302,3 +302,134 @@ fn push_oci_says_what_is_wrong_with_a_destination_or_a_registry() {
     let said = String::from_utf8_lossy(&run.stderr);
     assert!(said.contains("--plain-http"), "{said}");
 }
+
+/// Starts tests/support/fake_oci.py in `mode`; returns it with its two ports.
+#[cfg(feature = "s3")]
+fn fake_registry(mode: &str) -> (std::process::Child, u16, u16) {
+    use std::io::BufRead as _;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_oci.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .arg(mode)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ports: Vec<u16> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|p| p.parse().unwrap())
+        .collect();
+    (child, ports[0], ports[1])
+}
+
+#[cfg(feature = "s3")]
+#[test]
+fn credentials_go_only_to_the_registry_and_a_silent_one_times_out() {
+    let env = pushed();
+    let (mut child, port, other) = fake_registry("elsewhere");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mreg"))
+        .args([
+            "push-oci",
+            "churn@1",
+            &format!("127.0.0.1:{port}/x:t"),
+            "--plain-http",
+        ])
+        .current_dir(env.path(""))
+        .env("MREG_OCI_USERNAME", "ci")
+        .env("MREG_OCI_PASSWORD", "s3cret")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = std::process::Command::new("python3")
+        .args([
+            "-c",
+            &format!("import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{other}/seen').read().decode())"),
+        ])
+        .output()
+        .unwrap();
+    let seen: Value = serde_json::from_slice(&seen.stdout).unwrap();
+    assert_eq!(
+        seen.as_array().unwrap().len(),
+        6,
+        "every blob went to the other host"
+    );
+    assert!(
+        seen.as_array().unwrap().iter().all(Value::is_null),
+        "no credentials to another origin: {seen}"
+    );
+    let _ = child.kill();
+
+    let (mut child, port, _) = fake_registry("silent");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mreg"))
+        .args([
+            "push-oci",
+            "churn@1",
+            &format!("127.0.0.1:{port}/x:t"),
+            "--plain-http",
+        ])
+        .current_dir(env.path(""))
+        .env("MREG_OCI_TIMEOUT", "2")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("stopped answering"), "{said}");
+    let _ = child.kill();
+}
+
+#[test]
+fn concurrent_exports_keep_every_tag_and_a_damaged_blob_is_written_again() {
+    let env = pushed();
+    let children: Vec<std::process::Child> = (0..6)
+        .map(|i| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_mreg"))
+                .args([
+                    "export",
+                    "churn@1",
+                    "--oci",
+                    "shared",
+                    "--tag",
+                    &format!("t{i}"),
+                ])
+                .current_dir(env.path(""))
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let index = json(&fs::read_to_string(env.path("shared/index.json")).unwrap());
+    let mut tags: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    tags.sort_unstable();
+    assert_eq!(tags, ["t0", "t1", "t2", "t3", "t4", "t5"]);
+
+    // One byte of the weights' blob flipped, its size the same: written again.
+    let weights = sha256(&noise(3 << 20, 5));
+    let path = env.path("shared/blobs/sha256").join(&weights[7..]);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[100] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    let again = json(&env.ok(&["export", "churn@1", "--oci", "shared", "--json"]));
+    assert_eq!(again["blobs_moved"], 1, "{again}");
+    assert_eq!(fs::read(&path).unwrap(), noise(3 << 20, 5));
+}

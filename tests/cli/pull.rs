@@ -471,3 +471,53 @@ fn a_partial_pull_fetches_only_what_its_files_need() {
     env.ok(&["pull", "llm@1", "--to", "whole"]);
     assert_eq!(files_below(&env.path("whole")).len(), 6);
 }
+
+#[test]
+fn a_partial_pull_reads_only_its_own_links_and_names_those_left_without_targets() {
+    let env = sharded();
+    std::os::unix::fs::symlink("config.json", env.path("llm/cfg-link.json")).unwrap();
+    std::os::unix::fs::symlink("tokenizer", env.path("llm/tok-link")).unwrap();
+    env.ok(&["push", "llm", "--model", "llm"]);
+    let share = env.root().join("share").display().to_string();
+    env.ok(&["remote", "add", "share", &share]);
+    env.ok(&["sync"]);
+    // Every object and pack gone here: the links' own targets too.
+    for dir in ["objects", "packs"] {
+        let path = env.registry().join(dir);
+        if path.exists() {
+            fs::remove_dir_all(&path).unwrap();
+            fs::create_dir(&path).unwrap();
+        }
+    }
+    env.ok(&["pull", "llm@2", "--to", "one", "--only", "model-00001-*"]);
+    assert_eq!(
+        files_below(&env.path("one")),
+        ["model-00001-of-00002.safetensors"]
+    );
+    let out = env.ok_err(&[
+        "pull", "llm@2", "--to", "links", "--only", "*-link*", "--json",
+    ]);
+    assert!(
+        out.contains("pulled without their targets")
+            && out.contains("cfg-link.json -> config.json"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_link(env.path("links/cfg-link.json")).unwrap(),
+        std::path::PathBuf::from("config.json")
+    );
+    let whole_link = env.ok_err(&[
+        "pull",
+        "llm@2",
+        "--to",
+        "both",
+        "--only",
+        "cfg-link.json",
+        "--only",
+        "config.json",
+    ]);
+    assert!(
+        !whole_link.contains("without their targets"),
+        "{whole_link}"
+    );
+}
