@@ -49,8 +49,12 @@ The "dedup" section pushes a ~1 GB bf16 .safetensors checkpoint, three fine-tune
 and a 10-checkpoint series into registries of format 2 (parts) and format 1 (whole
 files), and measures a bf16 byte-plane codec (bench/README.md).
 
+The "mlflow" section writes an MLflow SQLite store of 10,000 runs (one logged by MLflow,
+copied in SQL; MLflow must count them all) and times `mreg import mlflow` of it into a
+fresh registry and again, checking every run arrived.
+
 Usage: bench/run.py [--only SECTIONS] [WORKDIR]
-  SECTIONS: comma-separated, of model, small, runs, stages, diff, dedup, sync, gc, gc-bucket, env, report (default: all)
+  SECTIONS: comma-separated, of model, small, runs, stages, diff, dedup, sync, gc, gc-bucket, env, report, mlflow (default: all)
   KEEP=1 keeps WORKDIR; MREG=path uses that binary
 """
 
@@ -1683,9 +1687,129 @@ def bench_report(work, mreg, env, report):
     report.target("report: 20 x 10,000 page under 1 MB", size < 1_000_000, f"{size / 1024:.0f} KiB")
     shutil.rmtree(reg, ignore_errors=True)
 
+MLFLOW_PACKAGES = ["mlflow-skinny==3.18.0", "SQLAlchemy==2.1.9", "alembic==1.20.1"]
+
+MLFLOW_TEMPLATE = r"""
+import sys, warnings
+warnings.filterwarnings("ignore")
+import mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+mlflow.set_experiment("bench")
+with mlflow.start_run(run_name="template"):
+    mlflow.log_params({f"p{i}": v for i, v in enumerate([0.001, 32, "adam", True, 0.9, 10, "cosine", 0.1, 512, "bf16"])})
+    mlflow.set_tags({"team": "bench", "mlflow.source.git.commit": "4b825dc642cb6eb9a060e54bf8d69288fbee4904"})
+    for step in range(10):
+        mlflow.log_metrics({f"m{k}": 1.0 / (step + k + 1) for k in range(10)}, step=step)
+"""
+
+MLFLOW_COUNT = r"""
+import sys, warnings
+warnings.filterwarnings("ignore")
+from mlflow import MlflowClient
+import mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+c = MlflowClient()
+exp = c.get_experiment_by_name("bench").experiment_id
+n, token = 0, None
+while True:
+    page = c.search_runs([exp], max_results=50000, page_token=token)
+    n += len(page)
+    token = page.token
+    if not token:
+        break
+print(n)
+"""
+
+
+def mlflow_python(work):
+    """Returns the Python of a venv with MLflow 3, made under WORKDIR on first use."""
+    venv = work / "mlflow-venv"
+    python = venv / "bin/python"
+    if subprocess.run([str(python), "-c", "import mlflow, sqlalchemy"], capture_output=True).returncode != 0:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin/pip"), "install", "--quiet", "--disable-pip-version-check",
+                        *MLFLOW_PACKAGES], check=True)
+    return str(python)
+
+
+def make_mlflow_db(work, python, n):
+    """Writes an MLflow SQLite store of n runs: one run logged by MLflow itself (10 params,
+    10 metrics of 10 steps, tags), whose rows are then copied n - 1 times with new ids,
+    times and values, in SQL. MLflow must count n runs in it after."""
+    import sqlite3
+    import uuid
+    folder = work / "mlflow-db"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    uri = f"sqlite:///{folder}/mlflow.db"
+    subprocess.run([python, "-c", MLFLOW_TEMPLATE, uri], check=True, cwd=folder, capture_output=True)
+    db = sqlite3.connect(folder / "mlflow.db")
+    (template,) = db.execute("SELECT run_uuid FROM runs").fetchone()
+    run_cols = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
+    run_row = dict(zip(run_cols, db.execute("SELECT * FROM runs WHERE run_uuid = ?", (template,)).fetchone()))
+    params = db.execute("SELECT key, value FROM params WHERE run_uuid = ?", (template,)).fetchall()
+    tags = db.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (template,)).fetchall()
+    metrics = db.execute("SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ?",
+                         (template,)).fetchall()
+    latest = db.execute("SELECT key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid = ?",
+                        (template,)).fetchall()
+    rng = random.Random(7)
+    for i in range(1, n):
+        run_id = uuid.UUID(int=rng.getrandbits(128)).hex
+        shift = i * 1000
+        row = dict(run_row, run_uuid=run_id, name=f"run-{i}",
+                   start_time=run_row["start_time"] + shift, end_time=run_row["end_time"] + shift)
+        db.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+        db.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
+                       [(k, v, run_id) for k, v in params])
+        db.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+                       [(k, (f"run-{i}" if k == "mlflow.runName" else v), run_id) for k, v in tags])
+        scale = rng.uniform(0.5, 1.5)
+        db.executemany("INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?)",
+                       [(k, v * scale, t + shift, s, nan, run_id) for k, v, t, s, nan in metrics])
+        db.executemany("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       [(k, v * scale, t + shift, s, nan, run_id) for k, v, t, s, nan in latest])
+    db.commit()
+    db.close()
+    counted = int(subprocess.run([python, "-c", MLFLOW_COUNT, uri], check=True, capture_output=True,
+                                 text=True, cwd=folder).stdout.strip())
+    return folder / "mlflow.db", counted
+
+
+def bench_mlflow(work, mreg, env, report):
+    """Times `mreg import mlflow` of a 10,000-run MLflow database (10 params, 10 metrics
+    of 10 steps each: 1,000,000 metric points), into a fresh registry, and again (all
+    runs known: nothing to do), against MLflow counting the same runs."""
+    report.heading("mlflow import: 10,000 runs, 10 params, 10 metrics x 10 steps (SQLite)")
+    python = mlflow_python(work)
+    n = 10_000
+    db, counted = make_mlflow_db(work, python, n)
+    report.check("MLflow reads the generated store back", counted == n, f"{counted} runs")
+    count_s, _ = median(lambda: sh(python, "-c", MLFLOW_COUNT, f"sqlite:///{db}", env=env), n=1)
+    report.row("MLflow: search_runs over all of them", count_s)
+    reg = work / "mlflow-reg"
+
+    def fresh():
+        shutil.rmtree(reg, ignore_errors=True)
+        reg.mkdir()
+        sh(mreg, "init", str(reg), env=env)
+        return sh(mreg, "--registry", str(reg), "import", "mlflow", str(db), env=env)
+
+    seconds, rss = median(fresh, n=3)
+    report.row("mreg import mlflow (fresh registry)", seconds, f"peak RSS {rss:.0f} MiB")
+    again, _ = median(lambda: sh(mreg, "--registry", str(reg), "import", "mlflow", str(db), env=env), n=3)
+    report.row("mreg import mlflow again (nothing new)", again)
+    out = json.loads(capture([mreg, "--registry", str(reg), "import", "mlflow", str(db), "--json"], env))
+    report.check("every run is in the registry", out["runs_already"] == n, f"{out['runs_already']} runs")
+    listed = json.loads(capture([mreg, "--registry", str(reg), "runs", "--limit", str(n + 1), "--json"], env))
+    report.check("mreg runs lists them", len(listed) == n, f"{len(listed)} runs")
+    report.target("mlflow: 10,000 runs imported in under 30 s", seconds < 30, f"{seconds:.1f} s")
+    shutil.rmtree(reg, ignore_errors=True)
+
 
 SECTIONS = ["model", "small", "packs", "remote", "runs", "stages", "diff", "dedup", "sync", "gc", "gc-bucket", "env",
-            "report"]
+            "report", "mlflow"]
 
 
 def main():
@@ -1739,6 +1863,8 @@ def main():
         bench_env(work, mreg, env, report)
     if "report" in sections:
         bench_report(work, mreg, env, report)
+    if "mlflow" in sections:
+        bench_mlflow(work, mreg, env, report)
 
     report.print()
     if report.failed():

@@ -123,6 +123,14 @@ fn read_experiment(dir: &Path, store: &mut MlStore) -> Result<()> {
             read_run(&sub).with_context(|| format!("reading the run {}", sub.display()))?;
         run.experiment.clone_from(&name);
         run.deleted |= exp_deleted;
+        store.points += run.metrics.values().map(Vec::len).sum::<usize>();
+        if store.points > super::TOTAL_POINTS_LIMIT {
+            bail!(
+                "{} holds more than {} metric points, more than one import reads",
+                store.what,
+                super::TOTAL_POINTS_LIMIT
+            );
+        }
         store.runs.push(run);
     }
     Ok(())

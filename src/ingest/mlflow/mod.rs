@@ -18,6 +18,11 @@ use crate::error::Failure;
 /// The most points of one metric of one run read.
 pub const POINTS_LIMIT: usize = 1_000_000;
 
+/// The most metric points read from one store, all runs together: an import holds them
+/// in memory (about 330 MB per million), so a larger store is refused rather than
+/// exhaust the machine.
+pub const TOTAL_POINTS_LIMIT: usize = 20_000_000;
+
 /// The most runs, and model versions, read from one store.
 pub const ROWS_LIMIT: usize = 1_000_000;
 
@@ -99,6 +104,8 @@ pub struct MlStore {
     pub aliases: BTreeMap<(String, String), u64>,
     /// Logged models (MLflow 3) by id → their artifact folder, when local.
     pub logged_models: BTreeMap<String, PathBuf>,
+    /// Metric points read so far, all runs together.
+    pub points: usize,
 }
 
 impl MlStore {

@@ -162,6 +162,7 @@ fn read_runs(db: &Connection, base: &Path, store: &mut MlStore) -> Result<()> {
          ORDER BY run_uuid, key, timestamp, step",
     )?;
     let mut rows = stmt.query([])?;
+    let mut total = 0usize;
     while let Some(r) = rows.next()? {
         let id: String = r.get(0)?;
         let Some(&i) = index.get(&id) else { continue };
@@ -172,6 +173,14 @@ fn read_runs(db: &Connection, base: &Path, store: &mut MlStore) -> Result<()> {
         } else {
             r.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN)
         };
+        total += 1;
+        if total > super::TOTAL_POINTS_LIMIT {
+            anyhow::bail!(
+                "{} holds more than {} metric points, more than one import reads",
+                store.what,
+                super::TOTAL_POINTS_LIMIT
+            );
+        }
         let points = store.runs[i].metrics.entry(key.clone()).or_default();
         if points.len() >= POINTS_LIMIT {
             anyhow::bail!(
