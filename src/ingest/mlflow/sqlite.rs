@@ -157,6 +157,21 @@ fn read_runs(db: &Connection, base: &Path, store: &mut MlStore) -> Result<()> {
             }
         }
     }
+    read_metrics(db, &index, store)?;
+    for run in &mut store.runs {
+        if run.name.is_none() {
+            run.name = run.tags.get("mlflow.runName").cloned();
+        }
+    }
+    Ok(())
+}
+
+/// Reads every metric point of the runs `index` names (MLflow id → position).
+fn read_metrics(
+    db: &Connection,
+    index: &HashMap<String, usize>,
+    store: &mut MlStore,
+) -> Result<()> {
     let mut stmt = db.prepare(
         "SELECT run_uuid, key, value, timestamp, step, is_nan FROM metrics \
          ORDER BY run_uuid, key, timestamp, step",
@@ -192,11 +207,6 @@ fn read_runs(db: &Connection, base: &Path, store: &mut MlStore) -> Result<()> {
             value,
             timestamp_ms: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
         });
-    }
-    for run in &mut store.runs {
-        if run.name.is_none() {
-            run.name = run.tags.get("mlflow.runName").cloned();
-        }
     }
     Ok(())
 }
