@@ -49,6 +49,13 @@ pub struct MlflowArgs {
     /// alias moves the stage of its own name, if there is one]
     #[arg(long, value_name = "ALIAS=STAGE")]
     alias: Vec<String>,
+    /// A folder the store's artifacts may be in besides the store's own (repeatable):
+    /// versions whose files are elsewhere are not imported
+    #[arg(long, value_name = "DIR")]
+    artifacts: Vec<PathBuf>,
+    /// Record param or tag KEY as it is, though its name looks like a secret (repeatable)
+    #[arg(long, value_name = "KEY")]
+    not_secret: Vec<String>,
 }
 
 /// Import a Hugging Face model: a cache snapshot, a cache entry or a repository folder
@@ -65,10 +72,13 @@ pub struct MlflowArgs {
   mreg import hf ~/.cache/huggingface/hub/models--acme--llm        # refs/main's snapshot
   mreg import hf ~/.cache/huggingface/hub/models--acme--llm --revision v1.2
   mreg import hf ./llm-clone --model llm      # a `git clone https://huggingface.co/acme/llm`
-  huggingface-cli download acme/llm && mreg import hf ~/.cache/huggingface/hub/models--acme--llm
+  hf download acme/llm && mreg import hf ~/.cache/huggingface/hub/models--acme--llm
+
+A snapshot's links are read as the files they name only inside the cache entry's
+blobs/; a link anywhere else is refused.
 
 Exit codes: 0 imported (or nothing new), 1 error (no such revision, a Git LFS pointer
-instead of a file), 2 usage.")]
+instead of a file, a link out of the cache), 2 usage.")]
 pub struct HfArgs {
     /// A snapshot folder, a cache entry (models--ORG--NAME) or a repository folder
     #[arg(value_name = "PATH")]
@@ -113,6 +123,8 @@ fn run_mlflow(ctx: &Ctx, args: &MlflowArgs) -> Result<()> {
     let request = mlflow::MlflowRequest {
         path: &args.path,
         aliases: &aliases,
+        artifacts: &args.artifacts,
+        not_secret: &args.not_secret,
         cwd: ctx.cwd(),
     };
     let done = mlflow::import(&reg, &request, &ctx.out.progress(), &mut |w| {
@@ -159,7 +171,7 @@ fn run_mlflow(ctx: &Ctx, args: &MlflowArgs) -> Result<()> {
     }
     if !done.aliases_unmapped.is_empty() {
         ctx.out.warn(&format!(
-            "no stage here stands for the MLflow aliases {}: --alias ALIAS=STAGE maps one",
+            "these MLflow aliases moved no stage: {} (--alias ALIAS=STAGE maps one onto a stage)",
             done.aliases_unmapped.join(", ")
         ));
     }

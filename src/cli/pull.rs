@@ -47,7 +47,8 @@ pub struct PullArgs {
     #[arg(value_name = "REF")]
     reference: String,
     /// Folder to create or replace; with --layout, the model repository or cache to
-    /// add to [hf-cache default: HF_HUB_CACHE, else ~/.cache/huggingface/hub]
+    /// add to [hf-cache default: HF_HUB_CACHE, else HF_HOME/hub, else
+    /// ~/.cache/huggingface/hub]
     #[arg(long, value_name = "DIR", required_unless_present = "layout")]
     to: Option<PathBuf>,
     /// Replace the contents of a folder that is not empty
@@ -82,9 +83,9 @@ pub struct PullArgs {
     /// With --layout hf-cache: the repo id it is found by [default: the model's name]
     #[arg(long, value_name = "ORG/NAME")]
     repo_id: Option<String>,
-    /// With --layout hf-cache: the branch whose ref names the snapshot
-    #[arg(long, value_name = "BRANCH", default_value = "main")]
-    branch: String,
+    /// With --layout hf-cache: the branch whose ref names the snapshot [default: main]
+    #[arg(long, value_name = "BRANCH")]
+    branch: Option<String>,
 }
 
 /// A serving layout.
@@ -178,7 +179,7 @@ fn run_layout(
                 &layouts::HfTarget {
                     cache: &cache,
                     repo_id: args.repo_id.as_deref().unwrap_or(model),
-                    branch: &args.branch,
+                    branch: args.branch.as_deref().unwrap_or("main"),
                 },
                 opts,
                 select,
@@ -208,9 +209,16 @@ fn run_layout(
 /// Runs `mreg pull`.
 pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
     let reference = ModelRef::parse(&args.reference)?;
-    if args.layout.is_none() && (args.name.is_some() || args.repo_id.is_some()) {
+    let triton = args.layout == Some(Layout::Triton);
+    let hf = args.layout == Some(Layout::HfCache);
+    if args.name.is_some() && !triton {
+        return Err(
+            crate::error::Failure::usage("--name names the model in --layout triton").into(),
+        );
+    }
+    if (args.repo_id.is_some() || args.branch.is_some()) && !hf {
         return Err(crate::error::Failure::usage(
-            "--name and --repo-id name the model in a layout: give --layout triton or --layout hf-cache",
+            "--repo-id and --branch name the model in --layout hf-cache",
         )
         .into());
     }

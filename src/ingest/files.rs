@@ -221,6 +221,11 @@ fn toml_error(text: &str, err: &toml::de::Error) -> DocError {
 
 /// Returns the one YAML document in `text`; an empty text is an empty mapping.
 fn parse_yaml(text: &str) -> Result<Node, DocError> {
+    if super::yaml::has_aliases(text) {
+        return Err(DocError::Shape(
+            "uses YAML aliases (*name), which mreg does not expand".to_owned(),
+        ));
+    }
     let mut docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|err| {
         DocError::Syntax(SyntaxError {
             line: err.marker().line(),

@@ -16,6 +16,7 @@ mod kv;
 mod metrics;
 pub mod mlflow;
 mod tree;
+pub(crate) mod yaml;
 
 pub use files::read_params_file;
 pub use kv::{infer, parse_metric, parse_param, parse_tag};

@@ -109,6 +109,17 @@ pub fn triton(
     };
     let model_dir = repo.join(name);
     let version_dir = model_dir.join(record.version.to_string());
+    let config_path = model_dir.join(TRITON_CONFIG);
+    if config_bytes.is_some()
+        && std::fs::symlink_metadata(&config_path)
+            .is_ok_and(|m| !m.is_file() && !m.file_type().is_symlink())
+    {
+        return Err(Failure::error(format!(
+            "{} is there and is not a file, so the version's {TRITON_CONFIG} cannot go there",
+            config_path.display()
+        ))
+        .into());
+    }
     let written = materialize::materialize(reg, &plan, &version_dir, options, progress)?;
     if let Some(bytes) = &config_bytes {
         atomic::replace(&model_dir, &model_dir.join(TRITON_CONFIG), bytes)
@@ -138,9 +149,11 @@ fn triton_name(config: &[u8]) -> Option<String> {
             && let Some(rest) = code.trim().strip_prefix("name")
             && let Some(value) = rest.trim_start().strip_prefix(':')
         {
-            let value = value.trim().trim_end_matches(',');
-            if let Some(quoted) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-                return Some(quoted.to_owned());
+            let value = value.trim();
+            for quote in ['"', '\''] {
+                if let Some(rest) = value.strip_prefix(quote) {
+                    return rest.split(quote).next().map(str::to_owned);
+                }
             }
         }
         depth += code.matches(['{', '[']).count() as i64 - code.matches(['}', ']']).count() as i64;
@@ -169,13 +182,14 @@ fn revision_of(fetched: &Fetched) -> String {
 
 /// Checks a repo id: one or two names of letters, digits, `-`, `_` and `.`, as the Hub
 /// allows.
-fn check_repo_id(repo_id: &str) -> Result<()> {
+pub(crate) fn check_repo_id(repo_id: &str) -> Result<()> {
     let parts: Vec<&str> = repo_id.split('/').collect();
     let ok = (1..=2).contains(&parts.len())
         && parts.iter().all(|p| {
             !p.is_empty()
                 && p.len() <= 96
                 && !p.starts_with(['.', '-'])
+                && !p.ends_with(['.', '-'])
                 && !p.contains("--")
                 && !p.contains("..")
                 && p.chars()
@@ -192,6 +206,28 @@ fn check_repo_id(repo_id: &str) -> Result<()> {
     }
 }
 
+/// Checks a branch name for `refs/`: names of up to 200 bytes in all, joined by `/`,
+/// none empty, `.` or `..`.
+fn check_branch(branch: &str) -> Result<()> {
+    let branch_ok = branch.len() <= 200
+        && branch.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && !part.chars().any(|c| c.is_control() || c == '\\')
+        });
+    if !branch_ok {
+        return Err(
+            Failure::usage(format!("--branch {branch} is not a branch name"))
+                .hint(
+                    "a branch is names of up to 200 bytes in all, joined by `/`, none `.` or `..`",
+                )
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// Pulls a version into a Hugging Face cache as `repo_id`: its files as blobs named
 /// by their SHA-256 in `models--ORG--NAME/blobs/`, a snapshot folder
 /// `snapshots/REVISION/` of links to them (appearing whole), and `refs/BRANCH` naming
@@ -206,15 +242,7 @@ pub fn hf_cache(
     progress: &dyn Progress,
 ) -> Result<Laid> {
     check_repo_id(target.repo_id)?;
-    if target.branch.is_empty()
-        || target.branch.contains("..")
-        || target.branch.starts_with('/')
-        || target.branch.chars().any(|c| c.is_control() || c == '\\')
-    {
-        return Err(
-            Failure::usage(format!("--branch {} is not a branch name", target.branch)).into(),
-        );
-    }
+    check_branch(target.branch)?;
     let record = &fetched.record;
     let plan = plan_of(reg, fetched, select)?;
     let files = super::digested::version_files(reg, record, None, select, progress)?.files;
@@ -257,18 +285,17 @@ pub fn hf_cache(
     materialize::write_blobs(reg, &blobs_dir, &blobs, progress)?;
     let revision = revision_of(fetched);
     let snapshot_dir = entry.join("snapshots").join(&revision);
-    let written = materialize::materialize(
-        reg,
-        &snapshot,
-        &snapshot_dir,
-        Options {
-            force: true,
-            ..options
-        },
-        progress,
-    )?;
+    let written = write_snapshot(reg, &snapshot, &snapshot_dir, options, progress)?;
     let refs = entry.join("refs");
     let ref_path = refs.join(target.branch);
+    if std::fs::symlink_metadata(&ref_path).is_ok_and(|m| !m.is_file()) {
+        return Err(Failure::usage(format!(
+            "--branch {}: {} is there and is not a ref file",
+            target.branch,
+            ref_path.display()
+        ))
+        .into());
+    }
     std::fs::create_dir_all(ref_path.parent().unwrap_or(&refs))
         .with_context(|| format!("creating {}", refs.display()))?;
     atomic::replace(
@@ -295,6 +322,58 @@ pub fn hf_cache(
         revision: Some(revision),
         branch: Some(target.branch.to_owned()),
     })
+}
+
+/// Writes the snapshot folder `dir`: a snapshot there already (a pull of other files of
+/// the version, the Hub's own downloads) gains what it lacks; with `--force`, or when
+/// there is none, it is built beside and renamed into place.
+fn write_snapshot(
+    reg: &Registry,
+    snapshot: &Plan,
+    snapshot_dir: &Path,
+    options: Options,
+    progress: &dyn Progress,
+) -> Result<PathBuf> {
+    let there = || std::fs::symlink_metadata(snapshot_dir).is_ok_and(|m| m.is_dir());
+    if there() && !options.force {
+        add_links(snapshot, snapshot_dir)?;
+        return Ok(snapshot_dir.to_path_buf());
+    }
+    let forced = Options {
+        force: true,
+        ..options
+    };
+    match materialize::materialize(reg, snapshot, snapshot_dir, forced, progress) {
+        Ok(written) => Ok(written),
+        // Another pull made it meanwhile.
+        Err(_) if there() => {
+            add_links(snapshot, snapshot_dir)?;
+            Ok(snapshot_dir.to_path_buf())
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Adds to the snapshot folder `dir` the folders and links of `plan` it lacks; a link
+/// there to another target is replaced (in one rename).
+fn add_links(plan: &Plan, dir: &Path) -> Result<()> {
+    for sub in &plan.dirs {
+        std::fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("creating {}", dir.join(sub).display()))?;
+    }
+    for (path, target) in &plan.links {
+        let link = dir.join(path);
+        if std::fs::read_link(&link).is_ok_and(|t| t == Path::new(target)) {
+            continue;
+        }
+        let parent = link.parent().unwrap_or(dir);
+        let temp = parent.join(format!(".mreg-{}.link", std::process::id()));
+        let _ = std::fs::remove_file(&temp);
+        std::os::unix::fs::symlink(target, &temp)
+            .and_then(|()| std::fs::rename(&temp, &link))
+            .with_context(|| format!("creating link {}", link.display()))?;
+    }
+    Ok(())
 }
 
 /// Returns the Hugging Face cache folder the environment names: `HF_HUB_CACHE`, else

@@ -30,16 +30,17 @@ pub(super) struct FileItem {
     /// The folder holding it, by its index in the scan.
     dir: usize,
     /// Whether it is a link leading out of the folder, read as the file it names
-    /// ([`Reading::follow_out`]).
+    /// ([`Reading::follow_into`]).
     pub(super) followed: bool,
 }
 
 /// How a folder is read, beyond what `.mregignore` says.
 #[derive(Debug, Clone, Default)]
 pub struct Reading {
-    /// Read a link that leads out of the folder as the file it names, instead of
-    /// refusing it: a Hugging Face cache snapshot is links into the cache's blobs.
-    pub follow_out: bool,
+    /// Read a link that leads out of the folder as the file it names when that file is
+    /// inside this folder, instead of refusing it: a Hugging Face cache snapshot is
+    /// links into the cache's `blobs/`. A link anywhere else is still refused.
+    pub follow_into: Option<PathBuf>,
     /// Top-level names left out (`.git` of a cloned repository), reported as skipped.
     pub leave_out: Vec<String>,
 }
@@ -281,30 +282,48 @@ impl Scan {
             });
             self.dirs[parent].push(Child::File(name, self.files.len() - 1));
         } else if ft.is_symlink() {
-            let target =
-                fs::read_link(path).with_context(|| format!("reading link {}", path.display()))?;
-            let Some(target) = target.to_str() else {
-                return Err(refuse(path, "its link target is not valid UTF-8"));
-            };
-            if let Err(why) = tree::check_link_target(depth - 1, target) {
-                if reading.follow_out && fs::metadata(path).is_ok_and(|m| m.is_file()) {
-                    self.files.push(FileItem {
-                        rel,
-                        abs: path.to_path_buf(),
-                        stamp: Stamp::default(),
-                        exec: false,
-                        dir: parent,
-                        followed: true,
-                    });
-                    self.dirs[parent].push(Child::File(name, self.files.len() - 1));
-                    return Ok(());
-                }
-                return Err(refuse(path, &format!("it is a symlink and {why}")));
-            }
-            self.dirs[parent].push(Child::Link(name, target.to_owned()));
+            self.add_link(path, name, rel, (depth, parent), reading)?;
         } else {
             return Err(refuse(path, special(ft)));
         }
+        Ok(())
+    }
+
+    /// Adds a link: kept as a link when it stays inside the folder, read as the file it
+    /// names when it leads into [`Reading::follow_into`], refused otherwise.
+    fn add_link(
+        &mut self,
+        path: &Path,
+        name: String,
+        rel: String,
+        (depth, parent): (usize, usize),
+        reading: &Reading,
+    ) -> Result<()> {
+        let target =
+            fs::read_link(path).with_context(|| format!("reading link {}", path.display()))?;
+        let Some(target) = target.to_str() else {
+            return Err(refuse(path, "its link target is not valid UTF-8"));
+        };
+        if let Err(why) = tree::check_link_target(depth - 1, target) {
+            let inside = reading.follow_into.as_ref().is_some_and(|root| {
+                fs::canonicalize(path).is_ok_and(|real| real.starts_with(root))
+                    && fs::metadata(path).is_ok_and(|m| m.is_file())
+            });
+            if inside {
+                self.files.push(FileItem {
+                    rel,
+                    abs: path.to_path_buf(),
+                    stamp: Stamp::default(),
+                    exec: false,
+                    dir: parent,
+                    followed: true,
+                });
+                self.dirs[parent].push(Child::File(name, self.files.len() - 1));
+                return Ok(());
+            }
+            return Err(refuse(path, &format!("it is a symlink and {why}")));
+        }
+        self.dirs[parent].push(Child::Link(name, target.to_owned()));
         Ok(())
     }
 }

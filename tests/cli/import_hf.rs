@@ -195,3 +195,43 @@ fn what_cannot_be_imported_is_said() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("--model"));
     env.ok(&["import", "hf", "Bad Name", "--model", "fine"]);
 }
+
+#[test]
+fn a_snapshot_link_leading_out_of_the_cache_is_refused() {
+    let env = TestEnv::with_registry();
+    model_files(&env, "m");
+    env.ok(&["push", "m", "--model", "orig"]);
+    env.ok(&[
+        "pull",
+        "orig@1",
+        "--layout",
+        "hf-cache",
+        "--to",
+        "hub",
+        "--repo-id",
+        "acme/orig",
+    ]);
+    env.write("secret.txt", "hunter2");
+    let snapshot = fs::read_dir(env.path("hub/models--acme--orig/snapshots"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    fs::remove_file(snapshot.join("config.json")).unwrap();
+    std::os::unix::fs::symlink(env.path("secret.txt"), snapshot.join("config.json")).unwrap();
+    let run = env.run(&[
+        "import",
+        "hf",
+        "hub/models--acme--orig",
+        "--model",
+        "stolen",
+    ]);
+    assert_eq!(run.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(said.contains("config.json"), "{said}");
+    assert!(
+        env.run(&["show", "stolen@1"]).status.code() != Some(0),
+        "nothing imported"
+    );
+}

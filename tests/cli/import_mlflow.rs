@@ -81,16 +81,18 @@ fn runs_match_mlflow(env: &TestEnv, uri: &str) -> usize {
 
 /// Imports the store at `path` (written with URI `uri`) and checks every run MLflow
 /// reads back against the run mreg holds.
-fn imports_as_mlflow_reads_it(env: &TestEnv, uri: &str, path: &str) {
+fn imports_as_mlflow_reads_it(env: &TestEnv, uri: &str, path: &str, extra: &[&str]) {
     let written = parse(&mlflow::store(&env.path(""), &["write", uri]));
-    let done = parse(&env.ok(&[
+    let mut argv = vec![
         "import",
         "mlflow",
         path,
         "--alias",
         "champion=staging",
         "--json",
-    ]));
+    ];
+    argv.extend_from_slice(extra);
+    let done = parse(&env.ok(&argv));
     assert_eq!(done["runs_found"], 6, "{done}");
     assert_eq!(done["runs_imported"], 4, "{done}");
     assert_eq!(
@@ -146,7 +148,9 @@ fn imports_as_mlflow_reads_it(env: &TestEnv, uri: &str, path: &str) {
     );
 
     // Again: nothing new. Then the running run ends and one more is logged.
-    let again = parse(&env.ok(&["import", "mlflow", path, "--json"]));
+    let mut argv = vec!["import", "mlflow", path, "--json"];
+    argv.extend_from_slice(extra);
+    let again = parse(&env.ok(&argv));
     assert_eq!(again["runs_imported"], 0, "{again}");
     assert_eq!(again["runs_already"], 4, "{again}");
     assert!(
@@ -157,7 +161,7 @@ fn imports_as_mlflow_reads_it(env: &TestEnv, uri: &str, path: &str) {
             .all(|v| v["new"] == false)
     );
     mlflow::store(&env.path(""), &["finish", uri]);
-    let later = parse(&env.ok(&["import", "mlflow", path, "--json"]));
+    let later = parse(&env.ok(&argv));
     assert_eq!(later["runs_imported"], 2, "{later}");
     assert_eq!(parse(&env.ok(&["ls", "--json"]))[0]["versions"], 2);
 }
@@ -166,13 +170,26 @@ fn imports_as_mlflow_reads_it(env: &TestEnv, uri: &str, path: &str) {
 fn an_mlflow_database_imports_with_every_point_its_versions_and_stages() {
     let env = TestEnv::with_registry();
     std::fs::create_dir_all(env.path("db")).unwrap();
-    imports_as_mlflow_reads_it(&env, "sqlite:///db/mlflow.db", "db/mlflow.db");
+    // MLflow puts the artifacts in ./mlruns, beside the db/ folder: outside the store's
+    // folder, so they are read only when --artifacts allows that folder.
+    mlflow::store(&env.path(""), &["write", "sqlite:///db/mlflow.db"]);
+    let refused = parse(&env.ok(&["import", "mlflow", "db/mlflow.db", "--json"]));
+    let skipped = refused["versions"][0]["skipped"].as_str().unwrap();
+    assert!(skipped.contains("outside the store's folder"), "{skipped}");
+    let env = TestEnv::with_registry();
+    std::fs::create_dir_all(env.path("db")).unwrap();
+    imports_as_mlflow_reads_it(
+        &env,
+        "sqlite:///db/mlflow.db",
+        "db/mlflow.db",
+        &["--artifacts", "mlruns"],
+    );
 }
 
 #[test]
 fn an_mlflow_file_store_imports_the_same_way() {
     let env = TestEnv::with_registry();
-    imports_as_mlflow_reads_it(&env, "file:mlruns", "mlruns");
+    imports_as_mlflow_reads_it(&env, "file:mlruns", "mlruns", &[]);
 }
 
 #[test]
@@ -188,5 +205,42 @@ fn what_is_no_mlflow_store_is_said() {
     let run = env.run(&["import", "mlflow", "empty", "--alias", "champion"]);
     assert_eq!(run.status.code(), Some(2));
     let run = env.run(&["import", "mlflow", "nowhere"]);
-    assert_eq!(run.status.code(), Some(2));
+    assert_eq!(run.status.code(), Some(1));
+}
+
+#[test]
+fn a_store_cannot_lead_the_import_out_of_itself_or_blow_it_up() {
+    let env = TestEnv::with_registry();
+    mlflow::store(&env.path(""), &["write", "file:mlruns"]);
+    // A run's params folder made a link to a folder of secrets.
+    env.write("secrets/api_token", "hunter2");
+    let params = walkdir::WalkDir::new(env.path("mlruns"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name() == "params")
+        .unwrap()
+        .into_path();
+    std::fs::remove_dir_all(&params).unwrap();
+    std::os::unix::fs::symlink(env.path("secrets"), &params).unwrap();
+    let run = env.run(&["import", "mlflow", "mlruns"]);
+    assert_eq!(run.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        said.contains("is a link; an MLflow store holds none"),
+        "{said}"
+    );
+    assert_eq!(env.ok(&["runs", "--json"]).trim(), "[]", "nothing imported");
+    std::fs::remove_file(&params).unwrap();
+    std::fs::create_dir(&params).unwrap();
+
+    // A meta.yaml of nested aliases, which would expand to gigabytes.
+    let meta = params.with_file_name("meta.yaml");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    let laughs = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n\
+                  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n";
+    std::fs::write(&meta, format!("{laughs}{text}")).unwrap();
+    let run = env.run(&["import", "mlflow", "mlruns"]);
+    assert_eq!(run.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(said.contains("uses YAML aliases"), "{said}");
 }

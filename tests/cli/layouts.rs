@@ -204,3 +204,39 @@ fn layout_options_are_checked_before_anything_is_written() {
         assert!(!env.path("hub").exists(), "{args:?}");
     }
 }
+
+#[test]
+fn a_partial_pull_into_a_cache_adds_to_the_snapshot_and_never_takes_from_it() {
+    let env = TestEnv::with_registry();
+    env.write("llm/config.json", "{}\n");
+    env.write("llm/model.safetensors", noise(4096, 1));
+    env.ok(&["push", "llm", "--model", "llm"]);
+    let pull = |extra: &[&str]| {
+        let mut argv = vec![
+            "pull", "llm@1", "--layout", "hf-cache", "--to", "hub", "--json",
+        ];
+        argv.extend_from_slice(extra);
+        serde_json::from_str::<serde_json::Value>(&env.ok(&argv)).unwrap()
+    };
+    let first = pull(&["--only", "config.json"]);
+    let snapshot = std::path::PathBuf::from(first["path"].as_str().unwrap());
+    assert!(snapshot.join("config.json").exists());
+    assert!(!snapshot.join("model.safetensors").exists());
+    pull(&["--only", "model.safetensors"]);
+    assert!(snapshot.join("config.json").exists(), "kept");
+    assert!(snapshot.join("model.safetensors").exists(), "added");
+    // Concurrent pulls of one version all succeed.
+    let children: Vec<std::process::Child> = (0..6)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_mreg"))
+                .args(["pull", "llm@1", "--layout", "hf-cache", "--to", "hub2"])
+                .current_dir(env.path(""))
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+}

@@ -22,8 +22,47 @@ const META_LIMIT: u64 = 1 << 20;
 /// Keys nest at most this deep (`params/a/b/c`).
 const KEY_DEPTH: usize = 16;
 
+/// Refuses a link: an MLflow store holds none, and a link in one could lead anywhere
+/// (`/etc`), so mreg never follows one.
+fn no_link(path: &Path) -> Result<()> {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!(
+            "{} is a link; an MLflow store holds none, and mreg does not follow links in one",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Returns whether `path` is a folder, and not a link to one (refused).
+fn real_dir(path: &Path) -> Result<bool> {
+    no_link(path)?;
+    Ok(fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()))
+}
+
+/// Returns whether `path` is a regular file, and not a link to one (refused).
+fn real_file(path: &Path) -> Result<bool> {
+    no_link(path)?;
+    Ok(fs::symlink_metadata(path).is_ok_and(|m| m.is_file()))
+}
+
+/// Returns the entries of a folder, sorted, refusing links among them.
+fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        no_link(&path)?;
+        out.push(path);
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Reads a small text file whole, refusing one over `limit` bytes.
 fn read_text(path: &Path, limit: u64) -> Result<String> {
+    no_link(path)?;
     let file = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut text = String::new();
     file.take(limit + 1)
@@ -38,6 +77,12 @@ fn read_text(path: &Path, limit: u64) -> Result<String> {
 /// Reads a `meta.yaml`.
 fn meta(path: &Path) -> Result<Yaml> {
     let text = read_text(path, META_LIMIT)?;
+    if crate::ingest::yaml::has_aliases(&text) {
+        bail!(
+            "{} uses YAML aliases (*name), which MLflow never writes and mreg does not expand",
+            path.display()
+        );
+    }
     let mut docs = YamlLoader::load_from_str(&text)
         .map_err(|e| anyhow::anyhow!("{} is not YAML: {e}", path.display()))?;
     if docs.is_empty() {
@@ -71,13 +116,14 @@ pub fn read(root: &Path) -> Result<MlStore> {
         what: format!("the MLflow file store at {}", root.display()),
         ..MlStore::default()
     };
-    let entries = fs::read_dir(root).with_context(|| format!("reading {}", root.display()))?;
-    let mut experiments: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.join("meta.yaml").is_file())
-        .collect();
-    experiments.sort();
+    no_link(root)?;
+    store.roots.push(root.to_path_buf());
+    let mut experiments = Vec::new();
+    for path in entries(root)? {
+        if real_dir(&path)? && real_file(&path.join("meta.yaml"))? {
+            experiments.push(path);
+        }
+    }
     if experiments.is_empty() && !root.join("models").is_dir() {
         return Err(Failure::usage(format!(
             "{} is no MLflow tracking store: it has no experiment folder (with a meta.yaml) and no models/",
@@ -101,19 +147,15 @@ fn read_experiment(dir: &Path, store: &mut MlStore) -> Result<()> {
     let exp = meta(&dir.join("meta.yaml"))?;
     let name = field(&exp, "name").unwrap_or_default();
     let exp_deleted = field(&exp, "lifecycle_stage").as_deref() == Some("deleted");
-    let mut subdirs: Vec<PathBuf> = fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
-        .collect();
-    subdirs.sort();
-    for sub in subdirs {
+    for sub in entries(dir)? {
+        if !real_dir(&sub)? {
+            continue;
+        }
         if sub.file_name().is_some_and(|n| n == "models") {
             read_logged_models(&sub, store)?;
             continue;
         }
-        if !sub.join("meta.yaml").is_file() {
+        if !real_file(&sub.join("meta.yaml"))? {
             continue;
         }
         if store.runs.len() >= ROWS_LIMIT {
@@ -138,8 +180,10 @@ fn read_experiment(dir: &Path, store: &mut MlStore) -> Result<()> {
 
 /// Reads MLflow 3's logged models of an experiment: `models/ID/meta.yaml`.
 fn read_logged_models(dir: &Path, store: &mut MlStore) -> Result<()> {
-    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
+    for path in entries(dir)? {
+        if !real_dir(&path)? || !real_file(&path.join("meta.yaml"))? {
+            continue;
+        }
         let Ok(yaml) = meta(&path.join("meta.yaml")) else {
             continue;
         };
@@ -201,6 +245,7 @@ fn read_run(dir: &Path) -> Result<MlRun> {
 
 /// Reads a param or tag file: its text, cut at [`VALUE_LIMIT`].
 fn read_value(path: &Path) -> Result<String> {
+    no_link(path)?;
     let file = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut bytes = Vec::new();
     file.take(VALUE_LIMIT as u64)
@@ -211,7 +256,7 @@ fn read_value(path: &Path) -> Result<String> {
 
 /// Returns the files below `dir` with their keys (paths relative to it, `/`-joined).
 fn keyed_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    if !dir.is_dir() {
+    if !real_dir(dir)? {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
@@ -222,6 +267,7 @@ fn keyed_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
         .sort_by_file_name()
     {
         let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        no_link(entry.path())?;
         if !entry.file_type().is_file() {
             continue;
         }
@@ -239,6 +285,7 @@ fn keyed_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 /// Reads a metric file: `timestamp value step` per line (`timestamp value` in old
 /// stores, step 0).
 fn read_points(path: &Path) -> Result<Vec<MetricPoint>> {
+    no_link(path)?;
     let file = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut points = Vec::new();
     let mut line = String::new();
@@ -298,16 +345,15 @@ pub(super) fn parse_value(text: &str) -> Option<f64> {
 
 /// Reads the model registry: `models/NAME/meta.yaml`, `version-N/meta.yaml`, aliases.
 fn read_models(dir: &Path, store: &mut MlStore) -> Result<()> {
-    if !dir.is_dir() {
+    if !real_dir(dir)? {
         return Ok(());
     }
-    let mut models: Vec<PathBuf> = fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.join("meta.yaml").is_file())
-        .collect();
-    models.sort();
+    let mut models = Vec::new();
+    for path in entries(dir)? {
+        if real_dir(&path)? && real_file(&path.join("meta.yaml"))? {
+            models.push(path);
+        }
+    }
     for model_dir in models {
         let model_meta = meta(&model_dir.join("meta.yaml"))?;
         let name = field(&model_meta, "name").unwrap_or_else(|| {
@@ -316,15 +362,12 @@ fn read_models(dir: &Path, store: &mut MlStore) -> Result<()> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         });
-        for entry in
-            fs::read_dir(&model_dir).with_context(|| format!("reading {}", model_dir.display()))?
-        {
-            let path = entry?.path();
+        for path in entries(&model_dir)? {
             let is_version = path
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with("version-"));
-            if !is_version || !path.join("meta.yaml").is_file() {
+            if !is_version || !real_dir(&path)? || !real_file(&path.join("meta.yaml"))? {
                 continue;
             }
             if store.versions.len() >= ROWS_LIMIT {
@@ -352,9 +395,8 @@ fn read_models(dir: &Path, store: &mut MlStore) -> Result<()> {
             });
         }
         let aliases = model_dir.join("aliases");
-        if aliases.is_dir() {
-            for entry in fs::read_dir(&aliases)? {
-                let path = entry?.path();
+        if real_dir(&aliases)? {
+            for path in entries(&aliases)? {
                 let alias = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())

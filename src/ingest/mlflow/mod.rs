@@ -106,11 +106,35 @@ pub struct MlStore {
     pub logged_models: BTreeMap<String, PathBuf>,
     /// Metric points read so far, all runs together.
     pub points: usize,
+    /// The folders artifacts may be read from: the store's own (the `mlruns` folder,
+    /// or the database's folder), and those the user adds (`--artifacts`).
+    pub roots: Vec<PathBuf>,
 }
 
 impl MlStore {
-    /// Returns the local folder holding a version's files, or why there is none.
+    /// Returns the local folder holding a version's files, or why there is none: it
+    /// must be inside one of [`MlStore::roots`], so a store cannot have a folder such as
+    /// `/etc` imported as a model.
     pub fn artifacts_of(&self, version: &MlVersion) -> Result<PathBuf, String> {
+        let dir = self.artifacts_named(version)?;
+        let real = std::fs::canonicalize(&dir)
+            .map_err(|_| format!("its files are not at {}", dir.display()))?;
+        let inside = self
+            .roots
+            .iter()
+            .filter_map(|r| std::fs::canonicalize(r).ok())
+            .any(|root| real.starts_with(root));
+        if !inside {
+            return Err(format!(
+                "its files are at {}, outside the store's folder (--artifacts DIR allows a folder)",
+                real.display()
+            ));
+        }
+        Ok(real)
+    }
+
+    /// Returns the folder a version's source names.
+    fn artifacts_named(&self, version: &MlVersion) -> Result<PathBuf, String> {
         let source = version.source.as_str();
         if let Some(rest) = source.strip_prefix("runs:/") {
             let (run_id, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -173,7 +197,7 @@ fn percent_decode(text: &str) -> String {
 /// folder holding one).
 pub fn read(path: &Path) -> Result<MlStore> {
     let meta = std::fs::metadata(path).map_err(|e| {
-        Failure::usage(format!("{} cannot be read: {e}", path.display()))
+        Failure::error(format!("{} cannot be read: {e}", path.display()))
             .hint("give an mlruns folder, or an MLflow database file (mlflow.db)")
     })?;
     if meta.is_file() {

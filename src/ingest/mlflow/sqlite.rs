@@ -21,14 +21,21 @@ pub fn read(path: &Path) -> Result<MlStore> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .with_context(|| format!("opening {} as an SQLite database", path.display()))?;
-    let has = |table: &str| -> bool {
-        db.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [table],
-            |row| row.get::<_, i64>(0),
-        )
-        .is_ok_and(|n| n > 0)
-    };
+    db.busy_timeout(std::time::Duration::from_secs(10))
+        .context("setting a busy timeout")?;
+    let tables: std::collections::HashSet<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .map_err(|err| {
+            Failure::error(format!("cannot read {}: {err}", path.display())).hint(
+                "if another program is writing it, try again when it is done; a damaged database \
+                 can be checked with `sqlite3 FILE 'PRAGMA integrity_check'`",
+            )
+        })?;
+    let has = |table: &str| tables.contains(table);
     if !has("runs") || !has("experiments") || !has("metrics") {
         return Err(Failure::usage(format!(
             "{} is no MLflow database: it has no runs, experiments and metrics tables",
@@ -40,6 +47,7 @@ pub fn read(path: &Path) -> Result<MlStore> {
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut store = MlStore {
         what: format!("the MLflow database {}", path.display()),
+        roots: vec![base.clone()],
         ..MlStore::default()
     };
     read_runs(&db, &base, &mut store).context("reading the runs")?;

@@ -48,9 +48,10 @@ pub struct Origin {
     /// Whether the folder is a git work tree (its `.git` is left out).
     #[serde(skip)]
     pub git: bool,
-    /// Whether the files are links into a cache's blobs.
+    /// For a cache snapshot: the cache entry's `blobs/` folder, the only place its
+    /// links may lead.
     #[serde(skip)]
-    pub cached: bool,
+    pub blobs: Option<PathBuf>,
 }
 
 /// What an import did, as `--json` prints it.
@@ -103,12 +104,13 @@ pub fn locate(path: &Path, repo_id: Option<&str>, revision: Option<&str>) -> Res
         && let Some(repo) = name(entry).as_deref().and_then(repo_of_entry)
     {
         let rev = name(&folder).unwrap_or_default();
+        let blobs = fs::canonicalize(entry.join("blobs")).ok();
         return Ok(Origin {
             repo_id: Some(repo_id.map_or(repo, str::to_owned)),
             revision: is_commit(&rev).then_some(rev),
             branch: None,
             git: false,
-            cached: true,
+            blobs,
             folder,
         });
     }
@@ -117,6 +119,9 @@ pub fn locate(path: &Path, repo_id: Option<&str>, revision: Option<&str>) -> Res
         && folder.join("snapshots").is_dir()
     {
         let wanted = revision.unwrap_or("main");
+        if wanted.is_empty() {
+            return Err(Failure::usage("--revision is empty: give a branch, tag or commit").into());
+        }
         let (commit, branch) = if is_commit(wanted) {
             (wanted.to_owned(), None)
         } else {
@@ -145,10 +150,17 @@ pub fn locate(path: &Path, repo_id: Option<&str>, revision: Option<&str>) -> Res
             (commit, Some(wanted.to_owned()))
         };
         let snapshot = folder.join("snapshots").join(&commit);
+        if fs::symlink_metadata(&snapshot).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Failure::error(format!(
+                "{} is a link; a cache's snapshots are folders, and mreg does not follow it",
+                snapshot.display()
+            ))
+            .into());
+        }
         if !snapshot.is_dir() {
             return Err(
                 Failure::error(format!("{} has no snapshot {commit}", folder.display()))
-                    .hint("download that revision first (`huggingface-cli download`)")
+                    .hint("download that revision first (`hf download`)")
                     .into(),
             );
         }
@@ -158,7 +170,7 @@ pub fn locate(path: &Path, repo_id: Option<&str>, revision: Option<&str>) -> Res
             revision: Some(commit),
             branch,
             git: false,
-            cached: true,
+            blobs: fs::canonicalize(folder.join("blobs")).ok(),
         });
     }
     // A repository folder: a git clone, or plain files.
@@ -168,7 +180,7 @@ pub fn locate(path: &Path, repo_id: Option<&str>, revision: Option<&str>) -> Res
         revision: revision.map(str::to_owned),
         branch: None,
         git,
-        cached: false,
+        blobs: None,
         folder,
     })
 }
@@ -216,6 +228,33 @@ fn refuse_lfs_pointers(folder: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a folder holding no file (a `.git` aside): it would be a version of nothing.
+fn refuse_empty(folder: &Path) -> Result<()> {
+    let holds_a_file = walkdir::WalkDir::new(folder)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| e.depth() != 1 || e.file_name() != ".git")
+        .filter_map(Result::ok)
+        .any(|e| !e.file_type().is_dir());
+    if !holds_a_file {
+        return Err(Failure::error(format!("{} holds no file to import", folder.display())).into());
+    }
+    Ok(())
+}
+
+/// Returns the message a version imported from `origin` gets, unless one is given.
+fn default_message(origin: &Origin) -> String {
+    let revision = origin
+        .revision
+        .as_deref()
+        .map(|r| format!(" at {r}"))
+        .unwrap_or_default();
+    format!(
+        "imported from Hugging Face {}{revision}",
+        origin.repo_id.as_deref().unwrap_or("(a local folder)")
+    )
+}
+
 /// Imports the model at `request.path`.
 pub fn import(
     reg: &Registry,
@@ -224,6 +263,10 @@ pub fn import(
     notify: &mut dyn FnMut(Notice),
 ) -> Result<Imported> {
     let mut origin = locate(request.path, request.repo_id, request.revision)?;
+    if let Some(repo) = request.repo_id {
+        crate::ops::layouts::check_repo_id(repo)?;
+    }
+    refuse_empty(&origin.folder)?;
     let mut source = None;
     if origin.git {
         refuse_lfs_pointers(&origin.folder)?;
@@ -238,7 +281,7 @@ pub fn import(
             source = Some(found);
         }
     }
-    if origin.repo_id.is_none() && origin.cached {
+    if origin.repo_id.is_none() && origin.blobs.is_some() {
         return Err(Failure::usage("the cache entry's repo id is unknown; give --repo-id").into());
     }
     let model_text = match (request.model, &origin.repo_id) {
@@ -282,20 +325,9 @@ pub fn import(
         tags,
         ..Inputs::default()
     };
-    let message = request.message.map_or_else(
-        || {
-            format!(
-                "imported from Hugging Face {}{}",
-                origin.repo_id.as_deref().unwrap_or("(a local folder)"),
-                origin
-                    .revision
-                    .as_deref()
-                    .map(|r| format!(" at {r}"))
-                    .unwrap_or_default()
-            )
-        },
-        str::to_owned,
-    );
+    let message = request
+        .message
+        .map_or_else(|| default_message(&origin), str::to_owned);
     let push_request = Request {
         dir: &origin.folder,
         model: &model,
@@ -306,7 +338,7 @@ pub fn import(
         stage: None,
         cwd: request.cwd,
         reading: Reading {
-            follow_out: origin.cached,
+            follow_into: origin.blobs.clone(),
             leave_out: if origin.git {
                 vec![".git".to_owned()]
             } else {

@@ -42,6 +42,10 @@ pub struct MlflowRequest<'a> {
     pub path: &'a Path,
     /// Aliases mapped onto stages (`--alias champion=production`).
     pub aliases: &'a BTreeMap<String, String>,
+    /// Folders artifacts may also be read from (`--artifacts`), beside the store's.
+    pub artifacts: &'a [std::path::PathBuf],
+    /// Param and tag keys kept as they are though they look secret (`--not-secret`).
+    pub not_secret: &'a [String],
     /// The folder the command runs in.
     pub cwd: &'a Path,
 }
@@ -63,8 +67,9 @@ pub struct MlflowImported {
     pub versions: Vec<VersionOutcome>,
     /// Stage moves made for legacy stages and aliases.
     pub stages: Vec<StageOutcome>,
-    /// Aliases no stage here stands for (`--alias ALIAS=STAGE` maps one), as
-    /// `MODEL:ALIAS`.
+    /// Aliases that moved no stage, as `MODEL:ALIAS`: no stage here stands for them
+    /// (`--alias ALIAS=STAGE` maps one), or, with why, their version was not imported or
+    /// another alias took their stage.
     pub aliases_unmapped: Vec<String>,
 }
 
@@ -102,6 +107,14 @@ pub struct StageOutcome {
     pub refused: Option<String>,
 }
 
+/// The longest param or tag key kept (MLflow's own limit is 250).
+const KEY_LIMIT: usize = 250;
+
+/// Returns whether a param or tag key is kept: short, without control characters.
+fn key_ok(key: &str) -> bool {
+    !key.is_empty() && key.len() <= KEY_LIMIT && !key.chars().any(char::is_control)
+}
+
 /// Returns the mreg id of the run imported from MLflow run `id`.
 pub fn run_id_of(id: &str) -> RunId {
     RunId::from_hash(&blake3::hash(format!("mlflow run\0{id}").as_bytes()))
@@ -126,21 +139,41 @@ fn version_tag(model: &str, version: u64) -> String {
 }
 
 /// Builds the mreg run record of an MLflow run, storing its long series in `staging`.
-fn record_of(run: &MlRun, staging: &Staging, warn: &mut dyn FnMut(String)) -> Result<RunRecord> {
+fn record_of(
+    run: &MlRun,
+    staging: &Staging,
+    not_secret: &[String],
+    warn: &mut dyn FnMut(String),
+) -> Result<RunRecord> {
     let status = match run.status.as_str() {
         "FAILED" => Status::Failed,
         "KILLED" => Status::Killed,
         _ => Status::Finished,
     };
     let mut add = Additions::default();
+    let mut odd = 0;
     for (key, value) in &run.params {
-        add.params.insert(key.clone(), crate::ingest::infer(value));
+        if key_ok(key) {
+            add.params.insert(key.clone(), crate::ingest::infer(value));
+        } else {
+            odd += 1;
+        }
     }
     for (key, value) in &run.tags {
-        add.tags.insert(key.clone(), value.clone());
+        if key_ok(key) {
+            add.tags.insert(key.clone(), value.clone());
+        } else {
+            odd += 1;
+        }
+    }
+    if odd > 0 {
+        warn(format!(
+            "run {}: {odd} params or tags were left out: their keys are longer than {KEY_LIMIT} bytes or hold control characters",
+            run.id
+        ));
     }
     add.tags.insert("mlflow.run_id".to_owned(), run.id.clone());
-    mask_secrets(&mut add, &[], &mut |w| {
+    mask_secrets(&mut add, not_secret, &mut |w| {
         warn(format!("run {}: {w}", run.id));
     });
     let mut series = BTreeMap::new();
@@ -269,7 +302,8 @@ pub fn import(
     progress: &dyn Progress,
     warn: &mut dyn FnMut(String),
 ) -> Result<MlflowImported> {
-    let store = crate::ingest::mlflow::read(request.path)?;
+    let mut store = crate::ingest::mlflow::read(request.path)?;
+    store.roots.extend(request.artifacts.iter().cloned());
     let config = reg.config()?;
     for stage in request.aliases.values() {
         config.require_stage(stage)?;
@@ -279,13 +313,51 @@ pub fn import(
         runs_found: store.runs.len(),
         ..MlflowImported::default()
     };
-    let imported_runs = import_runs(reg, &store, &mut out, warn)?;
+    let imported_runs = import_runs(reg, &store, request.not_secret, &mut out, warn)?;
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
     for version in &store.versions {
-        let outcome = import_version(reg, request, &store, version, &imported_runs, progress)?;
+        let outcome = match claim_name(&mut names, &version.model) {
+            Err(why) => VersionOutcome {
+                model: version.model.clone(),
+                version: version.version,
+                reference: None,
+                new: false,
+                skipped: Some(why),
+            },
+            Ok(()) => import_version(reg, request, &store, version, &imported_runs, progress)
+                .unwrap_or_else(|err| VersionOutcome {
+                    model: version.model.clone(),
+                    version: version.version,
+                    reference: None,
+                    new: false,
+                    skipped: Some(format!("{err:#}")),
+                }),
+        };
         out.versions.push(outcome);
     }
     move_stages(reg, request, &store, &mut out)?;
     Ok(out)
+}
+
+/// Claims the mreg model name a registered model's name becomes, refusing one that
+/// another registered model of the store claimed already (`churn model` and
+/// `churn-model`, or `Churn` and `churn`): their versions would mix in one model.
+fn claim_name(names: &mut BTreeMap<String, String>, model: &str) -> Result<(), String> {
+    let Some(name) = model_name(model) else {
+        return Ok(());
+    };
+    let key = name.as_str().to_ascii_lowercase();
+    match names.get(&key) {
+        Some(first) if first != model => Err(format!(
+            "its name becomes the model {}, which the registered model {first:?} takes already",
+            name.as_str()
+        )),
+        Some(_) => Ok(()),
+        None => {
+            names.insert(key, model.to_owned());
+            Ok(())
+        }
+    }
 }
 
 /// Imports the runs not imported before, and the registration runs of versions that
@@ -293,6 +365,7 @@ pub fn import(
 fn import_runs(
     reg: &Registry,
     store: &MlStore,
+    not_secret: &[String],
     out: &mut MlflowImported,
     warn: &mut dyn FnMut(String),
 ) -> Result<std::collections::HashSet<String>> {
@@ -304,6 +377,8 @@ fn import_runs(
             Some("deleted")
         } else if matches!(run.status.as_str(), "RUNNING" | "SCHEDULED") {
             Some("still running")
+        } else if present.contains(&run.id) {
+            Some("given twice")
         } else {
             None
         };
@@ -316,7 +391,21 @@ fn import_runs(
             out.runs_already += 1;
             continue;
         }
-        records.push(record_of(run, &staging, warn)?);
+        let record = record_of(run, &staging, not_secret, warn)?;
+        match record.to_toml() {
+            Ok(text) if text.len() as u64 <= crate::store::files::RECORD_LIMIT => {
+                records.push(record);
+            }
+            _ => {
+                present.remove(&run.id);
+                *out.runs_left_out.entry("too large".to_owned()).or_default() += 1;
+                warn(format!(
+                    "run {} was left out: its params, tags and metrics make a record larger than {} MiB",
+                    run.id,
+                    crate::store::files::RECORD_LIMIT >> 20
+                ));
+            }
+        }
     }
     for version in &store.versions {
         let named = version.run_id.as_ref().is_some_and(|r| present.contains(r));
@@ -464,12 +553,22 @@ fn move_stages(
                 continue;
             }
         };
-        if let Some(reference) = reference_of(model, *version) {
-            wanted.insert(
-                (model.clone(), stage),
-                (reference, format!("alias {alias}")),
-            );
+        let Some(reference) = reference_of(model, *version) else {
+            out.aliases_unmapped.push(format!(
+                "{model}:{alias} (its version {version} was not imported)"
+            ));
+            continue;
+        };
+        let key = (model.clone(), stage.clone());
+        if let Some((_, from)) = wanted
+            .get(&key)
+            .filter(|(_, from)| from.starts_with("alias "))
+        {
+            out.aliases_unmapped
+                .push(format!("{model}:{alias} ({stage} goes to the {from})"));
+            continue;
         }
+        wanted.insert(key, (reference, format!("alias {alias}")));
     }
     for ((_, stage), (reference, from)) in wanted {
         let (model, number) = reference.split_once('@').unwrap_or((&reference, "0"));
@@ -512,4 +611,26 @@ fn move_stages(
         out.stages.push(outcome);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_registered_models_never_share_one_mreg_model() {
+        let mut names = BTreeMap::new();
+        assert!(claim_name(&mut names, "churn model").is_ok());
+        assert!(
+            claim_name(&mut names, "churn model").is_ok(),
+            "its own name again"
+        );
+        let clash = claim_name(&mut names, "churn-model").unwrap_err();
+        assert!(clash.contains("\"churn model\" takes already"), "{clash}");
+        assert!(
+            claim_name(&mut names, "Churn-Model").is_err(),
+            "case twins too"
+        );
+        assert!(claim_name(&mut names, "vision").is_ok());
+    }
 }
