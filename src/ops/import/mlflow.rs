@@ -302,7 +302,10 @@ pub fn import(
     progress: &dyn Progress,
     warn: &mut dyn FnMut(String),
 ) -> Result<MlflowImported> {
-    let mut store = crate::ingest::mlflow::read(request.path)?;
+    progress.phase("reading the MLflow store");
+    let store = crate::ingest::mlflow::read(request.path);
+    progress.finish();
+    let mut store = store?;
     store.roots.extend(request.artifacts.iter().cloned());
     let config = reg.config()?;
     for stage in request.aliases.values() {
@@ -313,7 +316,10 @@ pub fn import(
         runs_found: store.runs.len(),
         ..MlflowImported::default()
     };
-    let imported_runs = import_runs(reg, &store, request.not_secret, &mut out, warn)?;
+    progress.phase("importing runs");
+    let imported_runs = import_runs(reg, &store, request.not_secret, &mut out, warn);
+    progress.finish();
+    let imported_runs = imported_runs?;
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     for version in &store.versions {
         let outcome = match claim_name(&mut names, &version.model) {
