@@ -188,6 +188,12 @@ fn run_layout(
         }
     };
     ctx.out.emit(&laid, String::new)?;
+    if let (Some(before), Some(branch)) = (&laid.replaced, &laid.branch) {
+        ctx.out.warn(&format!(
+            "refs/{branch} named the revision {before}, which stays in the cache; it names {} now (--branch NAME writes another ref)",
+            laid.revision.as_deref().unwrap_or_default()
+        ));
+    }
     let how = match (&laid.repo_id, &laid.branch) {
         (Some(repo), Some(branch)) => format!(
             " as {repo} (revision {}, refs/{branch})",

@@ -533,6 +533,13 @@ async fn refused(response: reqwest::Response, doing: &str) -> anyhow::Error {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let quoted = quoted.trim();
+    let hint = match status.as_u16() {
+        401 | 403 => {
+            "check MREG_OCI_USERNAME and MREG_OCI_PASSWORD: the registry refused them, or wants them"
+        }
+        404 => "check the repository's name",
+        _ => "the registry's own logs say more",
+    };
     Failure::error(format!(
         "the registry answered {status} when {doing} ({url}){}",
         if quoted.is_empty() {
@@ -541,6 +548,7 @@ async fn refused(response: reqwest::Response, doing: &str) -> anyhow::Error {
             format!(": {quoted}")
         }
     ))
+    .hint(hint)
     .into()
 }
 

@@ -41,7 +41,8 @@ const WEIGHT_CONFIG: &str = "application/vnd.cncf.model.weight.config.v1.raw";
 const DOC: &str = "application/vnd.cncf.model.doc.v1.raw";
 const CODE: &str = "application/vnd.cncf.model.code.v1.raw";
 
-/// Extensions of weight files, with the `format` a model config gives them.
+/// Extensions of weight files, with the `format` a model config gives them (none for
+/// `.bin`, which any framework writes).
 const WEIGHTS: &[(&str, &str)] = &[
     ("safetensors", "safetensors"),
     ("gguf", "gguf"),
@@ -49,7 +50,7 @@ const WEIGHTS: &[(&str, &str)] = &[
     ("onnx", "onnx"),
     ("pt", "pt"),
     ("pth", "pt"),
-    ("bin", "pt"),
+    ("bin", ""),
     ("ckpt", "ckpt"),
     ("h5", "h5"),
     ("keras", "keras"),
@@ -121,7 +122,8 @@ fn format_of(files: &[DigestedFile]) -> Option<&'static str> {
             .find(|(e, _)| *e == ext)
             .map(|(_, format)| *format)
     });
-    let first = formats.next()?;
+    // `.bin` holds anything (PyTorch, raw arrays): it names no format.
+    let first = formats.next().filter(|f| !f.is_empty())?;
     formats.all(|f| f == first).then_some(first)
 }
 

@@ -44,6 +44,9 @@ pub struct Laid {
     /// The ref written (`refs/BRANCH`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// The revision the ref named before, when it named another (a Hub download's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
 }
 
 /// Returns the version's plan, with only the paths `select` takes.
@@ -128,13 +131,17 @@ pub fn triton(
     Ok(Laid {
         reference: record.reference(),
         layout: "triton",
-        path: written.display().to_string(),
+        path: std::fs::canonicalize(&written)
+            .unwrap_or(written)
+            .display()
+            .to_string(),
         files: plan.files.len() as u64 + u64::from(config.is_some()),
         bytes: plan.bytes + config.as_ref().map_or(0, |c| c.size),
         config: Some(config.is_some()),
         repo_id: None,
         revision: None,
         branch: None,
+        replaced: None,
     })
 }
 
@@ -296,6 +303,9 @@ pub fn hf_cache(
         ))
         .into());
     }
+    let replaced = crate::store::files::read_cache(&ref_path, 256)
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .filter(|before| *before != revision);
     std::fs::create_dir_all(ref_path.parent().unwrap_or(&refs))
         .with_context(|| format!("creating {}", refs.display()))?;
     atomic::replace(
@@ -321,6 +331,7 @@ pub fn hf_cache(
         repo_id: Some(target.repo_id.to_owned()),
         revision: Some(revision),
         branch: Some(target.branch.to_owned()),
+        replaced,
     })
 }
 

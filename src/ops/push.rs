@@ -82,6 +82,27 @@ pub struct Outcome {
     pub promotion: Option<promote::Outcome>,
 }
 
+impl Outcome {
+    /// Returns the outcome of a push that found `record` holding its content already.
+    pub fn unchanged(record: &VersionRecord, sent_bytes: Option<u64>) -> Outcome {
+        Outcome {
+            model: record.model.clone(),
+            version: record.version,
+            reference: record.reference(),
+            created: false,
+            tree: record.tree,
+            run: record.run.clone(),
+            files: record.files,
+            bytes: record.bytes,
+            new_bytes: 0,
+            sent_bytes,
+            hashed_bytes: 0,
+            skipped: Vec::new(),
+            promotion: None,
+        }
+    }
+}
+
 /// Returns what a push did, and what is left to do: the `--stage` promotion.
 pub struct Pushed {
     /// What `--json` prints; its `promotion` is filled in by whoever promotes.

@@ -158,7 +158,10 @@ pub fn create_finished(
 ) -> Result<RunRecord> {
     let mut start = start_record(cwd, experiment, None, time.to_owned(), None);
     if source.is_some() {
+        // An import: the files were made elsewhere, so neither this work tree's git
+        // state nor this machine's environment says anything of them.
         start.source = source;
+        start.environment = None;
     }
     start.end = Some(End {
         status: Status::Finished,

@@ -235,3 +235,78 @@ fn a_snapshot_link_leading_out_of_the_cache_is_refused() {
         "nothing imported"
     );
 }
+
+#[test]
+fn each_revision_is_imported_once_whatever_the_order_and_the_form() {
+    let env = TestEnv::with_registry();
+    model_files(&env, "m");
+    env.ok(&["push", "m", "--model", "orig"]);
+    env.write(
+        "m/config.json",
+        "{\"model_type\": \"gpt2\", \"n_layer\": 4}\n",
+    );
+    env.ok(&["push", "m", "--model", "orig"]);
+    let to_cache = |version: &str, branch: &str| {
+        env.ok(&[
+            "pull",
+            version,
+            "--layout",
+            "hf-cache",
+            "--to",
+            "hub",
+            "--repo-id",
+            "acme/two",
+            "--branch",
+            branch,
+        ]);
+    };
+    to_cache("orig@1", "v1");
+    to_cache("orig@2", "main");
+    for args in [
+        &["import", "hf", "hub/models--acme--two"][..],
+        &["import", "hf", "hub/models--acme--two", "--revision", "v1"][..],
+        &["import", "hf", "hub/models--acme--two"][..],
+        &["import", "hf", "hub/models--acme--two", "--revision", "v1"][..],
+    ] {
+        env.ok(args);
+    }
+    let listed = json(&env.ok(&["ls", "two", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    // The repo id alone finds the entry in the user's cache.
+    let hub = env.path("hub").display().to_string();
+    let out = env.run_with(
+        &["import", "hf", "acme/two", "--json"],
+        &[("HF_HUB_CACHE", &hub)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        json(&String::from_utf8_lossy(&out.stdout))["created"],
+        false
+    );
+    let missing = env.run_with(&["import", "hf", "acme/none"], &[("HF_HUB_CACHE", &hub)]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("hf download acme/none"));
+}
+
+#[test]
+fn a_folder_hf_download_wrote_leaves_its_bookkeeping_out_and_keeps_its_commit() {
+    let env = TestEnv::with_registry();
+    model_files(&env, "local");
+    env.write(
+        "local/.cache/huggingface/download/config.json.metadata",
+        format!("{COMMIT}\n\"etag\"\n1796618851.0\n"),
+    );
+    env.write("local/.cache/huggingface/.gitignore", "*\n");
+    let imported = json(&env.ok(&["import", "hf", "local", "--repo-id", "acme/local", "--json"]));
+    assert_eq!(imported["files"], 3, "{imported}");
+    assert_eq!(imported["origin"]["revision"], COMMIT);
+    let run = run_of(&env, "local@1");
+    assert!(
+        run.get("environment").is_none(),
+        "this machine made none of it: {run}"
+    );
+}

@@ -244,3 +244,38 @@ fn a_store_cannot_lead_the_import_out_of_itself_or_blow_it_up() {
     let said = String::from_utf8_lossy(&run.stderr);
     assert!(said.contains("uses YAML aliases"), "{said}");
 }
+
+#[test]
+fn an_alias_wins_over_a_legacy_stage_and_says_so() {
+    let env = TestEnv::with_registry();
+    mlflow::store(&env.path(""), &["write", "file:mlruns"]);
+    let done = parse(&env.ok(&[
+        "import",
+        "mlflow",
+        "mlruns",
+        "--alias",
+        "champion=production",
+        "--json",
+    ]));
+    let stages = done["stages"].as_array().unwrap();
+    let legacy = stages
+        .iter()
+        .find(|s| s["from"] == "stage Production")
+        .unwrap();
+    assert_eq!(legacy["moved"], false);
+    assert!(
+        legacy["refused"]
+            .as_str()
+            .unwrap()
+            .contains("an alias wins over a legacy stage"),
+        "{legacy}"
+    );
+    let alias = stages
+        .iter()
+        .find(|s| s["from"] == "alias champion")
+        .unwrap();
+    assert_eq!(
+        (alias["ref"].as_str(), alias["moved"].as_bool()),
+        (Some("churn@1"), Some(true))
+    );
+}

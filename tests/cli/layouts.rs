@@ -240,3 +240,17 @@ fn a_partial_pull_into_a_cache_adds_to_the_snapshot_and_never_takes_from_it() {
         assert!(child.wait().unwrap().success());
     }
 }
+
+#[test]
+fn a_ref_that_named_another_revision_is_said_to_move() {
+    let env = TestEnv::with_registry();
+    env.write("m/config.json", "{}\n");
+    env.ok(&["push", "m", "--model", "m"]);
+    env.write("m/config.json", "{\"v\": 2}\n");
+    env.ok(&["push", "m", "--model", "m"]);
+    env.ok(&["pull", "m@1", "--layout", "hf-cache", "--to", "hub"]);
+    let moved = env.ok_err(&["pull", "m@2", "--layout", "hf-cache", "--to", "hub"]);
+    assert!(moved.contains("refs/main named the revision"), "{moved}");
+    let again = env.ok_err(&["pull", "m@2", "--layout", "hf-cache", "--to", "hub"]);
+    assert!(!again.contains("named the revision"), "{again}");
+}

@@ -48,6 +48,10 @@ pub struct Origin {
     /// Whether the folder is a git work tree (its `.git` is left out).
     #[serde(skip)]
     pub git: bool,
+    /// Whether the folder is one `hf download --local-dir` wrote (its `.cache` of
+    /// download bookkeeping is left out).
+    #[serde(skip)]
+    pub local_dir: bool,
     /// For a cache snapshot: the cache entry's `blobs/` folder, the only place its
     /// links may lead.
     #[serde(skip)]
@@ -110,6 +114,7 @@ pub fn locate(path: &Path, repo_id: Option<&str>, revision: Option<&str>) -> Res
             revision: is_commit(&rev).then_some(rev),
             branch: None,
             git: false,
+            local_dir: false,
             blobs,
             folder,
         });
@@ -170,19 +175,95 @@ pub fn locate(path: &Path, repo_id: Option<&str>, revision: Option<&str>) -> Res
             revision: Some(commit),
             branch,
             git: false,
+            local_dir: false,
             blobs: fs::canonicalize(folder.join("blobs")).ok(),
         });
     }
-    // A repository folder: a git clone, or plain files.
+    // A repository folder: a git clone, one `hf download --local-dir` wrote, or files.
     let git = folder.join(".git").exists();
+    let local_dir = folder.join(".cache").join("huggingface").is_dir();
+    let revision = revision
+        .map(str::to_owned)
+        .or_else(|| local_dir.then(|| downloaded_revision(&folder)).flatten());
     Ok(Origin {
         repo_id: repo_id.map(str::to_owned),
-        revision: revision.map(str::to_owned),
+        revision,
         branch: None,
         git,
+        local_dir,
         blobs: None,
         folder,
     })
+}
+
+/// Returns the commit `hf download --local-dir` recorded in its bookkeeping
+/// (`.cache/huggingface/download/…metadata`, whose first line is the commit).
+fn downloaded_revision(folder: &Path) -> Option<String> {
+    walkdir::WalkDir::new(folder.join(".cache").join("huggingface").join("download"))
+        .max_depth(8)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".metadata"))
+        .find_map(|e| {
+            let text = crate::store::files::read_cache(e.path(), 4096)?;
+            let first = String::from_utf8_lossy(&text)
+                .lines()
+                .next()?
+                .trim()
+                .to_owned();
+            is_commit(&first).then_some(first)
+        })
+}
+
+/// Returns the version of `model` an import of `repo` at `revision` made before: the
+/// one whose run carries those `hf.repo_id` and `hf.revision` tags.
+fn imported_before(
+    reg: &Registry,
+    model: &str,
+    repo: &str,
+    revision: &str,
+) -> Result<Option<crate::manifest::VersionRecord>> {
+    for record in crate::store::models::load_live_versions(reg, model)? {
+        let Some(run) = &record.run else { continue };
+        if !crate::store::runs::record_path(reg, run).is_file() {
+            continue;
+        }
+        let tags = crate::store::runs::load(reg, run)?.tags;
+        if tags.get("hf.repo_id").map(String::as_str) == Some(repo)
+            && tags.get("hf.revision").map(String::as_str) == Some(revision)
+        {
+            return Ok(Some(record));
+        }
+    }
+    Ok(None)
+}
+
+/// Returns the cache entry a repo id (`acme/llm`) given as PATH stands for, when no
+/// such path exists: the entry in the user's Hugging Face cache.
+fn entry_in_cache(path: &Path) -> Result<Option<PathBuf>> {
+    let Some(text) = path.to_str() else {
+        return Ok(None);
+    };
+    if path.exists() || crate::ops::layouts::check_repo_id(text).is_err() {
+        return Ok(None);
+    }
+    let Some(cache) = crate::ops::layouts::default_hf_cache() else {
+        return Ok(None);
+    };
+    let entry = cache.join(format!("models--{}", text.replace('/', "--")));
+    if !entry.is_dir() {
+        return Err(Failure::error(format!(
+            "{text} is no folder here, and the Hugging Face cache {} holds no {}",
+            cache.display(),
+            entry.display()
+        ))
+        .hint(format!(
+            "download it first (`hf download {text}`), or give its folder"
+        ))
+        .into());
+    }
+    Ok(Some(entry))
 }
 
 /// Returns the repo id a git remote URL of the Hub names
@@ -262,7 +343,9 @@ pub fn import(
     progress: &dyn Progress,
     notify: &mut dyn FnMut(Notice),
 ) -> Result<Imported> {
-    let mut origin = locate(request.path, request.repo_id, request.revision)?;
+    let in_cache = entry_in_cache(request.path)?;
+    let path = in_cache.as_deref().unwrap_or(request.path);
+    let mut origin = locate(path, request.repo_id, request.revision)?;
     if let Some(repo) = request.repo_id {
         crate::ops::layouts::check_repo_id(repo)?;
     }
@@ -325,6 +408,17 @@ pub fn import(
         tags,
         ..Inputs::default()
     };
+    if let (Some(repo), Some(revision)) = (&origin.repo_id, &origin.revision)
+        && crate::store::models::list_models(reg)?
+            .iter()
+            .any(|m| m == model.as_str())
+        && let Some(record) = imported_before(reg, model.as_str(), repo, revision)?
+    {
+        return Ok(Imported {
+            pushed: push::Outcome::unchanged(&record, reg.backend().sent_bytes()),
+            origin,
+        });
+    }
     let message = request
         .message
         .map_or_else(|| default_message(&origin), str::to_owned);
@@ -339,11 +433,11 @@ pub fn import(
         cwd: request.cwd,
         reading: Reading {
             follow_into: origin.blobs.clone(),
-            leave_out: if origin.git {
-                vec![".git".to_owned()]
-            } else {
-                Vec::new()
-            },
+            leave_out: [(origin.git, ".git"), (origin.local_dir, ".cache")]
+                .into_iter()
+                .filter(|(left, _)| *left)
+                .map(|(_, name)| name.to_owned())
+                .collect(),
         },
         source,
     };

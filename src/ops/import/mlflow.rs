@@ -574,6 +574,20 @@ fn move_stages(
                 .push(format!("{model}:{alias} ({stage} goes to the {from})"));
             continue;
         }
+        if let Some((before, from)) = wanted
+            .get(&key)
+            .filter(|(_, from)| from.starts_with("stage "))
+        {
+            out.stages.push(StageOutcome {
+                reference: before.clone(),
+                stage: stage.clone(),
+                from: from.clone(),
+                moved: false,
+                refused: Some(format!(
+                    "the alias {alias} takes {stage}: an alias wins over a legacy stage"
+                )),
+            });
+        }
         wanted.insert(key, (reference, format!("alias {alias}")));
     }
     for ((_, stage), (reference, from)) in wanted {
