@@ -336,6 +336,30 @@ fn default_message(origin: &Origin) -> String {
     )
 }
 
+/// Returns the model an import goes into: `--model`, else the repo's name, else the
+/// folder's.
+fn model_of(given: Option<&str>, origin: &Origin) -> Result<ModelName> {
+    let model_text = match (given, &origin.repo_id) {
+        (Some(model), _) => model.to_owned(),
+        (None, Some(repo)) => repo.rsplit('/').next().unwrap_or(repo).to_owned(),
+        (None, None) => origin
+            .folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    ModelName::parse(&model_text)
+        .map_err(|e| {
+            Failure::usage(format!(
+                "{model_text} cannot be a model name: {}",
+                e.message
+            ))
+            .hint("give --model NAME: letters, digits, `.`, `_` and `-`")
+        })
+        .map_err(Into::into)
+}
+
 /// Imports the model at `request.path`.
 pub fn import(
     reg: &Registry,
@@ -367,23 +391,7 @@ pub fn import(
     if origin.repo_id.is_none() && origin.blobs.is_some() {
         return Err(Failure::usage("the cache entry's repo id is unknown; give --repo-id").into());
     }
-    let model_text = match (request.model, &origin.repo_id) {
-        (Some(model), _) => model.to_owned(),
-        (None, Some(repo)) => repo.rsplit('/').next().unwrap_or(repo).to_owned(),
-        (None, None) => origin
-            .folder
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned(),
-    };
-    let model = ModelName::parse(&model_text).map_err(|e| {
-        Failure::usage(format!(
-            "{model_text} cannot be a model name: {}",
-            e.message
-        ))
-        .hint("give --model NAME: letters, digits, `.`, `_` and `-`")
-    })?;
+    let model = model_of(request.model, &origin)?;
     if source.is_none() {
         source = Some(Source {
             commit: origin.revision.clone().filter(|r| is_commit(r)),

@@ -518,6 +518,52 @@ fn import_version(
     Ok(outcome)
 }
 
+/// Moves `stage` of `model` to `reference` (version `number`), unless it holds it.
+fn move_stage(
+    reg: &Registry,
+    model: &str,
+    number: u64,
+    reference: &str,
+    stage: &str,
+    from: &str,
+) -> Result<StageOutcome> {
+    let holds =
+        stages::current(reg, model)?.is_some_and(|(_, state)| state.holder(stage) == Some(number));
+    let mut outcome = StageOutcome {
+        reference: reference.to_owned(),
+        stage: stage.to_owned(),
+        from: from.to_owned(),
+        moved: false,
+        refused: None,
+    };
+    if !holds {
+        let reason = format!("imported from MLflow ({from})");
+        let promote_request = crate::ops::promote::Request {
+            reference,
+            stage,
+            gates: &[],
+            force: false,
+            reason: Some(&reason),
+            expect: None,
+            allow_downgrade: true,
+            wait_s: 10.0,
+            dry_run: false,
+        };
+        match crate::ops::promote::promote(reg, &promote_request) {
+            Ok(done) => match done.report.verdict {
+                Verdict::Moved => outcome.moved = true,
+                Verdict::Unchanged | Verdict::WouldMove => {}
+                Verdict::Refused | Verdict::WouldRefuse => {
+                    outcome.refused =
+                        Some("the stage's policy refused it (`mreg history` says why)".to_owned());
+                }
+            },
+            Err(err) => outcome.refused = Some(format!("{err:#}")),
+        }
+    }
+    Ok(outcome)
+}
+
 /// Moves mreg stages as MLflow's legacy stages and aliases say: for each model and
 /// stage, the highest version MLflow gives it, an alias winning over a legacy stage.
 fn move_stages(
@@ -593,42 +639,8 @@ fn move_stages(
     for ((_, stage), (reference, from)) in wanted {
         let (model, number) = reference.split_once('@').unwrap_or((&reference, "0"));
         let number: u64 = number.parse().unwrap_or(0);
-        let holds = stages::current(reg, model)?
-            .is_some_and(|(_, state)| state.holder(&stage) == Some(number));
-        let mut outcome = StageOutcome {
-            reference: reference.clone(),
-            stage: stage.clone(),
-            from: from.clone(),
-            moved: false,
-            refused: None,
-        };
-        if !holds {
-            let reason = format!("imported from MLflow ({from})");
-            let promote_request = crate::ops::promote::Request {
-                reference: &reference,
-                stage: &stage,
-                gates: &[],
-                force: false,
-                reason: Some(&reason),
-                expect: None,
-                allow_downgrade: true,
-                wait_s: 10.0,
-                dry_run: false,
-            };
-            match crate::ops::promote::promote(reg, &promote_request) {
-                Ok(done) => match done.report.verdict {
-                    Verdict::Moved => outcome.moved = true,
-                    Verdict::Unchanged | Verdict::WouldMove => {}
-                    Verdict::Refused | Verdict::WouldRefuse => {
-                        outcome.refused = Some(
-                            "the stage's policy refused it (`mreg history` says why)".to_owned(),
-                        );
-                    }
-                },
-                Err(err) => outcome.refused = Some(format!("{err:#}")),
-            }
-        }
-        out.stages.push(outcome);
+        out.stages
+            .push(move_stage(reg, model, number, &reference, &stage, &from)?);
     }
     Ok(())
 }
