@@ -53,8 +53,12 @@ The "mlflow" section writes an MLflow SQLite store of 10,000 runs (one logged by
 copied in SQL; MLflow must count them all) and times `mreg import mlflow` of it into a
 fresh registry and again, checking every run arrived.
 
+The "oci" section times `mreg export --oci` of the model folder against `cp -r`, and
+`mreg push-oci` to Debian's docker-registry on 127.0.0.1 against `skopeo copy` of the
+same layout, checking the digests skopeo and the registry see.
+
 Usage: bench/run.py [--only SECTIONS] [WORKDIR]
-  SECTIONS: comma-separated, of model, small, runs, stages, diff, dedup, sync, gc, gc-bucket, env, report, mlflow (default: all)
+  SECTIONS: comma-separated, of model, small, runs, stages, diff, dedup, sync, gc, gc-bucket, env, report, mlflow, oci (default: all)
   KEEP=1 keeps WORKDIR; MREG=path uses that binary
 """
 
@@ -1687,6 +1691,95 @@ def bench_report(work, mreg, env, report):
     report.target("report: 20 x 10,000 page under 1 MB", size < 1_000_000, f"{size / 1024:.0f} KiB")
     shutil.rmtree(reg, ignore_errors=True)
 
+def start_oci_registry():
+    """Starts Debian's docker-registry on 127.0.0.1 (tests/support/oci_registry.py);
+    returns (process, port). The registry stops when the process's stdin closes."""
+    if shutil.which("docker-registry") is None or shutil.which("skopeo") is None:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "docker-registry", "skopeo"], check=True)
+    proc = subprocess.Popen([sys.executable, str(REPO / "tests/support/oci_registry.py")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().split()
+    if len(line) != 2 or line[0] != "ready":
+        sys.exit(f"the OCI registry did not start: {line}")
+    return proc, int(line[1])
+
+
+def bench_oci(work, mreg, env, report):
+    """Times `mreg export --oci` of the 1.34 GB model folder against `cp -r` of it, and
+    `mreg push-oci` to Debian's docker-registry on 127.0.0.1 against `skopeo copy` of the
+    same layout to it, each into a fresh place; checks skopeo reads the layout and the
+    registry's manifest digest is the layout's."""
+    report.heading("oci: the 1.34 GB model folder as a ModelPack artifact")
+    src = work / "oci-model"
+    if not src.exists():
+        make_model(src)
+    reg = work / "oci-reg"
+    shutil.rmtree(reg, ignore_errors=True)
+    reg.mkdir()
+    capture([mreg, "init", str(reg)], env)
+    capture([mreg, "--registry", str(reg), "push", str(src), "--model", "m"], env)
+    first, rss = sh(mreg, "--registry", str(reg), "export", "m@1", "--oci", str(work / "oci-first"), env=env)
+    report.row("mreg export --oci, digests not yet known", first, f"peak RSS {rss:.0f} MiB")
+    shutil.rmtree(work / "oci-first", ignore_errors=True)
+    out, copy = work / "oci-layout", work / "oci-cp"
+
+    def cp():
+        shutil.rmtree(copy, ignore_errors=True)
+        return sh("cp", "-r", str(src), str(copy))
+
+    def export():
+        shutil.rmtree(out, ignore_errors=True)
+        return sh(mreg, "--registry", str(reg), "export", "m@1", "--oci", str(out), env=env)
+
+    base, ours, ratio, rss = paired(cp, export)
+    report.row("cp -r", base)
+    report.row("mreg export --oci (digests known)", ours, f"{ratio:.2f}x cp -r; peak RSS {rss:.0f} MiB")
+    manifest = capture(["skopeo", "inspect", "--raw", f"oci:{out}:1"], env)
+    exported = json.loads(capture([mreg, "--registry", str(reg), "export", "m@1", "--oci", str(out), "--json"], env))
+    import hashlib
+    report.check("skopeo reads the layout", hashlib.sha256(manifest.encode()).hexdigest() == exported["digest"][7:],
+                 exported["digest"][:19])
+    shutil.rmtree(copy, ignore_errors=True)
+
+    # Each push goes to a registry started empty: one that held the blobs in another
+    # repository would let skopeo mount them instead of sending them.
+    def fresh_registry_push(argv_of):
+        proc, port = start_oci_registry()
+        try:
+            return sh(*argv_of(port), env=env)
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=30)
+
+    def skopeo_push():
+        return fresh_registry_push(lambda port: [
+            "skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{out}:1",
+            f"docker://127.0.0.1:{port}/bench/m:1"])
+
+    def mreg_push():
+        return fresh_registry_push(lambda port: [
+            mreg, "--registry", str(reg), "push-oci", "m@1", f"127.0.0.1:{port}/bench/m:1", "--plain-http"])
+
+    base, ours, ratio, rss = paired(skopeo_push, mreg_push)
+    report.row("skopeo copy oci: -> empty registry", base)
+    report.row("mreg push-oci -> empty registry", ours, f"{ratio:.2f}x skopeo; peak RSS {rss:.0f} MiB")
+    proc, port = start_oci_registry()
+    try:
+        capture([mreg, "--registry", str(reg), "push-oci", "m@1", f"127.0.0.1:{port}/bench/m:1", "--plain-http"], env)
+        again, _ = median(lambda: sh(mreg, "--registry", str(reg), "push-oci", "m@1",
+                                     f"127.0.0.1:{port}/bench/m:again", "--plain-http", env=env))
+        report.row("mreg push-oci again (every blob there)", again)
+        remote = capture(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                          f"docker://127.0.0.1:{port}/bench/m:1"], env)
+        report.check("the registry holds the layout's manifest",
+                     hashlib.sha256(remote.encode()).hexdigest() == exported["digest"][7:], exported["digest"][:19])
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(reg, ignore_errors=True)
+
+
 MLFLOW_PACKAGES = ["mlflow-skinny==3.18.0", "SQLAlchemy==2.1.9", "alembic==1.20.1"]
 
 MLFLOW_TEMPLATE = r"""
@@ -1809,7 +1902,7 @@ def bench_mlflow(work, mreg, env, report):
 
 
 SECTIONS = ["model", "small", "packs", "remote", "runs", "stages", "diff", "dedup", "sync", "gc", "gc-bucket", "env",
-            "report", "mlflow"]
+            "report", "mlflow", "oci"]
 
 
 def main():
@@ -1865,6 +1958,8 @@ def main():
         bench_report(work, mreg, env, report)
     if "mlflow" in sections:
         bench_mlflow(work, mreg, env, report)
+    if "oci" in sections:
+        bench_oci(work, mreg, env, report)
 
     report.print()
     if report.failed():
