@@ -6,7 +6,7 @@
 //! whose blobs are not all there.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -66,8 +66,10 @@ pub fn write(
         bytes,
     };
     for bytes in [&artifact.config, &artifact.manifest] {
-        let path = blob_path(&blobs, &super::digest_of(bytes));
-        if !present(&path, bytes.len() as u64) {
+        let digest = super::digest_of(bytes);
+        let hex = digest.trim_start_matches("sha256:");
+        if !materialize::holds_blob(&blobs.join(hex), bytes.len() as u64, hex) {
+            let path = blobs.join(hex);
             atomic::replace(&blobs, &path, bytes)?;
             written.blobs += 1;
             written.bytes += bytes.len() as u64;
@@ -95,21 +97,13 @@ pub fn write(
     Ok(written)
 }
 
-/// Returns the manifests the layout at `dir` names already (empty for a new or empty
-/// folder), refusing a folder that holds other things, or a layout whose index does
+/// Returns the manifests the layout at `dir` (a folder) names already (empty for an
+/// empty folder), refusing a folder that holds other things, or a layout whose index does
 /// not read.
 fn open(dir: &Path) -> Result<Vec<Value>> {
-    match fs::read_dir(dir) {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            return Ok(Vec::new());
-        }
-        Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
-        Ok(mut entries) => {
-            if entries.next().is_none() {
-                return Ok(Vec::new());
-            }
-        }
+    let mut entries = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if entries.next().is_none() {
+        return Ok(Vec::new());
     }
     if let Some(bytes) = crate::store::files::read_cache(&dir.join("oci-layout"), 4096) {
         let version = serde_json::from_slice::<Value>(&bytes)
@@ -156,15 +150,4 @@ fn open(dir: &Path) -> Result<Vec<Value>> {
         ))
         .into()),
     }
-}
-
-/// Returns where the blob `digest` (`sha256:HEX`) lives.
-fn blob_path(blobs: &Path, digest: &str) -> PathBuf {
-    blobs.join(digest.trim_start_matches("sha256:"))
-}
-
-/// Returns whether a blob of `size` bytes is at `path` (written by an earlier export:
-/// blobs are renamed into place whole, so one of the right size is taken as it is).
-fn present(path: &Path, size: u64) -> bool {
-    fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == size)
 }

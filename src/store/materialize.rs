@@ -187,7 +187,7 @@ pub fn write_blobs(
         .filter(|(_, _, name)| seen.insert(name))
         .collect::<Vec<_>>()
         .into_par_iter()
-        .filter(|(_, size, name)| !holds(&dir.join(name), *size, name))
+        .filter(|(_, size, name)| !holds_blob(&dir.join(name), *size, name))
         .collect();
     let bytes: u64 = todo.iter().map(|(_, size, _)| size).sum();
     progress.start("writing", bytes);
@@ -211,8 +211,9 @@ pub fn write_blobs(
     Ok((todo.len() as u64, bytes))
 }
 
-/// Returns whether `path` is a regular file of `size` bytes whose SHA-256 is `name`.
-fn holds(path: &Path, size: u64, name: &str) -> bool {
+/// Returns whether `path` is a regular file of `size` bytes whose SHA-256 (hex) is
+/// `name`.
+pub fn holds_blob(path: &Path, size: u64, name: &str) -> bool {
     use sha2::Digest as _;
     let Ok(file) = fs::File::open(path) else {
         return false;

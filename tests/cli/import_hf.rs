@@ -26,6 +26,25 @@ fn model_files(env: &TestEnv, dir: &str) {
     env.write(&format!("{dir}/tokenizer/vocab.json"), "{\"a\": 0}\n");
 }
 
+/// Pushes the small model as `orig@1` and pulls it into the cache `hub` as
+/// `acme/orig`.
+fn orig_in_a_cache() -> TestEnv {
+    let env = TestEnv::with_registry();
+    model_files(&env, "m");
+    env.ok(&["push", "m", "--model", "orig"]);
+    env.ok(&[
+        "pull",
+        "orig@1",
+        "--layout",
+        "hf-cache",
+        "--to",
+        "hub",
+        "--repo-id",
+        "acme/orig",
+    ]);
+    env
+}
+
 /// Returns the run record of a version, as JSON.
 fn run_of(env: &TestEnv, reference: &str) -> Value {
     let version = json(&env.ok(&["show", reference, "--json"]));
@@ -156,19 +175,7 @@ fn a_clone_of_a_hub_repository_keeps_its_commit_and_leaves_git_out() {
 
 #[test]
 fn a_version_pulled_into_a_cache_imports_back_as_the_same_tree() {
-    let env = TestEnv::with_registry();
-    model_files(&env, "m");
-    env.ok(&["push", "m", "--model", "orig"]);
-    env.ok(&[
-        "pull",
-        "orig@1",
-        "--layout",
-        "hf-cache",
-        "--to",
-        "hub",
-        "--repo-id",
-        "acme/orig",
-    ]);
+    let env = orig_in_a_cache();
     let imported = json(&env.ok(&[
         "import",
         "hf",
@@ -198,19 +205,7 @@ fn what_cannot_be_imported_is_said() {
 
 #[test]
 fn a_snapshot_link_leading_out_of_the_cache_is_refused() {
-    let env = TestEnv::with_registry();
-    model_files(&env, "m");
-    env.ok(&["push", "m", "--model", "orig"]);
-    env.ok(&[
-        "pull",
-        "orig@1",
-        "--layout",
-        "hf-cache",
-        "--to",
-        "hub",
-        "--repo-id",
-        "acme/orig",
-    ]);
+    let env = orig_in_a_cache();
     env.write("secret.txt", "hunter2");
     let snapshot = fs::read_dir(env.path("hub/models--acme--orig/snapshots"))
         .unwrap()

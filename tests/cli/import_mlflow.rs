@@ -279,3 +279,26 @@ fn an_alias_wins_over_a_legacy_stage_and_says_so() {
         (Some("churn@1"), Some(true))
     );
 }
+
+#[test]
+fn a_database_row_past_the_bound_is_refused_not_read() {
+    let env = TestEnv::with_registry();
+    mlflow::store(&env.path(""), &["write", "sqlite:///mlflow.db"]);
+    let planted = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3; c = sqlite3.connect('mlflow.db'); \
+             r = c.execute('select run_uuid from runs').fetchone()[0]; \
+             c.execute('insert into params (key, value, run_uuid) values (?, ?, ?)', \
+             ('huge', 'x' * (20 << 20), r)); c.commit()",
+        ])
+        .current_dir(env.path(""))
+        .status()
+        .unwrap();
+    assert!(planted.success());
+    let run = env.run(&["import", "mlflow", "mlflow.db"]);
+    assert_eq!(run.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(said.contains("no row may pass 16 MiB"), "{said}");
+    assert_eq!(env.ok(&["runs", "--json"]).trim(), "[]", "nothing imported");
+}

@@ -43,6 +43,22 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
+/// Returns the tags the index of the layout at `dir` names, in its order.
+fn tags_of(dir: &Path) -> Vec<String> {
+    let index = json(&fs::read_to_string(dir.join("index.json")).unwrap());
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
 /// Returns the blob `digest` of the layout at `dir`.
 fn blob(dir: &Path, digest: &str) -> Vec<u8> {
     fs::read(
@@ -181,17 +197,7 @@ fn an_export_is_a_modelpack_layout_skopeo_reads_and_copies_with_the_same_digests
         second["blobs_moved"], 3,
         "the new config.json, model config and manifest"
     );
-    let index = json(&fs::read_to_string(env.path("layout/index.json")).unwrap());
-    let tags: Vec<&str> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            m["annotations"]["org.opencontainers.image.ref.name"]
-                .as_str()
-                .unwrap()
-        })
-        .collect();
+    let tags = tags_of(&env.path("layout"));
     assert_eq!(tags, ["1", "v2"]);
     skopeo_ok(env.root(), &["inspect", "--raw", "oci:work/layout:v2"]);
 }
@@ -303,35 +309,18 @@ fn push_oci_says_what_is_wrong_with_a_destination_or_a_registry() {
     assert!(said.contains("--plain-http"), "{said}");
 }
 
-/// Starts tests/support/fake_oci.py in `mode`; returns it with its two ports.
+/// Starts tests/support/fake_oci.py in `mode`; returns it, its stdin and its two ports.
 #[cfg(feature = "s3")]
-fn fake_registry(mode: &str) -> (std::process::Child, u16, u16) {
-    use std::io::BufRead as _;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_oci.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .arg(mode)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ports: Vec<u16> = line
-        .split_whitespace()
-        .skip(1)
-        .map(|p| p.parse().unwrap())
-        .collect();
-    (child, ports[0], ports[1])
+fn fake_registry(mode: &str) -> (std::process::Child, std::process::ChildStdin, u16, u16) {
+    let (child, stdin, ports) = crate::common::support::start_ready("fake_oci.py", &[mode], None);
+    (child, stdin, ports[0], ports[1])
 }
 
 #[cfg(feature = "s3")]
 #[test]
 fn credentials_go_only_to_the_registry_and_a_silent_one_times_out() {
     let env = pushed();
-    let (mut child, port, other) = fake_registry("elsewhere");
+    let (mut child, _stdin, port, other) = fake_registry("elsewhere");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mreg"))
         .args([
             "push-oci",
@@ -368,7 +357,7 @@ fn credentials_go_only_to_the_registry_and_a_silent_one_times_out() {
     );
     let _ = child.kill();
 
-    let (mut child, port, _) = fake_registry("silent");
+    let (mut child, _stdin, port, _) = fake_registry("silent");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mreg"))
         .args([
             "push-oci",
@@ -409,17 +398,7 @@ fn concurrent_exports_keep_every_tag_and_a_damaged_blob_is_written_again() {
     for mut child in children {
         assert!(child.wait().unwrap().success());
     }
-    let index = json(&fs::read_to_string(env.path("shared/index.json")).unwrap());
-    let mut tags: Vec<&str> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            m["annotations"]["org.opencontainers.image.ref.name"]
-                .as_str()
-                .unwrap()
-        })
-        .collect();
+    let mut tags = tags_of(&env.path("shared"));
     tags.sort_unstable();
     assert_eq!(tags, ["t0", "t1", "t2", "t3", "t4", "t5"]);
 

@@ -429,6 +429,18 @@ fn policy_into(config: &Path) {
     fs::write(config, text).unwrap();
 }
 
+/// Returns [`pushed`]'s registry with [`with_policy`], `toy@1` signed by alice and
+/// approved for production by alice and bob: what the policy asks.
+fn signed_and_approved() -> TestEnv {
+    let (env, _, _) = pushed();
+    with_policy(&env);
+    env.ok(&["sign", "toy@1", "--key", &key("test-key.pem")]);
+    for approver in ["test-key.pem", "other-key.pem"] {
+        env.ok(&["approve", "toy@1", "production", "--key", &key(approver)]);
+    }
+    env
+}
+
 fn key(name: &str) -> String {
     s(&oms::fixture_model().with_file_name(name))
 }
@@ -557,23 +569,7 @@ fn revoke_carol(env: &TestEnv) {
 
 #[test]
 fn an_approval_is_of_one_tree_and_a_forged_one_is_refused() {
-    let (env, _, _) = pushed();
-    with_policy(&env);
-    env.ok(&["sign", "toy@1", "--key", &key("test-key.pem")]);
-    env.ok(&[
-        "approve",
-        "toy@1",
-        "production",
-        "--key",
-        &key("test-key.pem"),
-    ]);
-    env.ok(&[
-        "approve",
-        "toy@1",
-        "production",
-        "--key",
-        &key("other-key.pem"),
-    ]);
+    let env = signed_and_approved();
     // A second version: the approvals of the first do not carry over, even copied
     // into its folder.
     fs::write(env.path("model/config.json"), "{\"v\": 2}\n").unwrap();
@@ -616,23 +612,7 @@ fn an_approval_is_of_one_tree_and_a_forged_one_is_refused() {
 
 #[test]
 fn approvals_travel_with_sync_and_count_on_the_other_side() {
-    let (env, _, _) = pushed();
-    with_policy(&env);
-    env.ok(&["sign", "toy@1", "--key", &key("test-key.pem")]);
-    env.ok(&[
-        "approve",
-        "toy@1",
-        "production",
-        "--key",
-        &key("test-key.pem"),
-    ]);
-    env.ok(&[
-        "approve",
-        "toy@1",
-        "production",
-        "--key",
-        &key("other-key.pem"),
-    ]);
+    let env = signed_and_approved();
     let share = env.root().join("share");
     env.ok(&["init", &s(&share)]);
     policy_into(&share.join(".mreg/config.toml"));

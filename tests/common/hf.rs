@@ -45,34 +45,20 @@ pub struct FakeHub {
     /// Its port.
     pub port: u16,
     child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
 }
 
 impl FakeHub {
     /// Serves the files below `files` as every repository, at `commit`.
     pub fn start(files: &std::path::Path, commit: &str) -> FakeHub {
-        use std::io::BufRead as _;
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_hub.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(files)
-            .arg(commit)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting the stand-in Hub");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("ready ")
-            .unwrap_or_else(|| panic!("the stand-in Hub did not start: {line:?}"))
-            .parse()
-            .unwrap();
-        FakeHub { port, child }
+        let files = files.to_str().expect("a UTF-8 test path");
+        let (child, stdin, ports) =
+            super::support::start_ready("fake_hub.py", &[files, commit], None);
+        FakeHub {
+            port: ports[0],
+            child,
+            stdin: Some(stdin),
+        }
     }
 
     /// Downloads `repo_id` into the cache `cache` with huggingface_hub's
@@ -105,7 +91,7 @@ impl FakeHub {
 
 impl Drop for FakeHub {
     fn drop(&mut self) {
-        drop(self.child.stdin.take());
+        drop(self.stdin.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -20,33 +20,12 @@ static PYTHON: OnceLock<PathBuf> = OnceLock::new();
 /// use.
 pub fn python() -> &'static Path {
     PYTHON.get_or_init(|| {
-        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mlflow-venv");
-        let exe = venv.join("bin/python");
-        let works = || {
-            Command::new(&exe)
-                .args(["-c", "import mlflow, sqlalchemy, alembic"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        };
-        if !works() {
-            let made = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .is_ok_and(|s| s.success());
-            let installed = made
-                && Command::new(venv.join("bin/pip"))
-                    .args(["install", "--quiet", "--disable-pip-version-check"])
-                    .args(PACKAGES)
-                    .status()
-                    .is_ok_and(|s| s.success());
-            assert!(
-                installed && works(),
-                "the MLflow tests need MLflow 3: python3 -m venv and pip install {}",
-                PACKAGES.join(" ")
-            );
-        }
-        exe
+        super::support::venv(
+            "mlflow-venv",
+            &PACKAGES,
+            &["-c", "import mlflow, sqlalchemy, alembic"],
+            "the MLflow tests",
+        )
     })
 }
 

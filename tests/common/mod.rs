@@ -8,6 +8,7 @@ pub mod mlflow;
 pub mod oci;
 pub mod oms;
 pub mod s3;
+pub mod support;
 
 use std::cell::{Cell, RefCell};
 use std::fs;

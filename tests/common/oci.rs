@@ -2,7 +2,6 @@
 //! 127.0.0.1, started once per test process (see tests/support/oci_registry.py).
 //! `.ci/run` installs both.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -34,27 +33,9 @@ pub fn registry() -> &'static Registry {
             installed("docker-registry"),
             "the OCI tests need Debian's docker-registry: apt-get install docker-registry skopeo"
         );
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/oci_registry.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting python3 for the OCI registry");
-        let stdin = child.stdin.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("ready ")
-            .unwrap_or_else(|| panic!("the OCI registry did not start: {line:?}"))
-            .parse()
-            .unwrap();
+        let (child, stdin, ports) = super::support::start_ready("oci_registry.py", &[], None);
         Registry {
-            port,
+            port: ports[0],
             _stdin: Mutex::new(stdin),
             _child: Mutex::new(child),
         }

@@ -14,33 +14,13 @@ static TOOL: OnceLock<PathBuf> = OnceLock::new();
 /// Returns the `model_signing` executable, installing it on first use.
 pub fn tool() -> &'static Path {
     TOOL.get_or_init(|| {
-        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("model-signing-venv");
-        let exe = venv.join("bin/model_signing");
-        let works = || {
-            Command::new(&exe)
-                .arg("--help")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        };
-        if !works() {
-            let made = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .is_ok_and(|s| s.success());
-            let installed = made
-                && Command::new(venv.join("bin/pip"))
-                    .args(["install", "--quiet"])
-                    .args(PACKAGES)
-                    .status()
-                    .is_ok_and(|s| s.success());
-            assert!(
-                installed && works(),
-                "the signing tests need the stock tool: python3 -m venv and pip install {}",
-                PACKAGES.join(" ")
-            );
-        }
-        exe
+        let python = super::support::venv(
+            "model-signing-venv",
+            &PACKAGES,
+            &["-m", "model_signing", "--help"],
+            "the signing tests",
+        );
+        python.with_file_name("model_signing")
     })
 }
 

@@ -1,9 +1,8 @@
 //! The S3-compatible server of the tests: moto on 127.0.0.1, installed with pip if
 //! missing and started once per test process (see tests/support/s3_server.py).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -43,25 +42,7 @@ pub fn server() -> &'static Server {
                 "the S3 tests need moto: pip install 'moto[server]==5.2.1'"
             );
         }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/s3_server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting python3 for the S3 server");
-        let stdin = child.stdin.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ports: Vec<u16> = line
-            .strip_prefix("ready ")
-            .unwrap_or_else(|| panic!("the S3 server did not start: {line:?}"))
-            .split_whitespace()
-            .map(|p| p.parse().unwrap())
-            .collect();
+        let (child, stdin, ports) = super::support::start_ready("s3_server.py", &[], None);
         Server {
             port: ports[0],
             proxy_port: ports[1],

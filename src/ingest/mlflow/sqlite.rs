@@ -14,6 +14,9 @@ use super::{
 };
 use crate::error::Failure;
 
+/// The longest row read, in bytes (a param or tag value is cut at 64 KiB after).
+const ROW_LIMIT: i32 = 16 << 20;
+
 /// Reads the database at `path`.
 pub fn read(path: &Path) -> Result<MlStore> {
     let db = Connection::open_with_flags(
@@ -23,6 +26,10 @@ pub fn read(path: &Path) -> Result<MlStore> {
     .with_context(|| format!("opening {} as an SQLite database", path.display()))?;
     db.busy_timeout(std::time::Duration::from_secs(10))
         .context("setting a busy timeout")?;
+    // No row read may be larger than this: a value past it is an error naming the
+    // database, not a gigabyte in memory.
+    db.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, ROW_LIMIT)
+        .context("bounding the rows read")?;
     let tables: std::collections::HashSet<String> = db
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
         .and_then(|mut stmt| {
@@ -50,7 +57,8 @@ pub fn read(path: &Path) -> Result<MlStore> {
         roots: vec![base.clone()],
         ..MlStore::default()
     };
-    read_runs(&db, &base, &mut store).context("reading the runs")?;
+    read_runs(&db, &base, &mut store)
+        .with_context(|| format!("reading the runs (no row may pass {} MiB)", ROW_LIMIT >> 20))?;
     if has("model_versions") {
         read_versions(&db, &mut store).context("reading the model versions")?;
     }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use anyhow::Result;
 
-use super::{Keys, Side, Sync, create_or_same};
+use super::{Keys, Side, Sync};
 use crate::manifest::info::InfoChange;
 use crate::remote::transfer;
 use crate::store::info::CHANGES_LIMIT;
@@ -107,25 +107,7 @@ impl Sync<'_> {
                 }
             }
         }
-        let created = std::sync::atomic::AtomicU64::new(0);
-        let failed = Mutex::new(Vec::new());
-        transfer::parallel(&pending, transfer::PARALLEL, &|(key, bytes)| {
-            match create_or_same(self.remote, key, bytes) {
-                Ok(true) => {
-                    created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                Ok(false) => {}
-                // The remote's folder for it is no folder, or a link: refused by name.
-                Err(err) => failed.lock().expect("failed").push((key.clone(), err)),
-            }
-            Ok(())
-        })?;
-        self.report.sent.info += created.into_inner();
-        let mut failed = failed.into_inner().expect("failed");
-        failed.sort_by(|a, b| a.0.cmp(&b.0));
-        for (key, err) in failed {
-            self.refuse(&key, Side::Remote, None, &err);
-        }
+        self.report.sent.info += self.create_each(&pending)?;
         Ok(())
     }
 }

@@ -465,6 +465,32 @@ enum Side {
     Local,
 }
 
+impl Sync<'_> {
+    /// Creates each `(key, bytes)` on the remote, in parallel; returns how many were
+    /// new. One that fails (the remote's folder for it is no folder, or a link, or it
+    /// holds other bytes) is refused by name, and the others go on.
+    fn create_each(&mut self, pending: &[(String, Vec<u8>)]) -> Result<u64> {
+        let created = std::sync::atomic::AtomicU64::new(0);
+        let failed = std::sync::Mutex::new(Vec::new());
+        transfer::parallel(pending, transfer::PARALLEL, &|(key, bytes)| {
+            match create_or_same(self.remote, key, bytes) {
+                Ok(true) => {
+                    created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(false) => {}
+                Err(err) => failed.lock().expect("failed").push((key.clone(), err)),
+            }
+            Ok(())
+        })?;
+        let mut failed = failed.into_inner().expect("failed");
+        failed.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, err) in failed {
+            self.refuse(&key, Side::Remote, None, &err);
+        }
+        Ok(created.into_inner())
+    }
+}
+
 /// Creates `key` on the remote; returns whether it was new. Finding the same bytes
 /// there is no error (a reply lost on the way, or another sync of the same data);
 /// finding other bytes is.

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use anyhow::{Result, bail};
 
-use super::{Keys, Side, Sync, create_or_same};
+use super::{Keys, Side, Sync};
 use crate::id::StateId;
 use crate::remote::{Remote, transfer};
 use crate::sign::keys::PublicKey;
@@ -235,24 +235,7 @@ impl Sync<'_> {
                 Err(err) => self.refuse(&key, Side::Local, None, &err),
             }
         }
-        let created = std::sync::atomic::AtomicU64::new(0);
-        let failed = Mutex::new(Vec::new());
-        transfer::parallel(&pending, transfer::PARALLEL, &|(key, bytes)| {
-            match create_or_same(self.remote, key, bytes) {
-                Ok(true) => {
-                    created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                Ok(false) => {}
-                Err(err) => failed.lock().expect("failed").push((key.clone(), err)),
-            }
-            Ok(())
-        })?;
-        self.report.sent.signatures += created.into_inner();
-        let mut failed = failed.into_inner().expect("failed");
-        failed.sort_by(|a, b| a.0.cmp(&b.0));
-        for (key, err) in failed {
-            self.refuse(&key, Side::Remote, None, &err);
-        }
+        self.report.sent.signatures += self.create_each(&pending)?;
         Ok(())
     }
 }
